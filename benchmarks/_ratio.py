@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 
-def best_rate(fn: Callable[[], object], *, ops: int = 1, rounds: int = 5, min_time: float = 0.05) -> float:
+def best_rate(
+    fn: Callable[[], object], *, ops: int = 1, rounds: int = 5, min_time: float = 0.05
+) -> float:
     """Return the best observed rate of ``fn`` in operations per second.
 
     ``fn`` is called in loops of growing length until one loop lasts at least

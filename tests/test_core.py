@@ -92,7 +92,9 @@ class TestBodyCanonicalization:
         """Bare CR and bare LF become CRLF; CRLF stays."""
         assert expected == core_impl.normalize_line_endings(data)
 
-    @pytest.mark.parametrize("func", ["canon_body_simple", "canon_body_relaxed", "normalize_line_endings"])
+    @pytest.mark.parametrize(
+        "func", ["canon_body_simple", "canon_body_relaxed", "normalize_line_endings"]
+    )
     @pytest.mark.parametrize("bad", ["text", None, 12])
     def test_non_bytes_rejected(self, core_impl: ModuleType, func: str, bad: object) -> None:
         """Anything but a bytes-like object is a TypeError, never a crash."""

@@ -25,7 +25,7 @@ _STDLIB_PROCESSORS: list[Any] = [
 class _Logger:
     """A structlog-style logger that picks its backend at call time."""
 
-    __slots__ = ("_name", "_context")
+    __slots__ = ("_context", "_name")
 
     def __init__(self, name: str, context: dict[str, Any] | None = None) -> None:
         self._name = name

@@ -1,0 +1,277 @@
+"""Outgoing mail as transports see it: :class:`Envelope` in, :class:`SendResult` out.
+
+An envelope pairs a message (raw bytes or an ``email.message.EmailMessage``)
+with its SMTP envelope (sender, recipients) and the metadata a provider may
+carry (tags, metadata, an idempotency key). Everything is validated at
+construction: malformed addresses and CR/LF in header values (header
+injection) are errors, never silently passed on.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from mailscale.errors import HeaderInjection, InvalidAddress, InvalidMessage
+
+__all__ = [
+    "Envelope",
+    "RecipientResult",
+    "SendResult",
+    "SendStatus",
+    "check_header_value",
+    "validate_address",
+]
+
+# RFC 5321 section 4.5.3.1: local part <= 64 octets, domain <= 255, path <= 256
+# including the angle brackets, so an address is at most 254 characters.
+_MAX_LOCAL = 64
+_MAX_ADDRESS = 254
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f<>()\[\],;:\\\"]")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def validate_address(address: str, *, field: str = "address") -> str:
+    """Return *address* if it is a usable ``local@domain`` mailbox, else raise.
+
+    Accepts dot-atom local parts and internationalized (UTF-8) addresses;
+    rejects quoted local parts, display names, whitespace, control characters
+    and CR/LF.
+
+    Raises:
+        InvalidAddress: naming the field and the problem (never the whole input
+            when it contains control characters).
+    """
+    if not isinstance(address, str):
+        raise InvalidAddress(f"{field}: expected a string, got {type(address).__name__}")
+    if "\r" in address or "\n" in address:
+        raise HeaderInjection(f"{field}: CR or LF in an address")
+    if not address:
+        raise InvalidAddress(f"{field}: empty address")
+    if len(address) > _MAX_ADDRESS:
+        raise InvalidAddress(f"{field}: address longer than {_MAX_ADDRESS} characters")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidAddress(f"{field}: {address!r} is not of the form local@domain")
+    if _FORBIDDEN_IN_ADDRESS.search(address):
+        raise InvalidAddress(f"{field}: {address!r} contains a character not allowed in an address")
+    if len(local.encode()) > _MAX_LOCAL:
+        raise InvalidAddress(f"{field}: local part longer than {_MAX_LOCAL} octets")
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        raise InvalidAddress(f"{field}: {address!r} has a misplaced dot in its local part")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        raise InvalidAddress(f"{field}: {address!r} has an invalid domain") from None
+    labels = ascii_domain.rstrip(".").split(".")
+    if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidAddress(f"{field}: {address!r} has an invalid domain")
+    return address
+
+
+def check_header_value(name: str, value: str) -> str:
+    """Return *value* unless it could inject a header (CR/LF not starting a fold).
+
+    Raises:
+        HeaderInjection: naming the header.
+    """
+    unfolded = _FOLD.sub("", value)
+    if "\r" in unfolded or "\n" in unfolded:
+        raise HeaderInjection(f"header {name!r}: CR or LF in the value (header injection)")
+    return value
+
+
+class SendStatus(enum.Enum):
+    """What became of a message (or one recipient of it)."""
+
+    ACCEPTED = "accepted"
+    """The peer took responsibility for delivery."""
+    DEFERRED = "deferred"
+    """A transient failure: retry later (see ``retry_after``)."""
+    REJECTED = "rejected"
+    """A permanent failure: retrying the same message will not help."""
+
+
+def _to_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(value or {}))
+
+
+def _validate_recipients(
+    inst: Envelope, attribute: attrs.Attribute[Any], value: tuple[str, ...]
+) -> None:
+    if not value:
+        raise InvalidMessage("recipients: an envelope needs at least one recipient")
+    for i, rcpt in enumerate(value):
+        validate_address(rcpt, field=f"recipients[{i}]")
+
+
+def _validate_sender(inst: Envelope, attribute: attrs.Attribute[Any], value: str) -> None:
+    validate_address(value, field="sender")
+
+
+def _validate_message(inst: Envelope, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return
+    if isinstance(value, Message):
+        for name, header in value.items():
+            check_header_value(name, str(header))
+        return
+    raise InvalidMessage(
+        f"message: expected bytes or email.message.EmailMessage, got {type(value).__name__}"
+    )
+
+
+def _validate_labels(inst: Envelope, attribute: attrs.Attribute[Any], value: Any) -> None:
+    items = value.items() if isinstance(value, Mapping) else ((attribute.name, v) for v in value)
+    for key, val in items:
+        for text in (key, val):
+            if not isinstance(text, str):
+                raise InvalidMessage(
+                    f"{attribute.name}: expected strings, got {type(text).__name__}"
+                )
+            check_header_value(attribute.name, text)
+
+
+@attrs.frozen(kw_only=True)
+class Envelope:
+    """One message to send, with its SMTP envelope and provider metadata.
+
+    Attributes:
+        sender: envelope sender (return path), a bare ``local@domain``.
+        recipients: envelope recipients; at least one.
+        message: the message as bytes (sent exactly as given) or an
+            ``EmailMessage`` (serialized with CRLF line ends, Bcc removed).
+        tags: provider tags / categories.
+        metadata: provider metadata (custom args, variables).
+        idempotency_key: lets a retried send be recognized by the provider or
+            the outbox.
+    """
+
+    sender: str = attrs.field(validator=_validate_sender)
+    recipients: tuple[str, ...] = attrs.field(converter=_to_tuple, validator=_validate_recipients)
+    message: bytes | EmailMessage = attrs.field(validator=_validate_message, repr=False)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_to_tuple, validator=_validate_labels)
+    metadata: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen_mapping, validator=_validate_labels
+    )
+    idempotency_key: str | None = None
+
+    @classmethod
+    def from_message(
+        cls,
+        message: EmailMessage,
+        *,
+        sender: str | None = None,
+        recipients: Iterable[str] | None = None,
+        **kw: Any,
+    ) -> Envelope:
+        """Build an envelope whose sender and recipients come from the headers.
+
+        The sender defaults to the first From (or Sender) address, the
+        recipients to every To, Cc and Bcc address.
+        """
+        if sender is None:
+            found = getaddresses(message.get_all("Sender", []) or message.get_all("From", []))
+            if not found or not found[0][1]:
+                raise InvalidMessage("sender: the message has no From address")
+            sender = found[0][1]
+        if recipients is None:
+            fields = [v for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
+            recipients = [addr for _, addr in getaddresses(fields) if addr]
+        return cls(sender=sender, recipients=tuple(recipients), message=message, **kw)
+
+    def to_bytes(self) -> bytes:
+        """The message in wire form: bytes as given, or the EmailMessage with CRLF and no Bcc."""
+        msg = self.message
+        if isinstance(msg, (bytes, bytearray, memoryview)):
+            return bytes(msg)
+        if "Bcc" in msg:
+            msg = _copy_without_bcc(msg)
+        return msg.as_bytes(policy=email.policy.SMTP)
+
+    def headers(self) -> Message:
+        """The message's header fields (parsed from bytes when needed)."""
+        msg = self.message
+        if isinstance(msg, Message):
+            return msg
+        from email.parser import BytesHeaderParser
+
+        return BytesHeaderParser(policy=email.policy.default).parsebytes(bytes(msg))
+
+
+def _copy_without_bcc(msg: EmailMessage) -> EmailMessage:
+    import copy
+
+    clone = copy.copy(msg)
+    clone._headers = [(k, v) for k, v in msg._headers if k.lower() != "bcc"]  # type: ignore[attr-defined]
+    return clone
+
+
+@attrs.frozen(kw_only=True)
+class RecipientResult:
+    """What a provider said about one recipient of a message."""
+
+    recipient: str
+    status: SendStatus
+    status_code: int | str | None = None
+    status_text: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """The outcome of one message handed to a transport.
+
+    Attributes:
+        status: accepted, deferred (transient) or rejected (permanent).
+        recipients: the envelope recipients this result covers.
+        transport: name of the transport (for composites: the member that handled it).
+        message_id: the provider's message id, when it gave one.
+        status_code: the provider's status (HTTP status, SMTP reply code, provider error code).
+        status_text: the provider's words (never a secret).
+        enhanced_status: RFC 3463 enhanced status code (``"5.1.1"``), when known.
+        retry_after: seconds to wait before retrying a deferred message, when known.
+        latency: seconds the call took.
+        recipient_results: per-recipient outcomes, where the provider tells them.
+        rate_limit: rate-limit response headers (``X-RateLimit-*``, ``Retry-After``) for the shaper.
+        idempotency_key: the envelope's key, echoed.
+    """
+
+    status: SendStatus
+    recipients: tuple[str, ...] = ()
+    transport: str = ""
+    message_id: str | None = None
+    status_code: int | str | None = None
+    status_text: str = ""
+    enhanced_status: str | None = None
+    retry_after: float | None = None
+    latency: float = 0.0
+    recipient_results: tuple[RecipientResult, ...] = ()
+    rate_limit: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    idempotency_key: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is SendStatus.ACCEPTED
+
+    @property
+    def deferred(self) -> bool:
+        return self.status is SendStatus.DEFERRED
+
+    @property
+    def rejected(self) -> bool:
+        return self.status is SendStatus.REJECTED
