@@ -510,12 +510,12 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
                else f"self-hosted on {servers} server(s)")
     values = {
         "esp": plan_.esp.chosen_name,
-        "keys": keys,
-        "servers": servers,
-        "ips": ips,
-        "vcpu_per_server": plan_.per_server[0],
-        "ram_gb_per_server": plan_.per_server[1],
-        "storage_gb": plan_.requirement("storage_gb").recommended,
+        "keys": f"{keys:,}",
+        "servers": f"{servers:,}",
+        "ips": f"{ips:,}",
+        "vcpu_per_server": f"{plan_.per_server[0]:,}",
+        "ram_gb_per_server": f"{plan_.per_server[1]:,}",
+        "storage_gb": f"{plan_.requirement('storage_gb').recommended:,}",
         "hosting": hosting,
     }
     return tuple(
