@@ -72,6 +72,7 @@ TASK_CONDITIONS = (
 TASK_PLACEHOLDERS = (
     "esp",
     "keys",
+    "scope",
     "servers",
     "ips",
     "vcpu_per_server",

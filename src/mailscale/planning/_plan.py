@@ -491,7 +491,8 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
     managed = plan_.hosting.recommendation == "managed"
     ips = plan_.requirement("dedicated_ips").recommended
     servers = plan_.requirement("servers").recommended
-    keys = plan_.feasibility_for(plan_.esp.chosen).keys_batched
+    chosen = plan_.feasibility_for(plan_.esp.chosen)
+    keys = chosen.keys_batched
     conditions = {
         "always": True,
         "self_hosted": not managed,
@@ -511,6 +512,7 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
     values = {
         "esp": plan_.esp.chosen_name,
         "keys": f"{keys:,}",
+        "scope": chosen.scope,
         "servers": f"{servers:,}",
         "ips": f"{ips:,}",
         "vcpu_per_server": f"{plan_.per_server[0]:,}",
