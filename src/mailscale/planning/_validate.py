@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from decimal import Decimal
 from collections.abc import Collection
 
 from mailscale.errors import PlanningError
@@ -28,14 +29,14 @@ def check_number(
     """Return ``value`` as a finite number in range, or raise `PlanningError` naming ``field``.
 
     Args:
-        value: the candidate; bools, strings and non-real numbers are refused.
+        value: the candidate: a real number or Decimal; bools and strings are refused.
         field: the name used in the error message and ``PlanningError.field``.
         minimum: the lower bound; excluded unless ``allow_minimum``.
         maximum: the upper bound (included); larger values are refused as absurd.
         allow_minimum: accept ``minimum`` itself.
         integer: require a whole number.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
         raise PlanningError(
             f"{field} must be a number, got {type(value).__name__} {_shown(value)}", field=field
         )
