@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from decimal import Decimal
 from collections.abc import Collection
+from decimal import Decimal
 
 from mailscale.errors import PlanningError
 
