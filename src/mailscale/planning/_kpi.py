@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 import attrs
 
@@ -144,10 +145,9 @@ def evaluate_kpis(
             continue
         value = check_number(observed[target.key], target.key, allow_minimum=True,
                              maximum=_MAXIMA.get(target.key, 1e12))
-        if target.comparator in ("<", "<="):
-            margin = target.target - value
-        else:
-            margin = value - target.target
+        # Exact decimal difference: 0.01 - 0.014 is -0.004, not -0.004000000000000001.
+        difference = Fraction(repr(float(target.target))) - Fraction(repr(value))
+        margin = float(difference if target.comparator in ("<", "<=") else -difference)
         results.append(KpiResult(
             key=target.key, label=target.label, comparator=target.comparator,
             target=target.target, unit=target.unit, observed=value,
