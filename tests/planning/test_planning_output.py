@@ -39,8 +39,9 @@ class TestExplain:
         assert lines[0].startswith("Workload: 250,000 emails/month, bulk marketing")
         assert "Tier 100K-1M/month (100,000 <= 250,000 < 1,000,000" in text
         assert "Derived peak hour messages: 822 emails" in text
-        assert ("Recommended ram gb: 25 GB (tier 8, derived 25; derived drove it)" in text)
-        assert "Recommended vcpu: 4 vCPU (tier 4, derived 1; tier drove it)" in text
+        assert "Recommended RAM: 25 GB (tier 8, derived 25; derived drove it)" in text
+        assert "Recommended vCPU: 4 vCPU (tier 4, derived 1; tier drove it)" in text
+        assert "Recommended dedicated IPs: 20 IPs (tier 20, derived none; tier drove it)" in text
         assert "ESP: SendGrid, because the volume band 200K-500K picks SendGrid" in text
         assert "ESP runner-up: Mailgun" in text
         assert "Rate limit SendGrid (chosen): 1,000/hour per API key" in text

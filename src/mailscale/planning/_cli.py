@@ -145,7 +145,7 @@ def _render(p: Plan) -> None:
     for column in ("resource", "tier", "derived", "recommended", "driven by", "rule"):
         table.add_column(column)
     for r in p.requirements:
-        table.add_row(r.resource, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
+        table.add_row(r.label, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
                       f"{r.recommended:,} {r.unit}", r.driver, r.rule)
     console.print(table)
 

@@ -103,6 +103,7 @@ class Requirement:
 
     Attributes:
         resource: ``vcpu``, ``ram_gb``, ``storage_gb``, ``dedicated_ips`` or ``servers``.
+        label: the resource in words (``RAM``, ``dedicated IPs``).
         tier: the tier's figure (the high end of its band; servers: its architecture).
         derived: the figure derived from the workload, None when no rule derives it.
         recommended: ``max(tier, derived)``.
@@ -111,6 +112,7 @@ class Requirement:
     """
 
     resource: str
+    label: str
     unit: str
     tier: int
     derived: int | None
@@ -332,12 +334,22 @@ def _tier_choice(workload: Workload, data: PlanningData) -> TierChoice:
     )
 
 
+_RESOURCE_LABELS = {
+    "vcpu": "vCPU",
+    "ram_gb": "RAM",
+    "storage_gb": "storage",
+    "dedicated_ips": "dedicated IPs",
+    "servers": "servers",
+}
+
+
 def _requirement(resource: str, unit: str, tier: float, derived: int | None,
                  rule: str) -> Requirement:
     tier_value = math.ceil(tier)
+    label = _RESOURCE_LABELS[resource]
     if derived is not None and derived > tier_value:
-        return Requirement(resource, unit, tier_value, derived, derived, "derived", rule)
-    return Requirement(resource, unit, tier_value, derived, tier_value, "tier", rule)
+        return Requirement(resource, label, unit, tier_value, derived, derived, "derived", rule)
+    return Requirement(resource, label, unit, tier_value, derived, tier_value, "tier", rule)
 
 
 def _esp_choice(workload: Workload, data: PlanningData) -> EspChoice:
@@ -686,7 +698,7 @@ def _explain(p: Plan) -> list[str]:
     for r in p.requirements:
         derived = "none" if r.derived is None else f"{r.derived:,}"
         lines.append(
-            f"Recommended {r.resource.replace('_', ' ')}: {r.recommended:,} {r.unit} "
+            f"Recommended {r.label}: {r.recommended:,} {r.unit} "
             f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
         )
     lines.append(f"Per server: {p.per_server[0]} vCPU, {p.per_server[1]} GB RAM "
@@ -705,7 +717,7 @@ def _explain(p: Plan) -> list[str]:
         mark = " (chosen)" if f.chosen else ""
         counted = ("recipients count against the quota, so batching saves calls, not quota"
                    if f.quota_counts == "recipients"
-                   else f"{f.batched_units:,} batch calls of {f.batch_size:,} {f.batch_unit}")
+                   else f"{f.batched_units:,} batch call(s) of {f.batch_size:,} {f.batch_unit}")
         lines.append(
             f"Rate limit {f.name}{mark}: {number(f.limit_per_hour)}/hour per {f.scope}; "
             f"peak hour {f.peak_hour_messages:,} emails needs {f.keys_unbatched:,} "
