@@ -40,7 +40,7 @@ class TestJson:
         ("text", "volume"),
         [("250000", 250_000), ("250k", 250_000), ("250K", 250_000), ("1.5M", 1_500_000),
          ("2m", 2_000_000), ("250_000", 250_000), ("250,000", 250_000), ("1e6", 1_000_000),
-         ("0.5k", 500)],
+         ("0.5k", 500), ("2B", 2 * 10**9), ("1T", 10**12)],
     )
     def test_volume_spellings(self, run_cli: RunCli, text: str, volume: int) -> None:
         """Volumes with k/M suffixes and separators give the library's plan as JSON."""
@@ -97,6 +97,7 @@ class TestBadInput:
             (["nan"], "monthly_volume"), (["inf"], "monthly_volume"),
             (["1e13"], "monthly_volume"), (["2.5"], "monthly_volume"),
             (["1.2345k"], "monthly_volume"), ([""], "monthly_volume"),
+            (["1.5T"], "monthly_volume"), (["12q"], "monthly_volume"),
             (["10k", "--use-case", "spam"], "use_case"),
             (["10k", "--peak-share", "2%"], "peak_hour_share"),
             (["10k", "--peak-share", "150%"], "peak_hour_share"),

@@ -18,9 +18,9 @@ from mailscale.planning._workload import Workload
 
 __all__ = ["parse_quantity", "parse_size", "register"]
 
-_QUANTITY = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbg]?)$", re.IGNORECASE)
+_QUANTITY = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
 _SIZE = re.compile(r"^([0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
-_MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
+_MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _SIZE_MULTIPLIERS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
                      "kib": 2**10, "mib": 2**20}
 _YES = {"yes", "y", "true", "1"}
@@ -32,7 +32,7 @@ def _number(text: Decimal) -> int | float:
 
 
 def parse_quantity(text: str, field: str) -> int | float:
-    """``250000``, ``250k``, ``1.5M``, ``2B``, ``250_000`` or ``250,000`` as a number.
+    """``250000``, ``250k``, ``1.5M``, ``2B``, ``1T``, ``250_000`` or ``250,000`` as a number.
 
     Raises:
         PlanningError: the text is not a quantity; ``field`` names it.
@@ -149,8 +149,8 @@ def _render(p: Plan) -> None:
                       f"{r.recommended:,} {r.unit}", r.driver, r.rule)
     console.print(table)
 
-    table = Table(title=f"VPS providers ({p.vps[0].servers} x {p.vps[0].size} server: "
-                        f"{p.per_server[0]} vCPU, {p.per_server[1]} GB RAM)")
+    table = Table(title=f"VPS providers ({p.vps[0].servers:,} x {p.vps[0].size} server: "
+                        f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM)")
     for column in ("provider", "per server", "per month", "strengths"):
         table.add_column(column)
     for q in p.vps:

@@ -631,8 +631,8 @@ def plan(
     )
     servers = _requirement(
         "servers", "servers", tier.servers, server_need,
-        f"max(ceil({vcpu.recommended} vCPU / {capacity.max_vcpu_per_server} per server), "
-        f"ceil({ram_req.recommended} GB / {capacity.max_ram_gb_per_server} GB per server))")
+        f"max(ceil({vcpu.recommended:,} vCPU / {capacity.max_vcpu_per_server} per server), "
+        f"ceil({ram_req.recommended:,} GB / {capacity.max_ram_gb_per_server} GB per server))")
     requirements = (vcpu, ram_req, storage_req, ips, servers)
     count = servers.recommended
     per_server = (_ceil(Fraction(vcpu.recommended, count)),
@@ -701,12 +701,12 @@ def _explain(p: Plan) -> list[str]:
             f"Recommended {r.label}: {r.recommended:,} {r.unit} "
             f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
         )
-    lines.append(f"Per server: {p.per_server[0]} vCPU, {p.per_server[1]} GB RAM "
-                 f"({p.vps[0].size} size) x {p.vps[0].servers} server(s).")
+    lines.append(f"Per server: {p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM "
+                 f"({p.vps[0].size} size) x {p.vps[0].servers:,} server(s).")
     for q in p.vps:
         lines.append(
             f"VPS {q.name}: {money_range(*q.monthly_usd, open_ended=q.open_ended)}/month "
-            f"({q.servers} x {money_range(*q.per_server_usd, open_ended=q.open_ended)}); "
+            f"({q.servers:,} x {money_range(*q.per_server_usd, open_ended=q.open_ended)}); "
             f"strengths: {', '.join(q.strengths)}."
         )
     e = p.esp
