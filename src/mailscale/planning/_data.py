@@ -1,0 +1,602 @@
+"""The planning brief's figures: TOML files under ``data/``, validated, overridable.
+
+Each file ``data/<section>.toml`` becomes the section ``<section>`` of the data
+(``tiers``, ``capacity``, ``vps``, ``esp``, ``hosting``, ``tco``, ``kpi``,
+``roadmap``). Overrides use the same nesting and replace leaves (lists are
+replaced whole); the merged result is validated again, and a bad value raises
+`PlanningError` whose ``field`` is the dotted path (``esp.providers.ses.requests``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import string
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import attrs
+
+from mailscale.errors import PlanningError
+from mailscale.planning._validate import check_bool, check_choice, check_number, check_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "Capacity",
+    "EspLimits",
+    "Hosting",
+    "KpiSpec",
+    "PhaseSpec",
+    "PlanningData",
+    "TaskSpec",
+    "TcoSpec",
+    "TierSpec",
+    "VpsProvider",
+    "VpsSize",
+    "load_data",
+    "read_overrides",
+]
+
+SECTIONS = ("capacity", "esp", "hosting", "kpi", "roadmap", "tco", "tiers", "vps")
+TEAM_LEVELS = ("none", "some", "strong")
+USE_CASES = ("transactional", "cold_outreach", "bulk_marketing", "enterprise")
+COMPARATORS = ("<", "<=", ">", ">=")
+KPI_KEYS = (
+    "queue_depth",
+    "processing_rate_per_minute",
+    "delivery_p95_seconds",
+    "bounce_rate",
+    "api_response_seconds",
+)
+TASK_CONDITIONS = (
+    "always",
+    "self_hosted",
+    "managed",
+    "load_balanced",
+    "multi_server",
+    "multi_data_center",
+    "several_ips",
+    "single_ip",
+    "several_keys",
+    "custom_integration",
+    "compliance_resources",
+    "no_compliance_resources",
+)
+TASK_PLACEHOLDERS = (
+    "esp",
+    "keys",
+    "scope",
+    "servers",
+    "ips",
+    "vcpu_per_server",
+    "ram_gb_per_server",
+    "storage_gb",
+    "hosting",
+)
+_MAX_MONEY = 1e9
+_MAX_COUNT = 1e12
+
+Pair = tuple[float, float]
+
+
+@attrs.frozen
+class TierSpec:
+    """One volume tier of the brief; bands are lower-inclusive."""
+
+    key: str
+    min_volume: int
+    max_volume: int | None
+    vcpu: Pair
+    ram_gb: Pair
+    ssd_gb: Pair
+    dedicated_ips: Pair
+    monthly_cost_usd: Pair
+    architecture: str
+    servers: int
+    multi_server: bool
+    multi_data_center: bool
+    open_ended: bool
+
+
+@attrs.frozen
+class Capacity:
+    """Per-core figures of the brief plus mailscale's sizing assumptions."""
+
+    emails_per_minute_per_core: float
+    db_queries_per_second_per_core: float
+    active_addresses_per_gb_ram: float
+    stored_emails_per_gb: float
+    db_queries_per_message: float
+    max_vcpu_per_server: int
+    max_ram_gb_per_server: int
+
+
+@attrs.frozen
+class VpsSize:
+    """A server size a provider prices: the largest vCPU and RAM it covers."""
+
+    key: str
+    max_vcpu: int
+    max_ram_gb: int
+
+
+@attrs.frozen
+class VpsProvider:
+    """A VPS provider: price per server for each size, and its strengths."""
+
+    key: str
+    name: str
+    strengths: tuple[str, ...]
+    prices: tuple[tuple[str, Pair], ...]
+    open_ended: frozenset[str]
+
+    def price(self, size: str) -> Pair:
+        """The monthly [low, high] USD price of one server of ``size``."""
+        return dict(self.prices)[size]
+
+
+@attrs.frozen
+class EspLimits:
+    """An ESP's API limit, batch size and strengths."""
+
+    key: str
+    name: str
+    requests: float
+    window_seconds: float
+    scope: str
+    batch_size: int
+    batch_unit: str
+    quota_counts: str
+    strengths: tuple[str, ...]
+
+    @property
+    def per_hour(self) -> float:
+        """The limit expressed per hour and per scope (key, user, token, account)."""
+        return self.requests * 3600.0 / self.window_seconds
+
+
+@attrs.frozen
+class Hosting:
+    """The brief's self-hosted vs managed criteria."""
+
+    min_monthly_volume: int
+    team_expertise: str
+    min_criteria_met: int
+
+
+@attrs.frozen
+class TcoSpec:
+    """One TCO option: monthly infrastructure, engineering hours, compliance."""
+
+    key: str
+    name: str
+    infrastructure_usd: Pair
+    engineering_hours: float
+    compliance_usd: Pair
+    brief_total_usd: Pair
+
+
+@attrs.frozen
+class KpiSpec:
+    """One KPI target: observed ``comparator`` target passes."""
+
+    key: str
+    label: str
+    comparator: str
+    target: float
+    unit: str
+
+
+@attrs.frozen
+class TaskSpec:
+    """A roadmap task template and the condition that keeps it."""
+
+    when: str
+    text: str
+
+
+@attrs.frozen
+class PhaseSpec:
+    """A roadmap phase: its months and task templates."""
+
+    key: str
+    months: tuple[int, int]
+    tasks: tuple[TaskSpec, ...]
+
+
+@attrs.frozen
+class PlanningData:
+    """Every figure the planners use, validated. Build it with `load_data`."""
+
+    tiers: tuple[TierSpec, ...]
+    capacity: Capacity
+    vps_sizes: tuple[VpsSize, ...]
+    vps_providers: tuple[VpsProvider, ...]
+    esps: tuple[EspLimits, ...]
+    esp_bands: tuple[tuple[int, str], ...]
+    esp_use_cases: tuple[tuple[str, str], ...]
+    hosting: Hosting
+    tco: tuple[TcoSpec, ...]
+    kpis: tuple[KpiSpec, ...]
+    roadmap: tuple[PhaseSpec, ...]
+
+    def esp(self, key: str) -> EspLimits:
+        """The ESP named ``key`` (``sendgrid``, ``mailgun``, ``postmark``, ``ses``)."""
+        for esp in self.esps:
+            if esp.key == key:
+                return esp
+        raise KeyError(key)
+
+
+class _Table:
+    """A TOML table being read: every read names its dotted field; leftovers are errors."""
+
+    def __init__(self, raw: object, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise PlanningError(
+                f"{path} must be a table, got {type(raw).__name__}", field=path
+            )
+        self.raw: Mapping[str, Any] = raw
+        self.path = path
+        self._used: set[str] = set()
+
+    def field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str) -> Any:
+        if key not in self.raw:
+            raise PlanningError(f"{self.field(key)} is missing", field=self.field(key))
+        self._used.add(key)
+        return self.raw[key]
+
+    def number(self, key: str, *, integer: bool = False, zero: bool = False,
+               maximum: float = _MAX_COUNT) -> float:
+        return check_number(self.get(key), self.field(key), integer=integer,
+                            allow_minimum=zero, maximum=maximum)
+
+    def integer(self, key: str, *, zero: bool = False) -> int:
+        return int(self.number(key, integer=True, zero=zero))
+
+    def pair(self, key: str, *, zero: bool = False, maximum: float = _MAX_COUNT) -> Pair:
+        value, field = self.get(key), self.field(key)
+        if not isinstance(value, list) or len(value) != 2:
+            raise PlanningError(f"{field} must be a [low, high] pair", field=field)
+        low = check_number(value[0], f"{field}[0]", allow_minimum=zero, maximum=maximum)
+        high = check_number(value[1], f"{field}[1]", allow_minimum=zero, maximum=maximum)
+        if low > high:
+            raise PlanningError(f"{field} must have low <= high, got {value!r}", field=field)
+        return (low, high)
+
+    def text(self, key: str) -> str:
+        return check_text(self.get(key), self.field(key))
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        return check_choice(self.get(key), self.field(key), choices)
+
+    def flag(self, key: str) -> bool:
+        return check_bool(self.get(key), self.field(key))
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value, field = self.get(key), self.field(key)
+        if not isinstance(value, list):
+            raise PlanningError(f"{field} must be a list of strings", field=field)
+        return tuple(check_text(item, f"{field}[{i}]") for i, item in enumerate(value))
+
+    def table(self, key: str) -> _Table:
+        return _Table(self.get(key), self.field(key))
+
+    def tables(self) -> list[tuple[str, _Table]]:
+        """Every entry, each read as a table (for sections keyed by name)."""
+        if not self.raw:
+            raise PlanningError(f"{self.path} must not be empty", field=self.path)
+        return [(key, self.table(key)) for key in self.raw]
+
+    def done(self) -> None:
+        for key in self.raw:
+            if key not in self._used:
+                field = self.field(key)
+                raise PlanningError(f"{field} is not a known field", field=field)
+
+
+def _tiers(section: _Table) -> tuple[TierSpec, ...]:
+    rows = []
+    for key, t in section.tables():
+        rows.append(TierSpec(
+            key=key,
+            max_volume=None,
+            min_volume=t.integer("min_volume"),
+            vcpu=t.pair("vcpu"),
+            ram_gb=t.pair("ram_gb"),
+            ssd_gb=t.pair("ssd_gb"),
+            dedicated_ips=t.pair("dedicated_ips"),
+            monthly_cost_usd=t.pair("monthly_cost_usd", maximum=_MAX_MONEY),
+            architecture=t.text("architecture"),
+            servers=t.integer("servers"),
+            multi_server=t.flag("multi_server"),
+            multi_data_center=t.flag("multi_data_center"),
+            open_ended=t.flag("open_ended"),
+        ))
+        t.done()
+    rows.sort(key=lambda row: row.min_volume)
+    for before, after in itertools.pairwise(rows):
+        if before.min_volume == after.min_volume:
+            field = f"tiers.{after.key}.min_volume"
+            raise PlanningError(f"{field} repeats tiers.{before.key}.min_volume", field=field)
+    tiers = [
+        attrs.evolve(row, max_volume=after.min_volume)
+        for row, after in itertools.pairwise(rows)
+    ]
+    tiers.append(rows[-1])
+    section.done()
+    return tuple(tiers)
+
+
+def _capacity(c: _Table) -> Capacity:
+    capacity = Capacity(
+        emails_per_minute_per_core=c.number("emails_per_minute_per_core"),
+        db_queries_per_second_per_core=c.number("db_queries_per_second_per_core"),
+        active_addresses_per_gb_ram=c.number("active_addresses_per_gb_ram"),
+        stored_emails_per_gb=c.number("stored_emails_per_gb"),
+        db_queries_per_message=c.number("db_queries_per_message", zero=True),
+        max_vcpu_per_server=c.integer("max_vcpu_per_server"),
+        max_ram_gb_per_server=c.integer("max_ram_gb_per_server"),
+    )
+    c.done()
+    return capacity
+
+
+def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsProvider, ...]]:
+    sizes_table = v.table("sizes")
+    sizes = []
+    for key, s in sizes_table.tables():
+        sizes.append(VpsSize(key=key, max_vcpu=s.integer("max_vcpu"),
+                             max_ram_gb=s.integer("max_ram_gb")))
+        s.done()
+    sizes_table.done()
+    sizes.sort(key=lambda size: (size.max_vcpu, size.max_ram_gb))
+    largest = sizes[-1]
+    if (largest.max_vcpu < capacity.max_vcpu_per_server
+            or largest.max_ram_gb < capacity.max_ram_gb_per_server):
+        field = f"vps.sizes.{largest.key}"
+        raise PlanningError(
+            f"{field} must cover the largest server (capacity.max_vcpu_per_server, "
+            "capacity.max_ram_gb_per_server)", field=field,
+        )
+    size_keys = tuple(size.key for size in sizes)
+    providers_table = v.table("providers")
+    providers = []
+    for key, p in providers_table.tables():
+        prices = tuple((size, p.pair(size, maximum=_MAX_MONEY)) for size in size_keys)
+        open_ended = p.texts("open_ended")
+        for i, size in enumerate(open_ended):
+            check_choice(size, f"{p.field('open_ended')}[{i}]", size_keys)
+        providers.append(VpsProvider(
+            key=key, name=p.text("name"), strengths=p.texts("strengths"),
+            prices=prices, open_ended=frozenset(open_ended),
+        ))
+        p.done()
+    providers_table.done()
+    v.done()
+    return tuple(sizes), tuple(providers)
+
+
+def _esp(e: _Table) -> tuple[tuple[EspLimits, ...], tuple[tuple[int, str], ...],
+                              tuple[tuple[str, str], ...]]:
+    providers_table = e.table("providers")
+    esps = []
+    for key, p in providers_table.tables():
+        esps.append(EspLimits(
+            key=key,
+            name=p.text("name"),
+            requests=p.number("requests"),
+            window_seconds=p.number("window_seconds", maximum=366 * 86400),
+            scope=p.text("scope"),
+            batch_size=p.integer("batch_size"),
+            batch_unit=p.text("batch_unit"),
+            quota_counts=p.choice("quota_counts", ("requests", "recipients")),
+            strengths=p.texts("strengths"),
+        ))
+        p.done()
+    providers_table.done()
+    keys = tuple(esp.key for esp in esps)
+    selection = e.table("selection")
+    bands_table = selection.table("bands")
+    bands: list[tuple[int, str]] = []
+    for key in bands_table.raw:
+        check_choice(key, f"{bands_table.path}.{key}", keys)
+        bands.append((bands_table.integer(key, zero=True), key))
+    if not bands:
+        raise PlanningError(f"{bands_table.path} must not be empty", field=bands_table.path)
+    bands.sort()
+    for (low, before), (high, after) in itertools.pairwise(bands):
+        if low == high:
+            field = f"{bands_table.path}.{after}"
+            raise PlanningError(f"{field} repeats the band of {before}", field=field)
+    bands_table.done()
+    use_table = selection.table("use_cases")
+    use_cases = tuple(
+        (use_case, use_table.choice(use_case, (*keys, "volume"))) for use_case in USE_CASES
+    )
+    use_table.done()
+    selection.done()
+    e.done()
+    return tuple(esps), tuple(bands), use_cases
+
+
+def _hosting(h: _Table) -> Hosting:
+    hosting = Hosting(
+        min_monthly_volume=h.integer("min_monthly_volume"),
+        team_expertise=h.choice("team_expertise", TEAM_LEVELS),
+        min_criteria_met=h.integer("min_criteria_met"),
+    )
+    if hosting.min_criteria_met > 4:
+        field = h.field("min_criteria_met")
+        raise PlanningError(f"{field} must be at most 4 (there are four criteria)", field=field)
+    h.done()
+    return hosting
+
+
+def _tco(t: _Table) -> tuple[TcoSpec, ...]:
+    options_table = t.table("options")
+    options = []
+    for key, o in options_table.tables():
+        options.append(TcoSpec(
+            key=key,
+            name=o.text("name"),
+            infrastructure_usd=o.pair("infrastructure_usd", zero=True, maximum=_MAX_MONEY),
+            engineering_hours=o.number("engineering_hours", zero=True, maximum=10_000),
+            compliance_usd=o.pair("compliance_usd", zero=True, maximum=_MAX_MONEY),
+            brief_total_usd=o.pair("brief_total_usd", zero=True, maximum=_MAX_MONEY),
+        ))
+        o.done()
+    options_table.done()
+    t.done()
+    return tuple(options)
+
+
+def _kpis(k: _Table) -> tuple[KpiSpec, ...]:
+    kpis = []
+    for key in KPI_KEYS:
+        s = k.table(key)
+        kpis.append(KpiSpec(
+            key=key,
+            label=s.text("label"),
+            comparator=s.choice("comparator", COMPARATORS),
+            target=s.number("target"),
+            unit=s.text("unit"),
+        ))
+        s.done()
+    k.done()
+    return tuple(kpis)
+
+
+def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
+    phases = []
+    for key, p in r.tables():
+        low, high = p.pair("months")
+        field = p.field("months")
+        if low != int(low) or high != int(high) or low < 1:
+            raise PlanningError(f"{field} must be whole months from 1", field=field)
+        raw_tasks, tasks_field = p.get("tasks"), p.field("tasks")
+        if not isinstance(raw_tasks, list):
+            raise PlanningError(f"{tasks_field} must be a list of tasks", field=tasks_field)
+        tasks = []
+        for i, raw in enumerate(raw_tasks):
+            task = _Table(raw, f"{tasks_field}[{i}]")
+            when = task.choice("when", TASK_CONDITIONS)
+            text = task.text("text")
+            for _, name, _, _ in string.Formatter().parse(text):
+                if name is not None and name not in TASK_PLACEHOLDERS:
+                    text_field = task.field("text")
+                    raise PlanningError(
+                        f"{text_field} uses unknown placeholder {{{name}}}; known: "
+                        + ", ".join(TASK_PLACEHOLDERS), field=text_field,
+                    )
+            task.done()
+            tasks.append(TaskSpec(when=when, text=text))
+        phases.append(PhaseSpec(key=key, months=(int(low), int(high)), tasks=tuple(tasks)))
+        p.done()
+    phases.sort(key=lambda phase: phase.months)
+    r.done()
+    return tuple(phases)
+
+
+def _build(raw: Mapping[str, Any]) -> PlanningData:
+    root = _Table(raw, "")
+    capacity = _capacity(root.table("capacity"))
+    sizes, providers = _vps(root.table("vps"), capacity)
+    esps, bands, use_cases = _esp(root.table("esp"))
+    data = PlanningData(
+        tiers=_tiers(root.table("tiers")),
+        capacity=capacity,
+        vps_sizes=sizes,
+        vps_providers=providers,
+        esps=esps,
+        esp_bands=bands,
+        esp_use_cases=use_cases,
+        hosting=_hosting(root.table("hosting")),
+        tco=_tco(root.table("tco")),
+        kpis=_kpis(root.table("kpi")),
+        roadmap=_roadmap(root.table("roadmap")),
+    )
+    root.done()
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def _default_raw() -> dict[str, Any]:
+    folder = resources.files("mailscale.planning") / "data"
+    return {name: tomllib.loads((folder / f"{name}.toml").read_text("utf-8"))
+            for name in SECTIONS}
+
+
+@functools.lru_cache(maxsize=1)
+def _default_data() -> PlanningData:
+    return _build(_default_raw())
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str) -> None:
+    for key, value in overrides.items():
+        field = f"{path}.{key}" if path else str(key)
+        if not isinstance(key, str):
+            raise PlanningError(f"{field}: override keys must be strings", field=field)
+        if isinstance(value, Mapping):
+            current = base.get(key)
+            if current is None:
+                base[key] = copy.deepcopy(dict(value))
+            elif isinstance(current, dict):
+                _merge(current, value, field)
+            else:
+                raise PlanningError(
+                    f"{field} must be a {type(current).__name__}, not a table", field=field
+                )
+        else:
+            if isinstance(base.get(key), dict):
+                raise PlanningError(f"{field} must be a table", field=field)
+            base[key] = copy.deepcopy(value)
+
+
+def load_data(overrides: Mapping[str, Any] | None = None) -> PlanningData:
+    """Return the brief's figures, with ``overrides`` merged in and validated.
+
+    The default files are read and validated once per process.
+
+    Args:
+        overrides: nested mapping with the layout of the data files, e.g.
+            ``{"esp": {"providers": {"sendgrid": {"requests": 3000}}}}``.
+
+    Raises:
+        PlanningError: an override is unknown or invalid; ``field`` names it.
+    """
+    if not overrides:
+        return _default_data()
+    if not isinstance(overrides, Mapping):
+        raise PlanningError("overrides must be a mapping of sections", field="overrides")
+    for key in overrides:
+        if key not in SECTIONS:
+            raise PlanningError(
+                f"{key} is not a planning data section; known: {', '.join(SECTIONS)}",
+                field=str(key),
+            )
+    raw = copy.deepcopy(_default_raw())
+    _merge(raw, overrides, "")
+    return _build(raw)
+
+
+def read_overrides(text: str, *, source: str = "overrides") -> dict[str, Any]:
+    """Parse TOML override text (the data files' layout) into a mapping.
+
+    Raises:
+        PlanningError: the text is not valid TOML.
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanningError(f"{source} is not valid TOML: {exc}", field=source) from None

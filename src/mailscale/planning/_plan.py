@@ -1,0 +1,744 @@
+"""`plan`: a workload in, a `Plan` out, every figure with the rule behind it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from mailscale.errors import PlanningError
+from mailscale.planning._data import (
+    TEAM_LEVELS,
+    EspLimits,
+    PlanningData,
+    TierSpec,
+    load_data,
+)
+from mailscale.planning._format import compact, kpi_value, money, money_range, number
+from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
+from mailscale.planning._workload import Workload
+
+__all__ = [
+    "Criterion",
+    "Derived",
+    "EspChoice",
+    "Feasibility",
+    "HostingDecision",
+    "Phase",
+    "Plan",
+    "Requirement",
+    "TcoEstimate",
+    "TierChoice",
+    "VpsQuote",
+    "plan",
+    "tier_for",
+]
+
+SCHEMA_VERSION = 1
+_MONTHS_PER_YEAR = 12
+_DAYS_PER_YEAR = 365
+_BYTES_PER_GB = 10**9
+_USE_CASE_WORDS = {
+    "transactional": "transactional",
+    "cold_outreach": "cold outreach",
+    "bulk_marketing": "bulk marketing",
+    "enterprise": "enterprise",
+}
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal a float was written as (``0.1`` → 1/10), for exact ceilings."""
+    return Fraction(repr(float(value)))
+
+
+def _ceil(value: Fraction) -> int:
+    return math.ceil(value)
+
+
+@attrs.frozen
+class TierChoice:
+    """The brief's volume tier a workload falls in.
+
+    Attributes:
+        key: the tier's name in the data (``starter``, ``growth``, ``scale``, ``high_volume``).
+        label: the band, e.g. ``100K-1M`` or ``1M+``.
+        min_volume: the band's inclusive lower bound.
+        max_volume: the band's exclusive upper bound, None for the top tier.
+        below_smallest: the volume is under the smallest tier's lower bound.
+    """
+
+    key: str
+    label: str
+    min_volume: int
+    max_volume: int | None
+    vcpu: tuple[float, float]
+    ram_gb: tuple[float, float]
+    ssd_gb: tuple[float, float]
+    dedicated_ips: tuple[float, float]
+    monthly_cost_usd: tuple[float, float]
+    architecture: str
+    servers: int
+    multi_server: bool
+    multi_data_center: bool
+    open_ended: bool
+    below_smallest: bool
+
+
+@attrs.frozen
+class Derived:
+    """A figure derived from the workload, with the rule that produced it."""
+
+    key: str
+    value: float
+    unit: str
+    rule: str
+
+
+@attrs.frozen
+class Requirement:
+    """A recommended resource: the larger of the tier's figure and the derived one.
+
+    Attributes:
+        resource: ``vcpu``, ``ram_gb``, ``storage_gb``, ``dedicated_ips`` or ``servers``.
+        label: the resource in words (``RAM``, ``dedicated IPs``).
+        tier: the tier's figure (the high end of its band; servers: its architecture).
+        derived: the figure derived from the workload, None when no rule derives it.
+        recommended: ``max(tier, derived)``.
+        driver: ``"derived"`` when the derived figure is strictly larger, else ``"tier"``.
+        rule: the derivation rule, in words.
+    """
+
+    resource: str
+    label: str
+    unit: str
+    tier: int
+    derived: int | None
+    recommended: int
+    driver: str
+    rule: str
+
+
+@attrs.frozen
+class VpsQuote:
+    """A VPS provider's monthly cost band for the recommended servers."""
+
+    provider: str
+    name: str
+    size: str
+    servers: int
+    per_server_usd: tuple[float, float]
+    monthly_usd: tuple[float, float]
+    open_ended: bool
+    strengths: tuple[str, ...]
+
+
+@attrs.frozen
+class EspChoice:
+    """The ESP picked for the workload, the runner-up, and why."""
+
+    chosen: str
+    chosen_name: str
+    reason: str
+    runner_up: str | None
+    runner_up_name: str | None
+    runner_up_reason: str
+    band_choice: str
+    use_case_choice: str | None
+
+
+@attrs.frozen
+class Feasibility:
+    """How many keys (users, tokens, accounts) an ESP needs for the peak hour.
+
+    Attributes:
+        limit_per_hour: the ESP's limit per key, converted to an hour.
+        unbatched_units: what the peak hour counts against the limit sending one
+            message per call.
+        batched_units: the same with full batches (unchanged when the quota counts
+            recipients, as SES's does).
+        keys_unbatched: keys needed without batching, ``ceil(units / limit)``.
+        keys_batched: keys needed with batching.
+    """
+
+    esp: str
+    name: str
+    scope: str
+    limit_per_hour: float
+    batch_size: int
+    batch_unit: str
+    quota_counts: str
+    peak_hour_messages: int
+    unbatched_units: int
+    batched_units: int
+    keys_unbatched: int
+    keys_batched: int
+    chosen: bool
+
+
+@attrs.frozen
+class Criterion:
+    """One self-hosting criterion of the brief, met or not."""
+
+    key: str
+    label: str
+    met: bool
+    detail: str
+
+
+@attrs.frozen
+class HostingDecision:
+    """Self-hosted or managed, by the brief's criteria."""
+
+    recommendation: str
+    criteria: tuple[Criterion, ...]
+    met: int
+    required: int
+
+
+@attrs.frozen
+class TcoEstimate:
+    """Monthly total cost of one option: infrastructure + hours x rate + compliance."""
+
+    option: str
+    name: str
+    infrastructure_usd: tuple[float, float]
+    engineering_hours: float
+    hourly_cost_usd: float
+    engineering_usd: float
+    compliance_usd: tuple[float, float]
+    total_usd: tuple[float, float]
+    cheapest: bool
+
+
+@attrs.frozen
+class Phase:
+    """A roadmap phase with the tasks kept for this plan."""
+
+    key: str
+    months: tuple[int, int]
+    tasks: tuple[str, ...]
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON types with sorted keys; whole floats become ints."""
+    if attrs.has(type(value)):
+        return _plain(attrs.asdict(value, recurse=False))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, (float, Fraction)):
+        as_float = float(value)
+        return int(as_float) if as_float.is_integer() else round(as_float, 6)
+    raise TypeError(f"cannot serialize {type(value).__name__}")  # pragma: no cover
+
+
+@attrs.frozen
+class Plan:
+    """The infrastructure plan for a `Workload`: build it with `plan`.
+
+    Every section keeps the rule that produced it; `explain` renders them as
+    text and `to_dict` as stable, JSON-serializable data.
+    """
+
+    workload: Workload
+    tier: TierChoice
+    per_core_rate: float
+    per_core_rate_source: str
+    derived: tuple[Derived, ...]
+    requirements: tuple[Requirement, ...]
+    per_server: tuple[int, int]
+    vps: tuple[VpsQuote, ...]
+    esp: EspChoice
+    feasibility: tuple[Feasibility, ...]
+    hosting: HostingDecision
+    tco: tuple[TcoEstimate, ...]
+    kpis: tuple[KpiTarget, ...]
+    roadmap: tuple[Phase, ...]
+
+    def requirement(self, resource: str) -> Requirement:
+        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ``storage_gb``, ...)."""
+        for requirement in self.requirements:
+            if requirement.resource == resource:
+                return requirement
+        raise KeyError(resource)
+
+    def derived_value(self, key: str) -> float:
+        """The value of the derived figure ``key`` (``peak_hour_messages``, ...)."""
+        for item in self.derived:
+            if item.key == key:
+                return item.value
+        raise KeyError(key)
+
+    @property
+    def cheapest(self) -> TcoEstimate:
+        """The TCO option marked cheapest."""
+        return next(option for option in self.tco if option.cheapest)
+
+    def feasibility_for(self, esp: str) -> Feasibility:
+        """The rate-limit feasibility of ``esp``."""
+        return next(item for item in self.feasibility if item.esp == esp)
+
+    def evaluate_kpis(self, observed: Mapping[str, object]) -> HealthReport:
+        """Compare observed KPIs with this plan's targets (see `evaluate_kpis`)."""
+        return evaluate_kpis(observed, targets=self.kpis)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON types: keys sorted, whole numbers as ints."""
+        data = {field.name: getattr(self, field.name) for field in attrs.fields(Plan)}
+        data["workload"] = self.workload.to_dict()
+        data["schema_version"] = SCHEMA_VERSION
+        plain: dict[str, Any] = _plain(data)
+        return plain
+
+    def explain(self) -> str:
+        """The reasoning, one step per line (``.splitlines()`` gives the list)."""
+        return "\n".join(_explain(self))
+
+
+def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
+    """The tier whose lower-inclusive band holds ``monthly_volume``.
+
+    Volumes below the smallest tier's lower bound get the smallest tier.
+    """
+    tiers = (data or load_data()).tiers
+    chosen = tiers[0]
+    for tier in tiers:
+        if monthly_volume >= tier.min_volume:
+            chosen = tier
+    return chosen
+
+
+def _band_label(low: int, high: int | None) -> str:
+    return f"{compact(low)}+" if high is None else f"{compact(low)}-{compact(high)}"
+
+
+def _tier_choice(workload: Workload, data: PlanningData) -> TierChoice:
+    spec = tier_for(workload.monthly_volume, data)
+    fields = attrs.asdict(spec, recurse=False)
+    del fields["key"], fields["min_volume"], fields["max_volume"]
+    return TierChoice(
+        key=spec.key,
+        label=_band_label(spec.min_volume, spec.max_volume),
+        min_volume=spec.min_volume,
+        max_volume=spec.max_volume,
+        below_smallest=workload.monthly_volume < data.tiers[0].min_volume,
+        **fields,
+    )
+
+
+_RESOURCE_LABELS = {
+    "vcpu": "vCPU",
+    "ram_gb": "RAM",
+    "storage_gb": "storage",
+    "dedicated_ips": "dedicated IPs",
+    "servers": "servers",
+}
+
+
+def _requirement(resource: str, unit: str, tier: float, derived: int | None,
+                 rule: str) -> Requirement:
+    tier_value = math.ceil(tier)
+    label = _RESOURCE_LABELS[resource]
+    if derived is not None and derived > tier_value:
+        return Requirement(resource, label, unit, tier_value, derived, derived, "derived", rule)
+    return Requirement(resource, label, unit, tier_value, derived, tier_value, "tier", rule)
+
+
+def _esp_choice(workload: Workload, data: PlanningData) -> EspChoice:
+    bands = data.esp_bands
+    index = 0
+    for i, (low, _) in enumerate(bands):
+        if workload.monthly_volume >= low:
+            index = i
+    band_esp = bands[index][1]
+    high = bands[index + 1][0] if index + 1 < len(bands) else None
+    band_text = (f"the volume band {_band_label(bands[index][0], high)} picks "
+                 f"{data.esp(band_esp).name}")
+    preferred = dict(data.esp_use_cases)[workload.use_case]
+    use_words = _USE_CASE_WORDS[workload.use_case]
+    if preferred == "volume":
+        chosen = band_esp
+        reason = f"{band_text}; the {use_words} use case follows the volume band"
+    elif preferred == band_esp:
+        chosen = band_esp
+        reason = f"{band_text}, which the {use_words} use case prefers too"
+    else:
+        chosen = preferred
+        strengths = ", ".join(data.esp(preferred).strengths)
+        reason = (f"the {use_words} use case prefers {data.esp(preferred).name} "
+                  f"({strengths}) over the volume band's {data.esp(band_esp).name}")
+    runner_up: str | None
+    if chosen != band_esp:
+        runner_up = band_esp
+        runner_reason = band_text
+    else:
+        runner_up, runner_reason = _neighbour(workload.monthly_volume, index, data)
+    return EspChoice(
+        chosen=chosen,
+        chosen_name=data.esp(chosen).name,
+        reason=reason,
+        runner_up=runner_up,
+        runner_up_name=None if runner_up is None else data.esp(runner_up).name,
+        runner_up_reason=runner_reason,
+        band_choice=band_esp,
+        use_case_choice=None if preferred == "volume" else preferred,
+    )
+
+
+def _neighbour(volume: int, index: int, data: PlanningData) -> tuple[str | None, str]:
+    """The adjacent band's ESP whose boundary is nearer (by ratio; ties go up)."""
+    bands = data.esp_bands
+    candidates: list[tuple[Fraction, int, str, str]] = []
+    if index + 1 < len(bands):
+        start, esp = bands[index + 1]
+        text = f"the next band starts at {start:,}/month with {data.esp(esp).name}"
+        candidates.append((Fraction(start, volume), 0, esp, text))
+    if index > 0 and bands[index][0] > 0:
+        start = bands[index][0]
+        esp = bands[index - 1][1]
+        text = f"the band below ends at {start:,}/month with {data.esp(esp).name}"
+        candidates.append((Fraction(volume, start), 1, esp, text))
+    if not candidates:
+        return None, "no other volume band"
+    _, _, esp, text = min(candidates)
+    return esp, text
+
+
+def _feasibility(esp: EspLimits, peak_hour: int, chosen: str) -> Feasibility:
+    per_hour = _exact(esp.requests) * 3600 / _exact(esp.window_seconds)
+    if esp.quota_counts == "requests":
+        batched = _ceil(Fraction(peak_hour, esp.batch_size))
+    else:
+        batched = peak_hour
+    return Feasibility(
+        esp=esp.key,
+        name=esp.name,
+        scope=esp.scope,
+        limit_per_hour=float(per_hour),
+        batch_size=esp.batch_size,
+        batch_unit=esp.batch_unit,
+        quota_counts=esp.quota_counts,
+        peak_hour_messages=peak_hour,
+        unbatched_units=peak_hour,
+        batched_units=batched,
+        keys_unbatched=_ceil(peak_hour / per_hour),
+        keys_batched=_ceil(batched / per_hour),
+        chosen=esp.key == chosen,
+    )
+
+
+def _hosting(workload: Workload, data: PlanningData) -> HostingDecision:
+    rules = data.hosting
+    volume_met = workload.monthly_volume >= rules.min_monthly_volume
+    team_met = TEAM_LEVELS.index(workload.team_expertise) >= TEAM_LEVELS.index(
+        rules.team_expertise)
+    criteria = (
+        Criterion("volume", f"{rules.min_monthly_volume:,}+ emails/month", volume_met,
+                  f"{workload.monthly_volume:,}/month"),
+        Criterion("team", f"{rules.team_expertise} email-infrastructure team", team_met,
+                  f"team expertise: {workload.team_expertise}"),
+        Criterion("custom_integration", "needs a custom integration",
+                  workload.custom_integration,
+                  "custom integration needed" if workload.custom_integration
+                  else "no custom integration needed"),
+        Criterion("compliance", "dedicated compliance resources",
+                  workload.compliance_resources,
+                  "compliance resources available" if workload.compliance_resources
+                  else "no dedicated compliance resources"),
+    )
+    met = sum(criterion.met for criterion in criteria)
+    recommendation = "self_hosted" if met >= rules.min_criteria_met else "managed"
+    return HostingDecision(recommendation, criteria, met, rules.min_criteria_met)
+
+
+def _tco(workload: Workload, data: PlanningData) -> tuple[TcoEstimate, ...]:
+    rate = workload.hourly_cost_usd
+    rows = []
+    for option in data.tco:
+        engineering = float(_exact(option.engineering_hours) * _exact(rate))
+        low = option.infrastructure_usd[0] + engineering + option.compliance_usd[0]
+        high = option.infrastructure_usd[1] + engineering + option.compliance_usd[1]
+        rows.append((option, engineering, (low, high)))
+    # Cheapest: lowest midpoint, then lowest low end, then data order.
+    best = min(range(len(rows)), key=lambda i: (sum(rows[i][2]), rows[i][2][0], i))
+    return tuple(
+        TcoEstimate(
+            option=option.key,
+            name=option.name,
+            infrastructure_usd=option.infrastructure_usd,
+            engineering_hours=option.engineering_hours,
+            hourly_cost_usd=rate,
+            engineering_usd=engineering,
+            compliance_usd=option.compliance_usd,
+            total_usd=total,
+            cheapest=i == best,
+        )
+        for i, (option, engineering, total) in enumerate(rows)
+    )
+
+
+def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarget, ...]:
+    targets = []
+    for spec in data.kpis:
+        target, source = spec.target, "brief"
+        if spec.key == "processing_rate_per_minute" and spec.comparator in (">", ">="):
+            peak = _ceil(peak_per_minute)
+            if peak > target:
+                target, source = float(peak), "peak rate"
+        targets.append(KpiTarget(spec.key, spec.label, spec.comparator, target, spec.unit,
+                                 source))
+    return tuple(targets)
+
+
+def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
+    workload = plan_.workload
+    managed = plan_.hosting.recommendation == "managed"
+    ips = plan_.requirement("dedicated_ips").recommended
+    servers = plan_.requirement("servers").recommended
+    chosen = plan_.feasibility_for(plan_.esp.chosen)
+    keys = chosen.keys_batched
+    conditions = {
+        "always": True,
+        "self_hosted": not managed,
+        "managed": managed,
+        "load_balanced": servers >= 2,
+        "multi_server": plan_.tier.multi_server,
+        "multi_data_center": plan_.tier.multi_data_center,
+        "several_ips": ips >= 2,
+        "single_ip": ips == 1,
+        "several_keys": managed and keys >= 2,
+        "custom_integration": workload.custom_integration,
+        "compliance_resources": workload.compliance_resources,
+        "no_compliance_resources": not workload.compliance_resources,
+    }
+    hosting = (f"managed ESP {plan_.esp.chosen_name}" if managed
+               else f"self-hosted on {servers} server(s)")
+    values = {
+        "esp": plan_.esp.chosen_name,
+        "keys": f"{keys:,}",
+        "scope": chosen.scope,
+        "servers": f"{servers:,}",
+        "ips": f"{ips:,}",
+        "vcpu_per_server": f"{plan_.per_server[0]:,}",
+        "ram_gb_per_server": f"{plan_.per_server[1]:,}",
+        "storage_gb": f"{plan_.requirement('storage_gb').recommended:,}",
+        "hosting": hosting,
+    }
+    return tuple(
+        Phase(spec.key, spec.months,
+              tuple(task.text.format(**values) for task in spec.tasks if conditions[task.when]))
+        for spec in data.roadmap
+    )
+
+
+def plan(
+    workload: Workload,
+    *,
+    data: PlanningData | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Plan the infrastructure for ``workload``.
+
+    Args:
+        workload: what is to be sent.
+        data: the figures to plan with (`load_data`); default: the brief's.
+        overrides: figures to change, in the data files' layout, applied on
+            top of ``data`` when ``data`` is not given (see `load_data`).
+
+    Raises:
+        PlanningError: ``workload`` is not a `Workload`, or an override is invalid.
+    """
+    if not isinstance(workload, Workload):
+        raise PlanningError(
+            f"workload must be a Workload, got {type(workload).__name__}", field="workload"
+        )
+    if data is None:
+        data = load_data(overrides)
+    elif overrides:
+        raise PlanningError("pass either data or overrides, not both", field="overrides")
+    capacity = data.capacity
+    tier = _tier_choice(workload, data)
+
+    volume = workload.monthly_volume
+    share = _exact(workload.peak_hour_share)
+    if workload.per_core_rate is None:
+        rate, rate_source = capacity.emails_per_minute_per_core, "brief"
+    else:
+        rate, rate_source = workload.per_core_rate, "measured"
+    daily = Fraction(volume * _MONTHS_PER_YEAR, _DAYS_PER_YEAR)
+    peak_hour = _ceil(daily * share)
+    per_minute = Fraction(peak_hour, 60)
+    sending_cores = per_minute / _exact(rate)
+    qps = peak_hour * _exact(capacity.db_queries_per_message) / 3600
+    db_cores = qps / _exact(capacity.db_queries_per_second_per_core)
+    cores = _ceil(sending_cores + db_cores)
+    addresses = workload.addresses
+    ram = _ceil(addresses / _exact(capacity.active_addresses_per_gb_ram))
+    stored = _ceil(daily * workload.retention_days)
+    gb_per_email = max(1 / _exact(capacity.stored_emails_per_gb),
+                       Fraction(workload.message_size_bytes, _BYTES_PER_GB))
+    storage = _ceil(stored * gb_per_email)
+
+    address_note = "" if workload.active_addresses is not None else (
+        " (active addresses default to the monthly volume)")
+    derived = (
+        Derived("daily_volume", float(daily), "emails/day",
+                f"{volume:,} emails/month x 12 / 365"),
+        Derived("peak_hour_messages", peak_hour, "emails",
+                f"ceil({number(daily)}/day x {number(share * 100)}% peak-hour share)"),
+        Derived("peak_per_minute", float(per_minute), "emails/minute",
+                f"{peak_hour:,} / 60"),
+        Derived("sending_cores", float(sending_cores), "cores",
+                f"{number(per_minute)}/minute / {number(rate)} emails/minute/core "
+                f"({rate_source})"),
+        Derived("db_queries_per_second", float(qps), "queries/s",
+                f"{peak_hour:,}/hour x {number(capacity.db_queries_per_message)} "
+                "queries/email / 3600"),
+        Derived("database_cores", float(db_cores), "cores",
+                f"{number(qps)} queries/s / {number(capacity.db_queries_per_second_per_core)}"
+                " queries/s/core"),
+        Derived("stored_emails", stored, "emails",
+                f"ceil({number(daily)}/day x {workload.retention_days} retention days)"),
+    )
+    vcpu = _requirement(
+        "vcpu", "vCPU", tier.vcpu[1], cores,
+        f"ceil(sending cores {number(sending_cores, 3)} + database cores "
+        f"{number(db_cores, 3)})")
+    ram_req = _requirement(
+        "ram_gb", "GB", tier.ram_gb[1], ram,
+        f"ceil({addresses:,} active addresses / "
+        f"{number(capacity.active_addresses_per_gb_ram)} per GB){address_note}")
+    size_note = ("1 GB per "
+                 f"{number(capacity.stored_emails_per_gb)} stored emails"
+                 if gb_per_email == 1 / _exact(capacity.stored_emails_per_gb)
+                 else f"{number(workload.message_size_bytes)} bytes per stored email")
+    storage_req = _requirement(
+        "storage_gb", "GB", tier.ssd_gb[1], storage,
+        f"ceil({stored:,} stored emails at {size_note})")
+    ips = _requirement("dedicated_ips", "IPs", tier.dedicated_ips[1], None,
+                       "no derived rule: the tier's figure")
+    server_need = max(
+        _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
+        _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)),
+    )
+    servers = _requirement(
+        "servers", "servers", tier.servers, server_need,
+        f"max(ceil({vcpu.recommended:,} vCPU / {capacity.max_vcpu_per_server} per server), "
+        f"ceil({ram_req.recommended:,} GB / {capacity.max_ram_gb_per_server} GB per server))")
+    requirements = (vcpu, ram_req, storage_req, ips, servers)
+    count = servers.recommended
+    per_server = (_ceil(Fraction(vcpu.recommended, count)),
+                  _ceil(Fraction(ram_req.recommended, count)))
+    size = next(s for s in data.vps_sizes
+                if per_server[0] <= s.max_vcpu and per_server[1] <= s.max_ram_gb)
+    vps = tuple(
+        VpsQuote(
+            provider=p.key, name=p.name, size=size.key, servers=count,
+            per_server_usd=p.price(size.key),
+            monthly_usd=(p.price(size.key)[0] * count, p.price(size.key)[1] * count),
+            open_ended=size.key in p.open_ended, strengths=p.strengths,
+        )
+        for p in data.vps_providers
+    )
+    esp = _esp_choice(workload, data)
+    feasibility = tuple(_feasibility(e, peak_hour, esp.chosen) for e in data.esps)
+    draft = Plan(
+        workload=workload,
+        tier=tier,
+        per_core_rate=rate,
+        per_core_rate_source=rate_source,
+        derived=derived,
+        requirements=requirements,
+        per_server=per_server,
+        vps=vps,
+        esp=esp,
+        feasibility=feasibility,
+        hosting=_hosting(workload, data),
+        tco=_tco(workload, data),
+        kpis=_kpi_targets(per_minute, data),
+        roadmap=(),
+    )
+    return attrs.evolve(draft, roadmap=_roadmap(draft, data))
+
+
+def _range(pair: tuple[float, float], unit: str = "", open_ended: bool = False) -> str:
+    plus = "+" if open_ended else ""
+    low, high = number(pair[0]), number(pair[1])
+    text = low if low == high else f"{low}-{high}"
+    return f"{text}{plus}{' ' + unit if unit else ''}"
+
+
+def _explain(p: Plan) -> list[str]:
+    w, t = p.workload, p.tier
+    lines = [
+        f"Workload: {w.monthly_volume:,} emails/month, {_USE_CASE_WORDS[w.use_case]}; "
+        f"peak hour carries {number(w.peak_hour_share * 100)}% of a day's volume.",
+    ]
+    upper = "" if t.max_volume is None else f" < {t.max_volume:,}"
+    where = (f"{w.monthly_volume:,} is below the smallest tier, which applies"
+             if t.below_smallest else f"{t.min_volume:,} <= {w.monthly_volume:,}{upper}")
+    lines.append(
+        f"Tier {t.label}/month ({where}; bands are lower-inclusive): "
+        f"{_range(t.vcpu, 'vCPU', t.open_ended)}, {_range(t.ram_gb, 'GB RAM', t.open_ended)}, "
+        f"{_range(t.ssd_gb, 'GB SSD', t.open_ended)}, "
+        f"{_range(t.dedicated_ips, 'dedicated IPs', t.open_ended)}, {t.architecture}, "
+        f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month."
+    )
+    for item in p.derived:
+        lines.append(f"Derived {item.key.replace('_', ' ')}: {number(item.value, 3)} "
+                     f"{item.unit} = {item.rule}.")
+    for r in p.requirements:
+        derived = "none" if r.derived is None else f"{r.derived:,}"
+        lines.append(
+            f"Recommended {r.label}: {r.recommended:,} {r.unit} "
+            f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
+        )
+    lines.append(f"Per server: {p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM "
+                 f"({p.vps[0].size} size) x {p.vps[0].servers:,} server(s).")
+    for q in p.vps:
+        lines.append(
+            f"VPS {q.name}: {money_range(*q.monthly_usd, open_ended=q.open_ended)}/month "
+            f"({q.servers:,} x {money_range(*q.per_server_usd, open_ended=q.open_ended)}); "
+            f"strengths: {', '.join(q.strengths)}."
+        )
+    e = p.esp
+    lines.append(f"ESP: {e.chosen_name}, because {e.reason}.")
+    if e.runner_up_name is not None:
+        lines.append(f"ESP runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
+    for f in p.feasibility:
+        mark = " (chosen)" if f.chosen else ""
+        counted = ("recipients count against the quota, so batching saves calls, not quota"
+                   if f.quota_counts == "recipients"
+                   else f"{f.batched_units:,} batch call(s) of {f.batch_size:,} {f.batch_unit}")
+        lines.append(
+            f"Rate limit {f.name}{mark}: {number(f.limit_per_hour)}/hour per {f.scope}; "
+            f"peak hour {f.peak_hour_messages:,} emails needs {f.keys_unbatched:,} "
+            f"{f.scope}(s) without batching, {f.keys_batched:,} with batching ({counted})."
+        )
+    h = p.hosting
+    lines.append(f"Hosting: {h.recommendation.replace('_', '-')} "
+                 f"({h.met} of 4 self-hosting criteria met, {h.required} required).")
+    for c in h.criteria:
+        lines.append(f"  {'met' if c.met else 'not met'}: {c.label} ({c.detail}).")
+    for o in p.tco:
+        mark = " (cheapest)" if o.cheapest else ""
+        lines.append(
+            f"TCO {o.name}{mark}: {money_range(*o.total_usd)}/month = infrastructure "
+            f"{money_range(*o.infrastructure_usd)} + {number(o.engineering_hours)} h x "
+            f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}."
+        )
+    for k in p.kpis:
+        source = "" if k.source == "brief" else f" (raised to the {k.source})"
+        lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")
+    for phase in p.roadmap:
+        lines.append(f"Phase {phase.key} (months {phase.months[0]}-{phase.months[1]}):")
+        lines.extend(f"  - {task}" for task in phase.tasks)
+    return lines

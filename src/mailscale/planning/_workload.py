@@ -1,0 +1,148 @@
+"""The workload a plan is made for: validated on construction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from mailscale.errors import PlanningError
+from mailscale.planning._data import TEAM_LEVELS, USE_CASES
+from mailscale.planning._validate import check_bool, check_choice, check_number
+
+__all__ = [
+    "DEFAULT_HOURLY_COST_USD",
+    "DEFAULT_MESSAGE_SIZE_BYTES",
+    "DEFAULT_PEAK_HOUR_SHARE",
+    "DEFAULT_RETENTION_DAYS",
+    "MAX_MONTHLY_VOLUME",
+    "Workload",
+]
+
+DEFAULT_PEAK_HOUR_SHARE = 0.10
+"""Share of a day's volume sent in the busiest hour when none is given (10%)."""
+
+DEFAULT_MESSAGE_SIZE_BYTES = 50_000
+"""Average message size when none is given: 50 KB, a typical HTML email."""
+
+DEFAULT_RETENTION_DAYS = 30
+"""Days sent messages are kept when none is given."""
+
+DEFAULT_HOURLY_COST_USD = 75.0
+"""Engineering cost per hour when none is given (USD)."""
+
+MAX_MONTHLY_VOLUME = 10**12
+"""Larger monthly volumes are refused as absurd."""
+
+MIN_PEAK_HOUR_SHARE = 1 / 24
+"""The busiest hour carries at least an even share of the day."""
+
+
+def _monthly_volume(value: Any) -> int:
+    return int(check_number(value, "monthly_volume", integer=True, maximum=MAX_MONTHLY_VOLUME))
+
+
+def _active_addresses(value: Any) -> int | None:
+    if value is None:
+        return None
+    return int(check_number(value, "active_addresses", integer=True,
+                            maximum=MAX_MONTHLY_VOLUME))
+
+
+def _peak_share(value: Any) -> float:
+    share = check_number(value, "peak_hour_share", maximum=1.0)
+    if share < MIN_PEAK_HOUR_SHARE:
+        raise PlanningError(
+            "peak_hour_share must be at least 1/24 (an even spread over the day), "
+            f"got {share:g}", field="peak_hour_share",
+        )
+    return share
+
+
+def _message_size(value: Any) -> int:
+    return int(check_number(value, "message_size_bytes", integer=True, maximum=100_000_000))
+
+
+def _retention(value: Any) -> int:
+    return int(check_number(value, "retention_days", integer=True, allow_minimum=True,
+                            maximum=3_650))
+
+
+def _hourly_cost(value: Any) -> float:
+    return check_number(value, "hourly_cost_usd", allow_minimum=True, maximum=100_000)
+
+
+def _per_core_rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    return check_number(value, "per_core_rate", maximum=1e9)
+
+
+def _use_case(value: Any) -> str:
+    if isinstance(value, str):
+        value = value.strip().lower().replace("-", "_").replace(" ", "_")
+    return check_choice(value, "use_case", USE_CASES)
+
+
+def _team(value: Any) -> str:
+    if isinstance(value, str):
+        value = value.strip().lower()
+    return check_choice(value, "team_expertise", TEAM_LEVELS)
+
+
+def _compliance(value: Any) -> bool:
+    return check_bool(value, "compliance_resources")
+
+
+def _custom(value: Any) -> bool:
+    return check_bool(value, "custom_integration")
+
+
+@attrs.frozen(kw_only=True)
+class Workload:
+    """What is to be sent, by whom: the input of `plan`.
+
+    Every field is checked on construction; a bad value raises `PlanningError`
+    whose ``field`` names it.
+
+    Attributes:
+        monthly_volume: emails per month, 1 to 10**12.
+        peak_hour_share: share of a day's volume sent in the busiest hour,
+            from 1/24 (even spread) to 1; default 0.10.
+        message_size_bytes: average message size in bytes; default 50,000.
+        active_addresses: addresses mailed actively; default: the monthly
+            volume (every message to a different address, an upper bound).
+        retention_days: days sent messages are kept (0 to 3,650); default 30.
+        use_case: ``transactional``, ``cold_outreach``, ``bulk_marketing`` or
+            ``enterprise`` (hyphens and spaces are accepted for underscores).
+        team_expertise: email-infrastructure expertise: ``none``, ``some``, ``strong``.
+        compliance_resources: dedicated compliance resources exist.
+        custom_integration: a custom integration is needed.
+        hourly_cost_usd: engineering cost per hour (USD); default 75.
+        per_core_rate: measured emails/minute per core, replacing the brief's
+            1,000; default None (use the data's figure).
+    """
+
+    monthly_volume: int = attrs.field(converter=_monthly_volume)
+    use_case: str = attrs.field(default="bulk_marketing", converter=_use_case)
+    peak_hour_share: float = attrs.field(default=DEFAULT_PEAK_HOUR_SHARE, converter=_peak_share)
+    message_size_bytes: int = attrs.field(default=DEFAULT_MESSAGE_SIZE_BYTES,
+                                          converter=_message_size)
+    active_addresses: int | None = attrs.field(default=None,
+                                               converter=_active_addresses)
+    retention_days: int = attrs.field(default=DEFAULT_RETENTION_DAYS, converter=_retention)
+    team_expertise: str = attrs.field(default="none", converter=_team)
+    compliance_resources: bool = attrs.field(default=False,
+                                             converter=_compliance)
+    custom_integration: bool = attrs.field(default=False, converter=_custom)
+    hourly_cost_usd: float = attrs.field(default=DEFAULT_HOURLY_COST_USD, converter=_hourly_cost)
+    per_core_rate: float | None = attrs.field(default=None, converter=_per_core_rate)
+
+    @property
+    def addresses(self) -> int:
+        """Active addresses, defaulting to the monthly volume."""
+        return self.monthly_volume if self.active_addresses is None else self.active_addresses
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON types, keys sorted."""
+        return dict(sorted(attrs.asdict(self).items()))

@@ -1,0 +1,186 @@
+"""Derived requirements: each rule, the larger-of choice, and VPS cost bands."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+from planning_brief import (
+    ADDRESSES_PER_GB_RAM,
+    EMAILS_PER_MINUTE_PER_CORE,
+    QUERIES_PER_MESSAGE,
+    QUERIES_PER_SECOND_PER_CORE,
+    STORED_EMAILS_PER_GB,
+    TIERS,
+    VPS,
+    peak_hour,
+    tier_index,
+)
+
+from mailscale.planning import Workload, plan
+
+
+def expected_cores(volume: int, share: str = "0.1", rate: int = EMAILS_PER_MINUTE_PER_CORE) -> int:
+    peak = peak_hour(volume, share)
+    sending = Fraction(peak, 60) / rate
+    database = Fraction(peak * QUERIES_PER_MESSAGE, 3600) / QUERIES_PER_SECOND_PER_CORE
+    return math.ceil(sending + database)
+
+
+class TestPeakHour:
+    def test_worked_example(self) -> None:
+        """250,000/month at 10%: 250,000 x 12 / 365 x 0.1 = 821.9, rounded up to 822."""
+        assert 822 == plan(Workload(monthly_volume=250_000)).derived_value("peak_hour_messages")
+
+    @pytest.mark.parametrize("volume", [1, 999, 36_500, 250_000, 1_500_000, 10**9])
+    @pytest.mark.parametrize("share", ["0.1", "0.25", "1"])
+    def test_formula(self, volume: int, share: str) -> None:
+        """Peak hour = monthly x 12 / 365 x share, rounded up."""
+        p = plan(Workload(monthly_volume=volume, peak_hour_share=float(share)))
+        assert peak_hour(volume, share) == p.derived_value("peak_hour_messages")
+
+    def test_exact_product_is_not_rounded_up(self) -> None:
+        """36,500/month is exactly 1,200/day; at 10% the peak hour is exactly 120."""
+        assert 120 == plan(Workload(monthly_volume=36_500)).derived_value("peak_hour_messages")
+
+    def test_per_minute(self) -> None:
+        """The peak per minute is the peak hour divided by 60."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert 822 / 60 == pytest.approx(p.derived_value("peak_per_minute"))
+
+
+class TestCores:
+    def test_worked_example_derived_drives(self) -> None:
+        """500M/month: 27.4 sending cores + 3.65 database cores → 32 vCPU, above the tier's 8."""
+        vcpu = plan(Workload(monthly_volume=500_000_000)).requirement("vcpu")
+        assert (8, 32, 32, "derived") == (vcpu.tier, vcpu.derived, vcpu.recommended, vcpu.driver)
+
+    @pytest.mark.parametrize("volume", [1_000, 250_000, 5_000_000, 146_000_000, 500_000_000])
+    def test_rule(self, volume: int) -> None:
+        """Cores = ceil(peak/minute / 1,000 + peak queries/s / 500)."""
+        vcpu = plan(Workload(monthly_volume=volume)).requirement("vcpu")
+        tier_vcpu = TIERS[tier_index(volume)][2][1]
+        assert expected_cores(volume) == vcpu.derived
+        assert max(tier_vcpu, expected_cores(volume)) == vcpu.recommended
+
+    def test_measured_rate_replaces_brief(self) -> None:
+        """A measured per-core rate replaces the brief's 1,000 emails/minute."""
+        p = plan(Workload(monthly_volume=500_000_000, per_core_rate=100_000))
+        assert expected_cores(500_000_000, rate=100_000) == p.requirement("vcpu").derived
+        assert 100_000 == p.per_core_rate
+        assert "measured" == p.per_core_rate_source
+
+    def test_slow_measured_rate_drives(self) -> None:
+        """At 1 email/minute/core, 250K/month needs 14 cores, more than the tier's 4."""
+        vcpu = plan(Workload(monthly_volume=250_000, per_core_rate=1)).requirement("vcpu")
+        assert (14, "derived") == (vcpu.recommended, vcpu.driver)
+
+    def test_brief_rate_by_default(self) -> None:
+        """Without a measurement the brief's rate is used and named."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert (EMAILS_PER_MINUTE_PER_CORE, "brief") == (p.per_core_rate, p.per_core_rate_source)
+
+    def test_database_cores(self) -> None:
+        """Database cores = peak-hour queries per second / 500."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert 822 * 4 / 3600 == pytest.approx(p.derived_value("db_queries_per_second"))
+        assert 822 * 4 / 3600 / 500 == pytest.approx(p.derived_value("database_cores"))
+
+
+class TestMemory:
+    @pytest.mark.parametrize(
+        ("addresses", "ram", "driver"),
+        [(123_456, 13, "derived"), (80_000, 8, "tier"), (80_001, 9, "derived"), (1, 8, "tier")],
+    )
+    def test_one_gb_per_ten_thousand_addresses(self, addresses: int, ram: int,
+                                               driver: str) -> None:
+        """RAM = ceil(active addresses / 10,000) GB; a tie keeps the tier as driver."""
+        req = plan(Workload(monthly_volume=250_000, active_addresses=addresses)).requirement(
+            "ram_gb")
+        assert math.ceil(Fraction(addresses, ADDRESSES_PER_GB_RAM)) == req.derived
+        assert (ram, driver) == (req.recommended, req.driver)
+
+    def test_addresses_default_to_volume(self) -> None:
+        """Without active addresses, the monthly volume is the (upper-bound) assumption."""
+        req = plan(Workload(monthly_volume=250_000)).requirement("ram_gb")
+        assert 25 == req.derived
+        assert "default to the monthly volume" in req.rule
+
+
+class TestStorage:
+    def test_worked_example(self) -> None:
+        """250K/month kept 30 days: 246,576 stored emails at 1 GB per 1,000 → 247 GB."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert 246_576 == p.derived_value("stored_emails")
+        req = p.requirement("storage_gb")
+        assert (160, 247, 247, "derived") == (req.tier, req.derived, req.recommended, req.driver)
+
+    @pytest.mark.parametrize("days", [0, 1, 7, 90, 365])
+    def test_retention_rule(self, days: int) -> None:
+        """Storage = ceil(monthly x 12 / 365 x retention days / 1,000) GB."""
+        stored = math.ceil(Fraction(80_000 * 12, 365) * days)
+        req = plan(Workload(monthly_volume=80_000, retention_days=days)).requirement("storage_gb")
+        assert math.ceil(Fraction(stored, STORED_EMAILS_PER_GB)) == req.derived
+        assert max(80, req.derived or 0) == req.recommended
+
+    def test_large_messages_scale_storage(self) -> None:
+        """5 MB messages need 5 GB per 1,000 stored emails, not the brief's 1 GB."""
+        p = plan(Workload(monthly_volume=250_000, message_size_bytes=5_000_000))
+        assert math.ceil(Fraction(246_576 * 5, 1_000)) == p.requirement("storage_gb").derived
+
+    def test_small_messages_keep_brief_rule(self) -> None:
+        """Messages under 1 MB use the brief's 1 GB per 1,000 stored emails."""
+        p = plan(Workload(monthly_volume=250_000, message_size_bytes=10_000))
+        assert 247 == p.requirement("storage_gb").derived
+
+
+class TestServersAndIps:
+    def test_ips_come_from_the_tier(self) -> None:
+        """Dedicated IPs have no derived rule; the tier's figure drives."""
+        req = plan(Workload(monthly_volume=250_000)).requirement("dedicated_ips")
+        assert (20, None, "tier") == (req.recommended, req.derived, req.driver)
+
+    def test_ram_adds_servers(self) -> None:
+        """100 GB RAM at 16 GB per server needs 7 servers, more than the tier's 2."""
+        p = plan(Workload(monthly_volume=250_000, active_addresses=1_000_000))
+        req = p.requirement("servers")
+        assert (2, 7, 7, "derived") == (req.tier, req.derived, req.recommended, req.driver)
+        assert (1, 15) == p.per_server
+
+    def test_tier_servers_when_enough(self) -> None:
+        """250K/month fits the tier's two servers."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert (2, "tier") == (p.requirement("servers").recommended,
+                               p.requirement("servers").driver)
+        assert (2, 13) == p.per_server
+
+
+class TestVpsQuotes:
+    @pytest.mark.parametrize(
+        ("volume", "size", "servers"),
+        [(1_000, 0, 1), (10_000, 0, 2), (100_000, 1, 2), (1_000_000, 1, 4)],
+    )
+    def test_tier_spec_bands(self, volume: int, size: int, servers: int) -> None:
+        """Each provider's band is servers x its price for the per-server size."""
+        p = plan(Workload(monthly_volume=volume, active_addresses=1, retention_days=0))
+        for quote in p.vps:
+            low, high = VPS[quote.provider][size]
+            assert (low * servers, high * servers) == quote.monthly_usd
+            assert servers == quote.servers
+            assert not quote.open_ended
+
+    def test_large_size_is_open_ended(self) -> None:
+        """250K/month needs 13 GB per server: the large size, priced with the brief's '+'."""
+        quotes = {q.provider: q for q in plan(Workload(monthly_volume=250_000)).vps}
+        assert (192, 192) == quotes["digitalocean"].monthly_usd
+        assert (220, 220) == quotes["vultr"].monthly_usd
+        assert (384, 672) == quotes["aws_ec2"].monthly_usd
+        assert all(q.open_ended and q.size == "large" for q in quotes.values())
+
+    def test_strengths_from_brief(self) -> None:
+        """Each provider carries its strengths from the brief."""
+        quotes = {q.provider: q for q in plan(Workload(monthly_volume=250_000)).vps}
+        assert "1-click apps" in quotes["digitalocean"].strengths
+        assert "30+ locations" in quotes["vultr"].strengths
+        assert "enterprise features" in quotes["aws_ec2"].strengths
