@@ -28,6 +28,7 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "check_header_value",
+    "overall_status",
     "validate_address",
 ]
 
@@ -230,6 +231,7 @@ class RecipientResult:
     status: SendStatus
     status_code: int | str | None = None
     status_text: str = ""
+    enhanced_status: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -275,3 +277,29 @@ class SendResult:
     @property
     def rejected(self) -> bool:
         return self.status is SendStatus.REJECTED
+
+    @property
+    def pending_recipients(self) -> tuple[str, ...]:
+        """Recipients worth retrying: the deferred ones (all of them for a deferred
+        result without per-recipient detail)."""
+        if self.recipient_results:
+            return tuple(
+                r.recipient for r in self.recipient_results if r.status is SendStatus.DEFERRED
+            )
+        return self.recipients if self.status is SendStatus.DEFERRED else ()
+
+
+def overall_status(statuses: Iterable[SendStatus]) -> SendStatus:
+    """The status of a message from its recipients' statuses.
+
+    Every recipient accepted → accepted; any deferred → deferred (the deferred
+    recipients are retried, the accepted ones are not); otherwise accepted when
+    at least one recipient was accepted (the rest are final rejections), else
+    rejected.
+    """
+    seen = set(statuses)
+    if SendStatus.DEFERRED in seen:
+        return SendStatus.DEFERRED
+    if SendStatus.ACCEPTED in seen or not seen:
+        return SendStatus.ACCEPTED
+    return SendStatus.REJECTED
