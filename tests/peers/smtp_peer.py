@@ -4,7 +4,8 @@ tiny hand-written server that drops the connection in the middle of DATA.
 The scripted handler answers each RCPT by the recipient's local part:
 ``defer@…`` → 451, ``closing@…`` → 421, ``reject@…`` → 550 (with enhanced
 status codes), anything else → 250, and records every message it accepts with
-the exact bytes received.
+the exact bytes received. ``rcpt_reply`` answers every RCPT the same way (a peer
+that defers or rejects everything); ``defer_first`` defers the first N RCPTs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class ScriptedHandler:
     """An aiosmtpd handler with per-recipient answers and a configurable DATA reply."""
 
     data_reply: str = "250 2.0.0 Ok: queued as MSG42"
+    rcpt_reply: str | None = None
+    defer_first: int = 0
     received: list[Received] = attrs.field(factory=list)
     rcpt_seen: list[str] = attrs.field(factory=list)
     connections: int = 0
@@ -71,6 +74,12 @@ class ScriptedHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         self.rcpt_seen.append(address)
+        if len(self.rcpt_seen) <= self.defer_first:
+            return RCPT_REPLIES["defer"]
+        if self.rcpt_reply is not None:
+            if self.rcpt_reply.startswith("250"):
+                envelope.rcpt_tos.append(address)
+            return self.rcpt_reply
         local = address.rpartition("@")[0]
         if local in RCPT_REPLIES:
             return RCPT_REPLIES[local]

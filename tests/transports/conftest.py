@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import re
+import shutil
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import trustme
 from transport_helpers import SMTP_PASSWORD, SMTP_USER
 
 from peers.smtp_peer import ScriptedHandler, SMTPPeer, start_peer
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    """Undo the configuration capture_logs leaves behind (it marks structlog configured),
+    so events outside a capture go to the silent stdlib logger as in an application."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +83,42 @@ def implicit_peer(server_tls: ssl.SSLContext) -> Iterator[SMTPPeer]:
     )
     yield peer
     peer.stop()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PLUGIN_PACKAGES = ("mailscale-example-plugin", "mailscale-broken-plugin")
+
+
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """pip-install the example and the broken plugin packages (once, if not installed).
+
+    Each is built from a temporary copy so the source tree stays clean.
+    """
+    from mailscale.transports.registry import reset_plugins
+
+    for name in PLUGIN_PACKAGES:
+        source = EXAMPLES / name
+        meta = (source / "pyproject.toml").read_text()
+        wanted = re.search(r'^version = "([^"]+)"', meta, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        if _installed_version(name) == wanted:
+            continue
+        copy = tmp_path_factory.mktemp("plugin") / name
+        shutil.copytree(source, copy)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
+             str(copy)],
+            check=True,
+            capture_output=True,
+        )
+    importlib.invalidate_caches()
+    reset_plugins()
+    yield
+    reset_plugins()
