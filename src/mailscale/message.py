@@ -9,6 +9,7 @@ injection) are errors, never silently passed on.
 
 from __future__ import annotations
 
+import email.errors
 import email.policy
 import enum
 import re
@@ -39,6 +40,8 @@ _MAX_ADDRESS = 254
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f<>()\[\],;:\\\"]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# RFC 5322 section 2.2: a field name is printable US-ASCII except the colon.
+_BAD_FIELD_NAME = re.compile(r"[^\x21-\x39\x3b-\x7e]")
 
 
 def validate_address(address: str, *, field: str = "address") -> str:
@@ -129,12 +132,19 @@ def _validate_message(inst: Envelope, attribute: attrs.Attribute[Any], value: ob
     if isinstance(value, (bytes, bytearray, memoryview)):
         return
     if isinstance(value, Message):
-        for name, header in value.items():
-            check_header_value(name, str(header))
+        _check_message_headers(value)
         return
     raise InvalidMessage(
         f"message: expected bytes or email.message.EmailMessage, got {type(value).__name__}"
     )
+
+
+def _check_message_headers(msg: Message) -> None:
+    # raw_items(): items() would parse the values and hide a raw line break.
+    for name, header in msg.raw_items():
+        if not isinstance(name, str) or not name or _BAD_FIELD_NAME.search(name):
+            raise HeaderInjection(f"header name {str(name)[:40]!r} is not a valid field name")
+        check_header_value(name, str(header))
 
 
 def _validate_labels(inst: Envelope, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -201,9 +211,14 @@ class Envelope:
         msg = self.message
         if isinstance(msg, (bytes, bytearray, memoryview)):
             return bytes(msg)
+        # Checked again: the caller may have changed the message since construction.
+        _check_message_headers(msg)
         if "Bcc" in msg:
             msg = _copy_without_bcc(msg)
-        return msg.as_bytes(policy=email.policy.SMTP)
+        try:
+            return msg.as_bytes(policy=email.policy.SMTP)
+        except (email.errors.MessageError, UnicodeError, ValueError) as exc:
+            raise InvalidMessage(f"message: cannot be serialized: {exc}") from None
 
     def headers(self) -> Message:
         """The message's header fields (parsed from bytes when needed)."""
