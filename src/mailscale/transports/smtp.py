@@ -98,6 +98,10 @@ def _line_ends_ok(data: bytes) -> bool:
     return data.count(b"\n") == crlf and data.count(b"\r") == crlf
 
 
+class TLSHandshakeError(TransportConnectionError):
+    """The TLS handshake failed for a reason other than certificate verification."""
+
+
 class _Dropped(Exception):
     """The connection went away; ``stage`` says how far the transaction got."""
 
@@ -311,6 +315,11 @@ def open_connection(
             f"{where}: TLS certificate verification failed ({exc.verify_message}); "
             "trust its CA with ?cafile= or ssl_context=",
             provider=provider,
+        ) from None
+    except ssl.SSLError as exc:
+        _discard(smtp)
+        raise TLSHandshakeError(
+            f"{where}: TLS handshake failed ({exc.reason or exc})", provider=provider
         ) from None
     except smtplib.SMTPConnectError as exc:
         _discard(smtp)
