@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import re
 import shutil
 import ssl
@@ -15,9 +16,39 @@ from pathlib import Path
 import pytest
 import structlog
 import trustme
-from transport_helpers import SMTP_PASSWORD, SMTP_USER
+from transport_helpers import SECRETS, SMTP_PASSWORD, SMTP_USER
 
 from peers.smtp_peer import ScriptedHandler, SMTPPeer, start_peer
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_event() -> Iterator[None]:
+    """Every transport test: no test credential appears in any mailscale log event.
+
+    Events outside a ``capture_logs`` block reach the stdlib ``mailscale`` logger;
+    it is opened to DEBUG here so every event is checked.
+    """
+    logger = logging.getLogger("mailscale")
+    handler = _Records()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    leaked = [line for line in handler.lines for secret in SECRETS if secret in line]
+    assert [] == leaked
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,9 @@ from mailscale.message import Envelope
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "s3cret-Pa55word-xyzzy"
 
+#: Every credential the transport tests use; none may appear in a log event, repr or error.
+SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value")
+
 
 def make_message(
     *,
