@@ -111,8 +111,13 @@ def _to_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(value)
 
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType(dict(value or {}))
+    if not value:
+        return _EMPTY  # the common case, shared: most results carry no rate-limit headers
+    return MappingProxyType(dict(value))
 
 
 def _validate_recipients(

@@ -61,6 +61,8 @@ class _CompositeBase(TransportBase):
         label = self._labels[index]
         if isinstance(self.members[index], _CompositeBase) and result.transport:
             label = f"{label}/{result.transport}"
+        if result.transport == label:
+            return result  # the usual case: the member already named itself
         return attrs.evolve(result, transport=label)
 
     def _call(
