@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import re
 import threading
 from collections.abc import Callable
@@ -71,7 +72,7 @@ class TransportInfo:
             ``"shadowed"`` (a plugin whose name a built-in already uses).
         target: the ``module:Class`` path.
         distribution: the package that provides a plugin (None for built-ins).
-        error: why a plugin is broken or shadowed.
+        error: why a plugin is broken or shadowed, or a built-in unusable here.
     """
 
     name: str
@@ -248,13 +249,24 @@ def _unknown_scheme(scheme: str, url: str) -> str:
     )
 
 
+def _builtin_problem(scheme: str) -> str | None:
+    """Why a built-in cannot be used here (a missing optional extra), without importing it."""
+    module_name = BUILTIN_TRANSPORTS[scheme].partition(":")[0]
+    if importlib.util.find_spec(module_name) is None:
+        return "not available in this installation"
+    extra = _EXTRAS.get(scheme)
+    if extra is not None and importlib.util.find_spec(extra[0]) is None:
+        return f"needs {extra[0]}: pip install '{extra[1]}'"
+    return None
+
+
 def available_transports() -> list[TransportInfo]:
     """Every transport the registry knows: built-ins, plugins (loaded now), broken and shadowed.
 
     Loads every plugin, so broken ones are found and reported.
     """
     infos = [
-        TransportInfo(name=scheme, kind="builtin", target=target)
+        TransportInfo(name=scheme, kind="builtin", target=target, error=_builtin_problem(scheme))
         for scheme, target in BUILTIN_TRANSPORTS.items()
     ]
     state = _discover()

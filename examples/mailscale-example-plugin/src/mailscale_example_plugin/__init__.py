@@ -20,7 +20,7 @@ from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports.base import TransportBase, TransportURL
 
 __all__ = ["LogTransport"]
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 
 
 class LogTransport(TransportBase):
@@ -49,7 +49,11 @@ class LogTransport(TransportBase):
         url.check_options(("reject_domain",))
         if not url.path or url.path.endswith("/"):
             raise url.error("missing log file: use example+log:///path/to/file.log")
-        return cls(url.path, reject_domain=options.get("reject_domain", url.query.get("reject_domain")))
+        unknown = set(options) - {"reject_domain"}
+        if unknown:
+            raise url.error(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        reject = options.get("reject_domain", url.get_str("reject_domain"))
+        return cls(url.path, reject_domain=reject)
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Log each message; one result per envelope, in order."""
@@ -58,7 +62,8 @@ class LogTransport(TransportBase):
         for env in batch:
             start = time.perf_counter()
             rejected = [
-                r for r in env.recipients
+                r
+                for r in env.recipients
                 if self.reject_domain and r.rpartition("@")[2].lower() == self.reject_domain
             ]
             accepted = [r for r in env.recipients if r not in rejected]
@@ -77,7 +82,8 @@ class LogTransport(TransportBase):
             message_id = uuid.uuid4().hex
             size = len(env.to_bytes())
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            lines.append(f"{stamp} {message_id} {env.sender} -> {','.join(accepted)} {size} bytes\n")
+            rcpts = ",".join(accepted)
+            lines.append(f"{stamp} {message_id} {env.sender} -> {rcpts} {size} bytes\n")
             results.append(
                 SendResult(
                     status=SendStatus.ACCEPTED,
