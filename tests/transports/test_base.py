@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transport_helpers import make_envelope
 
 from mailscale.errors import ConfigurationError
@@ -181,3 +185,26 @@ class TestTransportBase:
         """TransportBase subclasses satisfy the runtime-checkable Transport protocol."""
         assert isinstance(Recorder("k"), Transport)
         assert isinstance(MemoryTransport(), Transport)
+
+
+class TestParsingNeverCrashes:
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=80))
+    def test_any_text(self, text: str) -> None:
+        """Any string either parses or raises ConfigurationError; redaction never fails."""
+        with contextlib.suppress(ConfigurationError):
+            TransportURL.parse(text)
+        assert isinstance(redact_url(text), str)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.text(min_size=6, max_size=30).filter(
+            lambda s: s not in "smtp://user:***@relay.example.com smtp://***@h"
+        )
+    )
+    def test_any_password_is_redacted(self, password: str) -> None:
+        """Whatever the password, no representation of a parsed URL shows it."""
+        url = TransportURL.parse(f"smtp://user:{quote(password, safe='')}@relay.example.com")
+        assert password == url.password
+        for text in (str(url), repr(url), redact_url(f"smtp://user:{quote(password, safe='')}@h")):
+            assert quote(password, safe="") not in text

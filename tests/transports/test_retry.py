@@ -190,3 +190,27 @@ class TestRetryingTransport:
         finally:
             peer.stop()
         assert [] == sleep.waits
+
+
+class TestElapsedBudget:
+    def test_no_retry_starts_after_max_elapsed(self) -> None:
+        """With a fake clock that sleeping advances, retries stop at the time budget."""
+        now = [0.0]
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            now[0] += seconds
+
+        def outcome(env: Envelope) -> SendResult:
+            now[0] += 0.5  # each attempt takes half a second
+            return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients)
+
+        policy = no_jitter(base=1.0, multiplier=2.0, max_attempts=10, max_elapsed=6.0)
+        t = RetryingTransport(
+            MemoryTransport(outcome=outcome), policy, sleep=sleep, clock=lambda: now[0]
+        )
+        [result] = t.send([make_envelope()])
+        # attempts at 0, 1.5, 4.0; the next would start at 8.5 > 6: stop.
+        assert [1.0, 2.0] == waits
+        assert SendStatus.DEFERRED == result.status

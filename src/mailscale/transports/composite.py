@@ -11,6 +11,7 @@ members share a name; ``failover/smtp`` through a nested composite).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -184,6 +185,7 @@ class RoundRobinTransport(_CompositeBase):
         self._clock = clock
         self._benched_until = [float("-inf")] * len(self.members)
         self._cursor = 0
+        self._lock = threading.Lock()
         self.max_batch = min(int(getattr(m, "max_batch", 1)) for m in self.members)  # type: ignore[misc]
 
     def benched(self) -> list[str]:
@@ -194,8 +196,10 @@ class RoundRobinTransport(_CompositeBase):
     def _order(self) -> list[int]:
         """Members from the cursor on: healthy ones first, then benched by bench end."""
         n = len(self.members)
-        rotated = [(self._cursor + k) % n for k in range(n)]
-        self._cursor = (self._cursor + 1) % n
+        with self._lock:
+            cursor = self._cursor
+            self._cursor = (cursor + 1) % n
+        rotated = [(cursor + k) % n for k in range(n)]
         now = self._clock()
         healthy = [i for i in rotated if self._benched_until[i] <= now]
         benched = sorted((i for i in rotated if self._benched_until[i] > now),
@@ -203,7 +207,8 @@ class RoundRobinTransport(_CompositeBase):
         return healthy + benched
 
     def _bench(self, index: int) -> None:
-        self._benched_until[index] = self._clock() + self.cooldown
+        with self._lock:
+            self._benched_until[index] = self._clock() + self.cooldown
         _log.warning(
             "transport.member_benched", composite=self.name, member=self._labels[index],
             cooldown=self.cooldown,

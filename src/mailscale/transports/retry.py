@@ -58,6 +58,8 @@ class RetryPolicy:
         max_delay: cap on the computed backoff.
         jitter: fraction of the delay that is randomized (0 = none, 1 = full jitter).
         max_retry_after: a ``Retry-After`` longer than this ends in-process retrying.
+        max_elapsed: no retry starts later than this many seconds after the
+            first attempt (None: only ``max_attempts`` limits).
     """
 
     max_attempts: int = attrs.field(default=4, validator=_at_least_one)
@@ -66,6 +68,9 @@ class RetryPolicy:
     max_delay: float = attrs.field(default=30.0, validator=_positive)
     jitter: float = attrs.field(default=0.2, validator=_fraction)
     max_retry_after: float = attrs.field(default=300.0, validator=_positive)
+    max_elapsed: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number *retry* (1-based), jitter applied."""
@@ -96,6 +101,7 @@ class RetryingTransport(TransportBase):
         inner: the transport to retry.
         policy: the backoff policy.
         sleep: how to wait (injectable for tests).
+        clock: monotonic seconds, for ``max_elapsed`` (injectable for tests).
         rng: randomness for jitter (injectable for tests).
     """
 
@@ -107,11 +113,13 @@ class RetryingTransport(TransportBase):
         policy: RetryPolicy | None = None,
         *,
         sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.inner = inner
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
         self.max_batch = int(getattr(inner, "max_batch", 1))  # type: ignore[misc]
         self.payload = str(getattr(inner, "payload", "mime"))  # type: ignore[misc]
@@ -127,10 +135,14 @@ class RetryingTransport(TransportBase):
         pending = list(range(len(envs)))
         attempt = 0
         retry_after: float | None = None
+        started = self._clock()
+        budget = self.policy.max_elapsed
         while pending:
             if attempt:
                 wait = self.policy.delay(attempt, retry_after, self._rng)
                 if wait is None:
+                    break
+                if budget is not None and self._clock() - started + wait > budget:
                     break
                 _log.debug("transport.retry", attempt=attempt + 1, wait=wait, messages=len(pending))
                 self._sleep(wait)
