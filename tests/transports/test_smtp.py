@@ -99,6 +99,21 @@ class TestDelivery:
         assert "CRLF" in result.status_text
         assert [] == plain_peer.received
 
+    def test_message_spoiled_after_construction_is_rejected(self, plain_peer: SMTPPeer) -> None:
+        """An EmailMessage given a header injection later is rejected, not sent, not raised."""
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"] = "sender@example.com"
+        msg.set_content("x")
+        env = Envelope(sender="sender@example.com", recipients=("a@example.net",), message=msg)
+        msg._headers.append(("Subject", "x\r\nBcc: victim@example.net"))  # type: ignore[attr-defined]
+        with plain(plain_peer) as t:
+            bad, good = t.send([env, make_envelope()])
+        assert (SendStatus.REJECTED, SendStatus.ACCEPTED) == (bad.status, good.status)
+        assert "header injection" in bad.status_text
+        assert 1 == len(plain_peer.received)
+
     def test_internationalized_address_uses_smtputf8(self, plain_peer: SMTPPeer) -> None:
         """A UTF-8 recipient is sent with SMTPUTF8 when the server offers it."""
         env = make_envelope("jörg@example.net")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mailscale.errors import ConfigurationError
+from mailscale.errors import ConfigurationError, MailscaleError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports.base import TransportBase, TransportURL
 
@@ -158,16 +158,29 @@ class FileTransport(TransportBase):
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Write each envelope's message; results name the file as the message id."""
-        results = []
+        results: list[SendResult] = []
         for env in batch:
             start = time.perf_counter()
+            try:
+                data = env.to_bytes()
+            except MailscaleError as exc:  # an EmailMessage changed into something unsendable
+                results.append(
+                    SendResult(
+                        status=SendStatus.REJECTED,
+                        recipients=env.recipients,
+                        transport="file",
+                        status_text=str(exc),
+                        idempotency_key=env.idempotency_key,
+                    )
+                )
+                continue
             name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}.eml"
             target = self.directory / name
             try:
                 fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
                 try:
                     with os.fdopen(fd, "wb") as fh:
-                        fh.write(env.to_bytes())
+                        fh.write(data)
                         fh.flush()
                         os.fsync(fh.fileno())
                     os.replace(tmp, target)

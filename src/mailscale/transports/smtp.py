@@ -519,7 +519,16 @@ def build_result(
 
 def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
     """The bytes to send (signed when a signer is attached), or a rejected result."""
-    data = env.to_bytes()
+    try:
+        data = env.to_bytes()
+    except MailscaleError as exc:  # an EmailMessage changed into something unsendable
+        return SendResult(
+            status=SendStatus.REJECTED,
+            recipients=env.recipients,
+            transport=transport,
+            status_text=str(exc),
+            idempotency_key=env.idempotency_key,
+        )
     if not _line_ends_ok(data):
         return SendResult(
             status=SendStatus.REJECTED,
