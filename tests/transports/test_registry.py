@@ -270,3 +270,15 @@ class TestPlugins:
             kinds["example+log"],
             kinds["broken+nosend"],
         )
+
+
+class TestPackage:
+    def test_public_names(self) -> None:
+        """mailscale.transports exports its public API; heavy modules load on first use."""
+        import mailscale.transports as pkg
+
+        for name in pkg.__all__:
+            assert getattr(pkg, name) is not None
+        assert SMTPTransport is pkg.SMTPTransport
+        with pytest.raises(AttributeError):
+            pkg.NoSuchTransport  # noqa: B018
