@@ -145,12 +145,13 @@ def start_peer(
     credentials: dict[str, str] | None = None,
     auth_require_tls: bool = True,
     smtputf8: bool = True,
+    require_starttls: bool = True,
 ) -> SMTPPeer:
     """Start aiosmtpd on *host* (a free port unless given) and return it running."""
     handler = handler or ScriptedHandler()
     kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if starttls is not None:
-        kwargs.update(tls_context=starttls, require_starttls=True)
+        kwargs.update(tls_context=starttls, require_starttls=require_starttls)
     if credentials is not None:
         kwargs.update(
             authenticator=_authenticator(credentials),

@@ -68,10 +68,11 @@ def world(server_tls: ssl.SSLContext, zone: ZoneServer) -> Iterator[World]:
         start_peer(host="127.0.0.2", port=port),
         start_peer(host="127.0.0.4", port=port, starttls=server_tls),
     ]
+    world = World(zone, port, *peers)
     try:
-        yield World(zone, port, *peers)
+        yield world
     finally:
-        for p in peers:
+        for p in (world.primary, world.backup, world.secure):  # a test may replace one
             p.stop()
 
 
@@ -231,6 +232,37 @@ class TestSourceAndTLS:
         assert "certificate verification failed" in untrusted.status_text
         assert "STARTTLS" in plaintext.status_text
         assert ([], []) == (world.secure.received, world.primary.received)
+
+    def test_opportunistic_tls_falls_back_to_plaintext(
+        self, world: World, server_tls: ssl.SSLContext
+    ) -> None:
+        """RFC 7435: when the STARTTLS handshake fails, the message goes in plaintext."""
+        world.secure.stop()
+        world.secure = start_peer(
+            host="127.0.0.4", port=world.port, starttls=server_tls, require_starttls=False
+        )
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+        client.set_ciphers("aNULL")  # no cipher the server can use: the handshake fails
+        client.maximum_version = ssl.TLSVersion.TLSv1_2
+        with capture_logs() as logs, world.mx(ssl_context=client) as t:
+            [result] = t.send([make_envelope("user@tls.test")])
+        assert result.accepted
+        assert not world.secure.received[0].tls
+        assert "transport.mx_tls_fallback" in [e["event"] for e in logs]
+
+    def test_signer_applies_to_direct_delivery(self, world: World) -> None:
+        """An attached signer's output is what the exchanger receives."""
+
+        class Stamp:
+            def sign(self, message: bytes) -> bytes:
+                return b"DKIM-Signature: v=1; b=x\r\n" + message
+
+        env = make_envelope("user@example.test")
+        with world.mx(signer=Stamp()) as t:
+            assert t.send([env])[0].accepted
+        assert b"DKIM-Signature: v=1; b=x\r\n" + env.to_bytes() == world.primary.received[0].content
 
     def test_tls_none_never_upgrades(self, world: World) -> None:
         """tls=none stays in plaintext; the STARTTLS-requiring peer refuses the mail."""
