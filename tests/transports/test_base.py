@@ -135,6 +135,8 @@ class TestRedactURL:
             (f"u:{SECRET}@host", "***@host"),
             ("memory://", "memory://"),
             (f"smtp://u:p@ss:{SECRET}@h:25", "smtp://***@h:25"),
+            (f"smtp://u:p(a,{SECRET})@h", "smtp://***@h"),
+            (f"roundrobin(memory:// smtp://u:{SECRET}@h)", "roundrobin(memory:// smtp://***@h)"),
         ],
     )
     def test_redacts(self, text: str, expected: str) -> None:

@@ -56,6 +56,11 @@ class TestBuiltins:
         }
         assert expected == {k: registry.BUILTIN_TRANSPORTS[k] for k in expected}
 
+    def test_single_url_may_hold_parentheses_and_commas(self) -> None:
+        """Outside a composite, a URL is taken whole: no escaping needed for ( ) , in secrets."""
+        t = transport_from_url("smtp://user:pa(s,s)@relay.example.com")
+        assert "pa(s,s)" == t.password  # type: ignore[attr-defined]
+
     def test_scheme_is_case_insensitive(self) -> None:
         """SMTP:// and smtp:// are the same scheme."""
         assert SMTPTransport is type(transport_from_url("SMTP://relay.example.com"))
@@ -84,7 +89,7 @@ class TestBadURLs:
             (f"smtp://user:{SECRET}@host?tls=none&tls=starttls", "twice"),
             (f"smtp://user:{SECRET}@ho\x01st", "control character"),
             (f"nosuch://user:{SECRET}@host", "unknown scheme 'nosuch'"),
-            (f"sendgrid://x failover(smtp://u:{SECRET}@h", "after the first"),
+            (f"sendgrid://x failover(smtp://u:{SECRET}@h", "whitespace"),
             (f"failover(smtp://u:{SECRET}@h", "closing"),
             ("failover()", "at least one"),
             (f"roundrobin(memory:// smtp://u:{SECRET}@h) null://", "after the first"),

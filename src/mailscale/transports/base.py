@@ -25,7 +25,7 @@ _REDACTED = "***"
 
 #: Query options whose values are secrets (``?api_key=...``): redacted like userinfo.
 _SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|credential|signature", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#()]*)@")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#]*)@")
 _URL_SECRET_OPTION = re.compile(
     r"(?i)([?&][^=&\s#()]*(?:pass|secret|token|key|auth|credential|signature)[^=&\s#()]*=)"
     r"[^&\s#()]*"

@@ -297,6 +297,9 @@ def transport_from_url(url: str, **options: Any) -> Transport:
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"transport URL must be a string, got {type(url).__name__}")
+    if not _COMPOSITE_START.match(url):
+        # A single URL: taken whole, so "(" or "," in a credential needs no escaping.
+        return _build_url(url.strip(), options)
     node, end = _parse_expr(url, 0)
     if url[end:].strip(_SEPARATORS):
         raise ConfigurationError(
