@@ -187,7 +187,11 @@ class TestPerRecipientResults:
 
 class TestPool:
     def test_reuse_counted_by_server(self) -> None:
-        """The server sees one connection for many messages on a pool of one."""
+        """The server sees one connection for many messages on a pool of one.
+
+        The refused transaction in the middle is cleared with RSET; without it the
+        server would answer the next MAIL with 503 (nested MAIL command).
+        """
         connections = []
 
         handler = ScriptedHandler()
@@ -398,6 +402,13 @@ class TestConfiguration:
         t = transport_from_url(f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@relay.example.com")
         assert SMTP_PASSWORD not in repr(t)
         assert "password='***'" in repr(t)
+
+    def test_source_address_is_bound(self, plain_peer: SMTPPeer) -> None:
+        """?source= binds the connection to that local address."""
+        url = f"smtp://127.0.0.1:{plain_peer.port}?tls=none&source=127.0.0.9"
+        with transport_from_url(url) as t:
+            assert t.send([make_envelope()])[0].accepted
+        assert "127.0.0.9" == plain_peer.received[0].peer_ip
 
     def test_signer_must_have_sign(self) -> None:
         """A signer without sign() is refused at construction."""
