@@ -143,12 +143,14 @@ def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             continue
         copy = tmp_path_factory.mktemp("plugin") / name
         shutil.copytree(source, copy)
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
              str(copy)],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            pytest.fail(f"pip could not install {name}:\n{done.stderr}", pytrace=False)
     importlib.invalidate_caches()
     reset_plugins()
     yield

@@ -102,6 +102,24 @@ class TestRouting:
         assert result.accepted
         assert 1 == len(world.backup.received)
 
+    def test_dead_exchanger_is_skipped_for_a_while(self, world: World) -> None:
+        """An address that refused is skipped for down_for seconds, then tried again."""
+        now = [100.0]
+        with world.mx(down_for=60, clock=lambda: now[0]) as t:
+            t.send([make_envelope("a@down.test")])
+            assert ["127.0.0.3"] == t.down_addresses()  # down until 160
+            now[0] = 130.0
+            [second] = t.send([make_envelope("b@down.test")])
+            now[0] = 161.0
+            # Not tried at 130 (that would have pushed its bench to 190): free again now.
+            assert [] == t.down_addresses()
+            [only_dead] = t.send([make_envelope("c@gone.test")])
+        assert second.accepted
+        assert 2 == len(world.backup.received)
+        # A domain whose only exchanger is down is still tried (and deferred), never skipped.
+        assert (SendStatus.DEFERRED, "4.4.1") == (only_dead.status, only_dead.enhanced_status)
+        assert "127.0.0.3" in only_dead.status_text
+
     def test_no_mx_falls_back_to_a_record(self, world: World) -> None:
         """RFC 5321 section 5.1: without MX the domain's own address is used."""
         with world.mx() as t:

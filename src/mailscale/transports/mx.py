@@ -30,7 +30,12 @@ import dns.name
 import dns.resolver
 
 from mailscale._log import get_logger
-from mailscale.errors import ConfigurationError, TransportError
+from mailscale.errors import (
+    ConfigurationError,
+    TransportConnectionError,
+    TransportError,
+    TransportTimeout,
+)
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
 from mailscale.transports.base import TransportBase, TransportURL
 from mailscale.transports.smtp import (
@@ -96,7 +101,11 @@ class MXTransport(TransportBase):
         route_ttl: seconds a domain's looked-up routes are cached at most
             (the DNS TTL applies when shorter).
         signer: an object with ``sign(bytes) -> bytes`` applied before sending.
+        down_for: seconds an exchanger address that refused or timed out is
+            skipped (tried anyway when every address of a domain is down), so
+            one dead MX does not cost a time-out per message.
         rng: randomness for ordering exchangers of equal preference.
+        clock: monotonic seconds (injectable for tests).
     """
 
     name: ClassVar[str] = "mx"
@@ -124,7 +133,9 @@ class MXTransport(TransportBase):
         max_idle: float = 30.0,
         route_ttl: float = 300.0,
         signer: Signer | None = None,
+        down_for: float = 60.0,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if tls not in MX_TLS_MODES:
             raise ConfigurationError(
@@ -147,6 +158,9 @@ class MXTransport(TransportBase):
         self.signer = signer
         self.route_ttl = route_ttl
         self._rng = rng or random.Random()
+        self.down_for = down_for
+        self._clock = clock
+        self._down: dict[str, float] = {}
         if ssl_context is None and tls != "none":
             ssl_context = make_ssl_context(verify=self.verify, cafile=cafile)
         self._context = ssl_context
@@ -351,14 +365,21 @@ class MXTransport(TransportBase):
         source = self._source(domain)
         part = attrs.evolve(env, recipients=tuple(rcpts))
         failures: list[str] = []
-        for route in routes:
-            for address in route.addresses:
-                try:
-                    return self._transact(part, route, address, source, data)
-                except TransportError as exc:
-                    failures.append(f"{route.host}[{address}]: {exc}")
-                except _Dropped as exc:
-                    failures.append(f"{route.host}[{address}]: connection lost during {exc.stage}")
+        candidates = [(route, address) for route in routes for address in route.addresses]
+        now = self._clock()
+        with self._routes_lock:
+            up = [c for c in candidates if self._down.get(c[1], 0.0) <= now]
+        for route, address in up or candidates:
+            try:
+                return self._transact(part, route, address, source, data)
+            except (TransportConnectionError, TransportTimeout) as exc:
+                failures.append(f"{route.host}[{address}]: {exc}")
+                with self._routes_lock:
+                    self._down[address] = self._clock() + self.down_for
+            except TransportError as exc:
+                failures.append(f"{route.host}[{address}]: {exc}")
+            except _Dropped as exc:
+                failures.append(f"{route.host}[{address}]: connection lost during {exc.stage}")
         _log.warning(
             "transport.mx_unreachable", domain=domain, tried=len(failures), last=failures[-1:]
         )
@@ -419,6 +440,12 @@ class MXTransport(TransportBase):
         return build_result(
             env, rcpts, reply, transport=self.name, latency=time.perf_counter() - start
         )
+
+    def down_addresses(self) -> list[str]:
+        """Exchanger addresses being skipped now after a failed connection."""
+        now = self._clock()
+        with self._routes_lock:
+            return sorted(a for a, until in self._down.items() if until > now)
 
     def close(self) -> None:
         """Close every pooled connection."""
