@@ -773,6 +773,6 @@ class SMTPTransport(TransportBase):
             "username": self.username,
             "password": "***" if self.password else None,
             "tls": self.tls,
-            "verify": self.verify,
+            "verify": self.verify if self.tls != "none" else None,
             "pool_size": self.pool_size,
         }
