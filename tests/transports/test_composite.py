@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from transport_helpers import make_envelope
 
 from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
-from mailscale.message import SendResult, SendStatus
+from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
 from mailscale.transports.dev import MemoryTransport
 from mailscale.transports.smtp import SMTPTransport
@@ -219,6 +219,32 @@ class TestRoundRobin:
         assert ["memory[0]", "memory[1]"] == t.benched()
         t.send([make_envelope()])
         assert ["a", "b", "a", "b"] == calls
+
+    def test_member_benched_during_a_call_is_skipped_in_that_call(self) -> None:
+        """A message rerouted within a call avoids members benched earlier in the same call."""
+        calls: list[str] = []
+
+        def member(tag: str, status: SendStatus) -> MemoryTransport:
+            def outcome(env: Envelope) -> SendResult | None:
+                calls.append(tag)
+                if status is SendStatus.ACCEPTED:
+                    return None
+                return SendResult(status=status, recipients=env.recipients)
+
+            return MemoryTransport(outcome=outcome)
+
+        t = RoundRobinTransport(
+            [
+                member("a", SendStatus.DEFERRED),
+                member("b", SendStatus.DEFERRED),
+                member("c", SendStatus.ACCEPTED),
+            ],
+            clock=FakeClock(),
+        )
+        results = t.send([make_envelope(), make_envelope()])
+        # Message 1 starts at a, message 2 at b; both are benched, so both end at c.
+        assert [SendStatus.ACCEPTED] * 2 == [r.status for r in results]
+        assert ["a", "b", "c", "c"] == calls
 
     def test_bad_cooldown(self) -> None:
         """A negative cool-down is a configuration error."""

@@ -219,15 +219,23 @@ class RoundRobinTransport(_CompositeBase):
         envs = list(batch)
         results: list[SendResult | None] = [None] * len(envs)
         orders = [self._order() for _ in envs]
+        tried: list[set[int]] = [set() for _ in envs]
         pending = list(range(len(envs)))
         answered = False
         last_error: TransportError | None = None
-        for step in range(len(self.members)):
+        for _step in range(len(self.members)):
             if not pending:
                 break
+            # Each pending message goes to its next untried member, preferring ones
+            # not benched now (a member benched earlier in this call is skipped).
+            now = self._clock()
             groups: dict[int, list[int]] = {}
             for i in pending:
-                groups.setdefault(orders[i][step], []).append(i)
+                remaining = [m for m in orders[i] if m not in tried[i]]
+                healthy = [m for m in remaining if self._benched_until[m] <= now]
+                choice = (healthy or remaining)[0]
+                tried[i].add(choice)
+                groups.setdefault(choice, []).append(i)
             still: list[int] = []
             for index, idxs in groups.items():
                 sub = [_results.trim(envs[i], results[i]) for i in idxs]
