@@ -166,6 +166,11 @@ class RetryingTransport(TransportBase):
                 hint = getattr(exc, "retry_after", None)
                 retry_after = float(hint) if isinstance(hint, (int, float)) else None
                 continue
+            if len(out) != len(sub):
+                raise TransportError(
+                    f"{self._inner_name()} returned {len(out)} results for {len(sub)} messages",
+                    provider=self._inner_name(),
+                )
             still: list[int] = []
             hints: list[float] = []
             for i, res in zip(pending, out, strict=True):
