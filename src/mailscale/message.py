@@ -9,6 +9,7 @@ injection) are errors, never silently passed on.
 
 from __future__ import annotations
 
+import email.errors
 import email.policy
 import enum
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "check_header_value",
+    "overall_status",
     "validate_address",
 ]
 
@@ -38,6 +40,8 @@ _MAX_ADDRESS = 254
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f<>()\[\],;:\\\"]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# RFC 5322 section 2.2: a field name is printable US-ASCII except the colon.
+_BAD_FIELD_NAME = re.compile(r"[^\x21-\x39\x3b-\x7e]")
 
 
 def validate_address(address: str, *, field: str = "address") -> str:
@@ -107,8 +111,13 @@ def _to_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(value)
 
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType(dict(value or {}))
+    if not value:
+        return _EMPTY  # the common case, shared: most results carry no rate-limit headers
+    return MappingProxyType(dict(value))
 
 
 def _validate_recipients(
@@ -128,12 +137,19 @@ def _validate_message(inst: Envelope, attribute: attrs.Attribute[Any], value: ob
     if isinstance(value, (bytes, bytearray, memoryview)):
         return
     if isinstance(value, Message):
-        for name, header in value.items():
-            check_header_value(name, str(header))
+        _check_message_headers(value)
         return
     raise InvalidMessage(
         f"message: expected bytes or email.message.EmailMessage, got {type(value).__name__}"
     )
+
+
+def _check_message_headers(msg: Message) -> None:
+    # raw_items(): items() would parse the values and hide a raw line break.
+    for name, header in msg.raw_items():
+        if not isinstance(name, str) or not name or _BAD_FIELD_NAME.search(name):
+            raise HeaderInjection(f"header name {str(name)[:40]!r} is not a valid field name")
+        check_header_value(name, str(header))
 
 
 def _validate_labels(inst: Envelope, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -200,9 +216,14 @@ class Envelope:
         msg = self.message
         if isinstance(msg, (bytes, bytearray, memoryview)):
             return bytes(msg)
+        # Checked again: the caller may have changed the message since construction.
+        _check_message_headers(msg)
         if "Bcc" in msg:
             msg = _copy_without_bcc(msg)
-        return msg.as_bytes(policy=email.policy.SMTP)
+        try:
+            return msg.as_bytes(policy=email.policy.SMTP)
+        except (email.errors.MessageError, UnicodeError, ValueError) as exc:
+            raise InvalidMessage(f"message: cannot be serialized: {exc}") from None
 
     def headers(self) -> Message:
         """The message's header fields (parsed from bytes when needed)."""
@@ -230,6 +251,7 @@ class RecipientResult:
     status: SendStatus
     status_code: int | str | None = None
     status_text: str = ""
+    enhanced_status: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -275,3 +297,29 @@ class SendResult:
     @property
     def rejected(self) -> bool:
         return self.status is SendStatus.REJECTED
+
+    @property
+    def pending_recipients(self) -> tuple[str, ...]:
+        """Recipients worth retrying: the deferred ones (all of them for a deferred
+        result without per-recipient detail)."""
+        if self.recipient_results:
+            return tuple(
+                r.recipient for r in self.recipient_results if r.status is SendStatus.DEFERRED
+            )
+        return self.recipients if self.status is SendStatus.DEFERRED else ()
+
+
+def overall_status(statuses: Iterable[SendStatus]) -> SendStatus:
+    """The status of a message from its recipients' statuses.
+
+    Every recipient accepted → accepted; any deferred → deferred (the deferred
+    recipients are retried, the accepted ones are not); otherwise accepted when
+    at least one recipient was accepted (the rest are final rejections), else
+    rejected.
+    """
+    seen = set(statuses)
+    if SendStatus.DEFERRED in seen:
+        return SendStatus.DEFERRED
+    if SendStatus.ACCEPTED in seen or not seen:
+        return SendStatus.ACCEPTED
+    return SendStatus.REJECTED

@@ -1,7 +1,54 @@
-"""Transports: send batches of envelopes through SMTP, direct-to-MX, ESP APIs or dev sinks."""
+"""Transports: send batches of envelopes through SMTP, direct-to-MX, ESP APIs or dev sinks.
+
+``transport_from_url("smtp://user:pass@host:587")`` builds any transport from
+its URL (see docs/transports.md). The SMTP and MX classes are imported on
+first use, so importing this package stays cheap.
+"""
 
 from __future__ import annotations
 
-from mailscale.transports.base import Transport, TransportBase, TransportURL, redact_url
+import importlib
+from typing import Any
 
-__all__ = ["Transport", "TransportBase", "TransportURL", "redact_url"]
+from mailscale.transports.base import Transport, TransportBase, TransportURL, redact_url
+from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
+from mailscale.transports.dev import FileTransport, MemoryTransport, NullTransport
+from mailscale.transports.registry import (
+    TransportInfo,
+    available_transports,
+    get_transport_class,
+    transport_from_url,
+)
+from mailscale.transports.retry import RetryingTransport, RetryPolicy
+
+__all__ = [
+    "FailoverTransport",
+    "FileTransport",
+    "MXTransport",
+    "MemoryTransport",
+    "NullTransport",
+    "RetryPolicy",
+    "RetryingTransport",
+    "RoundRobinTransport",
+    "SMTPTransport",
+    "Transport",
+    "TransportBase",
+    "TransportInfo",
+    "TransportURL",
+    "available_transports",
+    "get_transport_class",
+    "redact_url",
+    "transport_from_url",
+]
+
+_LAZY = {
+    "SMTPTransport": "mailscale.transports.smtp",
+    "MXTransport": "mailscale.transports.mx",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mailscale.transports' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -8,8 +8,9 @@ the whole call failed (connection refused, credentials refused, time-out).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from types import TracebackType
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -18,9 +19,28 @@ import attrs
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult
 
-__all__ = ["Transport", "TransportBase", "TransportURL", "redact_url"]
+__all__ = ["Transport", "TransportBase", "TransportURL", "is_secret_option", "redact_url"]
 
 _REDACTED = "***"
+
+#: Query options whose values are secrets (``?api_key=...``): redacted like userinfo.
+_SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|credential|signature", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#]*)@")
+_URL_SECRET_OPTION = re.compile(
+    r"(?i)([?&][^=&\s#()]*(?:pass|secret|token|key|auth|credential|signature)[^=&\s#()]*=)"
+    r"[^&\s#()]*"
+)
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _frozen(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+def is_secret_option(name: str) -> bool:
+    """True when a URL query option named *name* carries a secret (and is redacted)."""
+    return bool(_SECRET_OPTION.search(name))
 
 
 @runtime_checkable
@@ -49,6 +69,11 @@ class Transport(Protocol):
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Like :meth:`send`, for asyncio callers."""
+        ...
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> Transport:
+        """Build the transport from a parsed URL; *options* are keyword settings."""
         ...
 
     def close(self) -> None:
@@ -81,12 +106,30 @@ class TransportBase:
     rate_preset: ClassVar[str | None] = None
 
     #: Attribute names whose values are secrets: shown as *** in repr.
-    _secret_attrs: ClassVar[tuple[str, ...]] = ("password", "api_key", "token", "key", "secret")
+    _secret_attrs: ClassVar[tuple[str, ...]] = (
+        "password",
+        "api_key",
+        "token",
+        "key",
+        "secret",
+        "secret_access_key",
+        "credentials",
+    )
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
+        """Build the transport from a parsed URL (every transport class provides this).
+
+        Raises:
+            ConfigurationError: when the URL lacks a setting or has an unknown option.
+        """
+        raise url.error(f"{cls.__name__} cannot be configured from a URL")
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         raise NotImplementedError  # pragma: no cover - the contract every subclass fills
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Run :meth:`send` in a worker thread so the event loop never blocks."""
         return await asyncio.to_thread(self.send, batch)
 
     def close(self) -> None:
@@ -128,8 +171,9 @@ class TransportBase:
 class TransportURL:
     """A parsed transport URL such as ``mailgun://KEY@mg.example.com?region=eu``.
 
-    ``repr`` and ``str`` show the URL with user and password redacted; use
-    :attr:`username` and :attr:`password` to read the credentials.
+    ``repr`` and ``str`` show the URL with user, password and secret query
+    options (``api_key``, ``token``, ...) redacted; use :attr:`username`,
+    :attr:`password` and :attr:`query` to read them.
     """
 
     scheme: str
@@ -138,7 +182,7 @@ class TransportURL:
     host: str | None = None
     port: int | None = None
     path: str = ""
-    query: Mapping[str, str] = attrs.field(factory=dict)
+    query: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen)
 
     @classmethod
     def parse(cls, url: str) -> TransportURL:
@@ -146,6 +190,10 @@ class TransportURL:
         if not isinstance(url, str) or "://" not in url:
             raise ConfigurationError(
                 f"transport URL {redact_url(str(url))!r} is not of the form scheme://..."
+            )
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+            raise ConfigurationError(
+                f"transport URL {redact_url(url)!r} contains whitespace or a control character"
             )
         try:
             parts = urlsplit(url)
@@ -171,8 +219,60 @@ class TransportURL:
             query=query,
         )
 
+    def error(self, problem: str) -> ConfigurationError:
+        """A ``ConfigurationError`` about this URL, showing it redacted."""
+        return ConfigurationError(f"transport URL {self.redacted()!r}: {problem}")
+
+    def check_options(self, allowed: Iterable[str]) -> None:
+        """Raise ``ConfigurationError`` naming any query option not in *allowed*."""
+        unknown = sorted(set(self.query) - set(allowed))
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise self.error(f"unknown option(s) {', '.join(unknown)} (known: {known})")
+
+    def get_str(self, name: str, default: str | None = None) -> str | None:
+        """The query option *name*, or *default* when absent."""
+        return self.query.get(name, default)
+
+    def get_bool(self, name: str, default: bool) -> bool:
+        """The query option *name* as a boolean (``true/false/1/0/yes/no/on/off``)."""
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise self.error(f"option {name!r} must be true or false, got {raw!r}")
+
+    def get_int(self, name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+        """The query option *name* as an integer (at least *minimum*)."""
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.error(f"option {name!r} must be an integer, got {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise self.error(f"option {name!r} must be at least {minimum}, got {value}")
+        return value
+
+    def get_float(self, name: str, default: float | None, *, minimum: float = 0.0) -> float | None:
+        """The query option *name* as a number of at least *minimum*."""
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.error(f"option {name!r} must be a number, got {raw!r}") from None
+        if not value >= minimum:  # also rejects NaN
+            raise self.error(f"option {name!r} must be at least {minimum}, got {raw!r}")
+        return value
+
     def redacted(self) -> str:
-        """The URL with any user or password replaced by ``***``."""
+        """The URL with user, password and secret query options replaced by ``***``."""
         auth = ""
         if self.username is not None or self.password is not None:
             auth = _REDACTED + (":" + _REDACTED if self.password is not None else "") + "@"
@@ -180,7 +280,10 @@ class TransportURL:
         if host and ":" in host:
             host = f"[{host}]"
         port = f":{self.port}" if self.port is not None else ""
-        query = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.query.items())
+        query = "&".join(
+            f"{quote(k)}={_REDACTED if is_secret_option(k) else quote(v)}"
+            for k, v in self.query.items()
+        )
         return f"{self.scheme}://{auth}{host}{port}{quote(self.path)}" + (
             f"?{query}" if query else ""
         )
@@ -193,19 +296,14 @@ class TransportURL:
 
 
 def redact_url(url: str) -> str:
-    """Return *url* with the userinfo part (credentials) replaced by ``***``.
+    """Return *url* with credentials (userinfo, secret query options) replaced by ``***``.
 
-    Works on malformed URLs too, so error messages can show them safely.
+    Works on malformed URLs and on composite expressions holding several URLs
+    (``failover(smtp://u:p@a smtp://u:p@b)``), so error messages can show them safely.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url if "@" not in url else _REDACTED + url[url.rindex("@") :]
-    authority_end = len(rest)
-    for ch in "/?#":
-        idx = rest.find(ch)
-        if idx != -1:
-            authority_end = min(authority_end, idx)
-    authority = rest[:authority_end]
-    if "@" in authority:
-        authority = _REDACTED + authority[authority.rindex("@") :]
-    return f"{scheme}{sep}{authority}{rest[authority_end:]}"
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", str(url))
+    text = _URL_SECRET_OPTION.sub(lambda m: f"{m.group(1)}{_REDACTED}", text)
+    if "://" not in text and "@" in text:
+        # Not a URL at all: whatever precedes the last "@" may be a credential.
+        text = _REDACTED + text[text.rindex("@") :]
+    return text

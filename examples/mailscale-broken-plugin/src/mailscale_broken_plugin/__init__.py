@@ -1,0 +1,1 @@
+"""A deliberately broken mailscale transport plugin (see README.md)."""

@@ -1,0 +1,65 @@
+"""Helpers shared by composites and retries: trimming envelopes and merging results."""
+
+from __future__ import annotations
+
+import attrs
+
+from mailscale.errors import TransportError
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
+
+
+def trim(envelope: Envelope, result: SendResult | None) -> Envelope:
+    """The envelope to send again: only the recipients *result* left pending."""
+    if result is None:
+        return envelope
+    pending = result.pending_recipients
+    if not pending or pending == envelope.recipients:
+        return envelope
+    return attrs.evolve(envelope, recipients=pending)
+
+
+def per_recipient(result: SendResult) -> tuple[RecipientResult, ...]:
+    """*result*'s per-recipient outcomes, synthesized from its status when absent."""
+    if result.recipient_results:
+        return result.recipient_results
+    return tuple(
+        RecipientResult(
+            recipient=r,
+            status=result.status,
+            status_code=result.status_code,
+            status_text=result.status_text,
+        )
+        for r in result.recipients
+    )
+
+
+def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
+    """Combine a retry of the pending recipients with the earlier result of the same message."""
+    if previous is None:
+        return retry
+    pending = set(previous.pending_recipients)
+    if not pending or set(retry.recipients) >= set(previous.recipients):
+        return attrs.evolve(retry, latency=previous.latency + retry.latency)
+    kept = [r for r in per_recipient(previous) if r.recipient not in pending]
+    fresh = list(per_recipient(retry))
+    combined = tuple(kept + fresh)
+    return attrs.evolve(
+        retry,
+        status=overall_status(r.status for r in combined),
+        recipients=previous.recipients,
+        recipient_results=combined,
+        message_id=retry.message_id or previous.message_id,
+        latency=previous.latency + retry.latency,
+    )
+
+
+def from_error(envelope: Envelope, error: TransportError, transport: str) -> SendResult:
+    """A result standing for a whole-call error (deferred if transient, else rejected)."""
+    return SendResult(
+        status=SendStatus.DEFERRED if error.transient else SendStatus.REJECTED,
+        recipients=envelope.recipients,
+        transport=transport,
+        status_code=error.status,
+        status_text=str(error),
+        idempotency_key=envelope.idempotency_key,
+    )

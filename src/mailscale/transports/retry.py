@@ -1,0 +1,195 @@
+"""Retries with exponential backoff and jitter, around any transport.
+
+Only transient outcomes are retried: deferred results (just their pending
+recipients) and transient whole-call errors. A rejected message is never
+retried. A provider's ``Retry-After`` is honoured: the wait is never shorter
+than it, and a ``Retry-After`` beyond ``max_retry_after`` ends in-process
+retrying (the deferred result goes back to the caller, e.g. the outbox, to
+reschedule).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from mailscale._log import get_logger
+from mailscale.errors import ConfigurationError, TransportError
+from mailscale.message import Envelope, SendResult
+from mailscale.transports import _results
+from mailscale.transports.base import Transport, TransportBase, TransportURL
+
+__all__ = ["RetryPolicy", "RetryingTransport"]
+
+_log = get_logger("mailscale.transports")
+
+
+def _positive(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0:
+        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be >= 0, got {value!r}")
+
+
+def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be >= 1, got {value!r}")
+
+
+def _fraction(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be in [0, 1], got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter.
+
+    The n-th retry (n = 1, 2, ...) waits ``min(max_delay, base * multiplier**(n-1))``
+    scaled by a random factor in ``[1 - jitter, 1]``, and never less than the
+    provider's ``Retry-After``.
+
+    Attributes:
+        max_attempts: total attempts including the first (1 = no retry).
+        base: the first retry's delay in seconds.
+        multiplier: growth factor per retry.
+        max_delay: cap on the computed backoff.
+        jitter: fraction of the delay that is randomized (0 = none, 1 = full jitter).
+        max_retry_after: a ``Retry-After`` longer than this ends in-process retrying.
+        max_elapsed: no retry starts later than this many seconds after the
+            first attempt (None: only ``max_attempts`` limits).
+    """
+
+    max_attempts: int = attrs.field(default=4, validator=_at_least_one)
+    base: float = attrs.field(default=0.5, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    max_delay: float = attrs.field(default=30.0, validator=_positive)
+    jitter: float = attrs.field(default=0.2, validator=_fraction)
+    max_retry_after: float = attrs.field(default=300.0, validator=_positive)
+    max_elapsed: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
+
+    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number *retry* (1-based), jitter applied."""
+        delay = min(self.max_delay, self.base * self.multiplier ** max(0, retry - 1))
+        if self.jitter:
+            draw = (rng or random).random()
+            delay *= 1.0 - self.jitter * draw
+        return delay
+
+    def delay(
+        self, retry: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float | None:
+        """Seconds to wait before retry *retry*, or None when no retry should happen."""
+        if retry >= self.max_attempts:
+            return None
+        wait = self.backoff(retry, rng)
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                return None
+            wait = max(wait, retry_after)
+        return wait
+
+
+class RetryingTransport(TransportBase):
+    """Wraps a transport and retries its transient failures per a :class:`RetryPolicy`.
+
+    Args:
+        inner: the transport to retry.
+        policy: the backoff policy.
+        sleep: how to wait (injectable for tests).
+        clock: monotonic seconds, for ``max_elapsed`` (injectable for tests).
+        rng: randomness for jitter (injectable for tests).
+    """
+
+    name: ClassVar[str] = "retry"
+
+    def __init__(
+        self,
+        inner: Transport,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], object] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.max_batch = int(getattr(inner, "max_batch", 1))  # type: ignore[misc]
+        self.payload = str(getattr(inner, "payload", "mime"))  # type: ignore[misc]
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
+        raise url.error("wrap a transport with RetryingTransport(transport, policy)")
+
+    def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch*, retrying deferred messages and transient errors."""
+        envs = list(batch)
+        results: list[SendResult | None] = [None] * len(envs)
+        pending = list(range(len(envs)))
+        attempt = 0
+        retry_after: float | None = None
+        started = self._clock()
+        budget = self.policy.max_elapsed
+        while pending:
+            if attempt:
+                wait = self.policy.delay(attempt, retry_after, self._rng)
+                if wait is None:
+                    break
+                if budget is not None and self._clock() - started + wait > budget:
+                    break
+                _log.debug("transport.retry", attempt=attempt + 1, wait=wait, messages=len(pending))
+                self._sleep(wait)
+            attempt += 1
+            sub = [_results.trim(envs[i], results[i]) for i in pending]
+            try:
+                out = self.inner.send(sub)
+            except TransportError as exc:
+                if not exc.transient:
+                    if all(r is None for r in results):
+                        raise
+                    for i, env in zip(pending, sub, strict=True):
+                        results[i] = _results.merge(
+                            results[i], _results.from_error(env, exc, self._inner_name())
+                        )
+                    break
+                if attempt >= self.policy.max_attempts:
+                    if all(r is None for r in results):
+                        raise
+                    break
+                hint = getattr(exc, "retry_after", None)
+                retry_after = float(hint) if isinstance(hint, (int, float)) else None
+                continue
+            if len(out) != len(sub):
+                raise TransportError(
+                    f"{self._inner_name()} returned {len(out)} results for {len(sub)} messages",
+                    provider=self._inner_name(),
+                )
+            still: list[int] = []
+            hints: list[float] = []
+            for i, res in zip(pending, out, strict=True):
+                merged = _results.merge(results[i], res)
+                results[i] = merged
+                if merged.pending_recipients:
+                    still.append(i)
+                    if res.retry_after is not None:
+                        hints.append(res.retry_after)
+            pending = still
+            retry_after = max(hints) if hints else None
+        return [r for r in results if r is not None]
+
+    def _inner_name(self) -> str:
+        return str(getattr(self.inner, "name", type(self.inner).__name__))
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"inner": self.inner, "policy": self.policy}

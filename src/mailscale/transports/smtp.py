@@ -1,0 +1,778 @@
+"""``smtp://`` and ``smtps://``: relay through an SMTP server, with a connection pool.
+
+Each message is one SMTP transaction (MAIL, RCPT per recipient, DATA) on a
+pooled connection, so every recipient gets its own result: 2xx → accepted,
+4xx → deferred, 5xx → rejected, with the reply code, text and RFC 3463
+enhanced status code. The message bytes are sent exactly as given (after DKIM
+signing when a signer is attached): smtplib only dot-stuffs them on the wire
+(RFC 5321 section 4.5.2, undone by the server) and adds a final CRLF when the
+message lacks one. Messages must use CRLF line ends; a message with a bare CR
+or LF is rejected rather than rewritten, since rewriting would break a DKIM
+signature.
+
+TLS: ``smtp://`` requires STARTTLS and verifies the server certificate by
+default; ``?tls=none`` allows plaintext and ``?verify=false`` disables
+verification (both explicit opt-outs). ``smtps://`` uses implicit TLS
+(RFC 8314). ``?cafile=`` or an ``ssl_context=`` setting trusts a private CA.
+
+Connections are pooled (``?pool_size=``) and reused across messages and
+calls; an aborted transaction is cleared with RSET, and a connection the
+server dropped while idle is replaced transparently before any data is sent.
+One ``send`` call uses one connection; concurrent calls (threads, or
+``send_async``, which runs ``send`` in a worker thread) use up to
+``pool_size`` connections.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+from mailscale._log import get_logger
+from mailscale.errors import (
+    ConfigurationError,
+    MailscaleError,
+    TransportAuthError,
+    TransportConnectionError,
+    TransportError,
+    TransportTimeout,
+)
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
+from mailscale.transports.base import TransportBase, TransportURL
+
+__all__ = ["Signer", "SMTPTransport", "make_ssl_context"]
+
+_log = get_logger("mailscale.transports")
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
+_QUEUED_AS = re.compile(r"(?:queued as\s+|\bid=)([A-Za-z0-9._@<>-]+)", re.IGNORECASE)
+TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
+
+
+class Signer(Protocol):
+    """Anything that DKIM-signs a message: ``sign(bytes) -> bytes``."""
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def make_ssl_context(*, verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
+    """A client TLS context, verified against the system CAs (or *cafile*) unless told not to."""
+    if not verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load CA file {cafile!r}: {exc}") from None
+
+
+def status_of(code: int) -> SendStatus:
+    """Map an SMTP reply code to a status: 2xx/3xx accepted, 4xx deferred, else rejected."""
+    if code < 400:
+        return SendStatus.ACCEPTED
+    if code < 500:
+        return SendStatus.DEFERRED
+    return SendStatus.REJECTED
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        return reply.decode("utf-8", "replace")
+    return reply
+
+
+def _enhanced(text: str) -> str | None:
+    match = _ENHANCED.match(text)
+    return match.group(1) if match else None
+
+
+def _line_ends_ok(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+
+class TLSHandshakeError(TransportConnectionError):
+    """The TLS handshake failed for a reason other than certificate verification."""
+
+
+class _Dropped(Exception):
+    """The connection went away; ``stage`` says how far the transaction got."""
+
+    def __init__(self, stage: str, detail: str) -> None:
+        super().__init__(detail)
+        self.stage = stage
+
+
+class Connection:
+    """One open SMTP session (after EHLO, STARTTLS and AUTH)."""
+
+    def __init__(self, smtp: smtplib.SMTP, *, tls: bool) -> None:
+        self.smtp = smtp
+        self.tls = tls
+        self.dirty = False
+        self.alive = True
+        self.last_used = time.monotonic()
+        self.transactions = 0
+
+    def close(self) -> None:
+        """QUIT politely, then close the socket; never raises."""
+        self.alive = False
+        try:
+            self.smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            self.smtp.close()
+
+    def transact(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> tuple[list[RecipientResult], tuple[int, str] | None]:
+        """Run MAIL/RCPT/DATA; return per-recipient results and the final DATA reply.
+
+        Raises:
+            _Dropped: the server closed the connection (or answered 421).
+        """
+        smtp = self.smtp
+        self.last_used = time.monotonic()
+        options: list[str] = []
+        if smtp.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        if smtp.has_extn("8bitmime") and not data.isascii():
+            options.append("BODY=8BITMIME")
+        if not (sender.isascii() and all(r.isascii() for r in recipients)):
+            if not smtp.has_extn("smtputf8"):
+                text = "5.6.7 the server does not support SMTPUTF8 (internationalized address)"
+                return [
+                    RecipientResult(
+                        recipient=r,
+                        status=SendStatus.REJECTED,
+                        status_code=553,
+                        status_text=text,
+                        enhanced_status="5.6.7",
+                    )
+                    for r in recipients
+                ], None
+            options.append("SMTPUTF8")
+        stage = "MAIL"
+        try:
+            if self.dirty:
+                stage = "RSET"
+                code, _ = smtp.rset()
+                if code == 421:
+                    raise _Dropped("RSET", "421 on RSET")
+                self.dirty = False
+            stage = "MAIL"
+            code, reply = smtp.mail(sender, options)
+            if code == 421:
+                raise _Dropped("MAIL", _text(reply))
+            if code >= 300:
+                self.dirty = True
+                text = _text(reply)
+                return [
+                    RecipientResult(
+                        recipient=r,
+                        status=status_of(code),
+                        status_code=code,
+                        status_text=f"MAIL FROM: {text}",
+                        enhanced_status=_enhanced(text),
+                    )
+                    for r in recipients
+                ], None
+            self.dirty = True
+            stage = "RCPT"
+            results: list[RecipientResult] = []
+            for i, rcpt in enumerate(recipients):
+                code, reply = smtp.rcpt(rcpt)
+                text = _text(reply)
+                if code == 421:
+                    # The server is closing: this and the remaining recipients wait.
+                    results.extend(
+                        RecipientResult(
+                            recipient=r,
+                            status=SendStatus.DEFERRED,
+                            status_code=421,
+                            status_text=text,
+                            enhanced_status=_enhanced(text),
+                        )
+                        for r in recipients[i:]
+                    )
+                    self.alive = False
+                    return results, None
+                results.append(
+                    RecipientResult(
+                        recipient=rcpt,
+                        status=status_of(code),
+                        status_code=code,
+                        status_text=text,
+                        enhanced_status=_enhanced(text),
+                    )
+                )
+            if not any(r.status is SendStatus.ACCEPTED for r in results):
+                return results, None
+            stage = "DATA"
+            data_reply: bytes | str
+            try:
+                code, data_reply = smtp.data(data)
+            except smtplib.SMTPDataError as exc:  # no 354: the transaction is refused
+                code, data_reply = exc.smtp_code, exc.smtp_error
+            self.dirty = code >= 300
+            if code == 421:
+                self.alive = False
+            self.transactions += 1
+            return results, (code, _text(data_reply))
+        except smtplib.SMTPResponseException as exc:
+            self.alive = False
+            raise _Dropped(stage, f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+        except OSError as exc:  # includes SMTPServerDisconnected
+            self.alive = False
+            raise _Dropped(stage, str(exc) or type(exc).__name__) from None
+
+
+def open_connection(
+    host: str,
+    port: int,
+    *,
+    tls: str,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    local_hostname: str | None = None,
+    source_address: tuple[str, int] | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    server_hostname: str | None = None,
+    provider: str = "smtp",
+) -> Connection:
+    """Connect, EHLO, STARTTLS (per *tls*) and AUTH; raise a typed ``TransportError``.
+
+    *server_hostname* is the name checked against the certificate when *host*
+    is an IP address (direct-to-MX connects by address).
+    """
+    where = f"{host}:{port}"
+    smtp: smtplib.SMTP | None = None
+    try:
+        if tls == "implicit":
+            smtp = _SMTPSSL(
+                local_hostname=local_hostname,
+                timeout=timeout,
+                source_address=source_address,
+                context=context,
+                server_hostname=server_hostname,
+            )
+        else:
+            smtp = _SMTP(
+                local_hostname=local_hostname,
+                timeout=timeout,
+                source_address=source_address,
+                server_hostname=server_hostname,
+            )
+        code, reply = smtp.connect(host, port)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, reply)
+        code, _ = smtp.ehlo()
+        if not 200 <= code < 300:
+            smtp.helo()
+        secured = tls == "implicit"
+        if tls in ("starttls", "opportunistic"):
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+                secured = True
+            elif tls == "starttls":
+                raise TransportError(
+                    f"{where} does not offer STARTTLS, which this transport requires "
+                    "(use ?tls=none to allow plaintext explicitly)",
+                    provider=provider,
+                )
+        if username is not None:
+            if not smtp.has_extn("auth"):
+                raise TransportError(
+                    f"{where} does not offer AUTH"
+                    + ("" if secured else " without TLS (the session is not encrypted)"),
+                    provider=provider,
+                )
+            smtp.login(username, password or "")
+        return Connection(smtp, tls=secured)
+    except TransportError:
+        _discard(smtp)
+        raise
+    except smtplib.SMTPAuthenticationError as exc:
+        _discard(smtp)
+        raise TransportAuthError(
+            f"{where} refused the credentials: {exc.smtp_code} {_text(exc.smtp_error)}",
+            provider=provider,
+            status=exc.smtp_code,
+        ) from None
+    except ssl.SSLCertVerificationError as exc:
+        _discard(smtp)
+        raise TransportError(
+            f"{where}: TLS certificate verification failed ({exc.verify_message}); "
+            "trust its CA with ?cafile= or ssl_context=",
+            provider=provider,
+        ) from None
+    except ssl.SSLError as exc:
+        _discard(smtp)
+        raise TLSHandshakeError(
+            f"{where}: TLS handshake failed ({exc.reason or exc})", provider=provider
+        ) from None
+    except smtplib.SMTPConnectError as exc:
+        _discard(smtp)
+        raise TransportConnectionError(
+            f"{where} refused the session: {exc.smtp_code} {_text(exc.smtp_error)}",
+            provider=provider,
+            status=exc.smtp_code,
+            transient=exc.smtp_code < 500,
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        _discard(smtp)
+        raise TransportConnectionError(
+            f"{where} failed the session set-up: {exc.smtp_code} {_text(exc.smtp_error)}",
+            provider=provider,
+            status=exc.smtp_code,
+            transient=exc.smtp_code < 500,
+        ) from None
+    except smtplib.SMTPServerDisconnected:
+        _discard(smtp)
+        raise TransportConnectionError(
+            f"{where} closed the connection during set-up", provider=provider
+        ) from None
+    except smtplib.SMTPException as exc:
+        _discard(smtp)
+        raise TransportError(f"{where}: {exc}", provider=provider) from None
+    except TimeoutError:
+        _discard(smtp)
+        raise TransportTimeout(
+            f"{where} did not answer within {timeout}s", provider=provider
+        ) from None
+    except OSError as exc:
+        _discard(smtp)
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise TransportConnectionError(
+            f"cannot connect to {where}: {detail}", provider=provider
+        ) from None
+
+
+def _discard(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        smtp.close()
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib.SMTP that checks the certificate against *server_hostname* when given."""
+
+    def __init__(self, *, server_hostname: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._server_hostname = server_hostname
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
+        self._host = self._server_hostname or host
+        return super().connect(host, port, source_address)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    """smtplib.SMTP_SSL with the same *server_hostname* handling."""
+
+    def __init__(self, *, server_hostname: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._server_hostname = server_hostname
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
+        self._host = self._server_hostname or host
+        return super().connect(host, port, source_address)
+
+
+class Pool:
+    """Idle SMTP connections per key, at most ``size`` open per key."""
+
+    def __init__(self, size: int, max_idle: float) -> None:
+        self.size = size
+        self.max_idle = max_idle
+        self._idle: dict[Any, list[Connection]] = {}
+        self._open: dict[Any, int] = {}
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def acquire(self, key: Any, factory: Callable[[], Connection]) -> tuple[Connection, bool]:
+        """An idle connection for *key* (reused=True) or a new one from *factory*."""
+        stale: list[Connection] = []
+        try:
+            with self._cond:
+                while True:
+                    if self.closed:
+                        raise TransportError("the transport is closed")
+                    idle = self._idle.get(key, [])
+                    now = time.monotonic()
+                    while idle:
+                        conn = idle.pop()
+                        if now - conn.last_used <= self.max_idle:
+                            return conn, True
+                        stale.append(conn)
+                        self._open[key] -= 1
+                    if self._open.get(key, 0) < self.size:
+                        self._open[key] = self._open.get(key, 0) + 1
+                        break
+                    self._cond.wait()
+        finally:
+            for conn in stale:
+                conn.close()
+        try:
+            return factory(), False
+        except BaseException:
+            with self._cond:
+                self._open[key] -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, key: Any, conn: Connection) -> None:
+        """Return *conn* for reuse, or close it when it is dead or the pool is closed."""
+        with self._cond:
+            keep = conn.alive and not self.closed
+            if keep:
+                self._idle.setdefault(key, []).append(conn)
+            else:
+                self._open[key] -= 1
+            self._cond.notify()
+        if not keep:
+            conn.close()
+
+    def replace(self, conn: Connection, factory: Callable[[], Connection]) -> Connection:
+        """Close a dropped *conn* and open its replacement in the same slot.
+
+        When *factory* fails, *conn* stays (dead) in the caller's hands and frees
+        its slot when released.
+        """
+        conn.close()
+        return factory()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when released."""
+        with self._cond:
+            self.closed = True
+            idle = [c for conns in self._idle.values() for c in conns]
+            for key, conns in self._idle.items():
+                self._open[key] -= len(conns)
+            self._idle.clear()
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()
+
+
+def build_result(
+    env: Envelope,
+    rcpt_results: list[RecipientResult],
+    data_reply: tuple[int, str] | None,
+    *,
+    transport: str,
+    latency: float,
+) -> SendResult:
+    """One message's result from its RCPT replies and the final DATA reply."""
+    if data_reply is not None:
+        code, text = data_reply
+        final = status_of(code)
+        if final is not SendStatus.ACCEPTED:
+            # DATA refused: every recipient RCPT accepted shares DATA's fate.
+            rcpt_results = [
+                RecipientResult(
+                    recipient=r.recipient,
+                    status=final,
+                    status_code=code,
+                    status_text=text,
+                    enhanced_status=_enhanced(text),
+                )
+                if r.status is SendStatus.ACCEPTED
+                else r
+                for r in rcpt_results
+            ]
+        match = _QUEUED_AS.search(text) if final is SendStatus.ACCEPTED else None
+        return SendResult(
+            status=overall_status(r.status for r in rcpt_results),
+            recipients=env.recipients,
+            transport=transport,
+            message_id=match.group(1) if match else None,
+            status_code=code,
+            status_text=text,
+            enhanced_status=_enhanced(text),
+            latency=latency,
+            recipient_results=tuple(rcpt_results),
+            idempotency_key=env.idempotency_key,
+        )
+    first = rcpt_results[0] if rcpt_results else None
+    worst = next((r for r in rcpt_results if r.status is SendStatus.DEFERRED), first)
+    return SendResult(
+        status=overall_status(r.status for r in rcpt_results),
+        recipients=env.recipients,
+        transport=transport,
+        status_code=worst.status_code if worst else None,
+        status_text=worst.status_text if worst else "",
+        enhanced_status=worst.enhanced_status if worst else None,
+        latency=latency,
+        recipient_results=tuple(rcpt_results),
+        idempotency_key=env.idempotency_key,
+    )
+
+
+def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
+    """The bytes to send (signed when a signer is attached), or a rejected result."""
+    try:
+        data = env.to_bytes()
+    except MailscaleError as exc:  # an EmailMessage changed into something unsendable
+        return SendResult(
+            status=SendStatus.REJECTED,
+            recipients=env.recipients,
+            transport=transport,
+            status_text=str(exc),
+            idempotency_key=env.idempotency_key,
+        )
+    if not _line_ends_ok(data):
+        return SendResult(
+            status=SendStatus.REJECTED,
+            recipients=env.recipients,
+            transport=transport,
+            status_text="the message has a bare CR or LF; SMTP needs CRLF line ends "
+            "(RFC 5321 section 2.3.8); it is not rewritten so a signature stays valid",
+            idempotency_key=env.idempotency_key,
+        )
+    if signer is not None:
+        try:
+            data = signer.sign(data)
+        except MailscaleError as exc:
+            return SendResult(
+                status=SendStatus.REJECTED,
+                recipients=env.recipients,
+                transport=transport,
+                status_text=f"signing failed: {exc}",
+                idempotency_key=env.idempotency_key,
+            )
+    return data
+
+
+def deferred_result(
+    env: Envelope, transport: str, text: str, code: int | None = None
+) -> SendResult:
+    """A deferred result for a message whose connection failed."""
+    return SendResult(
+        status=SendStatus.DEFERRED,
+        recipients=env.recipients,
+        transport=transport,
+        status_code=code,
+        status_text=text,
+        enhanced_status="4.4.2" if code is None else None,
+        idempotency_key=env.idempotency_key,
+    )
+
+
+class SMTPTransport(TransportBase):
+    """Relay through one SMTP server with pooled connections.
+
+    Args:
+        host: the relay's host name (checked against its certificate).
+        port: default 587 (STARTTLS), 465 (implicit TLS), 25 (``tls="none"``).
+        username, password: AUTH credentials (both or neither).
+        tls: ``"starttls"`` (required, the default), ``"implicit"`` (smtps),
+            ``"opportunistic"`` (STARTTLS when offered) or ``"none"``.
+        verify: verify the server certificate (default True).
+        cafile: a CA bundle to trust instead of the system's.
+        ssl_context: a ready TLS context (overrides ``verify`` and ``cafile``).
+        timeout: socket time-out in seconds.
+        pool_size: connections open at most at once.
+        max_idle: seconds an idle pooled connection is kept.
+        local_hostname: the EHLO name (default: the machine's FQDN).
+        source_address: local ``(ip, port)`` or ip to bind.
+        signer: an object with ``sign(bytes) -> bytes`` (a DKIM signer),
+            applied to every message before sending.
+    """
+
+    name: ClassVar[str] = "smtp"
+    schemes: ClassVar[tuple[str, ...]] = ("smtp", "smtps")
+    payload: ClassVar[str] = "mime"
+    max_batch: ClassVar[int] = 1000
+    rate_preset: ClassVar[str | None] = None
+
+    _URL_OPTIONS = (
+        "tls",
+        "verify",
+        "cafile",
+        "timeout",
+        "pool_size",
+        "max_idle",
+        "local_hostname",
+        "source",
+    )
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: str = "starttls",
+        verify: bool = True,
+        cafile: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 30.0,
+        pool_size: int = 4,
+        max_idle: float = 60.0,
+        local_hostname: str | None = None,
+        source_address: tuple[str, int] | str | None = None,
+        signer: Signer | None = None,
+    ) -> None:
+        if tls not in TLS_MODES:
+            raise ConfigurationError(
+                f"smtp: tls must be one of {', '.join(TLS_MODES)}, got {tls!r}"
+            )
+        if (username is None) != (password is None) or username == "":
+            raise ConfigurationError("smtp: AUTH needs both a username and a password")
+        if pool_size < 1:
+            raise ConfigurationError(f"smtp: pool_size must be >= 1, got {pool_size}")
+        if signer is not None and not callable(getattr(signer, "sign", None)):
+            raise ConfigurationError("smtp: signer must have a sign(bytes) -> bytes method")
+        self.host = host
+        self.port = port if port is not None else {"implicit": 465, "none": 25}.get(tls, 587)
+        self.username = username
+        self.password = password
+        self.tls = tls
+        self.verify = verify if ssl_context is None else ssl_context.verify_mode != ssl.CERT_NONE
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self.local_hostname = local_hostname
+        if isinstance(source_address, str):
+            source_address = (source_address, 0)
+        self.source_address = source_address
+        self.signer = signer
+        self._context = (
+            ssl_context
+            if ssl_context is not None
+            else (make_ssl_context(verify=verify, cafile=cafile) if tls != "none" else None)
+        )
+        self._pool = Pool(pool_size, max_idle)
+        if tls != "none" and not self.verify:
+            _log.warning("transport.tls_unverified", transport="smtp", host=host)
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> SMTPTransport:
+        """``smtp://user:pass@host:587?tls=starttls&verify=true&cafile=...&pool_size=4``."""
+        url.check_options(cls._URL_OPTIONS)
+        if not url.host:
+            raise url.error("missing host: use smtp://user:pass@host:port")
+        if url.username is not None and not url.password:
+            raise url.error("missing password for the SMTP user")
+        if url.password is not None and not url.username:
+            raise url.error("missing user name for the SMTP password")
+        default_tls = "implicit" if url.scheme == "smtps" else "starttls"
+        tls = url.get_str("tls", default_tls) or default_tls
+        if tls == "required":
+            tls = "starttls"
+        if tls not in TLS_MODES:
+            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
+        if url.scheme == "smtps" and tls != "implicit":
+            raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
+        settings: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port,
+            "username": url.username,
+            "password": url.password,
+            "tls": tls,
+            "verify": url.get_bool("verify", True),
+            "cafile": url.get_str("cafile"),
+            "timeout": url.get_float("timeout", 30.0, minimum=0.001),
+            "pool_size": url.get_int("pool_size", 4, minimum=1),
+            "max_idle": url.get_float("max_idle", 60.0),
+            "local_hostname": url.get_str("local_hostname"),
+            "source_address": url.get_str("source"),
+        }
+        settings.update(options)
+        try:
+            return cls(**settings)
+        except ConfigurationError as exc:
+            raise url.error(str(exc)) from None
+
+    def _connect(self) -> Connection:
+        return open_connection(
+            self.host,
+            self.port,
+            tls=self.tls,
+            context=self._context,
+            timeout=self.timeout,
+            local_hostname=self.local_hostname,
+            source_address=self.source_address,
+            username=self.username,
+            password=self.password,
+            provider=self.name,
+        )
+
+    def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send each envelope as one SMTP transaction on one pooled connection."""
+        results: list[SendResult] = []
+        if not batch:
+            return results
+        conn: Connection | None = None
+        reused = False
+        try:
+            conn, reused = self._pool.acquire(None, self._connect)
+            for index, env in enumerate(batch):
+                prepared = message_bytes(env, self.signer, self.name)
+                if isinstance(prepared, SendResult):
+                    results.append(prepared)
+                    continue
+                if not conn.alive:
+                    try:
+                        conn = self._pool.replace(conn, self._connect)
+                    except TransportError as exc:
+                        if not results:
+                            raise
+                        results.extend(
+                            deferred_result(e, self.name, str(exc)) for e in batch[index:]
+                        )
+                        break
+                    reused = False
+                results.append(self._send_one(conn, env, prepared, reused))
+                reused = True
+        finally:
+            if conn is not None:
+                self._pool.release(None, conn)
+        return results
+
+    def _send_one(self, conn: Connection, env: Envelope, data: bytes, reused: bool) -> SendResult:
+        start = time.perf_counter()
+        try:
+            rcpts, reply = conn.transact(env.sender, env.recipients, data)
+        except _Dropped as exc:
+            if exc.stage in ("RSET", "MAIL") and reused:
+                # An idle pooled connection the server closed: nothing was sent yet.
+                try:
+                    replacement = self._pool.replace(conn, self._connect)
+                except TransportError as err:
+                    return deferred_result(env, self.name, str(err))
+                conn.__dict__.update(replacement.__dict__)
+                return self._send_one(conn, env, data, reused=False)
+            _log.warning(
+                "transport.connection_lost", transport=self.name, host=self.host, stage=exc.stage
+            )
+            return deferred_result(
+                env, self.name, f"connection lost during {exc.stage}: {exc}"
+            )
+        return build_result(
+            env, rcpts, reply, transport=self.name, latency=time.perf_counter() - start
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection (QUIT)."""
+        self._pool.close()
+
+    def _repr_fields(self) -> Mapping[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": "***" if self.password else None,
+            "tls": self.tls,
+            "verify": self.verify if self.tls != "none" else None,
+            "pool_size": self.pool_size,
+        }

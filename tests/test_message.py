@@ -1,0 +1,218 @@
+"""Envelope, SendResult and the validation of outgoing mail."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from mailscale.errors import HeaderInjection, InvalidAddress, InvalidMessage
+from mailscale.message import (
+    Envelope,
+    RecipientResult,
+    SendResult,
+    SendStatus,
+    check_header_value,
+    overall_status,
+    validate_address,
+)
+
+RAW = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+
+
+class TestValidateAddress:
+    @pytest.mark.parametrize(
+        "address",
+        ["a@example.com", "first.last+tag@sub.example.co.uk", "jörg@bücher.example", "x@a-b.c"],
+    )
+    def test_accepts(self, address: str) -> None:
+        """Ordinary, tagged and internationalized addresses are returned unchanged."""
+        assert address == validate_address(address)
+
+    @pytest.mark.parametrize(
+        ("address", "problem"),
+        [
+            ("", "empty"),
+            ("no-at-sign", "local@domain"),
+            ("@example.com", "local@domain"),
+            ("a@", "local@domain"),
+            ("a b@example.com", "not allowed"),
+            ("<a@example.com>", "not allowed"),
+            ("Name <a@example.com>", "not allowed"),
+            (".a@example.com", "misplaced dot"),
+            ("a..b@example.com", "misplaced dot"),
+            ("a@-bad.example", "invalid domain"),
+            ("a@exa_mple.com", "invalid domain"),
+            ("x" * 65 + "@example.com", "local part longer"),
+            ("a@" + "b" * 250 + ".com", "longer than 254"),
+        ],
+    )
+    def test_rejects(self, address: str, problem: str) -> None:
+        """Malformed addresses raise InvalidAddress naming the problem."""
+        with pytest.raises(InvalidAddress, match=problem):
+            validate_address(address)
+
+    def test_crlf_is_header_injection(self) -> None:
+        """CR/LF in an address is a header-injection error."""
+        with pytest.raises(HeaderInjection):
+            validate_address("a@example.com\r\nBcc: victim@example.net")
+
+    def test_not_a_string(self) -> None:
+        """Non-strings are refused by type."""
+        with pytest.raises(InvalidAddress, match="expected a string"):
+            validate_address(b"a@example.com")  # type: ignore[arg-type]
+
+
+class TestCheckHeaderValue:
+    def test_folded_value_is_fine(self) -> None:
+        """A CRLF followed by whitespace is a fold, not an injection."""
+        value = "a long subject\r\n continued"
+        assert value == check_header_value("Subject", value)
+
+    @pytest.mark.parametrize("value", ["x\r\nBcc: y@example.net", "x\nX-Evil: 1", "x\r"])
+    def test_injection(self, value: str) -> None:
+        """A line break that starts a new field is refused, naming the header."""
+        with pytest.raises(HeaderInjection, match="'Subject'"):
+            check_header_value("Subject", value)
+
+
+class TestEnvelope:
+    def test_bytes_pass_through(self) -> None:
+        """to_bytes returns raw bytes exactly as given."""
+        env = Envelope(sender="a@example.com", recipients="b@example.net", message=RAW)
+        assert RAW == env.to_bytes()
+        assert ("b@example.net",) == env.recipients
+
+    def test_from_message_takes_addresses_from_headers(self) -> None:
+        """Sender from From, recipients from To/Cc/Bcc; Bcc is removed on the wire."""
+        msg = EmailMessage()
+        msg["From"] = "Alice <a@example.com>"
+        msg["To"] = "b@example.net, Carol <c@example.net>"
+        msg["Bcc"] = "d@example.net"
+        msg["Subject"] = "hi"
+        msg.set_content("body")
+        env = Envelope.from_message(msg, tags=("welcome",))
+        assert "a@example.com" == env.sender
+        assert ("b@example.net", "c@example.net", "d@example.net") == env.recipients
+        wire = env.to_bytes()
+        assert b"Bcc" not in wire
+        assert wire.count(b"\n") == wire.count(b"\r\n")
+        assert "d@example.net" == msg["Bcc"]  # the caller's message is not modified
+
+    def test_from_message_without_from(self) -> None:
+        """A message with no From needs an explicit sender."""
+        msg = EmailMessage()
+        msg["To"] = "b@example.net"
+        with pytest.raises(InvalidMessage, match="no From"):
+            Envelope.from_message(msg)
+
+    @pytest.mark.parametrize(
+        ("kw", "error"),
+        [
+            ({"recipients": ()}, InvalidMessage),
+            ({"recipients": ("bad",)}, InvalidAddress),
+            ({"sender": "bad"}, InvalidAddress),
+            ({"message": "a str"}, InvalidMessage),
+            ({"tags": ("ok", "x\r\ny")}, HeaderInjection),
+            ({"metadata": {"k": "v\nX: y"}}, HeaderInjection),
+            ({"metadata": {"k": 1}}, InvalidMessage),
+        ],
+    )
+    def test_invalid_envelopes(self, kw: dict[str, object], error: type[Exception]) -> None:
+        """Bad recipients, senders, message types and labels are typed errors."""
+        fields: dict[str, object] = {
+            "sender": "a@example.com",
+            "recipients": ("b@example.net",),
+            "message": RAW,
+        }
+        fields.update(kw)
+        with pytest.raises(error):
+            Envelope(**fields)  # type: ignore[arg-type]
+
+    def test_header_injection_in_email_message(self) -> None:
+        """An EmailMessage header with a raw line break is refused."""
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        msg._headers.append(("Subject", "x\r\nBcc: victim@example.net"))  # type: ignore[attr-defined]
+        with pytest.raises(HeaderInjection):
+            Envelope(sender="a@example.com", recipients=("b@example.net",), message=msg)
+
+    def test_injection_added_after_construction_is_caught_on_serializing(self) -> None:
+        """A header injected into the EmailMessage later is refused by to_bytes."""
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        env = Envelope(sender="a@example.com", recipients=("b@example.net",), message=msg)
+        msg._headers.append(("X-Note", "ok\nBcc: victim@example.net"))  # type: ignore[attr-defined]
+        with pytest.raises(HeaderInjection, match="X-Note"):
+            env.to_bytes()
+
+    def test_bad_field_name(self) -> None:
+        """A header name with a colon or space is refused."""
+        msg = EmailMessage()
+        msg._headers.append(("Bad Name", "x"))  # type: ignore[attr-defined]
+        with pytest.raises(HeaderInjection, match="field name"):
+            Envelope(sender="a@example.com", recipients=("b@example.net",), message=msg)
+
+    def test_metadata_is_read_only(self) -> None:
+        """An envelope's metadata cannot be changed after construction."""
+        env = Envelope(
+            sender="a@example.com", recipients=("b@example.net",), message=RAW, metadata={"k": "v"}
+        )
+        with pytest.raises(TypeError):
+            env.metadata["k"] = "w"  # type: ignore[index]
+
+    def test_headers_parsed_from_bytes(self) -> None:
+        """headers() parses raw bytes' header block."""
+        env = Envelope(sender="a@example.com", recipients=("b@example.net",), message=RAW)
+        assert "x" == env.headers()["Subject"]
+
+
+class TestSendResult:
+    def test_status_properties(self) -> None:
+        """accepted / deferred / rejected mirror the status."""
+        r = SendResult(status=SendStatus.DEFERRED)
+        assert (False, True, False) == (r.accepted, r.deferred, r.rejected)
+
+    def test_pending_recipients_with_detail(self) -> None:
+        """Per-recipient detail decides which recipients are pending."""
+        r = SendResult(
+            status=SendStatus.DEFERRED,
+            recipients=("a@x.test", "b@x.test", "c@x.test"),
+            recipient_results=(
+                RecipientResult(recipient="a@x.test", status=SendStatus.ACCEPTED),
+                RecipientResult(recipient="b@x.test", status=SendStatus.DEFERRED),
+                RecipientResult(recipient="c@x.test", status=SendStatus.REJECTED),
+            ),
+        )
+        assert ("b@x.test",) == r.pending_recipients
+
+    def test_pending_recipients_without_detail(self) -> None:
+        """Without detail, a deferred result leaves all its recipients pending."""
+        assert ("a@x.test",) == SendResult(
+            status=SendStatus.DEFERRED, recipients=("a@x.test",)
+        ).pending_recipients
+        assert () == SendResult(
+            status=SendStatus.REJECTED, recipients=("a@x.test",)
+        ).pending_recipients
+
+    @pytest.mark.parametrize(
+        ("statuses", "expected"),
+        [
+            ("AA", SendStatus.ACCEPTED),
+            ("AD", SendStatus.DEFERRED),
+            ("AR", SendStatus.ACCEPTED),
+            ("RR", SendStatus.REJECTED),
+            ("RD", SendStatus.DEFERRED),
+        ],
+    )
+    def test_overall_status(self, statuses: str, expected: SendStatus) -> None:
+        """Deferred wins (retry), then accepted (partial delivery is final), then rejected."""
+        code = {"A": SendStatus.ACCEPTED, "D": SendStatus.DEFERRED, "R": SendStatus.REJECTED}
+        assert expected == overall_status(code[c] for c in statuses)
+
+    def test_rate_limit_is_read_only(self) -> None:
+        """Rate-limit headers are frozen on the result."""
+        r = SendResult(status=SendStatus.ACCEPTED, rate_limit={"Retry-After": "3"})
+        assert "3" == r.rate_limit["Retry-After"]
+        with pytest.raises(TypeError):
+            r.rate_limit["x"] = "y"  # type: ignore[index]

@@ -1,0 +1,157 @@
+"""Fixtures for transport tests: loopback SMTP peers, a test CA, envelopes, secrets."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+import trustme
+from transport_helpers import SECRETS, SMTP_PASSWORD, SMTP_USER
+
+from peers.smtp_peer import ScriptedHandler, SMTPPeer, start_peer
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_event() -> Iterator[None]:
+    """Every transport test: no test credential appears in any mailscale log event.
+
+    Events outside a ``capture_logs`` block reach the stdlib ``mailscale`` logger;
+    it is opened to DEBUG here so every event is checked.
+    """
+    logger = logging.getLogger("mailscale")
+    handler = _Records()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    leaked = [line for line in handler.lines for secret in SECRETS if secret in line]
+    assert [] == leaked
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    """Undo the configuration capture_logs leaves behind (it marks structlog configured),
+    so events outside a capture go to the silent stdlib logger as in an application."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A throwaway certificate authority."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """The peers' TLS context: a certificate for localhost / 127.0.0.1 from the test CA."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1", "mx.tls.test").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def cafile(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test CA as a PEM file."""
+    path: Path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    """A verifying client context that trusts the test CA."""
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture
+def plain_peer() -> Iterator[SMTPPeer]:
+    """aiosmtpd without TLS, answering per recipient."""
+    peer = start_peer(handler=ScriptedHandler())
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def starttls_peer(server_tls: ssl.SSLContext) -> Iterator[SMTPPeer]:
+    """aiosmtpd requiring STARTTLS, with AUTH for SMTP_USER."""
+    peer = start_peer(starttls=server_tls, credentials={SMTP_USER: SMTP_PASSWORD})
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def implicit_peer(server_tls: ssl.SSLContext) -> Iterator[SMTPPeer]:
+    """aiosmtpd with implicit TLS (smtps), with AUTH for SMTP_USER."""
+    # aiosmtpd only counts STARTTLS as TLS for AUTH; the implicit-TLS session is encrypted.
+    peer = start_peer(
+        implicit_tls=server_tls, credentials={SMTP_USER: SMTP_PASSWORD}, auth_require_tls=False
+    )
+    yield peer
+    peer.stop()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PLUGIN_PACKAGES = ("mailscale-example-plugin", "mailscale-broken-plugin")
+
+
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """pip-install the example and the broken plugin packages (once, if not installed).
+
+    Each is built from a temporary copy so the source tree stays clean.
+    """
+    from mailscale.transports.registry import reset_plugins
+
+    for name in PLUGIN_PACKAGES:
+        source = EXAMPLES / name
+        meta = (source / "pyproject.toml").read_text()
+        wanted = re.search(r'^version = "([^"]+)"', meta, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        if _installed_version(name) == wanted:
+            continue
+        copy = tmp_path_factory.mktemp("plugin") / name
+        shutil.copytree(source, copy)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
+             str(copy)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"pip could not install {name}:\n{done.stderr}", pytrace=False)
+    importlib.invalidate_caches()
+    reset_plugins()
+    yield
+    reset_plugins()

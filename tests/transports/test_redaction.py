@@ -1,0 +1,111 @@
+"""No credential in any repr, log event or error, across the transports' failure paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from structlog.testing import capture_logs
+from transport_helpers import SMTP_PASSWORD, SMTP_USER, make_envelope
+
+from mailscale.errors import MailscaleError
+from mailscale.transports.base import Transport
+from mailscale.transports.registry import transport_from_url
+from mailscale.transports.retry import RetryingTransport, RetryPolicy
+from peers.smtp_peer import DroppingServer, SMTPPeer, free_port
+
+WRONG = "not-the-Pa55word-42"
+
+
+def exposed(obj: object) -> str:
+    """Everything a user could see of *obj*: str, repr, args and chained causes."""
+    parts = [str(obj), repr(obj)]
+    if isinstance(obj, BaseException):
+        parts += [repr(a) for a in obj.args]
+        for linked in (obj.__cause__, obj.__context__):
+            if linked is not None:
+                parts.append(exposed(linked))
+        parts += [repr(v) for v in vars(obj).values()]
+    return "\n".join(parts)
+
+
+def run(build: Callable[[], Transport], *, secret: str) -> str:
+    """Build a transport, send through it, and collect every visible text."""
+    seen: list[str] = []
+    with capture_logs() as logs:
+        try:
+            t = build()
+            seen.append(repr(t))
+            try:
+                seen += [repr(r) for r in t.send([make_envelope()])]
+            finally:
+                t.close()
+        except MailscaleError as exc:
+            seen.append(exposed(exc))
+    seen += [repr(e) for e in logs]
+    text = "\n".join(seen)
+    assert secret not in text
+    return text
+
+
+class TestRedaction:
+    def test_refused_connection(self) -> None:
+        """Connection refused: the error names the host, not the credential."""
+        url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{free_port()}?tls=none"
+        text = run(lambda: transport_from_url(url), secret=SMTP_PASSWORD)
+        assert "cannot connect" in text
+
+    def test_wrong_password(self, starttls_peer: SMTPPeer, cafile: str) -> None:
+        """AUTH refused: neither the wrong nor the right password shows."""
+        url = f"smtp://{SMTP_USER}:{WRONG}@localhost:{starttls_peer.port}?cafile={cafile}"
+        text = run(lambda: transport_from_url(url), secret=WRONG)
+        assert "refused the credentials" in text
+
+    def test_certificate_failure(self, starttls_peer: SMTPPeer) -> None:
+        """TLS verification failure with credentials in the URL."""
+        url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{starttls_peer.port}"
+        assert "certificate" in run(lambda: transport_from_url(url), secret=SMTP_PASSWORD)
+
+    def test_unverified_tls_warning(self, starttls_peer: SMTPPeer) -> None:
+        """The verify=false warning event carries no secret."""
+        url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{starttls_peer.port}?verify=false"
+        assert "tls_unverified" in run(lambda: transport_from_url(url), secret=SMTP_PASSWORD)
+
+    def test_dropped_connection(self) -> None:
+        """Connection lost mid-DATA: results and events are clean."""
+        server = DroppingServer()
+        with server.running():
+            url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{server.port}?tls=none"
+            # The dropping peer offers no AUTH: the set-up error is checked too.
+            text = run(lambda: transport_from_url(url), secret=SMTP_PASSWORD)
+        assert "AUTH" in text
+
+    def test_composites_and_retries(self) -> None:
+        """Failover, round-robin and retry wrappers over credentialed members stay clean."""
+        dead = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{free_port()}?tls=none"
+        for expr in (f"failover({dead} {dead})", f"roundrobin({dead} {dead})"):
+            run(lambda e=expr: transport_from_url(e), secret=SMTP_PASSWORD)  # type: ignore[misc]
+        run(
+            lambda: RetryingTransport(
+                transport_from_url(dead), RetryPolicy(max_attempts=2), sleep=lambda s: None
+            ),
+            secret=SMTP_PASSWORD,
+        )
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@host?colour=red",
+            f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@host:notaport",
+            f"smtps://{SMTP_USER}:{SMTP_PASSWORD}@host?tls=none",
+            f"nosuch://{SMTP_USER}:{SMTP_PASSWORD}@host",
+            f"failover(smtp://{SMTP_USER}:{SMTP_PASSWORD}@host",
+            f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@host?cafile=/nonexistent",
+            f"mx://?source=1.2.3.4&token={SMTP_PASSWORD}",
+            f"file:///tmp/x?password={SMTP_PASSWORD}",
+        ],
+    )
+    def test_configuration_errors(self, url: str) -> None:
+        """Every configuration error shows the URL redacted."""
+        text = run(lambda: transport_from_url(url), secret=SMTP_PASSWORD)
+        assert "***" in text

@@ -1,0 +1,216 @@
+"""RetryPolicy and RetryingTransport, with a fake clock (no real sleeping)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from transport_helpers import make_envelope
+
+from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
+from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.transports.dev import MemoryTransport
+from mailscale.transports.retry import RetryingTransport, RetryPolicy
+from mailscale.transports.smtp import SMTPTransport
+from peers.smtp_peer import ScriptedHandler, free_port, start_peer
+
+
+class FakeSleep:
+    """Records requested waits instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def no_jitter(**kw: float) -> RetryPolicy:
+    return RetryPolicy(jitter=0.0, **kw)  # type: ignore[arg-type]
+
+
+class TestPolicy:
+    def test_exponential_backoff_capped(self) -> None:
+        """Delays grow by the multiplier and stop at max_delay."""
+        policy = no_jitter(base=1.0, multiplier=3.0, max_delay=20.0, max_attempts=10)
+        assert [1.0, 3.0, 9.0, 20.0, 20.0] == [policy.delay(n) for n in range(1, 6)]
+
+    def test_jitter_stays_within_its_fraction(self) -> None:
+        """With jitter j a delay d falls in [d * (1 - j), d], and varies."""
+        policy = RetryPolicy(base=10.0, jitter=0.5, max_attempts=3)
+        rng = random.Random(7)
+        delays = [policy.backoff(1, rng) for _ in range(200)]
+        assert all(5.0 <= d <= 10.0 for d in delays)
+        assert len(set(delays)) > 100
+
+    def test_retry_after_is_a_floor(self) -> None:
+        """A provider's Retry-After wins over a shorter backoff."""
+        policy = no_jitter(base=1.0, max_attempts=5)
+        assert 42.0 == policy.delay(1, retry_after=42.0)
+        assert 4.0 == policy.delay(3, retry_after=0.5)
+
+    def test_long_retry_after_ends_in_process_retries(self) -> None:
+        """A Retry-After beyond max_retry_after means: do not wait here."""
+        assert None is no_jitter(max_retry_after=60.0).delay(1, retry_after=3600.0)
+
+    def test_attempts_are_bounded(self) -> None:
+        """No delay is offered once max_attempts attempts were made."""
+        policy = no_jitter(max_attempts=3)
+        assert (True, True, False) == tuple(policy.delay(n) is not None for n in (1, 2, 3))
+
+    @pytest.mark.parametrize(
+        "kw", [{"max_attempts": 0}, {"base": -1.0}, {"jitter": 1.5}, {"max_delay": float("nan")}]
+    )
+    def test_invalid_settings(self, kw: dict[str, float]) -> None:
+        """Nonsensical settings are configuration errors."""
+        with pytest.raises(ConfigurationError):
+            RetryPolicy(**kw)  # type: ignore[arg-type]
+
+
+class TestRetryingTransport:
+    def test_retries_deferred_until_accepted(self) -> None:
+        """Greylisting (451 twice) is retried with backoff until the peer accepts."""
+        peer = start_peer(handler=ScriptedHandler(defer_first=2))
+        sleep = FakeSleep()
+        inner = SMTPTransport("127.0.0.1", peer.port, tls="none")
+        try:
+            with RetryingTransport(inner, no_jitter(base=1.0, max_attempts=4), sleep=sleep) as t:
+                [result] = t.send([make_envelope()])
+        finally:
+            peer.stop()
+        assert SendStatus.ACCEPTED == result.status
+        assert [1.0, 2.0] == sleep.waits
+        assert 1 == len(peer.received)
+
+    def test_gives_up_after_max_attempts(self) -> None:
+        """Still deferred after the last attempt: the deferred result is returned."""
+        peer = start_peer(handler=ScriptedHandler(defer_first=100))
+        sleep = FakeSleep()
+        inner = SMTPTransport("127.0.0.1", peer.port, tls="none")
+        try:
+            with RetryingTransport(inner, no_jitter(base=1.0, max_attempts=3), sleep=sleep) as t:
+                [result] = t.send([make_envelope()])
+        finally:
+            peer.stop()
+        assert (SendStatus.DEFERRED, 451) == (result.status, result.status_code)
+        assert 3 == len(peer.handler.rcpt_seen)
+        assert 2 == len(sleep.waits)
+
+    def test_rejections_are_never_retried(self) -> None:
+        """A 550 comes back at once, without waiting."""
+        peer = start_peer()
+        sleep = FakeSleep()
+        inner = SMTPTransport("127.0.0.1", peer.port, tls="none")
+        try:
+            with RetryingTransport(inner, no_jitter(), sleep=sleep) as t:
+                [result] = t.send([make_envelope("reject@example.net")])
+        finally:
+            peer.stop()
+        assert SendStatus.REJECTED == result.status
+        assert [] == sleep.waits
+        assert 1 == len(peer.handler.rcpt_seen)
+
+    def test_only_pending_recipients_are_retried(self) -> None:
+        """Accepted recipients are not sent twice; the merged result covers everyone."""
+        attempts: list[tuple[str, ...]] = []
+
+        def outcome(env: Envelope) -> SendResult | None:
+            attempts.append(env.recipients)
+            if len(attempts) == 1:
+                from mailscale.message import RecipientResult
+
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    recipient_results=(
+                        RecipientResult(recipient="a@example.net", status=SendStatus.ACCEPTED),
+                        RecipientResult(recipient="b@example.net", status=SendStatus.DEFERRED),
+                    ),
+                )
+            return None
+
+        sleep = FakeSleep()
+        t = RetryingTransport(MemoryTransport(outcome=outcome), no_jitter(), sleep=sleep)
+        [result] = t.send([make_envelope("a@example.net", "b@example.net")])
+        assert [("a@example.net", "b@example.net"), ("b@example.net",)] == attempts
+        assert SendStatus.ACCEPTED == result.status
+        assert ("a@example.net", "b@example.net") == result.recipients
+        assert {SendStatus.ACCEPTED} == {r.status for r in result.recipient_results}
+
+    def test_honours_retry_after_from_the_result(self) -> None:
+        """A deferred result's retry_after sets the wait."""
+        answers = [SendResult(status=SendStatus.DEFERRED, recipients=("r@example.net",),
+                              retry_after=17.0)]
+
+        def outcome(env: Envelope) -> SendResult | None:
+            return answers.pop() if answers else None
+
+        sleep = FakeSleep()
+        t = RetryingTransport(MemoryTransport(outcome=outcome), no_jitter(base=1.0), sleep=sleep)
+        [result] = t.send([make_envelope("r@example.net")])
+        assert result.accepted
+        assert [17.0] == sleep.waits
+
+    def test_transient_errors_are_retried(self) -> None:
+        """A refused connection is retried; the peer coming up in the meantime takes the message."""
+        port = free_port()
+        peers = []
+
+        def sleep_and_start(seconds: float) -> None:
+            if not peers:
+                peers.append(start_peer(port=port))
+
+        inner = SMTPTransport("127.0.0.1", port, tls="none", timeout=5)
+        try:
+            with RetryingTransport(inner, no_jitter(), sleep=sleep_and_start) as t:
+                [result] = t.send([make_envelope()])
+        finally:
+            for p in peers:
+                p.stop()
+        assert result.accepted
+        assert 1 == len(peers[0].received)
+
+    def test_transient_error_on_every_attempt_raises(self) -> None:
+        """Unreachable on every attempt: the last transient error is raised."""
+        sleep = FakeSleep()
+        inner = SMTPTransport("127.0.0.1", free_port(), tls="none")
+        t = RetryingTransport(inner, no_jitter(max_attempts=3), sleep=sleep)
+        with pytest.raises(TransportConnectionError):
+            t.send([make_envelope()])
+        assert 2 == len(sleep.waits)
+
+    def test_permanent_errors_are_not_retried(self) -> None:
+        """A non-transient whole-call error propagates at once."""
+        peer = start_peer()
+        sleep = FakeSleep()
+        strict = SMTPTransport("127.0.0.1", peer.port)  # STARTTLS required, not offered
+        try:
+            with pytest.raises(TransportError, match="STARTTLS"):
+                RetryingTransport(strict, no_jitter(), sleep=sleep).send([make_envelope()])
+        finally:
+            peer.stop()
+        assert [] == sleep.waits
+
+
+class TestElapsedBudget:
+    def test_no_retry_starts_after_max_elapsed(self) -> None:
+        """With a fake clock that sleeping advances, retries stop at the time budget."""
+        now = [0.0]
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            now[0] += seconds
+
+        def outcome(env: Envelope) -> SendResult:
+            now[0] += 0.5  # each attempt takes half a second
+            return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients)
+
+        policy = no_jitter(base=1.0, multiplier=2.0, max_attempts=10, max_elapsed=6.0)
+        t = RetryingTransport(
+            MemoryTransport(outcome=outcome), policy, sleep=sleep, clock=lambda: now[0]
+        )
+        [result] = t.send([make_envelope()])
+        # attempts at 0, 1.5, 4.0; the next would start at 8.5 > 6: stop.
+        assert [1.0, 2.0] == waits
+        assert SendStatus.DEFERRED == result.status

@@ -1,0 +1,422 @@
+"""SMTP relay transport against aiosmtpd on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+
+import pytest
+from structlog.testing import capture_logs
+from transport_helpers import SMTP_PASSWORD, SMTP_USER, make_envelope, make_message
+
+from mailscale.errors import (
+    ConfigurationError,
+    TransportAuthError,
+    TransportConnectionError,
+    TransportError,
+)
+from mailscale.message import Envelope, SendStatus
+from mailscale.transports.registry import transport_from_url
+from mailscale.transports.smtp import SMTPTransport
+from peers.smtp_peer import DroppingServer, ScriptedHandler, SMTPPeer, start_peer
+
+
+def plain(peer: SMTPPeer, **kw: object) -> SMTPTransport:
+    return SMTPTransport("127.0.0.1", peer.port, tls="none", **kw)  # type: ignore[arg-type]
+
+
+class TestDelivery:
+    def test_received_bytes_equal_sent_bytes(self, plain_peer: SMTPPeer) -> None:
+        """The server receives exactly the message bytes, dot-leading lines included."""
+        body = b".leading dot\r\n..two dots\r\nplain line\r\n.\r\nend\r\n"
+        env = make_envelope(body=body)
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        assert SendStatus.ACCEPTED == result.status
+        assert [env.to_bytes()] == [r.content for r in plain_peer.received]
+
+    def test_8bit_bytes_pass_untouched(self, plain_peer: SMTPPeer) -> None:
+        """Non-ASCII body bytes are sent as they are (BODY=8BITMIME), not re-encoded."""
+        env = make_envelope(body="Grüße aus Köln ✓\r\n".encode())
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        assert result.accepted
+        assert env.to_bytes() == plain_peer.received[0].content
+        assert "BODY=8BITMIME" in plain_peer.received[0].mail_options
+
+    def test_email_message_is_sent_with_crlf_and_without_bcc(self, plain_peer: SMTPPeer) -> None:
+        """An EmailMessage goes out in its SMTP wire form, Bcc removed."""
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"] = "sender@example.com"
+        msg["To"] = "rcpt@example.net"
+        msg["Bcc"] = "hidden@example.net"
+        msg["Subject"] = "Hi"
+        msg.set_content("Body\n")
+        env = Envelope.from_message(msg)
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        assert result.accepted
+        got = plain_peer.received[0]
+        assert env.to_bytes() == got.content
+        assert b"Bcc" not in got.content
+        assert ("rcpt@example.net", "hidden@example.net") == got.rcpt_tos
+
+    def test_message_id_from_data_reply(self, plain_peer: SMTPPeer) -> None:
+        """The id in '250 Ok: queued as X' becomes the result's message id."""
+        with plain(plain_peer) as t:
+            [result] = t.send([make_envelope()])
+        assert "MSG42" == result.message_id
+        assert 250 == result.status_code
+        assert "2.0.0" == result.enhanced_status
+
+    def test_signer_output_is_what_is_sent(self, plain_peer: SMTPPeer) -> None:
+        """An attached signer's output is sent, unchanged."""
+
+        class PrefixSigner:
+            def sign(self, message: bytes) -> bytes:
+                return b"DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n" + message
+
+        env = make_envelope()
+        with plain(plain_peer, signer=PrefixSigner()) as t:
+            [result] = t.send([env])
+        assert result.accepted
+        expected = b"DKIM-Signature: v=1; a=rsa-sha256; b=abc\r\n" + env.to_bytes()
+        assert expected == plain_peer.received[0].content
+
+    def test_bare_lf_is_rejected_not_rewritten(self, plain_peer: SMTPPeer) -> None:
+        """A message with bare LF line ends is rejected; nothing reaches the server."""
+        env = Envelope(
+            sender="sender@example.com",
+            recipients=("rcpt@example.net",),
+            message=b"Subject: x\n\nbody\n",
+        )
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        assert SendStatus.REJECTED == result.status
+        assert "CRLF" in result.status_text
+        assert [] == plain_peer.received
+
+    def test_message_spoiled_after_construction_is_rejected(self, plain_peer: SMTPPeer) -> None:
+        """An EmailMessage given a header injection later is rejected, not sent, not raised."""
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"] = "sender@example.com"
+        msg.set_content("x")
+        env = Envelope(sender="sender@example.com", recipients=("a@example.net",), message=msg)
+        msg._headers.append(("Subject", "x\r\nBcc: victim@example.net"))  # type: ignore[attr-defined]
+        with plain(plain_peer) as t:
+            bad, good = t.send([env, make_envelope()])
+        assert (SendStatus.REJECTED, SendStatus.ACCEPTED) == (bad.status, good.status)
+        assert "header injection" in bad.status_text
+        assert 1 == len(plain_peer.received)
+
+    def test_internationalized_address_uses_smtputf8(self, plain_peer: SMTPPeer) -> None:
+        """A UTF-8 recipient is sent with SMTPUTF8 when the server offers it."""
+        env = make_envelope("jörg@example.net")
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        assert result.accepted
+        assert ("jörg@example.net",) == plain_peer.received[0].rcpt_tos
+        assert "SMTPUTF8" in plain_peer.received[0].mail_options
+
+
+class TestPerRecipientResults:
+    def test_mixed_replies_per_recipient(self, plain_peer: SMTPPeer) -> None:
+        """250 / 451 / 550 map to accepted / deferred / rejected, codes and enhanced codes kept."""
+        env = make_envelope("ok@example.net", "defer@example.net", "reject@example.net")
+        with plain(plain_peer) as t:
+            [result] = t.send([env])
+        by_rcpt = {r.recipient: r for r in result.recipient_results}
+        assert SendStatus.ACCEPTED == by_rcpt["ok@example.net"].status
+        assert (SendStatus.DEFERRED, 451, "4.7.1") == (
+            by_rcpt["defer@example.net"].status,
+            by_rcpt["defer@example.net"].status_code,
+            by_rcpt["defer@example.net"].enhanced_status,
+        )
+        assert (SendStatus.REJECTED, 550, "5.1.1") == (
+            by_rcpt["reject@example.net"].status,
+            by_rcpt["reject@example.net"].status_code,
+            by_rcpt["reject@example.net"].enhanced_status,
+        )
+        # The message went to the accepted recipient only, and waits for the deferred one.
+        assert SendStatus.DEFERRED == result.status
+        assert ("defer@example.net",) == result.pending_recipients
+        assert [("ok@example.net",)] == [r.rcpt_tos for r in plain_peer.received]
+
+    def test_all_rejected_sends_no_data(self, plain_peer: SMTPPeer) -> None:
+        """When every RCPT is refused the message is rejected and DATA never sent."""
+        with plain(plain_peer) as t:
+            [result] = t.send([make_envelope("reject@example.net", "full@example.net")])
+        assert SendStatus.REJECTED == result.status
+        assert 550 == result.status_code
+        assert [] == plain_peer.received
+
+    def test_421_defers_and_reconnects(self, plain_peer: SMTPPeer) -> None:
+        """A 421 defers the remaining recipients; the next message uses a new connection."""
+        with plain(plain_peer) as t:
+            first, second = t.send(
+                [make_envelope("closing@example.net"), make_envelope("ok@example.net")]
+            )
+        assert (SendStatus.DEFERRED, 421) == (first.status, first.status_code)
+        assert SendStatus.ACCEPTED == second.status
+
+    @pytest.mark.parametrize(
+        ("reply", "status"),
+        [
+            ("451 4.3.0 Queue full", SendStatus.DEFERRED),
+            ("554 5.6.0 Bad content", SendStatus.REJECTED),
+        ],
+    )
+    def test_data_reply_decides_the_message(self, reply: str, status: SendStatus) -> None:
+        """A 4xx / 5xx answer to DATA defers / rejects the recipients RCPT accepted."""
+        peer = start_peer(handler=ScriptedHandler(data_reply=reply))
+        try:
+            with plain(peer) as t:
+                [result] = t.send([make_envelope("a@example.net", "reject@example.net")])
+        finally:
+            peer.stop()
+        assert status == result.status
+        assert reply[4:9] == result.enhanced_status
+        assert status == result.recipient_results[0].status
+        assert SendStatus.REJECTED == result.recipient_results[1].status
+
+
+class TestPool:
+    def test_reuse_counted_by_server(self) -> None:
+        """The server sees one connection for many messages on a pool of one.
+
+        The refused transaction in the middle is cleared with RSET; without it the
+        server would answer the next MAIL with 503 (nested MAIL command).
+        """
+        connections = []
+
+        handler = ScriptedHandler()
+        peer = start_peer(handler=handler)
+        original = peer.controller.factory
+
+        def factory() -> object:
+            connections.append(1)
+            return original()
+
+        peer.controller.factory = factory  # type: ignore[method-assign]
+        try:
+            with plain(peer, pool_size=1) as t:
+                t.send([make_envelope(), make_envelope()])
+                t.send([make_envelope("reject@example.net"), make_envelope()])
+                t.send([make_envelope(), make_envelope()])
+        finally:
+            peer.stop()
+        assert 5 == len(handler.received)
+        assert 1 == len(connections)
+
+    def test_reconnects_after_the_server_dropped_an_idle_connection(self) -> None:
+        """A pooled connection the server closed is replaced without losing the message."""
+        peer = start_peer()
+        port = peer.port
+        t = SMTPTransport("127.0.0.1", port, tls="none", pool_size=1)
+        try:
+            assert t.send([make_envelope()])[0].accepted
+            peer.stop()  # closes the idle pooled connection
+            peer = start_peer(port=port)
+            [result] = t.send([make_envelope()])
+            assert SendStatus.ACCEPTED == result.status
+            assert 1 == len(peer.received)
+        finally:
+            t.close()
+            peer.stop()
+
+    def test_concurrent_calls_use_several_connections(self, plain_peer: SMTPPeer) -> None:
+        """Threads sending at once all succeed over a pool of several connections."""
+        errors: list[BaseException] = []
+        with plain(plain_peer, pool_size=3) as t:
+
+            def work() -> None:
+                try:
+                    for r in t.send([make_envelope() for _ in range(5)]):
+                        assert r.accepted
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        assert [] == errors
+        assert 20 == len(plain_peer.received)
+
+    def test_send_async_offloads_to_a_thread(self, plain_peer: SMTPPeer) -> None:
+        """send_async gives the same results without blocking the loop."""
+
+        async def main() -> list[SendStatus]:
+            with plain(plain_peer) as t:
+                batches = await asyncio.gather(
+                    t.send_async([make_envelope()]), t.send_async([make_envelope()])
+                )
+            return [r.status for batch in batches for r in batch]
+
+        assert [SendStatus.ACCEPTED] * 2 == asyncio.run(main())
+        assert 2 == len(plain_peer.received)
+
+    def test_closed_transport_refuses_to_send(self, plain_peer: SMTPPeer) -> None:
+        """After close(), send raises a TransportError."""
+        t = plain(plain_peer)
+        t.close()
+        with pytest.raises(TransportError, match="closed"):
+            t.send([make_envelope()])
+
+
+class TestDroppedConnection:
+    def test_drop_mid_data_defers_then_next_message_reconnects(self) -> None:
+        """A connection lost during DATA defers that message; the batch goes on."""
+        server = DroppingServer(drop_after=20)
+        with server.running():
+            t = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
+            with capture_logs() as logs:
+                first, second = t.send([make_envelope(), make_envelope()])
+            t.close()
+        assert SendStatus.DEFERRED == first.status
+        assert "DATA" in first.status_text
+        assert SendStatus.DEFERRED == second.status
+        assert 2 == server.dropped
+        assert 2 == server.connections
+        assert "transport.connection_lost" in [e["event"] for e in logs]
+
+    def test_refused_connection_raises_transient(self) -> None:
+        """Nothing listening: the whole call fails with a transient connection error."""
+        from peers.smtp_peer import free_port
+
+        t = SMTPTransport("127.0.0.1", free_port(), tls="none", timeout=2)
+        with pytest.raises(TransportConnectionError) as info:
+            t.send([make_envelope()])
+        assert info.value.transient
+
+
+class TestTLS:
+    def test_starttls_with_verified_certificate_and_auth(
+        self, starttls_peer: SMTPPeer, cafile: str
+    ) -> None:
+        """STARTTLS against the test CA, then AUTH, then delivery."""
+        url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{starttls_peer.port}?cafile={cafile}"
+        with transport_from_url(url) as t:
+            [result] = t.send([make_envelope()])
+        assert result.accepted
+        got = starttls_peer.received[0]
+        assert (True, SMTP_USER) == (got.tls, got.login)
+
+    def test_starttls_is_required_by_default(self, plain_peer: SMTPPeer) -> None:
+        """A server without STARTTLS is refused unless tls=none is explicit."""
+        t = SMTPTransport("127.0.0.1", plain_peer.port)
+        with pytest.raises(TransportError, match="STARTTLS") as info:
+            t.send([make_envelope()])
+        assert not info.value.transient
+        assert [] == plain_peer.received
+
+    def test_unknown_ca_fails_verification(self, starttls_peer: SMTPPeer) -> None:
+        """The system trust store does not know the test CA: verification fails."""
+        t = SMTPTransport(
+            "localhost", starttls_peer.port, username=SMTP_USER, password=SMTP_PASSWORD
+        )
+        with pytest.raises(TransportError, match="certificate verification failed"):
+            t.send([make_envelope()])
+        assert [] == starttls_peer.received
+
+    def test_verify_false_is_an_explicit_opt_out(self, starttls_peer: SMTPPeer) -> None:
+        """verify=false connects without checking, and says so in a warning event."""
+        url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{starttls_peer.port}?verify=false"
+        with capture_logs() as logs:
+            t = transport_from_url(url)
+        with t:
+            assert t.send([make_envelope()])[0].accepted
+        assert ["transport.tls_unverified"] == [e["event"] for e in logs]
+
+    def test_implicit_tls_with_ssl_context(
+        self, implicit_peer: SMTPPeer, client_tls: ssl.SSLContext
+    ) -> None:
+        """smtps:// with a custom ssl_context delivers over implicit TLS."""
+        url = f"smtps://{SMTP_USER}:{SMTP_PASSWORD}@localhost:{implicit_peer.port}"
+        with transport_from_url(url, ssl_context=client_tls) as t:
+            [result] = t.send([make_envelope()])
+        assert result.accepted
+        assert implicit_peer.received[0].tls
+
+    def test_wrong_password_raises_auth_error(self, starttls_peer: SMTPPeer, cafile: str) -> None:
+        """Refused credentials fail the call with TransportAuthError, never showing the secret."""
+        wrong = "not-the-Pa55word-42"
+        url = f"smtp://{SMTP_USER}:{wrong}@localhost:{starttls_peer.port}?cafile={cafile}"
+        with capture_logs() as logs, transport_from_url(url) as t:
+            with pytest.raises(TransportAuthError) as info:
+                t.send([make_envelope()])
+            text = f"{info.value} {info.value!r} {t!r} {logs!r}"
+        assert 535 == info.value.status
+        assert wrong not in text
+        assert not info.value.transient
+
+    def test_auth_over_plaintext_when_server_allows(self) -> None:
+        """AUTH works without TLS only with tls=none set explicitly."""
+        peer = start_peer(credentials={SMTP_USER: SMTP_PASSWORD}, auth_require_tls=False)
+        try:
+            url = f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{peer.port}?tls=none"
+            with transport_from_url(url) as t:
+                assert t.send([make_envelope()])[0].accepted
+        finally:
+            peer.stop()
+        assert SMTP_USER == peer.received[0].login
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize(
+        ("url", "problem"),
+        [
+            ("smtp://user@host", "missing password"),
+            ("smtp://:pw-123@host", "missing user name"),
+            ("smtp://", "missing host"),
+            ("smtp://host?tls=maybe", "tls"),
+            ("smtps://host?tls=none", "implicit"),
+            ("smtp://host?pool_size=0", "pool_size"),
+            ("smtp://host?verify=perhaps", "verify"),
+            ("smtp://host?colour=blue", "unknown option"),
+            ("smtp://host?cafile=/nonexistent/ca.pem", "CA file"),
+        ],
+    )
+    def test_bad_urls(self, url: str, problem: str) -> None:
+        """Each configuration mistake is a ConfigurationError naming it."""
+        with pytest.raises(ConfigurationError, match=problem):
+            transport_from_url(url)
+
+    def test_defaults_from_scheme(self) -> None:
+        """smtp:// defaults to STARTTLS on 587, smtps:// to implicit TLS on 465."""
+        a = transport_from_url("smtp://relay.example.com")
+        b = transport_from_url("smtps://relay.example.com")
+        c = transport_from_url("smtp://relay.example.com?tls=none")
+        assert [("starttls", 587), ("implicit", 465), ("none", 25)] == [
+            (t.tls, t.port) for t in (a, b, c)  # type: ignore[attr-defined]
+        ]
+
+    def test_repr_masks_password(self) -> None:
+        """repr shows the user but never the password."""
+        t = transport_from_url(f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@relay.example.com")
+        assert SMTP_PASSWORD not in repr(t)
+        assert "password='***'" in repr(t)
+
+    def test_source_address_is_bound(self, plain_peer: SMTPPeer) -> None:
+        """?source= binds the connection to that local address."""
+        url = f"smtp://127.0.0.1:{plain_peer.port}?tls=none&source=127.0.0.9"
+        with transport_from_url(url) as t:
+            assert t.send([make_envelope()])[0].accepted
+        assert "127.0.0.9" == plain_peer.received[0].peer_ip
+
+    def test_signer_must_have_sign(self) -> None:
+        """A signer without sign() is refused at construction."""
+        with pytest.raises(ConfigurationError, match="sign"):
+            SMTPTransport("relay.example.com", signer=object())  # type: ignore[arg-type]
+
+
+def test_message_helper_is_crlf() -> None:
+    """The helper builds CRLF-only messages (so tests exercise the real path)."""
+    data = make_message()
+    assert data.count(b"\n") == data.count(b"\r\n")

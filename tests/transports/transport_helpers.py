@@ -1,0 +1,39 @@
+"""Shared helpers for transport tests: messages, envelopes, test credentials."""
+
+from __future__ import annotations
+
+from mailscale.message import Envelope
+
+#: Credentials the AUTH peers accept; tests assert they never leak.
+SMTP_USER = "relay-user"
+SMTP_PASSWORD = "s3cret-Pa55word-xyzzy"
+
+#: Every credential the transport tests use; none may appear in a log event, repr or error.
+SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value")
+
+
+def make_message(
+    *,
+    sender: str = "sender@example.com",
+    to: str = "rcpt@example.net",
+    subject: str = "Hello",
+    body: bytes = b"Hello there.\r\n",
+) -> bytes:
+    """A small CRLF message as raw bytes."""
+    head = (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        "Message-ID: <test@example.com>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+def make_envelope(*recipients: str, body: bytes = b"Hello there.\r\n", **kw: object) -> Envelope:
+    """An envelope from sender@example.com to *recipients* (default one)."""
+    rcpts = recipients or ("rcpt@example.net",)
+    return Envelope(
+        sender="sender@example.com",
+        recipients=rcpts,
+        message=make_message(to=", ".join(rcpts), body=body),
+        **kw,  # type: ignore[arg-type]
+    )
