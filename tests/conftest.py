@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
+import structlog
 
 from mailscale import _core_py, _impl
 
@@ -20,3 +22,12 @@ def _core_impls() -> list[object]:
 def core_impl(request: pytest.FixtureRequest) -> ModuleType:
     """Each hot-path implementation in turn: the twin, then the compiled core."""
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _structlog_unconfigured() -> Iterator[None]:
+    """Undo what ``structlog.testing.capture_logs`` leaves behind (structlog marked
+    configured), so events outside a capture go to the silent stdlib logger, as
+    in an application that configured nothing."""
+    yield
+    structlog.reset_defaults()

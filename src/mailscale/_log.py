@@ -16,6 +16,11 @@ import structlog
 
 __all__ = ["get_logger"]
 
+# The library's own logger gets a NullHandler (the stdlib's advice for libraries):
+# without a handler anywhere, warnings would reach stderr through
+# logging.lastResort. The application's handlers still receive every record.
+logging.getLogger("mailscale").addHandler(logging.NullHandler())
+
 _STDLIB_PROCESSORS: list[Any] = [
     structlog.stdlib.filter_by_level,
     structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True),

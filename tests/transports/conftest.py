@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 import trustme
 from transport_helpers import SECRETS, SMTP_PASSWORD, SMTP_USER
 
@@ -49,14 +48,6 @@ def _no_secret_in_any_log_event() -> Iterator[None]:
         logger.setLevel(old_level)
     leaked = [line for line in handler.lines for secret in SECRETS if secret in line]
     assert [] == leaked
-
-
-@pytest.fixture(autouse=True)
-def _structlog_unconfigured() -> Iterator[None]:
-    """Undo the configuration capture_logs leaves behind (it marks structlog configured),
-    so events outside a capture go to the silent stdlib logger as in an application."""
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
