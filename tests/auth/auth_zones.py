@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from peers.dns_server import Zone
 
 from mailscale.signing.keys import dns_record_strings, generate_key
+from peers.dns_server import Zone
 
 GOOD = "good.example.com"
 GOOD_IPS = ("203.0.113.7", "203.0.113.8")
@@ -145,8 +145,13 @@ def _dmarc(zone: Zone) -> None:
     zone.txt("_dmarc.badalign.example.com", "v=DMARC1; p=none; adkim=x")
     zone.txt("_dmarc.twodmarc.example.com", "v=DMARC1; p=none")
     zone.txt("_dmarc.twodmarc.example.com", "v=DMARC1; p=reject")
-    zone.txt("_dmarc.strict.example.com", "v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:d@strict.example.com")
-    zone.txt("_dmarc.unknowntag.example.com", "v=DMARC1; p=none; foo=bar; rua=mailto:d@unknowntag.example.com")
+    zone.txt("_dmarc.strict.example.com",
+             "v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:d@strict.example.com")
+    zone.txt("_dmarc.unknowntag.example.com",
+             "v=DMARC1; p=none; foo=bar; rua=mailto:d@unknowntag.example.com")
+
+
+    zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
 
 
 def _mx(zone: Zone) -> None:

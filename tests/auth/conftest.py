@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from auth_zones import Keys, build_zone, make_keys
+
 from peers.dns_server import DNSServer
 
 # Short time-outs: the "time-out" names never answer, and nothing else is slow.
