@@ -26,7 +26,8 @@ class TestHealthyDomain:
         assert ("ok", "ok", "ok") == (report.spf.status, report.dmarc.status, report.mx.status)
         assert ["ok", "ok"] == [d.status for d in report.dkim]
         assert ["pass", "pass"] == [p.status for p in report.ptr]
-        assert (True, True) == (report.alignment.spf_aligned, report.alignment.dkim_aligned)
+        # No envelope domain given: SPF alignment is unknown, never assumed.
+        assert (None, True) == (report.alignment.spf_aligned, report.alignment.dkim_aligned)
 
     def test_to_dict_is_json(self, opts: dict[str, object]) -> None:
         """to_dict() is JSON-serializable and carries the findings and verdict."""

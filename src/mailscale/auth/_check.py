@@ -87,7 +87,7 @@ async def check_domain_async(
     if unknown:
         raise AuthCheckError(f"dkim_keys names selectors not checked: {', '.join(sorted(unknown))}")
     from_d = normalize_domain(from_domain, "from_domain") if from_domain else domain
-    env_d = normalize_domain(envelope_domain, "envelope_domain") if envelope_domain else domain
+    env_d = normalize_domain(envelope_domain, "envelope_domain") if envelope_domain else None
     dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain else (
         domain if selectors else None)
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
@@ -130,7 +130,7 @@ def check_domain(
         resolver: a dnspython resolver (sync or asyncio), ``"host:port"`` or a list of them;
             the system's resolver when None.
         from_domain: the RFC5322.From domain (default ``domain``).
-        envelope_domain: the return-path domain (default ``domain``).
+        envelope_domain: the return-path domain; SPF alignment is unknown without it.
         dkim_domain: the DKIM ``d=`` (default ``domain`` when selectors are given).
         dkim_keys: local keys by selector; the published key must match.
         sender: the envelope sender for SPF macros (default ``postmaster@domain``).

@@ -1,0 +1,184 @@
+"""The bulk-sender readiness checklist (Gmail/Yahoo 2024, Microsoft 2025)."""
+
+from __future__ import annotations
+
+import pytest
+from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS
+
+from mailscale.auth import ReadinessReport, check_domain, readiness
+from mailscale.errors import AuthCheckError
+
+SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
+
+
+def message(*, unsub: str | None = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>",
+            post: str | None = "List-Unsubscribe=One-Click", h: str | None = SIGNED,
+            from_: str = f"News <news@{GOOD}>", d: str = GOOD, s: str = "s1") -> bytes:
+    lines = [f"From: {from_}", "To: someone@example.net", "Subject: hello",
+             f"Return-Path: <bounce@{GOOD}>"]
+    if h is not None:
+        lines.insert(0, f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={d}; s={s};\r\n"
+                        f"\th={h};\r\n\tbh=AAAA; b=BBBB")
+    if unsub is not None:
+        lines.append(f"List-Unsubscribe: {unsub}")
+    if post is not None:
+        lines.append(f"List-Unsubscribe-Post: {post}")
+    return ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode()
+
+
+def statuses(report: ReadinessReport) -> dict[str, str]:
+    return {i.code: i.status for i in report.items}
+
+
+class TestChecklist:
+    def test_everything_given_and_healthy(self, opts: dict[str, object]) -> None:
+        """With every input and a healthy domain, every item passes."""
+        report = readiness(GOOD, dkim_selectors=GOOD_SELECTORS, sending_ips=GOOD_IPS,
+                           transport="smtps://mail.good.example.com:465", sample_message=message(),
+                           complaint_rate=0.0004, **opts)  # type: ignore[arg-type]
+        assert {"spf": "pass", "dkim": "pass", "dmarc": "pass", "alignment": "pass",
+                "fcrdns": "pass", "tls": "pass", "one_click_unsubscribe": "pass",
+                "complaint_rate": "pass"} == statuses(report)
+        assert ("ready", True) == (report.status, report.ready)
+
+    def test_nothing_given_is_not_checked(self, opts: dict[str, object]) -> None:
+        """Items that need inputs that were not given are 'not checked', never 'pass'."""
+        report = readiness(GOOD, **opts)  # type: ignore[arg-type]
+        assert {"spf": "not checked", "dkim": "not checked", "dmarc": "pass",
+                "alignment": "not checked", "fcrdns": "not checked", "tls": "not checked",
+                "one_click_unsubscribe": "not checked", "complaint_rate": "not checked"
+                } == statuses(report)
+        assert ("incomplete", False) == (report.status, report.ready)
+
+    def test_broken_domain(self, opts: dict[str, object]) -> None:
+        """A domain without SPF or DMARC fails those items; not ready."""
+        report = readiness("nothing.example.net", sending_ips=["203.0.113.7"],
+                           dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
+        got = statuses(report)
+        assert ("fail", "fail", "fail", "not checked") == (got["spf"], got["dkim"], got["dmarc"],
+                                                           got["alignment"])
+        assert "not ready" == report.status
+
+    def test_temporary_dns_error_is_not_checked(self, opts: dict[str, object]) -> None:
+        """A temporary DNS error leaves items 'not checked', not 'fail' and not 'pass'."""
+        report = readiness("servfail.example.com", sending_ips=["203.0.113.7"], **opts)  # type: ignore[arg-type]
+        got = statuses(report)
+        assert ("not checked", "not checked") == (got["spf"], got["dmarc"])
+
+    def test_fcrdns_failure(self, opts: dict[str, object]) -> None:
+        """One IP failing forward-confirmed reverse DNS fails the item."""
+        report = readiness(GOOD, sending_ips=["203.0.113.7", FCRDNS_FAIL_IP], **opts)  # type: ignore[arg-type]
+        assert "fail" == report.item("fcrdns").status
+        assert FCRDNS_FAIL_IP in report.item("fcrdns").detail
+        assert "fail" == report.item("spf").status  # .9 is not in the SPF record either
+
+    def test_reuses_a_report(self, opts: dict[str, object], dns_server) -> None:  # type: ignore[no-untyped-def]
+        """An AuthReport already made is reused without new lookups."""
+        auth = check_domain(GOOD, sending_ips=GOOD_IPS, **opts)  # type: ignore[arg-type]
+        before = len(dns_server.queries)
+        report = readiness(GOOD, report=auth, complaint_rate=0.002)
+        assert before == len(dns_server.queries)
+        assert ("pass", "warn") == (report.item("spf").status, report.item("complaint_rate").status)
+
+    def test_providers_named(self, opts: dict[str, object]) -> None:
+        """Every item names the providers that require it."""
+        report = readiness(GOOD, **opts)  # type: ignore[arg-type]
+        assert ("gmail", "yahoo", "microsoft") == report.item("dmarc").required_by
+        assert ("gmail",) == report.item("tls").required_by
+        assert {i.code for i in report.items} == {i["code"] for i in report.to_dict()["items"]}
+
+
+class TestAlignmentFromMessage:
+    def test_esp_identities_do_not_align(self, opts: dict[str, object]) -> None:
+        """An ESP d= and return-path with a From under the domain: alignment fails."""
+        msg = message(d="sendgrid.net", s="s1").replace(
+            f"Return-Path: <bounce@{GOOD}>".encode(), b"Return-Path: <b@sendgrid.net>")
+        report = readiness(GOOD, sample_message=msg, dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
+        assert "fail" == report.item("alignment").status
+        assert ("sendgrid.net", "sendgrid.net") == (report.auth.alignment.dkim_domain,
+                                                    report.auth.alignment.envelope_domain)
+
+    def test_selector_from_message(self, opts: dict[str, object]) -> None:
+        """The DKIM selector is read from the sample message when none is given."""
+        report = readiness(GOOD, sample_message=message(s="s2"), **opts)  # type: ignore[arg-type]
+        assert ["s2"] == [d.selector for d in report.auth.dkim]
+        assert "pass" == report.item("dkim").status
+
+
+class TestOneClickUnsubscribe:
+    @pytest.mark.parametrize(
+        ("kwargs", "words"),
+        [
+            ({"unsub": None}, "no List-Unsubscribe"),
+            ({"unsub": "<mailto:u@good.example.com>"}, "https"),
+            ({"unsub": "<http://u.good.example.com/x>"}, "https"),
+            ({"post": None}, "List-Unsubscribe-Post"),
+            ({"post": "List-Unsubscribe=Yes"}, "List-Unsubscribe-Post"),
+            ({"h": None}, "no DKIM-Signature"),
+            ({"h": "from:to:subject:list-unsubscribe"}, "h= must include both"),
+            ({"h": "from:list-unsubscribe-post"}, "h= must include both"),
+        ],
+    )
+    def test_failures(self, opts: dict[str, object], kwargs: dict[str, str | None], words: str
+                      ) -> None:
+        """Each missing piece of RFC 8058 fails the item, saying which."""
+        report = readiness(GOOD, sample_message=message(**kwargs), **opts)  # type: ignore[arg-type]
+        item = report.item("one_click_unsubscribe")
+        assert "fail" == item.status
+        assert words in item.detail
+
+    def test_header_names_case_insensitive(self, opts: dict[str, object]) -> None:
+        """h= header names match case-insensitively."""
+        msg = message(h="From:List-Unsubscribe:LIST-UNSUBSCRIBE-POST")
+        report = readiness(GOOD, sample_message=msg, **opts)  # type: ignore[arg-type]
+        assert "pass" == report.item("one_click_unsubscribe").status
+
+
+class TestTLS:
+    @pytest.mark.parametrize(
+        ("transport", "status"),
+        [
+            ("smtps://u:p@mail.example.com:465", "pass"),
+            ("smtp://mail.example.com:587", "pass"),
+            ("smtp://mail.example.com:25?starttls=false", "fail"),
+            ("sendgrid://KEY@default", "pass"),
+            ("ses://?region=eu-west-1", "pass"),
+            ("memory://", "not checked"),
+        ],
+    )
+    def test_from_transport_url(self, opts: dict[str, object], transport: str, status: str
+                                ) -> None:
+        """TLS is read from the transport URL."""
+        assert status == readiness(GOOD, transport=transport, **opts).item("tls").status  # type: ignore[arg-type]
+
+    def test_explicit_flag_wins(self, opts: dict[str, object]) -> None:
+        """tls=False fails whatever the transport."""
+        report = readiness(GOOD, tls=False, transport="smtps://x", **opts)  # type: ignore[arg-type]
+        assert "fail" == report.item("tls").status
+
+
+class TestComplaintRate:
+    @pytest.mark.parametrize(
+        ("rate", "status"),
+        [(0.0, "pass"), (0.00099, "pass"), (0.001, "warn"), (0.0029, "warn"), (0.003, "fail"),
+         (0.05, "fail")],
+    )
+    def test_thresholds(self, opts: dict[str, object], rate: float, status: str) -> None:
+        """Below 0.1% passes, 0.1-0.3% warns, 0.3% and above fails."""
+        assert status == readiness(GOOD, complaint_rate=rate, **opts).item("complaint_rate").status  # type: ignore[arg-type]
+
+    def test_from_counts(self, opts: dict[str, object]) -> None:
+        """Complaints over delivered gives the rate."""
+        report = readiness(GOOD, complaints=4, delivered=1000, **opts)  # type: ignore[arg-type]
+        assert ("fail", "0.40%") == (report.item("complaint_rate").status,
+                                     report.item("complaint_rate").detail.split(":")[0])
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"complaint_rate": 1.5}, {"complaint_rate": -0.1}, {"complaints": 1},
+         {"complaints": 5, "delivered": 0}, {"complaints": 5, "delivered": 2}],
+    )
+    def test_bad_statistics(self, opts: dict[str, object], kwargs: dict[str, float]) -> None:
+        """Impossible statistics are refused."""
+        with pytest.raises(AuthCheckError):
+            readiness(GOOD, **kwargs, **opts)  # type: ignore[arg-type]
