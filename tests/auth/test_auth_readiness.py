@@ -9,9 +9,10 @@ from mailscale.auth import ReadinessReport, check_domain, readiness
 from mailscale.errors import AuthCheckError
 
 SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
+UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"
 
 
-def message(*, unsub: str | None = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>",
+def message(*, unsub: str | None = UNSUB,
             post: str | None = "List-Unsubscribe=One-Click", h: str | None = SIGNED,
             from_: str = f"News <news@{GOOD}>", d: str = GOOD, s: str = "s1") -> bytes:
     lines = [f"From: {from_}", "To: someone@example.net", "Subject: hello",
