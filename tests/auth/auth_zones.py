@@ -152,6 +152,7 @@ def _dmarc(zone: Zone) -> None:
 
 
     zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
+    zone.a("mail.shop.test", "192.0.2.40")
 
 
 def _mx(zone: Zone) -> None:

@@ -106,12 +106,20 @@ class TestDiscovery:
         report = dmarc_of(opts, "twodmarc.example.com")
         assert ("invalid", {"dmarc.multiple": Severity.ERROR}) == (report.status, codes(report))
 
-    @pytest.mark.parametrize("domain", ["badpolicy.example.com", "badpct.example.com",
-                                        "badalign.example.com"])
-    def test_bad_tags(self, opts: dict[str, object], domain: str) -> None:
-        """Published records with bad tags are syntax errors."""
-        report = dmarc_of(opts, domain)
+    def test_bad_policy(self, opts: dict[str, object]) -> None:
+        """A record without a valid p= is unusable: an error."""
+        report = dmarc_of(opts, "badpolicy.example.com")
         assert ("invalid", {"dmarc.syntax": Severity.ERROR}) == (report.status, codes(report))
+
+    @pytest.mark.parametrize(("domain", "tag"), [("badpct.example.com", "pct"),
+                                                 ("badalign.example.com", "adkim")])
+    def test_bad_tag_values(self, opts: dict[str, object], domain: str, tag: str) -> None:
+        """An invalid tag value is dropped, as receivers do (RFC 7489 6.3): a warning."""
+        report = dmarc_of(opts, domain)
+        assert ("ok", Severity.WARNING) == (report.status, codes(report)["dmarc.tag_invalid"])
+        assert tag not in report.tags
+        (f,) = [f for f in report.findings if f.code == "dmarc.tag_invalid"]
+        assert f"{tag}=" in f.message
 
     def test_policy_none_noted(self, opts: dict[str, object]) -> None:
         """p=none is noted as the minimum, not as an error."""
@@ -142,9 +150,10 @@ class TestReportAuthorization:
         assert "dmarc.report_unauthorized" not in codes(report)
 
     def test_unauthorized_external_rua_and_ruf(self, opts: dict[str, object]) -> None:
-        """An external destination without the record is an error naming the record to publish."""
+        """An external destination without the record is a warning naming the record."""
         report = dmarc_of(opts, "extbad.example.com")
-        assert "invalid" == report.status
+        assert "ok" == report.status
         (f,) = [f for f in report.findings if f.code == "dmarc.report_unauthorized"]
+        assert Severity.WARNING == f.severity
         assert f"extbad.example.com._report._dmarc.{REPORTS}" in f.message
         assert "rua/ruf" in f.message

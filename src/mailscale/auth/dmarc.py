@@ -10,7 +10,7 @@ from mailscale.auth._dns import DNSClient, Lookup
 from mailscale.auth._model import DMARCReport, Finding, Severity
 from mailscale.errors import AuthCheckError
 
-__all__ = ["organizational_domain", "parse_dmarc"]
+__all__ = ["organizational_domain", "parse_dmarc", "parse_dmarc_lenient"]
 
 _POLICIES = ("none", "quarantine", "reject")
 _KNOWN_TAGS = frozenset(
@@ -42,12 +42,8 @@ def is_dmarc(text: str) -> bool:
     return re.match(r"^\s*v\s*=\s*DMARC1\s*(;|$)", text, re.I) is not None
 
 
-def parse_dmarc(text: str) -> dict[str, str]:
-    """Parse and validate a DMARC record; return its tags as published.
-
-    Raises:
-        AuthCheckError: the record is malformed; the message names the tag.
-    """
+def _tag_list(text: str) -> dict[str, str]:
+    """The tags of a DMARC record; raises on what makes the whole record unusable."""
     if not is_dmarc(text):
         raise AuthCheckError(f"not a DMARC record (must start with 'v=DMARC1'): {text[:60]!r}")
     tags: dict[str, str] = {}
@@ -65,27 +61,64 @@ def parse_dmarc(text: str) -> dict[str, str]:
         raise AuthCheckError("DMARC version must be exactly 'v=DMARC1'")
     if "p" not in tags:
         raise AuthCheckError("DMARC record has no p= (policy) tag")
-    for name in ("p", "sp", "np"):
-        if name in tags and tags[name].lower() not in _POLICIES:
-            raise AuthCheckError(
-                f"DMARC {name}={tags[name]!r} is not one of none, quarantine, reject")
-    if "pct" in tags and (not tags["pct"].isdigit() or int(tags["pct"]) > 100):
-        raise AuthCheckError(f"DMARC pct={tags['pct']!r} must be an integer 0-100")
-    for name in ("adkim", "aspf"):
-        if name in tags and tags[name].lower() not in ("r", "s"):
-            raise AuthCheckError(f"DMARC {name}={tags[name]!r} must be 'r' or 's'")
-    if "fo" in tags:
-        for opt in tags["fo"].split(":"):
-            if opt.strip() not in ("0", "1", "d", "s"):
-                raise AuthCheckError(f"DMARC fo={tags['fo']!r}: options are 0, 1, d, s")
-    if "ri" in tags and not tags["ri"].isdigit():
-        raise AuthCheckError(f"DMARC ri={tags['ri']!r} must be a number of seconds")
-    if "rf" in tags and any(x.strip().lower() != "afrf" for x in tags["rf"].split(":")):
-        raise AuthCheckError(f"DMARC rf={tags['rf']!r}: the only format is afrf")
-    for name in ("rua", "ruf"):
-        if name in tags:
-            report_uris(tags[name], name)
+    if tags["p"].lower() not in _POLICIES:
+        raise AuthCheckError(f"DMARC p={tags['p']!r} is not one of none, quarantine, reject")
     return tags
+
+
+def _tag_problem(name: str, value: str) -> str | None:
+    """Why a tag's value is invalid, or None when it is fine (or unknown)."""
+    if name in ("sp", "np") and value.lower() not in _POLICIES:
+        return f"DMARC {name}={value!r} is not one of none, quarantine, reject"
+    if name == "pct" and (not value.isdigit() or int(value) > 100):
+        return f"DMARC pct={value!r} must be an integer 0-100"
+    if name in ("adkim", "aspf") and value.lower() not in ("r", "s"):
+        return f"DMARC {name}={value!r} must be 'r' or 's'"
+    if name == "fo" and any(o.strip() not in ("0", "1", "d", "s") for o in value.split(":")):
+        return f"DMARC fo={value!r}: options are 0, 1, d, s"
+    if name == "ri" and not value.isdigit():
+        return f"DMARC ri={value!r} must be a number of seconds"
+    if name == "rf" and any(x.strip().lower() != "afrf" for x in value.split(":")):
+        return f"DMARC rf={value!r}: the only format is afrf"
+    if name in ("rua", "ruf"):
+        try:
+            report_uris(value, name)
+        except AuthCheckError as exc:
+            return str(exc)
+    return None
+
+
+def parse_dmarc(text: str) -> dict[str, str]:
+    """Parse and validate a DMARC record strictly; return its tags as published.
+
+    Raises:
+        AuthCheckError: the record or any tag value is malformed; the message names it.
+    """
+    tags = _tag_list(text)
+    for name, value in tags.items():
+        problem = _tag_problem(name, value)
+        if problem:
+            raise AuthCheckError(problem)
+    return tags
+
+
+def parse_dmarc_lenient(text: str) -> tuple[dict[str, str], list[str]]:
+    """Parse a DMARC record as receivers do: invalid tag values are dropped.
+
+    RFC 7489 6.3 (and RFC 9989): an invalid value is discarded in favor of the
+    default. Returns the usable tags and one message per dropped tag.
+
+    Raises:
+        AuthCheckError: the record is unusable (no valid p=, malformed tag list).
+    """
+    tags = _tag_list(text)
+    problems = []
+    for name in list(tags):
+        problem = _tag_problem(name, tags[name])
+        if problem:
+            problems.append(problem + "; receivers ignore it and use the default")
+            del tags[name]
+    return tags, problems
 
 
 def report_uris(value: str, tag: str = "rua") -> list[str]:
@@ -151,11 +184,13 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
             " | ".join(records))])
     text = records[0]
     try:
-        tags = parse_dmarc(text)
+        tags, problems = parse_dmarc_lenient(text)
     except AuthCheckError as exc:
         return DMARCReport(text, "invalid", found_at=found_at,
                            findings=[*findings, Finding(Severity.ERROR, "dmarc.syntax", str(exc),
                                                         text)])
+    for problem in problems:
+        findings.append(Finding(Severity.WARNING, "dmarc.tag_invalid", problem, text))
     policy = tags["p"].lower()
     if found_at != domain and "sp" in tags:
         policy = tags["sp"].lower()
@@ -206,7 +241,7 @@ async def _authorizations(
             continue
         else:
             findings.append(Finding(
-                Severity.ERROR, "dmarc.report_unauthorized",
-                f"{tag} destination {dest} has not authorized reports for {policy_domain}: "
-                f"it must publish 'v=DMARC1' at {names[dest]}", text))
+                Severity.WARNING, "dmarc.report_unauthorized",
+                f"{tag} destination {dest} has not authorized reports for {policy_domain}, "
+                f"so it gets none: it must publish 'v=DMARC1' at {names[dest]}", text))
     return findings
