@@ -36,6 +36,11 @@ def resolver(dns_server: DNSServer) -> Iterator[dns.resolver.Resolver]:
     checkdmarc_utils.DNS_CACHE.clear()
 
 
+def local(res: dns.resolver.Resolver) -> dict[str, object]:
+    """checkdmarc's arguments: nameservers= too, which its DNSSEC lookups use."""
+    return {"resolver": res, "nameservers": list(res.nameservers), "timeout": 1, "retries": 0}
+
+
 class TestSPFParity:
     @pytest.mark.parametrize(
         ("domain", "lookups", "void", "valid"),
@@ -52,7 +57,7 @@ class TestSPFParity:
     def test_counts_and_validity(self, resolver: dns.resolver.Resolver, domain: str,
                                  lookups: int, void: int, valid: bool) -> None:
         """Lookup count, void count and verdict agree with checkdmarc's."""
-        theirs = checkdmarc_spf.check_spf(domain, resolver=resolver, timeout=1, retries=0)
+        theirs = checkdmarc_spf.check_spf(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).spf
         # checkdmarc stops (and reports no lookup count) when the void limit is hit.
         their_lookups = None if void > 2 else lookups
@@ -72,7 +77,7 @@ class TestSPFParity:
     def test_invalid_records(self, resolver: dns.resolver.Resolver, domain: str, code: str,
                              words: str) -> None:
         """Loops, duplicate records, absent domains and SERVFAIL are invalid for both."""
-        theirs = checkdmarc_spf.check_spf(domain, resolver=resolver, timeout=1, retries=0)
+        theirs = checkdmarc_spf.check_spf(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).spf
         assert False is theirs["valid"]
         assert words in theirs["error"]
@@ -97,7 +102,7 @@ class TestDMARCParity:
     def test_validity_and_policy(self, resolver: dns.resolver.Resolver, domain: str,
                                  valid: bool, policy: str | None) -> None:
         """Both accept or refuse the same records and read the same policy."""
-        theirs = checkdmarc_dmarc.check_dmarc(domain, resolver=resolver, timeout=1)
+        theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc
         assert valid == theirs["valid"]
         assert valid == (ours.status == "ok")
@@ -109,7 +114,7 @@ class TestDMARCParity:
     def test_dropped_tag_values(self, resolver: dns.resolver.Resolver, domain: str, tag: str
                                 ) -> None:
         """An invalid tag value is a warning in both, and the default is used."""
-        theirs = checkdmarc_dmarc.check_dmarc(domain, resolver=resolver, timeout=1)
+        theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc
         assert any(tag in w for w in theirs["warnings"])
         assert [Severity.WARNING] == [f.severity for f in ours.findings
@@ -119,8 +124,7 @@ class TestDMARCParity:
 
     def test_unknown_tag(self, resolver: dns.resolver.Resolver) -> None:
         """An unknown tag is a warning in both."""
-        theirs = checkdmarc_dmarc.check_dmarc("unknowntag.example.com", resolver=resolver,
-                                              timeout=1)
+        theirs = checkdmarc_dmarc.check_dmarc("unknowntag.example.com", **local(resolver))
         ours = check_domain("unknowntag.example.com", resolver=resolver).dmarc
         assert any("foo" in w for w in theirs["warnings"])
         assert Severity.WARNING == {f.code: f.severity for f in ours.findings}["dmarc.unknown_tag"]
@@ -130,7 +134,7 @@ class TestDMARCParity:
     def test_external_report_authorization(self, resolver: dns.resolver.Resolver, domain: str,
                                            authorized: bool) -> None:
         """Both find the same external destinations authorized or not."""
-        theirs = checkdmarc_dmarc.check_dmarc(domain, resolver=resolver, timeout=1)
+        theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc
         their_flag = any("does not indicate that it accepts" in w for w in theirs["warnings"])
         our_flag = "dmarc.report_unauthorized" in {f.code for f in ours.findings}
