@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import dns.nameserver
 import dns.resolver
 import pytest
+from tests.peers.dns_server import DNSServer, Zone
 
 from mailscale.auth import check_domain
 from mailscale.signing.keys import dns_record_strings, generate_key
-from tests.peers.dns_server import DNSServer, Zone
 
 from ._ratio import ratio
 
