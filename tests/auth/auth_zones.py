@@ -171,6 +171,16 @@ def _failures(zone: Zone) -> None:
     zone.fail("11.113.0.203.in-addr.arpa")  # PTR of 203.0.113.11
 
 
+def _broken(zone: Zone, keys: Keys) -> None:
+    """A domain with one of almost everything wrong, for the guide's example."""
+    d = "broken.example.com"
+    zone.txt(d, "v=spf1 ip4:203.0.113.7 include:loop.example.net ?all")
+    zone.txt(f"s1._domainkey.{d}", *dns_record_strings(keys.rsa1024))
+    zone.txt(f"s2._domainkey.{d}", "v=DKIM1; k=rsa; p=")
+    zone.txt(f"_dmarc.{d}", f"v=DMARC1; p=none; pct=150; rua=mailto:agg@{REPORTS}")
+    zone.mx(d, 10, f"mx.{d}")
+
+
 def build_zone(keys: Keys) -> Zone:
     """Every zone the tests use, in one."""
     zone = Zone()
@@ -180,4 +190,5 @@ def build_zone(keys: Keys) -> Zone:
     _dmarc(zone)
     _mx(zone)
     _failures(zone)
+    _broken(zone, keys)
     return zone

@@ -39,6 +39,31 @@ class TestHealthyDomain:
         assert "invalid" == data["spf"]["status"]
 
 
+class TestBrokenDomain:
+    def test_every_problem_found(self, opts: dict[str, object]) -> None:
+        """The broken domain's problems are all reported, each with its severity."""
+        report = check_domain("broken.example.com", dkim_selectors=["s1", "s2"],
+                              sending_ips=["203.0.113.7", "203.0.113.9"], esp="sendgrid",
+                              envelope_domain="bounces.example.net", **opts)  # type: ignore[arg-type]
+        assert {
+            ("spf.include_loop", Severity.ERROR),
+            ("spf.all_neutral", Severity.WARNING),
+            ("spf.esp_include_missing", Severity.ERROR),
+            ("spf.ip_not_permitted", Severity.ERROR),
+            ("dkim.key_weak", Severity.WARNING),
+            ("dkim.revoked", Severity.ERROR),
+            ("dmarc.tag_invalid", Severity.WARNING),
+            ("dmarc.policy_none", Severity.INFO),
+            ("dmarc.report_unauthorized", Severity.WARNING),
+            ("mx.host_unresolved", Severity.ERROR),
+            ("ptr.not_confirmed", Severity.ERROR),
+            ("align.spf", Severity.WARNING),
+        } == {(f.code, f.severity) for f in report.findings}
+        # 203.0.113.7 is listed before the include loop is reached; .9 hits the loop.
+        assert {"203.0.113.7": "pass", "203.0.113.9": "permerror"} == report.spf.results
+        assert not report.ok
+
+
 class TestResolverInjection:
     def test_sync_resolver(self, dns_server: DNSServer) -> None:
         """A configured dns.resolver.Resolver lends its nameserver and port."""

@@ -204,10 +204,10 @@ class DNSServer:
     that count lookups.
     """
 
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone, *, port: int = 0) -> None:
         self.zone = zone
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = port
         self.queries: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
         self._servers: list[socketserver.BaseServer] = []
@@ -244,7 +244,7 @@ class DNSServer:
 
     def start(self) -> DNSServer:
         for _ in range(20):
-            udp = _UDPServer((self.host, 0), _UDPHandler)
+            udp = _UDPServer((self.host, self.port), _UDPHandler)
             port = udp.server_address[1]
             try:
                 tcp = _TCPServer((self.host, port), _TCPHandler)
