@@ -40,6 +40,11 @@ ResolverLike = (
 TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error"})
 
 
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "²")."""
+    return text.isascii() and text.isdigit()
+
+
 @attrs.frozen
 class Lookup:
     """The outcome of one DNS query.
@@ -107,7 +112,7 @@ def _parse_nameserver(text: str) -> tuple[str, int]:
 
 
 def _port(text: str, value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not _digits(value) or not 0 < int(value) < 65536:
         raise AuthCheckError(f"bad nameserver {text!r}: port must be 1-65535")
     return int(value)
 

@@ -17,8 +17,13 @@ _KNOWN_TAGS = frozenset(
     {"v", "p", "sp", "np", "pct", "rua", "ruf", "adkim", "aspf", "fo", "rf", "ri", "psd", "t"}
 )
 _TAG_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", re.S)
-_URI_RE = re.compile(r"^(mailto:[^!\s]+|https?://[^!\s]+)(?:!(\d+)([kmgtKMGT]?))?$")
+_URI_RE = re.compile(r"^(mailto:[^!\s]+|https?://[^!\s]+)(?:!([0-9]+)([kmgtKMGT]?))?$")
 _MAILTO_RE = re.compile(r"^mailto:([^@\s]+)@([A-Za-z0-9.-]+\.[A-Za-z0-9-]+)$", re.I)
+
+
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "²")."""
+    return text.isascii() and text.isdigit()
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,13 +75,13 @@ def _tag_problem(name: str, value: str) -> str | None:
     """Why a tag's value is invalid, or None when it is fine (or unknown)."""
     if name in ("sp", "np") and value.lower() not in _POLICIES:
         return f"DMARC {name}={value!r} is not one of none, quarantine, reject"
-    if name == "pct" and (not value.isdigit() or int(value) > 100):
+    if name == "pct" and (not _digits(value) or int(value) > 100):
         return f"DMARC pct={value!r} must be an integer 0-100"
     if name in ("adkim", "aspf") and value.lower() not in ("r", "s"):
         return f"DMARC {name}={value!r} must be 'r' or 's'"
     if name == "fo" and any(o.strip() not in ("0", "1", "d", "s") for o in value.split(":")):
         return f"DMARC fo={value!r}: options are 0, 1, d, s"
-    if name == "ri" and not value.isdigit():
+    if name == "ri" and not _digits(value):
         return f"DMARC ri={value!r} must be a number of seconds"
     if name == "rf" and any(x.strip().lower() != "afrf" for x in value.split(":")):
         return f"DMARC rf={value!r}: the only format is afrf"

@@ -45,11 +45,16 @@ _LOOKUP_TERMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 _MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
 _QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 _MODIFIER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$")
-_CIDR_RE = re.compile(r"^(.*?)(?:/(\d+))?(?://(\d+))?$", re.S)
-_MACRO_RE = re.compile(r"%(?:\{([a-zA-Z])(\d*)(r?)([.\-+,/_=]*)\}|%|_|-)")
+_CIDR_RE = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$", re.S)
+_MACRO_RE = re.compile(r"%(?:\{([a-zA-Z])([0-9]*)(r?)([.\-+,/_=]*)\}|%|_|-)")
 _MACRO_LETTERS = frozenset("slodipvh")
 _EXP_ONLY_LETTERS = frozenset("crt")
 _TOPLABEL_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
+
+
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "²")."""
+    return text.isascii() and text.isdigit()
 
 
 @attrs.frozen
@@ -202,7 +207,7 @@ def _parse_term(raw: str) -> SPFTerm:
 def _prefix(text: str | None, width: int, raw: str) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or int(text) > width or (len(text) > 1 and text[0] == "0"):
+    if not _digits(text) or int(text) > width or (len(text) > 1 and text[0] == "0"):
         raise AuthCheckError(f"bad prefix length /{text} in SPF term {raw!r}")
     return int(text)
 
