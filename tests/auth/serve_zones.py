@@ -11,6 +11,7 @@ import sys
 import time
 
 from auth_zones import build_zone, make_keys
+
 from peers.dns_server import DNSServer
 
 
