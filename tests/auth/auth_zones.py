@@ -55,6 +55,7 @@ def _healthy(zone: Zone, keys: Keys) -> None:
     zone.a(f"mail1.{GOOD}", "203.0.113.7").a(f"mail2.{GOOD}", "203.0.113.8")
     zone.ptr("203.0.113.7", f"mail1.{GOOD}").ptr("203.0.113.8", f"mail2.{GOOD}")
     # FCrDNS failure: the PTR name resolves to another address.
+    zone.a(f"mail6.{GOOD}", "2001:db8::7").ptr("2001:db8::7", f"mail6.{GOOD}")
     zone.ptr(FCRDNS_FAIL_IP, f"mail9.{GOOD}").a(f"mail9.{GOOD}", "203.0.113.99")
     # A subdomain with no DMARC record of its own (organizational-domain fallback).
     zone.txt(f"news.{GOOD}", "v=spf1 ip4:203.0.113.7 -all")
@@ -84,6 +85,12 @@ def _spf(zone: Zone) -> None:
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")
+    # redirect loop
+    zone.txt("rloop.example.net", "v=spf1 redirect=rloop2.example.net")
+    zone.txt("rloop2.example.net", "v=spf1 redirect=rloop.example.net")
+    # a record too large for UDP: the answer is truncated and fetched again over TCP
+    big = "v=spf1 " + " ".join(f"ip4:198.51.100.{i}" for i in range(1, 101)) + " -all"
+    zone.txt("big.example.net", *_chunks(big))
     # two SPF records
     zone.txt("two.example.net", "v=spf1 ip4:203.0.113.7 -all")
     zone.txt("two.example.net", "v=spf1 ip4:203.0.113.8 -all")

@@ -69,6 +69,7 @@ class TestSPFParity:
         ("domain", "code", "words"),
         [
             ("loop.example.net", "spf.include_loop", "Include loop"),
+            ("rloop.example.net", "spf.redirect_loop", "Redirect loop"),
             ("two.example.net", "spf.multiple", "multiple SPF"),
             ("nothing.example.net", "spf.missing", "does not exist"),
             ("servfail.example.com", "spf.temperror", "SERVFAIL"),

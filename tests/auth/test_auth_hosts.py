@@ -64,6 +64,11 @@ class TestFCrDNS:
         assert ("ptr.not_confirmed", Severity.ERROR) == (f.code, f.severity)
         assert "203.0.113.99" in f.message
 
+    def test_ipv6(self, opts: dict[str, object]) -> None:
+        """An IPv6 sending IP: PTR under ip6.arpa, confirmed by AAAA."""
+        (p,) = check_domain(GOOD, sending_ips=["2001:db8::7"], **opts).ptr  # type: ignore[arg-type]
+        assert ("pass", (f"mail6.{GOOD}",)) == (p.status, p.confirmed)
+
     def test_no_ptr(self, opts: dict[str, object]) -> None:
         """An IP without PTR is an error."""
         (p,) = check_domain(GOOD, sending_ips=[NO_PTR_IP], **opts).ptr  # type: ignore[arg-type]

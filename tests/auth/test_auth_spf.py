@@ -208,6 +208,21 @@ class TestAnalysis:
         (loop,) = [f for f in spf.findings if f.code == "spf.include_loop"]
         assert "loop.example.net -> loop2.example.net -> loop.example.net" in loop.message
 
+    def test_redirect_loop(self, opts: dict[str, object]) -> None:
+        """A redirect loop is reported; check_host gives permerror."""
+        spf = spf_of(opts, "rloop.example.net", sending_ips=["203.0.113.7"])
+        assert ("invalid", {"203.0.113.7": "permerror"}) == (spf.status, spf.results)
+        assert ["spf.redirect_loop"] == [f.code for f in spf.findings
+                                         if f.code.endswith("_loop")]
+
+    def test_large_record_over_tcp(self, opts: dict[str, object], dns_server) -> None:  # type: ignore[no-untyped-def]
+        """A record too large for UDP is fetched again over TCP and parsed whole."""
+        spf = spf_of(opts, "big.example.net", sending_ips=["198.51.100.100"])
+        assert ("ok", {"198.51.100.100": "pass"}) == (spf.status, spf.results)
+        assert spf.record is not None and 101 == len(parse_spf(spf.record).terms)
+        transports = {q[2] for q in dns_server.queries if q[:2] == ("big.example.net", "TXT")}
+        assert {"udp", "tcp"} == transports
+
     def test_three_void_lookups(self, opts: dict[str, object]) -> None:
         """Three names without records are three void lookups: over the limit of 2."""
         spf = spf_of(opts, "void.example.net")
