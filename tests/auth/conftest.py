@@ -10,8 +10,8 @@ from auth_zones import Keys, build_zone, make_keys
 from peers.dns_server import DNSServer
 
 # Short time-outs: the "time-out" names never answer, and nothing else is slow.
-TIMEOUT = 0.2
-LIFETIME = 0.4
+TIMEOUT = 0.5
+LIFETIME = 1.0
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from mailscale.errors import AuthCheckError
 
 def host(ns: str, ip: str, domain: str, sender: str | None = None) -> tuple[str, str]:
     async def go() -> tuple[str, str]:
-        dns = DNSClient(make_resolver(ns, timeout=0.2, lifetime=0.4))
+        dns = DNSClient(make_resolver(ns, timeout=0.5, lifetime=1.0))
         return await check_host(dns, ip, domain, sender=sender)
 
     return run_sync(go())
