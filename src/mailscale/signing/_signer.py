@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +30,8 @@ __all__ = [
     "sign_batch",
     "signature_header",
 ]
+
+_sha256 = hashlib.sha256
 
 MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
 
@@ -99,8 +101,8 @@ def _fold_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
     return b"".join(out)
 
 
-def _fold_b64(value: bytes) -> bytes:
-    return b"\r\n ".join(value[i : i + 72] for i in range(0, len(value), 72))
+def _b64encode(raw: bytes) -> bytes:
+    return binascii.b2a_base64(raw, newline=False)
 
 
 class _Prepared:
@@ -152,6 +154,7 @@ class DKIMSigner:
         "_headers",
         "_headers_b",
         "_key",
+        "_mid",
         "_oversign",
         "_oversign_b",
         "_sign_digest",
@@ -205,7 +208,8 @@ class DKIMSigner:
         self.expire_after = expire_after
         self.body_length = body_length
         self.clock = clock
-        self._h_cache: dict[tuple[bytes, ...], bytes] = {}
+        self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
+        self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
         self._headers_b = tuple(h.encode() for h in self._headers)
         # Each over-signed name with the names whose presence triggers it.
         self._oversign_b = tuple(
@@ -267,17 +271,21 @@ class DKIMSigner:
                     break
         return tuple(out)
 
+    def _h_for(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], bytes]:
+        """The h= list and its folded tag text, cached by the message's field names."""
+        names = tuple([name for name, _ in fields])
+        found = self._h_cache.get(names)
+        if found is None:
+            h_list = self._h_list(fields)
+            found = (h_list, _fold_list(b"\r\n h=", h_list, b":"))
+            if len(self._h_cache) < 512:
+                self._h_cache[names] = found
+        return found
+
     def _signature_field(self, msg: _Prepared) -> bytes:
-        h_list = self._h_list(msg.fields)
-        h_text = self._h_cache.get(h_list)
-        if h_text is None:
-            h_text = _fold_list(b"\r\n h=", h_list, b":")
-            if len(self._h_cache) < 256:
-                self._h_cache[h_list] = h_text
+        h_list, h_text = self._h_for(msg.fields)
         bh, length = msg.body_hash(self.body_relaxed)
-        mid = b""
-        if self.identity is not None:
-            mid += b" i=%s;" % self.identity.encode()
+        mid = self._mid
         if self.timestamp or self.expire_after is not None:
             now = int(self.clock())
             if self.timestamp:
@@ -286,15 +294,11 @@ class DKIMSigner:
                 mid += b" x=%d;" % (now + self.expire_after)
         if self.body_length:
             mid += b" l=%d;" % length
-        template = b"%s%s%s\r\n bh=%s;\r\n b=" % (
-            self._head,
-            mid,
-            h_text,
-            base64.b64encode(bh),
-        )
+        template = b"%s%s%s\r\n bh=%s;\r\n b=" % (self._head, mid, h_text, _b64encode(bh))
         data = core.header_hash_input(msg.fields, h_list, template, self.header_relaxed)
-        signature = self._sign_digest(hashlib.sha256(data).digest())
-        return template + _fold_b64(base64.b64encode(signature)) + b"\r\n"
+        b = _b64encode(self._sign_digest(_sha256(data).digest()))
+        folded = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
+        return b"%s%s\r\n" % (template, folded)
 
     def signature_header(self, message: MessageInput) -> bytes:
         """Return the DKIM-Signature field (ending in CRLF) for the wire form of ``message``."""

@@ -24,7 +24,9 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
         CanonicalizationError: a message that is neither bytes nor an email Message.
     """
     data: bytes | bytearray | memoryview
-    if isinstance(message, Message):
+    if type(message) is bytes:
+        data = message
+    elif isinstance(message, Message):
         data = message.as_bytes()
     elif isinstance(message, (bytes, bytearray, memoryview)):
         data = message
@@ -33,7 +35,7 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
             f"a message must be bytes or an email.message.Message, not {type(message).__name__}"
         )
     out: bytes = core.normalize_line_endings(data)
-    if out and not out.endswith(b"\r\n"):
+    if out[-2:] != b"\r\n" and out:
         out += b"\r\n"
     return out
 
