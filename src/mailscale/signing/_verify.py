@@ -72,18 +72,21 @@ class _Outcome(Exception):
 
 
 def _strip_b_value(field: bytes) -> bytes:
-    """The field without its trailing CRLF and with the b= value (and its whitespace) emptied."""
+    """The field without its trailing CRLF and with the b= value emptied.
+
+    RFC 6376 section 3.7: the value and its surrounding whitespace are deleted,
+    the rest of the field stays as it is. b= is usually the last tag: search
+    from the end.
+    """
     if field.endswith(b"\r\n"):
         field = field[:-2]
-    colon = field.index(b":")
-    pos = colon + 1
-    while pos <= len(field):
-        end = field.find(b";", pos)
-        end = len(field) if end < 0 else end
-        eq = field.find(b"=", pos, end)
-        if eq >= 0 and field[pos:eq].strip(b" \t\r\n") == b"b":
-            return field[: eq + 1] + field[end:]
-        pos = end + 1
+    head, _, value = field.partition(b":")
+    parts = value.split(b";")
+    for idx in range(len(parts) - 1, -1, -1):
+        name, eq, _ = parts[idx].partition(b"=")
+        if eq and name.strip(b" \t\r\n") == b"b":
+            parts[idx] = name + b"="
+            return head + b":" + b";".join(parts)
     raise _Outcome(PERMERROR, "the signature has no b= tag")
 
 
