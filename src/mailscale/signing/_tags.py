@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 __all__ = ["TagListError", "parse_tag_list"]
 
-# tag-name = ALPHA *ALNUMPUNC (ALNUMPUNC = ALPHA / DIGIT / "_")
-_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 # FWS inside a tag value: WSP and folding CRLFs; both are insignificant at the ends.
 _FWS_CHARS = " \t\r\n"
 
@@ -30,10 +26,11 @@ def parse_tag_list(text: str) -> dict[str, str]:
         parts.pop()
     for part in parts:
         name, sep, value = part.partition("=")
+        # tag-name = ALPHA *ALNUMPUNC (ALNUMPUNC = ALPHA / DIGIT / "_")
         name = name.strip(_FWS_CHARS)
         if not sep:
             raise TagListError(f"tag {name[:20]!r} has no '='")
-        if not _TAG_NAME.match(name):
+        if not (name.isascii() and name[:1].isalpha() and name.replace("_", "a").isalnum()):
             raise TagListError(f"invalid tag name {name[:20]!r}")
         if name in tags:
             raise TagListError(f"duplicate tag {name!r}")
