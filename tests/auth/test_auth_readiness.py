@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS
+from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS, Keys
 
 from mailscale.auth import ReadinessReport, check_domain, readiness
 from mailscale.errors import AuthCheckError
+from mailscale.signing import DKIMSigner
 
 SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
 UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"
@@ -27,15 +28,21 @@ def message(*, unsub: str | None = UNSUB,
     return ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode()
 
 
+def signed(key: object, selector: str = "s1", **kwargs: str | None) -> bytes:
+    """A sample message really signed with ``key`` (List-Unsubscribe headers included)."""
+    return DKIMSigner(GOOD, selector, key).sign(message(h=None, **kwargs))  # type: ignore[arg-type]
+
+
 def statuses(report: ReadinessReport) -> dict[str, str]:
     return {i.code: i.status for i in report.items}
 
 
 class TestChecklist:
-    def test_everything_given_and_healthy(self, opts: dict[str, object]) -> None:
+    def test_everything_given_and_healthy(self, opts: dict[str, object], keys: Keys) -> None:
         """With every input and a healthy domain, every item passes."""
         report = readiness(GOOD, dkim_selectors=GOOD_SELECTORS, sending_ips=GOOD_IPS,
-                           transport="smtps://mail.good.example.com:465", sample_message=message(),
+                           transport="smtps://mail.good.example.com:465",
+                           sample_message=signed(keys.rsa2048),
                            complaint_rate=0.0004, **opts)  # type: ignore[arg-type]
         assert {"spf": "pass", "dkim": "pass", "dmarc": "pass", "alignment": "pass",
                 "fcrdns": "pass", "tls": "pass", "one_click_unsubscribe": "pass",
@@ -99,11 +106,48 @@ class TestAlignmentFromMessage:
         assert ("sendgrid.net", "sendgrid.net") == (report.auth.alignment.dkim_domain,
                                                     report.auth.alignment.envelope_domain)
 
-    def test_selector_from_message(self, opts: dict[str, object]) -> None:
+    def test_selector_from_message(self, opts: dict[str, object], keys: Keys) -> None:
         """The DKIM selector is read from the sample message when none is given."""
-        report = readiness(GOOD, sample_message=message(s="s2"), **opts)  # type: ignore[arg-type]
+        report = readiness(GOOD, sample_message=signed(keys.ed, "s2"), **opts)  # type: ignore[arg-type]
         assert ["s2"] == [d.selector for d in report.auth.dkim]
         assert "pass" == report.item("dkim").status
+        assert "d=good.example.com s=s2" in report.item("dkim").detail
+
+
+class TestDKIM:
+    def test_keys_alone_are_not_a_pass(self, opts: dict[str, object]) -> None:
+        """Valid keys without a signed message: 'not checked', never 'pass'."""
+        item = readiness(GOOD, dkim_selectors=GOOD_SELECTORS, **opts).item("dkim")  # type: ignore[arg-type]
+        assert "not checked" == item.status
+        assert "keys published and valid" in item.detail
+
+    def test_broken_key_fails(self, opts: dict[str, object]) -> None:
+        """A revoked key fails without any message."""
+        item = readiness("dkim.example.com", dkim_selectors=["revoked"], **opts).item("dkim")  # type: ignore[arg-type]
+        assert ("fail", "selector revoked: revoked") == (item.status, item.detail)
+
+    def test_tampered_message_fails(self, opts: dict[str, object], keys: Keys) -> None:
+        """A signed message altered after signing fails verification, with the reason."""
+        tampered = signed(keys.rsa2048).replace(b"Subject: hello", b"Subject: HELLO")
+        item = readiness(GOOD, sample_message=tampered, **opts).item("dkim")  # type: ignore[arg-type]
+        assert "fail" == item.status
+        assert "s=s1: fail" in item.detail
+
+    def test_signed_with_another_key_fails(self, opts: dict[str, object], keys: Keys) -> None:
+        """A message signed with a key other than the published one fails."""
+        item = readiness(GOOD, sample_message=signed(keys.other), **opts).item("dkim")  # type: ignore[arg-type]
+        assert "fail" == item.status
+
+    def test_unsigned_message_fails(self, opts: dict[str, object]) -> None:
+        """A sample message without DKIM-Signature fails the item."""
+        item = readiness(GOOD, sample_message=message(h=None), **opts).item("dkim")  # type: ignore[arg-type]
+        assert ("fail", "the sample message has no DKIM-Signature") == (item.status, item.detail)
+
+    def test_key_lookup_servfail(self, opts: dict[str, object], keys: Keys) -> None:
+        """A key lookup that fails temporarily leaves the item 'not checked'."""
+        msg = DKIMSigner("dkimfail.example.com", "s1", keys.rsa2048).sign(message(h=None))
+        item = readiness(GOOD, sample_message=msg, **opts).item("dkim")  # type: ignore[arg-type]
+        assert "not checked" == item.status
 
 
 class TestOneClickUnsubscribe:

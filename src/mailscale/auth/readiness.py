@@ -8,20 +8,22 @@ never reported as passing.
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import email.parser
 import email.policy
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from mailscale.auth._check import check_domain_async, normalize_domain, run_sync
-from mailscale.auth._dns import ResolverLike
+from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
 from mailscale.errors import AuthCheckError
+from mailscale.signing import VerifyResult, verify
 from mailscale.signing.keys import PrivateKey, PublicKey
 
 __all__ = [
@@ -120,6 +122,14 @@ def _parse_message(sample: bytes | str | email.message.Message) -> email.message
         bytes(sample), headersonly=True)
 
 
+def _raw_message(sample: bytes | str | email.message.Message) -> bytes:
+    if isinstance(sample, email.message.Message):
+        return sample.as_bytes()
+    if isinstance(sample, str):
+        return sample.encode("utf-8", "surrogateescape")
+    return bytes(sample)
+
+
 def _domain_of(value: str | None) -> str | None:
     if not value:
         return None
@@ -210,6 +220,60 @@ def _rate(complaint_rate: float | None, complaints: int | None, delivered: int |
     return complaints / delivered
 
 
+def _dkim_item(auth: AuthReport, message: email.message.Message | None,
+               results: Sequence[VerifyResult]) -> ReadinessItem:
+    title = "DKIM passes"
+    broken = [d for d in auth.dkim if d.status not in ("ok", "temperror")]
+    if broken:
+        return _item("dkim", title, FAIL,
+                     ", ".join(f"selector {d.selector}: {d.status}" for d in broken))
+    if message is not None:
+        if not message.get_all("DKIM-Signature"):
+            return _item("dkim", title, FAIL, "the sample message has no DKIM-Signature")
+        passed = [r for r in results if r.ok]
+        if passed:
+            return _item("dkim", title, PASS, "the sample message's signature verifies: "
+                         + ", ".join(f"d={r.domain} s={r.selector}" for r in passed))
+        if results and all(r.status == "temperror" for r in results):
+            return _item("dkim", title, NOT_CHECKED,
+                         "temporary error fetching the key: " + results[0].reason)
+        return _item("dkim", title, FAIL, "no signature of the sample message verifies: "
+                     + "; ".join(f"s={r.selector}: {r.status} ({r.reason})" for r in results))
+    if any(d.status == "temperror" for d in auth.dkim):
+        return _item("dkim", title, NOT_CHECKED, "temporary DNS error fetching a key")
+    if auth.dkim:
+        keys = ", ".join(f"{d.selector}: {d.key_type} {d.key_bits}" for d in auth.dkim)
+        return _item("dkim", title, NOT_CHECKED,
+                     f"keys published and valid ({keys}); give a signed sample message "
+                     "to verify a signature")
+    return _item("dkim", title, NOT_CHECKED, "no DKIM selector or sample message given")
+
+
+async def _verify_dkim(
+    raw: bytes, message: email.message.Message, resolver: ResolverLike,
+    timeout: float | None, lifetime: float | None,
+) -> list[VerifyResult]:
+    """Verify the sample's DKIM signatures, fetching their keys with the check's resolver."""
+    names = []
+    for sig in message.get_all("DKIM-Signature") or []:
+        tags = _dkim_tags(str(sig))
+        if tags.get("s") and tags.get("d"):
+            names.append(f"{tags['s']}._domainkey.{tags['d']}".lower())
+    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
+    found = dict(zip(names, await asyncio.gather(*(dns.query(n, "TXT") for n in names)),
+                     strict=True))
+
+    def lookup(name: str) -> list[bytes] | None:
+        got = found.get(name.lower())
+        if got is None or got.void:
+            return None
+        if got.temporary:
+            raise LookupError(got.describe())
+        return list(got.strings[0])
+
+    return verify(raw, key_lookup=lookup)
+
+
 def build_items(
     auth: AuthReport,
     *,
@@ -217,8 +281,9 @@ def build_items(
     tls: bool | None,
     transport: str | None,
     rate: float | None,
+    dkim_results: Sequence[VerifyResult] = (),
 ) -> tuple[ReadinessItem, ...]:
-    """The checklist from a DNS report and the other inputs."""
+    """The checklist from a DNS report, DKIM verification results and the other inputs."""
     items = []
     spf = auth.spf
     title = "SPF passes for the sending IPs"
@@ -237,18 +302,7 @@ def build_items(
         bad = ", ".join(f"{ip}: {r}" for ip, r in spf.results.items() if r != "pass")
         items.append(_item("spf", title, FAIL, bad))
 
-    title = "DKIM key published for the signing selectors"
-    if not auth.dkim:
-        items.append(_item("dkim", title, NOT_CHECKED, "no DKIM selector given"))
-    elif any(d.status == "temperror" for d in auth.dkim):
-        items.append(_item("dkim", title, NOT_CHECKED, "temporary DNS error fetching a key"))
-    elif all(d.status == "ok" for d in auth.dkim):
-        keys = ", ".join(f"{d.selector}: {d.key_type} {d.key_bits}" for d in auth.dkim)
-        items.append(_item("dkim", title, PASS, keys))
-    else:
-        items.append(_item("dkim", title, FAIL,
-                           ", ".join(f"{d.selector}: {d.status}" for d in auth.dkim
-                                     if d.status != "ok")))
+    items.append(_dkim_item(auth, message, dkim_results))
 
     dmarc = auth.dmarc
     title = "DMARC published, at least p=none"
@@ -332,6 +386,7 @@ async def readiness_async(
     domain = normalize_domain(domain)
     rate = _rate(complaint_rate, complaints, delivered)
     message = _parse_message(sample_message) if sample_message is not None else None
+    raw = _raw_message(sample_message) if sample_message is not None else None
     selectors = list(dkim_selectors)
     if message is not None:
         # The sample message tells the From, envelope and DKIM identities when not given.
@@ -343,12 +398,18 @@ async def readiness_async(
             dkim_domain = dkim_domain or tags.get("d")
             if tags.get("s") and not selectors:
                 selectors = [tags["s"]]
+    verifying = None
+    if message is not None and raw is not None:
+        verifying = asyncio.ensure_future(
+            _verify_dkim(raw, message, resolver, timeout, lifetime))
     if report is None:
         report = await check_domain_async(
             domain, dkim_selectors=selectors, sending_ips=sending_ips, esp=esp,
             resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
             dkim_domain=dkim_domain, dkim_keys=dkim_keys, timeout=timeout, lifetime=lifetime)
-    items = build_items(report, message=message, tls=tls, transport=transport, rate=rate)
+    results = await verifying if verifying is not None else []
+    items = build_items(report, message=message, tls=tls, transport=transport, rate=rate,
+                        dkim_results=results)
     return ReadinessReport(domain, items, report)
 
 
@@ -380,8 +441,9 @@ def readiness(
     Args:
         tls: whether transmission uses TLS, when known.
         transport: a transport URL (``smtp://...``, ``sendgrid://...``) to read TLS from.
-        sample_message: a message as sent: its one-click unsubscribe headers are checked,
-            and its From, Return-Path and DKIM-Signature fill in the identities not given.
+        sample_message: a message as sent: its DKIM signatures are verified (keys fetched
+            with ``resolver``), its one-click unsubscribe headers checked, and its From,
+            Return-Path and DKIM-Signature fill in the identities not given.
         complaint_rate: spam complaints per delivered message (0.001 = 0.1%); or give
             ``complaints`` and ``delivered``.
         report: an :class:`AuthReport` already made, to skip the DNS lookups.
