@@ -150,3 +150,33 @@ class TestBadInput:
     def test_domain_is_normalized(self, opts: dict[str, object]) -> None:
         """Case and a final dot do not matter."""
         assert GOOD == check_domain("Good.Example.COM.", **opts).domain  # type: ignore[arg-type]
+
+
+class TestSideEffects:
+    def test_logs_one_event_and_prints_nothing(self, opts: dict[str, object],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """A check logs one auth.check_done event with counts and prints nothing."""
+        from structlog.testing import capture_logs
+
+        with capture_logs() as logs:
+            check_domain("two.example.net", **opts)  # type: ignore[arg-type]
+        events = [e for e in logs if e["event"] == "auth.check_done"]
+        assert 1 == len(events)
+        # spf.multiple and dmarc.missing
+        assert ("two.example.net", 2) == (events[0]["domain"], events[0]["errors"])
+        assert events[0]["queries"] >= 3
+        assert ("", "") == capsys.readouterr()
+
+
+class TestNameserverStrings:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+         ("::1", ("::1", 53)), ("[::1]:5353", ("::1", 5353)),
+         ("[2001:db8::1]", ("2001:db8::1", 53))],
+    )
+    def test_forms(self, text: str, expected: tuple[str, int]) -> None:
+        """host, host:port, bare IPv6 and [IPv6]:port are understood."""
+        from mailscale.auth._dns import _parse_nameserver
+
+        assert expected == _parse_nameserver(text)
