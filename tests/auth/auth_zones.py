@@ -101,6 +101,11 @@ def _spf(zone: Zone) -> None:
     zone.txt("neutral.example.net", "v=spf1 ip4:203.0.113.7 ?all")
     zone.txt("softfail.example.net", "v=spf1 ip4:203.0.113.7 ~all")
     zone.txt("ptr.example.net", "v=spf1 ptr:good.example.com -all")
+    zone.txt("ptr2.example.net", "v=spf1 ptr:good.example.com -all")
+    zone.ptr("203.0.113.12", "servfail.example.com", f"mail12.{GOOD}")
+    zone.a(f"mail12.{GOOD}", "203.0.113.12")
+    zone.txt("redirall.example.net",
+             "v=spf1 ip4:203.0.113.7 redirect=_spf.redirect.example.net -all")
     zone.txt("syntax.example.net", "v=spf1 ip4:203.0.113.300 -all")
     zone.txt("noall.example.net", "v=spf1 ip4:203.0.113.7")
     # a, mx and exists with macros

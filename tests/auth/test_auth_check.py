@@ -156,10 +156,15 @@ class TestSideEffects:
     def test_logs_one_event_and_prints_nothing(self, opts: dict[str, object],
                                                capsys: pytest.CaptureFixture[str]) -> None:
         """A check logs one auth.check_done event with counts and prints nothing."""
+        import structlog
         from structlog.testing import capture_logs
 
-        with capture_logs() as logs:
-            check_domain("two.example.net", **opts)  # type: ignore[arg-type]
+        try:
+            with capture_logs() as logs:
+                check_domain("two.example.net", **opts)  # type: ignore[arg-type]
+        finally:
+            # capture_logs leaves structlog marked as configured (printing to stdout).
+            structlog.reset_defaults()
         events = [e for e in logs if e["event"] == "auth.check_done"]
         assert 1 == len(events)
         # spf.multiple and dmarc.missing

@@ -141,6 +141,8 @@ class TestCheckHost:
             ("2001:db8::5", "mech.example.net", "pass"),  # ip6
             ("203.0.113.7", "ptr.example.net", "pass"),  # PTR mail1.good.example.com
             ("203.0.113.9", "ptr.example.net", "fail"),  # PTR not forward-confirmed
+            ("203.0.113.12", "ptr2.example.net", "pass"),  # one PTR name SERVFAILs: skipped
+            ("203.0.113.8", "redirall.example.net", "fail"),  # redirect ignored beside -all
             ("203.0.113.7", "chain.example.net", "permerror"),
             ("203.0.113.7", "ten.example.net", "pass"),
             ("203.0.113.7", "loop.example.net", "permerror"),
@@ -207,6 +209,12 @@ class TestAnalysis:
         assert "invalid" == spf.status
         (loop,) = [f for f in spf.findings if f.code == "spf.include_loop"]
         assert "loop.example.net -> loop2.example.net -> loop.example.net" in loop.message
+
+    def test_redirect_ignored_beside_all(self, opts: dict[str, object]) -> None:
+        """redirect= beside 'all' is ignored: not followed, not counted, warned about."""
+        spf = spf_of(opts, "redirall.example.net")
+        assert ("ok", 0) == (spf.status, spf.lookups)
+        assert ["spf.redirect_ignored"] == [f.code for f in spf.findings]
 
     def test_redirect_loop(self, opts: dict[str, object]) -> None:
         """A redirect loop is reported; check_host gives permerror."""

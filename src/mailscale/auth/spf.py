@@ -416,6 +416,14 @@ async def _addresses(ev: _Evaluation, name: str, *, count_void: bool) -> list[st
     return list(lookup.records)
 
 
+async def _ptr_addresses(ev: _Evaluation, name: str) -> list[str]:
+    # RFC 7208 5.5: a name whose address lookup fails is skipped, not an error.
+    try:
+        return await _addresses(ev, name, count_void=False)
+    except _TempError:
+        return []
+
+
 def _in_network(
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address, addr: str, term: SPFTerm
 ) -> bool:
@@ -471,7 +479,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
             return False  # RFC 7208 5.5: a PTR lookup error means no match
         ev.note_void(lookup)
         names = list(lookup.records)[:MAX_MX_PTR_NAMES]
-        found = await asyncio.gather(*(_addresses(ev, n, count_void=False) for n in names))
+        found = await asyncio.gather(*(_ptr_addresses(ev, n) for n in names))
         target = target.lower().rstrip(".")
         for ptr_name, addrs in zip(names, found, strict=True):
             if str(ip) in addrs or any(ipaddress.ip_address(a) == ip for a in addrs):
@@ -501,9 +509,11 @@ async def _walk(
 ) -> tuple[int, int]:
     """Count lookups and void lookups below ``record``; report problems."""
     walk.nodes += 1
-    lookups = record.lookup_terms
-    void = 0
     has_all = any(t.name == "all" for t in record.terms)
+    lookups = record.lookup_terms
+    if has_all and record.redirect is not None:
+        lookups -= 1  # RFC 7208 6.1: redirect is ignored when 'all' is present
+    void = 0
     children: list[tuple[str, str]] = []
     checks = []
     for term in record.terms:
