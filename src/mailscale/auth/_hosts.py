@@ -39,12 +39,12 @@ async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
     if lookup.temporary:
         return MXReport("temperror", findings=[Finding(
             Severity.ERROR, "mx.temperror",
-            f"could not fetch MX records: {lookup.describe()}; this is not 'no record'", None)])
+            f"could not fetch MX records: {lookup.describe()}; this is not 'no record'", domain)])
     if lookup.void:
         return MXReport("missing", findings=[Finding(
             Severity.WARNING, "mx.missing",
             f"no MX record ({lookup.describe()}): bounces and replies rely on the A record",
-            None)])
+            domain)])
     if lookup.mx == ((0, ""),) or lookup.mx == ((0, "."),):
         return MXReport("null", findings=[Finding(
             Severity.WARNING, "mx.null",

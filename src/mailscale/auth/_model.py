@@ -37,7 +37,8 @@ class Finding:
         severity: error, warning or info.
         code: a stable dotted code (``spf.too_many_lookups``) to match on.
         message: what is wrong and, where it helps, what to do.
-        record: the DNS record (or name) the finding came from, if any.
+        record: the DNS record the finding came from; the name looked up when there is
+            no record; None for findings derived from several records (alignment).
     """
 
     severity: Severity

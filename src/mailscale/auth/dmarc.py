@@ -162,7 +162,7 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
         return DMARCReport(None, "temperror", findings=[Finding(
             Severity.ERROR, "dmarc.temperror",
             f"could not fetch the DMARC record: {lookup.describe()}; this is not 'no record'",
-            None)])
+            f"_dmarc.{domain}")])
     if not records and org != domain:
         lookup, records = await _fetch(dns, org)
         found_at = org
@@ -170,7 +170,7 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
             return DMARCReport(None, "temperror", findings=[Finding(
                 Severity.ERROR, "dmarc.temperror",
                 f"no DMARC record at _dmarc.{domain}; the organizational domain's could not "
-                f"be fetched: {lookup.describe()}", None)])
+                f"be fetched: {lookup.describe()}", f"_dmarc.{org}")])
         if records:
             findings.append(Finding(
                 Severity.INFO, "dmarc.org_fallback",
@@ -181,7 +181,7 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
         return DMARCReport(None, "missing", findings=[Finding(
             Severity.ERROR, "dmarc.missing",
             f"no DMARC record at {where}; bulk senders need at least 'v=DMARC1; p=none'",
-            None)])
+            f"_dmarc.{domain}")])
     if len(records) > 1:
         return DMARCReport(records[0], "invalid", found_at=found_at, findings=[*findings, Finding(
             Severity.ERROR, "dmarc.multiple",

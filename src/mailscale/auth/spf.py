@@ -645,15 +645,15 @@ async def analyze_spf(
     evaluated = await host_checks
     results = {ip: result for ip, (result, _) in zip(ips, evaluated, strict=True)}
     reasons = {ip: why for ip, (_, why) in zip(ips, evaluated, strict=True)}
-    _ip_findings(findings, results, reasons, domain)
+    _ip_findings(findings, results, reasons, domain, records[0] if len(records) == 1 else None)
     if lookup.temporary:
         findings.insert(0, Finding(Severity.ERROR, "spf.temperror",
                                    f"could not fetch the SPF record: {lookup.describe()}; "
-                                   "this is not 'no record'", None))
+                                   "this is not 'no record'", domain))
         return SPFReport(None, "temperror", results=results, findings=findings)
     if not records:
         findings.insert(0, Finding(Severity.ERROR, "spf.missing",
-                                   f"no SPF record: {lookup.describe()}", None))
+                                   f"no SPF record: {lookup.describe()}", domain))
         return SPFReport(None, "missing", results=results,
                          esp_include=False if esp_key else None, findings=findings)
     if len(records) > 1:
@@ -702,15 +702,16 @@ async def analyze_spf(
 
 
 def _ip_findings(
-    findings: list[Finding], results: dict[str, str], reasons: dict[str, str], domain: str
+    findings: list[Finding], results: dict[str, str], reasons: dict[str, str], domain: str,
+    record: str | None,
 ) -> None:
     for ip, result in results.items():
         if result == "pass":
             continue
         if result == "temperror":
             findings.append(Finding(Severity.ERROR, "spf.temperror",
-                                    f"SPF for {ip}: temperror ({reasons[ip]})", None))
+                                    f"SPF for {ip}: temperror ({reasons[ip]})", record))
         else:
             findings.append(Finding(Severity.ERROR, "spf.ip_not_permitted",
                                     f"SPF for {ip} sending as {domain}: {result} "
-                                    f"({reasons[ip]})", None))
+                                    f"({reasons[ip]})", record))
