@@ -100,6 +100,7 @@ class TestDiscovery:
         report = dmarc_of(opts, "nothing.example.net")
         assert ("missing", {"dmarc.missing": Severity.ERROR}) == (report.status, codes(report))
         assert "p=none" in report.findings[0].message
+        assert "_dmarc.nothing.example.net" == report.findings[0].record
 
     def test_multiple(self, opts: dict[str, object]) -> None:
         """Two records: receivers apply none."""

@@ -299,6 +299,7 @@ class TestAnalysis:
         spf = spf_of(opts, "nothing-here.example.net")
         assert "missing" == spf.status
         assert "NXDOMAIN" in spf.findings[0].message
+        assert "nothing-here.example.net" == spf.findings[0].record
         nodata = spf_of(opts, "nospf.example.net")
         assert "NXDOMAIN" not in nodata.findings[0].message
 
@@ -315,6 +316,7 @@ class TestAnalysis:
         assert {"192.0.2.77": "fail"} == spf.results
         (f,) = spf.findings
         assert "spf.ip_not_permitted" == f.code and "192.0.2.77" in f.message
+        assert spf.record == f.record
 
     def test_unknown_esp(self, opts: dict[str, object]) -> None:
         """An unknown ESP name is refused."""
