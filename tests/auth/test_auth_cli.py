@@ -135,6 +135,15 @@ class TestRecords:
         code, _, err = run(capsys, *args)
         assert 2 == code and "11 DNS-querying terms" in err
 
+    def test_count_includes(self, ns: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """--count-includes follows includes through DNS and refuses 11 lookups."""
+        code, _, err = run(capsys, "dns", "records", "example.com", "--include",
+                           "l1.chain.example.net", "--count-includes", "--nameserver", ns)
+        assert 2 == code and "needs 11" in err
+        code, out, _ = run(capsys, "dns", "records", "example.com", "--include",
+                           "l2.chain.example.net", "--count-includes", "--nameserver", ns)
+        assert 0 == code and "include:l2.chain.example.net" in out
+
     def test_key_without_selector(self, capsys: pytest.CaptureFixture[str], keys: Keys,
                                   tmp_path: Path) -> None:
         """--dkim-key needs --selector."""

@@ -73,6 +73,32 @@ class TestSPFRecord:
             spf_record(**kwargs)  # type: ignore[arg-type]
 
 
+class TestCountIncludes:
+    def test_within_limit(self, ns: str) -> None:
+        """An include worth 9 more lookups makes 10: accepted."""
+        rec = spf_record(includes=["l2.chain.example.net"], count_includes=True, resolver=ns)
+        assert "v=spf1 include:l2.chain.example.net ~all" == rec.value
+
+    def test_over_limit_through_includes(self, ns: str) -> None:
+        """One include worth 10 more lookups makes 11: refused, with the total."""
+        with pytest.raises(AuthCheckError, match="needs 11 DNS-querying terms counting"):
+            spf_record(includes=["l1.chain.example.net"], count_includes=True, resolver=ns)
+
+    def test_own_terms_counted_too(self, ns: str) -> None:
+        """a and mx add to the includes' count."""
+        with pytest.raises(AuthCheckError, match="needs 11"):
+            spf_record(includes=["l2.chain.example.net"], a=True, count_includes=True,
+                       resolver=ns)
+
+    @pytest.mark.parametrize(("include", "words"), [("nospf.example.net", "no SPF record"),
+                                                    ("servfail.example.com", "SERVFAIL"),
+                                                    ("loop.example.net", "loop")])
+    def test_uncountable_include(self, ns: str, include: str, words: str) -> None:
+        """An include without a usable record cannot be counted: refused, saying why."""
+        with pytest.raises(AuthCheckError, match=words):
+            spf_record(includes=[include], count_includes=True, resolver=ns)
+
+
 class TestDKIMRecord:
     def test_names_and_value(self, keys: Keys) -> None:
         """The owner is selector._domainkey.domain and the value parses back to the key."""

@@ -56,6 +56,10 @@ def register(subparsers: Any) -> None:
     records.add_argument("--policy", default="none", help="DMARC policy (none/quarantine/reject)")
     records.add_argument("--rua", action="append", default=[], help="DMARC aggregate address")
     records.add_argument("--ruf", action="append", default=[], help="DMARC failure address")
+    records.add_argument("--count-includes", action="store_true",
+                         help="follow the SPF includes through DNS to count every lookup")
+    records.add_argument("--nameserver", action="append", default=[],
+                         help="DNS server for --count-includes, host or host:port")
     records.add_argument("--json", action="store_true", help="machine-readable output")
     records.set_defaults(func=_records)
 
@@ -209,7 +213,8 @@ def _load_key(path: Path) -> Any:
 def _records(args: argparse.Namespace) -> int:
     records: list[TXTRecord] = [
         spf_record(ips=args.ip, includes=args.include, esp=args.esp, mx=args.mx, all=args.all,
-                   domain=args.domain)
+                   domain=args.domain, count_includes=args.count_includes,
+                   resolver=args.nameserver or None)
     ]
     if args.dkim_key is not None:
         if not args.selector:

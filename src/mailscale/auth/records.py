@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
+from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
+from mailscale.auth._model import Severity
 from mailscale.auth.dmarc import parse_dmarc
-from mailscale.auth.spf import ESP_INCLUDES, MAX_LOOKUPS, parse_spf
+from mailscale.auth.spf import ESP_INCLUDES, MAX_LOOKUPS, SPFRecord, _Walk, _walk, parse_spf
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import PrivateKey, PublicKey, dns_record_strings
 
@@ -72,6 +75,12 @@ def split_txt(value: str, limit: int = 255) -> tuple[str, ...]:
     return tuple(out)
 
 
+def run_sync(coro: Any) -> Any:
+    from mailscale.auth._check import run_sync as run
+
+    return run(coro)
+
+
 def _domain(value: str, what: str) -> str:
     from mailscale.auth._check import normalize_domain
 
@@ -94,6 +103,8 @@ def spf_record(
     mx: bool = False,
     all: str = "~all",
     domain: str | None = None,
+    resolver: ResolverLike = None,
+    count_includes: bool = False,
 ) -> TXTRecord:
     """Build an SPF record.
 
@@ -104,9 +115,13 @@ def spf_record(
         a: add ``a`` (the domain's own A/AAAA); mx: add ``mx``.
         all: ``~all`` (default), ``-all`` or ``?all``; ``+all`` is refused.
         domain: the owner name; ``@`` when None.
+        count_includes: also count the lookups inside each include, through DNS
+            (``resolver``, as for :func:`check_domain`), and refuse the record when the
+            total passes 10 or an include has no usable SPF record.
 
     Raises:
-        AuthCheckError: a malformed input, ``+all``, or more than 10 DNS-querying terms.
+        AuthCheckError: a malformed input, ``+all``, more than 10 DNS-querying terms,
+            or (with ``count_includes``) an include that cannot be counted.
     """
     if all not in _ALL:
         raise AuthCheckError(f"all must be one of {', '.join(_ALL)}, not {all!r}")
@@ -139,7 +154,27 @@ def spf_record(
         raise AuthCheckError(
             f"this SPF record needs {lookups} DNS-querying terms before counting its includes' "
             f"own; the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead")
+    if count_includes:
+        total = run_sync(_count_lookups(record, resolver))
+        if total > MAX_LOOKUPS:
+            raise AuthCheckError(
+                f"this SPF record needs {total} DNS-querying terms counting its includes' own; "
+                f"the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead")
     return TXTRecord(_owner("", domain), split_txt(record.text))
+
+
+async def _count_lookups(record: SPFRecord, resolver: ResolverLike) -> int:
+    """The lookups of ``record`` with every include followed; raises on broken includes."""
+    includes = [t.text for t in record.terms if t.name == "include"]
+    # Only the includes need DNS; the record's own terms are counted as they are.
+    only_includes = parse_spf(" ".join(["v=spf1", *includes]))
+    walk = _Walk(DNSClient(make_resolver(resolver)))
+    below, _ = await _walk(walk, "(new record)", only_includes, ("(new record)",))
+    total = below + record.lookup_terms - len(includes)
+    problems = [f for f in walk.findings if f.severity is Severity.ERROR]
+    if problems:
+        raise AuthCheckError(f"cannot count the includes' lookups: {problems[0].message}")
+    return total
 
 
 def dkim_record(
