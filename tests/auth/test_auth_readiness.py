@@ -17,7 +17,8 @@ def message(*, unsub: str | None = UNSUB,
             post: str | None = "List-Unsubscribe=One-Click", h: str | None = SIGNED,
             from_: str = f"News <news@{GOOD}>", d: str = GOOD, s: str = "s1") -> bytes:
     lines = [f"From: {from_}", "To: someone@example.net", "Subject: hello",
-             f"Return-Path: <bounce@{GOOD}>"]
+             f"Return-Path: <bounce@{GOOD}>", "Date: Fri, 27 Nov 2026 10:00:00 +0000",
+             f"Message-ID: <1@{GOOD}>"]
     if h is not None:
         lines.insert(0, f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={d}; s={s};\r\n"
                         f"\th={h};\r\n\tbh=AAAA; b=BBBB")
@@ -46,7 +47,7 @@ class TestChecklist:
                            complaint_rate=0.0004, **opts)  # type: ignore[arg-type]
         assert {"spf": "pass", "dkim": "pass", "dmarc": "pass", "alignment": "pass",
                 "fcrdns": "pass", "tls": "pass", "one_click_unsubscribe": "pass",
-                "complaint_rate": "pass"} == statuses(report)
+                "message_format": "pass", "complaint_rate": "pass"} == statuses(report)
         assert ("ready", True) == (report.status, report.ready)
 
     def test_nothing_given_is_not_checked(self, opts: dict[str, object]) -> None:
@@ -54,8 +55,8 @@ class TestChecklist:
         report = readiness(GOOD, **opts)  # type: ignore[arg-type]
         assert {"spf": "not checked", "dkim": "not checked", "dmarc": "pass",
                 "alignment": "not checked", "fcrdns": "not checked", "tls": "not checked",
-                "one_click_unsubscribe": "not checked", "complaint_rate": "not checked"
-                } == statuses(report)
+                "one_click_unsubscribe": "not checked", "message_format": "not checked",
+                "complaint_rate": "not checked"} == statuses(report)
         assert ("incomplete", False) == (report.status, report.ready)
 
     def test_broken_domain(self, opts: dict[str, object]) -> None:
@@ -177,6 +178,30 @@ class TestOneClickUnsubscribe:
         msg = message(h="From:List-Unsubscribe:LIST-UNSUBSCRIBE-POST")
         report = readiness(GOOD, sample_message=msg, **opts)  # type: ignore[arg-type]
         assert "pass" == report.item("one_click_unsubscribe").status
+
+
+class TestMessageFormat:
+    @pytest.mark.parametrize(
+        ("change", "status", "words"),
+        [
+            ((b"", b""), "pass", "one From"),
+            ((b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", b""), "fail", "Date"),
+            ((b"Message-ID: <1@good.example.com>\r\n", b""), "fail", "Message-ID"),
+            ((b"From: News <news@good.example.com>", b"From: a@gmail.com"), "fail",
+             "impersonation"),
+            ((b"From: News <news@good.example.com>", b"From: a@x.example, b@y.example"), "fail",
+             "single address"),
+            ((b"To: someone", b"From: x@good.example.com\r\nTo: someone"), "fail",
+             "2 From fields"),
+        ],
+    )
+    def test_basics(self, opts: dict[str, object], change: tuple[bytes, bytes], status: str,
+                    words: str) -> None:
+        """One From with one address not at a mailbox provider, a Date and a Message-ID."""
+        msg = message().replace(*change) if change[0] else message()
+        item = readiness(GOOD, sample_message=msg, **opts).item("message_format")  # type: ignore[arg-type]
+        assert status == item.status
+        assert words in item.detail
 
 
 class TestTLS:

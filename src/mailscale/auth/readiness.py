@@ -12,6 +12,7 @@ import asyncio
 import email.message
 import email.parser
 import email.policy
+import email.utils
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -166,6 +167,31 @@ def one_click_unsubscribe(message: email.message.Message) -> tuple[str, str]:
             return PASS, "List-Unsubscribe (https) and List-Unsubscribe-Post, both signed by DKIM"
     return FAIL, ("the DKIM signature's h= must include both List-Unsubscribe and "
                   "List-Unsubscribe-Post (RFC 8058 section 4)")
+
+
+#: Mailbox providers whose From domains bulk senders must not use (Gmail's 2024 rule).
+_PROVIDER_DOMAINS = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com",
+                               "hotmail.com", "live.com"})
+
+
+def message_format(message: email.message.Message) -> tuple[str, str]:
+    """The RFC 5322 basics bulk senders are held to: (status, detail)."""
+    problems = []
+    froms = message.get_all("From") or []
+    if len(froms) != 1:
+        problems.append(f"{len(froms)} From fields (exactly one needed)")
+    else:
+        addresses = email.utils.getaddresses([str(froms[0])])
+        if len(addresses) != 1 or "@" not in addresses[0][1]:
+            problems.append("From is not a single address")
+        elif addresses[0][1].rpartition("@")[2].lower() in _PROVIDER_DOMAINS:
+            problems.append("From uses a mailbox provider's domain (impersonation)")
+    for name in ("Date", "Message-ID"):
+        if len(message.get_all(name) or []) != 1:
+            problems.append(f"no single {name} field")
+    if problems:
+        return FAIL, "; ".join(problems)
+    return PASS, "one From with a single address, a Date and a Message-ID"
 
 
 def _tls_item(tls: bool | None, transport: str | None) -> ReadinessItem:
@@ -356,6 +382,13 @@ def build_items(
     else:
         status, detail = one_click_unsubscribe(message)
         items.append(_item("one_click_unsubscribe", title, status, detail, by))
+
+    title = "Message format (RFC 5322 From, Date, Message-ID)"
+    if message is None:
+        items.append(_item("message_format", title, NOT_CHECKED, "no sample message given"))
+    else:
+        status, detail = message_format(message)
+        items.append(_item("message_format", title, status, detail))
 
     items.append(_complaint_item(rate))
     return tuple(items)
