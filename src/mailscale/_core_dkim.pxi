@@ -1,30 +1,55 @@
-# DKIM canonicalization (RFC 6376 section 3.4), compiled.
-# Twin: mailscale/_dkim_py.py. Every function returns the same bytes as the twin.
+# DKIM canonicalization and hashing (RFC 6376 sections 3.4 and 3.7), compiled.
+# Twin: mailscale/_dkim_py.py. Every function returns the same bytes as the twin
+# and raises the same errors.
+#
+# The loops work on raw pointers taken from typed memoryviews (never indexed past
+# their length: each loop tests its bound before reading), and run without the
+# GIL where they touch only bytes.
 
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcpy
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+
+import hashlib as _hashlib
+from mailscale.errors import CanonicalizationError as _CanonicalizationError
+
+_sha256 = _hashlib.sha256
+
+cdef const unsigned char* _EMPTY = <const unsigned char*> b""
 
 
-cdef Py_ssize_t _normalize_len(const unsigned char[:] src) noexcept nogil:
-    cdef Py_ssize_t n = src.shape[0]
-    cdef Py_ssize_t i = 0, extra = 0
-    cdef unsigned char c
-    while i < n:
-        c = src[i]
-        if c == 13:
-            if i + 1 < n and src[i + 1] == 10:
-                i += 2
-                continue
+cdef inline const unsigned char* _ptr(const unsigned char[:] view) noexcept:
+    return &view[0] if view.shape[0] > 0 else _EMPTY
+
+
+# --- line endings ---------------------------------------------------------------
+
+cdef Py_ssize_t _normalize_len(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # Bytes to add: one per LF not preceded by CR, one per CR not followed by LF.
+    # (A CR followed by LF always pairs with it, so the two counts are exact.)
+    cdef Py_ssize_t extra = 0, j
+    cdef const unsigned char* q = p
+    cdef const unsigned char* end = p + n
+    while q < end:
+        q = <const unsigned char*> memchr(q, 10, end - q)
+        if q == NULL:
+            break
+        if q == p or (q - 1)[0] != 13:
             extra += 1
-        elif c == 10:
+        q += 1
+    q = p
+    while q < end:
+        q = <const unsigned char*> memchr(q, 13, end - q)
+        if q == NULL:
+            break
+        if q + 1 == end or q[1] != 10:
             extra += 1
-        i += 1
+        q += 1
     return extra
 
 
-cdef void _normalize_fill(const unsigned char[:] src, unsigned char* dst) noexcept nogil:
-    cdef Py_ssize_t n = src.shape[0]
+cdef void _normalize_fill(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
     cdef Py_ssize_t i = 0, o = 0
     cdef unsigned char c
     while i < n:
@@ -43,24 +68,40 @@ cdef void _normalize_fill(const unsigned char[:] src, unsigned char* dst) noexce
             i += 1
 
 
-def normalize_line_endings(const unsigned char[:] data not None):
+def normalize_line_endings(data):
     """Return *data* with every bare CR and bare LF turned into CRLF."""
-    cdef Py_ssize_t n = data.shape[0]
+    if data is None:
+        raise TypeError("a bytes-like object is required, not 'NoneType'")
+    cdef const unsigned char[:] view = data
+    cdef Py_ssize_t n = view.shape[0]
+    cdef const unsigned char* p = _ptr(view)
     cdef Py_ssize_t extra
-    cdef unsigned char* buf
+    cdef bytes out
+    cdef unsigned char* w
     with nogil:
-        extra = _normalize_len(data)
+        extra = _normalize_len(p, n)
     if extra == 0:
-        return bytes(data)
-    buf = <unsigned char*> malloc(n + extra)
-    if buf == NULL:
-        raise MemoryError()
-    try:
-        with nogil:
-            _normalize_fill(data, buf)
-        return PyBytes_FromStringAndSize(<char*> buf, n + extra)
-    finally:
-        free(buf)
+        return data if type(data) is bytes else PyBytes_FromStringAndSize(<const char*> p, n)
+    out = PyBytes_FromStringAndSize(NULL, n + extra)
+    w = <unsigned char*> PyBytes_AS_STRING(out)
+    with nogil:
+        _normalize_fill(p, n, w)
+    return out
+
+
+# --- bodies ---------------------------------------------------------------------
+
+cdef Py_ssize_t _simple_end(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # Length after removing trailing empty lines (RFC 6376 section 3.4.3).
+    cdef Py_ssize_t end = n
+    while end >= 4 and p[end - 4] == 13 and p[end - 3] == 10 \
+            and p[end - 2] == 13 and p[end - 1] == 10:
+        end -= 2
+    return end
+
+
+cdef inline bint _ends_crlf(const unsigned char* p, Py_ssize_t end) noexcept nogil:
+    return end >= 2 and p[end - 2] == 13 and p[end - 1] == 10
 
 
 def canon_body_simple(const unsigned char[:] data not None):
@@ -69,31 +110,73 @@ def canon_body_simple(const unsigned char[:] data not None):
     Trailing empty lines are removed; a body that does not end in CRLF gets
     one, so an empty body becomes a single CRLF. Only CRLF ends a line.
     """
-    cdef Py_ssize_t end = data.shape[0]
-    while end >= 4 and data[end - 4] == 13 and data[end - 3] == 10 \
-            and data[end - 2] == 13 and data[end - 1] == 10:
-        end -= 2
-    if end >= 2 and data[end - 2] == 13 and data[end - 1] == 10:
-        return bytes(data[:end])
-    return bytes(data[:end]) + b"\r\n"
+    cdef const unsigned char* p = _ptr(data)
+    cdef Py_ssize_t end = _simple_end(p, data.shape[0])
+    if _ends_crlf(p, end):
+        return PyBytes_FromStringAndSize(<const char*> p, end)
+    return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
 
 
-cdef Py_ssize_t _relaxed_body(const unsigned char[:] src, unsigned char* dst) noexcept nogil:
-    # dst has room for len(src) + 2 bytes: every input line yields at most its
-    # own bytes plus CRLF, and only the last line can lack its CRLF in the input.
-    cdef Py_ssize_t n = src.shape[0]
-    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start
-    cdef bint pending_ws
+# Eight bytes at a time (SWAR): a word whose bytes are neither HTAB nor CR, with
+# no two adjacent SPs, is already canonical when the byte before it was not
+# whitespace; it is copied as it is (except a final SP, whose fate depends on
+# the next byte).
+cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7F
+cdef uint64_t _SPS = 0x2020202020202020
+cdef uint64_t _TABS = 0x0909090909090909
+cdef uint64_t _CRS = 0x0D0D0D0D0D0D0D0D
+
+
+cdef inline uint64_t _zero_bytes(uint64_t v) noexcept nogil:
+    # 0x80 in every byte of v that is zero, 0 elsewhere (exact, no false positives).
+    return ~(((v & _LOW7) + _LOW7) | v | _LOW7)
+
+
+cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+    # dst has room for n + 2 bytes: every output byte stands for at least one
+    # input byte, except the CRLF added to an unterminated last line.
+    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim
+    cdef bint pending_ws = False
     cdef unsigned char c
+    cdef uint64_t v, sp
     while i < n:
-        line_start = o
-        pending_ws = False
-        while i < n:
+        if not pending_ws:
+            while i + 8 <= n:
+                memcpy(&v, src + i, 8)
+                sp = _zero_bytes(v ^ _SPS)
+                if (_zero_bytes(v ^ _TABS) | _zero_bytes(v ^ _CRS) | (sp & (sp << 8))) != 0:
+                    break
+                memcpy(dst + o, src + i, 8)
+                # A final SP is left for the next round, which sees what follows it.
+                c = 7 if src[i + 7] == 32 else 8
+                o += c
+                i += c
+        lim = i + 8
+        if lim > n:
+            lim = n
+        while i < lim:
             c = src[i]
-            if c == 13 and i + 1 < n and src[i + 1] == 10:
-                break
-            if c == 32 or c == 9:
+            if c > 32:
+                if pending_ws:
+                    dst[o] = 32
+                    o += 1
+                    pending_ws = False
+                dst[o] = c
+                o += 1
+                i += 1
+            elif c == 32 or c == 9:
                 pending_ws = True
+                i += 1
+            elif c == 13 and i + 1 < n and src[i + 1] == 10:
+                # End of line: whitespace before it is dropped.
+                pending_ws = False
+                if o > line_start:
+                    keep = o + 2
+                dst[o] = 13
+                dst[o + 1] = 10
+                o += 2
+                line_start = o
+                i += 2
             else:
                 if pending_ws:
                     dst[o] = 32
@@ -101,19 +184,13 @@ cdef Py_ssize_t _relaxed_body(const unsigned char[:] src, unsigned char* dst) no
                     pending_ws = False
                 dst[o] = c
                 o += 1
-            i += 1
-        # Whitespace at the end of a line is dropped (pending_ws discarded).
-        if o > line_start:
-            dst[o] = 13
-            dst[o + 1] = 10
-            o += 2
-            keep = o
-        else:
-            dst[o] = 13
-            dst[o + 1] = 10
-            o += 2
-        if i < n:
-            i += 2
+                i += 1
+    if o > line_start:
+        # An unterminated last line with content gets its CRLF.
+        dst[o] = 13
+        dst[o + 1] = 10
+        keep = o + 2
+    # Trailing empty lines are removed: keep ends after the last non-empty line.
     return keep
 
 
@@ -126,13 +203,243 @@ def canon_body_relaxed(const unsigned char[:] data not None):
     line.
     """
     cdef Py_ssize_t n = data.shape[0]
+    cdef const unsigned char* p = _ptr(data)
     cdef Py_ssize_t out
     cdef unsigned char* buf = <unsigned char*> malloc(n + 2)
     if buf == NULL:
         raise MemoryError()
     try:
         with nogil:
-            out = _relaxed_body(data, buf)
+            out = _relaxed_body(p, n, buf)
         return PyBytes_FromStringAndSize(<char*> buf, out)
+    finally:
+        free(buf)
+
+
+def body_hash(const unsigned char[:] data not None, Py_ssize_t start, bint relaxed,
+              Py_ssize_t limit=-1):
+    """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
+
+    Relaxed canonicalization runs without the GIL; hashlib releases it while
+    hashing large buffers, so threads sign in parallel. Simple canonicalization
+    hashes the message bytes in place.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef const unsigned char* p = _ptr(data)
+    cdef Py_ssize_t end, length, take, part
+    cdef bytes buf
+    cdef unsigned char* w
+    if start < 0 or start > n:
+        raise _CanonicalizationError(f"body offset {start} is outside the message")
+    if relaxed:
+        buf = PyBytes_FromStringAndSize(NULL, n - start + 2)
+        w = <unsigned char*> PyBytes_AS_STRING(buf)
+        with nogil:
+            length = _relaxed_body(p + start, n - start, w)
+        take = length if limit < 0 or limit >= length else limit
+        return _sha256(memoryview(buf)[:take]).digest(), length
+    end = start + _simple_end(p + start, n - start)
+    length = end - start if _ends_crlf(p + start, end - start) else end - start + 2
+    take = length if limit < 0 or limit >= length else limit
+    part = take if take < end - start else end - start
+    h = _sha256(data[start:start + part])
+    if take > part:
+        h.update(b"\r\n"[:take - part])
+    return h.digest(), length
+
+
+# --- header fields --------------------------------------------------------------
+
+_NAME_ERROR = "header line {}: the field name is empty or contains a control, space, NUL or 8-bit byte"
+
+
+def split_message(const unsigned char[:] data not None):
+    """Split a CRLF message into header fields and the offset where the body starts.
+
+    Each field is ``(lowercased name, raw field with its continuation lines and
+    final CRLF)``. See the twin for the rules and errors.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef const unsigned char* p = _ptr(data)
+    cdef Py_ssize_t pos = 0, end, colon, start = -1, name_end, k, line_no = 0
+    cdef unsigned char c, first
+    cdef list fields = []
+    cdef bytes name = b""
+    cdef unsigned char* w
+    if n == 0:
+        raise _CanonicalizationError(
+            "the message is empty: no header, no empty line before the body"
+        )
+    while True:
+        line_no += 1
+        if pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
+            if start >= 0:
+                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
+            return fields, pos + 2
+        end = pos
+        colon = -1
+        while end < n:
+            c = p[end]
+            if c == 13 and end + 1 < n and p[end + 1] == 10:
+                break
+            if c == 58 and colon < 0:
+                colon = end
+            end += 1
+        if end >= n:
+            raise _CanonicalizationError("no empty line separates the header from the body")
+        first = p[pos]
+        if first == 32 or first == 9:
+            if start < 0:
+                raise _CanonicalizationError(
+                    f"header line {line_no} is a continuation line with no field before it"
+                )
+        else:
+            if colon < 0:
+                raise _CanonicalizationError(f"header line {line_no} has no colon")
+            name_end = colon
+            while name_end > pos and (p[name_end - 1] == 32 or p[name_end - 1] == 9):
+                name_end -= 1
+            if name_end == pos:
+                raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+            for k in range(pos, name_end):
+                c = p[k]
+                if c < 33 or c > 126:
+                    raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+            if start >= 0:
+                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
+            start = pos
+            name = PyBytes_FromStringAndSize(NULL, name_end - pos)
+            w = <unsigned char*> PyBytes_AS_STRING(name)
+            for k in range(pos, name_end):
+                c = p[k]
+                w[k - pos] = c + 32 if 65 <= c <= 90 else c
+        pos = end + 2
+
+
+cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+    # Relaxed canonicalization of one field into dst (room for n + 2 bytes).
+    # Returns the output length, or -1 when the field has no colon. CRLF pairs
+    # are dropped as they are met, left to right, like bytes.replace(CRLF, b"").
+    cdef Py_ssize_t i = 0, o = 0, name_end = 0
+    cdef unsigned char c
+    cdef bint pending_ws = False, started = False, in_name = True
+    while i < n:
+        c = src[i]
+        if c == 13 and i + 1 < n and src[i + 1] == 10:
+            i += 2
+            continue
+        i += 1
+        if in_name:
+            if c == 58:
+                o = name_end
+                dst[o] = 58
+                o += 1
+                in_name = False
+            else:
+                dst[o] = c + 32 if 65 <= c <= 90 else c
+                o += 1
+                if c != 32 and c != 9:
+                    name_end = o
+        elif c == 32 or c == 9:
+            pending_ws = True
+        else:
+            if pending_ws and started:
+                dst[o] = 32
+                o += 1
+            pending_ws = False
+            started = True
+            dst[o] = c
+            o += 1
+    if in_name:
+        return -1
+    dst[o] = 13
+    dst[o + 1] = 10
+    return o + 2
+
+
+def canon_header_relaxed(const unsigned char[:] field not None):
+    """Relaxed header canonicalization of one field (RFC 6376 section 3.4.2)."""
+    cdef Py_ssize_t n = field.shape[0]
+    cdef Py_ssize_t out
+    cdef unsigned char* buf = <unsigned char*> malloc(n + 2)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        out = _canon_header(_ptr(field), n, buf)
+        if out < 0:
+            raise _CanonicalizationError("header field has no colon")
+        return PyBytes_FromStringAndSize(<char*> buf, out)
+    finally:
+        free(buf)
+
+
+cdef bytes _as_bytes(object obj):
+    # bytes stay as they are (no buffer acquisition); other buffers are copied.
+    if type(obj) is bytes:
+        return <bytes> obj
+    if obj is None or isinstance(obj, str):
+        raise TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}")
+    return bytes(memoryview(obj))
+
+
+cdef bytes _lower_name(object name):
+    cdef bytes b = _as_bytes(name)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(b)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(b)
+    for i in range(n):
+        if 65 <= p[i] <= 90:
+            return b.lower()
+    return b
+
+
+def header_hash_input(fields, names, signature_field, bint relaxed):
+    """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
+    cdef dict by_name = {}
+    cdef list chosen = []
+    cdef list stack
+    cdef bytes raw, sig = _as_bytes(signature_field)
+    cdef Py_ssize_t total, o, got, n
+    cdef unsigned char* buf
+    for name, raw_field in fields:
+        key = _lower_name(name)
+        raw = _as_bytes(raw_field)
+        stack = by_name.get(key)
+        if stack is None:
+            by_name[key] = [raw]
+        else:
+            stack.append(raw)
+    total = PyBytes_GET_SIZE(sig) + 2
+    for wanted in names:
+        stack = by_name.get(_lower_name(wanted))
+        if stack:
+            raw = stack.pop()
+            chosen.append(raw)
+            total += PyBytes_GET_SIZE(raw) + 2
+    buf = <unsigned char*> malloc(total)
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        o = 0
+        for item in chosen:
+            raw = <bytes> item
+            n = PyBytes_GET_SIZE(raw)
+            if relaxed:
+                got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(raw), n, buf + o)
+                if got < 0:
+                    raise _CanonicalizationError("header field has no colon")
+                o += got
+            else:
+                memcpy(buf + o, PyBytes_AS_STRING(raw), n)
+                o += n
+        n = PyBytes_GET_SIZE(sig)
+        if relaxed:
+            got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(sig), n, buf + o)
+            if got < 0:
+                raise _CanonicalizationError("header field has no colon")
+            o += got - 2
+        else:
+            memcpy(buf + o, PyBytes_AS_STRING(sig), n)
+            o += n
+        return PyBytes_FromStringAndSize(<char*> buf, o)
     finally:
         free(buf)

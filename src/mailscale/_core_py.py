@@ -6,6 +6,22 @@ module. ``mailscale._impl`` picks one of the two.
 
 from __future__ import annotations
 
-from mailscale._dkim_py import canon_body_relaxed, canon_body_simple, normalize_line_endings
+from mailscale._dkim_py import (
+    body_hash,
+    canon_body_relaxed,
+    canon_body_simple,
+    canon_header_relaxed,
+    header_hash_input,
+    normalize_line_endings,
+    split_message,
+)
 
-__all__ = ["canon_body_relaxed", "canon_body_simple", "normalize_line_endings"]
+__all__ = [
+    "body_hash",
+    "canon_body_relaxed",
+    "canon_body_simple",
+    "canon_header_relaxed",
+    "header_hash_input",
+    "normalize_line_endings",
+    "split_message",
+]

@@ -2,14 +2,30 @@
 
 The compiled twin lives in ``_core_dkim.pxi``; both must return identical bytes
 for every input and raise only ``TypeError`` for an argument that is not a
-bytes-like object.
+bytes-like object, and ``CanonicalizationError`` for a message that cannot be
+split or a header field without a colon.
+
+Only CRLF ends a line here: callers normalize bare CR and LF first
+(``normalize_line_endings``), so that the signature covers the wire form.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 
-__all__ = ["canon_body_relaxed", "canon_body_simple", "normalize_line_endings"]
+from mailscale.errors import CanonicalizationError
+
+__all__ = [
+    "body_hash",
+    "canon_body_relaxed",
+    "canon_body_simple",
+    "canon_header_relaxed",
+    "header_hash_input",
+    "normalize_line_endings",
+    "split_message",
+]
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _WSP_RUN = re.compile(rb"[ \t]+")
@@ -49,3 +65,132 @@ def canon_body_relaxed(data: bytes) -> bytes:
     if not out:
         return b""
     return b"\r\n".join(out) + b"\r\n"
+
+
+def _name_ok(name: bytes) -> bool:
+    # field-name = 1*ftext; ftext = %d33-57 / %d59-126 (RFC 5322 section 3.6.8)
+    return bool(name) and all(33 <= c <= 126 and c != 58 for c in name)
+
+
+def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+    """Split a CRLF message into header fields and the offset where the body starts.
+
+    Each field is ``(lowercased name, raw field with its continuation lines and
+    final CRLF)``. The body starts after the first empty line. Whitespace between
+    a name and its colon is allowed (obsolete syntax) and not part of the name.
+
+    Raises:
+        CanonicalizationError: no empty line ends the header, a line without a
+            colon, a continuation line before the first field, or a name with a
+            control, space, NUL or 8-bit byte.
+    """
+    msg = _as_bytes(data)
+    n = len(msg)
+    fields: list[tuple[bytes, bytes]] = []
+    pos = 0
+    start = -1
+    name = b""
+    line_no = 0
+    while True:
+        line_no += 1
+        if msg.startswith(b"\r\n", pos):
+            if start >= 0:
+                fields.append((name, msg[start:pos]))
+            return fields, pos + 2
+        end = msg.find(b"\r\n", pos)
+        if end < 0:
+            raise CanonicalizationError(
+                "no empty line separates the header from the body"
+                if n
+                else "the message is empty: no header, no empty line before the body"
+            )
+        first = msg[pos]
+        if first == 32 or first == 9:
+            if start < 0:
+                raise CanonicalizationError(
+                    f"header line {line_no} is a continuation line with no field before it"
+                )
+        else:
+            colon = msg.find(b":", pos, end)
+            if colon < 0:
+                raise CanonicalizationError(f"header line {line_no} has no colon")
+            raw_name = msg[pos:colon].rstrip(b" \t")
+            if not _name_ok(raw_name):
+                raise CanonicalizationError(
+                    f"header line {line_no}: the field name is empty or contains a control, "
+                    "space, NUL or 8-bit byte"
+                )
+            if start >= 0:
+                fields.append((name, msg[start:pos]))
+            start = pos
+            name = raw_name.lower()
+        pos = end + 2
+
+
+def canon_header_relaxed(field: bytes) -> bytes:
+    """Relaxed header canonicalization of one field (RFC 6376 section 3.4.2).
+
+    CRLFs are removed (unfolding), the name is lowercased, whitespace before
+    and after the colon is removed, runs of SP/HTAB become one SP and trailing
+    whitespace goes; the result ends in CRLF.
+
+    Raises:
+        CanonicalizationError: the field has no colon.
+    """
+    whole = _as_bytes(field).replace(b"\r\n", b"")
+    colon = whole.find(b":")
+    if colon < 0:
+        raise CanonicalizationError("header field has no colon")
+    name = whole[:colon].rstrip(b" \t").lower()
+    value = _WSP_RUN.sub(b" ", whole[colon + 1 :]).strip(b" ")
+    return name + b":" + value + b"\r\n"
+
+
+def header_hash_input(
+    fields: Sequence[tuple[bytes, bytes]],
+    names: Sequence[bytes],
+    signature_field: bytes,
+    relaxed: bool,
+) -> bytes:
+    """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2).
+
+    For each name of ``names`` (the h= list) the last not yet used instance of
+    that field is taken, bottom up; a name with no instance left adds nothing
+    (over-signing). The DKIM-Signature field, given with an empty b= and without
+    its final CRLF, comes last, canonicalized and without a final CRLF.
+
+    Raises:
+        CanonicalizationError: a field without a colon (relaxed).
+    """
+    by_name: dict[bytes, list[bytes]] = {}
+    for name, raw in fields:
+        by_name.setdefault(bytes(name).lower(), []).append(bytes(raw))
+    out = []
+    for wanted in names:
+        stack = by_name.get(bytes(wanted).lower())
+        if stack:
+            raw = stack.pop()
+            out.append(canon_header_relaxed(raw) if relaxed else raw)
+    sig = _as_bytes(signature_field)
+    out.append(canon_header_relaxed(sig)[:-2] if relaxed else sig)
+    return b"".join(out)
+
+
+def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[bytes, int]:
+    """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
+
+    ``limit`` >= 0 hashes only that many canonical bytes (the l= tag); the
+    returned length is always the whole canonical body's.
+
+    Raises:
+        CanonicalizationError: ``start`` is outside the message.
+    """
+    msg = _as_bytes(data)
+    if not 0 <= start <= len(msg):
+        raise CanonicalizationError(f"body offset {start} is outside the message")
+    body = msg[start:]
+    canon = canon_body_relaxed(body) if relaxed else canon_body_simple(body)
+    length = len(canon)
+    if 0 <= limit < length:
+        canon = canon[:limit]
+    return hashlib.sha256(canon).digest(), length

@@ -15,7 +15,9 @@ __all__ = [
     "ConfigurationError",
     "HeaderInjection",
     "InvalidAddress",
+    "InvalidDomain",
     "InvalidKey",
+    "InvalidKeyRecord",
     "InvalidMessage",
     "MailscaleError",
     "MessageTooLarge",
@@ -90,6 +92,14 @@ class InvalidKey(SigningError):
 
 class UnsupportedAlgorithm(SigningError):
     """A DKIM algorithm or canonicalization mode is not supported."""
+
+
+class InvalidKeyRecord(InvalidKey):
+    """A DKIM key record (the DNS TXT value) is malformed (RFC 6376 section 3.6.1)."""
+
+
+class InvalidDomain(SigningError):
+    """A DKIM domain, selector or identity is not a valid DNS name."""
 
 
 # --- shaping ------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""``check_domain``: every check of one domain, with independent lookups concurrent."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ipaddress
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
+
+from mailscale._log import get_logger
+from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
+from mailscale.auth._hosts import analyze_alignment, analyze_mx, analyze_ptr
+from mailscale.auth._model import AuthReport
+from mailscale.auth.dkim import analyze_dkim, selector_name
+from mailscale.auth.dmarc import analyze_dmarc
+from mailscale.auth.spf import ESP_INCLUDES, analyze_spf
+from mailscale.errors import AuthCheckError
+from mailscale.signing.keys import PrivateKey, PublicKey
+
+__all__ = ["check_domain", "check_domain_async", "normalize_domain", "run_sync"]
+
+_log = get_logger("mailscale.auth")
+T = TypeVar("T")
+
+
+def normalize_domain(domain: str, what: str = "domain") -> str:
+    """Lower-case ASCII form of a domain name; raises AuthCheckError when malformed."""
+    if not isinstance(domain, str) or not domain.strip(". "):
+        raise AuthCheckError(f"{what} must be a non-empty domain name, not {domain!r}")
+    name = domain.strip().rstrip(".")
+    try:
+        name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise AuthCheckError(f"{what} {domain!r} is not a valid domain name") from None
+    labels = name.lower().split(".")
+    if len(name) > 253 or any(
+        not x or len(x) > 63 or x.startswith("-") or x.endswith("-")
+        or not all(c.isalnum() or c in "-_" for c in x)
+        for x in labels
+    ):
+        raise AuthCheckError(f"{what} {domain!r} is not a valid domain name")
+    return ".".join(labels)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion, also from a thread that already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def check_domain_async(
+    domain: str,
+    *,
+    dkim_selectors: Iterable[str] = (),
+    sending_ips: Iterable[str] = (),
+    esp: str | None = None,
+    resolver: ResolverLike = None,
+    from_domain: str | None = None,
+    envelope_domain: str | None = None,
+    dkim_domain: str | None = None,
+    dkim_keys: Mapping[str, PublicKey | PrivateKey] | None = None,
+    sender: str | None = None,
+    timeout: float | None = None,
+    lifetime: float | None = None,
+) -> AuthReport:
+    """The asyncio form of :func:`check_domain`."""
+    domain = normalize_domain(domain)
+    selectors = list(dict.fromkeys(s.lower() for s in dkim_selectors))
+    for s in selectors:
+        selector_name(s, domain)
+    ips = []
+    for ip in sending_ips:
+        try:
+            ips.append(str(ipaddress.ip_address(ip.strip())))
+        except (ValueError, AttributeError):
+            raise AuthCheckError(f"sending IP {ip!r} is not an IP address") from None
+    ips = list(dict.fromkeys(ips))
+    if esp is not None and esp.lower() not in ESP_INCLUDES:
+        raise AuthCheckError(f"unknown ESP {esp!r}; known: {', '.join(sorted(ESP_INCLUDES))}")
+    keys = {k.lower(): v for k, v in (dkim_keys or {}).items()}
+    unknown = set(keys) - set(selectors)
+    if unknown:
+        raise AuthCheckError(f"dkim_keys names selectors not checked: {', '.join(sorted(unknown))}")
+    from_d = normalize_domain(from_domain, "from_domain") if from_domain else domain
+    env_d = normalize_domain(envelope_domain, "envelope_domain") if envelope_domain else None
+    dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain else (
+        domain if selectors else None)
+    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
+    spf, dmarc, mx, dkim, ptr = await asyncio.gather(
+        analyze_spf(dns, domain, sending_ips=ips, esp=esp, sender=sender),
+        analyze_dmarc(dns, domain),
+        analyze_mx(dns, domain),
+        asyncio.gather(*(analyze_dkim(dns, domain, s, local_key=keys.get(s)) for s in selectors)),
+        asyncio.gather(*(analyze_ptr(dns, ip) for ip in ips)),
+    )
+    alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc)
+    report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment)
+    _log.debug("auth.check_done", domain=domain, queries=dns.queries,
+               errors=len(report.errors), warnings=len(report.warnings))
+    return report
+
+
+def check_domain(
+    domain: str,
+    *,
+    dkim_selectors: Iterable[str] = (),
+    sending_ips: Iterable[str] = (),
+    esp: str | None = None,
+    resolver: ResolverLike = None,
+    from_domain: str | None = None,
+    envelope_domain: str | None = None,
+    dkim_domain: str | None = None,
+    dkim_keys: Mapping[str, PublicKey | PrivateKey] | None = None,
+    sender: str | None = None,
+    timeout: float | None = None,
+    lifetime: float | None = None,
+) -> AuthReport:
+    """Check SPF, DKIM, DMARC, MX, reverse DNS and alignment of ``domain``.
+
+    Args:
+        domain: the sending domain.
+        dkim_selectors: DKIM selectors to check (DNS cannot list them).
+        sending_ips: IPs that send for the domain: SPF check_host and FCrDNS for each.
+        esp: ``sendgrid``, ``mailgun``, ``postmark`` or ``ses``: its SPF include must be present.
+        resolver: a dnspython resolver (sync or asyncio), ``"host:port"`` or a list of them;
+            the system's resolver when None.
+        from_domain: the RFC5322.From domain (default ``domain``).
+        envelope_domain: the return-path domain; SPF alignment is unknown without it.
+        dkim_domain: the DKIM ``d=`` (default ``domain`` when selectors are given).
+        dkim_keys: local keys by selector; the published key must match.
+        sender: the envelope sender for SPF macros (default ``postmaster@domain``).
+        timeout: per-query time-out in seconds; lifetime: per-lookup total.
+
+    Raises:
+        AuthCheckError: malformed inputs. DNS failures never raise: they are findings.
+    """
+    return run_sync(check_domain_async(
+        domain, dkim_selectors=dkim_selectors, sending_ips=sending_ips, esp=esp,
+        resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
+        dkim_domain=dkim_domain, dkim_keys=dkim_keys, sender=sender, timeout=timeout,
+        lifetime=lifetime))

@@ -1,0 +1,243 @@
+"""Concurrent DNS lookups that keep "no record" apart from "could not ask".
+
+Every lookup ends in one :class:`Lookup` whose ``status`` says what DNS said:
+``ok`` (records, possibly after CNAMEs), ``nodata`` (the name exists, no
+records of that type), ``nxdomain`` (the name does not exist), ``servfail``,
+``timeout`` or ``error``. The last three are temporary errors: the record may
+well exist, so callers must never report them as missing.
+
+One :class:`DNSClient` serves one check: identical queries made at the same
+time share one request, and answers are kept for the rest of the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import attrs
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+
+from mailscale.errors import AuthCheckError
+
+__all__ = ["DNSClient", "Lookup", "ResolverLike", "make_resolver"]
+
+Status = Literal["ok", "nodata", "nxdomain", "servfail", "timeout", "error"]
+
+#: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
+#: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
+ResolverLike = (
+    dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
+)
+
+TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error"})
+
+
+def _digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "²")."""
+    return text.isascii() and text.isdigit()
+
+
+@attrs.frozen
+class Lookup:
+    """The outcome of one DNS query.
+
+    Attributes:
+        name: the name asked about (without the final dot).
+        rdtype: the record type (``"TXT"``, ``"A"``...).
+        status: ``ok``, ``nodata``, ``nxdomain``, ``servfail``, ``timeout`` or ``error``.
+        records: presentation-form values for A/AAAA/MX/PTR/CNAME; for TXT,
+            each record's character-strings joined (RFC 7208 section 3.3).
+        strings: for TXT, each record's character-strings as sent.
+        detail: the resolver's message when status is a temporary error.
+    """
+
+    name: str
+    rdtype: str
+    status: Status
+    records: tuple[str, ...] = ()
+    strings: tuple[tuple[bytes, ...], ...] = ()
+    mx: tuple[tuple[int, str], ...] = ()
+    detail: str = ""
+
+    @property
+    def temporary(self) -> bool:
+        """True when DNS could not be asked (SERVFAIL, time-out, other failure)."""
+        return self.status in TEMPORARY
+
+    @property
+    def void(self) -> bool:
+        """True for an answer with no records: NXDOMAIN or no data (RFC 7208 4.6.4)."""
+        return self.status in ("nodata", "nxdomain")
+
+    def describe(self) -> str:
+        """A short phrase for messages: ``SERVFAIL at x`` / ``no TXT record at x``."""
+        if self.status == "servfail":
+            return f"SERVFAIL for {self.rdtype} at {self.name} (temporary DNS error)"
+        if self.status == "timeout":
+            return f"time-out for {self.rdtype} at {self.name} (temporary DNS error)"
+        if self.status == "error":
+            return f"DNS failure for {self.rdtype} at {self.name}: {self.detail}"
+        if self.status == "nxdomain":
+            return f"{self.name} does not exist (NXDOMAIN)"
+        if self.status == "nodata":
+            return f"no {self.rdtype} record at {self.name}"
+        return f"{len(self.records)} {self.rdtype} record(s) at {self.name}"
+
+
+def _parse_nameserver(text: str) -> tuple[str, int]:
+    text = text.strip()
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise AuthCheckError(f"bad nameserver {text!r}: expected [address]:port")
+            port = _port(text, rest[1:])
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = _port(text, p)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise AuthCheckError(f"bad nameserver {text!r}: not an IP address") from None
+    return host, port
+
+
+def _port(text: str, value: str) -> int:
+    if not _digits(value) or not 0 < int(value) < 65536:
+        raise AuthCheckError(f"bad nameserver {text!r}: port must be 1-65535")
+    return int(value)
+
+
+def make_resolver(
+    resolver: ResolverLike = None, *, timeout: float | None = None, lifetime: float | None = None
+) -> dns.asyncresolver.Resolver:
+    """An asyncio resolver from whatever ``resolver=`` was given.
+
+    A sync ``dns.resolver.Resolver`` lends its nameservers, port and time-outs;
+    an async one is used as it is (unless ``timeout``/``lifetime`` are given).
+    Strings name nameservers as ``host`` or ``host:port``.
+    """
+    if isinstance(resolver, dns.asyncresolver.Resolver):
+        out = resolver
+    elif isinstance(resolver, dns.resolver.BaseResolver):
+        out = dns.asyncresolver.Resolver(configure=False)
+        out.nameservers = list(resolver.nameservers)
+        out.port = resolver.port
+        out.timeout = resolver.timeout
+        out.lifetime = resolver.lifetime
+        out.search = []
+        out.use_search_by_default = False
+        out.edns = resolver.edns
+        out.ednsflags = resolver.ednsflags
+        out.payload = resolver.payload
+    elif resolver is None:
+        try:
+            out = dns.asyncresolver.Resolver()
+        except dns.resolver.NoResolverConfiguration as exc:
+            raise AuthCheckError(f"no system DNS configuration: {exc}") from None
+    else:
+        entries = [resolver] if isinstance(resolver, str) else list(resolver)
+        if not entries or not all(isinstance(e, str) for e in entries):
+            raise AuthCheckError("resolver must be a dnspython resolver or 'host[:port]' strings")
+        out = dns.asyncresolver.Resolver(configure=False)
+        out.nameservers = [
+            dns.nameserver.Do53Nameserver(host, port)
+            for host, port in (_parse_nameserver(e) for e in entries)
+        ]
+    if timeout is not None or lifetime is not None:
+        if out is resolver:
+            # Never change a resolver the caller owns.
+            copy = dns.asyncresolver.Resolver(configure=False)
+            copy.nameservers = list(out.nameservers)
+            copy.port = out.port
+            copy.edns, copy.ednsflags, copy.payload = out.edns, out.ednsflags, out.payload
+            out = copy
+        if timeout is not None:
+            out.timeout = timeout
+        if lifetime is not None:
+            out.lifetime = lifetime
+    return out
+
+
+class DNSClient:
+    """Asynchronous lookups for one check, with in-flight sharing and a cache."""
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+        self.resolver = resolver
+        self._cache: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
+        self.queries = 0
+
+    async def query(self, name: str, rdtype: str) -> Lookup:
+        """Look ``name`` up; concurrent identical queries share one request."""
+        key = (name.rstrip(".").lower(), rdtype.upper())
+        task = self._cache.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._query(*key))
+            self._cache[key] = task
+        return await asyncio.shield(task)
+
+    async def _query(self, name: str, rdtype: str) -> Lookup:
+        self.queries += 1
+        try:
+            qname = dns.name.from_text(name)
+        except dns.exception.DNSException as exc:
+            return Lookup(name, rdtype, "error", detail=f"invalid name: {exc}")
+        try:
+            answer = await self.resolver.resolve(
+                qname, rdtype, raise_on_no_answer=False, search=False
+            )
+        except dns.resolver.NXDOMAIN:
+            return Lookup(name, rdtype, "nxdomain")
+        except dns.resolver.NoNameservers as exc:
+            return Lookup(name, rdtype, _failure_status(exc), detail=_first_error(exc))
+        except dns.exception.Timeout:
+            return Lookup(name, rdtype, "timeout", detail="no answer in time")
+        except dns.exception.DNSException as exc:
+            return Lookup(name, rdtype, "error", detail=str(exc))
+        except OSError as exc:
+            return Lookup(name, rdtype, "error", detail=str(exc))
+        rrset = answer.rrset
+        if rrset is None or len(rrset) == 0:
+            return Lookup(name, rdtype, "nodata")
+        return _to_lookup(name, rdtype, rrset)
+
+
+def _failure_status(exc: dns.resolver.NoNameservers) -> Status:
+    errors: list[Any] = exc.kwargs.get("errors", []) if exc.kwargs else []
+    texts = [str(e[3]) for e in errors if len(e) > 3]
+    if texts and all("SERVFAIL" in t for t in texts):
+        return "servfail"
+    if texts and all("timed out" in t for t in texts):
+        return "timeout"
+    return "servfail" if any("SERVFAIL" in t for t in texts) else "error"
+
+
+def _first_error(exc: dns.resolver.NoNameservers) -> str:
+    errors: list[Any] = exc.kwargs.get("errors", []) if exc.kwargs else []
+    return str(errors[0][3]) if errors and len(errors[0]) > 3 else str(exc)
+
+
+def _to_lookup(name: str, rdtype: str, rrset: Any) -> Lookup:
+    kind = dns.rdatatype.to_text(rrset.rdtype)
+    if kind == "TXT":
+        strings = tuple(tuple(rd.strings) for rd in rrset)
+        records = tuple(b"".join(s).decode("utf-8", "replace") for s in strings)
+        return Lookup(name, rdtype, "ok", records=records, strings=strings)
+    if kind == "MX":
+        mx = tuple(
+            sorted((rd.preference, rd.exchange.to_text().rstrip(".").lower()) for rd in rrset)
+        )
+        return Lookup(name, rdtype, "ok", records=tuple(h for _, h in mx), mx=mx)
+    if kind in ("PTR", "CNAME"):
+        targets = tuple(rd.target.to_text().rstrip(".").lower() for rd in rrset)
+        return Lookup(name, rdtype, "ok", records=targets)
+    return Lookup(name, rdtype, "ok", records=tuple(rd.to_text() for rd in rrset))

@@ -1,0 +1,161 @@
+"""MX hosts, forward-confirmed reverse DNS, and identifier alignment."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+from mailscale.auth._dns import DNSClient
+from mailscale.auth._model import (
+    AlignmentReport,
+    DMARCReport,
+    Finding,
+    MXHost,
+    MXReport,
+    PTRReport,
+    Severity,
+)
+from mailscale.auth.dmarc import organizational_domain
+from mailscale.errors import AuthCheckError
+
+__all__ = ["aligned", "analyze_alignment", "analyze_mx", "analyze_ptr"]
+
+
+async def _addresses(dns: DNSClient, host: str) -> tuple[str, tuple[str, ...]]:
+    """(status, addresses): ``ok``, ``none`` or a temporary status."""
+    a, aaaa = await asyncio.gather(dns.query(host, "A"), dns.query(host, "AAAA"))
+    addrs = a.records + aaaa.records
+    if addrs:
+        return "ok", addrs
+    temp = next((x for x in (a, aaaa) if x.temporary), None)
+    if temp is not None:
+        return temp.status, ()
+    return "none", ()
+
+
+async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
+    """The MX hosts of ``domain``, each resolved to its addresses."""
+    lookup = await dns.query(domain, "MX")
+    if lookup.temporary:
+        return MXReport("temperror", findings=[Finding(
+            Severity.ERROR, "mx.temperror",
+            f"could not fetch MX records: {lookup.describe()}; this is not 'no record'", domain)])
+    if lookup.void:
+        return MXReport("missing", findings=[Finding(
+            Severity.WARNING, "mx.missing",
+            f"no MX record ({lookup.describe()}): bounces and replies rely on the A record",
+            domain)])
+    if lookup.mx == ((0, ""),) or lookup.mx == ((0, "."),):
+        return MXReport("null", findings=[Finding(
+            Severity.WARNING, "mx.null",
+            f"{domain} publishes a null MX (RFC 7505): it receives no mail, so bounces "
+            "to it are lost", "0 .")])
+    resolved = await asyncio.gather(*(_addresses(dns, host) for _, host in lookup.mx))
+    hosts = []
+    findings = []
+    for (pref, host), (status, addrs) in zip(lookup.mx, resolved, strict=True):
+        hosts.append(MXHost(pref, host, addrs, "ok" if status == "ok" else status))
+        record = f"{pref} {host}"
+        if status == "none":
+            findings.append(Finding(Severity.ERROR, "mx.host_unresolved",
+                                    f"MX host {host} has no A or AAAA record", record))
+        elif status != "ok":
+            findings.append(Finding(Severity.ERROR, "mx.temperror",
+                                    f"MX host {host} could not be resolved ({status}); "
+                                    "temporary DNS error", record))
+    status = "ok"
+    if any(h.status == "none" for h in hosts):
+        status = "invalid"
+    elif any(h.status != "ok" for h in hosts):
+        status = "temperror"
+    return MXReport(status, tuple(hosts), findings=findings)
+
+
+async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
+    """Forward-confirmed reverse DNS of ``ip``: PTR, then A/AAAA back to it."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise AuthCheckError(f"not an IP address: {ip!r}") from None
+    ip = str(addr)
+    lookup = await dns.query(addr.reverse_pointer, "PTR")
+    if lookup.temporary:
+        return PTRReport(ip, "temperror", findings=[Finding(
+            Severity.ERROR, "ptr.temperror",
+            f"could not fetch the PTR of {ip}: {lookup.describe()}; this is not 'no record'",
+            addr.reverse_pointer)])
+    if not lookup.records:
+        return PTRReport(ip, "missing", findings=[Finding(
+            Severity.ERROR, "ptr.missing",
+            f"{ip} has no PTR record: ask the IP's owner to set one to your sending host name",
+            addr.reverse_pointer)])
+    names = lookup.records
+    rdtype = "A" if addr.version == 4 else "AAAA"
+    forward = await asyncio.gather(*(dns.query(n, rdtype) for n in names))
+    confirmed = tuple(
+        n for n, fw in zip(names, forward, strict=True)
+        if any(ipaddress.ip_address(a) == addr for a in fw.records)
+    )
+    if confirmed:
+        return PTRReport(ip, "pass", names, confirmed)
+    temp = [fw for fw in forward if fw.temporary]
+    if temp:
+        return PTRReport(ip, "temperror", names, findings=[Finding(
+            Severity.ERROR, "ptr.temperror",
+            f"could not confirm the PTR name of {ip}: {temp[0].describe()}",
+            ", ".join(names))])
+    got = "; ".join(
+        f"{n} -> {', '.join(fw.records) or 'nothing'}"
+        for n, fw in zip(names, forward, strict=True)
+    )
+    return PTRReport(ip, "fail", names, findings=[Finding(
+        Severity.ERROR, "ptr.not_confirmed",
+        f"{ip}'s PTR name does not resolve back to it ({got}): forward-confirmed "
+        "reverse DNS fails", ", ".join(names))])
+
+
+def aligned(identifier: str, from_domain: str, mode: str) -> bool:
+    """DMARC identifier alignment (RFC 7489 3.1): ``s`` exact, ``r`` same org domain."""
+    a = identifier.rstrip(".").lower()
+    b = from_domain.rstrip(".").lower()
+    if mode == "s":
+        return a == b
+    return organizational_domain(a) == organizational_domain(b)
+
+
+def analyze_alignment(
+    from_domain: str,
+    envelope_domain: str | None,
+    dkim_domain: str | None,
+    dmarc: DMARCReport,
+) -> AlignmentReport:
+    """Whether the envelope domain (SPF) and DKIM ``d=`` align with From."""
+    findings: list[Finding] = []
+
+    def both(ident: str | None) -> tuple[bool | None, bool | None]:
+        if ident is None:
+            return None, None
+        return aligned(ident, from_domain, "r"), aligned(ident, from_domain, "s")
+
+    spf_r, spf_s = both(envelope_domain)
+    dkim_r, dkim_s = both(dkim_domain)
+    spf_ok = None if spf_r is None else (spf_s if dmarc.aspf.lower() == "s" else spf_r)
+    dkim_ok = None if dkim_r is None else (dkim_s if dmarc.adkim.lower() == "s" else dkim_r)
+    if spf_ok is False:
+        findings.append(Finding(
+            Severity.WARNING, "align.spf",
+            f"envelope domain {envelope_domain} does not align with From {from_domain} "
+            f"(aspf={dmarc.aspf}): SPF cannot pass DMARC; use a return-path under "
+            f"{organizational_domain(from_domain)}", None))
+    if dkim_ok is False:
+        findings.append(Finding(
+            Severity.WARNING, "align.dkim",
+            f"DKIM d={dkim_domain} does not align with From {from_domain} "
+            f"(adkim={dmarc.adkim}): DKIM cannot pass DMARC; sign with d={from_domain}", None))
+    if spf_ok is False and dkim_ok is False:
+        findings.append(Finding(
+            Severity.ERROR, "align.none",
+            f"neither SPF nor DKIM aligns with From {from_domain}: DMARC fails for this mail",
+            None))
+    return AlignmentReport(from_domain, envelope_domain, dkim_domain, spf_r, spf_s, dkim_r,
+                           dkim_s, spf_ok, dkim_ok, findings=findings)

@@ -1,0 +1,249 @@
+"""Findings and the reports the checks return."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AlignmentReport",
+    "AuthReport",
+    "DKIMReport",
+    "DMARCReport",
+    "Finding",
+    "MXHost",
+    "MXReport",
+    "PTRReport",
+    "SPFReport",
+    "Severity",
+]
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters: errors break delivery, warnings risk it."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@attrs.frozen
+class Finding:
+    """One observation about the domain's setup.
+
+    Attributes:
+        severity: error, warning or info.
+        code: a stable dotted code (``spf.too_many_lookups``) to match on.
+        message: what is wrong and, where it helps, what to do.
+        record: the DNS record the finding came from; the name looked up when there is
+            no record; None for findings derived from several records (alignment).
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    record: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+            "record": self.record,
+        }
+
+
+def _findings(value: Any) -> tuple[Finding, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class SPFReport:
+    """The SPF record of a domain and what evaluating it gave.
+
+    Attributes:
+        record: the one ``v=spf1`` record, or None.
+        status: ``ok``, ``missing``, ``invalid`` or ``temperror``.
+        lookups: DNS-querying terms counted through include/redirect.
+        void_lookups: lookups that returned no records.
+        results: check_host result per sending IP
+            (pass/fail/softfail/neutral/none/permerror/temperror).
+        esp_include: whether the ESP's include is present (None when no ESP given).
+    """
+
+    record: str | None
+    status: str
+    lookups: int = 0
+    void_lookups: int = 0
+    results: dict[str, str] = attrs.field(factory=dict)
+    esp_include: bool | None = None
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+
+@attrs.frozen
+class DKIMReport:
+    """The key record at one selector.
+
+    Attributes:
+        status: ``ok``, ``missing``, ``invalid``, ``revoked`` or ``temperror``.
+        key_type: ``rsa`` or ``ed25519`` when the key parsed.
+        key_bits: the RSA modulus size (256 for Ed25519).
+        testing: the ``t=y`` flag.
+        matches_local_key: whether it equals the given local key (None when none given).
+    """
+
+    selector: str
+    name: str
+    record: str | None
+    status: str
+    key_type: str | None = None
+    key_bits: int | None = None
+    testing: bool = False
+    matches_local_key: bool | None = None
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+
+@attrs.frozen
+class DMARCReport:
+    """The DMARC policy that applies to a domain.
+
+    Attributes:
+        record: the ``v=DMARC1`` record, or None.
+        status: ``ok``, ``missing``, ``invalid`` or ``temperror``.
+        found_at: the domain the record was found at (the organizational
+            domain when the domain itself has none).
+        tags: the record's tags as published (defaults not filled in).
+    """
+
+    record: str | None
+    status: str
+    found_at: str | None = None
+    tags: dict[str, str] = attrs.field(factory=dict)
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+    @property
+    def policy(self) -> str | None:
+        return self.tags.get("p")
+
+    @property
+    def adkim(self) -> str:
+        return self.tags.get("adkim", "r")
+
+    @property
+    def aspf(self) -> str:
+        return self.tags.get("aspf", "r")
+
+
+@attrs.frozen
+class MXHost:
+    preference: int
+    host: str
+    addresses: tuple[str, ...]
+    status: str
+
+
+@attrs.frozen
+class MXReport:
+    """The MX hosts of the domain and whether each resolves.
+
+    Attributes:
+        status: ``ok``, ``missing``, ``null`` (RFC 7505), ``invalid`` or ``temperror``.
+    """
+
+    status: str
+    hosts: tuple[MXHost, ...] = ()
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+
+@attrs.frozen
+class PTRReport:
+    """Forward-confirmed reverse DNS of one sending IP.
+
+    Attributes:
+        names: the PTR names of the IP.
+        confirmed: the names that resolve back to the IP.
+        status: ``pass``, ``fail``, ``missing`` or ``temperror``.
+    """
+
+    ip: str
+    status: str
+    names: tuple[str, ...] = ()
+    confirmed: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+
+@attrs.frozen
+class AlignmentReport:
+    """Identifier alignment of the From domain (RFC 7489 section 3.1).
+
+    ``spf_*`` compare the envelope (return-path) domain, ``dkim_*`` the DKIM
+    ``d=``; ``None`` when that identifier was not known.
+    """
+
+    from_domain: str
+    envelope_domain: str | None
+    dkim_domain: str | None
+    spf_relaxed: bool | None
+    spf_strict: bool | None
+    dkim_relaxed: bool | None
+    dkim_strict: bool | None
+    spf_aligned: bool | None
+    dkim_aligned: bool | None
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+
+
+@attrs.frozen
+class AuthReport:
+    """Everything :func:`check_domain` found about one domain."""
+
+    domain: str
+    spf: SPFReport
+    dkim: tuple[DKIMReport, ...]
+    dmarc: DMARCReport
+    mx: MXReport
+    ptr: tuple[PTRReport, ...]
+    alignment: AlignmentReport
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        out = [*self.spf.findings]
+        for d in self.dkim:
+            out.extend(d.findings)
+        out.extend(self.dmarc.findings)
+        out.extend(self.mx.findings)
+        for p in self.ptr:
+            out.extend(p.findings)
+        out.extend(self.alignment.findings)
+        return tuple(out)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding is an error."""
+        return not self.errors
+
+    def codes(self) -> set[str]:
+        """The set of finding codes, handy for tests and policies."""
+        return {f.code for f in self.findings}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the report."""
+        data = attrs.asdict(self, recurse=True, value_serializer=_serialize)
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["ok"] = self.ok
+        return data
+
+
+def _serialize(inst: Any, field: Any, value: Any) -> Any:
+    if isinstance(value, Severity):
+        return value.value
+    return value

@@ -1,0 +1,398 @@
+"""DKIM signing (RFC 6376 with rsa-sha256, RFC 8463 with ed25519-sha256)."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from email.message import Message
+from typing import TypeAlias
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from mailscale._impl import core
+from mailscale.errors import CanonicalizationError, SigningError, UnsupportedAlgorithm
+from mailscale.signing._wire import check_dns_name, check_identity, wire_bytes
+from mailscale.signing.keys import PrivateKey, load_private_key
+
+__all__ = [
+    "DEFAULT_HEADERS",
+    "DEFAULT_OVERSIGN",
+    "DKIMSigner",
+    "MessageInput",
+    "MultiSigner",
+    "parse_canonicalization",
+    "sign",
+    "sign_batch",
+    "signature_header",
+]
+
+_sha256 = hashlib.sha256
+
+MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
+
+#: Header fields signed when present, in this order (RFC 6376 section 5.4.1, RFC 8058).
+DEFAULT_HEADERS: tuple[str, ...] = (
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "reply-to",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "in-reply-to",
+    "references",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "feedback-id",
+)
+
+#: Fields signed once more than they occur, so that an added copy breaks the signature.
+DEFAULT_OVERSIGN: tuple[str, ...] = (
+    "from",
+    "subject",
+    "date",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+)
+
+# Fields over-signed together: when one is present, adding any of them must
+# break the signature (RFC 8058 section 4: List-Unsubscribe-Post must be signed).
+_OVERSIGN_GROUPS: tuple[tuple[str, ...], ...] = (("list-unsubscribe", "list-unsubscribe-post"),)
+
+_ALGORITHMS = {"rsa": "rsa-sha256", "ed25519": "ed25519-sha256"}
+_WIDTH = 76
+
+
+def parse_canonicalization(value: str) -> tuple[bool, bool]:
+    """Parse a ``c=`` value into (relaxed header, relaxed body).
+
+    ``"relaxed"`` alone means relaxed/simple (RFC 6376 section 3.5).
+
+    Raises:
+        UnsupportedAlgorithm: a mode other than simple or relaxed.
+    """
+    header, _, body = value.strip().lower().partition("/")
+    body = body or "simple"
+    modes = {"simple": False, "relaxed": True}
+    if header not in modes or body not in modes:
+        raise UnsupportedAlgorithm(f"unsupported DKIM canonicalization {value[:40]!r}")
+    return modes[header], modes[body]
+
+
+def _fold_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
+    """``prefix`` + items joined by ``sep``, folded before lines pass the width."""
+    out = [prefix]
+    line = 1 + len(prefix)
+    for n, item in enumerate(items):
+        piece = item + (sep if n < len(items) - 1 else b";")
+        if line + len(piece) > _WIDTH and line > 1 + len(prefix):
+            out.append(b"\r\n ")
+            line = 1
+        out.append(piece)
+        line += len(piece)
+    return b"".join(out)
+
+
+def _b64encode(raw: bytes) -> bytes:
+    return binascii.b2a_base64(raw, newline=False)
+
+
+class _Prepared:
+    """A message in wire form, split once and shared by every signer of a message."""
+
+    __slots__ = ("body_hashes", "data", "fields", "start")
+
+    def __init__(self, message: MessageInput) -> None:
+        self.data: bytes = wire_bytes(message)
+        self.fields, self.start = core.split_message(self.data)
+        self.body_hashes: dict[bool, tuple[bytes, int]] = {}
+
+    def body_hash(self, relaxed: bool) -> tuple[bytes, int]:
+        found = self.body_hashes.get(relaxed)
+        if found is None:
+            found = self.body_hashes[relaxed] = core.body_hash(self.data, self.start, relaxed)
+        return found
+
+
+class DKIMSigner:
+    """Signs messages for one domain and selector with one key, loaded and validated once.
+
+    The signature covers the wire form of the message: line ends normalized to
+    CRLF and a final CRLF added. ``sign`` returns exactly those bytes with the
+    DKIM-Signature field prepended; send them unchanged.
+
+    Args:
+        domain: the signing domain (``d=``).
+        selector: the selector (``s=``); the key is published at
+            ``selector._domainkey.domain``.
+        key: PEM or DER bytes, or a ``cryptography`` RSA (1024-4096 bits) or
+            Ed25519 private key; the algorithm follows from the key.
+        headers: the fields to sign when present (default: DEFAULT_HEADERS).
+        oversign: the fields signed once more than they occur (default:
+            DEFAULT_OVERSIGN); must be a subset of ``headers``.
+        canonicalization: ``"header/body"``, each simple or relaxed.
+        identity: the optional ``i=`` (``[local]@domain-or-subdomain``).
+        timestamp: add ``t=`` (on by default).
+        expire_after: seconds after which the signature expires (``x=``).
+        body_length: add ``l=`` with the canonical body length (off by default:
+            it lets anyone append content).
+        clock: the time source for ``t=`` and ``x=``.
+    """
+
+    __slots__ = (
+        "_algorithm",
+        "_h_cache",
+        "_head",
+        "_headers",
+        "_headers_b",
+        "_key",
+        "_mid",
+        "_oversign",
+        "_oversign_b",
+        "_sign_digest",
+        "body_length",
+        "body_relaxed",
+        "clock",
+        "domain",
+        "expire_after",
+        "header_relaxed",
+        "identity",
+        "selector",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        domain: str,
+        selector: str,
+        key: bytes | str | PrivateKey,
+        *,
+        headers: Iterable[str] | None = None,
+        oversign: Iterable[str] | None = None,
+        canonicalization: str = "relaxed/relaxed",
+        identity: str | None = None,
+        timestamp: bool = True,
+        expire_after: int | None = None,
+        body_length: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.domain = check_dns_name(domain, "domain")
+        self.selector = check_dns_name(selector, "selector")
+        self._key = load_private_key(key)
+        kind = "ed25519" if isinstance(self._key, ed25519.Ed25519PrivateKey) else "rsa"
+        self._algorithm = _ALGORITHMS[kind]
+        self.header_relaxed, self.body_relaxed = parse_canonicalization(canonicalization)
+        self._headers = tuple(h.strip().lower() for h in (headers or DEFAULT_HEADERS))
+        if not self._headers or "from" not in self._headers:
+            raise SigningError("the signed headers must include From (RFC 6376 section 5.4)")
+        for name in self._headers:
+            if not name or any(not 33 <= ord(c) <= 126 or c in ":;" for c in name):
+                raise SigningError(f"invalid header field name {name[:40]!r} in headers")
+        wanted = DEFAULT_OVERSIGN if oversign is None else oversign
+        oversigned = [h.strip().lower() for h in wanted]
+        self._oversign = tuple(h for h in oversigned if h in self._headers)
+        self.identity = None if identity is None else check_identity(identity, self.domain)
+        if expire_after is not None and (not isinstance(expire_after, int) or expire_after <= 0):
+            raise SigningError(
+                f"expire_after must be a positive number of seconds, not {expire_after!r}"
+            )
+        self.timestamp = timestamp
+        self.expire_after = expire_after
+        self.body_length = body_length
+        self.clock = clock
+        self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
+        self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
+        self._headers_b = tuple(h.encode() for h in self._headers)
+        # Each over-signed name with the names whose presence triggers it.
+        self._oversign_b = tuple(
+            (
+                name.encode(),
+                tuple(
+                    g.encode()
+                    for group in _OVERSIGN_GROUPS
+                    if name in group
+                    for g in group
+                )
+                or (name.encode(),),
+            )
+            for name in self._oversign
+        )
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            rsa_key = self._key
+            pad, prehashed = padding.PKCS1v15(), Prehashed(hashes.SHA256())
+            self._sign_digest: Callable[[bytes], bytes] = lambda d: rsa_key.sign(d, pad, prehashed)
+        else:
+            self._sign_digest = self._key.sign
+        c = b"%s/%s" % (
+            b"relaxed" if self.header_relaxed else b"simple",
+            b"relaxed" if self.body_relaxed else b"simple",
+        )
+        self._head = b"DKIM-Signature: v=1; a=%s; c=%s;\r\n d=%s; s=%s;" % (
+            self._algorithm.encode(),
+            c,
+            self.domain.encode(),
+            self.selector.encode(),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DKIMSigner(domain={self.domain!r}, selector={self.selector!r}, "
+            f"algorithm={self._algorithm!r})"
+        )
+
+    @property
+    def algorithm(self) -> str:
+        """The ``a=`` value: ``rsa-sha256`` or ``ed25519-sha256``."""
+        return self._algorithm
+
+    def _h_list(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
+        counts: dict[bytes, int] = {}
+        for name, _ in fields:
+            counts[name] = counts.get(name, 0) + 1
+        if b"from" not in counts:
+            raise CanonicalizationError("the message has no From field; DKIM must sign From")
+        out: list[bytes] = []
+        for name in self._headers_b:
+            n = counts.get(name)
+            if n:
+                out.extend([name] * n)
+        for name, triggers in self._oversign_b:
+            for trigger in triggers:
+                if trigger in counts:
+                    out.append(name)
+                    break
+        return tuple(out)
+
+    def _h_for(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], bytes]:
+        """The h= list and its folded tag text, cached by the message's field names."""
+        names = tuple([name for name, _ in fields])
+        found = self._h_cache.get(names)
+        if found is None:
+            h_list = self._h_list(fields)
+            found = (h_list, _fold_list(b"\r\n h=", h_list, b":"))
+            if len(self._h_cache) < 512:
+                self._h_cache[names] = found
+        return found
+
+    def _signature_field(self, msg: _Prepared) -> bytes:
+        h_list, h_text = self._h_for(msg.fields)
+        bh, length = msg.body_hash(self.body_relaxed)
+        mid = self._mid
+        if self.timestamp or self.expire_after is not None:
+            now = int(self.clock())
+            if self.timestamp:
+                mid += b" t=%d;" % now
+            if self.expire_after is not None:
+                mid += b" x=%d;" % (now + self.expire_after)
+        if self.body_length:
+            mid += b" l=%d;" % length
+        template = b"%s%s%s\r\n bh=%s;\r\n b=" % (self._head, mid, h_text, _b64encode(bh))
+        data = core.header_hash_input(msg.fields, h_list, template, self.header_relaxed)
+        b = _b64encode(self._sign_digest(_sha256(data).digest()))
+        folded = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
+        return b"%s%s\r\n" % (template, folded)
+
+    def signature_header(self, message: MessageInput) -> bytes:
+        """Return the DKIM-Signature field (ending in CRLF) for the wire form of ``message``."""
+        return self._signature_field(_Prepared(message))
+
+    def sign(self, message: MessageInput) -> bytes:
+        """Return the wire form of ``message`` with its DKIM-Signature field prepended."""
+        msg = _Prepared(message)
+        return self._signature_field(msg) + msg.data
+
+    def sign_batch(
+        self, messages: Iterable[MessageInput], workers: int | None = None
+    ) -> list[bytes]:
+        """Sign many messages; ``workers`` > 1 signs in that many threads.
+
+        Canonicalization, hashing and the signature itself release the GIL, so
+        threads use several cores. Results keep the input order.
+        """
+        return _batch(self.sign, messages, workers)
+
+
+class MultiSigner:
+    """Several signatures per message, e.g. RSA and Ed25519 (RFC 8463 section 6).
+
+    Every signature covers the same wire form; the fields are prepended in the
+    order of the signers (the first signer's field on top).
+    """
+
+    __slots__ = ("signers",)
+
+    def __init__(self, signers: Iterable[DKIMSigner]) -> None:
+        self.signers = tuple(signers)
+        if not self.signers or not all(isinstance(s, DKIMSigner) for s in self.signers):
+            raise SigningError("MultiSigner needs one or more DKIMSigner instances")
+
+    def __repr__(self) -> str:
+        return f"MultiSigner({list(self.signers)!r})"
+
+    def signature_header(self, message: MessageInput) -> bytes:
+        """Return every signer's DKIM-Signature field, concatenated."""
+        msg = _Prepared(message)
+        return b"".join(s._signature_field(msg) for s in self.signers)
+
+    def sign(self, message: MessageInput) -> bytes:
+        """Return the wire form of ``message`` with every signature prepended."""
+        msg = _Prepared(message)
+        return b"".join(s._signature_field(msg) for s in self.signers) + msg.data
+
+    def sign_batch(
+        self, messages: Iterable[MessageInput], workers: int | None = None
+    ) -> list[bytes]:
+        """Sign many messages with every signer; see DKIMSigner.sign_batch."""
+        return _batch(self.sign, messages, workers)
+
+
+def _batch(
+    sign_one: Callable[[MessageInput], bytes], messages: Iterable[MessageInput], workers: int | None
+) -> list[bytes]:
+    items = list(messages)
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise SigningError(f"workers must be a positive integer, not {workers!r}")
+    if workers is None or workers == 1 or len(items) < 2:
+        return [sign_one(m) for m in items]
+    workers = min(workers, len(items))
+    size = -(-len(items) // workers)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="mailscale-dkim") as pool:
+        parts = list(pool.map(lambda chunk: [sign_one(m) for m in chunk], chunks))
+    return [signed for part in parts for signed in part]
+
+
+Signer: TypeAlias = DKIMSigner | MultiSigner
+
+
+def _as_signer(signer: Signer | Sequence[DKIMSigner]) -> Signer:
+    if isinstance(signer, (DKIMSigner, MultiSigner)):
+        return signer
+    return MultiSigner(signer)
+
+
+def sign(message: MessageInput, signer: Signer | Sequence[DKIMSigner]) -> bytes:
+    """Sign ``message`` with one signer, or with several (dual signing)."""
+    return _as_signer(signer).sign(message)
+
+
+def signature_header(message: MessageInput, signer: Signer | Sequence[DKIMSigner]) -> bytes:
+    """Return the DKIM-Signature field(s) ``signer`` makes for ``message``."""
+    return _as_signer(signer).signature_header(message)
+
+
+def sign_batch(
+    messages: Iterable[MessageInput],
+    signer: Signer | Sequence[DKIMSigner],
+    workers: int | None = None,
+) -> list[bytes]:
+    """Sign many messages; ``workers`` > 1 uses that many threads."""
+    return _as_signer(signer).sign_batch(messages, workers)

@@ -1,0 +1,354 @@
+"""DKIM verification (RFC 6376 section 6, RFC 8463, RFC 8301)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import attrs
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from mailscale._impl import core
+from mailscale.errors import MailscaleError, UnsupportedAlgorithm
+from mailscale.signing._signer import MessageInput, parse_canonicalization
+from mailscale.signing._tags import TagListError, parse_tag_list
+from mailscale.signing._wire import wire_bytes
+from mailscale.signing.keys import MIN_RSA_BITS, KeyRecord, parse_key_record
+
+__all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "verify"]
+
+#: What a key lookup may return for ``selector._domainkey.domain``: the TXT value
+#: (one string or the list of its strings), a parsed KeyRecord, or None (no key).
+KeyLookup: TypeAlias = Callable[[str], "str | bytes | list[bytes] | KeyRecord | None"]
+
+PASS, FAIL, PERMERROR, TEMPERROR = "pass", "fail", "permerror", "temperror"
+_REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
+_DIGITS = re.compile(r"[0-9]{1,76}\Z")
+_WSP = re.compile(r"[ \t\r\n]+")
+_KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
+
+
+@attrs.frozen
+class VerifyResult:
+    """The outcome of one DKIM-Signature field.
+
+    Attributes:
+        status: ``pass``, ``fail``, ``permerror`` or ``temperror`` (RFC 8601 terms).
+        domain: the ``d=`` domain ("" when unreadable).
+        selector: the ``s=`` selector.
+        algorithm: the ``a=`` algorithm.
+        identity: the ``i=`` identity (``@domain`` by default).
+        reason: why it did not pass ("" on pass).
+        testing: the key record says ``t=y`` (the domain is testing DKIM).
+    """
+
+    status: str
+    domain: str = ""
+    selector: str = ""
+    algorithm: str = ""
+    identity: str = ""
+    reason: str = ""
+    testing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the signature verified."""
+        return self.status == PASS
+
+
+class _Outcome(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _strip_b_value(field: bytes) -> bytes:
+    """The field without its trailing CRLF and with the b= value emptied.
+
+    RFC 6376 section 3.7: the value and its surrounding whitespace are deleted,
+    the rest of the field stays as it is. b= is usually the last tag: search
+    from the end.
+    """
+    if field.endswith(b"\r\n"):
+        field = field[:-2]
+    head, _, value = field.partition(b":")
+    parts = value.split(b";")
+    for idx in range(len(parts) - 1, -1, -1):
+        name, eq, _ = parts[idx].partition(b"=")
+        if eq and name.strip(b" \t\r\n") == b"b":
+            parts[idx] = name + b"="
+            return head + b":" + b";".join(parts)
+    raise _Outcome(PERMERROR, "the signature has no b= tag")
+
+
+def _b64(value: str, tag: str) -> bytes:
+    try:
+        return base64.b64decode(_WSP.sub("", value), validate=True)
+    except (binascii.Error, ValueError):
+        raise _Outcome(PERMERROR, f"{tag}= is not valid base64") from None
+
+
+def _int_tag(tags: dict[str, str], name: str) -> int | None:
+    if name not in tags:
+        return None
+    if not _DIGITS.match(tags[name]):
+        raise _Outcome(PERMERROR, f"{name}= is not a number")
+    return int(tags[name])
+
+
+class DKIMVerifier:
+    """Verifies DKIM signatures, fetching keys through DNS or a lookup function.
+
+    Parsed key records are cached by their TXT text, so repeated signatures of
+    one selector parse the key once.
+
+    Args:
+        resolver: a dnspython ``Resolver`` (or anything with its ``resolve``
+            method); a default one is made on first use.
+        key_lookup: a function from ``selector._domainkey.domain`` to the TXT
+            value, a KeyRecord, or None; used instead of DNS when given.
+        clock: the time source for the x= and t= checks.
+        max_skew: how far in the future t= may be, in seconds.
+        max_signatures: signatures beyond this many are reported as permerror.
+    """
+
+    def __init__(
+        self,
+        resolver: Any = None,
+        key_lookup: KeyLookup | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_skew: int = 300,
+        max_signatures: int = 10,
+    ) -> None:
+        self.resolver = resolver
+        self.key_lookup = key_lookup
+        self.clock = clock
+        self.max_skew = max_skew
+        self.max_signatures = max_signatures
+        self._records: dict[bytes, KeyRecord] = {}
+
+    def __repr__(self) -> str:
+        source = "key_lookup" if self.key_lookup is not None else "dns"
+        return f"DKIMVerifier(keys={source})"
+
+    def verify(self, message: MessageInput, now: float | None = None) -> list[VerifyResult]:
+        """Verify every DKIM-Signature field of ``message``, top to bottom.
+
+        Raises:
+            CanonicalizationError: the message cannot be split into header and body.
+        """
+        data = wire_bytes(message)
+        fields, start = core.split_message(data)
+        when = self.clock() if now is None else now
+        body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
+        results = []
+        count = 0
+        for name, raw in fields:
+            if name != b"dkim-signature":
+                continue
+            count += 1
+            if count > self.max_signatures:
+                results.append(VerifyResult(PERMERROR, reason="too many signatures"))
+                continue
+            results.append(self._verify_one(data, fields, start, raw, when, body_hashes))
+        return results
+
+    def _verify_one(
+        self,
+        data: bytes,
+        fields: list[tuple[bytes, bytes]],
+        start: int,
+        raw: bytes,
+        now: float,
+        body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
+    ) -> VerifyResult:
+        info: dict[str, str] = {}
+        try:
+            try:
+                text = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise _Outcome(PERMERROR, "the signature contains non-ASCII bytes") from None
+            try:
+                tags = parse_tag_list(text.partition(":")[2])
+            except TagListError as exc:
+                raise _Outcome(PERMERROR, f"malformed signature: {exc}") from None
+            info = {
+                "domain": tags.get("d", "").lower(),
+                "selector": tags.get("s", ""),
+                "algorithm": tags.get("a", ""),
+                "identity": tags.get("i", "@" + tags.get("d", "")),
+            }
+            testing = self._check(data, fields, start, raw, tags, info, now, body_hashes)
+        except _Outcome as out:
+            return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
+        return VerifyResult(PASS, testing=testing, **info)
+
+    def _check(
+        self,
+        data: bytes,
+        fields: list[tuple[bytes, bytes]],
+        start: int,
+        raw: bytes,
+        tags: dict[str, str],
+        info: dict[str, str],
+        now: float,
+        body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
+    ) -> bool:
+        for tag in _REQUIRED:
+            if tag not in tags:
+                raise _Outcome(PERMERROR, f"the signature has no {tag}= tag")
+        if tags["v"] != "1":
+            raise _Outcome(PERMERROR, f"unsupported signature version v={tags['v'][:10]!r}")
+        algorithm = tags["a"].lower()
+        if algorithm == "rsa-sha1":
+            raise _Outcome(PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
+        if algorithm not in _KEY_TYPE:
+            raise _Outcome(PERMERROR, f"unsupported algorithm a={algorithm[:30]!r}")
+        try:
+            header_relaxed, body_relaxed = parse_canonicalization(tags.get("c", "simple/simple"))
+        except UnsupportedAlgorithm as exc:
+            raise _Outcome(PERMERROR, str(exc)) from None
+        domain = info["domain"]
+        selector = info["selector"]
+        if not domain or not selector:
+            raise _Outcome(PERMERROR, "empty d= or s=")
+        names = [n.strip(" \t\r\n").lower() for n in tags["h"].split(":")]
+        if "from" not in names or any(not n for n in names):
+            raise _Outcome(PERMERROR, "h= must list From and no empty names")
+        identity_domain = info["identity"].rpartition("@")[2].lower()
+        if "@" not in info["identity"] or not (
+            identity_domain == domain or identity_domain.endswith("." + domain)
+        ):
+            raise _Outcome(PERMERROR, "i= is not in the d= domain")
+        if "q" in tags and "dns/txt" not in [q.strip() for q in tags["q"].split(":")]:
+            raise _Outcome(PERMERROR, f"unsupported query method q={tags['q'][:30]!r}")
+        length = _int_tag(tags, "l")
+        signed_at = _int_tag(tags, "t")
+        expires = _int_tag(tags, "x")
+        if expires is not None:
+            if signed_at is not None and expires < signed_at:
+                raise _Outcome(PERMERROR, "x= is earlier than t=")
+            if now > expires:
+                raise _Outcome(FAIL, "the signature has expired (x=)")
+        if signed_at is not None and signed_at > now + self.max_skew:
+            raise _Outcome(FAIL, "the signature timestamp t= is in the future")
+        expected_bh = _b64(tags["bh"], "bh")
+        signature = _b64(tags["b"], "b")
+
+        record = self._key_record(selector, domain)
+        if record.revoked:
+            raise _Outcome(PERMERROR, "the key has been revoked (empty p=)")
+        if record.key_type != _KEY_TYPE[algorithm]:
+            raise _Outcome(
+                PERMERROR, f"the key is k={record.key_type}, the signature a={algorithm}"
+            )
+        if not record.allows_hash("sha256"):
+            raise _Outcome(PERMERROR, "the key record's h= does not allow sha256")
+        if not record.allows_email():
+            raise _Outcome(PERMERROR, "the key record's s= does not allow email")
+        if record.strict_identity and identity_domain != domain:
+            raise _Outcome(PERMERROR, "the key record's t=s needs i= in exactly the d= domain")
+        public_key = record.public_key
+        if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < MIN_RSA_BITS:
+            raise _Outcome(FAIL, f"RSA key of {public_key.key_size} bits is below {MIN_RSA_BITS}")
+
+        key = (body_relaxed, -1 if length is None else length)
+        found = body_hashes.get(key)
+        if found is None:
+            found = body_hashes[key] = core.body_hash(data, start, body_relaxed, key[1])
+        body_digest, canonical_length = found
+        if length is not None and length > canonical_length:
+            raise _Outcome(FAIL, "l= is longer than the body")
+        if body_digest != expected_bh:
+            raise _Outcome(FAIL, "the body hash does not match (body changed)")
+
+        signed = core.header_hash_input(
+            fields, [n.encode() for n in names], _strip_b_value(raw), header_relaxed
+        )
+        digest = hashlib.sha256(signed).digest()
+        try:
+            if isinstance(public_key, rsa.RSAPublicKey):
+                public_key.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+            elif isinstance(public_key, ed25519.Ed25519PublicKey):
+                public_key.verify(signature, digest)
+        except InvalidSignature:
+            raise _Outcome(FAIL, "the signature does not verify (signed headers changed)") from None
+        return record.testing
+
+    def _key_record(self, selector: str, domain: str) -> KeyRecord:
+        name = f"{selector}._domainkey.{domain}"
+        try:
+            if self.key_lookup is not None:
+                found = self.key_lookup(name)
+            else:
+                found = self._dns_txt(name)
+        except _Outcome:
+            raise
+        except (OSError, LookupError) as exc:
+            reason = f"key lookup for {name} failed: {type(exc).__name__}"
+            raise _Outcome(TEMPERROR, reason) from None
+        if found is None:
+            raise _Outcome(PERMERROR, f"no key record at {name}")
+        if isinstance(found, KeyRecord):
+            return found
+        if isinstance(found, str):
+            found = found.encode("latin-1", "replace")
+        elif isinstance(found, (list, tuple)):
+            found = b"".join(
+                s.encode("latin-1", "replace") if isinstance(s, str) else s for s in found
+            )
+        record = self._records.get(found)
+        if record is None:
+            try:
+                record = parse_key_record(found)
+            except MailscaleError as exc:
+                raise _Outcome(PERMERROR, f"bad key record at {name}: {exc}") from None
+            if len(self._records) >= 1024:
+                self._records.clear()
+            self._records[found] = record
+        return record
+
+    def _dns_txt(self, name: str) -> list[bytes] | None:
+        import dns.exception
+        import dns.resolver
+
+        if self.resolver is None:
+            self.resolver = dns.resolver.Resolver()
+        try:
+            answer = self.resolver.resolve(name, "TXT")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        except dns.exception.DNSException as exc:
+            reason = f"DNS lookup of {name} failed: {type(exc).__name__}"
+            raise _Outcome(TEMPERROR, reason) from None
+        records = [b"".join(rdata.strings) for rdata in answer]
+        # Several TXT records at the name: prefer one that looks like a DKIM key.
+        for txt in records:
+            if txt.lstrip().startswith(b"v=DKIM1") or b"p=" in txt:
+                return [txt]
+        return [records[0]] if records else None
+
+
+def verify(
+    message: MessageInput,
+    resolver: Any = None,
+    key_lookup: KeyLookup | None = None,
+    now: float | None = None,
+) -> list[VerifyResult]:
+    """Verify every DKIM-Signature of ``message``; one VerifyResult per signature.
+
+    Keys come from the TXT record at ``selector._domainkey.domain`` through
+    ``resolver`` (dnspython), or from ``key_lookup``. ``now`` (POSIX seconds)
+    replaces the clock for the x= and t= checks.
+    """
+    return DKIMVerifier(resolver, key_lookup).verify(message, now=now)

@@ -1,0 +1,70 @@
+"""Turning a message into its wire form, and checking DNS names for DKIM."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+from mailscale._impl import core
+from mailscale.errors import CanonicalizationError, InvalidDomain
+
+__all__ = ["check_dns_name", "check_identity", "wire_bytes"]
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\Z")
+_LOCAL_PART = re.compile(r"[!-~]*\Z")  # printable ASCII; ';' and '=' checked apart
+
+
+def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
+    """Return the bytes a signature covers: CRLF line ends, ending in CRLF.
+
+    Bare CR and bare LF become CRLF and a body without a final CRLF gets one,
+    as SMTP would do in transit; the result is exactly what must be sent.
+
+    Raises:
+        CanonicalizationError: a message that is neither bytes nor an email Message.
+    """
+    data: bytes | bytearray | memoryview
+    if type(message) is bytes:
+        data = message
+    elif isinstance(message, Message):
+        data = message.as_bytes()
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        data = message
+    else:
+        raise CanonicalizationError(
+            f"a message must be bytes or an email.message.Message, not {type(message).__name__}"
+        )
+    out: bytes = core.normalize_line_endings(data)
+    if out[-2:] != b"\r\n" and out:
+        out += b"\r\n"
+    return out
+
+
+def check_dns_name(name: str, what: str) -> str:
+    """Return ``name`` as an ASCII DNS name (IDNA for non-ASCII), or raise InvalidDomain."""
+    if not isinstance(name, str) or not name:
+        raise InvalidDomain(f"the DKIM {what} must be a non-empty string")
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        raise InvalidDomain(f"the DKIM {what} {name!r} is not a valid DNS name") from None
+    ascii_name = ascii_name.rstrip(".") if what == "domain" else ascii_name
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidDomain(f"the DKIM {what} {name!r} is not a valid DNS name")
+    return ascii_name.lower() if what == "domain" else ascii_name
+
+
+def check_identity(identity: str, domain: str) -> str:
+    """Return a valid ``i=`` value for ``domain``: ``[local]@domain-or-subdomain``."""
+    local, at, host = identity.rpartition("@")
+    if not at:
+        raise InvalidDomain(f"the DKIM identity {identity!r} has no '@'")
+    if not _LOCAL_PART.match(local) or ";" in local or "=" in local:
+        raise InvalidDomain(f"the DKIM identity {identity!r} has an invalid local part")
+    host = check_dns_name(host, "domain")
+    if host != domain and not host.endswith("." + domain):
+        raise InvalidDomain(
+            f"the DKIM identity {identity!r} is not in the signing domain {domain!r}"
+        )
+    return f"{local}@{host}"

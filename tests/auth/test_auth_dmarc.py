@@ -1,0 +1,160 @@
+"""DMARC: discovery with organizational-domain fallback, tags, report authorization."""
+
+from __future__ import annotations
+
+import pytest
+from auth_zones import GOOD, REPORTS
+
+from mailscale.auth import DMARCReport, Severity, check_domain, organizational_domain, parse_dmarc
+from mailscale.errors import AuthCheckError
+
+
+def dmarc_of(opts: dict[str, object], domain: str) -> DMARCReport:
+    return check_domain(domain, **opts).dmarc  # type: ignore[arg-type]
+
+
+def codes(report: DMARCReport) -> dict[str, Severity]:
+    return {f.code: f.severity for f in report.findings}
+
+
+class TestParse:
+    def test_tags(self) -> None:
+        """Tags are returned as published, names lower-cased."""
+        tags = parse_dmarc("v=DMARC1;p=quarantine; SP=reject ;pct=50; rua=mailto:a@example.com!10m,"
+                           "mailto:b@example.net; adkim=s; aspf=r; fo=0:1:d:s; ri=3600; rf=afrf")
+        assert {
+            "v": "DMARC1", "p": "quarantine", "sp": "reject", "pct": "50",
+            "rua": "mailto:a@example.com!10m,mailto:b@example.net", "adkim": "s", "aspf": "r",
+            "fo": "0:1:d:s", "ri": "3600", "rf": "afrf",
+        } == tags
+
+    @pytest.mark.parametrize(
+        ("record", "words"),
+        [
+            ("v=DMARC1; p=maybe", "p='maybe'"),
+            ("v=DMARC1", "no p="),
+            ("v=DMARC1; p=none; sp=all", "sp='all'"),
+            ("v=DMARC1; p=none; pct=101", "pct"),
+            ("v=DMARC1; p=none; pct=-1", "pct"),
+            ("v=DMARC1; p=none; adkim=x", "adkim"),
+            ("v=DMARC1; p=none; aspf=relaxed", "aspf"),
+            ("v=DMARC1; p=none; fo=2", "fo="),
+            ("v=DMARC1; p=none; rua=reports@example.com", "not a mailto"),
+            ("v=DMARC1; p=none; rua=mailto:nobody", "not a valid mailto"),
+            ("v=DMARC1; p=none; ri=daily", "ri="),
+            ("v=DMARC1; p=none; rf=json", "rf="),
+            ("v=DMARC1; p=none; p=reject", "more than once"),
+            ("v=DMARC1; p=none; junk", "malformed"),
+            ("p=none; v=DMARC1", "not a DMARC record"),
+            ("v=dmarc1; p=none", "exactly"),
+        ],
+    )
+    def test_bad_tags(self, record: str, words: str) -> None:
+        """A bad tag raises AuthCheckError naming it."""
+        with pytest.raises(AuthCheckError, match=words):
+            parse_dmarc(record)
+
+
+class TestOrganizationalDomain:
+    @pytest.mark.parametrize(
+        ("domain", "expected"),
+        [
+            ("news.good.example.com", "example.com"),
+            ("example.com", "example.com"),
+            ("a.b.example.co.uk", "example.co.uk"),
+            ("mail.shop.test", "shop.test"),
+            ("co.uk", "co.uk"),
+        ],
+    )
+    def test_public_suffix_aware(self, domain: str, expected: str) -> None:
+        """The organizational domain is one label below the public suffix."""
+        assert expected == organizational_domain(domain)
+
+
+class TestDiscovery:
+    def test_healthy(self, opts: dict[str, object]) -> None:
+        """p=reject with an internal rua: no findings at all."""
+        report = dmarc_of(opts, GOOD)
+        assert ("ok", GOOD, "reject", {}) == (report.status, report.found_at, report.policy,
+                                              codes(report))
+
+    def test_fallback_to_organizational_domain(self, opts: dict[str, object], dns_server) -> None:  # type: ignore[no-untyped-def]
+        """With no record of its own, a subdomain falls back to the organizational domain."""
+        report = dmarc_of(opts, "news.good.example.com")
+        # good.example.com is not the organizational domain (example.com is), so no record.
+        assert "missing" == report.status
+        assert "_dmarc.example.com" in report.findings[0].message
+        names = [q[0] for q in dns_server.queries]
+        assert "_dmarc.news.good.example.com" in names and "_dmarc.example.com" in names
+
+    def test_fallback_finds_the_org_record(self, opts: dict[str, object]) -> None:
+        """A subdomain without a record inherits the organizational domain's, noted as info."""
+        report = dmarc_of(opts, "mail.shop.test")
+        assert ("ok", "shop.test", "quarantine") == (report.status, report.found_at,
+                                                     report.policy)
+        assert Severity.INFO == codes(report)["dmarc.org_fallback"]
+        assert "reject" == report.tags["sp"]
+
+    def test_missing(self, opts: dict[str, object]) -> None:
+        """No record anywhere: an error saying what to publish."""
+        report = dmarc_of(opts, "nothing.example.net")
+        assert ("missing", {"dmarc.missing": Severity.ERROR}) == (report.status, codes(report))
+        assert "p=none" in report.findings[0].message
+        assert "_dmarc.nothing.example.net" == report.findings[0].record
+
+    def test_multiple(self, opts: dict[str, object]) -> None:
+        """Two records: receivers apply none."""
+        report = dmarc_of(opts, "twodmarc.example.com")
+        assert ("invalid", {"dmarc.multiple": Severity.ERROR}) == (report.status, codes(report))
+
+    def test_bad_policy(self, opts: dict[str, object]) -> None:
+        """A record without a valid p= is unusable: an error."""
+        report = dmarc_of(opts, "badpolicy.example.com")
+        assert ("invalid", {"dmarc.syntax": Severity.ERROR}) == (report.status, codes(report))
+
+    @pytest.mark.parametrize(("domain", "tag"), [("badpct.example.com", "pct"),
+                                                 ("badalign.example.com", "adkim")])
+    def test_bad_tag_values(self, opts: dict[str, object], domain: str, tag: str) -> None:
+        """An invalid tag value is dropped, as receivers do (RFC 7489 6.3): a warning."""
+        report = dmarc_of(opts, domain)
+        assert ("ok", Severity.WARNING) == (report.status, codes(report)["dmarc.tag_invalid"])
+        assert tag not in report.tags
+        (f,) = [f for f in report.findings if f.code == "dmarc.tag_invalid"]
+        assert f"{tag}=" in f.message
+
+    def test_policy_none_noted(self, opts: dict[str, object]) -> None:
+        """p=none is noted as the minimum, not as an error."""
+        report = dmarc_of(opts, "extok.example.com")
+        assert ("ok", {"dmarc.policy_none": Severity.INFO}) == (report.status, codes(report))
+
+    def test_unknown_tag_and_strict(self, opts: dict[str, object]) -> None:
+        """An unknown tag is a warning; adkim/aspf are read."""
+        report = dmarc_of(opts, "unknowntag.example.com")
+        assert Severity.WARNING == codes(report)["dmarc.unknown_tag"]
+        strict = dmarc_of(opts, "strict.example.com")
+        assert ("s", "s", {}) == (strict.adkim, strict.aspf, codes(strict))
+
+    @pytest.mark.parametrize(("domain", "word"), [("servfail.example.com", "SERVFAIL"),
+                                                  ("timeout.example.com", "time-out"),
+                                                  ("dmarcfail.example.com", "SERVFAIL")])
+    def test_temporary_errors(self, opts: dict[str, object], domain: str, word: str) -> None:
+        """SERVFAIL and time-out are temperror: no fallback, never 'missing'."""
+        report = dmarc_of(opts, domain)
+        assert ("temperror", {"dmarc.temperror": Severity.ERROR}) == (report.status, codes(report))
+        assert word in report.findings[0].message
+
+
+class TestReportAuthorization:
+    def test_authorized_external_rua(self, opts: dict[str, object]) -> None:
+        """An external rua whose destination publishes the authorization record is fine."""
+        report = dmarc_of(opts, "extok.example.com")
+        assert "dmarc.report_unauthorized" not in codes(report)
+
+    def test_unauthorized_external_rua_and_ruf(self, opts: dict[str, object]) -> None:
+        """An external destination without the record is a warning naming the record."""
+        report = dmarc_of(opts, "extbad.example.com")
+        assert "ok" == report.status
+        (f,) = [f for f in report.findings if f.code == "dmarc.report_unauthorized"]
+        assert Severity.WARNING == f.severity
+        assert f"extbad.example.com._report._dmarc.{REPORTS}" in f.message
+        assert "rua/ruf" in f.message

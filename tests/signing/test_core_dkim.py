@@ -1,0 +1,254 @@
+"""The DKIM hot path on both implementations: splitting, header canonicalization, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailscale import _core_py, _impl
+from mailscale.errors import CanonicalizationError
+
+# Bytes that exercise header and body rules: line ends, folding, colons, odd names.
+_MAIL_BYTES = st.lists(
+    st.sampled_from(
+        [b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b"a", b"Z", b"\x00", b"\xff", b"  \t ",
+         b"From", b"\r\n ", b"\r\n\r\n", b"x-y", b";"]
+    ),
+    max_size=60,
+).map(b"".join)
+_ANY_BYTES = st.one_of(st.binary(max_size=300), _MAIL_BYTES)
+# Longer text-like bodies: runs of plain bytes long enough for the word-at-a-time path.
+_TEXT_BYTES = st.lists(
+    st.sampled_from(
+        [b"abcdefgh", b"word", b"x y z w ", b" ", b"  ", b"\t", b"\r\n", b"\r", b"\n", b"\x00"]
+    ),
+    max_size=120,
+).map(b"".join)
+
+MESSAGE = (
+    b"From: Joe <joe@example.com>\r\n"
+    b"To: a@example.net,\r\n"
+    b"\tb@example.net\r\n"
+    b"Subject:   Hello   \t world  \r\n"
+    b"Subject : second\r\n"
+    b"\r\n"
+    b"Body line  \r\n"
+    b"\r\n"
+)
+
+
+def _outcome(func: object, *args: object) -> tuple[str, object]:
+    """The result, or the documented error with its message."""
+    try:
+        return ("ok", func(*args))  # type: ignore[operator]
+    except CanonicalizationError as exc:
+        return ("error", str(exc))
+
+
+class TestSplitMessage:
+    def test_fields_and_body_offset(self, core_impl: ModuleType) -> None:
+        """Fields keep their raw bytes and folding; names are lowercased."""
+        fields, start = core_impl.split_message(MESSAGE)
+        assert [
+            (b"from", b"From: Joe <joe@example.com>\r\n"),
+            (b"to", b"To: a@example.net,\r\n\tb@example.net\r\n"),
+            (b"subject", b"Subject:   Hello   \t world  \r\n"),
+            (b"subject", b"Subject : second\r\n"),
+        ] == fields
+        assert b"Body line  \r\n\r\n" == MESSAGE[start:]
+
+    def test_empty_body(self, core_impl: ModuleType) -> None:
+        """A message ending with the empty line has an empty body."""
+        data = b"From: a\r\n\r\n"
+        assert ([(b"from", b"From: a\r\n")], len(data)) == core_impl.split_message(data)
+
+    def test_no_header(self, core_impl: ModuleType) -> None:
+        """A message starting with the empty line has no fields."""
+        assert ([], 2) == core_impl.split_message(b"\r\nbody")
+
+    @pytest.mark.parametrize(
+        ("data", "problem"),
+        [
+            (b"", "empty"),
+            (b"From: a\r\nTo: b\r\n", "no empty line"),
+            (b"From: a", "no empty line"),
+            (b"From: a\nTo: b\n\nbody", "no empty line"),
+            (b"From: a\r\nnot a header\r\n\r\n", "line 2 has no colon"),
+            (b" folded: first\r\n\r\n", "line 1 is a continuation"),
+            (b"Fr\x00m: a\r\n\r\n", "line 1: the field name"),
+            (b"Fr\xc3\xa9m: a\r\n\r\n", "line 1: the field name"),
+            (b"X Y: a\r\n\r\n", "line 1: the field name"),
+            (b": a\r\n\r\n", "line 1: the field name"),
+        ],
+    )
+    def test_bad_input(self, core_impl: ModuleType, data: bytes, problem: str) -> None:
+        """Malformed headers are a CanonicalizationError naming the problem."""
+        with pytest.raises(CanonicalizationError, match=problem):
+            core_impl.split_message(data)
+
+
+class TestCanonHeaderRelaxed:
+    @pytest.mark.parametrize(
+        ("field", "expected"),
+        [
+            (b"A: X\r\n", b"a:X\r\n"),  # RFC 6376 section 3.4.5
+            (b"B : Y\t\r\n\tZ  \r\n", b"b:Y Z\r\n"),  # RFC 6376 section 3.4.5
+            (b"Subject:   Hello   \t world  \r\n", b"subject:Hello world\r\n"),
+            (b"X-Empty:\r\n", b"x-empty:\r\n"),
+            (b"DKIM-Signature: v=1; b=", b"dkim-signature:v=1; b=\r\n"),
+            (b"K: a:b\r\n", b"k:a:b\r\n"),
+        ],
+    )
+    def test_rules(self, core_impl: ModuleType, field: bytes, expected: bytes) -> None:
+        """Names are lowercased, values unfolded, whitespace compressed and trimmed."""
+        assert expected == core_impl.canon_header_relaxed(field)
+
+    def test_no_colon(self, core_impl: ModuleType) -> None:
+        """A field without a colon cannot be canonicalized."""
+        with pytest.raises(CanonicalizationError, match="no colon"):
+            core_impl.canon_header_relaxed(b"nothing here\r\n")
+
+
+class TestHeaderHashInput:
+    def test_bottom_up_and_oversigned(self, core_impl: ModuleType) -> None:
+        """Repeated names take instances bottom up; a missing instance adds nothing."""
+        fields, _ = core_impl.split_message(MESSAGE)
+        got = core_impl.header_hash_input(
+            fields,
+            [b"from", b"subject", b"subject", b"subject", b"x-absent", b"from"],
+            b"DKIM-Signature: v=1;\r\n b=",
+            True,
+        )
+        expected = (
+            b"from:Joe <joe@example.com>\r\n"
+            b"subject:second\r\n"
+            b"subject:Hello world\r\n"
+            b"dkim-signature:v=1; b="
+        )
+        assert expected == got
+
+    def test_simple_keeps_bytes(self, core_impl: ModuleType) -> None:
+        """Simple canonicalization takes the raw fields and the raw signature field."""
+        fields, _ = core_impl.split_message(MESSAGE)
+        got = core_impl.header_hash_input(fields, [b"To", b"subject"], b"DKIM-Signature: b=", False)
+        expected = (
+            b"To: a@example.net,\r\n\tb@example.net\r\n"
+            b"Subject : second\r\n"
+            b"DKIM-Signature: b="
+        )
+        assert expected == got
+
+
+class TestBodyHash:
+    @pytest.mark.parametrize("relaxed", [True, False])
+    @pytest.mark.parametrize(
+        "body", [b"", b"\r\n", b"abc", b"a  b \r\n\r\n\r\n", b" x\r\n\ty\t\r\n" * 500]
+    )
+    def test_matches_canonical_body(
+        self, core_impl: ModuleType, relaxed: bool, body: bytes
+    ) -> None:
+        """The hash and length are those of the canonicalized body."""
+        data = b"From: a\r\n\r\n" + body
+        canon = (core_impl.canon_body_relaxed if relaxed else core_impl.canon_body_simple)(body)
+        assert (hashlib.sha256(canon).digest(), len(canon)) == core_impl.body_hash(
+            data, 11, relaxed
+        )
+
+    @pytest.mark.parametrize("relaxed", [True, False])
+    @pytest.mark.parametrize("limit", [0, 1, 3, 4, 5, 100])
+    def test_limit(self, core_impl: ModuleType, relaxed: bool, limit: int) -> None:
+        """A limit hashes only the first canonical bytes (l=), the length stays whole."""
+        data = b"H: v\r\n\r\nab"
+        canon = b"ab\r\n"
+        assert (hashlib.sha256(canon[:limit]).digest(), 4) == core_impl.body_hash(
+            data, 8, relaxed, limit
+        )
+
+    def test_empty_bodies_rfc6376(self, core_impl: ModuleType) -> None:
+        """Empty body hashes are those RFC 6376 section 3.4.3/3.4.4 implies."""
+        data = b"From: a\r\n\r\n"
+        assert hashlib.sha256(b"\r\n").digest() == core_impl.body_hash(data, 11, False)[0]
+        assert hashlib.sha256(b"").digest() == core_impl.body_hash(data, 11, True)[0]
+
+    @pytest.mark.parametrize("start", [-1, 12])
+    def test_offset_out_of_range(self, core_impl: ModuleType, start: int) -> None:
+        """A body offset outside the message is a CanonicalizationError."""
+        with pytest.raises(CanonicalizationError, match="outside"):
+            core_impl.body_hash(b"From: a\r\n\r\n", start, True)
+
+
+@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+class TestTwinAgreement:
+    @settings(max_examples=300, deadline=None)
+    @given(_ANY_BYTES)
+    def test_split_agrees(self, data: bytes) -> None:
+        """Both implementations split any bytes alike, or fail alike."""
+        assert _outcome(_core_py.split_message, data) == _outcome(_impl.core.split_message, data)
+
+    @settings(max_examples=300, deadline=None)
+    @given(_ANY_BYTES)
+    def test_canon_header_agrees(self, data: bytes) -> None:
+        """Relaxed header canonicalization agrees on any bytes."""
+        assert _outcome(_core_py.canon_header_relaxed, data) == _outcome(
+            _impl.core.canon_header_relaxed, data
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(_TEXT_BYTES)
+    def test_relaxed_body_agrees_on_text(self, data: bytes) -> None:
+        """Relaxed body canonicalization agrees on long text-like bodies."""
+        assert _core_py.canon_body_relaxed(data) == _impl.core.canon_body_relaxed(data)
+        assert _core_py.body_hash(data, 0, True) == _impl.core.body_hash(data, 0, True)
+
+    @settings(max_examples=300, deadline=None)
+    @given(_ANY_BYTES, st.integers(-2, 320), st.booleans(), st.integers(-1, 400))
+    def test_body_hash_agrees(self, data: bytes, start: int, relaxed: bool, limit: int) -> None:
+        """Body hashes agree for any bytes, offset, mode and limit."""
+        assert _outcome(_core_py.body_hash, data, start, relaxed, limit) == _outcome(
+            _impl.core.body_hash, data, start, relaxed, limit
+        )
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.tuples(st.sampled_from([b"a", b"B", b"c"]), _ANY_BYTES), max_size=6),
+        st.lists(st.sampled_from([b"a", b"b", b"C", b"d"]), max_size=8),
+        _ANY_BYTES,
+        st.booleans(),
+    )
+    def test_header_hash_input_agrees(
+        self, fields: list[tuple[bytes, bytes]], names: list[bytes], sig: bytes, relaxed: bool
+    ) -> None:
+        """The header-hash input agrees for any fields, h= list and signature field."""
+        assert _outcome(_core_py.header_hash_input, fields, names, sig, relaxed) == _outcome(
+            _impl.core.header_hash_input, fields, names, sig, relaxed
+        )
+
+    @settings(max_examples=200, deadline=None)
+    @given(_ANY_BYTES)
+    def test_split_fields_concatenate_to_header(self, data: bytes) -> None:
+        """The raw fields plus the empty line are exactly the bytes before the body."""
+        try:
+            fields, start = _impl.core.split_message(data)
+        except CanonicalizationError:
+            return
+        assert data[:start] == b"".join(raw for _, raw in fields) + b"\r\n"
+
+
+class TestBadArguments:
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda m: m.split_message("text"),
+            lambda m: m.canon_header_relaxed(None),
+            lambda m: m.body_hash("text", 0, True),
+            lambda m: m.header_hash_input([], [], "text", True),
+        ],
+    )
+    def test_non_bytes_is_type_error(self, core_impl: ModuleType, call: object) -> None:
+        """A str or None where bytes belong is a TypeError, never a crash."""
+        with pytest.raises(TypeError):
+            call(core_impl)  # type: ignore[operator]

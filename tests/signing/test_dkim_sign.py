@@ -1,0 +1,345 @@
+"""DKIMSigner: RFC 8463 golden vectors, tags, headers, wire form, batches, bad input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailscale._impl import core
+from mailscale.errors import (
+    CanonicalizationError,
+    InvalidDomain,
+    InvalidKey,
+    SigningError,
+    UnsupportedAlgorithm,
+)
+from mailscale.signing import (
+    DKIMSigner,
+    MultiSigner,
+    dns_record,
+    sign,
+    sign_batch,
+    signature_header,
+    verify,
+)
+from mailscale.signing._tags import parse_tag_list
+from mailscale.signing._verify import _strip_b_value
+from mailscale.signing.keys import private_key_pem
+
+VECTORS = Path(__file__).parent / "vectors"
+RFC_TIME = 1528637909
+
+MESSAGE = (
+    b"From: Joe SixPack <joe@example.com>\r\n"
+    b"To: Suzie Q <suzie@example.net>\r\n"
+    b"Subject: Is dinner ready?\r\n"
+    b"Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+    b"Message-ID: <20030712040037.46341.5F8J@example.com>\r\n"
+    b"X-Mailer: not signed\r\n"
+    b"\r\n"
+    b"Hi.\r\n\r\nWe lost the game.  Are you hungry yet?\r\n\r\nJoe.\r\n"
+)
+
+
+def _tags(field: bytes) -> dict[str, str]:
+    return parse_tag_list(field.decode("ascii").partition(":")[2])
+
+
+def _h(field: bytes) -> list[str]:
+    return [name.strip() for name in _tags(field)["h"].split(":")]
+
+
+def _signatures(signed: bytes) -> list[bytes]:
+    fields, _ = core.split_message(signed)
+    return [raw for name, raw in fields if name == b"dkim-signature"]
+
+
+def _lookup(*pairs: tuple[str, object]) -> object:
+    records = {f"{sel}._domainkey.example.com": dns_record(key) for sel, key in pairs}  # type: ignore[arg-type]
+    return records.get
+
+
+def _rfc_parts() -> tuple[bytes, list[bytes]]:
+    """The RFC 8463 A.3 message without its signatures, and the two signature fields."""
+    signed = (VECTORS / "rfc8463_A3.eml").read_bytes()
+    fields, start = core.split_message(signed)
+    sigs = [raw for name, raw in fields if name == b"dkim-signature"]
+    unsigned = b"".join(raw for name, raw in fields if name != b"dkim-signature")
+    return unsigned + b"\r\n" + signed[start:], sigs
+
+
+class TestRFC8463Vectors:
+    @pytest.mark.parametrize("which", ["ed25519", "rsa"])
+    def test_resigning_reproduces_b_and_bh(
+        self,
+        which: str,
+        rfc8463_ed: ed25519.Ed25519PrivateKey,
+        rfc8463_rsa: rsa.RSAPrivateKey,
+    ) -> None:
+        """Re-signing the A.3 message with its keys, tags and h= gives its b= and bh= exactly."""
+        unsigned, sigs = _rfc_parts()
+        field = sigs[0] if which == "ed25519" else sigs[1]
+        tags = _tags(field)
+        key = rfc8463_ed if which == "ed25519" else rfc8463_rsa
+        signer = DKIMSigner(
+            "football.example.com",
+            tags["s"],
+            key,
+            headers=["from", "to", "subject", "date", "message-id"],
+            oversign=["from", "subject", "date"],
+            identity="@football.example.com",
+            clock=lambda: RFC_TIME,
+        )
+        ours = _tags(signer.signature_header(unsigned))
+        assert tags["bh"] == ours["bh"]
+        assert tags["t"] == ours["t"]
+        assert tags["i"] == ours["i"]
+        assert [h.strip() for h in tags["h"].split(":")] == _h(signer.signature_header(unsigned))
+        # The b= value covers the exact signature field; sign that field's unsigned form.
+        fields, _ = core.split_message(unsigned)
+        names = [h.strip().encode() for h in tags["h"].split(":")]
+        data = core.header_hash_input(fields, names, _strip_b_value(field), True)
+        b = base64.b64encode(signer._sign_digest(hashlib.sha256(data).digest())).decode()
+        assert re.sub(r"\s+", "", tags["b"]) == b
+
+    def test_bh_literal(self) -> None:
+        """The body hash is the one the vector README states."""
+        unsigned, _ = _rfc_parts()
+        _, start = core.split_message(unsigned)
+        digest, _ = core.body_hash(unsigned, start, True)
+        assert "2jUSOH9NhtVGCQWNr9BrIAPreKQjO6Sn7XIkfJVOzv8=" == base64.b64encode(digest).decode()
+
+    def test_verify_passes_through_dns(self, zone: object) -> None:
+        """verify passes both signatures with the TXT records served by a loopback DNS server."""
+        z = zone
+        z.add_key(  # type: ignore[attr-defined]
+            "brisbane._domainkey.football.example.com",
+            (VECTORS / "rfc8463_brisbane.txt").read_text().strip(),
+        )
+        z.add_key(  # type: ignore[attr-defined]
+            "test._domainkey.football.example.com",
+            (VECTORS / "rfc8463_test.txt").read_text().strip(),
+            chunk=100,
+        )
+        signed = (VECTORS / "rfc8463_A3.eml").read_bytes()
+        results = verify(signed, resolver=z.resolver(), now=RFC_TIME + 60)  # type: ignore[attr-defined]
+        assert [("pass", "brisbane", "ed25519-sha256"), ("pass", "test", "rsa-sha256")] == [
+            (r.status, r.selector, r.algorithm) for r in results
+        ]
+
+
+class TestSignatureTags:
+    def test_defaults(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        """relaxed/relaxed, t= from the clock, no x=, no l=, no i= by default."""
+        signer = DKIMSigner("example.com", "s1", rsa_key, clock=lambda: 1_700_000_000.7)
+        tags = _tags(signer.signature_header(MESSAGE))
+        assert "1" == tags["v"]
+        assert "rsa-sha256" == tags["a"]
+        assert "relaxed/relaxed" == tags["c"]
+        assert ("example.com", "s1") == (tags["d"], tags["s"])
+        assert "1700000000" == tags["t"]
+        assert not {"x", "l", "i"} & set(tags)
+
+    def test_default_headers_and_oversigning(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """Present default headers are signed; From, Subject, Date get one extra entry."""
+        tags = _tags(DKIMSigner("example.com", "s", ed_key).signature_header(MESSAGE))
+        assert "from:to:subject:date:message-id:from:subject:date" == tags["h"]
+
+    def test_list_unsubscribe_pair_is_oversigned(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """With List-Unsubscribe present, both it and List-Unsubscribe-Post are over-signed."""
+        msg = MESSAGE.replace(
+            b"X-Mailer", b"List-Unsubscribe: <https://example.com/u>\r\nX-Mailer"
+        )
+        h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(msg))
+        assert 2 == h.count("list-unsubscribe")
+        assert 1 == h.count("list-unsubscribe-post")
+
+    def test_options(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """i=, x=, l= and a chosen canonicalization appear when asked; t= can be off."""
+        signer = DKIMSigner(
+            "Example.COM",
+            "sel.one",
+            ed_key,
+            identity="news@mail.example.com",
+            expire_after=3600,
+            body_length=True,
+            timestamp=False,
+            canonicalization="simple/relaxed",
+            clock=lambda: 1000,
+        )
+        tags = _tags(signer.signature_header(MESSAGE))
+        body = MESSAGE.partition(b"\r\n\r\n")[2]
+        assert "ed25519-sha256" == tags["a"]
+        assert ("example.com", "sel.one") == (tags["d"], tags["s"])
+        assert "simple/relaxed" == tags["c"]
+        assert "news@mail.example.com" == tags["i"]
+        assert "4600" == tags["x"]
+        assert "t" not in tags
+        assert str(len(core.canon_body_relaxed(body))) == tags["l"]
+
+    def test_lines_are_folded(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        """The signature field is folded into lines of at most 78 characters."""
+        field = DKIMSigner("example.com", "s", rsa_key).signature_header(MESSAGE)
+        assert field.endswith(b"\r\n")
+        assert all(len(line) <= 78 for line in field.split(b"\r\n"))
+
+    def test_repr_has_no_key(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        """The repr names domain, selector and algorithm, never key material."""
+        signer = DKIMSigner("example.com", "s", private_key_pem(rsa_key))
+        text = repr(signer)
+        assert "DKIMSigner(domain='example.com', selector='s', algorithm='rsa-sha256')" == text
+
+
+class TestWireForm:
+    def test_lf_input_is_signed_as_crlf(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """LF-only input comes back with CRLF line ends, and that form verifies."""
+        signer = DKIMSigner("example.com", "s", ed_key)
+        signed = signer.sign(MESSAGE.replace(b"\r\n", b"\n"))
+        assert signed.endswith(MESSAGE)
+        assert b"\n" not in signed.replace(b"\r\n", b"")
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=_lookup(("s", ed_key)))]
+
+    def test_final_crlf_added(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A body without a final CRLF gets one, as SMTP would add it."""
+        signed = DKIMSigner("example.com", "s", ed_key).sign(MESSAGE[:-2])
+        assert signed.endswith(MESSAGE)
+
+    def test_sign_is_header_plus_wire_form(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """sign() is signature_header() followed by the message, with a fixed clock."""
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: 5)
+        assert signer.signature_header(MESSAGE) + MESSAGE == signer.sign(MESSAGE)
+
+    def test_email_message_input(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        """An EmailMessage is signed in its serialized wire form."""
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        msg["To"] = "b@example.net"
+        msg["Subject"] = "hello"
+        msg.set_content("body line\n")
+        signed = DKIMSigner("example.com", "s", rsa_key).sign(msg)
+        assert signed.endswith(msg.as_bytes().replace(b"\n", b"\r\n"))
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=_lookup(("s", rsa_key)))]
+
+
+class TestDualAndBatch:
+    def test_dual_signing(
+        self, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """MultiSigner adds one Ed25519 and one RSA signature; both verify."""
+        dual = MultiSigner(
+            [DKIMSigner("example.com", "ed", ed_key), DKIMSigner("example.com", "rsa", rsa_key)]
+        )
+        signed = dual.sign(MESSAGE)
+        assert 2 == len(_signatures(signed))
+        results = verify(signed, key_lookup=_lookup(("ed", ed_key), ("rsa", rsa_key)))
+        assert [("pass", "ed25519-sha256"), ("pass", "rsa-sha256")] == [
+            (r.status, r.algorithm) for r in results
+        ]
+
+    def test_module_functions_accept_a_list(
+        self, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """sign/signature_header/sign_batch take one signer or a list of signers."""
+        signers = [
+            DKIMSigner("example.com", "ed", ed_key, clock=lambda: 7),
+            DKIMSigner("example.com", "rsa", rsa_key, clock=lambda: 7),
+        ]
+        header = signature_header(MESSAGE, signers)
+        assert header + MESSAGE == sign(MESSAGE, signers)
+        assert [header + MESSAGE] * 3 == sign_batch([MESSAGE] * 3, signers, workers=2)
+        assert signers[0].sign(MESSAGE) == sign(MESSAGE, signers[0])
+
+    @pytest.mark.parametrize("workers", [None, 1, 2, 3, 8])
+    def test_batch_keeps_order(
+        self, ed_key: ed25519.Ed25519PrivateKey, workers: int | None
+    ) -> None:
+        """sign_batch returns what sign returns, in input order, for any worker count."""
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: 9)
+        messages = [MESSAGE.replace(b"Joe.", b"Joe %d." % i) for i in range(7)]
+        assert [signer.sign(m) for m in messages] == signer.sign_batch(messages, workers=workers)
+
+    def test_batch_empty(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """An empty batch gives an empty list."""
+        assert [] == DKIMSigner("example.com", "s", ed_key).sign_batch([], workers=2)
+
+    @pytest.mark.parametrize("workers", [0, -1, 1.5])
+    def test_bad_workers(self, ed_key: ed25519.Ed25519PrivateKey, workers: object) -> None:
+        """A worker count that is not a positive integer is a SigningError."""
+        with pytest.raises(SigningError, match="workers"):
+            DKIMSigner("example.com", "s", ed_key).sign_batch([MESSAGE], workers=workers)  # type: ignore[arg-type]
+
+    def test_batch_error_names_problem(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A malformed message in a batch raises its CanonicalizationError."""
+        with pytest.raises(CanonicalizationError, match="no colon"):
+            DKIMSigner("example.com", "s", ed_key).sign_batch(
+                [MESSAGE, b"From: a\r\nbroken\r\n\r\n"], workers=2
+            )
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("message", "error", "problem"),
+        [
+            (b"From: a@example.com\r\nSubject: x", CanonicalizationError, "no empty line"),
+            (b"From: a@example.com\r\nno colon\r\n\r\nbody", CanonicalizationError, "no colon"),
+            (b"Fr\x00m: a\r\n\r\nbody", CanonicalizationError, "field name"),
+            (b"Fr\xe9m: a\r\n\r\nbody", CanonicalizationError, "field name"),
+            (b"To: b@example.net\r\n\r\nbody", CanonicalizationError, "no From"),
+            ("From: text\r\n\r\n", CanonicalizationError, "bytes or an email"),
+            (None, CanonicalizationError, "bytes or an email"),
+        ],
+    )
+    def test_bad_messages(
+        self, ed_key: ed25519.Ed25519PrivateKey, message: object, error: type, problem: str
+    ) -> None:
+        """Malformed messages get a SigningError subclass naming the problem."""
+        with pytest.raises(error, match=problem):
+            DKIMSigner("example.com", "s", ed_key).sign(message)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "problem"),
+        [
+            ({"domain": "exa mple.com"}, InvalidDomain, "domain"),
+            ({"domain": "-bad.example.com"}, InvalidDomain, "domain"),
+            ({"domain": ""}, InvalidDomain, "domain"),
+            ({"selector": "s;1"}, InvalidDomain, "selector"),
+            ({"selector": "a" * 64}, InvalidDomain, "selector"),
+            ({"identity": "user@other.org"}, InvalidDomain, "not in the signing domain"),
+            ({"identity": "no-at-sign"}, InvalidDomain, "no '@'"),
+            ({"identity": "a;b@example.com"}, InvalidDomain, "local part"),
+            ({"canonicalization": "loose/relaxed"}, UnsupportedAlgorithm, "canonicalization"),
+            ({"key": b"not a key"}, InvalidKey, "cannot load"),
+            ({"key": (VECTORS / "rsa512.pem").read_bytes()}, InvalidKey, "512 bits"),
+            ({"headers": ["to", "subject"]}, SigningError, "From"),
+            ({"headers": ["from", "bad:name"]}, SigningError, "invalid header field name"),
+            ({"expire_after": 0}, SigningError, "expire_after"),
+        ],
+    )
+    def test_bad_configuration(
+        self,
+        ed_key: ed25519.Ed25519PrivateKey,
+        kwargs: dict[str, object],
+        error: type,
+        problem: str,
+    ) -> None:
+        """Bad domains, selectors, identities, modes and keys are refused up front."""
+        args: dict[str, object] = {"domain": "example.com", "selector": "s", "key": ed_key}
+        args.update(kwargs)
+        with pytest.raises(error, match=problem):
+            DKIMSigner(**args)  # type: ignore[arg-type]
+
+    def test_idn_domain(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A non-ASCII domain is signed as its A-label."""
+        signer = DKIMSigner("bücher.example", "s", ed_key)
+        assert "xn--bcher-kva.example" == signer.domain
+
+    def test_multisigner_needs_signers(self) -> None:
+        """An empty MultiSigner is a SigningError."""
+        with pytest.raises(SigningError, match="one or more"):
+            MultiSigner([])

@@ -1,0 +1,291 @@
+"""verify / DKIMVerifier: tampering, key records, clocks, DNS, malformed signatures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from mailscale.errors import CanonicalizationError
+from mailscale.signing import DKIMSigner, DKIMVerifier, KeyRecord, dns_record, verify
+from mailscale.signing.keys import PrivateKey, parse_key_record
+
+VECTORS = Path(__file__).parent / "vectors"
+NOW = 1_700_000_000
+
+MESSAGE = (
+    b"From: News <news@example.com>\r\n"
+    b"To: reader@example.net\r\n"
+    b"Subject: Weekly news\r\n"
+    b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+    b"List-Unsubscribe: <https://example.com/unsub/1>\r\n"
+    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    b"\r\n"
+    b"Hello reader,\r\n\r\nthe news.\r\n"
+)
+
+
+def _lookup(key: PrivateKey, extra: str = "", selector: str = "s") -> Callable[[str], str | None]:
+    p = dns_record(key).split("p=")[1]
+    kind = "ed25519" if isinstance(key, ed25519.Ed25519PrivateKey) else "rsa"
+    records = {f"{selector}._domainkey.example.com": f"v=DKIM1; k={kind}; {extra}p={p}"}
+    return records.get
+
+
+def _statuses(signed: bytes, lookup: Callable[[str], object], now: float = NOW) -> list[str]:
+    return [r.status for r in verify(signed, key_lookup=lookup, now=now)]  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["rsa", "ed25519"])
+def key(
+    request: pytest.FixtureRequest, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+) -> PrivateKey:
+    """The session RSA key, then the session Ed25519 key."""
+    return rsa_key if request.param == "rsa" else ed_key
+
+
+def _signed(key: PrivateKey, **kw: object) -> bytes:
+    return DKIMSigner("example.com", "s", key, clock=lambda: NOW, **kw).sign(MESSAGE)  # type: ignore[arg-type]
+
+
+class TestTampering:
+    def test_untouched_passes(self, key: PrivateKey) -> None:
+        """The signed message verifies as it is."""
+        assert ["pass"] == _statuses(_signed(key), _lookup(key))
+
+    @pytest.mark.parametrize(
+        ("label", "change"),
+        [
+            ("body byte", lambda m: m.replace(b"the news.", b"the newz.")),
+            ("signed header", lambda m: m.replace(b"Weekly news", b"Weekly newz")),
+            ("added From", lambda m: m.replace(b"To:", b"From: evil@example.org\r\nTo:", 1)),
+            (
+                "added List-Unsubscribe-Post",
+                lambda m: m.replace(b"To:", b"List-Unsubscribe-Post: x\r\nTo:", 1),
+            ),
+            (
+                "changed List-Unsubscribe-Post",
+                lambda m: m.replace(b"=One-Click", b"=Two-Click"),
+            ),
+            ("added Subject", lambda m: m.replace(b"\r\n\r\nH", b"\r\nSubject: x\r\n\r\nH")),
+            ("body appended", lambda m: m + b"P.S. more\r\n"),
+        ],
+    )
+    def test_tampering_fails(
+        self, key: PrivateKey, label: str, change: Callable[[bytes], bytes]
+    ) -> None:
+        """Any change to a signed part makes verification fail."""
+        tampered = change(_signed(key))
+        results = verify(tampered, key_lookup=_lookup(key), now=NOW)
+        assert ["fail"] == [r.status for r in results], label
+        assert results[0].reason
+
+    def test_unsigned_header_may_change(self, key: PrivateKey) -> None:
+        """Adding an unsigned header (Received) keeps the signature valid."""
+        signed = _signed(key)
+        assert ["pass"] == _statuses(b"Received: by relay\r\n" + signed, _lookup(key))
+
+    def test_relaxed_survives_whitespace_changes(self, key: PrivateKey) -> None:
+        """relaxed/relaxed tolerates refolding and trailing whitespace in transit."""
+        signed = _signed(key)
+        changed = signed.replace(b"Subject: Weekly news", b"Subject:  Weekly\r\n\tnews ").replace(
+            b"the news.\r\n", b"the news.   \r\n\r\n"
+        )
+        assert ["pass"] == _statuses(changed, _lookup(key))
+
+    def test_body_length_allows_appended_content(self, key: PrivateKey) -> None:
+        """With l= the body may grow after the signed length, not change within it."""
+        signed = _signed(key, body_length=True)
+        assert ["pass"] == _statuses(signed + b"-- footer\r\n", _lookup(key))
+        assert ["fail"] == _statuses(signed.replace(b"Hello", b"Jello"), _lookup(key))
+
+
+class TestKeyRecordTags:
+    def test_testing_flag(self, key: PrivateKey) -> None:
+        """t=y passes and is reported as testing."""
+        result = verify(_signed(key), key_lookup=_lookup(key, "t=y; "), now=NOW)[0]
+        assert ("pass", True) == (result.status, result.testing)
+
+    @pytest.mark.parametrize(
+        ("extra", "problem"),
+        [
+            ("s=other; ", "s="),
+            ("h=sha1; ", "h="),
+        ],
+    )
+    def test_record_refuses(self, key: PrivateKey, extra: str, problem: str) -> None:
+        """A record whose s= or h= excludes this signature is a permerror."""
+        result = verify(_signed(key), key_lookup=_lookup(key, extra), now=NOW)[0]
+        assert "permerror" == result.status
+        assert problem in result.reason
+
+    def test_strict_identity(self, key: PrivateKey) -> None:
+        """t=s refuses an i= in a subdomain and accepts one in d= itself."""
+        sub = _signed(key, identity="a@mail.example.com")
+        same = _signed(key, identity="a@example.com")
+        assert ["permerror"] == _statuses(sub, _lookup(key, "t=s; "))
+        assert ["pass"] == _statuses(same, _lookup(key, "t=s; "))
+
+    def test_key_type_mismatch(
+        self, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """An Ed25519 signature checked against a k=rsa record is a permerror."""
+        result = verify(_signed(ed_key), key_lookup=_lookup(rsa_key), now=NOW)[0]
+        assert ("permerror", True) == (result.status, "k=rsa" in result.reason)
+
+    def test_wrong_key_fails(self, key: PrivateKey) -> None:
+        """A record with another key of the same type fails."""
+        other: PrivateKey = (
+            ed25519.Ed25519PrivateKey.generate()
+            if isinstance(key, ed25519.Ed25519PrivateKey)
+            else rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        )
+        assert ["fail"] == _statuses(_signed(key), _lookup(other))
+
+    def test_revoked_key(self, key: PrivateKey) -> None:
+        """An empty p= is a permerror saying the key is revoked."""
+        result = verify(_signed(key), key_lookup=lambda name: "v=DKIM1; p=", now=NOW)[0]
+        assert "permerror" == result.status
+        assert "revoked" in result.reason
+
+    def test_small_rsa_key_fails(self) -> None:
+        """A signature made with a 512-bit RSA key fails, whatever its validity."""
+        pem = (VECTORS / "rsa512.pem").read_bytes()
+        signed = dkim.sign(MESSAGE, b"s", b"example.com", pem)
+        small = parse_key_record(
+            "p=" + re.sub(r"\s|-----[A-Z ]+-----", "", _public_pem(pem))
+        )
+        result = verify(signed + MESSAGE, key_lookup=lambda name: small)[0]
+        assert "fail" == result.status
+        assert "512 bits" in result.reason
+
+    def test_key_record_object(self, key: PrivateKey) -> None:
+        """key_lookup may return a parsed KeyRecord."""
+        record = parse_key_record(_lookup(key)("s._domainkey.example.com") or "")
+        assert isinstance(record, KeyRecord)
+        assert ["pass"] == _statuses(_signed(key), lambda name: record)
+
+
+def _public_pem(private_pem: bytes) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private_pem, None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+class TestClock:
+    def test_expired(self, key: PrivateKey) -> None:
+        """After x= the signature fails as expired; before it, it passes."""
+        signed = _signed(key, expire_after=600)
+        assert ["pass"] == _statuses(signed, _lookup(key), now=NOW + 600)
+        result = verify(signed, key_lookup=_lookup(key), now=NOW + 601)[0]
+        assert ("fail", True) == (result.status, "expired" in result.reason)
+
+    def test_future_timestamp(self, key: PrivateKey) -> None:
+        """A t= more than five minutes ahead of the clock fails."""
+        signed = _signed(key)
+        assert ["pass"] == _statuses(signed, _lookup(key), now=NOW - 300)
+        result = verify(signed, key_lookup=_lookup(key), now=NOW - 301)[0]
+        assert ("fail", True) == (result.status, "future" in result.reason)
+
+    def test_verifier_clock(self, key: PrivateKey) -> None:
+        """DKIMVerifier reads its own clock when no time is given."""
+        signed = _signed(key, expire_after=10)
+        early = DKIMVerifier(key_lookup=_lookup(key), clock=lambda: NOW).verify(signed)
+        assert ["pass"] == [r.status for r in early]
+        late = DKIMVerifier(key_lookup=_lookup(key), clock=lambda: NOW + 11).verify(signed)
+        assert ["fail"] == [r.status for r in late]
+
+
+class TestDNS:
+    def test_multi_string_txt_is_joined(self, zone: object, rsa_key: rsa.RSAPrivateKey) -> None:
+        """A key record split into several TXT strings is joined before parsing."""
+        zone.add_key("s._domainkey.example.com", dns_record(rsa_key), chunk=60)  # type: ignore[attr-defined]
+        results = verify(_signed(rsa_key), resolver=zone.resolver(), now=NOW)  # type: ignore[attr-defined]
+        assert ["pass"] == [r.status for r in results]
+
+    def test_other_txt_records_are_skipped(
+        self, zone: object, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """Among several TXT records at the name, the DKIM key is used."""
+        zone.add_key("s._domainkey.example.com", "some-verification=abc")  # type: ignore[attr-defined]
+        zone.add_key("s._domainkey.example.com", dns_record(ed_key))  # type: ignore[attr-defined]
+        results = verify(_signed(ed_key), resolver=zone.resolver(), now=NOW)  # type: ignore[attr-defined]
+        assert ["pass"] == [r.status for r in results]
+
+    def test_no_record(self, zone: object, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """NXDOMAIN at the selector is a permerror naming the name."""
+        result = verify(_signed(ed_key), resolver=zone.resolver(), now=NOW)[0]  # type: ignore[attr-defined]
+        assert "permerror" == result.status
+        assert "s._domainkey.example.com" in result.reason
+
+    def test_servfail_is_temperror(self, zone: object, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A failing DNS server gives a temperror."""
+        zone.servfail.add("s._domainkey.example.com")  # type: ignore[attr-defined]
+        result = verify(_signed(ed_key), resolver=zone.resolver(), now=NOW)[0]  # type: ignore[attr-defined]
+        assert "temperror" == result.status
+
+    def test_malformed_record(self, zone: object, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A malformed key record is a permerror."""
+        zone.add_key("s._domainkey.example.com", "v=DKIM1; k=ed25519; p=!!")  # type: ignore[attr-defined]
+        result = verify(_signed(ed_key), resolver=zone.resolver(), now=NOW)[0]  # type: ignore[attr-defined]
+        assert ("permerror", True) == (result.status, "base64" in result.reason)
+
+    def test_lookup_error_is_temperror(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A key_lookup raising OSError gives a temperror."""
+
+        def broken(name: str) -> str:
+            raise TimeoutError("slow")
+
+        assert ["temperror"] == _statuses(_signed(ed_key), broken)
+
+
+class TestMalformedSignatures:
+    @pytest.mark.parametrize(
+        ("edit", "problem"),
+        [
+            (lambda f: f.replace(b"a=ed25519-sha256", b"a=rsa-sha1"), "rsa-sha1"),
+            (lambda f: f.replace(b"a=ed25519-sha256", b"a=dsa-sha256"), "unsupported algorithm"),
+            (lambda f: f.replace(b"v=1", b"v=2"), "version"),
+            (lambda f: f.replace(b" bh=", b" xh="), "no bh= tag"),
+            (lambda f: f.replace(b"c=relaxed/relaxed", b"c=loose"), "canonicalization"),
+            (lambda f: re.sub(rb"h=[^;]*;", b"h=to:subject;", f), "From"),
+            (lambda f: f.replace(b"d=example.com;", b"d=example.com; i=x@other.org;"), "i="),
+            (lambda f: f.replace(b"d=example.com;", b"d=example.com; q=http;"), "q="),
+            (lambda f: f.replace(b"d=example.com;", b"d=example.com; x=10;"), "x="),
+            (lambda f: f.replace(b"t=", b"t=abc"), "t="),
+            (lambda f: f.replace(b"d=example.com;", b"d=example.com; d=x;"), "duplicate"),
+            (lambda f: f.replace(b"bh=", b"bh=*"), "bh="),
+        ],
+    )
+    def test_permerror(
+        self,
+        ed_key: ed25519.Ed25519PrivateKey,
+        edit: Callable[[bytes], bytes],
+        problem: str,
+    ) -> None:
+        """A malformed DKIM-Signature is a permerror whose reason names the problem."""
+        signed = _signed(ed_key)
+        result = verify(edit(signed), key_lookup=_lookup(ed_key), now=NOW)[0]
+        assert "permerror" == result.status
+        assert problem in result.reason
+
+    def test_no_signature(self) -> None:
+        """A message without DKIM-Signature gives no results."""
+        assert [] == verify(MESSAGE, key_lookup=lambda name: None)
+
+    def test_unsplittable_message(self) -> None:
+        """A message without a header/body separator is a CanonicalizationError."""
+        with pytest.raises(CanonicalizationError):
+            verify(b"DKIM-Signature: v=1", key_lookup=lambda name: None)
+
+    def test_eight_bit_signature(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """8-bit bytes in a DKIM-Signature field are a permerror."""
+        signed = _signed(ed_key).replace(b"s=s;", b"s=s\xe9;")
+        assert ["permerror"] == _statuses(signed, _lookup(ed_key))
