@@ -90,6 +90,10 @@ class SendGridPeer(ESPPeer):
                 yield "The subject is required. You can get around this requirement if you "\
                     "use a template with a subject defined or if every personalization has "\
                     "a subject defined.", "subject"
+            for name in p.get("headers", {}):
+                if name.lower() in RESERVED_HEADERS:
+                    yield f"The header {name} is reserved and cannot be set.", \
+                        f"personalizations.{n}.headers"
             args = p.get("custom_args", {})
             if any(not isinstance(v, str) for v in args.values()):
                 yield "Custom args values must be strings.", f"personalizations.{n}.custom_args"

@@ -1,11 +1,13 @@
 """SendGrid v3 ``/v3/mail/send`` transport (JSON).
 
 How envelopes map to requests: every envelope becomes one or more
-*personalizations* (its recipients, split into to / cc / bcc by the message's
-headers, and its metadata as ``custom_args``). Envelopes whose message content
-is identical (sender, subject, bodies, attachments, headers, tags) share one
-request, up to 1,000 personalizations and 1,000 recipients in total;
-envelopes with different content go in separate requests. SendGrid answers
+*personalizations* carrying what may differ per message: its recipients
+(split into to / cc / bcc by the message's headers), subject, custom headers
+(Message-ID, List-Unsubscribe, ...) and metadata as ``custom_args``.
+Envelopes whose remaining content is identical (From, Reply-To, bodies,
+attachments, tags as categories) share one request, up to 1,000
+personalizations and 1,000 recipients in total; envelopes with different
+content go in separate requests. SendGrid answers
 once per request, so every envelope of a request gets the same outcome and
 the request's ``X-Message-Id``.
 """
@@ -103,8 +105,6 @@ class SendGridTransport(HTTPTransportBase):
                 body["reply_to"] = _address(parts.reply_to[0][1], parts.reply_to[0][0])
             else:
                 body["reply_to_list"] = [_address(a, n) for n, a in parts.reply_to]
-        if parts.subject is not None:
-            body["subject"] = parts.subject
         content = []
         # SendGrid requires text/plain first, then text/html, then any other type.
         if parts.text:
@@ -127,8 +127,6 @@ class SendGridTransport(HTTPTransportBase):
             ]
         if env.tags:
             body["categories"] = list(env.tags)
-        if parts.headers:
-            body["headers"] = dict(parts.headers)
         personalizations = []
         for to, cc, bcc in split_recipients(env, parts):
             p: dict[str, Any] = {"to": [{"email": r} for r in to]}
@@ -136,6 +134,10 @@ class SendGridTransport(HTTPTransportBase):
                 p["cc"] = [{"email": r} for r in cc]
             if bcc:
                 p["bcc"] = [{"email": r} for r in bcc]
+            if parts.subject is not None:
+                p["subject"] = parts.subject
+            if parts.headers:
+                p["headers"] = dict(parts.headers)
             if env.metadata:
                 p["custom_args"] = dict(env.metadata)
             personalizations.append(p)
