@@ -1,0 +1,178 @@
+"""Provider transports' shared machinery: Retry-After, rate-limit headers, MIME, redaction."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from esp_helpers import make_envelope, make_message
+from structlog.testing import capture_logs
+
+from mailscale.errors import ConfigurationError, TransportError
+from mailscale.message import Envelope, SendStatus
+from mailscale.transports._http import (
+    combine_status,
+    credential_from_url,
+    parse_retry_after,
+    rate_limit_headers,
+    retry_after_from,
+)
+from mailscale.transports._mime import decompose
+from mailscale.transports.base import TransportURL
+from mailscale.transports.mailgun import MailgunTransport
+from mailscale.transports.postmark import PostmarkTransport
+from mailscale.transports.sendgrid import SendGridTransport
+from mailscale.transports.ses import SESTransport
+from peers.esp_base import Reply
+from peers.mailgun_peer import MailgunPeer
+from peers.postmark_peer import PostmarkPeer
+from peers.sendgrid_peer import SendGridPeer
+
+NOW = 1_800_000_000.0
+
+
+class TestRetryAfter:
+    @pytest.mark.parametrize(("value", "expected"), [
+        ("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5),
+        ("", None), ("soon", None), (None, None),
+    ])
+    def test_seconds(self, value: str | None, expected: float | None) -> None:
+        """Delta-seconds parse to seconds, never negative; junk gives None."""
+        assert expected == parse_retry_after(value, now=NOW)
+
+    def test_http_date(self) -> None:
+        """An IMF-fixdate is seconds from now."""
+        value = email.utils.formatdate(NOW + 90, usegmt=True)
+        assert 90.0 == parse_retry_after(value, now=NOW)
+
+    def test_past_date(self) -> None:
+        """A date in the past means retry now."""
+        assert 0.0 == parse_retry_after(email.utils.formatdate(NOW - 90, usegmt=True), now=NOW)
+
+    def test_reset_fallback(self) -> None:
+        """Without Retry-After, X-RateLimit-Reset as epoch or as a delta gives the wait."""
+        assert 30.0 == retry_after_from({"x-ratelimit-reset": str(int(NOW) + 30)}, now=NOW)
+        assert 12.0 == retry_after_from({"x-ratelimit-reset": "12"}, now=NOW)
+        assert 3.0 == retry_after_from({"retry-after": "3", "x-ratelimit-reset": "12"}, now=NOW)
+        assert retry_after_from({}, now=NOW) is None
+
+
+class TestHelpers:
+    def test_rate_limit_headers(self) -> None:
+        """Only rate-limit headers are kept, names lower-cased."""
+        headers = {"X-RateLimit-Limit": "600", "RateLimit-Remaining": "3", "Retry-After": "9",
+                   "Content-Type": "application/json", "X-Message-Id": "abc"}
+        assert {"x-ratelimit-limit": "600", "ratelimit-remaining": "3", "retry-after": "9"} == \
+            rate_limit_headers(headers)
+
+    def test_credential_from_url(self) -> None:
+        """The secret is the password when given, else the user part."""
+        assert "K" == credential_from_url(TransportURL.parse("x://K@default"), "api key")
+        assert "P" == credential_from_url(TransportURL.parse("x://api:P@default"), "api key")
+        with pytest.raises(ConfigurationError, match=r"'x://default'"):
+            credential_from_url(TransportURL.parse("x://default"), "api key")
+
+    def test_combine_status(self) -> None:
+        """Accepted if any part was (resending would duplicate it), else deferred, else rejected."""
+        a, d, r = SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.REJECTED
+        assert (a, d, r) == (combine_status([r, a]), combine_status([r, d]), combine_status([r]))
+
+
+class TestDecompose:
+    def test_bytes_and_message_agree(self) -> None:
+        """A message and its wire bytes decompose to the same fields."""
+        msg = make_message(html="<p>x</p>", cc="c@example.com", extra={"X-Id": "1"})
+        from_msg = decompose(Envelope.from_message(msg))
+        from_bytes = decompose(Envelope(sender="news@mail.example.org",
+                                        recipients=["alice@example.com"], message=msg.as_bytes()))
+        assert from_msg == from_bytes
+        assert ("News", "news@mail.example.org", ("alice@example.com",), ("c@example.com",)) == (
+            from_msg.from_name, from_msg.from_email, from_msg.to, from_msg.cc)
+        assert ("Hello there.\n", "<p>x</p>\n") == (from_msg.text, from_msg.html)
+        assert (("X-Id", "1"),) == from_msg.headers
+
+    def test_inline_image(self) -> None:
+        """A related image with a Content-ID is an inline attachment."""
+        msg = make_message(html='<img src="cid:logo">')
+        html_part = msg.get_payload()[1]  # type: ignore[index]
+        html_part.add_related(b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
+        [att] = decompose(Envelope.from_message(msg)).attachments
+        assert ("image/png", True, "logo", b"\x89PNG...") == (
+            att.content_type, att.inline, att.content_id, att.content)
+
+    def test_encoded_words_decoded(self) -> None:
+        """RFC 2047 subjects and names reach JSON providers as text."""
+        msg = make_message(subject="Grüße")
+        raw = msg.as_bytes()
+        assert b"=?utf-8?" in raw
+        parts = decompose(Envelope(sender="news@mail.example.org",
+                                   recipients=["alice@example.com"], message=raw))
+        assert "Grüße" == parts.subject
+
+
+# -- redaction across every provider ------------------------------------------
+
+SECRETS = {
+    "sendgrid": "SG.redaction-secret-111",
+    "mailgun": "key-redaction-secret-222",
+    "postmark": "pm-redaction-secret-333",
+}
+
+
+@pytest.fixture
+def peers() -> Iterator[dict[str, Any]]:
+    with SendGridPeer("SG.other") as sg, MailgunPeer("key-other") as mg, \
+            PostmarkPeer("pm-other") as pm:
+        yield {"sendgrid": sg, "mailgun": mg, "postmark": pm}
+
+
+def _transports(peers: dict[str, Any]) -> list[Any]:
+    return [
+        SendGridTransport.from_url(TransportURL.parse(f"sendgrid://{SECRETS['sendgrid']}@default"),
+                                   base_url=peers["sendgrid"].url),
+        MailgunTransport.from_url(
+            TransportURL.parse(f"mailgun://{SECRETS['mailgun']}@mg.example.com"),
+            base_url=peers["mailgun"].url),
+        PostmarkTransport.from_url(TransportURL.parse(f"postmark://{SECRETS['postmark']}@default"),
+                                   base_url=peers["postmark"].url),
+    ]
+
+
+class TestRedaction:
+    def test_no_secret_anywhere(self, peers: dict[str, Any]) -> None:
+        """Refused keys, 429s and closed transports: no secret in repr, error or log event."""
+        seen: list[str] = []
+        with capture_logs() as logs:
+            for t in _transports(peers):
+                seen.append(repr(t))
+                with pytest.raises(TransportError) as info:
+                    t.send([make_envelope()])
+                seen += [str(info.value), repr(info.value), repr(info.value.args)]
+                peers[t.name].api_key = SECRETS[t.name]
+                if t.name == "postmark":
+                    peers[t.name].token = SECRETS[t.name]
+                slow = Reply.json(429, {"message": "slow"}, {"Retry-After": "1"})
+                peers[t.name].fail_next(1, slow)
+                seen += [repr(r) for r in t.send([make_envelope()])]
+                seen += [repr(r) for r in asyncio.run(_send_async(t))]
+                t.close()
+                with pytest.raises(TransportError) as closed:
+                    t.send([make_envelope()])
+                seen.append(str(closed.value))
+            ses = SESTransport.from_url(TransportURL.parse(
+                "ses://AKIAREDACTED0001:ses-redaction-secret-444@default?region=eu-west-1"))
+            seen.append(repr(ses))
+        seen += [repr(e) for e in logs]
+        assert len(logs) >= 3
+        text = "\n".join(seen)
+        for secret in [*SECRETS.values(), "ses-redaction-secret-444"]:
+            assert secret not in text
+
+
+async def _send_async(t: Any) -> list[Any]:
+    res: list[Any] = await t.send_async([make_envelope()])
+    await t.aclose()
+    return res
