@@ -10,7 +10,12 @@ unchanged.
 from __future__ import annotations
 
 import email.policy
-from email.message import EmailMessage, Message
+import re
+from collections import OrderedDict
+from collections.abc import Hashable
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 
@@ -18,7 +23,9 @@ import attrs
 
 from mailscale.message import Envelope
 
-__all__ = ["Attachment", "Decomposed", "decompose"]
+__all__ = ["Attachment", "Body", "BodyCache", "Decomposed", "decompose", "split_recipients"]
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 #: Headers a JSON provider derives from its own fields; never copied as custom headers.
 STRUCTURAL_HEADERS = frozenset(
@@ -55,8 +62,23 @@ class Attachment:
 
 
 @attrs.frozen(kw_only=True)
+class Body:
+    """The content of a message: bodies and attachments."""
+
+    text: str | None
+    html: str | None
+    other_content: tuple[tuple[str, str], ...]
+    attachments: tuple[Attachment, ...]
+
+
+@attrs.frozen(kw_only=True)
 class Decomposed:
-    """The fields a JSON provider needs, taken from one message."""
+    """The fields a JSON provider needs, taken from one message.
+
+    ``content_key`` is equal for messages whose body (content and
+    attachments) is byte-identical, so callers can group them cheaply; None
+    when unknown.
+    """
 
     from_name: str
     from_email: str
@@ -64,26 +86,44 @@ class Decomposed:
     cc: tuple[str, ...]
     reply_to: tuple[tuple[str, str], ...]
     subject: str | None
-    text: str | None
-    html: str | None
-    other_content: tuple[tuple[str, str], ...]
-    attachments: tuple[Attachment, ...]
+    body: Body
     headers: tuple[tuple[str, str], ...]
+    content_key: Hashable | None = None
+
+    @property
+    def text(self) -> str | None:
+        return self.body.text
+
+    @property
+    def html(self) -> str | None:
+        return self.body.html
+
+    @property
+    def other_content(self) -> tuple[tuple[str, str], ...]:
+        return self.body.other_content
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        return self.body.attachments
 
 
-def _parse(env: Envelope) -> EmailMessage:
-    msg = env.message
-    if isinstance(msg, EmailMessage) and not isinstance(msg.policy, type(email.policy.compat32)):
-        return msg
-    raw = env.to_bytes()
-    parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+class BodyCache:
+    """A small LRU of decoded bodies: a batch often repeats one body for many recipients."""
 
+    def __init__(self, maxsize: int = 64) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[Hashable, Body] = OrderedDict()
 
-def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [str(v) for v in msg.get_all(name, [])]
-    return [(n, a) for n, a in getaddresses(values) if a]
+    def get(self, key: Hashable) -> Body | None:
+        body = self._items.get(key)
+        if body is not None:
+            self._items.move_to_end(key)
+        return body
+
+    def put(self, key: Hashable, body: Body) -> None:
+        self._items[key] = body
+        if len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
 
 
 def _text_of(part: EmailMessage) -> str:
@@ -100,11 +140,7 @@ def _bytes_of(part: EmailMessage) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def decompose(env: Envelope) -> Decomposed:
-    """Split *env*'s message into the fields a JSON provider takes."""
-    msg = _parse(env)
-    froms = _addresses(msg, "From")
-    from_name, from_email = froms[0] if froms else ("", env.sender)
+def _body_of(msg: EmailMessage) -> Body:
     text = html = None
     other: list[tuple[str, str]] = []
     attachments: list[Attachment] = []
@@ -118,15 +154,15 @@ def decompose(env: Envelope) -> Decomposed:
         cid = part.get("Content-ID")
         is_text = part.get_content_maintype() == "text"
         if disposition != "attachment" and filename is None and is_text:
-            body = _text_of(part)
+            content = _text_of(part)
             if ctype == "text/plain" and text is None:
-                text = body
+                text = content
                 continue
             if ctype == "text/html" and html is None:
-                html = body
+                html = content
                 continue
             if disposition is None:
-                other.append((ctype, body))
+                other.append((ctype, content))
                 continue
         inline = disposition == "inline" or (disposition is None and cid is not None)
         attachments.append(
@@ -138,24 +174,121 @@ def decompose(env: Envelope) -> Decomposed:
                 content_id=str(cid).strip().strip("<>") if cid else None,
             )
         )
-    headers = tuple(
-        (name, str(value))
-        for name, value in msg.items()
-        if name.lower() not in STRUCTURAL_HEADERS
+    return Body(text=text, html=html, other_content=tuple(other), attachments=tuple(attachments))
+
+
+def _decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words, when there are any."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, ValueError):
+        return value
+
+
+def _addresses(values: list[str]) -> list[tuple[str, str]]:
+    return [(_decode_words(n), a) for n, a in getaddresses(values) if a]
+
+
+def _raw_headers(raw: bytes) -> tuple[list[tuple[str, str]], bytes] | None:
+    """Header fields (unfolded, RFC 5322 section 2.2.3) and body of *raw*; None if unusual."""
+    m = _HEAD_END.search(raw)
+    if m is None:
+        return None
+    head, body = raw[: m.start()], raw[m.end() :]
+    fields: list[tuple[str, str]] = []
+    for line in head.decode("utf-8", "replace").split("\n"):
+        line = line.rstrip("\r")
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None
+            name, value = fields[-1]
+            fields[-1] = (name, value + line)
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            return None
+        fields.append((name, value))
+    return [(n, v.strip()) for n, v in fields], body
+
+
+def _fast(env: Envelope, raw: bytes, cache: BodyCache | None) -> Decomposed | None:
+    split = _raw_headers(raw)
+    if split is None:
+        return None
+    fields, payload = split
+    by_name: dict[str, list[str]] = {}
+    for name, value in fields:
+        by_name.setdefault(name.lower(), []).append(value)
+    ctype = (by_name.get("content-type") or [""])[0]
+    cte = (by_name.get("content-transfer-encoding") or [""])[0]
+    key = (ctype, cte, payload)
+    body = cache.get(key) if cache is not None else None
+    if body is None:
+        mini = b"MIME-Version: 1.0\r\n"
+        if ctype:
+            mini += b"Content-Type: " + ctype.encode() + b"\r\n"
+        if cte:
+            mini += b"Content-Transfer-Encoding: " + cte.encode() + b"\r\n"
+        parsed = BytesParser(policy=email.policy.default).parsebytes(mini + b"\r\n" + payload)
+        assert isinstance(parsed, EmailMessage)
+        body = _body_of(parsed)
+        if cache is not None:
+            cache.put(key, body)
+    froms = _addresses(by_name.get("from", []))
+    from_name, from_email = froms[0] if froms else ("", env.sender)
+    subject = by_name.get("subject")
+    return Decomposed(
+        from_name=from_name,
+        from_email=from_email,
+        to=tuple(a for _, a in _addresses(by_name.get("to", []))),
+        cc=tuple(a for _, a in _addresses(by_name.get("cc", []))),
+        reply_to=tuple(_addresses(by_name.get("reply-to", []))),
+        subject=_decode_words(subject[0]) if subject else None,
+        body=body,
+        headers=tuple(
+            (n, _decode_words(v)) for n, v in fields if n.lower() not in STRUCTURAL_HEADERS
+        ),
+        content_key=key,
     )
+
+
+def decompose(env: Envelope, cache: BodyCache | None = None) -> Decomposed:
+    """Split *env*'s message into the fields a JSON provider takes.
+
+    Raw bytes take a fast path (own header split, bodies decoded once per
+    distinct body through *cache*); an ``EmailMessage`` is read directly.
+    """
+    msg = env.message
+    if isinstance(msg, (bytes, bytearray, memoryview)):
+        fast = _fast(env, bytes(msg), cache)
+        if fast is not None:
+            return fast
+    if not isinstance(msg, EmailMessage) or isinstance(msg.policy, type(email.policy.compat32)):
+        parsed = BytesParser(policy=email.policy.default).parsebytes(env.to_bytes())
+        assert isinstance(parsed, EmailMessage)
+        msg = parsed
+
+    def values(name: str) -> list[str]:
+        return [str(v) for v in msg.get_all(name, [])]
+
+    froms = _addresses(values("From"))
+    from_name, from_email = froms[0] if froms else ("", env.sender)
     subject = msg.get("Subject")
     return Decomposed(
         from_name=from_name,
         from_email=from_email,
-        to=tuple(a for _, a in _addresses(msg, "To")),
-        cc=tuple(a for _, a in _addresses(msg, "Cc")),
-        reply_to=tuple(_addresses(msg, "Reply-To")),
+        to=tuple(a for _, a in _addresses(values("To"))),
+        cc=tuple(a for _, a in _addresses(values("Cc"))),
+        reply_to=tuple(_addresses(values("Reply-To"))),
         subject=str(subject) if subject is not None else None,
-        text=text,
-        html=html,
-        other_content=tuple(other),
-        attachments=tuple(attachments),
-        headers=headers,
+        body=_body_of(msg),
+        headers=tuple(
+            (name, str(value))
+            for name, value in msg.items()
+            if name.lower() not in STRUCTURAL_HEADERS
+        ),
     )
 
 

@@ -28,7 +28,7 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports._mime import decompose, split_recipients
+from mailscale.transports._mime import BodyCache, decompose, split_recipients
 from mailscale.transports.base import TransportURL
 
 __all__ = ["PostmarkTransport", "error_code_status"]
@@ -81,6 +81,7 @@ class PostmarkTransport(HTTPTransportBase):
             raise ConfigurationError("postmark: a server token is required")
         self.message_stream = message_stream
         self._token = server_token
+        self._bodies = BodyCache()
         super().__init__(**http)
 
     @classmethod
@@ -103,7 +104,7 @@ class PostmarkTransport(HTTPTransportBase):
 
     def build_messages(self, env: Envelope) -> list[dict[str, Any]]:
         """The Postmark messages for *env*: one, or one per recipient when all are hidden."""
-        parts = decompose(env)
+        parts = decompose(env, self._bodies)
         common: dict[str, Any] = {"From": formataddr((parts.from_name, parts.from_email))}
         if parts.subject is not None:
             common["Subject"] = parts.subject

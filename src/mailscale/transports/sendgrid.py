@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -32,7 +32,7 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports._mime import decompose, split_recipients
+from mailscale.transports._mime import BodyCache, Decomposed, decompose, split_recipients
 from mailscale.transports.base import TransportURL
 
 __all__ = ["SendGridTransport"]
@@ -73,6 +73,7 @@ class SendGridTransport(HTTPTransportBase):
             )
         self.region = region
         self._api_key = api_key
+        self._bodies = BodyCache()
         http.setdefault("base_url", _REGIONS[region])
         super().__init__(**http)
 
@@ -98,7 +99,11 @@ class SendGridTransport(HTTPTransportBase):
 
     def build_payload(self, env: Envelope) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The request body without personalizations, and the envelope's personalizations."""
-        parts = decompose(env)
+        parts = decompose(env, self._bodies)
+        return self._shared(env, parts), self._personalizations(env, parts)
+
+    def _shared(self, env: Envelope, parts: Decomposed) -> dict[str, Any]:
+        """The part of the request every personalization shares."""
         body: dict[str, Any] = {"from": _address(parts.from_email, parts.from_name)}
         if parts.reply_to:
             if len(parts.reply_to) == 1:
@@ -127,6 +132,10 @@ class SendGridTransport(HTTPTransportBase):
             ]
         if env.tags:
             body["categories"] = list(env.tags)
+        return body
+
+    def _personalizations(self, env: Envelope, parts: Decomposed) -> list[dict[str, Any]]:
+        """What is particular to *env*: recipients, subject, headers, custom_args."""
         personalizations = []
         for to, cc, bcc in split_recipients(env, parts):
             p: dict[str, Any] = {"to": [{"email": r} for r in to]}
@@ -141,20 +150,31 @@ class SendGridTransport(HTTPTransportBase):
             if env.metadata:
                 p["custom_args"] = dict(env.metadata)
             personalizations.append(p)
-        return body, personalizations
+        return personalizations
 
     def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
         local: list[_Local] = []
-        groups: dict[str, tuple[dict[str, Any], list[tuple[int, list[dict[str, Any]]]]]] = {}
+        groups: dict[Hashable, tuple[dict[str, Any], list[tuple[int, list[dict[str, Any]]]]]] = {}
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
                 local.append(self._local_reject(
                     i, env, f"{len(env.recipients)} recipients; SendGrid takes at most "
                     f"{MAX_RECIPIENTS} per request"))
                 continue
-            body, personalizations = self.build_payload(env)
-            key = json.dumps(body, sort_keys=True)
-            groups.setdefault(key, (body, []))[1].append((i, personalizations))
+            parts = decompose(env, self._bodies)
+            key: Hashable
+            if parts.content_key is not None:
+                # Byte-identical bodies: compare the small fields, not the whole JSON.
+                key = (parts.from_email, parts.from_name, parts.reply_to, env.tags,
+                       parts.content_key)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = (self._shared(env, parts), [])
+            else:
+                shared = self._shared(env, parts)
+                key = json.dumps(shared, sort_keys=True)
+                group = groups.setdefault(key, (shared, []))
+            group[1].append((i, self._personalizations(env, parts)))
         calls: list[_Call] = []
         for body, members in groups.values():
             chunk: list[tuple[int, list[dict[str, Any]]]] = []
