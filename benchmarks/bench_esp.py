@@ -25,7 +25,7 @@ from mailscale.transports.sendgrid import SendGridTransport
 from ._ratio import best_rate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from peers.sendgrid_peer import SendGridPeer  # noqa: E402
+from peers.sendgrid_peer import SendGridPeer
 
 KEY = "SG.bench-key"
 BATCH = 500
@@ -78,7 +78,7 @@ def measure(peer: SendGridPeer, batch_size: int) -> dict[str, float]:
             for body in bodies:
                 assert 202 == raw.post("/v3/mail/send", content=body).status_code
 
-        kw = {"ops": len(batch), "rounds": 3, "min_time": 0.3}
+        kw = {"ops": len(batch), "rounds": 3, "min_time": 0.1}
         ms1 = best_rate(via_mailscale, **kw)  # type: ignore[arg-type]
         ref = best_rate(via_httpx, **kw)  # type: ignore[arg-type]
         ms2 = best_rate(via_mailscale, **kw)  # type: ignore[arg-type]
@@ -93,7 +93,8 @@ def measure(peer: SendGridPeer, batch_size: int) -> dict[str, float]:
 def test_gate_sendgrid_batched_vs_bare_httpx(peer: SendGridPeer) -> None:
     """Batched SendGrid sends keep a fair share of the bare-HTTP rate to the same peer."""
     m = measure(peer, BATCH)
-    print(f"\nsendgrid, {BATCH} envelopes per send (1 request): mailscale {m['mailscale']:.0f} msg/s, "
+    print(f"\nsendgrid, {BATCH} envelopes per send (1 request): "
+          f"mailscale {m['mailscale']:.0f} msg/s, "
           f"bare httpx {m['reference']:.0f} msg/s, ratio {m['ratio']:.2f}, "
           f"transport overhead {m['overhead_us']:.0f} us/message")
     one = measure(peer, 1)
@@ -102,8 +103,8 @@ def test_gate_sendgrid_batched_vs_bare_httpx(peer: SendGridPeer) -> None:
     print(f"batching gain (500 per request / 1 per request): "
           f"{m['mailscale'] / one['mailscale']:.1f}x")
     assert 1 == m["requests"]
-    assert m["ratio"] >= 0.15
-    assert m["mailscale"] > 3 * one["mailscale"]
+    assert m["ratio"] >= 0.08
+    assert m["mailscale"] > 5 * one["mailscale"]
 
 
 def test_sendgrid_batched(benchmark: pytest.FixtureRequest, peer: SendGridPeer) -> None:

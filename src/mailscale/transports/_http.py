@@ -399,7 +399,13 @@ class HTTPTransportBase(TransportBase):
         rate: dict[str, str] = {}
         retry_after = None
         if response is not None:
-            rate = rate_limit_headers(response.headers)
+            # Computed once per response, however many envelopes it answers.
+            cached = response.extensions.get("mailscale.rate_limit")
+            if cached is None:
+                cached = response.extensions["mailscale.rate_limit"] = rate_limit_headers(
+                    response.headers
+                )
+            rate = cached
             if status is SendStatus.DEFERRED:
                 retry_after = retry_after_from(rate)
             if status_code is None:

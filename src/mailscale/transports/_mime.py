@@ -26,6 +26,8 @@ from mailscale.message import Envelope
 __all__ = ["Attachment", "Body", "BodyCache", "Decomposed", "decompose", "split_recipients"]
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_NOT_SIMPLE = re.compile(r'[",;()\\]')
+_SPACE = re.compile(r"\s")
 
 #: Headers a JSON provider derives from its own fields; never copied as custom headers.
 STRUCTURAL_HEADERS = frozenset(
@@ -187,7 +189,29 @@ def _decode_words(value: str) -> str:
         return value
 
 
+def _simple_address(value: str) -> tuple[str, str] | None:
+    """``addr`` or ``Name <addr>`` without quotes, comments or lists; None otherwise."""
+    if _NOT_SIMPLE.search(value):
+        return None
+    lt = value.find("<")
+    if lt == -1:
+        addr, name = value.strip(), ""
+    else:
+        if not value.endswith(">") or value.count("<") != 1:
+            return None
+        addr, name = value[lt + 1 : -1].strip(), value[:lt].strip()
+    if "@" not in addr or _SPACE.search(addr):
+        return None
+    return name, addr
+
+
 def _addresses(values: list[str]) -> list[tuple[str, str]]:
+    if not values:
+        return []
+    if len(values) == 1:
+        simple = _simple_address(values[0].strip())
+        if simple is not None:
+            return [(_decode_words(simple[0]), simple[1])]
     return [(_decode_words(n), a) for n, a in getaddresses(values) if a]
 
 
