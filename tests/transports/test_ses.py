@@ -87,6 +87,14 @@ class TestContract:
             SESTransport.from_url(TransportURL.parse(f"ses://{KEY_ID}@default?region={REGION}"))
         assert KEY_ID not in str(info.value)
 
+    def test_without_boto3(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without the ses extra, building the transport says how to install it."""
+        import sys
+
+        monkeypatch.setitem(sys.modules, "boto3", None)
+        with pytest.raises(ConfigurationError, match=r"mailscale\[ses\]"):
+            SESTransport(region=REGION)
+
     def test_unknown_option(self) -> None:
         """Unknown options are named."""
         with pytest.raises(ConfigurationError, match="colour"):
