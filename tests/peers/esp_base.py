@@ -9,6 +9,7 @@ next N requests (429 with Retry-After and rate-limit headers, 500, ...).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,8 +50,9 @@ class Reply:
 class ESPPeer:
     """Base: a ThreadingHTTPServer on 127.0.0.1 in a daemon thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.requests: list[Recorded] = []
+        self.scheme = "https" if ssl_context is not None else "http"
         self._failures: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._drop_next = 0
@@ -98,6 +100,8 @@ class ESPPeer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -105,7 +109,7 @@ class ESPPeer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> ESPPeer:
         self._thread.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 from typing import Any
 
 from peers.esp_base import ESPPeer, Recorded, Reply
@@ -26,8 +27,9 @@ RESERVED_HEADERS = {
 class SendGridPeer(ESPPeer):
     """Accepts mail for ``api_key``; refuses other keys with 401."""
 
-    def __init__(self, api_key: str = "SG.test-key-0123456789") -> None:
-        super().__init__()
+    def __init__(self, api_key: str = "SG.test-key-0123456789",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context)
         self.api_key = api_key
         self._ids = itertools.count(1)
         self.accepted: list[dict[str, Any]] = []

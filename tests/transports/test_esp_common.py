@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from esp_helpers import make_envelope, make_message
 from structlog.testing import capture_logs
 
-from mailscale.errors import ConfigurationError, TransportError
+from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports._http import (
     combine_status,
@@ -113,6 +114,28 @@ class TestDecompose:
         parts = decompose(Envelope(sender="news@mail.example.org",
                                    recipients=["alice@example.com"], message=raw))
         assert "Grüße" == parts.subject
+
+
+class TestTLS:
+    @pytest.fixture
+    def ca(self) -> Any:
+        trustme = pytest.importorskip("trustme")
+        return trustme.CA()
+
+    def test_verified_by_default(self, ca: Any) -> None:
+        """An HTTPS peer whose certificate the system does not trust is refused."""
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+        with SendGridPeer("SG.k", ssl_context=server_ctx) as peer:
+            assert peer.url.startswith("https://")
+            with SendGridTransport("SG.k", base_url=peer.url) as t:
+                with pytest.raises(TransportConnectionError):
+                    t.send([make_envelope()])
+            client_ctx = ssl.create_default_context()
+            ca.configure_trust(client_ctx)
+            with SendGridTransport("SG.k", base_url=peer.url, verify=client_ctx) as t:
+                assert t.send([make_envelope()])[0].accepted
+            assert 1 == len(peer.accepted)
 
 
 # -- redaction across every provider ------------------------------------------
