@@ -10,7 +10,6 @@ from typing import Any
 
 import attrs
 import pytest
-from esp_helpers import make_envelope, make_message
 from structlog.testing import capture_logs
 
 from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
@@ -29,6 +28,7 @@ from mailscale.transports.postmark import PostmarkTransport
 from mailscale.transports.sendgrid import SendGridTransport
 from mailscale.transports.ses import SESTransport
 from peers.esp_base import Reply
+from peers.esp_messages import make_envelope, make_message
 from peers.mailgun_peer import MailgunPeer
 from peers.postmark_peer import PostmarkPeer
 from peers.sendgrid_peer import SendGridPeer

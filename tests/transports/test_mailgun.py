@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from esp_helpers import make_envelope, make_message
 from structlog.testing import capture_logs
 
 from mailscale.errors import ConfigurationError, TransportAuthError, TransportConnectionError
@@ -14,6 +13,7 @@ from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.mailgun import MailgunTransport
 from peers.esp_base import Reply
+from peers.esp_messages import make_envelope, make_message
 from peers.mailgun_peer import MailgunPeer
 
 KEY = "key-0123456789abcdef"

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from esp_helpers import make_envelope, make_message
 from structlog.testing import capture_logs
 
 from mailscale.errors import ConfigurationError, TransportAuthError
@@ -15,6 +14,7 @@ from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.postmark import PostmarkTransport, error_code_status
 from peers.esp_base import Reply
+from peers.esp_messages import make_envelope, make_message
 from peers.postmark_peer import PostmarkPeer
 
 TOKEN = "pm-server-token-0123"

@@ -7,7 +7,6 @@ import base64
 from collections.abc import Iterator
 
 import pytest
-from esp_helpers import make_envelope, make_message
 from structlog.testing import capture_logs
 
 from mailscale.errors import (
@@ -20,6 +19,7 @@ from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.sendgrid import SendGridTransport
 from peers.esp_base import Recorded, Reply
+from peers.esp_messages import make_envelope, make_message
 from peers.sendgrid_peer import SendGridPeer
 
 KEY = "SG.test-key-0123456789"

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from esp_helpers import make_envelope
 from structlog.testing import capture_logs
 
 from mailscale.errors import (
@@ -18,6 +17,7 @@ from mailscale.errors import (
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.ses import SESTransport, error_status
+from peers.esp_messages import make_envelope
 from peers.ses_peer import MotoSES, SESErrorPeer
 
 REGION = "eu-west-1"

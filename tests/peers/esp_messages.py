@@ -1,4 +1,4 @@
-"""Helpers shared by the HTTP provider transport tests."""
+"""Messages and envelopes for the HTTP provider transport tests."""
 
 from __future__ import annotations
 
