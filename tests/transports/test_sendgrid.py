@@ -13,6 +13,7 @@ from mailscale.errors import (
     ConfigurationError,
     TransportAuthError,
     TransportConnectionError,
+    TransportError,
     TransportTimeout,
 )
 from mailscale.message import Envelope, SendStatus
@@ -331,6 +332,39 @@ class TestErrors:
         first, second = transport.send(batch)
         assert (SendStatus.ACCEPTED, SendStatus.DEFERRED) == (first.status, second.status)
         assert "may or may not have been delivered" in second.status_text
+
+
+class TestConnections:
+    def test_sync_pool_reused(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
+        """Successive sends reuse one pooled connection."""
+        transport.send([make_envelope()])
+        transport.send([make_envelope()])
+        assert 1 == len({r.client_port for r in peer.requests})
+
+    def test_async_session_reuses_pool(self, peer: SendGridPeer) -> None:
+        """Inside async with, send_async calls share one connection pool."""
+        async def go() -> None:
+            async with SendGridTransport(KEY, base_url=peer.url) as t:
+                for _ in range(3):
+                    assert (await t.send_async([make_envelope()]))[0].accepted
+
+        asyncio.run(go())
+        assert 1 == len({r.client_port for r in peer.requests})
+
+    def test_async_without_session_across_loops(self, peer: SendGridPeer) -> None:
+        """Without a session, each event loop's call cleans up after itself (no leaked socket)."""
+        t = SendGridTransport(KEY, base_url=peer.url)
+        first = asyncio.run(t.send_async([make_envelope()]))
+        second = asyncio.run(t.send_async([make_envelope()]))
+        t.close()
+        assert [True, True] == [first[0].accepted, second[0].accepted]
+
+    def test_closed_transport_refuses(self, peer: SendGridPeer) -> None:
+        """A closed transport raises TransportError instead of reopening."""
+        t = SendGridTransport(KEY, base_url=peer.url)
+        t.close()
+        with pytest.raises(TransportError, match="closed"):
+            t.send([make_envelope()])
 
 
 class TestAsync:

@@ -193,6 +193,7 @@ class HTTPTransportBase(TransportBase):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- to implement ------------------------------------------------------
@@ -229,18 +230,18 @@ class HTTPTransportBase(TransportBase):
             self._client = httpx.Client(**self._client_kwargs())
         return self._client
 
-    async def _async_client(self) -> httpx.AsyncClient:
+    async def _async_client(self) -> tuple[httpx.AsyncClient, bool]:
+        """The pooled client of an ``async with`` session on this loop, else a one-call client.
+
+        Pooled asyncio connections belong to the loop that opened them, so the
+        pool lives between ``__aenter__`` and ``__aexit__``; outside such a
+        session each :meth:`send_async` call opens (and closes) its own client.
+        The second value says whether the caller owns (must close) the client.
+        """
         self._check_open()
-        loop = asyncio.get_running_loop()
-        if self._aclient is not None and self._aloop is not loop:
-            # Pooled connections belong to the loop that opened them.
-            old, self._aclient = self._aclient, None
-            if self._aloop is not None and not self._aloop.is_closed():
-                await old.aclose()
-        if self._aclient is None:
-            self._aclient = httpx.AsyncClient(**self._client_kwargs())
-            self._aloop = loop
-        return self._aclient
+        if self._aclient is not None and self._aloop is asyncio.get_running_loop():
+            return self._aclient, False
+        return httpx.AsyncClient(**self._client_kwargs()), True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -255,8 +256,9 @@ class HTTPTransportBase(TransportBase):
         aclient, loop = self._aclient, self._aloop
         self._aclient = self._aloop = None
         if aclient is not None and loop is not None and not loop.is_closed():
+            # Left open by a session that was not exited: close it on its own loop.
             if loop.is_running():
-                loop.create_task(aclient.aclose())
+                self._closing = loop.create_task(aclient.aclose())
             else:
                 loop.run_until_complete(aclient.aclose())
 
@@ -268,6 +270,11 @@ class HTTPTransportBase(TransportBase):
         self.close()
 
     async def __aenter__(self) -> HTTPTransportBase:
+        """Start an asyncio session: :meth:`send_async` reuses one connection pool until exit."""
+        self._check_open()
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(**self._client_kwargs())
+            self._aloop = asyncio.get_running_loop()
         return self
 
     async def __aexit__(
@@ -311,7 +318,20 @@ class HTTPTransportBase(TransportBase):
             results[item.index] = item.result
         if not calls:
             return [r for r in results if r is not None]
-        client = await self._async_client()
+        client, owned = await self._async_client()
+        try:
+            return await self._send_calls_async(client, calls, batch, results)
+        finally:
+            if owned:
+                await client.aclose()
+
+    async def _send_calls_async(
+        self,
+        client: httpx.AsyncClient,
+        calls: list[_Call],
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+    ) -> list[SendResult]:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
