@@ -78,9 +78,10 @@ class TestHelpers:
             credential_from_url(TransportURL.parse("x://default"), "api key")
 
     def test_combine_status(self) -> None:
-        """Accepted if any part was (resending would duplicate it), else deferred, else rejected."""
+        """Deferred if any part was (retry those), else accepted if any was, else rejected."""
         a, d, r = SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.REJECTED
-        assert (a, d, r) == (combine_status([r, a]), combine_status([r, d]), combine_status([r]))
+        assert (d, a, d, r) == (combine_status([a, d]), combine_status([r, a]),
+                                combine_status([r, d]), combine_status([r]))
 
 
 class TestDecompose:

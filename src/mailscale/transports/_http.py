@@ -129,11 +129,18 @@ def credential_from_url(url: TransportURL, what: str) -> str:
 
 
 def combine_status(statuses: Sequence[SendStatus]) -> SendStatus:
-    """One status for a message from its parts: accepted if any part was, else deferred if any."""
-    if any(s is SendStatus.ACCEPTED for s in statuses):
-        return SendStatus.ACCEPTED
-    if any(s is SendStatus.DEFERRED for s in statuses):
+    """One status for a message sent as several parts (one per recipient).
+
+    Any part deferred → deferred (its ``recipient_results`` say which
+    recipients to retry; the accepted ones must not be sent again); else
+    accepted when any part was accepted (the rest are final rejections); else
+    rejected.
+    """
+    seen = set(statuses)
+    if SendStatus.DEFERRED in seen:
         return SendStatus.DEFERRED
+    if SendStatus.ACCEPTED in seen or not seen:
+        return SendStatus.ACCEPTED
     return SendStatus.REJECTED
 
 
