@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -137,6 +138,25 @@ class TestTLS:
             with SendGridTransport("SG.k", base_url=peer.url, verify=client_ctx) as t:
                 assert t.send([make_envelope()])[0].accepted
             assert 1 == len(peer.accepted)
+
+    def test_ca_bundle_path(self, ca: Any, tmp_path: Path) -> None:
+        """verify may name a CA bundle file."""
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        with SendGridPeer("SG.k", ssl_context=server_ctx) as peer, \
+                SendGridTransport("SG.k", base_url=peer.url, verify=str(bundle)) as t:
+            assert t.send([make_envelope()])[0].accepted
+
+    def test_base_url_credentials_redacted(self) -> None:
+        """Credentials embedded in a base URL never show in repr or errors."""
+        url = "http://proxyuser:proxy-pw-secret@127.0.0.1:9"
+        with SendGridTransport("SG.k", base_url=url) as t:
+            assert "proxy-pw-secret" not in repr(t)
+            with pytest.raises(TransportConnectionError) as info:
+                t.send([make_envelope()])
+        assert "proxy-pw-secret" not in str(info.value)
 
 
 # -- redaction across every provider ------------------------------------------

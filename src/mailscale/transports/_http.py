@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -36,7 +38,7 @@ from mailscale.errors import (
     TransportTimeout,
 )
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
-from mailscale.transports.base import TransportBase, TransportURL
+from mailscale.transports.base import TransportBase, TransportURL, redact_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -191,6 +193,11 @@ class HTTPTransportBase(TransportBase):
             raise ConfigurationError(f"{self.name}: concurrency must be >= 1, got {concurrency}")
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        if isinstance(verify, (str, os.PathLike)):
+            # A CA bundle file or directory: httpx wants an SSLContext.
+            path = os.fspath(verify)
+            verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
+                      else ssl.create_default_context(cafile=path))
         self.verify = verify
         self.max_connections = max_connections
         self.concurrency = concurrency
@@ -293,7 +300,7 @@ class HTTPTransportBase(TransportBase):
         await self.aclose()
 
     def _repr_fields(self) -> Mapping[str, Any]:
-        return {"base_url": self.base_url}
+        return {"base_url": redact_url(self.base_url)}
 
     # -- sending -----------------------------------------------------------
 
@@ -396,7 +403,7 @@ class HTTPTransportBase(TransportBase):
         if raise_it:
             cls = TransportTimeout if timeout else TransportConnectionError
             raise cls(
-                f"{self.name}: request to {self.base_url} {what}",
+                f"{self.name}: request to {redact_url(self.base_url)} {what}",
                 provider=self.name,
                 recipients=recipients,
             ) from None

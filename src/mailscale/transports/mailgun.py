@@ -23,7 +23,7 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports.base import TransportURL
+from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["MailgunTransport"]
 
@@ -96,7 +96,7 @@ class MailgunTransport(HTTPTransportBase):
         return httpx.BasicAuth("api", self._api_key)
 
     def _repr_fields(self) -> dict[str, Any]:
-        return {"domain": self.domain, "region": self.region, "base_url": self.base_url}
+        return {"domain": self.domain, "region": self.region, "base_url": redact_url(self.base_url)}
 
     def build_form(self, env: Envelope) -> tuple[dict[str, list[str]], dict[str, Any]]:
         """The form fields (repeated names as lists) and the ``message`` file part for *env*."""

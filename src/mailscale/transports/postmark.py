@@ -29,7 +29,7 @@ from mailscale.transports._http import (
     status_for_http,
 )
 from mailscale.transports._mime import BodyCache, decompose, split_recipients
-from mailscale.transports.base import TransportURL
+from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["PostmarkTransport", "error_code_status"]
 
@@ -100,7 +100,7 @@ class PostmarkTransport(HTTPTransportBase):
         return {"X-Postmark-Server-Token": self._token}
 
     def _repr_fields(self) -> dict[str, Any]:
-        return {"message_stream": self.message_stream, "base_url": self.base_url}
+        return {"message_stream": self.message_stream, "base_url": redact_url(self.base_url)}
 
     def build_messages(self, env: Envelope) -> list[dict[str, Any]]:
         """The Postmark messages for *env*: one, or one per recipient when all are hidden."""

@@ -33,7 +33,7 @@ from mailscale.transports._http import (
     status_for_http,
 )
 from mailscale.transports._mime import BodyCache, Decomposed, decompose, split_recipients
-from mailscale.transports.base import TransportURL
+from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["SendGridTransport"]
 
@@ -93,7 +93,7 @@ class SendGridTransport(HTTPTransportBase):
         return {"Authorization": f"Bearer {self._api_key}"}
 
     def _repr_fields(self) -> dict[str, Any]:
-        return {"region": self.region, "base_url": self.base_url}
+        return {"region": self.region, "base_url": redact_url(self.base_url)}
 
     # -- building requests ---------------------------------------------------
 

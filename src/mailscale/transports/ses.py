@@ -26,7 +26,7 @@ from mailscale.errors import (
 )
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import rate_limit_headers, retry_after_from
-from mailscale.transports.base import TransportBase, TransportURL
+from mailscale.transports.base import TransportBase, TransportURL, redact_url
 
 __all__ = ["SESTransport", "error_status"]
 
@@ -148,7 +148,8 @@ class SESTransport(TransportBase):
         return cls(**kw)
 
     def _repr_fields(self) -> Mapping[str, Any]:
-        return {"region": self.region, "endpoint_url": self.endpoint_url,
+        endpoint = redact_url(self.endpoint_url) if self.endpoint_url else None
+        return {"region": self.region, "endpoint_url": endpoint,
                 "configuration_set": self.configuration_set}
 
     @property
