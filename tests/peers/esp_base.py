@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,8 @@ class ESPPeer:
         self._failures: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._drop_next = 0
+        #: Seconds to wait before answering, like a provider across the internet.
+        self.delay = 0.0
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +89,8 @@ class ESPPeer:
                     self.close_connection = True
                     self.connection.close()
                     return
+                if peer.delay:
+                    time.sleep(peer.delay)
                 reply = failure or peer.handle(rec)
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():

@@ -186,7 +186,7 @@ class TestBatch:
         batch = [make_envelope(f"u{i}@example.com") for i in range(501)]
         results = transport.send(batch)
         assert 501 == sum(r.accepted for r in results)
-        assert [500, 1] == [len(r.json()) for r in peer.requests]
+        assert [1, 500] == sorted(len(r.json()) for r in peer.requests)
         assert len({r.message_id for r in results}) == 501
 
     def test_whole_batch_422(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:

@@ -17,6 +17,7 @@ from mailscale.errors import (
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.ses import SESTransport, error_status
+from peers.esp_base import Recorded, Reply
 from peers.esp_messages import make_envelope
 from peers.ses_peer import MotoSES, SESErrorPeer
 
@@ -236,6 +237,31 @@ class TestErrors:
             peer_transport.send([raw_envelope()])
         assert SECRET not in str(info.value) and KEY_ID not in str(info.value)
         assert all(SECRET not in repr(e) for e in logs)
+
+    def test_concurrent_calls(self, error_peer: SESErrorPeer,
+                              peer_transport: SESTransport) -> None:
+        """A batch runs several SendEmail calls at once; results keep the batch order."""
+        error_peer.delay = 0.05
+        batch = [Envelope(sender=SENDER, recipients=[f"u{i}@example.com"], message=RAW)
+                 for i in range(8)]
+        results = peer_transport.send(batch)
+        assert [(f"u{i}@example.com",) for i in range(8)] == [r.recipients for r in results]
+        assert all(r.accepted for r in results)
+        assert 1 < len({r.client_port for r in error_peer.requests}) <= 4
+
+    def test_one_failure_among_answers_defers(self, error_peer: SESErrorPeer) -> None:
+        """A dropped call among answered ones is deferred, not raised."""
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            answer = error_peer.handle
+
+            def answer_then_drop_next(req: Recorded) -> Reply:
+                error_peer.drop_next(1)
+                return answer(req)
+
+            error_peer.handle = answer_then_drop_next  # type: ignore[method-assign]
+            first, second = t.send([raw_envelope(), raw_envelope()])
+        assert (SendStatus.ACCEPTED, SendStatus.DEFERRED) == (first.status, second.status)
 
     def test_connection_refused(self) -> None:
         """Nothing listening: TransportConnectionError."""

@@ -7,10 +7,10 @@ calls through one pooled ``httpx.Client`` (or, for :meth:`send_async`, one
 ``httpx.AsyncClient``), turns network failures into typed errors and parses
 the rate-limit headers the shaper learns from.
 
-Whole-call failures: a connection failure or time-out on the *first* request
-of a batch raises ``TransportConnectionError`` / ``TransportTimeout``, since
-nothing was sent. Once one request of the batch succeeded, a later network
-failure does not raise (that would lose the results of what was already
+Whole-call failures: when no request of a batch got an answer (connection
+refused, time-out), the call raises ``TransportConnectionError`` /
+``TransportTimeout``. When some requests were answered, a network failure of
+another does not raise (that would lose the results of what was already
 accepted); the envelopes it carried come back DEFERRED instead.
 """
 
@@ -22,6 +22,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, ClassVar
@@ -174,7 +175,8 @@ class HTTPTransportBase(TransportBase):
         verify: TLS verification (True, a CA bundle path or an ``ssl.SSLContext``);
             on by default.
         max_connections: size of the connection pool.
-        concurrency: requests in flight at once in :meth:`send_async`.
+        concurrency: requests in flight at once when a batch needs several
+            (worker threads in :meth:`send`, tasks in :meth:`send_async`).
     """
 
     payload: ClassVar[str] = "json"
@@ -208,6 +210,7 @@ class HTTPTransportBase(TransportBase):
         self._aclient: httpx.AsyncClient | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
     # -- to implement ------------------------------------------------------
@@ -264,6 +267,9 @@ class HTTPTransportBase(TransportBase):
     def close(self) -> None:
         """Close the pooled clients. In asyncio code prefer ``await aclose()``."""
         self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -310,19 +316,46 @@ class HTTPTransportBase(TransportBase):
         results: list[SendResult | None] = [None] * len(batch)
         for item in local:
             results[item.index] = item.result
-        if calls:
-            client = self._sync_client()
-            done = False
-            for call in calls:
-                start = time.perf_counter()
-                try:
-                    response = client.request(call.method, call.path, **call.request)
-                except httpx.HTTPError as exc:
-                    self._network_failure(exc, call, batch, results, raise_it=not done)
-                    continue
-                done = True
-                self._apply(call, response, time.perf_counter() - start, batch, results)
+        if not calls:
+            return [r for r in results if r is not None]
+        client = self._sync_client()
+
+        def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
+            start = time.perf_counter()
+            try:
+                response = client.request(call.method, call.path, **call.request)
+            except httpx.HTTPError as exc:
+                return call, exc, time.perf_counter() - start
+            return call, response, time.perf_counter() - start
+
+        if len(calls) == 1 or self.concurrency == 1:
+            outcomes = [one(c) for c in calls]
+        else:
+            outcomes = list(self._executor().map(one, calls))
+        self._collect(outcomes, batch, results)
         return [r for r in results if r is not None]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """Worker threads for :meth:`send` when a batch needs several requests."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix=f"mailscale-{self.name}"
+            )
+        return self._pool
+
+    def _collect(
+        self,
+        outcomes: Sequence[tuple[_Call, httpx.Response | httpx.HTTPError, float]],
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+    ) -> None:
+        """Map each call's response onto its envelopes' results, in batch order."""
+        any_ok = any(isinstance(o[1], httpx.Response) for o in outcomes)
+        for call, outcome, latency in outcomes:
+            if isinstance(outcome, httpx.Response):
+                self._apply(call, outcome, latency, batch, results)
+            else:
+                self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
@@ -358,12 +391,7 @@ class HTTPTransportBase(TransportBase):
                 return call, response, time.perf_counter() - start
 
         outcomes = await asyncio.gather(*(one(c) for c in calls))
-        any_ok = any(isinstance(o[1], httpx.Response) for o in outcomes)
-        for call, outcome, latency in outcomes:
-            if isinstance(outcome, httpx.Response):
-                self._apply(call, outcome, latency, batch, results)
-            else:
-                self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
+        self._collect(outcomes, batch, results)
         return [r for r in results if r is not None]
 
     def _apply(

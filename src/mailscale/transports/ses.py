@@ -7,13 +7,16 @@ chain (environment, shared files, instance roles) unless given explicitly.
 boto3 is the optional ``ses`` extra: ``pip install 'mailscale[ses]'``.
 
 boto3 is synchronous, so :meth:`send_async` runs :meth:`send` in a worker
-thread (the documented offload of :class:`TransportBase`).
+thread (the documented offload of :class:`TransportBase`); :meth:`send` itself
+runs up to ``concurrency`` ``SendEmail`` calls at once on the thread-safe
+client.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from mailscale._log import get_logger
@@ -82,6 +85,7 @@ class SESTransport(TransportBase):
         connect_timeout / read_timeout: seconds.
         max_attempts: botocore attempts per call (default 1: retries belong to
             mailscale's RetryPolicy, and throttling must reach the shaper).
+        concurrency: ``SendEmail`` calls in flight at once for a batch (worker threads).
         client: an existing ``sesv2`` client to use instead.
     """
 
@@ -104,6 +108,7 @@ class SESTransport(TransportBase):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_attempts: int = 1,
+        concurrency: int = 4,
         client: Any = None,
     ) -> None:
         if (access_key_id is None) != (secret_access_key is None):
@@ -121,6 +126,10 @@ class SESTransport(TransportBase):
         self._secret_access_key = secret_access_key
         self._session_token = session_token
         self._client = client
+        self._pool: ThreadPoolExecutor | None = None
+        if concurrency < 1:
+            raise ConfigurationError(f"ses: concurrency must be >= 1, got {concurrency}")
+        self.concurrency = concurrency
         if client is None:
             _import_boto3()
 
@@ -182,6 +191,9 @@ class SESTransport(TransportBase):
         return self._client
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         client, self._client = self._client, None
         if client is not None and hasattr(client, "close"):
             client.close()
@@ -202,80 +214,99 @@ class SESTransport(TransportBase):
         return params
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
-        """Send each envelope with one ``SendEmail`` call; one result each, in order."""
+        """Send each envelope with one ``SendEmail`` call (``concurrency`` at once), in order."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client
+        results: list[SendResult | None] = [None] * len(batch)
+        todo: list[tuple[int, dict[str, Any]]] = []
+        for i, env in enumerate(batch):
+            if len(env.recipients) > MAX_RECIPIENTS:
+                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
+                                          status_text=f"{len(env.recipients)} recipients; "
+                                          f"SES takes at most {MAX_RECIPIENTS} per message")
+                continue
+            params = self.request_for(env)
+            if len(params["Content"]["Raw"]["Data"]) > MAX_RAW_BYTES:
+                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
+                                          status_text="message larger than SES's 40 MB")
+                continue
+            todo.append((i, params))
+
+        def one(item: tuple[int, dict[str, Any]]) -> tuple[int, Any, float]:
+            start = time.perf_counter()
+            try:
+                answer: Any = client.send_email(**item[1])
+            except (ClientError, BotoCoreError) as exc:
+                answer = exc
+            return item[0], answer, time.perf_counter() - start
+
+        if len(todo) > 1 and self.concurrency > 1:
+            outcomes = list(self._executor().map(one, todo))
+        else:
+            outcomes = [one(item) for item in todo]
+        answered = any(not isinstance(o[1], BotoCoreError) for o in outcomes)
+        for index, outcome, latency in outcomes:
+            results[index] = self._interpret(batch[index], outcome, latency, answered)
+        return [r for r in results if r is not None]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
+                                            thread_name_prefix="mailscale-ses")
+        return self._pool
+
+    def _interpret(self, env: Envelope, outcome: Any, latency: float,
+                   answered: bool) -> SendResult:
+        """One envelope's result from SES's answer or error; raises for whole-call failures."""
         from botocore.exceptions import (
             ClientError,
-            ConnectionClosedError,
             ConnectTimeoutError,
-            EndpointConnectionError,
             NoCredentialsError,
             PartialCredentialsError,
             ReadTimeoutError,
         )
 
-        client = self.client
-        results: list[SendResult] = []
-        sent_any = False
-        for env in batch:
-            if len(env.recipients) > MAX_RECIPIENTS:
-                results.append(self._result(env, SendStatus.REJECTED, status_code="local",
-                                            status_text=f"{len(env.recipients)} recipients; "
-                                            f"SES takes at most {MAX_RECIPIENTS} per message"))
-                continue
-            params = self.request_for(env)
-            if len(params["Content"]["Raw"]["Data"]) > MAX_RAW_BYTES:
-                results.append(self._result(env, SendStatus.REJECTED, status_code="local",
-                                            status_text="message larger than SES's 40 MB"))
-                continue
-            start = time.perf_counter()
-            try:
-                answer = client.send_email(**params)
-            except ClientError as exc:
-                latency = time.perf_counter() - start
-                sent_any = True
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", "Unknown"))
-                meta = exc.response.get("ResponseMetadata", {})
-                http = meta.get("HTTPStatusCode")
-                rate = rate_limit_headers(meta.get("HTTPHeaders", {}))
-                if code in AUTH_CODES:
-                    _log.warning("transport.auth_refused", provider=self.name, code=code)
-                    raise TransportAuthError(
-                        f"ses: the credentials were refused ({code})", provider=self.name,
-                        status=code, recipients=env.recipients,
-                    ) from None
-                status = error_status(code, http)
-                results.append(self._result(
-                    env, status, status_code=code, status_text=str(error.get("Message", code)),
-                    latency=latency, rate_limit=rate,
-                    retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
-                ))
-                continue
-            except (NoCredentialsError, PartialCredentialsError) as exc:
+        if isinstance(outcome, ClientError):
+            error = outcome.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            meta = outcome.response.get("ResponseMetadata", {})
+            rate = rate_limit_headers(meta.get("HTTPHeaders", {}))
+            if code in AUTH_CODES:
+                _log.warning("transport.auth_refused", provider=self.name, code=code)
+                # SES's own message is left out: it may quote the request's credential scope.
                 raise TransportAuthError(
-                    f"ses: no usable credentials ({type(exc).__name__})", provider=self.name,
-                    recipients=env.recipients,
-                ) from None
-            except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError,
-                    ConnectionClosedError) as exc:
-                timeout = isinstance(exc, (ConnectTimeoutError, ReadTimeoutError))
-                _log.warning("transport.send_failed", provider=self.name,
-                             error=type(exc).__name__)
-                if not sent_any:
-                    cls: type[TransportError] = (
-                        TransportTimeout if timeout else TransportConnectionError)
-                    raise cls(f"ses: {type(exc).__name__} reaching the SES endpoint",
-                              provider=self.name, recipients=env.recipients) from None
-                results.append(self._result(
-                    env, SendStatus.DEFERRED, latency=time.perf_counter() - start,
-                    status_text=f"{type(exc).__name__}; it may or may not have been delivered"))
-                continue
-            sent_any = True
-            results.append(self._result(
-                env, SendStatus.ACCEPTED, message_id=answer.get("MessageId"),
-                status_code=answer.get("ResponseMetadata", {}).get("HTTPStatusCode", 200),
-                status_text="accepted", latency=time.perf_counter() - start))
-        return results
+                    f"ses: the credentials were refused ({code})", provider=self.name,
+                    status=code, recipients=env.recipients,
+                )
+            status = error_status(code, meta.get("HTTPStatusCode"))
+            return self._result(
+                env, status, status_code=code, status_text=str(error.get("Message", code)),
+                latency=latency, rate_limit=rate,
+                retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
+            )
+        if isinstance(outcome, (NoCredentialsError, PartialCredentialsError)):
+            raise TransportAuthError(
+                f"ses: no usable credentials ({type(outcome).__name__})", provider=self.name,
+                recipients=env.recipients,
+            )
+        if isinstance(outcome, Exception):
+            # Connection refused or dropped, time-outs: nothing came back for this call.
+            _log.warning("transport.send_failed", provider=self.name,
+                         error=type(outcome).__name__)
+            if not answered:
+                timeout = isinstance(outcome, (ConnectTimeoutError, ReadTimeoutError))
+                cls: type[TransportError] = (
+                    TransportTimeout if timeout else TransportConnectionError)
+                raise cls(f"ses: {type(outcome).__name__} reaching the SES endpoint",
+                          provider=self.name, recipients=env.recipients)
+            return self._result(
+                env, SendStatus.DEFERRED, latency=latency,
+                status_text=f"{type(outcome).__name__}; it may or may not have been delivered")
+        return self._result(
+            env, SendStatus.ACCEPTED, message_id=outcome.get("MessageId"),
+            status_code=outcome.get("ResponseMetadata", {}).get("HTTPStatusCode", 200),
+            status_text="accepted", latency=latency)
 
     def _result(self, env: Envelope, status: SendStatus, *, status_code: int | str | None = None,
                 status_text: str = "", message_id: str | None = None,
