@@ -8,7 +8,12 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from mailscale.errors import ConfigurationError, TransportAuthError, TransportConnectionError
+from mailscale.errors import (
+    ConfigurationError,
+    InvalidMessage,
+    TransportAuthError,
+    TransportConnectionError,
+)
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.mailgun import MailgunTransport
@@ -135,6 +140,23 @@ class TestRequestShape:
         assert "1001 recipients" in results[0].status_text
         assert "4 tags" in results[1].status_text
         assert [] == peer.requests
+
+    def test_unpreparable_message_rejected(self, peer: MailgunPeer, transport: MailgunTransport,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        """A message that cannot be prepared is rejected; the rest of the batch is sent."""
+        build = MailgunTransport.build_form
+
+        def failing(self: MailgunTransport, env: Envelope) -> object:
+            if env.recipients == ("bad@example.com",):
+                raise InvalidMessage("message: cannot be serialized")
+            return build(self, env)
+
+        monkeypatch.setattr(MailgunTransport, "build_form", failing)
+        bad, good = transport.send([raw_envelope(("bad@example.com",)), raw_envelope()])
+        assert (SendStatus.REJECTED, "local") == (bad.status, bad.status_code)
+        assert "message cannot be prepared: message: cannot be serialized" == bad.status_text
+        assert good.accepted
+        assert 1 == len(peer.requests)
 
     def test_test_mode(self, peer: MailgunPeer) -> None:
         """test_mode=yes in the URL adds o:testmode."""

@@ -33,6 +33,7 @@ import httpx
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    MailscaleError,
     TransportAuthError,
     TransportConnectionError,
     TransportError,
@@ -41,8 +42,12 @@ from mailscale.errors import (
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
 from mailscale.transports.base import TransportBase, TransportURL, redact_url
 
+#: What preparing one message may raise; such a message is rejected, the batch goes on.
+PREPARE_ERRORS = (MailscaleError, ValueError, LookupError, UnicodeError, TypeError)
+
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "PREPARE_ERRORS",
     "HTTPTransportBase",
     "combine_status",
     "credential_from_url",
@@ -485,6 +490,11 @@ class HTTPTransportBase(TransportBase):
             rate_limit=rate,
             idempotency_key=env.idempotency_key,
         )
+
+    def _unreadable(self, index: int, env: Envelope, exc: Exception) -> _Local:
+        """A message that cannot be turned into a request: rejected, never raised."""
+        what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
+        return self._local_reject(index, env, f"message cannot be prepared: {what}")
 
     def _local_reject(self, index: int, env: Envelope, reason: str) -> _Local:
         return _Local(

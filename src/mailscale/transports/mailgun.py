@@ -16,6 +16,7 @@ import httpx
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import (
+    PREPARE_ERRORS,
     HTTPTransportBase,
     _Call,
     _Local,
@@ -124,7 +125,11 @@ class MailgunTransport(HTTPTransportBase):
                 local.append(self._local_reject(
                     i, env, f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message"))
                 continue
-            fields, files = self.build_form(env)
+            try:
+                fields, files = self.build_form(env)
+            except PREPARE_ERRORS as exc:
+                local.append(self._unreadable(i, env, exc))
+                continue
             calls.append(_Call(method="POST", path=path, indices=(i,),
                                request={"data": fields, "files": files},
                                interpret=self._interpreter(i, batch)))

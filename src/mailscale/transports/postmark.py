@@ -20,6 +20,7 @@ import httpx
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
 from mailscale.transports._http import (
+    PREPARE_ERRORS,
     HTTPTransportBase,
     _Call,
     _Local,
@@ -151,7 +152,10 @@ class PostmarkTransport(HTTPTransportBase):
                     i, env, f"{len(env.recipients)} recipients; Postmark takes at most "
                     f"{MAX_RECIPIENTS} per message"))
                 continue
-            planned.append((i, self.build_messages(env)))
+            try:
+                planned.append((i, self.build_messages(env)))
+            except PREPARE_ERRORS as exc:
+                local.append(self._unreadable(i, env, exc))
         if len(planned) == 1 and len(planned[0][1]) == 1:
             index, [msg] = planned[0]
             return [self._call("/email", msg, [(index, [_rcpts(msg)])], batch)], local

@@ -25,6 +25,7 @@ import httpx
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import (
+    PREPARE_ERRORS,
     HTTPTransportBase,
     _Call,
     _Local,
@@ -161,7 +162,12 @@ class SendGridTransport(HTTPTransportBase):
                     i, env, f"{len(env.recipients)} recipients; SendGrid takes at most "
                     f"{MAX_RECIPIENTS} per request"))
                 continue
-            parts = decompose(env, self._bodies)
+            try:
+                parts = decompose(env, self._bodies)
+                personalizations = self._personalizations(env, parts)
+            except PREPARE_ERRORS as exc:
+                local.append(self._unreadable(i, env, exc))
+                continue
             key: Hashable
             if parts.content_key is not None:
                 # Byte-identical bodies: compare the small fields, not the whole JSON.
@@ -174,7 +180,7 @@ class SendGridTransport(HTTPTransportBase):
                 shared = self._shared(env, parts)
                 key = json.dumps(shared, sort_keys=True)
                 group = groups.setdefault(key, (shared, []))
-            group[1].append((i, self._personalizations(env, parts)))
+            group[1].append((i, personalizations))
         calls: list[_Call] = []
         for body, members in groups.values():
             chunk: list[tuple[int, list[dict[str, Any]]]] = []

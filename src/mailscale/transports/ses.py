@@ -22,13 +22,14 @@ from typing import Any, ClassVar
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    MailscaleError,
     TransportAuthError,
     TransportConnectionError,
     TransportError,
     TransportTimeout,
 )
 from mailscale.message import Envelope, SendResult, SendStatus
-from mailscale.transports._http import rate_limit_headers, retry_after_from
+from mailscale.transports._http import PREPARE_ERRORS, rate_limit_headers, retry_after_from
 from mailscale.transports.base import TransportBase, TransportURL, redact_url
 
 __all__ = ["SESTransport", "error_status"]
@@ -226,7 +227,13 @@ class SESTransport(TransportBase):
                                           status_text=f"{len(env.recipients)} recipients; "
                                           f"SES takes at most {MAX_RECIPIENTS} per message")
                 continue
-            params = self.request_for(env)
+            try:
+                params = self.request_for(env)
+            except PREPARE_ERRORS as exc:
+                what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
+                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
+                                          status_text=f"message cannot be prepared: {what}")
+                continue
             if len(params["Content"]["Raw"]["Data"]) > MAX_RAW_BYTES:
                 results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
                                           status_text="message larger than SES's 40 MB")
