@@ -4,7 +4,7 @@ Implements, from Postmark's API reference: the ``X-Postmark-Server-Token``
 header (401 with ErrorCode 10 when missing or wrong; ``POSTMARK_API_TEST``
 accepted), ``Accept``/``Content-Type: application/json``, required From/To,
 at most 50 recipients per To/Cc/Bcc field, one Tag of at most 1,000
-characters, at most 500 messages per batch (ErrorCode 410... via 422),
+characters, at most 500 messages per batch (422 with ErrorCode 413),
 inactive recipients (ErrorCode 406) and sender signatures (ErrorCode 400).
 ``/email`` answers 200 or 422 with ``{"ErrorCode", "Message", ...}``;
 ``/email/batch`` always answers 200 with one such entry per message.
@@ -43,6 +43,9 @@ class PostmarkPeer(ESPPeer):
         if req.headers.get("x-postmark-server-token") not in (self.token, "POSTMARK_API_TEST"):
             return Reply.json(401, {"ErrorCode": 10, "Message": "The Server Token you provided "
                                     "in the X-Postmark-Server-Token request header was invalid."})
+        if "application/json" not in req.headers.get("accept", ""):
+            return Reply.json(406, {"ErrorCode": 0, "Message": "Not Acceptable: send "
+                                    "Accept: application/json"})
         if "application/json" not in req.headers.get("content-type", ""):
             return Reply.json(415, {"ErrorCode": 0, "Message": "Unsupported Media Type"})
         try:

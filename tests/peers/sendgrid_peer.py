@@ -43,6 +43,8 @@ class SendGridPeer(ESPPeer):
             return Reply.json(401, {"errors": [{
                 "field": None,
                 "message": "The provided authorization grant is invalid, expired, or revoked"}]})
+        if "application/json" not in req.headers.get("content-type", ""):
+            return self._bad([("Content-Type should be application/json.", None)])
         if len(req.body) > 30 * 1024 * 1024:
             return Reply(413, b"")
         try:
