@@ -4,7 +4,7 @@ Implements, from Postmark's API reference: the ``X-Postmark-Server-Token``
 header (401 with ErrorCode 10 when missing or wrong; ``POSTMARK_API_TEST``
 accepted), ``Accept``/``Content-Type: application/json``, required From/To,
 at most 50 recipients per To/Cc/Bcc field, one Tag of at most 1,000
-characters, at most 500 messages per batch (422 with ErrorCode 413),
+characters, at most 500 messages per batch (422 with ErrorCode 410),
 inactive recipients (ErrorCode 406) and sender signatures (ErrorCode 400).
 ``/email`` answers 200 or 422 with ``{"ErrorCode", "Message", ...}``;
 ``/email/batch`` always answers 200 with one such entry per message.
@@ -60,7 +60,7 @@ class PostmarkPeer(ESPPeer):
         if not isinstance(body, list):
             return Reply.json(422, {"ErrorCode": 402, "Message": "Invalid JSON"})
         if len(body) > 500:
-            return Reply.json(422, {"ErrorCode": 413, "Message": "Batch message limit exceeded: "
+            return Reply.json(422, {"ErrorCode": 410, "Message": "Too many batch messages: "
                                     "the batch can contain up to 500 messages."})
         return Reply.json(200, [self._one(m) for m in body])
 

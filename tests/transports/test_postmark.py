@@ -58,7 +58,8 @@ class TestContract:
         (0, SendStatus.ACCEPTED), (100, SendStatus.DEFERRED), (300, SendStatus.REJECTED),
         (406, SendStatus.REJECTED), (10, SendStatus.REJECTED), (400, SendStatus.REJECTED),
         (401, SendStatus.REJECTED), (405, SendStatus.REJECTED), (410, SendStatus.REJECTED),
-        (413, SendStatus.REJECTED)])
+        (411, SendStatus.REJECTED), (412, SendStatus.REJECTED), (413, SendStatus.REJECTED),
+        (429, SendStatus.DEFERRED)])
     def test_error_code_mapping(self, code: int, status: SendStatus) -> None:
         """Postmark ErrorCodes map to accepted / deferred / rejected."""
         assert status == error_code_status(code)
@@ -191,9 +192,9 @@ class TestBatch:
 
     def test_whole_batch_422(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """A 422 for the whole batch rejects every envelope with its ErrorCode."""
-        peer.fail_next(1, Reply.json(422, {"ErrorCode": 413, "Message": "Batch too large"}))
+        peer.fail_next(1, Reply.json(422, {"ErrorCode": 411, "Message": "Forbidden attachment"}))
         results = transport.send([make_envelope("a@example.com"), make_envelope("b@example.com")])
-        assert [(SendStatus.REJECTED, 413)] * 2 == [(r.status, r.status_code) for r in results]
+        assert [(SendStatus.REJECTED, 411)] * 2 == [(r.status, r.status_code) for r in results]
 
     def test_batch_429(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """A 429 defers every envelope of the batch."""

@@ -3,8 +3,8 @@
 A batch of one message goes to ``/email``; larger batches to ``/email/batch``
 in chunks of at most 500 messages. Postmark answers a batch with 200 even
 when some messages failed, so every entry's ``ErrorCode`` is read: 0 is
-accepted, 100 (maintenance) deferred, any other code rejected with
-Postmark's message. Postmark carries one ``Tag`` per message: the envelope's
+accepted, 100 (maintenance) and 429 (rate limit) deferred, any other code
+rejected with Postmark's message. Postmark carries one ``Tag`` per message: the envelope's
 first tag is sent, the others are not.
 """
 
@@ -36,8 +36,9 @@ __all__ = ["PostmarkTransport", "error_code_status"]
 
 MAX_BATCH = 500
 MAX_RECIPIENTS = 50
-#: Postmark ErrorCodes that are transient; 0 is success, every other code is permanent.
-TRANSIENT_CODES = frozenset({100})
+#: Postmark ErrorCodes that are transient (100 maintenance, 429 rate limit exceeded);
+#: 0 is success, every other code is permanent.
+TRANSIENT_CODES = frozenset({100, 429})
 
 
 _Layout = list[tuple[int, list[tuple[str, ...]]]]
@@ -49,7 +50,7 @@ def _rcpts(msg: dict[str, Any]) -> tuple[str, ...]:
 
 
 def error_code_status(code: int) -> SendStatus:
-    """Map a Postmark ``ErrorCode`` to a status (0 accepted, 100 deferred, else rejected)."""
+    """Map a Postmark ``ErrorCode`` to a status (0 accepted, 100/429 deferred, else rejected)."""
     if code == 0:
         return SendStatus.ACCEPTED
     if code in TRANSIENT_CODES:
