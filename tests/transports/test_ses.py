@@ -13,6 +13,7 @@ from mailscale.errors import (
     ConfigurationError,
     TransportAuthError,
     TransportConnectionError,
+    TransportError,
 )
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
@@ -169,6 +170,12 @@ class TestMoto:
         results = asyncio.run(transport.send_async([raw_envelope(), raw_envelope()]))
         assert [SendStatus.ACCEPTED] * 2 == [r.status for r in results]
         assert 2 == len(ses.raw_messages())
+
+    def test_closed_transport_refuses(self, ses: MotoSES, transport: SESTransport) -> None:
+        """After close, send raises TransportError instead of reopening."""
+        transport.close()
+        with pytest.raises(TransportError, match="closed"):
+            transport.send([raw_envelope()])
 
     def test_too_many_recipients_local(self, ses: MotoSES, transport: SESTransport) -> None:
         """Over 50 recipients: rejected without a call."""

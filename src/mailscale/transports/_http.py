@@ -317,6 +317,7 @@ class HTTPTransportBase(TransportBase):
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; one result per envelope, in order."""
+        self._check_open()
         calls, local = self._plan(batch)
         results: list[SendResult | None] = [None] * len(batch)
         for item in local:
@@ -364,6 +365,7 @@ class HTTPTransportBase(TransportBase):
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
+        self._check_open()
         calls, local = self._plan(batch)
         results: list[SendResult | None] = [None] * len(batch)
         for item in local:

@@ -127,7 +127,9 @@ class SESTransport(TransportBase):
         self._secret_access_key = secret_access_key
         self._session_token = session_token
         self._client = client
+        self._own_client = client is None  # a client given by the caller stays theirs
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         if concurrency < 1:
             raise ConfigurationError(f"ses: concurrency must be >= 1, got {concurrency}")
         self.concurrency = concurrency
@@ -192,11 +194,12 @@ class SESTransport(TransportBase):
         return self._client
 
     def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         client, self._client = self._client, None
-        if client is not None and hasattr(client, "close"):
+        if client is not None and self._own_client and hasattr(client, "close"):
             client.close()
 
     def request_for(self, env: Envelope) -> dict[str, Any]:
@@ -218,6 +221,8 @@ class SESTransport(TransportBase):
         """Send each envelope with one ``SendEmail`` call (``concurrency`` at once), in order."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if self._closed:
+            raise TransportError("ses transport is closed", provider=self.name)
         client = self.client
         results: list[SendResult | None] = [None] * len(batch)
         todo: list[tuple[int, dict[str, Any]]] = []
