@@ -229,15 +229,47 @@ class TestErrors:
         assert "personalizations.0.headers: The header X-Sg-Id is reserved" in result.status_text
 
     def test_400_names_one_envelope(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
-        """When errors point at one personalization, only its envelope is rejected."""
+        """When errors point at one personalization, only its envelope is rejected.
+
+        The others of that request were not sent; they go again at once, without it.
+        """
         peer.invalid_recipients.add("bad@example.com")
-        batch = [make_envelope("good@example.com"), make_envelope("bad@example.com")]
-        good, bad = transport.send(batch)
+        batch = [make_envelope("good@example.com"), make_envelope("bad@example.com"),
+                 make_envelope("fine@example.com")]
+        good, bad, fine = transport.send(batch)
         assert SendStatus.REJECTED == bad.status
         assert "valid address" in bad.status_text
-        assert SendStatus.DEFERRED == good.status
-        retried = transport.send([batch[0]])
-        assert retried[0].accepted
+        assert (SendStatus.ACCEPTED, SendStatus.ACCEPTED) == (good.status, fine.status)
+        assert [["good@example.com", "bad@example.com", "fine@example.com"],
+                ["good@example.com", "fine@example.com"]] == \
+            [[p["to"][0]["email"] for p in r.json()["personalizations"]] for r in peer.requests]
+
+    def test_400_resend_failure_keeps_results(self, peer: SendGridPeer,
+                                              transport: SendGridTransport) -> None:
+        """If the second pass cannot connect, the held-back envelopes stay deferred."""
+        peer.invalid_recipients.add("bad@example.com")
+        answer = peer.handle
+
+        def answer_then_drop_next(req: Recorded) -> Reply:
+            peer.drop_next(1)
+            return answer(req)
+
+        peer.handle = answer_then_drop_next  # type: ignore[method-assign]
+        bad, good = transport.send([make_envelope("bad@example.com"), make_envelope()])
+        assert (SendStatus.REJECTED, SendStatus.DEFERRED) == (bad.status, good.status)
+        assert "not sent" in good.status_text
+
+    def test_400_resend_is_async_too(self, peer: SendGridPeer) -> None:
+        """send_async also sends the held-back envelopes again."""
+        peer.invalid_recipients.add("bad@example.com")
+
+        async def go() -> list[SendStatus]:
+            async with SendGridTransport(KEY, base_url=peer.url) as t:
+                res = await t.send_async([make_envelope("bad@example.com"), make_envelope()])
+                return [r.status for r in res]
+
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == asyncio.run(go())
+        assert 2 == len(peer.requests)
 
     def test_auth_refused_raises(self, peer: SendGridPeer) -> None:
         """A wrong key is a whole-call TransportAuthError that never shows the key."""

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from mailscale.errors import ConfigurationError
+from mailscale.errors import ConfigurationError, TransportError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import (
     PREPARE_ERRORS,
@@ -44,6 +44,7 @@ _REGIONS = {"global": "https://api.sendgrid.com", "us": "https://api.sendgrid.co
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)")
+_NOT_SENT = "not sent: SendGrid refused another message of the same request"
 
 
 class SendGridTransport(HTTPTransportBase):
@@ -92,6 +93,32 @@ class SendGridTransport(HTTPTransportBase):
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
+
+    def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch*; envelopes held back by another's 400 are sent again once, at once."""
+        results = super().send(batch)
+        again = [i for i, r in enumerate(results) if r.status_text == _NOT_SENT]
+        if again:
+            try:
+                retried = super().send([batch[i] for i in again])
+            except TransportError:
+                return results  # they stay deferred: the first pass's results must not be lost
+            for i, result in zip(again, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Like :meth:`send`, natively on asyncio."""
+        results = await super().send_async(batch)
+        again = [i for i, r in enumerate(results) if r.status_text == _NOT_SENT]
+        if again:
+            try:
+                retried = await super().send_async([batch[i] for i in again])
+            except TransportError:
+                return results
+            for i, result in zip(again, retried, strict=True):
+                results[i] = result
+        return results
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"region": self.region, "base_url": redact_url(self.base_url)}
@@ -246,8 +273,7 @@ class SendGridTransport(HTTPTransportBase):
                 else:
                     out.append((i, self._result(
                         batch[i], SendStatus.DEFERRED, response=response, latency=latency,
-                        status_text="not sent: SendGrid refused another message of the same "
-                        "request")))
+                        status_text=_NOT_SENT)))
             return out
         return [(i, self._result(batch[i], status, response=response, latency=latency,
                                  status_text=text)) for i in indices]
