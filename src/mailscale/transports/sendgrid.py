@@ -7,9 +7,10 @@ How envelopes map to requests: every envelope becomes one or more
 Envelopes whose remaining content is identical (From, Reply-To, bodies,
 attachments, tags as categories) share one request, up to 1,000
 personalizations and 1,000 recipients in total; envelopes with different
-content go in separate requests. SendGrid answers
-once per request, so every envelope of a request gets the same outcome and
-the request's ``X-Message-Id``.
+content go in separate requests. SendGrid answers once per request, so the
+envelopes of a request share its outcome and its ``X-Message-Id`` — except
+when a 400 names the personalizations at fault: then only their envelopes are
+rejected, and the others (not sent) go again at once in one more request.
 """
 
 from __future__ import annotations
