@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
@@ -249,3 +251,22 @@ async def _send_async(t: Any) -> list[Any]:
     res: list[Any] = await t.send_async([make_envelope()])
     await t.aclose()
     return res
+
+
+class TestArbitraryMessages:
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=600) | st.lists(
+        st.sampled_from([b"From: a@example.org", b"To: b@example.com", b"Subject: =?utf-8?q?x?=",
+                         b"Content-Type: multipart/mixed; boundary=z", b"--z", b"--z--", b"",
+                         b"Content-Transfer-Encoding: base64", b" folded", b"\xff\xfe",
+                         b"Content-Type: text/html; charset=x-nope", b"body"]),
+        max_size=14).map(b"\r\n".join))
+    def test_json_providers_never_crash(self, raw: bytes) -> None:
+        """Any bytes become a request or a local rejection, never an exception."""
+        env = Envelope(sender="a@example.org", recipients=["b@example.com"], message=raw)
+        for transport in (SendGridTransport("SG.k"), PostmarkTransport("pm")):
+            calls, local = transport._plan([env])
+            assert 1 == len(calls) + len(local)
+            if local:
+                assert local[0].result.rejected
+            transport.close()
