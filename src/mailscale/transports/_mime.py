@@ -25,9 +25,9 @@ from mailscale.message import Envelope
 
 __all__ = ["Attachment", "Body", "BodyCache", "Decomposed", "decompose", "split_recipients"]
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 _NOT_SIMPLE = re.compile(r'[",;()\\]')
 _SPACE = re.compile(r"\s")
+_UNFOLD = re.compile(r"\n(?=[ \t])")
 
 #: Headers a JSON provider derives from its own fields; never copied as custom headers.
 STRUCTURAL_HEADERS = frozenset(
@@ -217,24 +217,28 @@ def _addresses(values: list[str]) -> list[tuple[str, str]]:
 
 def _raw_headers(raw: bytes) -> tuple[list[tuple[str, str]], bytes] | None:
     """Header fields (unfolded, RFC 5322 section 2.2.3) and body of *raw*; None if unusual."""
-    m = _HEAD_END.search(raw)
-    if m is None:
+    # The first empty line ends the header block (bytes.find is far cheaper than a regex).
+    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    if crlf == -1 and lf == -1:
         return None
-    head, body = raw[: m.start()], raw[m.end() :]
+    if lf == -1 or (crlf != -1 and crlf < lf):
+        end, body_start = crlf, crlf + 4
+    else:
+        end, body_start = lf, lf + 2
+    head = raw[:end].decode("utf-8", "replace")
+    if "\r" in head:
+        head = head.replace("\r\n", "\n")
+    if head[:1] in (" ", "\t"):
+        return None
+    if "\n " in head or "\n\t" in head:
+        head = _UNFOLD.sub("", head)
     fields: list[tuple[str, str]] = []
-    for line in head.decode("utf-8", "replace").split("\n"):
-        line = line.rstrip("\r")
-        if line[:1] in (" ", "\t"):
-            if not fields:
-                return None
-            name, value = fields[-1]
-            fields[-1] = (name, value + line)
-            continue
+    for line in head.split("\n"):
         name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
+        if not colon or not name or name[-1] in " \t\r":
             return None
-        fields.append((name, value))
-    return [(n, v.strip()) for n, v in fields], body
+        fields.append((name, value.strip()))
+    return fields, raw[body_start:]
 
 
 def _fast(env: Envelope, raw: bytes, cache: BodyCache | None) -> Decomposed | None:
