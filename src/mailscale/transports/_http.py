@@ -1,0 +1,512 @@
+"""Shared machinery of the HTTP provider transports (SendGrid, Mailgun, Postmark).
+
+Each transport turns a batch of envelopes into a list of :class:`_Call`
+objects (one HTTP request and the envelopes it carries) and maps each
+response back to one :class:`SendResult` per envelope. This module runs the
+calls through one pooled ``httpx.Client`` (or, for :meth:`send_async`, one
+``httpx.AsyncClient``), turns network failures into typed errors and parses
+the rate-limit headers the shaper learns from.
+
+Whole-call failures: when no request of a batch got an answer (connection
+refused, time-out), the call raises ``TransportConnectionError`` /
+``TransportTimeout``. When some requests were answered, a network failure of
+another does not raise (that would lose the results of what was already
+accepted); the envelopes it carried come back DEFERRED instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, ClassVar
+
+import attrs
+import httpx
+
+from mailscale._log import get_logger
+from mailscale.errors import (
+    ConfigurationError,
+    MailscaleError,
+    TransportAuthError,
+    TransportConnectionError,
+    TransportError,
+    TransportTimeout,
+)
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
+from mailscale.transports.base import TransportBase, TransportURL, redact_url
+
+#: What preparing one message may raise; such a message is rejected, the batch goes on.
+PREPARE_ERRORS = (MailscaleError, ValueError, LookupError, UnicodeError, TypeError)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PREPARE_ERRORS",
+    "HTTPTransportBase",
+    "credential_from_url",
+    "parse_retry_after",
+    "rate_limit_headers",
+]
+
+_log = get_logger("mailscale.transports")
+
+#: Connect 5 s, write 30 s, read 30 s, wait for a pooled connection 10 s.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
+
+_RATE_HEADER_PREFIXES = ("x-ratelimit-", "ratelimit-")
+_RATE_HEADER_NAMES = frozenset({"retry-after", "ratelimit"})
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit headers of a response: ``X-RateLimit-*``, ``RateLimit-*``, ``Retry-After``."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        low = name.lower()
+        if low in _RATE_HEADER_NAMES or low.startswith(_RATE_HEADER_PREFIXES):
+            out[low] = value
+    return out
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date.
+
+    RFC 9110 section 10.2.3.
+
+    Returns None when the value is absent or unparseable; never negative.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = datetime.now(timezone.utc).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _reset_delay(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds until an ``X-RateLimit-Reset`` value: an epoch time, or a delta when small."""
+    if value is None:
+        return None
+    try:
+        reset = float(value.strip())
+    except ValueError:
+        return None
+    current = time.time() if now is None else now
+    # A Unix timestamp is > 1e9; smaller values are a delta in seconds.
+    return max(0.0, reset - current) if reset > 1e9 else max(0.0, reset)
+
+
+def retry_after_from(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """``Retry-After`` when present, else the time until ``X-RateLimit-Reset``."""
+    delay = parse_retry_after(headers.get("retry-after"), now=now)
+    if delay is None:
+        delay = _reset_delay(headers.get("x-ratelimit-reset"), now=now)
+    return delay
+
+
+def credential_from_url(url: TransportURL, what: str) -> str:
+    """The secret of ``scheme://SECRET@host`` (or ``scheme://user:SECRET@host``).
+
+    Raises:
+        ConfigurationError: when the URL carries none; the message shows the URL redacted.
+    """
+    secret = url.password or url.username
+    if not secret:
+        raise ConfigurationError(
+            f"transport URL {url.redacted()!r} has no {what}: "
+            f"use {url.scheme}://{what.upper().replace(' ', '_')}@..."
+        )
+    return secret
+
+
+@attrs.frozen(kw_only=True)
+class _Call:
+    """One HTTP request and the envelopes (indices into the batch) it carries."""
+
+    method: str
+    path: str
+    indices: tuple[int, ...]
+    request: Mapping[str, Any]
+    interpret: Callable[[httpx.Response, float], list[tuple[int, SendResult]]]
+
+
+@attrs.frozen(kw_only=True)
+class _Local:
+    """A result decided before any request (a limit the provider would refuse)."""
+
+    index: int
+    result: SendResult
+
+
+class HTTPTransportBase(TransportBase):
+    """Base of the HTTP provider transports: pooled clients, timeouts, error mapping.
+
+    Args:
+        base_url: the provider's API root; tests point it at a loopback peer.
+        timeout: seconds or an ``httpx.Timeout`` (default: connect 5 s, read 30 s).
+        verify: TLS verification (True, a CA bundle path or an ``ssl.SSLContext``);
+            on by default.
+        max_connections: size of the connection pool.
+        concurrency: requests in flight at once when a batch needs several
+            (worker threads in :meth:`send`, tasks in :meth:`send_async`).
+    """
+
+    payload: ClassVar[str] = "json"
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        verify: Any = True,
+        max_connections: int = 10,
+        concurrency: int = 4,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"{self.name}: concurrency must be >= 1, got {concurrency}")
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        if isinstance(verify, (str, os.PathLike)):
+            # A CA bundle file or directory: httpx wants an SSLContext.
+            path = os.fspath(verify)
+            verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
+                      else ssl.create_default_context(cafile=path))
+        self.verify = verify
+        self.max_connections = max_connections
+        self.concurrency = concurrency
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -- to implement ------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate every request (they hold the secret)."""
+        return {}
+
+    def _auth(self) -> httpx.Auth | None:
+        return None
+
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
+        """Split *batch* into requests, and results decided locally."""
+        raise NotImplementedError  # pragma: no cover
+
+    # -- clients -----------------------------------------------------------
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        headers = {"User-Agent": "mailscale", "Accept": "application/json"}
+        headers.update(self._auth_headers())
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "verify": self.verify,
+            "limits": self._limits,
+            "headers": headers,
+            "auth": self._auth(),
+            "follow_redirects": False,
+        }
+
+    def _sync_client(self) -> httpx.Client:
+        self._check_open()
+        if self._client is None:
+            self._client = httpx.Client(**self._client_kwargs())
+        return self._client
+
+    async def _async_client(self) -> tuple[httpx.AsyncClient, bool]:
+        """The pooled client of an ``async with`` session on this loop, else a one-call client.
+
+        Pooled asyncio connections belong to the loop that opened them, so the
+        pool lives between ``__aenter__`` and ``__aexit__``; outside such a
+        session each :meth:`send_async` call opens (and closes) its own client.
+        The second value says whether the caller owns (must close) the client.
+        """
+        self._check_open()
+        if self._aclient is not None and self._aloop is asyncio.get_running_loop():
+            return self._aclient, False
+        return httpx.AsyncClient(**self._client_kwargs()), True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportError(f"{self.name} transport is closed", provider=self.name)
+
+    def close(self) -> None:
+        """Close the pooled clients. In asyncio code prefer ``await aclose()``."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        aclient, loop = self._aclient, self._aloop
+        self._aclient = self._aloop = None
+        if aclient is not None and loop is not None and not loop.is_closed():
+            # Left open by a session that was not exited: close it on its own loop.
+            if loop.is_running():
+                self._closing = loop.create_task(aclient.aclose())
+            else:
+                loop.run_until_complete(aclient.aclose())
+
+    async def aclose(self) -> None:
+        """Close the pooled clients from asyncio code."""
+        if self._aclient is not None:
+            aclient, self._aclient, self._aloop = self._aclient, None, None
+            await aclient.aclose()
+        self.close()
+
+    async def __aenter__(self) -> HTTPTransportBase:
+        """Start an asyncio session: :meth:`send_async` reuses one connection pool until exit."""
+        self._check_open()
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(**self._client_kwargs())
+            self._aloop = asyncio.get_running_loop()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _repr_fields(self) -> Mapping[str, Any]:
+        return {"base_url": redact_url(self.base_url)}
+
+    # -- sending -----------------------------------------------------------
+
+    def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch*; one result per envelope, in order."""
+        self._check_open()
+        calls, local = self._plan(batch)
+        results: list[SendResult | None] = [None] * len(batch)
+        for item in local:
+            results[item.index] = item.result
+        if not calls:
+            return [r for r in results if r is not None]
+        client = self._sync_client()
+
+        def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
+            start = time.perf_counter()
+            try:
+                response = client.request(call.method, call.path, **call.request)
+            except httpx.HTTPError as exc:
+                return call, exc, time.perf_counter() - start
+            return call, response, time.perf_counter() - start
+
+        if len(calls) == 1 or self.concurrency == 1:
+            outcomes = [one(c) for c in calls]
+        else:
+            outcomes = list(self._executor().map(one, calls))
+        self._collect(outcomes, batch, results)
+        return [r for r in results if r is not None]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """Worker threads for :meth:`send` when a batch needs several requests."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix=f"mailscale-{self.name}"
+            )
+        return self._pool
+
+    def _collect(
+        self,
+        outcomes: Sequence[tuple[_Call, httpx.Response | httpx.HTTPError, float]],
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+    ) -> None:
+        """Map each call's response onto its envelopes' results, in batch order."""
+        any_ok = any(isinstance(o[1], httpx.Response) for o in outcomes)
+        for call, outcome, latency in outcomes:
+            if isinstance(outcome, httpx.Response):
+                self._apply(call, outcome, latency, batch, results)
+            else:
+                self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
+
+    async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
+        self._check_open()
+        calls, local = self._plan(batch)
+        results: list[SendResult | None] = [None] * len(batch)
+        for item in local:
+            results[item.index] = item.result
+        if not calls:
+            return [r for r in results if r is not None]
+        client, owned = await self._async_client()
+        try:
+            return await self._send_calls_async(client, calls, batch, results)
+        finally:
+            if owned:
+                await client.aclose()
+
+    async def _send_calls_async(
+        self,
+        client: httpx.AsyncClient,
+        calls: list[_Call],
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+    ) -> list[SendResult]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
+            async with gate:
+                start = time.perf_counter()
+                try:
+                    response = await client.request(call.method, call.path, **call.request)
+                except httpx.HTTPError as exc:
+                    return call, exc, time.perf_counter() - start
+                return call, response, time.perf_counter() - start
+
+        outcomes = await asyncio.gather(*(one(c) for c in calls))
+        self._collect(outcomes, batch, results)
+        return [r for r in results if r is not None]
+
+    def _apply(
+        self,
+        call: _Call,
+        response: httpx.Response,
+        latency: float,
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+    ) -> None:
+        if response.status_code == 401:
+            recipients = tuple(r for i in call.indices for r in batch[i].recipients)
+            _log.warning("transport.auth_refused", provider=self.name, status=401)
+            raise TransportAuthError(
+                f"{self.name}: the provider refused the credentials (HTTP 401)",
+                provider=self.name,
+                status=401,
+                recipients=recipients,
+            )
+        for index, result in call.interpret(response, latency):
+            results[index] = result
+
+    def _network_failure(
+        self,
+        exc: httpx.HTTPError,
+        call: _Call,
+        batch: Sequence[Envelope],
+        results: list[SendResult | None],
+        *,
+        raise_it: bool,
+    ) -> None:
+        recipients = tuple(r for i in call.indices for r in batch[i].recipients)
+        timeout = isinstance(exc, httpx.TimeoutException)
+        # str(exc) from httpx names the failure, never the request headers.
+        what = "timed out" if timeout else f"failed: {type(exc).__name__}"
+        _log.warning("transport.send_failed", provider=self.name, error=type(exc).__name__)
+        if raise_it:
+            cls = TransportTimeout if timeout else TransportConnectionError
+            raise cls(
+                f"{self.name}: request to {redact_url(self.base_url)} {what}",
+                provider=self.name,
+                recipients=recipients,
+            ) from None
+        for i in call.indices:
+            results[i] = SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=batch[i].recipients,
+                transport=self.name,
+                status_text=f"request {what}; it may or may not have been delivered",
+                idempotency_key=batch[i].idempotency_key,
+            )
+
+    # -- result helpers ------------------------------------------------------
+
+    def _result(
+        self,
+        env: Envelope,
+        status: SendStatus,
+        *,
+        response: httpx.Response | None = None,
+        latency: float = 0.0,
+        message_id: str | None = None,
+        status_code: int | str | None = None,
+        status_text: str = "",
+        recipient_results: tuple[RecipientResult, ...] = (),
+    ) -> SendResult:
+        rate: dict[str, str] = {}
+        retry_after = None
+        if response is not None:
+            # Computed once per response, however many envelopes it answers.
+            cached = response.extensions.get("mailscale.rate_limit")
+            if cached is None:
+                cached = response.extensions["mailscale.rate_limit"] = rate_limit_headers(
+                    response.headers
+                )
+            rate = cached
+            if status is SendStatus.DEFERRED:
+                retry_after = retry_after_from(rate)
+            if status_code is None:
+                status_code = response.status_code
+        return SendResult(
+            status=status,
+            recipients=env.recipients,
+            transport=self.name,
+            message_id=message_id,
+            status_code=status_code,
+            status_text=status_text,
+            retry_after=retry_after,
+            latency=latency,
+            recipient_results=recipient_results,
+            rate_limit=rate,
+            idempotency_key=env.idempotency_key,
+        )
+
+    def _unreadable(self, index: int, env: Envelope, exc: Exception) -> _Local:
+        """A message that cannot be turned into a request: rejected, never raised."""
+        what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
+        return self._local_reject(index, env, f"message cannot be prepared: {what}")
+
+    def _local_reject(self, index: int, env: Envelope, reason: str) -> _Local:
+        return _Local(
+            index=index,
+            result=SendResult(
+                status=SendStatus.REJECTED,
+                recipients=env.recipients,
+                transport=self.name,
+                status_code="local",
+                status_text=reason,
+                idempotency_key=env.idempotency_key,
+            ),
+        )
+
+
+def status_for_http(code: int) -> SendStatus:
+    """Generic mapping: 2xx accepted, 408/429/5xx deferred, other 4xx rejected."""
+    if 200 <= code < 300:
+        return SendStatus.ACCEPTED
+    if code in (408, 425, 429) or code >= 500:
+        return SendStatus.DEFERRED
+    return SendStatus.REJECTED
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The response body as JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

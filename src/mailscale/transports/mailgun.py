@@ -1,0 +1,154 @@
+"""Mailgun ``messages.mime`` transport (raw MIME: DKIM signatures pass through).
+
+Each envelope is one ``POST /v3/{domain}/messages.mime`` call: the envelope
+recipients as ``to`` fields and the message bytes, unchanged, as the
+``message`` file part. Tags become ``o:tag`` (Mailgun keeps at most 3 per
+message) and metadata becomes ``v:`` variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from mailscale.errors import ConfigurationError
+from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.transports._http import (
+    PREPARE_ERRORS,
+    HTTPTransportBase,
+    _Call,
+    _Local,
+    credential_from_url,
+    json_or_none,
+    status_for_http,
+)
+from mailscale.transports.base import TransportURL, redact_url
+
+__all__ = ["MailgunTransport"]
+
+_REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+MAX_RECIPIENTS = 1000
+MAX_TAGS = 3
+
+
+class MailgunTransport(HTTPTransportBase):
+    """Send raw MIME through Mailgun's ``messages.mime`` endpoint.
+
+    URL: ``mailgun://API_KEY@mg.example.com`` (``?region=eu`` for the EU host).
+
+    Args:
+        api_key: the API key (HTTP Basic, user ``api``).
+        domain: the Mailgun sending domain.
+        region: ``"us"`` (default) or ``"eu"``.
+        test_mode: send ``o:testmode=yes`` (Mailgun accepts but does not deliver).
+        **http: see :class:`~mailscale.transports._http.HTTPTransportBase`.
+    """
+
+    name: ClassVar[str] = "mailgun"
+    schemes: ClassVar[tuple[str, ...]] = ("mailgun",)
+    payload: ClassVar[str] = "mime"
+    max_batch: ClassVar[int] = 1
+    rate_preset: ClassVar[str | None] = "mailgun"
+    default_base_url: ClassVar[str] = _REGIONS["us"]
+
+    def __init__(
+        self,
+        api_key: str,
+        domain: str,
+        *,
+        region: str = "us",
+        test_mode: bool = False,
+        **http: Any,
+    ) -> None:
+        if not api_key:
+            raise ConfigurationError("mailgun: an API key is required")
+        if not domain or "/" in domain:
+            raise ConfigurationError(f"mailgun: {domain!r} is not a sending domain")
+        if region not in _REGIONS:
+            raise ConfigurationError(f"mailgun: unknown region {region!r} (expected us or eu)")
+        self.domain = domain
+        self.region = region
+        self.test_mode = test_mode
+        self._api_key = api_key
+        http.setdefault("base_url", _REGIONS[region])
+        super().__init__(**http)
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> MailgunTransport:
+        """Build from ``mailgun://API_KEY@DOMAIN[?region=eu][&test_mode=yes]``."""
+        key = credential_from_url(url, "api key")
+        if not url.host or url.host == "default":
+            raise ConfigurationError(
+                f"transport URL {url.redacted()!r} has no sending domain: "
+                "use mailgun://API_KEY@mg.example.com"
+            )
+        query = dict(url.query)
+        region = query.pop("region", "us")
+        test_mode = query.pop("test_mode", "no").lower() in ("1", "yes", "true")
+        if query:
+            raise ConfigurationError(
+                f"transport URL {url.redacted()!r}: unknown option(s) {', '.join(sorted(query))}"
+            )
+        return cls(key, url.host, region=region, test_mode=test_mode, **options)
+
+    def _auth(self) -> httpx.Auth:
+        return httpx.BasicAuth("api", self._api_key)
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"domain": self.domain, "region": self.region, "base_url": redact_url(self.base_url)}
+
+    def build_form(self, env: Envelope) -> tuple[dict[str, list[str]], dict[str, Any]]:
+        """The form fields (repeated names as lists) and the ``message`` file part for *env*."""
+        fields: dict[str, list[str]] = {"to": list(env.recipients)}
+        if env.tags:
+            fields["o:tag"] = list(env.tags)
+        for k, v in env.metadata.items():
+            fields[f"v:{k}"] = [v]
+        if self.test_mode:
+            fields["o:testmode"] = ["yes"]
+        files = {"message": ("message.mime", env.to_bytes(), "message/rfc822")}
+        return fields, files
+
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
+        calls: list[_Call] = []
+        local: list[_Local] = []
+        path = f"/v3/{self.domain}/messages.mime"
+        for i, env in enumerate(batch):
+            if len(env.recipients) > MAX_RECIPIENTS:
+                local.append(self._local_reject(
+                    i, env, f"{len(env.recipients)} recipients; Mailgun takes at most "
+                    f"{MAX_RECIPIENTS} per call"))
+                continue
+            if len(env.tags) > MAX_TAGS:
+                local.append(self._local_reject(
+                    i, env, f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message"))
+                continue
+            try:
+                fields, files = self.build_form(env)
+            except PREPARE_ERRORS as exc:
+                local.append(self._unreadable(i, env, exc))
+                continue
+            calls.append(_Call(method="POST", path=path, indices=(i,),
+                               request={"data": fields, "files": files},
+                               interpret=self._interpreter(i, batch)))
+        return calls, local
+
+    def _interpreter(self, index: int, batch: Sequence[Envelope]) -> Any:
+        def interpret(response: httpx.Response, latency: float) -> list[tuple[int, SendResult]]:
+            env = batch[index]
+            status = status_for_http(response.status_code)
+            data = json_or_none(response)
+            text = ""
+            if isinstance(data, dict):
+                text = str(data.get("message", ""))
+            if not text:
+                text = response.text.strip()[:200] or response.reason_phrase
+            mid = None
+            if status is SendStatus.ACCEPTED and isinstance(data, dict):
+                mid = str(data.get("id")) if data.get("id") else None
+            return [(index, self._result(env, status, response=response, latency=latency,
+                                         message_id=mid, status_text=text))]
+
+        return interpret

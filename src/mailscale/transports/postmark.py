@@ -1,0 +1,252 @@
+"""Postmark ``/email`` and ``/email/batch`` transport (JSON).
+
+A batch of one message goes to ``/email``; larger batches to ``/email/batch``
+in chunks of at most 500 messages. Postmark answers a batch with 200 even
+when some messages failed, so every entry's ``ErrorCode`` is read: 0 is
+accepted, 100 (maintenance) and 429 (rate limit) deferred, any other code
+rejected with Postmark's message. Postmark carries one ``Tag`` per message: the envelope's
+first tag is sent, the others are not.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from email.utils import formataddr
+from typing import Any, ClassVar
+
+import httpx
+
+from mailscale.errors import ConfigurationError
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
+from mailscale.transports._http import (
+    PREPARE_ERRORS,
+    HTTPTransportBase,
+    _Call,
+    _Local,
+    credential_from_url,
+    json_or_none,
+    status_for_http,
+)
+from mailscale.transports._mime import BodyCache, decompose, split_recipients
+from mailscale.transports.base import TransportURL, redact_url
+
+__all__ = ["PostmarkTransport", "error_code_status"]
+
+MAX_BATCH = 500
+MAX_RECIPIENTS = 50
+#: Postmark ErrorCodes that are transient (100 maintenance, 429 rate limit exceeded);
+#: 0 is success, every other code is permanent.
+TRANSIENT_CODES = frozenset({100, 429})
+
+
+_Layout = list[tuple[int, list[tuple[str, ...]]]]
+
+
+def _rcpts(msg: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(a.strip() for f in ("To", "Cc", "Bcc") for a in msg.get(f, "").split(",")
+                 if a.strip())
+
+
+def error_code_status(code: int) -> SendStatus:
+    """Map a Postmark ``ErrorCode`` to a status (0 accepted, 100/429 deferred, else rejected)."""
+    if code == 0:
+        return SendStatus.ACCEPTED
+    if code in TRANSIENT_CODES:
+        return SendStatus.DEFERRED
+    return SendStatus.REJECTED
+
+
+class PostmarkTransport(HTTPTransportBase):
+    """Send through Postmark's email API.
+
+    URL: ``postmark://SERVER_TOKEN@default`` (``?message_stream=broadcast`` to pick a stream).
+
+    Args:
+        server_token: the server API token (``X-Postmark-Server-Token``);
+            ``POSTMARK_API_TEST`` makes test sends.
+        message_stream: the ``MessageStream`` (default: Postmark's ``outbound``).
+        **http: see :class:`~mailscale.transports._http.HTTPTransportBase`.
+    """
+
+    name: ClassVar[str] = "postmark"
+    schemes: ClassVar[tuple[str, ...]] = ("postmark",)
+    payload: ClassVar[str] = "json"
+    max_batch: ClassVar[int] = MAX_BATCH
+    rate_preset: ClassVar[str | None] = "postmark"
+    default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
+
+    def __init__(self, server_token: str, *, message_stream: str | None = None,
+                 **http: Any) -> None:
+        if not server_token:
+            raise ConfigurationError("postmark: a server token is required")
+        self.message_stream = message_stream
+        self._token = server_token
+        self._bodies = BodyCache()
+        super().__init__(**http)
+
+    @classmethod
+    def from_url(cls, url: TransportURL, **options: Any) -> PostmarkTransport:
+        """Build from ``postmark://SERVER_TOKEN@default[?message_stream=NAME]``."""
+        token = credential_from_url(url, "server token")
+        query = dict(url.query)
+        stream = query.pop("message_stream", None)
+        if query:
+            raise ConfigurationError(
+                f"transport URL {url.redacted()!r}: unknown option(s) {', '.join(sorted(query))}"
+            )
+        return cls(token, message_stream=stream or None, **options)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": self._token}
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"message_stream": self.message_stream, "base_url": redact_url(self.base_url)}
+
+    def build_messages(self, env: Envelope) -> list[dict[str, Any]]:
+        """The Postmark messages for *env*: one, or one per recipient when all are hidden."""
+        parts = decompose(env, self._bodies)
+        common: dict[str, Any] = {"From": formataddr((parts.from_name, parts.from_email))}
+        if parts.subject is not None:
+            common["Subject"] = parts.subject
+        if parts.text is not None:
+            common["TextBody"] = parts.text
+        if parts.html is not None:
+            common["HtmlBody"] = parts.html
+        if parts.reply_to:
+            common["ReplyTo"] = ", ".join(formataddr(a) for a in parts.reply_to)
+        if parts.headers:
+            common["Headers"] = [{"Name": k, "Value": v} for k, v in parts.headers]
+        if env.tags:
+            common["Tag"] = env.tags[0]
+        if env.metadata:
+            common["Metadata"] = dict(env.metadata)
+        if parts.attachments:
+            common["Attachments"] = [
+                {
+                    "Name": a.filename,
+                    "Content": base64.b64encode(a.content).decode("ascii"),
+                    "ContentType": a.content_type,
+                    **({"ContentID": f"cid:{a.content_id}"} if a.content_id else {}),
+                }
+                for a in parts.attachments
+            ]
+        if self.message_stream:
+            common["MessageStream"] = self.message_stream
+        out = []
+        for to, cc, bcc in split_recipients(env, parts):
+            msg = {**common, "To": ", ".join(to)}
+            if cc:
+                msg["Cc"] = ", ".join(cc)
+            if bcc:
+                msg["Bcc"] = ", ".join(bcc)
+            out.append(msg)
+        return out
+
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
+        local: list[_Local] = []
+        planned: list[tuple[int, list[dict[str, Any]]]] = []
+        for i, env in enumerate(batch):
+            if len(env.recipients) > MAX_RECIPIENTS:
+                local.append(self._local_reject(
+                    i, env, f"{len(env.recipients)} recipients; Postmark takes at most "
+                    f"{MAX_RECIPIENTS} per message"))
+                continue
+            try:
+                planned.append((i, self.build_messages(env)))
+            except PREPARE_ERRORS as exc:
+                local.append(self._unreadable(i, env, exc))
+        if len(planned) == 1 and len(planned[0][1]) == 1:
+            index, [msg] = planned[0]
+            return [self._call("/email", msg, [(index, [_rcpts(msg)])], batch)], local
+        calls: list[_Call] = []
+        chunk: list[tuple[int, list[dict[str, Any]]]] = []
+        size = 0
+        for index, msgs in planned:
+            if chunk and size + len(msgs) > MAX_BATCH:
+                calls.append(self._batch_call(chunk, batch))
+                chunk, size = [], 0
+            chunk.append((index, msgs))
+            size += len(msgs)
+        if chunk:
+            calls.append(self._batch_call(chunk, batch))
+        return calls, local
+
+    def _batch_call(self, chunk: list[tuple[int, list[dict[str, Any]]]],
+                    batch: Sequence[Envelope]) -> _Call:
+        body = [m for _, msgs in chunk for m in msgs]
+        return self._call("/email/batch", body,
+                          [(i, [_rcpts(x) for x in m]) for i, m in chunk], batch)
+
+    def _call(self, path: str, body: Any, layout: _Layout, batch: Sequence[Envelope]) -> _Call:
+        """A request; *layout* gives, per envelope in order, the recipients of each message."""
+        single = path == "/email"
+
+        def interpret(response: httpx.Response, latency: float) -> list[tuple[int, SendResult]]:
+            return self._interpret(response, latency, layout, batch, single)
+
+        return _Call(method="POST", path=path, indices=tuple(i for i, _ in layout),
+                     request={"json": body}, interpret=interpret)
+
+    def _interpret(self, response: httpx.Response, latency: float,
+                   layout: _Layout, batch: Sequence[Envelope],
+                   single: bool) -> list[tuple[int, SendResult]]:
+        data = json_or_none(response)
+        code = response.status_code
+        entries: list[Any]
+        if code == 200 and not single and isinstance(data, list):
+            entries = data
+        elif code in (200, 422) and isinstance(data, dict) and "ErrorCode" in data:
+            # A single answer (or a whole-batch error) applies to every message of the call.
+            entries = [data] * sum(len(m) for _, m in layout)
+        else:
+            status = status_for_http(code)
+            if isinstance(data, dict) and data.get("Message"):
+                text = str(data["Message"])
+            else:
+                text = response.text.strip()[:200] or response.reason_phrase
+            return [(i, self._result(batch[i], status, response=response, latency=latency,
+                                     status_text=text)) for i, _ in layout]
+        out = []
+        pos = 0
+        for index, messages in layout:
+            mine = entries[pos:pos + len(messages)]
+            pos += len(messages)
+            out.append((index, self._envelope_result(batch[index], messages, mine, response,
+                                                     latency)))
+        return out
+
+    def _envelope_result(self, env: Envelope, messages: list[tuple[str, ...]],
+                         entries: list[Any], response: httpx.Response,
+                         latency: float) -> SendResult:
+        statuses: list[SendStatus] = []
+        per_rcpt: list[RecipientResult] = []
+        texts: list[str] = []
+        codes: list[int] = []
+        ids: list[str] = []
+        for n, rcpts in enumerate(messages):
+            entry = entries[n] if n < len(entries) else None
+            if not isinstance(entry, dict):
+                statuses.append(SendStatus.DEFERRED)
+                texts.append("Postmark gave no answer for this message")
+                per_rcpt.extend(RecipientResult(recipient=r, status=SendStatus.DEFERRED,
+                                                status_text=texts[-1]) for r in rcpts)
+                continue
+            code = int(entry.get("ErrorCode", -1))
+            status = error_code_status(code)
+            statuses.append(status)
+            codes.append(code)
+            texts.append(str(entry.get("Message", "")))
+            if entry.get("MessageID"):
+                ids.append(str(entry["MessageID"]))
+            per_rcpt.extend(RecipientResult(recipient=r, status=status, status_code=code,
+                                            status_text=texts[-1]) for r in rcpts)
+        status = overall_status(statuses)
+        worst = next((c for c in codes if c != 0), codes[0] if codes else None)
+        return self._result(
+            env, status, response=response, latency=latency,
+            message_id=ids[0] if ids else None,
+            status_code=worst,
+            status_text="; ".join(dict.fromkeys(t for t in texts if t)),
+            recipient_results=tuple(per_rcpt) if len(messages) > 1 else (),
+        )

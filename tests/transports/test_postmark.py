@@ -1,0 +1,213 @@
+"""Postmark transport against the loopback /email and /email/batch peer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from mailscale.errors import ConfigurationError, TransportAuthError
+from mailscale.message import Envelope, SendStatus
+from mailscale.transports.base import Transport, TransportURL
+from mailscale.transports.postmark import PostmarkTransport, error_code_status
+from peers.esp_base import Reply
+from peers.esp_messages import make_envelope, make_message
+from peers.postmark_peer import PostmarkPeer
+
+TOKEN = "pm-server-token-0123"
+
+
+@pytest.fixture
+def peer() -> Iterator[PostmarkPeer]:
+    with PostmarkPeer(TOKEN) as p:
+        yield p  # type: ignore[misc]
+
+
+@pytest.fixture
+def transport(peer: PostmarkPeer) -> Iterator[PostmarkTransport]:
+    with PostmarkTransport(TOKEN, base_url=peer.url) as t:
+        yield t
+
+
+class TestContract:
+    def test_class_facts(self) -> None:
+        """JSON payload, batches of 500, the postmark preset."""
+        t = PostmarkTransport(TOKEN)
+        assert isinstance(t, Transport)
+        assert ("postmark", "json", 500, "postmark", "https://api.postmarkapp.com") == (
+            t.name, t.payload, t.max_batch, t.rate_preset, t.base_url)
+        t.close()
+
+    def test_from_url(self) -> None:
+        """Token from the URL, message stream from the query."""
+        url = TransportURL.parse(f"postmark://{TOKEN}@default?message_stream=broadcast")
+        t = PostmarkTransport.from_url(url)
+        assert "broadcast" == t.message_stream
+        assert TOKEN not in repr(t)
+        t.close()
+
+    def test_missing_token(self) -> None:
+        """No token: ConfigurationError."""
+        with pytest.raises(ConfigurationError, match="server token"):
+            PostmarkTransport.from_url(TransportURL.parse("postmark://default"))
+
+    @pytest.mark.parametrize(("code", "status"), [
+        (0, SendStatus.ACCEPTED), (100, SendStatus.DEFERRED), (300, SendStatus.REJECTED),
+        (406, SendStatus.REJECTED), (10, SendStatus.REJECTED), (400, SendStatus.REJECTED),
+        (401, SendStatus.REJECTED), (405, SendStatus.REJECTED), (410, SendStatus.REJECTED),
+        (411, SendStatus.REJECTED), (412, SendStatus.REJECTED), (413, SendStatus.REJECTED),
+        (429, SendStatus.DEFERRED)])
+    def test_error_code_mapping(self, code: int, status: SendStatus) -> None:
+        """Postmark ErrorCodes map to accepted / deferred / rejected."""
+        assert status == error_code_status(code)
+
+
+class TestSingle:
+    def test_email_shape(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """One envelope posts to /email with Postmark's field names."""
+        env = make_envelope(html="<b>hi</b>", tags=("welcome", "second"),
+                            metadata={"user": "42"}, extra={"X-Campaign": "c1"})
+        [result] = transport.send([env])
+        assert (SendStatus.ACCEPTED, 0, "OK") == (result.status, result.status_code,
+                                                  result.status_text)
+        assert str(uuid.UUID(int=1)) == result.message_id
+        [req] = peer.requests
+        assert "/email" == req.path
+        assert TOKEN == req.headers["x-postmark-server-token"]
+        body = req.json()
+        assert "News <news@mail.example.org>" == body["From"]
+        assert "alice@example.com" == body["To"]
+        assert ("Hello", "Hello there.\n", "<b>hi</b>\n") == (
+            body["Subject"], body["TextBody"], body["HtmlBody"])
+        assert "welcome" == body["Tag"]
+        assert {"user": "42"} == body["Metadata"]
+        assert {"Name": "X-Campaign", "Value": "c1"} in body["Headers"]
+        assert "MessageStream" not in body
+
+    def test_message_stream(self, peer: PostmarkPeer) -> None:
+        """The message_stream option is sent as MessageStream."""
+        with PostmarkTransport(TOKEN, base_url=peer.url, message_stream="broadcast") as t:
+            assert t.send([make_envelope()])[0].accepted
+        assert "broadcast" == peer.requests[0].json()["MessageStream"]
+
+    def test_unsigned_sender_rejected(self, peer: PostmarkPeer,
+                                      transport: PostmarkTransport) -> None:
+        """422 with ErrorCode 400 (no sender signature) rejects with Postmark's message."""
+        [result] = transport.send([make_envelope(sender="other@elsewhere.example")])
+        assert (SendStatus.REJECTED, 400) == (result.status, result.status_code)
+        assert "not a Sender Signature" in result.status_text
+
+    def test_inactive_recipient(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """ErrorCode 406 (inactive recipient) rejects."""
+        peer.inactive.add("alice@example.com")
+        [result] = transport.send([make_envelope()])
+        assert (SendStatus.REJECTED, 406) == (result.status, result.status_code)
+
+    def test_maintenance_deferred(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """ErrorCode 100 defers."""
+        peer.maintenance = True
+        [result] = transport.send([make_envelope()])
+        assert (SendStatus.DEFERRED, 100) == (result.status, result.status_code)
+
+    def test_bad_token_raises(self, peer: PostmarkPeer) -> None:
+        """401 (ErrorCode 10) raises TransportAuthError without the token anywhere."""
+        wrong = "pm-wrong-token-secret"
+        with PostmarkTransport(wrong, base_url=peer.url) as t, capture_logs() as logs:
+            with pytest.raises(TransportAuthError) as info:
+                t.send([make_envelope()])
+        assert wrong not in str(info.value)
+        assert all(wrong not in repr(e) for e in logs)
+
+    def test_test_token(self, peer: PostmarkPeer) -> None:
+        """POSTMARK_API_TEST is accepted like a real token."""
+        with PostmarkTransport("POSTMARK_API_TEST", base_url=peer.url) as t:
+            assert t.send([make_envelope()])[0].accepted
+
+    @pytest.mark.parametrize("code", [429, 500, 503])
+    def test_transient_http(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                            code: int) -> None:
+        """429, 500 and 503 defer with the HTTP status and any Retry-After."""
+        peer.fail_next(1, Reply.json(code, {"ErrorCode": 0, "Message": "slow down"},
+                                     {"Retry-After": "4"}))
+        [result] = transport.send([make_envelope()])
+        assert (SendStatus.DEFERRED, code, 4.0, "slow down") == (
+            result.status, result.status_code, result.retry_after, result.status_text)
+
+    def test_hidden_recipients(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """Recipients absent from To/Cc become one message each in a batch call."""
+        env = Envelope.from_message(make_message(to="list@example.org"),
+                                    recipients=["x@example.com", "y@example.com"])
+        peer.inactive.add("y@example.com")
+        [result] = transport.send([env])
+        assert "/email/batch" == peer.requests[0].path
+        assert ["x@example.com", "y@example.com"] == [m["To"] for m in peer.requests[0].json()]
+        assert SendStatus.ACCEPTED == result.status
+        assert [("x@example.com", SendStatus.ACCEPTED), ("y@example.com", SendStatus.REJECTED)] \
+            == [(r.recipient, r.status) for r in result.recipient_results]
+
+    def test_cc_bcc(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """Envelope recipients split into To / Cc / Bcc."""
+        env = Envelope.from_message(make_message(to="a@example.com", cc="c@example.com"),
+                                    recipients=["a@example.com", "c@example.com",
+                                                "h@example.com"])
+        assert transport.send([env])[0].accepted
+        body = peer.requests[0].json()
+        assert ("a@example.com", "c@example.com", "h@example.com") == (
+            body["To"], body["Cc"], body["Bcc"])
+
+    def test_too_many_recipients_local(self, peer: PostmarkPeer,
+                                       transport: PostmarkTransport) -> None:
+        """Over 50 recipients: rejected without a call."""
+        env = Envelope.from_message(make_message(to="list@example.org"),
+                                    recipients=[f"r{i}@example.com" for i in range(51)])
+        [result] = transport.send([env])
+        assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
+        assert [] == peer.requests
+
+
+class TestBatch:
+    def test_batch_checks_each_entry(self, peer: PostmarkPeer,
+                                     transport: PostmarkTransport) -> None:
+        """The batch answers 200, yet each entry's ErrorCode decides its envelope."""
+        peer.inactive.add("b@example.com")
+        batch = [make_envelope("a@example.com"), make_envelope("b@example.com"),
+                 make_envelope("c@example.com")]
+        results = transport.send(batch)
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert [0, 406, 0] == [r.status_code for r in results]
+        assert ["/email/batch"] == [r.path for r in peer.requests]
+        assert 3 == len(peer.requests[0].json())
+
+    def test_batch_limit(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """501 envelopes make two batch calls: 500 and 1."""
+        batch = [make_envelope(f"u{i}@example.com") for i in range(501)]
+        results = transport.send(batch)
+        assert 501 == sum(r.accepted for r in results)
+        assert [1, 500] == sorted(len(r.json()) for r in peer.requests)
+        assert len({r.message_id for r in results}) == 501
+
+    def test_whole_batch_422(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """A 422 for the whole batch rejects every envelope with its ErrorCode."""
+        peer.fail_next(1, Reply.json(422, {"ErrorCode": 411, "Message": "Forbidden attachment"}))
+        results = transport.send([make_envelope("a@example.com"), make_envelope("b@example.com")])
+        assert [(SendStatus.REJECTED, 411)] * 2 == [(r.status, r.status_code) for r in results]
+
+    def test_batch_429(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """A 429 defers every envelope of the batch."""
+        peer.fail_next(1, Reply.json(429, {"ErrorCode": 429, "Message": "Rate limit exceeded"}))
+        results = transport.send([make_envelope("a@example.com"), make_envelope("b@example.com")])
+        assert [SendStatus.DEFERRED] * 2 == [r.status for r in results]
+
+    def test_send_async_batch(self, peer: PostmarkPeer) -> None:
+        """send_async posts the same batch natively."""
+        async def go() -> list[SendStatus]:
+            async with PostmarkTransport(TOKEN, base_url=peer.url) as t:
+                res = await t.send_async([make_envelope(f"u{i}@example.com") for i in range(3)])
+                return [r.status for r in res]
+
+        assert [SendStatus.ACCEPTED] * 3 == asyncio.run(go())
+        assert ["/email/batch"] == [r.path for r in peer.requests]
