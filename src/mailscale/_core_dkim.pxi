@@ -7,7 +7,6 @@
 # GIL where they touch only bytes.
 
 from libc.stdlib cimport malloc, free
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -117,41 +116,76 @@ def canon_body_simple(const unsigned char[:] data not None):
     return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
 
 
-# Eight bytes at a time (SWAR): a word whose bytes are neither HTAB nor CR, with
-# no two adjacent SPs, is already canonical when the byte before it was not
-# whitespace; it is copied as it is (except a final SP, whose fate depends on
-# the next byte).
-cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7F
-cdef uint64_t _SPS = 0x2020202020202020
-cdef uint64_t _TABS = 0x0909090909090909
-cdef uint64_t _CRS = 0x0D0D0D0D0D0D0D0D
-
-
-cdef inline uint64_t _zero_bytes(uint64_t v) noexcept nogil:
-    # 0x80 in every byte of v that is zero, 0 elsewhere (exact, no false positives).
-    return ~(((v & _LOW7) + _LOW7) | v | _LOW7)
+# Sixteen bytes at a time: masks of the SP, HTAB and CR bytes of a block (SSE2
+# where the compiler has it, a plain loop elsewhere). A block with no HTAB, no
+# two adjacent SPs and at most one CR, which ends a line (CRLF) not preceded by
+# SP, is already canonical when the byte before it was not whitespace: it is
+# copied as it is (except a final SP, whose fate depends on the next byte).
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        __m128i v = _mm_loadu_si128((const __m128i*) p);
+        *sp = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(32)));
+        *ht = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(9)));
+        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+    }
+    #else
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        unsigned int s = 0, h = 0, c = 0;
+        for (int k = 0; k < 16; k++) {
+            s |= (unsigned int) (p[k] == 32) << k;
+            h |= (unsigned int) (p[k] == 9) << k;
+            c |= (unsigned int) (p[k] == 13) << k;
+        }
+        *sp = s; *ht = h; *cr = c;
+    }
+    #endif
+    static inline int ms_bit_index(unsigned int m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_ctz(m);
+    #else
+        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
+    #endif
+    }
+    """
+    void ms_masks16(const unsigned char* p, unsigned int* sp, unsigned int* ht,
+                    unsigned int* cr) noexcept nogil
+    int ms_bit_index(unsigned int m) noexcept nogil
 
 
 cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
     # dst has room for n + 2 bytes: every output byte stands for at least one
     # input byte, except the CRLF added to an unterminated last line.
-    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim
+    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim, k, adv
     cdef bint pending_ws = False
     cdef unsigned char c
-    cdef uint64_t v, sp
+    cdef unsigned int sp, ht, cr
     while i < n:
         if not pending_ws:
-            while i + 8 <= n:
-                memcpy(&v, src + i, 8)
-                sp = _zero_bytes(v ^ _SPS)
-                if (_zero_bytes(v ^ _TABS) | _zero_bytes(v ^ _CRS) | (sp & (sp << 8))) != 0:
+            while i + 16 <= n:
+                ms_masks16(src + i, &sp, &ht, &cr)
+                if ht or (sp & (sp >> 1)):
                     break
-                memcpy(dst + o, src + i, 8)
-                # A final SP is left for the next round, which sees what follows it.
-                c = 7 if src[i + 7] == 32 else 8
-                o += c
-                i += c
-        lim = i + 8
+                if cr:
+                    if cr & (cr - 1):
+                        break
+                    k = ms_bit_index(cr)
+                    if k == 15 or src[i + k + 1] != 10 or (k > 0 and src[i + k - 1] == 32):
+                        break
+                    memcpy(dst + o, src + i, 16)
+                    if o + k > line_start:
+                        keep = o + k + 2
+                    line_start = o + k + 2
+                else:
+                    memcpy(dst + o, src + i, 16)
+                adv = 15 if src[i + 15] == 32 else 16
+                o += adv
+                i += adv
+        lim = i + 16
         if lim > n:
             lim = n
         while i < lim:
