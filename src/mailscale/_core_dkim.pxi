@@ -22,12 +22,88 @@ cdef inline const unsigned char* _ptr(const unsigned char[:] view) noexcept:
     return &view[0] if view.shape[0] > 0 else _EMPTY
 
 
+# Sixteen bytes at a time: masks of the SP, HTAB and CR bytes of a block (SSE2
+# where the compiler has it, a plain loop elsewhere). A block with no HTAB, no
+# two adjacent SPs and at most one CR, which ends a line (CRLF) not preceded by
+# SP, is already canonical when the byte before it was not whitespace: it is
+# copied as it is (except a final SP, whose fate depends on the next byte).
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        __m128i v = _mm_loadu_si128((const __m128i*) p);
+        *sp = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(32)));
+        *ht = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(9)));
+        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+    }
+    #else
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        unsigned int s = 0, h = 0, c = 0;
+        for (int k = 0; k < 16; k++) {
+            s |= (unsigned int) (p[k] == 32) << k;
+            h |= (unsigned int) (p[k] == 9) << k;
+            c |= (unsigned int) (p[k] == 13) << k;
+        }
+        *sp = s; *ht = h; *cr = c;
+    }
+    static inline void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) {
+        unsigned int c = 0, l = 0;
+        for (int k = 0; k < 16; k++) {
+            c |= (unsigned int) (p[k] == 13) << k;
+            l |= (unsigned int) (p[k] == 10) << k;
+        }
+        *cr = c; *lf = l;
+    }
+    #endif
+    static inline void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) {
+        __m128i v = _mm_loadu_si128((const __m128i*) p);
+        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+        *lf = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(10)));
+    }
+    static inline int ms_bit_index(unsigned int m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_ctz(m);
+    #else
+        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
+    #endif
+    }
+    """
+    void ms_masks16(const unsigned char* p, unsigned int* sp, unsigned int* ht,
+                    unsigned int* cr) noexcept nogil
+    void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) noexcept nogil
+    int ms_bit_index(unsigned int m) noexcept nogil
+
+
 # --- line endings ---------------------------------------------------------------
+
+cdef bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # True when every CR is followed by LF and every LF preceded by CR: the LF
+    # mask of each block is its CR mask shifted by one (carrying across blocks).
+    cdef Py_ssize_t i = 0
+    cdef unsigned int cr, lf, carry = 0
+    while i + 16 <= n:
+        ms_crlf16(p + i, &cr, &lf)
+        if lf != (((cr << 1) | carry) & 0xFFFF):
+            return False
+        carry = (cr >> 15) & 1
+        i += 16
+    while i < n:
+        if (p[i] == 10) != (carry == 1):
+            return False
+        carry = p[i] == 13
+        i += 1
+    return carry == 0
+
 
 cdef Py_ssize_t _normalize_len(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     # Bytes to add: one per LF not preceded by CR, one per CR not followed by LF.
     # (A CR followed by LF always pairs with it, so the two counts are exact.)
     cdef Py_ssize_t extra = 0, j
+    if _all_crlf(p, n):
+        return 0
     cdef const unsigned char* q = p
     cdef const unsigned char* end = p + n
     while q < end:
@@ -114,47 +190,6 @@ def canon_body_simple(const unsigned char[:] data not None):
     if _ends_crlf(p, end):
         return PyBytes_FromStringAndSize(<const char*> p, end)
     return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
-
-
-# Sixteen bytes at a time: masks of the SP, HTAB and CR bytes of a block (SSE2
-# where the compiler has it, a plain loop elsewhere). A block with no HTAB, no
-# two adjacent SPs and at most one CR, which ends a line (CRLF) not preceded by
-# SP, is already canonical when the byte before it was not whitespace: it is
-# copied as it is (except a final SP, whose fate depends on the next byte).
-cdef extern from *:
-    """
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
-                                  unsigned int* ht, unsigned int* cr) {
-        __m128i v = _mm_loadu_si128((const __m128i*) p);
-        *sp = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(32)));
-        *ht = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(9)));
-        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
-    }
-    #else
-    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
-                                  unsigned int* ht, unsigned int* cr) {
-        unsigned int s = 0, h = 0, c = 0;
-        for (int k = 0; k < 16; k++) {
-            s |= (unsigned int) (p[k] == 32) << k;
-            h |= (unsigned int) (p[k] == 9) << k;
-            c |= (unsigned int) (p[k] == 13) << k;
-        }
-        *sp = s; *ht = h; *cr = c;
-    }
-    #endif
-    static inline int ms_bit_index(unsigned int m) {
-    #if defined(__GNUC__) || defined(__clang__)
-        return __builtin_ctz(m);
-    #else
-        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
-    #endif
-    }
-    """
-    void ms_masks16(const unsigned char* p, unsigned int* sp, unsigned int* ht,
-                    unsigned int* cr) noexcept nogil
-    int ms_bit_index(unsigned int m) noexcept nogil
 
 
 cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
