@@ -218,8 +218,8 @@ class TestGates:
     @pytest.mark.gate
     def test_faster_than_dkimpy(self) -> None:
         """At 20 KB mailscale outsigns dkimpy (targets 10x RSA / 20x Ed25519; floors 4x / 8x)."""
-        r_rsa = ratio(mailscale_fn("rsa", "20kb"), dkimpy_fn("rsa", "20kb"), rounds=9)
-        r_ed = ratio(mailscale_fn("ed25519", "20kb"), dkimpy_fn("ed25519", "20kb"), rounds=9)
+        r_rsa = ratio(mailscale_fn("rsa", "20kb"), dkimpy_fn("rsa", "20kb"), rounds=5)
+        r_ed = ratio(mailscale_fn("ed25519", "20kb"), dkimpy_fn("ed25519", "20kb"), rounds=5)
         print(f"20 KB: mailscale / dkimpy = {r_rsa:.1f} (RSA), {r_ed:.1f} (Ed25519)")
         assert r_rsa >= 4.0
         assert r_ed >= 8.0
