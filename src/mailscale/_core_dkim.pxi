@@ -192,9 +192,12 @@ def canon_body_simple(const unsigned char[:] data not None):
     return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
 
 
-cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
+                              Py_ssize_t* written=NULL) noexcept nogil:
     # dst has room for n + 2 bytes: every output byte stands for at least one
-    # input byte, except the CRLF added to an unterminated last line.
+    # input byte, except the CRLF added to an unterminated last line. Returns
+    # the canonical length; *written gets the length before trailing empty
+    # lines were dropped.
     cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim, k, adv
     cdef bint pending_ws = False
     cdef unsigned char c
@@ -259,6 +262,9 @@ cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned c
         dst[o] = 13
         dst[o + 1] = 10
         keep = o + 2
+        o += 2
+    if written != NULL:
+        written[0] = o
     # Trailing empty lines are removed: keep ends after the last non-empty line.
     return keep
 
@@ -512,3 +518,101 @@ def header_hash_input(fields, names, signature_field, bint relaxed):
         return PyBytes_FromStringAndSize(<char*> buf, o)
     finally:
         free(buf)
+
+
+# --- streaming body hash -------------------------------------------------------
+
+cdef Py_ssize_t _simple_keep(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # p[:n] is whole lines (it ends with CRLF and starts a line): the end of its
+    # last non-empty line, 0 when every line is empty.
+    cdef Py_ssize_t k = n
+    while k >= 2:
+        if k == 2 or (k >= 4 and p[k - 4] == 13 and p[k - 3] == 10):
+            k -= 2
+        else:
+            return k
+    return 0
+
+
+cdef class BodyHasher:
+    """Streaming body hash: feed the body in chunks, get what ``body_hash`` gives.
+
+    Only the unfinished last line and a count of trailing empty lines are kept
+    between chunks. Canonicalization runs without the GIL.
+    """
+
+    cdef bint _relaxed
+    cdef object _hash
+    cdef bytes _carry
+    cdef Py_ssize_t _pending
+    cdef Py_ssize_t _length
+    cdef object _result
+
+    def __init__(self, relaxed):
+        self._relaxed = bool(relaxed)
+        self._hash = _sha256()
+        self._carry = b""
+        self._pending = 0
+        self._length = 0
+        self._result = None
+
+    cdef void _flush_pending(self) except *:
+        if self._pending:
+            self._hash.update(b"\r\n" * self._pending)
+            self._length += 2 * self._pending
+            self._pending = 0
+
+    cdef void _lines(self, bytes data, Py_ssize_t n) except *:
+        # data[:n] is whole lines: hash their canonical form, holding back
+        # trailing empty lines until a non-empty line follows.
+        cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
+        cdef Py_ssize_t keep, written = 0
+        cdef bytes buf
+        cdef unsigned char* w
+        if self._relaxed:
+            buf = PyBytes_FromStringAndSize(NULL, n + 2)
+            w = <unsigned char*> PyBytes_AS_STRING(buf)
+            with nogil:
+                keep = _relaxed_body(p, n, w, &written)
+            if keep > 0:
+                self._flush_pending()
+                self._hash.update(memoryview(buf)[:keep])
+                self._length += keep
+            # Every line is whole here, so what follows keep is empty lines.
+            self._pending += (written - keep) // 2
+        else:
+            keep = _simple_keep(p, n)
+            if keep > 0:
+                self._flush_pending()
+                self._hash.update(memoryview(data)[:keep])
+                self._length += keep
+            self._pending += (n - keep) // 2
+
+    def update(self, chunk):
+        """Add the next bytes of the body."""
+        cdef bytes data = _as_bytes(chunk)
+        cdef Py_ssize_t cut
+        if self._result is not None:
+            raise _CanonicalizationError("the body hash is already finished")
+        if self._carry:
+            data = self._carry + data
+        cut = data.rfind(b"\r\n")
+        if cut < 0:
+            self._carry = data
+            return
+        self._carry = data[cut + 2:]
+        self._lines(data, cut + 2)
+
+    def digest(self):
+        """The SHA-256 of the canonical body and its length; the hasher is then finished."""
+        cdef bytes last
+        if self._result is None:
+            if self._carry:
+                last = self._carry + b"\r\n"
+                self._carry = b""
+                self._lines(last, PyBytes_GET_SIZE(last))
+            if not self._relaxed and self._length == 0:
+                self._hash.update(b"\r\n")  # an empty body is a single CRLF (simple)
+                self._length = 2
+            self._result = (self._hash.digest(), self._length)
+        return self._result
