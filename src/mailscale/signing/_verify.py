@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import time
 from collections.abc import Callable
+from email.message import Message
 from typing import Any, TypeAlias
 
 import attrs
@@ -67,6 +68,19 @@ class _Outcome(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+def _received_bytes(message: MessageInput) -> bytes:
+    """The message as the signer saw it: a message stored with bare LF line ends
+    (a Unix file) is read as CRLF; any other byte, a bare CR included, is
+    verified as it is, since it was on the wire when the message was signed."""
+    data = wire_bytes(message) if isinstance(message, Message) else message
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return wire_bytes(data)  # raises the CanonicalizationError
+    raw = bytes(data)
+    if core.normalize_line_endings(raw) == raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def _strip_b_value(field: bytes) -> bytes:
@@ -151,7 +165,7 @@ class DKIMVerifier:
         Raises:
             CanonicalizationError: the message cannot be split into header and body.
         """
-        data = wire_bytes(message)
+        data = _received_bytes(message)
         fields, start = core.split_message(data)
         when = self.clock() if now is None else now
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
