@@ -6,7 +6,7 @@
 # their length: each loop tests its bound before reading), and run without the
 # GIL where they touch only bytes.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -457,39 +457,61 @@ cdef bytes _as_bytes(object obj):
     return bytes(memoryview(obj))
 
 
-cdef bytes _lower_name(object name):
-    cdef bytes b = _as_bytes(name)
-    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(b)
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(b)
+cdef inline bint _same_name(bytes a, bytes b) noexcept:
+    # ASCII case-insensitive equality, as bytes.lower() compares.
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(a)
+    cdef const unsigned char* p
+    cdef const unsigned char* q
+    cdef unsigned char x, y
+    if n != PyBytes_GET_SIZE(b):
+        return False
+    p = <const unsigned char*> PyBytes_AS_STRING(a)
+    q = <const unsigned char*> PyBytes_AS_STRING(b)
     for i in range(n):
-        if 65 <= p[i] <= 90:
-            return b.lower()
-    return b
+        x = p[i]
+        y = q[i]
+        if x != y:
+            if 65 <= x <= 90:
+                x += 32
+            if 65 <= y <= 90:
+                y += 32
+            if x != y:
+                return False
+    return True
 
 
 def header_hash_input(fields, names, signature_field, bint relaxed):
     """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
-    cdef dict by_name = {}
+    cdef list field_names = []
+    cdef list field_raws = []
     cdef list chosen = []
-    cdef list stack
-    cdef bytes raw, sig = _as_bytes(signature_field)
-    cdef Py_ssize_t total, o, got, n
+    cdef bytes raw, wanted_b, sig = _as_bytes(signature_field)
+    cdef Py_ssize_t total, o, got, n, j, count
     cdef unsigned char* buf
+    cdef unsigned char* used
     for name, raw_field in fields:
-        key = _lower_name(name)
-        raw = _as_bytes(raw_field)
-        stack = by_name.get(key)
-        if stack is None:
-            by_name[key] = [raw]
-        else:
-            stack.append(raw)
+        field_names.append(_as_bytes(name))
+        field_raws.append(_as_bytes(raw_field))
+    count = len(field_names)
     total = PyBytes_GET_SIZE(sig) + 2
-    for wanted in names:
-        stack = by_name.get(_lower_name(wanted))
-        if stack:
-            raw = stack.pop()
-            chosen.append(raw)
-            total += PyBytes_GET_SIZE(raw) + 2
+    used = <unsigned char*> calloc(count + 1, 1)
+    if used == NULL:
+        raise MemoryError()
+    try:
+        # Each name takes the last instance not taken yet, bottom up (section 5.4.2).
+        for wanted in names:
+            wanted_b = _as_bytes(wanted)
+            j = count - 1
+            while j >= 0:
+                if not used[j] and _same_name(<bytes> field_names[j], wanted_b):
+                    used[j] = 1
+                    raw = <bytes> field_raws[j]
+                    chosen.append(raw)
+                    total += PyBytes_GET_SIZE(raw) + 2
+                    break
+                j -= 1
+    finally:
+        free(used)
     buf = <unsigned char*> malloc(total)
     if buf == NULL:
         raise MemoryError()
