@@ -6,8 +6,7 @@
 # their length: each loop tests its bound before reading), and run without the
 # GIL where they touch only bytes.
 
-from libc.stdlib cimport malloc, free
-from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -23,12 +22,88 @@ cdef inline const unsigned char* _ptr(const unsigned char[:] view) noexcept:
     return &view[0] if view.shape[0] > 0 else _EMPTY
 
 
+# Sixteen bytes at a time: masks of the SP, HTAB and CR bytes of a block (SSE2
+# where the compiler has it, a plain loop elsewhere). A block with no HTAB, no
+# two adjacent SPs and at most one CR, which ends a line (CRLF) not preceded by
+# SP, is already canonical when the byte before it was not whitespace: it is
+# copied as it is (except a final SP, whose fate depends on the next byte).
+cdef extern from *:
+    """
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        __m128i v = _mm_loadu_si128((const __m128i*) p);
+        *sp = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(32)));
+        *ht = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(9)));
+        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+    }
+    #else
+    static inline void ms_masks16(const unsigned char* p, unsigned int* sp,
+                                  unsigned int* ht, unsigned int* cr) {
+        unsigned int s = 0, h = 0, c = 0;
+        for (int k = 0; k < 16; k++) {
+            s |= (unsigned int) (p[k] == 32) << k;
+            h |= (unsigned int) (p[k] == 9) << k;
+            c |= (unsigned int) (p[k] == 13) << k;
+        }
+        *sp = s; *ht = h; *cr = c;
+    }
+    static inline void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) {
+        unsigned int c = 0, l = 0;
+        for (int k = 0; k < 16; k++) {
+            c |= (unsigned int) (p[k] == 13) << k;
+            l |= (unsigned int) (p[k] == 10) << k;
+        }
+        *cr = c; *lf = l;
+    }
+    #endif
+    static inline void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) {
+        __m128i v = _mm_loadu_si128((const __m128i*) p);
+        *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+        *lf = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(10)));
+    }
+    static inline int ms_bit_index(unsigned int m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_ctz(m);
+    #else
+        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
+    #endif
+    }
+    """
+    void ms_masks16(const unsigned char* p, unsigned int* sp, unsigned int* ht,
+                    unsigned int* cr) noexcept nogil
+    void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) noexcept nogil
+    int ms_bit_index(unsigned int m) noexcept nogil
+
+
 # --- line endings ---------------------------------------------------------------
+
+cdef bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # True when every CR is followed by LF and every LF preceded by CR: the LF
+    # mask of each block is its CR mask shifted by one (carrying across blocks).
+    cdef Py_ssize_t i = 0
+    cdef unsigned int cr, lf, carry = 0
+    while i + 16 <= n:
+        ms_crlf16(p + i, &cr, &lf)
+        if lf != (((cr << 1) | carry) & 0xFFFF):
+            return False
+        carry = (cr >> 15) & 1
+        i += 16
+    while i < n:
+        if (p[i] == 10) != (carry == 1):
+            return False
+        carry = p[i] == 13
+        i += 1
+    return carry == 0
+
 
 cdef Py_ssize_t _normalize_len(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     # Bytes to add: one per LF not preceded by CR, one per CR not followed by LF.
     # (A CR followed by LF always pairs with it, so the two counts are exact.)
     cdef Py_ssize_t extra = 0, j
+    if _all_crlf(p, n):
+        return 0
     cdef const unsigned char* q = p
     cdef const unsigned char* end = p + n
     while q < end:
@@ -117,41 +192,38 @@ def canon_body_simple(const unsigned char[:] data not None):
     return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
 
 
-# Eight bytes at a time (SWAR): a word whose bytes are neither HTAB nor CR, with
-# no two adjacent SPs, is already canonical when the byte before it was not
-# whitespace; it is copied as it is (except a final SP, whose fate depends on
-# the next byte).
-cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7F
-cdef uint64_t _SPS = 0x2020202020202020
-cdef uint64_t _TABS = 0x0909090909090909
-cdef uint64_t _CRS = 0x0D0D0D0D0D0D0D0D
-
-
-cdef inline uint64_t _zero_bytes(uint64_t v) noexcept nogil:
-    # 0x80 in every byte of v that is zero, 0 elsewhere (exact, no false positives).
-    return ~(((v & _LOW7) + _LOW7) | v | _LOW7)
-
-
-cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
+                              Py_ssize_t* written=NULL) noexcept nogil:
     # dst has room for n + 2 bytes: every output byte stands for at least one
-    # input byte, except the CRLF added to an unterminated last line.
-    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim
+    # input byte, except the CRLF added to an unterminated last line. Returns
+    # the canonical length; *written gets the length before trailing empty
+    # lines were dropped.
+    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim, k, adv
     cdef bint pending_ws = False
     cdef unsigned char c
-    cdef uint64_t v, sp
+    cdef unsigned int sp, ht, cr
     while i < n:
         if not pending_ws:
-            while i + 8 <= n:
-                memcpy(&v, src + i, 8)
-                sp = _zero_bytes(v ^ _SPS)
-                if (_zero_bytes(v ^ _TABS) | _zero_bytes(v ^ _CRS) | (sp & (sp << 8))) != 0:
+            while i + 16 <= n:
+                ms_masks16(src + i, &sp, &ht, &cr)
+                if ht or (sp & (sp >> 1)):
                     break
-                memcpy(dst + o, src + i, 8)
-                # A final SP is left for the next round, which sees what follows it.
-                c = 7 if src[i + 7] == 32 else 8
-                o += c
-                i += c
-        lim = i + 8
+                if cr:
+                    if cr & (cr - 1):
+                        break
+                    k = ms_bit_index(cr)
+                    if k == 15 or src[i + k + 1] != 10 or (k > 0 and src[i + k - 1] == 32):
+                        break
+                    memcpy(dst + o, src + i, 16)
+                    if o + k > line_start:
+                        keep = o + k + 2
+                    line_start = o + k + 2
+                else:
+                    memcpy(dst + o, src + i, 16)
+                adv = 15 if src[i + 15] == 32 else 16
+                o += adv
+                i += adv
+        lim = i + 16
         if lim > n:
             lim = n
         while i < lim:
@@ -190,6 +262,9 @@ cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned c
         dst[o] = 13
         dst[o + 1] = 10
         keep = o + 2
+        o += 2
+    if written != NULL:
+        written[0] = o
     # Trailing empty lines are removed: keep ends after the last non-empty line.
     return keep
 
@@ -382,39 +457,61 @@ cdef bytes _as_bytes(object obj):
     return bytes(memoryview(obj))
 
 
-cdef bytes _lower_name(object name):
-    cdef bytes b = _as_bytes(name)
-    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(b)
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(b)
+cdef inline bint _same_name(bytes a, bytes b) noexcept:
+    # ASCII case-insensitive equality, as bytes.lower() compares.
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(a)
+    cdef const unsigned char* p
+    cdef const unsigned char* q
+    cdef unsigned char x, y
+    if n != PyBytes_GET_SIZE(b):
+        return False
+    p = <const unsigned char*> PyBytes_AS_STRING(a)
+    q = <const unsigned char*> PyBytes_AS_STRING(b)
     for i in range(n):
-        if 65 <= p[i] <= 90:
-            return b.lower()
-    return b
+        x = p[i]
+        y = q[i]
+        if x != y:
+            if 65 <= x <= 90:
+                x += 32
+            if 65 <= y <= 90:
+                y += 32
+            if x != y:
+                return False
+    return True
 
 
 def header_hash_input(fields, names, signature_field, bint relaxed):
     """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
-    cdef dict by_name = {}
+    cdef list field_names = []
+    cdef list field_raws = []
     cdef list chosen = []
-    cdef list stack
-    cdef bytes raw, sig = _as_bytes(signature_field)
-    cdef Py_ssize_t total, o, got, n
+    cdef bytes raw, wanted_b, sig = _as_bytes(signature_field)
+    cdef Py_ssize_t total, o, got, n, j, count
     cdef unsigned char* buf
+    cdef unsigned char* used
     for name, raw_field in fields:
-        key = _lower_name(name)
-        raw = _as_bytes(raw_field)
-        stack = by_name.get(key)
-        if stack is None:
-            by_name[key] = [raw]
-        else:
-            stack.append(raw)
+        field_names.append(_as_bytes(name))
+        field_raws.append(_as_bytes(raw_field))
+    count = len(field_names)
     total = PyBytes_GET_SIZE(sig) + 2
-    for wanted in names:
-        stack = by_name.get(_lower_name(wanted))
-        if stack:
-            raw = stack.pop()
-            chosen.append(raw)
-            total += PyBytes_GET_SIZE(raw) + 2
+    used = <unsigned char*> calloc(count + 1, 1)
+    if used == NULL:
+        raise MemoryError()
+    try:
+        # Each name takes the last instance not taken yet, bottom up (section 5.4.2).
+        for wanted in names:
+            wanted_b = _as_bytes(wanted)
+            j = count - 1
+            while j >= 0:
+                if not used[j] and _same_name(<bytes> field_names[j], wanted_b):
+                    used[j] = 1
+                    raw = <bytes> field_raws[j]
+                    chosen.append(raw)
+                    total += PyBytes_GET_SIZE(raw) + 2
+                    break
+                j -= 1
+    finally:
+        free(used)
     buf = <unsigned char*> malloc(total)
     if buf == NULL:
         raise MemoryError()
@@ -443,3 +540,101 @@ def header_hash_input(fields, names, signature_field, bint relaxed):
         return PyBytes_FromStringAndSize(<char*> buf, o)
     finally:
         free(buf)
+
+
+# --- streaming body hash -------------------------------------------------------
+
+cdef Py_ssize_t _simple_keep(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # p[:n] is whole lines (it ends with CRLF and starts a line): the end of its
+    # last non-empty line, 0 when every line is empty.
+    cdef Py_ssize_t k = n
+    while k >= 2:
+        if k == 2 or (k >= 4 and p[k - 4] == 13 and p[k - 3] == 10):
+            k -= 2
+        else:
+            return k
+    return 0
+
+
+cdef class BodyHasher:
+    """Streaming body hash: feed the body in chunks, get what ``body_hash`` gives.
+
+    Only the unfinished last line and a count of trailing empty lines are kept
+    between chunks. Canonicalization runs without the GIL.
+    """
+
+    cdef bint _relaxed
+    cdef object _hash
+    cdef bytes _carry
+    cdef Py_ssize_t _pending
+    cdef Py_ssize_t _length
+    cdef object _result
+
+    def __init__(self, relaxed):
+        self._relaxed = bool(relaxed)
+        self._hash = _sha256()
+        self._carry = b""
+        self._pending = 0
+        self._length = 0
+        self._result = None
+
+    cdef void _flush_pending(self) except *:
+        if self._pending:
+            self._hash.update(b"\r\n" * self._pending)
+            self._length += 2 * self._pending
+            self._pending = 0
+
+    cdef void _lines(self, bytes data, Py_ssize_t n) except *:
+        # data[:n] is whole lines: hash their canonical form, holding back
+        # trailing empty lines until a non-empty line follows.
+        cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(data)
+        cdef Py_ssize_t keep, written = 0
+        cdef bytes buf
+        cdef unsigned char* w
+        if self._relaxed:
+            buf = PyBytes_FromStringAndSize(NULL, n + 2)
+            w = <unsigned char*> PyBytes_AS_STRING(buf)
+            with nogil:
+                keep = _relaxed_body(p, n, w, &written)
+            if keep > 0:
+                self._flush_pending()
+                self._hash.update(memoryview(buf)[:keep])
+                self._length += keep
+            # Every line is whole here, so what follows keep is empty lines.
+            self._pending += (written - keep) // 2
+        else:
+            keep = _simple_keep(p, n)
+            if keep > 0:
+                self._flush_pending()
+                self._hash.update(memoryview(data)[:keep])
+                self._length += keep
+            self._pending += (n - keep) // 2
+
+    def update(self, chunk):
+        """Add the next bytes of the body."""
+        cdef bytes data = _as_bytes(chunk)
+        cdef Py_ssize_t cut
+        if self._result is not None:
+            raise _CanonicalizationError("the body hash is already finished")
+        if self._carry:
+            data = self._carry + data
+        cut = data.rfind(b"\r\n")
+        if cut < 0:
+            self._carry = data
+            return
+        self._carry = data[cut + 2:]
+        self._lines(data, cut + 2)
+
+    def digest(self):
+        """The SHA-256 of the canonical body and its length; the hasher is then finished."""
+        cdef bytes last
+        if self._result is None:
+            if self._carry:
+                last = self._carry + b"\r\n"
+                self._carry = b""
+                self._lines(last, PyBytes_GET_SIZE(last))
+            if not self._relaxed and self._length == 0:
+                self._hash.update(b"\r\n")  # an empty body is a single CRLF (simple)
+                self._length = 2
+            self._result = (self._hash.digest(), self._length)
+        return self._result

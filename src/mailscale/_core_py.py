@@ -7,6 +7,7 @@ module. ``mailscale._impl`` picks one of the two.
 from __future__ import annotations
 
 from mailscale._dkim_py import (
+    BodyHasher,
     body_hash,
     canon_body_relaxed,
     canon_body_simple,
@@ -17,6 +18,7 @@ from mailscale._dkim_py import (
 )
 
 __all__ = [
+    "BodyHasher",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",

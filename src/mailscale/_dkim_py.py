@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from mailscale.errors import CanonicalizationError
 
 __all__ = [
+    "BodyHasher",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
@@ -194,3 +195,59 @@ def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[
     if 0 <= limit < length:
         canon = canon[:limit]
     return hashlib.sha256(canon).digest(), length
+
+
+class BodyHasher:
+    """Streaming body hash: feed the body in chunks, get what ``body_hash`` gives.
+
+    Only the unfinished last line and a count of trailing empty lines are kept
+    between chunks, so a large body never needs to be in memory at once.
+
+    Raises:
+        CanonicalizationError: ``update`` after ``digest``.
+    """
+
+    def __init__(self, relaxed: bool) -> None:
+        self._relaxed = bool(relaxed)
+        self._hash = hashlib.sha256()
+        self._carry = b""
+        self._pending = 0
+        self._length = 0
+        self._result: tuple[bytes, int] | None = None
+
+    def _line(self, line: bytes) -> None:
+        canon = _WSP_RUN.sub(b" ", line).rstrip(b" ") if self._relaxed else line
+        if not canon:
+            self._pending += 1
+            return
+        if self._pending:
+            self._hash.update(b"\r\n" * self._pending)
+            self._length += 2 * self._pending
+            self._pending = 0
+        self._hash.update(canon + b"\r\n")
+        self._length += len(canon) + 2
+
+    def update(self, chunk: bytes) -> None:
+        """Add the next bytes of the body."""
+        data = _as_bytes(chunk)
+        if self._result is not None:
+            raise CanonicalizationError("the body hash is already finished")
+        data = self._carry + data
+        cut = data.rfind(b"\r\n")
+        if cut < 0:
+            self._carry = data
+            return
+        self._carry = data[cut + 2 :]
+        for line in data[:cut].split(b"\r\n"):
+            self._line(line)
+
+    def digest(self) -> tuple[bytes, int]:
+        """The SHA-256 of the canonical body and its length; the hasher is then finished."""
+        if self._result is None:
+            if self._carry:
+                self._line(self._carry)
+            if not self._relaxed and self._length == 0:
+                self._hash.update(b"\r\n")  # an empty body is a single CRLF (simple)
+                self._length = 2
+            self._result = (self._hash.digest(), self._length)
+        return self._result

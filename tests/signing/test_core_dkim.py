@@ -181,6 +181,56 @@ class TestBodyHash:
             core_impl.body_hash(b"From: a\r\n\r\n", start, True)
 
 
+def _stream(impl: ModuleType, data: bytes, cuts: list[int], relaxed: bool) -> tuple[bytes, int]:
+    hasher = impl.BodyHasher(relaxed)
+    last = 0
+    for cut in sorted(c % (len(data) + 1) for c in cuts):
+        hasher.update(data[last:cut])
+        last = cut
+    hasher.update(data[last:])
+    return hasher.digest()  # type: ignore[no-any-return]
+
+
+class TestBodyHasher:
+    @pytest.mark.parametrize("relaxed", [True, False])
+    @pytest.mark.parametrize(
+        "body",
+        [b"", b"\r\n", b"\r\n\r\n", b"abc", b"a  b \r\n\r\n\r\n", b"x\r", b"  \r\n\t",
+         b"line one \r\n\r\n  \r\nline two\t\r\n\r\n" * 300],
+    )
+    def test_chunks_give_the_one_shot_hash(
+        self, core_impl: ModuleType, relaxed: bool, body: bytes
+    ) -> None:
+        """Any chunking of the body gives the hash and length of body_hash."""
+        expected = core_impl.body_hash(body, 0, relaxed)
+        for step in (1, 2, 3, 7, 1000):
+            cuts = list(range(step, len(body), step))
+            assert expected == _stream(core_impl, body, cuts, relaxed), step
+
+    def test_finished(self, core_impl: ModuleType) -> None:
+        """digest() can be repeated; update() after it is a CanonicalizationError."""
+        hasher = core_impl.BodyHasher(True)
+        hasher.update(b"abc\r\n")
+        assert hasher.digest() == hasher.digest()
+        with pytest.raises(CanonicalizationError, match="finished"):
+            hasher.update(b"more")
+
+    def test_rejects_text(self, core_impl: ModuleType) -> None:
+        """A str chunk is a TypeError."""
+        with pytest.raises(TypeError):
+            core_impl.BodyHasher(False).update("text")
+
+    @settings(max_examples=200, deadline=None)
+    @given(_TEXT_BYTES, st.lists(st.integers(0, 2000), max_size=6), st.booleans())
+    def test_streaming_matches_one_shot(
+        self, data: bytes, cuts: list[int], relaxed: bool
+    ) -> None:
+        """Streaming in arbitrary chunks equals the one-shot body hash, on both cores."""
+        expected = _core_py.body_hash(data, 0, relaxed)
+        assert expected == _stream(_core_py, data, cuts, relaxed)
+        assert expected == _stream(_impl.core, data, cuts, relaxed)
+
+
 @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
     @settings(max_examples=300, deadline=None)

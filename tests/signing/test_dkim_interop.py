@@ -138,6 +138,18 @@ class TestDkimpyInterop:
         results = verify(sig + message, key_lookup=_records(keys).get)
         assert [("pass", "")] == [(r.status, r.reason) for r in results]
 
+    @pytest.mark.parametrize("canon", CANONS)
+    def test_bare_cr_and_lf_as_stored(self, keys: dict[str, PrivateKey], canon: str) -> None:
+        """A dkimpy-signed message with a bare CR in the body and stored with LF ends verifies."""
+        message = HEADER + b"odd\rbyte in a line\r\nlast line\r\n"
+        header, body = canon.encode().split(b"/")
+        sig = dkim.sign(
+            message, b"rsa", b"example.com", _dkimpy_key(keys["rsa"]), canonicalize=(header, body)
+        )
+        stored = (sig + message).replace(b"\r\n", b"\n")
+        results = verify(stored, key_lookup=_records(keys).get)
+        assert [("pass", "")] == [(r.status, r.reason) for r in results]
+
     def test_dual_signature_both_ways(self, keys: dict[str, PrivateKey]) -> None:
         """dkimpy verifies both signatures of a dual-signed message."""
         from mailscale.signing import MultiSigner

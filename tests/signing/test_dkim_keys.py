@@ -149,11 +149,14 @@ class TestParseKeyRecord:
         assert record.allows_hash("sha256") and not record.allows_hash("sha1")
         assert "rotated 2026" == record.notes
         assert 256 == record.bits
+        assert "DKIM1" == record.version
+        assert p == record.public_key_b64
 
     def test_defaults(self, rsa_key: rsa.RSAPrivateKey) -> None:
         """Without k=, h=, s=, t= the record is rsa, any hash, any service, no flags."""
         p = dns_record(rsa_key).split("p=")[1]
         record = parse_key_record(f"p={p}")
+        assert record.version is None
         assert ("rsa", None, ("*",), ()) == (
             record.key_type,
             record.hash_algorithms,

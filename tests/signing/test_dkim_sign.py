@@ -189,6 +189,26 @@ class TestSignatureTags:
         assert field.endswith(b"\r\n")
         assert all(len(line) <= 78 for line in field.split(b"\r\n"))
 
+    def test_key_is_loaded_once(
+        self, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The PEM key is parsed when the signer is made, never again per message."""
+        import mailscale.signing._signer as signer_module
+        from mailscale.signing import keys as keys_module
+
+        calls: list[object] = []
+        real = keys_module.load_private_key
+
+        def counting(data: object, password: bytes | None = None) -> object:
+            calls.append(data)
+            return real(data, password)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(signer_module, "load_private_key", counting)
+        signer = DKIMSigner("example.com", "s", private_key_pem(rsa_key))
+        signer.sign_batch([MESSAGE] * 5, workers=2)
+        signer.sign(MESSAGE)
+        assert 1 == len(calls)
+
     def test_repr_has_no_key(self, rsa_key: rsa.RSAPrivateKey) -> None:
         """The repr names domain, selector and algorithm, never key material."""
         signer = DKIMSigner("example.com", "s", private_key_pem(rsa_key))

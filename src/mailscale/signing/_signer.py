@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 _sha256 = hashlib.sha256
+_split_message = core.split_message
+_body_hash = core.body_hash
+_header_hash_input = core.header_hash_input
 
 MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
 
@@ -158,6 +161,7 @@ class DKIMSigner:
         "_oversign",
         "_oversign_b",
         "_sign_digest",
+        "_stamped",
         "body_length",
         "body_relaxed",
         "clock",
@@ -208,6 +212,7 @@ class DKIMSigner:
         self.expire_after = expire_after
         self.body_length = body_length
         self.clock = clock
+        self._stamped = timestamp or expire_after is not None
         self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
         self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
         self._headers_b = tuple(h.encode() for h in self._headers)
@@ -282,11 +287,13 @@ class DKIMSigner:
                 self._h_cache[names] = found
         return found
 
-    def _signature_field(self, msg: _Prepared) -> bytes:
-        h_list, h_text = self._h_for(msg.fields)
-        bh, length = msg.body_hash(self.body_relaxed)
+    def _field(
+        self, fields: list[tuple[bytes, bytes]], bh: bytes, length: int
+    ) -> bytes:
+        """The complete DKIM-Signature field for a split message and its body hash."""
+        h_list, h_text = self._h_for(fields)
         mid = self._mid
-        if self.timestamp or self.expire_after is not None:
+        if self._stamped:
             now = int(self.clock())
             if self.timestamp:
                 mid += b" t=%d;" % now
@@ -295,10 +302,15 @@ class DKIMSigner:
         if self.body_length:
             mid += b" l=%d;" % length
         template = b"%s%s%s\r\n bh=%s;\r\n b=" % (self._head, mid, h_text, _b64encode(bh))
-        data = core.header_hash_input(msg.fields, h_list, template, self.header_relaxed)
+        data = _header_hash_input(fields, h_list, template, self.header_relaxed)
         b = _b64encode(self._sign_digest(_sha256(data).digest()))
-        folded = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
-        return b"%s%s\r\n" % (template, folded)
+        if len(b) > 72:
+            b = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
+        return b"%s%s\r\n" % (template, b)
+
+    def _signature_field(self, msg: _Prepared) -> bytes:
+        bh, length = msg.body_hash(self.body_relaxed)
+        return self._field(msg.fields, bh, length)
 
     def signature_header(self, message: MessageInput) -> bytes:
         """Return the DKIM-Signature field (ending in CRLF) for the wire form of ``message``."""
@@ -306,8 +318,10 @@ class DKIMSigner:
 
     def sign(self, message: MessageInput) -> bytes:
         """Return the wire form of ``message`` with its DKIM-Signature field prepended."""
-        msg = _Prepared(message)
-        return self._signature_field(msg) + msg.data
+        data = wire_bytes(message)
+        fields, start = _split_message(data)
+        bh, length = _body_hash(data, start, self.body_relaxed)
+        return self._field(fields, bh, length) + data
 
     def sign_batch(
         self, messages: Iterable[MessageInput], workers: int | None = None

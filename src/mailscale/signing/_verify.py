@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
-import re
 import time
 from collections.abc import Callable
+from email.message import Message
 from typing import Any, TypeAlias
 
 import attrs
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._impl import core
@@ -31,9 +30,9 @@ KeyLookup: TypeAlias = Callable[[str], "str | bytes | list[bytes] | KeyRecord | 
 
 PASS, FAIL, PERMERROR, TEMPERROR = "pass", "fail", "permerror", "temperror"
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
-_DIGITS = re.compile(r"[0-9]{1,76}\Z")
-_WSP = re.compile(r"[ \t\r\n]+")
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
+_PKCS1 = padding.PKCS1v15()
+_PREHASHED = Prehashed(hashes.SHA256())
 
 
 @attrs.frozen
@@ -71,6 +70,19 @@ class _Outcome(Exception):
         self.reason = reason
 
 
+def _received_bytes(message: MessageInput) -> bytes:
+    """The message as the signer saw it: a message stored with bare LF line ends
+    (a Unix file) is read as CRLF; any other byte, a bare CR included, is
+    verified as it is, since it was on the wire when the message was signed."""
+    data = wire_bytes(message) if isinstance(message, Message) else message
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return wire_bytes(data)  # raises the CanonicalizationError
+    raw = bytes(data)
+    if core.normalize_line_endings(raw) == raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def _strip_b_value(field: bytes) -> bytes:
     """The field without its trailing CRLF and with the b= value emptied.
 
@@ -91,18 +103,24 @@ def _strip_b_value(field: bytes) -> bytes:
 
 
 def _b64(value: str, tag: str) -> bytes:
+    compact = "".join(value.split()).encode("ascii")
     try:
-        return base64.b64decode(_WSP.sub("", value), validate=True)
+        raw = binascii.a2b_base64(compact)
     except (binascii.Error, ValueError):
         raise _Outcome(PERMERROR, f"{tag}= is not valid base64") from None
+    # a2b_base64 skips stray characters: insist that the value was exactly base64.
+    if binascii.b2a_base64(raw, newline=False) != compact:
+        raise _Outcome(PERMERROR, f"{tag}= is not valid base64")
+    return raw
 
 
 def _int_tag(tags: dict[str, str], name: str) -> int | None:
-    if name not in tags:
+    value = tags.get(name)
+    if value is None:
         return None
-    if not _DIGITS.match(tags[name]):
+    if not (value.isdigit() and len(value) <= 76):
         raise _Outcome(PERMERROR, f"{name}= is not a number")
-    return int(tags[name])
+    return int(value)
 
 
 class DKIMVerifier:
@@ -147,7 +165,7 @@ class DKIMVerifier:
         Raises:
             CanonicalizationError: the message cannot be split into header and body.
         """
-        data = wire_bytes(message)
+        data = _received_bytes(message)
         fields, start = core.split_message(data)
         when = self.clock() if now is None else now
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
@@ -259,8 +277,10 @@ class DKIMVerifier:
         if record.strict_identity and identity_domain != domain:
             raise _Outcome(PERMERROR, "the key record's t=s needs i= in exactly the d= domain")
         public_key = record.public_key
-        if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < MIN_RSA_BITS:
-            raise _Outcome(FAIL, f"RSA key of {public_key.key_size} bits is below {MIN_RSA_BITS}")
+        is_rsa = record.key_type == "rsa"
+        bits = record.bits if is_rsa else 0
+        if is_rsa and bits < MIN_RSA_BITS:
+            raise _Outcome(FAIL, f"RSA key of {bits} bits is below {MIN_RSA_BITS}")
 
         key = (body_relaxed, -1 if length is None else length)
         found = body_hashes.get(key)
@@ -277,10 +297,10 @@ class DKIMVerifier:
         )
         digest = hashlib.sha256(signed).digest()
         try:
-            if isinstance(public_key, rsa.RSAPublicKey):
-                public_key.verify(signature, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-            elif isinstance(public_key, ed25519.Ed25519PublicKey):
-                public_key.verify(signature, digest)
+            if is_rsa:
+                public_key.verify(signature, digest, _PKCS1, _PREHASHED)  # type: ignore[union-attr, call-arg]
+            else:
+                public_key.verify(signature, digest)  # type: ignore[union-attr, call-arg]
         except InvalidSignature:
             raise _Outcome(FAIL, "the signature does not verify (signed headers changed)") from None
         return record.testing

@@ -27,7 +27,12 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
     if type(message) is bytes:
         data = message
     elif isinstance(message, Message):
-        data = message.as_bytes()
+        try:
+            data = message.as_bytes()
+        except (UnicodeError, LookupError, ValueError, TypeError) as exc:
+            raise CanonicalizationError(
+                f"the email message cannot be serialized: {type(exc).__name__}"
+            ) from None
     elif isinstance(message, (bytes, bytearray, memoryview)):
         data = message
     else:

@@ -179,6 +179,8 @@ class KeyRecord:
         service_types: the ``s=`` tag (``("*",)`` by default).
         flags: the ``t=`` tag's flags (``"y"`` testing, ``"s"`` strict identity).
         notes: the ``n=`` tag, for humans.
+        version: the ``v=`` tag (``"DKIM1"``), or None when the record has none.
+        public_key_b64: the ``p=`` value without whitespace ("" when revoked).
     """
 
     key_type: str
@@ -187,6 +189,8 @@ class KeyRecord:
     service_types: tuple[str, ...] = ("*",)
     flags: tuple[str, ...] = ()
     notes: str = ""
+    version: str | None = None
+    public_key_b64: str = ""
 
     @property
     def revoked(self) -> bool:
@@ -273,6 +277,8 @@ def parse_key_record(txt: str | bytes | list[bytes] | list[str] | tuple[bytes, .
         service_types=services,
         flags=flags,
         notes=tags.get("n", ""),
+        version=tags.get("v"),
+        public_key_b64=p,
     )
 
 
