@@ -7,5 +7,14 @@ module. ``mailscale._impl`` picks one of the two.
 from __future__ import annotations
 
 from mailscale._dkim_py import canon_body_relaxed, canon_body_simple, normalize_line_endings
+from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision, GCRATable
 
-__all__ = ["canon_body_relaxed", "canon_body_simple", "normalize_line_endings"]
+__all__ = [
+    "ALLOWED",
+    "MAX_KEYS_PER_CALL",
+    "Decision",
+    "GCRATable",
+    "canon_body_relaxed",
+    "canon_body_simple",
+    "normalize_line_endings",
+]
