@@ -9,8 +9,8 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.object cimport PyObject_Hash
 from cpython.unicode cimport PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
-from cpython.list cimport PyList_CheckExact
-from cpython.tuple cimport PyTuple_CheckExact
+from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 
 from mailscale._gcra_py import ALLOWED as _ALLOWED, Decision as _Decision, MAX_KEYS_PER_CALL
 from mailscale.errors import ShapingError as _ShapingError
@@ -442,26 +442,30 @@ cdef class GCRATable:
         cdef Py_ssize_t count, m, a, b, i
         cdef Py_ssize_t gen
         cdef int k
-        cdef object seq
+        cdef bint tup
         cdef int32_t p
         if PyUnicode_CheckExact(keys):
             out[0] = self._slot(keys, now)
             k = 1
         else:
-            if not (PyTuple_CheckExact(keys) or PyList_CheckExact(keys)) and not isinstance(keys, (tuple, list)):
+            if not (PyTuple_CheckExact(keys) or PyList_CheckExact(keys) or isinstance(keys, (tuple, list))):
                 raise _ShapingError(
                     f"keys must be a str or a tuple/list of str, got {type(keys).__name__}"
                 )
-            m = len(keys)
+            m = PyTuple_GET_SIZE(keys) if PyTuple_CheckExact(keys) else len(keys)
             if m == 0:
                 raise _ShapingError("keys must name at least one key")
             if m > _G_MAXK:
                 raise _ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {m}")
+            tup = PyTuple_CheckExact(keys)
             while True:
                 gen = self._gen
                 k = 0
                 for a in range(m):
-                    i = self._slot(keys[a], now)
+                    if tup:
+                        i = self._slot(<object>PyTuple_GET_ITEM(keys, a), now)
+                    else:
+                        i = self._slot(keys[a], now)
                     for b in range(k):
                         if out[b] == i:
                             break
@@ -534,10 +538,13 @@ cdef class GCRATable:
         cdef Py_ssize_t count, total, j, off, gen
         cdef Py_ssize_t* idx
         cdef int* ks
-        cdef int64_t wait
+        cdef int64_t wait, last_wait
+        cdef object last
         cdef list out
+        cdef bint islist
         if not isinstance(batch, (list, tuple)):
             raise _ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
+        islist = PyList_CheckExact(batch)
         count = len(batch)
         idx = <Py_ssize_t*>malloc((count * _G_MAXK + 1) * sizeof(Py_ssize_t))
         ks = <int*>malloc((count + 1) * sizeof(int))
@@ -550,19 +557,27 @@ cdef class GCRATable:
                 gen = self._gen
                 off = 0
                 for j in range(count):
-                    ks[j] = self._collect(batch[j], nn, now, idx + off)
+                    ks[j] = self._collect(
+                        <object>PyList_GET_ITEM(batch, j) if islist else batch[j], nn, now, idx + off
+                    )
                     off += ks[j]
                 if gen == self._gen:
                     break
-            out = [None] * count
+            out = []
             off = 0
+            last_wait = 0
+            last = _ALLOWED
             for j in range(count):
                 wait = self._decide(idx + off, ks[j], nn, now, False)
                 off += ks[j]
                 if wait == 0:
-                    out[j] = _ALLOWED
+                    out.append(_ALLOWED)
                 else:
-                    out[j] = _Decision(False, <double>wait / 1e9)
+                    # Refusals at one instant often share their wait: share the (immutable) object.
+                    if wait != last_wait:
+                        last_wait = wait
+                        last = _Decision(False, <double>wait / 1e9)
+                    out.append(last)
             return out
         finally:
             free(idx)

@@ -377,7 +377,16 @@ class GCRATable:
             raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
         collected = [self._collect(keys, n, now) for keys in batch]
         out: list[Decision] = []
+        last_wait = 0
+        last = ALLOWED
         for slots in collected:
             wait = self._decide(slots, n, now, False)
-            out.append(ALLOWED if wait == 0 else Decision(False, wait / 1e9))
+            if wait == 0:
+                out.append(ALLOWED)
+            else:
+                # Refusals at one instant often share their wait: share the (immutable) object.
+                if wait != last_wait:
+                    last_wait = wait
+                    last = Decision(False, wait / 1e9)
+                out.append(last)
         return out

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from mailscale.shaping import presets
 from mailscale.shaping._limit import Limit
+from mailscale.shaping._redis import RedisShaper
 from mailscale.shaping._shaper import Decision, Shaper, parse_rate_headers
 
 __all__ = [
     "Decision",
     "Limit",
+    "RedisShaper",
     "Shaper",
     "parse_rate_headers",
     "presets",
