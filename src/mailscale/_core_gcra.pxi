@@ -15,6 +15,10 @@ from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITE
 from mailscale._gcra_py import ALLOWED as _ALLOWED, Decision as _Decision, MAX_KEYS_PER_CALL
 from mailscale.errors import ShapingError as _ShapingError
 
+# The decision type is shared with the twin, so results compare equal.
+ALLOWED = _ALLOWED
+Decision = _Decision
+
 cdef int64_t _G_MAX_NOW = (<int64_t>1) << 61
 cdef int64_t _G_MAX_AHEAD = (<int64_t>1) << 60
 cdef int64_t _G_MAX_PARAM = (<int64_t>1) << 55
@@ -406,7 +410,7 @@ cdef class GCRATable:
         cdef int64_t until = until_ns
         cdef Py_ssize_t i = self._slot(key, now)
         cdef Py_ssize_t p = self._slots[i].pid
-        cdef int64_t target = until + self._tolerance[p] - self._interval_at(p, now)
+        cdef int64_t target = until + self._tolerance[p] - self._interval[p]
         if target > self._slots[i].tat:
             self._slots[i].tat = target
 
@@ -484,7 +488,7 @@ cdef class GCRATable:
 
     cdef int64_t _decide(self, Py_ssize_t* idx, int k, int64_t n, int64_t now, bint force) except -1:
         """Charge all slots or none; return ns to wait (0 when admitted)."""
-        cdef int64_t worst = 0, tat, new, wait
+        cdef int64_t worst = 0, tat, new, wait, iv
         cdef int64_t news[32]
         cdef int a
         cdef Py_ssize_t p
@@ -493,8 +497,10 @@ cdef class GCRATable:
             tat = self._slots[idx[a]].tat
             if tat < now:
                 tat = now
-            new = tat + n * self._interval_at(p, now)
-            wait = new - self._tolerance[p] - now
+            iv = self._interval_at(p, now)
+            new = tat + n * iv
+            # Admit when tat + (n - 1) * iv <= now + tolerance - base interval (see the twin).
+            wait = new - iv + self._interval[p] - self._tolerance[p] - now
             if wait > worst:
                 worst = wait
             news[a] = new

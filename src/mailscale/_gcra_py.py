@@ -84,7 +84,9 @@ class GCRATable:
         self._clock = clock
         si = float(sweep_interval)
         if not (math.isfinite(si) and 0.0 < si <= 1e6):
-            raise ShapingError(f"sweep_interval must be a positive number of seconds, got {sweep_interval!r}")
+            raise ShapingError(
+                f"sweep_interval must be a positive number of seconds, got {sweep_interval!r}"
+            )
         self._sweep_ns = math.floor(si * 1e9 + 0.5)
         self._next_sweep = -(1 << 62)
         # key hash -> [tat_ns, param id]
@@ -101,7 +103,9 @@ class GCRATable:
 
     # -- parameters ---------------------------------------------------------
 
-    def add_param(self, interval_ns: int, tolerance_ns: int, burst: int, temporary: bool = False) -> int:
+    def add_param(
+        self, interval_ns: int, tolerance_ns: int, burst: int, temporary: bool = False
+    ) -> int:
         """Register parameters (emission interval, tolerance, burst); return their id."""
         self._check_param(interval_ns, tolerance_ns, burst)
         if self._free:
@@ -262,7 +266,7 @@ class GCRATable:
             raise ShapingError("cannot block a key for more than 2**60 ns")
         slot = self._slot(key, now)
         pid = slot[1]
-        target = until_ns + self._tolerance[pid] - self._interval_at(pid, now)
+        target = until_ns + self._tolerance[pid] - self._interval[pid]
         if target > slot[0]:
             slot[0] = target
 
@@ -329,8 +333,12 @@ class GCRATable:
         for slot in slots:
             pid = slot[1]
             tat = slot[0] if slot[0] > now else now
-            new = tat + n * self._interval_at(pid, now)
-            wait = new - self._tolerance[pid] - now
+            iv = self._interval_at(pid, now)
+            new = tat + n * iv
+            # Admit when tat + (n - 1) * iv <= now + tolerance - base interval: the same
+            # as new - now <= tolerance unthrottled, and still window-exact when a
+            # throttle stretches iv (the tolerance keeps its unthrottled value).
+            wait = new - iv + self._interval[pid] - self._tolerance[pid] - now
             if wait > worst:
                 worst = wait
             news.append(new)
@@ -340,7 +348,7 @@ class GCRATable:
                     raise ShapingError("reservation lies more than 2**60 ns ahead")
         elif worst > 0:
             return worst
-        for slot, new in zip(slots, news):
+        for slot, new in zip(slots, news, strict=True):
             slot[0] = new
         return worst
 

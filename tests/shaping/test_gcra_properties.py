@@ -147,10 +147,14 @@ class TestAllOrNothing:
         for k, admitted in per_key.items():
             assert _max_window(admitted, limits[k].per_ns) <= limits[k].count
 
-    def test_denied_request_leaves_other_keys_free(self, core_impl: ModuleType, clock: FakeClock) -> None:
+    def test_denied_request_leaves_other_keys_free(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
         """When one key refuses, the others keep their full capacity."""
         shaper = Shaper(
-            {"tight": Limit(1, 1.0), "wide": Limit(3, 1.0, burst=3)}, clock=clock, implementation=core_impl
+            {"tight": Limit(1, 1.0), "wide": Limit(3, 1.0, burst=3)},
+            clock=clock,
+            implementation=core_impl,
         )
         assert shaper.acquire("tight").allowed
         for _ in range(5):
@@ -168,12 +172,30 @@ class TestAllOrNothing:
 _OPS = st.lists(
     st.one_of(
         st.tuples(st.just("advance"), st.integers(0, 400_000), st.just(0)),
-        st.tuples(st.just("acquire"), st.lists(st.sampled_from(["x", "y", "domain:a", "domain:b", "zz"]), min_size=0, max_size=4), st.integers(0, 4)),
-        st.tuples(st.just("many"), st.lists(st.sampled_from(["x", "y", "domain:a", ("x", "domain:b")]), max_size=6), st.integers(1, 3)),
+        st.tuples(
+            st.just("acquire"),
+            st.lists(
+                st.sampled_from(["x", "y", "domain:a", "domain:b", "zz"]), min_size=0, max_size=4
+            ),
+            st.integers(0, 4),
+        ),
+        st.tuples(
+            st.just("many"),
+            st.lists(st.sampled_from(["x", "y", "domain:a", ("x", "domain:b")]), max_size=6),
+            st.integers(1, 3),
+        ),
         st.tuples(st.just("reserve"), st.sampled_from(["x", "domain:c"]), st.integers(1, 2)),
-        st.tuples(st.just("throttle"), st.sampled_from(["x", "domain:a"]), st.sampled_from([0.01, 0.3, 1.0, 2.0])),
-        st.tuples(st.just("block"), st.sampled_from(["y", "domain:b"]), st.sampled_from([0.0, 0.2, 1.5])),
-        st.tuples(st.just("relimit"), st.sampled_from(["domain:*", "x", "domain:b"]), st.integers(1, 6)),
+        st.tuples(
+            st.just("throttle"),
+            st.sampled_from(["x", "domain:a"]),
+            st.sampled_from([0.01, 0.3, 1.0, 2.0]),
+        ),
+        st.tuples(
+            st.just("block"), st.sampled_from(["y", "domain:b"]), st.sampled_from([0.0, 0.2, 1.5])
+        ),
+        st.tuples(
+            st.just("relimit"), st.sampled_from(["domain:*", "x", "domain:b"]), st.integers(1, 6)
+        ),
         st.tuples(st.just("drop"), st.sampled_from(["domain:b", "x"]), st.just(0)),
         st.tuples(st.just("forget"), st.sampled_from(["x", "y", "domain:a"]), st.just(0)),
         st.tuples(st.just("sweep"), st.just(""), st.just(0)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import multiprocessing
 import os
 import signal
@@ -67,8 +68,22 @@ class TestDecisions:
 
     def test_batch_matches_in_process_shaper(self, client: Any) -> None:
         """One batch decided in Redis gives the same answers as the in-process Shaper."""
-        limits = {"a": Limit(5, 1.0, burst=2), "b": Limit(5, 1.0, burst=3), "domain:*": Limit(9, 1.0, burst=4)}
-        batch: list[Any] = ["a", ("a", "b"), "b", ("b", "domain:x"), "domain:x", ("a", "domain:y"), "b", "b", ("domain:y", "domain:x")] * 2
+        limits = {
+            "a": Limit(5, 1.0, burst=2),
+            "b": Limit(5, 1.0, burst=3),
+            "domain:*": Limit(9, 1.0, burst=4),
+        }
+        batch: list[Any] = [
+            "a",
+            ("a", "b"),
+            "b",
+            ("b", "domain:x"),
+            "domain:x",
+            ("a", "domain:y"),
+            "b",
+            "b",
+            ("domain:y", "domain:x"),
+        ] * 2
         expected = [d.allowed for d in Shaper(limits, clock=FakeClock()).acquire_many(batch)]
         got = [d.allowed for d in RedisShaper(client, limits).acquire_many(batch)]
         assert expected == got
@@ -93,7 +108,7 @@ class TestDecisions:
         shaper = RedisShaper(client, {"k": Limit(10, 1.0, burst=1)}, clock=clock)
         times = [shaper.reserve("k") for _ in range(4)]
         assert clock() == times[0]
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(0.09 < g < 0.13 for g in gaps), gaps
 
     def test_keys_share_one_hash_tag_and_expire(self, client: Any) -> None:
@@ -109,7 +124,7 @@ class TestDecisions:
 
 class TestFailures:
     def test_unreachable_redis_raises_typed_error(self) -> None:
-        """With Redis down and no fallback, the caller gets ShaperUnavailable, never an admission."""
+        """With Redis down and no fallback the caller gets ShaperUnavailable, never an admission."""
         from peers.redis_server import _free_port
 
         dead = _dead_client(_free_port())
@@ -122,7 +137,7 @@ class TestFailures:
             shaper.reserve("k")
 
     def test_explicit_fallback_decides_while_down(self) -> None:
-        """A fallback Shaper chosen by the caller decides (with its own, smaller limit) while down."""
+        """A fallback Shaper chosen by the caller decides, with its own smaller limit."""
         from peers.redis_server import _free_port
 
         dead = _dead_client(_free_port())
@@ -163,7 +178,10 @@ class TestManyProcesses:
         count, per, seconds = 200, 1.0, 3.0
         ctx = multiprocessing.get_context("spawn")
         queue = ctx.Queue()
-        procs = [ctx.Process(target=hammer, args=(redis_url, count, per, seconds, queue)) for _ in range(4)]
+        procs = [
+            ctx.Process(target=hammer, args=(redis_url, count, per, seconds, queue))
+            for _ in range(4)
+        ]
         for p in procs:
             p.start()
         results = [queue.get(timeout=60) for _ in procs]
@@ -193,4 +211,6 @@ class TestManyProcesses:
         time.sleep(0.6)  # one window: the state has drained and expired
         assert 0 == client.dbsize()
         shaper = RedisShaper(client, {"api:*": Limit(50, 0.5, burst=5)})
-        assert [True] * 5 + [False] == [d.allowed for d in shaper.acquire_many([("api:a", "api:b")] * 6)]
+        assert [True] * 5 + [False] == [
+            d.allowed for d in shaper.acquire_many([("api:a", "api:b")] * 6)
+        ]

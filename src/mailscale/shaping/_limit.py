@@ -31,7 +31,9 @@ def _check_per(_inst: Any, _attr: Any, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ShapingError(f"Limit per must be a number of seconds, got {type(value).__name__}")
     if not math.isfinite(value) or not 0 < value <= MAX_PER:
-        raise ShapingError(f"Limit per must be a finite number of seconds in (0, 366 days], got {value!r}")
+        raise ShapingError(
+            f"Limit per must be a finite number of seconds in (0, 366 days], got {value!r}"
+        )
     if math.floor(float(value) * 1e9 + 0.5) < 1:
         raise ShapingError(f"Limit per must be at least 1 ns, got {value!r}")
 
@@ -65,9 +67,11 @@ class Limit:
         if type(value) is not int:
             raise ShapingError(f"Limit burst must be an int, got {type(value).__name__}")
         if not 1 <= value <= self.count:
-            raise ShapingError(f"Limit burst must be between 1 and count ({self.count}), got {value}")
+            raise ShapingError(
+                f"Limit burst must be between 1 and count ({self.count}), got {value}"
+            )
         if self.tolerance_ns > _MAX_TOLERANCE_NS:
-            raise ShapingError("Limit burst × per is too large (more than about a year of lead)")
+            raise ShapingError("Limit burst times per is too large (over a year of lead)")
 
     @property
     def per_ns(self) -> int:
@@ -90,7 +94,7 @@ class Limit:
         return 1e9 / self.interval_ns
 
     def scaled_units(self, unit_ns: int) -> tuple[int, int]:
-        """Interval and tolerance in another time unit (e.g. microseconds for Redis), same guarantee."""
+        """Interval and tolerance in another time unit (microseconds for Redis), same guarantee."""
         per_u = -(-self.per_ns // unit_ns)
         interval = per_u // (self.count - self.burst + 1) + 1
         return interval, interval * self.burst

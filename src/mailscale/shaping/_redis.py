@@ -216,7 +216,9 @@ class RedisShaper:
                 if not keys:
                     raise ShapingError("keys must name at least one key")
                 if len(keys) > MAX_KEYS_PER_CALL:
-                    raise ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {len(keys)}")
+                    raise ShapingError(
+                        f"at most {MAX_KEYS_PER_CALL} keys per request, got {len(keys)}"
+                    )
                 names = dict.fromkeys(keys)
             else:
                 raise ShapingError(
@@ -276,7 +278,9 @@ class RedisShaper:
                     fallback=self._fallback is not None,
                 )
             self._down = True
-            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}: {exc}") from exc
+            raise ShaperUnavailable(
+                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
         if self._down:
             _log.info("shaping.redis_available")
             self._down = False
@@ -293,7 +297,7 @@ class RedisShaper:
         except ShaperUnavailable:
             if self._fallback is None:
                 raise
-            return self._fallback.acquire(keys, n)  # type: ignore[no-any-return]
+            return self._fallback.acquire(keys, n)
         return ALLOWED if wait == 0 else Decision(False, wait / 1e6)
 
     def acquire_many(self, batch: Sequence[str | Sequence[str]], n: int = 1) -> list[Decision]:
@@ -320,7 +324,9 @@ class RedisShaper:
             return self._fallback.reserve(keys, n)
         return self._clock() + wait / 1e6
 
-    def wait(self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None) -> Decision:
+    def wait(
+        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
+    ) -> Decision:
         """Block until admitted (or until ``timeout`` seconds could not suffice)."""
         limit = None if timeout is None else _seconds(timeout, "timeout")
         start = self._clock()
@@ -355,4 +361,6 @@ class RedisShaper:
         try:
             return bool(self._client.delete(self._base + key))
         except redis.RedisError as exc:
-            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}: {exc}") from exc
+            raise ShaperUnavailable(
+                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
+            ) from exc

@@ -12,7 +12,7 @@ from typing import Any
 
 from mailscale import _impl
 from mailscale.errors import ShapingError
-from mailscale.shaping._limit import MAX_PER, Limit
+from mailscale.shaping._limit import MAX_PER, Limit, default_burst
 
 __all__ = ["Decision", "Shaper", "parse_rate_headers"]
 
@@ -33,7 +33,9 @@ def _seconds(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ShapingError(f"{what} must be a number of seconds, got {type(value).__name__}")
     if not math.isfinite(value) or value < 0:
-        raise ShapingError(f"{what} must be a finite, non-negative number of seconds, got {value!r}")
+        raise ShapingError(
+            f"{what} must be a finite, non-negative number of seconds, got {value!r}"
+        )
     return float(value)
 
 
@@ -238,7 +240,7 @@ class Shaper:
     # -- adaptive backoff ---------------------------------------------------
 
     def throttle(self, key: str, factor: float, duration: float) -> None:
-        """Cut ``key``'s rate to ``factor`` (0.01–1) now, recovering linearly over ``duration`` s.
+        """Cut ``key``'s rate to ``factor`` (0.01 to 1), recovering linearly over ``duration`` s.
 
         Use after a 429, an SMTP 421 or a 4.7.x deferral. The burst is not
         raised, so the key's window guarantee still holds throughout.
@@ -256,7 +258,9 @@ class Shaper:
         t = self._table
         t.block_until(key, t.now_ns() + math.floor(s * 1e9 + 0.5))
 
-    def observe_headers(self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+    def observe_headers(
+        self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> None:
         """Learn from a provider's rate-limit response headers for ``key``.
 
         ``Retry-After`` (seconds or an HTTP date) blocks the key that long.
@@ -270,7 +274,8 @@ class Shaper:
             current = self.limit_for(key)
             count = int(info["limit"])
             if current is not None and count != current.count:
-                self.set_limit(key, Limit(count, current.per, burst=min(current.burst, count)))
+                burst = min(current.burst, default_burst(count))
+                self.set_limit(key, Limit(count, current.per, burst=burst))
         block = 0.0
         if "retry_after" in info:
             block = info["retry_after"]
@@ -286,7 +291,9 @@ def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
     try:
         return [(str(k), str(v)) for k, v in headers]
     except (TypeError, ValueError):
-        raise ShapingError("headers must be a mapping or an iterable of (name, value) pairs") from None
+        raise ShapingError(
+            "headers must be a mapping or an iterable of (name, value) pairs"
+        ) from None
 
 
 def parse_rate_headers(
@@ -320,7 +327,9 @@ def parse_rate_headers(
             try:
                 when = email.utils.parsedate_to_datetime(raw)
             except (TypeError, ValueError):
-                raise ShapingError(f"header retry-after is neither seconds nor a date: {raw[:40]!r}") from None
+                raise ShapingError(
+                    f"header retry-after is neither seconds nor a date: {raw[:40]!r}"
+                ) from None
             out["retry_after"] = max(0.0, when.timestamp() - wall_clock())
     for name in ("limit", "remaining"):
         header = f"x-ratelimit-{name}"

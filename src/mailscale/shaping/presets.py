@@ -46,8 +46,14 @@ def ses(
 
     Both figures come from the account (``GetSendQuota`` / ``GetAccount``).
     """
-    rate = Limit(max_send_rate, 1.0) if rate_burst is None else Limit(max_send_rate, 1.0, burst=rate_burst)
+    rate = (
+        Limit(max_send_rate, 1.0)
+        if rate_burst is None
+        else Limit(max_send_rate, 1.0, burst=rate_burst)
+    )
     daily = (
-        Limit(max_24h, 86400.0) if daily_burst is None else Limit(max_24h, 86400.0, burst=daily_burst)
+        Limit(max_24h, 86400.0)
+        if daily_burst is None
+        else Limit(max_24h, 86400.0, burst=daily_burst)
     )
     return SESLimits(rate, daily)
