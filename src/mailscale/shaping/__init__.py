@@ -12,12 +12,17 @@ from mailscale.shaping import presets
 from mailscale.shaping._limit import Limit
 from mailscale.shaping._redis import RedisShaper
 from mailscale.shaping._shaper import Decision, Shaper, parse_rate_headers
+from mailscale.shaping._warmup import DEFAULT_RAMP, IPPool, PoolChoice, WarmupSchedule
 
 __all__ = [
+    "DEFAULT_RAMP",
     "Decision",
+    "IPPool",
     "Limit",
+    "PoolChoice",
     "RedisShaper",
     "Shaper",
+    "WarmupSchedule",
     "parse_rate_headers",
     "presets",
 ]
