@@ -22,9 +22,22 @@ def _burst_size(shaper: Shaper, key: str, limit: int = 100) -> int:
 
 
 class TestLimit:
-    def test_default_burst_is_one_percent_capped(self) -> None:
-        """The default burst is 1% of count, between 1 and 10."""
-        assert [1, 1, 5, 10, 10] == [Limit(c, 1.0).burst for c in (1, 150, 500, 1000, 10**6)]
+    @pytest.mark.parametrize(
+        ("count", "per", "burst"),
+        [
+            (1, 1.0, 1),
+            (14, 1.0, 1),
+            (100, 1.0, 3),
+            (50, 1.0, 2),
+            (500, 60.0, 5),
+            (1000, 1.0, 10),
+            (1000, 3600.0, 10),
+            (10**6, 1.0, 10),
+        ],
+    )
+    def test_default_burst(self, count: int, per: float, burst: int) -> None:
+        """Default burst: 1% of count or 20 ms of jitter, at most 10 and count / 10."""
+        assert burst == Limit(count, per).burst
 
     def test_interval_makes_windows_exact(self) -> None:
         """(count - burst + 1) emission intervals strictly exceed the window."""

@@ -15,9 +15,23 @@ MAX_PER = 366 * 86400.0
 _MAX_TOLERANCE_NS = 1 << 55
 
 
-def default_burst(count: int) -> int:
-    """Burst used when none is given: 1% of ``count``, between 1 and 10."""
-    return max(1, min(10, count // 100))
+def default_burst(count: int, per: float = 1.0) -> int:
+    """Burst used when none is given.
+
+    At least 1% of ``count`` and enough to absorb 20 ms of scheduling jitter
+    (one extra unit per 20 ms of emission), but never more than 10 nor more
+    than a tenth of ``count`` (so a burst never costs more than 10% of the rate).
+    """
+    if type(count) is not int or count < 1:
+        return 1
+    try:
+        rate = count / float(per)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 1
+    if not math.isfinite(rate) or rate <= 0:
+        return 1
+    burst = max(count // 100, 1 + math.ceil(0.02 * rate))
+    return max(1, min(burst, 10, count // 10))
 
 
 def _check_count(_inst: Any, _attr: Any, value: Any) -> None:
@@ -53,13 +67,14 @@ class Limit:
         count: units per window, 1 to 10**9.
         per: window length in seconds, up to 366 days.
         burst: units that may go back to back after a quiet period; default
-            1% of count, between 1 and 10. Must not exceed ``count``.
+            ``default_burst(count, per)`` (1% of count or 20 ms of jitter at
+            the limit's rate, at most 10 and at most count / 10).
     """
 
     count: int = attrs.field(validator=_check_count)
     per: float = attrs.field(validator=_check_per)
     burst: int = attrs.field(
-        default=attrs.Factory(lambda self: default_burst(self.count), takes_self=True)
+        default=attrs.Factory(lambda self: default_burst(self.count, self.per), takes_self=True)
     )
 
     @burst.validator

@@ -274,7 +274,7 @@ class Shaper:
             current = self.limit_for(key)
             count = int(info["limit"])
             if current is not None and count != current.count:
-                burst = min(current.burst, default_burst(count))
+                burst = min(current.burst, default_burst(count, current.per))
                 self.set_limit(key, Limit(count, current.per, burst=burst))
         block = 0.0
         if "retry_after" in info:

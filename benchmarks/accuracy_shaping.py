@@ -1,0 +1,95 @@
+"""Accuracy of rate limiters driven flat out: 100 per 1 s for 5 s.
+
+For mailscale's Shaper, `limits` (fixed window, moving window, sliding-window
+counter) and `pyrate-limiter`, a single thread asks for one unit as fast as it
+can for 5 seconds and records the time of every admission. Reported: the
+admitted count and the worst 1-second window (most admissions in any closed
+window [t, t + 1 s] over the admitted timestamps).
+
+Run: python benchmarks/accuracy_shaping.py [seconds]
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+import time
+from collections.abc import Callable
+
+COUNT, PER = 100, 1.0
+
+
+def worst_window(times: list[float], per: float) -> int:
+    """Most admissions in any closed window of length ``per``."""
+    times = sorted(times)
+    return max((bisect.bisect_right(times, t + per) - i for i, t in enumerate(times)), default=0)
+
+
+def drive(try_once: Callable[[], bool], seconds: float) -> list[float]:
+    """Call ``try_once`` flat out for ``seconds``; return the admission times."""
+    admitted: list[float] = []
+    clock = time.monotonic
+    end = clock() + seconds
+    while True:
+        now = clock()
+        if now >= end:
+            return admitted
+        if try_once():
+            admitted.append(clock())
+
+
+def contenders() -> dict[str, Callable[[], Callable[[], bool]]]:
+    """Name → factory of a fresh ``try_once`` callable."""
+
+    def mailscale_shaper() -> Callable[[], bool]:
+        from mailscale.shaping import Limit, Shaper
+
+        shaper = Shaper({"k": Limit(COUNT, PER)})
+        return lambda: shaper.acquire("k").allowed
+
+    def limits_strategy(name: str) -> Callable[[], Callable[[], bool]]:
+        def make() -> Callable[[], bool]:
+            from limits import RateLimitItemPerSecond, storage, strategies
+
+            limiter = getattr(strategies, name)(storage.MemoryStorage())
+            item = RateLimitItemPerSecond(COUNT, int(PER))
+            return lambda: bool(limiter.hit(item, "k"))
+
+        return make
+
+    def pyrate() -> Callable[[], bool]:
+        from pyrate_limiter import Duration, Limiter, Rate
+
+        limiter = Limiter(Rate(COUNT, Duration.SECOND))
+        return lambda: bool(limiter.try_acquire("k", blocking=False))
+
+    return {
+        "mailscale Shaper (GCRA, window-exact)": mailscale_shaper,
+        "limits FixedWindowRateLimiter": limits_strategy("FixedWindowRateLimiter"),
+        "limits MovingWindowRateLimiter": limits_strategy("MovingWindowRateLimiter"),
+        "limits SlidingWindowCounterRateLimiter": limits_strategy("SlidingWindowCounterRateLimiter"),
+        "pyrate-limiter Limiter (in-memory bucket)": pyrate,
+    }
+
+
+def run(seconds: float = 5.0) -> list[tuple[str, int, int]]:
+    """Drive every contender; return (name, admitted, worst 1-s window)."""
+    out = []
+    for name, make in contenders().items():
+        times = drive(make(), seconds)
+        out.append((name, len(times), worst_window(times, PER)))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    seconds = float(argv[1]) if len(argv) > 1 else 5.0
+    print(f"{COUNT} per {PER:g} s, driven flat out for {seconds:g} s (ideal: {COUNT * seconds:.0f} admitted, worst window {COUNT})")
+    print("| limiter | admitted | worst 1-s window |")
+    print("|---|---|---|")
+    for name, admitted, worst in run(seconds):
+        print(f"| {name} | {admitted} | {worst} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
