@@ -67,7 +67,9 @@ def contenders() -> dict[str, Callable[[], Callable[[], bool]]]:
         "mailscale Shaper (GCRA, window-exact)": mailscale_shaper,
         "limits FixedWindowRateLimiter": limits_strategy("FixedWindowRateLimiter"),
         "limits MovingWindowRateLimiter": limits_strategy("MovingWindowRateLimiter"),
-        "limits SlidingWindowCounterRateLimiter": limits_strategy("SlidingWindowCounterRateLimiter"),
+        "limits SlidingWindowCounterRateLimiter": limits_strategy(
+            "SlidingWindowCounterRateLimiter"
+        ),
         "pyrate-limiter Limiter (in-memory bucket)": pyrate,
     }
 
@@ -83,7 +85,10 @@ def run(seconds: float = 5.0) -> list[tuple[str, int, int]]:
 
 def main(argv: list[str]) -> int:
     seconds = float(argv[1]) if len(argv) > 1 else 5.0
-    print(f"{COUNT} per {PER:g} s, driven flat out for {seconds:g} s (ideal: {COUNT * seconds:.0f} admitted, worst window {COUNT})")
+    print(
+        f"{COUNT} per {PER:g} s, driven flat out for {seconds:g} s "
+        f"(ideal: {COUNT * seconds:.0f} admitted, worst window {COUNT})"
+    )
     print("| limiter | admitted | worst 1-s window |")
     print("|---|---|---|")
     for name, admitted, worst in run(seconds):
