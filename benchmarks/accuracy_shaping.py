@@ -6,6 +6,10 @@ can for 5 seconds and records the time of every admission. Reported: the
 admitted count and the worst 1-second window (most admissions in any closed
 window [t, t + 1 s] over the admitted timestamps).
 
+An admission's time is the limiter's own clock reading when the clock can be
+injected (mailscale), otherwise the clock read just before the call (the
+decision follows within microseconds unless the thread is preempted).
+
 Run: python benchmarks/accuracy_shaping.py [seconds]
 """
 
@@ -25,7 +29,20 @@ def worst_window(times: list[float], per: float) -> int:
     return max((bisect.bisect_right(times, t + per) - i for i, t in enumerate(times)), default=0)
 
 
-def drive(try_once: Callable[[], bool], seconds: float) -> list[float]:
+class _Clock:
+    """time.monotonic that remembers its last reading."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self) -> float:
+        self.last = time.monotonic()
+        return self.last
+
+
+def drive(
+    try_once: Callable[[], bool], seconds: float, decided_at: _Clock | None = None
+) -> list[float]:
     """Call ``try_once`` flat out for ``seconds``; return the admission times."""
     admitted: list[float] = []
     clock = time.monotonic
@@ -35,33 +52,37 @@ def drive(try_once: Callable[[], bool], seconds: float) -> list[float]:
         if now >= end:
             return admitted
         if try_once():
-            admitted.append(clock())
+            admitted.append(decided_at.last if decided_at is not None else now)
 
 
-def contenders() -> dict[str, Callable[[], Callable[[], bool]]]:
-    """Name → factory of a fresh ``try_once`` callable."""
+Contender = Callable[[], tuple[Callable[[], bool], "_Clock | None"]]
 
-    def mailscale_shaper() -> Callable[[], bool]:
+
+def contenders() -> dict[str, Contender]:
+    """Name → factory of a fresh ``try_once`` callable (and its clock, when injectable)."""
+
+    def mailscale_shaper() -> tuple[Callable[[], bool], _Clock | None]:
         from mailscale.shaping import Limit, Shaper
 
-        shaper = Shaper({"k": Limit(COUNT, PER)})
-        return lambda: shaper.acquire("k").allowed
+        clock = _Clock()
+        shaper = Shaper({"k": Limit(COUNT, PER)}, clock=clock)
+        return (lambda: shaper.acquire("k").allowed), clock
 
-    def limits_strategy(name: str) -> Callable[[], Callable[[], bool]]:
-        def make() -> Callable[[], bool]:
+    def limits_strategy(name: str) -> Contender:
+        def make() -> tuple[Callable[[], bool], _Clock | None]:
             from limits import RateLimitItemPerSecond, storage, strategies
 
             limiter = getattr(strategies, name)(storage.MemoryStorage())
             item = RateLimitItemPerSecond(COUNT, int(PER))
-            return lambda: bool(limiter.hit(item, "k"))
+            return (lambda: bool(limiter.hit(item, "k"))), None
 
         return make
 
-    def pyrate() -> Callable[[], bool]:
+    def pyrate() -> tuple[Callable[[], bool], _Clock | None]:
         from pyrate_limiter import Duration, Limiter, Rate
 
         limiter = Limiter(Rate(COUNT, Duration.SECOND))
-        return lambda: bool(limiter.try_acquire("k", blocking=False))
+        return (lambda: bool(limiter.try_acquire("k", blocking=False))), None
 
     return {
         "mailscale Shaper (GCRA, window-exact)": mailscale_shaper,
@@ -78,7 +99,8 @@ def run(seconds: float = 5.0) -> list[tuple[str, int, int]]:
     """Drive every contender; return (name, admitted, worst 1-s window)."""
     out = []
     for name, make in contenders().items():
-        times = drive(make(), seconds)
+        try_once, clock = make()
+        times = drive(try_once, seconds, clock)
         out.append((name, len(times), worst_window(times, PER)))
     return out
 
