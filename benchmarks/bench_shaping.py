@@ -148,7 +148,10 @@ class TestGates:
 _MEMORY_SCRIPT = textwrap.dedent(
     """
     import gc, sys
+    from mailscale import _impl
     from mailscale.shaping import Limit, Shaper
+
+    assert _impl.USING_EXTENSIONS, "compiled core not loaded"
 
     def rss():
         with open("/proc/self/statm") as f:
@@ -170,8 +173,8 @@ _MEMORY_SCRIPT = textwrap.dedent(
 def _live_keys_mb(n: int) -> float:
     """RSS growth (MB) of a fresh process holding ``n`` live keys."""
     env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    # The child imports the same mailscale as this process.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT, str(n)],
         check=True,
