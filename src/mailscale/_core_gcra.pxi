@@ -347,15 +347,18 @@ cdef class GCRATable:
         return self._slots[self._slot(key, now)].pid
 
     def forget(self, key):
-        """Drop a key's state; return whether it was live."""
+        """Drop a key's state; return whether it was live (not yet drained, or throttled)."""
         cdef Py_ssize_t i, j, k, mask
         cdef int32_t p
+        cdef bint live
         if not PyUnicode_CheckExact(key):
             raise _ShapingError(f"keys must be str, got {type(key).__name__}")
+        cdef int64_t now = _g_to_ns(self._clock())
         i = self._find(<int64_t>PyObject_Hash(key))
         if i < 0:
             return False
         p = self._slots[i].pid
+        live = self._slots[i].tat >= now or (self._alive[p] and self._thr_end[p] > now)
         if self._temporary[p] and self._alive[p]:
             self._release(p)
         # Backward-shift deletion keeps linear-probing chains intact.
@@ -368,7 +371,7 @@ cdef class GCRATable:
                 if self._slots[j].pid < 0:
                     self._used -= 1
                     self._gen += 1
-                    return True
+                    return live
                 k = <Py_ssize_t>(<unsigned long long>self._slots[j].h & <unsigned long long>mask)
                 if (i <= j and (i < k <= j)) or (i > j and (i < k or k <= j)):
                     continue

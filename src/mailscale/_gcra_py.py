@@ -221,17 +221,19 @@ class GCRATable:
         return self._slot(key, self.now_ns())[1]
 
     def forget(self, key: str) -> bool:
-        """Drop a key's state; return whether it was live."""
+        """Drop a key's state; return whether it was live (not yet drained, or throttled)."""
         if type(key) is not str:
             raise ShapingError(f"keys must be str, got {type(key).__name__}")
+        now = self.now_ns()
         slot = self._slots.pop(hash(key), None)
         if slot is None:
             return False
         pid = slot[1]
+        live = slot[0] >= now or (self._alive[pid] and self._thr_end[pid] > now)
         if self._temporary[pid] and self._alive[pid]:
             self._alive[pid] = False
             self._free.append(pid)
-        return True
+        return live
 
     def tat(self, key: str) -> int | None:
         """The key's theoretical arrival time in ns, or None when it holds no state."""

@@ -195,7 +195,7 @@ class Shaper:
         t.free_param(entry[1])
 
     def forget(self, key: str) -> bool:
-        """Drop a key's state (its limit rule stays); return whether it had any."""
+        """Drop a key's state (its limit rule stays); return whether it was live."""
         return bool(self._table.forget(key))
 
     def sweep(self) -> int:
