@@ -545,6 +545,7 @@ cdef class GCRATable:
         cdef int64_t now = self._tick()
         cdef int64_t nn = self._check_n(n)
         cdef Py_ssize_t count, total, j, off, gen
+        cdef object item
         cdef Py_ssize_t* idx
         cdef int* ks
         cdef int64_t wait, last_wait
@@ -555,7 +556,17 @@ cdef class GCRATable:
             raise _ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
         islist = PyList_CheckExact(batch)
         count = len(batch)
-        idx = <Py_ssize_t*>malloc((count * _G_MAXK + 1) * sizeof(Py_ssize_t))
+        # Room for every key of every item (items over the per-request cap raise in _collect).
+        total = 0
+        for j in range(count):
+            item = <object>PyList_GET_ITEM(batch, j) if islist else batch[j]
+            if PyUnicode_CheckExact(item):
+                total += 1
+            elif PyTuple_CheckExact(item):
+                total += min(PyTuple_GET_SIZE(item), _G_MAXK)
+            else:
+                total += _G_MAXK
+        idx = <Py_ssize_t*>malloc((total + 1) * sizeof(Py_ssize_t))
         ks = <int*>malloc((count + 1) * sizeof(int))
         if idx == NULL or ks == NULL:
             free(idx)
