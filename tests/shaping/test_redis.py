@@ -125,6 +125,28 @@ class TestDecisions:
         assert [] == client.keys("*")  # KEYS skips expired keys; DBSIZE may not
 
 
+class TestSharedBackoff:
+    def test_retry_after_blocks_every_client(self, client: Any) -> None:
+        """A Retry-After seen by one client blocks the key for another client too."""
+        limits = {"api:*": Limit(100, 1.0)}
+        one, two = RedisShaper(client, limits), RedisShaper(client, limits)
+        one.observe_headers("api:k", {"Retry-After": "0.3"})
+        denied = two.acquire("api:k")
+        assert not denied.allowed
+        assert 0.25 < denied.retry_after <= 0.3
+        assert two.acquire("api:other").allowed
+        time.sleep(denied.retry_after + 0.01)
+        assert two.acquire("api:k").allowed
+
+    def test_learned_limit_is_local(self, client: Any) -> None:
+        """X-RateLimit-Limit changes the observing client's configuration only."""
+        limits = {"sendgrid:*": Limit(1000, 3600.0)}
+        one, two = RedisShaper(client, limits), RedisShaper(client, limits)
+        one.observe_headers("sendgrid:k", [("X-RateLimit-Limit", "600")])
+        assert Limit(600, 3600.0, burst=6) == one.limit_for("sendgrid:k")
+        assert Limit(1000, 3600.0) == two.limit_for("sendgrid:k")
+
+
 class TestFailures:
     def test_unreachable_redis_raises_typed_error(self) -> None:
         """With Redis down and no fallback the caller gets ShaperUnavailable, never an admission."""

@@ -12,6 +12,7 @@ behind that a fresh key would not have.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision
 from mailscale._log import get_logger
 from mailscale.errors import ShaperUnavailable, ShapingError
-from mailscale.shaping._limit import Limit
-from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds
+from mailscale.shaping._limit import MAX_PER, Limit, default_burst
+from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds, parse_rate_headers
 
-__all__ = ["GCRA_LUA", "RedisShaper"]
+__all__ = ["BLOCK_LUA", "GCRA_LUA", "RedisShaper"]
 
 _log = get_logger("mailscale.shaping")
 
@@ -81,6 +82,20 @@ out[m + 1] = now
 return out
 """
 
+# KEYS[1]: one key. ARGV: block length (µs), tolerance (µs), interval (µs).
+# Moves the key's TAT so that nothing is admitted for the block length.
+BLOCK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) - tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if target > tat then
+  local ttl = math.floor((target - now) / 1000) + 1
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
+end
+return 0
+"""
+
 _US = 1000  # ns per µs
 _CACHE_MAX = 100_000
 
@@ -119,6 +134,7 @@ class RedisShaper:
         fallback: Shaper | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if type(namespace) is not str or type(hash_tag) is not str:
             raise ShapingError("namespace and hash_tag must be str")
@@ -130,12 +146,14 @@ class RedisShaper:
             raise ShapingError("fallback must be a Shaper")
         self._client = client
         self._script = client.register_script(GCRA_LUA)
+        self._block = client.register_script(BLOCK_LUA)
         self._strict = bool(strict)
         self._base = f"{namespace}:{{{hash_tag}}}:"
         self._batch = batch_size
         self._fallback = fallback
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
         self._exact: dict[str, Limit] = {}
         self._prefix: dict[str, Limit] = {}
         self._prefix_order: list[str] = []
@@ -351,6 +369,46 @@ class RedisShaper:
             if limit is not None and self._clock() - start + decision.retry_after > limit:
                 return decision
             await asyncio.sleep(decision.retry_after)
+
+    # -- backoff --------------------------------------------------------------
+
+    def block_for(self, key: str, seconds: float) -> None:
+        """Admit nothing on ``key`` for ``seconds``, for every client (a server's Retry-After)."""
+        s = _seconds(seconds, "block duration")
+        if s > MAX_PER:
+            raise ShapingError(f"block duration must be at most 366 days, got {seconds!r}")
+        params = self._params(key)
+        if params is None:
+            return
+        iv, tol, _burst = params
+        import redis
+
+        try:
+            self._block(keys=[self._base + key], args=[math.ceil(s * 1e6), tol, iv])
+        except redis.RedisError as exc:
+            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}") from exc
+
+    def observe_headers(
+        self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> None:
+        """Learn from a provider's rate-limit headers, as ``Shaper.observe_headers`` does.
+
+        Blocks (``Retry-After``, ``X-RateLimit-Remaining: 0`` with a reset) are
+        shared by every client; a learned ``X-RateLimit-Limit`` changes this
+        client's configuration only.
+        """
+        info = parse_rate_headers(headers, wall_clock=self._wall_clock)
+        if "limit" in info:
+            current = self.limit_for(key)
+            count = int(info["limit"])
+            if current is not None and count != current.count:
+                burst = min(current.burst, default_burst(count, current.per))
+                self.set_limit(key, Limit(count, current.per, burst=burst))
+        block = info.get("retry_after", 0.0)
+        if info.get("remaining") == 0 and "reset" in info:
+            block = max(block, info["reset"])
+        if block > 0:
+            self.block_for(key, min(block, MAX_PER))
 
     def forget(self, key: str) -> bool:
         """Delete a key's shared state; return whether it had any."""
