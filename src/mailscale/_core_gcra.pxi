@@ -446,48 +446,50 @@ cdef class GCRATable:
 
     cdef int _collect(self, object keys, int64_t n, int64_t now, Py_ssize_t* out) except -1:
         """Fill ``out`` with the distinct slot indices of keys; return how many."""
-        cdef Py_ssize_t count, m, a, b, i
+        cdef Py_ssize_t m, a, b, i
         cdef Py_ssize_t gen
         cdef int k
         cdef bint tup
-        cdef int32_t p
+        cdef object key
         if PyUnicode_CheckExact(keys):
             out[0] = self._slot(keys, now)
-            k = 1
-        else:
-            if not (PyTuple_CheckExact(keys) or PyList_CheckExact(keys) or isinstance(keys, (tuple, list))):
-                raise _ShapingError(
-                    f"keys must be a str or a tuple/list of str, got {type(keys).__name__}"
-                )
-            m = PyTuple_GET_SIZE(keys) if PyTuple_CheckExact(keys) else len(keys)
-            if m == 0:
-                raise _ShapingError("keys must name at least one key")
-            if m > _G_MAXK:
-                raise _ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {m}")
-            tup = PyTuple_CheckExact(keys)
-            while True:
-                gen = self._gen
-                k = 0
-                for a in range(m):
-                    if tup:
-                        i = self._slot(<object>PyTuple_GET_ITEM(keys, a), now)
-                    else:
-                        i = self._slot(keys[a], now)
-                    for b in range(k):
-                        if out[b] == i:
-                            break
-                    else:
-                        out[k] = i
-                        k += 1
-                if gen == self._gen:
-                    break
-        for a in range(k):
-            p = self._slots[out[a]].pid
-            if n > self._burst[p]:
-                raise _ShapingError(
-                    f"n={n} exceeds the burst ({self._burst[p]}) of a key's limit"
-                )
-        return k
+            if n > self._burst[self._slots[out[0]].pid]:
+                self._burst_error(keys, out[0], n)
+            return 1
+        if not (PyTuple_CheckExact(keys) or PyList_CheckExact(keys) or isinstance(keys, (tuple, list))):
+            raise _ShapingError(
+                f"keys must be a str or a tuple/list of str, got {type(keys).__name__}"
+            )
+        m = PyTuple_GET_SIZE(keys) if PyTuple_CheckExact(keys) else len(keys)
+        if m == 0:
+            raise _ShapingError("keys must name at least one key")
+        if m > _G_MAXK:
+            raise _ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {m}")
+        tup = PyTuple_CheckExact(keys)
+        while True:
+            gen = self._gen
+            k = 0
+            for a in range(m):
+                if tup:
+                    key = <object>PyTuple_GET_ITEM(keys, a)
+                else:
+                    key = keys[a]
+                i = self._slot(key, now)
+                if n > self._burst[self._slots[i].pid]:
+                    self._burst_error(key, i, n)
+                for b in range(k):
+                    if out[b] == i:
+                        break
+                else:
+                    out[k] = i
+                    k += 1
+            if gen == self._gen:
+                return k
+
+    cdef int _burst_error(self, object key, Py_ssize_t i, int64_t n) except -1:
+        raise _ShapingError(
+            f"n={n} exceeds the burst ({self._burst[self._slots[i].pid]}) of key {key!r}"
+        )
 
     cdef int64_t _decide(self, Py_ssize_t* idx, int k, int64_t n, int64_t now, bint force) except -1:
         """Charge all slots or none; return ns to wait (0 when admitted)."""

@@ -307,6 +307,7 @@ class GCRATable:
     def _collect(self, keys: Any, n: int, now: int) -> list[list[int]]:
         if type(keys) is str:
             out = [self._slot(keys, now)]
+            self._check_burst(keys, out[0], n)
         else:
             if not isinstance(keys, (tuple, list)):
                 raise ShapingError(
@@ -319,14 +320,14 @@ class GCRATable:
             out = []
             for key in keys:
                 slot = self._slot(key, now)
+                self._check_burst(key, slot, n)
                 if all(s is not slot for s in out):
                     out.append(slot)
-        for slot in out:
-            if n > self._burst[slot[1]]:
-                raise ShapingError(
-                    f"n={n} exceeds the burst ({self._burst[slot[1]]}) of a key's limit"
-                )
         return out
+
+    def _check_burst(self, key: str, slot: list[int], n: int) -> None:
+        if n > self._burst[slot[1]]:
+            raise ShapingError(f"n={n} exceeds the burst ({self._burst[slot[1]]}) of key {key!r}")
 
     def _decide(self, slots: list[list[int]], n: int, now: int, force: bool) -> int:
         """Charge all slots or none; return ns to wait (0 when admitted)."""
