@@ -28,38 +28,39 @@ __all__ = ["BLOCK_LUA", "GCRA_LUA", "RedisShaper"]
 _log = get_logger("mailscale.shaping")
 
 # KEYS: the distinct Redis keys of the batch.
-# ARGV: mode (0 acquire, 1 reserve), number of requests, then per request:
-#   n, number of keys c, then c triples (index into KEYS, interval µs, tolerance µs).
+# ARGV: mode (0 acquire, 1 reserve), n, number of requests m, number of keys k,
+#   then k pairs (interval µs, tolerance µs), one per key, then per request:
+#   its number of keys c and c indices into KEYS.
 # Returns one wait per request in µs (0 = admitted and charged), then Redis's time in µs.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local force = ARGV[1] == '1'
-local m = tonumber(ARGV[2])
-local p = 3
-local tats = {}
-local dirty = {}
+local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[3])
+local k = tonumber(ARGV[4])
+local stored = redis.call('MGET', unpack(KEYS))
+local ivs, tols, tats, dirty = {}, {}, {}, {}
+for ki = 1, k do
+  ivs[ki] = tonumber(ARGV[3 + 2 * ki])
+  tols[ki] = tonumber(ARGV[4 + 2 * ki])
+  tats[ki] = tonumber(stored[ki] or '0')
+end
+local p = 5 + 2 * k
 local out = {}
 for i = 1, m do
-  local n = tonumber(ARGV[p])
-  local c = tonumber(ARGV[p + 1])
-  p = p + 2
+  local c = tonumber(ARGV[p])
+  p = p + 1
   local worst = 0
   local idx = {}
   local news = {}
   for j = 1, c do
     local ki = tonumber(ARGV[p])
-    local iv = tonumber(ARGV[p + 1])
-    local tol = tonumber(ARGV[p + 2])
-    p = p + 3
+    p = p + 1
     local tat = tats[ki]
-    if tat == nil then
-      tat = tonumber(redis.call('GET', KEYS[ki]) or '0')
-      tats[ki] = tat
-    end
     if tat < now then tat = now end
-    local new = tat + n * iv
-    local wait = new - tol - now
+    local new = tat + n * ivs[ki]
+    local wait = new - tols[ki] - now
     if wait > worst then worst = wait end
     idx[j] = ki
     news[j] = new
@@ -223,11 +224,15 @@ class RedisShaper:
 
     # -- encoding -----------------------------------------------------------
 
-    def _encode(
-        self, batch: Sequence[Any], n: int, keys_out: list[str], index: dict[str, int]
-    ) -> list[Any]:
-        args: list[Any] = []
-        for keys in batch:
+    def _encode(self, chunk: Sequence[Any], n: int, force: bool) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one script call (see ``GCRA_LUA``)."""
+        base = self._base
+        keys_out: list[str] = []
+        params: list[int] = []
+        requests: list[int] = []
+        index: dict[str, int] = {}
+        burst_of: dict[int, tuple[str, int]] = {}
+        for keys in chunk:
             if type(keys) is str:
                 names: Iterable[Any] = (keys,)
             elif isinstance(keys, (tuple, list)):
@@ -242,23 +247,27 @@ class RedisShaper:
                 raise ShapingError(
                     f"keys must be a str or a tuple/list of str, got {type(keys).__name__}"
                 )
-            triples: list[Any] = []
+            mark = len(requests)
+            requests.append(0)
             for key in names:
-                if type(key) is not str:
-                    raise ShapingError(f"keys must be str, got {type(key).__name__}")
-                params = self._params(key)
-                if params is None:
-                    continue
-                iv, tol, burst = params
-                if n > burst:
-                    raise ShapingError(f"n={n} exceeds the burst ({burst}) of key {key!r}")
-                i = index.get(key)
+                i = index.get(key) if type(key) is str else None
                 if i is None:
-                    keys_out.append(self._base + key)
+                    if type(key) is not str:
+                        raise ShapingError(f"keys must be str, got {type(key).__name__}")
+                    p = self._params(key)
+                    if p is None:
+                        continue
+                    keys_out.append(base + key)
+                    params += (p[0], p[1])
                     i = index[key] = len(keys_out)
-                triples += (i, iv, tol)
-            args += (n, len(triples) // 3, *triples)
-        return args
+                    burst_of[i] = (key, p[2])
+                burst_key, burst = burst_of[i]
+                if n > burst:
+                    raise ShapingError(f"n={n} exceeds the burst ({burst}) of key {burst_key!r}")
+                requests.append(i)
+            requests[mark] = len(requests) - mark - 1
+        args = ["1" if force else "0", n, len(chunk), len(keys_out), *params, *requests]
+        return keys_out, args
 
     @staticmethod
     def _check_n(n: Any) -> int:
@@ -272,10 +281,7 @@ class RedisShaper:
         """Waits in µs, one per request, from as few round trips as possible."""
         calls = []
         for start in range(0, len(batch), self._batch):
-            chunk = batch[start : start + self._batch]
-            keys: list[str] = []
-            args = self._encode(chunk, n, keys, {})
-            calls.append((keys, ["1" if force else "0", len(chunk), *args]))
+            calls.append(self._encode(batch[start : start + self._batch], n, force))
         if not calls:
             return []
         import redis
