@@ -96,6 +96,12 @@ class TestDecisions:
             assert not shaper.acquire(("wide", "tight")).allowed
         assert [True, True, True, False] == [shaper.acquire("wide").allowed for _ in range(4)]
 
+    def test_non_strict_unknown_keys_are_unlimited(self, client: Any) -> None:
+        """With strict=False a key without a rule never limits, even alone in a batch."""
+        shaper = RedisShaper(client, {"k": Limit(1, 60.0)}, strict=False)
+        assert all(d.allowed for d in shaper.acquire_many(["free"] * 50))
+        assert [True, False] == [d.allowed for d in shaper.acquire_many([("k", "free")] * 2)]
+
     def test_large_batch_in_several_script_calls(self, client: Any) -> None:
         """A batch bigger than batch_size is still decided in order, exactly."""
         shaper = RedisShaper(client, {"k": Limit(100, 60.0, burst=37)}, batch_size=10)

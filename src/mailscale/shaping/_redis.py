@@ -39,7 +39,8 @@ local force = ARGV[1] == '1'
 local n = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
-local stored = redis.call('MGET', unpack(KEYS))
+local stored = {}
+if k > 0 then stored = redis.call('MGET', unpack(KEYS)) end
 local ivs, tols, tats, dirty = {}, {}, {}, {}
 for ki = 1, k do
   ivs[ki] = tonumber(ARGV[3 + 2 * ki])
