@@ -9,7 +9,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.object cimport PyObject_Hash
 from cpython.unicode cimport PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
-from cpython.list cimport PyList_CheckExact, PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.list cimport PyList_CheckExact
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 
 from mailscale._gcra_py import ALLOWED as _ALLOWED, Decision as _Decision, MAX_KEYS_PER_CALL
@@ -550,18 +550,20 @@ cdef class GCRATable:
         cdef object item
         cdef Py_ssize_t* idx
         cdef int* ks
+        cdef int64_t* waits
         cdef int64_t wait, last_wait
         cdef object last
         cdef list out
-        cdef bint islist
+        cdef tuple seq
         if not isinstance(batch, (list, tuple)):
             raise _ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
-        islist = PyList_CheckExact(batch)
-        count = len(batch)
+        # A snapshot: items stay alive and in place whatever Python code runs meanwhile.
+        seq = batch if PyTuple_CheckExact(batch) else tuple(batch)
+        count = PyTuple_GET_SIZE(seq)
         # Room for every key of every item (items over the per-request cap raise in _collect).
         total = 0
         for j in range(count):
-            item = <object>PyList_GET_ITEM(batch, j) if islist else batch[j]
+            item = <object>PyTuple_GET_ITEM(seq, j)
             if PyUnicode_CheckExact(item):
                 total += 1
             elif PyTuple_CheckExact(item):
@@ -570,28 +572,32 @@ cdef class GCRATable:
                 total += _G_MAXK
         idx = <Py_ssize_t*>malloc((total + 1) * sizeof(Py_ssize_t))
         ks = <int*>malloc((count + 1) * sizeof(int))
-        if idx == NULL or ks == NULL:
+        waits = <int64_t*>malloc((count + 1) * sizeof(int64_t))
+        if idx == NULL or ks == NULL or waits == NULL:
             free(idx)
             free(ks)
+            free(waits)
             raise MemoryError()
         try:
             while True:
                 gen = self._gen
                 off = 0
                 for j in range(count):
-                    ks[j] = self._collect(
-                        <object>PyList_GET_ITEM(batch, j) if islist else batch[j], nn, now, idx + off
-                    )
+                    ks[j] = self._collect(<object>PyTuple_GET_ITEM(seq, j), nn, now, idx + off)
                     off += ks[j]
                 if gen == self._gen:
                     break
-            out = []
+            # Decide every request before creating any Python object: object
+            # creation may run Python code (and let another thread touch the table).
             off = 0
+            for j in range(count):
+                waits[j] = self._decide(idx + off, ks[j], nn, now, False)
+                off += ks[j]
+            out = []
             last_wait = 0
             last = _ALLOWED
             for j in range(count):
-                wait = self._decide(idx + off, ks[j], nn, now, False)
-                off += ks[j]
+                wait = waits[j]
                 if wait == 0:
                     out.append(_ALLOWED)
                 else:
@@ -604,3 +610,4 @@ cdef class GCRATable:
         finally:
             free(idx)
             free(ks)
+            free(waits)

@@ -16,6 +16,7 @@ the injected clock, the same operation in both implementations.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -100,6 +101,9 @@ class GCRATable:
         self._thr_start: list[int] = []
         self._thr_end: list[int] = []
         self._free: list[int] = []
+        # The compiled table is atomic under the GIL (no Python code runs while it
+        # decides); the twin takes a lock to behave the same under threads.
+        self._lock = threading.RLock()
 
     # -- parameters ---------------------------------------------------------
 
@@ -107,27 +111,28 @@ class GCRATable:
         self, interval_ns: int, tolerance_ns: int, burst: int, temporary: bool = False
     ) -> int:
         """Register parameters (emission interval, tolerance, burst); return their id."""
-        self._check_param(interval_ns, tolerance_ns, burst)
-        if self._free:
-            pid = self._free.pop()
-            self._interval[pid] = interval_ns
-            self._tolerance[pid] = tolerance_ns
-            self._burst[pid] = burst
-            self._alive[pid] = True
-            self._temporary[pid] = bool(temporary)
-            self._thr_factor[pid] = 1.0
-            self._thr_start[pid] = 0
-            self._thr_end[pid] = 0
-            return pid
-        self._interval.append(interval_ns)
-        self._tolerance.append(tolerance_ns)
-        self._burst.append(burst)
-        self._alive.append(True)
-        self._temporary.append(bool(temporary))
-        self._thr_factor.append(1.0)
-        self._thr_start.append(0)
-        self._thr_end.append(0)
-        return len(self._interval) - 1
+        with self._lock:
+            self._check_param(interval_ns, tolerance_ns, burst)
+            if self._free:
+                pid = self._free.pop()
+                self._interval[pid] = interval_ns
+                self._tolerance[pid] = tolerance_ns
+                self._burst[pid] = burst
+                self._alive[pid] = True
+                self._temporary[pid] = bool(temporary)
+                self._thr_factor[pid] = 1.0
+                self._thr_start[pid] = 0
+                self._thr_end[pid] = 0
+                return pid
+            self._interval.append(interval_ns)
+            self._tolerance.append(tolerance_ns)
+            self._burst.append(burst)
+            self._alive.append(True)
+            self._temporary.append(bool(temporary))
+            self._thr_factor.append(1.0)
+            self._thr_start.append(0)
+            self._thr_end.append(0)
+            return len(self._interval) - 1
 
     @staticmethod
     def _check_param(interval_ns: int, tolerance_ns: int, burst: int) -> None:
@@ -147,11 +152,12 @@ class GCRATable:
 
     def set_param(self, pid: int, interval_ns: int, tolerance_ns: int, burst: int) -> None:
         """Change parameters in place: every key using them follows at once."""
-        self._live_pid(pid)
-        self._check_param(interval_ns, tolerance_ns, burst)
-        self._interval[pid] = interval_ns
-        self._tolerance[pid] = tolerance_ns
-        self._burst[pid] = burst
+        with self._lock:
+            self._live_pid(pid)
+            self._check_param(interval_ns, tolerance_ns, burst)
+            self._interval[pid] = interval_ns
+            self._tolerance[pid] = tolerance_ns
+            self._burst[pid] = burst
 
     def free_param(self, pid: int) -> None:
         """Retire parameters: keys using them are resolved again on next use.
@@ -159,8 +165,9 @@ class GCRATable:
         Retired ids are never reused (only a throttle's private copies are), so a
         key still pointing at one can always tell.
         """
-        self._live_pid(pid)
-        self._alive[pid] = False
+        with self._lock:
+            self._live_pid(pid)
+            self._alive[pid] = False
 
     def param(self, pid: int) -> tuple[int, int, int]:
         """Return ``(interval_ns, tolerance_ns, burst)`` of a parameter id."""
@@ -207,33 +214,36 @@ class GCRATable:
 
     def bind(self, key: str, pid: int) -> None:
         """Make ``key`` use parameter id ``pid`` (its TAT is kept)."""
-        now = self.now_ns()
-        self._live_pid(pid)
-        slot = self._slot(key, now)
-        old = slot[1]
-        if old != pid and self._temporary[old] and self._alive[old]:
-            self._alive[old] = False
-            self._free.append(old)
-        slot[1] = pid
+        with self._lock:
+            now = self.now_ns()
+            self._live_pid(pid)
+            slot = self._slot(key, now)
+            old = slot[1]
+            if old != pid and self._temporary[old] and self._alive[old]:
+                self._alive[old] = False
+                self._free.append(old)
+            slot[1] = pid
 
     def key_param(self, key: str) -> int:
         """The parameter id limiting ``key`` (resolving it when new)."""
-        return self._slot(key, self.now_ns())[1]
+        with self._lock:
+            return self._slot(key, self.now_ns())[1]
 
     def forget(self, key: str) -> bool:
         """Drop a key's state; return whether it was live (not yet drained, or throttled)."""
-        if type(key) is not str:
-            raise ShapingError(f"keys must be str, got {type(key).__name__}")
-        now = self.now_ns()
-        slot = self._slots.pop(hash(key), None)
-        if slot is None:
-            return False
-        pid = slot[1]
-        live = slot[0] >= now or (self._alive[pid] and self._thr_end[pid] > now)
-        if self._temporary[pid] and self._alive[pid]:
-            self._alive[pid] = False
-            self._free.append(pid)
-        return live
+        with self._lock:
+            if type(key) is not str:
+                raise ShapingError(f"keys must be str, got {type(key).__name__}")
+            now = self.now_ns()
+            slot = self._slots.pop(hash(key), None)
+            if slot is None:
+                return False
+            pid = slot[1]
+            live = slot[0] >= now or (self._alive[pid] and self._thr_end[pid] > now)
+            if self._temporary[pid] and self._alive[pid]:
+                self._alive[pid] = False
+                self._free.append(pid)
+            return live
 
     def tat(self, key: str) -> int | None:
         """The key's theoretical arrival time in ns, or None when it holds no state."""
@@ -244,40 +254,45 @@ class GCRATable:
 
     def throttle(self, key: str, factor: float, duration_ns: int) -> None:
         """Lower ``key``'s rate to ``factor`` now, recovering linearly over ``duration_ns``."""
-        f = float(factor)
-        if not (math.isfinite(f) and _THROTTLED_MIN <= f <= 1.0):
-            raise ShapingError(f"throttle factor must be between 0.01 and 1, got {factor!r}")
-        if type(duration_ns) is not int or not 0 < duration_ns <= _MAX_AHEAD:
-            raise ShapingError("throttle duration must be positive and below 2**60 ns")
-        now = self.now_ns()
-        slot = self._slot(key, now)
-        pid = slot[1]
-        if not self._temporary[pid]:
-            pid = self.add_param(self._interval[pid], self._tolerance[pid], self._burst[pid], True)
-            slot[1] = pid
-        self._thr_factor[pid] = f
-        self._thr_start[pid] = now
-        self._thr_end[pid] = now + duration_ns
+        with self._lock:
+            f = float(factor)
+            if not (math.isfinite(f) and _THROTTLED_MIN <= f <= 1.0):
+                raise ShapingError(f"throttle factor must be between 0.01 and 1, got {factor!r}")
+            if type(duration_ns) is not int or not 0 < duration_ns <= _MAX_AHEAD:
+                raise ShapingError("throttle duration must be positive and below 2**60 ns")
+            now = self.now_ns()
+            slot = self._slot(key, now)
+            pid = slot[1]
+            if not self._temporary[pid]:
+                pid = self.add_param(
+                    self._interval[pid], self._tolerance[pid], self._burst[pid], True
+                )
+                slot[1] = pid
+            self._thr_factor[pid] = f
+            self._thr_start[pid] = now
+            self._thr_end[pid] = now + duration_ns
 
     def block_until(self, key: str, until_ns: int) -> None:
         """Admit nothing on ``key`` before ``until_ns`` (server said Retry-After)."""
-        if type(until_ns) is not int:
-            raise ShapingError("until_ns must be an int")
-        now = self.now_ns()
-        if until_ns - now > _MAX_AHEAD:
-            raise ShapingError("cannot block a key for more than 2**60 ns")
-        slot = self._slot(key, now)
-        pid = slot[1]
-        target = until_ns + self._tolerance[pid] - self._interval[pid]
-        if target > slot[0]:
-            slot[0] = target
+        with self._lock:
+            if type(until_ns) is not int:
+                raise ShapingError("until_ns must be an int")
+            now = self.now_ns()
+            if until_ns - now > _MAX_AHEAD:
+                raise ShapingError("cannot block a key for more than 2**60 ns")
+            slot = self._slot(key, now)
+            pid = slot[1]
+            target = until_ns + self._tolerance[pid] - self._interval[pid]
+            if target > slot[0]:
+                slot[0] = target
 
     def __len__(self) -> int:
         return len(self._slots)
 
     def sweep(self) -> int:
         """Evict rested keys (TAT in the past, not throttled); return how many."""
-        return self._sweep(self.now_ns())
+        with self._lock:
+            return self._sweep(self.now_ns())
 
     def _sweep(self, now: int) -> int:
         self._next_sweep = now + self._sweep_ns
@@ -363,41 +378,44 @@ class GCRATable:
 
     def acquire(self, keys: Any, n: Any = 1) -> Decision:
         """Charge every key's limit by ``n``, or none of them; say when to retry."""
-        now = self._tick()
-        n = self._check_n(n)
-        wait = self._decide(self._collect(keys, n, now), n, now, False)
-        if wait == 0:
-            return ALLOWED
-        return Decision(False, wait / 1e9)
+        with self._lock:
+            now = self._tick()
+            n = self._check_n(n)
+            wait = self._decide(self._collect(keys, n, now), n, now, False)
+            if wait == 0:
+                return ALLOWED
+            return Decision(False, wait / 1e9)
 
     def reserve(self, keys: Any, n: Any = 1) -> float:
         """Charge every key by ``n`` unconditionally; return the clock time the send may go."""
-        now = self._tick()
-        n = self._check_n(n)
-        wait = self._decide(self._collect(keys, n, now), n, now, True)
-        return (now + wait) / 1e9
+        with self._lock:
+            now = self._tick()
+            n = self._check_n(n)
+            wait = self._decide(self._collect(keys, n, now), n, now, True)
+            return (now + wait) / 1e9
 
     def acquire_many(self, batch: Any, n: Any = 1) -> list[Decision]:
         """Decide a batch of requests (each a key or a tuple of keys) in order, at one instant.
 
         The whole batch is validated before anything is charged.
         """
-        now = self._tick()
-        n = self._check_n(n)
-        if not isinstance(batch, (list, tuple)):
-            raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
-        collected = [self._collect(keys, n, now) for keys in batch]
-        out: list[Decision] = []
-        last_wait = 0
-        last = ALLOWED
-        for slots in collected:
-            wait = self._decide(slots, n, now, False)
-            if wait == 0:
-                out.append(ALLOWED)
-            else:
-                # Refusals at one instant often share their wait: share the (immutable) object.
-                if wait != last_wait:
-                    last_wait = wait
-                    last = Decision(False, wait / 1e9)
-                out.append(last)
-        return out
+        with self._lock:
+            now = self._tick()
+            n = self._check_n(n)
+            if not isinstance(batch, (list, tuple)):
+                raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
+            collected = [self._collect(keys, n, now) for keys in batch]
+            out: list[Decision] = []
+            last_wait = 0
+            last = ALLOWED
+            for slots in collected:
+                wait = self._decide(slots, n, now, False)
+                if wait == 0:
+                    out.append(ALLOWED)
+                else:
+                    # Refusals at one instant often share their wait: share the (immutable) object.
+                    if wait != last_wait:
+                        last_wait = wait
+                        last = Decision(False, wait / 1e9)
+                    out.append(last)
+            return out

@@ -369,3 +369,41 @@ class TestEviction:
         assert shaper.acquire("k").allowed
         # Rate at 1/60 of the recovery: 0.1 + 0.9 / 60 of full, so about 87 ms apart.
         assert 0.086 < shaper.acquire("k").retry_after < 0.088
+
+
+class TestThreads:
+    def test_threads_hammering_one_shaper(self, core_impl: ModuleType) -> None:
+        """Threads adding thousands of keys while sharing one key stay within its limit."""
+        import threading
+        import time
+
+        shaper = Shaper(
+            {"api:shared": Limit(50, 1.0, burst=5), "domain:*": Limit(2, 1.0)},
+            sweep_interval=0.05,
+            implementation=core_impl,
+        )
+        admitted = [0] * 4
+        errors: list[BaseException] = []
+        stop = time.monotonic() + 0.5
+
+        def work(t: int) -> None:
+            i = 0
+            try:
+                while time.monotonic() < stop:
+                    batch = [("api:shared", f"domain:t{t}-{i + j}") for j in range(300)]
+                    i += 300
+                    admitted[t] += sum(d.allowed for d in shaper.acquire_many(batch))
+                    shaper.forget(f"domain:t{t}-{i - 7}")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        start = time.monotonic()
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.monotonic() - start
+        assert [] == errors
+        limit = Limit(50, 1.0, burst=5)
+        assert 0 < sum(admitted) <= limit.burst + elapsed * limit.sustained_rate + 1
