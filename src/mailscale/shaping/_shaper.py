@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
@@ -91,6 +92,7 @@ class Shaper:
         self._exact: dict[str, tuple[Limit, int]] = {}
         self._prefix: dict[str, tuple[Limit, int]] = {}
         self._prefix_order: list[str] = []
+        self._rules_lock = threading.RLock()
         self._table = core.GCRATable(self._resolve, clock, sweep_interval)
         self._unlimited = self._table.add_param(0, 0, _UNLIMITED_BURST)
         self.acquire = self._table.acquire
@@ -162,6 +164,10 @@ class Shaper:
         pattern = _check_pattern(pattern)
         if not isinstance(limit, Limit):
             raise ShapingError(f"expected a Limit, got {type(limit).__name__}")
+        with self._rules_lock:
+            self._set_limit(pattern, limit)
+
+    def _set_limit(self, pattern: str, limit: Limit) -> None:
         t = self._table
         if pattern.endswith("*"):
             prefix = pattern[:-1]
@@ -184,6 +190,10 @@ class Shaper:
     def drop_limit(self, pattern: str) -> None:
         """Remove a pattern; its keys fall back to the next matching rule."""
         pattern = _check_pattern(pattern)
+        with self._rules_lock:
+            self._drop_limit(pattern)
+
+    def _drop_limit(self, pattern: str) -> None:
         t = self._table
         if pattern.endswith("*"):
             entry = self._prefix.pop(pattern[:-1], None)
