@@ -3,7 +3,7 @@
 # linear probing), parameters in C arrays indexed by id: no Python object per
 # key and none per admitted request.
 
-from libc.stdint cimport int64_t, int32_t
+from libc.stdint cimport int64_t, int32_t, INT64_MIN
 from libc.math cimport floor, ceil, isfinite
 from libc.stdlib cimport malloc, calloc, realloc, free
 from cpython.object cimport PyObject_Hash
@@ -24,6 +24,7 @@ cdef int64_t _G_MAX_AHEAD = (<int64_t>1) << 60
 cdef int64_t _G_MAX_PARAM = (<int64_t>1) << 55
 cdef Py_ssize_t _G_MIN_CAP = 256
 cdef int _G_MAXK = 32
+cdef int64_t _G_NEVER = INT64_MIN  # end of a throttle that never was
 
 
 cdef struct _GSlot:
@@ -184,7 +185,7 @@ cdef class GCRATable:
         self._temporary[pid] = 1 if temporary else 0
         self._thr_factor[pid] = 1.0
         self._thr_start[pid] = 0
-        self._thr_end[pid] = 0
+        self._thr_end[pid] = _G_NEVER
         return pid
 
     cdef Py_ssize_t _live_pid(self, object pid) except -1:
@@ -312,6 +313,10 @@ cdef class GCRATable:
         i = self._find(h)
         if i < 0:
             p = self._live_pid(self._resolver(key))
+            # The resolver is Python code: another thread may have added the key meanwhile.
+            i = self._find(h)
+            if i >= 0:
+                return i
             return self._insert(h, now, <int32_t>p)
         p = self._slots[i].pid
         if not self._alive[p] or (self._temporary[p] and now >= self._thr_end[p]):

@@ -34,6 +34,7 @@ _MAX_AHEAD = 1 << 60
 _MAX_PARAM = 1 << 55
 MAX_KEYS_PER_CALL = 32
 _THROTTLED_MIN = 0.01
+_NEVER = -(1 << 63)  # end of a throttle that never was: before any clock value
 
 
 @attrs.frozen
@@ -122,7 +123,7 @@ class GCRATable:
                 self._temporary[pid] = bool(temporary)
                 self._thr_factor[pid] = 1.0
                 self._thr_start[pid] = 0
-                self._thr_end[pid] = 0
+                self._thr_end[pid] = _NEVER
                 return pid
             self._interval.append(interval_ns)
             self._tolerance.append(tolerance_ns)
@@ -131,7 +132,7 @@ class GCRATable:
             self._temporary.append(bool(temporary))
             self._thr_factor.append(1.0)
             self._thr_start.append(0)
-            self._thr_end.append(0)
+            self._thr_end.append(_NEVER)
             return len(self._interval) - 1
 
     @staticmethod

@@ -407,3 +407,17 @@ class TestThreads:
         assert [] == errors
         limit = Limit(50, 1.0, burst=5)
         assert 0 < sum(admitted) <= limit.burst + elapsed * limit.sustained_rate + 1
+
+
+class TestClockRange:
+    def test_negative_clock_values(self, core_impl: ModuleType) -> None:
+        """An injected clock may run at negative times; decisions stay exact."""
+        clock = FakeClock(start_us=-5_000_000)
+        shaper = Shaper({"k": Limit(2, 1.0, burst=2)}, clock=clock, implementation=core_impl)
+        assert [True, True, False] == [shaper.acquire("k").allowed for _ in range(3)]
+        clock.advance(1.0)  # one emission interval is 1 s + 1 ns
+        assert not shaper.acquire("k").allowed
+        clock.advance(0.001)
+        assert shaper.acquire("k").allowed
+        shaper.throttle("k", 0.5, 3.0)
+        assert not shaper.acquire("k").allowed
