@@ -16,9 +16,14 @@ from mailscale._dkim_py import (
     normalize_line_endings,
     split_message,
 )
+from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision, GCRATable
 
 __all__ = [
+    "ALLOWED",
+    "MAX_KEYS_PER_CALL",
     "BodyHasher",
+    "Decision",
+    "GCRATable",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
