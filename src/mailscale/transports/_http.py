@@ -21,11 +21,12 @@ import email.utils
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -50,6 +51,7 @@ __all__ = [
     "PREPARE_ERRORS",
     "HTTPTransportBase",
     "credential_from_url",
+    "http_url_options",
     "parse_retry_after",
     "rate_limit_headers",
 ]
@@ -133,6 +135,30 @@ def credential_from_url(url: TransportURL, what: str) -> str:
             f"use {url.scheme}://{what.upper().replace(' ', '_')}@..."
         )
     return secret
+
+
+def http_url_options(url: TransportURL, known: Iterable[str] = ()) -> dict[str, str]:
+    """The query options of a provider URL: *known* ones and ``base_url``.
+
+    ``base_url`` points the transport at another API root (a regional host, a
+    proxy, a local test server); it must be an ``http(s)://`` URL without
+    credentials, which belong in the transport URL itself.
+
+    Raises:
+        ConfigurationError: an unknown option or a bad ``base_url``; the message
+            shows the URL redacted.
+    """
+    allowed = (*known, "base_url")
+    url.check_options(allowed)
+    options = {k: url.query[k] for k in allowed if k in url.query}
+    base_url = options.get("base_url")
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise url.error("option 'base_url' must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise url.error("option 'base_url' must not carry credentials")
+    return options
 
 
 @attrs.frozen(kw_only=True)

@@ -281,7 +281,7 @@ class TransportURL:
             host = f"[{host}]"
         port = f":{self.port}" if self.port is not None else ""
         query = "&".join(
-            f"{quote(k)}={_REDACTED if is_secret_option(k) else quote(v)}"
+            f"{quote(k)}={_REDACTED if is_secret_option(k) else _quote_value(v)}"
             for k, v in self.query.items()
         )
         return f"{self.scheme}://{auth}{host}{port}{quote(self.path)}" + (
@@ -293,6 +293,12 @@ class TransportURL:
 
     def __repr__(self) -> str:
         return f"TransportURL({self.redacted()!r})"
+
+
+def _quote_value(value: str) -> str:
+    """A query value for display: a URL inside it (``base_url=``) loses its userinfo."""
+    value = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", value)
+    return quote(value, safe="/:*@")
 
 
 def redact_url(url: str) -> str:
