@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from mailscale.auth._check import check_domain_async, normalize_domain, run_sync
+from mailscale.auth._check import blocking, check_domain_async, normalize_domain
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
 from mailscale.errors import AuthCheckError
@@ -446,27 +446,8 @@ async def readiness_async(
     return ReadinessReport(domain, items, report)
 
 
-def readiness(
-    domain: str,
-    *,
-    dkim_selectors: Iterable[str] = (),
-    sending_ips: Iterable[str] = (),
-    esp: str | None = None,
-    resolver: ResolverLike = None,
-    from_domain: str | None = None,
-    envelope_domain: str | None = None,
-    dkim_domain: str | None = None,
-    dkim_keys: Mapping[str, PublicKey | PrivateKey] | None = None,
-    tls: bool | None = None,
-    transport: str | None = None,
-    sample_message: bytes | str | email.message.Message | None = None,
-    complaint_rate: float | None = None,
-    complaints: int | None = None,
-    delivered: int | None = None,
-    report: AuthReport | None = None,
-    timeout: float | None = None,
-    lifetime: float | None = None,
-) -> ReadinessReport:
+readiness = blocking(
+    readiness_async,
     """Check ``domain`` against the Gmail/Yahoo (2024) and Microsoft (2025) bulk-sender rules.
 
     Takes :func:`check_domain`'s arguments, plus:
@@ -480,10 +461,5 @@ def readiness(
         complaint_rate: spam complaints per delivered message (0.001 = 0.1%); or give
             ``complaints`` and ``delivered``.
         report: an :class:`AuthReport` already made, to skip the DNS lookups.
-    """
-    return run_sync(readiness_async(
-        domain, dkim_selectors=dkim_selectors, sending_ips=sending_ips, esp=esp,
-        resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
-        dkim_domain=dkim_domain, dkim_keys=dkim_keys, tls=tls, transport=transport,
-        sample_message=sample_message, complaint_rate=complaint_rate, complaints=complaints,
-        delivered=delivered, report=report, timeout=timeout, lifetime=lifetime))
+    """,
+)

@@ -326,11 +326,7 @@ class HTTPTransportBase(TransportBase):
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; one result per envelope, in order."""
-        self._check_open()
-        calls, local = self._plan(batch)
-        results: list[SendResult | None] = [None] * len(batch)
-        for item in local:
-            results[item.index] = item.result
+        calls, results = self._begin(batch)
         if not calls:
             return [r for r in results if r is not None]
         client = self._sync_client()
@@ -349,6 +345,15 @@ class HTTPTransportBase(TransportBase):
             outcomes = list(self._executor().map(one, calls))
         self._collect(outcomes, batch, results)
         return [r for r in results if r is not None]
+
+    def _begin(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[SendResult | None]]:
+        """The requests for *batch*, and its results slots with the local decisions filled in."""
+        self._check_open()
+        calls, local = self._plan(batch)
+        results: list[SendResult | None] = [None] * len(batch)
+        for item in local:
+            results[item.index] = item.result
+        return calls, results
 
     def _executor(self) -> ThreadPoolExecutor:
         """Worker threads for :meth:`send` when a batch needs several requests."""
@@ -374,11 +379,7 @@ class HTTPTransportBase(TransportBase):
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
-        self._check_open()
-        calls, local = self._plan(batch)
-        results: list[SendResult | None] = [None] * len(batch)
-        for item in local:
-            results[item.index] = item.result
+        calls, results = self._begin(batch)
         if not calls:
             return [r for r in results if r is not None]
         client, owned = await self._async_client()

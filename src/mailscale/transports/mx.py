@@ -424,15 +424,7 @@ class MXTransport(TransportBase):
             conn, reused = self._pool.acquire(key, self._opener(route, address, source, "none"))
         start = time.perf_counter()
         try:
-            try:
-                rcpts, reply = conn.transact(env.sender, env.recipients, data)
-            except _Dropped as exc:
-                if not (reused and exc.stage in ("RSET", "MAIL")):
-                    raise
-                # An idle pooled connection the server closed: reconnect once.
-                replacement = self._pool.replace(conn, opener)
-                conn.__dict__.update(replacement.__dict__)
-                rcpts, reply = conn.transact(env.sender, env.recipients, data)
+            rcpts, reply = self._pool.transact(conn, reused, opener, env, data)
         finally:
             self._pool.release(key, conn)
         if reply is None and rcpts and all(r.status_code == 421 for r in rcpts):

@@ -375,16 +375,8 @@ class _SMTP(smtplib.SMTP):
         return super().connect(host, port, source_address)
 
 
-class _SMTPSSL(smtplib.SMTP_SSL):
+class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
     """smtplib.SMTP_SSL with the same *server_hostname* handling."""
-
-    def __init__(self, *, server_hostname: str | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self._server_hostname = server_hostname
-
-    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
-        self._host = self._server_hostname or host
-        return super().connect(host, port, source_address)
 
 
 class Pool:
@@ -440,6 +432,33 @@ class Pool:
             self._cond.notify()
         if not keep:
             conn.close()
+
+    def transact(
+        self,
+        conn: Connection,
+        reused: bool,
+        factory: Callable[[], Connection],
+        env: Envelope,
+        data: bytes,
+    ) -> tuple[list[RecipientResult], tuple[int, str] | None]:
+        """One transaction on *conn*, replacing it once if it was a stale pooled connection.
+
+        A reused connection that the server closed while idle fails at RSET or
+        MAIL, before anything was sent: *conn* is replaced in place (from
+        *factory*) and the transaction runs again.
+
+        Raises:
+            _Dropped: the connection broke (a second time, or after MAIL).
+            TransportError: the replacement could not be opened.
+        """
+        try:
+            return conn.transact(env.sender, env.recipients, data)
+        except _Dropped as exc:
+            if not (reused and exc.stage in ("RSET", "MAIL")):
+                raise
+            replacement = self.replace(conn, factory)
+            conn.__dict__.update(replacement.__dict__)
+            return conn.transact(env.sender, env.recipients, data)
 
     def replace(self, conn: Connection, factory: Callable[[], Connection]) -> Connection:
         """Close a dropped *conn* and open its replacement in the same slot.
@@ -742,16 +761,10 @@ class SMTPTransport(TransportBase):
     def _send_one(self, conn: Connection, env: Envelope, data: bytes, reused: bool) -> SendResult:
         start = time.perf_counter()
         try:
-            rcpts, reply = conn.transact(env.sender, env.recipients, data)
+            rcpts, reply = self._pool.transact(conn, reused, self._connect, env, data)
+        except TransportError as err:  # the stale connection's replacement failed
+            return deferred_result(env, self.name, str(err))
         except _Dropped as exc:
-            if exc.stage in ("RSET", "MAIL") and reused:
-                # An idle pooled connection the server closed: nothing was sent yet.
-                try:
-                    replacement = self._pool.replace(conn, self._connect)
-                except TransportError as err:
-                    return deferred_result(env, self.name, str(err))
-                conn.__dict__.update(replacement.__dict__)
-                return self._send_one(conn, env, data, reused=False)
             _log.warning(
                 "transport.connection_lost", transport=self.name, host=self.host, stage=exc.stage
             )
