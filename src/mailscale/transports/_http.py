@@ -227,6 +227,12 @@ class HTTPTransportBase(TransportBase):
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"required"`` (HTTPS), or ``"none"`` for a plain ``http://`` ``?base_url=``."""
+        base_url = url.query.get("base_url") or cls.default_base_url
+        return "none" if urlsplit(base_url).scheme.lower() == "http" else "required"
+
     # -- to implement ------------------------------------------------------
 
     def _auth_headers(self) -> dict[str, str]:

@@ -125,6 +125,16 @@ class TransportBase:
         """
         raise url.error(f"{cls.__name__} cannot be configured from a URL")
 
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str | None:
+        """How a transport built from *url* protects its connections, or None.
+
+        ``"required"``, ``"opportunistic"`` or ``"none"``; None (the default) for
+        a transport that does not send over a network. Optional for plugins:
+        readiness checks read it through ``registry.transport_tls``.
+        """
+        return None
+
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         raise NotImplementedError  # pragma: no cover - the contract every subclass fills
 

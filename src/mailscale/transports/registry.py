@@ -17,7 +17,7 @@ import importlib.metadata
 import importlib.util
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -33,6 +33,7 @@ __all__ = [
     "get_transport_class",
     "reset_plugins",
     "transport_from_url",
+    "transport_tls",
 ]
 
 ENTRY_POINT_GROUP = "mailscale.transports"
@@ -386,21 +387,69 @@ def _build(
         raise ConfigurationError(f"transport URL {redact_url(whole)!r}: {exc}") from None
 
 
+def _class_for_url(scheme: str, text: str) -> type:
+    if scheme in BUILTIN_TRANSPORTS:
+        return _import_builtin(scheme, text)
+    plugin = _load_plugin(_discover(), scheme)
+    if plugin is None:
+        raise ConfigurationError(_unknown_scheme(scheme, text))
+    return plugin
+
+
 def _build_url(
     text: str, per_scheme: Mapping[str, dict[str, Any]], options: dict[str, Any]
 ) -> Transport:
     parsed = TransportURL.parse(text)
     scheme = parsed.scheme
     options = {**per_scheme.get(scheme, {}), **options}
-    if scheme in BUILTIN_TRANSPORTS:
-        cls = _import_builtin(scheme, text)
-    else:
-        plugin = _load_plugin(_discover(), scheme)
-        if plugin is None:
-            raise ConfigurationError(_unknown_scheme(scheme, text))
-        cls = plugin
+    cls = _class_for_url(scheme, text)
     try:
         transport: Transport = cls.from_url(parsed, **options)  # type: ignore[attr-defined]
     except TypeError as exc:
         raise parsed.error(f"invalid settings for {scheme!r}: {exc}") from None
     return transport
+
+
+# --- TLS of a URL ---------------------------------------------------------------
+
+#: TLS modes from the weakest to the strongest.
+TLS_MODES = ("none", "opportunistic", "required")
+
+
+def transport_tls(url: str) -> str | None:
+    """How the transport *url* builds would protect its connections, without building it.
+
+    ``"required"`` (every connection uses TLS: ``smtp://`` by default, ``smtps://``,
+    HTTPS providers), ``"opportunistic"`` (TLS when the server offers it: ``mx://``
+    by default, ``?tls=opportunistic``), ``"none"`` (``?tls=none``, a plain
+    ``http://`` ``base_url`` or ``endpoint_url``), or None when no member sends
+    over a network (``memory://``) or its class does not say (a plugin without
+    ``tls_of``). A composite is as strong as its weakest networked member.
+
+    Raises:
+        ConfigurationError: a malformed URL, an unknown scheme or a bad ``tls`` option.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"transport URL must be a string, got {type(url).__name__}")
+    if _COMPOSITE_START.match(url):
+        node, _ = _parse_expr(url, 0)
+        leaves = list(_leaves(node))
+    else:
+        leaves = [url.strip()]
+    modes: list[str] = []
+    for text in leaves:
+        parsed = TransportURL.parse(text)
+        tls_of = getattr(_class_for_url(parsed.scheme, text), "tls_of", None)
+        mode = tls_of(parsed) if callable(tls_of) else None
+        if mode in TLS_MODES:
+            modes.append(mode)
+    return min(modes, key=TLS_MODES.index) if modes else None
+
+
+def _leaves(node: _Node) -> Iterator[str]:
+    kind, value = node
+    if kind == "url":
+        yield value
+        return
+    for child in value:
+        yield from _leaves(child)

@@ -684,14 +684,7 @@ class SMTPTransport(TransportBase):
             raise url.error("missing password for the SMTP user")
         if url.password is not None and not url.username:
             raise url.error("missing user name for the SMTP password")
-        default_tls = "implicit" if url.scheme == "smtps" else "starttls"
-        tls = url.get_str("tls", default_tls) or default_tls
-        if tls == "required":
-            tls = "starttls"
-        if tls not in TLS_MODES:
-            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
-        if url.scheme == "smtps" and tls != "implicit":
-            raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
+        tls = cls._url_tls_mode(url)
         settings: dict[str, Any] = {
             "host": url.host,
             "port": url.port,
@@ -711,6 +704,26 @@ class SMTPTransport(TransportBase):
             return cls(**settings)
         except ConfigurationError as exc:
             raise url.error(str(exc)) from None
+
+    @staticmethod
+    def _url_tls_mode(url: TransportURL) -> str:
+        """The ``tls`` mode a URL asks for: smtps:// implicit, smtp:// STARTTLS unless told."""
+        default_tls = "implicit" if url.scheme == "smtps" else "starttls"
+        tls = url.get_str("tls", default_tls) or default_tls
+        if tls == "required":
+            tls = "starttls"
+        if tls not in TLS_MODES:
+            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
+        if url.scheme == "smtps" and tls != "implicit":
+            raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
+        return tls
+
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"required"`` (STARTTLS or implicit TLS), ``"opportunistic"`` or ``"none"``."""
+        url.check_options(cls._URL_OPTIONS)
+        mode = cls._url_tls_mode(url)
+        return "required" if mode in ("starttls", "implicit") else mode
 
     def _connect(self) -> Connection:
         return open_connection(
