@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from transport_helpers import INTEGRATION_KEYS
 
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendStatus
@@ -22,14 +23,14 @@ from peers.postmark_peer import PostmarkPeer
 from peers.sendgrid_peer import SendGridPeer
 from peers.ses_peer import MotoSES
 
-SG_KEY = "SG.integration-key-0123"
-MG_KEY = "key-integration-4567"
-PM_TOKEN = "pm-integration-token-89"
+SG_KEY = INTEGRATION_KEYS["sendgrid"]
+MG_KEY = INTEGRATION_KEYS["mailgun"]
+PM_TOKEN = INTEGRATION_KEYS["postmark"]
+SECRET = INTEGRATION_KEYS["ses"]
 DOMAIN = "mg.example.com"
 SENDER = "news@mail.example.org"
 REGION = "eu-west-1"
 KEY_ID = "AKIAMAILSCALEINTEG01"
-SECRET = "mailscale-integration-secret-0123"
 UNAVAILABLE = Reply.json(503, {"errors": [{"message": "Service Unavailable", "field": None}]})
 
 
@@ -131,6 +132,17 @@ class TestURLsToPeers:
             [result] = t.send(envelopes(1))
         assert "sendgrid" == result.transport
         assert 1 == len(sendgrid.accepted)
+
+    def test_no_secret_in_the_repr_of_a_composite(
+        self, sendgrid: SendGridPeer, mailgun: MailgunPeer, postmark: PostmarkPeer
+    ) -> None:
+        """The repr of a composite of every provider shows none of their credentials."""
+        url = (f"failover({sendgrid_url(sendgrid)} roundrobin({mailgun_url(mailgun)} "
+               f"{postmark_url(postmark)}) ses://{KEY_ID}:{SECRET}@default?region={REGION})")
+        with transport_from_url(url) as t:
+            shown = repr(t)
+        assert [] == [k for k in INTEGRATION_KEYS.values() if k in shown]
+        assert sendgrid.url in shown
 
     def test_keyword_options_win_over_options_for(self, sendgrid: SendGridPeer) -> None:
         """For a single URL, **options override options_for of its scheme."""
