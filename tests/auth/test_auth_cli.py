@@ -144,6 +144,13 @@ class TestRecords:
                            "l2.chain.example.net", "--count-includes", "--nameserver", ns)
         assert 0 == code and "include:l2.chain.example.net" in out
 
+    def test_policy_cannot_inject_tags(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--policy with a ';' is refused: no record for another domain is printed."""
+        code, out, err = run(capsys, "dns", "records", "example.com", "--ip", "203.0.113.7",
+                             "--policy", "none; rua=mailto:x@evil.example")
+        assert (2, "") == (code, out)
+        assert "DMARC p must be one of" in err
+
     def test_key_without_selector(self, capsys: pytest.CaptureFixture[str], keys: Keys,
                                   tmp_path: Path) -> None:
         """--dkim-key needs --selector."""

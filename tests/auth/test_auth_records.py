@@ -126,7 +126,7 @@ class TestDMARCRecord:
     @pytest.mark.parametrize(
         ("args", "kwargs", "words"),
         [
-            (("block",), {}, "p='block'"),
+            (("block",), {}, "DMARC p .*'block'"),
             (("none",), {"pct": 101}, "pct"),
             (("none",), {"pct": "50"}, "pct"),
             (("none",), {"adkim": "x"}, "adkim"),
@@ -138,6 +138,42 @@ class TestDMARCRecord:
         """Bad tags are refused by name."""
         with pytest.raises(AuthCheckError, match=words):
             dmarc_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "tag"),
+        [
+            (("none; rua=mailto:x@evil.example",), {}, "p"),
+            (("none",), {"sp": "reject; ruf=mailto:x@evil.example"}, "sp"),
+            (("none",), {"adkim": "r; p=reject"}, "adkim"),
+            (("none",), {"aspf": "s s"}, "aspf"),
+            (("none",), {"fo": "1; rua=mailto:x@evil.example"}, "fo"),
+            (("none",), {"fo": "1:2"}, "fo"),
+            (("none",), {"fo": ""}, "fo"),
+            (("none",), {"pct": -1}, "pct"),
+            (("none",), {"ri": "86400"}, "ri"),
+            (("none",), {"ri": -5}, "ri"),
+            (("none",), {"rua": "a@example.com; p=reject"}, "rua"),
+            (("none",), {"rua": "a@example.com,mailto:x@evil.example"}, "rua"),
+            (("none",), {"ruf": ["f@example.com p=reject"]}, "ruf"),
+            ((None,), {}, "p"),
+            ((3,), {}, "p"),
+            (("none",), {"sp": 1}, "sp"),
+            (("none",), {"fo": 1}, "fo"),
+        ],
+    )
+    def test_no_tag_injection(self, args: tuple[object], kwargs: dict[str, object], tag: str
+                              ) -> None:
+        """Each value is validated on its own: none can smuggle in another tag."""
+        with pytest.raises(AuthCheckError, match=rf"\b{tag}\b"):
+            dmarc_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    def test_all_tags(self) -> None:
+        """Every supported tag is written when valid, fo options joined by ':'."""
+        rec = dmarc_record("reject", sp="quarantine", pct=0, adkim="s", aspf="r", fo="0:d:s",
+                           ri=3600, rua="a@example.com")
+        assert ("v=DMARC1; p=reject; sp=quarantine; pct=0; rua=mailto:a@example.com; "
+                "adkim=s; aspf=r; fo=0:d:s; ri=3600") == rec.value
+        assert "3600" == parse_dmarc(rec.value)["ri"]
 
     def test_authorization_record(self) -> None:
         """The destination's authorization record (RFC 7489 7.1)."""

@@ -75,6 +75,17 @@ def split_txt(value: str, limit: int = 255) -> tuple[str, ...]:
     return tuple(out)
 
 
+def str_items(value: object, what: str) -> list[str]:
+    """The strings of ``value``: one string is one item, else an iterable of strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise AuthCheckError(f"{what} must be a string or a list of strings, not {value!r}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise AuthCheckError(f"{what} must hold strings, not {item!r}")
+    return items
 
 
 def _owner(prefix: str, domain: str | None) -> str:
@@ -186,6 +197,50 @@ def dkim_record(
     return TXTRecord(name, strings)
 
 
+_DMARC_CHOICES = {
+    "p": ("none", "quarantine", "reject"),
+    "sp": ("none", "quarantine", "reject"),
+    "adkim": ("r", "s"),
+    "aspf": ("r", "s"),
+}
+_FO_OPTIONS = ("0", "1", "d", "s")
+
+
+def _dmarc_choice(tag: str, value: object) -> str:
+    if not isinstance(value, str) or value.lower() not in _DMARC_CHOICES[tag]:
+        raise AuthCheckError(
+            f"DMARC {tag} must be one of {', '.join(_DMARC_CHOICES[tag])}, not {value!r}")
+    return value.lower()
+
+
+def _dmarc_int(tag: str, value: object, high: int | None) -> str:
+    if (isinstance(value, bool) or not isinstance(value, int) or value < 0
+            or (high is not None and value > high)):
+        span = f"0-{high}" if high is not None else ">= 0"
+        raise AuthCheckError(f"DMARC {tag} must be an integer {span}, not {value!r}")
+    return str(value)
+
+
+def _dmarc_fo(value: object) -> str:
+    options = value.split(":") if isinstance(value, str) else None
+    if not options or any(o not in _FO_OPTIONS for o in options):
+        raise AuthCheckError(
+            f"DMARC fo must be options 0, 1, d, s joined by ':' (e.g. '1:d'), not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _dmarc_uris(tag: str, value: object) -> list[str]:
+    items = str_items(value, tag)
+    out = []
+    for item in items:
+        uri = item.strip()
+        if not uri or any(c in uri for c in ";,") or any(c.isspace() for c in uri):
+            raise AuthCheckError(
+                f"DMARC {tag}: {item!r} is not one address or URI (no ';', ',' or spaces)")
+        out.append(uri if ":" in uri else f"mailto:{uri}")
+    return out
+
+
 def dmarc_record(
     policy: str = "none",
     *,
@@ -196,33 +251,35 @@ def dmarc_record(
     adkim: str | None = None,
     aspf: str | None = None,
     fo: str | None = None,
+    ri: int | None = None,
     domain: str | None = None,
 ) -> TXTRecord:
     """Build a DMARC record for ``_dmarc.<domain>``.
 
-    Addresses in ``rua``/``ruf`` may be given with or without ``mailto:``.
+    Every value is validated on its own, so none can carry another tag. Addresses in
+    ``rua``/``ruf`` (one string or a list) may be given with or without ``mailto:``.
 
     Raises:
-        AuthCheckError: an unknown policy or alignment mode, a bad pct, a bad address.
+        AuthCheckError: a value of the wrong type or outside its tag's grammar; the
+            message names the tag.
     """
-    tags = [("v", "DMARC1"), ("p", policy)]
+    tags = [("v", "DMARC1"), ("p", _dmarc_choice("p", policy))]
     if sp is not None:
-        tags.append(("sp", sp))
+        tags.append(("sp", _dmarc_choice("sp", sp)))
     if pct is not None:
-        if isinstance(pct, bool) or not isinstance(pct, int):
-            raise AuthCheckError(f"DMARC pct must be an integer 0-100, not {pct!r}")
-        tags.append(("pct", str(pct)))
+        tags.append(("pct", _dmarc_int("pct", pct, 100)))
     for tag, value in (("rua", rua), ("ruf", ruf)):
-        uris = [value] if isinstance(value, str) else list(value)
+        uris = _dmarc_uris(tag, value)
         if uris:
-            fixed = [u if ":" in u else f"mailto:{u}" for u in (x.strip() for x in uris)]
-            tags.append((tag, ",".join(fixed)))
-    for tag, mode in (("adkim", adkim), ("aspf", aspf), ("fo", fo)):
+            tags.append((tag, ",".join(uris)))
+    for tag, mode in (("adkim", adkim), ("aspf", aspf)):
         if mode is not None:
-            tags.append((tag, mode))
+            tags.append((tag, _dmarc_choice(tag, mode)))
+    if fo is not None:
+        tags.append(("fo", _dmarc_fo(fo)))
+    if ri is not None:
+        tags.append(("ri", _dmarc_int("ri", ri, None)))
     text = "; ".join(f"{k}={v}" for k, v in tags)
-    if any(c in text for c in "\r\n"):
-        raise AuthCheckError("DMARC values must not contain CR or LF")
     parse_dmarc(text)
     return TXTRecord(_owner("_dmarc", domain) if domain else "_dmarc", split_txt(text))
 
