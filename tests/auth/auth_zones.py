@@ -82,6 +82,12 @@ def _spf(zone: Zone) -> None:
         "twovoid.example.net",
         "v=spf1 a:nx1.void.example.net a:nx2.void.example.net ip4:203.0.113.7 -all",
     )
+    # three void lookups through exists: (the walk must count them as check_host does)
+    zone.txt(
+        "voidexists.example.net",
+        "v=spf1 exists:nx1.void.example.net exists:nx2.void.example.net "
+        "exists:nx3.void.example.net ip4:203.0.113.7 -all",
+    )
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")

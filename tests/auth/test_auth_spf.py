@@ -148,6 +148,7 @@ class TestCheckHost:
             ("203.0.113.7", "loop.example.net", "permerror"),
             ("203.0.113.7", "void.example.net", "permerror"),
             ("203.0.113.7", "twovoid.example.net", "pass"),
+            ("203.0.113.7", "voidexists.example.net", "permerror"),
             ("203.0.113.7", "two.example.net", "permerror"),
             ("203.0.113.7", "syntax.example.net", "permerror"),
             ("203.0.113.7", "badinclude.example.net", "permerror"),
@@ -234,6 +235,12 @@ class TestAnalysis:
     def test_three_void_lookups(self, opts: dict[str, object]) -> None:
         """Three names without records are three void lookups: over the limit of 2."""
         spf = spf_of(opts, "void.example.net")
+        assert ("invalid", 3, 3) == (spf.status, spf.lookups, spf.void_lookups)
+        assert {"spf.void_lookups"} == {f.code for f in spf.findings}
+
+    def test_exists_void_lookups_counted(self, opts: dict[str, object]) -> None:
+        """exists: names without records are void lookups in the walk too."""
+        spf = spf_of(opts, "voidexists.example.net")
         assert ("invalid", 3, 3) == (spf.status, spf.lookups, spf.void_lookups)
         assert {"spf.void_lookups"} == {f.code for f in spf.findings}
 

@@ -552,8 +552,10 @@ async def _walk(
                 Finding(Severity.WARNING, "spf.redirect_ignored",
                         f"redirect= at {domain} is ignored because the record has an 'all' term",
                         record.text))
-        elif term.name in ("a", "mx"):
+        elif term.name in ("a", "mx", "exists"):
             checks.append(_void_check(walk, term, term.value or domain, record))
+        # ptr queries the connecting IP's reverse name: its void lookups depend on the
+        # sender, so only check_host (per sending IP) can count them.
     results = await asyncio.gather(
         *checks, *(_child(walk, kind, target, domain, record, path) for kind, target in children)
     )
@@ -567,6 +569,8 @@ async def _void_check(walk: _Walk, term: SPFTerm, name: str, record: SPFRecord) 
     if term.name == "mx":
         lookup = await walk.dns.query(name, "MX")
         found = [lookup]
+    elif term.name == "exists":
+        found = [await walk.dns.query(name, "A")]  # RFC 7208 5.7: always an A query
     else:
         found = list(await asyncio.gather(walk.dns.query(name, "A"), walk.dns.query(name, "AAAA")))
     if any(x.temporary for x in found):
