@@ -88,6 +88,14 @@ def _spf(zone: Zone) -> None:
         "v=spf1 exists:nx1.void.example.net exists:nx2.void.example.net "
         "exists:nx3.void.example.net ip4:203.0.113.7 -all",
     )
+    # names with an A record only: void for IPv6 senders (AAAA), not for IPv4 ones
+    zone.txt(
+        "v6void.example.net",
+        "v=spf1 a:v4only1.example.net a:v4only2.example.net a:v4only3.example.net "
+        "ip4:203.0.113.7 ip6:2001:db8::7 -all",
+    )
+    for i in (1, 2, 3):
+        zone.a(f"v4only{i}.example.net", f"192.0.2.5{i}")
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")

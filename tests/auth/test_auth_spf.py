@@ -149,6 +149,8 @@ class TestCheckHost:
             ("203.0.113.7", "void.example.net", "permerror"),
             ("203.0.113.7", "twovoid.example.net", "pass"),
             ("203.0.113.7", "voidexists.example.net", "permerror"),
+            ("203.0.113.7", "v6void.example.net", "pass"),  # A records: no void lookup
+            ("2001:db8::7", "v6void.example.net", "permerror"),  # no AAAA: 3 void lookups
             ("203.0.113.7", "two.example.net", "permerror"),
             ("203.0.113.7", "syntax.example.net", "permerror"),
             ("203.0.113.7", "badinclude.example.net", "permerror"),
@@ -243,6 +245,14 @@ class TestAnalysis:
         spf = spf_of(opts, "voidexists.example.net")
         assert ("invalid", 3, 3) == (spf.status, spf.lookups, spf.void_lookups)
         assert {"spf.void_lookups"} == {f.code for f in spf.findings}
+
+    def test_void_lookups_per_family(self, opts: dict[str, object]) -> None:
+        """a: names with only A records are void for IPv6 senders: the worse family counts."""
+        spf = spf_of(opts, "v6void.example.net")
+        assert ("invalid", 3, 3) == (spf.status, spf.lookups, spf.void_lookups)
+        assert {"spf.void_lookups", "spf.void_lookups_family"} == {f.code for f in spf.findings}
+        (family,) = [f for f in spf.findings if f.code == "spf.void_lookups_family"]
+        assert "IPv4 senders 0, IPv6 senders 3" in family.message
 
     def test_two_void_lookups_allowed(self, opts: dict[str, object]) -> None:
         """Two void lookups are within the limit."""

@@ -170,7 +170,7 @@ async def _count_lookups(record: SPFRecord, resolver: ResolverLike) -> int:
     # Only the includes need DNS; the record's own terms are counted as they are.
     only_includes = parse_spf(" ".join(["v=spf1", *includes]))
     walk = _Walk(DNSClient(make_resolver(resolver)))
-    below, _ = await _walk(walk, "(new record)", only_includes, ("(new record)",))
+    below, _, _ = await _walk(walk, "(new record)", only_includes, ("(new record)",))
     total = below + record.lookup_terms - len(includes)
     problems = [f for f in walk.findings if f.severity is Severity.ERROR]
     if problems:

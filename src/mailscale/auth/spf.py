@@ -506,14 +506,19 @@ _MAX_NODES = 100
 
 async def _walk(
     walk: _Walk, domain: str, record: SPFRecord, path: tuple[str, ...]
-) -> tuple[int, int]:
-    """Count lookups and void lookups below ``record``; report problems."""
+) -> tuple[int, int, int]:
+    """Count lookups and void lookups below ``record``; report problems.
+
+    Returns:
+        (lookups, void4, void6): void lookups are counted per address family, as
+        check_host asks A for IPv4 senders and AAAA for IPv6 ones.
+    """
     walk.nodes += 1
     has_all = any(t.name == "all" for t in record.terms)
     lookups = record.lookup_terms
     if has_all and record.redirect is not None:
         lookups -= 1  # RFC 7208 6.1: redirect is ignored when 'all' is present
-    void = 0
+    void4 = void6 = 0
     children: list[tuple[str, str]] = []
     checks = []
     for term in record.terms:
@@ -559,13 +564,16 @@ async def _walk(
     results = await asyncio.gather(
         *checks, *(_child(walk, kind, target, domain, record, path) for kind, target in children)
     )
-    for lookups_below, void_below in results:
+    for lookups_below, void4_below, void6_below in results:
         lookups += lookups_below
-        void += void_below
-    return lookups, void
+        void4 += void4_below
+        void6 += void6_below
+    return lookups, void4, void6
 
 
-async def _void_check(walk: _Walk, term: SPFTerm, name: str, record: SPFRecord) -> tuple[int, int]:
+async def _void_check(
+    walk: _Walk, term: SPFTerm, name: str, record: SPFRecord
+) -> tuple[int, int, int]:
     if term.name == "mx":
         lookup = await walk.dns.query(name, "MX")
         found = [lookup]
@@ -580,26 +588,28 @@ async def _void_check(walk: _Walk, term: SPFTerm, name: str, record: SPFRecord) 
             Finding(Severity.ERROR, "spf.temperror",
                     f"'{term.text}': {bad.describe()}; SPF gives temperror until it answers",
                     record.text))
-        return 0, 0
-    if all(x.void for x in found):
-        return 0, 1
-    return 0, 0
+        return 0, 0, 0
+    if term.name == "a":
+        # A for IPv4 senders, AAAA for IPv6 ones: each family has its own void count.
+        return 0, int(found[0].void), int(found[1].void)
+    void = int(found[0].void)
+    return 0, void, void
 
 
 async def _child(
     walk: _Walk, kind: str, target: str, parent: str, record: SPFRecord, path: tuple[str, ...]
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     if target in path:
         walk.findings.append(
             Finding(Severity.ERROR, f"spf.{kind}_loop",
                     f"{kind} loop: {' -> '.join((*path, target))}", record.text))
-        return 0, 0
+        return 0, 0, 0
     if walk.nodes >= _MAX_NODES:
         walk.findings.append(
             Finding(Severity.ERROR, "spf.too_deep",
                     f"stopped after following {_MAX_NODES} SPF records below {path[0]}",
                     record.text))
-        return 0, 0
+        return 0, 0, 0
     walk.includes.add(target)
     lookup, records = await fetch_spf(walk.dns, target)
     if lookup.temporary:
@@ -607,25 +617,26 @@ async def _child(
         walk.findings.append(
             Finding(Severity.ERROR, "spf.temperror",
                     f"{kind}:{target} from {parent}: {lookup.describe()}", record.text))
-        return 0, 0
+        return 0, 0, 0
     if not records:
         walk.findings.append(
             Finding(Severity.ERROR, f"spf.{kind}_missing",
                     f"{kind}:{target} from {parent} has no SPF record ({lookup.describe()}); "
                     "receivers return permerror", record.text))
-        return 0, (1 if lookup.void else 0)
+        void = int(lookup.void)
+        return 0, void, void
     if len(records) > 1:
         walk.findings.append(
             Finding(Severity.ERROR, "spf.multiple",
                     f"{kind}:{target} from {parent} has {len(records)} SPF records", records[0]))
-        return 0, 0
+        return 0, 0, 0
     try:
         child = parse_spf(records[0])
     except AuthCheckError as exc:
         walk.findings.append(
             Finding(Severity.ERROR, "spf.syntax", f"{kind}:{target} from {parent}: {exc}",
                     records[0]))
-        return 0, 0
+        return 0, 0, 0
     return await _walk(walk, target, child, (*path, target))
 
 
@@ -673,8 +684,15 @@ async def analyze_spf(
         findings.insert(0, Finding(Severity.ERROR, "spf.syntax", str(exc), text))
         return SPFReport(text, "invalid", results=results, findings=findings)
     walk = _Walk(dns)
-    lookups, void = await _walk(walk, domain, record, (domain,))
+    lookups, void4, void6 = await _walk(walk, domain, record, (domain,))
+    # The report gives the worse family's count; receivers count only the sender's.
+    void = max(void4, void6)
     findings[:0] = walk.findings
+    if void4 != void6:
+        findings.append(Finding(Severity.INFO, "spf.void_lookups_family",
+                                f"void lookups differ by address family: IPv4 senders {void4}, "
+                                f"IPv6 senders {void6} (a: asks A or AAAA by the sender's "
+                                "family); the larger is reported", text))
     if lookups > MAX_LOOKUPS:
         findings.append(Finding(Severity.ERROR, "spf.too_many_lookups",
                                 f"{lookups} DNS-querying terms through include/redirect; "
