@@ -96,6 +96,12 @@ def _spf(zone: Zone) -> None:
     )
     for i in (1, 2, 3):
         zone.a(f"v4only{i}.example.net", f"192.0.2.5{i}")
+    # void lookups only check_host sees: the names depend on the sender's IP
+    zone.txt(
+        "macrovoid.example.net",
+        "v=spf1 exists:%{i}._v1.macrovoid.example.net exists:%{i}._v2.macrovoid.example.net "
+        "exists:%{i}._v3.macrovoid.example.net ip4:203.0.113.7 -all",
+    )
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")

@@ -151,6 +151,7 @@ class TestCheckHost:
             ("203.0.113.7", "voidexists.example.net", "permerror"),
             ("203.0.113.7", "v6void.example.net", "pass"),  # A records: no void lookup
             ("2001:db8::7", "v6void.example.net", "permerror"),  # no AAAA: 3 void lookups
+            ("203.0.113.7", "macrovoid.example.net", "permerror"),
             ("203.0.113.7", "two.example.net", "permerror"),
             ("203.0.113.7", "syntax.example.net", "permerror"),
             ("203.0.113.7", "badinclude.example.net", "permerror"),
@@ -253,6 +254,14 @@ class TestAnalysis:
         assert {"spf.void_lookups", "spf.void_lookups_family"} == {f.code for f in spf.findings}
         (family,) = [f for f in spf.findings if f.code == "spf.void_lookups_family"]
         assert "IPv4 senders 0, IPv6 senders 3" in family.message
+
+    def test_permerror_for_a_sending_ip_is_invalid(self, opts: dict[str, object]) -> None:
+        """A record the walk finds sound is invalid when check_host gives permerror."""
+        assert "ok" == spf_of(opts, "macrovoid.example.net").status
+        spf = spf_of(opts, "macrovoid.example.net", sending_ips=["203.0.113.7"])
+        assert ("invalid", {"203.0.113.7": "permerror"}) == (spf.status, spf.results)
+        (f,) = spf.findings
+        assert "permerror" in f.message and Severity.ERROR == f.severity
 
     def test_two_void_lookups_allowed(self, opts: dict[str, object]) -> None:
         """Two void lookups are within the limit."""

@@ -717,7 +717,9 @@ async def analyze_spf(
         status = "temperror"
     elif lookups > MAX_LOOKUPS or void > MAX_VOID_LOOKUPS or any(
         f.severity is Severity.ERROR for f in walk.findings
-    ):
+    ) or "permerror" in results.values():
+        # A permerror for a sending IP (limits hit through macros, say) breaks SPF as
+        # surely as one the walk finds.
         status = "invalid"
     return SPFReport(text, status, lookups=lookups, void_lookups=void, results=results,
                      esp_include=esp_include, findings=findings)
