@@ -19,6 +19,7 @@ GOOD_SELECTORS = ("s1", "s2")
 FCRDNS_FAIL_IP = "203.0.113.9"
 NO_PTR_IP = "203.0.113.10"
 REPORTS = "dmarc.example.net"
+LONG_DEST = ".".join(c * 60 for c in "abc") + "." + "d" * 40 + ".example.net"
 
 
 @attrs.frozen
@@ -102,6 +103,9 @@ def _spf(zone: Zone) -> None:
         "v=spf1 exists:%{i}._v1.macrovoid.example.net exists:%{i}._v2.macrovoid.example.net "
         "exists:%{i}._v3.macrovoid.example.net ip4:203.0.113.7 -all",
     )
+    # exists: built from the local part: a 64-character one makes a label DNS cannot carry
+    zone.txt("longlocal.example.net", "v=spf1 exists:%{l}._spf.longlocal.example.net -all")
+    zone.a("ok._spf.longlocal.example.net", "127.0.0.2")
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")
@@ -183,6 +187,9 @@ def _dmarc(zone: Zone) -> None:
              "v=DMARC1; p=none; foo=bar; rua=mailto:d@unknowntag.example.com")
 
 
+    # an external rua whose authorization name would pass 255 octets
+    zone.txt("_dmarc.longrua.example.com", "v=DMARC1; p=none; rua=mailto:d@",
+             *_chunks(LONG_DEST))
     zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
     zone.a("mail.shop.test", "192.0.2.40")
 

@@ -108,7 +108,8 @@ class TestLocalKey:
 
 
 class TestSelectors:
-    @pytest.mark.parametrize("selector", ["", "a..b", "bad selector", "x" * 64, "s1/2"])
+    @pytest.mark.parametrize("selector", ["", "a..b", "bad selector", "x" * 64, "s1/2",
+                                          ".".join(["x" * 63] * 4)])
     def test_bad_selector(self, opts: dict[str, object], selector: str) -> None:
         """A selector that is not a DNS label sequence is refused."""
         with pytest.raises(AuthCheckError, match="selector"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import GOOD, REPORTS
+from auth_zones import GOOD, LONG_DEST, REPORTS
 
 from mailscale.auth import DMARCReport, Severity, check_domain, organizational_domain, parse_dmarc
 from mailscale.errors import AuthCheckError
@@ -158,3 +158,12 @@ class TestReportAuthorization:
         assert Severity.WARNING == f.severity
         assert f"extbad.example.com._report._dmarc.{REPORTS}" in f.message
         assert "rua/ruf" in f.message
+
+    def test_authorization_name_too_long(self, opts: dict[str, object]) -> None:
+        """A destination whose authorization name passes 255 octets is an error, not temperror."""
+        report = dmarc_of(opts, "longrua.example.com")
+        assert "invalid" == report.status
+        assert {"dmarc.report_name_invalid": Severity.ERROR} == {
+            c: s for c, s in codes(report).items() if s is Severity.ERROR}
+        (f,) = [f for f in report.findings if f.code == "dmarc.report_name_invalid"]
+        assert LONG_DEST in f.message

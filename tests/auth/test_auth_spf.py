@@ -173,6 +173,12 @@ class TestCheckHost:
         assert "fail" == host(ns, "203.0.113.8", "macro.example.net", sender)[0]
         assert "fail" == host(ns, "203.0.113.7", "macro.example.net", "other@macro.example.net")[0]
 
+    def test_name_too_long_for_dns_is_no_match(self, ns: str) -> None:
+        """A macro expanding to a label over 63 octets matches nothing: not temperror."""
+        domain = "longlocal.example.net"
+        assert "pass" == host(ns, "203.0.113.7", domain, f"ok@{domain}")[0]
+        assert "fail" == host(ns, "203.0.113.7", domain, f"{'x' * 64}@{domain}")[0]
+
     def test_reason_names_the_matching_term(self, ns: str) -> None:
         """The reason says which term matched where."""
         assert ("fail", "matched -all at _spf.redirect.example.net") == host(

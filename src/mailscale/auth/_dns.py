@@ -3,8 +3,11 @@
 Every lookup ends in one :class:`Lookup` whose ``status`` says what DNS said:
 ``ok`` (records, possibly after CNAMEs), ``nodata`` (the name exists, no
 records of that type), ``nxdomain`` (the name does not exist), ``servfail``,
-``timeout`` or ``error``. The last three are temporary errors: the record may
-well exist, so callers must never report them as missing.
+``timeout`` or ``error``; or ``invalid_name`` when the name cannot be asked
+at all (a label over 63 octets, a name over 255). ``servfail``, ``timeout``
+and ``error`` are temporary errors: the record may well exist, so callers must
+never report them as missing. ``invalid_name`` is permanent: asking again never
+helps, and no such record can exist.
 
 One :class:`DNSClient` serves one check: identical queries made at the same
 time share one request, and answers are kept for the rest of the check.
@@ -29,7 +32,7 @@ from mailscale.errors import AuthCheckError
 
 __all__ = ["DNSClient", "Lookup", "ResolverLike", "make_resolver"]
 
-Status = Literal["ok", "nodata", "nxdomain", "servfail", "timeout", "error"]
+Status = Literal["ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name"]
 
 #: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
 #: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
@@ -52,7 +55,8 @@ class Lookup:
     Attributes:
         name: the name asked about (without the final dot).
         rdtype: the record type (``"TXT"``, ``"A"``...).
-        status: ``ok``, ``nodata``, ``nxdomain``, ``servfail``, ``timeout`` or ``error``.
+        status: ``ok``, ``nodata``, ``nxdomain``, ``servfail``, ``timeout``, ``error``
+            or ``invalid_name`` (not a valid DNS name; nothing was sent).
         records: presentation-form values for A/AAAA/MX/PTR/CNAME; for TXT,
             each record's character-strings joined (RFC 7208 section 3.3).
         strings: for TXT, each record's character-strings as sent.
@@ -85,6 +89,8 @@ class Lookup:
             return f"time-out for {self.rdtype} at {self.name} (temporary DNS error)"
         if self.status == "error":
             return f"DNS failure for {self.rdtype} at {self.name}: {self.detail}"
+        if self.status == "invalid_name":
+            return f"{self.name} is not a valid DNS name ({self.detail})"
         if self.status == "nxdomain":
             return f"{self.name} does not exist (NXDOMAIN)"
         if self.status == "nodata":
@@ -190,7 +196,8 @@ class DNSClient:
         try:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
-            return Lookup(name, rdtype, "error", detail=f"invalid name: {exc}")
+            # RFC 1035 2.3.4: labels of at most 63 octets, names of at most 255.
+            return Lookup(name, rdtype, "invalid_name", detail=str(exc).rstrip("."))
         try:
             answer = await self.resolver.resolve(
                 qname, rdtype, raise_on_no_answer=False, search=False

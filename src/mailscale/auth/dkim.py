@@ -24,7 +24,10 @@ def selector_name(selector: str, domain: str) -> str:
     labels = selector.lower().split(".")
     if not selector or any(not x or len(x) > 63 or set(x) - _SELECTOR_LABEL for x in labels):
         raise AuthCheckError(f"bad DKIM selector {selector!r}")
-    return f"{selector.lower()}._domainkey.{domain.rstrip('.').lower()}"
+    name = f"{selector.lower()}._domainkey.{domain.rstrip('.').lower()}"
+    if len(name) > 253:
+        raise AuthCheckError(f"DKIM selector {selector!r}: {name[:40]}... passes 253 characters")
+    return name
 
 
 def _public(key: PublicKey | PrivateKey) -> PublicKey:
@@ -55,6 +58,9 @@ async def analyze_dkim(
     def report(status: str, record: str | None, *findings: Finding, **kw: object) -> DKIMReport:
         return DKIMReport(selector, name, record, status, findings=findings, **kw)  # type: ignore[arg-type]
 
+    if lookup.status == "invalid_name":
+        return report("invalid", None, Finding(
+            Severity.ERROR, "dkim.invalid_name", lookup.describe(), name))
     if lookup.temporary:
         return report("temperror", None, Finding(
             Severity.ERROR, "dkim.temperror",

@@ -238,7 +238,12 @@ async def _authorizations(
     findings = []
     for (dest, tag_list), lookup in zip(destinations.items(), lookups, strict=True):
         tag = "/".join(sorted(set(tag_list)))
-        if lookup.temporary:
+        if lookup.status == "invalid_name":
+            findings.append(Finding(
+                Severity.ERROR, "dmarc.report_name_invalid",
+                f"{tag} destination {dest} can never authorize reports for {policy_domain}: "
+                f"{lookup.describe()}; use a destination with a shorter name", text))
+        elif lookup.temporary:
             findings.append(Finding(
                 Severity.ERROR, "dmarc.temperror",
                 f"could not check that {dest} accepts {tag} reports: {lookup.describe()}", text))

@@ -297,10 +297,10 @@ async def _verify_dkim(
 
     def lookup(name: str) -> list[bytes] | None:
         got = found.get(name.lower())
-        if got is None or got.void:
-            return None
-        if got.temporary:
+        if got is not None and got.temporary:
             raise LookupError(got.describe())
+        if got is None or not got.strings:  # no record, or a name DNS cannot carry
+            return None
         return list(got.strings[0])
 
     return verify(raw, key_lookup=lookup)

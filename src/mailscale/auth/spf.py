@@ -411,6 +411,8 @@ async def _addresses(ev: _Evaluation, name: str, *, count_void: bool) -> list[st
     lookup = await ev.dns.query(name, rdtype)
     if lookup.temporary:
         raise _TempError(lookup.describe())
+    if lookup.status == "invalid_name":
+        return []  # no such name can exist: no match, never temperror (see exists below)
     if count_void:
         ev.note_void(lookup)
     return list(lookup.records)
@@ -461,6 +463,8 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "MX")
         if lookup.temporary:
             raise _TempError(lookup.describe())
+        if lookup.status == "invalid_name":
+            return False  # as for exists below
         ev.note_void(lookup)
         hosts = [h for h in lookup.records if h]
         if len(hosts) > MAX_MX_PTR_NAMES:
@@ -471,6 +475,13 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "A")
         if lookup.temporary:
             raise _TempError(lookup.describe())
+        if lookup.status == "invalid_name":
+            # A macro-expanded name DNS cannot carry (a label over 63 octets): no such
+            # name can exist, so the mechanism does not match (RFC 7208 4.3 treats a
+            # malformed domain as having no records); asking again would not help, so
+            # it is never temperror. An include/redirect to such a name gives "none",
+            # hence permerror.
+            return False
         ev.note_void(lookup)
         return lookup.status == "ok"
     if name == "ptr":
