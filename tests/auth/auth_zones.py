@@ -106,6 +106,11 @@ def _spf(zone: Zone) -> None:
     # exists: built from the local part: a 64-character one makes a label DNS cannot carry
     zone.txt("longlocal.example.net", "v=spf1 exists:%{l}._spf.longlocal.example.net -all")
     zone.a("ok._spf.longlocal.example.net", "127.0.0.2")
+    # mx with 11 MX hosts: over the limit of 10 address lookups per mx (RFC 7208 4.6.4)
+    zone.txt("manymx.example.net", "v=spf1 mx ip4:203.0.113.7 -all")
+    for i in range(11):
+        zone.mx("manymx.example.net", 10 + i, f"mx{i}.manymx.example.net")
+        zone.a(f"mx{i}.manymx.example.net", f"192.0.2.{100 + i}")
     # redirect
     zone.txt("redirect.example.net", "v=spf1 redirect=_spf.redirect.example.net")
     zone.txt("_spf.redirect.example.net", "v=spf1 ip4:203.0.113.7 -all")

@@ -152,6 +152,7 @@ class TestCheckHost:
             ("203.0.113.7", "v6void.example.net", "pass"),  # A records: no void lookup
             ("2001:db8::7", "v6void.example.net", "permerror"),  # no AAAA: 3 void lookups
             ("203.0.113.7", "macrovoid.example.net", "permerror"),
+            ("203.0.113.7", "manymx.example.net", "permerror"),
             ("203.0.113.7", "two.example.net", "permerror"),
             ("203.0.113.7", "syntax.example.net", "permerror"),
             ("203.0.113.7", "badinclude.example.net", "permerror"),
@@ -268,6 +269,14 @@ class TestAnalysis:
         assert ("invalid", {"203.0.113.7": "permerror"}) == (spf.status, spf.results)
         (f,) = spf.findings
         assert "permerror" in f.message and Severity.ERROR == f.severity
+
+    def test_mx_with_more_than_ten_hosts(self, opts: dict[str, object]) -> None:
+        """An mx term whose domain has 11 MX hosts is an error (check_host: permerror)."""
+        spf = spf_of(opts, "manymx.example.net")
+        assert ("invalid", 1) == (spf.status, spf.lookups)
+        (f,) = spf.findings
+        assert ("spf.mx_too_many", Severity.ERROR) == (f.code, f.severity)
+        assert "11 MX hosts" in f.message
 
     def test_two_void_lookups_allowed(self, opts: dict[str, object]) -> None:
         """Two void lookups are within the limit."""

@@ -588,6 +588,13 @@ async def _void_check(
     if term.name == "mx":
         lookup = await walk.dns.query(name, "MX")
         found = [lookup]
+        hosts = [h for h in lookup.records if h]
+        if len(hosts) > MAX_MX_PTR_NAMES:
+            # RFC 7208 4.6.4: at most 10 address lookups per mx; check_host gives permerror.
+            walk.findings.append(
+                Finding(Severity.ERROR, "spf.mx_too_many",
+                        f"'{term.text}': {name} has {len(hosts)} MX hosts; receivers return "
+                        f"permerror above {MAX_MX_PTR_NAMES} (RFC 7208 4.6.4)", record.text))
     elif term.name == "exists":
         found = [await walk.dns.query(name, "A")]  # RFC 7208 5.7: always an A query
     else:
