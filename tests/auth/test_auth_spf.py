@@ -107,6 +107,23 @@ class TestMacros:
         """Macro expansion gives RFC 7208's own examples."""
         assert expected == expand_macros(macro, self.CTX)
 
+    @pytest.mark.parametrize(
+        ("macro", "expected"),
+        [
+            ("%{dR}", "com.example.email"),
+            ("%{d2R}", "example.email"),
+            ("%{IR}", "3.2.0.192"),
+            ("%{LR-}", "bad.strong"),
+            ("%{V}", "in-addr"),
+            ("%{O}", "email.example.com"),
+        ],
+    )
+    def test_case_insensitive(self, macro: str, expected: str) -> None:
+        """Letters and the 'r' transformer take either case; upper-case letters URL-escape."""
+        assert expected == expand_macros(macro, self.CTX)
+        record = parse_spf(f"v=spf1 exists:{macro}.x.example.com -all")
+        assert f"{macro}.x.example.com" == record.terms[0].value
+
     def test_ipv6(self) -> None:
         """%{i} of an IPv6 address is its dot-separated nibbles; %{v} is ip6."""
         ctx = _MacroContext(ipaddress.ip_address("2001:db8::cb01"), "a@b.example", "b.example", "h")

@@ -46,7 +46,9 @@ _MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exis
 _QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 _MODIFIER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$")
 _CIDR_RE = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$", re.S)
-_MACRO_RE = re.compile(r"%(?:\{([a-zA-Z])([0-9]*)(r?)([.\-+,/_=]*)\}|%|_|-)")
+# RFC 7208 7.1: the ABNF is case-insensitive, so letters and the "r" transformer take
+# either case; an upper-case macro letter additionally means URL-escaping (7.3).
+_MACRO_RE = re.compile(r"%(?:\{([a-zA-Z])([0-9]*)([rR]?)([.\-+,/_=]*)\}|%|_|-)")
 _MACRO_LETTERS = frozenset("slodipvh")
 _EXP_ONLY_LETTERS = frozenset("crt")
 _TOPLABEL_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
