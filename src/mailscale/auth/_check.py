@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from mailscale._log import get_logger
+from mailscale.auth._args import opt_str, str_items
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._hosts import analyze_alignment, analyze_mx, analyze_ptr
 from mailscale.auth._model import AuthReport
@@ -87,25 +88,32 @@ async def check_domain_async(
 ) -> AuthReport:
     """The asyncio form of :func:`check_domain`."""
     domain = normalize_domain(domain)
-    selectors = list(dict.fromkeys(s.lower() for s in dkim_selectors))
+    selectors = list(dict.fromkeys(s.lower() for s in str_items(dkim_selectors, "dkim_selectors")))
     for s in selectors:
         selector_name(s, domain)
     ips = []
-    for ip in sending_ips:
+    for ip in str_items(sending_ips, "sending_ips"):
         try:
             ips.append(str(ipaddress.ip_address(ip.strip())))
         except (ValueError, AttributeError):
             raise AuthCheckError(f"sending IP {ip!r} is not an IP address") from None
     ips = list(dict.fromkeys(ips))
+    esp = opt_str(esp, "esp")
+    sender = opt_str(sender, "sender")
     if esp is not None and esp.lower() not in ESP_INCLUDES:
         raise AuthCheckError(f"unknown ESP {esp!r}; known: {', '.join(sorted(ESP_INCLUDES))}")
+    if dkim_keys is not None and (
+        not isinstance(dkim_keys, Mapping) or not all(isinstance(k, str) for k in dkim_keys)
+    ):
+        raise AuthCheckError("dkim_keys must be a mapping of selector names to keys")
     keys = {k.lower(): v for k, v in (dkim_keys or {}).items()}
     unknown = set(keys) - set(selectors)
     if unknown:
         raise AuthCheckError(f"dkim_keys names selectors not checked: {', '.join(sorted(unknown))}")
-    from_d = normalize_domain(from_domain, "from_domain") if from_domain else domain
-    env_d = normalize_domain(envelope_domain, "envelope_domain") if envelope_domain else None
-    dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain else (
+    from_d = normalize_domain(from_domain, "from_domain") if from_domain is not None else domain
+    env_d = (normalize_domain(envelope_domain, "envelope_domain")
+             if envelope_domain is not None else None)
+    dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain is not None else (
         domain if selectors else None)
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
     spf, dmarc, mx, dkim, ptr = await asyncio.gather(

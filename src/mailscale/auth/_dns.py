@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -28,6 +28,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from mailscale.auth._args import opt_number
 from mailscale.errors import AuthCheckError
 
 __all__ = ["DNSClient", "Lookup", "ResolverLike", "make_resolver"]
@@ -151,14 +152,23 @@ def make_resolver(
         except dns.resolver.NoResolverConfiguration as exc:
             raise AuthCheckError(f"no system DNS configuration: {exc}") from None
     else:
-        entries = [resolver] if isinstance(resolver, str) else list(resolver)
+        if isinstance(resolver, str):
+            entries: list[object] = [resolver]
+        elif isinstance(resolver, (bytes, bytearray)) or not isinstance(resolver, Iterable):
+            raise AuthCheckError(
+                "resolver must be a dnspython resolver or 'host[:port]' strings, "
+                f"not {type(resolver).__name__}")
+        else:
+            entries = list(resolver)
         if not entries or not all(isinstance(e, str) for e in entries):
             raise AuthCheckError("resolver must be a dnspython resolver or 'host[:port]' strings")
         out = dns.asyncresolver.Resolver(configure=False)
         out.nameservers = [
             dns.nameserver.Do53Nameserver(host, port)
-            for host, port in (_parse_nameserver(e) for e in entries)
+            for host, port in (_parse_nameserver(str(e)) for e in entries)
         ]
+    timeout = opt_number(timeout, "timeout", positive=True)
+    lifetime = opt_number(lifetime, "lifetime", positive=True)
     if timeout is not None or lifetime is not None:
         if out is resolver:
             # Never change a resolver the caller owns.

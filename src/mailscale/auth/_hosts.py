@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient
 from mailscale.auth._model import (
     AlignmentReport,
@@ -115,10 +116,16 @@ async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
 
 
 def aligned(identifier: str, from_domain: str, mode: str) -> bool:
-    """DMARC identifier alignment (RFC 7489 3.1): ``s`` exact, ``r`` same org domain."""
-    a = identifier.rstrip(".").lower()
-    b = from_domain.rstrip(".").lower()
-    if mode == "s":
+    """DMARC identifier alignment (RFC 7489 3.1): ``s`` exact, ``r`` same org domain.
+
+    Raises:
+        AuthCheckError: a non-string domain, or a mode other than ``r`` / ``s``.
+    """
+    a = str_arg(identifier, "identifier").rstrip(".").lower()
+    b = str_arg(from_domain, "from_domain").rstrip(".").lower()
+    if not isinstance(mode, str) or mode.lower() not in ("r", "s"):
+        raise AuthCheckError(f"mode must be 'r' (relaxed) or 's' (strict), not {mode!r}")
+    if mode.lower() == "s":
         return a == b
     return organizational_domain(a) == organizational_domain(b)
 

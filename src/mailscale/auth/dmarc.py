@@ -6,6 +6,7 @@ import asyncio
 import functools
 import re
 
+from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient, Lookup
 from mailscale.auth._model import DMARCReport, Finding, Severity
 from mailscale.errors import AuthCheckError
@@ -38,7 +39,7 @@ def organizational_domain(domain: str) -> str:
 
     A name that is itself a public suffix is its own organizational domain.
     """
-    name = domain.rstrip(".").lower()
+    name = str_arg(domain, "domain").rstrip(".").lower()
     return _psl().privatesuffix(name) or name  # type: ignore[attr-defined]
 
 
@@ -49,6 +50,7 @@ def is_dmarc(text: str) -> bool:
 
 def _tag_list(text: str) -> dict[str, str]:
     """The tags of a DMARC record; raises on what makes the whole record unusable."""
+    str_arg(text, "DMARC record")
     if not is_dmarc(text):
         raise AuthCheckError(f"not a DMARC record (must start with 'v=DMARC1'): {text[:60]!r}")
     tags: dict[str, str] = {}

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from mailscale.auth._args import opt_str, str_items
 from mailscale.auth._check import blocking, check_domain_async, normalize_domain
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
@@ -239,12 +240,16 @@ def _complaint_item(rate: float | None) -> ReadinessItem:
 def _rate(complaint_rate: float | None, complaints: int | None, delivered: int | None
           ) -> float | None:
     if complaint_rate is not None:
-        if isinstance(complaint_rate, bool) or not 0 <= float(complaint_rate) <= 1:
+        if (isinstance(complaint_rate, bool) or not isinstance(complaint_rate, (int, float))
+                or not 0 <= float(complaint_rate) <= 1):
             raise AuthCheckError(
                 f"complaint_rate is a fraction 0..1 (0.001 = 0.1%), not {complaint_rate!r}")
         return float(complaint_rate)
     if complaints is None and delivered is None:
         return None
+    for what, count in (("complaints", complaints), ("delivered", delivered)):
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise AuthCheckError(f"{what} must be a whole number, not {count!r}")
     if complaints is None or delivered is None or complaints < 0 or delivered <= 0:
         raise AuthCheckError("give both complaints >= 0 and delivered > 0")
     if complaints > delivered:
@@ -424,9 +429,14 @@ async def readiness_async(
     """The asyncio form of :func:`readiness`."""
     domain = normalize_domain(domain)
     rate = _rate(complaint_rate, complaints, delivered)
+    if tls is not None and not isinstance(tls, bool):
+        raise AuthCheckError(f"tls must be True, False or None, not {tls!r}")
+    opt_str(transport, "transport")
+    if report is not None and not isinstance(report, AuthReport):
+        raise AuthCheckError(f"report must be an AuthReport, not {type(report).__name__}")
     message = _parse_message(sample_message) if sample_message is not None else None
     raw = _raw_message(sample_message) if sample_message is not None else None
-    selectors = list(dkim_selectors)
+    selectors = str_items(dkim_selectors, "dkim_selectors")
     if message is not None:
         # The sample message tells the From, envelope and DKIM identities when not given.
         from_domain = from_domain or _domain_of(message.get("From"))

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from mailscale.auth._args import opt_str, str_arg, str_items
 from mailscale.auth._check import normalize_domain, run_sync
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import Severity
@@ -75,19 +76,6 @@ def split_txt(value: str, limit: int = 255) -> tuple[str, ...]:
     return tuple(out)
 
 
-def str_items(value: object, what: str) -> list[str]:
-    """The strings of ``value``: one string is one item, else an iterable of strings."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
-        raise AuthCheckError(f"{what} must be a string or a list of strings, not {value!r}")
-    items = list(value)
-    for item in items:
-        if not isinstance(item, str):
-            raise AuthCheckError(f"{what} must hold strings, not {item!r}")
-    return items
-
-
 def _owner(prefix: str, domain: str | None) -> str:
     if domain is None:
         return prefix or "@"
@@ -124,14 +112,20 @@ def spf_record(
         AuthCheckError: a malformed input, ``+all``, more than 10 DNS-querying terms,
             or (with ``count_includes``) an include that cannot be counted.
     """
-    if all not in _ALL:
+    if not isinstance(all, str) or all not in _ALL:
         raise AuthCheckError(f"all must be one of {', '.join(_ALL)}, not {all!r}")
+    for flag, value in (("a", a), ("mx", mx), ("count_includes", count_includes)):
+        if not isinstance(value, bool):
+            raise AuthCheckError(f"{flag} must be True or False, not {value!r}")
+    ip_items = _ip_items(ips)
+    esps = [esp] if isinstance(esp, str) else str_items(esp or (), "esp")
+    include_items = str_items(includes, "includes")
     terms = ["v=spf1"]
     if a:
         terms.append("a")
     if mx:
         terms.append("mx")
-    for ip in ips:
+    for ip in ip_items:
         try:
             net = ipaddress.ip_network(str(ip).strip(), strict=True)
         except ValueError as exc:
@@ -139,13 +133,12 @@ def spf_record(
         kind = "ip4" if net.version == 4 else "ip6"
         text = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
         terms.append(f"{kind}:{text}")
-    esps = [esp] if isinstance(esp, str) else list(esp or ())
     names = []
     for name in esps:
         if name.lower() not in ESP_INCLUDES:
             raise AuthCheckError(f"unknown ESP {name!r}; known: {', '.join(sorted(ESP_INCLUDES))}")
         names.append(ESP_INCLUDES[name.lower()])
-    names.extend(normalize_domain(d, "include") for d in includes)
+    names.extend(normalize_domain(d, "include") for d in include_items)
     for name in dict.fromkeys(names):
         terms.append(f"include:{name}")
     terms.append(all)
@@ -162,6 +155,21 @@ def spf_record(
                 f"this SPF record needs {total} DNS-querying terms counting its includes' own; "
                 f"the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead")
     return TXTRecord(_owner("", domain), split_txt(record.text))
+
+
+_IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
+             ipaddress.IPv6Network)
+
+
+def _ip_items(ips: object) -> list[object]:
+    """The addresses of ``ips``: strings or ipaddress objects."""
+    if isinstance(ips, (str, bytes, bytearray)) or not isinstance(ips, Iterable):
+        raise AuthCheckError(f"ips must be a list of addresses, not {type(ips).__name__}")
+    items = list(ips)
+    for ip in items:
+        if not isinstance(ip, (str, *_IP_TYPES)):
+            raise AuthCheckError(f"ips must hold address strings, not {ip!r}")
+    return items
 
 
 async def _count_lookups(record: SPFRecord, resolver: ResolverLike) -> int:
@@ -187,7 +195,14 @@ def dkim_record(
     """
     from mailscale.auth.dkim import selector_name
 
-    strings = tuple(dns_record_strings(public_key))
+    selector = opt_str(selector, "selector")
+    domain = opt_str(domain, "domain")
+    try:
+        strings = tuple(dns_record_strings(public_key))
+    except (TypeError, ValueError, AttributeError):
+        raise AuthCheckError(
+            f"public_key must be an RSA or Ed25519 key, not {type(public_key).__name__}"
+        ) from None
     if selector is None:
         name = "@" if domain is None else _owner("_domainkey", domain)
     elif domain is None:
@@ -230,7 +245,7 @@ def _dmarc_fo(value: object) -> str:
 
 
 def _dmarc_uris(tag: str, value: object) -> list[str]:
-    items = str_items(value, tag)
+    items = [value] if isinstance(value, str) else str_items(value, tag)
     out = []
     for item in items:
         uri = item.strip()
@@ -289,6 +304,8 @@ def report_authorization_record(domain: str, destination: str) -> TXTRecord:
 
     RFC 7489 section 7.1: ``<domain>._report._dmarc.<destination> TXT "v=DMARC1"``.
     """
+    str_arg(domain, "domain")
+    str_arg(destination, "destination")
     d = normalize_domain(domain, "domain")
     dest = normalize_domain(destination, "destination")
     return TXTRecord(f"{d}._report._dmarc.{dest}", ("v=DMARC1",))

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from mailscale.auth._args import opt_str, str_arg
 from mailscale.auth._dns import DNSClient, Lookup
 from mailscale.auth._model import Finding, Severity, SPFReport
 from mailscale.errors import AuthCheckError
@@ -122,6 +123,7 @@ def parse_spf(text: str) -> SPFRecord:
         AuthCheckError: the record is not ``v=spf1`` or a term is malformed;
             the message names the term.
     """
+    str_arg(text, "SPF record")
     if not is_spf(text):
         raise AuthCheckError(f"not an SPF record (must start with 'v=spf1'): {text[:60]!r}")
     if any(ord(c) > 0x7E or (ord(c) < 0x20) for c in text):
@@ -359,9 +361,12 @@ async def check_host(
         (result, reason): the RFC 7208 result and a short explanation.
     """
     try:
-        addr = ipaddress.ip_address(ip)
+        addr = ipaddress.ip_address(str_arg(ip, "ip"))
     except ValueError:
         raise AuthCheckError(f"not an IP address: {ip!r}") from None
+    str_arg(domain, "domain")
+    opt_str(sender, "sender")
+    opt_str(helo, "helo")
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     ctx = _MacroContext(addr, sender or f"postmaster@{domain}", domain, helo or domain)
