@@ -140,3 +140,23 @@ class TestWrongTypesFuzz:
         with pytest.raises(AuthCheckError) as info:
             fn(value)
         assert name in str(info.value)
+
+
+class TestSingleString:
+    def test_check_domain(self, opts: dict[str, object]) -> None:
+        """A single selector or IP given as a string is one item, not its characters."""
+        report = check_domain(GOOD, dkim_selectors="s1", sending_ips="203.0.113.7", **opts)  # type: ignore[arg-type]
+        assert ["s1"] == [d.selector for d in report.dkim]
+        assert ["203.0.113.7"] == [p.ip for p in report.ptr]
+        assert {"203.0.113.7": "pass"} == report.spf.results
+
+    def test_readiness(self, opts: dict[str, object]) -> None:
+        """readiness takes single strings the same way."""
+        report = readiness(GOOD, dkim_selectors="s2", sending_ips="203.0.113.8", **opts)  # type: ignore[arg-type]
+        assert ["s2"] == [d.selector for d in report.auth.dkim]
+        assert ["203.0.113.8"] == [p.ip for p in report.auth.ptr]
+
+    def test_spf_record(self) -> None:
+        """spf_record takes one address and one include as strings."""
+        rec = spf_record(ips="203.0.113.7", includes="_spf.example.net")
+        assert "v=spf1 ip4:203.0.113.7 include:_spf.example.net ~all" == rec.value

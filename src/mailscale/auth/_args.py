@@ -35,8 +35,13 @@ def opt_number(value: object, what: str, *, positive: bool = False) -> float | N
 
 
 def str_items(value: object, what: str) -> list[str]:
-    """The strings of ``value``: an iterable of strings (not bytes, not a mapping)."""
-    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+    """The strings of ``value``: one string is one item, else an iterable of strings.
+
+    A lone string is never iterated character by character (``"s1"`` is ``["s1"]``).
+    """
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
         raise AuthCheckError(f"{what} must be a list of strings, not {_shown(value)}")
     items = list(value)
     for item in items:

@@ -136,8 +136,10 @@ check_domain = blocking(
 
     Args:
         domain: the sending domain.
-        dkim_selectors: DKIM selectors to check (DNS cannot list them).
-        sending_ips: IPs that send for the domain: SPF check_host and FCrDNS for each.
+        dkim_selectors: DKIM selectors to check (DNS cannot list them); a single
+            string is one selector.
+        sending_ips: IPs that send for the domain: SPF check_host and FCrDNS for each;
+            a single string is one IP.
         esp: ``sendgrid``, ``mailgun``, ``postmark`` or ``ses``: its SPF include must be present.
         resolver: a dnspython resolver (sync or asyncio), ``"host:port"`` or a list of them;
             the system's resolver when None.

@@ -98,8 +98,9 @@ def spf_record(
     """Build an SPF record.
 
     Args:
-        ips: addresses or networks (``203.0.113.7``, ``198.51.100.0/24``, IPv6 too).
-        includes: domains to include.
+        ips: addresses or networks (``203.0.113.7``, ``198.51.100.0/24``, IPv6 too);
+            a single string is one address.
+        includes: domains to include (a single string is one domain).
         esp: ESP name(s) whose documented include to add (sendgrid, mailgun, postmark, ses).
         a: add ``a`` (the domain's own A/AAAA); mx: add ``mx``.
         all: ``~all`` (default), ``-all`` or ``?all``; ``+all`` is refused.
@@ -118,7 +119,7 @@ def spf_record(
         if not isinstance(value, bool):
             raise AuthCheckError(f"{flag} must be True or False, not {value!r}")
     ip_items = _ip_items(ips)
-    esps = [esp] if isinstance(esp, str) else str_items(esp or (), "esp")
+    esps = str_items(esp or (), "esp")
     include_items = str_items(includes, "includes")
     terms = ["v=spf1"]
     if a:
@@ -162,8 +163,10 @@ _IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network
 
 
 def _ip_items(ips: object) -> list[object]:
-    """The addresses of ``ips``: strings or ipaddress objects."""
-    if isinstance(ips, (str, bytes, bytearray)) or not isinstance(ips, Iterable):
+    """The addresses of ``ips``: strings or ipaddress objects; one string is one address."""
+    if isinstance(ips, str):
+        return [ips]
+    if isinstance(ips, (bytes, bytearray)) or not isinstance(ips, Iterable):
         raise AuthCheckError(f"ips must be a list of addresses, not {type(ips).__name__}")
     items = list(ips)
     for ip in items:
@@ -245,7 +248,7 @@ def _dmarc_fo(value: object) -> str:
 
 
 def _dmarc_uris(tag: str, value: object) -> list[str]:
-    items = [value] if isinstance(value, str) else str_items(value, tag)
+    items = str_items(value, tag)
     out = []
     for item in items:
         uri = item.strip()
