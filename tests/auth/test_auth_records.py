@@ -113,6 +113,13 @@ class TestDKIMRecord:
         assert "s2._domainkey" == dkim_record(keys.ed, selector="s2").name
 
 
+    def test_domain_needs_selector(self, keys: Keys) -> None:
+        """A domain without a selector is refused: '_domainkey.domain' is no key's name."""
+        with pytest.raises(AuthCheckError, match="selector"):
+            dkim_record(keys.ed, domain="example.com")
+        assert "@" == dkim_record(keys.ed).name
+
+
 class TestDMARCRecord:
     def test_value(self) -> None:
         """Tags in canonical order; bare addresses get mailto:."""

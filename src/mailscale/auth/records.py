@@ -194,7 +194,11 @@ def dkim_record(
 ) -> TXTRecord:
     """Build the DKIM key record of ``public_key`` (a private key's public half is used).
 
-    The owner is ``selector._domainkey.domain`` (relative when domain is None).
+    The owner is ``selector._domainkey.domain`` (relative when domain is None; ``@``
+    when neither is given, for a zone of the selector's own).
+
+    Raises:
+        AuthCheckError: a domain without a selector, a bad selector, not a key.
     """
     from mailscale.auth.dkim import selector_name
 
@@ -207,7 +211,11 @@ def dkim_record(
             f"public_key must be an RSA or Ed25519 key, not {type(public_key).__name__}"
         ) from None
     if selector is None:
-        name = "@" if domain is None else _owner("_domainkey", domain)
+        if domain is not None:
+            raise AuthCheckError(
+                "dkim_record needs a selector when a domain is given: the key lives at "
+                "<selector>._domainkey.<domain>")
+        name = "@"
     elif domain is None:
         name = selector_name(selector, "x.invalid").removesuffix(".x.invalid")
     else:
