@@ -123,8 +123,8 @@ class TestRecords:
                            "--dkim-key", str(pem), "--json")
         data = json.loads(out)
         assert 0 == code
-        assert dns_record(keys.ed) == data[1]["value"]
-        assert ["example.com", "ed._domainkey.example.com", "_dmarc.example.com"] == [
+        assert dns_record(keys.ed) == data[0]["value"]
+        assert ["ed._domainkey.example.com", "_dmarc.example.com"] == [
             r["name"] for r in data]
 
     def test_over_ten_lookups_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,6 +143,18 @@ class TestRecords:
         code, out, _ = run(capsys, "dns", "records", "example.com", "--include",
                            "l2.chain.example.net", "--count-includes", "--nameserver", ns)
         assert 0 == code and "include:l2.chain.example.net" in out
+
+    def test_nothing_to_authorize(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Without addresses, includes, ESP or mx, no SPF record is printed; a note says why."""
+        code, out, err = run(capsys, "dns", "records", "example.com")
+        assert 0 == code
+        assert ['_dmarc.example.com.\t3600\tIN\tTXT\t"v=DMARC1; p=none"'] == out.splitlines()
+        assert "no SPF record printed" in err and "v=spf1 -all" in err
+
+    def test_domain_that_sends_no_mail(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An explicit --all=-all with nothing to authorize is the no-mail record."""
+        code, out, _ = run(capsys, "dns", "records", "example.com", "--all=-all")
+        assert (0, 'example.com.\t3600\tIN\tTXT\t"v=spf1 -all"') == (code, out.splitlines()[0])
 
     def test_policy_cannot_inject_tags(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--policy with a ';' is refused: no record for another domain is printed."""

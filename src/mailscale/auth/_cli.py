@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
     records.add_argument("--include", action="append", default=[], help="SPF include domain")
     records.add_argument("--esp", action="append", default=[], choices=sorted(ESP_INCLUDES))
     records.add_argument("--mx", action="store_true", help="add 'mx' to SPF")
-    records.add_argument("--all", default="~all", choices=["~all", "-all", "?all"])
+    records.add_argument("--all", choices=["~all", "-all", "?all"],
+                         help="how SPF ends (default ~all); write --all=-all")
     records.add_argument("--selector", help="DKIM selector for --dkim-key")
     records.add_argument("--dkim-key", type=Path, help="PEM key file (private or public)")
     records.add_argument("--policy", default="none", help="DMARC policy (none/quarantine/reject)")
@@ -211,11 +212,17 @@ def _load_key(path: Path) -> Any:
 
 
 def _records(args: argparse.Namespace) -> int:
-    records: list[TXTRecord] = [
-        spf_record(ips=args.ip, includes=args.include, esp=args.esp, mx=args.mx, all=args.all,
-                   domain=args.domain, count_includes=args.count_includes,
-                   resolver=args.nameserver or None)
-    ]
+    records: list[TXTRecord] = []
+    if args.ip or args.include or args.esp or args.mx or args.all == "-all":
+        records.append(spf_record(
+            ips=args.ip, includes=args.include, esp=args.esp, mx=args.mx,
+            all=args.all or "~all", domain=args.domain, count_includes=args.count_includes,
+            resolver=args.nameserver or None))
+    else:
+        # 'v=spf1 ~all' authorizes nobody while looking like a setup; say so instead.
+        print("note: no --ip, --include, --esp or --mx: no SPF record printed; "
+              "a domain that sends no mail publishes 'v=spf1 -all' (--all=-all)",
+              file=sys.stderr)
     if args.dkim_key is not None:
         if not args.selector:
             raise AuthCheckError("--dkim-key needs --selector")
