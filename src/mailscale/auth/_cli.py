@@ -218,11 +218,6 @@ def _records(args: argparse.Namespace) -> int:
             ips=args.ip, includes=args.include, esp=args.esp, mx=args.mx,
             all=args.all or "~all", domain=args.domain, count_includes=args.count_includes,
             resolver=args.nameserver or None))
-    else:
-        # 'v=spf1 ~all' authorizes nobody while looking like a setup; say so instead.
-        print("note: no --ip, --include, --esp or --mx: no SPF record printed; "
-              "a domain that sends no mail publishes 'v=spf1 -all' (--all=-all)",
-              file=sys.stderr)
     if args.dkim_key is not None:
         if not args.selector:
             raise AuthCheckError("--dkim-key needs --selector")
@@ -239,6 +234,11 @@ def _records(args: argparse.Namespace) -> int:
             dest = _mailto_domain(uri)
             if dest and organizational_domain(dest) != org:
                 records.append(report_authorization_record(args.domain, dest))
+    if not records[0].value.startswith("v=spf1"):
+        # 'v=spf1 ~all' authorizes nobody while looking like a setup; say so instead.
+        print("note: no --ip, --include, --esp or --mx: no SPF record printed; "
+              "a domain that sends no mail publishes 'v=spf1 -all' (--all=-all)",
+              file=sys.stderr)
     if args.json:
         print(json.dumps([{"name": r.name, "type": "TXT", "value": r.value,
                            "strings": list(r.strings)} for r in records], indent=2))
