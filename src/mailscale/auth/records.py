@@ -119,7 +119,7 @@ def spf_record(
         if not isinstance(value, bool):
             raise AuthCheckError(f"{flag} must be True or False, not {value!r}")
     ip_items = _ip_items(ips)
-    esps = str_items(esp or (), "esp")
+    esps = str_items(() if esp is None else esp, "esp")
     include_items = str_items(includes, "includes")
     terms = ["v=spf1"]
     if a:
