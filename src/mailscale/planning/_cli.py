@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,13 @@ _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
 
-def _number(text: Decimal) -> int | float:
+def _number(text: Decimal) -> int | float | Decimal:
+    if text.adjusted() > 18:  # far beyond any valid figure: the range check refuses it
+        return text
     return int(text) if text == text.to_integral_value() else float(text)
 
 
-def parse_quantity(text: str, field: str) -> int | float:
+def parse_quantity(text: str, field: str) -> int | float | Decimal:
     """``250000``, ``250k``, ``1.5M``, ``2B``, ``1T``, ``250_000`` or ``250,000`` as a number.
 
     Raises:
@@ -47,12 +49,13 @@ def parse_quantity(text: str, field: str) -> int | float:
         )
     try:
         value = Decimal(match.group(1)) * _MULTIPLIERS[match.group(2).lower()]
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        raise PlanningError(f"{field} is not a number: {text!r}", field=field) from None
+    except ArithmeticError:  # beyond the decimal context: 1e999999999
+        raise PlanningError(f"{field} is too large: {text!r}",
+                            field=field) from None
     return _number(value)
 
 
-def parse_size(text: str) -> int | float:
+def parse_size(text: str) -> int | float | Decimal:
     """A message size: ``50000``, ``50KB``, ``50k``, ``1.5MB``, ``64KiB`` (KB = 1,000 bytes)."""
     cleaned = text.strip().replace("_", "").replace(",", "").replace(" ", "")
     match = _SIZE.match(cleaned)
@@ -65,7 +68,7 @@ def parse_size(text: str) -> int | float:
     return _number(Decimal(match.group(1)) * _SIZE_MULTIPLIERS[unit])
 
 
-def _share(text: str) -> int | float:
+def _share(text: str) -> int | float | Decimal:
     cleaned = text.strip()
     if cleaned.endswith("%"):
         value = parse_quantity(cleaned[:-1], "peak_hour_share")
@@ -82,7 +85,7 @@ def _yes_no(text: str, field: str) -> bool:
     raise PlanningError(f"{field} must be yes or no, got {text!r}", field=field)
 
 
-def _money(text: str, field: str) -> int | float:
+def _money(text: str, field: str) -> int | float | Decimal:
     return parse_quantity(text.strip().lstrip("$"), field)
 
 

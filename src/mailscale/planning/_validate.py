@@ -13,8 +13,18 @@ __all__ = ["check_bool", "check_choice", "check_number", "check_text"]
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond the digits limit of int-to-str conversion
+        return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: numbers.Real | Decimal) -> bool:
+    """Whether ``value`` itself is finite (a Decimal or int may lie beyond a float's range)."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return not isinstance(value, float)
 
 
 def check_number(
@@ -40,8 +50,16 @@ def check_number(
         raise PlanningError(
             f"{field} must be a number, got {type(value).__name__} {_shown(value)}", field=field
         )
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
+    try:
+        number = float(value)
+    except OverflowError:  # a finite int or Fraction beyond a float's range
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (ValueError, ArithmeticError):  # a signaling NaN Decimal
+        raise PlanningError(
+            f"{field} must be a finite number, got {_shown(value)}", field=field
+        ) from None
+    beyond_float = math.isinf(number) and _finite(value)
+    if math.isnan(number) or (math.isinf(number) and not beyond_float):
         raise PlanningError(f"{field} must be a finite number, got {number}", field=field)
     if number < minimum or (number == minimum and not allow_minimum):
         bound = "at least" if allow_minimum else "greater than"
