@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mailscale.errors import PlanningError
-from mailscale.planning import Workload, evaluate_kpis, load_data
+from mailscale.planning import Workload, evaluate_kpis, load_data, plan
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -62,3 +62,27 @@ class TestHugeAndSignalingNumbers:
         assert (2, "") == (code, out)
         assert err.startswith(f"mailscale: error: {field} ")
         assert 1 == len(err.splitlines())
+
+
+def _one_task(text: str) -> dict[str, Any]:
+    return {"roadmap": {"foundation": {"tasks": [{"when": "always", "text": text}]}}}
+
+
+class TestRoadmapTemplates:
+    @pytest.mark.parametrize(
+        "text", ["Open {esp", "Open {esp:d}", "Open {keys!z}", "Open {hosting:{esp}}",
+                 "Open {esp!r}", "Open }", "Open {esp:>10}"],
+    )
+    def test_malformed_template_refused(self, text: str) -> None:
+        """A template that str.format would reject or reshape is refused when loaded."""
+        field = "roadmap.foundation.tasks[0].text"
+        with pytest.raises(PlanningError) as info:
+            load_data(_one_task(text))
+        assert field == info.value.field
+        assert field in str(info.value)
+
+    def test_plain_placeholders_and_escaped_braces_accepted(self) -> None:
+        """Bare placeholders and doubled braces load and render in the plan."""
+        data = load_data(_one_task("Open {esp} with {{braces}} and {keys} {scope}(s)."))
+        p = plan(Workload(monthly_volume=250_000), data=data)
+        assert "Open SendGrid with {braces} and 1 API key(s)." == p.roadmap[0].tasks[0]

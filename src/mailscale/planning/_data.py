@@ -477,6 +477,32 @@ def _kpis(k: _Table) -> tuple[KpiSpec, ...]:
     return tuple(kpis)
 
 
+def _check_template(text: str, field: str) -> None:
+    """Refuse a task template that ``str.format`` would reject or reshape."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:  # an unmatched brace
+        raise PlanningError(
+            f"{field} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}",
+            field=field,
+        ) from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in TASK_PLACEHOLDERS:
+            raise PlanningError(
+                f"{field} uses unknown placeholder {{{name}}}; known: "
+                + ", ".join(TASK_PLACEHOLDERS), field=field,
+            )
+        if spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + \
+                (f":{spec}" if spec else "") + "}"
+            raise PlanningError(
+                f"{field} uses {shown}: placeholders take no conversion or format spec, "
+                f"write {{{name}}}", field=field,
+            )
+
+
 def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
     phases = []
     for key, p in r.tables():
@@ -492,13 +518,7 @@ def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
             task = _Table(raw, f"{tasks_field}[{i}]")
             when = task.choice("when", TASK_CONDITIONS)
             text = task.text("text")
-            for _, name, _, _ in string.Formatter().parse(text):
-                if name is not None and name not in TASK_PLACEHOLDERS:
-                    text_field = task.field("text")
-                    raise PlanningError(
-                        f"{text_field} uses unknown placeholder {{{name}}}; known: "
-                        + ", ".join(TASK_PLACEHOLDERS), field=text_field,
-                    )
+            _check_template(text, task.field("text"))
             task.done()
             tasks.append(TaskSpec(when=when, text=text))
         phases.append(PhaseSpec(key=key, months=(int(low), int(high)), tasks=tuple(tasks)))
