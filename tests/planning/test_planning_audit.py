@@ -86,3 +86,42 @@ class TestRoadmapTemplates:
         data = load_data(_one_task("Open {esp} with {{braces}} and {keys} {scope}(s)."))
         p = plan(Workload(monthly_volume=250_000), data=data)
         assert "Open SendGrid with {braces} and 1 API key(s)." == p.roadmap[0].tasks[0]
+
+
+class TestThousandsSeparators:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [("250,000", 250_000), ("1,500,000", 1_500_000), ("1,000.5k", 1_000_500),
+         ("12,345", 12_345)],
+    )
+    def test_grouped_thousands(self, text: str, expected: int) -> None:
+        """Commas that group thousands are accepted."""
+        from mailscale.planning._cli import parse_quantity
+
+        assert expected == parse_quantity(text, "monthly_volume")
+
+    @pytest.mark.parametrize("text", ["1,5M", "1,0,0", "25,0000", ",250", "250,", "1,,000",
+                                      "1234,567", "1.5,000"])
+    def test_misplaced_commas_refused(self, text: str) -> None:
+        """A comma that is not a thousands separator is refused, not stripped."""
+        from mailscale.planning._cli import parse_quantity
+
+        with pytest.raises(PlanningError) as info:
+            parse_quantity(text, "monthly_volume")
+        assert "monthly_volume" == info.value.field
+
+    def test_cli_decimal_comma(self, run_cli: RunCli) -> None:
+        """`plan 1,5M` is an error, not a plan for 15,000,000."""
+        code, out, err = run_cli("plan", "1,5M")
+        assert (2, "") == (code, out)
+        assert "monthly_volume" in err
+        assert "1,5M" in err
+
+    @pytest.mark.parametrize("text", ["50,0KB", "5,0000"])
+    def test_message_size_commas(self, text: str) -> None:
+        """Message sizes follow the same thousands rule."""
+        from mailscale.planning._cli import parse_size
+
+        with pytest.raises(PlanningError) as info:
+            parse_size(text)
+        assert "message_size_bytes" == info.value.field

@@ -22,6 +22,8 @@ __all__ = ["parse_quantity", "parse_size", "register"]
 
 _QUANTITY = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
 _SIZE = re.compile(r"^([0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
+# Commas are accepted only as thousands separators: 250,000 and 1,500.5k, not 1,5M.
+_GROUPED = re.compile(r"^(\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?![\d,])(.*)$")
 _MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _SIZE_MULTIPLIERS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
                      "kib": 2**10, "mib": 2**20}
@@ -35,14 +37,25 @@ def _number(text: Decimal) -> int | float | Decimal:
     return int(text) if text == text.to_integral_value() else float(text)
 
 
+def _ungrouped(text: str) -> str | None:
+    """``text`` without underscores and thousands commas; None for a misplaced comma."""
+    cleaned = text.strip().replace("_", "")
+    if "," not in cleaned:
+        return cleaned
+    match = _GROUPED.match(cleaned)
+    if match is None or "," in match.group(2):
+        return None
+    return match.group(1).replace(",", "") + match.group(2)
+
+
 def parse_quantity(text: str, field: str) -> int | float | Decimal:
     """``250000``, ``250k``, ``1.5M``, ``2B``, ``1T``, ``250_000`` or ``250,000`` as a number.
 
     Raises:
         PlanningError: the text is not a quantity; ``field`` names it.
     """
-    cleaned = text.strip().replace("_", "").replace(",", "")
-    match = _QUANTITY.match(cleaned)
+    cleaned = _ungrouped(text)
+    match = None if cleaned is None else _QUANTITY.match(cleaned)
     if match is None:
         raise PlanningError(
             f"{field} must be a number such as 250000, 250k or 1.5M, got {text!r}", field=field
@@ -57,8 +70,8 @@ def parse_quantity(text: str, field: str) -> int | float | Decimal:
 
 def parse_size(text: str) -> int | float | Decimal:
     """A message size: ``50000``, ``50KB``, ``50k``, ``1.5MB``, ``64KiB`` (KB = 1,000 bytes)."""
-    cleaned = text.strip().replace("_", "").replace(",", "").replace(" ", "")
-    match = _SIZE.match(cleaned)
+    cleaned = _ungrouped(text.replace(" ", ""))
+    match = None if cleaned is None else _SIZE.match(cleaned)
     if match is None:
         raise PlanningError(
             f"message_size_bytes must be a size such as 50000, 50KB or 1.5MB, got {text!r}",
