@@ -125,3 +125,61 @@ class TestThousandsSeparators:
         with pytest.raises(PlanningError) as info:
             parse_size(text)
         assert "message_size_bytes" == info.value.field
+
+
+class TestAccessors:
+    @pytest.fixture(scope="class")
+    def p(self) -> Any:
+        return plan(Workload(monthly_volume=250_000))
+
+    def test_feasibility_for_unknown(self, p: Any) -> None:
+        """An unknown ESP raises PlanningError listing the known ones."""
+        with pytest.raises(PlanningError) as info:
+            p.feasibility_for("foo")
+        assert "esp" == info.value.field
+        assert "'foo'" in str(info.value)
+        assert "sendgrid" in str(info.value)
+
+    def test_requirement_unknown(self, p: Any) -> None:
+        """An unknown resource raises PlanningError listing the known ones."""
+        with pytest.raises(PlanningError) as info:
+            p.requirement("gpu")
+        assert "resource" == info.value.field
+        assert "'gpu'" in str(info.value)
+        assert "ram_gb" in str(info.value)
+
+    def test_derived_value_unknown(self, p: Any) -> None:
+        """An unknown derived figure raises PlanningError listing the known ones."""
+        with pytest.raises(PlanningError) as info:
+            p.derived_value("nope")
+        assert "key" == info.value.field
+        assert "peak_hour_messages" in str(info.value)
+
+    def test_known_lookups_still_work(self, p: Any) -> None:
+        """Known keys still return their item."""
+        assert ("sendgrid", "ram_gb") == (p.feasibility_for("sendgrid").esp,
+                                          p.requirement("ram_gb").resource)
+
+    @pytest.mark.parametrize("data", [{"tiers": {}}, "data", 5])
+    def test_plan_data_must_be_planning_data(self, data: Any) -> None:
+        """plan(data=...) takes load_data's result, nothing else."""
+        with pytest.raises(PlanningError) as info:
+            plan(Workload(monthly_volume=250_000), data=data)
+        assert "data" == info.value.field
+        assert "load_data" in str(info.value)
+
+    @pytest.mark.parametrize("value", [0, -5, float("nan"), "x", None, True, 1.5, 10**13])
+    def test_tier_for_bad_volume(self, value: Any) -> None:
+        """tier_for checks its volume as the workload does."""
+        from mailscale.planning import tier_for
+
+        with pytest.raises(PlanningError) as info:
+            tier_for(value)
+        assert "monthly_volume" == info.value.field
+
+    @pytest.mark.parametrize("targets", ["x", 5, ["x"]])
+    def test_evaluate_kpis_bad_targets(self, targets: Any) -> None:
+        """evaluate_kpis refuses targets that are not KpiTargets."""
+        with pytest.raises(PlanningError) as info:
+            evaluate_kpis({"queue_depth": 3}, targets=targets)
+        assert "targets" == info.value.field

@@ -19,7 +19,8 @@ from mailscale.planning._data import (
 )
 from mailscale.planning._format import compact, kpi_value, money, money_range, number
 from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
-from mailscale.planning._workload import Workload
+from mailscale.planning._validate import check_number
+from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
 
 __all__ = [
     "Criterion",
@@ -264,18 +265,18 @@ class Plan:
     roadmap: tuple[Phase, ...]
 
     def requirement(self, resource: str) -> Requirement:
-        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ``storage_gb``, ...)."""
+        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""
         for requirement in self.requirements:
             if requirement.resource == resource:
                 return requirement
-        raise KeyError(resource)
+        raise _unknown("resource", resource, [r.resource for r in self.requirements])
 
     def derived_value(self, key: str) -> float:
-        """The value of the derived figure ``key`` (``peak_hour_messages``, ...)."""
+        """The derived figure ``key`` (``peak_hour_messages``, ...); unknown: `PlanningError`."""
         for item in self.derived:
             if item.key == key:
                 return item.value
-        raise KeyError(key)
+        raise _unknown("key", key, [item.key for item in self.derived])
 
     @property
     def cheapest(self) -> TcoEstimate:
@@ -283,8 +284,11 @@ class Plan:
         return next(option for option in self.tco if option.cheapest)
 
     def feasibility_for(self, esp: str) -> Feasibility:
-        """The rate-limit feasibility of ``esp``."""
-        return next(item for item in self.feasibility if item.esp == esp)
+        """The rate-limit feasibility of ``esp``; an unknown ESP raises `PlanningError`."""
+        for item in self.feasibility:
+            if item.esp == esp:
+                return item
+        raise _unknown("esp", esp, [item.esp for item in self.feasibility])
 
     def evaluate_kpis(self, observed: Mapping[str, object]) -> HealthReport:
         """Compare observed KPIs with this plan's targets (see `evaluate_kpis`)."""
@@ -303,15 +307,35 @@ class Plan:
         return "\n".join(_explain(self))
 
 
+def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
+    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}",
+                         field=field)
+
+
+def _checked_data(data: object) -> PlanningData:
+    """``data`` if it is `load_data`'s result (None: the brief's), else `PlanningError`."""
+    if data is None:
+        return load_data()
+    if not isinstance(data, PlanningData):
+        raise PlanningError(
+            f"data must be the PlanningData that load_data returns, got {type(data).__name__}; "
+            "pass a mapping of figures as overrides= instead", field="data",
+        )
+    return data
+
+
 def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
     """The tier whose lower-inclusive band holds ``monthly_volume``.
 
-    Volumes below the smallest tier's lower bound get the smallest tier.
+    Volumes below the smallest tier's lower bound get the smallest tier. The
+    volume is checked as `Workload` checks it (`PlanningError` naming ``monthly_volume``).
     """
-    tiers = (data or load_data()).tiers
+    volume = check_number(monthly_volume, "monthly_volume", integer=True,
+                          maximum=MAX_MONTHLY_VOLUME)
+    tiers = _checked_data(data).tiers
     chosen = tiers[0]
     for tier in tiers:
-        if monthly_volume >= tier.min_volume:
+        if volume >= tier.min_volume:
             chosen = tier
     return chosen
 
@@ -564,6 +588,7 @@ def plan(
         data = load_data(overrides)
     elif overrides:
         raise PlanningError("pass either data or overrides, not both", field="overrides")
+    data = _checked_data(data)
     capacity = data.capacity
     tier = _tier_choice(workload, data)
 
