@@ -183,3 +183,26 @@ class TestAccessors:
         with pytest.raises(PlanningError) as info:
             evaluate_kpis({"queue_depth": 3}, targets=targets)
         assert "targets" == info.value.field
+
+
+class TestPerCoreRateMinimum:
+    @pytest.mark.parametrize("rate", [1e-300, 0.5, 0.999])
+    def test_absurdly_small_rate_refused(self, rate: float) -> None:
+        """A rate below one email/minute/core is refused, naming the field and the minimum."""
+        with pytest.raises(PlanningError) as info:
+            Workload(monthly_volume=250_000, per_core_rate=rate)
+        assert "per_core_rate" == info.value.field
+        assert "at least 1 " in str(info.value)
+
+    def test_minimum_accepted(self) -> None:
+        """Exactly one email/minute/core is accepted and drives the vCPU figure."""
+        p = plan(Workload(monthly_volume=250_000, per_core_rate=1))
+        peak = p.derived_value("peak_hour_messages")
+        assert pytest.approx(peak / 60) == p.derived_value("sending_cores")
+
+    def test_override_minimum(self) -> None:
+        """The data's per-core rate has the same minimum."""
+        field = "capacity.emails_per_minute_per_core"
+        with pytest.raises(PlanningError) as info:
+            load_data({"capacity": {"emails_per_minute_per_core": 1e-300}})
+        assert field == info.value.field

@@ -21,7 +21,13 @@ from typing import Any
 import attrs
 
 from mailscale.errors import PlanningError
-from mailscale.planning._validate import check_bool, check_choice, check_number, check_text
+from mailscale.planning._validate import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_per_core_rate,
+    check_text,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -340,7 +346,8 @@ def _tiers(section: _Table) -> tuple[TierSpec, ...]:
 
 def _capacity(c: _Table) -> Capacity:
     capacity = Capacity(
-        emails_per_minute_per_core=c.number("emails_per_minute_per_core"),
+        emails_per_minute_per_core=check_per_core_rate(
+            c.get("emails_per_minute_per_core"), c.field("emails_per_minute_per_core")),
         db_queries_per_second_per_core=c.number("db_queries_per_second_per_core"),
         active_addresses_per_gb_ram=c.number("active_addresses_per_gb_ram"),
         stored_emails_per_gb=c.number("stored_emails_per_gb"),

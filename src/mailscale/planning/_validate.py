@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from mailscale.errors import PlanningError
 
-__all__ = ["check_bool", "check_choice", "check_number", "check_text"]
+__all__ = ["check_bool", "check_choice", "check_number", "check_per_core_rate", "check_text"]
 
 
 def _shown(value: object) -> str:
@@ -73,6 +73,17 @@ def check_number(
     if integer and number != math.floor(number):
         raise PlanningError(f"{field} must be a whole number, got {_shown(value)}", field=field)
     return number
+
+
+def check_per_core_rate(value: object, field: str) -> float:
+    """A per-core rate in emails/minute: from 1 (slower is no working core) to 10**9."""
+    rate = check_number(value, field, maximum=1e9)
+    if rate < 1:
+        raise PlanningError(
+            f"{field} must be at least 1 email/minute/core (a slower core is not a working "
+            f"sender), got {_shown(value)}", field=field,
+        )
+    return rate
 
 
 def check_text(value: object, field: str) -> str:

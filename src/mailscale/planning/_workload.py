@@ -8,7 +8,12 @@ import attrs
 
 from mailscale.errors import PlanningError
 from mailscale.planning._data import TEAM_LEVELS, USE_CASES
-from mailscale.planning._validate import check_bool, check_choice, check_number
+from mailscale.planning._validate import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_per_core_rate,
+)
 
 __all__ = [
     "DEFAULT_HOURLY_COST_USD",
@@ -16,6 +21,7 @@ __all__ = [
     "DEFAULT_PEAK_HOUR_SHARE",
     "DEFAULT_RETENTION_DAYS",
     "MAX_MONTHLY_VOLUME",
+    "MIN_PER_CORE_RATE",
     "Workload",
 ]
 
@@ -33,6 +39,11 @@ DEFAULT_HOURLY_COST_USD = 75.0
 
 MAX_MONTHLY_VOLUME = 10**12
 """Larger monthly volumes are refused as absurd."""
+
+MIN_PER_CORE_RATE = 1.0
+"""The smallest per-core rate accepted, in emails/minute: a core that prepares
+fewer than one message a minute is not a measurement of a working sender
+(the brief's figure is 1,000), and a tinier rate plans absurd vCPU counts."""
 
 MIN_PEAK_HOUR_SHARE = 1 / 24
 """The busiest hour carries at least an even share of the day."""
@@ -75,7 +86,7 @@ def _hourly_cost(value: Any) -> float:
 def _per_core_rate(value: Any) -> float | None:
     if value is None:
         return None
-    return check_number(value, "per_core_rate", maximum=1e9)
+    return check_per_core_rate(value, "per_core_rate")
 
 
 def _use_case(value: Any) -> str:
@@ -120,7 +131,7 @@ class Workload:
         custom_integration: a custom integration is needed.
         hourly_cost_usd: engineering cost per hour (USD); default 75.
         per_core_rate: measured emails/minute per core, replacing the brief's
-            1,000; default None (use the data's figure).
+            1,000; at least 1; default None (use the data's figure).
     """
 
     monthly_volume: int = attrs.field(converter=_monthly_volume)
