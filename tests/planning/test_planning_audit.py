@@ -206,3 +206,43 @@ class TestPerCoreRateMinimum:
         with pytest.raises(PlanningError) as info:
             load_data({"capacity": {"emails_per_minute_per_core": 1e-300}})
         assert field == info.value.field
+
+
+def _run_into_closed_pipe(*args: str, read: int) -> tuple[int, bytes, str]:
+    """Run ``python -m mailscale ARGS`` with stdout into a pipe whose reader leaves early."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mailscale
+
+    env = dict(os.environ, PYTHONPATH=str(Path(mailscale.__file__).parents[1]))
+    read_end, write_end = os.pipe()
+    with subprocess.Popen([sys.executable, "-m", "mailscale", *args], stdout=write_end,
+                          stderr=subprocess.PIPE, env=env) as proc:
+        os.close(write_end)
+        head = os.read(read_end, read) if read else b""
+        os.close(read_end)  # like `| head -c N`: the reader goes away
+        _, err = proc.communicate(timeout=60)
+    return proc.returncode, head, err.decode()
+
+
+class TestBrokenPipe:
+    @pytest.mark.parametrize("args", [("plan", "10M", "--json"), ("plan", "10M")],
+                             ids=["json", "tables"])
+    def test_reader_gone_before_output(self, args: tuple[str, ...]) -> None:
+        """A closed pipe ends the command quietly with status 141, as a shell reports SIGPIPE."""
+        code, _, err = _run_into_closed_pipe(*args, read=0)
+        assert (141, "") == (code, err)
+
+    def test_head_c_10(self) -> None:
+        """`mailscale plan 10M --json | head -c 10` gets its bytes and no traceback."""
+        code, head, err = _run_into_closed_pipe("plan", "10M", "--json", read=10)
+        import json
+
+        full = json.dumps(plan(Workload(monthly_volume=10_000_000)).to_dict(), indent=2,
+                          sort_keys=True)
+        assert full.encode()[:10] == head
+        assert "" == err
+        assert code in (0, 141)  # 0 when the whole output fit in the pipe before it closed

@@ -161,7 +161,13 @@ def _render(p: Plan) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with status 1 here; let mailscale.cli end the command as a shell would.
+            self.quiet = True
+            raise BrokenPipeError
+
+    console = _Console(file=sys.stdout, highlight=False, soft_wrap=False)
     w, t = p.workload, p.tier
     console.print(
         f"[bold]mailscale plan[/bold]: {w.monthly_volume:,} emails/month, "
