@@ -246,3 +246,39 @@ class TestBrokenPipe:
         assert full.encode()[:10] == head
         assert "" == err
         assert code in (0, 141)  # 0 when the whole output fit in the pipe before it closed
+
+
+class TestRepeatedBoundaryNamesTheOverride:
+    @pytest.mark.parametrize(
+        ("overrides", "field", "other"),
+        [
+            ({"esp": {"selection": {"bands": {"mailgun": 1_000}}}},
+             "esp.selection.bands.mailgun", "postmark"),
+            ({"esp": {"selection": {"bands": {"postmark": 50_000}}}},
+             "esp.selection.bands.postmark", "mailgun"),
+            ({"esp": {"selection": {"bands": {"ses": 200_000}}}},
+             "esp.selection.bands.ses", "sendgrid"),
+            ({"tiers": {"starter": {"min_volume": 10_000}}},
+             "tiers.starter.min_volume", "growth"),
+            ({"tiers": {"high_volume": {"min_volume": 100_000}}},
+             "tiers.high_volume.min_volume", "scale"),
+        ],
+    )
+    def test_names_the_changed_field(self, overrides: dict[str, Any], field: str,
+                                     other: str) -> None:
+        """The error names the field the override changed and the one it collides with."""
+        with pytest.raises(PlanningError) as info:
+            load_data(overrides)
+        assert field == info.value.field
+        assert str(info.value).startswith(f"{field} repeats")
+        assert other in str(info.value)
+
+    def test_new_tier_named(self) -> None:
+        """A new tier whose boundary repeats an existing one is the one named."""
+        new = {"min_volume": 10_000, "vcpu": [1, 2], "ram_gb": [1, 2], "ssd_gb": [1, 2],
+               "dedicated_ips": [1, 1], "monthly_cost_usd": [1, 2], "architecture": "x",
+               "servers": 1, "multi_server": False, "multi_data_center": False,
+               "open_ended": False}
+        with pytest.raises(PlanningError) as info:
+            load_data({"tiers": {"aaa": new}})
+        assert "tiers.aaa.min_volume" == info.value.field
