@@ -282,3 +282,50 @@ class TestRepeatedBoundaryNamesTheOverride:
         with pytest.raises(PlanningError) as info:
             load_data({"tiers": {"aaa": new}})
         assert "tiers.aaa.min_volume" == info.value.field
+
+
+class TestCliHints:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["-5"], "monthly_volume must be greater than 0, got -5"),
+            (["--", "-1,000"], "monthly_volume must be greater than 0, got -1000"),
+            (["10k", "--hourly-cost", "-1"], "hourly_cost_usd must be at least 0, got -1"),
+            (["10k", "--hourly-cost=-$5"], "hourly_cost_usd must be at least 0, got -5"),
+            (["10k", "--retention-days", "-1"], "retention_days must be at least 0, got -1"),
+            (["10k", "--active-addresses", "-3"],
+             "active_addresses must be greater than 0, got -3"),
+            (["10k", "--per-core-rate", "-100"], "per_core_rate must be greater than 0, got -100"),
+            (["10k", "--message-size=-5KB"],
+             "message_size_bytes must be greater than 0, got -5000"),
+            (["10k", "--peak-share=-10%"], "peak_hour_share must be greater than 0, got -0.1"),
+        ],
+    )
+    def test_negative_values_get_the_range_message(self, run_cli: RunCli, args: list[str],
+                                                    message: str) -> None:
+        """A negative value is parsed, so the range check says what the field accepts.
+
+        argparse takes only plain negative numbers as values; others need ``--opt=-5KB``.
+        """
+        code, out, err = run_cli("plan", *args)
+        assert (2, "") == (code, out)
+        assert f"mailscale: error: {message}\n" == err
+
+    @pytest.mark.parametrize(
+        ("option", "field", "example"),
+        [
+            ("--hourly-cost", "hourly_cost_usd", "$75"),
+            ("--retention-days", "retention_days", "30"),
+            ("--active-addresses", "active_addresses", "40k"),
+            ("--per-core-rate", "per_core_rate", "64k"),
+            ("--peak-share", "peak_hour_share", "10%"),
+        ],
+    )
+    def test_hint_fits_the_field(self, run_cli: RunCli, option: str, field: str,
+                                 example: str) -> None:
+        """A value that is not a number gets an example for its own field, not the volume's."""
+        code, _, err = run_cli("plan", "10k", option, "lots")
+        assert 2 == code
+        assert err.startswith(f"mailscale: error: {field} must be ")
+        assert example in err
+        assert "1.5M" not in err

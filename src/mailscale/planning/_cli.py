@@ -20,13 +20,23 @@ from mailscale.planning._workload import Workload
 
 __all__ = ["parse_quantity", "parse_size", "register"]
 
-_QUANTITY = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
-_SIZE = re.compile(r"^([0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
+_QUANTITY = re.compile(r"^(-?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
+_SIZE = re.compile(r"^(-?[0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
 # Commas are accepted only as thousands separators: 250,000 and 1,500.5k, not 1,5M.
-_GROUPED = re.compile(r"^(\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?![\d,])(.*)$")
+_GROUPED = re.compile(r"^(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?![\d,])(.*)$")
 _MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _SIZE_MULTIPLIERS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
                      "kib": 2**10, "mib": 2**20}
+# What each field's value looks like, for the error when it is not a number. A
+# leading '-' parses, so the range check can say what the field accepts.
+_HINTS = {
+    "monthly_volume": "emails per month such as 250000, 250k or 1.5M",
+    "active_addresses": "a count of addresses such as 40000 or 40k",
+    "retention_days": "a number of days such as 30",
+    "hourly_cost_usd": "an amount in USD such as 75 or $75",
+    "per_core_rate": "emails/minute per core such as 1000 or 64k",
+    "peak_hour_share": "a share of the day such as 10% or 0.1",
+}
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
@@ -58,7 +68,8 @@ def parse_quantity(text: str, field: str) -> int | float | Decimal:
     match = None if cleaned is None else _QUANTITY.match(cleaned)
     if match is None:
         raise PlanningError(
-            f"{field} must be a number such as 250000, 250k or 1.5M, got {text!r}", field=field
+            f"{field} must be {_HINTS.get(field, 'a number such as 1000 or 1k')}, got {text!r}",
+            field=field,
         )
     try:
         value = Decimal(match.group(1)) * _MULTIPLIERS[match.group(2).lower()]
@@ -99,7 +110,9 @@ def _yes_no(text: str, field: str) -> bool:
 
 
 def _money(text: str, field: str) -> int | float | Decimal:
-    return parse_quantity(text.strip().lstrip("$"), field)
+    cleaned = text.strip()
+    sign = "-" if cleaned.startswith("-") else ""
+    return parse_quantity(sign + cleaned.removeprefix(sign).removeprefix("$"), field)
 
 
 def _workload(args: argparse.Namespace) -> Workload:
