@@ -9,16 +9,18 @@ import pytest
 from planning_brief import (
     ADDRESSES_PER_GB_RAM,
     EMAILS_PER_MINUTE_PER_CORE,
+    ESP_STRENGTHS,
     QUERIES_PER_MESSAGE,
     QUERIES_PER_SECOND_PER_CORE,
     STORED_EMAILS_PER_GB,
     TIERS,
     VPS,
+    VPS_STRENGTHS,
     peak_hour,
     tier_index,
 )
 
-from mailscale.planning import Workload, plan
+from mailscale.planning import Workload, load_data, plan
 
 
 def expected_cores(volume: int, share: str = "0.1", rate: int = EMAILS_PER_MINUTE_PER_CORE) -> int:
@@ -179,8 +181,11 @@ class TestVpsQuotes:
         assert all(q.open_ended and q.size == "large" for q in quotes.values())
 
     def test_strengths_from_brief(self) -> None:
-        """Each provider carries its strengths from the brief."""
+        """Each VPS provider carries exactly its strengths from the brief."""
         quotes = {q.provider: q for q in plan(Workload(monthly_volume=250_000)).vps}
-        assert "1-click apps" in quotes["digitalocean"].strengths
-        assert "30+ locations" in quotes["vultr"].strengths
-        assert "enterprise features" in quotes["aws_ec2"].strengths
+        assert VPS_STRENGTHS == {key: set(q.strengths) for key, q in quotes.items()}
+
+    def test_esp_strengths_from_brief(self) -> None:
+        """Each ESP carries exactly its strengths from the brief."""
+        data = load_data()
+        assert ESP_STRENGTHS == {esp.key: set(esp.strengths) for esp in data.esps}
