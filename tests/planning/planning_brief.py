@@ -53,6 +53,12 @@ QUERIES_PER_SECOND_PER_CORE = 500
 ADDRESSES_PER_GB_RAM = 10_000
 STORED_EMAILS_PER_GB = 1_000
 QUERIES_PER_MESSAGE = 4  # mailscale's assumption
+SENDS_PER_ADDRESS_PER_MONTH = 4  # mailscale's assumption: a weekly newsletter
+
+
+def default_addresses(volume: int, sends: str = "4") -> int:
+    """Active addresses when none are given: monthly volume / sends per address, rounded up."""
+    return math.ceil(Fraction(volume) / Fraction(sends))
 
 # option: (infrastructure low/high, hours, compliance low/high)
 TCO = {

@@ -329,3 +329,51 @@ class TestCliHints:
         assert err.startswith(f"mailscale: error: {field} must be ")
         assert example in err
         assert "1.5M" not in err
+
+
+class TestSelfHostedInfrastructureNote:
+    def test_explain_compares_brief_band_with_vps_quotes(self) -> None:
+        """explain() says the self-hosted row uses the brief's band, next to the VPS quotes."""
+        p = plan(Workload(monthly_volume=2_000_000))
+        lows = [q.monthly_usd[0] for q in p.vps]
+        highs = [q.monthly_usd[1] for q in p.vps]
+        row = next(o for o in p.tco if o.option == "self_hosted")
+        assert (20, 200) == row.infrastructure_usd
+        note = next(line for line in p.explain().splitlines()
+                    if line.startswith("Note: Self-hosted infrastructure"))
+        assert "$20-200" in note
+        assert f"${min(lows):,.0f}-{max(highs):,.0f}" in note
+        assert max(highs) > 200
+        assert "above" in note
+
+    def test_no_excess_no_warning(self) -> None:
+        """When the VPS quotes fit the brief's band, the note says so."""
+        p = plan(Workload(monthly_volume=5_000))
+        note = next(line for line in p.explain().splitlines()
+                    if line.startswith("Note: Self-hosted infrastructure"))
+        assert max(q.monthly_usd[1] for q in p.vps) <= 200
+        assert "within" in note
+
+    def test_cli_shows_note(self, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The TCO table is followed by the same note."""
+        monkeypatch.setenv("COLUMNS", "200")
+        _, out, _ = run_cli("plan", "2M")
+        assert "Self-hosted infrastructure is the brief's $20-200/month" in out
+
+
+class TestSendsPerAddressOption:
+    def test_cli_option(self, run_cli: RunCli) -> None:
+        """--sends-per-address sets the assumption behind the default active addresses."""
+        import json
+
+        code, out, _ = run_cli("plan", "250k", "--sends-per-address", "1", "--json")
+        data = json.loads(out)
+        ram = next(r for r in data["requirements"] if r["resource"] == "ram_gb")
+        assert (0, 1, 25) == (code, data["workload"]["sends_per_address_per_month"],
+                              ram["derived"])
+
+    def test_cli_bad_value(self, run_cli: RunCli) -> None:
+        """A bad value names the field with its own example."""
+        code, _, err = run_cli("plan", "250k", "--sends-per-address", "weekly")
+        assert 2 == code
+        assert err.startswith("mailscale: error: sends_per_address_per_month must be emails per")

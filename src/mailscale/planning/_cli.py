@@ -15,7 +15,7 @@ import attrs
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
 from mailscale.planning._format import kpi_value, money, money_range, number
-from mailscale.planning._plan import Plan, plan
+from mailscale.planning._plan import Plan, plan, tco_note
 from mailscale.planning._workload import Workload
 
 __all__ = ["parse_quantity", "parse_size", "register"]
@@ -35,6 +35,7 @@ _HINTS = {
     "retention_days": "a number of days such as 30",
     "hourly_cost_usd": "an amount in USD such as 75 or $75",
     "per_core_rate": "emails/minute per core such as 1000 or 64k",
+    "sends_per_address_per_month": "emails per address per month such as 4 or 0.5",
     "peak_hour_share": "a share of the day such as 10% or 0.1",
 }
 _YES = {"yes", "y", "true", "1"}
@@ -129,6 +130,9 @@ def _workload(args: argparse.Namespace) -> Workload:
         fields["message_size_bytes"] = parse_size(args.message_size)
     if args.active_addresses is not None:
         fields["active_addresses"] = parse_quantity(args.active_addresses, "active_addresses")
+    if args.sends_per_address is not None:
+        fields["sends_per_address_per_month"] = parse_quantity(
+            args.sends_per_address, "sends_per_address_per_month")
     if args.retention_days is not None:
         fields["retention_days"] = parse_quantity(args.retention_days, "retention_days")
     if args.hourly_cost is not None:
@@ -238,6 +242,9 @@ def _render(p: Plan) -> None:
                       f"{number(o.engineering_hours)} h = {money(o.engineering_usd)}",
                       money_range(*o.compliance_usd), money_range(*o.total_usd))
     console.print(table)
+    note = tco_note(p)
+    if note is not None:
+        console.print(note)
 
     table = Table(title="KPI targets")
     for column in ("KPI", "target", "source"):
@@ -277,7 +284,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--message-size", metavar="SIZE",
                         help="average message size: 50KB, 1.5MB, 50000 (default 50KB)")
     parser.add_argument("--active-addresses", metavar="N",
-                        help="active addresses (default: the monthly volume)")
+                        help="active addresses (default: the monthly volume / "
+                             "--sends-per-address)")
+    parser.add_argument("--sends-per-address", metavar="N",
+                        help="emails per active address per month, for the default active "
+                             "addresses (default 4: a weekly newsletter)")
     parser.add_argument("--retention-days", metavar="DAYS",
                         help="days sent messages are kept (default 30)")
     parser.add_argument("--hourly-cost", metavar="USD",

@@ -340,6 +340,25 @@ def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
     return chosen
 
 
+def tco_note(p: Plan) -> str | None:
+    """How the self-hosted TCO row's infrastructure (the brief's band) compares with the
+    plan's own VPS quotes, which the TCO does not use; None without a self-hosted row."""
+    row = next((o for o in p.tco if o.option == "self_hosted"), None)
+    if row is None or not p.vps:
+        return None
+    low = min(q.monthly_usd[0] for q in p.vps)
+    high = max(q.monthly_usd[1] for q in p.vps)
+    open_ended = any(q.open_ended for q in p.vps)
+    brief = money_range(*row.infrastructure_usd)
+    quotes = money_range(low, high, open_ended=open_ended)
+    servers = p.vps[0].servers
+    relation = ("above" if high > row.infrastructure_usd[1] or open_ended
+                else "within")
+    return (f"Self-hosted infrastructure is the brief's {brief}/month; this plan's VPS quotes "
+            f"for {servers:,} server(s) are {quotes}/month, {relation} it"
+            + (", so the self-hosted total may be higher." if relation == "above" else "."))
+
+
 def _band_label(low: int, high: int | None) -> str:
     return f"{compact(low)}+" if high is None else f"{compact(low)}-{compact(high)}"
 
@@ -613,7 +632,8 @@ def plan(
     storage = _ceil(stored * gb_per_email)
 
     address_note = "" if workload.active_addresses is not None else (
-        " (active addresses default to the monthly volume)")
+        f" (active addresses default to the monthly volume / "
+        f"{number(workload.sends_per_address_per_month)} sends per address per month)")
     derived = (
         Derived("daily_volume", float(daily), "emails/day",
                 f"{volume:,} emails/month x 12 / 365"),
@@ -760,6 +780,9 @@ def _explain(p: Plan) -> list[str]:
             f"{money_range(*o.infrastructure_usd)} + {number(o.engineering_hours)} h x "
             f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}."
         )
+    note = tco_note(p)
+    if note is not None:
+        lines.append(f"Note: {note}")
     for k in p.kpis:
         source = "" if k.source == "brief" else f" (raised to the {k.source})"
         lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")
