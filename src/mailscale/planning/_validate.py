@@ -14,9 +14,9 @@ __all__ = ["check_bool", "check_choice", "check_number", "check_per_core_rate", 
 
 def _shown(value: object) -> str:
     try:
-        text = repr(value)
+        text = str(value) if isinstance(value, Decimal) else repr(value)
     except ValueError:  # an int beyond the digits limit of int-to-str conversion
-        return f"a {type(value).__name__} too large to show"
+        return "a number too large to show"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
