@@ -4,7 +4,7 @@ Each area contributes its sub-commands from a private ``_cli`` module with a
 ``register(subparsers)`` function; the parser it builds sets ``func`` to a
 callable taking the parsed arguments and returning an exit code. A
 ``MailscaleError`` is printed as one line on stderr (exit 2), never as a
-traceback.
+traceback; a reader that closes the pipe early ends the command quietly (141).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _silence_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced or detached (tests, embedding)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = build_parser()
@@ -58,7 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(func(args) or 0)
+        code = int(func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader left (`mailscale plan 10M --json | head`): end quietly, as a shell
+        # reports SIGPIPE, and point stdout at devnull so the flush at exit finds no pipe.
+        _silence_stdout()
+        return 141
     except MailscaleError as exc:
         print(f"mailscale: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,20 @@ VPS = {  # provider: (small, medium, large) USD per server per month
     "aws_ec2": ((6, 8), (30, 40), (192, 336)),
 }
 
+# Strengths, as the brief words them ("global DCs" spelled out as "global data centers").
+VPS_STRENGTHS = {
+    "digitalocean": {"simple UI", "global data centers", "1-click apps"},
+    "vultr": {"high-frequency CPUs", "30+ locations"},
+    "aws_ec2": {"enterprise features", "scale"},
+}
+ESP_STRENGTHS = {
+    "sendgrid": {"12x contact limit/month (Pro)", "automated IP warm-up and rotation",
+                 "enterprise"},
+    "mailgun": {"12x contact limit per send (Scale)", "list hygiene", "cold email"},
+    "postmark": {"99.99% SLA", "SOC 2", "transactional"},
+    "ses": {"auto-scaling quota", "cheapest at volume", "needs expertise"},
+}
+
 # ESP: (requests, per seconds, batch size, counts recipients)
 ESP_LIMITS = {
     "sendgrid": (1_000, 3_600, 1_000, False),
@@ -39,6 +53,12 @@ QUERIES_PER_SECOND_PER_CORE = 500
 ADDRESSES_PER_GB_RAM = 10_000
 STORED_EMAILS_PER_GB = 1_000
 QUERIES_PER_MESSAGE = 4  # mailscale's assumption
+SENDS_PER_ADDRESS_PER_MONTH = 4  # mailscale's assumption: a weekly newsletter
+
+
+def default_addresses(volume: int, sends: str = "4") -> int:
+    """Active addresses when none are given: monthly volume / sends per address, rounded up."""
+    return math.ceil(Fraction(volume) / Fraction(sends))
 
 # option: (infrastructure low/high, hours, compliance low/high)
 TCO = {

@@ -20,7 +20,7 @@ class TestTables:
         code, out, err = run_cli("plan", "250000")
         assert (0, "") == (code, err)
         for text in ("250,000 emails/month", "Tier 100K-1M/month", "VPS providers",
-                     "$384-672+", "ESP: SendGrid", "Runner-up: Mailgun",
+                     "$60-80", "ESP: SendGrid", "Runner-up: Mailgun",
                      "Rate-limit feasibility", "Hosting: managed", "TCO per month",
                      "Mailgun (cheapest)", "$875-2,375", "KPI targets", "< 1%", "Roadmap",
                      "foundation", "optimization", "scale"):
@@ -84,7 +84,8 @@ class TestJson:
         """--data applies a TOML override file."""
         path = tmp_path / "mine.toml"
         path.write_text("[vps.providers.digitalocean]\nlarge = [80, 90]\n", "utf-8")
-        _, out, _ = run_cli("plan", "250k", "--data", str(path), "--json")
+        _, out, _ = run_cli("plan", "250k", "--active-addresses", "250k", "--data", str(path),
+                            "--json")
         quote = next(q for q in json.loads(out)["vps"] if q["provider"] == "digitalocean")
         assert [160, 180] == quote["monthly_usd"]
 

@@ -46,7 +46,7 @@ class TestDefaults:
 class TestGoodOverrides:
     def test_own_vps_price(self) -> None:
         """A caller's own price replaces the brief's."""
-        p = plan(Workload(monthly_volume=250_000),
+        p = plan(Workload(monthly_volume=250_000, active_addresses=250_000),
                  overrides={"vps": {"providers": {"digitalocean": {"large": [80, 90]}}}})
         quote = next(q for q in p.vps if q.provider == "digitalocean")
         assert (160, 180) == quote.monthly_usd

@@ -39,7 +39,8 @@ class TestExplain:
         assert lines[0].startswith("Workload: 250,000 emails/month, bulk marketing")
         assert "Tier 100K-1M/month (100,000 <= 250,000 < 1,000,000" in text
         assert "Derived peak hour messages: 822 emails" in text
-        assert "Recommended RAM: 25 GB (tier 8, derived 25; derived drove it)" in text
+        assert "Recommended RAM: 8 GB (tier 8, derived 7; tier drove it)" in text
+        assert "Recommended storage: 247 GB (tier 160, derived 247; derived drove it)" in text
         assert "Recommended vCPU: 4 vCPU (tier 4, derived 1; tier drove it)" in text
         assert "Recommended dedicated IPs: 20 IPs (tier 20, derived none; tier drove it)" in text
         assert "ESP: SendGrid, because the volume band 200K-500K picks SendGrid" in text
@@ -109,7 +110,7 @@ class TestToDict:
         assert ("100K-1M", "sendgrid", "mailgun") == (
             data["tier"]["label"], data["esp"]["chosen"], data["esp"]["runner_up"])
         ram = next(r for r in data["requirements"] if r["resource"] == "ram_gb")
-        assert (25, "derived") == (ram["recommended"], ram["driver"])
+        assert (8, "tier") == (ram["recommended"], ram["driver"])
         assert [True] == [o["cheapest"] for o in data["tco"] if o["option"] == "mailgun"]
         assert ["foundation", "optimization", "scale"] == [p["key"] for p in data["roadmap"]]
         assert sorted(data) == [

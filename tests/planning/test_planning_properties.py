@@ -22,7 +22,7 @@ workloads = st.builds(
     compliance_resources=st.booleans(),
     custom_integration=st.booleans(),
     hourly_cost_usd=st.floats(0, 100_000),
-    per_core_rate=st.none() | st.floats(0.001, 1e9),
+    per_core_rate=st.none() | st.floats(1, 1e9),
 )
 
 

@@ -9,16 +9,19 @@ import pytest
 from planning_brief import (
     ADDRESSES_PER_GB_RAM,
     EMAILS_PER_MINUTE_PER_CORE,
+    ESP_STRENGTHS,
     QUERIES_PER_MESSAGE,
     QUERIES_PER_SECOND_PER_CORE,
     STORED_EMAILS_PER_GB,
     TIERS,
     VPS,
+    VPS_STRENGTHS,
+    default_addresses,
     peak_hour,
     tier_index,
 )
 
-from mailscale.planning import Workload, plan
+from mailscale.planning import Workload, load_data, plan
 
 
 def expected_cores(volume: int, share: str = "0.1", rate: int = EMAILS_PER_MINUTE_PER_CORE) -> int:
@@ -101,11 +104,37 @@ class TestMemory:
         assert math.ceil(Fraction(addresses, ADDRESSES_PER_GB_RAM)) == req.derived
         assert (ram, driver) == (req.recommended, req.driver)
 
-    def test_addresses_default_to_volume(self) -> None:
-        """Without active addresses, the monthly volume is the (upper-bound) assumption."""
-        req = plan(Workload(monthly_volume=250_000)).requirement("ram_gb")
-        assert 25 == req.derived
-        assert "default to the monthly volume" in req.rule
+    @pytest.mark.parametrize("volume", [80_000, 250_000, 2_000_000, 10_000_000])
+    def test_addresses_default_to_volume_over_sends(self, volume: int) -> None:
+        """Without active addresses: monthly volume / 4 sends per address per month."""
+        req = plan(Workload(monthly_volume=volume)).requirement("ram_gb")
+        expected = math.ceil(Fraction(default_addresses(volume), ADDRESSES_PER_GB_RAM))
+        assert expected == req.derived
+        assert f"{default_addresses(volume):,} active addresses" in req.rule
+        assert "4 sends per address per month" in req.rule
+
+    @pytest.mark.parametrize(("sends", "volume"), [("1", 250_000), ("0.5", 250_000),
+                                                    ("30", 2_000_000), ("2.5", 1_000_003)])
+    def test_sends_per_address_overridable(self, sends: str, volume: int) -> None:
+        """The sends-per-address assumption is a workload field."""
+        w = Workload(monthly_volume=volume, sends_per_address_per_month=float(sends))
+        assert default_addresses(volume, sends) == w.addresses
+        req = plan(w).requirement("ram_gb")
+        assert math.ceil(Fraction(default_addresses(volume, sends), ADDRESSES_PER_GB_RAM)) == (
+            req.derived)
+
+    def test_given_addresses_ignore_sends(self) -> None:
+        """Given active addresses are used as they are."""
+        w = Workload(monthly_volume=250_000, active_addresses=30_000,
+                     sends_per_address_per_month=1)
+        assert 30_000 == w.addresses
+        assert "default" not in plan(w).requirement("ram_gb").rule
+
+    def test_two_million_is_not_ram_bound(self) -> None:
+        """2M/month with the default: 500,000 addresses, 50 GB, the tier's 4 servers."""
+        p = plan(Workload(monthly_volume=2_000_000))
+        assert (50, 4) == (p.requirement("ram_gb").recommended,
+                           p.requirement("servers").recommended)
 
 
 class TestStorage:
@@ -149,11 +178,11 @@ class TestServersAndIps:
         assert (1, 15) == p.per_server
 
     def test_tier_servers_when_enough(self) -> None:
-        """250K/month fits the tier's two servers."""
+        """250K/month fits the tier's two servers, each half the tier's 4 vCPU and 8 GB."""
         p = plan(Workload(monthly_volume=250_000))
         assert (2, "tier") == (p.requirement("servers").recommended,
                                p.requirement("servers").driver)
-        assert (2, 13) == p.per_server
+        assert (TIERS[2][2][1] // 2, TIERS[2][3][1] // 2) == p.per_server
 
 
 class TestVpsQuotes:
@@ -171,16 +200,20 @@ class TestVpsQuotes:
             assert not quote.open_ended
 
     def test_large_size_is_open_ended(self) -> None:
-        """250K/month needs 13 GB per server: the large size, priced with the brief's '+'."""
-        quotes = {q.provider: q for q in plan(Workload(monthly_volume=250_000)).vps}
+        """250K/month to 250K addresses needs 13 GB per server: the large size, with the '+'."""
+        w = Workload(monthly_volume=250_000, active_addresses=250_000)
+        quotes = {q.provider: q for q in plan(w).vps}
         assert (192, 192) == quotes["digitalocean"].monthly_usd
         assert (220, 220) == quotes["vultr"].monthly_usd
         assert (384, 672) == quotes["aws_ec2"].monthly_usd
         assert all(q.open_ended and q.size == "large" for q in quotes.values())
 
     def test_strengths_from_brief(self) -> None:
-        """Each provider carries its strengths from the brief."""
+        """Each VPS provider carries exactly its strengths from the brief."""
         quotes = {q.provider: q for q in plan(Workload(monthly_volume=250_000)).vps}
-        assert "1-click apps" in quotes["digitalocean"].strengths
-        assert "30+ locations" in quotes["vultr"].strengths
-        assert "enterprise features" in quotes["aws_ec2"].strengths
+        assert VPS_STRENGTHS == {key: set(q.strengths) for key, q in quotes.items()}
+
+    def test_esp_strengths_from_brief(self) -> None:
+        """Each ESP carries exactly its strengths from the brief."""
+        data = load_data()
+        assert ESP_STRENGTHS == {esp.key: set(esp.strengths) for esp in data.esps}

@@ -14,6 +14,7 @@ from mailscale.planning import (
     DEFAULT_MESSAGE_SIZE_BYTES,
     DEFAULT_PEAK_HOUR_SHARE,
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_SENDS_PER_ADDRESS_PER_MONTH,
     Workload,
     plan,
 )
@@ -30,6 +31,7 @@ class TestDefaults:
                                            w.retention_days, w.hourly_cost_usd)
         assert (DEFAULT_PEAK_HOUR_SHARE, DEFAULT_MESSAGE_SIZE_BYTES, DEFAULT_RETENTION_DAYS,
                 DEFAULT_HOURLY_COST_USD) == (0.10, 50_000, 30, 75.0)
+        assert 4 == w.sends_per_address_per_month == DEFAULT_SENDS_PER_ADDRESS_PER_MONTH
         assert ("bulk_marketing", "none", False, False, None, None) == (
             w.use_case, w.team_expertise, w.compliance_resources, w.custom_integration,
             w.active_addresses, w.per_core_rate)
@@ -84,6 +86,10 @@ class TestBadInput:
             ("hourly_cost_usd", 100_001), ("hourly_cost_usd", "75"),
             ("per_core_rate", 0), ("per_core_rate", -100), ("per_core_rate", float("nan")),
             ("per_core_rate", 1e10),
+            ("sends_per_address_per_month", 0), ("sends_per_address_per_month", -4),
+            ("sends_per_address_per_month", 0.05), ("sends_per_address_per_month", 10_001),
+            ("sends_per_address_per_month", float("nan")),
+            ("sends_per_address_per_month", "4"),
         ],
     )
     def test_each_field(self, field: str, value: Any) -> None:

@@ -37,6 +37,7 @@ from mailscale.planning._workload import (
     DEFAULT_MESSAGE_SIZE_BYTES,
     DEFAULT_PEAK_HOUR_SHARE,
     DEFAULT_RETENTION_DAYS,
+    DEFAULT_SENDS_PER_ADDRESS_PER_MONTH,
     MAX_MONTHLY_VOLUME,
     Workload,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_MESSAGE_SIZE_BYTES",
     "DEFAULT_PEAK_HOUR_SHARE",
     "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_SENDS_PER_ADDRESS_PER_MONTH",
     "MAX_MONTHLY_VOLUME",
     "Criterion",
     "Derived",

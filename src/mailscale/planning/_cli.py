@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,47 +15,75 @@ import attrs
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
 from mailscale.planning._format import kpi_value, money, money_range, number
-from mailscale.planning._plan import Plan, plan
+from mailscale.planning._plan import Plan, plan, tco_note
 from mailscale.planning._workload import Workload
 
 __all__ = ["parse_quantity", "parse_size", "register"]
 
-_QUANTITY = re.compile(r"^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
-_SIZE = re.compile(r"^([0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
+_QUANTITY = re.compile(r"^(-?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
+_SIZE = re.compile(r"^(-?[0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
+# Commas are accepted only as thousands separators: 250,000 and 1,500.5k, not 1,5M.
+_GROUPED = re.compile(r"^(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?![\d,])(.*)$")
 _MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _SIZE_MULTIPLIERS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
                      "kib": 2**10, "mib": 2**20}
+# What each field's value looks like, for the error when it is not a number. A
+# leading '-' parses, so the range check can say what the field accepts.
+_HINTS = {
+    "monthly_volume": "emails per month such as 250000, 250k or 1.5M",
+    "active_addresses": "a count of addresses such as 40000 or 40k",
+    "retention_days": "a number of days such as 30",
+    "hourly_cost_usd": "an amount in USD such as 75 or $75",
+    "per_core_rate": "emails/minute per core such as 1000 or 64k",
+    "sends_per_address_per_month": "emails per address per month such as 4 or 0.5",
+    "peak_hour_share": "a share of the day such as 10% or 0.1",
+}
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
 
-def _number(text: Decimal) -> int | float:
+def _number(text: Decimal) -> int | float | Decimal:
+    if text.adjusted() > 18:  # far beyond any valid figure: the range check refuses it
+        return text
     return int(text) if text == text.to_integral_value() else float(text)
 
 
-def parse_quantity(text: str, field: str) -> int | float:
+def _ungrouped(text: str) -> str | None:
+    """``text`` without underscores and thousands commas; None for a misplaced comma."""
+    cleaned = text.strip().replace("_", "")
+    if "," not in cleaned:
+        return cleaned
+    match = _GROUPED.match(cleaned)
+    if match is None or "," in match.group(2):
+        return None
+    return match.group(1).replace(",", "") + match.group(2)
+
+
+def parse_quantity(text: str, field: str) -> int | float | Decimal:
     """``250000``, ``250k``, ``1.5M``, ``2B``, ``1T``, ``250_000`` or ``250,000`` as a number.
 
     Raises:
         PlanningError: the text is not a quantity; ``field`` names it.
     """
-    cleaned = text.strip().replace("_", "").replace(",", "")
-    match = _QUANTITY.match(cleaned)
+    cleaned = _ungrouped(text)
+    match = None if cleaned is None else _QUANTITY.match(cleaned)
     if match is None:
         raise PlanningError(
-            f"{field} must be a number such as 250000, 250k or 1.5M, got {text!r}", field=field
+            f"{field} must be {_HINTS.get(field, 'a number such as 1000 or 1k')}, got {text!r}",
+            field=field,
         )
     try:
         value = Decimal(match.group(1)) * _MULTIPLIERS[match.group(2).lower()]
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        raise PlanningError(f"{field} is not a number: {text!r}", field=field) from None
+    except ArithmeticError:  # beyond the decimal context: 1e999999999
+        raise PlanningError(f"{field} is too large: {text!r}",
+                            field=field) from None
     return _number(value)
 
 
-def parse_size(text: str) -> int | float:
+def parse_size(text: str) -> int | float | Decimal:
     """A message size: ``50000``, ``50KB``, ``50k``, ``1.5MB``, ``64KiB`` (KB = 1,000 bytes)."""
-    cleaned = text.strip().replace("_", "").replace(",", "").replace(" ", "")
-    match = _SIZE.match(cleaned)
+    cleaned = _ungrouped(text.replace(" ", ""))
+    match = None if cleaned is None else _SIZE.match(cleaned)
     if match is None:
         raise PlanningError(
             f"message_size_bytes must be a size such as 50000, 50KB or 1.5MB, got {text!r}",
@@ -65,7 +93,7 @@ def parse_size(text: str) -> int | float:
     return _number(Decimal(match.group(1)) * _SIZE_MULTIPLIERS[unit])
 
 
-def _share(text: str) -> int | float:
+def _share(text: str) -> int | float | Decimal:
     cleaned = text.strip()
     if cleaned.endswith("%"):
         value = parse_quantity(cleaned[:-1], "peak_hour_share")
@@ -82,8 +110,10 @@ def _yes_no(text: str, field: str) -> bool:
     raise PlanningError(f"{field} must be yes or no, got {text!r}", field=field)
 
 
-def _money(text: str, field: str) -> int | float:
-    return parse_quantity(text.strip().lstrip("$"), field)
+def _money(text: str, field: str) -> int | float | Decimal:
+    cleaned = text.strip()
+    sign = "-" if cleaned.startswith("-") else ""
+    return parse_quantity(sign + cleaned.removeprefix(sign).removeprefix("$"), field)
 
 
 def _workload(args: argparse.Namespace) -> Workload:
@@ -100,6 +130,9 @@ def _workload(args: argparse.Namespace) -> Workload:
         fields["message_size_bytes"] = parse_size(args.message_size)
     if args.active_addresses is not None:
         fields["active_addresses"] = parse_quantity(args.active_addresses, "active_addresses")
+    if args.sends_per_address is not None:
+        fields["sends_per_address_per_month"] = parse_quantity(
+            args.sends_per_address, "sends_per_address_per_month")
     if args.retention_days is not None:
         fields["retention_days"] = parse_quantity(args.retention_days, "retention_days")
     if args.hourly_cost is not None:
@@ -145,7 +178,13 @@ def _render(p: Plan) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with status 1 here; let mailscale.cli end the command as a shell would.
+            self.quiet = True
+            raise BrokenPipeError
+
+    console = _Console(file=sys.stdout, highlight=False, soft_wrap=False)
     w, t = p.workload, p.tier
     console.print(
         f"[bold]mailscale plan[/bold]: {w.monthly_volume:,} emails/month, "
@@ -203,6 +242,9 @@ def _render(p: Plan) -> None:
                       f"{number(o.engineering_hours)} h = {money(o.engineering_usd)}",
                       money_range(*o.compliance_usd), money_range(*o.total_usd))
     console.print(table)
+    note = tco_note(p)
+    if note is not None:
+        console.print(note)
 
     table = Table(title="KPI targets")
     for column in ("KPI", "target", "source"):
@@ -242,7 +284,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--message-size", metavar="SIZE",
                         help="average message size: 50KB, 1.5MB, 50000 (default 50KB)")
     parser.add_argument("--active-addresses", metavar="N",
-                        help="active addresses (default: the monthly volume)")
+                        help="active addresses (default: the monthly volume / "
+                             "--sends-per-address)")
+    parser.add_argument("--sends-per-address", metavar="N",
+                        help="emails per active address per month, for the default active "
+                             "addresses (default 4: a weekly newsletter)")
     parser.add_argument("--retention-days", metavar="DAYS",
                         help="days sent messages are kept (default 30)")
     parser.add_argument("--hourly-cost", metavar="USD",

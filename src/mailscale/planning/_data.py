@@ -21,7 +21,13 @@ from typing import Any
 import attrs
 
 from mailscale.errors import PlanningError
-from mailscale.planning._validate import check_bool, check_choice, check_number, check_text
+from mailscale.planning._validate import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_per_core_rate,
+    check_text,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -305,7 +311,17 @@ class _Table:
                 raise PlanningError(f"{field} is not a known field", field=field)
 
 
-def _tiers(section: _Table) -> tuple[TierSpec, ...]:
+def _repeated(first: str, second: str, changed: frozenset[str]) -> tuple[str, str]:
+    """Of two fields holding the same boundary, (the one to name, the other).
+
+    The one an override changed is named; with neither or both changed, the second.
+    """
+    if first in changed and second not in changed:
+        return first, second
+    return second, first
+
+
+def _tiers(section: _Table, changed: frozenset[str]) -> tuple[TierSpec, ...]:
     rows = []
     for key, t in section.tables():
         rows.append(TierSpec(
@@ -327,8 +343,9 @@ def _tiers(section: _Table) -> tuple[TierSpec, ...]:
     rows.sort(key=lambda row: row.min_volume)
     for before, after in itertools.pairwise(rows):
         if before.min_volume == after.min_volume:
-            field = f"tiers.{after.key}.min_volume"
-            raise PlanningError(f"{field} repeats tiers.{before.key}.min_volume", field=field)
+            field, other = _repeated(f"tiers.{before.key}.min_volume",
+                                     f"tiers.{after.key}.min_volume", changed)
+            raise PlanningError(f"{field} repeats {other} ({after.min_volume:,})", field=field)
     tiers = [
         attrs.evolve(row, max_volume=after.min_volume)
         for row, after in itertools.pairwise(rows)
@@ -340,7 +357,8 @@ def _tiers(section: _Table) -> tuple[TierSpec, ...]:
 
 def _capacity(c: _Table) -> Capacity:
     capacity = Capacity(
-        emails_per_minute_per_core=c.number("emails_per_minute_per_core"),
+        emails_per_minute_per_core=check_per_core_rate(
+            c.get("emails_per_minute_per_core"), c.field("emails_per_minute_per_core")),
         db_queries_per_second_per_core=c.number("db_queries_per_second_per_core"),
         active_addresses_per_gb_ram=c.number("active_addresses_per_gb_ram"),
         stored_emails_per_gb=c.number("stored_emails_per_gb"),
@@ -387,8 +405,9 @@ def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsP
     return tuple(sizes), tuple(providers)
 
 
-def _esp(e: _Table) -> tuple[tuple[EspLimits, ...], tuple[tuple[int, str], ...],
-                              tuple[tuple[str, str], ...]]:
+def _esp(
+    e: _Table, changed: frozenset[str]
+) -> tuple[tuple[EspLimits, ...], tuple[tuple[int, str], ...], tuple[tuple[str, str], ...]]:
     providers_table = e.table("providers")
     esps = []
     for key, p in providers_table.tables():
@@ -417,8 +436,10 @@ def _esp(e: _Table) -> tuple[tuple[EspLimits, ...], tuple[tuple[int, str], ...],
     bands.sort()
     for (low, before), (high, after) in itertools.pairwise(bands):
         if low == high:
-            field = f"{bands_table.path}.{after}"
-            raise PlanningError(f"{field} repeats the band of {before}", field=field)
+            field, other = _repeated(f"{bands_table.path}.{before}",
+                                     f"{bands_table.path}.{after}", changed)
+            raise PlanningError(f"{field} repeats the band of {other.rsplit('.', 1)[1]} "
+                                f"({low:,})", field=field)
     bands_table.done()
     use_table = selection.table("use_cases")
     use_cases = tuple(
@@ -477,6 +498,32 @@ def _kpis(k: _Table) -> tuple[KpiSpec, ...]:
     return tuple(kpis)
 
 
+def _check_template(text: str, field: str) -> None:
+    """Refuse a task template that ``str.format`` would reject or reshape."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:  # an unmatched brace
+        raise PlanningError(
+            f"{field} is not a valid template ({exc}); write a literal brace as {{{{ or }}}}",
+            field=field,
+        ) from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in TASK_PLACEHOLDERS:
+            raise PlanningError(
+                f"{field} uses unknown placeholder {{{name}}}; known: "
+                + ", ".join(TASK_PLACEHOLDERS), field=field,
+            )
+        if spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + \
+                (f":{spec}" if spec else "") + "}"
+            raise PlanningError(
+                f"{field} uses {shown}: placeholders take no conversion or format spec, "
+                f"write {{{name}}}", field=field,
+            )
+
+
 def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
     phases = []
     for key, p in r.tables():
@@ -492,13 +539,7 @@ def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
             task = _Table(raw, f"{tasks_field}[{i}]")
             when = task.choice("when", TASK_CONDITIONS)
             text = task.text("text")
-            for _, name, _, _ in string.Formatter().parse(text):
-                if name is not None and name not in TASK_PLACEHOLDERS:
-                    text_field = task.field("text")
-                    raise PlanningError(
-                        f"{text_field} uses unknown placeholder {{{name}}}; known: "
-                        + ", ".join(TASK_PLACEHOLDERS), field=text_field,
-                    )
+            _check_template(text, task.field("text"))
             task.done()
             tasks.append(TaskSpec(when=when, text=text))
         phases.append(PhaseSpec(key=key, months=(int(low), int(high)), tasks=tuple(tasks)))
@@ -508,13 +549,13 @@ def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
     return tuple(phases)
 
 
-def _build(raw: Mapping[str, Any]) -> PlanningData:
+def _build(raw: Mapping[str, Any], changed: frozenset[str] = frozenset()) -> PlanningData:
     root = _Table(raw, "")
     capacity = _capacity(root.table("capacity"))
     sizes, providers = _vps(root.table("vps"), capacity)
-    esps, bands, use_cases = _esp(root.table("esp"))
+    esps, bands, use_cases = _esp(root.table("esp"), changed)
     data = PlanningData(
-        tiers=_tiers(root.table("tiers")),
+        tiers=_tiers(root.table("tiers"), changed),
         capacity=capacity,
         vps_sizes=sizes,
         vps_providers=providers,
@@ -542,7 +583,16 @@ def _default_data() -> PlanningData:
     return _build(_default_raw())
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str) -> None:
+def _leaves(value: Any, path: str) -> set[str]:
+    """The dotted paths of every leaf under ``value``."""
+    if isinstance(value, Mapping):
+        return set().union(*(_leaves(v, f"{path}.{k}") for k, v in value.items()), set())
+    return {path}
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str,
+           changed: set[str]) -> None:
+    """Merge ``overrides`` into ``base``, adding the dotted path of each leaf set to ``changed``."""
     for key, value in overrides.items():
         field = f"{path}.{key}" if path else str(key)
         if not isinstance(key, str):
@@ -551,8 +601,9 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str) -> Non
             current = base.get(key)
             if current is None:
                 base[key] = copy.deepcopy(dict(value))
+                changed |= _leaves(value, field)
             elif isinstance(current, dict):
-                _merge(current, value, field)
+                _merge(current, value, field, changed)
             else:
                 raise PlanningError(
                     f"{field} must be a {type(current).__name__}, not a table", field=field
@@ -561,6 +612,7 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str) -> Non
             if isinstance(base.get(key), dict):
                 raise PlanningError(f"{field} must be a table", field=field)
             base[key] = copy.deepcopy(value)
+            changed.add(field)
 
 
 def load_data(overrides: Mapping[str, Any] | None = None) -> PlanningData:
@@ -586,8 +638,9 @@ def load_data(overrides: Mapping[str, Any] | None = None) -> PlanningData:
                 field=str(key),
             )
     raw = copy.deepcopy(_default_raw())
-    _merge(raw, overrides, "")
-    return _build(raw)
+    changed: set[str] = set()
+    _merge(raw, overrides, "", changed)
+    return _build(raw, frozenset(changed))
 
 
 def read_overrides(text: str, *, source: str = "overrides") -> dict[str, Any]:

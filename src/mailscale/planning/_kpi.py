@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 
 import attrs
@@ -108,6 +108,22 @@ def _passes(observed: float, comparator: str, target: float) -> bool:
     return observed >= target
 
 
+def _checked_targets(targets: object) -> tuple[KpiTarget, ...]:
+    if isinstance(targets, (str, bytes)) or not isinstance(targets, Iterable):
+        raise PlanningError(
+            f"targets must be a sequence of KpiTarget, got {type(targets).__name__}",
+            field="targets",
+        )
+    checked = tuple(targets)
+    for i, target in enumerate(checked):
+        if not isinstance(target, KpiTarget):
+            raise PlanningError(
+                f"targets[{i}] must be a KpiTarget, got {type(target).__name__}",
+                field="targets",
+            )
+    return checked
+
+
 def evaluate_kpis(
     observed: Mapping[str, object],
     *,
@@ -130,7 +146,7 @@ def evaluate_kpis(
             f"observed must be a mapping of KPI values, got {type(observed).__name__}",
             field="observed",
         )
-    targets = default_kpi_targets() if targets is None else tuple(targets)
+    targets = default_kpi_targets() if targets is None else _checked_targets(targets)
     known = {target.key for target in targets}
     for key in observed:
         if key not in known:

@@ -19,7 +19,8 @@ from mailscale.planning._data import (
 )
 from mailscale.planning._format import compact, kpi_value, money, money_range, number
 from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
-from mailscale.planning._workload import Workload
+from mailscale.planning._validate import check_number
+from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
 
 __all__ = [
     "Criterion",
@@ -264,18 +265,18 @@ class Plan:
     roadmap: tuple[Phase, ...]
 
     def requirement(self, resource: str) -> Requirement:
-        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ``storage_gb``, ...)."""
+        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""
         for requirement in self.requirements:
             if requirement.resource == resource:
                 return requirement
-        raise KeyError(resource)
+        raise _unknown("resource", resource, [r.resource for r in self.requirements])
 
     def derived_value(self, key: str) -> float:
-        """The value of the derived figure ``key`` (``peak_hour_messages``, ...)."""
+        """The derived figure ``key`` (``peak_hour_messages``, ...); unknown: `PlanningError`."""
         for item in self.derived:
             if item.key == key:
                 return item.value
-        raise KeyError(key)
+        raise _unknown("key", key, [item.key for item in self.derived])
 
     @property
     def cheapest(self) -> TcoEstimate:
@@ -283,8 +284,11 @@ class Plan:
         return next(option for option in self.tco if option.cheapest)
 
     def feasibility_for(self, esp: str) -> Feasibility:
-        """The rate-limit feasibility of ``esp``."""
-        return next(item for item in self.feasibility if item.esp == esp)
+        """The rate-limit feasibility of ``esp``; an unknown ESP raises `PlanningError`."""
+        for item in self.feasibility:
+            if item.esp == esp:
+                return item
+        raise _unknown("esp", esp, [item.esp for item in self.feasibility])
 
     def evaluate_kpis(self, observed: Mapping[str, object]) -> HealthReport:
         """Compare observed KPIs with this plan's targets (see `evaluate_kpis`)."""
@@ -303,17 +307,56 @@ class Plan:
         return "\n".join(_explain(self))
 
 
+def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
+    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}",
+                         field=field)
+
+
+def _checked_data(data: object) -> PlanningData:
+    """``data`` if it is `load_data`'s result (None: the brief's), else `PlanningError`."""
+    if data is None:
+        return load_data()
+    if not isinstance(data, PlanningData):
+        raise PlanningError(
+            f"data must be the PlanningData that load_data returns, got {type(data).__name__}; "
+            "pass a mapping of figures as overrides= instead", field="data",
+        )
+    return data
+
+
 def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
     """The tier whose lower-inclusive band holds ``monthly_volume``.
 
-    Volumes below the smallest tier's lower bound get the smallest tier.
+    Volumes below the smallest tier's lower bound get the smallest tier. The
+    volume is checked as `Workload` checks it (`PlanningError` naming ``monthly_volume``).
     """
-    tiers = (data or load_data()).tiers
+    volume = check_number(monthly_volume, "monthly_volume", integer=True,
+                          maximum=MAX_MONTHLY_VOLUME)
+    tiers = _checked_data(data).tiers
     chosen = tiers[0]
     for tier in tiers:
-        if monthly_volume >= tier.min_volume:
+        if volume >= tier.min_volume:
             chosen = tier
     return chosen
+
+
+def tco_note(p: Plan) -> str | None:
+    """How the self-hosted TCO row's infrastructure (the brief's band) compares with the
+    plan's own VPS quotes, which the TCO does not use; None without a self-hosted row."""
+    row = next((o for o in p.tco if o.option == "self_hosted"), None)
+    if row is None or not p.vps:
+        return None
+    low = min(q.monthly_usd[0] for q in p.vps)
+    high = max(q.monthly_usd[1] for q in p.vps)
+    open_ended = any(q.open_ended for q in p.vps)
+    brief = money_range(*row.infrastructure_usd)
+    quotes = money_range(low, high, open_ended=open_ended)
+    servers = p.vps[0].servers
+    relation = ("above" if high > row.infrastructure_usd[1] or open_ended
+                else "within")
+    return (f"Self-hosted infrastructure is the brief's {brief}/month; this plan's VPS quotes "
+            f"for {servers:,} server(s) are {quotes}/month, {relation} it"
+            + (", so the self-hosted total may be higher." if relation == "above" else "."))
 
 
 def _band_label(low: int, high: int | None) -> str:
@@ -564,6 +607,7 @@ def plan(
         data = load_data(overrides)
     elif overrides:
         raise PlanningError("pass either data or overrides, not both", field="overrides")
+    data = _checked_data(data)
     capacity = data.capacity
     tier = _tier_choice(workload, data)
 
@@ -588,7 +632,8 @@ def plan(
     storage = _ceil(stored * gb_per_email)
 
     address_note = "" if workload.active_addresses is not None else (
-        " (active addresses default to the monthly volume)")
+        f" (active addresses default to the monthly volume / "
+        f"{number(workload.sends_per_address_per_month)} sends per address per month)")
     derived = (
         Derived("daily_volume", float(daily), "emails/day",
                 f"{volume:,} emails/month x 12 / 365"),
@@ -735,6 +780,9 @@ def _explain(p: Plan) -> list[str]:
             f"{money_range(*o.infrastructure_usd)} + {number(o.engineering_hours)} h x "
             f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}."
         )
+    note = tco_note(p)
+    if note is not None:
+        lines.append(f"Note: {note}")
     for k in p.kpis:
         source = "" if k.source == "brief" else f" (raised to the {k.source})"
         lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")

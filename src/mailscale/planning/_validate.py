@@ -9,12 +9,22 @@ from decimal import Decimal
 
 from mailscale.errors import PlanningError
 
-__all__ = ["check_bool", "check_choice", "check_number", "check_text"]
+__all__ = ["check_bool", "check_choice", "check_number", "check_per_core_rate", "check_text"]
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    try:
+        text = str(value) if isinstance(value, Decimal) else repr(value)
+    except ValueError:  # an int beyond the digits limit of int-to-str conversion
+        return "a number too large to show"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: numbers.Real | Decimal) -> bool:
+    """Whether ``value`` itself is finite (a Decimal or int may lie beyond a float's range)."""
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return not isinstance(value, float)
 
 
 def check_number(
@@ -40,8 +50,16 @@ def check_number(
         raise PlanningError(
             f"{field} must be a number, got {type(value).__name__} {_shown(value)}", field=field
         )
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
+    try:
+        number = float(value)
+    except OverflowError:  # a finite int or Fraction beyond a float's range
+        number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    except (ValueError, ArithmeticError):  # a signaling NaN Decimal
+        raise PlanningError(
+            f"{field} must be a finite number, got {_shown(value)}", field=field
+        ) from None
+    beyond_float = math.isinf(number) and _finite(value)
+    if math.isnan(number) or (math.isinf(number) and not beyond_float):
         raise PlanningError(f"{field} must be a finite number, got {number}", field=field)
     if number < minimum or (number == minimum and not allow_minimum):
         bound = "at least" if allow_minimum else "greater than"
@@ -55,6 +73,17 @@ def check_number(
     if integer and number != math.floor(number):
         raise PlanningError(f"{field} must be a whole number, got {_shown(value)}", field=field)
     return number
+
+
+def check_per_core_rate(value: object, field: str) -> float:
+    """A per-core rate in emails/minute: from 1 (slower is no working core) to 10**9."""
+    rate = check_number(value, field, maximum=1e9)
+    if rate < 1:
+        raise PlanningError(
+            f"{field} must be at least 1 email/minute/core (a slower core is not a working "
+            f"sender), got {_shown(value)}", field=field,
+        )
+    return rate
 
 
 def check_text(value: object, field: str) -> str:

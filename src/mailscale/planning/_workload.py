@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import attrs
 
 from mailscale.errors import PlanningError
 from mailscale.planning._data import TEAM_LEVELS, USE_CASES
-from mailscale.planning._validate import check_bool, check_choice, check_number
+from mailscale.planning._validate import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_per_core_rate,
+)
 
 __all__ = [
     "DEFAULT_HOURLY_COST_USD",
     "DEFAULT_MESSAGE_SIZE_BYTES",
     "DEFAULT_PEAK_HOUR_SHARE",
     "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_SENDS_PER_ADDRESS_PER_MONTH",
     "MAX_MONTHLY_VOLUME",
+    "MIN_PER_CORE_RATE",
     "Workload",
 ]
 
@@ -31,8 +40,17 @@ DEFAULT_RETENTION_DAYS = 30
 DEFAULT_HOURLY_COST_USD = 75.0
 """Engineering cost per hour when none is given (USD)."""
 
+DEFAULT_SENDS_PER_ADDRESS_PER_MONTH = 4.0
+"""Emails each active address gets per month when no active addresses are given:
+4, a weekly newsletter. The active addresses default to the monthly volume / this."""
+
 MAX_MONTHLY_VOLUME = 10**12
 """Larger monthly volumes are refused as absurd."""
+
+MIN_PER_CORE_RATE = 1.0
+"""The smallest per-core rate accepted, in emails/minute: a core that prepares
+fewer than one message a minute is not a measurement of a working sender
+(the brief's figure is 1,000), and a tinier rate plans absurd vCPU counts."""
 
 MIN_PEAK_HOUR_SHARE = 1 / 24
 """The busiest hour carries at least an even share of the day."""
@@ -75,7 +93,13 @@ def _hourly_cost(value: Any) -> float:
 def _per_core_rate(value: Any) -> float | None:
     if value is None:
         return None
-    return check_number(value, "per_core_rate", maximum=1e9)
+    return check_per_core_rate(value, "per_core_rate")
+
+
+def _sends_per_address(value: Any) -> float:
+    # From once a year to ~330 a day: outside that the figure is a typo, not a workload.
+    return check_number(value, "sends_per_address_per_month", minimum=1 / 12,
+                        allow_minimum=True, maximum=10_000)
 
 
 def _use_case(value: Any) -> str:
@@ -111,7 +135,10 @@ class Workload:
             from 1/24 (even spread) to 1; default 0.10.
         message_size_bytes: average message size in bytes; default 50,000.
         active_addresses: addresses mailed actively; default: the monthly
-            volume (every message to a different address, an upper bound).
+            volume / ``sends_per_address_per_month``, rounded up.
+        sends_per_address_per_month: emails per active address per month,
+            used only when ``active_addresses`` is not given; default 4 (a
+            weekly newsletter), from 1/12 to 10,000.
         retention_days: days sent messages are kept (0 to 3,650); default 30.
         use_case: ``transactional``, ``cold_outreach``, ``bulk_marketing`` or
             ``enterprise`` (hyphens and spaces are accepted for underscores).
@@ -120,7 +147,7 @@ class Workload:
         custom_integration: a custom integration is needed.
         hourly_cost_usd: engineering cost per hour (USD); default 75.
         per_core_rate: measured emails/minute per core, replacing the brief's
-            1,000; default None (use the data's figure).
+            1,000; at least 1; default None (use the data's figure).
     """
 
     monthly_volume: int = attrs.field(converter=_monthly_volume)
@@ -130,6 +157,8 @@ class Workload:
                                           converter=_message_size)
     active_addresses: int | None = attrs.field(default=None,
                                                converter=_active_addresses)
+    sends_per_address_per_month: float = attrs.field(
+        default=DEFAULT_SENDS_PER_ADDRESS_PER_MONTH, converter=_sends_per_address)
     retention_days: int = attrs.field(default=DEFAULT_RETENTION_DAYS, converter=_retention)
     team_expertise: str = attrs.field(default="none", converter=_team)
     compliance_resources: bool = attrs.field(default=False,
@@ -140,8 +169,11 @@ class Workload:
 
     @property
     def addresses(self) -> int:
-        """Active addresses, defaulting to the monthly volume."""
-        return self.monthly_volume if self.active_addresses is None else self.active_addresses
+        """Active addresses: as given, else ceil(monthly volume / sends per address per month)."""
+        if self.active_addresses is not None:
+            return self.active_addresses
+        sends = Fraction(repr(self.sends_per_address_per_month))
+        return math.ceil(Fraction(self.monthly_volume) / sends)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain JSON types, keys sorted."""

@@ -1,0 +1,42 @@
+"""``mailscale._impl`` falls back to the twin, with one debug event, when ``_core`` cannot load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mailscale
+
+# Set before mailscale is first imported: once loaded, ``from mailscale import _core``
+# finds the package attribute and a reload of _impl would not re-import it.
+_PROBE = """
+import json, sys
+from structlog.testing import capture_logs
+sys.modules["mailscale._core"] = None  # the import system now raises ImportError for it
+with capture_logs() as logs:
+    import mailscale._impl as impl
+print(json.dumps({
+    "using_extensions": impl.USING_EXTENSIONS,
+    "core": impl.core.__name__,
+    "events": [(e["event"], e["log_level"]) for e in logs],
+}))
+"""
+
+
+class TestFallback:
+    def test_unimportable_extension_falls_back_to_twin(self) -> None:
+        """With _core unimportable, the twin is chosen and one debug event says why."""
+        env = {k: v for k, v in os.environ.items() if k != "MAILSCALE_NO_EXTENSIONS"}
+        env["PYTHONPATH"] = str(Path(mailscale.__file__).parents[1])
+        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                              env=env, timeout=60, check=False)
+        assert (0, "") == (done.returncode, done.stderr)
+        result = json.loads(done.stdout)
+        assert {
+            "using_extensions": False,
+            "core": "mailscale._core_py",
+            "events": [["core.extension_unavailable", "debug"]],
+        } == result

@@ -1,0 +1,56 @@
+"""Wheels ship sources and the extension they were built with, never generated C."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tracked_files() -> list[str]:
+    try:
+        done = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                              capture_output=True, text=True, check=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("needs a git checkout to copy the source tree")
+    return done.stdout.splitlines()
+
+
+class TestPureWheel:
+    def test_no_generated_c_or_extension(self, tmp_path: Path) -> None:
+        """After a compiled build left _core.c in the manifest, the pure wheel still omits it."""
+        pytest.importorskip("setuptools")
+        pytest.importorskip("wheel")
+        tree = tmp_path / "tree"
+        for name in _tracked_files():
+            if (ROOT / name).is_file():
+                (tree / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, tree / name)
+        # The state a compiled build leaves: the generated C file, the built extension, and
+        # the egg-info manifest listing the C file (setuptools reads it back on the next build).
+        package = tree / "src" / "mailscale"
+        (package / "_core.c").write_text("/* generated */\n", "utf-8")
+        (package / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+        egg = tree / "src" / "mailscale.egg-info"
+        egg.mkdir()
+        (egg / "SOURCES.txt").write_text(
+            "src/mailscale/_core.c\nsrc/mailscale/_core.cpython-311-x86_64-linux-gnu.so\n",
+            "utf-8")
+        env = dict(os.environ, MAILSCALE_NO_EXTENSIONS="1")
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+             "-w", str(tmp_path / "wheels"), str(tree)],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )
+        assert 0 == done.returncode, done.stderr[-2000:]
+        (wheel,) = (tmp_path / "wheels").glob("mailscale-*.whl")
+        names = zipfile.ZipFile(wheel).namelist()
+        assert "mailscale/_core.pyx" in names
+        assert [] == [n for n in names if n.endswith((".c", ".so", ".pyd"))]
