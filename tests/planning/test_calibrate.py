@@ -27,10 +27,6 @@ class TestMeasure:
         per_second = calibration.messages / calibration.seconds
         assert pytest.approx(per_second * 60) == calibration.emails_per_minute
 
-    def test_whole_path_is_bounded_by_signing(self, calibration: Calibration) -> None:
-        """A path that includes signing cannot be many times faster than signing alone."""
-        assert calibration.emails_per_minute / 60 < 3 * calibration.stages["sign"]
-
     def test_explain_names_the_rate(self, calibration: Calibration) -> None:
         """The explanation states the rate and what was measured."""
         text = calibration.explain()
