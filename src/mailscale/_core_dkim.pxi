@@ -714,3 +714,123 @@ cdef class BodyHasher:
                 self._length = 2
             self._result = (self._hash.digest(), self._length)
         return self._result
+
+
+# --- tag lists (RFC 6376 section 3.2) ------------------------------------------
+
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+
+cdef inline bint _fws(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+cdef inline bint _alpha(unsigned char c) noexcept nogil:
+    return (65 <= c <= 90) or (97 <= c <= 122)
+
+
+cdef str _ascii(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
+    # p[a:b] with FWS stripped at both ends, as str.
+    while a < b and _fws(p[a]):
+        a += 1
+    while b > a and _fws(p[b - 1]):
+        b -= 1
+    return PyUnicode_DecodeASCII(<const char*> p + a, b - a, NULL)
+
+
+def parse_tag_list(data):
+    """Parse ``tag=value; tag=value`` (ASCII bytes) into a dict of str, keeping tag order.
+
+    See the twin for the rules and the ValueError messages.
+    """
+    cdef bytes raw = _as_bytes(data)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, a, b, eq, k, end
+    cdef dict tags = {}
+    cdef str name
+    cdef unsigned char c
+    for i in range(n):
+        if p[i] >= 128:
+            raise ValueError("the tag list contains a non-ASCII byte")
+    # A last part of nothing but FWS (after a trailing ';', or an empty list) is no tag.
+    end = n
+    k = n
+    while k > 0 and _fws(p[k - 1]):
+        k -= 1
+    if k == 0:
+        return tags
+    if p[k - 1] == 59:
+        end = k - 1
+    a = 0
+    while True:
+        b = a
+        eq = -1
+        while b < end and p[b] != 59:
+            if p[b] == 61 and eq < 0:
+                eq = b
+            b += 1
+        if eq < 0:
+            raise ValueError(f"tag {_ascii(p, a, b)[:20]!r} has no '='")
+        name = _ascii(p, a, eq)
+        # tag-name = ALPHA *ALNUMPUNC, checked on the stripped bytes.
+        i = a
+        while i < eq and _fws(p[i]):
+            i += 1
+        k = eq
+        while k > i and _fws(p[k - 1]):
+            k -= 1
+        if k == i or not _alpha(p[i]):
+            raise ValueError(f"invalid tag name {name[:20]!r}")
+        i += 1
+        while i < k:
+            c = p[i]
+            if not (_alpha(c) or 48 <= c <= 57 or c == 95):
+                raise ValueError(f"invalid tag name {name[:20]!r}")
+            i += 1
+        if name in tags:
+            raise ValueError(f"duplicate tag {name!r}")
+        tags[name] = _ascii(p, eq + 1, b)
+        if b >= end:
+            return tags
+        a = b + 1
+
+
+def strip_b_value(field):
+    """The field without its final CRLF and with the b= value emptied, or None.
+
+    See the twin (RFC 6376 section 3.7).
+    """
+    cdef bytes raw = _as_bytes(field)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), colon, a, b, eq, x, y
+    cdef Py_ssize_t keep = -1, resume = -1
+    if n >= 2 and p[n - 2] == 13 and p[n - 1] == 10:
+        n -= 2
+    colon = 0
+    while colon < n and p[colon] != 58:
+        colon += 1
+    if colon >= n:
+        return None
+    a = colon + 1
+    while a <= n:
+        b = a
+        eq = -1
+        while b < n and p[b] != 59:
+            if p[b] == 61 and eq < 0:
+                eq = b
+            b += 1
+        if eq >= 0:
+            x = a
+            y = eq
+            while x < y and _fws(p[x]):
+                x += 1
+            while y > x and _fws(p[y - 1]):
+                y -= 1
+            if y - x == 1 and p[x] == 98:
+                keep = eq + 1
+                resume = b
+        a = b + 1
+    if keep < 0:
+        return None
+    return PyBytes_FromStringAndSize(<const char*> p, keep) + \
+        PyBytes_FromStringAndSize(<const char*> p + resume, n - resume)

@@ -14,7 +14,9 @@ from mailscale._dkim_py import (
     canon_header_relaxed,
     header_hash_input,
     normalize_line_endings,
+    parse_tag_list,
     split_message,
+    strip_b_value,
 )
 
 __all__ = [
@@ -25,5 +27,7 @@ __all__ = [
     "canon_header_relaxed",
     "header_hash_input",
     "normalize_line_endings",
+    "parse_tag_list",
     "split_message",
+    "strip_b_value",
 ]

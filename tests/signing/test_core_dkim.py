@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from types import ModuleType
 
 import pytest
@@ -38,6 +39,22 @@ _MOSTLY_CLEAN = st.tuples(
     st.lists(_CLEAN_LINE, max_size=30).map(b"".join),
     st.one_of(_TEXT_BYTES, st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"  \r\n", b"a "])),
 ).map(b"".join)
+# Tag lists: names, values, separators and folding whitespace in any order.
+_TAG_BYTES = st.lists(
+    st.sampled_from(
+        [b"a", b"b", b"bh", b"h", b"_x", b"v1", b"=", b";", b" ", b"\t", b"\r\n ", b"\r\n",
+         b"abc", b"Z9", b"1", b"+/=", b"-", b"\xe9", b":"]
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+def _tags_outcome(func: object, data: bytes) -> tuple[str, object]:
+    try:
+        return ("ok", func(data))  # type: ignore[operator]
+    except ValueError as exc:
+        return ("error", str(exc))
+
 
 MESSAGE = (
     b"From: Joe <joe@example.com>\r\n"
@@ -191,6 +208,59 @@ class TestBodyHash:
             core_impl.body_hash(b"From: a\r\n\r\n", start, True)
 
 
+class TestParseTagList:
+    def test_tags_in_order(self, core_impl: ModuleType) -> None:
+        """Names and values lose their surrounding FWS; order and a trailing ';' are kept."""
+        data = b" v=1;\r\n a = rsa-sha256 ;\tb=ab\r\n cd; h= ;"
+        assert {"v": "1", "a": "rsa-sha256", "b": "ab\r\n cd", "h": ""} == (
+            core_impl.parse_tag_list(data)
+        )
+        assert ["v", "a", "b", "h"] == list(core_impl.parse_tag_list(data))
+
+    @pytest.mark.parametrize("data", [b"", b"  \r\n ", b";"])
+    def test_empty(self, core_impl: ModuleType, data: bytes) -> None:
+        """Nothing but FWS is no tag; a lone ';' is a tag without '='."""
+        if data == b";":
+            with pytest.raises(ValueError, match="has no '='"):
+                core_impl.parse_tag_list(data)
+        else:
+            assert {} == core_impl.parse_tag_list(data)
+
+    @pytest.mark.parametrize(
+        ("data", "problem"),
+        [
+            (b"a=1; b", "tag 'b' has no '='"),
+            (b"a=1;; b=2", "tag '' has no '='"),
+            (b"1a=1", "invalid tag name '1a'"),
+            (b"_a=1", "invalid tag name '_a'"),
+            (b"a-b=1", "invalid tag name 'a-b'"),
+            (b"=1", "invalid tag name ''"),
+            (b"a=1; a=2", "duplicate tag 'a'"),
+            (b"a=\xe9", "non-ASCII byte"),
+        ],
+    )
+    def test_malformed(self, core_impl: ModuleType, data: bytes, problem: str) -> None:
+        """A malformed list is a ValueError whose message names the problem."""
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            core_impl.parse_tag_list(data)
+
+
+class TestStripBValue:
+    def test_value_and_its_whitespace_go(self, core_impl: ModuleType) -> None:
+        """The b= value goes with its folding; bh= and the rest stay byte for byte."""
+        field = b"DKIM-Signature: v=1; bh=abc;\r\n b=AAAA\r\n BBBB ; x=1\r\n"
+        assert b"DKIM-Signature: v=1; bh=abc;\r\n b=; x=1" == core_impl.strip_b_value(field)
+
+    def test_last_b_tag(self, core_impl: ModuleType) -> None:
+        """b= as the last tag, without a final CRLF."""
+        assert b"X: a=1; b=" == core_impl.strip_b_value(b"X: a=1; b=zz")
+
+    @pytest.mark.parametrize("field", [b"X: a=1; bh=2\r\n", b"no colon b=1", b"X:"])
+    def test_no_b_tag(self, core_impl: ModuleType, field: bytes) -> None:
+        """No b tag after the colon gives None."""
+        assert core_impl.strip_b_value(field) is None
+
+
 def _stream(impl: ModuleType, data: bytes, cuts: list[int], relaxed: bool) -> tuple[bytes, int]:
     hasher = impl.BodyHasher(relaxed)
     last = 0
@@ -295,6 +365,21 @@ class TestTwinAgreement:
             _impl.core.header_hash_input, fields, names, sig, relaxed
         )
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(_TAG_BYTES, st.binary(max_size=80)))
+    def test_tag_list_agrees(self, data: bytes) -> None:
+        """Tag lists parse alike, or fail with the same message, on any bytes."""
+        assert _tags_outcome(_core_py.parse_tag_list, data) == _tags_outcome(
+            _impl.core.parse_tag_list, data
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(_TAG_BYTES, _ANY_BYTES))
+    def test_strip_b_value_agrees(self, data: bytes) -> None:
+        """Emptying b= gives the same bytes (or None) on any bytes."""
+        for field in (data, b"DKIM-Signature:" + data):
+            assert _core_py.strip_b_value(field) == _impl.core.strip_b_value(field)
+
     @settings(max_examples=200, deadline=None)
     @given(_ANY_BYTES)
     def test_split_fields_concatenate_to_header(self, data: bytes) -> None:
@@ -314,6 +399,8 @@ class TestBadArguments:
             lambda m: m.canon_header_relaxed(None),
             lambda m: m.body_hash("text", 0, True),
             lambda m: m.header_hash_input([], [], "text", True),
+            lambda m: m.parse_tag_list("a=1"),
+            lambda m: m.strip_b_value(None),
         ],
     )
     def test_non_bytes_is_type_error(self, core_impl: ModuleType, call: object) -> None:
