@@ -35,6 +35,7 @@ _STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
 _parse_tag_list = core.parse_tag_list
 _strip_b_value = core.strip_b_value
 _sha256 = hashlib.sha256
+_normalize = core.normalize_line_endings
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())
@@ -79,6 +80,8 @@ def _received_bytes(message: MessageInput) -> bytes:
     """The message as the signer saw it: a message stored with bare LF line ends
     (a Unix file) is read as CRLF; any other byte, a bare CR included, is
     verified as it is, since it was on the wire when the message was signed."""
+    if type(message) is bytes and _normalize(message) is message:
+        return message  # already CRLF throughout (the compiled core returns it as is)
     data = wire_bytes(message) if isinstance(message, Message) else message
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return wire_bytes(data)  # raises the CanonicalizationError
@@ -124,7 +127,8 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
     """Check the tags that do not depend on the message (RFC 6376 section 6.1.1).
 
     Returns (info, algorithm, header relaxed, body relaxed, h= names as bytes,
-    identity domain), or (status, reason, info) for a permerror.
+    identity domain, pass results by testing flag), or (status, reason, info)
+    for a permerror.
     """
     info = _info(tags)
     try:
@@ -161,6 +165,7 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         body_relaxed,
         [n.encode() for n in names],
         identity_domain,
+        {},
     )
 
 
@@ -269,7 +274,7 @@ class DKIMVerifier:
                 info = _info(tags)
                 missing = next(tag for tag in _REQUIRED if tag not in tags)
                 raise _Outcome(PERMERROR, f"the signature has no {missing}= tag")
-            key = tuple([tags.get(tag) for tag in _STATIC])
+            key = tuple(map(tags.get, _STATIC))
             static = self._static.get(key)
             if static is None:
                 static = _check_static(tags)
@@ -283,7 +288,12 @@ class DKIMVerifier:
             testing = self._check(data, fields, start, raw, tags, static, now, body_hashes)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
-        return VerifyResult(PASS, testing=testing, **info)
+        # Results are frozen: one pass result per signature shape is shared.
+        passes = static[6]
+        found: VerifyResult | None = passes.get(testing)
+        if found is None:
+            found = passes[testing] = VerifyResult(PASS, testing=testing, **info)
+        return found
 
     def _check(
         self,
@@ -296,7 +306,7 @@ class DKIMVerifier:
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
     ) -> bool:
-        info, algorithm, header_relaxed, body_relaxed, names, identity_domain = static
+        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
         domain = info["domain"]
         length = _int_tag(tags, "l")
         signed_at = _int_tag(tags, "t")
