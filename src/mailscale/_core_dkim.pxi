@@ -87,25 +87,157 @@ cdef extern from *:
     int ms_high_bit(unsigned int m) noexcept nogil
 
 
+# Whole-buffer scans, 64 bytes at a time on 64-bit masks: AVX2 when the CPU has
+# it (chosen at run time, GCC/clang on x86), else four SSE2 blocks, else a loop.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #define MS_EQ16(v, c) ((uint64_t) (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8((v), _mm_set1_epi8(c))))
+    static inline void ms_masks64_base(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        __m128i a = _mm_loadu_si128((const __m128i*) p);
+        __m128i b = _mm_loadu_si128((const __m128i*) (p + 16));
+        __m128i c = _mm_loadu_si128((const __m128i*) (p + 32));
+        __m128i d = _mm_loadu_si128((const __m128i*) (p + 48));
+        if (sp) *sp = MS_EQ16(a, 32) | MS_EQ16(b, 32) << 16 | MS_EQ16(c, 32) << 32 | MS_EQ16(d, 32) << 48;
+        if (ht) *ht = MS_EQ16(a, 9) | MS_EQ16(b, 9) << 16 | MS_EQ16(c, 9) << 32 | MS_EQ16(d, 9) << 48;
+        *cr = MS_EQ16(a, 13) | MS_EQ16(b, 13) << 16 | MS_EQ16(c, 13) << 32 | MS_EQ16(d, 13) << 48;
+        *lf = MS_EQ16(a, 10) | MS_EQ16(b, 10) << 16 | MS_EQ16(c, 10) << 32 | MS_EQ16(d, 10) << 48;
+    }
+    #else
+    static inline void ms_masks64_base(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        uint64_t s = 0, h = 0, c = 0, l = 0;
+        for (int k = 0; k < 64; k++) {
+            s |= (uint64_t) (p[k] == 32) << k;
+            h |= (uint64_t) (p[k] == 9) << k;
+            c |= (uint64_t) (p[k] == 13) << k;
+            l |= (uint64_t) (p[k] == 10) << k;
+        }
+        if (sp) *sp = s;
+        if (ht) *ht = h;
+        *cr = c; *lf = l;
+    }
+    #endif
+
+    static inline int ms_ctz64(uint64_t m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_ctzll(m);
+    #else
+        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
+    #endif
+    }
+    static inline int ms_high64(uint64_t m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return 63 - __builtin_clzll(m);
+    #else
+        int k = -1; while (m) { m >>= 1; k++; } return k;
+    #endif
+    }
+
+    /* True when every CR is followed by LF and every LF preceded by CR: the LF
+       mask is the CR mask shifted by one, carried across blocks. */
+    #define MS_ALL_CRLF_BODY(MASKS)                                              \\
+        Py_ssize_t i = 0; uint64_t cr, lf, carry = 0;                            \\
+        for (; i + 64 <= n; i += 64) {                                           \\
+            MASKS(p + i, NULL, NULL, &cr, &lf);                                  \\
+            if (lf != ((cr << 1) | carry)) return 0;                             \\
+            carry = cr >> 63;                                                    \\
+        }                                                                        \\
+        for (; i < n; i++) {                                                     \\
+            if ((p[i] == 10) != (carry == 1)) return 0;                          \\
+            carry = p[i] == 13;                                                  \\
+        }                                                                        \\
+        return carry == 0;
+
+    /* Length of the longest run of whole lines at the start of p that relaxed
+       body canonicalization leaves as they are (see _relaxed_clean_prefix). */
+    #define MS_CLEAN_BODY(MASKS)                                                 \\
+        Py_ssize_t i = 0, line = 0; uint64_t sp, ht, cr, lf, bad, below;         \\
+        unsigned char nxt;                                                       \\
+        for (; i + 64 <= n; i += 64) {                                           \\
+            MASKS(p + i, &sp, &ht, &cr, &lf);                                    \\
+            bad = ht | (sp & ((sp >> 1) | (cr >> 1)))                            \\
+                  | (cr & ~(lf >> 1) & 0x7FFFFFFFFFFFFFFFull);                   \\
+            if ((sp | cr) >> 63) {                                               \\
+                if (i + 64 >= n) bad |= 1ull << 63;                              \\
+                else {                                                           \\
+                    nxt = p[i + 64];                                             \\
+                    if (((sp >> 63) && (nxt == 32 || nxt == 13))                 \\
+                            || ((cr >> 63) && nxt != 10)) bad |= 1ull << 63;     \\
+                }                                                                \\
+            }                                                                    \\
+            if (bad) {                                                           \\
+                below = cr & ((1ull << ms_ctz64(bad)) - 1);                      \\
+                if (below) line = i + ms_high64(below) + 2;                      \\
+                return line;                                                     \\
+            }                                                                    \\
+            if (cr) line = i + ms_high64(cr) + 2;                                \\
+        }                                                                        \\
+        for (; i < n; i++) {                                                     \\
+            unsigned char c = p[i];                                              \\
+            if (c == 9) return line;                                             \\
+            if (c == 32 || c == 13) {                                            \\
+                if (i + 1 >= n) return line;                                     \\
+                nxt = p[i + 1];                                                  \\
+                if (c == 32 && (nxt == 32 || nxt == 13)) return line;            \\
+                if (c == 13) {                                                   \\
+                    if (nxt != 10) return line;                                  \\
+                    line = i + 2;                                                \\
+                }                                                                \\
+            }                                                                    \\
+        }                                                                        \\
+        return line;
+
+    static int ms_all_crlf_base(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_base) }
+    static Py_ssize_t ms_clean_base(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_base) }
+
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    #define MS_HAVE_AVX2_PATH 1
+    #define MS_EQ32(v, c) ((uint64_t) (unsigned int) _mm256_movemask_epi8(_mm256_cmpeq_epi8((v), _mm256_set1_epi8(c))))
+    __attribute__((target("avx2")))
+    static inline void ms_masks64_avx2(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        __m256i a = _mm256_loadu_si256((const __m256i*) p);
+        __m256i b = _mm256_loadu_si256((const __m256i*) (p + 32));
+        if (sp) *sp = MS_EQ32(a, 32) | MS_EQ32(b, 32) << 32;
+        if (ht) *ht = MS_EQ32(a, 9) | MS_EQ32(b, 9) << 32;
+        *cr = MS_EQ32(a, 13) | MS_EQ32(b, 13) << 32;
+        *lf = MS_EQ32(a, 10) | MS_EQ32(b, 10) << 32;
+    }
+    __attribute__((target("avx2")))
+    static int ms_all_crlf_avx2(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx2) }
+    __attribute__((target("avx2")))
+    static Py_ssize_t ms_clean_avx2(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx2) }
+    static int ms_use_avx2(void) {
+        static int have = -1;
+        if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2") ? 1 : 0; }
+        return have;
+    }
+    static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) {
+        return ms_use_avx2() ? ms_all_crlf_avx2(p, n) : ms_all_crlf_base(p, n);
+    }
+    static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) {
+        return ms_use_avx2() ? ms_clean_avx2(p, n) : ms_clean_base(p, n);
+    }
+    #else
+    static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) { return ms_all_crlf_base(p, n); }
+    static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) { return ms_clean_base(p, n); }
+    #endif
+    """
+    int ms_all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil
+    Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil
+
+
 # --- line endings ---------------------------------------------------------------
 
-cdef bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    # True when every CR is followed by LF and every LF preceded by CR: the LF
-    # mask of each block is its CR mask shifted by one (carrying across blocks).
-    cdef Py_ssize_t i = 0
-    cdef unsigned int cr, lf, carry = 0
-    while i + 16 <= n:
-        ms_crlf16(p + i, &cr, &lf)
-        if lf != (((cr << 1) | carry) & 0xFFFF):
-            return False
-        carry = (cr >> 15) & 1
-        i += 16
-    while i < n:
-        if (p[i] == 10) != (carry == 1):
-            return False
-        carry = p[i] == 13
-        i += 1
-    return carry == 0
+cdef inline bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # True when every CR is followed by LF and every LF preceded by CR.
+    return ms_all_crlf(p, n) != 0
 
 
 cdef Py_ssize_t _normalize_len(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -279,54 +411,13 @@ cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned c
     return keep
 
 
-cdef Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     # Length of the longest run of whole lines (each ending in CRLF) at the start
     # of p that relaxed canonicalization leaves as they are: no HTAB, no SP before
     # SP or CR, and every CR followed by LF (a bare CR stops the run too, though
     # it may be canonical: the general path decides). Generated mail is mostly
     # such lines, and they are hashed in place instead of copied.
-    cdef Py_ssize_t i = 0, line = 0, v
-    cdef unsigned int sp, ht, cr, lf, bad
-    cdef unsigned char c, nxt
-    while i + 16 <= n:
-        ms_masks16(p + i, &sp, &ht, &cr)
-        bad = ht | (sp & ((sp >> 1) | (cr >> 1)))
-        if cr:
-            ms_crlf16(p + i, &cr, &lf)
-            bad |= cr & ~(lf >> 1) & 0x7FFF
-        if (sp | cr) & 0x8000:
-            # The byte after the block decides for a final SP or CR.
-            if i + 16 >= n:
-                bad |= 0x8000
-            else:
-                nxt = p[i + 16]
-                if (sp & 0x8000 and (nxt == 32 or nxt == 13)) or (cr & 0x8000 and nxt != 10):
-                    bad |= 0x8000
-        if bad:
-            v = ms_bit_index(bad)
-            cr &= (1u << v) - 1
-            if cr:
-                line = i + ms_high_bit(cr) + 2
-            return line
-        if cr:
-            line = i + ms_high_bit(cr) + 2
-        i += 16
-    while i < n:
-        c = p[i]
-        if c == 9:
-            return line
-        if c == 32 or c == 13:
-            if i + 1 >= n:
-                return line
-            nxt = p[i + 1]
-            if c == 32 and (nxt == 32 or nxt == 13):
-                return line
-            if c == 13:
-                if nxt != 10:
-                    return line
-                line = i + 2
-        i += 1
-    return line
+    return ms_clean_prefix(p, n)
 
 
 def canon_body_relaxed(const unsigned char[:] data not None):

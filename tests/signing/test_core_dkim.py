@@ -335,6 +335,25 @@ class TestTwinAgreement:
         assert _core_py.body_hash(data, 0, True) == _impl.core.body_hash(data, 0, True)
 
     @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(_CLEAN_LINE, max_size=30).map(
+            lambda lines: b"".join(lines).replace(b"\r\n", b"\x01").replace(b"\n", b"")
+            .replace(b"\x01", b"\r\n")
+        ),
+        st.integers(0, 3000),
+        st.sampled_from([b"", b"\r", b"\n", b"\r\r\n", b"\n\r"]),
+    )
+    def test_normalize_agrees_on_crlf_text_with_a_stray_byte(
+        self, text: bytes, where: int, stray: bytes
+    ) -> None:
+        """CRLF text with a stray CR or LF anywhere (any 64-byte block edge) normalizes alike."""
+        cut = where % (len(text) + 1)
+        data = text[:cut] + stray + text[cut:]
+        expected = _core_py.normalize_line_endings(data)
+        assert expected == _impl.core.normalize_line_endings(data)
+        assert (expected == data) == (_impl.core.normalize_line_endings(data) is data)
+
+    @settings(max_examples=300, deadline=None)
     @given(_MOSTLY_CLEAN, st.integers(-1, 900))
     def test_relaxed_body_hash_agrees_on_mostly_clean_text(self, data: bytes, limit: int) -> None:
         """Relaxed body hashes agree when canonical lines come first, for any limit."""
