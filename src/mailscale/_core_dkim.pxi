@@ -505,6 +505,7 @@ def split_message(const unsigned char[:] data not None):
     cdef const unsigned char* p = _ptr(data)
     cdef Py_ssize_t pos = 0, end, colon, start = -1, name_end, k, line_no = 0
     cdef unsigned char c, first
+    cdef const unsigned char* q
     cdef list fields = []
     cdef bytes name = b""
     cdef unsigned char* w
@@ -518,17 +519,21 @@ def split_message(const unsigned char[:] data not None):
             if start >= 0:
                 fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
             return fields, pos + 2
+        # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
-        colon = -1
-        while end < n:
-            c = p[end]
-            if c == 13 and end + 1 < n and p[end + 1] == 10:
+        while True:
+            q = <const unsigned char*> memchr(p + end, 13, n - end)
+            if q == NULL:
+                end = n
                 break
-            if c == 58 and colon < 0:
-                colon = end
+            end = q - p
+            if end + 1 < n and p[end + 1] == 10:
+                break
             end += 1
         if end >= n:
             raise _CanonicalizationError("no empty line separates the header from the body")
+        q = <const unsigned char*> memchr(p + pos, 58, end - pos)
+        colon = -1 if q == NULL else q - p
         first = p[pos]
         if first == 32 or first == 9:
             if start < 0:
