@@ -308,9 +308,10 @@ class DKIMVerifier:
     ) -> bool:
         info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
         domain = info["domain"]
-        length = _int_tag(tags, "l")
-        signed_at = _int_tag(tags, "t")
-        expires = _int_tag(tags, "x")
+        # l= and x= are rare: no call for an absent tag.
+        length = _int_tag(tags, "l") if "l" in tags else None
+        signed_at = _int_tag(tags, "t") if "t" in tags else None
+        expires = _int_tag(tags, "x") if "x" in tags else None
         if expires is not None:
             if signed_at is not None and expires < signed_at:
                 raise _Outcome(PERMERROR, "x= is earlier than t=")
