@@ -597,6 +597,11 @@ cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned c
             started = True
             dst[o] = c
             o += 1
+            # The rest of a word: bytes above SP are copied as they are.
+            while i < n and src[i] > 32:
+                dst[o] = src[i]
+                o += 1
+                i += 1
     if in_name:
         return -1
     dst[o] = 13
@@ -844,10 +849,12 @@ def parse_tag_list(data):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, a, b, eq, k, end
     cdef dict tags = {}
     cdef str name
-    cdef unsigned char c
+    cdef unsigned char c, high = 0
+    cdef const unsigned char* q
     for i in range(n):
-        if p[i] >= 128:
-            raise ValueError("the tag list contains a non-ASCII byte")
+        high |= p[i]
+    if high >= 128:
+        raise ValueError("the tag list contains a non-ASCII byte")
     # A last part of nothing but FWS (after a trailing ';', or an empty list) is no tag.
     end = n
     k = n
@@ -859,12 +866,10 @@ def parse_tag_list(data):
         end = k - 1
     a = 0
     while True:
-        b = a
-        eq = -1
-        while b < end and p[b] != 59:
-            if p[b] == 61 and eq < 0:
-                eq = b
-            b += 1
+        q = <const unsigned char*> memchr(p + a, 59, end - a)
+        b = end if q == NULL else q - p
+        q = <const unsigned char*> memchr(p + a, 61, b - a)
+        eq = -1 if q == NULL else q - p
         if eq < 0:
             raise ValueError(f"tag {_ascii(p, a, b)[:20]!r} has no '='")
         name = _ascii(p, a, eq)
