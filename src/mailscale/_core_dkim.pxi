@@ -935,3 +935,71 @@ def strip_b_value(field):
         return None
     return PyBytes_FromStringAndSize(<const char*> p, keep) + \
         PyBytes_FromStringAndSize(<const char*> p + resume, n - resume)
+
+
+# --- base64 tag values ---------------------------------------------------------
+
+cdef signed char _B64[256]
+
+
+cdef void _b64_init() noexcept:
+    cdef int k
+    cdef bytes alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for k in range(256):
+        _B64[k] = -1
+    for k in range(64):
+        _B64[<unsigned char> alphabet[k]] = k
+
+
+_b64_init()
+
+
+def b64_value(value):
+    """Decode a base64 tag value (b=, bh=), or None when it is not exactly base64.
+
+    See the twin: FWS is ignored, the rest must be canonical base64.
+    """
+    cdef bytes raw = _as_bytes(value)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, count = 0, pad = 0, o = 0
+    cdef unsigned int acc = 0
+    cdef signed char v
+    cdef unsigned char c
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, (n // 4) * 3 + 3)
+    cdef unsigned char* w = <unsigned char*> PyBytes_AS_STRING(out)
+    for i in range(n):
+        c = p[i]
+        if _fws(c):
+            continue
+        if c == 61:
+            # Padding: one or two '=' completing the last group of four.
+            pad += 1
+            count += 1
+            continue
+        v = _B64[c]
+        if v < 0 or pad:
+            return None
+        acc = (acc << 6) | <unsigned int> v
+        count += 1
+        if count % 4 == 0:
+            w[o] = (acc >> 16) & 0xFF
+            w[o + 1] = (acc >> 8) & 0xFF
+            w[o + 2] = acc & 0xFF
+            o += 3
+            acc = 0
+    if count % 4 or pad > 2:
+        return None
+    if pad == 1:
+        # Three characters: 18 bits, two bytes, the low two bits unused.
+        if acc & 0x3:
+            return None
+        w[o] = (acc >> 10) & 0xFF
+        w[o + 1] = (acc >> 2) & 0xFF
+        o += 2
+    elif pad == 2:
+        # Two characters: 12 bits, one byte, the low four bits unused.
+        if acc & 0xF:
+            return None
+        w[o] = (acc >> 4) & 0xFF
+        o += 1
+    return out[:o]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mailscale._dkim_py import (
     BodyHasher,
+    b64_value,
     body_hash,
     canon_body_relaxed,
     canon_body_simple,
@@ -21,6 +22,7 @@ from mailscale._dkim_py import (
 
 __all__ = [
     "BodyHasher",
+    "b64_value",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",

@@ -11,6 +11,7 @@ Only CRLF ends a line here: callers normalize bare CR and LF first
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from mailscale.errors import CanonicalizationError
 
 __all__ = [
     "BodyHasher",
+    "b64_value",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
@@ -316,3 +318,21 @@ def strip_b_value(field: bytes) -> bytes | None:
             parts[idx] = name + b"="
             return head + b":" + b";".join(parts)
     return None
+
+
+def b64_value(value: bytes) -> bytes | None:
+    """Decode a base64 tag value (b=, bh=), or None when it is not exactly base64.
+
+    FWS (SP, HTAB, CR, LF) anywhere is ignored (RFC 6376 section 3.5). What is
+    left must be canonical base64: only the alphabet, padding only at the end,
+    a multiple of four characters, unused bits zero.
+    """
+    compact = _as_bytes(value).translate(None, _FWS_BYTES)
+    try:
+        raw = binascii.a2b_base64(compact)
+    except (binascii.Error, ValueError):
+        return None
+    # a2b_base64 skips stray characters: insist that the value was exactly base64.
+    if binascii.b2a_base64(raw, newline=False) != compact:
+        return None
+    return raw

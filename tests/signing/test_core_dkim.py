@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from types import ModuleType
@@ -245,6 +246,33 @@ class TestParseTagList:
             core_impl.parse_tag_list(data)
 
 
+class TestB64Value:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            (b"", b""),
+            (b"QUJD", b"ABC"),
+            (b"QUI=", b"AB"),
+            (b"QQ==", b"A"),
+            (b" QU\r\n JD\tRA = = ", b"ABCD"),
+        ],
+    )
+    def test_decodes_ignoring_fws(
+        self, core_impl: ModuleType, value: bytes, expected: bytes
+    ) -> None:
+        """Canonical base64 decodes; folding whitespace anywhere is ignored."""
+        assert expected == core_impl.b64_value(value)
+
+    @pytest.mark.parametrize(
+        "value",
+        [b"Q", b"QUJ", b"QR==", b"QUJ=D", b"QQ===", b"QUJD=", b"QU-D", b"QU\x0bJD", b"=QUJ",
+         b"QQ=A"],
+    )
+    def test_rejects_anything_else(self, core_impl: ModuleType, value: bytes) -> None:
+        """Bad length, stray or misplaced padding, set unused bits, other bytes: None."""
+        assert core_impl.b64_value(value) is None
+
+
 class TestStripBValue:
     def test_value_and_its_whitespace_go(self, core_impl: ModuleType) -> None:
         """The b= value goes with its folding; bh= and the rest stay byte for byte."""
@@ -392,6 +420,25 @@ class TestTwinAgreement:
             _impl.core.parse_tag_list, data
         )
 
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=60).map(lambda raw: base64.b64encode(raw)),
+            st.lists(
+                st.sampled_from([b"QU", b"Jk", b"+/", b"=", b"==", b" ", b"\r\n ", b"A", b"-"]),
+                max_size=16,
+            ).map(b"".join),
+            st.binary(max_size=40),
+        ),
+        st.integers(0, 80),
+        st.sampled_from([b"", b" ", b"\r\n\t", b"="]),
+    )
+    def test_b64_value_agrees(self, value: bytes, where: int, insert: bytes) -> None:
+        """Base64 tag values decode alike (or are refused alike) on any bytes."""
+        cut = where % (len(value) + 1)
+        data = value[:cut] + insert + value[cut:]
+        assert _core_py.b64_value(data) == _impl.core.b64_value(data)
+
     @settings(max_examples=300, deadline=None)
     @given(st.one_of(_TAG_BYTES, _ANY_BYTES))
     def test_strip_b_value_agrees(self, data: bytes) -> None:
@@ -420,6 +467,7 @@ class TestBadArguments:
             lambda m: m.header_hash_input([], [], "text", True),
             lambda m: m.parse_tag_list("a=1"),
             lambda m: m.strip_b_value(None),
+            lambda m: m.b64_value("QUJD"),
         ],
     )
     def test_non_bytes_is_type_error(self, core_impl: ModuleType, call: object) -> None:

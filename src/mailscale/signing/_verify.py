@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ _REQUIRED_SET = frozenset(_REQUIRED)
 _STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
 _parse_tag_list = core.parse_tag_list
 _strip_b_value = core.strip_b_value
+_b64_value = core.b64_value
 _sha256 = hashlib.sha256
 _normalize = core.normalize_line_endings
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
@@ -93,13 +93,8 @@ def _received_bytes(message: MessageInput) -> bytes:
 
 def _b64(value: str, tag: str) -> bytes:
     # FWS may fold the value anywhere (RFC 6376 section 3.5); the tag list is ASCII.
-    compact = value.encode("ascii").translate(None, b" \t\r\n")
-    try:
-        raw = binascii.a2b_base64(compact)
-    except (binascii.Error, ValueError):
-        raise _Outcome(PERMERROR, f"{tag}= is not valid base64") from None
-    # a2b_base64 skips stray characters: insist that the value was exactly base64.
-    if binascii.b2a_base64(raw, newline=False) != compact:
+    raw = _b64_value(value.encode("ascii"))
+    if raw is None:
         raise _Outcome(PERMERROR, f"{tag}= is not valid base64")
     return raw
 
