@@ -6,6 +6,8 @@ returns identical results for every input, only faster. Each area's code lives
 in an include file so that it reads on its own:
 
 - ``_core_dkim.pxi``: DKIM canonicalization and hashing (RFC 6376 section 3.4).
+- ``_core_gcra.pxi``: the GCRA rate-limit table behind ``mailscale.shaping``.
 """
 
 include "_core_dkim.pxi"
+include "_core_gcra.pxi"

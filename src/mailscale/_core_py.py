@@ -19,9 +19,14 @@ from mailscale._dkim_py import (
     split_message,
     strip_b_value,
 )
+from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision, GCRATable
 
 __all__ = [
+    "ALLOWED",
+    "MAX_KEYS_PER_CALL",
     "BodyHasher",
+    "Decision",
+    "GCRATable",
     "b64_value",
     "body_hash",
     "canon_body_relaxed",

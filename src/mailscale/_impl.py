@@ -27,7 +27,7 @@ USING_EXTENSIONS = False
 
 if not NO_EXTENSIONS:
     try:
-        from mailscale import _core as _compiled  # type: ignore[attr-defined]
+        from mailscale import _core as _compiled  # type: ignore[attr-defined, unused-ignore]
     except ImportError as exc:  # pragma: no cover - exercised by the guard test
         get_logger("mailscale.core").debug("core.extension_unavailable", error=str(exc))
     else:

@@ -210,16 +210,42 @@ class TestTLS:
         [
             ("smtps://u:p@mail.example.com:465", "pass"),
             ("smtp://mail.example.com:587", "pass"),
-            ("smtp://mail.example.com:25?starttls=false", "fail"),
+            ("smtp://mail.example.com:587?tls=required", "pass"),
+            ("smtp://mail.example.com:465?tls=implicit", "pass"),
+            ("smtp://mail.example.com:587?tls=opportunistic", "warn"),
+            ("smtp://mail.example.com:25?tls=none", "fail"),
+            ("mx://?source=203.0.113.7", "warn"),
+            ("mx://?tls=required", "pass"),
+            ("mx://?tls=none", "fail"),
             ("sendgrid://KEY@default", "pass"),
+            ("mailgun://KEY@mg.example.com?base_url=https://proxy.example.com", "pass"),
+            ("postmark://TOKEN@default?base_url=http://127.0.0.1:8025", "fail"),
             ("ses://?region=eu-west-1", "pass"),
+            ("ses://?region=eu-west-1&endpoint_url=http://127.0.0.1:5000", "fail"),
+            ("failover(sendgrid://KEY@default mx://)", "warn"),
+            ("roundrobin(sendgrid://KEY@default postmark://TOKEN@default)", "pass"),
+            ("failover(memory:// smtp://mail.example.com)", "pass"),
             ("memory://", "not checked"),
+            ("file:///tmp/outbox", "not checked"),
         ],
     )
     def test_from_transport_url(self, opts: dict[str, object], transport: str, status: str
                                 ) -> None:
-        """TLS is read from the transport URL."""
+        """TLS is read from the transport URL as the transport itself reads it."""
         assert status == readiness(GOOD, transport=transport, **opts).item("tls").status  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(("transport", "words"), [
+        ("smtp://user:Sup3r-Secret-Value@mail.example.com?starttls=false", "unknown option"),
+        ("smtp://mail.example.com?tls=maybe", "option 'tls' must be one of"),
+        ("carrier-pigeon://loft", "unknown scheme"),
+    ])
+    def test_unreadable_url_is_not_checked(self, opts: dict[str, object], transport: str,
+                                           words: str) -> None:
+        """A URL the transports would refuse is not checked, saying why, secrets redacted."""
+        item = readiness(GOOD, transport=transport, **opts).item("tls")  # type: ignore[arg-type]
+        assert "not checked" == item.status
+        assert words in item.detail
+        assert "Sup3r-Secret-Value" not in item.detail
 
     def test_explicit_flag_wins(self, opts: dict[str, object]) -> None:
         """tls=False fails whatever the transport."""

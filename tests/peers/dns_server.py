@@ -1,8 +1,9 @@
-"""A small authoritative DNS server on loopback, for tests.
+"""A small authoritative DNS server on loopback, for the auth and mx tests.
 
-It serves zones written in Python (:class:`Zone`) over UDP and TCP on the same
-free port of 127.0.0.1. Answers larger than the client's UDP payload size are
-sent truncated (TC set) so that resolvers retry over TCP, as on the internet.
+It serves zones written in Python (:class:`Zone`) or in zone-file syntax
+(:meth:`Zone.from_text`) over UDP and TCP on the same free port of 127.0.0.1.
+Answers larger than the client's UDP payload size are sent truncated (TC set)
+so that resolvers retry over TCP, as on the internet.
 A name can be made to answer SERVFAIL, or never to answer at all (a time-out).
 Parsing and packing is dnslib's; the sockets are plain ``socketserver``.
 """
@@ -16,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import dns.resolver
 from dnslib import (
     AAAA,
     CNAME,
@@ -52,6 +54,14 @@ class Zone:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     ttl: int = 300
+
+    @classmethod
+    def from_text(cls, text: str) -> Zone:
+        """A zone from lines in zone-file syntax (``pref.test. 300 IN MX 5 primary.pref.test.``)."""
+        zone = cls()
+        for rr in RR.fromZone(text):
+            zone.records.setdefault(_norm(str(rr.rname)), []).append((rr.rtype, rr.rdata))
+        return zone
 
     def add(self, name: str, qtype: str, rdata: object) -> Zone:
         self.records.setdefault(_norm(name), []).append((getattr(QTYPE, qtype), rdata))
@@ -201,7 +211,7 @@ class DNSServer:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     ``queries`` records every (name, type, transport) received, for tests
-    that count lookups.
+    that count lookups; :meth:`client` is a resolver that asks only this server.
     """
 
     def __init__(self, zone: Zone, *, port: int = 0) -> None:
@@ -217,6 +227,15 @@ class DNSServer:
     def nameserver(self) -> str:
         """``host:port`` as the CLI's ``--nameserver`` takes it."""
         return f"{self.host}:{self.port}"
+
+    def client(self, lifetime: float = 2.0) -> dns.resolver.Resolver:
+        """A dnspython resolver that asks only this server."""
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [self.host]
+        resolver.port = self.port
+        resolver.lifetime = lifetime
+        resolver.timeout = lifetime
+        return resolver
 
     def respond(self, data: bytes, *, udp: bool) -> bytes | None:
         try:

@@ -287,3 +287,52 @@ class TestPackage:
         assert SMTPTransport is pkg.SMTPTransport
         with pytest.raises(AttributeError):
             pkg.NoSuchTransport  # noqa: B018
+
+
+class TestTransportTLS:
+    @pytest.mark.parametrize(("url", "mode"), [
+        ("smtp://relay.example.com", "required"),
+        ("smtp://relay.example.com?tls=starttls", "required"),
+        ("smtp://relay.example.com?tls=required", "required"),
+        ("smtp://relay.example.com?tls=implicit", "required"),
+        (f"smtps://user:{SECRET}@relay.example.com:465", "required"),
+        ("smtp://relay.example.com?tls=opportunistic", "opportunistic"),
+        ("smtp://relay.example.com?tls=none", "none"),
+        ("mx://", "opportunistic"),
+        ("mx://?tls=required", "required"),
+        ("mx://?tls=none", "none"),
+        (f"sendgrid://{SECRET}@default", "required"),
+        (f"sendgrid://{SECRET}@default?region=eu", "required"),
+        (f"mailgun://{SECRET}@mg.example.com?base_url=http://127.0.0.1:8080", "none"),
+        (f"postmark://{SECRET}@default?base_url=https://127.0.0.1:8443", "required"),
+        ("ses://?region=eu-west-1", "required"),
+        ("ses://?region=eu-west-1&endpoint_url=http://127.0.0.1:5000", "none"),
+        ("memory://", None),
+        ("null://", None),
+        ("failover(smtp://a.example.com smtp://b.example.com?tls=opportunistic)", "opportunistic"),
+        ("roundrobin(memory:// failover(mx://?tls=none sendgrid://K@default))", "none"),
+        ("roundrobin(memory:// null://)", None),
+    ])
+    def test_mode(self, url: str, mode: str | None) -> None:
+        """Each URL's TLS as its transport reads it; a composite is its weakest member."""
+        assert mode == registry.transport_tls(url)
+
+    def test_agrees_with_the_built_transport(self) -> None:
+        """smtps:// and ?tls= build transports whose tls setting matches the reading."""
+        for url, built in (("smtps://relay.example.com", "implicit"),
+                           ("smtp://relay.example.com", "starttls"),
+                           ("smtp://relay.example.com?tls=opportunistic", "opportunistic")):
+            with transport_from_url(url) as t:
+                assert built == t.tls  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(("url", "words"), [
+        ("smtps://relay.example.com?tls=none", "smtps:// always uses implicit TLS"),
+        ("mx://?tls=maybe", "tls must be one of"),
+        (f"smtp://u:{SECRET}@relay.example.com?starttls=no", "unknown option"),
+        ("nope://x", "unknown scheme"),
+    ])
+    def test_refuses_what_the_transport_refuses(self, url: str, words: str) -> None:
+        """A URL the transport would refuse raises ConfigurationError, redacted."""
+        with pytest.raises(ConfigurationError, match=words) as info:
+            registry.transport_tls(url)
+        assert SECRET not in str(info.value)

@@ -8,8 +8,17 @@ from mailscale.message import Envelope
 SMTP_USER = "relay-user"
 SMTP_PASSWORD = "s3cret-Pa55word-xyzzy"
 
+#: Provider credentials of the cross-provider integration tests.
+INTEGRATION_KEYS = {
+    "sendgrid": "SG.integration-key-0123",
+    "mailgun": "key-integration-4567",
+    "postmark": "pm-integration-token-89",
+    "ses": "mailscale-integration-secret-0123",
+}
+
 #: Every credential the transport tests use; none may appear in a log event, repr or error.
-SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value")
+SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value",
+           *INTEGRATION_KEYS.values())
 
 
 def make_message(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import ipaddress
-from collections.abc import Coroutine, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from mailscale._log import get_logger
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
@@ -18,10 +19,11 @@ from mailscale.auth.spf import ESP_INCLUDES, analyze_spf
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import PrivateKey, PublicKey
 
-__all__ = ["check_domain", "check_domain_async", "normalize_domain", "run_sync"]
+__all__ = ["blocking", "check_domain", "check_domain_async", "normalize_domain", "run_sync"]
 
 _log = get_logger("mailscale.auth")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def normalize_domain(domain: str, what: str = "domain") -> str:
@@ -51,6 +53,21 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def blocking(fn: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:
+    """The blocking form of the coroutine function *fn*: same arguments, run by :func:`run_sync`.
+
+    Named after *fn* without its ``_async`` suffix, documented by *doc*.
+    """
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(fn(*args, **kwargs))
+
+    call.__name__ = call.__qualname__ = fn.__name__.removesuffix("_async")
+    call.__doc__ = doc
+    return call
 
 
 async def check_domain_async(
@@ -105,21 +122,8 @@ async def check_domain_async(
     return report
 
 
-def check_domain(
-    domain: str,
-    *,
-    dkim_selectors: Iterable[str] = (),
-    sending_ips: Iterable[str] = (),
-    esp: str | None = None,
-    resolver: ResolverLike = None,
-    from_domain: str | None = None,
-    envelope_domain: str | None = None,
-    dkim_domain: str | None = None,
-    dkim_keys: Mapping[str, PublicKey | PrivateKey] | None = None,
-    sender: str | None = None,
-    timeout: float | None = None,
-    lifetime: float | None = None,
-) -> AuthReport:
+check_domain = blocking(
+    check_domain_async,
     """Check SPF, DKIM, DMARC, MX, reverse DNS and alignment of ``domain``.
 
     Args:
@@ -138,9 +142,5 @@ def check_domain(
 
     Raises:
         AuthCheckError: malformed inputs. DNS failures never raise: they are findings.
-    """
-    return run_sync(check_domain_async(
-        domain, dkim_selectors=dkim_selectors, sending_ips=sending_ips, esp=esp,
-        resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
-        dkim_domain=dkim_domain, dkim_keys=dkim_keys, sender=sender, timeout=timeout,
-        lifetime=lifetime))
+    """,
+)

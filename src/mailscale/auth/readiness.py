@@ -20,10 +20,10 @@ from typing import Any
 
 import attrs
 
-from mailscale.auth._check import check_domain_async, normalize_domain, run_sync
+from mailscale.auth._check import blocking, check_domain_async, normalize_domain
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
-from mailscale.errors import AuthCheckError
+from mailscale.errors import AuthCheckError, ConfigurationError
 from mailscale.signing import VerifyResult, verify
 from mailscale.signing.keys import PrivateKey, PublicKey
 
@@ -44,8 +44,6 @@ COMPLAINT_RATE_TARGET = 0.001
 PASS, FAIL, WARN, NOT_CHECKED = "pass", "fail", "warn", "not checked"
 _ALL3 = ("gmail", "yahoo", "microsoft")
 
-_ESP_SCHEMES = frozenset({"sendgrid", "mailgun", "postmark", "ses", "smtps"})
-_OFF = frozenset({"0", "false", "no", "off", "never", "none", "disabled"})
 
 
 @attrs.frozen
@@ -196,23 +194,31 @@ def message_format(message: email.message.Message) -> tuple[str, str]:
 
 def _tls_item(tls: bool | None, transport: str | None) -> ReadinessItem:
     title = "TLS for transmission"
+    by = ("gmail",)
     if tls is not None:
         return _item("tls", title, PASS if tls else FAIL,
                      "TLS enabled by configuration" if tls else "TLS disabled by configuration",
-                     ("gmail",))
+                     by)
     if transport is None:
-        return _item("tls", title, NOT_CHECKED, "no transport configuration given", ("gmail",))
-    parts = urllib.parse.urlsplit(transport)
-    scheme = parts.scheme.lower()
-    query = {k.lower(): v.lower() for k, v in urllib.parse.parse_qsl(parts.query)}
-    if scheme in _ESP_SCHEMES:
-        return _item("tls", title, PASS, f"{scheme}: connections use TLS", ("gmail",))
-    if scheme in ("smtp", "mx"):
-        if query.get("starttls") in _OFF or query.get("tls") in _OFF:
-            return _item("tls", title, FAIL, f"{scheme}: TLS turned off in the URL", ("gmail",))
-        return _item("tls", title, PASS, f"{scheme}: STARTTLS", ("gmail",))
+        return _item("tls", title, NOT_CHECKED, "no transport configuration given", by)
+    # The transports' own reading of their URLs (smtp:// requires STARTTLS unless
+    # ?tls= says otherwise, mx:// is opportunistic, providers use HTTPS).
+    from mailscale.transports.registry import transport_tls
+
+    try:
+        mode = transport_tls(transport)
+    except ConfigurationError as exc:  # its message shows the URL redacted
+        return _item("tls", title, NOT_CHECKED, str(exc), by)
+    if mode == "required":
+        return _item("tls", title, PASS, "every connection uses TLS", by)
+    if mode == "opportunistic":
+        return _item("tls", title, WARN,
+                     "STARTTLS only when the receiving server offers it (Gmail and Yahoo "
+                     "do); use ?tls=required to refuse plaintext", by)
+    if mode == "none":
+        return _item("tls", title, FAIL, "TLS turned off in the transport URL", by)
     return _item("tls", title, NOT_CHECKED,
-                 f"{scheme or 'this'} transport does not send over the network", ("gmail",))
+                 "this transport does not send over the network", by)
 
 
 def _complaint_item(rate: float | None) -> ReadinessItem:
@@ -446,27 +452,8 @@ async def readiness_async(
     return ReadinessReport(domain, items, report)
 
 
-def readiness(
-    domain: str,
-    *,
-    dkim_selectors: Iterable[str] = (),
-    sending_ips: Iterable[str] = (),
-    esp: str | None = None,
-    resolver: ResolverLike = None,
-    from_domain: str | None = None,
-    envelope_domain: str | None = None,
-    dkim_domain: str | None = None,
-    dkim_keys: Mapping[str, PublicKey | PrivateKey] | None = None,
-    tls: bool | None = None,
-    transport: str | None = None,
-    sample_message: bytes | str | email.message.Message | None = None,
-    complaint_rate: float | None = None,
-    complaints: int | None = None,
-    delivered: int | None = None,
-    report: AuthReport | None = None,
-    timeout: float | None = None,
-    lifetime: float | None = None,
-) -> ReadinessReport:
+readiness = blocking(
+    readiness_async,
     """Check ``domain`` against the Gmail/Yahoo (2024) and Microsoft (2025) bulk-sender rules.
 
     Takes :func:`check_domain`'s arguments, plus:
@@ -480,10 +467,5 @@ def readiness(
         complaint_rate: spam complaints per delivered message (0.001 = 0.1%); or give
             ``complaints`` and ``delivered``.
         report: an :class:`AuthReport` already made, to skip the DNS lookups.
-    """
-    return run_sync(readiness_async(
-        domain, dkim_selectors=dkim_selectors, sending_ips=sending_ips, esp=esp,
-        resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
-        dkim_domain=dkim_domain, dkim_keys=dkim_keys, tls=tls, transport=transport,
-        sample_message=sample_message, complaint_rate=complaint_rate, complaints=complaints,
-        delivered=delivered, report=report, timeout=timeout, lifetime=lifetime))
+    """,
+)

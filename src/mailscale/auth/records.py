@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
 
 import attrs
 
+from mailscale.auth._check import normalize_domain, run_sync
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import Severity
 from mailscale.auth.dmarc import parse_dmarc
@@ -75,22 +75,12 @@ def split_txt(value: str, limit: int = 255) -> tuple[str, ...]:
     return tuple(out)
 
 
-def run_sync(coro: Any) -> Any:
-    from mailscale.auth._check import run_sync as run
-
-    return run(coro)
-
-
-def _domain(value: str, what: str) -> str:
-    from mailscale.auth._check import normalize_domain
-
-    return normalize_domain(value, what)
 
 
 def _owner(prefix: str, domain: str | None) -> str:
     if domain is None:
         return prefix or "@"
-    d = _domain(domain, "domain")
+    d = normalize_domain(domain, "domain")
     return f"{prefix}.{d}" if prefix else d
 
 
@@ -144,7 +134,7 @@ def spf_record(
         if name.lower() not in ESP_INCLUDES:
             raise AuthCheckError(f"unknown ESP {name!r}; known: {', '.join(sorted(ESP_INCLUDES))}")
         names.append(ESP_INCLUDES[name.lower()])
-    names.extend(_domain(d, "include") for d in includes)
+    names.extend(normalize_domain(d, "include") for d in includes)
     for name in dict.fromkeys(names):
         terms.append(f"include:{name}")
     terms.append(all)
@@ -192,7 +182,7 @@ def dkim_record(
     elif domain is None:
         name = selector_name(selector, "x.invalid").removesuffix(".x.invalid")
     else:
-        name = selector_name(selector, _domain(domain, "domain"))
+        name = selector_name(selector, normalize_domain(domain, "domain"))
     return TXTRecord(name, strings)
 
 
@@ -242,6 +232,6 @@ def report_authorization_record(domain: str, destination: str) -> TXTRecord:
 
     RFC 7489 section 7.1: ``<domain>._report._dmarc.<destination> TXT "v=DMARC1"``.
     """
-    d = _domain(domain, "domain")
-    dest = _domain(destination, "destination")
+    d = normalize_domain(domain, "domain")
+    dest = normalize_domain(destination, "destination")
     return TXTRecord(f"{d}._report._dmarc.{dest}", ("v=DMARC1",))

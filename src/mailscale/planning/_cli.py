@@ -10,6 +10,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
 from mailscale.planning._format import kpi_value, money, money_range, number
@@ -120,6 +122,17 @@ def _overrides(path: str | None) -> dict[str, Any] | None:
 
 def _run(args: argparse.Namespace) -> int:
     workload = _workload(args)
+    if args.calibrate is not None:
+        if args.per_core_rate is not None:
+            raise PlanningError(
+                "give --per-core-rate or --calibrate, not both", field="per_core_rate"
+            )
+        from mailscale.planning.calibrate import measure_per_core_rate
+
+        size = min(max(int(workload.message_size_bytes), 1_000), 10_000_000)
+        calibration = measure_per_core_rate(seconds=args.calibrate, message_size=size)
+        print(f"calibration: {calibration.explain()}", file=sys.stderr)
+        workload = attrs.evolve(workload, per_core_rate=calibration.emails_per_minute)
     result = plan(workload, data=load_data(_overrides(args.data)))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
@@ -236,6 +249,10 @@ def register(subparsers: Any) -> None:
                         help="engineering cost per hour in USD (default 75)")
     parser.add_argument("--per-core-rate", metavar="RATE",
                         help="measured emails/minute per core (default: the brief's 1,000)")
+    parser.add_argument("--calibrate", nargs="?", const=1.0, type=float, metavar="SECONDS",
+                        help="measure this machine's per-core rate (DKIM signing, shaping and "
+                             "hand-off of messages of --message-size) and plan with it "
+                             "instead of the brief's")
     parser.add_argument("--data", metavar="FILE.toml",
                         help="override figures: a TOML file with the data files' layout")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

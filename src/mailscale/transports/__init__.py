@@ -18,6 +18,7 @@ from mailscale.transports.registry import (
     available_transports,
     get_transport_class,
     transport_from_url,
+    transport_tls,
 )
 from mailscale.transports.retry import RetryingTransport, RetryPolicy
 
@@ -39,6 +40,7 @@ __all__ = [
     "get_transport_class",
     "redact_url",
     "transport_from_url",
+    "transport_tls",
 ]
 
 _LAZY = {

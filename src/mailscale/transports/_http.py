@@ -21,11 +21,12 @@ import email.utils
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -50,6 +51,7 @@ __all__ = [
     "PREPARE_ERRORS",
     "HTTPTransportBase",
     "credential_from_url",
+    "http_url_options",
     "parse_retry_after",
     "rate_limit_headers",
 ]
@@ -135,6 +137,30 @@ def credential_from_url(url: TransportURL, what: str) -> str:
     return secret
 
 
+def http_url_options(url: TransportURL, known: Iterable[str] = ()) -> dict[str, str]:
+    """The query options of a provider URL: *known* ones and ``base_url``.
+
+    ``base_url`` points the transport at another API root (a regional host, a
+    proxy, a local test server); it must be an ``http(s)://`` URL without
+    credentials, which belong in the transport URL itself.
+
+    Raises:
+        ConfigurationError: an unknown option or a bad ``base_url``; the message
+            shows the URL redacted.
+    """
+    allowed = (*known, "base_url")
+    url.check_options(allowed)
+    options = {k: url.query[k] for k in allowed if k in url.query}
+    base_url = options.get("base_url")
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise url.error("option 'base_url' must be an http:// or https:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise url.error("option 'base_url' must not carry credentials")
+    return options
+
+
 @attrs.frozen(kw_only=True)
 class _Call:
     """One HTTP request and the envelopes (indices into the batch) it carries."""
@@ -200,6 +226,12 @@ class HTTPTransportBase(TransportBase):
         self._closing: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"required"`` (HTTPS), or ``"none"`` for a plain ``http://`` ``?base_url=``."""
+        base_url = url.query.get("base_url") or cls.default_base_url
+        return "none" if urlsplit(base_url).scheme.lower() == "http" else "required"
 
     # -- to implement ------------------------------------------------------
 
@@ -300,11 +332,7 @@ class HTTPTransportBase(TransportBase):
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; one result per envelope, in order."""
-        self._check_open()
-        calls, local = self._plan(batch)
-        results: list[SendResult | None] = [None] * len(batch)
-        for item in local:
-            results[item.index] = item.result
+        calls, results = self._begin(batch)
         if not calls:
             return [r for r in results if r is not None]
         client = self._sync_client()
@@ -323,6 +351,15 @@ class HTTPTransportBase(TransportBase):
             outcomes = list(self._executor().map(one, calls))
         self._collect(outcomes, batch, results)
         return [r for r in results if r is not None]
+
+    def _begin(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[SendResult | None]]:
+        """The requests for *batch*, and its results slots with the local decisions filled in."""
+        self._check_open()
+        calls, local = self._plan(batch)
+        results: list[SendResult | None] = [None] * len(batch)
+        for item in local:
+            results[item.index] = item.result
+        return calls, results
 
     def _executor(self) -> ThreadPoolExecutor:
         """Worker threads for :meth:`send` when a batch needs several requests."""
@@ -348,11 +385,7 @@ class HTTPTransportBase(TransportBase):
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
-        self._check_open()
-        calls, local = self._plan(batch)
-        results: list[SendResult | None] = [None] * len(batch)
-        for item in local:
-            results[item.index] = item.result
+        calls, results = self._begin(batch)
         if not calls:
             return [r for r in results if r is not None]
         client, owned = await self._async_client()

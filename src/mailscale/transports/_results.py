@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from mailscale.errors import TransportError
@@ -63,3 +65,29 @@ def from_error(envelope: Envelope, error: TransportError, transport: str) -> Sen
         status_text=str(error),
         idempotency_key=envelope.idempotency_key,
     )
+
+
+def merge_into(
+    results: list[SendResult | None], indices: Sequence[int], outs: Sequence[SendResult]
+) -> list[int]:
+    """Merge each new result into ``results[i]`` (*indices* in step); return those still pending."""
+    still: list[int] = []
+    for i, res in zip(indices, outs, strict=True):
+        merged = merge(results[i], res)
+        results[i] = merged
+        if merged.pending_recipients:
+            still.append(i)
+    return still
+
+
+def fill_from_error(
+    results: list[SendResult | None],
+    indices: Sequence[int],
+    envelopes: Sequence[Envelope],
+    error: TransportError,
+    transport: str,
+) -> None:
+    """Let a whole-call error stand for every message of *indices* that has no result yet."""
+    for i, env in zip(indices, envelopes, strict=True):
+        if results[i] is None:
+            results[i] = from_error(env, error, transport)

@@ -125,6 +125,16 @@ class TransportBase:
         """
         raise url.error(f"{cls.__name__} cannot be configured from a URL")
 
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str | None:
+        """How a transport built from *url* protects its connections, or None.
+
+        ``"required"``, ``"opportunistic"`` or ``"none"``; None (the default) for
+        a transport that does not send over a network. Optional for plugins:
+        readiness checks read it through ``registry.transport_tls``.
+        """
+        return None
+
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         raise NotImplementedError  # pragma: no cover - the contract every subclass fills
 
@@ -281,7 +291,7 @@ class TransportURL:
             host = f"[{host}]"
         port = f":{self.port}" if self.port is not None else ""
         query = "&".join(
-            f"{quote(k)}={_REDACTED if is_secret_option(k) else quote(v)}"
+            f"{quote(k)}={_REDACTED if is_secret_option(k) else _quote_value(v)}"
             for k, v in self.query.items()
         )
         return f"{self.scheme}://{auth}{host}{port}{quote(self.path)}" + (
@@ -293,6 +303,12 @@ class TransportURL:
 
     def __repr__(self) -> str:
         return f"TransportURL({self.redacted()!r})"
+
+
+def _quote_value(value: str) -> str:
+    """A query value for display: a URL inside it (``base_url=``) loses its userinfo."""
+    value = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", value)
+    return quote(value, safe="/:*@")
 
 
 def redact_url(url: str) -> str:

@@ -128,26 +128,15 @@ class FailoverTransport(_CompositeBase):
             out, error = self._call(index, sub)
             if error is not None:
                 last_error = error
-                if error.transient:
-                    for i, env in zip(pending, sub, strict=True):
-                        if results[i] is None:
-                            results[i] = _results.from_error(env, error, self._labels[index])
-                    continue
-                if not answered:
+                if not error.transient and not answered:
                     raise error
-                for i, env in zip(pending, sub, strict=True):
-                    if results[i] is None:
-                        results[i] = _results.from_error(env, error, self._labels[index])
+                _results.fill_from_error(results, pending, sub, error, self._labels[index])
+                if error.transient:
+                    continue
                 break
             assert out is not None
             answered = True
-            still: list[int] = []
-            for i, res in zip(pending, out, strict=True):
-                merged = _results.merge(results[i], res)
-                results[i] = merged
-                if merged.pending_recipients:
-                    still.append(i)
-            pending = still
+            pending = _results.merge_into(results, pending, out)
         if not answered and last_error is not None:
             raise last_error
         return [r for r in results if r is not None]
@@ -243,9 +232,7 @@ class RoundRobinTransport(_CompositeBase):
                 if error is not None:
                     last_error = error
                     self._bench(index)
-                    for i, env in zip(idxs, sub, strict=True):
-                        if results[i] is None:
-                            results[i] = _results.from_error(env, error, self._labels[index])
+                    _results.fill_from_error(results, idxs, sub, error, self._labels[index])
                     if error.transient:
                         still.extend(idxs)
                     continue
@@ -253,11 +240,7 @@ class RoundRobinTransport(_CompositeBase):
                 answered = True
                 if all(r.deferred for r in out):
                     self._bench(index)
-                for i, res in zip(idxs, out, strict=True):
-                    merged = _results.merge(results[i], res)
-                    results[i] = merged
-                    if merged.pending_recipients:
-                        still.append(i)
+                still.extend(_results.merge_into(results, idxs, out))
             pending = sorted(still)
         if not answered and last_error is not None:
             raise last_error

@@ -21,6 +21,7 @@ from mailscale.transports._http import (
     _Call,
     _Local,
     credential_from_url,
+    http_url_options,
     json_or_none,
     status_for_http,
 )
@@ -77,21 +78,16 @@ class MailgunTransport(HTTPTransportBase):
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> MailgunTransport:
-        """Build from ``mailgun://API_KEY@DOMAIN[?region=eu][&test_mode=yes]``."""
+        """Build from ``mailgun://API_KEY@DOMAIN[?region=eu][&test_mode=yes][&base_url=URL]``."""
         key = credential_from_url(url, "api key")
         if not url.host or url.host == "default":
             raise ConfigurationError(
                 f"transport URL {url.redacted()!r} has no sending domain: "
                 "use mailgun://API_KEY@mg.example.com"
             )
-        query = dict(url.query)
-        region = query.pop("region", "us")
-        test_mode = query.pop("test_mode", "no").lower() in ("1", "yes", "true")
-        if query:
-            raise ConfigurationError(
-                f"transport URL {url.redacted()!r}: unknown option(s) {', '.join(sorted(query))}"
-            )
-        return cls(key, url.host, region=region, test_mode=test_mode, **options)
+        settings: dict[str, Any] = http_url_options(url, ("region", "test_mode"))
+        settings["test_mode"] = url.get_bool("test_mode", False)
+        return cls(key, url.host, **{**settings, **options})
 
     def _auth(self) -> httpx.Auth:
         return httpx.BasicAuth("api", self._api_key)

@@ -177,7 +177,7 @@ class MXTransport(TransportBase):
         settings: dict[str, Any] = {
             "source_address": url.get_str("source"),
             "port": url.get_int("port", 25, minimum=1),
-            "tls": url.get_str("tls", "opportunistic"),
+            "tls": cls.tls_of(url),
             "verify": url.get_bool("verify", False),
             "cafile": url.get_str("cafile"),
             "timeout": url.get_float("timeout", 30.0, minimum=0.001),
@@ -189,6 +189,15 @@ class MXTransport(TransportBase):
             return cls(**settings)
         except ConfigurationError as exc:
             raise url.error(str(exc)) from None
+
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"opportunistic"`` (the default), ``"required"`` or ``"none"``."""
+        url.check_options(cls._URL_OPTIONS)
+        tls = url.get_str("tls", "opportunistic") or "opportunistic"
+        if tls not in MX_TLS_MODES:
+            raise url.error(f"mx: tls must be one of {', '.join(MX_TLS_MODES)}, got {tls!r}")
+        return tls
 
     # --- routing -------------------------------------------------------------
 
@@ -424,15 +433,7 @@ class MXTransport(TransportBase):
             conn, reused = self._pool.acquire(key, self._opener(route, address, source, "none"))
         start = time.perf_counter()
         try:
-            try:
-                rcpts, reply = conn.transact(env.sender, env.recipients, data)
-            except _Dropped as exc:
-                if not (reused and exc.stage in ("RSET", "MAIL")):
-                    raise
-                # An idle pooled connection the server closed: reconnect once.
-                replacement = self._pool.replace(conn, opener)
-                conn.__dict__.update(replacement.__dict__)
-                rcpts, reply = conn.transact(env.sender, env.recipients, data)
+            rcpts, reply = self._pool.transact(conn, reused, opener, env, data)
         finally:
             self._pool.release(key, conn)
         if reply is None and rcpts and all(r.status_code == 421 for r in rcpts):

@@ -25,6 +25,7 @@ from mailscale.transports._http import (
     _Call,
     _Local,
     credential_from_url,
+    http_url_options,
     json_or_none,
     status_for_http,
 )
@@ -87,15 +88,11 @@ class PostmarkTransport(HTTPTransportBase):
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> PostmarkTransport:
-        """Build from ``postmark://SERVER_TOKEN@default[?message_stream=NAME]``."""
+        """Build from ``postmark://SERVER_TOKEN@default[?message_stream=NAME][&base_url=URL]``."""
         token = credential_from_url(url, "server token")
-        query = dict(url.query)
-        stream = query.pop("message_stream", None)
-        if query:
-            raise ConfigurationError(
-                f"transport URL {url.redacted()!r}: unknown option(s) {', '.join(sorted(query))}"
-            )
-        return cls(token, message_stream=stream or None, **options)
+        settings: dict[str, Any] = http_url_options(url, ("message_stream",))
+        settings["message_stream"] = settings.get("message_stream") or None
+        return cls(token, **{**settings, **options})
 
     def _auth_headers(self) -> dict[str, str]:
         return {"X-Postmark-Server-Token": self._token}

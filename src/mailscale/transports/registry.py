@@ -17,7 +17,7 @@ import importlib.metadata
 import importlib.util
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -33,6 +33,7 @@ __all__ = [
     "get_transport_class",
     "reset_plugins",
     "transport_from_url",
+    "transport_tls",
 ]
 
 ENTRY_POINT_GROUP = "mailscale.transports"
@@ -283,13 +284,26 @@ _COMPOSITE_START = re.compile(r"\s*(failover|roundrobin)\s*\(", re.IGNORECASE)
 _SEPARATORS = " \t\r\n,"
 
 
-def transport_from_url(url: str, **options: Any) -> Transport:
+def transport_from_url(
+    url: str,
+    *,
+    options_for: Mapping[str, Mapping[str, Any]] | None = None,
+    **options: Any,
+) -> Transport:
     """Build a transport from a URL or a composite expression.
 
     ``smtp://user:pass@host:587``, ``memory://``,
     ``failover(smtp://a roundrobin(sendgrid://KEY@default postmark://TOKEN@default))``.
-    *options* are keyword settings passed to the transport's ``from_url``
-    (for a composite: to the composite itself, e.g. ``cooldown=``).
+
+    Args:
+        url: one transport URL or a ``failover(...)`` / ``roundrobin(...)`` expression.
+        options_for: keyword settings per scheme, given to every transport of
+            that scheme, alone or inside composites
+            (``{"sendgrid": {"base_url": ..., "timeout": 5}}``); for settings a
+            URL cannot hold (an ``ssl.SSLContext``, a boto3 client).
+        **options: keyword settings for the transport's ``from_url``; for a
+            composite, settings of the composite itself (``cooldown=``).
+            They win over *options_for*.
 
     Raises:
         ConfigurationError: malformed URL, unknown scheme, missing credential,
@@ -297,16 +311,17 @@ def transport_from_url(url: str, **options: Any) -> Transport:
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"transport URL must be a string, got {type(url).__name__}")
+    per_scheme = {k.lower(): dict(v) for k, v in (options_for or {}).items()}
     if not _COMPOSITE_START.match(url):
         # A single URL: taken whole, so "(" or "," in a credential needs no escaping.
-        return _build_url(url.strip(), options)
+        return _build_url(url.strip(), per_scheme, options)
     node, end = _parse_expr(url, 0)
     if url[end:].strip(_SEPARATORS):
         raise ConfigurationError(
             f"transport URL {redact_url(url)!r}: unexpected text after the first transport "
             "(use failover(...) or roundrobin(...) to combine several)"
         )
-    return _build(node, url, options)
+    return _build(node, url, per_scheme, options)
 
 
 _Node = tuple[str, Any]  # ("url", text) or (composite kind, [children])
@@ -345,13 +360,22 @@ def _parse_expr(text: str, pos: int) -> tuple[_Node, int]:
     return ("url", text[start:pos]), pos
 
 
-def _build(node: _Node, whole: str, options: dict[str, Any]) -> Transport:
+def _build(
+    node: _Node, whole: str, per_scheme: Mapping[str, dict[str, Any]], options: dict[str, Any]
+) -> Transport:
     kind, value = node
     if kind == "url":
-        return _build_url(value, options)
+        return _build_url(value, per_scheme, options)
     from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
 
-    members = [_build(child, whole, {}) for child in value]
+    members: list[Transport] = []
+    try:
+        for child in value:
+            members.append(_build(child, whole, per_scheme, {}))
+    except BaseException:
+        for member in members:
+            member.close()
+        raise
     factory: Callable[..., Transport] = (
         FailoverTransport if kind == "failover" else RoundRobinTransport
     )
@@ -363,18 +387,69 @@ def _build(node: _Node, whole: str, options: dict[str, Any]) -> Transport:
         raise ConfigurationError(f"transport URL {redact_url(whole)!r}: {exc}") from None
 
 
-def _build_url(text: str, options: dict[str, Any]) -> Transport:
+def _class_for_url(scheme: str, text: str) -> type:
+    if scheme in BUILTIN_TRANSPORTS:
+        return _import_builtin(scheme, text)
+    plugin = _load_plugin(_discover(), scheme)
+    if plugin is None:
+        raise ConfigurationError(_unknown_scheme(scheme, text))
+    return plugin
+
+
+def _build_url(
+    text: str, per_scheme: Mapping[str, dict[str, Any]], options: dict[str, Any]
+) -> Transport:
     parsed = TransportURL.parse(text)
     scheme = parsed.scheme
-    if scheme in BUILTIN_TRANSPORTS:
-        cls = _import_builtin(scheme, text)
-    else:
-        plugin = _load_plugin(_discover(), scheme)
-        if plugin is None:
-            raise ConfigurationError(_unknown_scheme(scheme, text))
-        cls = plugin
+    options = {**per_scheme.get(scheme, {}), **options}
+    cls = _class_for_url(scheme, text)
     try:
         transport: Transport = cls.from_url(parsed, **options)  # type: ignore[attr-defined]
     except TypeError as exc:
         raise parsed.error(f"invalid settings for {scheme!r}: {exc}") from None
     return transport
+
+
+# --- TLS of a URL ---------------------------------------------------------------
+
+#: TLS modes from the weakest to the strongest.
+TLS_MODES = ("none", "opportunistic", "required")
+
+
+def transport_tls(url: str) -> str | None:
+    """How the transport *url* builds would protect its connections, without building it.
+
+    ``"required"`` (every connection uses TLS: ``smtp://`` by default, ``smtps://``,
+    HTTPS providers), ``"opportunistic"`` (TLS when the server offers it: ``mx://``
+    by default, ``?tls=opportunistic``), ``"none"`` (``?tls=none``, a plain
+    ``http://`` ``base_url`` or ``endpoint_url``), or None when no member sends
+    over a network (``memory://``) or its class does not say (a plugin without
+    ``tls_of``). A composite is as strong as its weakest networked member.
+
+    Raises:
+        ConfigurationError: a malformed URL, an unknown scheme or a bad ``tls`` option.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"transport URL must be a string, got {type(url).__name__}")
+    if _COMPOSITE_START.match(url):
+        node, _ = _parse_expr(url, 0)
+        leaves = list(_leaves(node))
+    else:
+        leaves = [url.strip()]
+    modes: list[str] = []
+    for text in leaves:
+        parsed = TransportURL.parse(text)
+        tls_of = getattr(_class_for_url(parsed.scheme, text), "tls_of", None)
+        mode = tls_of(parsed) if callable(tls_of) else None
+        if mode in TLS_MODES:
+            modes.append(mode)
+    return min(modes, key=TLS_MODES.index) if modes else None
+
+
+def _leaves(node: _Node) -> Iterator[str]:
+    kind, value = node
+    if kind == "url":
+        yield value
+        return
+    for child in value:
+        yield from _leaves(child)

@@ -171,15 +171,10 @@ class RetryingTransport(TransportBase):
                     f"{self._inner_name()} returned {len(out)} results for {len(sub)} messages",
                     provider=self._inner_name(),
                 )
-            still: list[int] = []
-            hints: list[float] = []
-            for i, res in zip(pending, out, strict=True):
-                merged = _results.merge(results[i], res)
-                results[i] = merged
-                if merged.pending_recipients:
-                    still.append(i)
-                    if res.retry_after is not None:
-                        hints.append(res.retry_after)
+            still = _results.merge_into(results, pending, out)
+            waiting = set(still)
+            hints = [res.retry_after for i, res in zip(pending, out, strict=True)
+                     if i in waiting and res.retry_after is not None]
             pending = still
             retry_after = max(hints) if hints else None
         return [r for r in results if r is not None]

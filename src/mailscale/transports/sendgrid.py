@@ -31,6 +31,7 @@ from mailscale.transports._http import (
     _Call,
     _Local,
     credential_from_url,
+    http_url_options,
     json_or_none,
     status_for_http,
 )
@@ -82,15 +83,9 @@ class SendGridTransport(HTTPTransportBase):
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> SendGridTransport:
-        """Build from ``sendgrid://API_KEY@default[?region=eu]``."""
+        """Build from ``sendgrid://API_KEY@default[?region=eu][&base_url=URL]``."""
         key = credential_from_url(url, "api key")
-        query = dict(url.query)
-        region = query.pop("region", "global")
-        if query:
-            raise ConfigurationError(
-                f"transport URL {url.redacted()!r}: unknown option(s) {', '.join(sorted(query))}"
-            )
-        return cls(key, region=region, **options)
+        return cls(key, **{**http_url_options(url, ("region",)), **options})
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}

@@ -137,6 +137,12 @@ class SESTransport(TransportBase):
             _import_boto3()
 
     @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"required"`` (HTTPS), or ``"none"`` for a plain ``http://`` ``?endpoint_url=``."""
+        endpoint = url.query.get("endpoint_url", "")
+        return "none" if endpoint.lower().startswith("http://") else "required"
+
+    @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> SESTransport:
         """Build from ``ses://[KEY_ID:SECRET@]default?region=...[&configuration_set=...]``."""
         query = dict(url.query)

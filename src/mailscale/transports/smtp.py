@@ -375,16 +375,8 @@ class _SMTP(smtplib.SMTP):
         return super().connect(host, port, source_address)
 
 
-class _SMTPSSL(smtplib.SMTP_SSL):
+class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
     """smtplib.SMTP_SSL with the same *server_hostname* handling."""
-
-    def __init__(self, *, server_hostname: str | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self._server_hostname = server_hostname
-
-    def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
-        self._host = self._server_hostname or host
-        return super().connect(host, port, source_address)
 
 
 class Pool:
@@ -440,6 +432,33 @@ class Pool:
             self._cond.notify()
         if not keep:
             conn.close()
+
+    def transact(
+        self,
+        conn: Connection,
+        reused: bool,
+        factory: Callable[[], Connection],
+        env: Envelope,
+        data: bytes,
+    ) -> tuple[list[RecipientResult], tuple[int, str] | None]:
+        """One transaction on *conn*, replacing it once if it was a stale pooled connection.
+
+        A reused connection that the server closed while idle fails at RSET or
+        MAIL, before anything was sent: *conn* is replaced in place (from
+        *factory*) and the transaction runs again.
+
+        Raises:
+            _Dropped: the connection broke (a second time, or after MAIL).
+            TransportError: the replacement could not be opened.
+        """
+        try:
+            return conn.transact(env.sender, env.recipients, data)
+        except _Dropped as exc:
+            if not (reused and exc.stage in ("RSET", "MAIL")):
+                raise
+            replacement = self.replace(conn, factory)
+            conn.__dict__.update(replacement.__dict__)
+            return conn.transact(env.sender, env.recipients, data)
 
     def replace(self, conn: Connection, factory: Callable[[], Connection]) -> Connection:
         """Close a dropped *conn* and open its replacement in the same slot.
@@ -665,14 +684,7 @@ class SMTPTransport(TransportBase):
             raise url.error("missing password for the SMTP user")
         if url.password is not None and not url.username:
             raise url.error("missing user name for the SMTP password")
-        default_tls = "implicit" if url.scheme == "smtps" else "starttls"
-        tls = url.get_str("tls", default_tls) or default_tls
-        if tls == "required":
-            tls = "starttls"
-        if tls not in TLS_MODES:
-            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
-        if url.scheme == "smtps" and tls != "implicit":
-            raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
+        tls = cls._url_tls_mode(url)
         settings: dict[str, Any] = {
             "host": url.host,
             "port": url.port,
@@ -692,6 +704,26 @@ class SMTPTransport(TransportBase):
             return cls(**settings)
         except ConfigurationError as exc:
             raise url.error(str(exc)) from None
+
+    @staticmethod
+    def _url_tls_mode(url: TransportURL) -> str:
+        """The ``tls`` mode a URL asks for: smtps:// implicit, smtp:// STARTTLS unless told."""
+        default_tls = "implicit" if url.scheme == "smtps" else "starttls"
+        tls = url.get_str("tls", default_tls) or default_tls
+        if tls == "required":
+            tls = "starttls"
+        if tls not in TLS_MODES:
+            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
+        if url.scheme == "smtps" and tls != "implicit":
+            raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
+        return tls
+
+    @classmethod
+    def tls_of(cls, url: TransportURL) -> str:
+        """``"required"`` (STARTTLS or implicit TLS), ``"opportunistic"`` or ``"none"``."""
+        url.check_options(cls._URL_OPTIONS)
+        mode = cls._url_tls_mode(url)
+        return "required" if mode in ("starttls", "implicit") else mode
 
     def _connect(self) -> Connection:
         return open_connection(
@@ -742,16 +774,10 @@ class SMTPTransport(TransportBase):
     def _send_one(self, conn: Connection, env: Envelope, data: bytes, reused: bool) -> SendResult:
         start = time.perf_counter()
         try:
-            rcpts, reply = conn.transact(env.sender, env.recipients, data)
+            rcpts, reply = self._pool.transact(conn, reused, self._connect, env, data)
+        except TransportError as err:  # the stale connection's replacement failed
+            return deferred_result(env, self.name, str(err))
         except _Dropped as exc:
-            if exc.stage in ("RSET", "MAIL") and reused:
-                # An idle pooled connection the server closed: nothing was sent yet.
-                try:
-                    replacement = self._pool.replace(conn, self._connect)
-                except TransportError as err:
-                    return deferred_result(env, self.name, str(err))
-                conn.__dict__.update(replacement.__dict__)
-                return self._send_one(conn, env, data, reused=False)
             _log.warning(
                 "transport.connection_lost", transport=self.name, host=self.host, stage=exc.stage
             )

@@ -1,0 +1,431 @@
+"""``RedisShaper``: the Shaper's semantics shared by many processes through Redis.
+
+One Lua script decides a whole batch of requests atomically, every request
+all-or-nothing across its keys, on Redis's own clock (``TIME``), so client
+clock skew cannot break a limit. All keys of one shaper carry the same hash
+tag (``{tag}``), so a call stays in one Redis Cluster slot. Each key holds one
+integer (its theoretical arrival time in microseconds) and expires exactly when
+it has drained: an idle key costs nothing and a killed client leaves no state
+behind that a fresh key would not have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision
+from mailscale._log import get_logger
+from mailscale.errors import ShaperUnavailable, ShapingError
+from mailscale.shaping._limit import MAX_PER, Limit, default_burst
+from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds, parse_rate_headers
+
+__all__ = ["BLOCK_LUA", "GCRA_LUA", "RedisShaper"]
+
+_log = get_logger("mailscale.shaping")
+
+# KEYS: the distinct Redis keys of the batch.
+# ARGV: mode (0 acquire, 1 reserve), n, number of requests m, number of keys k,
+#   then k pairs (interval µs, tolerance µs), one per key, then per request:
+#   its number of keys c and c indices into KEYS.
+# Returns one wait per request in µs (0 = admitted and charged), then Redis's time in µs.
+GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local force = ARGV[1] == '1'
+local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[3])
+local k = tonumber(ARGV[4])
+local stored = {}
+if k > 0 then stored = redis.call('MGET', unpack(KEYS)) end
+local ivs, tols, tats, dirty = {}, {}, {}, {}
+for ki = 1, k do
+  ivs[ki] = tonumber(ARGV[3 + 2 * ki])
+  tols[ki] = tonumber(ARGV[4 + 2 * ki])
+  tats[ki] = tonumber(stored[ki] or '0')
+end
+local p = 5 + 2 * k
+local out = {}
+for i = 1, m do
+  local c = tonumber(ARGV[p])
+  p = p + 1
+  local worst = 0
+  local idx = {}
+  local news = {}
+  for j = 1, c do
+    local ki = tonumber(ARGV[p])
+    p = p + 1
+    local tat = tats[ki]
+    if tat < now then tat = now end
+    local new = tat + n * ivs[ki]
+    local wait = new - tols[ki] - now
+    if wait > worst then worst = wait end
+    idx[j] = ki
+    news[j] = new
+  end
+  if force or worst <= 0 then
+    for j = 1, c do
+      tats[idx[j]] = news[j]
+      dirty[idx[j]] = true
+    end
+  end
+  if worst < 0 then worst = 0 end
+  out[i] = worst
+end
+for ki, _ in pairs(dirty) do
+  local tat = tats[ki]
+  local ttl = math.floor((tat - now) / 1000) + 1
+  redis.call('SET', KEYS[ki], string.format('%.0f', tat), 'PX', ttl)
+end
+out[m + 1] = now
+return out
+"""
+
+# KEYS[1]: one key. ARGV: block length (µs), tolerance (µs), interval (µs).
+# Moves the key's TAT so that nothing is admitted for the block length.
+BLOCK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) - tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if target > tat then
+  local ttl = math.floor((target - now) / 1000) + 1
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
+end
+return 0
+"""
+
+_US = 1000  # ns per µs
+_CACHE_MAX = 100_000
+
+
+class RedisShaper:
+    """Rate limits shared by every process and server that uses the same Redis.
+
+    Same key patterns as ``Shaper`` (exact keys, ``prefix*`` rules, ``*``).
+    Every client must be configured with the same limits. If Redis cannot be
+    reached the call raises ``ShaperUnavailable`` and nothing is admitted,
+    unless ``fallback`` is given: then that (in-process) shaper decides until
+    Redis answers again; give it a share of each limit (e.g. count divided by
+    the number of servers) so that the sum stays within the provider's limit.
+
+    Args:
+        client: a ``redis.Redis`` (or ``redis.RedisCluster``) client.
+        limits: pattern → ``Limit``.
+        strict: reject keys that match no pattern.
+        namespace: prefix of every Redis key.
+        hash_tag: the Cluster hash tag shared by all keys of this shaper.
+        batch_size: requests per script call; a batch of any size costs one round trip.
+        fallback: an in-process shaper to use while Redis is unreachable.
+        clock: local monotonic clock, used only to turn waits into times.
+        sleep: blocking sleep used by ``wait``.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        limits: Mapping[str, Limit] | None = None,
+        *,
+        strict: bool = True,
+        namespace: str = "mailscale:gcra",
+        hash_tag: str = "shaper",
+        batch_size: int = 200,
+        fallback: Shaper | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if type(namespace) is not str or type(hash_tag) is not str:
+            raise ShapingError("namespace and hash_tag must be str")
+        if not hash_tag or any(c in hash_tag for c in "{}"):
+            raise ShapingError(f"hash_tag must be non-empty and free of braces, got {hash_tag!r}")
+        if type(batch_size) is not int or not 1 <= batch_size <= 10_000:
+            raise ShapingError(f"batch_size must be an int in [1, 10000], got {batch_size!r}")
+        if fallback is not None and not isinstance(fallback, Shaper):
+            raise ShapingError("fallback must be a Shaper")
+        self._client = client
+        self._script = client.register_script(GCRA_LUA)
+        self._block = client.register_script(BLOCK_LUA)
+        self._strict = bool(strict)
+        self._base = f"{namespace}:{{{hash_tag}}}:"
+        self._batch = batch_size
+        self._fallback = fallback
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._exact: dict[str, Limit] = {}
+        self._prefix: dict[str, Limit] = {}
+        self._prefix_order: list[str] = []
+        self._cache: dict[str, tuple[int, int, int] | None] = {}
+        self._down = False
+        #: Redis's clock (epoch seconds) when the last batch was decided.
+        self.last_server_time = 0.0
+        for pattern, limit in (limits or {}).items():
+            self.set_limit(pattern, limit)
+
+    # -- rules --------------------------------------------------------------
+
+    def set_limit(self, pattern: str, limit: Limit) -> None:
+        """Add or reconfigure the limit of an exact key or a ``prefix*`` rule (this client)."""
+        pattern = _check_pattern(pattern)
+        if not isinstance(limit, Limit):
+            raise ShapingError(f"expected a Limit, got {type(limit).__name__}")
+        if pattern.endswith("*"):
+            self._prefix[pattern[:-1]] = limit
+            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
+        else:
+            self._exact[pattern] = limit
+        self._cache.clear()
+
+    def drop_limit(self, pattern: str) -> None:
+        """Remove a pattern from this client's configuration."""
+        pattern = _check_pattern(pattern)
+        table: dict[str, Limit] = self._prefix if pattern.endswith("*") else self._exact
+        name = pattern[:-1] if pattern.endswith("*") else pattern
+        if table.pop(name, None) is None:
+            raise ShapingError(f"no limit is configured for pattern {pattern!r}")
+        self._prefix_order = sorted(self._prefix, key=len, reverse=True)
+        self._cache.clear()
+
+    def limit_for(self, key: str) -> Limit | None:
+        """The limit that applies to ``key``, or None when it is unlimited."""
+        if type(key) is not str:
+            raise ShapingError(f"keys must be str, got {type(key).__name__}")
+        hit = self._exact.get(key)
+        if hit is not None:
+            return hit
+        for prefix in self._prefix_order:
+            if key.startswith(prefix):
+                return self._prefix[prefix]
+        return None
+
+    def _params(self, key: Any) -> tuple[int, int, int] | None:
+        hit = self._cache.get(key, False) if type(key) is str else False
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        limit = self.limit_for(key)
+        if limit is None:
+            if self._strict:
+                raise ShapingError(f"no limit configured for key {key!r} (strict mode)")
+            params = None
+        else:
+            iv, tol = limit.scaled_units(_US)
+            params = (iv, tol, limit.burst)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[key] = params
+        return params
+
+    def redis_key(self, key: str) -> str:
+        """The Redis key holding ``key``'s state."""
+        return self._base + key
+
+    # -- encoding -----------------------------------------------------------
+
+    def _encode(self, chunk: Sequence[Any], n: int, force: bool) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one script call (see ``GCRA_LUA``)."""
+        base = self._base
+        keys_out: list[str] = []
+        params: list[int] = []
+        requests: list[int] = []
+        index: dict[str, int] = {}
+        burst_of: dict[int, tuple[str, int]] = {}
+        for keys in chunk:
+            if type(keys) is str:
+                names: Iterable[Any] = (keys,)
+            elif isinstance(keys, (tuple, list)):
+                if not keys:
+                    raise ShapingError("keys must name at least one key")
+                if len(keys) > MAX_KEYS_PER_CALL:
+                    raise ShapingError(
+                        f"at most {MAX_KEYS_PER_CALL} keys per request, got {len(keys)}"
+                    )
+                names = dict.fromkeys(keys)
+            else:
+                raise ShapingError(
+                    f"keys must be a str or a tuple/list of str, got {type(keys).__name__}"
+                )
+            mark = len(requests)
+            requests.append(0)
+            for key in names:
+                i = index.get(key) if type(key) is str else None
+                if i is None:
+                    if type(key) is not str:
+                        raise ShapingError(f"keys must be str, got {type(key).__name__}")
+                    p = self._params(key)
+                    if p is None:
+                        continue
+                    keys_out.append(base + key)
+                    params += (p[0], p[1])
+                    i = index[key] = len(keys_out)
+                    burst_of[i] = (key, p[2])
+                burst_key, burst = burst_of[i]
+                if n > burst:
+                    raise ShapingError(f"n={n} exceeds the burst ({burst}) of key {burst_key!r}")
+                requests.append(i)
+            requests[mark] = len(requests) - mark - 1
+        args = ["1" if force else "0", n, len(chunk), len(keys_out), *params, *requests]
+        return keys_out, args
+
+    @staticmethod
+    def _check_n(n: Any) -> int:
+        if type(n) is not int:
+            raise ShapingError(f"n must be an int, got {type(n).__name__}")
+        if n < 1:
+            raise ShapingError(f"n must be at least 1, got {n}")
+        return n
+
+    def _run(self, batch: Sequence[Any], n: int, force: bool) -> list[int]:
+        """Waits in µs, one per request, from as few round trips as possible."""
+        calls = []
+        for start in range(0, len(batch), self._batch):
+            calls.append(self._encode(batch[start : start + self._batch], n, force))
+        if not calls:
+            return []
+        import redis
+
+        try:
+            if len(calls) == 1:
+                results = [self._script(keys=calls[0][0], args=calls[0][1])]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for keys, args in calls:
+                    self._script(keys=keys, args=args, client=pipe)
+                results = pipe.execute()
+        except redis.RedisError as exc:
+            if not self._down:
+                _log.warning(
+                    "shaping.redis_unavailable",
+                    error=type(exc).__name__,
+                    fallback=self._fallback is not None,
+                )
+            self._down = True
+            raise ShaperUnavailable(
+                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
+        if self._down:
+            _log.info("shaping.redis_available")
+            self._down = False
+        self.last_server_time = int(results[-1][-1]) / 1e6
+        return [int(w) for r in results for w in r[:-1]]
+
+    # -- decisions ----------------------------------------------------------
+
+    def acquire(self, keys: str | Sequence[str], n: int = 1) -> Decision:
+        """Charge every key by ``n`` or none of them, atomically across all clients."""
+        n = self._check_n(n)
+        try:
+            wait = self._run([keys], n, False)[0]
+        except ShaperUnavailable:
+            if self._fallback is None:
+                raise
+            return self._fallback.acquire(keys, n)
+        return ALLOWED if wait == 0 else Decision(False, wait / 1e6)
+
+    def acquire_many(self, batch: Sequence[str | Sequence[str]], n: int = 1) -> list[Decision]:
+        """Decide a batch in order (one round trip; ``batch_size`` requests per script call)."""
+        n = self._check_n(n)
+        if not isinstance(batch, (list, tuple)):
+            raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
+        try:
+            waits = self._run(batch, n, False)
+        except ShaperUnavailable:
+            if self._fallback is None:
+                raise
+            return self._fallback.acquire_many(list(batch), n)
+        return [ALLOWED if w == 0 else Decision(False, w / 1e6) for w in waits]
+
+    def reserve(self, keys: str | Sequence[str], n: int = 1) -> float:
+        """Charge unconditionally; return the local clock time at which the send may go."""
+        n = self._check_n(n)
+        try:
+            wait = self._run([keys], n, True)[0]
+        except ShaperUnavailable:
+            if self._fallback is None:
+                raise
+            return self._fallback.reserve(keys, n)
+        return self._clock() + wait / 1e6
+
+    def wait(
+        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
+    ) -> Decision:
+        """Block until admitted (or until ``timeout`` seconds could not suffice)."""
+        limit = None if timeout is None else _seconds(timeout, "timeout")
+        start = self._clock()
+        while True:
+            decision = self.acquire(keys, n)
+            if decision.allowed:
+                return decision
+            if limit is not None and self._clock() - start + decision.retry_after > limit:
+                return decision
+            self._sleep(decision.retry_after)
+
+    async def acquire_async(
+        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
+    ) -> Decision:
+        """Await admission (the Redis call runs in a worker thread); same rules as ``wait``."""
+        limit = None if timeout is None else _seconds(timeout, "timeout")
+        start = self._clock()
+        while True:
+            decision = await asyncio.to_thread(self.acquire, keys, n)
+            if decision.allowed:
+                return decision
+            if limit is not None and self._clock() - start + decision.retry_after > limit:
+                return decision
+            await asyncio.sleep(decision.retry_after)
+
+    # -- backoff --------------------------------------------------------------
+
+    def block_for(self, key: str, seconds: float) -> None:
+        """Admit nothing on ``key`` for ``seconds``, for every client (a server's Retry-After)."""
+        s = _seconds(seconds, "block duration")
+        if s > MAX_PER:
+            raise ShapingError(f"block duration must be at most 366 days, got {seconds!r}")
+        params = self._params(key)
+        if params is None:
+            return
+        iv, tol, _burst = params
+        import redis
+
+        try:
+            self._block(keys=[self._base + key], args=[math.ceil(s * 1e6), tol, iv])
+        except redis.RedisError as exc:
+            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}") from exc
+
+    def observe_headers(
+        self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> None:
+        """Learn from a provider's rate-limit headers, as ``Shaper.observe_headers`` does.
+
+        Blocks (``Retry-After``, ``X-RateLimit-Remaining: 0`` with a reset) are
+        shared by every client; a learned ``X-RateLimit-Limit`` changes this
+        client's configuration only.
+        """
+        info = parse_rate_headers(headers, wall_clock=self._wall_clock)
+        if "limit" in info:
+            current = self.limit_for(key)
+            count = int(info["limit"])
+            if current is not None and count != current.count:
+                burst = min(current.burst, default_burst(count, current.per))
+                self.set_limit(key, Limit(count, current.per, burst=burst))
+        block = info.get("retry_after", 0.0)
+        if info.get("remaining") == 0 and "reset" in info:
+            block = max(block, info["reset"])
+        if block > 0:
+            self.block_for(key, min(block, MAX_PER))
+
+    def forget(self, key: str) -> bool:
+        """Delete a key's shared state; return whether it had any."""
+        if type(key) is not str:
+            raise ShapingError(f"keys must be str, got {type(key).__name__}")
+        import redis
+
+        try:
+            return bool(self._client.delete(self._base + key))
+        except redis.RedisError as exc:
+            raise ShaperUnavailable(
+                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
+            ) from exc

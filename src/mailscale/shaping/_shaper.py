@@ -1,0 +1,356 @@
+"""The in-process ``Shaper``: GCRA over every key a message touches."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any
+
+from mailscale import _impl
+from mailscale.errors import ShapingError
+from mailscale.shaping._limit import MAX_PER, Limit, default_burst
+
+__all__ = ["Decision", "Shaper", "parse_rate_headers"]
+
+Decision = _impl.core_py.Decision
+
+_UNLIMITED_BURST = 1_000_000_000
+
+
+def _check_pattern(pattern: Any) -> str:
+    if type(pattern) is not str or not pattern:
+        raise ShapingError(f"a limit pattern must be a non-empty str, got {pattern!r}")
+    if "*" in pattern[:-1]:
+        raise ShapingError(f"'*' may only end a pattern (prefix rule), got {pattern!r}")
+    return pattern
+
+
+def _seconds(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ShapingError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ShapingError(
+            f"{what} must be a finite, non-negative number of seconds, got {value!r}"
+        )
+    return float(value)
+
+
+class Shaper:
+    """Rate limits over keys (API key, sending IP, destination domain), all-or-nothing.
+
+    Keys map to limits through patterns: an exact key (``"sendgrid:key1"``)
+    wins over a prefix rule ending in ``*`` (``"domain:*"``), the longest
+    prefix wins among prefix rules, and ``"*"`` is the default. A key matching
+    no pattern is an error in strict mode (the default) and unlimited
+    otherwise. Each key has its own state; a rule's limit is shared by
+    reference, so reconfiguring a rule applies to its keys at once.
+
+    ``acquire``, ``reserve`` and ``acquire_many`` go straight to the compiled
+    table (or its pure-Python twin):
+
+    - ``acquire(keys, n=1) -> Decision``: charge ``n`` on every key or on none.
+    - ``reserve(keys, n=1) -> float``: charge unconditionally; return the clock
+      time at which the send may go.
+    - ``acquire_many(batch, n=1) -> list[Decision]``: decide a batch in order,
+      each item a key or a tuple of keys, at one instant.
+
+    Keys whose state has fully drained are evicted every ``sweep_interval``
+    seconds (eviction never changes a decision), so memory follows the number
+    of recently active keys.
+
+    Args:
+        limits: pattern → ``Limit``.
+        strict: reject keys that match no pattern (``ShapingError``).
+        clock: monotonic seconds; injectable for tests.
+        sleep: blocking sleep used by ``wait``.
+        wall_clock: epoch seconds, to read ``X-RateLimit-Reset`` timestamps.
+        sweep_interval: seconds between evictions of idle keys.
+        implementation: the core module to use (tests); default the selected one.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, Limit] | None = None,
+        *,
+        strict: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        sweep_interval: float = 60.0,
+        implementation: ModuleType | None = None,
+    ) -> None:
+        core = implementation if implementation is not None else _impl.core
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._strict = bool(strict)
+        self._exact: dict[str, tuple[Limit, int]] = {}
+        self._prefix: dict[str, tuple[Limit, int]] = {}
+        self._prefix_order: list[str] = []
+        self._rules_lock = threading.RLock()
+        self._table = core.GCRATable(self._resolve, clock, sweep_interval)
+        self._unlimited = self._table.add_param(0, 0, _UNLIMITED_BURST)
+        self.acquire = self._table.acquire
+        self.reserve = self._table.reserve
+        self.acquire_many = self._table.acquire_many
+        for pattern, limit in (limits or {}).items():
+            self.set_limit(pattern, limit)
+
+    # Signatures of the methods bound to the table in __init__ (for readers and type checkers).
+    acquire: Callable[..., Any]
+    reserve: Callable[..., float]
+    acquire_many: Callable[..., list[Any]]
+
+    # -- rules --------------------------------------------------------------
+
+    def _rule(self, key: str) -> tuple[Limit, int] | None:
+        hit = self._exact.get(key)
+        if hit is not None:
+            return hit
+        for prefix in self._prefix_order:
+            if key.startswith(prefix):
+                return self._prefix[prefix]
+        return None
+
+    def _resolve(self, key: str) -> int:
+        hit = self._rule(key)
+        if hit is not None:
+            return hit[1]
+        if self._strict:
+            raise ShapingError(f"no limit configured for key {key!r} (strict mode)")
+        return int(self._unlimited)
+
+    def limit_for(self, key: str) -> Limit | None:
+        """The limit that applies to ``key``, or None when it is unlimited."""
+        if type(key) is not str:
+            raise ShapingError(f"keys must be str, got {type(key).__name__}")
+        hit = self._rule(key)
+        return None if hit is None else hit[0]
+
+    @property
+    def rules(self) -> dict[str, Limit]:
+        """A copy of the configured pattern → limit mapping."""
+        out = {k: v[0] for k, v in self._exact.items()}
+        out.update({p + "*": v[0] for p, v in self._prefix.items()})
+        return out
+
+    def _reroute(self, prefix: str | None) -> None:
+        """Make keys that may now match a new rule resolve again (their state is kept)."""
+        t = self._table
+        for other, (limit, pid) in list(self._prefix.items()):
+            if prefix is None or prefix.startswith(other):
+                self._prefix[other] = (limit, t.add_param(*self._params(limit)))
+                t.free_param(pid)
+        if prefix is None or not self._strict:
+            old = self._unlimited
+            self._unlimited = t.add_param(0, 0, _UNLIMITED_BURST)
+            t.free_param(old)
+
+    @staticmethod
+    def _params(limit: Limit) -> tuple[int, int, int]:
+        return (limit.interval_ns, limit.tolerance_ns, limit.burst)
+
+    def set_limit(self, pattern: str, limit: Limit) -> None:
+        """Add or reconfigure the limit for an exact key or a ``prefix*`` rule.
+
+        Reconfiguring keeps each key's state; the window guarantee of the new
+        limit holds from one window after the change.
+        """
+        pattern = _check_pattern(pattern)
+        if not isinstance(limit, Limit):
+            raise ShapingError(f"expected a Limit, got {type(limit).__name__}")
+        with self._rules_lock:
+            self._set_limit(pattern, limit)
+
+    def _set_limit(self, pattern: str, limit: Limit) -> None:
+        t = self._table
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            if prefix in self._prefix:
+                t.set_param(self._prefix[prefix][1], *self._params(limit))
+                self._prefix[prefix] = (limit, self._prefix[prefix][1])
+                return
+            self._reroute(prefix)
+            self._prefix[prefix] = (limit, t.add_param(*self._params(limit)))
+            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
+            return
+        if pattern in self._exact:
+            t.set_param(self._exact[pattern][1], *self._params(limit))
+            self._exact[pattern] = (limit, self._exact[pattern][1])
+            return
+        pid = t.add_param(*self._params(limit))
+        self._exact[pattern] = (limit, pid)
+        t.bind(pattern, pid)
+
+    def drop_limit(self, pattern: str) -> None:
+        """Remove a pattern; its keys fall back to the next matching rule."""
+        pattern = _check_pattern(pattern)
+        with self._rules_lock:
+            self._drop_limit(pattern)
+
+    def _drop_limit(self, pattern: str) -> None:
+        t = self._table
+        if pattern.endswith("*"):
+            entry = self._prefix.pop(pattern[:-1], None)
+            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
+        else:
+            entry = self._exact.pop(pattern, None)
+        if entry is None:
+            raise ShapingError(f"no limit is configured for pattern {pattern!r}")
+        t.free_param(entry[1])
+
+    def forget(self, key: str) -> bool:
+        """Drop a key's state (its limit rule stays); return whether it was live."""
+        return bool(self._table.forget(key))
+
+    def sweep(self) -> int:
+        """Evict keys whose state has drained; return how many."""
+        return int(self._table.sweep())
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    # -- waiting ------------------------------------------------------------
+
+    def wait(self, keys: str | Iterable[str], n: int = 1, *, timeout: float | None = None) -> Any:
+        """Block until ``keys`` admit ``n`` units; return the Decision.
+
+        With ``timeout``, give up (returning the refusal, nothing charged) when
+        admission would come later than ``timeout`` seconds from now.
+        """
+        limit = None if timeout is None else _seconds(timeout, "timeout")
+        start = self._clock()
+        while True:
+            decision = self.acquire(keys, n)
+            if decision.allowed:
+                return decision
+            if limit is not None and self._clock() - start + decision.retry_after > limit:
+                return decision
+            self._sleep(decision.retry_after)
+
+    async def acquire_async(
+        self, keys: str | Iterable[str], n: int = 1, *, timeout: float | None = None
+    ) -> Any:
+        """Await admission of ``n`` units on ``keys`` (asyncio); same rules as ``wait``."""
+        limit = None if timeout is None else _seconds(timeout, "timeout")
+        start = self._clock()
+        while True:
+            decision = self.acquire(keys, n)
+            if decision.allowed:
+                return decision
+            if limit is not None and self._clock() - start + decision.retry_after > limit:
+                return decision
+            await asyncio.sleep(decision.retry_after)
+
+    # -- adaptive backoff ---------------------------------------------------
+
+    def throttle(self, key: str, factor: float, duration: float) -> None:
+        """Cut ``key``'s rate to ``factor`` (0.01 to 1), recovering linearly over ``duration`` s.
+
+        Use after a 429, an SMTP 421 or a 4.7.x deferral. The burst is not
+        raised, so the key's window guarantee still holds throughout.
+        """
+        d = _seconds(duration, "throttle duration")
+        if not 0 < d <= MAX_PER:
+            raise ShapingError(f"throttle duration must be in (0, 366 days], got {duration!r}")
+        self._table.throttle(key, factor, math.floor(d * 1e9 + 0.5))
+
+    def block_for(self, key: str, seconds: float) -> None:
+        """Admit nothing on ``key`` for ``seconds`` (a server's Retry-After)."""
+        s = _seconds(seconds, "block duration")
+        if s > MAX_PER:
+            raise ShapingError(f"block duration must be at most 366 days, got {seconds!r}")
+        t = self._table
+        t.block_until(key, t.now_ns() + math.floor(s * 1e9 + 0.5))
+
+    def observe_headers(
+        self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
+    ) -> None:
+        """Learn from a provider's rate-limit response headers for ``key``.
+
+        ``Retry-After`` (seconds or an HTTP date) blocks the key that long.
+        ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` (seconds, or an
+        epoch timestamp) blocks it until the reset. ``X-RateLimit-Limit``
+        different from the configured count sets an exact limit for the key
+        with the server's count over the configured period.
+        """
+        info = parse_rate_headers(headers, wall_clock=self._wall_clock)
+        if "limit" in info:
+            current = self.limit_for(key)
+            count = int(info["limit"])
+            if current is not None and count != current.count:
+                burst = min(current.burst, default_burst(count, current.per))
+                self.set_limit(key, Limit(count, current.per, burst=burst))
+        block = 0.0
+        if "retry_after" in info:
+            block = info["retry_after"]
+        if info.get("remaining") == 0 and "reset" in info:
+            block = max(block, info["reset"])
+        if block > 0:
+            self.block_for(key, min(block, MAX_PER))
+
+
+def _header_items(headers: Any) -> Iterable[tuple[str, str]]:
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    try:
+        return [(str(k), str(v)) for k, v in headers]
+    except (TypeError, ValueError):
+        raise ShapingError(
+            "headers must be a mapping or an iterable of (name, value) pairs"
+        ) from None
+
+
+def parse_rate_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    wall_clock: Callable[[], float] = time.time,
+) -> dict[str, float]:
+    """Read ``Retry-After`` and ``X-RateLimit-*`` into seconds and counts.
+
+    Returns a dict with any of ``retry_after`` (s), ``limit``, ``remaining``
+    and ``reset`` (s from now). Reset values above 10**9 are epoch timestamps.
+    """
+    found = {str(k).strip().lower(): str(v).strip() for k, v in _header_items(headers)}
+    out: dict[str, float] = {}
+
+    def number(name: str) -> float:
+        raw = found[name]
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ShapingError(f"header {name} is not a number: {raw[:40]!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ShapingError(f"header {name} must be a finite non-negative number: {raw[:40]!r}")
+        return value
+
+    if "retry-after" in found:
+        raw = found["retry-after"]
+        try:
+            out["retry_after"] = max(0.0, number("retry-after"))
+        except ShapingError:
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                raise ShapingError(
+                    f"header retry-after is neither seconds nor a date: {raw[:40]!r}"
+                ) from None
+            out["retry_after"] = max(0.0, when.timestamp() - wall_clock())
+    for name in ("limit", "remaining"):
+        header = f"x-ratelimit-{name}"
+        if header in found:
+            value = number(header)
+            if value != int(value):
+                raise ShapingError(f"header {header} must be an integer: {found[header][:40]!r}")
+            out[name] = int(value)
+    if "limit" in out and out["limit"] < 1:
+        raise ShapingError("header x-ratelimit-limit must be at least 1")
+    if "x-ratelimit-reset" in found:
+        value = number("x-ratelimit-reset")
+        out["reset"] = max(0.0, value - wall_clock()) if value > 1e9 else value
+    return out
