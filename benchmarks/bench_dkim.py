@@ -16,6 +16,7 @@ import base64
 import hashlib
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import dkim
@@ -126,6 +127,25 @@ def limit_fn(alg: str, size: str) -> Callable[[], object]:
     return lambda: [ed_key.sign(hashlib.sha256(m).digest()) for m in msgs]
 
 
+def limit_batch(alg: str, msgs: list[bytes], workers: int) -> list[bytes]:
+    """The crypto limit of ``msgs`` split over ``workers`` threads as sign_batch splits them."""
+    key = keys()[alg]
+
+    def chunk_sign(chunk: list[bytes]) -> list[bytes]:
+        if isinstance(key, rsa.RSAPrivateKey):
+            pad, pre = padding.PKCS1v15(), Prehashed(hashes.SHA256())
+            return [key.sign(hashlib.sha256(m).digest(), pad, pre) for m in chunk]
+        assert isinstance(key, ed25519.Ed25519PrivateKey)
+        return [key.sign(hashlib.sha256(m).digest()) for m in chunk]
+
+    if workers == 1:
+        return chunk_sign(msgs)
+    size = -(-len(msgs) // workers)
+    chunks = [msgs[i : i + size] for i in range(0, len(msgs), size)]
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return [s for part in pool.map(chunk_sign, chunks) for s in part]
+
+
 def mailscale_fn(alg: str, size: str, workers: int | None = None) -> Callable[[], object]:
     signer = DKIMSigner("example.com", "s", keys()[alg])
     msgs = batch(size)
@@ -217,12 +237,12 @@ class TestGates:
 
     @pytest.mark.gate
     def test_faster_than_dkimpy(self) -> None:
-        """At 20 KB mailscale outsigns dkimpy (targets 10x RSA / 20x Ed25519; floors 4x / 8x)."""
+        """At 20 KB mailscale outsigns dkimpy (targets 10x RSA / 20x Ed25519; floors 10x / 10x)."""
         r_rsa = ratio(mailscale_fn("rsa", "20kb"), dkimpy_fn("rsa", "20kb"), rounds=5)
         r_ed = ratio(mailscale_fn("ed25519", "20kb"), dkimpy_fn("ed25519", "20kb"), rounds=5)
         print(f"20 KB: mailscale / dkimpy = {r_rsa:.1f} (RSA), {r_ed:.1f} (Ed25519)")
-        assert r_rsa >= 4.0
-        assert r_ed >= 8.0
+        assert r_rsa >= 10.0
+        assert r_ed >= 10.0
 
     @pytest.mark.gate
     def test_brief_per_core_target(self) -> None:
@@ -234,16 +254,16 @@ class TestGates:
 
     @pytest.mark.gate
     def test_verify_near_raw(self) -> None:
-        """Verification with a cached key keeps up with raw verify + hash (target 0.7x)."""
+        """Verification with a cached key nears raw verify + hash (target 0.7x, floor 0.3x)."""
         ours, raw = verify_fns("rsa", "20kb")
         r = ratio(ours, raw, rounds=9)
         print(f"RSA-2048 20 KB: verify / (raw verify + hash) = {r:.2f}")
-        assert r >= 0.25
+        assert r >= 0.3
 
     @pytest.mark.gate
     @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="compiled core not built")
     def test_compiled_canonicalization(self) -> None:
-        """Compiled relaxed canonicalization of a 100 KB body beats the twin (target 10x)."""
+        """Compiled relaxed canonicalization of a 100 KB body beats the twin (target, floor 10x)."""
         body = batch("100kb")[0]
         assert _core_py.canon_body_relaxed(body) == _impl.core.canon_body_relaxed(body)
         r = ratio(
@@ -252,7 +272,7 @@ class TestGates:
             rounds=3,
         )
         print(f"relaxed body canonicalization, 100 KB newsletter: compiled / twin = {r:.1f}x")
-        assert r >= 3.0
+        assert r >= 10.0
 
 
 # --- the ratio table for docs/performance.md ---------------------------------------
@@ -300,6 +320,12 @@ def report() -> list[tuple[str, float]]:
             ratio(lambda: signer.sign_batch(big, workers=2), lambda: signer.sign_batch(big), 5),
         )
     )
+    rows.append(
+        (
+            "same run: crypto limit on 2 threads / 1 thread",
+            ratio(lambda: limit_batch("rsa", big, 2), lambda: limit_batch("rsa", big, 1), 5),
+        )
+    )
     blob = b"x" * 1_000_000
     rows.append(
         (
@@ -334,5 +360,9 @@ def report() -> list[tuple[str, float]]:
 
 
 if __name__ == "__main__":
+    import os
+
+    print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     for label, value in report():
         print(f"{label:60s} {value:10.2f}")
+    print("load average after:  " + " ".join(f"{x:.2f}" for x in os.getloadavg()))

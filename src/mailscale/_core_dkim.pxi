@@ -58,11 +58,13 @@ cdef extern from *:
         *cr = c; *lf = l;
     }
     #endif
+    #if defined(__SSE2__)
     static inline void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) {
         __m128i v = _mm_loadu_si128((const __m128i*) p);
         *cr = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
         *lf = (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(10)));
     }
+    #endif
     static inline int ms_bit_index(unsigned int m) {
     #if defined(__GNUC__) || defined(__clang__)
         return __builtin_ctz(m);
@@ -70,32 +72,172 @@ cdef extern from *:
         int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
     #endif
     }
+    static inline int ms_high_bit(unsigned int m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return 31 - __builtin_clz(m);
+    #else
+        int k = -1; while (m) { m >>= 1; k++; } return k;
+    #endif
+    }
     """
     void ms_masks16(const unsigned char* p, unsigned int* sp, unsigned int* ht,
                     unsigned int* cr) noexcept nogil
     void ms_crlf16(const unsigned char* p, unsigned int* cr, unsigned int* lf) noexcept nogil
     int ms_bit_index(unsigned int m) noexcept nogil
+    int ms_high_bit(unsigned int m) noexcept nogil
+
+
+# Whole-buffer scans, 64 bytes at a time on 64-bit masks: AVX2 when the CPU has
+# it (chosen at run time, GCC/clang on x86), else four SSE2 blocks, else a loop.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <stddef.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #define MS_EQ16(v, c) ((uint64_t) (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8((v), _mm_set1_epi8(c))))
+    static inline void ms_masks64_base(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        __m128i a = _mm_loadu_si128((const __m128i*) p);
+        __m128i b = _mm_loadu_si128((const __m128i*) (p + 16));
+        __m128i c = _mm_loadu_si128((const __m128i*) (p + 32));
+        __m128i d = _mm_loadu_si128((const __m128i*) (p + 48));
+        if (sp) *sp = MS_EQ16(a, 32) | MS_EQ16(b, 32) << 16 | MS_EQ16(c, 32) << 32 | MS_EQ16(d, 32) << 48;
+        if (ht) *ht = MS_EQ16(a, 9) | MS_EQ16(b, 9) << 16 | MS_EQ16(c, 9) << 32 | MS_EQ16(d, 9) << 48;
+        *cr = MS_EQ16(a, 13) | MS_EQ16(b, 13) << 16 | MS_EQ16(c, 13) << 32 | MS_EQ16(d, 13) << 48;
+        *lf = MS_EQ16(a, 10) | MS_EQ16(b, 10) << 16 | MS_EQ16(c, 10) << 32 | MS_EQ16(d, 10) << 48;
+    }
+    #else
+    static inline void ms_masks64_base(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        uint64_t s = 0, h = 0, c = 0, l = 0;
+        for (int k = 0; k < 64; k++) {
+            s |= (uint64_t) (p[k] == 32) << k;
+            h |= (uint64_t) (p[k] == 9) << k;
+            c |= (uint64_t) (p[k] == 13) << k;
+            l |= (uint64_t) (p[k] == 10) << k;
+        }
+        if (sp) *sp = s;
+        if (ht) *ht = h;
+        *cr = c; *lf = l;
+    }
+    #endif
+
+    static inline int ms_ctz64(uint64_t m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_ctzll(m);
+    #else
+        int k = 0; while (!(m & 1u)) { m >>= 1; k++; } return k;
+    #endif
+    }
+    static inline int ms_high64(uint64_t m) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return 63 - __builtin_clzll(m);
+    #else
+        int k = -1; while (m) { m >>= 1; k++; } return k;
+    #endif
+    }
+
+    /* True when every CR is followed by LF and every LF preceded by CR: the LF
+       mask is the CR mask shifted by one, carried across blocks. */
+    #define MS_ALL_CRLF_BODY(MASKS)                                              \\
+        Py_ssize_t i = 0; uint64_t cr, lf, carry = 0;                            \\
+        for (; i + 64 <= n; i += 64) {                                           \\
+            MASKS(p + i, NULL, NULL, &cr, &lf);                                  \\
+            if (lf != ((cr << 1) | carry)) return 0;                             \\
+            carry = cr >> 63;                                                    \\
+        }                                                                        \\
+        for (; i < n; i++) {                                                     \\
+            if ((p[i] == 10) != (carry == 1)) return 0;                          \\
+            carry = p[i] == 13;                                                  \\
+        }                                                                        \\
+        return carry == 0;
+
+    /* Length of the longest run of whole lines at the start of p that relaxed
+       body canonicalization leaves as they are (see _relaxed_clean_prefix). */
+    #define MS_CLEAN_BODY(MASKS)                                                 \\
+        Py_ssize_t i = 0, line = 0; uint64_t sp, ht, cr, lf, bad, below;         \\
+        unsigned char nxt;                                                       \\
+        for (; i + 64 <= n; i += 64) {                                           \\
+            MASKS(p + i, &sp, &ht, &cr, &lf);                                    \\
+            bad = ht | (sp & ((sp >> 1) | (cr >> 1)))                            \\
+                  | (cr & ~(lf >> 1) & 0x7FFFFFFFFFFFFFFFull);                   \\
+            if ((sp | cr) >> 63) {                                               \\
+                if (i + 64 >= n) bad |= 1ull << 63;                              \\
+                else {                                                           \\
+                    nxt = p[i + 64];                                             \\
+                    if (((sp >> 63) && (nxt == 32 || nxt == 13))                 \\
+                            || ((cr >> 63) && nxt != 10)) bad |= 1ull << 63;     \\
+                }                                                                \\
+            }                                                                    \\
+            if (bad) {                                                           \\
+                below = cr & ((1ull << ms_ctz64(bad)) - 1);                      \\
+                if (below) line = i + ms_high64(below) + 2;                      \\
+                return line;                                                     \\
+            }                                                                    \\
+            if (cr) line = i + ms_high64(cr) + 2;                                \\
+        }                                                                        \\
+        for (; i < n; i++) {                                                     \\
+            unsigned char c = p[i];                                              \\
+            if (c == 9) return line;                                             \\
+            if (c == 32 || c == 13) {                                            \\
+                if (i + 1 >= n) return line;                                     \\
+                nxt = p[i + 1];                                                  \\
+                if (c == 32 && (nxt == 32 || nxt == 13)) return line;            \\
+                if (c == 13) {                                                   \\
+                    if (nxt != 10) return line;                                  \\
+                    line = i + 2;                                                \\
+                }                                                                \\
+            }                                                                    \\
+        }                                                                        \\
+        return line;
+
+    static int ms_all_crlf_base(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_base) }
+    static Py_ssize_t ms_clean_base(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_base) }
+
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #include <immintrin.h>
+    #define MS_HAVE_AVX2_PATH 1
+    #define MS_EQ32(v, c) ((uint64_t) (unsigned int) _mm256_movemask_epi8(_mm256_cmpeq_epi8((v), _mm256_set1_epi8(c))))
+    __attribute__((target("avx2")))
+    static inline void ms_masks64_avx2(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                       uint64_t* cr, uint64_t* lf) {
+        __m256i a = _mm256_loadu_si256((const __m256i*) p);
+        __m256i b = _mm256_loadu_si256((const __m256i*) (p + 32));
+        if (sp) *sp = MS_EQ32(a, 32) | MS_EQ32(b, 32) << 32;
+        if (ht) *ht = MS_EQ32(a, 9) | MS_EQ32(b, 9) << 32;
+        *cr = MS_EQ32(a, 13) | MS_EQ32(b, 13) << 32;
+        *lf = MS_EQ32(a, 10) | MS_EQ32(b, 10) << 32;
+    }
+    __attribute__((target("avx2")))
+    static int ms_all_crlf_avx2(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx2) }
+    __attribute__((target("avx2")))
+    static Py_ssize_t ms_clean_avx2(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx2) }
+    static int ms_use_avx2(void) {
+        static int have = -1;
+        if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2") ? 1 : 0; }
+        return have;
+    }
+    static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) {
+        return ms_use_avx2() ? ms_all_crlf_avx2(p, n) : ms_all_crlf_base(p, n);
+    }
+    static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) {
+        return ms_use_avx2() ? ms_clean_avx2(p, n) : ms_clean_base(p, n);
+    }
+    #else
+    static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) { return ms_all_crlf_base(p, n); }
+    static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) { return ms_clean_base(p, n); }
+    #endif
+    """
+    int ms_all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil
+    Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
 # --- line endings ---------------------------------------------------------------
 
-cdef bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    # True when every CR is followed by LF and every LF preceded by CR: the LF
-    # mask of each block is its CR mask shifted by one (carrying across blocks).
-    cdef Py_ssize_t i = 0
-    cdef unsigned int cr, lf, carry = 0
-    while i + 16 <= n:
-        ms_crlf16(p + i, &cr, &lf)
-        if lf != (((cr << 1) | carry) & 0xFFFF):
-            return False
-        carry = (cr >> 15) & 1
-        i += 16
-    while i < n:
-        if (p[i] == 10) != (carry == 1):
-            return False
-        carry = p[i] == 13
-        i += 1
-    return carry == 0
+cdef inline bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # True when every CR is followed by LF and every LF preceded by CR.
+    return ms_all_crlf(p, n) != 0
 
 
 cdef Py_ssize_t _normalize_len(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -269,6 +411,15 @@ cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned c
     return keep
 
 
+cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    # Length of the longest run of whole lines (each ending in CRLF) at the start
+    # of p that relaxed canonicalization leaves as they are: no HTAB, no SP before
+    # SP or CR, and every CR followed by LF (a bare CR stops the run too, though
+    # it may be canonical: the general path decides). Generated mail is mostly
+    # such lines, and they are hashed in place instead of copied.
+    return ms_clean_prefix(p, n)
+
+
 def canon_body_relaxed(const unsigned char[:] data not None):
     """Relaxed body canonicalization (RFC 6376 section 3.4.4).
 
@@ -301,18 +452,34 @@ def body_hash(const unsigned char[:] data not None, Py_ssize_t start, bint relax
     """
     cdef Py_ssize_t n = data.shape[0]
     cdef const unsigned char* p = _ptr(data)
-    cdef Py_ssize_t end, length, take, part
-    cdef bytes buf
+    cdef Py_ssize_t end, length, take, part, clean, rest
+    cdef bytes buf = None
     cdef unsigned char* w
     if start < 0 or start > n:
         raise _CanonicalizationError(f"body offset {start} is outside the message")
     if relaxed:
-        buf = PyBytes_FromStringAndSize(NULL, n - start + 2)
-        w = <unsigned char*> PyBytes_AS_STRING(buf)
+        # Lines already canonical are hashed where they are; the rest, from the
+        # first line that changes, is canonicalized into a buffer.
         with nogil:
-            length = _relaxed_body(p + start, n - start, w)
+            clean = _relaxed_clean_prefix(p + start, n - start)
+        rest = n - start - clean
+        length = 0
+        if rest:
+            buf = PyBytes_FromStringAndSize(NULL, rest + 2)
+            w = <unsigned char*> PyBytes_AS_STRING(buf)
+            with nogil:
+                length = _relaxed_body(p + start + clean, rest, w)
+        if length:
+            length += clean
+        else:
+            # Nothing but empty lines after the clean run: they are dropped.
+            clean = length = _simple_keep(p + start, clean)
         take = length if limit < 0 or limit >= length else limit
-        return _sha256(memoryview(buf)[:take]).digest(), length
+        part = take if take < clean else clean
+        h = _sha256(data[start:start + part])
+        if take > part:
+            h.update(memoryview(buf)[:take - part])
+        return h.digest(), length
     end = start + _simple_end(p + start, n - start)
     length = end - start if _ends_crlf(p + start, end - start) else end - start + 2
     take = length if limit < 0 or limit >= length else limit
@@ -338,6 +505,7 @@ def split_message(const unsigned char[:] data not None):
     cdef const unsigned char* p = _ptr(data)
     cdef Py_ssize_t pos = 0, end, colon, start = -1, name_end, k, line_no = 0
     cdef unsigned char c, first
+    cdef const unsigned char* q
     cdef list fields = []
     cdef bytes name = b""
     cdef unsigned char* w
@@ -351,17 +519,21 @@ def split_message(const unsigned char[:] data not None):
             if start >= 0:
                 fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
             return fields, pos + 2
+        # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
-        colon = -1
-        while end < n:
-            c = p[end]
-            if c == 13 and end + 1 < n and p[end + 1] == 10:
+        while True:
+            q = <const unsigned char*> memchr(p + end, 13, n - end)
+            if q == NULL:
+                end = n
                 break
-            if c == 58 and colon < 0:
-                colon = end
+            end = q - p
+            if end + 1 < n and p[end + 1] == 10:
+                break
             end += 1
         if end >= n:
             raise _CanonicalizationError("no empty line separates the header from the body")
+        q = <const unsigned char*> memchr(p + pos, 58, end - pos)
+        colon = -1 if q == NULL else q - p
         first = p[pos]
         if first == 32 or first == 9:
             if start < 0:
@@ -425,6 +597,11 @@ cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned c
             started = True
             dst[o] = c
             o += 1
+            # The rest of a word: bytes above SP are copied as they are.
+            while i < n and src[i] > 32:
+                dst[o] = src[i]
+                o += 1
+                i += 1
     if in_name:
         return -1
     dst[o] = 13
@@ -638,3 +815,191 @@ cdef class BodyHasher:
                 self._length = 2
             self._result = (self._hash.digest(), self._length)
         return self._result
+
+
+# --- tag lists (RFC 6376 section 3.2) ------------------------------------------
+
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+
+cdef inline bint _fws(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+cdef inline bint _alpha(unsigned char c) noexcept nogil:
+    return (65 <= c <= 90) or (97 <= c <= 122)
+
+
+cdef str _ascii(const unsigned char* p, Py_ssize_t a, Py_ssize_t b):
+    # p[a:b] with FWS stripped at both ends, as str.
+    while a < b and _fws(p[a]):
+        a += 1
+    while b > a and _fws(p[b - 1]):
+        b -= 1
+    return PyUnicode_DecodeASCII(<const char*> p + a, b - a, NULL)
+
+
+def parse_tag_list(data):
+    """Parse ``tag=value; tag=value`` (ASCII bytes) into a dict of str, keeping tag order.
+
+    See the twin for the rules and the ValueError messages.
+    """
+    cdef bytes raw = _as_bytes(data)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, a, b, eq, k, end
+    cdef dict tags = {}
+    cdef str name
+    cdef unsigned char c, high = 0
+    cdef const unsigned char* q
+    for i in range(n):
+        high |= p[i]
+    if high >= 128:
+        raise ValueError("the tag list contains a non-ASCII byte")
+    # A last part of nothing but FWS (after a trailing ';', or an empty list) is no tag.
+    end = n
+    k = n
+    while k > 0 and _fws(p[k - 1]):
+        k -= 1
+    if k == 0:
+        return tags
+    if p[k - 1] == 59:
+        end = k - 1
+    a = 0
+    while True:
+        q = <const unsigned char*> memchr(p + a, 59, end - a)
+        b = end if q == NULL else q - p
+        q = <const unsigned char*> memchr(p + a, 61, b - a)
+        eq = -1 if q == NULL else q - p
+        if eq < 0:
+            raise ValueError(f"tag {_ascii(p, a, b)[:20]!r} has no '='")
+        name = _ascii(p, a, eq)
+        # tag-name = ALPHA *ALNUMPUNC, checked on the stripped bytes.
+        i = a
+        while i < eq and _fws(p[i]):
+            i += 1
+        k = eq
+        while k > i and _fws(p[k - 1]):
+            k -= 1
+        if k == i or not _alpha(p[i]):
+            raise ValueError(f"invalid tag name {name[:20]!r}")
+        i += 1
+        while i < k:
+            c = p[i]
+            if not (_alpha(c) or 48 <= c <= 57 or c == 95):
+                raise ValueError(f"invalid tag name {name[:20]!r}")
+            i += 1
+        if name in tags:
+            raise ValueError(f"duplicate tag {name!r}")
+        tags[name] = _ascii(p, eq + 1, b)
+        if b >= end:
+            return tags
+        a = b + 1
+
+
+def strip_b_value(field):
+    """The field without its final CRLF and with the b= value emptied, or None.
+
+    See the twin (RFC 6376 section 3.7).
+    """
+    cdef bytes raw = _as_bytes(field)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), colon, a, b, eq, x, y
+    cdef Py_ssize_t keep = -1, resume = -1
+    if n >= 2 and p[n - 2] == 13 and p[n - 1] == 10:
+        n -= 2
+    colon = 0
+    while colon < n and p[colon] != 58:
+        colon += 1
+    if colon >= n:
+        return None
+    a = colon + 1
+    while a <= n:
+        b = a
+        eq = -1
+        while b < n and p[b] != 59:
+            if p[b] == 61 and eq < 0:
+                eq = b
+            b += 1
+        if eq >= 0:
+            x = a
+            y = eq
+            while x < y and _fws(p[x]):
+                x += 1
+            while y > x and _fws(p[y - 1]):
+                y -= 1
+            if y - x == 1 and p[x] == 98:
+                keep = eq + 1
+                resume = b
+        a = b + 1
+    if keep < 0:
+        return None
+    return PyBytes_FromStringAndSize(<const char*> p, keep) + \
+        PyBytes_FromStringAndSize(<const char*> p + resume, n - resume)
+
+
+# --- base64 tag values ---------------------------------------------------------
+
+cdef signed char _B64[256]
+
+
+cdef void _b64_init() noexcept:
+    cdef int k
+    cdef bytes alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for k in range(256):
+        _B64[k] = -1
+    for k in range(64):
+        _B64[<unsigned char> alphabet[k]] = k
+
+
+_b64_init()
+
+
+def b64_value(value):
+    """Decode a base64 tag value (b=, bh=), or None when it is not exactly base64.
+
+    See the twin: FWS is ignored, the rest must be canonical base64.
+    """
+    cdef bytes raw = _as_bytes(value)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, count = 0, pad = 0, o = 0
+    cdef unsigned int acc = 0
+    cdef signed char v
+    cdef unsigned char c
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, (n // 4) * 3 + 3)
+    cdef unsigned char* w = <unsigned char*> PyBytes_AS_STRING(out)
+    for i in range(n):
+        c = p[i]
+        if _fws(c):
+            continue
+        if c == 61:
+            # Padding: one or two '=' completing the last group of four.
+            pad += 1
+            count += 1
+            continue
+        v = _B64[c]
+        if v < 0 or pad:
+            return None
+        acc = (acc << 6) | <unsigned int> v
+        count += 1
+        if count % 4 == 0:
+            w[o] = (acc >> 16) & 0xFF
+            w[o + 1] = (acc >> 8) & 0xFF
+            w[o + 2] = acc & 0xFF
+            o += 3
+            acc = 0
+    if count % 4 or pad > 2:
+        return None
+    if pad == 1:
+        # Three characters: 18 bits, two bytes, the low two bits unused.
+        if acc & 0x3:
+            return None
+        w[o] = (acc >> 10) & 0xFF
+        w[o + 1] = (acc >> 2) & 0xFF
+        o += 2
+    elif pad == 2:
+        # Two characters: 12 bits, one byte, the low four bits unused.
+        if acc & 0xF:
+            return None
+        w[o] = (acc >> 4) & 0xFF
+        o += 1
+    return out[:o]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from mailscale._dkim_py import (
     BodyHasher,
+    b64_value,
     body_hash,
     canon_body_relaxed,
     canon_body_simple,
     canon_header_relaxed,
     header_hash_input,
     normalize_line_endings,
+    parse_tag_list,
     split_message,
+    strip_b_value,
 )
 from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision, GCRATable
 
@@ -24,11 +27,14 @@ __all__ = [
     "BodyHasher",
     "Decision",
     "GCRATable",
+    "b64_value",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
     "canon_header_relaxed",
     "header_hash_input",
     "normalize_line_endings",
+    "parse_tag_list",
     "split_message",
+    "strip_b_value",
 ]

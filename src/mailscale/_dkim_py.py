@@ -11,6 +11,7 @@ Only CRLF ends a line here: callers normalize bare CR and LF first
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from collections.abc import Sequence
@@ -19,14 +20,21 @@ from mailscale.errors import CanonicalizationError
 
 __all__ = [
     "BodyHasher",
+    "b64_value",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
     "canon_header_relaxed",
     "header_hash_input",
     "normalize_line_endings",
+    "parse_tag_list",
     "split_message",
+    "strip_b_value",
 ]
+
+# FWS inside a tag value: WSP and folding CRLFs; both are insignificant at the ends.
+_FWS_CHARS = " \t\r\n"
+_FWS_BYTES = b" \t\r\n"
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _WSP_RUN = re.compile(rb"[ \t]+")
@@ -251,3 +259,80 @@ class BodyHasher:
                 self._length = 2
             self._result = (self._hash.digest(), self._length)
         return self._result
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """Parse a DKIM tag list (RFC 6376 section 3.2) given as text; see parse_tag_list.
+
+    Raises:
+        ValueError: a tag without ``=``, an invalid tag name, or a duplicate tag.
+    """
+    tags: dict[str, str] = {}
+    parts = text.split(";")
+    if parts[-1].strip(_FWS_CHARS) == "":
+        parts.pop()
+    for part in parts:
+        name, sep, value = part.partition("=")
+        # tag-name = ALPHA *ALNUMPUNC (ALNUMPUNC = ALPHA / DIGIT / "_")
+        name = name.strip(_FWS_CHARS)
+        if not sep:
+            raise ValueError(f"tag {name[:20]!r} has no '='")
+        if not (name.isascii() and name[:1].isalpha() and name.replace("_", "a").isalnum()):
+            raise ValueError(f"invalid tag name {name[:20]!r}")
+        if name in tags:
+            raise ValueError(f"duplicate tag {name!r}")
+        tags[name] = value.strip(_FWS_CHARS)
+    return tags
+
+
+def parse_tag_list(data: bytes) -> dict[str, str]:
+    """Parse ``tag=value; tag=value`` (ASCII bytes) into a dict of str, keeping tag order.
+
+    Whitespace around names and values is dropped; a trailing ``;`` is allowed.
+
+    Raises:
+        ValueError: a non-ASCII byte, a tag without ``=``, an invalid tag name, or a
+            duplicate tag.
+    """
+    raw = _as_bytes(data)
+    if not raw.isascii():
+        raise ValueError("the tag list contains a non-ASCII byte")
+    return parse_tags(raw.decode("ascii"))
+
+
+def strip_b_value(field: bytes) -> bytes | None:
+    """The field without its final CRLF and with the b= value emptied, or None.
+
+    RFC 6376 section 3.7: the value and the whitespace around it are deleted,
+    the rest of the field stays byte for byte. The last ``b`` tag after the
+    first colon is the one emptied; None when there is none.
+    """
+    raw = _as_bytes(field)
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]
+    head, _, value = raw.partition(b":")
+    parts = value.split(b";")
+    for idx in range(len(parts) - 1, -1, -1):
+        name, eq, _ = parts[idx].partition(b"=")
+        if eq and name.strip(_FWS_BYTES) == b"b":
+            parts[idx] = name + b"="
+            return head + b":" + b";".join(parts)
+    return None
+
+
+def b64_value(value: bytes) -> bytes | None:
+    """Decode a base64 tag value (b=, bh=), or None when it is not exactly base64.
+
+    FWS (SP, HTAB, CR, LF) anywhere is ignored (RFC 6376 section 3.5). What is
+    left must be canonical base64: only the alphabet, padding only at the end,
+    a multiple of four characters, unused bits zero.
+    """
+    compact = _as_bytes(value).translate(None, _FWS_BYTES)
+    try:
+        raw = binascii.a2b_base64(compact)
+    except (binascii.Error, ValueError):
+        return None
+    # a2b_base64 skips stray characters: insist that the value was exactly base64.
+    if binascii.b2a_base64(raw, newline=False) != compact:
+        return None
+    return raw

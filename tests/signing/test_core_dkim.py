@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from types import ModuleType
 
 import pytest
@@ -28,6 +30,32 @@ _TEXT_BYTES = st.lists(
     ),
     max_size=120,
 ).map(b"".join)
+# Bodies whose first lines are already relaxed-canonical (hashed in place by the
+# compiled core) followed by anything, block edges falling anywhere in them.
+_CLEAN_LINE = st.lists(
+    st.sampled_from([b"word", b"abcdefghijklmno", b"x", b" ", b"\n", b"\x00", b"\xff"]),
+    max_size=12,
+).map(lambda parts: b"".join(parts).replace(b"  ", b" x ").rstrip(b" ") + b"\r\n")
+_MOSTLY_CLEAN = st.tuples(
+    st.lists(_CLEAN_LINE, max_size=30).map(b"".join),
+    st.one_of(_TEXT_BYTES, st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"  \r\n", b"a "])),
+).map(b"".join)
+# Tag lists: names, values, separators and folding whitespace in any order.
+_TAG_BYTES = st.lists(
+    st.sampled_from(
+        [b"a", b"b", b"bh", b"h", b"_x", b"v1", b"=", b";", b" ", b"\t", b"\r\n ", b"\r\n",
+         b"abc", b"Z9", b"1", b"+/=", b"-", b"\xe9", b":"]
+    ),
+    max_size=40,
+).map(b"".join)
+
+
+def _tags_outcome(func: object, data: bytes) -> tuple[str, object]:
+    try:
+        return ("ok", func(data))  # type: ignore[operator]
+    except ValueError as exc:
+        return ("error", str(exc))
+
 
 MESSAGE = (
     b"From: Joe <joe@example.com>\r\n"
@@ -181,6 +209,86 @@ class TestBodyHash:
             core_impl.body_hash(b"From: a\r\n\r\n", start, True)
 
 
+class TestParseTagList:
+    def test_tags_in_order(self, core_impl: ModuleType) -> None:
+        """Names and values lose their surrounding FWS; order and a trailing ';' are kept."""
+        data = b" v=1;\r\n a = rsa-sha256 ;\tb=ab\r\n cd; h= ;"
+        assert {"v": "1", "a": "rsa-sha256", "b": "ab\r\n cd", "h": ""} == (
+            core_impl.parse_tag_list(data)
+        )
+        assert ["v", "a", "b", "h"] == list(core_impl.parse_tag_list(data))
+
+    @pytest.mark.parametrize("data", [b"", b"  \r\n ", b";"])
+    def test_empty(self, core_impl: ModuleType, data: bytes) -> None:
+        """Nothing but FWS is no tag; a lone ';' is a tag without '='."""
+        if data == b";":
+            with pytest.raises(ValueError, match="has no '='"):
+                core_impl.parse_tag_list(data)
+        else:
+            assert {} == core_impl.parse_tag_list(data)
+
+    @pytest.mark.parametrize(
+        ("data", "problem"),
+        [
+            (b"a=1; b", "tag 'b' has no '='"),
+            (b"a=1;; b=2", "tag '' has no '='"),
+            (b"1a=1", "invalid tag name '1a'"),
+            (b"_a=1", "invalid tag name '_a'"),
+            (b"a-b=1", "invalid tag name 'a-b'"),
+            (b"=1", "invalid tag name ''"),
+            (b"a=1; a=2", "duplicate tag 'a'"),
+            (b"a=\xe9", "non-ASCII byte"),
+        ],
+    )
+    def test_malformed(self, core_impl: ModuleType, data: bytes, problem: str) -> None:
+        """A malformed list is a ValueError whose message names the problem."""
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            core_impl.parse_tag_list(data)
+
+
+class TestB64Value:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            (b"", b""),
+            (b"QUJD", b"ABC"),
+            (b"QUI=", b"AB"),
+            (b"QQ==", b"A"),
+            (b" QU\r\n JD\tRA = = ", b"ABCD"),
+        ],
+    )
+    def test_decodes_ignoring_fws(
+        self, core_impl: ModuleType, value: bytes, expected: bytes
+    ) -> None:
+        """Canonical base64 decodes; folding whitespace anywhere is ignored."""
+        assert expected == core_impl.b64_value(value)
+
+    @pytest.mark.parametrize(
+        "value",
+        [b"Q", b"QUJ", b"QR==", b"QUJ=D", b"QQ===", b"QUJD=", b"QU-D", b"QU\x0bJD", b"=QUJ",
+         b"QQ=A"],
+    )
+    def test_rejects_anything_else(self, core_impl: ModuleType, value: bytes) -> None:
+        """Bad length, stray or misplaced padding, set unused bits, other bytes: None."""
+        assert core_impl.b64_value(value) is None
+
+
+class TestStripBValue:
+    def test_value_and_its_whitespace_go(self, core_impl: ModuleType) -> None:
+        """The b= value goes with its folding; bh= and the rest stay byte for byte."""
+        field = b"DKIM-Signature: v=1; bh=abc;\r\n b=AAAA\r\n BBBB ; x=1\r\n"
+        assert b"DKIM-Signature: v=1; bh=abc;\r\n b=; x=1" == core_impl.strip_b_value(field)
+
+    def test_last_b_tag(self, core_impl: ModuleType) -> None:
+        """b= as the last tag, without a final CRLF."""
+        assert b"X: a=1; b=" == core_impl.strip_b_value(b"X: a=1; b=zz")
+
+    @pytest.mark.parametrize("field", [b"X: a=1; bh=2\r\n", b"no colon b=1", b"X:"])
+    def test_no_b_tag(self, core_impl: ModuleType, field: bytes) -> None:
+        """No b tag after the colon gives None."""
+        assert core_impl.strip_b_value(field) is None
+
+
 def _stream(impl: ModuleType, data: bytes, cuts: list[int], relaxed: bool) -> tuple[bytes, int]:
     hasher = impl.BodyHasher(relaxed)
     last = 0
@@ -255,6 +363,33 @@ class TestTwinAgreement:
         assert _core_py.body_hash(data, 0, True) == _impl.core.body_hash(data, 0, True)
 
     @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(_CLEAN_LINE, max_size=30).map(
+            lambda lines: b"".join(lines).replace(b"\r\n", b"\x01").replace(b"\n", b"")
+            .replace(b"\x01", b"\r\n")
+        ),
+        st.integers(0, 3000),
+        st.sampled_from([b"", b"\r", b"\n", b"\r\r\n", b"\n\r"]),
+    )
+    def test_normalize_agrees_on_crlf_text_with_a_stray_byte(
+        self, text: bytes, where: int, stray: bytes
+    ) -> None:
+        """CRLF text with a stray CR or LF anywhere (any 64-byte block edge) normalizes alike."""
+        cut = where % (len(text) + 1)
+        data = text[:cut] + stray + text[cut:]
+        expected = _core_py.normalize_line_endings(data)
+        assert expected == _impl.core.normalize_line_endings(data)
+        assert (expected == data) == (_impl.core.normalize_line_endings(data) is data)
+
+    @settings(max_examples=300, deadline=None)
+    @given(_MOSTLY_CLEAN, st.integers(-1, 900))
+    def test_relaxed_body_hash_agrees_on_mostly_clean_text(self, data: bytes, limit: int) -> None:
+        """Relaxed body hashes agree when canonical lines come first, for any limit."""
+        assert _core_py.body_hash(data, 0, True, limit) == _impl.core.body_hash(
+            data, 0, True, limit
+        )
+
+    @settings(max_examples=300, deadline=None)
     @given(_ANY_BYTES, st.integers(-2, 320), st.booleans(), st.integers(-1, 400))
     def test_body_hash_agrees(self, data: bytes, start: int, relaxed: bool, limit: int) -> None:
         """Body hashes agree for any bytes, offset, mode and limit."""
@@ -277,6 +412,40 @@ class TestTwinAgreement:
             _impl.core.header_hash_input, fields, names, sig, relaxed
         )
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(_TAG_BYTES, st.binary(max_size=80)))
+    def test_tag_list_agrees(self, data: bytes) -> None:
+        """Tag lists parse alike, or fail with the same message, on any bytes."""
+        assert _tags_outcome(_core_py.parse_tag_list, data) == _tags_outcome(
+            _impl.core.parse_tag_list, data
+        )
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=60).map(lambda raw: base64.b64encode(raw)),
+            st.lists(
+                st.sampled_from([b"QU", b"Jk", b"+/", b"=", b"==", b" ", b"\r\n ", b"A", b"-"]),
+                max_size=16,
+            ).map(b"".join),
+            st.binary(max_size=40),
+        ),
+        st.integers(0, 80),
+        st.sampled_from([b"", b" ", b"\r\n\t", b"="]),
+    )
+    def test_b64_value_agrees(self, value: bytes, where: int, insert: bytes) -> None:
+        """Base64 tag values decode alike (or are refused alike) on any bytes."""
+        cut = where % (len(value) + 1)
+        data = value[:cut] + insert + value[cut:]
+        assert _core_py.b64_value(data) == _impl.core.b64_value(data)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(_TAG_BYTES, _ANY_BYTES))
+    def test_strip_b_value_agrees(self, data: bytes) -> None:
+        """Emptying b= gives the same bytes (or None) on any bytes."""
+        for field in (data, b"DKIM-Signature:" + data):
+            assert _core_py.strip_b_value(field) == _impl.core.strip_b_value(field)
+
     @settings(max_examples=200, deadline=None)
     @given(_ANY_BYTES)
     def test_split_fields_concatenate_to_header(self, data: bytes) -> None:
@@ -296,6 +465,9 @@ class TestBadArguments:
             lambda m: m.canon_header_relaxed(None),
             lambda m: m.body_hash("text", 0, True),
             lambda m: m.header_hash_input([], [], "text", True),
+            lambda m: m.parse_tag_list("a=1"),
+            lambda m: m.strip_b_value(None),
+            lambda m: m.b64_value("QUJD"),
         ],
     )
     def test_non_bytes_is_type_error(self, core_impl: ModuleType, call: object) -> None:

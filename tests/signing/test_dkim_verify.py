@@ -289,3 +289,47 @@ class TestMalformedSignatures:
         """8-bit bytes in a DKIM-Signature field are a permerror."""
         signed = _signed(ed_key).replace(b"s=s;", b"s=s\xe9;")
         assert ["permerror"] == _statuses(signed, _lookup(ed_key))
+
+
+class TestReusedVerifier:
+    def test_caches_give_the_fresh_results(
+        self, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """One verifier over a mixed stream gives what a fresh verifier gives for each message."""
+        rsa_record = dns_record(rsa_key).split("p=")[1]
+        ed_record = dns_record(ed_key).split("p=")[1]
+        records = {
+            "s._domainkey.example.com": f"v=DKIM1; k=ed25519; p={ed_record}",
+            "r._domainkey.example.com": f"v=DKIM1; k=rsa; p={rsa_record}",
+            "t._domainkey.example.com": f"v=DKIM1; k=rsa; t=y:s; p={rsa_record}",
+        }
+
+        def signed(key: PrivateKey, selector: str, **kw: object) -> bytes:
+            signer = DKIMSigner("example.com", selector, key, clock=lambda: NOW, **kw)  # type: ignore[arg-type]
+            return signer.sign(MESSAGE)
+
+        good_ed, good_rsa = signed(ed_key, "s"), signed(rsa_key, "r")
+        testing, sub = signed(rsa_key, "t"), signed(rsa_key, "t", identity="a@mail.example.com")
+        stream = [
+            good_ed,
+            good_ed.replace(b"the news.", b"the newz."),
+            re.sub(rb"h=[^;]*;", b"h=to:subject;", good_ed),
+            good_rsa,
+            good_ed.replace(b"v=1", b"v=2"),
+            testing,
+            sub,
+            good_ed,
+            good_rsa.replace(b"Weekly news", b"Weekly newz"),
+            testing,
+            good_rsa,
+            re.sub(rb"h=[^;]*;", b"h=to:subject;", good_ed),
+        ]
+        reused = DKIMVerifier(key_lookup=records.get)
+        got = [reused.verify(m, now=NOW) for m in stream]
+        expected = [DKIMVerifier(key_lookup=records.get).verify(m, now=NOW) for m in stream]
+        assert expected == got
+        statuses = [[r.status for r in results] for results in got]
+        assert [["pass"], ["fail"], ["permerror"], ["pass"], ["permerror"], ["pass"],
+                ["permerror"], ["pass"], ["fail"], ["pass"], ["pass"], ["permerror"]] == statuses
+        assert [True, True] == [got[5][0].testing, got[9][0].testing]
+        assert not got[0][0].testing

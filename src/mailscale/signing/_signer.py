@@ -35,6 +35,7 @@ _sha256 = hashlib.sha256
 _split_message = core.split_message
 _body_hash = core.body_hash
 _header_hash_input = core.header_hash_input
+_normalize = core.normalize_line_endings
 
 MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
 
@@ -304,8 +305,10 @@ class DKIMSigner:
         template = b"%s%s%s\r\n bh=%s;\r\n b=" % (self._head, mid, h_text, _b64encode(bh))
         data = _header_hash_input(fields, h_list, template, self.header_relaxed)
         b = _b64encode(self._sign_digest(_sha256(data).digest()))
-        if len(b) > 72:
+        if len(b) > 144:
             b = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
+        elif len(b) > 72:  # Ed25519: 88 characters
+            b = b"%s\r\n %s" % (b[:72], b[72:])
         return b"%s%s\r\n" % (template, b)
 
     def _signature_field(self, msg: _Prepared) -> bytes:
@@ -318,7 +321,10 @@ class DKIMSigner:
 
     def sign(self, message: MessageInput) -> bytes:
         """Return the wire form of ``message`` with its DKIM-Signature field prepended."""
-        data = wire_bytes(message)
+        if type(message) is bytes and message[-2:] == b"\r\n":
+            data = _normalize(message)  # bare CR/LF become CRLF; the end stays CRLF
+        else:
+            data = wire_bytes(message)
         fields, start = _split_message(data)
         bh, length = _body_hash(data, start, self.body_relaxed)
         return self._field(fields, bh, length) + data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import time
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from mailscale._impl import core
 from mailscale.errors import MailscaleError, UnsupportedAlgorithm
 from mailscale.signing._signer import MessageInput, parse_canonicalization
-from mailscale.signing._tags import TagListError, parse_tag_list
 from mailscale.signing._wire import wire_bytes
 from mailscale.signing.keys import MIN_RSA_BITS, KeyRecord, parse_key_record
 
@@ -30,6 +28,14 @@ KeyLookup: TypeAlias = Callable[[str], "str | bytes | list[bytes] | KeyRecord | 
 
 PASS, FAIL, PERMERROR, TEMPERROR = "pass", "fail", "permerror", "temperror"
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
+_REQUIRED_SET = frozenset(_REQUIRED)
+# The tags whose checks do not depend on the message: their outcome is cached.
+_STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
+_parse_tag_list = core.parse_tag_list
+_strip_b_value = core.strip_b_value
+_b64_value = core.b64_value
+_sha256 = hashlib.sha256
+_normalize = core.normalize_line_endings
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())
@@ -74,6 +80,8 @@ def _received_bytes(message: MessageInput) -> bytes:
     """The message as the signer saw it: a message stored with bare LF line ends
     (a Unix file) is read as CRLF; any other byte, a bare CR included, is
     verified as it is, since it was on the wire when the message was signed."""
+    if type(message) is bytes and _normalize(message) is message:
+        return message  # already CRLF throughout (the compiled core returns it as is)
     data = wire_bytes(message) if isinstance(message, Message) else message
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return wire_bytes(data)  # raises the CanonicalizationError
@@ -83,33 +91,10 @@ def _received_bytes(message: MessageInput) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _strip_b_value(field: bytes) -> bytes:
-    """The field without its trailing CRLF and with the b= value emptied.
-
-    RFC 6376 section 3.7: the value and its surrounding whitespace are deleted,
-    the rest of the field stays as it is. b= is usually the last tag: search
-    from the end.
-    """
-    if field.endswith(b"\r\n"):
-        field = field[:-2]
-    head, _, value = field.partition(b":")
-    parts = value.split(b";")
-    for idx in range(len(parts) - 1, -1, -1):
-        name, eq, _ = parts[idx].partition(b"=")
-        if eq and name.strip(b" \t\r\n") == b"b":
-            parts[idx] = name + b"="
-            return head + b":" + b";".join(parts)
-    raise _Outcome(PERMERROR, "the signature has no b= tag")
-
-
 def _b64(value: str, tag: str) -> bytes:
-    compact = "".join(value.split()).encode("ascii")
-    try:
-        raw = binascii.a2b_base64(compact)
-    except (binascii.Error, ValueError):
-        raise _Outcome(PERMERROR, f"{tag}= is not valid base64") from None
-    # a2b_base64 skips stray characters: insist that the value was exactly base64.
-    if binascii.b2a_base64(raw, newline=False) != compact:
+    # FWS may fold the value anywhere (RFC 6376 section 3.5); the tag list is ASCII.
+    raw = _b64_value(value.encode("ascii"))
+    if raw is None:
         raise _Outcome(PERMERROR, f"{tag}= is not valid base64")
     return raw
 
@@ -121,6 +106,82 @@ def _int_tag(tags: dict[str, str], name: str) -> int | None:
     if not (value.isdigit() and len(value) <= 76):
         raise _Outcome(PERMERROR, f"{name}= is not a number")
     return int(value)
+
+
+def _info(tags: dict[str, str]) -> dict[str, str]:
+    """What a VerifyResult reports of a signature's tags."""
+    return {
+        "domain": tags.get("d", "").lower(),
+        "selector": tags.get("s", ""),
+        "algorithm": tags.get("a", ""),
+        "identity": tags.get("i", "@" + tags.get("d", "")),
+    }
+
+
+def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
+    """Check the tags that do not depend on the message (RFC 6376 section 6.1.1).
+
+    Returns (info, algorithm, header relaxed, body relaxed, h= names as bytes,
+    identity domain, pass results by testing flag), or (status, reason, info)
+    for a permerror.
+    """
+    info = _info(tags)
+    try:
+        if tags["v"] != "1":
+            raise _Outcome(PERMERROR, f"unsupported signature version v={tags['v'][:10]!r}")
+        algorithm = tags["a"].lower()
+        if algorithm == "rsa-sha1":
+            raise _Outcome(PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
+        if algorithm not in _KEY_TYPE:
+            raise _Outcome(PERMERROR, f"unsupported algorithm a={algorithm[:30]!r}")
+        try:
+            header_relaxed, body_relaxed = parse_canonicalization(tags.get("c", "simple/simple"))
+        except UnsupportedAlgorithm as exc:
+            raise _Outcome(PERMERROR, str(exc)) from None
+        domain = info["domain"]
+        if not domain or not info["selector"]:
+            raise _Outcome(PERMERROR, "empty d= or s=")
+        names = [n.strip(" \t\r\n").lower() for n in tags["h"].split(":")]
+        if "from" not in names or any(not n for n in names):
+            raise _Outcome(PERMERROR, "h= must list From and no empty names")
+        identity_domain = info["identity"].rpartition("@")[2].lower()
+        if "@" not in info["identity"] or not (
+            identity_domain == domain or identity_domain.endswith("." + domain)
+        ):
+            raise _Outcome(PERMERROR, "i= is not in the d= domain")
+        if "q" in tags and "dns/txt" not in [q.strip() for q in tags["q"].split(":")]:
+            raise _Outcome(PERMERROR, f"unsupported query method q={tags['q'][:30]!r}")
+    except _Outcome as out:
+        return (out.status, out.reason, info)
+    return (
+        info,
+        algorithm,
+        header_relaxed,
+        body_relaxed,
+        [n.encode() for n in names],
+        identity_domain,
+        {},
+    )
+
+
+def _check_record(record: KeyRecord, algorithm: str, exact: bool) -> tuple[Any, ...]:
+    """(public key, is RSA, testing) when ``record`` may verify the signature,
+    else (None, status, reason)."""
+    if record.revoked:
+        return (None, PERMERROR, "the key has been revoked (empty p=)")
+    if record.key_type != _KEY_TYPE[algorithm]:
+        return (None, PERMERROR, f"the key is k={record.key_type}, the signature a={algorithm}")
+    if not record.allows_hash("sha256"):
+        return (None, PERMERROR, "the key record's h= does not allow sha256")
+    if not record.allows_email():
+        return (None, PERMERROR, "the key record's s= does not allow email")
+    if record.strict_identity and not exact:
+        return (None, PERMERROR, "the key record's t=s needs i= in exactly the d= domain")
+    is_rsa = record.key_type == "rsa"
+    bits = record.bits if is_rsa else 0
+    if is_rsa and bits < MIN_RSA_BITS:
+        return (None, FAIL, f"RSA key of {bits} bits is below {MIN_RSA_BITS}")
+    return (record.public_key, is_rsa, record.testing)
 
 
 class DKIMVerifier:
@@ -154,6 +215,12 @@ class DKIMVerifier:
         self.max_skew = max_skew
         self.max_signatures = max_signatures
         self._records: dict[bytes, KeyRecord] = {}
+        # Checked static tags -> (info, algorithm, header/body relaxed, h= names,
+        # identity domain), or (status, reason) of the permerror they give.
+        self._static: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
+        # (id(record), algorithm, i= exactly d=) -> (record, public key or None,
+        # is RSA or status, testing or reason).
+        self._checked: dict[tuple[int, str, bool], tuple[Any, ...]] = {}
 
     def __repr__(self) -> str:
         source = "key_lookup" if self.key_lookup is not None else "dns"
@@ -192,24 +259,36 @@ class DKIMVerifier:
     ) -> VerifyResult:
         info: dict[str, str] = {}
         try:
+            if not raw.isascii():
+                raise _Outcome(PERMERROR, "the signature contains non-ASCII bytes")
             try:
-                text = raw.decode("ascii")
-            except UnicodeDecodeError:
-                raise _Outcome(PERMERROR, "the signature contains non-ASCII bytes") from None
-            try:
-                tags = parse_tag_list(text.partition(":")[2])
-            except TagListError as exc:
+                tags = _parse_tag_list(raw[raw.find(b":") + 1 :])
+            except ValueError as exc:
                 raise _Outcome(PERMERROR, f"malformed signature: {exc}") from None
-            info = {
-                "domain": tags.get("d", "").lower(),
-                "selector": tags.get("s", ""),
-                "algorithm": tags.get("a", ""),
-                "identity": tags.get("i", "@" + tags.get("d", "")),
-            }
-            testing = self._check(data, fields, start, raw, tags, info, now, body_hashes)
+            if not _REQUIRED_SET.issubset(tags):
+                info = _info(tags)
+                missing = next(tag for tag in _REQUIRED if tag not in tags)
+                raise _Outcome(PERMERROR, f"the signature has no {missing}= tag")
+            key = tuple(map(tags.get, _STATIC))
+            static = self._static.get(key)
+            if static is None:
+                static = _check_static(tags)
+                if len(self._static) >= 256:
+                    self._static.clear()
+                self._static[key] = static
+            if len(static) == 3:
+                info = static[2]
+                raise _Outcome(static[0], static[1])
+            info = static[0]
+            testing = self._check(data, fields, start, raw, tags, static, now, body_hashes)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
-        return VerifyResult(PASS, testing=testing, **info)
+        # Results are frozen: one pass result per signature shape is shared.
+        passes = static[6]
+        found: VerifyResult | None = passes.get(testing)
+        if found is None:
+            found = passes[testing] = VerifyResult(PASS, testing=testing, **info)
+        return found
 
     def _check(
         self,
@@ -218,41 +297,16 @@ class DKIMVerifier:
         start: int,
         raw: bytes,
         tags: dict[str, str],
-        info: dict[str, str],
+        static: tuple[Any, ...],
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
     ) -> bool:
-        for tag in _REQUIRED:
-            if tag not in tags:
-                raise _Outcome(PERMERROR, f"the signature has no {tag}= tag")
-        if tags["v"] != "1":
-            raise _Outcome(PERMERROR, f"unsupported signature version v={tags['v'][:10]!r}")
-        algorithm = tags["a"].lower()
-        if algorithm == "rsa-sha1":
-            raise _Outcome(PERMERROR, "rsa-sha1 is not accepted (RFC 8301)")
-        if algorithm not in _KEY_TYPE:
-            raise _Outcome(PERMERROR, f"unsupported algorithm a={algorithm[:30]!r}")
-        try:
-            header_relaxed, body_relaxed = parse_canonicalization(tags.get("c", "simple/simple"))
-        except UnsupportedAlgorithm as exc:
-            raise _Outcome(PERMERROR, str(exc)) from None
+        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
         domain = info["domain"]
-        selector = info["selector"]
-        if not domain or not selector:
-            raise _Outcome(PERMERROR, "empty d= or s=")
-        names = [n.strip(" \t\r\n").lower() for n in tags["h"].split(":")]
-        if "from" not in names or any(not n for n in names):
-            raise _Outcome(PERMERROR, "h= must list From and no empty names")
-        identity_domain = info["identity"].rpartition("@")[2].lower()
-        if "@" not in info["identity"] or not (
-            identity_domain == domain or identity_domain.endswith("." + domain)
-        ):
-            raise _Outcome(PERMERROR, "i= is not in the d= domain")
-        if "q" in tags and "dns/txt" not in [q.strip() for q in tags["q"].split(":")]:
-            raise _Outcome(PERMERROR, f"unsupported query method q={tags['q'][:30]!r}")
-        length = _int_tag(tags, "l")
-        signed_at = _int_tag(tags, "t")
-        expires = _int_tag(tags, "x")
+        # l= and x= are rare: no call for an absent tag.
+        length = _int_tag(tags, "l") if "l" in tags else None
+        signed_at = _int_tag(tags, "t") if "t" in tags else None
+        expires = _int_tag(tags, "x") if "x" in tags else None
         if expires is not None:
             if signed_at is not None and expires < signed_at:
                 raise _Outcome(PERMERROR, "x= is earlier than t=")
@@ -263,24 +317,19 @@ class DKIMVerifier:
         expected_bh = _b64(tags["bh"], "bh")
         signature = _b64(tags["b"], "b")
 
-        record = self._key_record(selector, domain)
-        if record.revoked:
-            raise _Outcome(PERMERROR, "the key has been revoked (empty p=)")
-        if record.key_type != _KEY_TYPE[algorithm]:
-            raise _Outcome(
-                PERMERROR, f"the key is k={record.key_type}, the signature a={algorithm}"
-            )
-        if not record.allows_hash("sha256"):
-            raise _Outcome(PERMERROR, "the key record's h= does not allow sha256")
-        if not record.allows_email():
-            raise _Outcome(PERMERROR, "the key record's s= does not allow email")
-        if record.strict_identity and identity_domain != domain:
-            raise _Outcome(PERMERROR, "the key record's t=s needs i= in exactly the d= domain")
-        public_key = record.public_key
-        is_rsa = record.key_type == "rsa"
-        bits = record.bits if is_rsa else 0
-        if is_rsa and bits < MIN_RSA_BITS:
-            raise _Outcome(FAIL, f"RSA key of {bits} bits is below {MIN_RSA_BITS}")
+        record = self._key_record(info["selector"], domain)
+        # The record's checks depend only on it, the algorithm and whether i= is
+        # in exactly the d= domain: done once per record and signature shape.
+        exact = identity_domain == domain
+        checked = self._checked.get((id(record), algorithm, exact))
+        if checked is None or checked[0] is not record:
+            checked = (record, *_check_record(record, algorithm, exact))
+            if len(self._checked) >= 256:
+                self._checked.clear()
+            self._checked[(id(record), algorithm, exact)] = checked
+        if checked[1] is None:
+            raise _Outcome(checked[2], checked[3])
+        _, public_key, is_rsa, testing = checked
 
         key = (body_relaxed, -1 if length is None else length)
         found = body_hashes.get(key)
@@ -292,18 +341,17 @@ class DKIMVerifier:
         if body_digest != expected_bh:
             raise _Outcome(FAIL, "the body hash does not match (body changed)")
 
-        signed = core.header_hash_input(
-            fields, [n.encode() for n in names], _strip_b_value(raw), header_relaxed
-        )
-        digest = hashlib.sha256(signed).digest()
+        # b= is present (a required tag), so the field has a value to empty.
+        signed = core.header_hash_input(fields, names, _strip_b_value(raw), header_relaxed)
+        digest = _sha256(signed).digest()
         try:
             if is_rsa:
-                public_key.verify(signature, digest, _PKCS1, _PREHASHED)  # type: ignore[union-attr, call-arg]
+                public_key.verify(signature, digest, _PKCS1, _PREHASHED)
             else:
-                public_key.verify(signature, digest)  # type: ignore[union-attr, call-arg]
+                public_key.verify(signature, digest)
         except InvalidSignature:
             raise _Outcome(FAIL, "the signature does not verify (signed headers changed)") from None
-        return record.testing
+        return testing
 
     def _key_record(self, selector: str, domain: str) -> KeyRecord:
         name = f"{selector}._domainkey.{domain}"
