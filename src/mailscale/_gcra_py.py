@@ -5,7 +5,9 @@ One table holds the state of every live key: its theoretical arrival time
 tolerance, burst) it is limited by. Keys are identified by ``hash(key)``, the
 same in both implementations, so that one slot costs a few bytes. Parameters
 are shared: every key matched by one rule points at the same parameter id, so
-reconfiguring a rule is O(1). A key whose TAT lies in the past is exactly as
+reconfiguring a rule is O(1). A throttled key also points at its own throttle
+(factor, start, end), which scales the live parameters of its rule at decision
+time, so a rule change reaches throttled keys too. A key whose TAT lies in the past is exactly as
 if it had never been seen, so such keys are evicted (``sweep``) without
 changing any decision.
 
@@ -15,6 +17,7 @@ the injected clock, the same operation in both implementations.
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from collections.abc import Callable
@@ -91,48 +94,30 @@ class GCRATable:
             )
         self._sweep_ns = math.floor(si * 1e9 + 0.5)
         self._next_sweep = -(1 << 62)
-        # key hash -> [tat_ns, param id]
+        # key hash -> [tat_ns, param id, throttle id (-1: none)]
         self._slots: dict[int, list[int]] = {}
         self._interval: list[int] = []
         self._tolerance: list[int] = []
         self._burst: list[int] = []
         self._alive: list[bool] = []
-        self._temporary: list[bool] = []
         self._thr_factor: list[float] = []
         self._thr_start: list[int] = []
         self._thr_end: list[int] = []
-        self._free: list[int] = []
+        self._thr_free: list[int] = []
         # The compiled table is atomic under the GIL (no Python code runs while it
         # decides); the twin takes a lock to behave the same under threads.
         self._lock = threading.RLock()
 
     # -- parameters ---------------------------------------------------------
 
-    def add_param(
-        self, interval_ns: int, tolerance_ns: int, burst: int, temporary: bool = False
-    ) -> int:
+    def add_param(self, interval_ns: int, tolerance_ns: int, burst: int) -> int:
         """Register parameters (emission interval, tolerance, burst); return their id."""
         with self._lock:
             self._check_param(interval_ns, tolerance_ns, burst)
-            if self._free:
-                pid = self._free.pop()
-                self._interval[pid] = interval_ns
-                self._tolerance[pid] = tolerance_ns
-                self._burst[pid] = burst
-                self._alive[pid] = True
-                self._temporary[pid] = bool(temporary)
-                self._thr_factor[pid] = 1.0
-                self._thr_start[pid] = 0
-                self._thr_end[pid] = _NEVER
-                return pid
             self._interval.append(interval_ns)
             self._tolerance.append(tolerance_ns)
             self._burst.append(burst)
             self._alive.append(True)
-            self._temporary.append(bool(temporary))
-            self._thr_factor.append(1.0)
-            self._thr_start.append(0)
-            self._thr_end.append(_NEVER)
             return len(self._interval) - 1
 
     @staticmethod
@@ -163,8 +148,7 @@ class GCRATable:
     def free_param(self, pid: int) -> None:
         """Retire parameters: keys using them are resolved again on next use.
 
-        Retired ids are never reused (only a throttle's private copies are), so a
-        key still pointing at one can always tell.
+        Retired ids are never reused, so a key still pointing at one can always tell.
         """
         with self._lock:
             self._live_pid(pid)
@@ -175,13 +159,14 @@ class GCRATable:
         self._live_pid(pid)
         return (self._interval[pid], self._tolerance[pid], self._burst[pid])
 
-    def _interval_at(self, pid: int, now: int) -> int:
-        iv = self._interval[pid]
-        end = self._thr_end[pid]
+    def _interval_at(self, iv: int, thr: int, now: int) -> int:
+        if thr < 0:
+            return iv
+        end = self._thr_end[thr]
         if now >= end:
             return iv
-        start = self._thr_start[pid]
-        f = self._thr_factor[pid]
+        start = self._thr_start[thr]
+        f = self._thr_factor[thr]
         frac = float(now - start) / float(end - start)
         if frac < 0.0:
             frac = 0.0
@@ -194,6 +179,15 @@ class GCRATable:
         """The injected clock, in integer nanoseconds."""
         return _to_ns(self._clock())
 
+    def _release_thr(self, slot: list[int]) -> None:
+        thr = slot[2]
+        if thr >= 0:
+            slot[2] = -1
+            heapq.heappush(self._thr_free, thr)
+
+    def _throttled(self, slot: list[int], now: int) -> bool:
+        return slot[2] >= 0 and self._thr_end[slot[2]] > now
+
     def _slot(self, key: Any, now: int) -> list[int]:
         if type(key) is not str:
             raise ShapingError(f"keys must be str, got {type(key).__name__}")
@@ -201,28 +195,21 @@ class GCRATable:
         slot = self._slots.get(h)
         if slot is None:
             pid = self._live_pid(self._resolver(key))
-            slot = [now, pid]
+            slot = [now, pid, -1]
             self._slots[h] = slot
             return slot
-        pid = slot[1]
-        if not self._alive[pid] or (self._temporary[pid] and now >= self._thr_end[pid]):
-            new = self._live_pid(self._resolver(key))
-            if self._alive[pid] and self._temporary[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
-            slot[1] = new
+        if slot[2] >= 0 and now >= self._thr_end[slot[2]]:
+            self._release_thr(slot)
+        if not self._alive[slot[1]]:
+            slot[1] = self._live_pid(self._resolver(key))
         return slot
 
     def bind(self, key: str, pid: int) -> None:
-        """Make ``key`` use parameter id ``pid`` (its TAT is kept)."""
+        """Make ``key`` use parameter id ``pid`` (its TAT and throttle are kept)."""
         with self._lock:
             now = self.now_ns()
             self._live_pid(pid)
             slot = self._slot(key, now)
-            old = slot[1]
-            if old != pid and self._temporary[old] and self._alive[old]:
-                self._alive[old] = False
-                self._free.append(old)
             slot[1] = pid
 
     def key_param(self, key: str) -> int:
@@ -239,11 +226,8 @@ class GCRATable:
             slot = self._slots.pop(hash(key), None)
             if slot is None:
                 return False
-            pid = slot[1]
-            live = slot[0] >= now or (self._alive[pid] and self._thr_end[pid] > now)
-            if self._temporary[pid] and self._alive[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
+            live = slot[0] >= now or self._throttled(slot, now)
+            self._release_thr(slot)
             return live
 
     def tat(self, key: str) -> int | None:
@@ -263,15 +247,19 @@ class GCRATable:
                 raise ShapingError("throttle duration must be positive and below 2**60 ns")
             now = self.now_ns()
             slot = self._slot(key, now)
-            pid = slot[1]
-            if not self._temporary[pid]:
-                pid = self.add_param(
-                    self._interval[pid], self._tolerance[pid], self._burst[pid], True
-                )
-                slot[1] = pid
-            self._thr_factor[pid] = f
-            self._thr_start[pid] = now
-            self._thr_end[pid] = now + duration_ns
+            thr = slot[2]
+            if thr < 0:
+                if self._thr_free:
+                    thr = heapq.heappop(self._thr_free)
+                else:
+                    thr = len(self._thr_end)
+                    self._thr_factor.append(1.0)
+                    self._thr_start.append(0)
+                    self._thr_end.append(_NEVER)
+                slot[2] = thr
+            self._thr_factor[thr] = f
+            self._thr_start[thr] = now
+            self._thr_end[thr] = now + duration_ns
 
     def block_until(self, key: str, until_ns: int) -> None:
         """Admit nothing on ``key`` before ``until_ns`` (server said Retry-After)."""
@@ -299,14 +287,10 @@ class GCRATable:
         self._next_sweep = now + self._sweep_ns
         dead = []
         for h, slot in self._slots.items():
-            pid = slot[1]
-            if slot[0] < now and not (self._thr_end[pid] > now and self._alive[pid]):
+            if slot[0] < now and not self._throttled(slot, now):
                 dead.append(h)
         for h in dead:
-            pid = self._slots.pop(h)[1]
-            if self._temporary[pid] and self._alive[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
+            self._release_thr(self._slots.pop(h))
         return len(dead)
 
     # -- decisions ----------------------------------------------------------
@@ -352,12 +336,13 @@ class GCRATable:
         for slot in slots:
             pid = slot[1]
             tat = slot[0] if slot[0] > now else now
-            iv = self._interval_at(pid, now)
+            base = self._interval[pid]
+            iv = self._interval_at(base, slot[2], now)
             new = tat + n * iv
             # Admit when tat + (n - 1) * iv <= now + tolerance - base interval: the same
             # as new - now <= tolerance unthrottled, and still window-exact when a
             # throttle stretches iv (the tolerance keeps its unthrottled value).
-            wait = new - iv + self._interval[pid] - self._tolerance[pid] - now
+            wait = new - iv + base - self._tolerance[pid] - now
             if wait > worst:
                 worst = wait
             news.append(new)

@@ -229,6 +229,40 @@ class TestBackoff:
         assert first < middle < after
         assert 95 <= after <= 100
 
+    def test_throttled_key_follows_a_rule_change(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """A rule lowered during a throttle applies to the throttled key at once."""
+        shaper = Shaper({"api:*": Limit(1000, 1.0)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.9, 60.0)
+        shaper.set_limit("api:*", Limit(10, 1.0, burst=1))
+        got = 0
+        for _ in range(5000):
+            got += shaper.acquire("api:k").allowed
+            clock.advance_us(1000)
+        # 5 s at (at most) 10/s plus the old state's burst; 4,468 when the change was ignored.
+        assert got <= 5 * 10 + 10
+
+    def test_throttled_key_of_a_dropped_rule_is_rejected(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """In strict mode a throttled key whose only rule was dropped raises, like any other."""
+        shaper = Shaper({"api:k": Limit(100, 1.0)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 60.0)
+        assert shaper.acquire("api:k").allowed
+        shaper.drop_limit("api:k")
+        with pytest.raises(ShapingError, match="no limit configured"):
+            shaper.acquire("api:k")
+
+    def test_throttle_survives_a_rule_change(self, core_impl: ModuleType, clock: FakeClock) -> None:
+        """The throttle factor still applies after the key's rule changes."""
+        shaper = Shaper({"api:*": Limit(100, 1.0, burst=1)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 600.0)
+        shaper.set_limit("api:*", Limit(200, 1.0, burst=1))
+        assert shaper.acquire("api:k").allowed
+        # Half of 200/s: about 10 ms apart (200/s unthrottled would be 5 ms).
+        assert 0.0099 < shaper.acquire("api:k").retry_after < 0.0101
+
     def test_bad_throttle(self, core_impl: ModuleType, clock: FakeClock) -> None:
         """Factors outside [0.01, 1] and non-positive durations are rejected."""
         shaper = Shaper({"k": Limit(5, 1.0)}, clock=clock, implementation=core_impl)
