@@ -21,6 +21,16 @@ def _burst_size(shaper: Shaper, key: str, limit: int = 100) -> int:
     return got
 
 
+def _admitted_over(shaper: Shaper, clock: FakeClock, key: str, seconds: float, step: float) -> int:
+    """How many single units the key admits, trying every ``step`` seconds for ``seconds``."""
+    got = 0
+    end = clock.us + round(seconds * 1e6)
+    while clock.us < end:
+        got += shaper.acquire(key).allowed
+        clock.advance(step)
+    return got
+
+
 class TestLimit:
     @pytest.mark.parametrize(
         ("count", "per", "burst"),
@@ -311,6 +321,21 @@ class TestBackoff:
         )
         assert Limit(600, 3600.0, burst=6) == shaper.limit_for("sendgrid:k1")
         assert presets.sendgrid() == shaper.limit_for("sendgrid:k2")
+        assert 6 == _burst_size(shaper, "sendgrid:k1")
+        assert 10 == _burst_size(shaper, "sendgrid:k2")
+        # One hour later: 600 more units on k1 at most (the learned count), 1,000 on k2.
+        assert 600 >= _admitted_over(shaper, clock, "sendgrid:k1", 3600.0, 0.5) >= 590
+        assert 1000 >= _admitted_over(shaper, clock, "sendgrid:k2", 3600.0, 0.5) >= 985
+
+    def test_learned_limit_reaches_a_throttled_key(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """X-RateLimit-Limit learned while a key is throttled applies to it at once."""
+        shaper = Shaper({"api:k": Limit(1000, 1.0, burst=1)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 600.0)
+        shaper.observe_headers("api:k", {"X-RateLimit-Limit": "100"})
+        # Half of the learned 100/s (about 50 per second); 501 when it was ignored.
+        assert 45 <= _admitted_over(shaper, clock, "api:k", 1.0, 0.001) <= 52
 
     @pytest.mark.parametrize(
         "headers",
