@@ -108,6 +108,15 @@ class TestDecisions:
         decisions = shaper.acquire_many(["k"] * 95)
         assert [True] * 37 + [False] * 58 == [d.allowed for d in decisions]
 
+    def test_largest_batch_of_distinct_keys(self, client: Any) -> None:
+        """A full batch_size of requests over 20,000 distinct keys is decided in one call."""
+        shaper = RedisShaper(client, {"d:*": Limit(5, 60.0, burst=1)}, batch_size=10_000)
+        batch = [(f"d:a{i}", f"d:b{i}") for i in range(10_000)]
+        assert all(d.allowed for d in shaper.acquire_many(batch))
+        again = shaper.acquire_many([*batch[:3], ("d:a0", "d:fresh")])
+        assert [False] * 4 == [d.allowed for d in again]
+        assert 20_000 == client.dbsize()
+
     def test_reserve_spaces_sends(self, client: Any) -> None:
         """reserve() charges unconditionally and hands out increasing send times."""
         clock = FakeClock()
@@ -175,6 +184,17 @@ class TestFailures:
         local = Shaper({"k": Limit(2, 60.0, burst=2)}, clock=FakeClock())
         shaper = RedisShaper(dead, {"k": Limit(50, 60.0)}, fallback=local)
         assert [True, True, False] == [d.allowed for d in shaper.acquire_many(["k"] * 3)]
+
+    def test_script_error_is_not_unavailability(self, client: Any) -> None:
+        """Redis rejecting the script raises ShapingError; the fallback does not take over."""
+        local = Shaper({"k": Limit(50, 60.0, burst=1)}, clock=FakeClock())
+        shaper = RedisShaper(client, {"k": Limit(5, 60.0)}, fallback=local)
+        client.set(shaper.redis_key("k"), "not a number")
+        for call in (lambda: shaper.acquire("k"), lambda: shaper.acquire_many(["k"] * 3)):
+            with pytest.raises(ShapingError, match="rejected the shaping script") as info:
+                call()
+            assert not isinstance(info.value, ShaperUnavailable)
+        assert local.acquire("k").allowed  # the fallback was never charged
 
     @pytest.mark.parametrize(
         ("call", "match"),

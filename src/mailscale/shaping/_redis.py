@@ -39,13 +39,22 @@ local force = ARGV[1] == '1'
 local n = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
-local stored = {}
-if k > 0 then stored = redis.call('MGET', unpack(KEYS)) end
 local ivs, tols, tats, dirty = {}, {}, {}, {}
+-- MGET in slices: unpack() of more than a few thousand values overflows Lua's C stack.
+for s = 1, k, 1000 do
+  local e = math.min(s + 999, k)
+  local part = redis.call('MGET', unpack(KEYS, s, e))
+  for i = 1, e - s + 1 do
+    local tat = tonumber(part[i] or '0')
+    if tat == nil then
+      return redis.error_reply('key ' .. KEYS[s + i - 1] .. ' does not hold a shaping state')
+    end
+    tats[s + i - 1] = tat
+  end
+end
 for ki = 1, k do
   ivs[ki] = tonumber(ARGV[3 + 2 * ki])
   tols[ki] = tonumber(ARGV[4 + 2 * ki])
-  tats[ki] = tonumber(stored[ki] or '0')
 end
 local p = 5 + 2 * k
 local out = {}
@@ -91,6 +100,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) - tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat == nil then
+  return redis.error_reply('key ' .. KEYS[1] .. ' does not hold a shaping state')
+end
 if target > tat then
   local ttl = math.floor((target - now) / 1000) + 1
   redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
@@ -99,6 +111,19 @@ return 0
 """
 
 _US = 1000  # ns per µs
+# Redis replies meaning "not now" (failover, cluster resharding, a busy or loading
+# server) rather than "this script or its data is wrong".
+_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
+
+
+def _redis_failure(exc: Exception) -> Exception:
+    """The typed error for a failed Redis call: unavailable, or the script was rejected."""
+    import redis
+
+    if isinstance(exc, redis.ResponseError) and not str(exc).startswith(_TRANSIENT_REPLIES):
+        if not isinstance(exc, (redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError)):
+            return ShapingError(f"Redis rejected the shaping script: {exc}")
+    return ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}: {exc}")
 _CACHE_MAX = 100_000
 
 
@@ -107,7 +132,8 @@ class RedisShaper:
 
     Same key patterns as ``Shaper`` (exact keys, ``prefix*`` rules, ``*``).
     Every client must be configured with the same limits. If Redis cannot be
-    reached the call raises ``ShaperUnavailable`` and nothing is admitted,
+    reached (or answers that it cannot serve now: loading, busy, read-only,
+    cluster down) the call raises ``ShaperUnavailable`` and nothing is admitted,
     unless ``fallback`` is given: then that (in-process) shaper decides until
     Redis answers again; give it a share of each limit (e.g. count divided by
     the number of servers) so that the sum stays within the provider's limit.
@@ -296,6 +322,9 @@ class RedisShaper:
                     self._script(keys=keys, args=args, client=pipe)
                 results = pipe.execute()
         except redis.RedisError as exc:
+            error = _redis_failure(exc)
+            if isinstance(error, ShapingError):
+                raise error from exc
             if not self._down:
                 _log.warning(
                     "shaping.redis_unavailable",
@@ -303,9 +332,7 @@ class RedisShaper:
                     fallback=self._fallback is not None,
                 )
             self._down = True
-            raise ShaperUnavailable(
-                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise error from exc
         if self._down:
             _log.info("shaping.redis_available")
             self._down = False
@@ -393,7 +420,7 @@ class RedisShaper:
         try:
             self._block(keys=[self._base + key], args=[math.ceil(s * 1e6), tol, iv])
         except redis.RedisError as exc:
-            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}") from exc
+            raise _redis_failure(exc) from exc
 
     def observe_headers(
         self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
@@ -426,6 +453,4 @@ class RedisShaper:
         try:
             return bool(self._client.delete(self._base + key))
         except redis.RedisError as exc:
-            raise ShaperUnavailable(
-                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _redis_failure(exc) from exc
