@@ -36,6 +36,7 @@ _MAX_NOW = 1 << 61
 _MAX_AHEAD = 1 << 60
 _MAX_PARAM = 1 << 55
 MAX_KEYS_PER_CALL = 32
+_MIN_CAP = 256
 _THROTTLED_MIN = 0.01
 _NEVER = -(1 << 63)  # end of a throttle that never was: before any clock value
 
@@ -96,6 +97,10 @@ class GCRATable:
         self._next_sweep = -(1 << 62)
         # key hash -> [tat_ns, param id, throttle id (-1: none)]
         self._slots: dict[int, list[int]] = {}
+        # The compiled table's capacity, mirrored: when it would fill beyond 5/8, both
+        # evict rested keys and resize, so both hold the same keys (and len()) at all times.
+        self._cap = _MIN_CAP
+        self._gen = 0
         self._interval: list[int] = []
         self._tolerance: list[int] = []
         self._burst: list[int] = []
@@ -195,6 +200,8 @@ class GCRATable:
         slot = self._slots.get(h)
         if slot is None:
             pid = self._live_pid(self._resolver(key))
+            if (len(self._slots) + 1) * 8 > self._cap * 5:
+                self._rebuild(now)
             slot = [now, pid, -1]
             self._slots[h] = slot
             return slot
@@ -285,12 +292,21 @@ class GCRATable:
 
     def _sweep(self, now: int) -> int:
         self._next_sweep = now + self._sweep_ns
+        return self._rebuild(now)
+
+    def _rebuild(self, now: int) -> int:
+        """Evict rested keys and resize like the compiled table; bump the generation."""
         dead = []
         for h, slot in self._slots.items():
             if slot[0] < now and not self._throttled(slot, now):
                 dead.append(h)
         for h in dead:
             self._release_thr(self._slots.pop(h))
+        cap = _MIN_CAP
+        while cap < len(self._slots) * 2 + 2:
+            cap *= 2
+        self._cap = cap
+        self._gen += 1
         return len(dead)
 
     # -- decisions ----------------------------------------------------------
@@ -317,12 +333,18 @@ class GCRATable:
                 raise ShapingError("keys must name at least one key")
             if len(keys) > MAX_KEYS_PER_CALL:
                 raise ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {len(keys)}")
-            out = []
-            for key in keys:
-                slot = self._slot(key, now)
-                self._check_burst(key, slot, n)
-                if all(s is not slot for s in out):
-                    out.append(slot)
+            while True:
+                # A key added to the table may evict (rested) keys collected before it:
+                # collect again until no rebuild happened meanwhile.
+                gen = self._gen
+                out = []
+                for key in keys:
+                    slot = self._slot(key, now)
+                    self._check_burst(key, slot, n)
+                    if all(s is not slot for s in out):
+                        out.append(slot)
+                if gen == self._gen:
+                    break
         return out
 
     def _check_burst(self, key: str, slot: list[int], n: int) -> None:
@@ -390,7 +412,11 @@ class GCRATable:
             n = self._check_n(n)
             if not isinstance(batch, (list, tuple)):
                 raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
-            collected = [self._collect(keys, n, now) for keys in batch]
+            while True:
+                gen = self._gen
+                collected = [self._collect(keys, n, now) for keys in batch]
+                if gen == self._gen:
+                    break
             out: list[Decision] = []
             last_wait = 0
             last = ALLOWED

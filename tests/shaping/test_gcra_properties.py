@@ -238,7 +238,7 @@ def _run(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
                 res = shaper.sweep() >= 0
         except ShapingError as exc:
             res = ("error", str(exc))
-        out.append(res)
+        out.append((res, len(shaper)))
     return out
 
 
@@ -292,6 +292,7 @@ def _run_many(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
             out.append([shaper.forget(_key(i)) for i in arg])
         else:
             shaper.sweep()
+        out.append(len(shaper))
     # Every key's effective state (a key without state is one whose TAT is past).
     table = shaper._table
     out.append([max(table.tat(_key(i)) or 0, clock.ns) for i in range(3001)])
@@ -303,7 +304,7 @@ class TestTwinAgreementManyKeys:
     @settings(max_examples=60, deadline=None)
     @given(_MANY_OPS)
     def test_table_growth_eviction_and_deletion_agree(self, ops: list[tuple[Any, ...]]) -> None:
-        """Thousands of keys (growth, rebuilds mid-batch, deletions) give identical results."""
+        """Thousands of keys (growth, rebuilds mid-batch, deletions): same results and len()."""
         assert _run_many(_core_py, ops) == _run_many(_impl.core, ops)
 
     def test_large_fixed_schedule_agrees(self) -> None:

@@ -409,6 +409,16 @@ class TestEviction:
         shaper.acquire("domain:busy")
         assert len(shaper) <= 2
 
+    def test_growth_evicts_drained_keys(self, core_impl: ModuleType, clock: FakeClock) -> None:
+        """When the table grows, drained keys go at once, without waiting for the sweep."""
+        shaper = Shaper(
+            {"domain:*": Limit(1, 1.0)}, clock=clock, sweep_interval=600.0, implementation=core_impl
+        )
+        shaper.acquire_many([f"domain:old{i}" for i in range(150)])
+        clock.advance(2.0)
+        shaper.acquire_many([f"domain:new{i}" for i in range(150)])
+        assert 150 == len(shaper)
+
     def test_eviction_does_not_change_decisions(
         self, core_impl: ModuleType, clock: FakeClock
     ) -> None:

@@ -60,8 +60,8 @@ class Shaper:
       each item a key or a tuple of keys, at one instant.
 
     Keys whose state has fully drained are evicted every ``sweep_interval``
-    seconds (eviction never changes a decision), so memory follows the number
-    of recently active keys.
+    seconds and whenever the table has to grow (eviction never changes a
+    decision), so memory follows the number of recently active keys.
 
     Args:
         limits: pattern → ``Limit``.
