@@ -63,6 +63,8 @@ cdef class GCRATable:
     cdef int64_t* _tolerance
     cdef int64_t* _burst
     cdef char* _alive
+    cdef int64_t* _refs     # keys pointing at each parameter id
+    cdef list _free         # retired ids no key points at (a heap)
     cdef double* _thr_factor
     cdef int64_t* _thr_start
     cdef int64_t* _thr_end
@@ -78,6 +80,7 @@ cdef class GCRATable:
         self._tolerance = NULL
         self._burst = NULL
         self._alive = NULL
+        self._refs = NULL
         self._thr_factor = NULL
         self._thr_start = NULL
         self._thr_end = NULL
@@ -95,6 +98,7 @@ cdef class GCRATable:
         self._sweep_ns = <int64_t>floor(si * 1e9 + 0.5)
         self._next_sweep = -((<int64_t>1) << 62)
         self._thr_free = []
+        self._free = []
         self._nparams = 0
         self._pcap = 0
         self._nthr = 0
@@ -115,6 +119,7 @@ cdef class GCRATable:
         free(self._tolerance)
         free(self._burst)
         free(self._alive)
+        free(self._refs)
         free(self._thr_factor)
         free(self._thr_start)
         free(self._thr_end)
@@ -140,6 +145,10 @@ cdef class GCRATable:
         if p == NULL:
             raise MemoryError()
         self._alive = <char*>p
+        p = realloc(self._refs, cap * sizeof(int64_t))
+        if p == NULL:
+            raise MemoryError()
+        self._refs = <int64_t*>p
         self._pcap = cap
         return 0
 
@@ -176,10 +185,14 @@ cdef class GCRATable:
         """Register parameters (emission interval, tolerance, burst); return their id."""
         GCRATable._check_param(interval_ns, tolerance_ns, burst)
         cdef Py_ssize_t pid
-        if self._nparams == self._pcap:
-            self._grow_params()
-        pid = self._nparams
-        self._nparams += 1
+        if self._free:
+            pid = _heappop(self._free)
+        else:
+            if self._nparams == self._pcap:
+                self._grow_params()
+            pid = self._nparams
+            self._nparams += 1
+            self._refs[pid] = 0
         self._interval[pid] = interval_ns
         self._tolerance[pid] = tolerance_ns
         self._burst[pid] = burst
@@ -199,6 +212,19 @@ cdef class GCRATable:
         self._tolerance[p] = tolerance_ns
         self._burst[p] = burst
 
+    cdef int _ref(self, Py_ssize_t i, Py_ssize_t p) except -1:
+        """Point slot ``i`` (already holding a parameter id) at ``p``, keeping the counts."""
+        cdef Py_ssize_t old = self._slots[i].pid
+        self._slots[i].pid = <int32_t>p
+        self._refs[p] += 1
+        return self._unref(old)
+
+    cdef int _unref(self, Py_ssize_t p) except -1:
+        self._refs[p] -= 1
+        if self._refs[p] == 0 and not self._alive[p]:
+            _heappush(self._free, p)
+        return 0
+
     cdef inline void _release_thr(self, Py_ssize_t i):
         cdef int32_t t = self._slots[i].thr
         if t >= 0:
@@ -212,9 +238,13 @@ cdef class GCRATable:
     def free_param(self, pid):
         """Retire parameters: keys using them are resolved again on next use.
 
-        Retired ids are never reused, so a key still pointing at one can always tell.
+        A retired id is reused only once no key points at it any more, so a key
+        still pointing at one can always tell.
         """
-        self._alive[self._live_pid(pid)] = 0
+        cdef Py_ssize_t p = self._live_pid(pid)
+        self._alive[p] = 0
+        if self._refs[p] == 0:
+            _heappush(self._free, p)
 
     def param(self, pid):
         """Return ``(interval_ns, tolerance_ns, burst)`` of a parameter id."""
@@ -260,6 +290,7 @@ cdef class GCRATable:
             if old[i].tat < now and not self._throttled(i, now):
                 self._release_thr(i)
                 old[i].thr = -2
+                self._unref(old[i].pid)
             else:
                 survivors += 1
         cap = _G_MIN_CAP
@@ -298,6 +329,7 @@ cdef class GCRATable:
         self._slots[i].tat = now
         self._slots[i].pid = pid
         self._slots[i].thr = -1
+        self._refs[pid] += 1
         self._used += 1
         return i
 
@@ -326,7 +358,7 @@ cdef class GCRATable:
                 i = self._find(h)
                 if i < 0:
                     return self._insert(h, now, <int32_t>p)
-            self._slots[i].pid = <int32_t>p
+            self._ref(i, p)
         return i
 
     def now_ns(self):
@@ -338,7 +370,7 @@ cdef class GCRATable:
         cdef int64_t now = _g_to_ns(self._clock())
         cdef Py_ssize_t p = self._live_pid(pid)
         cdef Py_ssize_t i = self._slot(key, now)
-        self._slots[i].pid = <int32_t>p
+        self._ref(i, p)
 
     def key_param(self, key):
         """The parameter id limiting ``key`` (resolving it when new)."""
@@ -358,6 +390,7 @@ cdef class GCRATable:
             return False
         live = self._slots[i].tat >= now or self._throttled(i, now)
         self._release_thr(i)
+        self._unref(self._slots[i].pid)
         # Backward-shift deletion keeps linear-probing chains intact.
         mask = self._cap - 1
         j = i

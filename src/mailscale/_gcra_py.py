@@ -105,6 +105,9 @@ class GCRATable:
         self._tolerance: list[int] = []
         self._burst: list[int] = []
         self._alive: list[bool] = []
+        # How many keys point at each parameter id; a retired id is reused once none does.
+        self._refs: list[int] = []
+        self._free: list[int] = []
         self._thr_factor: list[float] = []
         self._thr_start: list[int] = []
         self._thr_end: list[int] = []
@@ -119,11 +122,32 @@ class GCRATable:
         """Register parameters (emission interval, tolerance, burst); return their id."""
         with self._lock:
             self._check_param(interval_ns, tolerance_ns, burst)
+            if self._free:
+                pid = heapq.heappop(self._free)
+                self._interval[pid] = interval_ns
+                self._tolerance[pid] = tolerance_ns
+                self._burst[pid] = burst
+                self._alive[pid] = True
+                return pid
             self._interval.append(interval_ns)
             self._tolerance.append(tolerance_ns)
             self._burst.append(burst)
             self._alive.append(True)
+            self._refs.append(0)
             return len(self._interval) - 1
+
+    def _ref(self, slot: list[int], pid: int) -> None:
+        """Point ``slot`` at ``pid`` (-1 first: a new slot), keeping the reference counts."""
+        old = slot[1]
+        slot[1] = pid
+        self._refs[pid] += 1
+        if old >= 0:
+            self._unref(old)
+
+    def _unref(self, pid: int) -> None:
+        self._refs[pid] -= 1
+        if self._refs[pid] == 0 and not self._alive[pid]:
+            heapq.heappush(self._free, pid)
 
     @staticmethod
     def _check_param(interval_ns: int, tolerance_ns: int, burst: int) -> None:
@@ -153,11 +177,14 @@ class GCRATable:
     def free_param(self, pid: int) -> None:
         """Retire parameters: keys using them are resolved again on next use.
 
-        Retired ids are never reused, so a key still pointing at one can always tell.
+        A retired id is reused only once no key points at it any more, so a key
+        still pointing at one can always tell.
         """
         with self._lock:
             self._live_pid(pid)
             self._alive[pid] = False
+            if self._refs[pid] == 0:
+                heapq.heappush(self._free, pid)
 
     def param(self, pid: int) -> tuple[int, int, int]:
         """Return ``(interval_ns, tolerance_ns, burst)`` of a parameter id."""
@@ -202,13 +229,14 @@ class GCRATable:
             pid = self._live_pid(self._resolver(key))
             if (len(self._slots) + 1) * 8 > self._cap * 5:
                 self._rebuild(now)
-            slot = [now, pid, -1]
+            slot = [now, -1, -1]
+            self._ref(slot, pid)
             self._slots[h] = slot
             return slot
         if slot[2] >= 0 and now >= self._thr_end[slot[2]]:
             self._release_thr(slot)
         if not self._alive[slot[1]]:
-            slot[1] = self._live_pid(self._resolver(key))
+            self._ref(slot, self._live_pid(self._resolver(key)))
         return slot
 
     def bind(self, key: str, pid: int) -> None:
@@ -217,7 +245,7 @@ class GCRATable:
             now = self.now_ns()
             self._live_pid(pid)
             slot = self._slot(key, now)
-            slot[1] = pid
+            self._ref(slot, pid)
 
     def key_param(self, key: str) -> int:
         """The parameter id limiting ``key`` (resolving it when new)."""
@@ -235,6 +263,7 @@ class GCRATable:
                 return False
             live = slot[0] >= now or self._throttled(slot, now)
             self._release_thr(slot)
+            self._unref(slot[1])
             return live
 
     def tat(self, key: str) -> int | None:
@@ -301,7 +330,9 @@ class GCRATable:
             if slot[0] < now and not self._throttled(slot, now):
                 dead.append(h)
         for h in dead:
-            self._release_thr(self._slots.pop(h))
+            slot = self._slots.pop(h)
+            self._release_thr(slot)
+            self._unref(slot[1])
         cap = _MIN_CAP
         while cap < len(self._slots) * 2 + 2:
             cap *= 2

@@ -277,7 +277,8 @@ class Shaper:
         ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` (seconds, or an
         epoch timestamp) blocks it until the reset. ``X-RateLimit-Limit``
         different from the configured count sets an exact limit for the key
-        with the server's count over the configured period.
+        with the server's count over the configured period; like any exact
+        rule it stays until ``drop_limit(key)``.
         """
         info = parse_rate_headers(headers, wall_clock=self._wall_clock)
         if "limit" in info:
