@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import multiprocessing
@@ -138,6 +139,27 @@ class TestDecisions:
         assert client.pttl(names[0]) <= 201
         time.sleep(0.3)
         assert [] == client.keys("*")  # KEYS skips expired keys; DBSIZE may not
+
+
+class TestWaiting:
+    def test_wait_and_acquire_async_share_the_timeout_rule(self, client: Any) -> None:
+        """wait() sleeps until admitted and gives up past its timeout; acquire_async the same."""
+        slept: list[float] = []
+        shaper = RedisShaper(
+            client, {"k": Limit(20, 1.0, burst=1)}, sleep=lambda s: (slept.append(s), time.sleep(s))
+        )
+        assert shaper.wait("k").allowed
+        assert shaper.wait("k").allowed
+        assert 1 == len(slept) and 0.0 < slept[0] <= 0.05
+        refused = shaper.wait("k", timeout=0.0)
+        assert not refused.allowed
+
+        async def main() -> list[bool]:
+            first = await shaper.acquire_async("k")
+            late = await shaper.acquire_async("k", timeout=0.0)
+            return [first.allowed, late.allowed]
+
+        assert [True, False] == asyncio.run(main())
 
 
 class TestSharedBackoff:

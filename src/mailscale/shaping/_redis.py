@@ -22,6 +22,7 @@ from mailscale._log import get_logger
 from mailscale.errors import ShaperUnavailable, ShapingError
 from mailscale.shaping._limit import MAX_PER, Limit, default_burst
 from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds, parse_rate_headers
+from mailscale.shaping._waiting import WaitingBase
 
 __all__ = ["BLOCK_LUA", "GCRA_LUA", "RedisShaper"]
 
@@ -127,7 +128,7 @@ def _redis_failure(exc: Exception) -> Exception:
 _CACHE_MAX = 100_000
 
 
-class RedisShaper:
+class RedisShaper(WaitingBase):
     """Rate limits shared by every process and server that uses the same Redis.
 
     Same key patterns as ``Shaper`` (exact keys, ``prefix*`` rules, ``*``).
@@ -376,33 +377,9 @@ class RedisShaper:
             return self._fallback.reserve(keys, n)
         return self._clock() + wait / 1e6
 
-    def wait(
-        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
-    ) -> Decision:
-        """Block until admitted (or until ``timeout`` seconds could not suffice)."""
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = self.acquire(keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            self._sleep(decision.retry_after)
-
-    async def acquire_async(
-        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
-    ) -> Decision:
-        """Await admission (the Redis call runs in a worker thread); same rules as ``wait``."""
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = await asyncio.to_thread(self.acquire, keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            await asyncio.sleep(decision.retry_after)
+    async def _acquire_off_loop(self, keys: Any, n: int) -> Any:
+        """``acquire`` in a worker thread: the Redis call blocks."""
+        return await asyncio.to_thread(self.acquire, keys, n)
 
     # -- backoff --------------------------------------------------------------
 
