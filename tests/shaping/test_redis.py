@@ -175,6 +175,45 @@ class TestSharedBackoff:
         time.sleep(denied.retry_after + 0.01)
         assert two.acquire("api:k").allowed
 
+    def test_throttle_is_shared_and_recovers(self, client: Any) -> None:
+        """A throttle set by one client slows the key for another, and ends after its duration."""
+        limits = {"api:*": Limit(100, 1.0, burst=1)}
+        one, two = RedisShaper(client, limits), RedisShaper(client, limits)
+        one.throttle("api:k", 0.25, 0.5)
+        assert 400 < client.pttl(one.redis_key("api:k")) <= 501  # kept until the throttle ends
+        assert two.acquire("api:k").allowed
+        # A quarter of 100/s: 40 ms apart (a little less as recovery has begun).
+        assert 0.030 < two.acquire("api:k").retry_after <= 0.040
+        assert two.acquire("api:other").allowed
+        assert 0.005 < two.acquire("api:other").retry_after <= 0.0101  # 10 ms, less time spent
+        two.block_for("api:k", 0.1)  # a block keeps the throttle
+        assert b":" in client.get(one.redis_key("api:k"))
+        time.sleep(0.55)
+        assert two.acquire("api:k").allowed
+        assert 0.005 < two.acquire("api:k").retry_after <= 0.0101
+        assert b":" not in client.get(one.redis_key("api:k"))
+
+    def test_throttled_key_stays_within_its_window(self, client: Any) -> None:
+        """Driven flat out while throttled, no second admits more than the throttled rate allows."""
+        shaper = RedisShaper(client, {"api:k": Limit(200, 1.0)})
+        shaper.throttle("api:k", 0.2, 60.0)
+        times: list[float] = []
+        end = time.monotonic() + 1.2
+        while time.monotonic() < end:
+            if all(d.allowed for d in shaper.acquire_many(["api:k"])):
+                times.append(time.monotonic())
+        # 200/s at a fifth (recovering by at most 2% in 1.2 s) plus the burst of 2.
+        assert 30 <= _max_window(times, 1.0) <= 0.2 * 1.02 * 200 + 2 + 1
+
+    def test_bad_throttle(self, client: Any) -> None:
+        """Factors outside [0.01, 1] and bad durations raise ShapingError; nothing is stored."""
+        shaper = RedisShaper(client, {"k": Limit(5, 1.0)})
+        for factor, duration in ((0.0, 1.0), (1.5, 1.0), (float("nan"), 1.0), (True, 1.0),
+                                 (0.5, 0), (0.5, -1.0), (0.5, float("inf"))):
+            with pytest.raises(ShapingError, match="throttle"):
+                shaper.throttle("k", factor, duration)  # type: ignore[arg-type]
+        assert 0 == client.dbsize()
+
     def test_learned_limit_is_local(self, client: Any) -> None:
         """X-RateLimit-Limit changes the observing client's configuration only."""
         limits = {"sendgrid:*": Limit(1000, 3600.0)}
