@@ -349,9 +349,10 @@ cdef class GCRATable:
             if i >= 0:
                 return i
             return self._insert(h, now, <int32_t>p)
-        if self._slots[i].thr >= 0 and now >= self._thr_end[self._slots[i].thr]:
+        cdef _GSlot* sl = &self._slots[i]
+        if sl.thr >= 0 and now >= self._thr_end[sl.thr]:
             self._release_thr(i)
-        if not self._alive[self._slots[i].pid]:
+        if not self._alive[sl.pid]:
             gen = self._gen
             p = self._live_pid(self._resolver(key))
             if gen != self._gen:
@@ -533,13 +534,15 @@ cdef class GCRATable:
         cdef int64_t news[32]
         cdef int a
         cdef Py_ssize_t p
+        cdef _GSlot* sl
         for a in range(k):
-            p = self._slots[idx[a]].pid
-            tat = self._slots[idx[a]].tat
+            sl = &self._slots[idx[a]]
+            p = sl.pid
+            tat = sl.tat
             if tat < now:
                 tat = now
             base = self._interval[p]
-            iv = self._interval_at(base, self._slots[idx[a]].thr, now)
+            iv = base if sl.thr < 0 else self._interval_at(base, sl.thr, now)
             new = tat + n * iv
             # Admit when tat + (n - 1) * iv <= now + tolerance - base interval (see the twin).
             wait = new - iv + base - self._tolerance[p] - now
