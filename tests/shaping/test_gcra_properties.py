@@ -74,6 +74,33 @@ class TestWindowExact:
 
     @_SETTINGS
     @given(data=st.data())
+    def test_throttles_and_rule_changes_keep_the_window(
+        self, core_impl: ModuleType, data: Any
+    ) -> None:
+        """Under throttles, before and after a rule change, each limit's windows hold."""
+        limits = [data.draw(_limits()), data.draw(_limits())]
+        clock = FakeClock()
+        shaper = Shaper({"k": limits[0]}, clock=clock, implementation=core_impl)
+        admitted: list[list[tuple[int, int]]] = [[], []]
+        phase = 0
+        for _ in range(data.draw(st.integers(1, 80))):
+            clock.advance_us(data.draw(_steps(limits[phase])))
+            action = data.draw(st.integers(0, 9))
+            if action == 0:
+                factor = data.draw(st.floats(0.01, 1.0))
+                shaper.throttle("k", factor, data.draw(st.sampled_from([0.001, 0.5, 5.0])))
+            elif action == 1 and phase == 0:
+                phase = 1
+                shaper.set_limit("k", limits[1])
+            else:
+                n = data.draw(st.integers(1, limits[phase].burst))
+                if shaper.acquire("k", n).allowed:
+                    admitted[phase].append((clock.ns, n))
+        for limit, units in zip(limits, admitted, strict=True):
+            assert _max_window(units, limit.per_ns) <= limit.count
+
+    @_SETTINGS
+    @given(data=st.data())
     def test_reserved_send_times_respect_the_window(self, core_impl: ModuleType, data: Any) -> None:
         """Sends made at the times reserve() returns never overfill a window."""
         limit = data.draw(_limits())
