@@ -1,11 +1,13 @@
 # GCRA rate-limit table, compiled. Twin: mailscale/_gcra_py.py (the reference).
 # Per-key state lives in one C array of slots (open addressing on hash(key),
 # linear probing), parameters in C arrays indexed by id: no Python object per
-# key and none per admitted request.
+# key and none per admitted request. A throttled key points at a throttle entry
+# (factor, start, end) that scales its rule's live parameters at decision time.
 
 from libc.stdint cimport int64_t, int32_t, INT64_MIN
 from libc.math cimport floor, ceil, isfinite
 from libc.stdlib cimport malloc, calloc, realloc, free
+from heapq import heappush as _heappush, heappop as _heappop
 from cpython.object cimport PyObject_Hash
 from cpython.unicode cimport PyUnicode_CheckExact
 from cpython.long cimport PyLong_CheckExact
@@ -31,7 +33,7 @@ cdef struct _GSlot:
     int64_t h
     int64_t tat
     int32_t pid      # -1: empty
-    int32_t pad
+    int32_t thr      # throttle entry, -1: none (-2: marked for eviction during a rebuild)
 
 
 cdef inline int64_t _g_to_ns(object t) except? -1:
@@ -61,13 +63,16 @@ cdef class GCRATable:
     cdef int64_t* _tolerance
     cdef int64_t* _burst
     cdef char* _alive
-    cdef char* _temporary
+    cdef int64_t* _refs     # keys pointing at each parameter id
+    cdef list _free         # retired ids no key points at (a heap)
     cdef double* _thr_factor
     cdef int64_t* _thr_start
     cdef int64_t* _thr_end
     cdef Py_ssize_t _nparams
     cdef Py_ssize_t _pcap
-    cdef list _free
+    cdef Py_ssize_t _nthr
+    cdef Py_ssize_t _tcap
+    cdef list _thr_free
 
     def __cinit__(self, *args, **kwargs):
         self._slots = NULL
@@ -75,7 +80,7 @@ cdef class GCRATable:
         self._tolerance = NULL
         self._burst = NULL
         self._alive = NULL
-        self._temporary = NULL
+        self._refs = NULL
         self._thr_factor = NULL
         self._thr_start = NULL
         self._thr_end = NULL
@@ -92,9 +97,12 @@ cdef class GCRATable:
             )
         self._sweep_ns = <int64_t>floor(si * 1e9 + 0.5)
         self._next_sweep = -((<int64_t>1) << 62)
+        self._thr_free = []
         self._free = []
         self._nparams = 0
         self._pcap = 0
+        self._nthr = 0
+        self._tcap = 0
         free(self._slots)
         self._slots = <_GSlot*>malloc(_G_MIN_CAP * sizeof(_GSlot))
         if self._slots == NULL:
@@ -111,7 +119,7 @@ cdef class GCRATable:
         free(self._tolerance)
         free(self._burst)
         free(self._alive)
-        free(self._temporary)
+        free(self._refs)
         free(self._thr_factor)
         free(self._thr_start)
         free(self._thr_end)
@@ -137,10 +145,16 @@ cdef class GCRATable:
         if p == NULL:
             raise MemoryError()
         self._alive = <char*>p
-        p = realloc(self._temporary, cap * sizeof(char))
+        p = realloc(self._refs, cap * sizeof(int64_t))
         if p == NULL:
             raise MemoryError()
-        self._temporary = <char*>p
+        self._refs = <int64_t*>p
+        self._pcap = cap
+        return 0
+
+    cdef int _grow_throttles(self) except -1:
+        cdef Py_ssize_t cap = self._tcap * 2 if self._tcap else 16
+        cdef void* p
         p = realloc(self._thr_factor, cap * sizeof(double))
         if p == NULL:
             raise MemoryError()
@@ -153,7 +167,7 @@ cdef class GCRATable:
         if p == NULL:
             raise MemoryError()
         self._thr_end = <int64_t*>p
-        self._pcap = cap
+        self._tcap = cap
         return 0
 
     @staticmethod
@@ -167,25 +181,22 @@ cdef class GCRATable:
         if interval_ns * burst > tolerance_ns:
             raise _ShapingError("tolerance must cover burst emission intervals")
 
-    def add_param(self, interval_ns, tolerance_ns, burst, temporary=False):
+    def add_param(self, interval_ns, tolerance_ns, burst):
         """Register parameters (emission interval, tolerance, burst); return their id."""
         GCRATable._check_param(interval_ns, tolerance_ns, burst)
         cdef Py_ssize_t pid
         if self._free:
-            pid = self._free.pop()
+            pid = _heappop(self._free)
         else:
             if self._nparams == self._pcap:
                 self._grow_params()
             pid = self._nparams
             self._nparams += 1
+            self._refs[pid] = 0
         self._interval[pid] = interval_ns
         self._tolerance[pid] = tolerance_ns
         self._burst[pid] = burst
         self._alive[pid] = 1
-        self._temporary[pid] = 1 if temporary else 0
-        self._thr_factor[pid] = 1.0
-        self._thr_start[pid] = 0
-        self._thr_end[pid] = _G_NEVER
         return pid
 
     cdef Py_ssize_t _live_pid(self, object pid) except -1:
@@ -201,32 +212,55 @@ cdef class GCRATable:
         self._tolerance[p] = tolerance_ns
         self._burst[p] = burst
 
-    cdef void _release(self, Py_ssize_t p):
-        self._alive[p] = 0
-        self._free.append(p)
+    cdef int _ref(self, Py_ssize_t i, Py_ssize_t p) except -1:
+        """Point slot ``i`` (already holding a parameter id) at ``p``, keeping the counts."""
+        cdef Py_ssize_t old = self._slots[i].pid
+        self._slots[i].pid = <int32_t>p
+        self._refs[p] += 1
+        return self._unref(old)
+
+    cdef int _unref(self, Py_ssize_t p) except -1:
+        self._refs[p] -= 1
+        if self._refs[p] == 0 and not self._alive[p]:
+            _heappush(self._free, p)
+        return 0
+
+    cdef inline void _release_thr(self, Py_ssize_t i):
+        cdef int32_t t = self._slots[i].thr
+        if t >= 0:
+            self._slots[i].thr = -1
+            _heappush(self._thr_free, t)
+
+    cdef inline bint _throttled(self, Py_ssize_t i, int64_t now) noexcept:
+        cdef int32_t t = self._slots[i].thr
+        return t >= 0 and self._thr_end[t] > now
 
     def free_param(self, pid):
         """Retire parameters: keys using them are resolved again on next use.
 
-        Retired ids are never reused (only a throttle's private copies are), so a
-        key still pointing at one can always tell.
+        A retired id is reused only once no key points at it any more, so a key
+        still pointing at one can always tell.
         """
-        self._alive[self._live_pid(pid)] = 0
+        cdef Py_ssize_t p = self._live_pid(pid)
+        self._alive[p] = 0
+        if self._refs[p] == 0:
+            _heappush(self._free, p)
 
     def param(self, pid):
         """Return ``(interval_ns, tolerance_ns, burst)`` of a parameter id."""
         cdef Py_ssize_t p = self._live_pid(pid)
         return (self._interval[p], self._tolerance[p], self._burst[p])
 
-    cdef inline int64_t _interval_at(self, Py_ssize_t p, int64_t now) noexcept:
-        cdef int64_t iv = self._interval[p]
-        cdef int64_t end = self._thr_end[p]
-        cdef int64_t start
+    cdef inline int64_t _interval_at(self, int64_t iv, int32_t t, int64_t now) noexcept:
+        cdef int64_t end, start
         cdef double f, frac, m
+        if t < 0:
+            return iv
+        end = self._thr_end[t]
         if now >= end:
             return iv
-        start = self._thr_start[p]
-        f = self._thr_factor[p]
+        start = self._thr_start[t]
+        f = self._thr_factor[t]
         frac = <double>(now - start) / <double>(end - start)
         if frac < 0.0:
             frac = 0.0
@@ -250,17 +284,14 @@ cdef class GCRATable:
         cdef Py_ssize_t i, j, mask, survivors = 0, cap, evicted
         cdef _GSlot* old = self._slots
         cdef _GSlot* new
-        cdef int32_t p
         for i in range(self._cap):
-            p = old[i].pid
-            if p < 0:
+            if old[i].pid < 0:
                 continue
-            if old[i].tat < now and not (self._alive[p] and self._thr_end[p] > now):
-                old[i].pad = 1
-                if self._temporary[p] and self._alive[p]:
-                    self._release(p)
+            if old[i].tat < now and not self._throttled(i, now):
+                self._release_thr(i)
+                old[i].thr = -2
+                self._unref(old[i].pid)
             else:
-                old[i].pad = 0
                 survivors += 1
         cap = _G_MIN_CAP
         while cap < survivors * 2 + 2:
@@ -272,13 +303,12 @@ cdef class GCRATable:
             new[i].pid = -1
         mask = cap - 1
         for i in range(self._cap):
-            if old[i].pid < 0 or old[i].pad:
+            if old[i].pid < 0 or old[i].thr == -2:
                 continue
             j = <Py_ssize_t>(<unsigned long long>old[i].h & <unsigned long long>mask)
             while new[j].pid >= 0:
                 j = (j + 1) & mask
             new[j] = old[i]
-            new[j].pad = 0
         free(old)
         self._slots = new
         self._cap = cap
@@ -298,7 +328,8 @@ cdef class GCRATable:
         self._slots[i].h = h
         self._slots[i].tat = now
         self._slots[i].pid = pid
-        self._slots[i].pad = 0
+        self._slots[i].thr = -1
+        self._refs[pid] += 1
         self._used += 1
         return i
 
@@ -318,18 +349,17 @@ cdef class GCRATable:
             if i >= 0:
                 return i
             return self._insert(h, now, <int32_t>p)
-        p = self._slots[i].pid
-        if not self._alive[p] or (self._temporary[p] and now >= self._thr_end[p]):
+        cdef _GSlot* sl = &self._slots[i]
+        if sl.thr >= 0 and now >= self._thr_end[sl.thr]:
+            self._release_thr(i)
+        if not self._alive[sl.pid]:
             gen = self._gen
             p = self._live_pid(self._resolver(key))
             if gen != self._gen:
                 i = self._find(h)
                 if i < 0:
                     return self._insert(h, now, <int32_t>p)
-            old = self._slots[i].pid
-            if self._alive[old] and self._temporary[old]:
-                self._release(old)
-            self._slots[i].pid = <int32_t>p
+            self._ref(i, p)
         return i
 
     def now_ns(self):
@@ -337,14 +367,11 @@ cdef class GCRATable:
         return _g_to_ns(self._clock())
 
     def bind(self, key, pid):
-        """Make ``key`` use parameter id ``pid`` (its TAT is kept)."""
+        """Make ``key`` use parameter id ``pid`` (its TAT and throttle are kept)."""
         cdef int64_t now = _g_to_ns(self._clock())
         cdef Py_ssize_t p = self._live_pid(pid)
         cdef Py_ssize_t i = self._slot(key, now)
-        cdef Py_ssize_t old = self._slots[i].pid
-        if old != p and self._temporary[old] and self._alive[old]:
-            self._release(old)
-        self._slots[i].pid = <int32_t>p
+        self._ref(i, p)
 
     def key_param(self, key):
         """The parameter id limiting ``key`` (resolving it when new)."""
@@ -362,10 +389,9 @@ cdef class GCRATable:
         i = self._find(<int64_t>PyObject_Hash(key))
         if i < 0:
             return False
-        p = self._slots[i].pid
-        live = self._slots[i].tat >= now or (self._alive[p] and self._thr_end[p] > now)
-        if self._temporary[p] and self._alive[p]:
-            self._release(p)
+        live = self._slots[i].tat >= now or self._throttled(i, now)
+        self._release_thr(i)
+        self._unref(self._slots[i].pid)
         # Backward-shift deletion keeps linear-probing chains intact.
         mask = self._cap - 1
         j = i
@@ -400,13 +426,19 @@ cdef class GCRATable:
             raise _ShapingError("throttle duration must be positive and below 2**60 ns")
         cdef int64_t now = _g_to_ns(self._clock())
         cdef Py_ssize_t i = self._slot(key, now)
-        cdef Py_ssize_t p = self._slots[i].pid
-        if not self._temporary[p]:
-            p = self.add_param(self._interval[p], self._tolerance[p], self._burst[p], True)
-            self._slots[i].pid = <int32_t>p
-        self._thr_factor[p] = f
-        self._thr_start[p] = now
-        self._thr_end[p] = now + <int64_t>duration_ns
+        cdef Py_ssize_t t = self._slots[i].thr
+        if t < 0:
+            if self._thr_free:
+                t = _heappop(self._thr_free)
+            else:
+                if self._nthr == self._tcap:
+                    self._grow_throttles()
+                t = self._nthr
+                self._nthr += 1
+            self._slots[i].thr = <int32_t>t
+        self._thr_factor[t] = f
+        self._thr_start[t] = now
+        self._thr_end[t] = now + <int64_t>duration_ns
 
     def block_until(self, key, until_ns):
         """Admit nothing on ``key`` before ``until_ns`` (server said Retry-After)."""
@@ -498,19 +530,22 @@ cdef class GCRATable:
 
     cdef int64_t _decide(self, Py_ssize_t* idx, int k, int64_t n, int64_t now, bint force) except -1:
         """Charge all slots or none; return ns to wait (0 when admitted)."""
-        cdef int64_t worst = 0, tat, new, wait, iv
+        cdef int64_t worst = 0, tat, new, wait, iv, base
         cdef int64_t news[32]
         cdef int a
         cdef Py_ssize_t p
+        cdef _GSlot* sl
         for a in range(k):
-            p = self._slots[idx[a]].pid
-            tat = self._slots[idx[a]].tat
+            sl = &self._slots[idx[a]]
+            p = sl.pid
+            tat = sl.tat
             if tat < now:
                 tat = now
-            iv = self._interval_at(p, now)
+            base = self._interval[p]
+            iv = base if sl.thr < 0 else self._interval_at(base, sl.thr, now)
             new = tat + n * iv
             # Admit when tat + (n - 1) * iv <= now + tolerance - base interval (see the twin).
-            wait = new - iv + self._interval[p] - self._tolerance[p] - now
+            wait = new - iv + base - self._tolerance[p] - now
             if wait > worst:
                 worst = wait
             news[a] = new

@@ -5,7 +5,9 @@ One table holds the state of every live key: its theoretical arrival time
 tolerance, burst) it is limited by. Keys are identified by ``hash(key)``, the
 same in both implementations, so that one slot costs a few bytes. Parameters
 are shared: every key matched by one rule points at the same parameter id, so
-reconfiguring a rule is O(1). A key whose TAT lies in the past is exactly as
+reconfiguring a rule is O(1). A throttled key also points at its own throttle
+(factor, start, end), which scales the live parameters of its rule at decision
+time, so a rule change reaches throttled keys too. A key whose TAT lies in the past is exactly as
 if it had never been seen, so such keys are evicted (``sweep``) without
 changing any decision.
 
@@ -15,6 +17,7 @@ the injected clock, the same operation in both implementations.
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from collections.abc import Callable
@@ -33,6 +36,7 @@ _MAX_NOW = 1 << 61
 _MAX_AHEAD = 1 << 60
 _MAX_PARAM = 1 << 55
 MAX_KEYS_PER_CALL = 32
+_MIN_CAP = 256
 _THROTTLED_MIN = 0.01
 _NEVER = -(1 << 63)  # end of a throttle that never was: before any clock value
 
@@ -91,49 +95,59 @@ class GCRATable:
             )
         self._sweep_ns = math.floor(si * 1e9 + 0.5)
         self._next_sweep = -(1 << 62)
-        # key hash -> [tat_ns, param id]
+        # key hash -> [tat_ns, param id, throttle id (-1: none)]
         self._slots: dict[int, list[int]] = {}
+        # The compiled table's capacity, mirrored: when it would fill beyond 5/8, both
+        # evict rested keys and resize, so both hold the same keys (and len()) at all times.
+        self._cap = _MIN_CAP
+        self._gen = 0
         self._interval: list[int] = []
         self._tolerance: list[int] = []
         self._burst: list[int] = []
         self._alive: list[bool] = []
-        self._temporary: list[bool] = []
+        # How many keys point at each parameter id; a retired id is reused once none does.
+        self._refs: list[int] = []
+        self._free: list[int] = []
         self._thr_factor: list[float] = []
         self._thr_start: list[int] = []
         self._thr_end: list[int] = []
-        self._free: list[int] = []
+        self._thr_free: list[int] = []
         # The compiled table is atomic under the GIL (no Python code runs while it
         # decides); the twin takes a lock to behave the same under threads.
         self._lock = threading.RLock()
 
     # -- parameters ---------------------------------------------------------
 
-    def add_param(
-        self, interval_ns: int, tolerance_ns: int, burst: int, temporary: bool = False
-    ) -> int:
+    def add_param(self, interval_ns: int, tolerance_ns: int, burst: int) -> int:
         """Register parameters (emission interval, tolerance, burst); return their id."""
         with self._lock:
             self._check_param(interval_ns, tolerance_ns, burst)
             if self._free:
-                pid = self._free.pop()
+                pid = heapq.heappop(self._free)
                 self._interval[pid] = interval_ns
                 self._tolerance[pid] = tolerance_ns
                 self._burst[pid] = burst
                 self._alive[pid] = True
-                self._temporary[pid] = bool(temporary)
-                self._thr_factor[pid] = 1.0
-                self._thr_start[pid] = 0
-                self._thr_end[pid] = _NEVER
                 return pid
             self._interval.append(interval_ns)
             self._tolerance.append(tolerance_ns)
             self._burst.append(burst)
             self._alive.append(True)
-            self._temporary.append(bool(temporary))
-            self._thr_factor.append(1.0)
-            self._thr_start.append(0)
-            self._thr_end.append(_NEVER)
+            self._refs.append(0)
             return len(self._interval) - 1
+
+    def _ref(self, slot: list[int], pid: int) -> None:
+        """Point ``slot`` at ``pid`` (-1 first: a new slot), keeping the reference counts."""
+        old = slot[1]
+        slot[1] = pid
+        self._refs[pid] += 1
+        if old >= 0:
+            self._unref(old)
+
+    def _unref(self, pid: int) -> None:
+        self._refs[pid] -= 1
+        if self._refs[pid] == 0 and not self._alive[pid]:
+            heapq.heappush(self._free, pid)
 
     @staticmethod
     def _check_param(interval_ns: int, tolerance_ns: int, burst: int) -> None:
@@ -163,25 +177,28 @@ class GCRATable:
     def free_param(self, pid: int) -> None:
         """Retire parameters: keys using them are resolved again on next use.
 
-        Retired ids are never reused (only a throttle's private copies are), so a
-        key still pointing at one can always tell.
+        A retired id is reused only once no key points at it any more, so a key
+        still pointing at one can always tell.
         """
         with self._lock:
             self._live_pid(pid)
             self._alive[pid] = False
+            if self._refs[pid] == 0:
+                heapq.heappush(self._free, pid)
 
     def param(self, pid: int) -> tuple[int, int, int]:
         """Return ``(interval_ns, tolerance_ns, burst)`` of a parameter id."""
         self._live_pid(pid)
         return (self._interval[pid], self._tolerance[pid], self._burst[pid])
 
-    def _interval_at(self, pid: int, now: int) -> int:
-        iv = self._interval[pid]
-        end = self._thr_end[pid]
+    def _interval_at(self, iv: int, thr: int, now: int) -> int:
+        if thr < 0:
+            return iv
+        end = self._thr_end[thr]
         if now >= end:
             return iv
-        start = self._thr_start[pid]
-        f = self._thr_factor[pid]
+        start = self._thr_start[thr]
+        f = self._thr_factor[thr]
         frac = float(now - start) / float(end - start)
         if frac < 0.0:
             frac = 0.0
@@ -194,6 +211,15 @@ class GCRATable:
         """The injected clock, in integer nanoseconds."""
         return _to_ns(self._clock())
 
+    def _release_thr(self, slot: list[int]) -> None:
+        thr = slot[2]
+        if thr >= 0:
+            slot[2] = -1
+            heapq.heappush(self._thr_free, thr)
+
+    def _throttled(self, slot: list[int], now: int) -> bool:
+        return slot[2] >= 0 and self._thr_end[slot[2]] > now
+
     def _slot(self, key: Any, now: int) -> list[int]:
         if type(key) is not str:
             raise ShapingError(f"keys must be str, got {type(key).__name__}")
@@ -201,29 +227,25 @@ class GCRATable:
         slot = self._slots.get(h)
         if slot is None:
             pid = self._live_pid(self._resolver(key))
-            slot = [now, pid]
+            if (len(self._slots) + 1) * 8 > self._cap * 5:
+                self._rebuild(now)
+            slot = [now, -1, -1]
+            self._ref(slot, pid)
             self._slots[h] = slot
             return slot
-        pid = slot[1]
-        if not self._alive[pid] or (self._temporary[pid] and now >= self._thr_end[pid]):
-            new = self._live_pid(self._resolver(key))
-            if self._alive[pid] and self._temporary[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
-            slot[1] = new
+        if slot[2] >= 0 and now >= self._thr_end[slot[2]]:
+            self._release_thr(slot)
+        if not self._alive[slot[1]]:
+            self._ref(slot, self._live_pid(self._resolver(key)))
         return slot
 
     def bind(self, key: str, pid: int) -> None:
-        """Make ``key`` use parameter id ``pid`` (its TAT is kept)."""
+        """Make ``key`` use parameter id ``pid`` (its TAT and throttle are kept)."""
         with self._lock:
             now = self.now_ns()
             self._live_pid(pid)
             slot = self._slot(key, now)
-            old = slot[1]
-            if old != pid and self._temporary[old] and self._alive[old]:
-                self._alive[old] = False
-                self._free.append(old)
-            slot[1] = pid
+            self._ref(slot, pid)
 
     def key_param(self, key: str) -> int:
         """The parameter id limiting ``key`` (resolving it when new)."""
@@ -239,11 +261,9 @@ class GCRATable:
             slot = self._slots.pop(hash(key), None)
             if slot is None:
                 return False
-            pid = slot[1]
-            live = slot[0] >= now or (self._alive[pid] and self._thr_end[pid] > now)
-            if self._temporary[pid] and self._alive[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
+            live = slot[0] >= now or self._throttled(slot, now)
+            self._release_thr(slot)
+            self._unref(slot[1])
             return live
 
     def tat(self, key: str) -> int | None:
@@ -263,15 +283,19 @@ class GCRATable:
                 raise ShapingError("throttle duration must be positive and below 2**60 ns")
             now = self.now_ns()
             slot = self._slot(key, now)
-            pid = slot[1]
-            if not self._temporary[pid]:
-                pid = self.add_param(
-                    self._interval[pid], self._tolerance[pid], self._burst[pid], True
-                )
-                slot[1] = pid
-            self._thr_factor[pid] = f
-            self._thr_start[pid] = now
-            self._thr_end[pid] = now + duration_ns
+            thr = slot[2]
+            if thr < 0:
+                if self._thr_free:
+                    thr = heapq.heappop(self._thr_free)
+                else:
+                    thr = len(self._thr_end)
+                    self._thr_factor.append(1.0)
+                    self._thr_start.append(0)
+                    self._thr_end.append(_NEVER)
+                slot[2] = thr
+            self._thr_factor[thr] = f
+            self._thr_start[thr] = now
+            self._thr_end[thr] = now + duration_ns
 
     def block_until(self, key: str, until_ns: int) -> None:
         """Admit nothing on ``key`` before ``until_ns`` (server said Retry-After)."""
@@ -297,16 +321,23 @@ class GCRATable:
 
     def _sweep(self, now: int) -> int:
         self._next_sweep = now + self._sweep_ns
+        return self._rebuild(now)
+
+    def _rebuild(self, now: int) -> int:
+        """Evict rested keys and resize like the compiled table; bump the generation."""
         dead = []
         for h, slot in self._slots.items():
-            pid = slot[1]
-            if slot[0] < now and not (self._thr_end[pid] > now and self._alive[pid]):
+            if slot[0] < now and not self._throttled(slot, now):
                 dead.append(h)
         for h in dead:
-            pid = self._slots.pop(h)[1]
-            if self._temporary[pid] and self._alive[pid]:
-                self._alive[pid] = False
-                self._free.append(pid)
+            slot = self._slots.pop(h)
+            self._release_thr(slot)
+            self._unref(slot[1])
+        cap = _MIN_CAP
+        while cap < len(self._slots) * 2 + 2:
+            cap *= 2
+        self._cap = cap
+        self._gen += 1
         return len(dead)
 
     # -- decisions ----------------------------------------------------------
@@ -333,12 +364,18 @@ class GCRATable:
                 raise ShapingError("keys must name at least one key")
             if len(keys) > MAX_KEYS_PER_CALL:
                 raise ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {len(keys)}")
-            out = []
-            for key in keys:
-                slot = self._slot(key, now)
-                self._check_burst(key, slot, n)
-                if all(s is not slot for s in out):
-                    out.append(slot)
+            while True:
+                # A key added to the table may evict (rested) keys collected before it:
+                # collect again until no rebuild happened meanwhile.
+                gen = self._gen
+                out = []
+                for key in keys:
+                    slot = self._slot(key, now)
+                    self._check_burst(key, slot, n)
+                    if all(s is not slot for s in out):
+                        out.append(slot)
+                if gen == self._gen:
+                    break
         return out
 
     def _check_burst(self, key: str, slot: list[int], n: int) -> None:
@@ -352,12 +389,13 @@ class GCRATable:
         for slot in slots:
             pid = slot[1]
             tat = slot[0] if slot[0] > now else now
-            iv = self._interval_at(pid, now)
+            base = self._interval[pid]
+            iv = self._interval_at(base, slot[2], now)
             new = tat + n * iv
             # Admit when tat + (n - 1) * iv <= now + tolerance - base interval: the same
             # as new - now <= tolerance unthrottled, and still window-exact when a
             # throttle stretches iv (the tolerance keeps its unthrottled value).
-            wait = new - iv + self._interval[pid] - self._tolerance[pid] - now
+            wait = new - iv + base - self._tolerance[pid] - now
             if wait > worst:
                 worst = wait
             news.append(new)
@@ -405,7 +443,11 @@ class GCRATable:
             n = self._check_n(n)
             if not isinstance(batch, (list, tuple)):
                 raise ShapingError(f"batch must be a list or tuple, got {type(batch).__name__}")
-            collected = [self._collect(keys, n, now) for keys in batch]
+            while True:
+                gen = self._gen
+                collected = [self._collect(keys, n, now) for keys in batch]
+                if gen == self._gen:
+                    break
             out: list[Decision] = []
             last_wait = 0
             last = ALLOWED

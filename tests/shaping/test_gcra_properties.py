@@ -74,6 +74,33 @@ class TestWindowExact:
 
     @_SETTINGS
     @given(data=st.data())
+    def test_throttles_and_rule_changes_keep_the_window(
+        self, core_impl: ModuleType, data: Any
+    ) -> None:
+        """Under throttles, before and after a rule change, each limit's windows hold."""
+        limits = [data.draw(_limits()), data.draw(_limits())]
+        clock = FakeClock()
+        shaper = Shaper({"k": limits[0]}, clock=clock, implementation=core_impl)
+        admitted: list[list[tuple[int, int]]] = [[], []]
+        phase = 0
+        for _ in range(data.draw(st.integers(1, 80))):
+            clock.advance_us(data.draw(_steps(limits[phase])))
+            action = data.draw(st.integers(0, 9))
+            if action == 0:
+                factor = data.draw(st.floats(0.01, 1.0))
+                shaper.throttle("k", factor, data.draw(st.sampled_from([0.001, 0.5, 5.0])))
+            elif action == 1 and phase == 0:
+                phase = 1
+                shaper.set_limit("k", limits[1])
+            else:
+                n = data.draw(st.integers(1, limits[phase].burst))
+                if shaper.acquire("k", n).allowed:
+                    admitted[phase].append((clock.ns, n))
+        for limit, units in zip(limits, admitted, strict=True):
+            assert _max_window(units, limit.per_ns) <= limit.count
+
+    @_SETTINGS
+    @given(data=st.data())
     def test_reserved_send_times_respect_the_window(self, core_impl: ModuleType, data: Any) -> None:
         """Sends made at the times reserve() returns never overfill a window."""
         limit = data.draw(_limits())
@@ -238,7 +265,7 @@ def _run(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
                 res = shaper.sweep() >= 0
         except ShapingError as exc:
             res = ("error", str(exc))
-        out.append(res)
+        out.append((res, len(shaper)))
     return out
 
 
@@ -292,6 +319,7 @@ def _run_many(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
             out.append([shaper.forget(_key(i)) for i in arg])
         else:
             shaper.sweep()
+        out.append(len(shaper))
     # Every key's effective state (a key without state is one whose TAT is past).
     table = shaper._table
     out.append([max(table.tat(_key(i)) or 0, clock.ns) for i in range(3001)])
@@ -303,7 +331,7 @@ class TestTwinAgreementManyKeys:
     @settings(max_examples=60, deadline=None)
     @given(_MANY_OPS)
     def test_table_growth_eviction_and_deletion_agree(self, ops: list[tuple[Any, ...]]) -> None:
-        """Thousands of keys (growth, rebuilds mid-batch, deletions) give identical results."""
+        """Thousands of keys (growth, rebuilds mid-batch, deletions): same results and len()."""
         assert _run_many(_core_py, ops) == _run_many(_impl.core, ops)
 
     def test_large_fixed_schedule_agrees(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import itertools
 import multiprocessing
@@ -108,6 +109,15 @@ class TestDecisions:
         decisions = shaper.acquire_many(["k"] * 95)
         assert [True] * 37 + [False] * 58 == [d.allowed for d in decisions]
 
+    def test_largest_batch_of_distinct_keys(self, client: Any) -> None:
+        """A full batch_size of requests over 20,000 distinct keys is decided in one call."""
+        shaper = RedisShaper(client, {"d:*": Limit(5, 60.0, burst=1)}, batch_size=10_000)
+        batch = [(f"d:a{i}", f"d:b{i}") for i in range(10_000)]
+        assert all(d.allowed for d in shaper.acquire_many(batch))
+        again = shaper.acquire_many([*batch[:3], ("d:a0", "d:fresh")])
+        assert [False] * 4 == [d.allowed for d in again]
+        assert 20_000 == client.dbsize()
+
     def test_reserve_spaces_sends(self, client: Any) -> None:
         """reserve() charges unconditionally and hands out increasing send times."""
         clock = FakeClock()
@@ -131,6 +141,27 @@ class TestDecisions:
         assert [] == client.keys("*")  # KEYS skips expired keys; DBSIZE may not
 
 
+class TestWaiting:
+    def test_wait_and_acquire_async_share_the_timeout_rule(self, client: Any) -> None:
+        """wait() sleeps until admitted and gives up past its timeout; acquire_async the same."""
+        slept: list[float] = []
+        shaper = RedisShaper(
+            client, {"k": Limit(20, 1.0, burst=1)}, sleep=lambda s: (slept.append(s), time.sleep(s))
+        )
+        assert shaper.wait("k").allowed
+        assert shaper.wait("k").allowed
+        assert 1 == len(slept) and 0.0 < slept[0] <= 0.05
+        refused = shaper.wait("k", timeout=0.0)
+        assert not refused.allowed
+
+        async def main() -> list[bool]:
+            first = await shaper.acquire_async("k")
+            late = await shaper.acquire_async("k", timeout=0.0)
+            return [first.allowed, late.allowed]
+
+        assert [True, False] == asyncio.run(main())
+
+
 class TestSharedBackoff:
     def test_retry_after_blocks_every_client(self, client: Any) -> None:
         """A Retry-After seen by one client blocks the key for another client too."""
@@ -143,6 +174,45 @@ class TestSharedBackoff:
         assert two.acquire("api:other").allowed
         time.sleep(denied.retry_after + 0.01)
         assert two.acquire("api:k").allowed
+
+    def test_throttle_is_shared_and_recovers(self, client: Any) -> None:
+        """A throttle set by one client slows the key for another, and ends after its duration."""
+        limits = {"api:*": Limit(100, 1.0, burst=1)}
+        one, two = RedisShaper(client, limits), RedisShaper(client, limits)
+        one.throttle("api:k", 0.25, 0.5)
+        assert 400 < client.pttl(one.redis_key("api:k")) <= 501  # kept until the throttle ends
+        assert two.acquire("api:k").allowed
+        # A quarter of 100/s: 40 ms apart (a little less as recovery has begun).
+        assert 0.030 < two.acquire("api:k").retry_after <= 0.040
+        assert two.acquire("api:other").allowed
+        assert 0.005 < two.acquire("api:other").retry_after <= 0.0101  # 10 ms, less time spent
+        two.block_for("api:k", 0.1)  # a block keeps the throttle
+        assert b":" in client.get(one.redis_key("api:k"))
+        time.sleep(0.55)
+        assert two.acquire("api:k").allowed
+        assert 0.005 < two.acquire("api:k").retry_after <= 0.0101
+        assert b":" not in client.get(one.redis_key("api:k"))
+
+    def test_throttled_key_stays_within_its_window(self, client: Any) -> None:
+        """Driven flat out while throttled, no second admits more than the throttled rate allows."""
+        shaper = RedisShaper(client, {"api:k": Limit(200, 1.0)})
+        shaper.throttle("api:k", 0.2, 60.0)
+        times: list[float] = []
+        end = time.monotonic() + 1.2
+        while time.monotonic() < end:
+            if all(d.allowed for d in shaper.acquire_many(["api:k"])):
+                times.append(time.monotonic())
+        # 200/s at a fifth (recovering by at most 2% in 1.2 s) plus the burst of 2.
+        assert 30 <= _max_window(times, 1.0) <= 0.2 * 1.02 * 200 + 2 + 1
+
+    def test_bad_throttle(self, client: Any) -> None:
+        """Factors outside [0.01, 1] and bad durations raise ShapingError; nothing is stored."""
+        shaper = RedisShaper(client, {"k": Limit(5, 1.0)})
+        for factor, duration in ((0.0, 1.0), (1.5, 1.0), (float("nan"), 1.0), (True, 1.0),
+                                 (0.5, 0), (0.5, -1.0), (0.5, float("inf"))):
+            with pytest.raises(ShapingError, match="throttle"):
+                shaper.throttle("k", factor, duration)  # type: ignore[arg-type]
+        assert 0 == client.dbsize()
 
     def test_learned_limit_is_local(self, client: Any) -> None:
         """X-RateLimit-Limit changes the observing client's configuration only."""
@@ -175,6 +245,17 @@ class TestFailures:
         local = Shaper({"k": Limit(2, 60.0, burst=2)}, clock=FakeClock())
         shaper = RedisShaper(dead, {"k": Limit(50, 60.0)}, fallback=local)
         assert [True, True, False] == [d.allowed for d in shaper.acquire_many(["k"] * 3)]
+
+    def test_script_error_is_not_unavailability(self, client: Any) -> None:
+        """Redis rejecting the script raises ShapingError; the fallback does not take over."""
+        local = Shaper({"k": Limit(50, 60.0, burst=1)}, clock=FakeClock())
+        shaper = RedisShaper(client, {"k": Limit(5, 60.0)}, fallback=local)
+        client.set(shaper.redis_key("k"), "not a number")
+        for call in (lambda: shaper.acquire("k"), lambda: shaper.acquire_many(["k"] * 3)):
+            with pytest.raises(ShapingError, match="rejected the shaping script") as info:
+                call()
+            assert not isinstance(info.value, ShaperUnavailable)
+        assert local.acquire("k").allowed  # the fallback was never charged
 
     @pytest.mark.parametrize(
         ("call", "match"),

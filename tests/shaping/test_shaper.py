@@ -21,6 +21,16 @@ def _burst_size(shaper: Shaper, key: str, limit: int = 100) -> int:
     return got
 
 
+def _admitted_over(shaper: Shaper, clock: FakeClock, key: str, seconds: float, step: float) -> int:
+    """How many single units the key admits, trying every ``step`` seconds for ``seconds``."""
+    got = 0
+    end = clock.us + round(seconds * 1e6)
+    while clock.us < end:
+        got += shaper.acquire(key).allowed
+        clock.advance(step)
+    return got
+
+
 class TestLimit:
     @pytest.mark.parametrize(
         ("count", "per", "burst"),
@@ -167,6 +177,30 @@ class TestRules:
         with pytest.raises(ShapingError, match="no limit is configured"):
             shaper.drop_limit("api:*")
 
+    def test_dropped_limits_free_their_parameter_slots(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """Adding and dropping limits over and over reuses parameter ids instead of growing."""
+        shaper = Shaper(
+            {"api:*": Limit(5, 1.0), "domain:*": Limit(5, 1.0)},
+            clock=clock,
+            implementation=core_impl,
+        )
+        table = shaper._table
+        for i in range(3000):
+            shaper.set_limit("api:k", Limit(3, 1.0, burst=1))
+            shaper.acquire(("api:k", f"domain:d{i % 7}"))
+            shaper.drop_limit("api:k")
+            shaper.set_limit("domain:x*", Limit(2, 1.0, burst=1))
+            shaper.acquire(("api:k", "domain:x1"))
+            shaper.drop_limit("domain:x*")
+        shaper.set_limit("api:k", Limit(3, 1.0, burst=1))
+        # 3000 cycles took ids up to 9,000 when dropped parameters were never reused.
+        assert table.key_param("api:k") < 20
+        clock.advance(10.0)
+        assert 1 == _burst_size(shaper, "api:k")
+        assert 1 == _burst_size(shaper, "domain:x1")  # back on domain:* (burst 1)
+
     @pytest.mark.parametrize("pattern", ["", "a*b", "**", 3])
     def test_bad_patterns(self, pattern: object) -> None:
         """Patterns are non-empty str with '*' only at the end."""
@@ -229,6 +263,40 @@ class TestBackoff:
         assert first < middle < after
         assert 95 <= after <= 100
 
+    def test_throttled_key_follows_a_rule_change(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """A rule lowered during a throttle applies to the throttled key at once."""
+        shaper = Shaper({"api:*": Limit(1000, 1.0)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.9, 60.0)
+        shaper.set_limit("api:*", Limit(10, 1.0, burst=1))
+        got = 0
+        for _ in range(5000):
+            got += shaper.acquire("api:k").allowed
+            clock.advance_us(1000)
+        # 5 s at (at most) 10/s plus the old state's burst; 4,468 when the change was ignored.
+        assert got <= 5 * 10 + 10
+
+    def test_throttled_key_of_a_dropped_rule_is_rejected(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """In strict mode a throttled key whose only rule was dropped raises, like any other."""
+        shaper = Shaper({"api:k": Limit(100, 1.0)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 60.0)
+        assert shaper.acquire("api:k").allowed
+        shaper.drop_limit("api:k")
+        with pytest.raises(ShapingError, match="no limit configured"):
+            shaper.acquire("api:k")
+
+    def test_throttle_survives_a_rule_change(self, core_impl: ModuleType, clock: FakeClock) -> None:
+        """The throttle factor still applies after the key's rule changes."""
+        shaper = Shaper({"api:*": Limit(100, 1.0, burst=1)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 600.0)
+        shaper.set_limit("api:*", Limit(200, 1.0, burst=1))
+        assert shaper.acquire("api:k").allowed
+        # Half of 200/s: about 10 ms apart (200/s unthrottled would be 5 ms).
+        assert 0.0099 < shaper.acquire("api:k").retry_after < 0.0101
+
     def test_bad_throttle(self, core_impl: ModuleType, clock: FakeClock) -> None:
         """Factors outside [0.01, 1] and non-positive durations are rejected."""
         shaper = Shaper({"k": Limit(5, 1.0)}, clock=clock, implementation=core_impl)
@@ -277,6 +345,21 @@ class TestBackoff:
         )
         assert Limit(600, 3600.0, burst=6) == shaper.limit_for("sendgrid:k1")
         assert presets.sendgrid() == shaper.limit_for("sendgrid:k2")
+        assert 6 == _burst_size(shaper, "sendgrid:k1")
+        assert 10 == _burst_size(shaper, "sendgrid:k2")
+        # One hour later: 600 more units on k1 at most (the learned count), 1,000 on k2.
+        assert 600 >= _admitted_over(shaper, clock, "sendgrid:k1", 3600.0, 0.5) >= 590
+        assert 1000 >= _admitted_over(shaper, clock, "sendgrid:k2", 3600.0, 0.5) >= 985
+
+    def test_learned_limit_reaches_a_throttled_key(
+        self, core_impl: ModuleType, clock: FakeClock
+    ) -> None:
+        """X-RateLimit-Limit learned while a key is throttled applies to it at once."""
+        shaper = Shaper({"api:k": Limit(1000, 1.0, burst=1)}, clock=clock, implementation=core_impl)
+        shaper.throttle("api:k", 0.5, 600.0)
+        shaper.observe_headers("api:k", {"X-RateLimit-Limit": "100"})
+        # Half of the learned 100/s (about 50 per second); 501 when it was ignored.
+        assert 45 <= _admitted_over(shaper, clock, "api:k", 1.0, 0.001) <= 52
 
     @pytest.mark.parametrize(
         "headers",
@@ -349,6 +432,16 @@ class TestEviction:
         clock.advance(5.0)
         shaper.acquire("domain:busy")
         assert len(shaper) <= 2
+
+    def test_growth_evicts_drained_keys(self, core_impl: ModuleType, clock: FakeClock) -> None:
+        """When the table grows, drained keys go at once, without waiting for the sweep."""
+        shaper = Shaper(
+            {"domain:*": Limit(1, 1.0)}, clock=clock, sweep_interval=600.0, implementation=core_impl
+        )
+        shaper.acquire_many([f"domain:old{i}" for i in range(150)])
+        clock.advance(2.0)
+        shaper.acquire_many([f"domain:new{i}" for i in range(150)])
+        assert 150 == len(shaper)
 
     def test_eviction_does_not_change_decisions(
         self, core_impl: ModuleType, clock: FakeClock

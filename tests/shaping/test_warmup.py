@@ -150,6 +150,18 @@ class TestIPPool:
         with pytest.raises(ShapingError, match=match):
             call(pool)  # type: ignore[operator]
 
+    def test_addresses_are_normalised_everywhere(self, clock: FakeClock) -> None:
+        """An IPv6 address added in capitals can be looked up and removed in any spelling."""
+        pool = IPPool(["192.0.2.1"], clock=clock)
+        pool.add("2001:DB8::1", warm_since=dt.date.today())
+        assert 0 == pool.age_days("2001:db8:0::1")
+        pool.remove("2001:DB8::1")
+        with pytest.raises(ShapingError, match="not in the pool"):
+            pool.age_days("2001:db8::1")
+        with pytest.raises(ShapingError, match="not an IP address"):
+            pool.remove("2001:db8::zz")
+        assert "192.0.2.1" == pool.choose("example.com").ip
+
     def test_empty_pool(self, clock: FakeClock) -> None:
         """Choosing from an empty pool is an error, not a silent None."""
         with pytest.raises(ShapingError, match="empty"):

@@ -6,7 +6,8 @@ clock skew cannot break a limit. All keys of one shaper carry the same hash
 tag (``{tag}``), so a call stays in one Redis Cluster slot. Each key holds one
 integer (its theoretical arrival time in microseconds) and expires exactly when
 it has drained: an idle key costs nothing and a killed client leaves no state
-behind that a fresh key would not have.
+behind that a fresh key would not have. A throttled key holds
+``tat:factor:start:end`` instead, and lives until both have passed.
 """
 
 from __future__ import annotations
@@ -22,30 +23,69 @@ from mailscale._log import get_logger
 from mailscale.errors import ShaperUnavailable, ShapingError
 from mailscale.shaping._limit import MAX_PER, Limit, default_burst
 from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds, parse_rate_headers
+from mailscale.shaping._waiting import WaitingBase
 
-__all__ = ["BLOCK_LUA", "GCRA_LUA", "RedisShaper"]
+__all__ = ["BLOCK_LUA", "GCRA_LUA", "THROTTLE_LUA", "RedisShaper"]
 
 _log = get_logger("mailscale.shaping")
+
+# Reading and writing one key's value: "tat" (µs), or "tat:factor:start:end" while a
+# throttle (factor rising linearly to 1 from start to end, µs) is running.
+_VALUE_LUA = """
+local function parse(key, raw)
+  local tat = tonumber(raw or '0')
+  if tat then return tat, nil end
+  local a, f, s, e = string.match(raw, '^(%-?%d+):([%d%.eE%-]+):(%-?%d+):(%-?%d+)$')
+  if a then return tonumber(a), {tonumber(f), tonumber(s), tonumber(e), f} end
+  return nil, nil
+end
+local function interval(iv, th, now)
+  if th == nil or now >= th[3] then return iv end
+  local frac = (now - th[2]) / (th[3] - th[2])
+  if frac < 0 then frac = 0 end
+  return math.ceil(iv / (th[1] + (1 - th[1]) * frac))
+end
+local function store(key, tat, th, now)
+  local last = tat
+  local value = string.format('%.0f', tat)
+  if th ~= nil and th[3] > now then
+    if th[3] > last then last = th[3] end
+    value = value .. ':' .. th[4] .. string.format(':%.0f:%.0f', th[2], th[3])
+  end
+  redis.call('SET', key, value, 'PX', math.floor((last - now) / 1000) + 1)
+end
+local function bad(key)
+  return redis.error_reply('key ' .. key .. ' does not hold a shaping state')
+end
+"""
 
 # KEYS: the distinct Redis keys of the batch.
 # ARGV: mode (0 acquire, 1 reserve), n, number of requests m, number of keys k,
 #   then k pairs (interval µs, tolerance µs), one per key, then per request:
 #   its number of keys c and c indices into KEYS.
 # Returns one wait per request in µs (0 = admitted and charged), then Redis's time in µs.
-GCRA_LUA = """
+GCRA_LUA = _VALUE_LUA + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local force = ARGV[1] == '1'
 local n = tonumber(ARGV[2])
 local m = tonumber(ARGV[3])
 local k = tonumber(ARGV[4])
-local stored = {}
-if k > 0 then stored = redis.call('MGET', unpack(KEYS)) end
-local ivs, tols, tats, dirty = {}, {}, {}, {}
+local ivs, tols, tats, thrs, dirty = {}, {}, {}, {}, {}
+-- MGET in slices: unpack() of more than a few thousand values overflows Lua's C stack.
+for s = 1, k, 1000 do
+  local e = math.min(s + 999, k)
+  local part = redis.call('MGET', unpack(KEYS, s, e))
+  for i = 1, e - s + 1 do
+    local tat, th = parse(KEYS[s + i - 1], part[i])
+    if tat == nil then return bad(KEYS[s + i - 1]) end
+    tats[s + i - 1] = tat
+    thrs[s + i - 1] = th
+  end
+end
 for ki = 1, k do
   ivs[ki] = tonumber(ARGV[3 + 2 * ki])
   tols[ki] = tonumber(ARGV[4 + 2 * ki])
-  tats[ki] = tonumber(stored[ki] or '0')
 end
 local p = 5 + 2 * k
 local out = {}
@@ -60,8 +100,10 @@ for i = 1, m do
     p = p + 1
     local tat = tats[ki]
     if tat < now then tat = now end
-    local new = tat + n * ivs[ki]
-    local wait = new - tols[ki] - now
+    local iv = interval(ivs[ki], thrs[ki], now)
+    local new = tat + n * iv
+    -- As in process: admit when tat + (n - 1) * iv <= now + tolerance - base interval.
+    local wait = new - iv + ivs[ki] - tols[ki] - now
     if wait > worst then worst = wait end
     idx[j] = ki
     news[j] = new
@@ -76,9 +118,7 @@ for i = 1, m do
   out[i] = worst
 end
 for ki, _ in pairs(dirty) do
-  local tat = tats[ki]
-  local ttl = math.floor((tat - now) / 1000) + 1
-  redis.call('SET', KEYS[ki], string.format('%.0f', tat), 'PX', ttl)
+  store(KEYS[ki], tats[ki], thrs[ki], now)
 end
 out[m + 1] = now
 return out
@@ -86,28 +126,52 @@ return out
 
 # KEYS[1]: one key. ARGV: block length (µs), tolerance (µs), interval (µs).
 # Moves the key's TAT so that nothing is admitted for the block length.
-BLOCK_LUA = """
+BLOCK_LUA = _VALUE_LUA + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) - tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if target > tat then
-  local ttl = math.floor((target - now) / 1000) + 1
-  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
-end
+local tat, th = parse(KEYS[1], redis.call('GET', KEYS[1]))
+if tat == nil then return bad(KEYS[1]) end
+if target > tat then store(KEYS[1], target, th, now) end
+return 0
+"""
+
+# KEYS[1]: one key. ARGV: factor (text), duration (µs).
+# Starts (or restarts) the key's throttle now, keeping its TAT.
+THROTTLE_LUA = _VALUE_LUA + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = parse(KEYS[1], redis.call('GET', KEYS[1]))
+if tat == nil then return bad(KEYS[1]) end
+if tat < now then tat = now end
+store(KEYS[1], tat, {tonumber(ARGV[1]), now, now + tonumber(ARGV[2]), ARGV[1]}, now)
 return 0
 """
 
 _US = 1000  # ns per µs
+# Redis replies meaning "not now" (failover, cluster resharding, a busy or loading
+# server) rather than "this script or its data is wrong".
+_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "READONLY")
+
+
+def _redis_failure(exc: Exception) -> Exception:
+    """The typed error for a failed Redis call: unavailable, or the script was rejected."""
+    import redis
+
+    if isinstance(exc, redis.ResponseError) and not str(exc).startswith(_TRANSIENT_REPLIES):
+        if not isinstance(exc, (redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError)):
+            return ShapingError(f"Redis rejected the shaping script: {exc}")
+    return ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}: {exc}")
 _CACHE_MAX = 100_000
 
 
-class RedisShaper:
+class RedisShaper(WaitingBase):
     """Rate limits shared by every process and server that uses the same Redis.
 
     Same key patterns as ``Shaper`` (exact keys, ``prefix*`` rules, ``*``).
     Every client must be configured with the same limits. If Redis cannot be
-    reached the call raises ``ShaperUnavailable`` and nothing is admitted,
+    reached (or answers that it cannot serve now: loading, busy, read-only,
+    cluster down) the call raises ``ShaperUnavailable`` and nothing is admitted,
     unless ``fallback`` is given: then that (in-process) shaper decides until
     Redis answers again; give it a share of each limit (e.g. count divided by
     the number of servers) so that the sum stays within the provider's limit.
@@ -149,6 +213,7 @@ class RedisShaper:
         self._client = client
         self._script = client.register_script(GCRA_LUA)
         self._block = client.register_script(BLOCK_LUA)
+        self._throttle = client.register_script(THROTTLE_LUA)
         self._strict = bool(strict)
         self._base = f"{namespace}:{{{hash_tag}}}:"
         self._batch = batch_size
@@ -296,6 +361,9 @@ class RedisShaper:
                     self._script(keys=keys, args=args, client=pipe)
                 results = pipe.execute()
         except redis.RedisError as exc:
+            error = _redis_failure(exc)
+            if isinstance(error, ShapingError):
+                raise error from exc
             if not self._down:
                 _log.warning(
                     "shaping.redis_unavailable",
@@ -303,9 +371,7 @@ class RedisShaper:
                     fallback=self._fallback is not None,
                 )
             self._down = True
-            raise ShaperUnavailable(
-                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise error from exc
         if self._down:
             _log.info("shaping.redis_available")
             self._down = False
@@ -349,33 +415,9 @@ class RedisShaper:
             return self._fallback.reserve(keys, n)
         return self._clock() + wait / 1e6
 
-    def wait(
-        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
-    ) -> Decision:
-        """Block until admitted (or until ``timeout`` seconds could not suffice)."""
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = self.acquire(keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            self._sleep(decision.retry_after)
-
-    async def acquire_async(
-        self, keys: str | Sequence[str], n: int = 1, *, timeout: float | None = None
-    ) -> Decision:
-        """Await admission (the Redis call runs in a worker thread); same rules as ``wait``."""
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = await asyncio.to_thread(self.acquire, keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            await asyncio.sleep(decision.retry_after)
+    async def _acquire_off_loop(self, keys: Any, n: int) -> Any:
+        """``acquire`` in a worker thread: the Redis call blocks."""
+        return await asyncio.to_thread(self.acquire, keys, n)
 
     # -- backoff --------------------------------------------------------------
 
@@ -393,7 +435,29 @@ class RedisShaper:
         try:
             self._block(keys=[self._base + key], args=[math.ceil(s * 1e6), tol, iv])
         except redis.RedisError as exc:
-            raise ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}") from exc
+            raise _redis_failure(exc) from exc
+
+    def throttle(self, key: str, factor: float, duration: float) -> None:
+        """Cut ``key``'s rate to ``factor`` (0.01 to 1) on every client, recovering gradually.
+
+        As ``Shaper.throttle``: the burst is not raised, so the window guarantee
+        holds. The throttle lives in Redis next to the key's state.
+        """
+        number = isinstance(factor, (int, float)) and not isinstance(factor, bool)
+        f = float(factor) if number else -1.0
+        if not (math.isfinite(f) and 0.01 <= f <= 1.0):
+            raise ShapingError(f"throttle factor must be between 0.01 and 1, got {factor!r}")
+        d = _seconds(duration, "throttle duration")
+        if not 0 < d <= MAX_PER:
+            raise ShapingError(f"throttle duration must be in (0, 366 days], got {duration!r}")
+        if self._params(key) is None:
+            return
+        import redis
+
+        try:
+            self._throttle(keys=[self._base + key], args=[repr(f), max(1, math.ceil(d * 1e6))])
+        except redis.RedisError as exc:
+            raise _redis_failure(exc) from exc
 
     def observe_headers(
         self, key: str, headers: Mapping[str, str] | Iterable[tuple[str, str]]
@@ -426,6 +490,4 @@ class RedisShaper:
         try:
             return bool(self._client.delete(self._base + key))
         except redis.RedisError as exc:
-            raise ShaperUnavailable(
-                f"Redis shaper unavailable: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _redis_failure(exc) from exc

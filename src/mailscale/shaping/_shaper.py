@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import math
 import threading
@@ -14,6 +13,8 @@ from typing import Any
 from mailscale import _impl
 from mailscale.errors import ShapingError
 from mailscale.shaping._limit import MAX_PER, Limit, default_burst
+from mailscale.shaping._waiting import WaitingBase
+from mailscale.shaping._waiting import seconds as _seconds
 
 __all__ = ["Decision", "Shaper", "parse_rate_headers"]
 
@@ -30,17 +31,7 @@ def _check_pattern(pattern: Any) -> str:
     return pattern
 
 
-def _seconds(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ShapingError(f"{what} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ShapingError(
-            f"{what} must be a finite, non-negative number of seconds, got {value!r}"
-        )
-    return float(value)
-
-
-class Shaper:
+class Shaper(WaitingBase):
     """Rate limits over keys (API key, sending IP, destination domain), all-or-nothing.
 
     Keys map to limits through patterns: an exact key (``"sendgrid:key1"``)
@@ -60,8 +51,8 @@ class Shaper:
       each item a key or a tuple of keys, at one instant.
 
     Keys whose state has fully drained are evicted every ``sweep_interval``
-    seconds (eviction never changes a decision), so memory follows the number
-    of recently active keys.
+    seconds and whenever the table has to grow (eviction never changes a
+    decision), so memory follows the number of recently active keys.
 
     Args:
         limits: pattern → ``Limit``.
@@ -215,38 +206,6 @@ class Shaper:
     def __len__(self) -> int:
         return len(self._table)
 
-    # -- waiting ------------------------------------------------------------
-
-    def wait(self, keys: str | Iterable[str], n: int = 1, *, timeout: float | None = None) -> Any:
-        """Block until ``keys`` admit ``n`` units; return the Decision.
-
-        With ``timeout``, give up (returning the refusal, nothing charged) when
-        admission would come later than ``timeout`` seconds from now.
-        """
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = self.acquire(keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            self._sleep(decision.retry_after)
-
-    async def acquire_async(
-        self, keys: str | Iterable[str], n: int = 1, *, timeout: float | None = None
-    ) -> Any:
-        """Await admission of ``n`` units on ``keys`` (asyncio); same rules as ``wait``."""
-        limit = None if timeout is None else _seconds(timeout, "timeout")
-        start = self._clock()
-        while True:
-            decision = self.acquire(keys, n)
-            if decision.allowed:
-                return decision
-            if limit is not None and self._clock() - start + decision.retry_after > limit:
-                return decision
-            await asyncio.sleep(decision.retry_after)
-
     # -- adaptive backoff ---------------------------------------------------
 
     def throttle(self, key: str, factor: float, duration: float) -> None:
@@ -277,7 +236,8 @@ class Shaper:
         ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` (seconds, or an
         epoch timestamp) blocks it until the reset. ``X-RateLimit-Limit``
         different from the configured count sets an exact limit for the key
-        with the server's count over the configured period.
+        with the server's count over the configured period; like any exact
+        rule it stays until ``drop_limit(key)``.
         """
         info = parse_rate_headers(headers, wall_clock=self._wall_clock)
         if "limit" in info:

@@ -99,6 +99,14 @@ class _PoolIP:
     age: int | None = None
 
 
+def _normalise(address: Any) -> str:
+    """The canonical text of an IP address (``2001:DB8::1`` → ``2001:db8::1``)."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ShapingError(f"not an IP address: {address!r}") from None
+
+
 class IPPool:
     """Sending IPs with weights and warm-up state.
 
@@ -150,10 +158,7 @@ class IPPool:
 
     def add(self, address: str, *, weight: float = 1.0, warm_since: dt.date | None = None) -> None:
         """Add (or update) an IP; with ``warm_since`` it follows the warm-up schedule."""
-        try:
-            ip = str(ipaddress.ip_address(address))
-        except ValueError:
-            raise ShapingError(f"not an IP address: {address!r}") from None
+        ip = _normalise(address)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ShapingError(f"weight must be a number, got {type(weight).__name__}")
         if not math.isfinite(weight) or not weight > 0:
@@ -168,11 +173,12 @@ class IPPool:
 
     def remove(self, address: str) -> None:
         """Take an IP out of the pool."""
-        entry = self._ips.pop(address, None)
+        ip = _normalise(address)
+        entry = self._ips.pop(ip, None)
         if entry is None:
             raise ShapingError(f"{address!r} is not in the pool")
         if entry.age is not None:
-            self._unlimit(address)
+            self._unlimit(ip)
 
     def _unlimit(self, ip: str) -> None:
         for suffix in ("day", "hour"):
@@ -180,7 +186,7 @@ class IPPool:
 
     def age_days(self, address: str) -> int | None:
         """Days since the IP started warming (0 on its first day), or None when warm."""
-        entry = self._ips.get(address)
+        entry = self._ips.get(_normalise(address))
         if entry is None:
             raise ShapingError(f"{address!r} is not in the pool")
         if entry.warm_since is None:
