@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import INJECTIONS
 
 from mailscale.errors import ConfigurationError, TransportAuthError
 from mailscale.message import Envelope, SendStatus
@@ -211,3 +212,16 @@ class TestBatch:
 
         assert [SendStatus.ACCEPTED] * 3 == asyncio.run(go())
         assert ["/email/batch"] == [r.path for r in peer.requests]
+
+
+class TestDecodedHeaderInjection:
+    @pytest.mark.parametrize("case", sorted(INJECTIONS))
+    def test_rejected_locally(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                              case: str) -> None:
+        """A decoded header value with a line break rejects the message; nothing is sent."""
+        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS[case])
+        [result] = transport.send([env])
+        assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
+        assert "header injection" in result.status_text
+        assert [] == peer.requests

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import INJECTIONS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -440,3 +441,25 @@ class TestAsync:
 
         with pytest.raises(TransportConnectionError):
             asyncio.run(go())
+
+
+class TestDecodedHeaderInjection:
+    @pytest.mark.parametrize("case", sorted(INJECTIONS))
+    def test_rejected_locally(self, peer: SendGridPeer, transport: SendGridTransport,
+                              case: str) -> None:
+        """A decoded header value with a line break rejects the message; nothing is sent."""
+        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS[case])
+        [result] = transport.send([env])
+        assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
+        assert "header injection" in result.status_text
+        assert [] == peer.requests
+
+    def test_other_messages_still_sent(self, peer: SendGridPeer,
+                                       transport: SendGridTransport) -> None:
+        """Only the injecting message is rejected; the rest of the batch goes out."""
+        bad = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS["subject"])
+        results = transport.send([bad, make_envelope()])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "evil" not in peer.requests[0].body.decode()

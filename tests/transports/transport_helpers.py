@@ -46,3 +46,21 @@ def make_envelope(*recipients: str, body: bytes = b"Hello there.\r\n", **kw: obj
         message=make_message(to=", ".join(rcpts), body=body),
         **kw,  # type: ignore[arg-type]
     )
+
+
+def raw_with_headers(*extra: str, sender: str = "From: sender@example.com") -> bytes:
+    """A small raw message with extra header lines."""
+    head = "\r\n".join([sender, "To: rcpt@example.net", *extra, "MIME-Version: 1.0",
+                        "Content-Type: text/plain; charset=utf-8"])
+    return (head + "\r\n\r\nHello.\r\n").encode()
+
+
+#: Raw messages whose decoded header values would inject a header line.
+INJECTIONS = {
+    "subject": raw_with_headers("Subject: =?utf-8?q?hi=0D=0ABcc:_evil@evil.com?="),
+    "x_header": raw_with_headers("X-Campaign: =?utf-8?q?a=0ABcc:_evil@evil.com?="),
+    "bare_cr": raw_with_headers("X-Campaign: a\rBcc: evil@evil.com"),
+    "from_name": raw_with_headers(
+        sender="From: =?utf-8?q?Ev=0D=0ABcc:_x@evil.com?= <sender@example.com>"
+    ),
+}
