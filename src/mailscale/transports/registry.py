@@ -321,7 +321,22 @@ def transport_from_url(
             f"transport URL {redact_url(url)!r}: unexpected text after the first transport "
             "(use failover(...) or roundrobin(...) to combine several)"
         )
+    _check_members(node, url)
     return _build(node, url, per_scheme, options)
+
+
+def _check_members(node: _Node, whole: str) -> None:
+    """Raise when a member is not ``scheme://...``: a credential with a space in it
+    would otherwise be split into two members, and the first one's error shows part of it."""
+    kind, value = node
+    if kind != "url":
+        for child in value:
+            _check_members(child, whole)
+    elif "://" not in value:
+        raise ConfigurationError(
+            f"transport URL {redact_url(whole)!r}: a member is not of the form scheme://... "
+            "(percent-encode spaces, commas and parentheses in credentials)"
+        )
 
 
 _Node = tuple[str, Any]  # ("url", text) or (composite kind, [children])
