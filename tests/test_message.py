@@ -264,3 +264,14 @@ class TestSendResult:
         assert "3" == r.rate_limit["Retry-After"]
         with pytest.raises(TypeError):
             r.rate_limit["x"] = "y"  # type: ignore[index]
+
+
+class TestSerialization:
+    def test_unserializable_payload_is_invalid_message(self) -> None:
+        """An unserializable payload raises InvalidMessage, not AttributeError."""
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        env = Envelope(sender="a@example.com", recipients=["b@example.net"], message=msg)
+        msg.set_payload(123)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="cannot be serialized: AttributeError"):
+            env.to_bytes()

@@ -240,8 +240,14 @@ class Envelope:
             msg = _copy_without_bcc(msg)
         try:
             return msg.as_bytes(policy=email.policy.SMTP)
-        except (email.errors.MessageError, UnicodeError, ValueError) as exc:
+        except (email.errors.MessageError, UnicodeError, ValueError, LookupError) as exc:
             raise InvalidMessage(f"message: cannot be serialized: {exc}") from None
+        except (AttributeError, TypeError) as exc:
+            # A payload the email package cannot handle (set_payload(123), a list of
+            # non-messages): its error names a type, never the content.
+            raise InvalidMessage(
+                f"message: cannot be serialized: {type(exc).__name__}: {exc}"
+            ) from None
 
     def headers(self) -> Message:
         """The message's header fields (parsed from bytes when needed)."""

@@ -8,7 +8,13 @@ import threading
 
 import pytest
 from structlog.testing import capture_logs
-from transport_helpers import SMTP_PASSWORD, SMTP_USER, make_envelope, make_message
+from transport_helpers import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    make_envelope,
+    make_message,
+    unserializable_envelope,
+)
 
 from mailscale.errors import (
     ConfigurationError,
@@ -420,3 +426,31 @@ def test_message_helper_is_crlf() -> None:
     """The helper builds CRLF-only messages (so tests exercise the real path)."""
     data = make_message()
     assert data.count(b"\n") == data.count(b"\r\n")
+
+
+class TestOneBadMessage:
+    def test_unserializable_message_rejected_alone(self, plain_peer: SMTPPeer) -> None:
+        """A message that cannot be serialized is rejected; the others of the batch are sent."""
+        with plain(plain_peer) as t:
+            results = t.send([make_envelope(), unserializable_envelope(), make_envelope()])
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "cannot be serialized" in results[1].status_text
+        assert 2 == len(plain_peer.received)
+
+    def test_failing_signer_rejects_that_message(self, plain_peer: SMTPPeer) -> None:
+        """A signer that raises (any exception) rejects only the message it failed on."""
+
+        class PickySigner:
+            def sign(self, message: bytes) -> bytes:
+                if b"Subject: boom" in message:
+                    raise RuntimeError("no key for this domain")
+                return message
+
+        boom = Envelope(sender="sender@example.com", recipients=("rcpt@example.net",),
+                        message=make_message(subject="boom"))
+        with plain(plain_peer, signer=PickySigner()) as t:
+            results = t.send([make_envelope(), boom, make_envelope()])
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "signing failed: RuntimeError: no key for this domain" == results[1].status_text

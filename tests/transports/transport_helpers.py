@@ -64,3 +64,15 @@ INJECTIONS = {
         sender="From: =?utf-8?q?Ev=0D=0ABcc:_x@evil.com?= <sender@example.com>"
     ),
 }
+
+
+def unserializable_envelope() -> Envelope:
+    """An EmailMessage envelope whose payload the email package cannot serialize."""
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "sender@example.com"
+    msg["To"] = "rcpt@example.net"
+    env = Envelope(sender="sender@example.com", recipients=("rcpt@example.net",), message=msg)
+    msg.set_payload(123)  # type: ignore[arg-type]
+    return env

@@ -560,12 +560,15 @@ def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes
     if signer is not None:
         try:
             data = signer.sign(data)
-        except MailscaleError as exc:
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"sign() returned {type(data).__name__}, not bytes")
+        except Exception as exc:
+            what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
             return SendResult(
                 status=SendStatus.REJECTED,
                 recipients=env.recipients,
                 transport=transport,
-                status_text=f"signing failed: {exc}",
+                status_text=f"signing failed: {what}",
                 idempotency_key=env.idempotency_key,
             )
     return data
