@@ -225,3 +225,30 @@ class TestDecodedHeaderInjection:
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert "header injection" in result.status_text
         assert [] == peer.requests
+
+
+class TestRequestSizeLimit:
+    def test_documented_limit(self) -> None:
+        """Requests are capped at Postmark's 50 MB."""
+        assert 50_000_000 == PostmarkTransport.max_request_bytes
+
+    def test_batch_split_by_size(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """A batch whose JSON would exceed the request limit is split; no request exceeds it."""
+        transport.max_request_bytes = 3_000
+        envs = [make_envelope(f"r{i}@example.com", text="x" * 900 + "\n") for i in range(6)]
+        results = transport.send(envs)
+        assert [SendStatus.ACCEPTED] * 6 == [r.status for r in results]
+        assert len(peer.requests) >= 2
+        assert all(len(r.body) <= 3_000 for r in peer.requests)
+        assert [f"r{i}@example.com" for i in range(6)] == \
+            [m["To"] for r in peer.requests for m in r.json()]
+
+    def test_single_message_over_limit_rejected(self, peer: PostmarkPeer,
+                                                transport: PostmarkTransport) -> None:
+        """A message larger than the limit on its own is rejected locally; the rest is sent."""
+        transport.max_request_bytes = 3_000
+        big = make_envelope("big@example.com", text="y" * 5_000 + "\n")
+        results = transport.send([big, make_envelope("small@example.com")])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "at most 3000 bytes per request" in results[0].status_text
+        assert ["small@example.com"] == [peer.requests[0].json()["To"]]
