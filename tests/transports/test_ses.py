@@ -287,3 +287,29 @@ class TestErrors:
             with pytest.raises(TransportConnectionError) as info:
                 t.send([raw_envelope()])
         assert SECRET not in str(info.value)
+
+
+class TestTags:
+    def test_valid_tags_sent(self, ses: MotoSES, transport: SESTransport) -> None:
+        """Tags and metadata made of letters, digits, '_' and '-' become EmailTags."""
+        env = raw_envelope(tags=("welcome-1",), metadata={"campaign_id": "c-42"})
+        assert [{"Name": "campaign_id", "Value": "c-42"}, {"Name": "welcome-1", "Value": "true"}] \
+            == transport.request_for(env)["EmailTags"]
+        [result] = transport.send([env])
+        assert result.accepted
+
+    @pytest.mark.parametrize(("tags", "metadata"), [
+        (("spring sale",), {}), ((), {"user": "a@b.example"}), ((), {"kéy": "v"}),
+        (("x" * 257,), {}), ((), {"k": "v" * 257}),
+    ])
+    def test_invalid_tag_rejects_that_message(
+        self, ses: MotoSES, transport: SESTransport, tags: tuple[str, ...],
+        metadata: dict[str, str],
+    ) -> None:
+        """A tag SES would refuse rejects that message locally; the others are sent."""
+        bad = raw_envelope(tags=tags, metadata=metadata)
+        results = transport.send([bad, raw_envelope()])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert ("local", True) == (results[0].status_code,
+                                   "only letters, digits, '_' and '-'" in results[0].status_text)
+        assert 1 == len(ses.raw_messages())

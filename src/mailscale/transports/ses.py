@@ -14,6 +14,7 @@ client.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    InvalidMessage,
     MailscaleError,
     TransportAuthError,
     TransportConnectionError,
@@ -36,6 +38,8 @@ __all__ = ["SESTransport", "error_status"]
 
 _log = get_logger("mailscale.transports")
 
+_TAG_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}\Z")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_-]{0,256}\Z")
 MAX_RECIPIENTS = 50
 MAX_RAW_BYTES = 40 * 1024 * 1024
 
@@ -217,6 +221,13 @@ class SESTransport(TransportBase):
         }
         tags = [{"Name": k, "Value": v} for k, v in env.metadata.items()]
         tags.extend({"Name": t, "Value": "true"} for t in env.tags)
+        for tag in tags:
+            # SES refuses the whole call for a bad tag; checked here so only this message fails.
+            if not _TAG_NAME.match(tag["Name"]) or not _TAG_VALUE.match(tag["Value"]):
+                raise InvalidMessage(
+                    f"SES tag {tag['Name'][:40]!r}={tag['Value'][:40]!r}: names (1-256) and "
+                    "values (up to 256) may hold only letters, digits, '_' and '-'"
+                )
         if tags:
             params["EmailTags"] = tags
         if self.configuration_set:
