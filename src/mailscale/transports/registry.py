@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -149,7 +150,10 @@ def check_transport_class(cls: object, scheme: str | None = None) -> None:
     """Raise ``TypeError`` unless *cls* satisfies the transport contract.
 
     A transport is a class with a callable ``send``, ``close`` and
-    ``from_url``, and a ``schemes`` tuple of strings (that includes *scheme*).
+    ``from_url``, a coroutine ``send_async``, a ``schemes`` tuple of strings
+    (that includes *scheme*), a non-empty ``name``, ``payload`` ``"mime"`` or
+    ``"json"``, an integer ``max_batch`` of at least 1 and ``rate_preset`` a
+    string or None.
     """
     if not isinstance(cls, type):
         raise TypeError(f"expected a transport class, got {type(cls).__name__}")
@@ -161,6 +165,24 @@ def check_transport_class(cls: object, scheme: str | None = None) -> None:
         raise TypeError(f"{cls.__qualname__}.schemes must be a tuple of strings")
     if scheme is not None and scheme not in schemes:
         raise TypeError(f"{cls.__qualname__}.schemes {schemes!r} does not include {scheme!r}")
+    if not callable(getattr(cls, "send_async", None)):
+        raise TypeError(f"{cls.__qualname__} has no send_async() method")
+    if not inspect.iscoroutinefunction(cls.send_async):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__qualname__}.send_async must be a coroutine function")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__qualname__}.name must be a non-empty string")
+    payload = getattr(cls, "payload", None)
+    if payload not in ("mime", "json"):
+        raise TypeError(f"{cls.__qualname__}.payload must be 'mime' or 'json', got {payload!r}")
+    max_batch = getattr(cls, "max_batch", None)
+    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+        raise TypeError(
+            f"{cls.__qualname__}.max_batch must be an integer of at least 1, got {max_batch!r}"
+        )
+    preset = getattr(cls, "rate_preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise TypeError(f"{cls.__qualname__}.rate_preset must be a string or None")
 
 
 def _load_plugin(state: _Plugins, name: str) -> type | None:
