@@ -109,17 +109,6 @@ class TransportBase:
     max_batch: ClassVar[int] = 1
     rate_preset: ClassVar[str | None] = None
 
-    #: Attribute names whose values are secrets: shown as *** in repr.
-    _secret_attrs: ClassVar[tuple[str, ...]] = (
-        "password",
-        "api_key",
-        "token",
-        "key",
-        "secret",
-        "secret_access_key",
-        "credentials",
-    )
-
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
         """Build the transport from a parsed URL (every transport class provides this).
@@ -173,11 +162,15 @@ class TransportBase:
 
     def _repr_fields(self) -> Mapping[str, Any]:
         """The configuration shown by repr; override to choose. Secrets are masked."""
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return {k: (_REDACTED if k in self._secret_attrs and v else v) for k, v in fields.items()}
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
+        # Masked here, whatever _repr_fields returns: any field whose name looks
+        # secret (token, key, secret, pass, auth, credential, ...; see is_secret_option).
+        inner = ", ".join(
+            f"{k}={(_REDACTED if v and is_secret_option(k) else v)!r}"
+            for k, v in self._repr_fields().items()
+        )
         return f"{type(self).__name__}({inner})"
 
 
