@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
-from transport_helpers import INJECTIONS
+from transport_helpers import INJECTIONS, PROVIDER_KEYS
 
 from mailscale.errors import ConfigurationError, TransportAuthError
 from mailscale.message import Envelope, SendStatus
@@ -18,7 +18,7 @@ from peers.esp_base import Reply
 from peers.esp_messages import make_envelope, make_message
 from peers.postmark_peer import PostmarkPeer
 
-TOKEN = "pm-server-token-0123"
+TOKEN = PROVIDER_KEYS["postmark"]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
-from transport_helpers import SMTP_PASSWORD, SMTP_USER, make_envelope
+from transport_helpers import PROVIDER_KEYS, SECRETS, SMTP_PASSWORD, SMTP_USER, make_envelope
 
 from mailscale.errors import MailscaleError
 from mailscale.transports.base import Transport, redact_url
@@ -148,3 +148,18 @@ class TestRandomSecrets:
         with pytest.raises(MailscaleError) as info:
             transport_from_url(url)
         assert "SEC" not in exposed(info.value)
+
+
+class TestLogCheckCoversStructlog:
+    def test_captured_events_are_checked(self, _no_secret_in_any_log_event: list[str]) -> None:
+        """Events caught by capture_logs reach the suite-wide secret check too."""
+        from mailscale._log import get_logger
+
+        with capture_logs() as logs:
+            get_logger("mailscale.transports").warning("transport.test_event", detail="marker-77")
+        assert ["transport.test_event"] == [e["event"] for e in logs]
+        assert any("marker-77" in line for line in _no_secret_in_any_log_event)
+
+    def test_every_provider_key_is_watched(self) -> None:
+        """Each provider test key is one of the secrets the suite checks for."""
+        assert set(PROVIDER_KEYS.values()) <= set(SECRETS)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
-from transport_helpers import INJECTIONS
+from transport_helpers import INJECTIONS, PROVIDER_KEYS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -24,7 +24,7 @@ from peers.esp_base import Recorded, Reply
 from peers.esp_messages import make_envelope, make_message
 from peers.sendgrid_peer import SendGridPeer
 
-KEY = "SG.test-key-0123456789"
+KEY = PROVIDER_KEYS["sendgrid"]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import PROVIDER_KEYS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -24,7 +25,7 @@ from peers.ses_peer import MotoSES, SESErrorPeer
 
 REGION = "eu-west-1"
 KEY_ID = "AKIAMAILSCALETEST01"
-SECRET = "mailscale-test-secret-access-key-0123"
+SECRET = PROVIDER_KEYS["ses"]
 SENDER = "news@mail.example.org"
 RAW = (
     b"DKIM-Signature: v=1; a=rsa-sha256; d=mail.example.org; s=sel;\r\n"

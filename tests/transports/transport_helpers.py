@@ -16,9 +16,18 @@ INTEGRATION_KEYS = {
     "ses": "mailscale-integration-secret-0123",
 }
 
+#: Provider credentials of each provider's own tests.
+PROVIDER_KEYS = {
+    "sendgrid": "SG.test-key-0123456789",
+    "mailgun": "key-0123456789abcdef",
+    "postmark": "pm-server-token-0123",
+    "ses": "mailscale-test-secret-access-key-0123",
+}
+
 #: Every credential the transport tests use; none may appear in a log event, repr or error.
 SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value",
-           *INTEGRATION_KEYS.values())
+           "right-password-1", "wrong-password-2",
+           *INTEGRATION_KEYS.values(), *PROVIDER_KEYS.values())
 
 
 def make_message(
