@@ -454,3 +454,25 @@ class TestOneBadMessage:
         assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
             [r.status for r in results]
         assert "signing failed: RuntimeError: no key for this domain" == results[1].status_text
+
+
+class TestBadSettings:
+    @pytest.mark.parametrize("url", [
+        "smtp://relay.example.com?tls=none&local_hostname=a%0D%0AMAIL%20FROM:x",
+        "smtp://relay.example.com?tls=none&local_hostname=a%20b",
+        "smtp://relay.example.com?tls=none&local_hostname=",
+        "smtp://relay.example.com?tls=none&source=bogus",
+        "smtp://relay.example.com?tls=none&source=300.1.1.1",
+        "mx://?helo=mx.example.com%0D%0AQUIT",
+        "mx://?source=bogus",
+    ])
+    def test_configuration_error_at_build(self, url: str) -> None:
+        """A CR/LF or space in the EHLO name, or a source that is no IP, fails when built."""
+        with pytest.raises(ConfigurationError, match=r"EHLO name|not an IP address"):
+            transport_from_url(url)
+
+    def test_valid_settings_accepted(self) -> None:
+        """A domain, an address literal and IPv4/IPv6 sources are fine."""
+        for url in ("smtp://h.example?tls=none&local_hostname=[192.0.2.1]&source=127.0.0.1",
+                    "mx://?helo=mx.example.com&source=::1"):
+            transport_from_url(url).close()

@@ -208,12 +208,31 @@ class HTTPTransportBase(TransportBase):
         if concurrency < 1:
             raise ConfigurationError(f"{self.name}: concurrency must be >= 1, got {concurrency}")
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        if timeout is not None and not isinstance(timeout, httpx.Timeout) and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not timeout > 0
+        ):
+            raise ConfigurationError(
+                f"{self.name}: timeout must be a positive number of seconds or an "
+                f"httpx.Timeout, got {timeout!r}"[:200]
+            )
         self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
         if isinstance(verify, (str, os.PathLike)):
             # A CA bundle file or directory: httpx wants an SSLContext.
             path = os.fspath(verify)
-            verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
-                      else ssl.create_default_context(cafile=path))
+            try:
+                verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
+                          else ssl.create_default_context(cafile=path))
+            except (OSError, ssl.SSLError) as exc:
+                reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+                raise ConfigurationError(
+                    f"{self.name}: verify={str(path)!r} is not a usable CA bundle: {reason}"
+                ) from None
+        elif not isinstance(verify, (bool, ssl.SSLContext)):
+            raise ConfigurationError(
+                f"{self.name}: verify must be True, False, a CA bundle path or an "
+                f"ssl.SSLContext, got {type(verify).__name__}"
+            )
         self.verify = verify
         self.max_connections = max_connections
         self.concurrency = concurrency

@@ -25,6 +25,7 @@ One ``send`` call uses one connection; concurrent calls (threads, or
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import smtplib
 import ssl
@@ -50,6 +51,7 @@ __all__ = ["Signer", "SMTPTransport", "make_ssl_context"]
 _log = get_logger("mailscale.transports")
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
+_HELO_NAME = re.compile(r"[\x21-\x7e]{1,255}")
 _QUEUED_AS = re.compile(r"(?:queued as\s+|\bid=)([A-Za-z0-9._@<>-]+)", re.IGNORECASE)
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
 
@@ -536,6 +538,33 @@ def build_result(
     )
 
 
+def check_helo_name(name: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *name* is None or usable after EHLO.
+
+    A domain or address literal: printable ASCII without spaces, so no CR/LF
+    can smuggle a command into the session (RFC 5321 section 4.1.1.1).
+    """
+    if name is None:
+        return
+    if not isinstance(name, str) or not _HELO_NAME.fullmatch(name):
+        shown = name[:40] if isinstance(name, str) else type(name).__name__
+        raise ConfigurationError(
+            f"{transport}: the EHLO name {shown!r} must be a domain or address literal "
+            "(printable ASCII, no spaces or line breaks)"
+        )
+
+
+def check_source_ip(address: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *address* is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else "")
+    except ValueError:
+        shown = address[:45] if isinstance(address, str) else type(address).__name__
+        raise ConfigurationError(
+            f"{transport}: source address {shown!r} is not an IP address"
+        ) from None
+
+
 def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
     """The bytes to send (signed when a signer is attached), or a rejected result."""
     try:
@@ -655,6 +684,11 @@ class SMTPTransport(TransportBase):
             raise ConfigurationError(f"smtp: pool_size must be >= 1, got {pool_size}")
         if signer is not None and not callable(getattr(signer, "sign", None)):
             raise ConfigurationError("smtp: signer must have a sign(bytes) -> bytes method")
+        check_helo_name(local_hostname, "smtp")
+        if isinstance(source_address, str):
+            source_address = (source_address, 0)
+        if source_address is not None:
+            check_source_ip(source_address[0], "smtp")
         self.host = host
         self.port = port if port is not None else {"implicit": 465, "none": 25}.get(tls, 587)
         self.username = username
@@ -664,8 +698,6 @@ class SMTPTransport(TransportBase):
         self.timeout = timeout
         self.pool_size = pool_size
         self.local_hostname = local_hostname
-        if isinstance(source_address, str):
-            source_address = (source_address, 0)
         self.source_address = source_address
         self.signer = signer
         self._context = (
