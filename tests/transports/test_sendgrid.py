@@ -463,3 +463,25 @@ class TestDecodedHeaderInjection:
         results = transport.send([bad, make_envelope()])
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
         assert "evil" not in peer.requests[0].body.decode()
+
+
+class TestLaterAuthFailure:
+    def test_refused_request_defers_answered_kept(self, peer: SendGridPeer) -> None:
+        """A 401 on one request of a batch defers its envelopes; the answered ones are kept."""
+        peer.fail_next(1, Reply.json(401, {"errors": [{"message": "bad key"}]}))
+        with SendGridTransport(KEY, base_url=peer.url, concurrency=1) as t:
+            results = t.send([make_envelope(text="one\n"), make_envelope(text="two\n")])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert (401, True) == (results[0].status_code,
+                               "refused the credentials" in results[0].status_text)
+
+    def test_async_too(self, peer: SendGridPeer) -> None:
+        """The same holds for send_async."""
+        peer.fail_next(1, Reply.json(401, {"errors": [{"message": "bad key"}]}))
+
+        async def go() -> list[SendStatus]:
+            async with SendGridTransport(KEY, base_url=peer.url, concurrency=1) as t:
+                envs = [make_envelope(text="one\n"), make_envelope(text="two\n")]
+                return [r.status for r in await t.send_async(envs)]
+
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED] == asyncio.run(go())

@@ -314,3 +314,23 @@ class TestTags:
         assert ("local", True) == (results[0].status_code,
                                    "only letters, digits, '_' and '-'" in results[0].status_text)
         assert 1 == len(ses.raw_messages())
+
+
+class TestLaterAuthFailure:
+    def test_refused_later_call_defers_instead_of_raising(self, error_peer: SESErrorPeer) -> None:
+        """One call answered, another's credentials refused: results kept, the rest deferred."""
+        error_peer.fail_with(1, 403, "UnrecognizedClientException", "invalid token")
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            results = t.send([raw_envelope(), raw_envelope(), raw_envelope()])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "credentials were refused" in results[0].status_text
+
+    def test_every_call_refused_raises(self, error_peer: SESErrorPeer) -> None:
+        """When no call was answered otherwise, the refusal is still raised."""
+        error_peer.fail_with(2, 403, "UnrecognizedClientException", "invalid token")
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            with pytest.raises(TransportAuthError):
+                t.send([raw_envelope(), raw_envelope()])

@@ -49,6 +49,16 @@ AUTH_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException", "IncompleteSignature",
     "MissingAuthenticationToken", "InvalidSignatureException", "AuthFailure",
 })
+
+
+def _auth_failure(outcome: object) -> bool:
+    """True for a botocore ClientError saying the credentials were refused."""
+    response = getattr(outcome, "response", None)
+    if not isinstance(outcome, Exception) or not isinstance(response, dict):
+        return False
+    return str(response.get("Error", {}).get("Code", "")) in AUTH_CODES
+
+
 #: Error codes that are transient (throttling, quota, service trouble).
 TRANSIENT_CODES = frozenset({
     "TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException",
@@ -274,7 +284,10 @@ class SESTransport(TransportBase):
             outcomes = list(self._executor().map(one, todo))
         else:
             outcomes = [one(item) for item in todo]
-        answered = any(not isinstance(o[1], BotoCoreError) for o in outcomes)
+        # Answered: SES said something about a message (not a network failure, not
+        # refused credentials). Then other calls' failures defer instead of raising.
+        answered = any(not isinstance(o[1], BotoCoreError) and not _auth_failure(o[1])
+                       for o in outcomes)
         for index, outcome, latency in outcomes:
             results[index] = self._interpret(batch[index], outcome, latency, answered)
         return [r for r in results if r is not None]
@@ -303,6 +316,10 @@ class SESTransport(TransportBase):
             rate = rate_limit_headers(meta.get("HTTPHeaders", {}))
             if code in AUTH_CODES:
                 _log.warning("transport.auth_refused", provider=self.name, code=code)
+                if answered:
+                    return self._result(
+                        env, SendStatus.DEFERRED, status_code=code, latency=latency,
+                        status_text=f"the credentials were refused ({code}); not sent")
                 # SES's own message is left out: it may quote the request's credential scope.
                 raise TransportAuthError(
                     f"ses: the credentials were refused ({code})", provider=self.name,
@@ -315,6 +332,10 @@ class SESTransport(TransportBase):
                 retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
             )
         if isinstance(outcome, (NoCredentialsError, PartialCredentialsError)):
+            if answered:
+                return self._result(
+                    env, SendStatus.DEFERRED, latency=latency,
+                    status_text=f"no usable credentials ({type(outcome).__name__}); not sent")
             raise TransportAuthError(
                 f"ses: no usable credentials ({type(outcome).__name__})", provider=self.name,
                 recipients=env.recipients,
