@@ -69,7 +69,7 @@ class TestContract:
 class TestSingle:
     def test_email_shape(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """One envelope posts to /email with Postmark's field names."""
-        env = make_envelope(html="<b>hi</b>", tags=("welcome", "second"),
+        env = make_envelope(html="<b>hi</b>", tags=("welcome",),
                             metadata={"user": "42"}, extra={"X-Campaign": "c1"})
         [result] = transport.send([env])
         assert (SendStatus.ACCEPTED, 0, "OK") == (result.status, result.status_code,
@@ -252,3 +252,15 @@ class TestRequestSizeLimit:
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
         assert "at most 3000 bytes per request" in results[0].status_text
         assert ["small@example.com"] == [peer.requests[0].json()["To"]]
+
+
+class TestTags:
+    def test_more_than_one_tag_rejected_locally(self, peer: PostmarkPeer,
+                                                transport: PostmarkTransport) -> None:
+        """Postmark holds one tag: two are rejected locally, never silently dropped."""
+        results = transport.send([make_envelope(tags=("welcome", "second")),
+                                  make_envelope(tags=("welcome",))])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "2 tags; Postmark keeps at most 1 per message" == results[0].status_text
+        assert ["welcome"] == [m["Tag"] for r in peer.requests for m in
+                               (r.json() if isinstance(r.json(), list) else [r.json()])]

@@ -39,6 +39,8 @@ MAX_BATCH = 500
 #: Postmark refuses a request body over 50 MB (/email/batch, attachments included).
 MAX_REQUEST_BYTES = 50 * 1000 * 1000
 MAX_RECIPIENTS = 50
+#: Postmark's ``Tag`` holds one tag per message.
+MAX_TAGS = 1
 #: Postmark ErrorCodes that are transient (100 maintenance, 429 rate limit exceeded);
 #: 0 is success, every other code is permanent.
 TRANSIENT_CODES = frozenset({100, 429})
@@ -161,6 +163,12 @@ class PostmarkTransport(HTTPTransportBase):
                 local.append(self._local_reject(
                     i, env, f"{len(env.recipients)} recipients; Postmark takes at most "
                     f"{MAX_RECIPIENTS} per message"))
+                continue
+            if len(env.tags) > MAX_TAGS:
+                # Like Mailgun's limit: rejected rather than silently dropping tags.
+                local.append(self._local_reject(
+                    i, env, f"{len(env.tags)} tags; Postmark keeps at most {MAX_TAGS} "
+                    "per message"))
                 continue
             try:
                 msgs = self.build_messages(env)
