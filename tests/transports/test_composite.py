@@ -11,6 +11,7 @@ from transport_helpers import make_envelope
 from mailscale.errors import (
     ConfigurationError,
     TransportAuthError,
+    TransportCertificateError,
     TransportConnectionError,
     TransportError,
 )
@@ -102,6 +103,32 @@ class TestMemberCredentialsRefused:
         results = t.send([make_envelope(), make_envelope()])
         assert [SendStatus.DEFERRED] * 2 == [r.status for r in results]
         assert [2, 2] == calls
+
+
+class TestMemberCertificateRefused:
+    def test_failover_moves_on(self, starttls_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """An untrusted certificate is that member's configuration problem: the next delivers."""
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with FailoverTransport([untrusted, smtp(ok_peer.port)]) as t:
+            [result] = t.send([make_envelope()])
+        assert (SendStatus.ACCEPTED, "smtp[1]") == (result.status, result.transport)
+        assert [] == starttls_peer.received
+
+    def test_roundrobin_sends_elsewhere(self, starttls_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """Round-robin benches the member and sends its messages to another one."""
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with RoundRobinTransport([untrusted, smtp(ok_peer.port)], clock=FakeClock()) as t:
+            results = t.send([make_envelope(), make_envelope()])
+        assert [SendStatus.ACCEPTED] * 2 == [r.status for r in results]
+
+    def test_alone_it_is_raised_and_not_retried(self, starttls_peer: SMTPPeer) -> None:
+        """With no other member, the certificate error is raised; retrying does not repeat it."""
+        waits: list[float] = []
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with RetryingTransport(untrusted, RetryPolicy(), sleep=waits.append) as t:
+            with pytest.raises(TransportCertificateError):
+                t.send([make_envelope()])
+        assert [] == waits
 
 
 class TestFailover:

@@ -19,6 +19,7 @@ from transport_helpers import (
 from mailscale.errors import (
     ConfigurationError,
     TransportAuthError,
+    TransportCertificateError,
     TransportConnectionError,
     TransportError,
 )
@@ -327,7 +328,7 @@ class TestTLS:
         t = SMTPTransport(
             "localhost", starttls_peer.port, username=SMTP_USER, password=SMTP_PASSWORD
         )
-        with pytest.raises(TransportError, match="certificate verification failed"):
+        with pytest.raises(TransportCertificateError, match="certificate verification failed"):
             t.send([make_envelope()])
         assert [] == starttls_peer.received
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from mailscale.errors import TransportAuthError, TransportError
+from mailscale.errors import TransportAuthError, TransportCertificateError, TransportError
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
 
 
@@ -57,9 +57,9 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
 
 def member_fault(error: TransportError) -> bool:
     """True when *error* says nothing about the messages, only about the transport
-    that raised it: transient errors and refused credentials. Composites move such
-    messages on to another member."""
-    return error.transient or isinstance(error, TransportAuthError)
+    that raised it: transient errors, refused credentials and an untrusted
+    certificate. Composites move such messages on to another member."""
+    return error.transient or isinstance(error, (TransportAuthError, TransportCertificateError))
 
 
 def from_error(envelope: Envelope, error: TransportError, transport: str) -> SendResult:

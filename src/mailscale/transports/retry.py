@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import attrs
 
 from mailscale._log import get_logger
-from mailscale.errors import ConfigurationError, TransportAuthError, TransportError
+from mailscale.errors import ConfigurationError, TransportError
 from mailscale.message import Envelope, SendResult
 from mailscale.transports import _results
 from mailscale.transports.base import Transport, TransportBase, TransportURL
@@ -156,9 +156,10 @@ class RetryingTransport(TransportBase):
                 if not exc.transient:
                     if all(r is None for r in results):
                         raise
-                    if isinstance(exc, TransportAuthError):
-                        # Refused credentials say nothing about the messages: they keep
-                        # their earlier (deferred) results rather than become rejections.
+                    if _results.member_fault(exc):
+                        # Refused credentials or an untrusted certificate say nothing about
+                        # the messages: they keep their earlier (deferred) results rather
+                        # than become rejections.
                         break
                     for i, env in zip(pending, sub, strict=True):
                         results[i] = _results.merge(

@@ -39,6 +39,7 @@ from mailscale.errors import (
     ConfigurationError,
     MailscaleError,
     TransportAuthError,
+    TransportCertificateError,
     TransportConnectionError,
     TransportError,
     TransportTimeout,
@@ -313,7 +314,7 @@ def open_connection(
         ) from None
     except ssl.SSLCertVerificationError as exc:
         _discard(smtp)
-        raise TransportError(
+        raise TransportCertificateError(
             f"{where}: TLS certificate verification failed ({exc.verify_message}); "
             "trust its CA with ?cafile= or ssl_context=",
             provider=provider,
