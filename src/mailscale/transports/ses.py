@@ -33,6 +33,7 @@ from mailscale.errors import (
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import PREPARE_ERRORS, rate_limit_headers, retry_after_from
 from mailscale.transports.base import TransportBase, TransportURL, redact_url
+from mailscale.transports.smtp import Signer, check_signer, signed_bytes
 
 __all__ = ["SESTransport", "error_status"]
 
@@ -102,6 +103,8 @@ class SESTransport(TransportBase):
             mailscale's RetryPolicy, and throttling must reach the shaper).
         concurrency: ``SendEmail`` calls in flight at once for a batch (worker threads).
         client: an existing ``sesv2`` client to use instead.
+        signer: an object with ``sign(bytes) -> bytes`` (a DKIM signer) applied
+            to each message before it is sent.
     """
 
     name: ClassVar[str] = "ses"
@@ -125,11 +128,14 @@ class SESTransport(TransportBase):
         max_attempts: int = 1,
         concurrency: int = 4,
         client: Any = None,
+        signer: Signer | None = None,
     ) -> None:
         if (access_key_id is None) != (secret_access_key is None):
             raise ConfigurationError(
                 "ses: give both access_key_id and secret_access_key, or neither"
             )
+        check_signer(signer, "ses")
+        self.signer = signer
         self.region = region
         self.endpoint_url = endpoint_url
         self.profile = profile
@@ -227,7 +233,7 @@ class SESTransport(TransportBase):
         params: dict[str, Any] = {
             "FromEmailAddress": env.sender,
             "Destination": {"ToAddresses": list(env.recipients)},
-            "Content": {"Raw": {"Data": env.to_bytes()}},
+            "Content": {"Raw": {"Data": signed_bytes(env, self.signer)}},
         }
         tags = [{"Name": k, "Value": v} for k, v in env.metadata.items()]
         tags.extend({"Name": t, "Value": "true"} for t in env.tags)

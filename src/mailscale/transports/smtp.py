@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Protocol
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    InvalidMessage,
     MailscaleError,
     TransportAuthError,
     TransportCertificateError,
@@ -564,6 +565,32 @@ def check_source_ip(address: object, transport: str) -> None:
         raise ConfigurationError(
             f"{transport}: source address {shown!r} is not an IP address"
         ) from None
+
+
+def check_signer(signer: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *signer* is None or has ``sign(bytes) -> bytes``."""
+    if signer is not None and not callable(getattr(signer, "sign", None)):
+        raise ConfigurationError(f"{transport}: signer must have a sign(bytes) -> bytes method")
+
+
+def signed_bytes(env: Envelope, signer: Signer | None) -> bytes:
+    """*env*'s wire bytes, DKIM-signed when *signer* is given.
+
+    Raises:
+        InvalidMessage: the message cannot be serialized or the signer failed
+            (whatever it raised: one message's failure must not abort a batch).
+    """
+    data = env.to_bytes()
+    if signer is None:
+        return data
+    try:
+        signed = signer.sign(data)
+        if not isinstance(signed, (bytes, bytearray)):
+            raise TypeError(f"sign() returned {type(signed).__name__}, not bytes")
+    except Exception as exc:
+        what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
+        raise InvalidMessage(f"signing failed: {what}") from None
+    return bytes(signed)
 
 
 def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
