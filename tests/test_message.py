@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 
 import pytest
 
@@ -74,6 +74,54 @@ class TestCheckHeaderValue:
         """A line break that starts a new field is refused, naming the header."""
         with pytest.raises(HeaderInjection, match="'Subject'"):
             check_header_value("Subject", value)
+
+    @pytest.mark.parametrize("brk", ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
+                                     "\u2029", "\u2028 "])
+    def test_unicode_line_breaks(self, brk: str) -> None:
+        """Every line break str.splitlines knows is refused, even before a space."""
+        with pytest.raises(HeaderInjection, match="'X-Bad'"):
+            check_header_value("X-Bad", f"v{brk}Injected: y")
+
+    def test_set_on_message_never_reaches_the_wire(self) -> None:
+        """A U+2028 set on a (compat32) Message after construction fails to_bytes."""
+        msg = Message()
+        msg["From"] = "a@example.com"
+        env = Envelope(sender="a@example.com", recipients=["b@example.net"], message=msg)
+        msg["X-Bad"] = "v\u2028Injected: y"
+        with pytest.raises(HeaderInjection, match="X-Bad"):
+            env.to_bytes()
+
+    def test_labels_checked_too(self) -> None:
+        """Tags and metadata with a Unicode line break are refused."""
+        with pytest.raises(HeaderInjection):
+            Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
+                     metadata={"k": "v\x85X: y"})
+
+
+class TestAddressControls:
+    @pytest.mark.parametrize("bad", ["a\x85b@example.com", "a\u2028b@example.com",
+                                     "ab@exa\u2029mple.com", "a\x9bb@example.com",
+                                     "a\x1cb@example.com"])
+    def test_refused(self, bad: str) -> None:
+        """C1 controls and Unicode line breaks are not part of an address."""
+        with pytest.raises((InvalidAddress, HeaderInjection), match="address"):
+            validate_address(bad)
+
+
+class TestIdempotencyKey:
+    @pytest.mark.parametrize("key", [None, "order-42", "ключ:1"])
+    def test_accepted(self, key: str | None) -> None:
+        """None or a printable string is kept as given."""
+        env = Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
+                       idempotency_key=key)
+        assert key == env.idempotency_key
+
+    @pytest.mark.parametrize("key", ["", "a\r\nb", "a\u2028b", "a\x00", 42, b"k"])
+    def test_refused(self, key: object) -> None:
+        """An empty, non-printable or non-string key is refused at construction."""
+        with pytest.raises(InvalidMessage, match="idempotency_key"):
+            Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
+                     idempotency_key=key)  # type: ignore[arg-type]
 
 
 class TestEnvelope:
@@ -216,3 +264,14 @@ class TestSendResult:
         assert "3" == r.rate_limit["Retry-After"]
         with pytest.raises(TypeError):
             r.rate_limit["x"] = "y"  # type: ignore[index]
+
+
+class TestSerialization:
+    def test_unserializable_payload_is_invalid_message(self) -> None:
+        """An unserializable payload raises InvalidMessage, not AttributeError."""
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        env = Envelope(sender="a@example.com", recipients=["b@example.net"], message=msg)
+        msg.set_payload(123)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage, match="cannot be serialized: AttributeError"):
+            env.to_bytes()

@@ -26,6 +26,7 @@ __all__ = [
     "ShapingError",
     "SigningError",
     "TransportAuthError",
+    "TransportCertificateError",
     "TransportConnectionError",
     "TransportError",
     "TransportTimeout",
@@ -160,6 +161,11 @@ class TransportTimeout(TransportError, TimeoutError):
 
 class TransportAuthError(TransportError):
     """The provider refused the credentials (permanent)."""
+
+
+class TransportCertificateError(TransportError):
+    """The peer's TLS certificate failed verification (a configuration problem of
+    that transport, not of the message: composites move on, retrying does not help)."""
 
 
 # --- auth (DNS checks) --------------------------------------------------

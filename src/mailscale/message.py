@@ -38,8 +38,11 @@ __all__ = [
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f<>()\[\],;:\\\"]")
+_FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029<>()\[\],;:\\\"]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# Every character str.splitlines() treats as a line end: any of them can end a
+# header line for some reader (Python's email package splits on all of them).
+_LINE_BREAK = re.compile("[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # RFC 5322 section 2.2: a field name is printable US-ASCII except the colon.
 _BAD_FIELD_NAME = re.compile(r"[^\x21-\x39\x3b-\x7e]")
 
@@ -57,8 +60,8 @@ def validate_address(address: str, *, field: str = "address") -> str:
     """
     if not isinstance(address, str):
         raise InvalidAddress(f"{field}: expected a string, got {type(address).__name__}")
-    if "\r" in address or "\n" in address:
-        raise HeaderInjection(f"{field}: CR or LF in an address")
+    if _LINE_BREAK.search(address):
+        raise HeaderInjection(f"{field}: a line break (CR, LF or another) in an address")
     if not address:
         raise InvalidAddress(f"{field}: empty address")
     if len(address) > _MAX_ADDRESS:
@@ -83,14 +86,20 @@ def validate_address(address: str, *, field: str = "address") -> str:
 
 
 def check_header_value(name: str, value: str) -> str:
-    """Return *value* unless it could inject a header (CR/LF not starting a fold).
+    """Return *value* unless it could inject a header.
+
+    Any line break ``str.splitlines`` knows (CR, LF, VT, FF, FS, GS, RS, NEL,
+    U+2028, U+2029) is refused, except a CRLF (or LF) followed by a space or tab: a fold.
 
     Raises:
         HeaderInjection: naming the header.
     """
     unfolded = _FOLD.sub("", value)
-    if "\r" in unfolded or "\n" in unfolded:
-        raise HeaderInjection(f"header {name!r}: CR or LF in the value (header injection)")
+    found = _LINE_BREAK.search(unfolded)
+    if found:
+        raise HeaderInjection(
+            f"header {name!r}: line break {found.group()!r} in the value (header injection)"
+        )
     return value
 
 
@@ -163,6 +172,15 @@ def _validate_labels(inst: Envelope, attribute: attrs.Attribute[Any], value: Any
             check_header_value(attribute.name, text)
 
 
+def _validate_key(inst: Envelope, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidMessage(f"idempotency_key: expected a string, got {type(value).__name__}")
+    if not value or not value.isprintable():
+        raise InvalidMessage("idempotency_key: must be a non-empty printable string")
+
+
 @attrs.frozen(kw_only=True)
 class Envelope:
     """One message to send, with its SMTP envelope and provider metadata.
@@ -185,7 +203,7 @@ class Envelope:
     metadata: Mapping[str, str] = attrs.field(
         factory=dict, converter=_frozen_mapping, validator=_validate_labels
     )
-    idempotency_key: str | None = None
+    idempotency_key: str | None = attrs.field(default=None, validator=_validate_key)
 
     @classmethod
     def from_message(
@@ -222,8 +240,14 @@ class Envelope:
             msg = _copy_without_bcc(msg)
         try:
             return msg.as_bytes(policy=email.policy.SMTP)
-        except (email.errors.MessageError, UnicodeError, ValueError) as exc:
+        except (email.errors.MessageError, UnicodeError, ValueError, LookupError) as exc:
             raise InvalidMessage(f"message: cannot be serialized: {exc}") from None
+        except (AttributeError, TypeError) as exc:
+            # A payload the email package cannot handle (set_payload(123), a list of
+            # non-messages): its error names a type, never the content.
+            raise InvalidMessage(
+                f"message: cannot be serialized: {type(exc).__name__}: {exc}"
+            ) from None
 
     def headers(self) -> Message:
         """The message's header fields (parsed from bytes when needed)."""

@@ -10,10 +10,12 @@ import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
+import structlog.testing
 import trustme
 from transport_helpers import SECRETS, SMTP_PASSWORD, SMTP_USER
 
@@ -30,19 +32,30 @@ class _Records(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def _no_secret_in_any_log_event() -> Iterator[None]:
+def _no_secret_in_any_log_event(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every transport test: no test credential appears in any mailscale log event.
 
     Events outside a ``capture_logs`` block reach the stdlib ``mailscale`` logger;
-    it is opened to DEBUG here so every event is checked.
+    it is opened to DEBUG here so every event is checked. Events a test captures
+    with ``structlog.testing.capture_logs`` never reach it, so structlog's
+    ``LogCapture`` is wrapped to record them too. Yields the recorded lines.
     """
     logger = logging.getLogger("mailscale")
     handler = _Records()
+    original = structlog.testing.LogCapture.__call__
+
+    def recording(self: structlog.testing.LogCapture, logger_: object, method: str,
+                  event_dict: MutableMapping[str, Any]) -> NoReturn:
+        handler.lines.append(repr(dict(event_dict)))
+        original(self, logger_, method, event_dict)  # type: ignore[arg-type]
+        raise AssertionError("LogCapture always drops the event")  # pragma: no cover
+
+    monkeypatch.setattr(structlog.testing.LogCapture, "__call__", recording)
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        yield
+        yield handler.lines
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)

@@ -210,3 +210,17 @@ class TestParsingNeverCrashes:
         assert password == url.password
         for text in (str(url), repr(url), redact_url(f"smtp://user:{quote(password, safe='')}@h")):
             assert quote(password, safe="") not in text
+
+
+class TestReprMasking:
+    @pytest.mark.parametrize("field", ["api_token", "signing_key", "client_secret",
+                                       "smtp_passphrase", "auth_header", "credentials", "Token"])
+    def test_secret_looking_fields_masked(self, field: str) -> None:
+        """Any field whose name looks secret is masked, including a subclass's own fields."""
+
+        class Custom(TransportBase):
+            def _repr_fields(self) -> dict[str, object]:
+                return {"host": "h.example", field: "Sup3r-Secret-Value", "empty_token": ""}
+
+        text = repr(Custom())
+        assert f"Custom(host='h.example', {field}='***', empty_token='')" == text

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from structlog.testing import capture_logs
 from transport_helpers import make_envelope
 
-from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
+from mailscale.errors import (
+    ConfigurationError,
+    TransportAuthError,
+    TransportCertificateError,
+    TransportConnectionError,
+    TransportError,
+)
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
 from mailscale.transports.dev import MemoryTransport
+from mailscale.transports.retry import RetryingTransport, RetryPolicy
 from mailscale.transports.smtp import SMTPTransport
 from peers.smtp_peer import ScriptedHandler, SMTPPeer, free_port, start_peer
 
@@ -42,6 +49,86 @@ def rejecting_peer() -> Iterator[SMTPPeer]:
     peer = start_peer(handler=ScriptedHandler(rcpt_reply="550 5.7.1 Relaying denied"))
     yield peer
     peer.stop()
+
+
+@pytest.fixture
+def auth_peer() -> Iterator[SMTPPeer]:
+    """A plaintext peer requiring AUTH (the member's password will be wrong)."""
+    peer = start_peer(credentials={"relay-user": "right-password-1"}, auth_require_tls=False)
+    yield peer
+    peer.stop()
+
+
+def wrong_credentials(peer: SMTPPeer) -> SMTPTransport:
+    return smtp(peer.port, username="relay-user", password="wrong-password-2")
+
+
+class TestMemberCredentialsRefused:
+    def test_failover_moves_on(self, auth_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """Refused credentials of the first member are its fault: the next member delivers."""
+        with FailoverTransport([wrong_credentials(auth_peer), smtp(ok_peer.port)]) as t:
+            results = t.send([make_envelope(), make_envelope()])
+        assert [(SendStatus.ACCEPTED, "smtp[1]")] * 2 == \
+            [(r.status, r.transport) for r in results]
+        assert 2 == len(ok_peer.received)
+
+    def test_failover_all_refused_raises(self, auth_peer: SMTPPeer) -> None:
+        """When every member's credentials are refused, the call raises TransportAuthError."""
+        with FailoverTransport([wrong_credentials(auth_peer), wrong_credentials(auth_peer)]) as t:
+            with pytest.raises(TransportAuthError):
+                t.send([make_envelope()])
+
+    def test_roundrobin_sends_elsewhere(self, auth_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """Round-robin gives the messages of a member with refused credentials to another one."""
+        members = [wrong_credentials(auth_peer), smtp(ok_peer.port)]
+        with RoundRobinTransport(members, clock=FakeClock()) as t:
+            results = t.send([make_envelope() for _ in range(4)])
+            assert ["smtp[0]"] == t.benched()
+        assert [SendStatus.ACCEPTED] * 4 == [r.status for r in results]
+        assert 4 == len(ok_peer.received)
+
+    def test_retry_never_turns_it_into_rejections(self) -> None:
+        """Deferred first, then refused credentials: the messages stay deferred, not rejected."""
+        calls = []
+
+        class Flaky(MemoryTransport):
+            def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+                calls.append(len(batch))
+                if len(calls) == 1:
+                    return [SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
+                            for e in batch]
+                raise TransportAuthError("credentials refused", provider="memory")
+
+        t = RetryingTransport(Flaky(), RetryPolicy(jitter=0.0), sleep=lambda s: None)
+        results = t.send([make_envelope(), make_envelope()])
+        assert [SendStatus.DEFERRED] * 2 == [r.status for r in results]
+        assert [2, 2] == calls
+
+
+class TestMemberCertificateRefused:
+    def test_failover_moves_on(self, starttls_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """An untrusted certificate is that member's configuration problem: the next delivers."""
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with FailoverTransport([untrusted, smtp(ok_peer.port)]) as t:
+            [result] = t.send([make_envelope()])
+        assert (SendStatus.ACCEPTED, "smtp[1]") == (result.status, result.transport)
+        assert [] == starttls_peer.received
+
+    def test_roundrobin_sends_elsewhere(self, starttls_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
+        """Round-robin benches the member and sends its messages to another one."""
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with RoundRobinTransport([untrusted, smtp(ok_peer.port)], clock=FakeClock()) as t:
+            results = t.send([make_envelope(), make_envelope()])
+        assert [SendStatus.ACCEPTED] * 2 == [r.status for r in results]
+
+    def test_alone_it_is_raised_and_not_retried(self, starttls_peer: SMTPPeer) -> None:
+        """With no other member, the certificate error is raised; retrying does not repeat it."""
+        waits: list[float] = []
+        untrusted = SMTPTransport("localhost", starttls_peer.port, timeout=5)
+        with RetryingTransport(untrusted, RetryPolicy(), sleep=waits.append) as t:
+            with pytest.raises(TransportCertificateError):
+                t.send([make_envelope()])
+        assert [] == waits
 
 
 class TestFailover:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from transport_helpers import make_envelope
+from transport_helpers import make_envelope, unserializable_envelope
 
 from mailscale.errors import ConfigurationError
 from mailscale.message import SendResult, SendStatus
@@ -66,6 +66,14 @@ class TestFile:
         by_name = {f.name: f.read_bytes() for f in files}
         assert [e.to_bytes() for e in envs] == [by_name[r.message_id] for r in results]  # type: ignore[index]
         assert all(f.suffix == ".eml" for f in files)
+
+    def test_unserializable_message_rejected_alone(self, tmp_path: Path) -> None:
+        """A message that cannot be serialized is rejected; the rest are written."""
+        t = FileTransport(tmp_path)
+        results = t.send([make_envelope(), unserializable_envelope(), make_envelope()])
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert 2 == len(list(tmp_path.glob("*.eml")))
 
     def test_directory_vanishing_defers(self, tmp_path: Path) -> None:
         """If the directory disappears, the message is deferred, never lost silently."""

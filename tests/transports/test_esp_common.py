@@ -263,3 +263,20 @@ class TestArbitraryMessages:
             if local:
                 assert local[0].result.rejected
             transport.close()
+
+
+class TestBadSettings:
+    @pytest.mark.parametrize("cls", [SendGridTransport, MailgunTransport, PostmarkTransport])
+    @pytest.mark.parametrize(("kw", "problem"), [
+        ({"verify": "/missing/ca-bundle.pem"}, "not a usable CA bundle"),
+        ({"timeout": "abc"}, "timeout must be a positive number"),
+        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"timeout": True}, "timeout must be a positive number"),
+        ({"verify": 42}, "verify must be"),
+    ])
+    def test_configuration_error_at_build(self, cls: type, kw: dict[str, Any],
+                                          problem: str) -> None:
+        """A missing CA bundle or a non-numeric timeout is a ConfigurationError when built."""
+        args = ("key-1", "mg.example.com") if cls is MailgunTransport else ("key-1",)
+        with pytest.raises(ConfigurationError, match=problem):
+            cls(*args, **kw)

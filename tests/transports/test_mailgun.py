@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import PROVIDER_KEYS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -21,7 +22,7 @@ from peers.esp_base import Reply
 from peers.esp_messages import make_envelope, make_message
 from peers.mailgun_peer import MailgunPeer
 
-KEY = "key-0123456789abcdef"
+KEY = PROVIDER_KEYS["mailgun"]
 DOMAIN = "mg.example.com"
 
 SIGNED = (

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import INJECTIONS, PROVIDER_KEYS
 
 from mailscale.errors import ConfigurationError, TransportAuthError
 from mailscale.message import Envelope, SendStatus
@@ -17,7 +18,7 @@ from peers.esp_base import Reply
 from peers.esp_messages import make_envelope, make_message
 from peers.postmark_peer import PostmarkPeer
 
-TOKEN = "pm-server-token-0123"
+TOKEN = PROVIDER_KEYS["postmark"]
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ class TestContract:
 class TestSingle:
     def test_email_shape(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """One envelope posts to /email with Postmark's field names."""
-        env = make_envelope(html="<b>hi</b>", tags=("welcome", "second"),
+        env = make_envelope(html="<b>hi</b>", tags=("welcome",),
                             metadata={"user": "42"}, extra={"X-Campaign": "c1"})
         [result] = transport.send([env])
         assert (SendStatus.ACCEPTED, 0, "OK") == (result.status, result.status_code,
@@ -211,3 +212,55 @@ class TestBatch:
 
         assert [SendStatus.ACCEPTED] * 3 == asyncio.run(go())
         assert ["/email/batch"] == [r.path for r in peer.requests]
+
+
+class TestDecodedHeaderInjection:
+    @pytest.mark.parametrize("case", sorted(INJECTIONS))
+    def test_rejected_locally(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                              case: str) -> None:
+        """A decoded header value with a line break rejects the message; nothing is sent."""
+        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS[case])
+        [result] = transport.send([env])
+        assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
+        assert "header injection" in result.status_text
+        assert [] == peer.requests
+
+
+class TestRequestSizeLimit:
+    def test_documented_limit(self) -> None:
+        """Requests are capped at Postmark's 50 MB."""
+        assert 50_000_000 == PostmarkTransport.max_request_bytes
+
+    def test_batch_split_by_size(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
+        """A batch whose JSON would exceed the request limit is split; no request exceeds it."""
+        transport.max_request_bytes = 3_000
+        envs = [make_envelope(f"r{i}@example.com", text="x" * 900 + "\n") for i in range(6)]
+        results = transport.send(envs)
+        assert [SendStatus.ACCEPTED] * 6 == [r.status for r in results]
+        assert len(peer.requests) >= 2
+        assert all(len(r.body) <= 3_000 for r in peer.requests)
+        assert [f"r{i}@example.com" for i in range(6)] == \
+            [m["To"] for r in peer.requests for m in r.json()]
+
+    def test_single_message_over_limit_rejected(self, peer: PostmarkPeer,
+                                                transport: PostmarkTransport) -> None:
+        """A message larger than the limit on its own is rejected locally; the rest is sent."""
+        transport.max_request_bytes = 3_000
+        big = make_envelope("big@example.com", text="y" * 5_000 + "\n")
+        results = transport.send([big, make_envelope("small@example.com")])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "at most 3000 bytes per request" in results[0].status_text
+        assert ["small@example.com"] == [peer.requests[0].json()["To"]]
+
+
+class TestTags:
+    def test_more_than_one_tag_rejected_locally(self, peer: PostmarkPeer,
+                                                transport: PostmarkTransport) -> None:
+        """Postmark holds one tag: two are rejected locally, never silently dropped."""
+        results = transport.send([make_envelope(tags=("welcome", "second")),
+                                  make_envelope(tags=("welcome",))])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "2 tags; Postmark keeps at most 1 per message" == results[0].status_text
+        assert ["welcome"] == [m["Tag"] for r in peer.requests for m in
+                               (r.json() if isinstance(r.json(), list) else [r.json()])]

@@ -177,6 +177,31 @@ class TestContractCheck:
         with pytest.raises(TypeError, match=problem):
             check_transport_class(obj, "x")
 
+    @pytest.mark.parametrize(
+        ("attrs_", "problem"),
+        [
+            ({"name": ""}, "name must be a non-empty string"),
+            ({"name": None}, "name must be a non-empty string"),
+            ({"payload": "xml"}, "payload must be 'mime' or 'json'"),
+            ({"max_batch": 0}, "max_batch must be an integer of at least 1"),
+            ({"max_batch": "10"}, "max_batch must be an integer of at least 1"),
+            ({"max_batch": True}, "max_batch must be an integer of at least 1"),
+            ({"rate_preset": 5}, "rate_preset must be a string or None"),
+            ({"send_async": None}, "no send_async"),
+            ({"send_async": lambda self, batch: []}, "send_async must be a coroutine function"),
+        ],
+    )
+    def test_rejects_bad_class_facts(self, attrs_: dict[str, object], problem: str) -> None:
+        """Bad name, payload, max_batch, rate_preset or send_async fail the check."""
+        bad = type("Bad", (MemoryTransport,), {"schemes": ("x",), **attrs_})
+        with pytest.raises(TypeError, match=problem):
+            check_transport_class(bad, "x")
+
+    def test_every_builtin_passes(self) -> None:
+        """Every built-in transport class satisfies the full check."""
+        for scheme in registry.BUILTIN_TRANSPORTS:
+            check_transport_class(get_transport_class(scheme), scheme)
+
 
 @pytest.mark.usefixtures("example_plugins")
 class TestPlugins:

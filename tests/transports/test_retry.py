@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 from transport_helpers import make_envelope
@@ -214,3 +215,49 @@ class TestElapsedBudget:
         # attempts at 0, 1.5, 4.0; the next would start at 8.5 > 6: stop.
         assert [1.0, 2.0] == waits
         assert SendStatus.DEFERRED == result.status
+
+
+class TestOneResultPerEnvelope:
+    def test_budget_after_an_error_raises_it(self) -> None:
+        """A transient error, then the time budget ends retrying: the error is raised, not []."""
+        inner = SMTPTransport("127.0.0.1", free_port(), tls="none")
+        policy = no_jitter(base=1.0, max_attempts=5, max_elapsed=0.5)
+        t = RetryingTransport(inner, policy, sleep=FakeSleep(), clock=lambda: 0.0)
+        env = make_envelope()
+        with pytest.raises(TransportConnectionError):
+            t.send([env, env])
+
+    def test_long_retry_after_from_an_error_raises_it(self) -> None:
+        """An error whose retry_after ends in-process retrying is raised, not an empty list."""
+        calls = []
+
+        class Throttled(MemoryTransport):
+            def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+                calls.append(len(batch))
+                err = TransportConnectionError("throttled", provider="memory")
+                err.retry_after = 3600.0  # type: ignore[attr-defined]
+                raise err
+
+        t = RetryingTransport(Throttled(), no_jitter(), sleep=FakeSleep())
+        with pytest.raises(TransportConnectionError):
+            t.send([make_envelope(), make_envelope()])
+        assert [2] == calls
+
+    def test_error_after_an_answer_keeps_one_result_each(self) -> None:
+        """Deferred, then a transient error and the budget: both envelopes keep a result."""
+        now = [0.0]
+        attempts = []
+
+        class Flaky(MemoryTransport):
+            def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+                attempts.append(len(batch))
+                now[0] += 1.0
+                if len(attempts) == 1:
+                    return [SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
+                            for e in batch]
+                raise TransportConnectionError("down", provider="memory")
+
+        policy = no_jitter(base=1.0, max_attempts=10, max_elapsed=3.5)
+        t = RetryingTransport(Flaky(), policy, sleep=lambda s: None, clock=lambda: now[0])
+        results = t.send([make_envelope(), make_envelope()])
+        assert [SendStatus.DEFERRED, SendStatus.DEFERRED] == [r.status for r in results]

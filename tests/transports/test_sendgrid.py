@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import INJECTIONS, PROVIDER_KEYS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -23,7 +24,7 @@ from peers.esp_base import Recorded, Reply
 from peers.esp_messages import make_envelope, make_message
 from peers.sendgrid_peer import SendGridPeer
 
-KEY = "SG.test-key-0123456789"
+KEY = PROVIDER_KEYS["sendgrid"]
 
 
 @pytest.fixture
@@ -440,3 +441,47 @@ class TestAsync:
 
         with pytest.raises(TransportConnectionError):
             asyncio.run(go())
+
+
+class TestDecodedHeaderInjection:
+    @pytest.mark.parametrize("case", sorted(INJECTIONS))
+    def test_rejected_locally(self, peer: SendGridPeer, transport: SendGridTransport,
+                              case: str) -> None:
+        """A decoded header value with a line break rejects the message; nothing is sent."""
+        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS[case])
+        [result] = transport.send([env])
+        assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
+        assert "header injection" in result.status_text
+        assert [] == peer.requests
+
+    def test_other_messages_still_sent(self, peer: SendGridPeer,
+                                       transport: SendGridTransport) -> None:
+        """Only the injecting message is rejected; the rest of the batch goes out."""
+        bad = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
+                       message=INJECTIONS["subject"])
+        results = transport.send([bad, make_envelope()])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert "evil" not in peer.requests[0].body.decode()
+
+
+class TestLaterAuthFailure:
+    def test_refused_request_defers_answered_kept(self, peer: SendGridPeer) -> None:
+        """A 401 on one request of a batch defers its envelopes; the answered ones are kept."""
+        peer.fail_next(1, Reply.json(401, {"errors": [{"message": "bad key"}]}))
+        with SendGridTransport(KEY, base_url=peer.url, concurrency=1) as t:
+            results = t.send([make_envelope(text="one\n"), make_envelope(text="two\n")])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert (401, True) == (results[0].status_code,
+                               "refused the credentials" in results[0].status_text)
+
+    def test_async_too(self, peer: SendGridPeer) -> None:
+        """The same holds for send_async."""
+        peer.fail_next(1, Reply.json(401, {"errors": [{"message": "bad key"}]}))
+
+        async def go() -> list[SendStatus]:
+            async with SendGridTransport(KEY, base_url=peer.url, concurrency=1) as t:
+                envs = [make_envelope(text="one\n"), make_envelope(text="two\n")]
+                return [r.status for r in await t.send_async(envs)]
+
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED] == asyncio.run(go())

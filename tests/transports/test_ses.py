@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from structlog.testing import capture_logs
+from transport_helpers import PROVIDER_KEYS
 
 from mailscale.errors import (
     ConfigurationError,
@@ -24,7 +25,7 @@ from peers.ses_peer import MotoSES, SESErrorPeer
 
 REGION = "eu-west-1"
 KEY_ID = "AKIAMAILSCALETEST01"
-SECRET = "mailscale-test-secret-access-key-0123"
+SECRET = PROVIDER_KEYS["ses"]
 SENDER = "news@mail.example.org"
 RAW = (
     b"DKIM-Signature: v=1; a=rsa-sha256; d=mail.example.org; s=sel;\r\n"
@@ -287,3 +288,49 @@ class TestErrors:
             with pytest.raises(TransportConnectionError) as info:
                 t.send([raw_envelope()])
         assert SECRET not in str(info.value)
+
+
+class TestTags:
+    def test_valid_tags_sent(self, ses: MotoSES, transport: SESTransport) -> None:
+        """Tags and metadata made of letters, digits, '_' and '-' become EmailTags."""
+        env = raw_envelope(tags=("welcome-1",), metadata={"campaign_id": "c-42"})
+        assert [{"Name": "campaign_id", "Value": "c-42"}, {"Name": "welcome-1", "Value": "true"}] \
+            == transport.request_for(env)["EmailTags"]
+        [result] = transport.send([env])
+        assert result.accepted
+
+    @pytest.mark.parametrize(("tags", "metadata"), [
+        (("spring sale",), {}), ((), {"user": "a@b.example"}), ((), {"kéy": "v"}),
+        (("x" * 257,), {}), ((), {"k": "v" * 257}),
+    ])
+    def test_invalid_tag_rejects_that_message(
+        self, ses: MotoSES, transport: SESTransport, tags: tuple[str, ...],
+        metadata: dict[str, str],
+    ) -> None:
+        """A tag SES would refuse rejects that message locally; the others are sent."""
+        bad = raw_envelope(tags=tags, metadata=metadata)
+        results = transport.send([bad, raw_envelope()])
+        assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
+        assert ("local", True) == (results[0].status_code,
+                                   "only letters, digits, '_' and '-'" in results[0].status_text)
+        assert 1 == len(ses.raw_messages())
+
+
+class TestLaterAuthFailure:
+    def test_refused_later_call_defers_instead_of_raising(self, error_peer: SESErrorPeer) -> None:
+        """One call answered, another's credentials refused: results kept, the rest deferred."""
+        error_peer.fail_with(1, 403, "UnrecognizedClientException", "invalid token")
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            results = t.send([raw_envelope(), raw_envelope(), raw_envelope()])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "credentials were refused" in results[0].status_text
+
+    def test_every_call_refused_raises(self, error_peer: SESErrorPeer) -> None:
+        """When no call was answered otherwise, the refusal is still raised."""
+        error_peer.fail_with(2, 403, "UnrecognizedClientException", "invalid token")
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            with pytest.raises(TransportAuthError):
+                t.send([raw_envelope(), raw_envelope()])

@@ -8,11 +8,18 @@ import threading
 
 import pytest
 from structlog.testing import capture_logs
-from transport_helpers import SMTP_PASSWORD, SMTP_USER, make_envelope, make_message
+from transport_helpers import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    make_envelope,
+    make_message,
+    unserializable_envelope,
+)
 
 from mailscale.errors import (
     ConfigurationError,
     TransportAuthError,
+    TransportCertificateError,
     TransportConnectionError,
     TransportError,
 )
@@ -321,7 +328,7 @@ class TestTLS:
         t = SMTPTransport(
             "localhost", starttls_peer.port, username=SMTP_USER, password=SMTP_PASSWORD
         )
-        with pytest.raises(TransportError, match="certificate verification failed"):
+        with pytest.raises(TransportCertificateError, match="certificate verification failed"):
             t.send([make_envelope()])
         assert [] == starttls_peer.received
 
@@ -420,3 +427,53 @@ def test_message_helper_is_crlf() -> None:
     """The helper builds CRLF-only messages (so tests exercise the real path)."""
     data = make_message()
     assert data.count(b"\n") == data.count(b"\r\n")
+
+
+class TestOneBadMessage:
+    def test_unserializable_message_rejected_alone(self, plain_peer: SMTPPeer) -> None:
+        """A message that cannot be serialized is rejected; the others of the batch are sent."""
+        with plain(plain_peer) as t:
+            results = t.send([make_envelope(), unserializable_envelope(), make_envelope()])
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "cannot be serialized" in results[1].status_text
+        assert 2 == len(plain_peer.received)
+
+    def test_failing_signer_rejects_that_message(self, plain_peer: SMTPPeer) -> None:
+        """A signer that raises (any exception) rejects only the message it failed on."""
+
+        class PickySigner:
+            def sign(self, message: bytes) -> bytes:
+                if b"Subject: boom" in message:
+                    raise RuntimeError("no key for this domain")
+                return message
+
+        boom = Envelope(sender="sender@example.com", recipients=("rcpt@example.net",),
+                        message=make_message(subject="boom"))
+        with plain(plain_peer, signer=PickySigner()) as t:
+            results = t.send([make_envelope(), boom, make_envelope()])
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
+            [r.status for r in results]
+        assert "signing failed: RuntimeError: no key for this domain" == results[1].status_text
+
+
+class TestBadSettings:
+    @pytest.mark.parametrize("url", [
+        "smtp://relay.example.com?tls=none&local_hostname=a%0D%0AMAIL%20FROM:x",
+        "smtp://relay.example.com?tls=none&local_hostname=a%20b",
+        "smtp://relay.example.com?tls=none&local_hostname=",
+        "smtp://relay.example.com?tls=none&source=bogus",
+        "smtp://relay.example.com?tls=none&source=300.1.1.1",
+        "mx://?helo=mx.example.com%0D%0AQUIT",
+        "mx://?source=bogus",
+    ])
+    def test_configuration_error_at_build(self, url: str) -> None:
+        """A CR/LF or space in the EHLO name, or a source that is no IP, fails when built."""
+        with pytest.raises(ConfigurationError, match=r"EHLO name|not an IP address"):
+            transport_from_url(url)
+
+    def test_valid_settings_accepted(self) -> None:
+        """A domain, an address literal and IPv4/IPv6 sources are fine."""
+        for url in ("smtp://h.example?tls=none&local_hostname=[192.0.2.1]&source=127.0.0.1",
+                    "mx://?helo=mx.example.com&source=::1"):
+            transport_from_url(url).close()

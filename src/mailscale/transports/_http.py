@@ -208,12 +208,31 @@ class HTTPTransportBase(TransportBase):
         if concurrency < 1:
             raise ConfigurationError(f"{self.name}: concurrency must be >= 1, got {concurrency}")
         self.base_url = (base_url or self.default_base_url).rstrip("/")
+        if timeout is not None and not isinstance(timeout, httpx.Timeout) and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not timeout > 0
+        ):
+            raise ConfigurationError(
+                f"{self.name}: timeout must be a positive number of seconds or an "
+                f"httpx.Timeout, got {timeout!r}"[:200]
+            )
         self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
         if isinstance(verify, (str, os.PathLike)):
             # A CA bundle file or directory: httpx wants an SSLContext.
             path = os.fspath(verify)
-            verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
-                      else ssl.create_default_context(cafile=path))
+            try:
+                verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
+                          else ssl.create_default_context(cafile=path))
+            except (OSError, ssl.SSLError) as exc:
+                reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+                raise ConfigurationError(
+                    f"{self.name}: verify={str(path)!r} is not a usable CA bundle: {reason}"
+                ) from None
+        elif not isinstance(verify, (bool, ssl.SSLContext)):
+            raise ConfigurationError(
+                f"{self.name}: verify must be True, False, a CA bundle path or an "
+                f"ssl.SSLContext, got {type(verify).__name__}"
+            )
         self.verify = verify
         self.max_connections = max_connections
         self.concurrency = concurrency
@@ -376,10 +395,14 @@ class HTTPTransportBase(TransportBase):
         results: list[SendResult | None],
     ) -> None:
         """Map each call's response onto its envelopes' results, in batch order."""
-        any_ok = any(isinstance(o[1], httpx.Response) for o in outcomes)
+        # A 401 says nothing about the messages: only a request answered otherwise counts.
+        # When one did, a 401 or a network failure of another request defers its
+        # envelopes, so the answered results are not lost to an exception.
+        any_ok = any(isinstance(o[1], httpx.Response) and o[1].status_code != 401
+                     for o in outcomes)
         for call, outcome, latency in outcomes:
             if isinstance(outcome, httpx.Response):
-                self._apply(call, outcome, latency, batch, results)
+                self._apply(call, outcome, latency, batch, results, raise_auth=not any_ok)
             else:
                 self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
 
@@ -424,10 +447,20 @@ class HTTPTransportBase(TransportBase):
         latency: float,
         batch: Sequence[Envelope],
         results: list[SendResult | None],
+        *,
+        raise_auth: bool = True,
     ) -> None:
         if response.status_code == 401:
             recipients = tuple(r for i in call.indices for r in batch[i].recipients)
             _log.warning("transport.auth_refused", provider=self.name, status=401)
+            if not raise_auth:
+                for i in call.indices:
+                    results[i] = self._result(
+                        batch[i], SendStatus.DEFERRED, response=response, latency=latency,
+                        status_text="the provider refused the credentials (HTTP 401); "
+                        "not sent",
+                    )
+                return
             raise TransportAuthError(
                 f"{self.name}: the provider refused the credentials (HTTP 401)",
                 provider=self.name,

@@ -21,7 +21,8 @@ from email.utils import getaddresses
 
 import attrs
 
-from mailscale.message import Envelope
+from mailscale.errors import HeaderInjection
+from mailscale.message import Envelope, check_header_value
 
 __all__ = ["Attachment", "Body", "BodyCache", "Decomposed", "decompose", "split_recipients"]
 
@@ -282,12 +283,50 @@ def _fast(env: Envelope, raw: bytes, cache: BodyCache | None) -> Decomposed | No
     )
 
 
+_BAD_FIELD_NAME = re.compile(r"[^\x21-\x39\x3b-\x7e]")
+
+
+def _checked(parts: Decomposed) -> Decomposed:
+    """Return *parts* when no decoded value could inject a header, else raise.
+
+    RFC 2047 encoded words are decoded before the values go into JSON, where
+    the provider writes them back as header lines: an encoded CR/LF
+    (``=?utf-8?q?hi=0D=0ABcc:...?=``) would become a new header there.
+
+    Raises:
+        HeaderInjection: naming the header.
+    """
+    check_header_value("From", parts.from_name)
+    check_header_value("From", parts.from_email)
+    for name, values in (("To", parts.to), ("Cc", parts.cc)):
+        for value in values:
+            check_header_value(name, value)
+    for display, addr in parts.reply_to:
+        check_header_value("Reply-To", display)
+        check_header_value("Reply-To", addr)
+    if parts.subject is not None:
+        check_header_value("Subject", parts.subject)
+    for name, value in parts.headers:
+        if not name or _BAD_FIELD_NAME.search(name):
+            raise HeaderInjection(f"header name {name[:40]!r} is not a valid field name")
+        check_header_value(name, value)
+    return parts
+
+
 def decompose(env: Envelope, cache: BodyCache | None = None) -> Decomposed:
     """Split *env*'s message into the fields a JSON provider takes.
 
     Raw bytes take a fast path (own header split, bodies decoded once per
     distinct body through *cache*); an ``EmailMessage`` is read directly.
+    Every decoded header value is checked for line breaks.
+
+    Raises:
+        HeaderInjection: a decoded value would inject a header.
     """
+    return _checked(_decompose(env, cache))
+
+
+def _decompose(env: Envelope, cache: BodyCache | None) -> Decomposed:
     msg = env.message
     if isinstance(msg, (bytes, bytearray, memoryview)):
         fast = _fast(env, bytes(msg), cache)

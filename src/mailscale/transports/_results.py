@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from mailscale.errors import TransportError
+from mailscale.errors import TransportAuthError, TransportCertificateError, TransportError
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
 
 
@@ -55,10 +55,18 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
     )
 
 
+def member_fault(error: TransportError) -> bool:
+    """True when *error* says nothing about the messages, only about the transport
+    that raised it: transient errors, refused credentials and an untrusted
+    certificate. Composites move such messages on to another member."""
+    return error.transient or isinstance(error, (TransportAuthError, TransportCertificateError))
+
+
 def from_error(envelope: Envelope, error: TransportError, transport: str) -> SendResult:
-    """A result standing for a whole-call error (deferred if transient, else rejected)."""
+    """A result standing for a whole-call error (deferred when it was not the
+    message's fault, see :func:`member_fault`, else rejected)."""
     return SendResult(
-        status=SendStatus.DEFERRED if error.transient else SendStatus.REJECTED,
+        status=SendStatus.DEFERRED if member_fault(error) else SendStatus.REJECTED,
         recipients=envelope.recipients,
         transport=transport,
         status_code=error.status,

@@ -26,6 +26,10 @@ _REDACTED = "***"
 #: Query options whose values are secrets (``?api_key=...``): redacted like userinfo.
 _SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|credential|signature", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#]*)@")
+# A scheme that starts a URL (at the start of the text or after a separator of a
+# composite expression): the text up to the next one is that URL's "authority-ish" part.
+_URL_START = re.compile(r"(?i)(?:^|(?<=[\s,(]))[a-z][a-z0-9+.\-]*://")
+_SCHEME_PREFIX = re.compile(r"(?i)^\s*([a-z][a-z0-9+.\-]*)://")
 _URL_SECRET_OPTION = re.compile(
     r"(?i)([?&][^=&\s#()]*(?:pass|secret|token|key|auth|credential|signature)[^=&\s#()]*=)"
     r"[^&\s#()]*"
@@ -105,17 +109,6 @@ class TransportBase:
     max_batch: ClassVar[int] = 1
     rate_preset: ClassVar[str | None] = None
 
-    #: Attribute names whose values are secrets: shown as *** in repr.
-    _secret_attrs: ClassVar[tuple[str, ...]] = (
-        "password",
-        "api_key",
-        "token",
-        "key",
-        "secret",
-        "secret_access_key",
-        "credentials",
-    )
-
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
         """Build the transport from a parsed URL (every transport class provides this).
@@ -169,11 +162,15 @@ class TransportBase:
 
     def _repr_fields(self) -> Mapping[str, Any]:
         """The configuration shown by repr; override to choose. Secrets are masked."""
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return {k: (_REDACTED if k in self._secret_attrs and v else v) for k, v in fields.items()}
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._repr_fields().items())
+        # Masked here, whatever _repr_fields returns: any field whose name looks
+        # secret (token, key, secret, pass, auth, credential, ...; see is_secret_option).
+        inner = ", ".join(
+            f"{k}={(_REDACTED if v and is_secret_option(k) else v)!r}"
+            for k, v in self._repr_fields().items()
+        )
         return f"{type(self).__name__}({inner})"
 
 
@@ -201,15 +198,36 @@ class TransportURL:
             raise ConfigurationError(
                 f"transport URL {redact_url(str(url))!r} is not of the form scheme://..."
             )
+        # An unparseable URL is never echoed: where the credential ends is unknown.
         if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
             raise ConfigurationError(
-                f"transport URL {redact_url(url)!r} contains whitespace or a control character"
+                f"transport URL {_scheme_only(url)!r} (not shown) contains whitespace or a "
+                "control character"
             )
+        bad_port: str | None = None
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"transport URL {redact_url(url)!r}: {exc}") from None
+            # urllib's own words may quote a piece of the credential; only a range is safe.
+            bad_port = "port out of range 0-65535" if "out of range" in str(exc) else "host or port"
+        if bad_port is not None:
+            # Raised outside the handler, so the original error is not chained to it.
+            raise ConfigurationError(
+                f"transport URL {_scheme_only(url)!r} (not shown) has an invalid {bad_port}; "
+                "percent-encode '/', '?', '#' and '@' in credentials (%2F %3F %23 %40)"
+            )
+        # An "@" after the host is most likely the end of a credential holding "/", "?"
+        # or "#"; only a URL-valued option (base_url=http://...) may carry one unencoded.
+        stray_at = "@" in parts.path + parts.fragment or any(
+            "@" in piece and "://" not in piece.partition("=")[2]
+            for piece in parts.query.split("&")
+        )
+        if parts.netloc and stray_at:
+            raise ConfigurationError(
+                f"transport URL {_scheme_only(url)!r} (not shown) has an '@' after the host; "
+                "percent-encode '/', '?', '#' and '@' in credentials (%2F %3F %23 %40)"
+            )
         if not parts.scheme:
             raise ConfigurationError(f"transport URL {redact_url(url)!r} has no scheme")
         query: dict[str, str] = {}
@@ -305,6 +323,12 @@ class TransportURL:
         return f"TransportURL({self.redacted()!r})"
 
 
+def _scheme_only(url: str) -> str:
+    """``scheme://...`` for a URL that cannot be shown safely."""
+    match = _SCHEME_PREFIX.match(url)
+    return f"{match.group(1)}://..." if match else "..."
+
+
 def _quote_value(value: str) -> str:
     """A query value for display: a URL inside it (``base_url=``) loses its userinfo."""
     value = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", value)
@@ -317,7 +341,21 @@ def redact_url(url: str) -> str:
     Works on malformed URLs and on composite expressions holding several URLs
     (``failover(smtp://u:p@a smtp://u:p@b)``), so error messages can show them safely.
     """
-    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", str(url))
+    text = str(url)
+    starts = list(_URL_START.finditer(text))
+    if starts:
+        # Everything between "://" and the last "@" before the next URL may be a
+        # credential, even when it holds "/", "?", "#" or whitespace.
+        out = [text[: starts[0].start()]]
+        for i, start in enumerate(starts):
+            end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+            segment = text[start.end() : end]
+            at = segment.rfind("@")
+            if at != -1:
+                segment = _REDACTED + segment[at:]
+            out.append(text[start.start() : start.end()] + segment)
+        text = "".join(out)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_REDACTED}@", text)
     text = _URL_SECRET_OPTION.sub(lambda m: f"{m.group(1)}{_REDACTED}", text)
     if "://" not in text and "@" in text:
         # Not a URL at all: whatever precedes the last "@" may be a credential.

@@ -101,11 +101,12 @@ class FailoverTransport(_CompositeBase):
     """Tries members in order; moves on only for transient failures.
 
     A message deferred by one member (or caught in a transient whole-call
-    error: refused connection, time-out, 421) goes to the next member; a
-    rejected message stays rejected. A non-transient whole-call error (such as
-    refused credentials) stops the journey: it propagates when no member has
-    answered anything yet, otherwise the affected messages keep their earlier
-    result (or are reported rejected with the error).
+    error: refused connection, time-out, 421, or refused credentials: a broken
+    member, not a bad message) goes to the next member; a rejected message
+    stays rejected. Another non-transient whole-call error (STARTTLS missing)
+    stops the journey: it propagates when no member has answered anything yet,
+    otherwise the affected messages keep their earlier result (or are reported
+    rejected with the error).
     """
 
     name: ClassVar[str] = "failover"
@@ -128,10 +129,11 @@ class FailoverTransport(_CompositeBase):
             out, error = self._call(index, sub)
             if error is not None:
                 last_error = error
-                if not error.transient and not answered:
+                moves_on = _results.member_fault(error)
+                if not moves_on and not answered:
                     raise error
                 _results.fill_from_error(results, pending, sub, error, self._labels[index])
-                if error.transient:
+                if moves_on:
                     continue
                 break
             assert out is not None
@@ -147,9 +149,10 @@ class RoundRobinTransport(_CompositeBase):
 
     A member that raises a transient whole-call error, or defers every message
     of a call, is benched for ``cooldown`` seconds; its messages go on to the
-    next healthy member (failover within the round). A non-transient
-    whole-call error (refused credentials) benches the member too, but its
-    messages are reported rejected with the error, not re-sent. When every
+    next healthy member (failover within the round); so do the messages of a
+    member whose credentials were refused. Another non-transient whole-call
+    error benches the member too, but its messages are reported rejected with
+    the error, not re-sent. When every
     member is benched, the one whose bench ends first is tried.
 
     Args:
@@ -233,7 +236,7 @@ class RoundRobinTransport(_CompositeBase):
                     last_error = error
                     self._bench(index)
                     _results.fill_from_error(results, idxs, sub, error, self._labels[index])
-                    if error.transient:
+                    if _results.member_fault(error):
                         still.extend(idxs)
                     continue
                 assert out is not None

@@ -26,6 +26,7 @@ from mailscale.transports._http import (
     status_for_http,
 )
 from mailscale.transports.base import TransportURL, redact_url
+from mailscale.transports.smtp import Signer, check_signer, signed_bytes
 
 __all__ = ["MailgunTransport"]
 
@@ -44,6 +45,8 @@ class MailgunTransport(HTTPTransportBase):
         domain: the Mailgun sending domain.
         region: ``"us"`` (default) or ``"eu"``.
         test_mode: send ``o:testmode=yes`` (Mailgun accepts but does not deliver).
+        signer: an object with ``sign(bytes) -> bytes`` (a DKIM signer) applied
+            to each message before it is sent, as for SMTP.
         **http: see :class:`~mailscale.transports._http.HTTPTransportBase`.
     """
 
@@ -61,6 +64,7 @@ class MailgunTransport(HTTPTransportBase):
         *,
         region: str = "us",
         test_mode: bool = False,
+        signer: Signer | None = None,
         **http: Any,
     ) -> None:
         if not api_key:
@@ -69,9 +73,11 @@ class MailgunTransport(HTTPTransportBase):
             raise ConfigurationError(f"mailgun: {domain!r} is not a sending domain")
         if region not in _REGIONS:
             raise ConfigurationError(f"mailgun: unknown region {region!r} (expected us or eu)")
+        check_signer(signer, "mailgun")
         self.domain = domain
         self.region = region
         self.test_mode = test_mode
+        self.signer = signer
         self._api_key = api_key
         http.setdefault("base_url", _REGIONS[region])
         super().__init__(**http)
@@ -104,7 +110,8 @@ class MailgunTransport(HTTPTransportBase):
             fields[f"v:{k}"] = [v]
         if self.test_mode:
             fields["o:testmode"] = ["yes"]
-        files = {"message": ("message.mime", env.to_bytes(), "message/rfc822")}
+        data = signed_bytes(env, self.signer)
+        files = {"message": ("message.mime", data, "message/rfc822")}
         return fields, files
 
     def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:

@@ -45,6 +45,8 @@ from mailscale.transports.smtp import (
     TLSHandshakeError,
     _Dropped,
     build_result,
+    check_helo_name,
+    check_source_ip,
     make_ssl_context,
     message_bytes,
     open_connection,
@@ -147,6 +149,9 @@ class MXTransport(TransportBase):
             raise ConfigurationError("mx: signer must have a sign(bytes) -> bytes method")
         if pool_size < 1:
             raise ConfigurationError(f"mx: pool_size must be >= 1, got {pool_size}")
+        check_helo_name(local_hostname, "mx")
+        if source_address is not None:
+            check_source_ip(source_address, "mx")
         self.resolver = resolver or dns.resolver.Resolver()
         self.port = port
         self.tls = tls

@@ -11,6 +11,7 @@ first tag is sent, the others are not.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from email.utils import formataddr
 from typing import Any, ClassVar
@@ -35,13 +36,24 @@ from mailscale.transports.base import TransportURL, redact_url
 __all__ = ["PostmarkTransport", "error_code_status"]
 
 MAX_BATCH = 500
+#: Postmark refuses a request body over 50 MB (/email/batch, attachments included).
+MAX_REQUEST_BYTES = 50 * 1000 * 1000
 MAX_RECIPIENTS = 50
+#: Postmark's ``Tag`` holds one tag per message.
+MAX_TAGS = 1
 #: Postmark ErrorCodes that are transient (100 maintenance, 429 rate limit exceeded);
 #: 0 is success, every other code is permanent.
 TRANSIENT_CODES = frozenset({100, 429})
 
 
 _Layout = list[tuple[int, list[tuple[str, ...]]]]
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _encode(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _rcpts(msg: dict[str, Any]) -> tuple[str, ...]:
@@ -75,6 +87,8 @@ class PostmarkTransport(HTTPTransportBase):
     payload: ClassVar[str] = "json"
     max_batch: ClassVar[int] = MAX_BATCH
     rate_preset: ClassVar[str | None] = "postmark"
+    #: Largest request body sent; a message alone above it is rejected locally.
+    max_request_bytes: int = MAX_REQUEST_BYTES
     default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
 
     def __init__(self, server_token: str, *, message_stream: str | None = None,
@@ -142,40 +156,59 @@ class PostmarkTransport(HTTPTransportBase):
 
     def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
         local: list[_Local] = []
-        planned: list[tuple[int, list[dict[str, Any]]]] = []
+        planned: list[tuple[int, list[dict[str, Any]], list[bytes]]] = []
+        limit = self.max_request_bytes
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
                 local.append(self._local_reject(
                     i, env, f"{len(env.recipients)} recipients; Postmark takes at most "
                     f"{MAX_RECIPIENTS} per message"))
                 continue
+            if len(env.tags) > MAX_TAGS:
+                # Like Mailgun's limit: rejected rather than silently dropping tags.
+                local.append(self._local_reject(
+                    i, env, f"{len(env.tags)} tags; Postmark keeps at most {MAX_TAGS} "
+                    "per message"))
+                continue
             try:
-                planned.append((i, self.build_messages(env)))
+                msgs = self.build_messages(env)
             except PREPARE_ERRORS as exc:
                 local.append(self._unreadable(i, env, exc))
+                continue
+            # Encoded once: the sizes decide the split, the bytes are the request body.
+            encoded = [_encode(m) for m in msgs]
+            size = sum(len(e) + 1 for e in encoded) + 1
+            if size > limit:
+                local.append(self._local_reject(
+                    i, env, f"message of {size} bytes as JSON; Postmark takes at most "
+                    f"{limit} bytes per request"))
+                continue
+            planned.append((i, msgs, encoded))
         if len(planned) == 1 and len(planned[0][1]) == 1:
-            index, [msg] = planned[0]
-            return [self._call("/email", msg, [(index, [_rcpts(msg)])], batch)], local
+            index, [msg], [body] = planned[0]
+            return [self._call("/email", body, [(index, [_rcpts(msg)])], batch)], local
         calls: list[_Call] = []
-        chunk: list[tuple[int, list[dict[str, Any]]]] = []
-        size = 0
-        for index, msgs in planned:
-            if chunk and size + len(msgs) > MAX_BATCH:
+        chunk: list[tuple[int, list[dict[str, Any]], list[bytes]]] = []
+        count = size = 0
+        for index, msgs, encoded in planned:
+            nbytes = sum(len(e) + 1 for e in encoded)
+            if chunk and (count + len(msgs) > MAX_BATCH or size + nbytes + 1 > limit):
                 calls.append(self._batch_call(chunk, batch))
-                chunk, size = [], 0
-            chunk.append((index, msgs))
-            size += len(msgs)
+                chunk, count, size = [], 0, 0
+            chunk.append((index, msgs, encoded))
+            count += len(msgs)
+            size += nbytes
         if chunk:
             calls.append(self._batch_call(chunk, batch))
         return calls, local
 
-    def _batch_call(self, chunk: list[tuple[int, list[dict[str, Any]]]],
+    def _batch_call(self, chunk: list[tuple[int, list[dict[str, Any]], list[bytes]]],
                     batch: Sequence[Envelope]) -> _Call:
-        body = [m for _, msgs in chunk for m in msgs]
+        body = b"[" + b",".join(e for _, _, encoded in chunk for e in encoded) + b"]"
         return self._call("/email/batch", body,
-                          [(i, [_rcpts(x) for x in m]) for i, m in chunk], batch)
+                          [(i, [_rcpts(x) for x in m]) for i, m, _ in chunk], batch)
 
-    def _call(self, path: str, body: Any, layout: _Layout, batch: Sequence[Envelope]) -> _Call:
+    def _call(self, path: str, body: bytes, layout: _Layout, batch: Sequence[Envelope]) -> _Call:
         """A request; *layout* gives, per envelope in order, the recipients of each message."""
         single = path == "/email"
 
@@ -183,7 +216,7 @@ class PostmarkTransport(HTTPTransportBase):
             return self._interpret(response, latency, layout, batch, single)
 
         return _Call(method="POST", path=path, indices=tuple(i for i, _ in layout),
-                     request={"json": body}, interpret=interpret)
+                     request={"content": body, "headers": _JSON}, interpret=interpret)
 
     def _interpret(self, response: httpx.Response, latency: float,
                    layout: _Layout, batch: Sequence[Envelope],

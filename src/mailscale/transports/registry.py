@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -149,7 +150,10 @@ def check_transport_class(cls: object, scheme: str | None = None) -> None:
     """Raise ``TypeError`` unless *cls* satisfies the transport contract.
 
     A transport is a class with a callable ``send``, ``close`` and
-    ``from_url``, and a ``schemes`` tuple of strings (that includes *scheme*).
+    ``from_url``, a coroutine ``send_async``, a ``schemes`` tuple of strings
+    (that includes *scheme*), a non-empty ``name``, ``payload`` ``"mime"`` or
+    ``"json"``, an integer ``max_batch`` of at least 1 and ``rate_preset`` a
+    string or None.
     """
     if not isinstance(cls, type):
         raise TypeError(f"expected a transport class, got {type(cls).__name__}")
@@ -161,6 +165,24 @@ def check_transport_class(cls: object, scheme: str | None = None) -> None:
         raise TypeError(f"{cls.__qualname__}.schemes must be a tuple of strings")
     if scheme is not None and scheme not in schemes:
         raise TypeError(f"{cls.__qualname__}.schemes {schemes!r} does not include {scheme!r}")
+    if not callable(getattr(cls, "send_async", None)):
+        raise TypeError(f"{cls.__qualname__} has no send_async() method")
+    if not inspect.iscoroutinefunction(cls.send_async):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__qualname__}.send_async must be a coroutine function")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__qualname__}.name must be a non-empty string")
+    payload = getattr(cls, "payload", None)
+    if payload not in ("mime", "json"):
+        raise TypeError(f"{cls.__qualname__}.payload must be 'mime' or 'json', got {payload!r}")
+    max_batch = getattr(cls, "max_batch", None)
+    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+        raise TypeError(
+            f"{cls.__qualname__}.max_batch must be an integer of at least 1, got {max_batch!r}"
+        )
+    preset = getattr(cls, "rate_preset", None)
+    if preset is not None and not isinstance(preset, str):
+        raise TypeError(f"{cls.__qualname__}.rate_preset must be a string or None")
 
 
 def _load_plugin(state: _Plugins, name: str) -> type | None:
@@ -321,7 +343,22 @@ def transport_from_url(
             f"transport URL {redact_url(url)!r}: unexpected text after the first transport "
             "(use failover(...) or roundrobin(...) to combine several)"
         )
+    _check_members(node, url)
     return _build(node, url, per_scheme, options)
+
+
+def _check_members(node: _Node, whole: str) -> None:
+    """Raise when a member is not ``scheme://...``: a credential with a space in it
+    would otherwise be split into two members, and the first one's error shows part of it."""
+    kind, value = node
+    if kind != "url":
+        for child in value:
+            _check_members(child, whole)
+    elif "://" not in value:
+        raise ConfigurationError(
+            f"transport URL {redact_url(whole)!r}: a member is not of the form scheme://... "
+            "(percent-encode spaces, commas and parentheses in credentials)"
+        )
 
 
 _Node = tuple[str, Any]  # ("url", text) or (composite kind, [children])

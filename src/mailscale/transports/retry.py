@@ -137,6 +137,7 @@ class RetryingTransport(TransportBase):
         retry_after: float | None = None
         started = self._clock()
         budget = self.policy.max_elapsed
+        last_error: TransportError | None = None
         while pending:
             if attempt:
                 wait = self.policy.delay(attempt, retry_after, self._rng)
@@ -151,9 +152,15 @@ class RetryingTransport(TransportBase):
             try:
                 out = self.inner.send(sub)
             except TransportError as exc:
+                last_error = exc
                 if not exc.transient:
                     if all(r is None for r in results):
                         raise
+                    if _results.member_fault(exc):
+                        # Refused credentials or an untrusted certificate say nothing about
+                        # the messages: they keep their earlier (deferred) results rather
+                        # than become rejections.
+                        break
                     for i, env in zip(pending, sub, strict=True):
                         results[i] = _results.merge(
                             results[i], _results.from_error(env, exc, self._inner_name())
@@ -177,7 +184,24 @@ class RetryingTransport(TransportBase):
                      if i in waiting and res.retry_after is not None]
             pending = still
             retry_after = max(hints) if hints else None
-        return [r for r in results if r is not None]
+        return self._complete(envs, results, last_error)
+
+    def _complete(self, envs: list[Envelope], results: list[SendResult | None],
+                  last_error: TransportError | None) -> list[SendResult]:
+        """One result per envelope: the error stands in for any message without an answer.
+
+        Raises:
+            TransportError: the last error, when no attempt got an answer at all.
+        """
+        if all(r is not None for r in results):
+            return [r for r in results if r is not None]
+        if last_error is None or all(r is None for r in results):
+            raise last_error or TransportError(
+                f"{self._inner_name()} gave no result", provider=self._inner_name()
+            )
+        name = self._inner_name()
+        return [r if r is not None else _results.from_error(env, last_error, name)
+                for env, r in zip(envs, results, strict=True)]
 
     def _inner_name(self) -> str:
         return str(getattr(self.inner, "name", type(self.inner).__name__))

@@ -14,6 +14,7 @@ client.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    InvalidMessage,
     MailscaleError,
     TransportAuthError,
     TransportConnectionError,
@@ -31,11 +33,14 @@ from mailscale.errors import (
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import PREPARE_ERRORS, rate_limit_headers, retry_after_from
 from mailscale.transports.base import TransportBase, TransportURL, redact_url
+from mailscale.transports.smtp import Signer, check_signer, signed_bytes
 
 __all__ = ["SESTransport", "error_status"]
 
 _log = get_logger("mailscale.transports")
 
+_TAG_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}\Z")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_-]{0,256}\Z")
 MAX_RECIPIENTS = 50
 MAX_RAW_BYTES = 40 * 1024 * 1024
 
@@ -45,6 +50,16 @@ AUTH_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException", "IncompleteSignature",
     "MissingAuthenticationToken", "InvalidSignatureException", "AuthFailure",
 })
+
+
+def _auth_failure(outcome: object) -> bool:
+    """True for a botocore ClientError saying the credentials were refused."""
+    response = getattr(outcome, "response", None)
+    if not isinstance(outcome, Exception) or not isinstance(response, dict):
+        return False
+    return str(response.get("Error", {}).get("Code", "")) in AUTH_CODES
+
+
 #: Error codes that are transient (throttling, quota, service trouble).
 TRANSIENT_CODES = frozenset({
     "TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException",
@@ -88,6 +103,8 @@ class SESTransport(TransportBase):
             mailscale's RetryPolicy, and throttling must reach the shaper).
         concurrency: ``SendEmail`` calls in flight at once for a batch (worker threads).
         client: an existing ``sesv2`` client to use instead.
+        signer: an object with ``sign(bytes) -> bytes`` (a DKIM signer) applied
+            to each message before it is sent.
     """
 
     name: ClassVar[str] = "ses"
@@ -111,11 +128,14 @@ class SESTransport(TransportBase):
         max_attempts: int = 1,
         concurrency: int = 4,
         client: Any = None,
+        signer: Signer | None = None,
     ) -> None:
         if (access_key_id is None) != (secret_access_key is None):
             raise ConfigurationError(
                 "ses: give both access_key_id and secret_access_key, or neither"
             )
+        check_signer(signer, "ses")
+        self.signer = signer
         self.region = region
         self.endpoint_url = endpoint_url
         self.profile = profile
@@ -213,10 +233,17 @@ class SESTransport(TransportBase):
         params: dict[str, Any] = {
             "FromEmailAddress": env.sender,
             "Destination": {"ToAddresses": list(env.recipients)},
-            "Content": {"Raw": {"Data": env.to_bytes()}},
+            "Content": {"Raw": {"Data": signed_bytes(env, self.signer)}},
         }
         tags = [{"Name": k, "Value": v} for k, v in env.metadata.items()]
         tags.extend({"Name": t, "Value": "true"} for t in env.tags)
+        for tag in tags:
+            # SES refuses the whole call for a bad tag; checked here so only this message fails.
+            if not _TAG_NAME.match(tag["Name"]) or not _TAG_VALUE.match(tag["Value"]):
+                raise InvalidMessage(
+                    f"SES tag {tag['Name'][:40]!r}={tag['Value'][:40]!r}: names (1-256) and "
+                    "values (up to 256) may hold only letters, digits, '_' and '-'"
+                )
         if tags:
             params["EmailTags"] = tags
         if self.configuration_set:
@@ -263,7 +290,10 @@ class SESTransport(TransportBase):
             outcomes = list(self._executor().map(one, todo))
         else:
             outcomes = [one(item) for item in todo]
-        answered = any(not isinstance(o[1], BotoCoreError) for o in outcomes)
+        # Answered: SES said something about a message (not a network failure, not
+        # refused credentials). Then other calls' failures defer instead of raising.
+        answered = any(not isinstance(o[1], BotoCoreError) and not _auth_failure(o[1])
+                       for o in outcomes)
         for index, outcome, latency in outcomes:
             results[index] = self._interpret(batch[index], outcome, latency, answered)
         return [r for r in results if r is not None]
@@ -292,6 +322,10 @@ class SESTransport(TransportBase):
             rate = rate_limit_headers(meta.get("HTTPHeaders", {}))
             if code in AUTH_CODES:
                 _log.warning("transport.auth_refused", provider=self.name, code=code)
+                if answered:
+                    return self._result(
+                        env, SendStatus.DEFERRED, status_code=code, latency=latency,
+                        status_text=f"the credentials were refused ({code}); not sent")
                 # SES's own message is left out: it may quote the request's credential scope.
                 raise TransportAuthError(
                     f"ses: the credentials were refused ({code})", provider=self.name,
@@ -304,6 +338,10 @@ class SESTransport(TransportBase):
                 retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
             )
         if isinstance(outcome, (NoCredentialsError, PartialCredentialsError)):
+            if answered:
+                return self._result(
+                    env, SendStatus.DEFERRED, latency=latency,
+                    status_text=f"no usable credentials ({type(outcome).__name__}); not sent")
             raise TransportAuthError(
                 f"ses: no usable credentials ({type(outcome).__name__})", provider=self.name,
                 recipients=env.recipients,

@@ -25,6 +25,7 @@ One ``send`` call uses one connection; concurrent calls (threads, or
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import smtplib
 import ssl
@@ -36,8 +37,10 @@ from typing import Any, ClassVar, Protocol
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
+    InvalidMessage,
     MailscaleError,
     TransportAuthError,
+    TransportCertificateError,
     TransportConnectionError,
     TransportError,
     TransportTimeout,
@@ -50,6 +53,7 @@ __all__ = ["Signer", "SMTPTransport", "make_ssl_context"]
 _log = get_logger("mailscale.transports")
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
+_HELO_NAME = re.compile(r"[\x21-\x7e]{1,255}")
 _QUEUED_AS = re.compile(r"(?:queued as\s+|\bid=)([A-Za-z0-9._@<>-]+)", re.IGNORECASE)
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
 
@@ -311,7 +315,7 @@ def open_connection(
         ) from None
     except ssl.SSLCertVerificationError as exc:
         _discard(smtp)
-        raise TransportError(
+        raise TransportCertificateError(
             f"{where}: TLS certificate verification failed ({exc.verify_message}); "
             "trust its CA with ?cafile= or ssl_context=",
             provider=provider,
@@ -536,6 +540,59 @@ def build_result(
     )
 
 
+def check_helo_name(name: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *name* is None or usable after EHLO.
+
+    A domain or address literal: printable ASCII without spaces, so no CR/LF
+    can smuggle a command into the session (RFC 5321 section 4.1.1.1).
+    """
+    if name is None:
+        return
+    if not isinstance(name, str) or not _HELO_NAME.fullmatch(name):
+        shown = name[:40] if isinstance(name, str) else type(name).__name__
+        raise ConfigurationError(
+            f"{transport}: the EHLO name {shown!r} must be a domain or address literal "
+            "(printable ASCII, no spaces or line breaks)"
+        )
+
+
+def check_source_ip(address: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *address* is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else "")
+    except ValueError:
+        shown = address[:45] if isinstance(address, str) else type(address).__name__
+        raise ConfigurationError(
+            f"{transport}: source address {shown!r} is not an IP address"
+        ) from None
+
+
+def check_signer(signer: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *signer* is None or has ``sign(bytes) -> bytes``."""
+    if signer is not None and not callable(getattr(signer, "sign", None)):
+        raise ConfigurationError(f"{transport}: signer must have a sign(bytes) -> bytes method")
+
+
+def signed_bytes(env: Envelope, signer: Signer | None) -> bytes:
+    """*env*'s wire bytes, DKIM-signed when *signer* is given.
+
+    Raises:
+        InvalidMessage: the message cannot be serialized or the signer failed
+            (whatever it raised: one message's failure must not abort a batch).
+    """
+    data = env.to_bytes()
+    if signer is None:
+        return data
+    try:
+        signed = signer.sign(data)
+        if not isinstance(signed, (bytes, bytearray)):
+            raise TypeError(f"sign() returned {type(signed).__name__}, not bytes")
+    except Exception as exc:
+        what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
+        raise InvalidMessage(f"signing failed: {what}") from None
+    return bytes(signed)
+
+
 def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
     """The bytes to send (signed when a signer is attached), or a rejected result."""
     try:
@@ -560,12 +617,15 @@ def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes
     if signer is not None:
         try:
             data = signer.sign(data)
-        except MailscaleError as exc:
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"sign() returned {type(data).__name__}, not bytes")
+        except Exception as exc:
+            what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
             return SendResult(
                 status=SendStatus.REJECTED,
                 recipients=env.recipients,
                 transport=transport,
-                status_text=f"signing failed: {exc}",
+                status_text=f"signing failed: {what}",
                 idempotency_key=env.idempotency_key,
             )
     return data
@@ -652,6 +712,11 @@ class SMTPTransport(TransportBase):
             raise ConfigurationError(f"smtp: pool_size must be >= 1, got {pool_size}")
         if signer is not None and not callable(getattr(signer, "sign", None)):
             raise ConfigurationError("smtp: signer must have a sign(bytes) -> bytes method")
+        check_helo_name(local_hostname, "smtp")
+        if isinstance(source_address, str):
+            source_address = (source_address, 0)
+        if source_address is not None:
+            check_source_ip(source_address[0], "smtp")
         self.host = host
         self.port = port if port is not None else {"implicit": 465, "none": 25}.get(tls, 587)
         self.username = username
@@ -661,8 +726,6 @@ class SMTPTransport(TransportBase):
         self.timeout = timeout
         self.pool_size = pool_size
         self.local_hostname = local_hostname
-        if isinstance(source_address, str):
-            source_address = (source_address, 0)
         self.source_address = source_address
         self.signer = signer
         self._context = (
