@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from array import array
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -363,3 +364,35 @@ class TestBadInput:
         """An empty MultiSigner is a SigningError."""
         with pytest.raises(SigningError, match="one or more"):
             MultiSigner([])
+
+
+
+
+def _buffers(data: bytes) -> dict[str, object]:
+    """``data`` behind buffers of other shapes (the int array needs a length divisible by 4)."""
+    return {
+        "bytearray": bytearray(data),
+        "reversed": memoryview(data[::-1])[::-1],
+        "every second": memoryview(bytes(b for x in data for b in (x, 0)))[::2],
+        "array I": memoryview(array("I", data)),
+    }
+
+
+class TestBufferInput:
+    @pytest.mark.parametrize("kind", ["bytearray", "reversed", "every second", "array I"])
+    def test_any_buffer_signs_and_verifies_as_its_bytes(
+        self, ed_key: ed25519.Ed25519PrivateKey, kind: str
+    ) -> None:
+        """sign() and verify() read any buffer as the bytes it holds."""
+        # A padded body, and a t= of the length that makes the signed message fill whole ints.
+        data = MESSAGE[:-2] + b"x" * (-len(MESSAGE) % 4) + b"\r\n"
+        signer, signed = next(
+            (signer, signed)
+            for when in (5, 50, 500, 5000)
+            for signer in [DKIMSigner("example.com", "s", ed_key, clock=lambda t=when: t)]
+            for signed in [signer.sign(data)]
+            if len(signed) % 4 == 0
+        )
+        assert signed == signer.sign(_buffers(data)[kind])  # type: ignore[arg-type]
+        results = verify(_buffers(signed)[kind], key_lookup=_lookup(("s", ed_key)), now=6000)  # type: ignore[arg-type]
+        assert ["pass"] == [r.status for r in results]

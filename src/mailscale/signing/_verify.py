@@ -85,7 +85,7 @@ def _received_bytes(message: MessageInput) -> bytes:
     data = wire_bytes(message) if isinstance(message, Message) else message
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return wire_bytes(data)  # raises the CanonicalizationError
-    raw = bytes(data)
+    raw = memoryview(data).tobytes()
     if core.normalize_line_endings(raw) == raw:
         return raw
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

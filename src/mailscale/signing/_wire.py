@@ -34,7 +34,8 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
                 f"the email message cannot be serialized: {type(exc).__name__}"
             ) from None
     elif isinstance(message, (bytes, bytearray, memoryview)):
-        data = message
+        # Any buffer (a strided view, an array of ints) as the bytes it holds.
+        data = memoryview(message).tobytes()
     else:
         raise CanonicalizationError(
             f"a message must be bytes or an email.message.Message, not {type(message).__name__}"
