@@ -636,61 +636,32 @@ cdef bytes _as_bytes(object obj):
     return PyBytes_FromStringAndSize(<const char*> _ptr(view), view.shape[0])
 
 
-cdef inline bint _same_name(bytes a, bytes b) noexcept:
-    # ASCII case-insensitive equality, as bytes.lower() compares.
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(a)
-    cdef const unsigned char* p
-    cdef const unsigned char* q
-    cdef unsigned char x, y
-    if n != PyBytes_GET_SIZE(b):
-        return False
-    p = <const unsigned char*> PyBytes_AS_STRING(a)
-    q = <const unsigned char*> PyBytes_AS_STRING(b)
-    for i in range(n):
-        x = p[i]
-        y = q[i]
-        if x != y:
-            if 65 <= x <= 90:
-                x += 32
-            if 65 <= y <= 90:
-                y += 32
-            if x != y:
-                return False
-    return True
-
-
 def header_hash_input(fields, names, signature_field, bint relaxed):
     """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
-    cdef list field_names = []
-    cdef list field_raws = []
+    cdef dict by_name = {}
     cdef list chosen = []
-    cdef bytes raw, wanted_b, sig = _as_bytes(signature_field)
-    cdef Py_ssize_t total, o, got, n, j, count
+    cdef list stack
+    cdef bytes raw, sig = _as_bytes(signature_field)
+    cdef Py_ssize_t total, o, got, n
     cdef unsigned char* buf
-    cdef unsigned char* used
+    # Fields indexed by lower-cased name once: each h= name then takes the last
+    # instance not taken yet, bottom up (section 5.4.2), in constant time; h= is
+    # chosen by the sender, so a scan per name would let it cost n * m.
     for name, raw_field in fields:
-        field_names.append(_as_bytes(name))
-        field_raws.append(_as_bytes(raw_field))
-    count = len(field_names)
+        key = _as_bytes(name).lower()
+        raw = _as_bytes(raw_field)
+        stack = by_name.get(key)
+        if stack is None:
+            by_name[key] = [raw]
+        else:
+            stack.append(raw)
     total = PyBytes_GET_SIZE(sig) + 2
-    used = <unsigned char*> calloc(count + 1, 1)
-    if used == NULL:
-        raise MemoryError()
-    try:
-        # Each name takes the last instance not taken yet, bottom up (section 5.4.2).
-        for wanted in names:
-            wanted_b = _as_bytes(wanted)
-            j = count - 1
-            while j >= 0:
-                if not used[j] and _same_name(<bytes> field_names[j], wanted_b):
-                    used[j] = 1
-                    raw = <bytes> field_raws[j]
-                    chosen.append(raw)
-                    total += PyBytes_GET_SIZE(raw) + 2
-                    break
-                j -= 1
-    finally:
-        free(used)
+    for wanted in names:
+        stack = by_name.get(_as_bytes(wanted).lower())
+        if stack:
+            raw = <bytes> stack.pop()
+            chosen.append(raw)
+            total += PyBytes_GET_SIZE(raw) + 2
     buf = <unsigned char*> malloc(total)
     if buf == NULL:
         raise MemoryError()

@@ -342,6 +342,21 @@ class TestBodyHasher:
 
 @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
+    @pytest.mark.parametrize("relaxed", [True, False])
+    def test_header_hash_input_agrees_on_many_fields_and_names(self, relaxed: bool) -> None:
+        """Thousands of fields and h= names (some repeated, absent, other case) give one result."""
+        fields = [
+            (f"x-h{i % 300}".encode(), f"X-H{i % 300}: value {i}\r\n".encode())
+            for i in range(4000)
+        ]
+        names = [f"X-h{(i * 7) % 400}".encode() for i in range(5000)]
+        sig = b"DKIM-Signature: v=1; b="
+        expected = _core_py.header_hash_input(fields, names, sig, relaxed)
+        assert expected == _impl.core.header_hash_input(fields, names, sig, relaxed)
+        per_name = {k: sum(1 for i in range(4000) if i % 300 == k) for k in range(300)}
+        wanted = {k: names.count(f"X-h{k}".encode()) for k in range(300)}
+        assert sum(min(per_name[k], wanted[k]) for k in range(300)) == expected.count(b"value")
+
     @settings(max_examples=300, deadline=None)
     @given(_ANY_BYTES)
     def test_split_agrees(self, data: bytes) -> None:
