@@ -276,6 +276,36 @@ class TestMalformedSignatures:
         assert "permerror" == result.status
         assert problem in result.reason
 
+    @pytest.mark.parametrize(
+        ("edit", "problem"),
+        [
+            (lambda f: f.replace(b"d=example.com;", b"d=..;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=ex ample.com;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=" + b"a" * 64 + b".com;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=" + b"a.b" * 90 + b";"), "bad d=: "),
+            (lambda f: f.replace(b"s=s;", b"s=..;"), "bad s=: "),
+            (lambda f: f.replace(b"s=s;", b"s=a b;"), "bad s=: "),
+            (lambda f: f.replace(b"s=s;", b"s=-s;"), "bad s=: "),
+        ],
+    )
+    def test_bad_domain_or_selector_is_permerror_without_lookup(
+        self,
+        ed_key: ed25519.Ed25519PrivateKey,
+        edit: Callable[[bytes], bytes],
+        problem: str,
+    ) -> None:
+        """A d= or s= that is not a DNS name is a permerror, and no key is looked up."""
+        asked: list[str] = []
+
+        def lookup(name: str) -> str | None:
+            asked.append(name)
+            return _lookup(ed_key)(name)
+
+        result = verify(edit(_signed(ed_key)), key_lookup=lookup, now=NOW)[0]
+        assert ("permerror", []) == (result.status, asked)
+        assert problem in result.reason
+        assert "not a valid DNS name" in result.reason
+
     def test_no_signature(self) -> None:
         """A message without DKIM-Signature gives no results."""
         assert [] == verify(MESSAGE, key_lookup=lambda name: None)

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._impl import core
-from mailscale.errors import MailscaleError, UnsupportedAlgorithm
+from mailscale.errors import InvalidDomain, MailscaleError, UnsupportedAlgorithm
 from mailscale.signing._signer import MessageInput, parse_canonicalization
-from mailscale.signing._wire import wire_bytes
+from mailscale.signing._wire import check_dns_name, wire_bytes
 from mailscale.signing.keys import MIN_RSA_BITS, KeyRecord, parse_key_record
 
 __all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "verify"]
@@ -141,6 +141,12 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         domain = info["domain"]
         if not domain or not info["selector"]:
             raise _Outcome(PERMERROR, "empty d= or s=")
+        # A name that cannot be looked up is the signature's fault, found before any query.
+        for tag, what in (("d", "domain"), ("s", "selector")):
+            try:
+                check_dns_name(tags[tag].strip(" \t\r\n"), what)
+            except InvalidDomain as exc:
+                raise _Outcome(PERMERROR, f"bad {tag}=: {exc}") from None
         names = [n.strip(" \t\r\n").lower() for n in tags["h"].split(":")]
         if "from" not in names or any(not n for n in names):
             raise _Outcome(PERMERROR, "h= must list From and no empty names")
