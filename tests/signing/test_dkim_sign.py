@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.message
+import email.policy
 import hashlib
 import re
 from array import array
@@ -15,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from mailscale._impl import core
 from mailscale.errors import (
     CanonicalizationError,
+    HeaderInjection,
     InvalidDomain,
     InvalidKey,
     SigningError,
@@ -322,6 +326,34 @@ class TestBadInput:
         """Malformed messages get a SigningError subclass naming the problem."""
         with pytest.raises(error, match=problem):
             DKIMSigner("example.com", "s", ed_key).sign(message)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "value",
+        ["x\r\nBcc: evil@x", "x\nBcc: evil@x", "x\rBcc: evil@x", "x\u2028Bcc: evil@x",
+         "x\x85Bcc: evil@x", "x\r\n\r\nbody"],
+    )
+    @pytest.mark.parametrize("policy", [email.policy.compat32, email.policy.SMTP])
+    def test_header_injection_in_a_message_object(
+        self, ed_key: ed25519.Ed25519PrivateKey, value: str, policy: email.policy.Policy
+    ) -> None:
+        """A Message header value with a line break that is not a fold is HeaderInjection."""
+        msg = email.message.Message(policy=policy)
+        msg["From"] = "a@example.com"
+        msg.set_raw("Subject", value)
+        msg.set_payload("hi\n")
+        signer = DKIMSigner("example.com", "s", ed_key)
+        for call in (signer.sign, signer.signature_header, lambda m: signer.sign_batch([m])):
+            with pytest.raises(HeaderInjection, match="'Subject'"):
+                call(msg)  # type: ignore[operator]
+
+    def test_folded_message_object_header_signs(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A folded header value read from a file (CRLF or LF then space) is not injection."""
+        msg = email.message_from_bytes(
+            b"From: a@example.com\nSubject: a long\n  subject\nTo: b@example.net\n\nhi\n"
+        )
+        signed = DKIMSigner("example.com", "s", ed_key).sign(msg)
+        assert signed.endswith(b"Subject: a long\r\n  subject\r\nTo: b@example.net\r\n\r\nhi\r\n")
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=_lookup(("s", ed_key)))]
 
     @pytest.mark.parametrize(
         ("kwargs", "error", "problem"),
