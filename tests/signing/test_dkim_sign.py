@@ -152,9 +152,12 @@ class TestSignatureTags:
         assert not {"x", "l", "i"} & set(tags)
 
     def test_default_headers_and_oversigning(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
-        """Present default headers are signed; From, Subject, Date get one extra entry."""
-        tags = _tags(DKIMSigner("example.com", "s", ed_key).signature_header(MESSAGE))
-        assert "from:to:subject:date:message-id:from:subject:date" == tags["h"]
+        """Present default headers are signed; the over-signed names get one extra entry."""
+        h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(MESSAGE))
+        assert (
+            "from:to:subject:date:message-id:"
+            "from:subject:date:list-unsubscribe:list-unsubscribe-post"
+        ) == ":".join(h)
 
     def test_list_unsubscribe_pair_is_oversigned(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """With List-Unsubscribe present, both it and List-Unsubscribe-Post are over-signed."""
@@ -164,6 +167,35 @@ class TestSignatureTags:
         h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(msg))
         assert 2 == h.count("list-unsubscribe")
         assert 1 == h.count("list-unsubscribe-post")
+
+    @pytest.mark.parametrize(
+        "added",
+        [
+            [b"From: evil@example.org"],
+            [b"Subject: click here"],
+            [b"Date: Sat, 1 Jan 2000 00:00:00 +0000"],
+            [b"List-Unsubscribe: <https://evil.example/u>"],
+            [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
+            [b"List-Unsubscribe: <https://evil.example/u>",
+             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
+        ],
+    )
+    @pytest.mark.parametrize("where", ["top", "bottom"])
+    def test_adding_an_oversigned_field_breaks_the_signature(
+        self, ed_key: ed25519.Ed25519PrivateKey, added: list[bytes], where: str
+    ) -> None:
+        """Adding From, Subject, Date or the List-Unsubscribe pair, present before or not, fails."""
+        original = MESSAGE.replace(b"Subject: Is dinner ready?\r\n", b"")
+        signed = DKIMSigner("example.com", "s", ed_key).sign(original)
+        lookup = _lookup(("s", ed_key))
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=lookup)]
+        extra = b"".join(line + b"\r\n" for line in added)
+        if where == "top":
+            tampered = extra + signed
+        else:
+            head, _, body = signed.partition(b"\r\n\r\n")
+            tampered = head + b"\r\n" + extra + b"\r\n" + body
+        assert ["fail"] == [r.status for r in verify(tampered, key_lookup=lookup)]
 
     def test_options(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """i=, x=, l= and a chosen canonicalization appear when asked; t= can be off."""

@@ -58,7 +58,8 @@ DEFAULT_HEADERS: tuple[str, ...] = (
     "feedback-id",
 )
 
-#: Fields signed once more than they occur, so that an added copy breaks the signature.
+#: Fields listed in h= once more than they occur (absent ones too), so that an added
+#: copy breaks the signature.
 DEFAULT_OVERSIGN: tuple[str, ...] = (
     "from",
     "subject",
@@ -66,10 +67,6 @@ DEFAULT_OVERSIGN: tuple[str, ...] = (
     "list-unsubscribe",
     "list-unsubscribe-post",
 )
-
-# Fields over-signed together: when one is present, adding any of them must
-# break the signature (RFC 8058 section 4: List-Unsubscribe-Post must be signed).
-_OVERSIGN_GROUPS: tuple[tuple[str, ...], ...] = (("list-unsubscribe", "list-unsubscribe-post"),)
 
 _ALGORITHMS = {"rsa": "rsa-sha256", "ed25519": "ed25519-sha256"}
 _WIDTH = 76
@@ -217,20 +214,7 @@ class DKIMSigner:
         self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
         self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
         self._headers_b = tuple(h.encode() for h in self._headers)
-        # Each over-signed name with the names whose presence triggers it.
-        self._oversign_b = tuple(
-            (
-                name.encode(),
-                tuple(
-                    g.encode()
-                    for group in _OVERSIGN_GROUPS
-                    if name in group
-                    for g in group
-                )
-                or (name.encode(),),
-            )
-            for name in self._oversign
-        )
+        self._oversign_b = tuple(name.encode() for name in self._oversign)
         if isinstance(self._key, rsa.RSAPrivateKey):
             rsa_key = self._key
             pad, prehashed = padding.PKCS1v15(), Prehashed(hashes.SHA256())
@@ -270,11 +254,10 @@ class DKIMSigner:
             n = counts.get(name)
             if n:
                 out.extend([name] * n)
-        for name, triggers in self._oversign_b:
-            for trigger in triggers:
-                if trigger in counts:
-                    out.append(name)
-                    break
+        # Over-signed names are listed once more than they occur, present or not:
+        # an h= name with no field left signs its absence (RFC 6376 section 5.4),
+        # so adding a Subject or a List-Unsubscribe-Post later breaks the signature.
+        out.extend(self._oversign_b)
         return tuple(out)
 
     def _h_for(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], bytes]:
