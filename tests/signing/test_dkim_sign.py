@@ -404,6 +404,13 @@ class TestBadInput:
             ({"headers": ["to", "subject"]}, SigningError, "From"),
             ({"headers": ["from", "bad:name"]}, SigningError, "invalid header field name"),
             ({"expire_after": 0}, SigningError, "expire_after"),
+            ({"expire_after": True}, SigningError, "expire_after"),
+            ({"expire_after": 1.5}, SigningError, "expire_after"),
+            ({"headers": []}, SigningError, "From"),
+            ({"headers": "from"}, SigningError, "list of header field names"),
+            ({"headers": ["from", 5]}, SigningError, "list of header field names"),
+            ({"oversign": ["from", "x-custom"]}, SigningError, "not in headers: x-custom"),
+            ({"oversign": "from"}, SigningError, "list of header field names"),
         ],
     )
     def test_bad_configuration(
@@ -460,3 +467,32 @@ class TestBufferInput:
         assert signed == signer.sign(_buffers(data)[kind])  # type: ignore[arg-type]
         results = verify(_buffers(signed)[kind], key_lookup=_lookup(("s", ed_key)), now=6000)  # type: ignore[arg-type]
         assert ["pass"] == [r.status for r in results]
+
+
+class TestTypedErrors:
+    @pytest.mark.parametrize("when", ["now", None, float("nan"), -1, 10**12, True])
+    def test_bad_clock(self, ed_key: ed25519.Ed25519PrivateKey, when: object) -> None:
+        """A clock that does not give POSIX seconds is a SigningError when signing."""
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: when)  # type: ignore[arg-type,return-value]
+        with pytest.raises(SigningError, match="clock"):
+            signer.sign(MESSAGE)
+
+    def test_oversign_subset_of_headers(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """An explicit oversign list inside headers is used as given."""
+        signer = DKIMSigner(
+            "example.com", "s", ed_key, headers=["from", "to", "x-a"], oversign=["x-a"]
+        )
+        assert ["from", "to", "x-a"] == _h(signer.signature_header(MESSAGE))
+
+    @pytest.mark.parametrize("workers", [None, 2])
+    def test_batch_error_names_the_message(
+        self, ed_key: ed25519.Ed25519PrivateKey, workers: int | None
+    ) -> None:
+        """A bad message in a batch raises its error type, saying which message it was."""
+        batch = [MESSAGE] * 5 + [b"To: b@example.net\r\n\r\nbody\r\n"] + [MESSAGE] * 2
+        signer = DKIMSigner("example.com", "s", ed_key)
+        with pytest.raises(CanonicalizationError, match=r"message 5 of the batch: .*no From"):
+            signer.sign_batch(batch, workers=workers)
+        dual = MultiSigner([signer, signer])
+        with pytest.raises(CanonicalizationError, match="message 5 of the batch"):
+            dual.sign_batch(batch, workers=workers)

@@ -363,3 +363,29 @@ class TestReusedVerifier:
                 ["permerror"], ["pass"], ["fail"], ["pass"], ["pass"], ["permerror"]] == statuses
         assert [True, True] == [got[5][0].testing, got[9][0].testing]
         assert not got[0][0].testing
+
+
+class TestKeyLookupResults:
+    @pytest.mark.parametrize(
+        ("found", "problem"),
+        [
+            (5, "returned int"),
+            ({"p": "x"}, "returned dict"),
+            ([b"v=DKIM1; ", 5], "returned list"),
+            (object(), "returned object"),
+        ],
+    )
+    def test_wrong_type_is_permerror(
+        self, ed_key: ed25519.Ed25519PrivateKey, found: object, problem: str
+    ) -> None:
+        """A key_lookup returning something that is not a record is a permerror, not a crash."""
+        result = verify(_signed(ed_key), key_lookup=lambda name: found, now=NOW)[0]  # type: ignore[arg-type,return-value]
+        assert "permerror" == result.status
+        assert problem in result.reason
+
+    def test_bytearray_and_string_list_are_records(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A bytearray or a list of str and bytes strings is read as the TXT value."""
+        txt = _lookup(ed_key)("s._domainkey.example.com")
+        assert txt is not None
+        for found in (bytearray(txt.encode()), [txt[:10], txt[10:].encode()]):
+            assert ["pass"] == _statuses(_signed(ed_key), lambda name, f=found: f)

@@ -377,10 +377,20 @@ class DKIMVerifier:
             return found
         if isinstance(found, str):
             found = found.encode("latin-1", "replace")
-        elif isinstance(found, (list, tuple)):
+        elif isinstance(found, (list, tuple)) and all(
+            isinstance(s, (str, bytes, bytearray)) for s in found
+        ):
             found = b"".join(
                 s.encode("latin-1", "replace") if isinstance(s, str) else s for s in found
             )
+        elif isinstance(found, bytearray):
+            found = bytes(found)
+        elif not isinstance(found, bytes):
+            reason = (
+                f"key lookup for {name} returned {type(found).__name__}, not a TXT value,"
+                " a list of TXT strings or a KeyRecord"
+            )
+            raise _Outcome(PERMERROR, reason)
         record = self._records.get(found)
         if record is None:
             try:
