@@ -6,7 +6,7 @@
 # their length: each loop tests its bound before reading), and run without the
 # GIL where they touch only bytes.
 
-from libc.stdlib cimport calloc, malloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -495,30 +495,31 @@ def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint rel
 _NAME_ERROR = "header line {}: the field name is empty or contains a control, space, NUL or 8-bit byte"
 
 
-def split_message(const unsigned char[::1] data not None):
-    """Split a CRLF message into header fields and the offset where the body starts.
+# Error codes of _scan_header (its line number tells which line).
+cdef enum:
+    _NO_BLANK = -1
+    _ORPHAN_CONTINUATION = -2
+    _NO_COLON = -3
+    _BAD_NAME = -4
+    _NO_MEMORY = -5
 
-    Each field is ``(lowercased name, raw field with its continuation lines and
-    final CRLF)``. See the twin for the rules and errors.
-    """
-    cdef Py_ssize_t n = data.shape[0]
-    cdef const unsigned char* p = _ptr(data)
-    cdef Py_ssize_t pos = 0, end, colon, start = -1, name_end, k, line_no = 0
-    cdef unsigned char c, first
+
+cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts,
+                             Py_ssize_t** name_ends, Py_ssize_t* count,
+                             Py_ssize_t* line_out) noexcept nogil:
+    # Find where each field starts and where its name ends, without the GIL; the
+    # result is the offset of the empty line, or an error code. *starts and
+    # *name_ends are malloc'd (the caller frees them).
+    cdef Py_ssize_t pos = 0, end, colon, name_end, k, cap = 0, line_no = 0
     cdef const unsigned char* q
-    cdef list fields = []
-    cdef bytes name = b""
-    cdef unsigned char* w
-    if n == 0:
-        raise _CanonicalizationError(
-            "the message is empty: no header, no empty line before the body"
-        )
+    cdef Py_ssize_t* grown
+    cdef unsigned char c, first
+    count[0] = 0
     while True:
         line_no += 1
+        line_out[0] = line_no
         if pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
-            if start >= 0:
-                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
-            return fields, pos + 2
+            return pos
         # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
         while True:
@@ -531,36 +532,90 @@ def split_message(const unsigned char[::1] data not None):
                 break
             end += 1
         if end >= n:
-            raise _CanonicalizationError("no empty line separates the header from the body")
-        q = <const unsigned char*> memchr(p + pos, 58, end - pos)
-        colon = -1 if q == NULL else q - p
+            return _NO_BLANK
         first = p[pos]
         if first == 32 or first == 9:
-            if start < 0:
-                raise _CanonicalizationError(
-                    f"header line {line_no} is a continuation line with no field before it"
-                )
+            if count[0] == 0:
+                return _ORPHAN_CONTINUATION
         else:
-            if colon < 0:
-                raise _CanonicalizationError(f"header line {line_no} has no colon")
+            q = <const unsigned char*> memchr(p + pos, 58, end - pos)
+            if q == NULL:
+                return _NO_COLON
+            colon = q - p
             name_end = colon
             while name_end > pos and (p[name_end - 1] == 32 or p[name_end - 1] == 9):
                 name_end -= 1
             if name_end == pos:
-                raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+                return _BAD_NAME
             for k in range(pos, name_end):
                 c = p[k]
                 if c < 33 or c > 126:
-                    raise _CanonicalizationError(_NAME_ERROR.format(line_no))
-            if start >= 0:
-                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
-            start = pos
-            name = PyBytes_FromStringAndSize(NULL, name_end - pos)
-            w = <unsigned char*> PyBytes_AS_STRING(name)
-            for k in range(pos, name_end):
-                c = p[k]
-                w[k - pos] = c + 32 if 65 <= c <= 90 else c
+                    return _BAD_NAME
+            if count[0] == cap:
+                cap = 32 if cap == 0 else cap * 2
+                grown = <Py_ssize_t*> realloc(starts[0], cap * sizeof(Py_ssize_t))
+                if grown == NULL:
+                    return _NO_MEMORY
+                starts[0] = grown
+                grown = <Py_ssize_t*> realloc(name_ends[0], cap * sizeof(Py_ssize_t))
+                if grown == NULL:
+                    return _NO_MEMORY
+                name_ends[0] = grown
+            starts[0][count[0]] = pos
+            name_ends[0][count[0]] = name_end
+            count[0] += 1
         pos = end + 2
+
+
+def split_message(const unsigned char[::1] data not None):
+    """Split a CRLF message into header fields and the offset where the body starts.
+
+    Each field is ``(lowercased name, raw field with its continuation lines and
+    final CRLF)``. See the twin for the rules and errors.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef const unsigned char* p = _ptr(data)
+    cdef Py_ssize_t blank, count = 0, line_no = 0, i, k, a, b
+    cdef Py_ssize_t* starts = NULL
+    cdef Py_ssize_t* name_ends = NULL
+    cdef list fields
+    cdef bytes name
+    cdef unsigned char* w
+    cdef unsigned char c
+    if n == 0:
+        raise _CanonicalizationError(
+            "the message is empty: no header, no empty line before the body"
+        )
+    try:
+        with nogil:
+            blank = _scan_header(p, n, &starts, &name_ends, &count, &line_no)
+        if blank == _NO_BLANK:
+            raise _CanonicalizationError("no empty line separates the header from the body")
+        if blank == _ORPHAN_CONTINUATION:
+            raise _CanonicalizationError(
+                f"header line {line_no} is a continuation line with no field before it"
+            )
+        if blank == _NO_COLON:
+            raise _CanonicalizationError(f"header line {line_no} has no colon")
+        if blank == _BAD_NAME:
+            raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+        if blank == _NO_MEMORY:
+            raise MemoryError()
+        fields = []
+        for i in range(count):
+            a = starts[i]
+            b = name_ends[i]
+            name = PyBytes_FromStringAndSize(NULL, b - a)
+            w = <unsigned char*> PyBytes_AS_STRING(name)
+            for k in range(a, b):
+                c = p[k]
+                w[k - a] = c + 32 if 65 <= c <= 90 else c
+            b = starts[i + 1] if i + 1 < count else blank
+            fields.append((name, PyBytes_FromStringAndSize(<const char*> p + a, b - a)))
+        return fields, blank + 2
+    finally:
+        free(starts)
+        free(name_ends)
 
 
 cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
@@ -642,8 +697,10 @@ def header_hash_input(fields, names, signature_field, bint relaxed):
     cdef list chosen = []
     cdef list stack
     cdef bytes raw, sig = _as_bytes(signature_field)
-    cdef Py_ssize_t total, o, got, n
+    cdef Py_ssize_t total, o, i, count
     cdef unsigned char* buf
+    cdef const unsigned char** ptrs
+    cdef Py_ssize_t* lens
     # Fields indexed by lower-cased name once: each h= name then takes the last
     # instance not taken yet, bottom up (section 5.4.2), in constant time; h= is
     # chosen by the sender, so a scan per name would let it cost n * m.
@@ -662,34 +719,47 @@ def header_hash_input(fields, names, signature_field, bint relaxed):
             raw = <bytes> stack.pop()
             chosen.append(raw)
             total += PyBytes_GET_SIZE(raw) + 2
+    # The chosen fields and the signature field as pointers, so that the copy
+    # and canonicalization run without the GIL (``chosen`` and ``sig`` keep them alive).
+    count = len(chosen) + 1
     buf = <unsigned char*> malloc(total)
-    if buf == NULL:
-        raise MemoryError()
+    ptrs = <const unsigned char**> malloc(count * sizeof(const unsigned char*))
+    lens = <Py_ssize_t*> malloc(count * sizeof(Py_ssize_t))
     try:
-        o = 0
-        for item in chosen:
-            raw = <bytes> item
-            n = PyBytes_GET_SIZE(raw)
-            if relaxed:
-                got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(raw), n, buf + o)
-                if got < 0:
-                    raise _CanonicalizationError("header field has no colon")
-                o += got
-            else:
-                memcpy(buf + o, PyBytes_AS_STRING(raw), n)
-                o += n
-        n = PyBytes_GET_SIZE(sig)
-        if relaxed:
-            got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(sig), n, buf + o)
-            if got < 0:
-                raise _CanonicalizationError("header field has no colon")
-            o += got - 2
-        else:
-            memcpy(buf + o, PyBytes_AS_STRING(sig), n)
-            o += n
+        if buf == NULL or ptrs == NULL or lens == NULL:
+            raise MemoryError()
+        for i in range(count - 1):
+            raw = <bytes> chosen[i]
+            ptrs[i] = <const unsigned char*> PyBytes_AS_STRING(raw)
+            lens[i] = PyBytes_GET_SIZE(raw)
+        ptrs[count - 1] = <const unsigned char*> PyBytes_AS_STRING(sig)
+        lens[count - 1] = PyBytes_GET_SIZE(sig)
+        with nogil:
+            o = _assemble(ptrs, lens, count, relaxed, buf)
+        if o < 0:
+            raise _CanonicalizationError("header field has no colon")
         return PyBytes_FromStringAndSize(<char*> buf, o)
     finally:
         free(buf)
+        free(ptrs)
+        free(lens)
+
+
+cdef Py_ssize_t _assemble(const unsigned char** ptrs, Py_ssize_t* lens, Py_ssize_t count,
+                          bint relaxed, unsigned char* buf) noexcept nogil:
+    # The fields one after another, canonicalized when relaxed; the last one (the
+    # signature field) without its final CRLF. -1 when a field has no colon.
+    cdef Py_ssize_t i, o = 0, got
+    for i in range(count):
+        if relaxed:
+            got = _canon_header(ptrs[i], lens[i], buf + o)
+            if got < 0:
+                return -1
+            o += got - 2 if i == count - 1 else got
+        else:
+            memcpy(buf + o, ptrs[i], lens[i])
+            o += lens[i]
+    return o
 
 
 # --- streaming body hash -------------------------------------------------------
