@@ -221,19 +221,22 @@ def test_verify_20kb(benchmark: pytest.FixtureRequest, who: str, alg: str) -> No
 
 
 class TestGates:
+    # Floors are half the ratios measured on this shared 2-core machine (docs/performance.md).
     @pytest.mark.gate
-    def test_rsa_near_crypto_limit(self) -> None:
-        """RSA-2048 sign_batch at 20 KB runs near the crypto limit (target 0.9x, floor 0.6x)."""
-        r = ratio(mailscale_fn("rsa", "20kb"), limit_fn("rsa", "20kb"), rounds=15)
-        print(f"RSA-2048 20 KB: mailscale / crypto limit = {r:.2f}")
-        assert r >= 0.6
+    @pytest.mark.parametrize("size", list(SIZES))
+    def test_rsa_near_crypto_limit(self, size: str) -> None:
+        """RSA-2048 sign_batch nears the crypto limit at every size (target 0.9x, floor 0.45x)."""
+        r = ratio(mailscale_fn("rsa", size), limit_fn("rsa", size), rounds=9)
+        print(f"RSA-2048 {size}: mailscale / crypto limit = {r:.2f}")
+        assert r >= 0.45
 
     @pytest.mark.gate
-    def test_ed25519_near_crypto_limit(self) -> None:
-        """Ed25519 sign_batch at 2 KB runs near the crypto limit (target 0.75x, floor 0.5x)."""
-        r = ratio(mailscale_fn("ed25519", "2kb"), limit_fn("ed25519", "2kb"), rounds=15)
-        print(f"Ed25519 2 KB: mailscale / crypto limit = {r:.2f}")
-        assert r >= 0.5
+    @pytest.mark.parametrize("size", ["2kb", "20kb"])
+    def test_ed25519_near_crypto_limit(self, size: str) -> None:
+        """Ed25519 sign_batch runs near the crypto limit (target 0.75x, floor 0.4x)."""
+        r = ratio(mailscale_fn("ed25519", size), limit_fn("ed25519", size), rounds=9)
+        print(f"Ed25519 {size}: mailscale / crypto limit = {r:.2f}")
+        assert r >= 0.4
 
     @pytest.mark.gate
     def test_faster_than_dkimpy(self) -> None:
@@ -253,12 +256,14 @@ class TestGates:
         assert r >= 1.0
 
     @pytest.mark.gate
-    def test_verify_near_raw(self) -> None:
-        """Verification with a cached key nears raw verify + hash (target 0.7x, floor 0.3x)."""
-        ours, raw = verify_fns("rsa", "20kb")
+    @pytest.mark.parametrize(("alg", "floor"), [("rsa", 0.35), ("ed25519", 0.4)])
+    def test_verify_near_raw(self, alg: str, floor: float) -> None:
+        """Verification with a cached key nears raw verify + hash (target 0.7x; floors half
+        the measured ratio)."""
+        ours, raw = verify_fns(alg, "20kb")
         r = ratio(ours, raw, rounds=9)
-        print(f"RSA-2048 20 KB: verify / (raw verify + hash) = {r:.2f}")
-        assert r >= 0.3
+        print(f"{alg} 20 KB: verify / (raw verify + hash) = {r:.2f}")
+        assert r >= floor
 
     @pytest.mark.gate
     @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="compiled core not built")

@@ -6,7 +6,7 @@
 # their length: each loop tests its bound before reading), and run without the
 # GIL where they touch only bytes.
 
-from libc.stdlib cimport calloc, malloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memchr, memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
@@ -18,7 +18,7 @@ _sha256 = _hashlib.sha256
 cdef const unsigned char* _EMPTY = <const unsigned char*> b""
 
 
-cdef inline const unsigned char* _ptr(const unsigned char[:] view) noexcept:
+cdef inline const unsigned char* _ptr(const unsigned char[::1] view) noexcept:
     return &view[0] if view.shape[0] > 0 else _EMPTY
 
 
@@ -289,7 +289,7 @@ def normalize_line_endings(data):
     """Return *data* with every bare CR and bare LF turned into CRLF."""
     if data is None:
         raise TypeError("a bytes-like object is required, not 'NoneType'")
-    cdef const unsigned char[:] view = data
+    cdef const unsigned char[::1] view = data
     cdef Py_ssize_t n = view.shape[0]
     cdef const unsigned char* p = _ptr(view)
     cdef Py_ssize_t extra
@@ -321,7 +321,7 @@ cdef inline bint _ends_crlf(const unsigned char* p, Py_ssize_t end) noexcept nog
     return end >= 2 and p[end - 2] == 13 and p[end - 1] == 10
 
 
-def canon_body_simple(const unsigned char[:] data not None):
+def canon_body_simple(const unsigned char[::1] data not None):
     """Simple body canonicalization (RFC 6376 section 3.4.3).
 
     Trailing empty lines are removed; a body that does not end in CRLF gets
@@ -420,7 +420,7 @@ cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t 
     return ms_clean_prefix(p, n)
 
 
-def canon_body_relaxed(const unsigned char[:] data not None):
+def canon_body_relaxed(const unsigned char[::1] data not None):
     """Relaxed body canonicalization (RFC 6376 section 3.4.4).
 
     Runs of SP/HTAB become one SP, whitespace at line ends is removed, trailing
@@ -442,7 +442,7 @@ def canon_body_relaxed(const unsigned char[:] data not None):
         free(buf)
 
 
-def body_hash(const unsigned char[:] data not None, Py_ssize_t start, bint relaxed,
+def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint relaxed,
               Py_ssize_t limit=-1):
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
@@ -495,30 +495,31 @@ def body_hash(const unsigned char[:] data not None, Py_ssize_t start, bint relax
 _NAME_ERROR = "header line {}: the field name is empty or contains a control, space, NUL or 8-bit byte"
 
 
-def split_message(const unsigned char[:] data not None):
-    """Split a CRLF message into header fields and the offset where the body starts.
+# Error codes of _scan_header (its line number tells which line).
+cdef enum:
+    _NO_BLANK = -1
+    _ORPHAN_CONTINUATION = -2
+    _NO_COLON = -3
+    _BAD_NAME = -4
+    _NO_MEMORY = -5
 
-    Each field is ``(lowercased name, raw field with its continuation lines and
-    final CRLF)``. See the twin for the rules and errors.
-    """
-    cdef Py_ssize_t n = data.shape[0]
-    cdef const unsigned char* p = _ptr(data)
-    cdef Py_ssize_t pos = 0, end, colon, start = -1, name_end, k, line_no = 0
-    cdef unsigned char c, first
+
+cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts,
+                             Py_ssize_t** name_ends, Py_ssize_t* count,
+                             Py_ssize_t* line_out) noexcept nogil:
+    # Find where each field starts and where its name ends, without the GIL; the
+    # result is the offset of the empty line, or an error code. *starts and
+    # *name_ends are malloc'd (the caller frees them).
+    cdef Py_ssize_t pos = 0, end, colon, name_end, k, cap = 0, line_no = 0
     cdef const unsigned char* q
-    cdef list fields = []
-    cdef bytes name = b""
-    cdef unsigned char* w
-    if n == 0:
-        raise _CanonicalizationError(
-            "the message is empty: no header, no empty line before the body"
-        )
+    cdef Py_ssize_t* grown
+    cdef unsigned char c, first
+    count[0] = 0
     while True:
         line_no += 1
+        line_out[0] = line_no
         if pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
-            if start >= 0:
-                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
-            return fields, pos + 2
+            return pos
         # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
         while True:
@@ -531,36 +532,90 @@ def split_message(const unsigned char[:] data not None):
                 break
             end += 1
         if end >= n:
-            raise _CanonicalizationError("no empty line separates the header from the body")
-        q = <const unsigned char*> memchr(p + pos, 58, end - pos)
-        colon = -1 if q == NULL else q - p
+            return _NO_BLANK
         first = p[pos]
         if first == 32 or first == 9:
-            if start < 0:
-                raise _CanonicalizationError(
-                    f"header line {line_no} is a continuation line with no field before it"
-                )
+            if count[0] == 0:
+                return _ORPHAN_CONTINUATION
         else:
-            if colon < 0:
-                raise _CanonicalizationError(f"header line {line_no} has no colon")
+            q = <const unsigned char*> memchr(p + pos, 58, end - pos)
+            if q == NULL:
+                return _NO_COLON
+            colon = q - p
             name_end = colon
             while name_end > pos and (p[name_end - 1] == 32 or p[name_end - 1] == 9):
                 name_end -= 1
             if name_end == pos:
-                raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+                return _BAD_NAME
             for k in range(pos, name_end):
                 c = p[k]
                 if c < 33 or c > 126:
-                    raise _CanonicalizationError(_NAME_ERROR.format(line_no))
-            if start >= 0:
-                fields.append((name, PyBytes_FromStringAndSize(<const char*> p + start, pos - start)))
-            start = pos
-            name = PyBytes_FromStringAndSize(NULL, name_end - pos)
-            w = <unsigned char*> PyBytes_AS_STRING(name)
-            for k in range(pos, name_end):
-                c = p[k]
-                w[k - pos] = c + 32 if 65 <= c <= 90 else c
+                    return _BAD_NAME
+            if count[0] == cap:
+                cap = 32 if cap == 0 else cap * 2
+                grown = <Py_ssize_t*> realloc(starts[0], cap * sizeof(Py_ssize_t))
+                if grown == NULL:
+                    return _NO_MEMORY
+                starts[0] = grown
+                grown = <Py_ssize_t*> realloc(name_ends[0], cap * sizeof(Py_ssize_t))
+                if grown == NULL:
+                    return _NO_MEMORY
+                name_ends[0] = grown
+            starts[0][count[0]] = pos
+            name_ends[0][count[0]] = name_end
+            count[0] += 1
         pos = end + 2
+
+
+def split_message(const unsigned char[::1] data not None):
+    """Split a CRLF message into header fields and the offset where the body starts.
+
+    Each field is ``(lowercased name, raw field with its continuation lines and
+    final CRLF)``. See the twin for the rules and errors.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef const unsigned char* p = _ptr(data)
+    cdef Py_ssize_t blank, count = 0, line_no = 0, i, k, a, b
+    cdef Py_ssize_t* starts = NULL
+    cdef Py_ssize_t* name_ends = NULL
+    cdef list fields
+    cdef bytes name
+    cdef unsigned char* w
+    cdef unsigned char c
+    if n == 0:
+        raise _CanonicalizationError(
+            "the message is empty: no header, no empty line before the body"
+        )
+    try:
+        with nogil:
+            blank = _scan_header(p, n, &starts, &name_ends, &count, &line_no)
+        if blank == _NO_BLANK:
+            raise _CanonicalizationError("no empty line separates the header from the body")
+        if blank == _ORPHAN_CONTINUATION:
+            raise _CanonicalizationError(
+                f"header line {line_no} is a continuation line with no field before it"
+            )
+        if blank == _NO_COLON:
+            raise _CanonicalizationError(f"header line {line_no} has no colon")
+        if blank == _BAD_NAME:
+            raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+        if blank == _NO_MEMORY:
+            raise MemoryError()
+        fields = []
+        for i in range(count):
+            a = starts[i]
+            b = name_ends[i]
+            name = PyBytes_FromStringAndSize(NULL, b - a)
+            w = <unsigned char*> PyBytes_AS_STRING(name)
+            for k in range(a, b):
+                c = p[k]
+                w[k - a] = c + 32 if 65 <= c <= 90 else c
+            b = starts[i + 1] if i + 1 < count else blank
+            fields.append((name, PyBytes_FromStringAndSize(<const char*> p + a, b - a)))
+        return fields, blank + 2
+    finally:
+        free(starts)
+        free(name_ends)
 
 
 cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
@@ -609,7 +664,7 @@ cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned c
     return o + 2
 
 
-def canon_header_relaxed(const unsigned char[:] field not None):
+def canon_header_relaxed(const unsigned char[::1] field not None):
     """Relaxed header canonicalization of one field (RFC 6376 section 3.4.2)."""
     cdef Py_ssize_t n = field.shape[0]
     cdef Py_ssize_t out
@@ -631,92 +686,80 @@ cdef bytes _as_bytes(object obj):
         return <bytes> obj
     if obj is None or isinstance(obj, str):
         raise TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}")
-    return bytes(memoryview(obj))
-
-
-cdef inline bint _same_name(bytes a, bytes b) noexcept:
-    # ASCII case-insensitive equality, as bytes.lower() compares.
-    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(a)
-    cdef const unsigned char* p
-    cdef const unsigned char* q
-    cdef unsigned char x, y
-    if n != PyBytes_GET_SIZE(b):
-        return False
-    p = <const unsigned char*> PyBytes_AS_STRING(a)
-    q = <const unsigned char*> PyBytes_AS_STRING(b)
-    for i in range(n):
-        x = p[i]
-        y = q[i]
-        if x != y:
-            if 65 <= x <= 90:
-                x += 32
-            if 65 <= y <= 90:
-                y += 32
-            if x != y:
-                return False
-    return True
+    # The same buffers as a const unsigned char[::1] argument, refused the same way.
+    cdef const unsigned char[::1] view = obj
+    return PyBytes_FromStringAndSize(<const char*> _ptr(view), view.shape[0])
 
 
 def header_hash_input(fields, names, signature_field, bint relaxed):
     """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
-    cdef list field_names = []
-    cdef list field_raws = []
+    cdef dict by_name = {}
     cdef list chosen = []
-    cdef bytes raw, wanted_b, sig = _as_bytes(signature_field)
-    cdef Py_ssize_t total, o, got, n, j, count
+    cdef list stack
+    cdef bytes raw, sig = _as_bytes(signature_field)
+    cdef Py_ssize_t total, o, i, count
     cdef unsigned char* buf
-    cdef unsigned char* used
+    cdef const unsigned char** ptrs
+    cdef Py_ssize_t* lens
+    # Fields indexed by lower-cased name once: each h= name then takes the last
+    # instance not taken yet, bottom up (section 5.4.2), in constant time; h= is
+    # chosen by the sender, so a scan per name would let it cost n * m.
     for name, raw_field in fields:
-        field_names.append(_as_bytes(name))
-        field_raws.append(_as_bytes(raw_field))
-    count = len(field_names)
-    total = PyBytes_GET_SIZE(sig) + 2
-    used = <unsigned char*> calloc(count + 1, 1)
-    if used == NULL:
-        raise MemoryError()
-    try:
-        # Each name takes the last instance not taken yet, bottom up (section 5.4.2).
-        for wanted in names:
-            wanted_b = _as_bytes(wanted)
-            j = count - 1
-            while j >= 0:
-                if not used[j] and _same_name(<bytes> field_names[j], wanted_b):
-                    used[j] = 1
-                    raw = <bytes> field_raws[j]
-                    chosen.append(raw)
-                    total += PyBytes_GET_SIZE(raw) + 2
-                    break
-                j -= 1
-    finally:
-        free(used)
-    buf = <unsigned char*> malloc(total)
-    if buf == NULL:
-        raise MemoryError()
-    try:
-        o = 0
-        for item in chosen:
-            raw = <bytes> item
-            n = PyBytes_GET_SIZE(raw)
-            if relaxed:
-                got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(raw), n, buf + o)
-                if got < 0:
-                    raise _CanonicalizationError("header field has no colon")
-                o += got
-            else:
-                memcpy(buf + o, PyBytes_AS_STRING(raw), n)
-                o += n
-        n = PyBytes_GET_SIZE(sig)
-        if relaxed:
-            got = _canon_header(<const unsigned char*> PyBytes_AS_STRING(sig), n, buf + o)
-            if got < 0:
-                raise _CanonicalizationError("header field has no colon")
-            o += got - 2
+        key = _as_bytes(name).lower()
+        raw = _as_bytes(raw_field)
+        stack = by_name.get(key)
+        if stack is None:
+            by_name[key] = [raw]
         else:
-            memcpy(buf + o, PyBytes_AS_STRING(sig), n)
-            o += n
+            stack.append(raw)
+    total = PyBytes_GET_SIZE(sig) + 2
+    for wanted in names:
+        stack = by_name.get(_as_bytes(wanted).lower())
+        if stack:
+            raw = <bytes> stack.pop()
+            chosen.append(raw)
+            total += PyBytes_GET_SIZE(raw) + 2
+    # The chosen fields and the signature field as pointers, so that the copy
+    # and canonicalization run without the GIL (``chosen`` and ``sig`` keep them alive).
+    count = len(chosen) + 1
+    buf = <unsigned char*> malloc(total)
+    ptrs = <const unsigned char**> malloc(count * sizeof(const unsigned char*))
+    lens = <Py_ssize_t*> malloc(count * sizeof(Py_ssize_t))
+    try:
+        if buf == NULL or ptrs == NULL or lens == NULL:
+            raise MemoryError()
+        for i in range(count - 1):
+            raw = <bytes> chosen[i]
+            ptrs[i] = <const unsigned char*> PyBytes_AS_STRING(raw)
+            lens[i] = PyBytes_GET_SIZE(raw)
+        ptrs[count - 1] = <const unsigned char*> PyBytes_AS_STRING(sig)
+        lens[count - 1] = PyBytes_GET_SIZE(sig)
+        with nogil:
+            o = _assemble(ptrs, lens, count, relaxed, buf)
+        if o < 0:
+            raise _CanonicalizationError("header field has no colon")
         return PyBytes_FromStringAndSize(<char*> buf, o)
     finally:
         free(buf)
+        free(ptrs)
+        free(lens)
+
+
+cdef Py_ssize_t _assemble(const unsigned char** ptrs, Py_ssize_t* lens, Py_ssize_t count,
+                          bint relaxed, unsigned char* buf) noexcept nogil:
+    # The fields one after another, canonicalized when relaxed; the last one (the
+    # signature field) without its final CRLF. -1 when a field has no colon.
+    cdef Py_ssize_t i, o = 0, got
+    for i in range(count):
+        if relaxed:
+            got = _canon_header(ptrs[i], lens[i], buf + o)
+            if got < 0:
+                return -1
+            o += got - 2 if i == count - 1 else got
+        else:
+            memcpy(buf + o, ptrs[i], lens[i])
+            o += lens[i]
+    return o
 
 
 # --- streaming body hash -------------------------------------------------------

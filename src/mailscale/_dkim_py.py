@@ -2,7 +2,9 @@
 
 The compiled twin lives in ``_core_dkim.pxi``; both must return identical bytes
 for every input and raise only ``TypeError`` for an argument that is not a
-bytes-like object, and ``CanonicalizationError`` for a message that cannot be
+bytes-like object, ``BufferError`` for a buffer that is not C-contiguous,
+``ValueError`` for one that is not one-dimensional or not of bytes, and
+``CanonicalizationError`` for a message that cannot be
 split or a header field without a colon.
 
 Only CRLF ends a line here: callers normalize bare CR and LF first
@@ -41,9 +43,32 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 
 
 def _as_bytes(data: object) -> bytes:
+    # The compiled core reads buffers as ``const unsigned char[::1]``: the same
+    # buffers are refused here, with the same exception types.
+    if type(data) is bytes:
+        return data
     if data is None or isinstance(data, str):
         raise TypeError(f"a bytes-like object is required, not {type(data).__name__!r}")
-    return bytes(memoryview(data))  # type: ignore[arg-type]
+    view = memoryview(data)  # type: ignore[arg-type]
+    _check_byte_buffer(view)
+    return view.tobytes()
+
+
+def _check_byte_buffer(view: memoryview) -> None:
+    """Refuse a buffer that is not one-dimensional, C-contiguous and of bytes.
+
+    Raises:
+        BufferError: the buffer is not C-contiguous (a strided or reversed view).
+        ValueError: it has more or fewer than one dimension, or items other than bytes.
+    """
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    if view.ndim != 1:
+        raise ValueError(f"Buffer has wrong number of dimensions (expected 1, got {view.ndim})")
+    if view.format.lstrip("@=<>!") not in ("B", "c"):
+        raise ValueError(
+            f"Buffer dtype mismatch, expected 'const unsigned char' but got {view.format!r}"
+        )
 
 
 def normalize_line_endings(data: bytes) -> bytes:
@@ -171,16 +196,16 @@ def header_hash_input(
     Raises:
         CanonicalizationError: a field without a colon (relaxed).
     """
+    sig = _as_bytes(signature_field)
     by_name: dict[bytes, list[bytes]] = {}
     for name, raw in fields:
-        by_name.setdefault(bytes(name).lower(), []).append(bytes(raw))
+        by_name.setdefault(_as_bytes(name).lower(), []).append(_as_bytes(raw))
     out = []
     for wanted in names:
-        stack = by_name.get(bytes(wanted).lower())
+        stack = by_name.get(_as_bytes(wanted).lower())
         if stack:
             raw = stack.pop()
             out.append(canon_header_relaxed(raw) if relaxed else raw)
-    sig = _as_bytes(signature_field)
     out.append(canon_header_relaxed(sig)[:-2] if relaxed else sig)
     return b"".join(out)
 

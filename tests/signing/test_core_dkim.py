@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from array import array
 from types import ModuleType
 
 import pytest
@@ -341,6 +342,21 @@ class TestBodyHasher:
 
 @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
+    @pytest.mark.parametrize("relaxed", [True, False])
+    def test_header_hash_input_agrees_on_many_fields_and_names(self, relaxed: bool) -> None:
+        """Thousands of fields and h= names (some repeated, absent, other case) give one result."""
+        fields = [
+            (f"x-h{i % 300}".encode(), f"X-H{i % 300}: value {i}\r\n".encode())
+            for i in range(4000)
+        ]
+        names = [f"X-h{(i * 7) % 400}".encode() for i in range(5000)]
+        sig = b"DKIM-Signature: v=1; b="
+        expected = _core_py.header_hash_input(fields, names, sig, relaxed)
+        assert expected == _impl.core.header_hash_input(fields, names, sig, relaxed)
+        per_name = {k: sum(1 for i in range(4000) if i % 300 == k) for k in range(300)}
+        wanted = {k: names.count(f"X-h{k}".encode()) for k in range(300)}
+        assert sum(min(per_name[k], wanted[k]) for k in range(300)) == expected.count(b"value")
+
     @settings(max_examples=300, deadline=None)
     @given(_ANY_BYTES)
     def test_split_agrees(self, data: bytes) -> None:
@@ -474,3 +490,83 @@ class TestBadArguments:
         """A str or None where bytes belong is a TypeError, never a crash."""
         with pytest.raises(TypeError):
             call(core_impl)  # type: ignore[operator]
+
+
+def _views(data: bytes) -> list[tuple[str, object]]:
+    """The same bytes behind buffers of other shapes, and buffers the core must refuse."""
+    padded = data + b" " * (-len(data) % 4)
+    return [
+        ("bytearray", bytearray(data)),
+        ("memoryview", memoryview(data)),
+        ("char view", memoryview(data).cast("c")),
+        ("reversed", memoryview(data[::-1])[::-1]),
+        ("every second", memoryview(bytes(b for x in data for b in (x, 0))).cast("B")[::2]),
+        ("array I", memoryview(array("I", padded))),
+        ("array b", array("b", data)),
+        ("two dims", memoryview(padded).cast("B", (2, len(padded) // 2)) if padded else b""),
+    ]
+
+
+_BUFFER_CALLS = {
+    "split_message": lambda m, b: m.split_message(b),
+    "canon_header_relaxed": lambda m, b: m.canon_header_relaxed(b),
+    "canon_body_simple": lambda m, b: m.canon_body_simple(b),
+    "canon_body_relaxed": lambda m, b: m.canon_body_relaxed(b),
+    "normalize_line_endings": lambda m, b: m.normalize_line_endings(b),
+    "body_hash": lambda m, b: m.body_hash(b, 0, True),
+    "header_hash_input": lambda m, b: m.header_hash_input([(b"a", b)], [b"a"], b, False),
+    "header_hash_input name": lambda m, b: m.header_hash_input([(b, b"a:1")], [b], b"s:", False),
+    "parse_tag_list": lambda m, b: m.parse_tag_list(b),
+    "strip_b_value": lambda m, b: m.strip_b_value(b),
+    "b64_value": lambda m, b: m.b64_value(b),
+    "BodyHasher.update": lambda m, b: m.BodyHasher(True).update(b),
+}
+
+
+def _buffer_outcome(call: object, module: ModuleType, buf: object) -> tuple[str, object]:
+    try:
+        return ("ok", call(module, buf))  # type: ignore[operator]
+    except CanonicalizationError as exc:
+        return ("error", str(exc))
+    except (BufferError, ValueError, TypeError) as exc:
+        return ("refused", type(exc).__name__)
+
+
+class TestBufferShapes:
+    @pytest.mark.parametrize("name", sorted(_BUFFER_CALLS))
+    def test_contiguous_byte_buffers_read_as_bytes(self, core_impl: ModuleType, name: str) -> None:
+        """A bytearray, memoryview or char view gives what the same bytes give."""
+        data = b"a=QUJD; b:c\r\n d\r\n\r\nbody  \r\n"
+        call = _BUFFER_CALLS[name]
+        expected = _buffer_outcome(call, core_impl, data)
+        for kind, buf in _views(data)[:3]:
+            assert (kind, expected) == (kind, _buffer_outcome(call, core_impl, buf))
+
+    @pytest.mark.parametrize("name", sorted(_BUFFER_CALLS))
+    def test_other_buffers_refused(self, core_impl: ModuleType, name: str) -> None:
+        """Strided, reversed, multi-dimensional and non-byte buffers are refused, never misread."""
+        call = _BUFFER_CALLS[name]
+        expected = {
+            "reversed": "BufferError",
+            "every second": "BufferError",
+            "array I": "ValueError",
+            "array b": "ValueError",
+            "two dims": "ValueError",
+        }
+        got = {
+            kind: _buffer_outcome(call, core_impl, buf)[1]
+            for kind, buf in _views(b"a=QUJD; b:c\r\n\r\nbody\r\n")[3:]
+        }
+        assert expected == got
+
+    @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+    @settings(max_examples=60, deadline=None)
+    @given(_ANY_BYTES, st.sampled_from(sorted(_BUFFER_CALLS)))
+    def test_both_implementations_agree(self, data: bytes, name: str) -> None:
+        """On every buffer shape both implementations return the same or refuse alike."""
+        call = _BUFFER_CALLS[name]
+        for kind, buf in _views(data):
+            assert (kind, _buffer_outcome(call, _core_py, buf)) == (
+                kind,
+                _buffer_outcome(call, _impl.core, buf),
+            )

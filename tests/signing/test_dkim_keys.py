@@ -205,6 +205,9 @@ class TestParseKeyRecord:
             ("v=DKIM1; p=; p=", "duplicate"),
             ("v=DKIM1; 1x=2; p=", "tag name"),
             (b"v=DKIM1; n=\xff; p=", "non-ASCII"),
+            (5, "not int"),
+            (None, "not NoneType"),
+            ([b"v=DKIM1; ", 5], "TXT strings"),
         ],
     )
     def test_malformed(self, txt: str | bytes, problem: str) -> None:
@@ -230,3 +233,24 @@ class TestParseKeyRecord:
         assert isinstance(record, KeyRecord)
         with pytest.raises(AttributeError):
             record.key_type = "ed25519"  # type: ignore[misc]
+
+
+class TestTypedErrors:
+    @pytest.mark.parametrize("limit", [0, -1, 256, True, "255", 2.5])
+    def test_bad_string_limit(self, ed_key: ed25519.Ed25519PrivateKey, limit: object) -> None:
+        """A TXT string limit outside 1..255 is an InvalidKey naming the limit."""
+        with pytest.raises(InvalidKey, match="1 to 255 bytes"):
+            dns_record_strings(ed_key, limit=limit)  # type: ignore[arg-type]
+
+    def test_encrypted_pem_is_named(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """An encrypted key without a password is InvalidKey saying it is encrypted."""
+        pem = ed_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+        with pytest.raises(InvalidKey, match="the key is encrypted; decrypt it first"):
+            load_private_key(pem)
+        assert _pub_bytes(ed_key.public_key()) == _pub_bytes(
+            load_private_key(pem, password=b"secret").public_key()
+        )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.message
+import email.policy
 import hashlib
 import re
+from array import array
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from mailscale._impl import core
 from mailscale.errors import (
     CanonicalizationError,
+    HeaderInjection,
     InvalidDomain,
     InvalidKey,
     SigningError,
@@ -147,9 +152,12 @@ class TestSignatureTags:
         assert not {"x", "l", "i"} & set(tags)
 
     def test_default_headers_and_oversigning(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
-        """Present default headers are signed; From, Subject, Date get one extra entry."""
-        tags = _tags(DKIMSigner("example.com", "s", ed_key).signature_header(MESSAGE))
-        assert "from:to:subject:date:message-id:from:subject:date" == tags["h"]
+        """Present default headers are signed; the over-signed names get one extra entry."""
+        h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(MESSAGE))
+        assert (
+            "from:to:subject:date:message-id:"
+            "from:subject:date:list-unsubscribe:list-unsubscribe-post"
+        ) == ":".join(h)
 
     def test_list_unsubscribe_pair_is_oversigned(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """With List-Unsubscribe present, both it and List-Unsubscribe-Post are over-signed."""
@@ -159,6 +167,35 @@ class TestSignatureTags:
         h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(msg))
         assert 2 == h.count("list-unsubscribe")
         assert 1 == h.count("list-unsubscribe-post")
+
+    @pytest.mark.parametrize(
+        "added",
+        [
+            [b"From: evil@example.org"],
+            [b"Subject: click here"],
+            [b"Date: Sat, 1 Jan 2000 00:00:00 +0000"],
+            [b"List-Unsubscribe: <https://evil.example/u>"],
+            [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
+            [b"List-Unsubscribe: <https://evil.example/u>",
+             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
+        ],
+    )
+    @pytest.mark.parametrize("where", ["top", "bottom"])
+    def test_adding_an_oversigned_field_breaks_the_signature(
+        self, ed_key: ed25519.Ed25519PrivateKey, added: list[bytes], where: str
+    ) -> None:
+        """Adding From, Subject, Date or the List-Unsubscribe pair, present before or not, fails."""
+        original = MESSAGE.replace(b"Subject: Is dinner ready?\r\n", b"")
+        signed = DKIMSigner("example.com", "s", ed_key).sign(original)
+        lookup = _lookup(("s", ed_key))
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=lookup)]
+        extra = b"".join(line + b"\r\n" for line in added)
+        if where == "top":
+            tampered = extra + signed
+        else:
+            head, _, body = signed.partition(b"\r\n\r\n")
+            tampered = head + b"\r\n" + extra + b"\r\n" + body
+        assert ["fail"] == [r.status for r in verify(tampered, key_lookup=lookup)]
 
     def test_options(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """i=, x=, l= and a chosen canonicalization appear when asked; t= can be off."""
@@ -323,6 +360,34 @@ class TestBadInput:
             DKIMSigner("example.com", "s", ed_key).sign(message)  # type: ignore[arg-type]
 
     @pytest.mark.parametrize(
+        "value",
+        ["x\r\nBcc: evil@x", "x\nBcc: evil@x", "x\rBcc: evil@x", "x\u2028Bcc: evil@x",
+         "x\x85Bcc: evil@x", "x\r\n\r\nbody"],
+    )
+    @pytest.mark.parametrize("policy", [email.policy.compat32, email.policy.SMTP])
+    def test_header_injection_in_a_message_object(
+        self, ed_key: ed25519.Ed25519PrivateKey, value: str, policy: email.policy.Policy
+    ) -> None:
+        """A Message header value with a line break that is not a fold is HeaderInjection."""
+        msg = email.message.Message(policy=policy)
+        msg["From"] = "a@example.com"
+        msg.set_raw("Subject", value)
+        msg.set_payload("hi\n")
+        signer = DKIMSigner("example.com", "s", ed_key)
+        for call in (signer.sign, signer.signature_header, lambda m: signer.sign_batch([m])):
+            with pytest.raises(HeaderInjection, match="'Subject'"):
+                call(msg)  # type: ignore[operator]
+
+    def test_folded_message_object_header_signs(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A folded header value read from a file (CRLF or LF then space) is not injection."""
+        msg = email.message_from_bytes(
+            b"From: a@example.com\nSubject: a long\n  subject\nTo: b@example.net\n\nhi\n"
+        )
+        signed = DKIMSigner("example.com", "s", ed_key).sign(msg)
+        assert signed.endswith(b"Subject: a long\r\n  subject\r\nTo: b@example.net\r\n\r\nhi\r\n")
+        assert ["pass"] == [r.status for r in verify(signed, key_lookup=_lookup(("s", ed_key)))]
+
+    @pytest.mark.parametrize(
         ("kwargs", "error", "problem"),
         [
             ({"domain": "exa mple.com"}, InvalidDomain, "domain"),
@@ -339,6 +404,13 @@ class TestBadInput:
             ({"headers": ["to", "subject"]}, SigningError, "From"),
             ({"headers": ["from", "bad:name"]}, SigningError, "invalid header field name"),
             ({"expire_after": 0}, SigningError, "expire_after"),
+            ({"expire_after": True}, SigningError, "expire_after"),
+            ({"expire_after": 1.5}, SigningError, "expire_after"),
+            ({"headers": []}, SigningError, "From"),
+            ({"headers": "from"}, SigningError, "list of header field names"),
+            ({"headers": ["from", 5]}, SigningError, "list of header field names"),
+            ({"oversign": ["from", "x-custom"]}, SigningError, "not in headers: x-custom"),
+            ({"oversign": "from"}, SigningError, "list of header field names"),
         ],
     )
     def test_bad_configuration(
@@ -363,3 +435,64 @@ class TestBadInput:
         """An empty MultiSigner is a SigningError."""
         with pytest.raises(SigningError, match="one or more"):
             MultiSigner([])
+
+
+
+
+def _buffers(data: bytes) -> dict[str, object]:
+    """``data`` behind buffers of other shapes (the int array needs a length divisible by 4)."""
+    return {
+        "bytearray": bytearray(data),
+        "reversed": memoryview(data[::-1])[::-1],
+        "every second": memoryview(bytes(b for x in data for b in (x, 0)))[::2],
+        "array I": memoryview(array("I", data)),
+    }
+
+
+class TestBufferInput:
+    @pytest.mark.parametrize("kind", ["bytearray", "reversed", "every second", "array I"])
+    def test_any_buffer_signs_and_verifies_as_its_bytes(
+        self, ed_key: ed25519.Ed25519PrivateKey, kind: str
+    ) -> None:
+        """sign() and verify() read any buffer as the bytes it holds."""
+        # A padded body, and a t= of the length that makes the signed message fill whole ints.
+        data = MESSAGE[:-2] + b"x" * (-len(MESSAGE) % 4) + b"\r\n"
+        signer, signed = next(
+            (signer, signed)
+            for when in (5, 50, 500, 5000)
+            for signer in [DKIMSigner("example.com", "s", ed_key, clock=lambda t=when: t)]
+            for signed in [signer.sign(data)]
+            if len(signed) % 4 == 0
+        )
+        assert signed == signer.sign(_buffers(data)[kind])  # type: ignore[arg-type]
+        results = verify(_buffers(signed)[kind], key_lookup=_lookup(("s", ed_key)), now=6000)  # type: ignore[arg-type]
+        assert ["pass"] == [r.status for r in results]
+
+
+class TestTypedErrors:
+    @pytest.mark.parametrize("when", ["now", None, float("nan"), -1, 10**12, True])
+    def test_bad_clock(self, ed_key: ed25519.Ed25519PrivateKey, when: object) -> None:
+        """A clock that does not give POSIX seconds is a SigningError when signing."""
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: when)  # type: ignore[arg-type,return-value]
+        with pytest.raises(SigningError, match="clock"):
+            signer.sign(MESSAGE)
+
+    def test_oversign_subset_of_headers(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """An explicit oversign list inside headers is used as given."""
+        signer = DKIMSigner(
+            "example.com", "s", ed_key, headers=["from", "to", "x-a"], oversign=["x-a"]
+        )
+        assert ["from", "to", "x-a"] == _h(signer.signature_header(MESSAGE))
+
+    @pytest.mark.parametrize("workers", [None, 2])
+    def test_batch_error_names_the_message(
+        self, ed_key: ed25519.Ed25519PrivateKey, workers: int | None
+    ) -> None:
+        """A bad message in a batch raises its error type, saying which message it was."""
+        batch = [MESSAGE] * 5 + [b"To: b@example.net\r\n\r\nbody\r\n"] + [MESSAGE] * 2
+        signer = DKIMSigner("example.com", "s", ed_key)
+        with pytest.raises(CanonicalizationError, match=r"message 5 of the batch: .*no From"):
+            signer.sign_batch(batch, workers=workers)
+        dual = MultiSigner([signer, signer])
+        with pytest.raises(CanonicalizationError, match="message 5 of the batch"):
+            dual.sign_batch(batch, workers=workers)

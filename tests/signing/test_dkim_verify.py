@@ -276,6 +276,36 @@ class TestMalformedSignatures:
         assert "permerror" == result.status
         assert problem in result.reason
 
+    @pytest.mark.parametrize(
+        ("edit", "problem"),
+        [
+            (lambda f: f.replace(b"d=example.com;", b"d=..;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=ex ample.com;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=" + b"a" * 64 + b".com;"), "bad d=: "),
+            (lambda f: f.replace(b"d=example.com;", b"d=" + b"a.b" * 90 + b";"), "bad d=: "),
+            (lambda f: f.replace(b"s=s;", b"s=..;"), "bad s=: "),
+            (lambda f: f.replace(b"s=s;", b"s=a b;"), "bad s=: "),
+            (lambda f: f.replace(b"s=s;", b"s=-s;"), "bad s=: "),
+        ],
+    )
+    def test_bad_domain_or_selector_is_permerror_without_lookup(
+        self,
+        ed_key: ed25519.Ed25519PrivateKey,
+        edit: Callable[[bytes], bytes],
+        problem: str,
+    ) -> None:
+        """A d= or s= that is not a DNS name is a permerror, and no key is looked up."""
+        asked: list[str] = []
+
+        def lookup(name: str) -> str | None:
+            asked.append(name)
+            return _lookup(ed_key)(name)
+
+        result = verify(edit(_signed(ed_key)), key_lookup=lookup, now=NOW)[0]
+        assert ("permerror", []) == (result.status, asked)
+        assert problem in result.reason
+        assert "not a valid DNS name" in result.reason
+
     def test_no_signature(self) -> None:
         """A message without DKIM-Signature gives no results."""
         assert [] == verify(MESSAGE, key_lookup=lambda name: None)
@@ -333,3 +363,29 @@ class TestReusedVerifier:
                 ["permerror"], ["pass"], ["fail"], ["pass"], ["pass"], ["permerror"]] == statuses
         assert [True, True] == [got[5][0].testing, got[9][0].testing]
         assert not got[0][0].testing
+
+
+class TestKeyLookupResults:
+    @pytest.mark.parametrize(
+        ("found", "problem"),
+        [
+            (5, "returned int"),
+            ({"p": "x"}, "returned dict"),
+            ([b"v=DKIM1; ", 5], "returned list"),
+            (object(), "returned object"),
+        ],
+    )
+    def test_wrong_type_is_permerror(
+        self, ed_key: ed25519.Ed25519PrivateKey, found: object, problem: str
+    ) -> None:
+        """A key_lookup returning something that is not a record is a permerror, not a crash."""
+        result = verify(_signed(ed_key), key_lookup=lambda name: found, now=NOW)[0]  # type: ignore[arg-type,return-value]
+        assert "permerror" == result.status
+        assert problem in result.reason
+
+    def test_bytearray_and_string_list_are_records(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """A bytearray or a list of str and bytes strings is read as the TXT value."""
+        txt = _lookup(ed_key)("s._domainkey.example.com")
+        assert txt is not None
+        for found in (bytearray(txt.encode()), [txt[:10], txt[10:].encode()]):
+            assert ["pass"] == _statuses(_signed(ed_key), lambda name, f=found: f)

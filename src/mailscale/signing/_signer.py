@@ -15,7 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._impl import core
-from mailscale.errors import CanonicalizationError, SigningError, UnsupportedAlgorithm
+from mailscale.errors import (
+    CanonicalizationError,
+    MailscaleError,
+    SigningError,
+    UnsupportedAlgorithm,
+)
 from mailscale.signing._wire import check_dns_name, check_identity, wire_bytes
 from mailscale.signing.keys import PrivateKey, load_private_key
 
@@ -58,7 +63,8 @@ DEFAULT_HEADERS: tuple[str, ...] = (
     "feedback-id",
 )
 
-#: Fields signed once more than they occur, so that an added copy breaks the signature.
+#: Fields listed in h= once more than they occur (absent ones too), so that an added
+#: copy breaks the signature.
 DEFAULT_OVERSIGN: tuple[str, ...] = (
     "from",
     "subject",
@@ -66,10 +72,6 @@ DEFAULT_OVERSIGN: tuple[str, ...] = (
     "list-unsubscribe",
     "list-unsubscribe-post",
 )
-
-# Fields over-signed together: when one is present, adding any of them must
-# break the signature (RFC 8058 section 4: List-Unsubscribe-Post must be signed).
-_OVERSIGN_GROUPS: tuple[tuple[str, ...], ...] = (("list-unsubscribe", "list-unsubscribe-post"),)
 
 _ALGORITHMS = {"rsa": "rsa-sha256", "ed25519": "ed25519-sha256"}
 _WIDTH = 76
@@ -195,17 +197,23 @@ class DKIMSigner:
         kind = "ed25519" if isinstance(self._key, ed25519.Ed25519PrivateKey) else "rsa"
         self._algorithm = _ALGORITHMS[kind]
         self.header_relaxed, self.body_relaxed = parse_canonicalization(canonicalization)
-        self._headers = tuple(h.strip().lower() for h in (headers or DEFAULT_HEADERS))
-        if not self._headers or "from" not in self._headers:
+        self._headers = _names(DEFAULT_HEADERS if headers is None else headers, "headers")
+        if "from" not in self._headers:
             raise SigningError("the signed headers must include From (RFC 6376 section 5.4)")
-        for name in self._headers:
-            if not name or any(not 33 <= ord(c) <= 126 or c in ":;" for c in name):
-                raise SigningError(f"invalid header field name {name[:40]!r} in headers")
-        wanted = DEFAULT_OVERSIGN if oversign is None else oversign
-        oversigned = [h.strip().lower() for h in wanted]
-        self._oversign = tuple(h for h in oversigned if h in self._headers)
+        if oversign is None:
+            # The defaults apply to the signed headers that are chosen.
+            self._oversign = tuple(h for h in DEFAULT_OVERSIGN if h in self._headers)
+        else:
+            self._oversign = _names(oversign, "oversign")
+            missing = [h for h in self._oversign if h not in self._headers]
+            if missing:
+                raise SigningError(
+                    f"oversign names fields that are not in headers: {', '.join(missing)[:80]}"
+                )
         self.identity = None if identity is None else check_identity(identity, self.domain)
-        if expire_after is not None and (not isinstance(expire_after, int) or expire_after <= 0):
+        if expire_after is not None and (
+            isinstance(expire_after, bool) or not isinstance(expire_after, int) or expire_after <= 0
+        ):
             raise SigningError(
                 f"expire_after must be a positive number of seconds, not {expire_after!r}"
             )
@@ -217,20 +225,7 @@ class DKIMSigner:
         self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
         self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
         self._headers_b = tuple(h.encode() for h in self._headers)
-        # Each over-signed name with the names whose presence triggers it.
-        self._oversign_b = tuple(
-            (
-                name.encode(),
-                tuple(
-                    g.encode()
-                    for group in _OVERSIGN_GROUPS
-                    if name in group
-                    for g in group
-                )
-                or (name.encode(),),
-            )
-            for name in self._oversign
-        )
+        self._oversign_b = tuple(name.encode() for name in self._oversign)
         if isinstance(self._key, rsa.RSAPrivateKey):
             rsa_key = self._key
             pad, prehashed = padding.PKCS1v15(), Prehashed(hashes.SHA256())
@@ -270,11 +265,10 @@ class DKIMSigner:
             n = counts.get(name)
             if n:
                 out.extend([name] * n)
-        for name, triggers in self._oversign_b:
-            for trigger in triggers:
-                if trigger in counts:
-                    out.append(name)
-                    break
+        # Over-signed names are listed once more than they occur, present or not:
+        # an h= name with no field left signs its absence (RFC 6376 section 5.4),
+        # so adding a Subject or a List-Unsubscribe-Post later breaks the signature.
+        out.extend(self._oversign_b)
         return tuple(out)
 
     def _h_for(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], bytes]:
@@ -295,7 +289,7 @@ class DKIMSigner:
         h_list, h_text = self._h_for(fields)
         mid = self._mid
         if self._stamped:
-            now = int(self.clock())
+            now = self._now()
             if self.timestamp:
                 mid += b" t=%d;" % now
             if self.expire_after is not None:
@@ -310,6 +304,14 @@ class DKIMSigner:
         elif len(b) > 72:  # Ed25519: 88 characters
             b = b"%s\r\n %s" % (b[:72], b[72:])
         return b"%s%s\r\n" % (template, b)
+
+    def _now(self) -> int:
+        when = self.clock()
+        if isinstance(when, bool) or not isinstance(when, (int, float)) or when != when:
+            raise SigningError(f"the clock must return POSIX seconds, not {type(when).__name__}")
+        if not 0 <= when < 10**11:
+            raise SigningError("the clock returned a time out of range")
+        return int(when)
 
     def _signature_field(self, msg: _Prepared) -> bytes:
         bh, length = msg.body_hash(self.body_relaxed)
@@ -381,16 +383,55 @@ def _batch(
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SigningError(f"workers must be a positive integer, not {workers!r}")
     if workers is None or workers == 1 or len(items) < 2:
-        return [sign_one(m) for m in items]
+        return _sign_chunk(sign_one, items, 0)
     workers = min(workers, len(items))
     size = -(-len(items) // workers)
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="mailscale-dkim") as pool:
-        parts = list(pool.map(lambda chunk: [sign_one(m) for m in chunk], chunks))
+    starts = range(0, len(items), size)
+    with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="mailscale-dkim") as pool:
+        parts = list(
+            pool.map(lambda i: _sign_chunk(sign_one, items[i : i + size], i), starts)
+        )
     return [signed for part in parts for signed in part]
 
 
+def _sign_chunk(
+    sign_one: Callable[[MessageInput], bytes], items: list[MessageInput], first: int
+) -> list[bytes]:
+    """Sign ``items``; an error says which message of the batch (0-based) it came from."""
+    try:
+        return [sign_one(m) for m in items]
+    except MailscaleError as exc:
+        index = first
+        for m in items:  # find the failing one again: errors are rare, signing is not
+            try:
+                sign_one(m)
+            except MailscaleError:
+                break
+            index += 1
+        try:
+            indexed = type(exc)(f"message {index} of the batch: {exc}")
+        except Exception:  # an error class with another constructor: keep it, add a note
+            exc.add_note(f"message {index} of the batch")
+            raise exc from None
+        raise indexed from exc
+
+
 Signer: TypeAlias = DKIMSigner | MultiSigner
+
+
+def _names(value: Iterable[str], what: str) -> tuple[str, ...]:
+    """Lower-cased header field names, each checked (``value`` is a list, not a string)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise SigningError(f"{what} must be a list of header field names")
+    names = []
+    for name in value:
+        if not isinstance(name, str):
+            raise SigningError(f"{what} must be a list of header field names (str)")
+        name = name.strip().lower()
+        if not name or any(not 33 <= ord(c) <= 126 or c in ":;" for c in name):
+            raise SigningError(f"invalid header field name {name[:40]!r} in {what}")
+        names.append(name)
+    return tuple(names)
 
 
 def _as_signer(signer: Signer | Sequence[DKIMSigner]) -> Signer:

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._impl import core
-from mailscale.errors import MailscaleError, UnsupportedAlgorithm
+from mailscale.errors import InvalidDomain, MailscaleError, UnsupportedAlgorithm
 from mailscale.signing._signer import MessageInput, parse_canonicalization
-from mailscale.signing._wire import wire_bytes
+from mailscale.signing._wire import check_dns_name, wire_bytes
 from mailscale.signing.keys import MIN_RSA_BITS, KeyRecord, parse_key_record
 
 __all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "verify"]
@@ -85,7 +85,7 @@ def _received_bytes(message: MessageInput) -> bytes:
     data = wire_bytes(message) if isinstance(message, Message) else message
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return wire_bytes(data)  # raises the CanonicalizationError
-    raw = bytes(data)
+    raw = memoryview(data).tobytes()
     if core.normalize_line_endings(raw) == raw:
         return raw
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
@@ -141,6 +141,12 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         domain = info["domain"]
         if not domain or not info["selector"]:
             raise _Outcome(PERMERROR, "empty d= or s=")
+        # A name that cannot be looked up is the signature's fault, found before any query.
+        for tag, what in (("d", "domain"), ("s", "selector")):
+            try:
+                check_dns_name(tags[tag].strip(" \t\r\n"), what)
+            except InvalidDomain as exc:
+                raise _Outcome(PERMERROR, f"bad {tag}=: {exc}") from None
         names = [n.strip(" \t\r\n").lower() for n in tags["h"].split(":")]
         if "from" not in names or any(not n for n in names):
             raise _Outcome(PERMERROR, "h= must list From and no empty names")
@@ -371,10 +377,20 @@ class DKIMVerifier:
             return found
         if isinstance(found, str):
             found = found.encode("latin-1", "replace")
-        elif isinstance(found, (list, tuple)):
+        elif isinstance(found, (list, tuple)) and all(
+            isinstance(s, (str, bytes, bytearray)) for s in found
+        ):
             found = b"".join(
                 s.encode("latin-1", "replace") if isinstance(s, str) else s for s in found
             )
+        elif isinstance(found, bytearray):
+            found = bytes(found)
+        elif not isinstance(found, bytes):
+            reason = (
+                f"key lookup for {name} returned {type(found).__name__}, not a TXT value,"
+                " a list of TXT strings or a KeyRecord"
+            )
+            raise _Outcome(PERMERROR, reason)
         record = self._records.get(found)
         if record is None:
             try:

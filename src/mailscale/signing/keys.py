@@ -108,7 +108,16 @@ def load_private_key(data: bytes | str | PrivateKey, password: bytes | None = No
                 key: object = serialization.load_pem_private_key(raw, password=password)
             else:
                 key = serialization.load_der_private_key(raw, password=password)
-        except (ValueError, TypeError, _CryptoUnsupported) as exc:
+        except TypeError as exc:
+            # cryptography: "Password was not given but private key is encrypted" (or the
+            # reverse); the text names no key material.
+            if password is None and "encrypted" in str(exc):
+                raise InvalidKey(
+                    "the key is encrypted; decrypt it first, or load it with"
+                    " load_private_key(data, password=...)"
+                ) from None
+            raise InvalidKey(f"cannot load the private key: {type(exc).__name__}") from None
+        except (ValueError, _CryptoUnsupported) as exc:
             raise InvalidKey(f"cannot load the private key: {type(exc).__name__}") from None
     else:
         key = data
@@ -162,8 +171,8 @@ def dns_record_strings(public_key: PublicKey | PrivateKey, limit: int = 255) -> 
 
     A DNS TXT record holds strings of at most 255 bytes; verifiers join them.
     """
-    if not 1 <= limit <= 255:
-        raise ValueError(f"a TXT string holds 1 to 255 bytes, not {limit}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 255:
+        raise InvalidKey(f"a TXT string holds 1 to 255 bytes, not {limit!r}")
     value = dns_record(public_key)
     return [value[i : i + limit] for i in range(0, len(value), limit)]
 
@@ -229,13 +238,19 @@ def parse_key_record(txt: str | bytes | list[bytes] | list[str] | tuple[bytes, .
     """Parse a DKIM key record; a list of TXT strings is joined first.
 
     Raises:
-        InvalidKeyRecord: a malformed tag list, a wrong ``v=``, bad base64, or a ``p=``
-            that is not a key of the ``k=`` type.
+        InvalidKeyRecord: not text or bytes, a malformed tag list, a wrong ``v=``, bad
+            base64, or a ``p=`` that is not a key of the ``k=`` type.
         UnsupportedAlgorithm: a ``k=`` other than rsa or ed25519.
     """
     if isinstance(txt, (list, tuple)):
+        if not all(isinstance(p, (str, bytes, bytearray)) for p in txt):
+            raise InvalidKeyRecord("a DKIM key record's TXT strings must be str or bytes")
         parts = [p.encode("latin-1") if isinstance(p, str) else bytes(p) for p in txt]
         txt = b"".join(parts)
+    if not isinstance(txt, (str, bytes, bytearray)):
+        raise InvalidKeyRecord(
+            f"a DKIM key record must be str, bytes or a list of them, not {type(txt).__name__}"
+        )
     if isinstance(txt, (bytes, bytearray)):
         try:
             text = bytes(txt).decode("ascii")
