@@ -221,22 +221,23 @@ def test_verify_20kb(benchmark: pytest.FixtureRequest, who: str, alg: str) -> No
 
 
 class TestGates:
-    # Floors are half the ratios measured on this shared 2-core machine (docs/performance.md).
+    # Floors sit well below the ratios measured on this shared 2-core machine
+    # (docs/performance.md), so that a loaded moment does not fail a sound build.
     @pytest.mark.gate
     @pytest.mark.parametrize("size", list(SIZES))
     def test_rsa_near_crypto_limit(self, size: str) -> None:
-        """RSA-2048 sign_batch nears the crypto limit at every size (target 0.9x, floor 0.45x)."""
+        """RSA-2048 sign_batch nears the crypto limit at every size (target 0.9x, floor 0.6x)."""
         r = ratio(mailscale_fn("rsa", size), limit_fn("rsa", size), rounds=9)
         print(f"RSA-2048 {size}: mailscale / crypto limit = {r:.2f}")
-        assert r >= 0.45
+        assert r >= 0.6
 
     @pytest.mark.gate
     @pytest.mark.parametrize("size", ["2kb", "20kb"])
     def test_ed25519_near_crypto_limit(self, size: str) -> None:
-        """Ed25519 sign_batch runs near the crypto limit (target 0.75x, floor 0.4x)."""
+        """Ed25519 sign_batch runs near the crypto limit (target 0.75x, floor 0.5x)."""
         r = ratio(mailscale_fn("ed25519", size), limit_fn("ed25519", size), rounds=9)
         print(f"Ed25519 {size}: mailscale / crypto limit = {r:.2f}")
-        assert r >= 0.4
+        assert r >= 0.5
 
     @pytest.mark.gate
     def test_faster_than_dkimpy(self) -> None:
