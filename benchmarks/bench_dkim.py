@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import random
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import dkim
@@ -128,22 +129,35 @@ def limit_fn(alg: str, size: str) -> Callable[[], object]:
 
 
 def limit_batch(alg: str, msgs: list[bytes], workers: int) -> list[bytes]:
-    """The crypto limit of ``msgs`` split over ``workers`` threads as sign_batch splits them."""
+    """The crypto limit of ``msgs`` on ``workers`` threads, shared out as sign_batch does:
+    the calling thread and ``workers - 1`` others each take the next message."""
     key = keys()[alg]
+    if isinstance(key, rsa.RSAPrivateKey):
+        rsa_key, pad, pre = key, padding.PKCS1v15(), Prehashed(hashes.SHA256())
 
-    def chunk_sign(chunk: list[bytes]) -> list[bytes]:
-        if isinstance(key, rsa.RSAPrivateKey):
-            pad, pre = padding.PKCS1v15(), Prehashed(hashes.SHA256())
-            return [key.sign(hashlib.sha256(m).digest(), pad, pre) for m in chunk]
+        def sign_one(m: bytes) -> bytes:
+            return rsa_key.sign(hashlib.sha256(m).digest(), pad, pre)
+    else:
         assert isinstance(key, ed25519.Ed25519PrivateKey)
-        return [key.sign(hashlib.sha256(m).digest()) for m in chunk]
+        ed_key = key
 
-    if workers == 1:
-        return chunk_sign(msgs)
-    size = -(-len(msgs) // workers)
-    chunks = [msgs[i : i + size] for i in range(0, len(msgs), size)]
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        return [s for part in pool.map(chunk_sign, chunks) for s in part]
+        def sign_one(m: bytes) -> bytes:
+            return ed_key.sign(hashlib.sha256(m).digest())
+
+    out = [b""] * len(msgs)
+    claim = itertools.count().__next__
+
+    def work() -> None:
+        while (i := claim()) < len(msgs):
+            out[i] = sign_one(msgs[i])
+
+    threads = [threading.Thread(target=work) for _ in range(workers - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    return out
 
 
 def mailscale_fn(alg: str, size: str, workers: int | None = None) -> Callable[[], object]:

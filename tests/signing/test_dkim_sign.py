@@ -7,6 +7,7 @@ import email
 import email.message
 import email.policy
 import hashlib
+import itertools
 import re
 from array import array
 from email.message import EmailMessage
@@ -325,11 +326,37 @@ class TestDualAndBatch:
         """An empty batch gives an empty list."""
         assert [] == DKIMSigner("example.com", "s", ed_key).sign_batch([], workers=2)
 
-    @pytest.mark.parametrize("workers", [0, -1, 1.5])
+    @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
     def test_bad_workers(self, ed_key: ed25519.Ed25519PrivateKey, workers: object) -> None:
         """A worker count that is not a positive integer is a SigningError."""
         with pytest.raises(SigningError, match="workers"):
             DKIMSigner("example.com", "s", ed_key).sign_batch([MESSAGE], workers=workers)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("workers", [1, 2, 4])
+    def test_worker_exception_reaches_the_caller(
+        self, ed_key: ed25519.Ed25519PrivateKey, workers: int
+    ) -> None:
+        """An exception other than a MailscaleError, raised in any thread, is raised unchanged."""
+        calls = itertools.count()
+
+        def clock() -> float:
+            if next(calls) == 5:
+                raise RuntimeError("clock broke")
+            return 1_700_000_000.0
+
+        signer = DKIMSigner("example.com", "s", ed_key, clock=clock)
+        with pytest.raises(RuntimeError, match=r"^clock broke$"):
+            signer.sign_batch([MESSAGE] * 12, workers=workers)
+
+    def test_threads_sign_each_message_once(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """With threads every message is signed exactly once and lands in its own place."""
+        stamps = itertools.count(1_700_000_000)
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: next(stamps))
+        messages = [MESSAGE.replace(b"Subject: ", b"Subject: %d " % i) for i in range(40)]
+        signed = signer.sign_batch(messages, workers=3)
+        assert 1_700_000_040 == next(stamps)  # one clock reading per message, no more
+        assert [s.endswith(m) for s, m in zip(signed, messages, strict=True)] == [True] * 40
+        assert 40 == len({re.search(rb"t=(\d+)", s).group(1) for s in signed})  # type: ignore[union-attr]
 
     def test_batch_error_names_problem(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """A malformed message in a batch raises its CanonicalizationError."""

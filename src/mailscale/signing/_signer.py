@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import itertools
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from email.message import Message
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
@@ -380,18 +382,59 @@ def _batch(
     sign_one: Callable[[MessageInput], bytes], messages: Iterable[MessageInput], workers: int | None
 ) -> list[bytes]:
     items = list(messages)
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise SigningError(f"workers must be a positive integer, not {workers!r}")
     if workers is None or workers == 1 or len(items) < 2:
         return _sign_chunk(sign_one, items, 0)
-    workers = min(workers, len(items))
-    size = -(-len(items) // workers)
-    starts = range(0, len(items), size)
-    with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="mailscale-dkim") as pool:
-        parts = list(
-            pool.map(lambda i: _sign_chunk(sign_one, items[i : i + size], i), starts)
-        )
-    return [signed for part in parts for signed in part]
+    return _sign_threads(sign_one, items, min(workers, len(items)))
+
+
+def _sign_threads(
+    sign_one: Callable[[MessageInput], bytes], items: list[MessageInput], workers: int
+) -> list[bytes]:
+    """Sign ``items`` on ``workers`` threads, the calling thread one of them.
+
+    Each thread takes the next unsigned message until none is left, so a thread
+    that the machine slows down (a shared core) takes fewer messages instead of
+    holding up the batch with a fixed share.
+    """
+    count = len(items)
+    out: list[bytes] = [b""] * count
+    claim = itertools.count().__next__  # one call is atomic: no message is taken twice
+    failed: list[tuple[int, BaseException]] = []
+
+    def work() -> None:
+        while not failed:
+            index = claim()
+            if index >= count:
+                return
+            try:
+                out[index] = sign_one(items[index])
+            except BaseException as exc:  # handed to the calling thread, raised there
+                failed.append((index, exc))
+                return
+
+    threads = [
+        threading.Thread(target=work, name=f"mailscale-dkim-{k}", daemon=True)
+        for k in range(1, workers)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        work()
+    finally:
+        if not failed and sys.exc_info()[0] is not None:
+            failed.append((count, KeyboardInterrupt()))  # stop the others early
+        for thread in threads:
+            thread.join()
+    if failed:
+        index, exc = min(failed, key=lambda item: item[0])
+        if isinstance(exc, MailscaleError):
+            _raise_indexed(exc, index)
+        raise exc
+    return out
 
 
 def _sign_chunk(
@@ -408,12 +451,17 @@ def _sign_chunk(
             except MailscaleError:
                 break
             index += 1
-        try:
-            indexed = type(exc)(f"message {index} of the batch: {exc}")
-        except Exception:  # an error class with another constructor: keep it, add a note
-            exc.add_note(f"message {index} of the batch")
-            raise exc from None
-        raise indexed from exc
+        _raise_indexed(exc, index)
+
+
+def _raise_indexed(exc: MailscaleError, index: int) -> NoReturn:
+    """Raise ``exc`` with the batch position of its message in the text."""
+    try:
+        indexed = type(exc)(f"message {index} of the batch: {exc}")
+    except Exception:  # an error class with another constructor: keep it, add a note
+        exc.add_note(f"message {index} of the batch")
+        raise exc from None
+    raise indexed from exc
 
 
 Signer: TypeAlias = DKIMSigner | MultiSigner
