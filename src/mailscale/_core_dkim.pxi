@@ -8,7 +8,9 @@
 
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memchr, memcpy
+from cpython.buffer cimport PyBUF_READ
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.memoryview cimport PyMemoryView_FromMemory
 
 import hashlib as _hashlib
 from mailscale.errors import CanonicalizationError as _CanonicalizationError
@@ -16,6 +18,11 @@ from mailscale.errors import CanonicalizationError as _CanonicalizationError
 _sha256 = _hashlib.sha256
 
 cdef const unsigned char* _EMPTY = <const unsigned char*> b""
+
+# Work on fewer bytes than this keeps the GIL: releasing it costs a hand-over to
+# a waiting thread and back, more than a short scan takes.
+cdef enum:
+    _NOGIL_BYTES = 32768
 
 
 cdef inline const unsigned char* _ptr(const unsigned char[::1] view) noexcept:
@@ -295,13 +302,19 @@ def normalize_line_endings(data):
     cdef Py_ssize_t extra
     cdef bytes out
     cdef unsigned char* w
-    with nogil:
+    if n >= _NOGIL_BYTES:
+        with nogil:
+            extra = _normalize_len(p, n)
+    else:
         extra = _normalize_len(p, n)
     if extra == 0:
         return data if type(data) is bytes else PyBytes_FromStringAndSize(<const char*> p, n)
     out = PyBytes_FromStringAndSize(NULL, n + extra)
     w = <unsigned char*> PyBytes_AS_STRING(out)
-    with nogil:
+    if n >= _NOGIL_BYTES:
+        with nogil:
+            _normalize_fill(p, n, w)
+    else:
         _normalize_fill(p, n, w)
     return out
 
@@ -446,12 +459,21 @@ def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint rel
               Py_ssize_t limit=-1):
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
-    Relaxed canonicalization runs without the GIL; hashlib releases it while
-    hashing large buffers, so threads sign in parallel. Simple canonicalization
-    hashes the message bytes in place.
+    Relaxed canonicalization of a large body runs without the GIL; hashlib
+    releases it while hashing large buffers, so threads sign in parallel.
+    Simple canonicalization hashes the message bytes in place.
     """
-    cdef Py_ssize_t n = data.shape[0]
-    cdef const unsigned char* p = _ptr(data)
+    return _body_digest(data, _ptr(data), data.shape[0], start, relaxed, limit)
+
+
+cdef inline object _view(const unsigned char* p, Py_ssize_t n):
+    # A read-only memoryview over p[:n], no copy; the caller keeps p alive.
+    return PyMemoryView_FromMemory(<char*> p, n, PyBUF_READ)
+
+
+cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_ssize_t start,
+                        bint relaxed, Py_ssize_t limit):
+    # body_hash on a pointer that ``owner`` keeps alive.
     cdef Py_ssize_t end, length, take, part, clean, rest
     cdef bytes buf = None
     cdef unsigned char* w
@@ -460,14 +482,20 @@ def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint rel
     if relaxed:
         # Lines already canonical are hashed where they are; the rest, from the
         # first line that changes, is canonicalized into a buffer.
-        with nogil:
+        if n - start >= _NOGIL_BYTES:
+            with nogil:
+                clean = _relaxed_clean_prefix(p + start, n - start)
+        else:
             clean = _relaxed_clean_prefix(p + start, n - start)
         rest = n - start - clean
         length = 0
         if rest:
             buf = PyBytes_FromStringAndSize(NULL, rest + 2)
             w = <unsigned char*> PyBytes_AS_STRING(buf)
-            with nogil:
+            if rest >= _NOGIL_BYTES:
+                with nogil:
+                    length = _relaxed_body(p + start + clean, rest, w)
+            else:
                 length = _relaxed_body(p + start + clean, rest, w)
         if length:
             length += clean
@@ -476,15 +504,15 @@ def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint rel
             clean = length = _simple_keep(p + start, clean)
         take = length if limit < 0 or limit >= length else limit
         part = take if take < clean else clean
-        h = _sha256(data[start:start + part])
+        h = _sha256(_view(p + start, part))
         if take > part:
-            h.update(memoryview(buf)[:take - part])
+            h.update(_view(<const unsigned char*> PyBytes_AS_STRING(buf), take - part))
         return h.digest(), length
     end = start + _simple_end(p + start, n - start)
     length = end - start if _ends_crlf(p + start, end - start) else end - start + 2
     take = length if limit < 0 or limit >= length else limit
     part = take if take < end - start else end - start
-    h = _sha256(data[start:start + part])
+    h = _sha256(_view(p + start, part))
     if take > part:
         h.update(b"\r\n"[:take - part])
     return h.digest(), length
@@ -567,6 +595,39 @@ cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** 
         pos = end + 2
 
 
+cdef Py_ssize_t _split(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts,
+                       Py_ssize_t** name_ends, Py_ssize_t* count) except -1:
+    # _scan_header with its error codes raised; the offset of the empty line.
+    # The scan keeps the GIL: a header is short, and the hand-over costs more.
+    cdef Py_ssize_t blank, line_no = 0
+    if n == 0:
+        raise _CanonicalizationError(
+            "the message is empty: no header, no empty line before the body"
+        )
+    blank = _scan_header(p, n, starts, name_ends, count, &line_no)
+    if blank == _NO_BLANK:
+        raise _CanonicalizationError("no empty line separates the header from the body")
+    if blank == _ORPHAN_CONTINUATION:
+        raise _CanonicalizationError(
+            f"header line {line_no} is a continuation line with no field before it"
+        )
+    if blank == _NO_COLON:
+        raise _CanonicalizationError(f"header line {line_no} has no colon")
+    if blank == _BAD_NAME:
+        raise _CanonicalizationError(_NAME_ERROR.format(line_no))
+    if blank == _NO_MEMORY:
+        raise MemoryError()
+    return blank
+
+
+cdef inline void _lower_into(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef unsigned char c
+    for k in range(n):
+        c = src[k]
+        dst[k] = c + 32 if 65 <= c <= 90 else c
+
+
 def split_message(const unsigned char[::1] data not None):
     """Split a CRLF message into header fields and the offset where the body starts.
 
@@ -575,41 +636,19 @@ def split_message(const unsigned char[::1] data not None):
     """
     cdef Py_ssize_t n = data.shape[0]
     cdef const unsigned char* p = _ptr(data)
-    cdef Py_ssize_t blank, count = 0, line_no = 0, i, k, a, b
+    cdef Py_ssize_t blank, count = 0, i, a, b
     cdef Py_ssize_t* starts = NULL
     cdef Py_ssize_t* name_ends = NULL
     cdef list fields
     cdef bytes name
-    cdef unsigned char* w
-    cdef unsigned char c
-    if n == 0:
-        raise _CanonicalizationError(
-            "the message is empty: no header, no empty line before the body"
-        )
     try:
-        with nogil:
-            blank = _scan_header(p, n, &starts, &name_ends, &count, &line_no)
-        if blank == _NO_BLANK:
-            raise _CanonicalizationError("no empty line separates the header from the body")
-        if blank == _ORPHAN_CONTINUATION:
-            raise _CanonicalizationError(
-                f"header line {line_no} is a continuation line with no field before it"
-            )
-        if blank == _NO_COLON:
-            raise _CanonicalizationError(f"header line {line_no} has no colon")
-        if blank == _BAD_NAME:
-            raise _CanonicalizationError(_NAME_ERROR.format(line_no))
-        if blank == _NO_MEMORY:
-            raise MemoryError()
+        blank = _split(p, n, &starts, &name_ends, &count)
         fields = []
         for i in range(count):
             a = starts[i]
             b = name_ends[i]
             name = PyBytes_FromStringAndSize(NULL, b - a)
-            w = <unsigned char*> PyBytes_AS_STRING(name)
-            for k in range(a, b):
-                c = p[k]
-                w[k - a] = c + 32 if 65 <= c <= 90 else c
+            _lower_into(p + a, b - a, <unsigned char*> PyBytes_AS_STRING(name))
             b = starts[i + 1] if i + 1 < count else blank
             fields.append((name, PyBytes_FromStringAndSize(<const char*> p + a, b - a)))
         return fields, blank + 2

@@ -6,6 +6,7 @@ module. ``mailscale._impl`` picks one of the two.
 
 from __future__ import annotations
 
+from mailscale._dkim_plan_py import Header, SignPlan, fold_tag_list, split_header
 from mailscale._dkim_py import (
     BodyHasher,
     b64_value,
@@ -27,14 +28,18 @@ __all__ = [
     "BodyHasher",
     "Decision",
     "GCRATable",
+    "Header",
+    "SignPlan",
     "b64_value",
     "body_hash",
     "canon_body_relaxed",
     "canon_body_simple",
     "canon_header_relaxed",
+    "fold_tag_list",
     "header_hash_input",
     "normalize_line_endings",
     "parse_tag_list",
+    "split_header",
     "split_message",
     "strip_b_value",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import itertools
 import sys
 import threading
@@ -18,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._impl import core
 from mailscale.errors import (
-    CanonicalizationError,
     MailscaleError,
     SigningError,
     UnsupportedAlgorithm,
@@ -38,10 +35,6 @@ __all__ = [
     "signature_header",
 ]
 
-_sha256 = hashlib.sha256
-_split_message = core.split_message
-_body_hash = core.body_hash
-_header_hash_input = core.header_hash_input
 _normalize = core.normalize_line_endings
 
 MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
@@ -76,7 +69,6 @@ DEFAULT_OVERSIGN: tuple[str, ...] = (
 )
 
 _ALGORITHMS = {"rsa": "rsa-sha256", "ed25519": "ed25519-sha256"}
-_WIDTH = 76
 
 
 def parse_canonicalization(value: str) -> tuple[bool, bool]:
@@ -95,39 +87,14 @@ def parse_canonicalization(value: str) -> tuple[bool, bool]:
     return modes[header], modes[body]
 
 
-def _fold_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
-    """``prefix`` + items joined by ``sep``, folded before lines pass the width."""
-    out = [prefix]
-    line = 1 + len(prefix)
-    for n, item in enumerate(items):
-        piece = item + (sep if n < len(items) - 1 else b";")
-        if line + len(piece) > _WIDTH and line > 1 + len(prefix):
-            out.append(b"\r\n ")
-            line = 1
-        out.append(piece)
-        line += len(piece)
-    return b"".join(out)
-
-
-def _b64encode(raw: bytes) -> bytes:
-    return binascii.b2a_base64(raw, newline=False)
-
-
 class _Prepared:
-    """A message in wire form, split once and shared by every signer of a message."""
+    """A message in wire form, shared by every signer of a message (one body hash each way)."""
 
-    __slots__ = ("body_hashes", "data", "fields", "start")
+    __slots__ = ("data", "known")
 
     def __init__(self, message: MessageInput) -> None:
         self.data: bytes = wire_bytes(message)
-        self.fields, self.start = core.split_message(self.data)
-        self.body_hashes: dict[bool, tuple[bytes, int]] = {}
-
-    def body_hash(self, relaxed: bool) -> tuple[bytes, int]:
-        found = self.body_hashes.get(relaxed)
-        if found is None:
-            found = self.body_hashes[relaxed] = core.body_hash(self.data, self.start, relaxed)
-        return found
+        self.known: dict[bool, tuple[bytes, int]] = {}
 
 
 class DKIMSigner:
@@ -157,14 +124,11 @@ class DKIMSigner:
 
     __slots__ = (
         "_algorithm",
-        "_h_cache",
-        "_head",
         "_headers",
-        "_headers_b",
         "_key",
         "_mid",
         "_oversign",
-        "_oversign_b",
+        "_plan",
         "_sign_digest",
         "_stamped",
         "body_length",
@@ -224,10 +188,7 @@ class DKIMSigner:
         self.body_length = body_length
         self.clock = clock
         self._stamped = timestamp or expire_after is not None
-        self._h_cache: dict[tuple[bytes, ...], tuple[tuple[bytes, ...], bytes]] = {}
         self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
-        self._headers_b = tuple(h.encode() for h in self._headers)
-        self._oversign_b = tuple(name.encode() for name in self._oversign)
         if isinstance(self._key, rsa.RSAPrivateKey):
             rsa_key = self._key
             pad, prehashed = padding.PKCS1v15(), Prehashed(hashes.SHA256())
@@ -238,11 +199,21 @@ class DKIMSigner:
             b"relaxed" if self.header_relaxed else b"simple",
             b"relaxed" if self.body_relaxed else b"simple",
         )
-        self._head = b"DKIM-Signature: v=1; a=%s; c=%s;\r\n d=%s; s=%s;" % (
+        head = b"DKIM-Signature: v=1; a=%s; c=%s;\r\n d=%s; s=%s;" % (
             self._algorithm.encode(),
             c,
             self.domain.encode(),
             self.selector.encode(),
+        )
+        # The per-message work (split, h=, body hash, template, header hash) is
+        # one call into the core: the plan.
+        self._plan = core.SignPlan(
+            head,
+            [name.encode() for name in self._headers],
+            [name.encode() for name in self._oversign],
+            self.header_relaxed,
+            self.body_relaxed,
+            body_length,
         )
 
     def __repr__(self) -> str:
@@ -256,56 +227,17 @@ class DKIMSigner:
         """The ``a=`` value: ``rsa-sha256`` or ``ed25519-sha256``."""
         return self._algorithm
 
-    def _h_list(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[bytes, ...]:
-        counts: dict[bytes, int] = {}
-        for name, _ in fields:
-            counts[name] = counts.get(name, 0) + 1
-        if b"from" not in counts:
-            raise CanonicalizationError("the message has no From field; DKIM must sign From")
-        out: list[bytes] = []
-        for name in self._headers_b:
-            n = counts.get(name)
-            if n:
-                out.extend([name] * n)
-        # Over-signed names are listed once more than they occur, present or not:
-        # an h= name with no field left signs its absence (RFC 6376 section 5.4),
-        # so adding a Subject or a List-Unsubscribe-Post later breaks the signature.
-        out.extend(self._oversign_b)
-        return tuple(out)
-
-    def _h_for(self, fields: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], bytes]:
-        """The h= list and its folded tag text, cached by the message's field names."""
-        names = tuple([name for name, _ in fields])
-        found = self._h_cache.get(names)
-        if found is None:
-            h_list = self._h_list(fields)
-            found = (h_list, _fold_list(b"\r\n h=", h_list, b":"))
-            if len(self._h_cache) < 512:
-                self._h_cache[names] = found
-        return found
-
-    def _field(
-        self, fields: list[tuple[bytes, bytes]], bh: bytes, length: int
-    ) -> bytes:
-        """The complete DKIM-Signature field for a split message and its body hash."""
-        h_list, h_text = self._h_for(fields)
+    def _tags(self) -> bytes:
+        """The tags between s= and h=: i=, then t= and x= from the clock."""
+        if not self._stamped:
+            return self._mid
+        now = self._now()
         mid = self._mid
-        if self._stamped:
-            now = self._now()
-            if self.timestamp:
-                mid += b" t=%d;" % now
-            if self.expire_after is not None:
-                mid += b" x=%d;" % (now + self.expire_after)
-        if self.body_length:
-            mid += b" l=%d;" % length
-        template = b"%s%s%s\r\n bh=%s;\r\n b=" % (self._head, mid, h_text, _b64encode(bh))
-        data = _header_hash_input(fields, h_list, template, self.header_relaxed)
-        b = _b64encode(self._sign_digest(_sha256(data).digest()))
-        if len(b) > 144:
-            b = b"\r\n ".join([b[i : i + 72] for i in range(0, len(b), 72)])
-        elif len(b) > 72:  # Ed25519: 88 characters
-            b = b"%s\r\n %s" % (b[:72], b[72:])
-        return b"%s%s\r\n" % (template, b)
+        if self.timestamp:
+            mid += b" t=%d;" % now
+        if self.expire_after is not None:
+            mid += b" x=%d;" % (now + self.expire_after)
+        return mid
 
     def _now(self) -> int:
         when = self.clock()
@@ -316,8 +248,8 @@ class DKIMSigner:
         return int(when)
 
     def _signature_field(self, msg: _Prepared) -> bytes:
-        bh, length = msg.body_hash(self.body_relaxed)
-        return self._field(msg.fields, bh, length)
+        template, digest = self._plan.prepare(msg.data, self._tags(), msg.known)
+        return self._plan.finish(template, self._sign_digest(digest))
 
     def signature_header(self, message: MessageInput) -> bytes:
         """Return the DKIM-Signature field (ending in CRLF) for the wire form of ``message``."""
@@ -329,9 +261,9 @@ class DKIMSigner:
             data = _normalize(message)  # bare CR/LF become CRLF; the end stays CRLF
         else:
             data = wire_bytes(message)
-        fields, start = _split_message(data)
-        bh, length = _body_hash(data, start, self.body_relaxed)
-        return self._field(fields, bh, length) + data
+        plan = self._plan
+        template, digest = plan.prepare(data, self._tags())
+        return plan.finish(template, self._sign_digest(digest), data)
 
     def sign_batch(
         self, messages: Iterable[MessageInput], workers: int | None = None

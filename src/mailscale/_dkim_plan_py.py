@@ -1,0 +1,227 @@
+"""Split headers and signing plans (RFC 6376 sections 3.5, 3.7 and 5.4), the reference.
+
+The compiled twin lives in ``_core_dkim_plan.pxi``. A ``Header`` is a message
+split once: field offsets, the lower-cased names, the body offset. A
+``SignPlan`` holds what one signer fixes (tags, signed names, canonicalization)
+and turns a message in wire form into the DKIM-Signature template and the
+digest to sign, in one call: the per-message path of ``DKIMSigner.sign``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+from collections.abc import Sequence
+
+from mailscale._dkim_py import (
+    _as_bytes,
+    body_hash,
+    canon_header_relaxed,
+    split_message,
+)
+from mailscale.errors import CanonicalizationError
+
+__all__ = ["Header", "SignPlan", "fold_tag_list", "split_header"]
+
+#: Signature field lines are folded before they pass this many characters.
+_WIDTH = 76
+#: The b= value is folded into lines of this many base64 characters.
+_B_LINE = 72
+#: A plan remembers the h= list of this many header shapes (field name sequences).
+_SHAPES = 512
+
+_NO_FROM = "the message has no From field; DKIM must sign From"
+
+
+def fold_tag_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
+    """``prefix`` + items joined by ``sep`` and ended by ``;``, folded before lines pass 76."""
+    out = [prefix]
+    line = 1 + len(prefix)
+    for n, item in enumerate(items):
+        piece = item + (sep if n < len(items) - 1 else b";")
+        if line + len(piece) > _WIDTH and line > 1 + len(prefix):
+            out.append(b"\r\n ")
+            line = 1
+        out.append(piece)
+        line += len(piece)
+    return b"".join(out)
+
+
+class Header:
+    """A message split into header fields once; see ``split_header``."""
+
+    __slots__ = ("_fields", "body_start", "count", "data", "names")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = _as_bytes(data)
+        self._fields, self.body_start = split_message(self.data)
+        self.count = len(self._fields)
+        self.names = b":".join([name for name, _ in self._fields])
+
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """``(lower-cased name, raw field)`` pairs, as ``split_message`` gives them."""
+        return list(self._fields)
+
+    def field(self, index: int) -> bytes:
+        """The raw field ``index`` (0 is the top), continuation lines and final CRLF included.
+
+        Raises:
+            IndexError: no such field.
+        """
+        return self._fields[_index(index, self.count)][1]
+
+    def select(self, wanted: Sequence[bytes]) -> tuple[int, ...]:
+        """The fields an h= list signs, in h= order (RFC 6376 section 5.4.2).
+
+        Each name takes the last instance of its field not yet taken, bottom up;
+        a name with none left takes nothing (over-signing). Names compare without
+        case. Linear in fields + names, whatever h= holds.
+        """
+        stacks: dict[bytes, list[int]] = {}
+        for index, (name, _) in enumerate(self._fields):
+            stacks.setdefault(name, []).append(index)
+        chosen = []
+        for name in wanted:
+            stack = stacks.get(_as_bytes(name).lower())
+            if stack:
+                chosen.append(stack.pop())
+        return tuple(chosen)
+
+    def digest(self, indices: Sequence[int], tail: bytes, relaxed: bool) -> bytes:
+        """SHA-256 of the header hash input: the fields at ``indices`` then ``tail``.
+
+        ``tail`` is the DKIM-Signature field with an empty b= value and no final
+        CRLF; it is canonicalized like the others, and no CRLF follows it.
+
+        Raises:
+            IndexError: an index is not a field of this header.
+            CanonicalizationError: ``tail`` has no colon (relaxed).
+        """
+        last = _as_bytes(tail)
+        parts = []
+        for index in indices:
+            raw = self._fields[_index(index, self.count)][1]
+            parts.append(canon_header_relaxed(raw) if relaxed else raw)
+        parts.append(canon_header_relaxed(last)[:-2] if relaxed else last)
+        return hashlib.sha256(b"".join(parts)).digest()
+
+
+def _index(index: int, count: int) -> int:
+    if type(index) is not int or not 0 <= index < count:
+        raise IndexError(f"no header field {index!r} (the header has {count})")
+    return index
+
+
+def split_header(data: bytes) -> Header:
+    """Split the message ``data`` (CRLF line ends) into a ``Header``.
+
+    Raises:
+        CanonicalizationError: as ``split_message``.
+    """
+    return Header(data)
+
+
+class SignPlan:
+    """The message-dependent part of one signer's DKIM-Signature field.
+
+    Args:
+        head: the field's fixed start, ``DKIM-Signature: v=1; a=...; d=...; s=...;``.
+        headers: lower-cased names to sign when present, in h= order.
+        oversign: lower-cased names listed once more than they occur.
+        header_relaxed: relaxed (True) or simple header canonicalization.
+        body_relaxed: relaxed (True) or simple body canonicalization.
+        body_length: add ``l=`` with the canonical body length.
+    """
+
+    __slots__ = ("_headers", "_oversign", "_shapes", "body_length", "body_relaxed", "head",
+                 "header_relaxed")
+
+    def __init__(
+        self,
+        head: bytes,
+        headers: Sequence[bytes],
+        oversign: Sequence[bytes],
+        header_relaxed: bool,
+        body_relaxed: bool,
+        body_length: bool,
+    ) -> None:
+        self.head = _as_bytes(head)
+        self._headers = tuple(_as_bytes(name) for name in headers)
+        self._oversign = tuple(_as_bytes(name) for name in oversign)
+        self.header_relaxed = bool(header_relaxed)
+        self.body_relaxed = bool(body_relaxed)
+        self.body_length = bool(body_length)
+        self._shapes: dict[bytes, tuple[tuple[int, ...], bytes]] = {}
+
+    def h_list(self, names: bytes) -> tuple[bytes, ...]:
+        """The h= list for a header whose field names are ``names`` (``Header.names``).
+
+        Every present name of ``headers`` as often as it occurs, then each
+        over-signed name once more: an h= name with no field left signs its
+        absence, so adding one later breaks the signature.
+
+        Raises:
+            CanonicalizationError: there is no From field.
+        """
+        counts: dict[bytes, int] = {}
+        for name in _as_bytes(names).split(b":"):
+            counts[name] = counts.get(name, 0) + 1
+        if b"from" not in counts:
+            raise CanonicalizationError(_NO_FROM)
+        out: list[bytes] = []
+        for name in self._headers:
+            if counts.get(name):
+                out.extend([name] * counts[name])
+        out.extend(self._oversign)
+        return tuple(out)
+
+    def _shape(self, header: Header) -> tuple[tuple[int, ...], bytes]:
+        found = self._shapes.get(header.names)
+        if found is None:
+            h_list = self.h_list(header.names)
+            found = (header.select(h_list), fold_tag_list(b"\r\n h=", h_list, b":"))
+            if len(self._shapes) < _SHAPES:
+                self._shapes[header.names] = found
+        return found
+
+    def prepare(
+        self, data: bytes, mid: bytes, known: dict[bool, tuple[bytes, int]] | None = None
+    ) -> tuple[bytes, bytes]:
+        """The field template (ending in ``b=``) and the SHA-256 digest to sign.
+
+        ``data`` is the message in wire form (CRLF line ends); ``mid`` the tags
+        between ``s=`` and ``h=`` (``i=``, ``t=``, ``x=``), each with a leading
+        space. ``known`` caches body hashes by body canonicalization, for
+        several plans signing one message.
+
+        Raises:
+            TypeError: ``data`` or ``mid`` is not bytes.
+            CanonicalizationError: the message cannot be split, or has no From.
+        """
+        if type(data) is not bytes or type(mid) is not bytes:
+            raise TypeError("prepare() takes the message and the tags as bytes")
+        if known is not None and type(known) is not dict:
+            raise TypeError(f"known must be a dict or None, not {type(known).__name__}")
+        header = Header(data)
+        indices, h_text = self._shape(header)
+        found = None if known is None else known.get(self.body_relaxed)
+        if found is None:
+            found = body_hash(data, header.body_start, self.body_relaxed)
+            if known is not None:
+                known[self.body_relaxed] = found
+        bh, length = found
+        length_tag = b" l=%d;" % length if self.body_length else b""
+        template = b"%s%s%s%s\r\n bh=%s;\r\n b=" % (
+            self.head,
+            mid,
+            length_tag,
+            h_text,
+            binascii.b2a_base64(bh, newline=False),
+        )
+        return template, header.digest(indices, template, self.header_relaxed)
+
+    def finish(self, template: bytes, signature: bytes, data: bytes = b"") -> bytes:
+        """The complete field (``template``, the folded base64 ``signature``, CRLF) + ``data``."""
+        b = binascii.b2a_base64(_as_bytes(signature), newline=False)
+        folded = b"\r\n ".join([b[i : i + _B_LINE] for i in range(0, len(b), _B_LINE)])
+        return b"".join((_as_bytes(template), folded, b"\r\n", _as_bytes(data)))
