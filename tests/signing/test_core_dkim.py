@@ -520,6 +520,9 @@ _BUFFER_CALLS = {
     "strip_b_value": lambda m, b: m.strip_b_value(b),
     "b64_value": lambda m, b: m.b64_value(b),
     "BodyHasher.update": lambda m, b: m.BodyHasher(True).update(b),
+    "split_header": lambda m, b: (lambda h: (h.fields(), h.names, h.body_start))(m.split_header(b)),
+    "Header.digest": lambda m, b: m.split_header(b"a: 1\r\n\r\n").digest((0,), b, False),
+    "SignPlan.finish": lambda m, b: m.SignPlan(b"h", [], [], True, True, False).finish(b, b, b),
 }
 
 

@@ -1,0 +1,233 @@
+"""Split headers and signing plans on both implementations, and their agreement."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailscale import _core_py, _impl
+from mailscale.errors import CanonicalizationError
+
+from .test_core_dkim import _ANY_BYTES, _MAIL_BYTES, MESSAGE, _outcome
+
+HEAD = b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n d=example.com; s=s;"
+HEADERS = (b"from", b"to", b"subject", b"date", b"x-list")
+OVERSIGN = (b"from", b"subject")
+
+_NAMES = st.lists(
+    st.sampled_from([b"from", b"From", b"to", b"subject", b"SUBJECT", b"x-absent", b"date"]),
+    max_size=8,
+)
+# Messages with a From most of the time, the rest of the header and body anything.
+_MESSAGES = st.one_of(
+    st.tuples(
+        st.lists(
+            st.sampled_from(
+                [
+                    b"From: a@example.com\r\n",
+                    b"from :  B  <b@x>\r\n",
+                    b"To: x,\r\n\ty\r\n",
+                    b"Subject:  hi  \t there \r\n",
+                    b"X-List: <u>\r\n",
+                    b"Date: today\r\n",
+                    b"Other: 1\r\n",
+                ]
+            ),
+            max_size=9,
+        ).map(b"".join),
+        st.sampled_from([b"\r\n", b"", b"\n"]),
+        _MAIL_BYTES,
+    ).map(b"".join),
+    _ANY_BYTES,
+)
+
+
+def _plan(
+    core: ModuleType,
+    header_relaxed: bool = True,
+    body_relaxed: bool = True,
+    body_length: bool = False,
+    headers: tuple[bytes, ...] = HEADERS,
+    oversign: tuple[bytes, ...] = OVERSIGN,
+) -> object:
+    return core.SignPlan(HEAD, headers, oversign, header_relaxed, body_relaxed, body_length)
+
+
+def _plan_outcome(core: ModuleType, data: bytes, flags: tuple[bool, bool, bool]) -> object:
+    plan = _plan(core, *flags)
+    return _outcome(plan.prepare, data, b" t=1;")  # type: ignore[attr-defined]
+
+
+class TestSplitHeader:
+    def test_agrees_with_split_message(self, core_impl: ModuleType) -> None:
+        """Fields, names and the body offset are what split_message gives."""
+        fields, start = core_impl.split_message(MESSAGE)
+        header = core_impl.split_header(MESSAGE)
+        assert (fields, start, len(fields)) == (header.fields(), header.body_start, header.count)
+        assert b"from:to:subject:subject" == header.names
+        assert [raw for _, raw in fields] == [header.field(i) for i in range(header.count)]
+        assert MESSAGE == header.data
+
+    def test_no_fields(self, core_impl: ModuleType) -> None:
+        """A message that starts with the empty line has no fields and no names."""
+        header = core_impl.split_header(b"\r\nbody")
+        assert (0, b"", [], 2, ()) == (
+            header.count,
+            header.names,
+            header.fields(),
+            header.body_start,
+            header.select([b"from"]),
+        )
+
+    @pytest.mark.parametrize("index", [-1, 4, 10**30, True, 1.0, "1", None])
+    def test_field_index_checked(self, core_impl: ModuleType, index: object) -> None:
+        """An index that is not a field of the header is an IndexError naming it."""
+        header = core_impl.split_header(MESSAGE)
+        with pytest.raises(IndexError, match="has 4"):
+            header.field(index)
+        with pytest.raises(IndexError, match="no header field"):
+            header.digest([0, index], b"s:", True)
+
+    def test_same_errors_as_split_message(self, core_impl: ModuleType) -> None:
+        """A message that cannot be split raises what split_message raises."""
+        for data in (b"", b"From: a\r\n", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
+            assert _outcome(core_impl.split_message, data)[1] == _outcome(
+                core_impl.split_header, data
+            )[1]
+
+
+class TestSelect:
+    def test_bottom_up(self, core_impl: ModuleType) -> None:
+        """Repeated names take instances bottom up; absent and used-up names take nothing."""
+        header = core_impl.split_header(MESSAGE)
+        wanted = [b"Subject", b"from", b"subject", b"subject", b"x-absent", b"from", b"TO"]
+        assert (3, 0, 2, 1) == header.select(wanted)
+
+    @settings(max_examples=150, deadline=None)
+    @given(_MESSAGES, _NAMES, st.booleans(), st.sampled_from([b"DKIM-Signature: b=", b"x"]))
+    def test_digest_is_header_hash_input(
+        self, data: bytes, names: list[bytes], relaxed: bool, tail: bytes
+    ) -> None:
+        """digest(select(h=)) is the SHA-256 of header_hash_input, on both implementations."""
+        for core in _cores():
+            try:
+                fields, _ = core.split_message(data)
+            except CanonicalizationError:
+                continue
+            header = core.split_header(data)
+            expected = _outcome(_hashed_input, core, fields, names, tail, relaxed)
+            assert expected == _outcome(header.digest, header.select(names), tail, relaxed)
+
+
+class TestSignPlan:
+    def test_template_and_digest(self, core_impl: ModuleType) -> None:
+        """The template carries the tags, the folded h= and bh=; the digest covers it."""
+        plan = _plan(core_impl)
+        template, digest = plan.prepare(MESSAGE, b" t=1;")  # type: ignore[attr-defined]
+        fields, start = core_impl.split_message(MESSAGE)
+        bh, _ = core_impl.body_hash(MESSAGE, start, True)
+        h_list = [b"from", b"to", b"subject", b"subject", b"from", b"subject"]
+        expected = (
+            HEAD
+            + b" t=1;\r\n h=from:to:subject:subject:from:subject;\r\n bh="
+            + base64.b64encode(bh)
+            + b";\r\n b="
+        )
+        assert expected == template
+        signed = core_impl.header_hash_input(fields, h_list, template, True)
+        assert hashlib.sha256(signed).digest() == digest
+
+    def test_h_list(self, core_impl: ModuleType) -> None:
+        """Present names as often as they occur, in the plan's order, then the over-signed."""
+        plan = _plan(core_impl)
+        assert (b"from", b"subject", b"subject", b"from", b"subject") == plan.h_list(  # type: ignore[attr-defined]
+            b"subject:other:from:subject"
+        )
+
+    def test_no_from(self, core_impl: ModuleType) -> None:
+        """A message without From cannot be signed."""
+        with pytest.raises(CanonicalizationError, match="no From field"):
+            _plan(core_impl).prepare(b"To: a\r\n\r\nbody\r\n", b"")  # type: ignore[attr-defined]
+
+    def test_body_length_tag(self, core_impl: ModuleType) -> None:
+        """With body_length the canonical body length follows the other tags."""
+        template, _ = _plan(core_impl, body_length=True).prepare(MESSAGE, b" i=@x;")  # type: ignore[attr-defined]
+        _, start = core_impl.split_message(MESSAGE)
+        _, length = core_impl.body_hash(MESSAGE, start, True)
+        assert template.startswith(HEAD + b" i=@x; l=%d;\r\n h=from:" % length)
+
+    def test_known_body_hash_is_used_and_filled(self, core_impl: ModuleType) -> None:
+        """A ``known`` dict receives the body hash, and a hash found there is used as it is."""
+        known: dict[bool, tuple[bytes, int]] = {}
+        plan = _plan(core_impl)
+        first = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
+        _, start = core_impl.split_message(MESSAGE)
+        assert {True: core_impl.body_hash(MESSAGE, start, True)} == known
+        assert first == plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
+        known[True] = (b"\x00" * 32, 5)
+        template, _ = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
+        assert b"bh=" + base64.b64encode(b"\x00" * 32) + b";" in template
+
+    @pytest.mark.parametrize(
+        "args",
+        [("text", b""), (bytearray(MESSAGE), b""), (MESSAGE, "t=1"), (MESSAGE, b"", [1])],
+    )
+    def test_bad_arguments(self, core_impl: ModuleType, args: tuple[object, ...]) -> None:
+        """Message and tags must be bytes, known a dict: a TypeError, never a crash."""
+        with pytest.raises(TypeError):
+            _plan(core_impl).prepare(*args)  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize("size", [0, 1, 2, 3, 32, 53, 54, 55, 64, 108, 256, 512])
+    def test_finish_folds_b(self, core_impl: ModuleType, size: int) -> None:
+        """b= is the base64 signature in lines of 72 characters; the data follows the CRLF."""
+        signature = bytes(range(256))[:size] * (1 + size // 256)
+        signature = signature[:size]
+        out = _plan(core_impl).finish(b"T: b=", signature, b"DATA")  # type: ignore[attr-defined]
+        assert out.startswith(b"T: b=") and out.endswith(b"\r\nDATA")
+        folded = out[len(b"T: b=") : -len(b"\r\nDATA")]
+        lines = folded.split(b"\r\n ")
+        assert all(len(line) == 72 for line in lines[:-1]) and len(lines[-1]) <= 72
+        assert base64.b64encode(signature) == b"".join(lines)
+
+
+def _hashed_input(
+    core: ModuleType, fields: object, names: list[bytes], tail: bytes, relaxed: bool
+) -> bytes:
+    return hashlib.sha256(core.header_hash_input(fields, names, tail, relaxed)).digest()
+
+
+def _cores() -> list[ModuleType]:
+    return [_core_py, _impl.core] if _impl.USING_EXTENSIONS else [_core_py]
+
+
+@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+class TestBothAgree:
+    @settings(max_examples=200, deadline=None)
+    @given(_MESSAGES, st.tuples(st.booleans(), st.booleans(), st.booleans()))
+    def test_prepare(self, data: bytes, flags: tuple[bool, bool, bool]) -> None:
+        """Both implementations give the same template and digest, or the same error."""
+        assert _plan_outcome(_core_py, data, flags) == _plan_outcome(_impl.core, data, flags)
+
+    @settings(max_examples=150, deadline=None)
+    @given(_MESSAGES)
+    def test_split_header(self, data: bytes) -> None:
+        """Both give the same fields, names and body offset, or the same error."""
+
+        def view(core: ModuleType) -> object:
+            header = core.split_header(data)
+            return (header.fields(), header.names, header.body_start, header.count)
+
+        assert _outcome(view, _core_py) == _outcome(view, _impl.core)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.binary(max_size=600), st.binary(max_size=200), st.binary(max_size=100))
+    def test_finish(self, signature: bytes, template: bytes, data: bytes) -> None:
+        """Both fold and join alike, for any signature length."""
+        assert _plan(_core_py).finish(template, signature, data) == _plan(_impl.core).finish(  # type: ignore[attr-defined]
+            template, signature, data
+        )
