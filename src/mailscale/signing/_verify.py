@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from email.message import Message
@@ -34,8 +33,9 @@ _STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
 _parse_tag_list = core.parse_tag_list
 _strip_b_value = core.strip_b_value
 _b64_value = core.b64_value
-_sha256 = hashlib.sha256
 _normalize = core.normalize_line_endings
+_split_header = core.split_header
+_body_hash = core.body_hash
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())
@@ -122,8 +122,8 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
     """Check the tags that do not depend on the message (RFC 6376 section 6.1.1).
 
     Returns (info, algorithm, header relaxed, body relaxed, h= names as bytes,
-    identity domain, pass results by testing flag), or (status, reason, info)
-    for a permerror.
+    identity domain, pass results by testing flag, signed field indices by
+    header shape), or (status, reason, info) for a permerror.
     """
     info = _info(tags)
     try:
@@ -164,8 +164,9 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         algorithm,
         header_relaxed,
         body_relaxed,
-        [n.encode() for n in names],
+        tuple([n.encode() for n in names]),
         identity_domain,
+        {},
         {},
     )
 
@@ -227,6 +228,8 @@ class DKIMVerifier:
         # (id(record), algorithm, i= exactly d=) -> (record, public key or None,
         # is RSA or status, testing or reason).
         self._checked: dict[tuple[int, str, bool], tuple[Any, ...]] = {}
+        # Header field names (Header.names) -> where the DKIM-Signature fields are.
+        self._shapes: dict[bytes, tuple[int, ...]] = {}
 
     def __repr__(self) -> str:
         source = "key_lookup" if self.key_lookup is not None else "dns"
@@ -239,26 +242,32 @@ class DKIMVerifier:
             CanonicalizationError: the message cannot be split into header and body.
         """
         data = _received_bytes(message)
-        fields, start = core.split_message(data)
+        header = _split_header(data)
         when = self.clock() if now is None else now
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
         results = []
-        count = 0
-        for name, raw in fields:
-            if name != b"dkim-signature":
-                continue
-            count += 1
-            if count > self.max_signatures:
+        for count, index in enumerate(self._signature_fields(header.names)):
+            if count >= self.max_signatures:
                 results.append(VerifyResult(PERMERROR, reason="too many signatures"))
                 continue
-            results.append(self._verify_one(data, fields, start, raw, when, body_hashes))
+            results.append(self._verify_one(header, header.field(index), when, body_hashes))
         return results
+
+    def _signature_fields(self, names: bytes) -> tuple[int, ...]:
+        """Where the DKIM-Signature fields are, by the header's sequence of field names."""
+        found = self._shapes.get(names)
+        if found is None:
+            found = tuple(
+                [i for i, name in enumerate(names.split(b":")) if name == b"dkim-signature"]
+            )
+            if len(self._shapes) >= 1024:
+                self._shapes.clear()
+            self._shapes[names] = found
+        return found
 
     def _verify_one(
         self,
-        data: bytes,
-        fields: list[tuple[bytes, bytes]],
-        start: int,
+        header: Any,
         raw: bytes,
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
@@ -286,7 +295,7 @@ class DKIMVerifier:
                 info = static[2]
                 raise _Outcome(static[0], static[1])
             info = static[0]
-            testing = self._check(data, fields, start, raw, tags, static, now, body_hashes)
+            testing = self._check(header, raw, tags, static, now, body_hashes)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
         # Results are frozen: one pass result per signature shape is shared.
@@ -298,16 +307,14 @@ class DKIMVerifier:
 
     def _check(
         self,
-        data: bytes,
-        fields: list[tuple[bytes, bytes]],
-        start: int,
+        header: Any,
         raw: bytes,
         tags: dict[str, str],
         static: tuple[Any, ...],
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
     ) -> bool:
-        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
+        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _, chosen = static
         domain = info["domain"]
         # l= and x= are rare: no call for an absent tag.
         length = _int_tag(tags, "l") if "l" in tags else None
@@ -340,16 +347,22 @@ class DKIMVerifier:
         key = (body_relaxed, -1 if length is None else length)
         found = body_hashes.get(key)
         if found is None:
-            found = body_hashes[key] = core.body_hash(data, start, body_relaxed, key[1])
+            found = body_hashes[key] = _body_hash(header.data, header.body_start, *key)
         body_digest, canonical_length = found
         if length is not None and length > canonical_length:
             raise _Outcome(FAIL, "l= is longer than the body")
         if body_digest != expected_bh:
             raise _Outcome(FAIL, "the body hash does not match (body changed)")
 
-        # b= is present (a required tag), so the field has a value to empty.
-        signed = core.header_hash_input(fields, names, _strip_b_value(raw), header_relaxed)
-        digest = _sha256(signed).digest()
+        # The signed fields depend only on h= and the header's field names: chosen
+        # once per shape. b= is present (a required tag), so it has a value to empty.
+        indices = chosen.get(header.names)
+        if indices is None:
+            indices = header.select(names)
+            if len(chosen) >= 256:
+                chosen.clear()
+            chosen[header.names] = indices
+        digest = header.digest(indices, _strip_b_value(raw), header_relaxed)
         try:
             if is_rsa:
                 public_key.verify(signature, digest, _PKCS1, _PREHASHED)
