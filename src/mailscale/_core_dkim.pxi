@@ -161,14 +161,18 @@ cdef extern from *:
         return carry == 0;
 
     /* Length of the longest run of whole lines at the start of p that relaxed
-       body canonicalization leaves as they are (see _relaxed_clean_prefix). */
+       body canonicalization leaves as they are (see _relaxed_clean_prefix).
+       A bare LF stops the run too, so a run that reaches the end also proves
+       that the lines end in CRLF only. p starts a line: the byte before it, if
+       any, is LF. */
     #define MS_CLEAN_BODY(MASKS)                                                 \\
         Py_ssize_t i = 0, line = 0; uint64_t sp, ht, cr, lf, bad, below;         \\
-        unsigned char nxt;                                                       \\
+        uint64_t cr_in = 0; unsigned char nxt, prev = 10;                        \\
         for (; i + 64 <= n; i += 64) {                                           \\
             MASKS(p + i, &sp, &ht, &cr, &lf);                                    \\
             bad = ht | (sp & ((sp >> 1) | (cr >> 1)))                            \\
-                  | (cr & ~(lf >> 1) & 0x7FFFFFFFFFFFFFFFull);                   \\
+                  | (cr & ~(lf >> 1) & 0x7FFFFFFFFFFFFFFFull)                    \\
+                  | (lf & ~((cr << 1) | cr_in));                                 \\
             if ((sp | cr) >> 63) {                                               \\
                 if (i + 64 >= n) bad |= 1ull << 63;                              \\
                 else {                                                           \\
@@ -183,10 +187,13 @@ cdef extern from *:
                 return line;                                                     \\
             }                                                                    \\
             if (cr) line = i + ms_high64(cr) + 2;                                \\
+            cr_in = cr >> 63;                                                    \\
         }                                                                        \\
+        if (i) prev = p[i - 1];                                                  \\
         for (; i < n; i++) {                                                     \\
             unsigned char c = p[i];                                              \\
             if (c == 9) return line;                                             \\
+            if (c == 10 && prev != 13) return line;                              \\
             if (c == 32 || c == 13) {                                            \\
                 if (i + 1 >= n) return line;                                     \\
                 nxt = p[i + 1];                                                  \\
@@ -196,6 +203,7 @@ cdef extern from *:
                     line = i + 2;                                                \\
                 }                                                                \\
             }                                                                    \\
+            prev = c;                                                            \\
         }                                                                        \\
         return line;
 
@@ -427,8 +435,8 @@ cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned c
 cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     # Length of the longest run of whole lines (each ending in CRLF) at the start
     # of p that relaxed canonicalization leaves as they are: no HTAB, no SP before
-    # SP or CR, and every CR followed by LF (a bare CR stops the run too, though
-    # it may be canonical: the general path decides). Generated mail is mostly
+    # SP or CR, every CR followed by LF and every LF preceded by CR (a bare CR or
+    # LF stops the run too, though it may be canonical: the general path decides). Generated mail is mostly
     # such lines, and they are hashed in place instead of copied.
     return ms_clean_prefix(p, n)
 
@@ -472,22 +480,31 @@ cdef inline object _view(const unsigned char* p, Py_ssize_t n):
 
 
 cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_ssize_t start,
-                        bint relaxed, Py_ssize_t limit):
-    # body_hash on a pointer that ``owner`` keeps alive.
-    cdef Py_ssize_t end, length, take, part, clean, rest
+                        bint relaxed, Py_ssize_t limit, bint check=False):
+    # body_hash on a pointer that ``owner`` keeps alive. With ``check``, None
+    # when the body has a bare CR or LF (the caller normalizes and starts again):
+    # relaxed, the scan for canonical lines proves it on the way.
+    cdef Py_ssize_t end, length, take, part, clean, rest, size = n - start
     cdef bytes buf = None
     cdef unsigned char* w
+    cdef bint crlf = True
     if start < 0 or start > n:
         raise _CanonicalizationError(f"body offset {start} is outside the message")
     if relaxed:
         # Lines already canonical are hashed where they are; the rest, from the
         # first line that changes, is canonicalized into a buffer.
-        if n - start >= _NOGIL_BYTES:
+        if size >= _NOGIL_BYTES:
             with nogil:
-                clean = _relaxed_clean_prefix(p + start, n - start)
+                clean = _relaxed_clean_prefix(p + start, size)
+                if check and clean < size:
+                    crlf = _all_crlf(p + start + clean, size - clean)
         else:
-            clean = _relaxed_clean_prefix(p + start, n - start)
-        rest = n - start - clean
+            clean = _relaxed_clean_prefix(p + start, size)
+            if check and clean < size:
+                crlf = _all_crlf(p + start + clean, size - clean)
+        if not crlf:
+            return None
+        rest = size - clean
         length = 0
         if rest:
             buf = PyBytes_FromStringAndSize(NULL, rest + 2)
@@ -508,7 +525,15 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
         if take > part:
             h.update(_view(<const unsigned char*> PyBytes_AS_STRING(buf), take - part))
         return h.digest(), length
-    end = start + _simple_end(p + start, n - start)
+    if check:
+        if size >= _NOGIL_BYTES:
+            with nogil:
+                crlf = _all_crlf(p + start, size)
+        else:
+            crlf = _all_crlf(p + start, size)
+        if not crlf:
+            return None
+    end = start + _simple_end(p + start, size)
     length = end - start if _ends_crlf(p + start, end - start) else end - start + 2
     take = length if limit < 0 or limit >= length else limit
     part = take if take < end - start else end - start

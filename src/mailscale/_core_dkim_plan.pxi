@@ -275,26 +275,51 @@ cdef class SignPlan:
         return found
 
     def prepare(self, data, mid, dict known=None):
-        """The field template (ending in ``b=``) and the SHA-256 digest to sign; see the twin."""
+        """The field template (ending in ``b=``), the SHA-256 digest to sign and the
+        message in wire form; see the twin."""
         if type(data) is not bytes or type(mid) is not bytes:
             raise TypeError("prepare() takes the message and the tags as bytes")
         cdef Header header = Header.__new__(Header)
+        cdef bytes wire = <bytes> data, packed, h_text, length_tag = b"", template
         cdef tuple shape, found = None
-        cdef bytes packed, h_text, length_tag = b"", template
         cdef Py_ssize_t length, total, o
         cdef unsigned char* w
         cdef const unsigned char* bh
-        header._load(<bytes> data)
+        cdef const unsigned char* p
+        if known is not None:
+            # Several plans sign one message, already in wire form: it is used as
+            # it is, and its body hash is computed once per canonicalization.
+            header._load(wire)
+            found = known.get(self.body_relaxed)
+            if found is None:
+                found = _body_digest(wire, <const unsigned char*> PyBytes_AS_STRING(wire),
+                                     PyBytes_GET_SIZE(wire), header.body_start,
+                                     self.body_relaxed, -1)
+                known[self.body_relaxed] = found
+        else:
+            # Line ends are checked on the way (the header here, the body by its
+            # hash) instead of in a pass of their own; a bare CR or LF anywhere
+            # means normalizing the message and starting again.
+            p = <const unsigned char*> PyBytes_AS_STRING(wire)
+            try:
+                header._load(wire)
+            except _CanonicalizationError:
+                if _all_crlf(p, PyBytes_GET_SIZE(wire)):
+                    raise
+                header = None
+            if header is not None and _all_crlf(p, header.body_start):
+                found = _body_digest(wire, p, PyBytes_GET_SIZE(wire), header.body_start,
+                                     self.body_relaxed, -1, True)
+            if found is None:
+                wire = normalize_line_endings(wire)
+                header = Header.__new__(Header)
+                header._load(wire)
+                found = _body_digest(wire, <const unsigned char*> PyBytes_AS_STRING(wire),
+                                     PyBytes_GET_SIZE(wire), header.body_start,
+                                     self.body_relaxed, -1)
         shape = self._shape(header)
         packed = <bytes> shape[0]
         h_text = <bytes> shape[1]
-        if known is not None:
-            found = known.get(self.body_relaxed)
-        if found is None:
-            found = _body_digest(data, <const unsigned char*> PyBytes_AS_STRING(data),
-                                 PyBytes_GET_SIZE(data), header.body_start, self.body_relaxed, -1)
-            if known is not None:
-                known[self.body_relaxed] = found
         bh = <const unsigned char*> PyBytes_AS_STRING(<bytes> found[0])
         length = <Py_ssize_t> found[1]
         if self.body_length:
@@ -314,7 +339,7 @@ cdef class SignPlan:
         digest = header._digest(<const int*> PyBytes_AS_STRING(packed),
                                 PyBytes_GET_SIZE(packed) // sizeof(int), w, total,
                                 self.header_relaxed)
-        return template, digest
+        return template, digest, wire
 
     def finish(self, template, signature, data=b""):
         """The complete field (``template``, the folded base64 ``signature``, CRLF) + ``data``."""

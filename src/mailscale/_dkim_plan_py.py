@@ -17,6 +17,7 @@ from mailscale._dkim_py import (
     _as_bytes,
     body_hash,
     canon_header_relaxed,
+    normalize_line_endings,
     split_message,
 )
 from mailscale.errors import CanonicalizationError
@@ -186,29 +187,31 @@ class SignPlan:
 
     def prepare(
         self, data: bytes, mid: bytes, known: dict[bool, tuple[bytes, int]] | None = None
-    ) -> tuple[bytes, bytes]:
-        """The field template (ending in ``b=``) and the SHA-256 digest to sign.
+    ) -> tuple[bytes, bytes, bytes]:
+        """The field template (ending in ``b=``), the SHA-256 digest to sign, and the
+        message in wire form (bare CR and LF made CRLF).
 
-        ``data`` is the message in wire form (CRLF line ends); ``mid`` the tags
-        between ``s=`` and ``h=`` (``i=``, ``t=``, ``x=``), each with a leading
-        space. ``known`` caches body hashes by body canonicalization, for
-        several plans signing one message.
+        ``mid`` holds the tags between ``s=`` and ``h=`` (``i=``, ``t=``, ``x=``),
+        each with a leading space. ``known``, for several plans signing one
+        message already in wire form, caches body hashes by body
+        canonicalization; ``data`` is then used as it is.
 
         Raises:
-            TypeError: ``data`` or ``mid`` is not bytes.
+            TypeError: ``data`` or ``mid`` is not bytes, ``known`` not a dict.
             CanonicalizationError: the message cannot be split, or has no From.
         """
         if type(data) is not bytes or type(mid) is not bytes:
             raise TypeError("prepare() takes the message and the tags as bytes")
         if known is not None and type(known) is not dict:
             raise TypeError(f"known must be a dict or None, not {type(known).__name__}")
-        header = Header(data)
-        indices, h_text = self._shape(header)
+        wire = data if known is not None else normalize_line_endings(data)
+        header = Header(wire)
         found = None if known is None else known.get(self.body_relaxed)
         if found is None:
-            found = body_hash(data, header.body_start, self.body_relaxed)
+            found = body_hash(wire, header.body_start, self.body_relaxed)
             if known is not None:
                 known[self.body_relaxed] = found
+        indices, h_text = self._shape(header)
         bh, length = found
         length_tag = b" l=%d;" % length if self.body_length else b""
         template = b"%s%s%s%s\r\n bh=%s;\r\n b=" % (
@@ -218,7 +221,7 @@ class SignPlan:
             h_text,
             binascii.b2a_base64(bh, newline=False),
         )
-        return template, header.digest(indices, template, self.header_relaxed)
+        return template, header.digest(indices, template, self.header_relaxed), wire
 
     def finish(self, template: bytes, signature: bytes, data: bytes = b"") -> bytes:
         """The complete field (``template``, the folded base64 ``signature``, CRLF) + ``data``."""

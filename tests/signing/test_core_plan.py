@@ -47,6 +47,26 @@ _MESSAGES = st.one_of(
 )
 
 
+def _line_end_cases() -> list[bytes]:
+    cases = [
+        MESSAGE,
+        MESSAGE.replace(b"\r\n", b"\n"),
+        MESSAGE.replace(b"To: a", b"To:\n a"),
+        MESSAGE.replace(b"Subject : second\r\n", b"Subject : second\n"),
+        MESSAGE.replace(b"Body line", b"Body\rline"),
+        MESSAGE + b"tail\n",
+        MESSAGE + b"tail\r",
+    ]
+    # A bare LF or CR on either side of the 64-byte blocks of the body scans.
+    for k in (0, 1, 62, 63, 64, 65, 127, 128, 200):
+        for end in (b"\n", b"\r", b"\r\n"):
+            cases.append(b"From: a\r\n\r\n" + b"x" * k + end + b"y" * 70 + b"\r\n")
+    return cases
+
+
+_LINE_END_CASES = _line_end_cases()
+
+
 def _plan(
     core: ModuleType,
     header_relaxed: bool = True,
@@ -128,7 +148,7 @@ class TestSignPlan:
     def test_template_and_digest(self, core_impl: ModuleType) -> None:
         """The template carries the tags, the folded h= and bh=; the digest covers it."""
         plan = _plan(core_impl)
-        template, digest = plan.prepare(MESSAGE, b" t=1;")  # type: ignore[attr-defined]
+        template, digest, wire = plan.prepare(MESSAGE, b" t=1;")  # type: ignore[attr-defined]
         fields, start = core_impl.split_message(MESSAGE)
         bh, _ = core_impl.body_hash(MESSAGE, start, True)
         h_list = [b"from", b"to", b"subject", b"subject", b"from", b"subject"]
@@ -141,6 +161,7 @@ class TestSignPlan:
         assert expected == template
         signed = core_impl.header_hash_input(fields, h_list, template, True)
         assert hashlib.sha256(signed).digest() == digest
+        assert MESSAGE == wire
 
     def test_h_list(self, core_impl: ModuleType) -> None:
         """Present names as often as they occur, in the plan's order, then the over-signed."""
@@ -156,7 +177,7 @@ class TestSignPlan:
 
     def test_body_length_tag(self, core_impl: ModuleType) -> None:
         """With body_length the canonical body length follows the other tags."""
-        template, _ = _plan(core_impl, body_length=True).prepare(MESSAGE, b" i=@x;")  # type: ignore[attr-defined]
+        template, _, _ = _plan(core_impl, body_length=True).prepare(MESSAGE, b" i=@x;")  # type: ignore[attr-defined]
         _, start = core_impl.split_message(MESSAGE)
         _, length = core_impl.body_hash(MESSAGE, start, True)
         assert template.startswith(HEAD + b" i=@x; l=%d;\r\n h=from:" % length)
@@ -170,8 +191,25 @@ class TestSignPlan:
         assert {True: core_impl.body_hash(MESSAGE, start, True)} == known
         assert first == plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
         known[True] = (b"\x00" * 32, 5)
-        template, _ = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
+        template, _, _ = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
         assert b"bh=" + base64.b64encode(b"\x00" * 32) + b";" in template
+
+    @pytest.mark.parametrize("flags", [(True, True), (True, False), (False, True), (False, False)])
+    @pytest.mark.parametrize("data", _LINE_END_CASES)
+    def test_line_ends_made_crlf(
+        self, core_impl: ModuleType, flags: tuple[bool, bool], data: bytes
+    ) -> None:
+        """Bare CR and LF anywhere are made CRLF: the result is that of the wire form."""
+        plan = _plan(core_impl, *flags)
+        wire = core_impl.normalize_line_endings(data)
+        got = plan.prepare(data, b" t=1;")  # type: ignore[attr-defined]
+        assert (wire, plan.prepare(wire, b" t=1;")) == (got[2], got)  # type: ignore[attr-defined]
+
+    def test_known_takes_the_wire_form_as_it_is(self, core_impl: ModuleType) -> None:
+        """With ``known`` the message is used as given (callers pass the wire form)."""
+        data = MESSAGE.replace(b"Body line", b"Body\nline")
+        _, _, wire = _plan(core_impl).prepare(data, b"", {})  # type: ignore[attr-defined]
+        assert data is wire or data == wire
 
     @pytest.mark.parametrize(
         "args",

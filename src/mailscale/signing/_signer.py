@@ -35,7 +35,6 @@ __all__ = [
     "signature_header",
 ]
 
-_normalize = core.normalize_line_endings
 
 MessageInput: TypeAlias = bytes | bytearray | memoryview | Message
 
@@ -248,7 +247,7 @@ class DKIMSigner:
         return int(when)
 
     def _signature_field(self, msg: _Prepared) -> bytes:
-        template, digest = self._plan.prepare(msg.data, self._tags(), msg.known)
+        template, digest, _ = self._plan.prepare(msg.data, self._tags(), msg.known)
         return self._plan.finish(template, self._sign_digest(digest))
 
     def signature_header(self, message: MessageInput) -> bytes:
@@ -257,13 +256,15 @@ class DKIMSigner:
 
     def sign(self, message: MessageInput) -> bytes:
         """Return the wire form of ``message`` with its DKIM-Signature field prepended."""
+        # Bytes that end in CRLF are the wire form once bare CR and LF are made
+        # CRLF, which the plan does on the way; anything else is converted first.
         if type(message) is bytes and message[-2:] == b"\r\n":
-            data = _normalize(message)  # bare CR/LF become CRLF; the end stays CRLF
+            data = message
         else:
             data = wire_bytes(message)
         plan = self._plan
-        template, digest = plan.prepare(data, self._tags())
-        return plan.finish(template, self._sign_digest(digest), data)
+        template, digest, wire = plan.prepare(data, self._tags())
+        return plan.finish(template, self._sign_digest(digest), wire)
 
     def sign_batch(
         self, messages: Iterable[MessageInput], workers: int | None = None
