@@ -952,8 +952,12 @@ def parse_tag_list(data):
     See the twin for the rules and the ValueError messages.
     """
     cdef bytes raw = _as_bytes(data)
-    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, a, b, eq, k, end
+    return _parse_tags(<const unsigned char*> PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+
+
+cdef dict _parse_tags(const unsigned char* p, Py_ssize_t n):
+    # parse_tag_list on p[:n], which the caller keeps alive.
+    cdef Py_ssize_t i, a, b, eq, k, end
     cdef dict tags = {}
     cdef str name
     cdef unsigned char c, high = 0
@@ -1009,8 +1013,12 @@ def strip_b_value(field):
     See the twin (RFC 6376 section 3.7).
     """
     cdef bytes raw = _as_bytes(field)
-    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), colon, a, b, eq, x, y
+    return _strip_b(<const unsigned char*> PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+
+
+cdef object _strip_b(const unsigned char* p, Py_ssize_t n):
+    # strip_b_value on p[:n], which the caller keeps alive.
+    cdef Py_ssize_t colon, a, b, eq, x, y
     cdef Py_ssize_t keep = -1, resume = -1
     if n >= 2 and p[n - 2] == 13 and p[n - 1] == 10:
         n -= 2
@@ -1067,8 +1075,12 @@ def b64_value(value):
     See the twin: FWS is ignored, the rest must be canonical base64.
     """
     cdef bytes raw = _as_bytes(value)
-    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, count = 0, pad = 0, o = 0
+    return _b64_decode(<const unsigned char*> PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+
+
+cdef object _b64_decode(const unsigned char* p, Py_ssize_t n):
+    # b64_value on p[:n], which the caller keeps alive.
+    cdef Py_ssize_t i, count = 0, pad = 0, o = 0
     cdef unsigned int acc = 0
     cdef signed char v
     cdef unsigned char c
@@ -1110,3 +1122,25 @@ def b64_value(value):
         w[o] = (acc >> 4) & 0xFF
         o += 1
     return out[:o]
+
+
+def parse_signature(field):
+    """A DKIM-Signature field read in one call: its tags, the field with b= emptied,
+    and the decoded b= and bh= values; see the twin."""
+    cdef bytes raw = _as_bytes(field)
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef const unsigned char* q = <const unsigned char*> memchr(p, 58, n)
+    cdef dict tags
+    cdef object b = None, bh = None
+    cdef bytes value
+    if q == NULL:
+        raise ValueError("the field has no colon")
+    tags = _parse_tags(q + 1, n - (q + 1 - p))
+    if "b" in tags:
+        value = (<str> tags["b"]).encode("ascii")
+        b = _b64_decode(<const unsigned char*> PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+    if "bh" in tags:
+        value = (<str> tags["bh"]).encode("ascii")
+        bh = _b64_decode(<const unsigned char*> PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+    return tags, _strip_b(p, n), b, bh

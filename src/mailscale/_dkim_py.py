@@ -29,6 +29,7 @@ __all__ = [
     "canon_header_relaxed",
     "header_hash_input",
     "normalize_line_endings",
+    "parse_signature",
     "parse_tag_list",
     "split_message",
     "strip_b_value",
@@ -361,3 +362,25 @@ def b64_value(value: bytes) -> bytes | None:
     if binascii.b2a_base64(raw, newline=False) != compact:
         return None
     return raw
+
+
+def parse_signature(
+    field: bytes,
+) -> tuple[dict[str, str], bytes | None, bytes | None, bytes | None]:
+    """A DKIM-Signature field read in one call.
+
+    Returns the tags after the first colon (``parse_tag_list``), the field
+    with its b= value emptied (``strip_b_value``), and the decoded b= and bh=
+    values (``b64_value``; None when absent or not exactly base64).
+
+    Raises:
+        ValueError: no colon, or what ``parse_tag_list`` raises.
+    """
+    raw = _as_bytes(field)
+    colon = raw.find(b":")
+    if colon < 0:
+        raise ValueError("the field has no colon")
+    tags = parse_tag_list(raw[colon + 1 :])
+    b = b64_value(tags["b"].encode("ascii")) if "b" in tags else None
+    bh = b64_value(tags["bh"].encode("ascii")) if "bh" in tags else None
+    return tags, strip_b_value(raw), b, bh

@@ -51,6 +51,18 @@ _TAG_BYTES = st.lists(
 ).map(b"".join)
 
 
+# Signature tag lists: real tags with base64 values, folded or broken anywhere.
+_SIGNATURE_FIELDS = st.lists(
+    st.one_of(
+        st.sampled_from([b"v=1", b" a=rsa-sha256", b"d=example.com", b" h=from:to", b"b=", b"bh="]),
+        st.binary(max_size=40).map(lambda raw: b"b=" + base64.b64encode(raw)),
+        st.binary(max_size=40).map(lambda raw: b" bh = " + base64.b64encode(raw)[:-1]),
+        st.sampled_from([b"b=QU\r\n JD", b"bh=QUJD=", b"b=@@", b"b", b"=1", b"\xe9=1"]),
+    ),
+    max_size=8,
+).map(lambda tags: b";".join(tags) + b"\r\n")
+
+
 def _tags_outcome(func: object, data: bytes) -> tuple[str, object]:
     try:
         return ("ok", func(data))  # type: ignore[operator]
@@ -274,6 +286,39 @@ class TestB64Value:
         assert core_impl.b64_value(value) is None
 
 
+class TestParseSignature:
+    def test_parts(self, core_impl: ModuleType) -> None:
+        """Tags, the field with b= emptied, and the decoded b= and bh= values."""
+        field = b"DKIM-Signature: v=1; bh=QUJD;\r\n b=QU\r\n JD ; d=x\r\n"
+        tags, unsigned, b, bh = core_impl.parse_signature(field)
+        assert {"v": "1", "bh": "QUJD", "b": "QU\r\n JD", "d": "x"} == tags
+        assert core_impl.strip_b_value(field) == unsigned
+        assert (b"ABC", b"ABC") == (b, bh)
+
+    @pytest.mark.parametrize(
+        ("field", "expected"),
+        [
+            (b"DKIM-Signature: v=1", (None, None, None)),
+            (b"DKIM-Signature: b=Q; bh=@", (b"DKIM-Signature: b=; bh=@", None, None)),
+            (b"DKIM-Signature: b=; bh=", (b"DKIM-Signature: b=; bh=", b"", b"")),
+        ],
+    )
+    def test_absent_or_not_base64(
+        self, core_impl: ModuleType, field: bytes, expected: tuple[object, ...]
+    ) -> None:
+        """An absent tag or a value that is not exactly base64 decodes to None."""
+        assert expected == core_impl.parse_signature(field)[1:]
+
+    @pytest.mark.parametrize(
+        ("field", "problem"),
+        [(b"no colon", "no colon"), (b"X: a=\xe9", "non-ASCII"), (b"X: a=1; a=2", "duplicate")],
+    )
+    def test_errors(self, core_impl: ModuleType, field: bytes, problem: str) -> None:
+        """A field that cannot be read is a ValueError naming the problem."""
+        with pytest.raises(ValueError, match=problem):
+            core_impl.parse_signature(field)
+
+
 class TestStripBValue:
     def test_value_and_its_whitespace_go(self, core_impl: ModuleType) -> None:
         """The b= value goes with its folding; bh= and the rest stay byte for byte."""
@@ -462,6 +507,18 @@ class TestTwinAgreement:
         for field in (data, b"DKIM-Signature:" + data):
             assert _core_py.strip_b_value(field) == _impl.core.strip_b_value(field)
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(_TAG_BYTES, _ANY_BYTES, _SIGNATURE_FIELDS),
+        st.sampled_from([b"DKIM-Signature:", b"", b"x: "]),
+    )
+    def test_parse_signature_agrees(self, data: bytes, name: bytes) -> None:
+        """Reading a signature field in one call gives the same parts (or error) on any bytes."""
+        field = name + data
+        assert _tags_outcome(_core_py.parse_signature, field) == _tags_outcome(
+            _impl.core.parse_signature, field
+        )
+
     @settings(max_examples=200, deadline=None)
     @given(_ANY_BYTES)
     def test_split_fields_concatenate_to_header(self, data: bytes) -> None:
@@ -484,6 +541,7 @@ class TestBadArguments:
             lambda m: m.parse_tag_list("a=1"),
             lambda m: m.strip_b_value(None),
             lambda m: m.b64_value("QUJD"),
+            lambda m: m.parse_signature("a: b=QUJD"),
         ],
     )
     def test_non_bytes_is_type_error(self, core_impl: ModuleType, call: object) -> None:
@@ -519,6 +577,7 @@ _BUFFER_CALLS = {
     "parse_tag_list": lambda m, b: m.parse_tag_list(b),
     "strip_b_value": lambda m, b: m.strip_b_value(b),
     "b64_value": lambda m, b: m.b64_value(b),
+    "parse_signature": lambda m, b: m.parse_signature(b),
     "BodyHasher.update": lambda m, b: m.BodyHasher(True).update(b),
     "split_header": lambda m, b: (lambda h: (h.fields(), h.names, h.body_start))(m.split_header(b)),
     "Header.digest": lambda m, b: m.split_header(b"a: 1\r\n\r\n").digest((0,), b, False),

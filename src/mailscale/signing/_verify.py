@@ -30,9 +30,7 @@ _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 _REQUIRED_SET = frozenset(_REQUIRED)
 # The tags whose checks do not depend on the message: their outcome is cached.
 _STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
-_parse_tag_list = core.parse_tag_list
-_strip_b_value = core.strip_b_value
-_b64_value = core.b64_value
+_parse_signature = core.parse_signature
 _normalize = core.normalize_line_endings
 _split_header = core.split_header
 _body_hash = core.body_hash
@@ -89,14 +87,6 @@ def _received_bytes(message: MessageInput) -> bytes:
     if core.normalize_line_endings(raw) == raw:
         return raw
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def _b64(value: str, tag: str) -> bytes:
-    # FWS may fold the value anywhere (RFC 6376 section 3.5); the tag list is ASCII.
-    raw = _b64_value(value.encode("ascii"))
-    if raw is None:
-        raise _Outcome(PERMERROR, f"{tag}= is not valid base64")
-    return raw
 
 
 def _int_tag(tags: dict[str, str], name: str) -> int | None:
@@ -277,9 +267,10 @@ class DKIMVerifier:
             if not raw.isascii():
                 raise _Outcome(PERMERROR, "the signature contains non-ASCII bytes")
             try:
-                tags = _parse_tag_list(raw[raw.find(b":") + 1 :])
+                parsed = _parse_signature(raw)
             except ValueError as exc:
                 raise _Outcome(PERMERROR, f"malformed signature: {exc}") from None
+            tags = parsed[0]
             if not _REQUIRED_SET.issubset(tags):
                 info = _info(tags)
                 missing = next(tag for tag in _REQUIRED if tag not in tags)
@@ -295,7 +286,7 @@ class DKIMVerifier:
                 info = static[2]
                 raise _Outcome(static[0], static[1])
             info = static[0]
-            testing = self._check(header, raw, tags, static, now, body_hashes)
+            testing = self._check(header, parsed, static, now, body_hashes)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
         # Results are frozen: one pass result per signature shape is shared.
@@ -308,13 +299,13 @@ class DKIMVerifier:
     def _check(
         self,
         header: Any,
-        raw: bytes,
-        tags: dict[str, str],
+        parsed: tuple[dict[str, str], bytes, bytes | None, bytes | None],
         static: tuple[Any, ...],
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
     ) -> bool:
         info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _, chosen = static
+        tags, unsigned, signature, expected_bh = parsed
         domain = info["domain"]
         # l= and x= are rare: no call for an absent tag.
         length = _int_tag(tags, "l") if "l" in tags else None
@@ -327,8 +318,12 @@ class DKIMVerifier:
                 raise _Outcome(FAIL, "the signature has expired (x=)")
         if signed_at is not None and signed_at > now + self.max_skew:
             raise _Outcome(FAIL, "the signature timestamp t= is in the future")
-        expected_bh = _b64(tags["bh"], "bh")
-        signature = _b64(tags["b"], "b")
+        # FWS may fold b= and bh= anywhere (RFC 6376 section 3.5); both were decoded
+        # with the tag list, None when not exactly base64.
+        if expected_bh is None:
+            raise _Outcome(PERMERROR, "bh= is not valid base64")
+        if signature is None:
+            raise _Outcome(PERMERROR, "b= is not valid base64")
 
         record = self._key_record(info["selector"], domain)
         # The record's checks depend only on it, the algorithm and whether i= is
@@ -362,7 +357,7 @@ class DKIMVerifier:
             if len(chosen) >= 256:
                 chosen.clear()
             chosen[header.names] = indices
-        digest = header.digest(indices, _strip_b_value(raw), header_relaxed)
+        digest = header.digest(indices, unsigned, header_relaxed)
         try:
             if is_rsa:
                 public_key.verify(signature, digest, _PKCS1, _PREHASHED)
