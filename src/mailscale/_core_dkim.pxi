@@ -1054,6 +1054,12 @@ cdef object _strip_b(const unsigned char* p, Py_ssize_t n):
 
 # --- base64 tag values ---------------------------------------------------------
 
+# Base64 alphabet values; the other codes: FWS (skipped), '=' (padding), invalid.
+cdef enum:
+    _B64_FWS = -2
+    _B64_PAD = -3
+    _B64_BAD = -1
+
 cdef signed char _B64[256]
 
 
@@ -1061,9 +1067,12 @@ cdef void _b64_init() noexcept:
     cdef int k
     cdef bytes alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     for k in range(256):
-        _B64[k] = -1
+        _B64[k] = _B64_BAD
     for k in range(64):
         _B64[<unsigned char> alphabet[k]] = k
+    for k in (32, 9, 13, 10):
+        _B64[k] = _B64_FWS
+    _B64[61] = _B64_PAD
 
 
 _b64_init()
@@ -1083,45 +1092,51 @@ cdef object _b64_decode(const unsigned char* p, Py_ssize_t n):
     cdef Py_ssize_t i, count = 0, pad = 0, o = 0
     cdef unsigned int acc = 0
     cdef signed char v
-    cdef unsigned char c
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, (n // 4) * 3 + 3)
-    cdef unsigned char* w = <unsigned char*> PyBytes_AS_STRING(out)
-    for i in range(n):
-        c = p[i]
-        if _fws(c):
-            continue
-        if c == 61:
-            # Padding: one or two '=' completing the last group of four.
-            pad += 1
-            count += 1
-            continue
-        v = _B64[c]
-        if v < 0 or pad:
+    cdef unsigned char stack_buf[768]
+    cdef unsigned char* w = stack_buf
+    if (n // 4) * 3 + 3 > 768:
+        w = <unsigned char*> malloc((n // 4) * 3 + 3)
+        if w == NULL:
+            raise MemoryError()
+    try:
+        for i in range(n):
+            v = _B64[p[i]]
+            if v >= 0:
+                if pad:
+                    return None
+                acc = (acc << 6) | <unsigned int> v
+                count += 1
+                if (count & 3) == 0:
+                    w[o] = (acc >> 16) & 0xFF
+                    w[o + 1] = (acc >> 8) & 0xFF
+                    w[o + 2] = acc & 0xFF
+                    o += 3
+                    acc = 0
+            elif v == _B64_PAD:
+                # Padding: one or two '=' completing the last group of four.
+                pad += 1
+                count += 1
+            elif v == _B64_BAD:
+                return None
+        if (count & 3) or pad > 2:
             return None
-        acc = (acc << 6) | <unsigned int> v
-        count += 1
-        if count % 4 == 0:
-            w[o] = (acc >> 16) & 0xFF
-            w[o + 1] = (acc >> 8) & 0xFF
-            w[o + 2] = acc & 0xFF
-            o += 3
-            acc = 0
-    if count % 4 or pad > 2:
-        return None
-    if pad == 1:
-        # Three characters: 18 bits, two bytes, the low two bits unused.
-        if acc & 0x3:
-            return None
-        w[o] = (acc >> 10) & 0xFF
-        w[o + 1] = (acc >> 2) & 0xFF
-        o += 2
-    elif pad == 2:
-        # Two characters: 12 bits, one byte, the low four bits unused.
-        if acc & 0xF:
-            return None
-        w[o] = (acc >> 4) & 0xFF
-        o += 1
-    return out[:o]
+        if pad == 1:
+            # Three characters: 18 bits, two bytes, the low two bits unused.
+            if acc & 0x3:
+                return None
+            w[o] = (acc >> 10) & 0xFF
+            w[o + 1] = (acc >> 2) & 0xFF
+            o += 2
+        elif pad == 2:
+            # Two characters: 12 bits, one byte, the low four bits unused.
+            if acc & 0xF:
+                return None
+            w[o] = (acc >> 4) & 0xFF
+            o += 1
+        return PyBytes_FromStringAndSize(<const char*> w, o)
+    finally:
+        if w != stack_buf:
+            free(w)
 
 
 def parse_signature(field):
