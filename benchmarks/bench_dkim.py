@@ -334,16 +334,26 @@ def report() -> list[tuple[str, float]]:
         rows.append((f"{alg} 20kb: emails/minute/core", per_minute))
     big = [message(SIZES["20kb"], seed) for seed in range(32)]
     signer = DKIMSigner("example.com", "s", keys()["rsa"])
+
+    def two() -> list[bytes]:
+        return signer.sign_batch(big, workers=2)
+
     rows.append(
         (
             "rsa 20kb: sign_batch workers=2 / workers=1",
-            ratio(lambda: signer.sign_batch(big, workers=2), lambda: signer.sign_batch(big), 5),
+            ratio(two, lambda: signer.sign_batch(big), 9),
         )
     )
     rows.append(
         (
             "same run: crypto limit on 2 threads / 1 thread",
-            ratio(lambda: limit_batch("rsa", big, 2), lambda: limit_batch("rsa", big, 1), 5),
+            ratio(lambda: limit_batch("rsa", big, 2), lambda: limit_batch("rsa", big, 1), 9),
+        )
+    )
+    rows.append(
+        (
+            "same run: sign_batch workers=2 / crypto limit on 2 threads",
+            ratio(two, lambda: limit_batch("rsa", big, 2), 9),
         )
     )
     blob = b"x" * 1_000_000
