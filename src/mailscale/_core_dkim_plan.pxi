@@ -166,13 +166,14 @@ cdef class Header:
     def digest(self, indices, tail, bint relaxed):
         """SHA-256 of the header hash input: the fields at ``indices`` then ``tail``."""
         cdef bytes last = _as_bytes(tail)
-        cdef Py_ssize_t k = len(indices), j
+        cdef tuple chosen_at = tuple(indices)
+        cdef Py_ssize_t k = len(chosen_at), j
         cdef int* chosen = <int*> malloc((k if k else 1) * sizeof(int))
         if chosen == NULL:
             raise MemoryError()
         try:
             for j in range(k):
-                chosen[j] = <int> self._index(indices[j])
+                chosen[j] = <int> self._index(chosen_at[j])
             return self._digest(chosen, k, <const unsigned char*> PyBytes_AS_STRING(last),
                                 PyBytes_GET_SIZE(last), relaxed)
         finally:
@@ -212,6 +213,16 @@ cdef class Header:
         finally:
             if buf != stack_buf:
                 free(buf)
+
+
+cdef tuple _known_body(object found):
+    # A body hash from a caller's ``known`` dict: (32-byte digest, length) or None.
+    if found is None:
+        return None
+    if (type(found) is not tuple or len(<tuple> found) != 2 or type(found[0]) is not bytes
+            or PyBytes_GET_SIZE(found[0]) != 32 or type(found[1]) is not int or found[1] < 0):
+        raise TypeError("known holds (32-byte SHA-256 digest, length) pairs")
+    return <tuple> found
 
 
 def split_header(data):
@@ -290,7 +301,7 @@ cdef class SignPlan:
             # Several plans sign one message, already in wire form: it is used as
             # it is, and its body hash is computed once per canonicalization.
             header._load(wire)
-            found = known.get(self.body_relaxed)
+            found = _known_body(known.get(self.body_relaxed))
             if found is None:
                 found = _body_digest(wire, <const unsigned char*> PyBytes_AS_STRING(wire),
                                      PyBytes_GET_SIZE(wire), header.body_start,

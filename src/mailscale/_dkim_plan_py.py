@@ -100,7 +100,7 @@ class Header:
         """
         last = _as_bytes(tail)
         parts = []
-        for index in indices:
+        for index in tuple(indices):
             raw = self._fields[_index(index, self.count)][1]
             parts.append(canon_header_relaxed(raw) if relaxed else raw)
         parts.append(canon_header_relaxed(last)[:-2] if relaxed else last)
@@ -111,6 +111,22 @@ def _index(index: int, count: int) -> int:
     if type(index) is not int or not 0 <= index < count:
         raise IndexError(f"no header field {index!r} (the header has {count})")
     return index
+
+
+def _known_body(found: object) -> tuple[bytes, int] | None:
+    """A body hash from a caller's ``known`` dict: (32-byte digest, length) or None."""
+    if found is None:
+        return None
+    if (
+        type(found) is not tuple
+        or len(found) != 2
+        or type(found[0]) is not bytes
+        or len(found[0]) != 32
+        or type(found[1]) is not int
+        or found[1] < 0
+    ):
+        raise TypeError("known holds (32-byte SHA-256 digest, length) pairs")
+    return found
 
 
 def split_header(data: bytes) -> Header:
@@ -206,7 +222,7 @@ class SignPlan:
             raise TypeError(f"known must be a dict or None, not {type(known).__name__}")
         wire = data if known is not None else normalize_line_endings(data)
         header = Header(wire)
-        found = None if known is None else known.get(self.body_relaxed)
+        found = None if known is None else _known_body(known.get(self.body_relaxed))
         if found is None:
             found = body_hash(wire, header.body_start, self.body_relaxed)
             if known is not None:

@@ -194,6 +194,23 @@ class TestSignPlan:
         template, _, _ = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
         assert b"bh=" + base64.b64encode(b"\x00" * 32) + b";" in template
 
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            (b"\0" * 5, 5),
+            (123, 5),
+            [b"\0" * 32, 5],
+            (b"\0" * 32, -1),
+            (b"\0" * 32,),
+            "x",
+            (b"\0" * 32, 1.0),
+        ],
+    )
+    def test_known_must_hold_digests(self, core_impl: ModuleType, bad: object) -> None:
+        """A known body hash that is not a 32-byte digest and a length is a TypeError."""
+        with pytest.raises(TypeError, match="32-byte"):
+            _plan(core_impl).prepare(MESSAGE, b"", {True: bad})  # type: ignore[attr-defined]
+
     @pytest.mark.parametrize("flags", [(True, True), (True, False), (False, True), (False, False)])
     @pytest.mark.parametrize("data", _LINE_END_CASES)
     def test_line_ends_made_crlf(
