@@ -94,8 +94,9 @@ cdef extern from *:
     int ms_high_bit(unsigned int m) noexcept nogil
 
 
-# Whole-buffer scans, 64 bytes at a time on 64-bit masks: AVX2 when the CPU has
-# it (chosen at run time, GCC/clang on x86), else four SSE2 blocks, else a loop.
+# Whole-buffer scans, 64 bytes at a time on 64-bit masks: AVX-512BW or AVX2 when
+# the CPU has it (chosen at run time, GCC/clang on x86), else four SSE2 blocks,
+# else a loop.
 cdef extern from *:
     """
     #include <stdint.h>
@@ -210,9 +211,11 @@ cdef extern from *:
     static int ms_all_crlf_base(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_base) }
     static Py_ssize_t ms_clean_base(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_base) }
 
+    /* Which scans run: 0 the portable ones, 1 AVX2, 2 AVX-512BW; the best the
+       CPU has unless ms_set_level chose a lower one (tests run each path). */
+    static int ms_level = -1;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     #include <immintrin.h>
-    #define MS_HAVE_AVX2_PATH 1
     #define MS_EQ32(v, c) ((uint64_t) (unsigned int) _mm256_movemask_epi8(_mm256_cmpeq_epi8((v), _mm256_set1_epi8(c))))
     __attribute__((target("avx2")))
     static inline void ms_masks64_avx2(const unsigned char* p, uint64_t* sp, uint64_t* ht,
@@ -228,27 +231,80 @@ cdef extern from *:
     static int ms_all_crlf_avx2(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx2) }
     __attribute__((target("avx2")))
     static Py_ssize_t ms_clean_avx2(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx2) }
-    static int ms_use_avx2(void) {
-        static int have = -1;
-        if (have < 0) { __builtin_cpu_init(); have = __builtin_cpu_supports("avx2") ? 1 : 0; }
-        return have;
+    /* AVX-512BW compares give the 64-bit masks directly. */
+    __attribute__((target("avx512bw")))
+    static inline void ms_masks64_avx512(const unsigned char* p, uint64_t* sp, uint64_t* ht,
+                                         uint64_t* cr, uint64_t* lf) {
+        __m512i v = _mm512_loadu_si512((const void*) p);
+        if (sp) *sp = (uint64_t) _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(32));
+        if (ht) *ht = (uint64_t) _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(9));
+        *cr = (uint64_t) _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(13));
+        *lf = (uint64_t) _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(10));
+    }
+    __attribute__((target("avx512bw")))
+    static int ms_all_crlf_avx512(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx512) }
+    __attribute__((target("avx512bw")))
+    static Py_ssize_t ms_clean_avx512(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx512) }
+    static int ms_max_level(void) {
+        static int best = -1;
+        if (best < 0) {
+            __builtin_cpu_init();
+            best = __builtin_cpu_supports("avx512bw") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+        }
+        return best;
+    }
+    static inline int ms_get_level(void) {
+        if (ms_level < 0) ms_level = ms_max_level();
+        return ms_level;
     }
     static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) {
-        return ms_use_avx2() ? ms_all_crlf_avx2(p, n) : ms_all_crlf_base(p, n);
+        switch (ms_get_level()) {
+            case 2: return ms_all_crlf_avx512(p, n);
+            case 1: return ms_all_crlf_avx2(p, n);
+            default: return ms_all_crlf_base(p, n);
+        }
     }
     static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) {
-        return ms_use_avx2() ? ms_clean_avx2(p, n) : ms_clean_base(p, n);
+        switch (ms_get_level()) {
+            case 2: return ms_clean_avx512(p, n);
+            case 1: return ms_clean_avx2(p, n);
+            default: return ms_clean_base(p, n);
+        }
     }
     #else
+    static int ms_max_level(void) { return 0; }
+    static inline int ms_get_level(void) { return 0; }
     static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) { return ms_all_crlf_base(p, n); }
     static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) { return ms_clean_base(p, n); }
     #endif
+    static int ms_set_level(int level) {
+        if (level < 0 || level > ms_max_level()) return -1;
+        ms_level = level;
+        return 0;
+    }
     """
     int ms_all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil
+    int ms_max_level() noexcept nogil
+    int ms_get_level() noexcept nogil
+    int ms_set_level(int level) noexcept nogil
     Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
 # --- line endings ---------------------------------------------------------------
+
+_SCAN_LEVELS = ("portable", "avx2", "avx512bw")
+
+
+def _scan_level(level=None):
+    """The whole-buffer scans in use ("portable", "avx2" or "avx512bw") and the
+    best this CPU runs; ``level`` selects another one no better than that (for
+    tests, which run every path the machine has)."""
+    if level is not None:
+        if level not in _SCAN_LEVELS or ms_set_level(_SCAN_LEVELS.index(level)) < 0:
+            raise ValueError(f"scan level {level!r} is not one of "
+                             f"{_SCAN_LEVELS[:ms_max_level() + 1]}")
+    return _SCAN_LEVELS[ms_get_level()], _SCAN_LEVELS[ms_max_level()]
+
 
 cdef inline bint _all_crlf(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     # True when every CR is followed by LF and every LF preceded by CR.

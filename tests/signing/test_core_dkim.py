@@ -6,6 +6,8 @@ import base64
 import hashlib
 import re
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
@@ -632,3 +634,59 @@ class TestBufferShapes:
                 kind,
                 _buffer_outcome(call, _impl.core, buf),
             )
+
+
+def _scan_levels() -> list[str]:
+    if not _impl.USING_EXTENSIONS:
+        return []
+    best = _impl.core._scan_level()[1]
+    levels = ["portable", "avx2", "avx512bw"]
+    return levels[: levels.index(best) + 1]
+
+
+@contextmanager
+def _at_level(level: str) -> Iterator[None]:
+    before = _impl.core._scan_level()[0]
+    _impl.core._scan_level(level)
+    try:
+        yield
+    finally:
+        _impl.core._scan_level(before)
+
+
+@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+class TestScanLevels:
+    """Every whole-buffer scan path this CPU runs gives what the twin gives."""
+
+    @pytest.mark.parametrize("level", _scan_levels())
+    def test_level_is_selected(self, level: str) -> None:
+        """The selected level is the one in use, and the previous one comes back."""
+        before = _impl.core._scan_level()
+        with _at_level(level):
+            assert level == _impl.core._scan_level()[0]
+        assert before == _impl.core._scan_level()
+
+    def test_unknown_level_refused(self) -> None:
+        """A level that is not a scan path is a ValueError, and nothing changes."""
+        before = _impl.core._scan_level()
+        with pytest.raises(ValueError, match="scan level 'sse9'"):
+            _impl.core._scan_level("sse9")
+        assert before == _impl.core._scan_level()
+
+    @pytest.mark.parametrize("level", _scan_levels())
+    @settings(max_examples=150, deadline=None)
+    @given(data=st.one_of(_MOSTLY_CLEAN, _TEXT_BYTES), pad=st.integers(0, 130))
+    def test_scans_agree_with_twin(self, level: str, data: bytes, pad: int) -> None:
+        """Line-end checks, relaxed body hashes and sign plans agree with the twin."""
+        body = b"w" * pad + b"\r\n" + data
+        message = b"From: a@example.com\r\n\r\n" + body
+        core = _impl.core
+        plans = [
+            m.SignPlan(b"DKIM-Signature: v=1;", [b"from"], [], True, True, True)
+            for m in (_core_py, core)
+        ]
+        with _at_level(level):
+            assert _core_py.normalize_line_endings(body) == core.normalize_line_endings(body)
+            assert _core_py.body_hash(body, 0, True) == core.body_hash(body, 0, True)
+            assert _core_py.canon_body_relaxed(body) == core.canon_body_relaxed(body)
+            assert plans[0].prepare(message, b"") == plans[1].prepare(message, b"")
