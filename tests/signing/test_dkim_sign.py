@@ -220,6 +220,19 @@ class TestSignatureTags:
         assert "t" not in tags
         assert str(len(core.canon_body_relaxed(body))) == tags["l"]
 
+    def test_stamps_follow_the_clock_and_settings(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
+        """t= and x= follow each new second and later changes of timestamp or expire_after."""
+        readings = iter([1000.2, 1000.9, 1001.0, 1001.5, 1001.5, 1001.5])
+        signer = DKIMSigner("example.com", "s", ed_key, clock=lambda: next(readings))
+        stamps = [_tags(signer.signature_header(MESSAGE)).get("t") for _ in range(3)]
+        assert ["1000", "1000", "1001"] == stamps
+        signer.expire_after = 60
+        assert ("1001", "1061") == tuple(map(_tags(signer.signature_header(MESSAGE)).get, "tx"))
+        signer.timestamp = False
+        assert (None, "1061") == tuple(map(_tags(signer.signature_header(MESSAGE)).get, "tx"))
+        signer.expire_after = None
+        assert (None, None) == tuple(map(_tags(signer.signature_header(MESSAGE)).get, "tx"))
+
     def test_lines_are_folded(self, rsa_key: rsa.RSAPrivateKey) -> None:
         """The signature field is folded into lines of at most 78 characters."""
         field = DKIMSigner("example.com", "s", rsa_key).signature_header(MESSAGE)

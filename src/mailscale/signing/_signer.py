@@ -129,6 +129,7 @@ class DKIMSigner:
         "_oversign",
         "_plan",
         "_sign_digest",
+        "_stamp",
         "_stamped",
         "body_length",
         "body_relaxed",
@@ -187,6 +188,7 @@ class DKIMSigner:
         self.body_length = body_length
         self.clock = clock
         self._stamped = timestamp or expire_after is not None
+        self._stamp: tuple[int, bool, int | None, bytes] = (-1, False, None, b"")
         self._mid = b"" if self.identity is None else b" i=%s;" % self.identity.encode()
         if isinstance(self._key, rsa.RSAPrivateKey):
             rsa_key = self._key
@@ -231,15 +233,24 @@ class DKIMSigner:
         if not self._stamped:
             return self._mid
         now = self._now()
-        mid = self._mid
+        # The clock moves once a second: the tags are made once per second (and
+        # again when timestamp or expire_after change). One tuple holds the key
+        # and the tags, so a thread never pairs one second with another's tags.
+        stamp = self._stamp
+        if stamp[0] == now and stamp[1] == self.timestamp and stamp[2] == self.expire_after:
+            return stamp[3]
+        tags = self._mid
         if self.timestamp:
-            mid += b" t=%d;" % now
+            tags += b" t=%d;" % now
         if self.expire_after is not None:
-            mid += b" x=%d;" % (now + self.expire_after)
-        return mid
+            tags += b" x=%d;" % (now + self.expire_after)
+        self._stamp = (now, self.timestamp, self.expire_after, tags)
+        return tags
 
     def _now(self) -> int:
         when = self.clock()
+        if type(when) is float and 0.0 <= when < 1e11:
+            return int(when)  # time.time(): the common case, checked in one step
         if isinstance(when, bool) or not isinstance(when, (int, float)) or when != when:
             raise SigningError(f"the clock must return POSIX seconds, not {type(when).__name__}")
         if not 0 <= when < 10**11:
