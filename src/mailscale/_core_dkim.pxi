@@ -1011,9 +1011,11 @@ def parse_tag_list(data):
     return _parse_tags(<const unsigned char*> PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
 
 
-cdef dict _parse_tags(const unsigned char* p, Py_ssize_t n):
-    # parse_tag_list on p[:n], which the caller keeps alive.
-    cdef Py_ssize_t i, a, b, eq, k, end
+cdef dict _parse_tags(const unsigned char* p, Py_ssize_t n, Py_ssize_t* spans=NULL):
+    # parse_tag_list on p[:n], which the caller keeps alive. With ``spans`` (four
+    # entries the caller set to -1): where the b tag's '=' and part end are, then
+    # the bh tag's.
+    cdef Py_ssize_t i, a, b, eq, k, end, first
     cdef dict tags = {}
     cdef str name
     cdef unsigned char c, high = 0
@@ -1049,6 +1051,7 @@ cdef dict _parse_tags(const unsigned char* p, Py_ssize_t n):
             k -= 1
         if k == i or not _alpha(p[i]):
             raise ValueError(f"invalid tag name {name[:20]!r}")
+        first = i
         i += 1
         while i < k:
             c = p[i]
@@ -1058,6 +1061,13 @@ cdef dict _parse_tags(const unsigned char* p, Py_ssize_t n):
         if name in tags:
             raise ValueError(f"duplicate tag {name!r}")
         tags[name] = _ascii(p, eq + 1, b)
+        if spans != NULL and p[first] == 98:
+            if k - first == 1:
+                spans[0] = eq
+                spans[1] = b
+            elif k - first == 2 and p[first + 1] == 104:
+                spans[2] = eq
+                spans[3] = b
         if b >= end:
             return tags
         a = b + 1
@@ -1200,18 +1210,31 @@ def parse_signature(field):
     and the decoded b= and bh= values; see the twin."""
     cdef bytes raw = _as_bytes(field)
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), start, stop, a_end
     cdef const unsigned char* q = <const unsigned char*> memchr(p, 58, n)
+    cdef Py_ssize_t spans[4]
     cdef dict tags
-    cdef object b = None, bh = None
-    cdef bytes value
+    cdef object b = None, bh = None, unsigned = None
+    cdef bytes out
     if q == NULL:
         raise ValueError("the field has no colon")
-    tags = _parse_tags(q + 1, n - (q + 1 - p))
-    if "b" in tags:
-        value = (<str> tags["b"]).encode("ascii")
-        b = _b64_decode(<const unsigned char*> PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
-    if "bh" in tags:
-        value = (<str> tags["bh"]).encode("ascii")
-        bh = _b64_decode(<const unsigned char*> PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
-    return tags, _strip_b(p, n), b, bh
+    start = q + 1 - p
+    spans[0] = spans[1] = spans[2] = spans[3] = -1
+    tags = _parse_tags(q + 1, n - start, spans)
+    # The spans are those of the one b tag and the one bh tag (a duplicate is an
+    # error above); base64 skips the FWS they may hold.
+    if spans[0] >= 0:
+        b = _b64_decode(q + 1 + spans[0] + 1, spans[1] - spans[0] - 1)
+        # b= emptied: the field up to '=', then from the end of the b tag, without
+        # the final CRLF (as strip_b_value gives it).
+        stop = n - 2 if n >= 2 and p[n - 2] == 13 and p[n - 1] == 10 else n
+        a_end = start + spans[1]
+        if a_end > stop:
+            a_end = stop
+        out = PyBytes_FromStringAndSize(NULL, start + spans[0] + 1 + stop - a_end)
+        memcpy(PyBytes_AS_STRING(out), p, start + spans[0] + 1)
+        memcpy(PyBytes_AS_STRING(out) + start + spans[0] + 1, p + a_end, stop - a_end)
+        unsigned = out
+    if spans[2] >= 0:
+        bh = _b64_decode(q + 1 + spans[2] + 1, spans[3] - spans[2] - 1)
+    return tags, unsigned, b, bh
