@@ -204,6 +204,29 @@ class TestClock:
 
 
 class TestDNS:
+    def test_default_resolver_caches_keys(
+        self, zone: object, ed_key: ed25519.Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The verifier's own resolver asks once for a key used by many messages."""
+        import dns.resolver
+
+        zone.add_key("s._domainkey.example.com", dns_record(ed_key))  # type: ignore[attr-defined]
+        local = zone.resolver()  # type: ignore[attr-defined]
+        monkeypatch.setattr(dns.resolver, "Resolver", lambda *a, **kw: local)
+        verifier = DKIMVerifier(clock=lambda: NOW)
+        statuses = [r.status for _ in range(3) for r in verifier.verify(_signed(ed_key))]
+        assert (["pass"] * 3, 1) == (statuses, zone.queries)  # type: ignore[attr-defined]
+
+    def test_given_resolver_is_used_as_it_is(
+        self, zone: object, ed_key: ed25519.Ed25519PrivateKey
+    ) -> None:
+        """A resolver passed in gets no cache: every verification asks it."""
+        zone.add_key("s._domainkey.example.com", dns_record(ed_key))  # type: ignore[attr-defined]
+        resolver = zone.resolver()  # type: ignore[attr-defined]
+        verifier = DKIMVerifier(resolver, clock=lambda: NOW)
+        statuses = [r.status for _ in range(2) for r in verifier.verify(_signed(ed_key))]
+        assert (["pass"] * 2, 2, None) == (statuses, zone.queries, resolver.cache)  # type: ignore[attr-defined]
+
     def test_multi_string_txt_is_joined(self, zone: object, rsa_key: rsa.RSAPrivateKey) -> None:
         """A key record split into several TXT strings is joined before parsing."""
         zone.add_key("s._domainkey.example.com", dns_record(rsa_key), chunk=60)  # type: ignore[attr-defined]

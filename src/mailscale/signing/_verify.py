@@ -189,7 +189,8 @@ class DKIMVerifier:
 
     Args:
         resolver: a dnspython ``Resolver`` (or anything with its ``resolve``
-            method); a default one is made on first use.
+            method), used as it is; a default one, which caches answers for
+            their TTL, is made on first use.
         key_lookup: a function from ``selector._domainkey.domain`` to the TXT
             value, a KeyRecord, or None; used instead of DNS when given.
         clock: the time source for the x= and t= checks.
@@ -415,7 +416,12 @@ class DKIMVerifier:
         import dns.resolver
 
         if self.resolver is None:
-            self.resolver = dns.resolver.Resolver()
+            resolver = dns.resolver.Resolver()
+            # Key records change rarely and carry a TTL: the verifier's own
+            # resolver keeps answers that long, so one sender's stream of
+            # messages asks once. A resolver passed in is used as it is.
+            resolver.cache = dns.resolver.LRUCache()
+            self.resolver = resolver
         try:
             answer = self.resolver.resolve(name, "TXT")
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
