@@ -22,7 +22,7 @@ cdef const unsigned char* _EMPTY = <const unsigned char*> b""
 # Work on fewer bytes than this keeps the GIL: releasing it costs a hand-over to
 # a waiting thread and back, more than a short scan takes.
 cdef enum:
-    _NOGIL_BYTES = 32768
+    _NOGIL_BYTES = 8192
 
 
 cdef inline const unsigned char* _ptr(const unsigned char[::1] view) noexcept:
