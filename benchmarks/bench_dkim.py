@@ -200,12 +200,13 @@ def verify_fns(alg: str, size: str) -> tuple[Callable[[], object], Callable[[], 
         for m in signed
     ]
     pairs = list(zip(signed, sigs, strict=True))
+    pad, pre = padding.PKCS1v15(), Prehashed(hashes.SHA256())
 
     def raw() -> None:
         for m, s in pairs:
             digest = hashlib.sha256(m).digest()
             if isinstance(pub, rsa.RSAPublicKey):
-                pub.verify(s, digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+                pub.verify(s, digest, pad, pre)
             else:
                 pub.verify(s, digest)  # type: ignore[call-arg]
 
