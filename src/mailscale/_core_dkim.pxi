@@ -492,8 +492,9 @@ cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t 
     # Length of the longest run of whole lines (each ending in CRLF) at the start
     # of p that relaxed canonicalization leaves as they are: no HTAB, no SP before
     # SP or CR, every CR followed by LF and every LF preceded by CR (a bare CR or
-    # LF stops the run too, though it may be canonical: the general path decides). Generated mail is mostly
-    # such lines, and they are hashed in place instead of copied.
+    # LF stops the run too, though it may be canonical: the general path
+    # decides). Generated mail is mostly such lines, and they are hashed in
+    # place instead of copied.
     return ms_clean_prefix(p, n)
 
 
@@ -709,33 +710,14 @@ cdef inline void _lower_into(const unsigned char* src, Py_ssize_t n, unsigned ch
         dst[k] = c + 32 if 65 <= c <= 90 else c
 
 
-def split_message(const unsigned char[::1] data not None):
+def split_message(data):
     """Split a CRLF message into header fields and the offset where the body starts.
 
     Each field is ``(lowercased name, raw field with its continuation lines and
     final CRLF)``. See the twin for the rules and errors.
     """
-    cdef Py_ssize_t n = data.shape[0]
-    cdef const unsigned char* p = _ptr(data)
-    cdef Py_ssize_t blank, count = 0, i, a, b
-    cdef Py_ssize_t* starts = NULL
-    cdef Py_ssize_t* name_ends = NULL
-    cdef list fields
-    cdef bytes name
-    try:
-        blank = _split(p, n, &starts, &name_ends, &count)
-        fields = []
-        for i in range(count):
-            a = starts[i]
-            b = name_ends[i]
-            name = PyBytes_FromStringAndSize(NULL, b - a)
-            _lower_into(p + a, b - a, <unsigned char*> PyBytes_AS_STRING(name))
-            b = starts[i + 1] if i + 1 < count else blank
-            fields.append((name, PyBytes_FromStringAndSize(<const char*> p + a, b - a)))
-        return fields, blank + 2
-    finally:
-        free(starts)
-        free(name_ends)
+    cdef Header header = split_header(data)
+    return header.fields(), header.body_start
 
 
 cdef Py_ssize_t _canon_header(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil:
@@ -811,34 +793,42 @@ cdef bytes _as_bytes(object obj):
     return PyBytes_FromStringAndSize(<const char*> _ptr(view), view.shape[0])
 
 
-def header_hash_input(fields, names, signature_field, bint relaxed):
-    """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
-    cdef dict by_name = {}
+cdef tuple _select(list names, object wanted):
+    # The field indices an h= list signs (RFC 6376 section 5.4.2): each wanted
+    # name, without case, takes the last instance of ``names`` not taken yet,
+    # bottom up. Fields are indexed by name once, so an h= list chosen by the
+    # sender costs linear time, never names x h=.
+    cdef dict stacks = {}
     cdef list chosen = []
     cdef list stack
+    cdef Py_ssize_t index = 0
+    for name in names:
+        stack = stacks.get(name)
+        if stack is None:
+            stacks[name] = [index]
+        else:
+            stack.append(index)
+        index += 1
+    for name in wanted:
+        stack = stacks.get(_as_bytes(name).lower())
+        if stack:
+            chosen.append(stack.pop())
+    return tuple(chosen)
+
+
+def header_hash_input(fields, names, signature_field, bint relaxed):
+    """Assemble the data the header hash covers (RFC 6376 sections 3.7 and 5.4.2)."""
     cdef bytes raw, sig = _as_bytes(signature_field)
+    cdef list raws = [_as_bytes(raw_field) for _, raw_field in fields]
+    cdef list chosen
     cdef Py_ssize_t total, o, i, count
     cdef unsigned char* buf
     cdef const unsigned char** ptrs
     cdef Py_ssize_t* lens
-    # Fields indexed by lower-cased name once: each h= name then takes the last
-    # instance not taken yet, bottom up (section 5.4.2), in constant time; h= is
-    # chosen by the sender, so a scan per name would let it cost n * m.
-    for name, raw_field in fields:
-        key = _as_bytes(name).lower()
-        raw = _as_bytes(raw_field)
-        stack = by_name.get(key)
-        if stack is None:
-            by_name[key] = [raw]
-        else:
-            stack.append(raw)
+    chosen = [raws[i] for i in _select([_as_bytes(name).lower() for name, _ in fields], names)]
     total = PyBytes_GET_SIZE(sig) + 2
-    for wanted in names:
-        stack = by_name.get(_as_bytes(wanted).lower())
-        if stack:
-            raw = <bytes> stack.pop()
-            chosen.append(raw)
-            total += PyBytes_GET_SIZE(raw) + 2
+    for raw in chosen:
+        total += PyBytes_GET_SIZE(raw) + 2
     # The chosen fields and the signature field as pointers, so that the copy
     # and canonicalization run without the GIL (``chosen`` and ``sig`` keep them alive).
     count = len(chosen) + 1
@@ -1079,12 +1069,8 @@ def strip_b_value(field):
     See the twin (RFC 6376 section 3.7).
     """
     cdef bytes raw = _as_bytes(field)
-    return _strip_b(<const unsigned char*> PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
-
-
-cdef object _strip_b(const unsigned char* p, Py_ssize_t n):
-    # strip_b_value on p[:n], which the caller keeps alive.
-    cdef Py_ssize_t colon, a, b, eq, x, y
+    cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), colon, a, b, eq, x, y
     cdef Py_ssize_t keep = -1, resume = -1
     if n >= 2 and p[n - 2] == 13 and p[n - 1] == 10:
         n -= 2

@@ -146,22 +146,7 @@ cdef class Header:
 
     def select(self, wanted):
         """The fields an h= list signs, in h= order (RFC 6376 section 5.4.2); see the twin."""
-        cdef dict stacks = {}
-        cdef list chosen = []
-        cdef list stack
-        cdef Py_ssize_t index = 0
-        for name in self.names.split(b":") if self.count else ():
-            stack = stacks.get(name)
-            if stack is None:
-                stacks[name] = [index]
-            else:
-                stack.append(index)
-            index += 1
-        for name in wanted:
-            stack = stacks.get(_as_bytes(name).lower())
-            if stack:
-                chosen.append(stack.pop())
-        return tuple(chosen)
+        return _select(self.names.split(b":") if self.count else [], wanted)
 
     def digest(self, indices, tail, bint relaxed):
         """SHA-256 of the header hash input: the fields at ``indices`` then ``tail``."""

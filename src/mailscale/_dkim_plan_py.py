@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from mailscale._dkim_py import (
     _as_bytes,
+    _select,
     body_hash,
     canon_header_relaxed,
     normalize_line_endings,
@@ -78,15 +79,7 @@ class Header:
         a name with none left takes nothing (over-signing). Names compare without
         case. Linear in fields + names, whatever h= holds.
         """
-        stacks: dict[bytes, list[int]] = {}
-        for index, (name, _) in enumerate(self._fields):
-            stacks.setdefault(name, []).append(index)
-        chosen = []
-        for name in wanted:
-            stack = stacks.get(_as_bytes(name).lower())
-            if stack:
-                chosen.append(stack.pop())
-        return tuple(chosen)
+        return _select([name for name, _ in self._fields], wanted)
 
     def digest(self, indices: Sequence[int], tail: bytes, relaxed: bool) -> bytes:
         """SHA-256 of the header hash input: the fields at ``indices`` then ``tail``.

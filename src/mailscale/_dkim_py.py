@@ -198,17 +198,29 @@ def header_hash_input(
         CanonicalizationError: a field without a colon (relaxed).
     """
     sig = _as_bytes(signature_field)
-    by_name: dict[bytes, list[bytes]] = {}
-    for name, raw in fields:
-        by_name.setdefault(_as_bytes(name).lower(), []).append(_as_bytes(raw))
-    out = []
-    for wanted in names:
-        stack = by_name.get(_as_bytes(wanted).lower())
-        if stack:
-            raw = stack.pop()
-            out.append(canon_header_relaxed(raw) if relaxed else raw)
+    raws = [_as_bytes(raw) for _, raw in fields]
+    chosen = _select([_as_bytes(name).lower() for name, _ in fields], names)
+    out = [canon_header_relaxed(raws[i]) if relaxed else raws[i] for i in chosen]
     out.append(canon_header_relaxed(sig)[:-2] if relaxed else sig)
     return b"".join(out)
+
+
+def _select(names: Sequence[bytes], wanted: Sequence[bytes]) -> tuple[int, ...]:
+    """The field indices an h= list signs (RFC 6376 section 5.4.2).
+
+    Each wanted name, without case, takes the last instance of ``names`` (the
+    lower-cased field names, top to bottom) not taken yet, bottom up; a name
+    with none left takes nothing. Linear in fields + names, whatever h= holds.
+    """
+    stacks: dict[bytes, list[int]] = {}
+    for index, name in enumerate(names):
+        stacks.setdefault(name, []).append(index)
+    chosen = []
+    for name in wanted:
+        stack = stacks.get(_as_bytes(name).lower())
+        if stack:
+            chosen.append(stack.pop())
+    return tuple(chosen)
 
 
 def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[bytes, int]:
