@@ -14,11 +14,11 @@ import attrs
 
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
-from mailscale.planning._format import kpi_value, money, money_range, number
+from mailscale.planning._format import kpi_value, money, money_range, number, quantity
 from mailscale.planning._plan import Plan, plan, tco_note
 from mailscale.planning._workload import Workload
 
-__all__ = ["parse_quantity", "parse_size", "register"]
+__all__ = ["parse_quantity", "parse_size", "register", "render"]
 
 _QUANTITY = re.compile(r"^(-?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
 _SIZE = re.compile(r"^(-?[0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
@@ -153,7 +153,50 @@ def _overrides(path: str | None) -> dict[str, Any] | None:
     return read_overrides(text, source=path)
 
 
+# The flag (or argument) the user typed for each Workload field, for error messages.
+_FLAGS = {
+    "monthly_volume": "VOLUME",
+    "use_case": "--use-case",
+    "peak_hour_share": "--peak-share",
+    "team_expertise": "--team",
+    "compliance_resources": "--compliance",
+    "custom_integration": "--custom-integration",
+    "message_size_bytes": "--message-size",
+    "active_addresses": "--active-addresses",
+    "sends_per_address_per_month": "--sends-per-address",
+    "retention_days": "--retention-days",
+    "hourly_cost_usd": "--hourly-cost",
+    "per_core_rate": "--per-core-rate",
+    "seconds": "--calibrate",
+}
+_ARG_NAMES = {"monthly_volume": "volume", "peak_hour_share": "peak_share",
+              "message_size_bytes": "message_size", "sends_per_address_per_month":
+              "sends_per_address", "hourly_cost_usd": "hourly_cost", "team_expertise": "team",
+              "compliance_resources": "compliance", "seconds": "calibrate"}
+_GOT = re.compile(r"([,;] got ).*$")
+
+
+def _as_typed(exc: PlanningError, args: argparse.Namespace) -> PlanningError:
+    """``exc`` naming the flag the user typed and the text given to it, not the field."""
+    field = exc.field
+    flag = _FLAGS.get(field or "")
+    if field is None or flag is None:
+        return exc
+    message = re.sub(rf"\b{re.escape(field)}\b", flag, str(exc), count=1)
+    typed = getattr(args, _ARG_NAMES.get(field, field), None)
+    if isinstance(typed, str):
+        message = _GOT.sub(lambda m: f"{m.group(1)}{typed!r}", message)
+    return PlanningError(message, field=field)
+
+
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _plan_and_print(args)
+    except PlanningError as exc:
+        raise _as_typed(exc, args) from exc
+
+
+def _plan_and_print(args: argparse.Namespace) -> int:
     workload = _workload(args)
     if args.calibrate is not None:
         if args.per_core_rate is not None:
@@ -170,41 +213,58 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
-        _render(result)
+        render(result)
     return 0
 
 
-def _render(p: Plan) -> None:
-    from rich.console import Console
+def _table(title: str, *columns: str, no_wrap: tuple[str, ...] = ()) -> Any:
     from rich.table import Table
 
-    class _Console(Console):
-        def on_broken_pipe(self) -> None:
-            # rich exits with status 1 here; let mailscale.cli end the command as a shell would.
-            self.quiet = True
-            raise BrokenPipeError
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column in no_wrap)
+    return table
 
-    console = _Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+def render(p: Plan, console: Any = None) -> None:
+    """Print ``p`` as tables that read at 80 columns and when piped (words are never cut)."""
+    from rich.table import Table
+
+    if console is None:
+        from mailscale.cli import make_console
+
+        console = make_console()
     w, t = p.workload, p.tier
     console.print(
-        f"[bold]mailscale plan[/bold]: {w.monthly_volume:,} emails/month, "
-        f"{w.use_case.replace('_', ' ')}; peak hour {p.derived_value('peak_hour_messages'):,.0f} "
-        f"emails ({number(w.peak_hour_share * 100)}% of a day)"
+        f"[bold]mailscale plan[/bold]: {quantity(w.monthly_volume, 'emails/month')}, "
+        f"{w.use_case.replace('_', ' ')}; peak hour "
+        f"{quantity(p.derived_value('peak_hour_messages'), 'emails')} "
+        f"({number(w.peak_hour_share * 100)}% of a day)"
     )
     band = "below the smallest tier: " if t.below_smallest else ""
-    table = Table(title=f"Tier {t.label}/month ({band}{t.architecture}, "
-                        f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)")
-    for column in ("resource", "tier", "derived", "recommended", "driven by", "rule"):
-        table.add_column(column)
+    table = _table(f"Tier {t.label}/month ({band}{t.architecture}, "
+                   f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)",
+                   "resource", "tier", "derived", "recommended", "driven by",
+                   no_wrap=("tier", "derived", "recommended"))
     for r in p.requirements:
         table.add_row(r.label, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
-                      f"{r.recommended:,} {r.unit}", r.driver, r.rule)
+                      quantity(r.recommended, r.unit), r.driver)
     console.print(table)
+    # The rules are sentences: below the table, wrapped at word boundaries.
+    rules = Table.grid(padding=(0, 1))
+    rules.add_column(no_wrap=True)
+    rules.add_column()
+    for r in p.requirements:
+        rules.add_row(f"{r.label}:", r.rule)
+    console.print("Rules:")
+    console.print(rules)
 
-    table = Table(title=f"VPS providers ({p.vps[0].servers:,} x {p.vps[0].size} server: "
-                        f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM)")
-    for column in ("provider", "per server", "per month", "strengths"):
-        table.add_column(column)
+    servers = p.vps[0].servers
+    table = _table(f"VPS providers ({servers:,} x {p.vps[0].size} "
+                   f"{'server' if servers == 1 else 'servers'}: "
+                   f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM each)",
+                   "provider", "per server", "per month", "strengths",
+                   no_wrap=("per server", "per month"))
     for q in p.vps:
         table.add_row(q.name, money_range(*q.per_server_usd, open_ended=q.open_ended),
                       money_range(*q.monthly_usd, open_ended=q.open_ended),
@@ -215,9 +275,9 @@ def _render(p: Plan) -> None:
     console.print(f"ESP: [bold]{e.chosen_name}[/bold], because {e.reason}.")
     if e.runner_up_name is not None:
         console.print(f"Runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
-    table = Table(title="Rate-limit feasibility at the peak hour")
-    for column in ("ESP", "limit/hour", "per", "batch", "keys unbatched", "keys batched"):
-        table.add_column(column)
+    table = _table("Rate-limit feasibility at the peak hour (* = chosen)",
+                   "ESP", "limit/hour", "per", "batch", "keys unbatched", "keys batched",
+                   no_wrap=("limit/hour",))
     for f in p.feasibility:
         table.add_row(f"{f.name}{' *' if f.chosen else ''}", number(f.limit_per_hour), f.scope,
                       f"{f.batch_size:,} {f.batch_unit}", f"{f.keys_unbatched:,}",
@@ -225,17 +285,15 @@ def _render(p: Plan) -> None:
     console.print(table)
 
     h = p.hosting
-    table = Table(title=f"Hosting: {h.recommendation.replace('_', '-')} "
-                        f"({h.met} of 4 self-hosting criteria met, {h.required} required)")
-    for column in ("criterion", "met", "workload"):
-        table.add_column(column)
+    table = _table(f"Hosting: {h.recommendation.replace('_', '-')} ({h.met} of "
+                   f"{len(h.criteria)} self-hosting criteria met, {h.required} required)",
+                   "criterion", "met", "workload")
     for c in h.criteria:
         table.add_row(c.label, "yes" if c.met else "no", c.detail)
     console.print(table)
 
-    table = Table(title=f"TCO per month (engineering at {money(w.hourly_cost_usd)}/h)")
-    for column in ("option", "infrastructure", "engineering", "compliance", "total"):
-        table.add_column(column)
+    table = _table(f"TCO per month (engineering at {money(w.hourly_cost_usd)}/h)",
+                   "option", "infrastructure", "engineering", "compliance", "total")
     for o in p.tco:
         table.add_row(f"{o.name}{' (cheapest)' if o.cheapest else ''}",
                       money_range(*o.infrastructure_usd),
@@ -246,16 +304,13 @@ def _render(p: Plan) -> None:
     if note is not None:
         console.print(note)
 
-    table = Table(title="KPI targets")
-    for column in ("KPI", "target", "source"):
-        table.add_column(column)
+    table = _table("KPI targets", "KPI", "target", "source")
     for k in p.kpis:
-        table.add_row(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}", k.source)
+        source = "planning guide" if k.source == "brief" else k.source
+        table.add_row(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}", source)
     console.print(table)
 
-    table = Table(title="Roadmap")
-    for column in ("phase", "months", "tasks"):
-        table.add_column(column)
+    table = _table("Roadmap", "phase", "months", "tasks", no_wrap=("months",))
     for phase in p.roadmap:
         table.add_row(phase.key, f"{phase.months[0]}-{phase.months[1]}",
                       "\n".join(f"- {task}" for task in phase.tasks))
@@ -266,11 +321,10 @@ def register(subparsers: Any) -> None:
     """Add the ``plan`` sub-command."""
     parser = subparsers.add_parser(
         "plan",
-        help="plan the infrastructure for a monthly email volume",
         description="Plan servers, IPs, ESP, rate-limit feasibility, hosting, cost, KPIs "
                     "and roadmap for a monthly email volume, with the reasoning.",
     )
-    parser.add_argument("volume", help="emails per month: 250000, 250k, 1.5M")
+    parser.add_argument("volume", metavar="VOLUME", help="emails per month: 250000, 250k, 1.5M")
     parser.add_argument("--use-case", default="bulk_marketing", metavar="CASE",
                         help=f"{' | '.join(USE_CASES)} (default bulk_marketing)")
     parser.add_argument("--peak-share", metavar="SHARE",
@@ -294,11 +348,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--hourly-cost", metavar="USD",
                         help="engineering cost per hour in USD (default 75)")
     parser.add_argument("--per-core-rate", metavar="RATE",
-                        help="measured emails/minute per core (default: the brief's 1,000)")
+                        help="measured emails/minute per core (default: the planning "
+                             "guide's 1,000)")
     parser.add_argument("--calibrate", nargs="?", const=1.0, type=float, metavar="SECONDS",
                         help="measure this machine's per-core rate (DKIM signing, shaping and "
                              "hand-off of messages of --message-size) and plan with it "
-                             "instead of the brief's")
+                             "instead of the planning guide's 1,000")
     parser.add_argument("--data", metavar="FILE.toml",
                         help="override figures: a TOML file with the data files' layout")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
-__all__ = ["compact", "kpi_value", "money", "money_range", "number"]
+__all__ = ["compact", "kpi_value", "money", "money_range", "number", "plural", "plurals",
+           "quantity"]
+
+_SINGULAR = {"queries": "query"}
+# "N noun(s)": a count, one to three words, and "(s)" (as the roadmap templates write it).
+_COUNTED = re.compile(r"(?<![\w.,])(\d[\d,]*(?:\.\d+)?)((?: [\w/-]+){1,3}?)\(s\)")
 
 
 def number(value: float | Fraction, places: int = 2) -> str:
@@ -41,8 +47,30 @@ def money_range(low: float, high: float, *, open_ended: bool = False) -> str:
     return f"{money(low)}-{money(high).lstrip('$')}{plus}"
 
 
+def plural(count: float, word: str, words: str | None = None) -> str:
+    """``(1, "server")`` → ``1 server``; ``(2, "server")`` → ``2 servers`` (``words`` if given)."""
+    return f"{number(count)} {word if count == 1 else (words or word + 's')}"
+
+
+def plurals(text: str) -> str:
+    """Each ``N noun(s)`` in ``text`` as ``N noun`` (N = 1) or ``N nouns``."""
+    def one(match: re.Match[str]) -> str:
+        count = float(match.group(1).replace(",", ""))
+        return f"{match.group(1)}{match.group(2)}{'' if count == 1 else 's'}"
+
+    return _COUNTED.sub(one, text)
+
+
 def kpi_value(value: float, unit: str) -> str:
-    """A KPI figure with its unit; fractions are shown as percentages."""
+    """A KPI figure with its unit, singular for 1 (``1 second``); fractions as percentages."""
     if unit == "fraction":
         return f"{number(value * 100)}%"
-    return f"{number(value)} {unit}"
+    return quantity(value, unit)
+
+
+def quantity(value: float | Fraction, unit: str, places: int = 2) -> str:
+    """A figure and its plural unit, singular for 1: ``1 second``, ``1 email/month``."""
+    head, slash, rest = unit.partition("/")
+    if value == 1:
+        head = _SINGULAR.get(head, head[:-1] if head.endswith("s") else head)
+    return f"{number(value, places)} {head}{slash}{rest}"

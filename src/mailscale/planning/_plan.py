@@ -17,7 +17,16 @@ from mailscale.planning._data import (
     TierSpec,
     load_data,
 )
-from mailscale.planning._format import compact, kpi_value, money, money_range, number
+from mailscale.planning._format import (
+    compact,
+    kpi_value,
+    money,
+    money_range,
+    number,
+    plural,
+    plurals,
+    quantity,
+)
 from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
 from mailscale.planning._validate import check_number
 from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
@@ -341,7 +350,7 @@ def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
 
 
 def tco_note(p: Plan) -> str | None:
-    """How the self-hosted TCO row's infrastructure (the brief's band) compares with the
+    """How the self-hosted TCO row's infrastructure (the guide's band) compares with the
     plan's own VPS quotes, which the TCO does not use; None without a self-hosted row."""
     row = next((o for o in p.tco if o.option == "self_hosted"), None)
     if row is None or not p.vps:
@@ -349,13 +358,13 @@ def tco_note(p: Plan) -> str | None:
     low = min(q.monthly_usd[0] for q in p.vps)
     high = max(q.monthly_usd[1] for q in p.vps)
     open_ended = any(q.open_ended for q in p.vps)
-    brief = money_range(*row.infrastructure_usd)
+    band = money_range(*row.infrastructure_usd)
     quotes = money_range(low, high, open_ended=open_ended)
     servers = p.vps[0].servers
     relation = ("above" if high > row.infrastructure_usd[1] or open_ended
                 else "within")
-    return (f"Self-hosted infrastructure is the brief's {brief}/month; this plan's VPS quotes "
-            f"for {servers:,} server(s) are {quotes}/month, {relation} it"
+    return (f"Self-hosted infrastructure is the planning guide's {band}/month; this plan's "
+            f"VPS quotes for {plural(servers, 'server')} are {quotes}/month, {relation} it"
             + (", so the self-hosted total may be higher." if relation == "above" else "."))
 
 
@@ -563,7 +572,7 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
         "no_compliance_resources": not workload.compliance_resources,
     }
     hosting = (f"managed ESP {plan_.esp.chosen_name}" if managed
-               else f"self-hosted on {servers} server(s)")
+               else f"self-hosted on {plural(servers, 'server')}")
     values = {
         "esp": plan_.esp.chosen_name,
         "keys": f"{keys:,}",
@@ -577,7 +586,8 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
     }
     return tuple(
         Phase(spec.key, spec.months,
-              tuple(task.text.format(**values) for task in spec.tasks if conditions[task.when]))
+              tuple(plurals(task.text.format(**values))
+                    for task in spec.tasks if conditions[task.when]))
         for spec in data.roadmap
     )
 
@@ -636,14 +646,14 @@ def plan(
         f"{number(workload.sends_per_address_per_month)} sends per address per month)")
     derived = (
         Derived("daily_volume", float(daily), "emails/day",
-                f"{volume:,} emails/month x 12 / 365"),
+                f"{quantity(volume, 'emails/month')} x 12 / 365"),
         Derived("peak_hour_messages", peak_hour, "emails",
                 f"ceil({number(daily)}/day x {number(share * 100)}% peak-hour share)"),
         Derived("peak_per_minute", float(per_minute), "emails/minute",
                 f"{peak_hour:,} / 60"),
         Derived("sending_cores", float(sending_cores), "cores",
                 f"{number(per_minute)}/minute / {number(rate)} emails/minute/core "
-                f"({rate_source})"),
+                f"({'planning guide' if rate_source == 'brief' else rate_source})"),
         Derived("db_queries_per_second", float(qps), "queries/s",
                 f"{peak_hour:,}/hour x {number(capacity.db_queries_per_message)} "
                 "queries/email / 3600"),
@@ -724,7 +734,8 @@ def _range(pair: tuple[float, float], unit: str = "", open_ended: bool = False) 
 def _explain(p: Plan) -> list[str]:
     w, t = p.workload, p.tier
     lines = [
-        f"Workload: {w.monthly_volume:,} emails/month, {_USE_CASE_WORDS[w.use_case]}; "
+        f"Workload: {quantity(w.monthly_volume, 'emails/month')}, "
+        f"{_USE_CASE_WORDS[w.use_case]}; "
         f"peak hour carries {number(w.peak_hour_share * 100)}% of a day's volume.",
     ]
     upper = "" if t.max_volume is None else f" < {t.max_volume:,}"
@@ -738,16 +749,16 @@ def _explain(p: Plan) -> list[str]:
         f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month."
     )
     for item in p.derived:
-        lines.append(f"Derived {item.key.replace('_', ' ')}: {number(item.value, 3)} "
-                     f"{item.unit} = {item.rule}.")
+        lines.append(f"Derived {item.key.replace('_', ' ')}: "
+                     f"{quantity(item.value, item.unit, 3)} = {item.rule}.")
     for r in p.requirements:
         derived = "none" if r.derived is None else f"{r.derived:,}"
         lines.append(
-            f"Recommended {r.label}: {r.recommended:,} {r.unit} "
+            f"Recommended {r.label}: {quantity(r.recommended, r.unit)} "
             f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
         )
     lines.append(f"Per server: {p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM "
-                 f"({p.vps[0].size} size) x {p.vps[0].servers:,} server(s).")
+                 f"({p.vps[0].size} size) x {plural(p.vps[0].servers, 'server')}.")
     for q in p.vps:
         lines.append(
             f"VPS {q.name}: {money_range(*q.monthly_usd, open_ended=q.open_ended)}/month "
@@ -762,15 +773,18 @@ def _explain(p: Plan) -> list[str]:
         mark = " (chosen)" if f.chosen else ""
         counted = ("recipients count against the quota, so batching saves calls, not quota"
                    if f.quota_counts == "recipients"
-                   else f"{f.batched_units:,} batch call(s) of {f.batch_size:,} {f.batch_unit}")
+                   else f"{plural(f.batched_units, 'batch call')} of {f.batch_size:,} "
+                        f"{f.batch_unit}")
         lines.append(
             f"Rate limit {f.name}{mark}: {number(f.limit_per_hour)}/hour per {f.scope}; "
-            f"peak hour {f.peak_hour_messages:,} emails needs {f.keys_unbatched:,} "
-            f"{f.scope}(s) without batching, {f.keys_batched:,} with batching ({counted})."
+            f"peak hour {plural(f.peak_hour_messages, 'email')} needs "
+            f"{plural(f.keys_unbatched, f.scope)} without batching, {f.keys_batched:,} with "
+            f"batching ({counted})."
         )
     h = p.hosting
     lines.append(f"Hosting: {h.recommendation.replace('_', '-')} "
-                 f"({h.met} of 4 self-hosting criteria met, {h.required} required).")
+                 f"({h.met} of {len(h.criteria)} self-hosting criteria met, "
+                 f"{h.required} required).")
     for c in h.criteria:
         lines.append(f"  {'met' if c.met else 'not met'}: {c.label} ({c.detail}).")
     for o in p.tco:
