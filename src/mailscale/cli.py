@@ -29,7 +29,8 @@ from mailscale.errors import MailscaleError, ShaperUnavailable, TransportError
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["COMMANDS", "EXIT_MEANINGS", "Command", "ExitCode", "build_parser", "make_console", "main"]
+__all__ = ["COMMANDS", "EXIT_MEANINGS", "Command", "ExitCode", "build_parser", "make_console",
+           "main"]
 
 
 class ExitCode(enum.IntEnum):
@@ -262,10 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if _debug():
             traceback.print_exc()
-        code = _exit_code(exc)
-        if code is not None:
+        status = _exit_code(exc)
+        if status is not None:
             _fail(f"error: {_error_line(exc)}")
-            return code
+            return status
         _fail(f"internal error: {type(exc).__name__}: {_error_line(exc)} "
               f"(a bug in mailscale; {_DEBUG_HINT})")
         return ExitCode.INTERNAL

@@ -217,12 +217,28 @@ def _plan_and_print(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(title: str, *columns: str, no_wrap: tuple[str, ...] = ()) -> Any:
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+           width: int) -> Any:
+    """A table whose columns never shrink below their longest word, so no word is cut;
+    narrower than that, one block per row with a ``column: value`` line per cell."""
+    from rich.console import Group
     from rich.table import Table
 
+    minimums = [max((len(word) for text in (column, *(row[i] for row in rows))
+                     for word in text.split()), default=1)
+                for i, column in enumerate(columns)]
+    if sum(minimums) + 3 * len(columns) + 1 > width:
+        lines = [f"[bold]{title}[/bold]"]
+        for row in rows:
+            lines.append(f"- {columns[0]}: {row[0]}")
+            lines.extend(f"  {column}: {cell}" for column, cell in zip(columns[1:], row[1:],
+                                                                     strict=True))
+        return Group(*lines)
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column, no_wrap=column in no_wrap)
+    for column, minimum in zip(columns, minimums, strict=True):
+        table.add_column(column, min_width=minimum)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -235,6 +251,7 @@ def render(p: Plan, console: Any = None) -> None:
 
         console = make_console()
     w, t = p.workload, p.tier
+    width = console.width
     console.print(
         f"[bold]mailscale plan[/bold]: {quantity(w.monthly_volume, 'emails/month')}, "
         f"{w.use_case.replace('_', ' ')}; peak hour "
@@ -242,14 +259,12 @@ def render(p: Plan, console: Any = None) -> None:
         f"({number(w.peak_hour_share * 100)}% of a day)"
     )
     band = "below the smallest tier: " if t.below_smallest else ""
-    table = _table(f"Tier {t.label}/month ({band}{t.architecture}, "
-                   f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)",
-                   "resource", "tier", "derived", "recommended", "driven by",
-                   no_wrap=("tier", "derived", "recommended"))
-    for r in p.requirements:
-        table.add_row(r.label, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
-                      quantity(r.recommended, r.unit), r.driver)
-    console.print(table)
+    console.print(_table(
+        f"Tier {t.label}/month ({band}{t.architecture}, "
+        f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)",
+        ("resource", "tier", "derived", "recommended", "driven by"),
+        [(r.label, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
+          quantity(r.recommended, r.unit), r.driver) for r in p.requirements], width))
     # The rules are sentences: below the table, wrapped at word boundaries.
     rules = Table.grid(padding=(0, 1))
     rules.add_column(no_wrap=True)
@@ -260,61 +275,52 @@ def render(p: Plan, console: Any = None) -> None:
     console.print(rules)
 
     servers = p.vps[0].servers
-    table = _table(f"VPS providers ({servers:,} x {p.vps[0].size} "
-                   f"{'server' if servers == 1 else 'servers'}: "
-                   f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM each)",
-                   "provider", "per server", "per month", "strengths",
-                   no_wrap=("per server", "per month"))
-    for q in p.vps:
-        table.add_row(q.name, money_range(*q.per_server_usd, open_ended=q.open_ended),
-                      money_range(*q.monthly_usd, open_ended=q.open_ended),
-                      ", ".join(q.strengths))
-    console.print(table)
+    console.print(_table(
+        f"VPS providers ({servers:,} x {p.vps[0].size} "
+        f"{'server' if servers == 1 else 'servers'}: "
+        f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM each)",
+        ("provider", "per server", "per month", "strengths"),
+        [(q.name, money_range(*q.per_server_usd, open_ended=q.open_ended),
+          money_range(*q.monthly_usd, open_ended=q.open_ended), ", ".join(q.strengths))
+         for q in p.vps], width))
 
     e = p.esp
     console.print(f"ESP: [bold]{e.chosen_name}[/bold], because {e.reason}.")
     if e.runner_up_name is not None:
         console.print(f"Runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
-    table = _table("Rate-limit feasibility at the peak hour (* = chosen)",
-                   "ESP", "limit/hour", "per", "batch", "keys unbatched", "keys batched",
-                   no_wrap=("limit/hour",))
-    for f in p.feasibility:
-        table.add_row(f"{f.name}{' *' if f.chosen else ''}", number(f.limit_per_hour), f.scope,
-                      f"{f.batch_size:,} {f.batch_unit}", f"{f.keys_unbatched:,}",
-                      f"{f.keys_batched:,}")
-    console.print(table)
+    console.print(_table(
+        "Rate-limit feasibility at the peak hour (* = chosen)",
+        ("ESP", "limit per hour", "batch", "keys unbatched / batched"),
+        [(f"{f.name}{' *' if f.chosen else ''}", f"{number(f.limit_per_hour)} per {f.scope}",
+          f"{f.batch_size:,} {f.batch_unit}", f"{f.keys_unbatched:,} / {f.keys_batched:,}")
+         for f in p.feasibility], width))
 
     h = p.hosting
-    table = _table(f"Hosting: {h.recommendation.replace('_', '-')} ({h.met} of "
-                   f"{len(h.criteria)} self-hosting criteria met, {h.required} required)",
-                   "criterion", "met", "workload")
-    for c in h.criteria:
-        table.add_row(c.label, "yes" if c.met else "no", c.detail)
-    console.print(table)
+    console.print(_table(
+        f"Hosting: {h.recommendation.replace('_', '-')} ({h.met} of "
+        f"{len(h.criteria)} self-hosting criteria met, {h.required} required)",
+        ("criterion", "met", "workload"),
+        [(c.label, "yes" if c.met else "no", c.detail) for c in h.criteria], width))
 
-    table = _table(f"TCO per month (engineering at {money(w.hourly_cost_usd)}/h)",
-                   "option", "infrastructure", "engineering", "compliance", "total")
-    for o in p.tco:
-        table.add_row(f"{o.name}{' (cheapest)' if o.cheapest else ''}",
-                      money_range(*o.infrastructure_usd),
-                      f"{number(o.engineering_hours)} h = {money(o.engineering_usd)}",
-                      money_range(*o.compliance_usd), money_range(*o.total_usd))
-    console.print(table)
+    console.print(_table(
+        f"TCO per month (engineering at {money(w.hourly_cost_usd)}/h)",
+        ("option", "infrastructure", "engineering", "compliance", "total"),
+        [(f"{o.name}{' (cheapest)' if o.cheapest else ''}", money_range(*o.infrastructure_usd),
+          f"{number(o.engineering_hours)} h = {money(o.engineering_usd)}",
+          money_range(*o.compliance_usd), money_range(*o.total_usd)) for o in p.tco], width))
     note = tco_note(p)
     if note is not None:
         console.print(note)
 
-    table = _table("KPI targets", "KPI", "target", "source")
-    for k in p.kpis:
-        source = "planning guide" if k.source == "brief" else k.source
-        table.add_row(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}", source)
-    console.print(table)
+    console.print(_table(
+        "KPI targets", ("KPI", "target", "source"),
+        [(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}",
+          "planning guide" if k.source == "brief" else k.source) for k in p.kpis], width))
 
-    table = _table("Roadmap", "phase", "months", "tasks", no_wrap=("months",))
-    for phase in p.roadmap:
-        table.add_row(phase.key, f"{phase.months[0]}-{phase.months[1]}",
-                      "\n".join(f"- {task}" for task in phase.tasks))
-    console.print(table)
+    console.print(_table(
+        "Roadmap", ("phase", "months", "tasks"),
+        [(phase.key, f"{phase.months[0]}-{phase.months[1]}",
+          "\n".join(f"- {task}" for task in phase.tasks)) for phase in p.roadmap], width))
 
 
 def register(subparsers: Any) -> None:

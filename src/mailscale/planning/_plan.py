@@ -669,7 +669,7 @@ def plan(
         f"{number(db_cores, 3)})")
     ram_req = _requirement(
         "ram_gb", "GB", tier.ram_gb[1], ram,
-        f"ceil({addresses:,} active addresses / "
+        f"ceil({plural(addresses, 'active address', 'active addresses')} / "
         f"{number(capacity.active_addresses_per_gb_ram)} per GB){address_note}")
     size_note = ("1 GB per "
                  f"{number(capacity.stored_emails_per_gb)} stored emails"
@@ -677,7 +677,7 @@ def plan(
                  else f"{number(workload.message_size_bytes)} bytes per stored email")
     storage_req = _requirement(
         "storage_gb", "GB", tier.ssd_gb[1], storage,
-        f"ceil({stored:,} stored emails at {size_note})")
+        f"ceil({plural(stored, 'stored email')} at {size_note})")
     ips = _requirement("dedicated_ips", "IPs", tier.dedicated_ips[1], None,
                        "no derived rule: the tier's figure")
     server_need = max(
