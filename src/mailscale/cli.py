@@ -19,7 +19,6 @@ import importlib
 import os
 import sys
 import textwrap
-import traceback
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -187,7 +186,8 @@ def make_console(file: IO[str] | None = None) -> Console:
 
     plain = bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
     kwargs: dict[str, Any] = {"color_system": None} if plain else {}
-    return _Console(file=file or sys.stdout, highlight=False, soft_wrap=False, **kwargs)
+    return _Console(file=file or sys.stdout, highlight=False, emoji=False, soft_wrap=False,
+                    **kwargs)
 
 
 def _debug() -> bool:
@@ -262,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except Exception as exc:
         if _debug():
+            import traceback
+
             traceback.print_exc()
         status = _exit_code(exc)
         if status is not None:

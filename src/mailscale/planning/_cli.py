@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from decimal import Decimal
@@ -211,6 +210,8 @@ def _plan_and_print(args: argparse.Namespace) -> int:
         workload = attrs.evolve(workload, per_core_rate=calibration.emails_per_minute)
     result = plan(workload, data=load_data(_overrides(args.data)))
     if args.json:
+        import json
+
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
         render(result)
