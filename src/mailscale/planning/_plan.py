@@ -70,7 +70,7 @@ def _ceil(value: Fraction) -> int:
 
 @attrs.frozen
 class TierChoice:
-    """The brief's volume tier a workload falls in.
+    """The planning guide's volume tier a workload falls in.
 
     Attributes:
         key: the tier's name in the data (``starter``, ``growth``, ``scale``, ``high_volume``).
@@ -190,7 +190,7 @@ class Feasibility:
 
 @attrs.frozen
 class Criterion:
-    """One self-hosting criterion of the brief, met or not."""
+    """One self-hosting criterion of the planning guide, met or not."""
 
     key: str
     label: str
@@ -200,7 +200,7 @@ class Criterion:
 
 @attrs.frozen
 class HostingDecision:
-    """Self-hosted or managed, by the brief's criteria."""
+    """Self-hosted or managed, by the planning guide's criteria."""
 
     recommendation: str
     criteria: tuple[Criterion, ...]
@@ -322,7 +322,7 @@ def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
 
 
 def _checked_data(data: object) -> PlanningData:
-    """``data`` if it is `load_data`'s result (None: the brief's), else `PlanningError`."""
+    """``data`` if it is `load_data`'s result (None: the planning guide's), else `PlanningError`."""
     if data is None:
         return load_data()
     if not isinstance(data, PlanningData):
@@ -602,7 +602,7 @@ def plan(
 
     Args:
         workload: what is to be sent.
-        data: the figures to plan with (`load_data`); default: the brief's.
+        data: the figures to plan with (`load_data`); default: the planning guide's.
         overrides: figures to change, in the data files' layout, applied on
             top of ``data`` when ``data`` is not given (see `load_data`).
 
