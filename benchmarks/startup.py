@@ -56,7 +56,8 @@ def main() -> None:
     print(f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}, {args.rounds} rounds")
     for name in ("command", "reference", "bare"):
         print(f"{name:<10} median {result[name] * 1000:7.1f} ms")
-    print(f"mailscale plan 250k / reference imports: {result['command'] / result['reference']:.2f}x")
+    ratio = result["command"] / result["reference"]
+    print(f"mailscale plan 250k / reference imports: {ratio:.2f}x")
     beyond = (result["command"] - result["bare"]) / (result["reference"] - result["bare"])
     print(f"same, interpreter start-up subtracted:  {beyond:.2f}x")
 
