@@ -28,8 +28,7 @@ from mailscale.errors import MailscaleError, ShaperUnavailable, TransportError
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["COMMANDS", "EXIT_MEANINGS", "Command", "ExitCode", "build_parser", "make_console",
-           "main"]
+__all__ = ["EXIT_MEANINGS", "Command", "ExitCode", "build_parser", "make_console", "main"]
 
 
 class ExitCode(enum.IntEnum):
@@ -79,7 +78,6 @@ _COMMANDS: tuple[Command, ...] = (
     Command("dns", "mailscale.auth._cli",
             "check SPF/DKIM/DMARC/MX/PTR; print records to publish"),
 )
-COMMANDS = _COMMANDS
 
 # The modules whose commands are offered (tests narrow it to the areas they exercise).
 _COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(c.module for c in _COMMANDS))
@@ -96,7 +94,6 @@ _ERROR_EXIT: list[tuple[type[BaseException], ExitCode]] = [
 ]
 
 _DEBUG_HINT = "rerun with MAILSCALE_DEBUG=1 for the traceback"
-
 
 
 def _epilog() -> str:
