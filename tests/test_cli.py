@@ -170,6 +170,35 @@ class TestOneLineErrors:
         assert done.stderr.startswith("mailscale: error: cannot read the data file")
 
 
+    def test_issue_examples(self, tmp_path: Path) -> None:
+        """`dkim sign -o /nonexistent/dir/x.eml` and `dkim verify --dns-server notanip`: one
+        line each, no traceback, a documented non-zero status."""
+        env = {**os.environ, "PYTHONPATH": SRC}
+        env.pop("MAILSCALE_DEBUG", None)
+        message = tmp_path / "m.eml"
+        message.write_bytes(b"From: a@example.com\r\nTo: b@example.net\r\nSubject: x\r\n\r\nhi\r\n")
+        key = tmp_path / "k.pem"
+
+        def mailscale(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "mailscale", *args], env=env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+
+        assert 0 == mailscale("dkim", "keygen", str(key), "--algorithm", "ed25519").returncode
+        sign = ("dkim", "sign", str(message), "--domain", "example.com", "--selector", "s",
+                "--key", str(key))
+        done = mailscale(*sign, "-o", "/nonexistent/dir/x.eml")
+        assert (2, "") == (done.returncode, done.stdout)
+        assert 1 == len(done.stderr.splitlines())
+        assert done.stderr.startswith("mailscale: error: ")
+        assert "/nonexistent/dir/x.eml" in done.stderr
+        signed = tmp_path / "s.eml"
+        signed.write_text(mailscale(*sign).stdout)
+        done = mailscale("dkim", "verify", str(signed), "--dns-server", "notanip")
+        assert done.returncode in set(EXIT_MEANINGS) - {0}
+        assert 1 == len(done.stderr.splitlines())
+        assert "Traceback" not in done.stderr
+
+
 # Modules `mailscale plan` must not load: it plans, and imports nothing that signs, checks
 # DNS, sends, shapes or logs.
 _HEAVY = ("mailscale.signing", "mailscale.auth", "mailscale.transports", "mailscale.shaping",
