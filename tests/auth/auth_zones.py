@@ -196,6 +196,18 @@ def _dmarc(zone: Zone) -> None:
     zone.txt("_dmarc.longrua.example.com", "v=DMARC1; p=none; rua=mailto:d@",
              *_chunks(LONG_DEST))
     zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
+    # RFC 7489 6.6.3: no valid p= (or an invalid sp=) with a valid rua= reads as p=none;
+    # without a valid rua= no policy applies.
+    zone.txt("_dmarc.nop.example.com", "v=DMARC1; rua=mailto:d@nop.example.com")
+    zone.txt("_dmarc.badp.example.com", "v=DMARC1; p=rejected; rua=mailto:d@badp.example.com")
+    zone.txt("_dmarc.badsp.example.com",
+             "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@badsp.example.com")
+    zone.txt("_dmarc.badspnorua.example.com", "v=DMARC1; p=reject; sp=bogus")
+    zone.txt("_dmarc.upper.example.com",
+             "v=DMARC1; p=REJECT; sp=Quarantine; rua=mailto:d@upper.example.com")
+    # not DMARC records: receivers discard them (RFC 7489 6.6.3)
+    zone.txt("_dmarc.space.example.com", " v=DMARC1; p=reject; rua=mailto:d@space.example.com")
+    zone.txt("_dmarc.lower.example.com", "v=dmarc1; p=reject")
     zone.a("mail.shop.test", "192.0.2.40")
 
 
