@@ -248,3 +248,37 @@ def build_zone(keys: Keys) -> Zone:
     _failures(zone)
     _broken(zone, keys)
     return zone
+
+
+# --- hostile zones: DNS fan-out (each is served by its own server, to count queries) -----
+
+FAN = "fan.test"
+FAN_WIDTH = 300
+MX_FAN = "mxfan.test"
+MX_FAN_HOSTS = 2000
+RUA_FAN = "ruafan.test"
+RUA_FAN_DESTINATIONS = 2000
+PTR_FAN_IP = "192.0.2.77"
+PTR_FAN_NAMES = 1000
+
+
+def _fan_records(name: str) -> list[tuple[int, object]]:
+    """Every name under fan.test: an SPF record including 300 distinct names below it."""
+    from dnslib import QTYPE, TXT
+
+    value = "v=spf1 " + " ".join(f"include:n{i}.{name}" for i in range(FAN_WIDTH)) + " -all"
+    return [(QTYPE.TXT, TXT([c.encode() for c in _chunks(value)]))]
+
+
+def fanout_zone() -> Zone:
+    """SPF includes 300 wide at every level, 2,000 MX hosts, 2,000 DMARC report
+    destinations and 1,000 PTR names: each made a check send thousands of queries."""
+    zone = Zone()
+    zone.generate(FAN, _fan_records)
+    for i in range(MX_FAN_HOSTS):
+        zone.mx(MX_FAN, 10, f"h{i}.{MX_FAN}").a(f"h{i}.{MX_FAN}", "192.0.2.25")
+    rua = ",".join(f"mailto:r@d{i}.example.org" for i in range(RUA_FAN_DESTINATIONS))
+    zone.txt(f"_dmarc.{RUA_FAN}", *_chunks(f"v=DMARC1; p=none; rua={rua}"))
+    for i in range(PTR_FAN_NAMES):
+        zone.ptr(PTR_FAN_IP, f"p{i}.ptrfan.test").a(f"p{i}.ptrfan.test", "192.0.2.78")
+    return zone

@@ -288,12 +288,12 @@ class DNSClient:
             if reason is not None:
                 self.refused += 1
                 return Lookup(key[0], key[1], "budget", detail=reason)
+            self.queries += 1  # counted here: the task starts later
             task = asyncio.ensure_future(self._query(*key))
             self._cache[key] = task
         return await asyncio.shield(task)
 
     async def _query(self, name: str, rdtype: str) -> Lookup:
-        self.queries += 1
         lookup = await self._ask(name, rdtype)
         self.answer_bytes += _size(lookup)
         if self.answer_bytes > self.budget.max_answer_bytes and self.exhausted is None:
