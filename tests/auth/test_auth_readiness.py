@@ -238,12 +238,17 @@ class TestTLS:
         ("smtp://user:Sup3r-Secret-Value@mail.example.com?starttls=false", "unknown option"),
         ("smtp://mail.example.com?tls=maybe", "option 'tls' must be one of"),
         ("carrier-pigeon://loft", "unknown scheme"),
+        ("smtp://", "missing host"),
+        ("smtps://:465", "missing host"),
+        ("sendgrid://", "no api key"),
+        ("failover(sendgrid://KEY@default smtp://)", "missing host"),
     ])
     def test_unreadable_url_is_not_checked(self, opts: dict[str, object], transport: str,
                                            words: str) -> None:
         """A URL the transports would refuse is not checked, saying why, secrets redacted."""
         item = readiness(GOOD, transport=transport, **opts).item("tls")  # type: ignore[arg-type]
         assert "not checked" == item.status
+        assert item.detail.startswith("invalid transport URL: ")
         assert words in item.detail
         assert "Sup3r-Secret-Value" not in item.detail
 

@@ -35,7 +35,8 @@ import dns.resolver
 from mailscale.auth._args import opt_number
 from mailscale.errors import AuthCheckError
 
-__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver"]
+__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver",
+           "parse_nameserver"]
 
 Status = Literal[
     "ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name", "budget"
@@ -107,28 +108,33 @@ class Lookup:
         return f"{len(self.records)} {self.rdtype} record(s) at {self.name}"
 
 
-def _parse_nameserver(text: str) -> tuple[str, int]:
+def parse_nameserver(text: str, what: str = "nameserver") -> tuple[str, int]:
+    """``(address, port)`` from ``host``, ``host:port`` or ``[v6]:port``.
+
+    Raises:
+        AuthCheckError: not of that form; the message starts with ``what`` (a flag name).
+    """
     text = text.strip()
     host, port = text, 53
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":"):
-                raise AuthCheckError(f"bad nameserver {text!r}: expected [address]:port")
-            port = _port(text, rest[1:])
+                raise AuthCheckError(f"{what} {text!r}: expected [address]:port")
+            port = _port(text, rest[1:], what)
     elif text.count(":") == 1:
         host, _, p = text.partition(":")
-        port = _port(text, p)
+        port = _port(text, p, what)
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise AuthCheckError(f"bad nameserver {text!r}: not an IP address") from None
+        raise AuthCheckError(f"{what} {text!r}: not an IP address") from None
     return host, port
 
 
-def _port(text: str, value: str) -> int:
+def _port(text: str, value: str, what: str) -> int:
     if not _digits(value) or not 0 < int(value) < 65536:
-        raise AuthCheckError(f"bad nameserver {text!r}: port must be 1-65535")
+        raise AuthCheckError(f"{what} {text!r}: port must be 1-65535")
     return int(value)
 
 
@@ -173,7 +179,7 @@ def make_resolver(
         out = dns.asyncresolver.Resolver(configure=False)
         out.nameservers = [
             dns.nameserver.Do53Nameserver(host, port)
-            for host, port in (_parse_nameserver(str(e)) for e in entries)
+            for host, port in (parse_nameserver(str(e)) for e in entries)
         ]
     timeout = opt_number(timeout, "timeout", positive=True)
     lifetime = opt_number(lifetime, "lifetime", positive=True)
