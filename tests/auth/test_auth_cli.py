@@ -85,7 +85,7 @@ class TestCheck:
                            "--nameserver", ns, "--timeout", "0.5")
         rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
                 for line in out.splitlines() if line.count("│") >= 3}
-        assert ("temperror", "unknown") == (rows["DKIM s1"], rows["Alignment"])
+        assert (1, "temperror", "unknown") == (code, rows["DKIM s1"], rows["Alignment"])
 
     def test_dns_down(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A server that never answers: everything temperror, alignment unknown, exit 3."""

@@ -83,6 +83,10 @@ class Policy(str, enum.Enum):
         return None
 
 
+def _policy(value: object) -> Policy | None:
+    return Policy.parse(value)
+
+
 def _findings(value: Any) -> tuple[Finding, ...]:
     return tuple(value)
 
@@ -156,7 +160,7 @@ class DMARCReport:
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
     policy: Policy | None = attrs.field(
         default=attrs.Factory(lambda self: self.tags.get("p"), takes_self=True),
-        converter=Policy.parse)
+        converter=_policy)
 
     @property
     def subdomain_policy(self) -> Policy | None:
