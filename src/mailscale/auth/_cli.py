@@ -132,10 +132,9 @@ def _check_flags(args: argparse.Namespace) -> None:
             ipaddress.ip_address(ip.strip())
         except ValueError:
             raise _flag_error("--ip", ip, "not an IP address") from None
-    selectors = args.selector
-    for selector in [selectors] if isinstance(selectors, str) else selectors or ():
-        from mailscale.auth.dkim import selector_name
+    from mailscale.auth.dkim import selector_name
 
+    for selector in args.selector:
         try:
             selector_name(selector, domain)
         except AuthCheckError:
