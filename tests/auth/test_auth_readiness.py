@@ -8,6 +8,7 @@ from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS, Keys
 from mailscale.auth import ReadinessReport, check_domain, readiness
 from mailscale.errors import AuthCheckError
 from mailscale.signing import DKIMSigner
+from peers.dns_server import DNSServer
 
 SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
 UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"
@@ -283,3 +284,20 @@ class TestComplaintRate:
         """Impossible statistics are refused."""
         with pytest.raises(AuthCheckError):
             readiness(GOOD, **kwargs, **opts)  # type: ignore[arg-type]
+
+
+class TestSampleSignatureBound:
+    def test_at_most_ten_keys_fetched(self, opts: dict[str, object], keys: Keys,
+                                      dns_server: DNSServer) -> None:
+        """A sample with 13 signatures by distinct selectors fetches 10 keys, no more."""
+        head, sep, rest = signed(keys.rsa2048).partition(b"\r\nFrom: ")
+        extra = b"".join(
+            f"DKIM-Signature: v=1; a=rsa-sha256; d={GOOD}; s=x{i}; h=from; bh=AAAA; b=AAAA\r\n"
+            .encode() for i in range(12))
+        dns_server.queries.clear()
+        sample = head + b"\r\n" + extra + sep[2:] + rest  # the real signature first
+        report = readiness(GOOD, sample_message=sample, **opts)  # type: ignore[arg-type]
+        asked = {n for n, t, _ in dns_server.queries
+                 if t == "TXT" and n.startswith("x") and "._domainkey." in n}
+        assert 9 == len(asked)  # s1 and 9 of the 12 others
+        assert "pass" == report.item("dkim").status  # the real signature still verifies
