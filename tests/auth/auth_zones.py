@@ -196,6 +196,18 @@ def _dmarc(zone: Zone) -> None:
     zone.txt("_dmarc.longrua.example.com", "v=DMARC1; p=none; rua=mailto:d@",
              *_chunks(LONG_DEST))
     zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
+    # RFC 7489 6.6.3: no valid p= (or an invalid sp=) with a valid rua= reads as p=none;
+    # without a valid rua= no policy applies.
+    zone.txt("_dmarc.nop.example.com", "v=DMARC1; rua=mailto:d@nop.example.com")
+    zone.txt("_dmarc.badp.example.com", "v=DMARC1; p=rejected; rua=mailto:d@badp.example.com")
+    zone.txt("_dmarc.badsp.example.com",
+             "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@badsp.example.com")
+    zone.txt("_dmarc.badspnorua.example.com", "v=DMARC1; p=reject; sp=bogus")
+    zone.txt("_dmarc.upper.example.com",
+             "v=DMARC1; p=REJECT; sp=Quarantine; rua=mailto:d@upper.example.com")
+    # not DMARC records: receivers discard them (RFC 7489 6.6.3)
+    zone.txt("_dmarc.space.example.com", " v=DMARC1; p=reject; rua=mailto:d@space.example.com")
+    zone.txt("_dmarc.lower.example.com", "v=dmarc1; p=reject")
     zone.a("mail.shop.test", "192.0.2.40")
 
 
@@ -235,4 +247,38 @@ def build_zone(keys: Keys) -> Zone:
     _mx(zone)
     _failures(zone)
     _broken(zone, keys)
+    return zone
+
+
+# --- hostile zones: DNS fan-out (each is served by its own server, to count queries) -----
+
+FAN = "fan.test"
+FAN_WIDTH = 300
+MX_FAN = "mxfan.test"
+MX_FAN_HOSTS = 2000
+RUA_FAN = "ruafan.test"
+RUA_FAN_DESTINATIONS = 2000
+PTR_FAN_IP = "192.0.2.77"
+PTR_FAN_NAMES = 1000
+
+
+def _fan_records(name: str) -> list[tuple[int, object]]:
+    """Every name under fan.test: an SPF record including 300 distinct names below it."""
+    from dnslib import QTYPE, TXT
+
+    value = "v=spf1 " + " ".join(f"include:n{i}.{name}" for i in range(FAN_WIDTH)) + " -all"
+    return [(QTYPE.TXT, TXT([c.encode() for c in _chunks(value)]))]
+
+
+def fanout_zone() -> Zone:
+    """SPF includes 300 wide at every level, 2,000 MX hosts, 2,000 DMARC report
+    destinations and 1,000 PTR names: each made a check send thousands of queries."""
+    zone = Zone()
+    zone.generate(FAN, _fan_records)
+    for i in range(MX_FAN_HOSTS):
+        zone.mx(MX_FAN, 10, f"h{i}.{MX_FAN}").a(f"h{i}.{MX_FAN}", "192.0.2.25")
+    rua = ",".join(f"mailto:r@d{i}.example.org" for i in range(RUA_FAN_DESTINATIONS))
+    zone.txt(f"_dmarc.{RUA_FAN}", *_chunks(f"v=DMARC1; p=none; rua={rua}"))
+    for i in range(PTR_FAN_NAMES):
+        zone.ptr(PTR_FAN_IP, f"p{i}.ptrfan.test").a(f"p{i}.ptrfan.test", "192.0.2.78")
     return zone

@@ -182,9 +182,9 @@ class TestNameserverStrings:
     )
     def test_forms(self, text: str, expected: tuple[str, int]) -> None:
         """host, host:port, bare IPv6 and [IPv6]:port are understood."""
-        from mailscale.auth._dns import _parse_nameserver
+        from mailscale.auth._dns import parse_nameserver
 
-        assert expected == _parse_nameserver(text)
+        assert expected == parse_nameserver(text)
 
 
 class TestLookupStatus:
@@ -197,3 +197,30 @@ class TestLookupStatus:
         lookup = run_sync(DNSClient(make_resolver(ns)).query(name, "A"))
         assert ("invalid_name", False, False) == (lookup.status, lookup.temporary, lookup.void)
         assert "not a valid DNS name" in lookup.describe()
+
+
+class TestAlignmentStatus:
+    def test_ok_when_aligned_and_fetched(self, opts: dict[str, object]) -> None:
+        """Aligned identifiers whose records were fetched: ok."""
+        report = check_domain(GOOD, dkim_selectors=["s1"], envelope_domain=GOOD, **opts)  # type: ignore[arg-type]
+        assert "ok" == report.alignment.status
+
+    def test_dkim_temperror_is_not_ok(self, opts: dict[str, object]) -> None:
+        """DKIM d= aligns, but its key could not be fetched: alignment is unknown, not ok."""
+        report = check_domain("dkimfail.example.com", dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
+        assert ("temperror", True, "unknown") == (
+            report.dkim[0].status, report.alignment.dkim_aligned, report.alignment.status)
+
+    def test_dmarc_temperror_leaves_differing_modes_unknown(self, opts: dict[str, object]
+                                                            ) -> None:
+        """Without the DMARC record the mode is unknown: relaxed-only alignment is unknown."""
+        report = check_domain("servfail.example.com", envelope_domain="b.servfail.example.com",  # type: ignore[arg-type]
+                              **opts)
+        assert (True, False, None, "unknown") == (
+            report.alignment.spf_relaxed, report.alignment.spf_strict,
+            report.alignment.spf_aligned, report.alignment.status)
+
+    def test_fail_when_nothing_aligns(self, opts: dict[str, object]) -> None:
+        """A known, unaligned envelope domain and no DKIM domain: fail."""
+        report = check_domain(GOOD, envelope_domain="example.net", **opts)  # type: ignore[arg-type]
+        assert "fail" == report.alignment.status

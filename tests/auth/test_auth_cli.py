@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -60,13 +62,13 @@ class TestCheck:
         assert (1, False, 3) == (code, data["ok"], data["spf"]["void_lookups"])
         assert "spf.void_lookups" in [f["code"] for f in data["findings"]]
 
-    def test_temporary_error_exits_non_zero(self, ns: str, capsys: pytest.CaptureFixture[str]
-                                            ) -> None:
-        """SERVFAIL is reported as a temporary error, never as a missing record."""
+    def test_temporary_error_exits_incomplete(self, ns: str, capsys: pytest.CaptureFixture[str]
+                                              ) -> None:
+        """SERVFAIL is a temporary error, never a missing record: exit 3, incomplete."""
         code, out, _ = run(capsys, "dns", "check", "servfail.example.com", "--nameserver", ns,
                            "--json")
         codes = [f["code"] for f in json.loads(out)["findings"]]
-        assert 1 == code
+        assert 3 == code
         assert ["spf.temperror", "dmarc.temperror", "mx.temperror"] == codes
 
     def test_bad_input_is_one_line(self, ns: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,6 +76,28 @@ class TestCheck:
         code, out, err = run(capsys, "dns", "check", "a..b", "--nameserver", ns)
         assert (2, "") == (code, out)
         assert err.startswith("mailscale: error: domain 'a..b'")
+
+
+    def test_alignment_not_ok_when_dkim_is_temperror(
+            self, ns: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """A DKIM key that could not be fetched leaves alignment through it unknown, not ok."""
+        code, out, _ = run(capsys, "dns", "check", "dkimfail.example.com", "--selector", "s1",
+                           "--nameserver", ns, "--timeout", "0.5")
+        rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+                for line in out.splitlines() if line.count("│") >= 3}
+        assert (1, "temperror", "unknown") == (code, rows["DKIM s1"], rows["Alignment"])
+
+    def test_dns_down(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A server that never answers: everything temperror, alignment unknown, exit 3."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+            dead.bind(("127.0.0.1", 0))
+            port = dead.getsockname()[1]
+            code, out, _ = run(capsys, "dns", "check", GOOD, "--selector", "s1",
+                               "--envelope-domain", GOOD, "--nameserver", f"127.0.0.1:{port}",
+                               "--timeout", "0.3", "--json")
+        data = json.loads(out)
+        assert (3, "unknown", "temperror") == (
+            code, data["alignment"]["status"], data["dkim"][0]["status"])
 
 
 class TestReadiness:
@@ -94,7 +118,21 @@ class TestReadiness:
         """A message file that cannot be read is a clean error."""
         code, _, err = run(capsys, "dns", "readiness", GOOD, "--nameserver", ns, "--message",
                            str(tmp_path / "missing.eml"))
-        assert 2 == code and "cannot read" in err
+        assert 2 == code and "--message: cannot read" in err
+
+    def test_incomplete_exits_three(self, ns: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """Nothing fails but items are not checked: 'incomplete' and exit 3, not 0."""
+        code, out, _ = run(capsys, "dns", "readiness", GOOD, "--nameserver", ns)
+        assert 3 == code
+        assert "Status: incomplete" in out
+
+    def test_invalid_transport_url(self, ns: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """--transport smtp:// (no host) is bad input naming the flag, never TLS 'pass'."""
+        code, out, err = run(capsys, "dns", "readiness", GOOD, "--nameserver", ns,
+                             "--transport", "smtp://")
+        assert (2, "") == (code, out)
+        assert err.startswith("mailscale: error: --transport: ") and "missing host" in err
+        assert 1 == len(err.splitlines())
 
 
 class TestRecords:
@@ -161,7 +199,7 @@ class TestRecords:
         code, out, err = run(capsys, "dns", "records", "example.com", "--ip", "203.0.113.7",
                              "--policy", "none; rua=mailto:x@evil.example")
         assert (2, "") == (code, out)
-        assert "DMARC p must be one of" in err
+        assert "--policy 'none; rua=mailto:x@evil.example': must be one of" in err
 
     def test_key_without_selector(self, capsys: pytest.CaptureFixture[str], keys: Keys,
                                   tmp_path: Path) -> None:
@@ -170,3 +208,46 @@ class TestRecords:
         pem.write_bytes(private_key_pem(keys.ed))
         code, _, err = run(capsys, "dns", "records", "example.com", "--dkim-key", str(pem))
         assert 2 == code and "--selector" in err
+
+
+class TestFlags:
+    @pytest.mark.parametrize(("argv", "expected"), [
+        (["check", GOOD, "--ip", "notanip"], "--ip 'notanip': not an IP address"),
+        (["check", GOOD, "--from-domain", "a..b"], "--from-domain 'a..b'"),
+        (["check", GOOD, "--envelope-domain=x-.example"], "--envelope-domain 'x-.example'"),
+        (["check", GOOD, "--dkim-domain", "a b"], "--dkim-domain 'a b'"),
+        (["check", GOOD, "--selector", "bad sel"], "--selector 'bad sel'"),
+        (["check", GOOD, "--nameserver", "dns.example"], "--nameserver 'dns.example'"),
+        (["check", GOOD, "--timeout", "-1"], "--timeout -1.0: must be a positive"),
+        (["check", GOOD, "--timeout", "inf"], "--timeout inf"),
+        (["readiness", GOOD, "--complaint-rate", "5"], "--complaint-rate 5.0"),
+        (["records", "example.com", "--ip", "203.0.113.7/33"], "--ip '203.0.113.7/33'"),
+        (["records", "example.com", "--include", "a..b"], "--include 'a..b'"),
+        (["records", "example.com", "--rua", "a b@example.com"], "--rua 'a b@example.com'"),
+        (["records", "example.com", "--selector", "s 1", "--ip", "203.0.113.7"],
+         "--selector 's 1'"),
+        (["records", "example.com", "--count-includes", "--nameserver", "x"],
+         "--nameserver 'x'"),
+    ])
+    def test_errors_name_the_flag(self, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                  expected: str) -> None:
+        """A bad value is one line on stderr naming the flag typed, exit 2."""
+        code, out, err = run(capsys, "dns", *argv)
+        assert (2, "") == (code, out)
+        assert err.startswith(f"mailscale: error: {expected}")
+        assert 1 == len(err.splitlines())
+
+    def test_every_command_takes_json_and_documents_exit_codes(self) -> None:
+        """Each dns command prints a result, takes --json and lists its exit codes."""
+        parser = cli.build_parser()
+        dns = next(a for a in parser._subparsers._group_actions  # type: ignore[union-attr]
+                   if isinstance(a, argparse._SubParsersAction)).choices["dns"]
+        commands = next(a for a in dns._subparsers._group_actions  # type: ignore[union-attr]
+                        if isinstance(a, argparse._SubParsersAction)).choices
+        assert {"check", "readiness", "records"} == set(commands)
+        for name, sub in commands.items():
+            text = sub.format_help()
+            assert "--json" in text, name
+            assert "exit codes:" in text and "2  bad input" in text, name
+        assert "3  incomplete" in commands["readiness"].format_help()
+        assert "3  incomplete" in commands["check"].format_help()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from auth_zones import GOOD, LONG_DEST, REPORTS
 
-from mailscale.auth import DMARCReport, Severity, check_domain, organizational_domain, parse_dmarc
+from mailscale.auth import (
+    DMARCReport,
+    Policy,
+    Severity,
+    check_domain,
+    organizational_domain,
+    parse_dmarc,
+)
 from mailscale.errors import AuthCheckError
 
 
@@ -46,7 +53,9 @@ class TestParse:
             ("v=DMARC1; p=none; p=reject", "more than once"),
             ("v=DMARC1; p=none; junk", "malformed"),
             ("p=none; v=DMARC1", "not a DMARC record"),
-            ("v=dmarc1; p=none", "exactly"),
+            ("v=dmarc1; p=none", "not a DMARC record"),
+            (" v=DMARC1; p=none", "not a DMARC record"),
+            ("\tv=DMARC1; p=none", "not a DMARC record"),
         ],
     )
     def test_bad_tags(self, record: str, words: str) -> None:
@@ -107,10 +116,53 @@ class TestDiscovery:
         report = dmarc_of(opts, "twodmarc.example.com")
         assert ("invalid", {"dmarc.multiple": Severity.ERROR}) == (report.status, codes(report))
 
-    def test_bad_policy(self, opts: dict[str, object]) -> None:
-        """A record without a valid p= is unusable: an error."""
+    def test_bad_policy_without_rua(self, opts: dict[str, object]) -> None:
+        """No valid p= and no rua=: receivers apply no DMARC (RFC 7489 6.6.3): an error."""
         report = dmarc_of(opts, "badpolicy.example.com")
-        assert ("invalid", {"dmarc.syntax": Severity.ERROR}) == (report.status, codes(report))
+        assert ("invalid", None) == (report.status, report.policy)
+        assert {"dmarc.no_policy": Severity.ERROR, "dmarc.tag_invalid": Severity.WARNING} == (
+            codes(report))
+
+    @pytest.mark.parametrize("domain", ["nop.example.com", "badp.example.com"])
+    def test_missing_or_bad_policy_with_rua_is_none(self, opts: dict[str, object],
+                                                    domain: str) -> None:
+        """No valid p= but a valid rua=: receivers act as if p=none (RFC 7489 6.6.3)."""
+        report = dmarc_of(opts, domain)
+        assert ("ok", Policy.NONE) == (report.status, report.policy)
+        assert Severity.WARNING == codes(report)["dmarc.policy_fallback"]
+        assert "p" not in report.tags
+
+    def test_invalid_sp_with_rua_is_none_everywhere(self, opts: dict[str, object]) -> None:
+        """An invalid sp= with a valid rua= makes the whole record p=none, p=reject included."""
+        report = dmarc_of(opts, "badsp.example.com")
+        assert ("ok", Policy.NONE, Policy.NONE) == (report.status, report.policy,
+                                                    report.subdomain_policy)
+        assert {"dmarc.tag_invalid", "dmarc.policy_fallback", "dmarc.policy_none"} == set(
+            codes(report))
+
+    def test_invalid_sp_without_rua_is_no_policy(self, opts: dict[str, object]) -> None:
+        """An invalid sp= and no rua=: no DMARC processing at all (RFC 7489 6.6.3)."""
+        report = dmarc_of(opts, "badspnorua.example.com")
+        assert ("invalid", None) == (report.status, report.policy)
+        assert Severity.ERROR == codes(report)["dmarc.no_policy"]
+
+    def test_policy_values_are_normalized(self, opts: dict[str, object]) -> None:
+        """p=REJECT is Policy.REJECT, which still equals the string 'reject'."""
+        report = dmarc_of(opts, "upper.example.com")
+        assert (Policy.REJECT, Policy.QUARANTINE) == (report.policy, report.subdomain_policy)
+        assert "reject" == report.policy
+        assert "p=reject" == f"p={report.policy}"
+        assert "reject" == check_domain("upper.example.com", **opts).to_dict()[  # type: ignore[arg-type]
+            "dmarc"]["policy"]
+
+    @pytest.mark.parametrize("domain", ["space.example.com", "lower.example.com"])
+    def test_record_not_starting_with_version_is_discarded(self, opts: dict[str, object],
+                                                           domain: str) -> None:
+        """A TXT record not beginning with exactly 'v=DMARC1' is not DMARC: missing, said why."""
+        report = dmarc_of(opts, domain)
+        assert ("missing", None) == (report.status, report.policy)
+        assert {"dmarc.not_dmarc": Severity.WARNING, "dmarc.missing": Severity.ERROR} == (
+            codes(report))
 
     @pytest.mark.parametrize(("domain", "tag"), [("badpct.example.com", "pct"),
                                                  ("badalign.example.com", "adkim")])

@@ -8,6 +8,7 @@ from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS, Keys
 from mailscale.auth import ReadinessReport, check_domain, readiness
 from mailscale.errors import AuthCheckError
 from mailscale.signing import DKIMSigner
+from peers.dns_server import DNSServer
 
 SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
 UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"
@@ -238,12 +239,17 @@ class TestTLS:
         ("smtp://user:Sup3r-Secret-Value@mail.example.com?starttls=false", "unknown option"),
         ("smtp://mail.example.com?tls=maybe", "option 'tls' must be one of"),
         ("carrier-pigeon://loft", "unknown scheme"),
+        ("smtp://", "missing host"),
+        ("smtps://:465", "missing host"),
+        ("sendgrid://", "no api key"),
+        ("failover(sendgrid://KEY@default smtp://)", "missing host"),
     ])
     def test_unreadable_url_is_not_checked(self, opts: dict[str, object], transport: str,
                                            words: str) -> None:
         """A URL the transports would refuse is not checked, saying why, secrets redacted."""
         item = readiness(GOOD, transport=transport, **opts).item("tls")  # type: ignore[arg-type]
         assert "not checked" == item.status
+        assert item.detail.startswith("invalid transport URL: ")
         assert words in item.detail
         assert "Sup3r-Secret-Value" not in item.detail
 
@@ -278,3 +284,20 @@ class TestComplaintRate:
         """Impossible statistics are refused."""
         with pytest.raises(AuthCheckError):
             readiness(GOOD, **kwargs, **opts)  # type: ignore[arg-type]
+
+
+class TestSampleSignatureBound:
+    def test_at_most_ten_keys_fetched(self, opts: dict[str, object], keys: Keys,
+                                      dns_server: DNSServer) -> None:
+        """A sample with 13 signatures by distinct selectors fetches 10 keys, no more."""
+        head, sep, rest = signed(keys.rsa2048).partition(b"\r\nFrom: ")
+        extra = b"".join(
+            f"DKIM-Signature: v=1; a=rsa-sha256; d={GOOD}; s=x{i}; h=from; bh=AAAA; b=AAAA\r\n"
+            .encode() for i in range(12))
+        dns_server.queries.clear()
+        sample = head + b"\r\n" + extra + sep[2:] + rest  # the real signature first
+        report = readiness(GOOD, sample_message=sample, **opts)  # type: ignore[arg-type]
+        asked = {n for n, t, _ in dns_server.queries
+                 if t == "TXT" and n.startswith("x") and "._domainkey." in n}
+        assert 9 == len(asked)  # s1 and 9 of the 12 others
+        assert "pass" == report.item("dkim").status  # the real signature still verifies

@@ -14,7 +14,7 @@ import socket
 import socketserver
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import dns.resolver
@@ -54,6 +54,9 @@ class Zone:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     ttl: int = 300
+    #: Records made on demand for every name under a suffix (zones too large to list).
+    generated: dict[str, Callable[[str], list[tuple[int, object]]]] = field(
+        default_factory=dict)
 
     @classmethod
     def from_text(cls, text: str) -> Zone:
@@ -98,17 +101,30 @@ class Zone:
         self.silent.add(_norm(name))
         return self
 
+    def generate(self, suffix: str, records: Callable[[str], list[tuple[int, object]]]) -> Zone:
+        """Answer every name at or under ``suffix`` with ``records(name)``: (QTYPE, rdata)."""
+        self.generated[_norm(suffix)] = records
+        return self
+
+    def _records(self, name: str) -> list[tuple[int, object]]:
+        for suffix, make in self.generated.items():
+            if name == suffix or name.endswith("." + suffix):
+                return make(name)
+        return self.records.get(name, [])
+
     def merge(self, other: Zone) -> Zone:
         for name, rrs in other.records.items():
             self.records.setdefault(name, []).extend(rrs)
         self.servfail |= other.servfail
         self.silent |= other.silent
+        self.generated.update(other.generated)
         return self
 
     def _exists(self, name: str) -> bool:
         # A name exists when it owns records or is an empty non-terminal.
         suffix = "." + name
-        return name in self.records or any(n.endswith(suffix) for n in self.records)
+        return (name in self.records or any(n.endswith(suffix) for n in self.records)
+                or any(name == g or name.endswith("." + g) for g in self.generated))
 
     def answer(self, query: DNSRecord) -> DNSRecord | None:
         """The reply to ``query``, or None to stay silent."""
@@ -122,7 +138,7 @@ class Zone:
             return reply
         name = qname
         for _ in range(8):  # chase CNAMEs inside the zone
-            rrs = self.records.get(name, [])
+            rrs = self._records(name)
             cnames = [rd for t, rd in rrs if t == QTYPE.CNAME]
             if cnames and qtype != QTYPE.CNAME:
                 reply.add_answer(RR(name, QTYPE.CNAME, rdata=cnames[0], ttl=self.ttl))

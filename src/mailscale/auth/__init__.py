@@ -10,15 +10,18 @@ turns a report into the bulk-sender checklist of Gmail, Yahoo and Microsoft.
 from __future__ import annotations
 
 from mailscale.auth._check import check_domain, check_domain_async
+from mailscale.auth._dns import DNSBudget
 from mailscale.auth._hosts import aligned
 from mailscale.auth._model import (
     AlignmentReport,
     AuthReport,
     DKIMReport,
     DMARCReport,
+    DNSUsage,
     Finding,
     MXHost,
     MXReport,
+    Policy,
     PTRReport,
     Severity,
     SPFReport,
@@ -40,10 +43,13 @@ __all__ = [
     "AuthReport",
     "DKIMReport",
     "DMARCReport",
+    "DNSBudget",
+    "DNSUsage",
     "Finding",
     "MXHost",
     "MXReport",
     "PTRReport",
+    "Policy",
     "ReadinessItem",
     "ReadinessReport",
     "SPFRecord",

@@ -11,9 +11,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from mailscale._log import get_logger
 from mailscale.auth._args import opt_str, str_items
-from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
+from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
 from mailscale.auth._hosts import analyze_alignment, analyze_mx, analyze_ptr
-from mailscale.auth._model import AuthReport
+from mailscale.auth._model import AuthReport, DNSUsage, Finding, Severity
 from mailscale.auth.dkim import analyze_dkim, selector_name
 from mailscale.auth.dmarc import analyze_dmarc
 from mailscale.auth.spf import ESP_INCLUDES, analyze_spf
@@ -85,6 +85,7 @@ async def check_domain_async(
     sender: str | None = None,
     timeout: float | None = None,
     lifetime: float | None = None,
+    budget: DNSBudget | None = None,
 ) -> AuthReport:
     """The asyncio form of :func:`check_domain`."""
     domain = normalize_domain(domain)
@@ -115,7 +116,7 @@ async def check_domain_async(
              if envelope_domain is not None else None)
     dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain is not None else (
         domain if selectors else None)
-    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
+    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
     spf, dmarc, mx, dkim, ptr = await asyncio.gather(
         analyze_spf(dns, domain, sending_ips=ips, esp=esp, sender=sender),
         analyze_dmarc(dns, domain),
@@ -123,11 +124,25 @@ async def check_domain_async(
         asyncio.gather(*(analyze_dkim(dns, domain, s, local_key=keys.get(s)) for s in selectors)),
         asyncio.gather(*(analyze_ptr(dns, ip) for ip in ips)),
     )
-    alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc)
-    report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment)
+    alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc, spf=spf, dkim=dkim)
+    report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment,
+                        usage(dns))
     _log.debug("auth.check_done", domain=domain, queries=dns.queries,
                errors=len(report.errors), warnings=len(report.warnings))
     return report
+
+
+def usage(dns: DNSClient) -> DNSUsage:
+    """What ``dns`` spent, with an error finding when its budget stopped the check."""
+    findings = []
+    if dns.exhausted is not None:
+        findings.append(Finding(
+            Severity.ERROR, "dns.budget_exhausted",
+            f"stopped asking DNS after {dns.queries} queries: {dns.exhausted}; "
+            f"{dns.refused} lookup(s) were not sent and their checks are temperror "
+            "(give a larger budget=DNSBudget(...) to check further)", None))
+    return DNSUsage(dns.queries, dns.refused, dns.answer_bytes, dns.exhausted,
+                    findings=findings)
 
 
 check_domain = blocking(
@@ -149,6 +164,9 @@ check_domain = blocking(
         dkim_keys: local keys by selector; the published key must match.
         sender: the envelope sender for SPF macros (default ``postmaster@domain``).
         timeout: per-query time-out in seconds; lifetime: per-lookup total.
+        budget: what the whole check may spend on DNS (:class:`DNSBudget`: 200
+            queries, 30 s, 1 MiB of answers by default); lookups beyond it are not
+            sent, their checks are temperror, and ``dns.budget_exhausted`` says so.
 
     Raises:
         AuthCheckError: malformed inputs. DNS failures never raise: they are findings.

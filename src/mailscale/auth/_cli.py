@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from mailscale.auth._check import check_domain
+from mailscale.auth._check import check_domain, normalize_domain
+from mailscale.auth._dns import parse_nameserver
 from mailscale.auth._model import AuthReport
 from mailscale.auth.readiness import ReadinessReport, readiness
 from mailscale.auth.records import (
@@ -19,9 +22,36 @@ from mailscale.auth.records import (
     spf_record,
 )
 from mailscale.auth.spf import ESP_INCLUDES
-from mailscale.errors import AuthCheckError
+from mailscale.errors import AuthCheckError, MailscaleError
 
-__all__ = ["register"]
+__all__ = ["EXIT_FAILED", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "register"]
+
+EXIT_OK = 0
+#: An error was found (check) or a requirement fails (readiness).
+EXIT_FAILED = 1
+#: Bad input: a malformed flag value, an unreadable file (the one-line error on stderr).
+EXIT_USAGE = 2
+#: Nothing failed, but something could not be checked (a temporary DNS error, the DNS
+#: budget, or for readiness an input not given): the answer is not known yet.
+EXIT_INCOMPLETE = 3
+
+_CHECK_EPILOG = """exit codes:
+  0  no error found
+  1  errors found
+  2  bad input (one line on stderr)
+  3  incomplete: no error found, but something could not be checked
+     (a temporary DNS error, or the check's DNS budget ran out)"""
+
+_READINESS_EPILOG = """exit codes:
+  0  ready: every requirement checked and none fails
+  1  not ready: a requirement fails
+  2  bad input (one line on stderr), an invalid --transport URL included
+  3  incomplete: nothing fails, but a requirement could not be checked
+     (not given, or a temporary DNS error)"""
+
+_RECORDS_EPILOG = """exit codes:
+  0  the records were printed
+  2  bad input (one line on stderr)"""
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _STATUS_STYLE = {"ok": "green", "pass": "green", "warn": "yellow", "not checked": "dim"}
@@ -33,18 +63,24 @@ def register(subparsers: Any) -> None:
     sub = dns.add_subparsers(dest="dns_command", metavar="SUBCOMMAND")
     dns.set_defaults(func=lambda args: (dns.print_help(), 2)[1])
 
-    check = sub.add_parser("check", help="check a domain's authentication records")
+    check = sub.add_parser("check", help="check a domain's authentication records",
+                           epilog=_CHECK_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(check)
     check.set_defaults(func=_check)
 
-    ready = sub.add_parser("readiness", help="the Gmail/Yahoo/Microsoft bulk-sender checklist")
+    ready = sub.add_parser("readiness", help="the Gmail/Yahoo/Microsoft bulk-sender checklist",
+                           epilog=_READINESS_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(ready)
     ready.add_argument("--message", type=Path, help="a sample message (RFC 5322 file)")
     ready.add_argument("--transport", help="the transport URL, to tell whether TLS is used")
     ready.add_argument("--complaint-rate", type=float, help="complaints per delivered, 0.001=0.1%%")
     ready.set_defaults(func=_readiness)
 
-    records = sub.add_parser("records", help="print the TXT records to publish")
+    records = sub.add_parser("records", help="print the TXT records to publish",
+                             epilog=_RECORDS_EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     records.add_argument("domain")
     records.add_argument("--ip", action="append", default=[], help="sending IP or network")
     records.add_argument("--include", action="append", default=[], help="SPF include domain")
@@ -79,7 +115,53 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _flag_error(flag: str, value: object, problem: str) -> AuthCheckError:
+    return AuthCheckError(f"{flag} {value!r}: {problem}")
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Check what the user typed, so that an error names the flag (not an argument name)."""
+    domain = normalize_domain(args.domain, "domain")
+    for flag, attr in (("--from-domain", "from_domain"), ("--envelope-domain", "envelope_domain"),
+                       ("--dkim-domain", "dkim_domain")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            normalize_domain(value, flag)
+    for ip in getattr(args, "ip", None) or ():
+        try:
+            ipaddress.ip_address(ip.strip())
+        except ValueError:
+            raise _flag_error("--ip", ip, "not an IP address") from None
+    from mailscale.auth.dkim import selector_name
+
+    for selector in args.selector:
+        try:
+            selector_name(selector, domain)
+        except AuthCheckError:
+            raise _flag_error("--selector", selector, "not a valid DKIM selector (letters, "
+                              "digits, '-' and '_' in dot-separated labels)") from None
+    for server in getattr(args, "nameserver", None) or ():
+        parse_nameserver(server, "--nameserver")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise _flag_error("--timeout", timeout, "must be a positive number of seconds")
+    rate = getattr(args, "complaint_rate", None)
+    if rate is not None and not 0 <= rate <= 1:
+        raise _flag_error("--complaint-rate", rate,
+                          "must be a fraction from 0 to 1 (0.001 is 0.1%)")
+    transport = getattr(args, "transport", None)
+    if transport is not None:
+        from mailscale.errors import ConfigurationError
+        from mailscale.transports.registry import transport_from_url
+
+        try:
+            transport_from_url(transport, options_for={"file": {"create": False}}).close()
+        except ConfigurationError as exc:  # the message shows the URL redacted
+            raise AuthCheckError(f"--transport: {exc}") from None
+
+
 def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    _check_flags(args)
     return {
         "dkim_selectors": args.selector,
         "sending_ips": args.ip,
@@ -91,6 +173,13 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": min(args.timeout, 2.0),
         "lifetime": args.timeout,
     }
+
+
+def _incomplete(report: AuthReport) -> bool:
+    """True when every error says only that something could not be checked."""
+    return bool(report.errors) and all(
+        f.code.endswith(".temperror") or f.code == "dns.budget_exhausted"
+        for f in report.errors)
 
 
 def _console() -> Any:
@@ -108,7 +197,9 @@ def _check(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
-    return 0 if report.ok else 1
+    if report.ok:
+        return EXIT_OK
+    return EXIT_INCOMPLETE if _incomplete(report) else EXIT_FAILED
 
 
 def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
@@ -131,8 +222,7 @@ def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
     def yn(v: bool | None) -> str:
         return "unknown" if v is None else ("yes" if v else "no")
 
-    rows.append(("Alignment", "ok" if al.spf_aligned or al.dkim_aligned else
-                 ("unknown" if al.spf_aligned is None and al.dkim_aligned is None else "fail"),
+    rows.append(("Alignment", al.status,
                  f"SPF {yn(al.spf_aligned)}, DKIM {yn(al.dkim_aligned)} (From {al.from_domain})"))
     return rows
 
@@ -168,14 +258,17 @@ def _readiness(args: argparse.Namespace) -> int:
         try:
             sample = args.message.read_bytes()
         except OSError as exc:
-            raise AuthCheckError(f"cannot read {args.message}: {exc.strerror}") from None
+            raise AuthCheckError(f"--message: cannot read {args.message}: {exc.strerror}"
+                                 ) from None
     report = readiness(args.domain, sample_message=sample, transport=args.transport,
                        complaint_rate=args.complaint_rate, **_kwargs(args))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         _print_readiness(report)
-    return 1 if report.failed else 0
+    if report.failed:
+        return EXIT_FAILED
+    return EXIT_INCOMPLETE if report.status == "incomplete" else EXIT_OK
 
 
 def _print_readiness(report: ReadinessReport) -> None:
@@ -202,16 +295,49 @@ def _load_key(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise AuthCheckError(f"cannot read {path}: {exc.strerror}") from None
+        raise AuthCheckError(f"--dkim-key: cannot read {path}: {exc.strerror}") from None
     if b"PUBLIC KEY" in data:
         try:
             return serialization.load_pem_public_key(data)
         except ValueError:
-            raise AuthCheckError(f"{path} is not a PEM public key") from None
-    return load_private_key(data)
+            raise AuthCheckError(f"--dkim-key: {path} is not a PEM public key") from None
+    try:
+        return load_private_key(data)
+    except MailscaleError as exc:
+        raise AuthCheckError(f"--dkim-key: {path}: {exc}") from None
+
+
+def _check_record_flags(args: argparse.Namespace) -> None:
+    """The records command's flags, each checked so that an error names it."""
+    normalize_domain(args.domain, "domain")
+    for ip in args.ip:
+        try:
+            ipaddress.ip_network(ip.strip(), strict=True)
+        except ValueError as exc:
+            raise _flag_error("--ip", ip, f"not an address or network ({exc})") from None
+    for name in args.include:
+        normalize_domain(name, "--include")
+    if args.selector is not None:
+        from mailscale.auth.dkim import selector_name
+
+        try:
+            selector_name(args.selector, args.domain)
+        except AuthCheckError:
+            raise _flag_error("--selector", args.selector, "not a valid DKIM selector") from None
+    if args.policy.lower() not in ("none", "quarantine", "reject"):
+        raise _flag_error("--policy", args.policy, "must be one of none, quarantine, reject")
+    for flag, values in (("--rua", args.rua), ("--ruf", args.ruf)):
+        for value in values:
+            try:
+                dmarc_record(rua=[value])
+            except AuthCheckError as exc:
+                raise _flag_error(flag, value, str(exc).removeprefix("DMARC rua: ")) from None
+    for server in args.nameserver:
+        parse_nameserver(server, "--nameserver")
 
 
 def _records(args: argparse.Namespace) -> int:
+    _check_record_flags(args)
     records: list[TXTRecord] = []
     if args.ip or args.include or args.esp or args.mx or args.all == "-all":
         records.append(spf_record(

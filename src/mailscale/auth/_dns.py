@@ -3,20 +3,24 @@
 Every lookup ends in one :class:`Lookup` whose ``status`` says what DNS said:
 ``ok`` (records, possibly after CNAMEs), ``nodata`` (the name exists, no
 records of that type), ``nxdomain`` (the name does not exist), ``servfail``,
-``timeout`` or ``error``; or ``invalid_name`` when the name cannot be asked
-at all (a label over 63 octets, a name over 255). ``servfail``, ``timeout``
-and ``error`` are temporary errors: the record may well exist, so callers must
-never report them as missing. ``invalid_name`` is permanent: asking again never
-helps, and no such record can exist.
+``timeout`` or ``error``; ``invalid_name`` when the name cannot be asked
+at all (a label over 63 octets, a name over 255); or ``budget`` when the
+check's :class:`DNSBudget` was used up before it was asked. ``servfail``,
+``timeout``, ``error`` and ``budget`` are temporary: the record may well exist,
+so callers must never report them as missing. ``invalid_name`` is permanent:
+asking again never helps, and no such record can exist.
 
 One :class:`DNSClient` serves one check: identical queries made at the same
-time share one request, and answers are kept for the rest of the check.
+time share one request, and answers are kept for the rest of the check. The
+budget bounds the check as a whole: the queries it sends, the time in which it
+may start one, and the bytes of the answers it keeps (so also its cache).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -31,9 +35,12 @@ import dns.resolver
 from mailscale.auth._args import opt_number
 from mailscale.errors import AuthCheckError
 
-__all__ = ["DNSClient", "Lookup", "ResolverLike", "make_resolver"]
+__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver",
+           "parse_nameserver"]
 
-Status = Literal["ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name"]
+Status = Literal[
+    "ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name", "budget"
+]
 
 #: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
 #: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
@@ -41,7 +48,7 @@ ResolverLike = (
     dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
 )
 
-TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error"})
+TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error", "budget"})
 
 
 def _digits(text: str) -> bool:
@@ -92,6 +99,8 @@ class Lookup:
             return f"DNS failure for {self.rdtype} at {self.name}: {self.detail}"
         if self.status == "invalid_name":
             return f"{self.name} is not a valid DNS name ({self.detail})"
+        if self.status == "budget":
+            return f"{self.rdtype} at {self.name} not looked up: {self.detail}"
         if self.status == "nxdomain":
             return f"{self.name} does not exist (NXDOMAIN)"
         if self.status == "nodata":
@@ -99,28 +108,33 @@ class Lookup:
         return f"{len(self.records)} {self.rdtype} record(s) at {self.name}"
 
 
-def _parse_nameserver(text: str) -> tuple[str, int]:
+def parse_nameserver(text: str, what: str = "nameserver") -> tuple[str, int]:
+    """``(address, port)`` from ``host``, ``host:port`` or ``[v6]:port``.
+
+    Raises:
+        AuthCheckError: not of that form; the message starts with ``what`` (a flag name).
+    """
     text = text.strip()
     host, port = text, 53
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":"):
-                raise AuthCheckError(f"bad nameserver {text!r}: expected [address]:port")
-            port = _port(text, rest[1:])
+                raise AuthCheckError(f"{what} {text!r}: expected [address]:port")
+            port = _port(text, rest[1:], what)
     elif text.count(":") == 1:
         host, _, p = text.partition(":")
-        port = _port(text, p)
+        port = _port(text, p, what)
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise AuthCheckError(f"bad nameserver {text!r}: not an IP address") from None
+        raise AuthCheckError(f"{what} {text!r}: not an IP address") from None
     return host, port
 
 
-def _port(text: str, value: str) -> int:
+def _port(text: str, value: str, what: str) -> int:
     if not _digits(value) or not 0 < int(value) < 65536:
-        raise AuthCheckError(f"bad nameserver {text!r}: port must be 1-65535")
+        raise AuthCheckError(f"{what} {text!r}: port must be 1-65535")
     return int(value)
 
 
@@ -165,7 +179,7 @@ def make_resolver(
         out = dns.asyncresolver.Resolver(configure=False)
         out.nameservers = [
             dns.nameserver.Do53Nameserver(host, port)
-            for host, port in (_parse_nameserver(str(e)) for e in entries)
+            for host, port in (parse_nameserver(str(e)) for e in entries)
         ]
     timeout = opt_number(timeout, "timeout", positive=True)
     lifetime = opt_number(lifetime, "lifetime", positive=True)
@@ -184,25 +198,116 @@ def make_resolver(
     return out
 
 
-class DNSClient:
-    """Asynchronous lookups for one check, with in-flight sharing and a cache."""
+def _positive_int(inst: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AuthCheckError(f"DNSBudget.{attribute.name} must be a whole number >= 1, "
+                             f"not {value!r}")
 
-    def __init__(self, resolver: dns.asyncresolver.Resolver) -> None:
+
+def _positive_seconds(inst: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < float(value) < float("inf")):
+        raise AuthCheckError(f"DNSBudget.{attribute.name} must be a positive number of "
+                             f"seconds, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class DNSBudget:
+    """What one check may spend on DNS; a lookup beyond it is not sent (status ``budget``).
+
+    The RFC 7208 limits bound SPF by themselves (10 DNS-querying terms, 2 void
+    lookups, 10 names per ``mx``/``ptr``), and the other checks ask at most 10 names
+    each for MX hosts, PTR names and DMARC report destinations; this budget is the
+    bound on the whole check, whatever the zones hold.
+
+    Attributes:
+        max_queries: lookups sent (a lookup that falls back from UDP to TCP, or that
+            the resolver retries after a time-out, is one).
+        max_seconds: time after the first lookup in which a new one may start; a
+            lookup already started ends within the resolver's ``lifetime``, so a
+            check takes at most ``max_seconds`` + ``lifetime``.
+        max_answer_bytes: bytes of record data kept from answers (the check's cache);
+            the answer that passes it is kept, later lookups are not sent, so the
+            cache holds at most this plus one answer (64 KiB).
+    """
+
+    max_queries: int = attrs.field(default=200, validator=_positive_int)
+    max_seconds: float = attrs.field(default=30.0, validator=_positive_seconds)
+    max_answer_bytes: int = attrs.field(default=1 << 20, validator=_positive_int)
+
+
+def _size(lookup: Lookup) -> int:
+    """Bytes of record data a lookup holds (its strings are counted once)."""
+    strings = sum(len(b) for record in lookup.strings for b in record)
+    return len(lookup.name) + sum(len(r) for r in lookup.records) + strings + 8 * len(lookup.mx)
+
+
+class DNSClient:
+    """Asynchronous lookups for one check, with in-flight sharing, a cache and a budget.
+
+    The cache holds at most ``budget.max_queries`` entries and
+    ``budget.max_answer_bytes`` (plus one answer) of record data; lookups refused by
+    the budget are not cached.
+    """
+
+    def __init__(
+        self,
+        resolver: dns.asyncresolver.Resolver,
+        budget: DNSBudget | None = None,
+        *,
+        clock: Any = time.monotonic,
+    ) -> None:
+        if budget is not None and not isinstance(budget, DNSBudget):
+            raise AuthCheckError(f"budget must be a DNSBudget, not {type(budget).__name__}")
         self.resolver = resolver
+        self.budget = budget or DNSBudget()
+        self._clock = clock
         self._cache: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
+        self._started: float | None = None
         self.queries = 0
+        self.answer_bytes = 0
+        #: Why the budget stopped the check (None while it has not).
+        self.exhausted: str | None = None
+        #: Lookups refused by the budget.
+        self.refused = 0
+
+    def _refusal(self) -> str | None:
+        budget = self.budget
+        if self.exhausted is not None:
+            return self.exhausted
+        now = self._clock()
+        if self._started is None:
+            self._started = now
+        if self.queries >= budget.max_queries:
+            self.exhausted = f"the check's budget of {budget.max_queries} DNS queries is used up"
+        elif now - self._started >= budget.max_seconds:
+            self.exhausted = (f"the check's DNS time budget of {budget.max_seconds:g} s "
+                              "is used up")
+        return self.exhausted
 
     async def query(self, name: str, rdtype: str) -> Lookup:
         """Look ``name`` up; concurrent identical queries share one request."""
         key = (name.rstrip(".").lower(), rdtype.upper())
         task = self._cache.get(key)
         if task is None:
+            reason = self._refusal()
+            if reason is not None:
+                self.refused += 1
+                return Lookup(key[0], key[1], "budget", detail=reason)
+            self.queries += 1  # counted here: the task starts later
             task = asyncio.ensure_future(self._query(*key))
             self._cache[key] = task
         return await asyncio.shield(task)
 
     async def _query(self, name: str, rdtype: str) -> Lookup:
-        self.queries += 1
+        lookup = await self._ask(name, rdtype)
+        self.answer_bytes += _size(lookup)
+        if self.answer_bytes > self.budget.max_answer_bytes and self.exhausted is None:
+            self.exhausted = (f"the check's budget of {self.budget.max_answer_bytes} bytes "
+                              "of DNS answers is used up")
+        return lookup
+
+    async def _ask(self, name: str, rdtype: str) -> Lookup:
         try:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:

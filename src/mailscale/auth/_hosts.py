@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Sequence
 
 from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient
 from mailscale.auth._model import (
     AlignmentReport,
+    DKIMReport,
     DMARCReport,
     Finding,
     MXHost,
     MXReport,
     PTRReport,
     Severity,
+    SPFReport,
 )
 from mailscale.auth.dmarc import organizational_domain
 from mailscale.errors import AuthCheckError
 
-__all__ = ["aligned", "analyze_alignment", "analyze_mx", "analyze_ptr"]
+__all__ = ["MAX_NAMES", "aligned", "analyze_alignment", "analyze_mx", "analyze_ptr"]
+
+#: MX hosts resolved per domain and PTR names confirmed per IP: the bound RFC 7208
+#: 4.6.4 sets for the mx and ptr mechanisms, so a zone cannot make a check ask more.
+MAX_NAMES = 10
 
 
 async def _addresses(dns: DNSClient, host: str) -> tuple[str, tuple[str, ...]]:
@@ -51,10 +58,16 @@ async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
             Severity.WARNING, "mx.null",
             f"{domain} publishes a null MX (RFC 7505): it receives no mail, so bounces "
             "to it are lost", "0 .")])
-    resolved = await asyncio.gather(*(_addresses(dns, host) for _, host in lookup.mx))
+    checked, skipped = lookup.mx[:MAX_NAMES], lookup.mx[MAX_NAMES:]
+    resolved = await asyncio.gather(*(_addresses(dns, host) for _, host in checked))
     hosts = []
     findings = []
-    for (pref, host), (status, addrs) in zip(lookup.mx, resolved, strict=True):
+    if skipped:
+        findings.append(Finding(
+            Severity.WARNING, "mx.too_many",
+            f"{len(lookup.mx)} MX hosts: only the {MAX_NAMES} most preferred were resolved; "
+            "senders rarely try more than a few", domain))
+    for (pref, host), (status, addrs) in zip(checked, resolved, strict=True):
         hosts.append(MXHost(pref, host, addrs, "ok" if status == "ok" else status))
         record = f"{pref} {host}"
         if status == "none":
@@ -69,6 +82,7 @@ async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
         status = "invalid"
     elif any(h.status != "ok" for h in hosts):
         status = "temperror"
+    hosts.extend(MXHost(pref, host, (), "not checked") for pref, host in skipped)
     return MXReport(status, tuple(hosts), findings=findings)
 
 
@@ -90,7 +104,13 @@ async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
             Severity.ERROR, "ptr.missing",
             f"{ip} has no PTR record: ask the IP's owner to set one to your sending host name",
             addr.reverse_pointer)])
-    names = lookup.records
+    names = lookup.records[:MAX_NAMES]
+    extra: list[Finding] = []
+    if len(lookup.records) > MAX_NAMES:
+        extra.append(Finding(
+            Severity.WARNING, "ptr.too_many",
+            f"{ip} has {len(lookup.records)} PTR names: only the first {MAX_NAMES} were "
+            "checked; give it one, the name the host uses in HELO", addr.reverse_pointer))
     rdtype = "A" if addr.version == 4 else "AAAA"
     forward = await asyncio.gather(*(dns.query(n, rdtype) for n in names))
     confirmed = tuple(
@@ -98,10 +118,10 @@ async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
         if any(ipaddress.ip_address(a) == addr for a in fw.records)
     )
     if confirmed:
-        return PTRReport(ip, "pass", names, confirmed)
+        return PTRReport(ip, "pass", names, confirmed, findings=extra)
     temp = [fw for fw in forward if fw.temporary]
     if temp:
-        return PTRReport(ip, "temperror", names, findings=[Finding(
+        return PTRReport(ip, "temperror", names, findings=[*extra, Finding(
             Severity.ERROR, "ptr.temperror",
             f"could not confirm the PTR name of {ip}: {temp[0].describe()}",
             ", ".join(names))])
@@ -109,7 +129,7 @@ async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
         f"{n} -> {', '.join(fw.records) or 'nothing'}"
         for n, fw in zip(names, forward, strict=True)
     )
-    return PTRReport(ip, "fail", names, findings=[Finding(
+    return PTRReport(ip, "fail", names, findings=[*extra, Finding(
         Severity.ERROR, "ptr.not_confirmed",
         f"{ip}'s PTR name does not resolve back to it ({got}): forward-confirmed "
         "reverse DNS fails", ", ".join(names))])
@@ -130,13 +150,30 @@ def aligned(identifier: str, from_domain: str, mode: str) -> bool:
     return organizational_domain(a) == organizational_domain(b)
 
 
+def _in_mode(relaxed: bool | None, strict: bool | None, mode: str | None) -> bool | None:
+    """Alignment in ``mode`` (``r``/``s``); with the mode unknown, known only if both agree."""
+    if relaxed is None:
+        return None
+    if mode is None:
+        return relaxed if relaxed == strict else None
+    return strict if mode.lower() == "s" else relaxed
+
+
 def analyze_alignment(
     from_domain: str,
     envelope_domain: str | None,
     dkim_domain: str | None,
     dmarc: DMARCReport,
+    *,
+    spf: SPFReport | None = None,
+    dkim: Sequence[DKIMReport] = (),
 ) -> AlignmentReport:
-    """Whether the envelope domain (SPF) and DKIM ``d=`` align with From."""
+    """Whether the envelope domain (SPF) and DKIM ``d=`` align with From.
+
+    ``spf`` and ``dkim`` are the reports of the records the aligned identifiers are
+    checked with: when they could not be fetched (temperror), alignment through
+    them is not ``ok`` but ``unknown``.
+    """
     findings: list[Finding] = []
 
     def both(ident: str | None) -> tuple[bool | None, bool | None]:
@@ -146,8 +183,10 @@ def analyze_alignment(
 
     spf_r, spf_s = both(envelope_domain)
     dkim_r, dkim_s = both(dkim_domain)
-    spf_ok = None if spf_r is None else (spf_s if dmarc.aspf.lower() == "s" else spf_r)
-    dkim_ok = None if dkim_r is None else (dkim_s if dmarc.adkim.lower() == "s" else dkim_r)
+    # Without the DMARC record (a temporary error) the modes are unknown.
+    known = dmarc.status != "temperror"
+    spf_ok = _in_mode(spf_r, spf_s, dmarc.aspf if known else None)
+    dkim_ok = _in_mode(dkim_r, dkim_s, dmarc.adkim if known else None)
     if spf_ok is False:
         findings.append(Finding(
             Severity.WARNING, "align.spf",
@@ -164,5 +203,17 @@ def analyze_alignment(
             Severity.ERROR, "align.none",
             f"neither SPF nor DKIM aligns with From {from_domain}: DMARC fails for this mail",
             None))
+    # An aligned identifier only counts when its record was fetched: SPF's, or a DKIM key.
+    spf_usable = spf is None or spf.status != "temperror"
+    dkim_usable = not dkim or any(d.status != "temperror" for d in dkim)
+    if (spf_ok and spf_usable) or (dkim_ok and dkim_usable):
+        status = "ok"
+    elif spf_ok is False and dkim_ok is False:
+        status = "fail"
+    elif (spf_ok is False and dkim_ok is None and dkim_domain is None) or (
+            dkim_ok is False and spf_ok is None and envelope_domain is None):
+        status = "fail"
+    else:
+        status = "unknown"
     return AlignmentReport(from_domain, envelope_domain, dkim_domain, spf_r, spf_s, dkim_r,
-                           dkim_s, spf_ok, dkim_ok, findings=findings)
+                           dkim_s, spf_ok, dkim_ok, findings=findings, status=status)

@@ -12,10 +12,12 @@ __all__ = [
     "AuthReport",
     "DKIMReport",
     "DMARCReport",
+    "DNSUsage",
     "Finding",
     "MXHost",
     "MXReport",
     "PTRReport",
+    "Policy",
     "SPFReport",
     "Severity",
 ]
@@ -53,6 +55,36 @@ class Finding:
             "message": self.message,
             "record": self.record,
         }
+
+
+class Policy(str, enum.Enum):
+    """A DMARC policy (``p=``, ``sp=``): compares equal to its lower-case value."""
+
+    NONE = "none"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def parse(cls, value: object) -> Policy | None:
+        """The policy a tag value names, in any case (``"REJECT"`` is reject); None if none."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value.strip().lower())
+            except ValueError:
+                return None
+        return None
+
+
+def _policy(value: object) -> Policy | None:
+    return Policy.parse(value)
 
 
 def _findings(value: Any) -> tuple[Finding, ...]:
@@ -114,7 +146,11 @@ class DMARCReport:
         status: ``ok``, ``missing``, ``invalid`` or ``temperror``.
         found_at: the domain the record was found at (the organizational
             domain when the domain itself has none).
-        tags: the record's tags as published (defaults not filled in).
+        tags: the record's valid tags as published (defaults not filled in;
+            invalid values dropped, as receivers drop them).
+        policy: the policy receivers apply (``p=``), a :class:`Policy`; ``none``
+            when ``p=`` or ``sp=`` is missing or invalid and ``rua=`` is valid
+            (RFC 7489 6.6.3); None when no policy applies.
     """
 
     record: str | None
@@ -122,10 +158,16 @@ class DMARCReport:
     found_at: str | None = None
     tags: dict[str, str] = attrs.field(factory=dict)
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+    policy: Policy | None = attrs.field(
+        default=attrs.Factory(lambda self: self.tags.get("p"), takes_self=True),
+        converter=_policy)
 
     @property
-    def policy(self) -> str | None:
-        return self.tags.get("p")
+    def subdomain_policy(self) -> Policy | None:
+        """The policy for subdomains: ``sp=`` when valid, else :attr:`policy`."""
+        if self.policy is Policy.NONE and Policy.parse(self.tags.get("p")) is not Policy.NONE:
+            return Policy.NONE  # the RFC 7489 6.6.3 fallback covers the whole record
+        return Policy.parse(self.tags.get("sp")) or self.policy
 
     @property
     def adkim(self) -> str:
@@ -150,6 +192,8 @@ class MXReport:
 
     Attributes:
         status: ``ok``, ``missing``, ``null`` (RFC 7505), ``invalid`` or ``temperror``.
+        hosts: every MX host, by preference; only the first ten are resolved
+            (the others have the status ``not checked``).
     """
 
     status: str
@@ -179,7 +223,12 @@ class AlignmentReport:
     """Identifier alignment of the From domain (RFC 7489 section 3.1).
 
     ``spf_*`` compare the envelope (return-path) domain, ``dkim_*`` the DKIM
-    ``d=``; ``None`` when that identifier was not known.
+    ``d=``; ``None`` when that identifier was not known. ``spf_aligned`` and
+    ``dkim_aligned`` judge in the mode the DMARC record asks for (None when the
+    record could not be fetched and the modes disagree). ``status`` is ``ok`` when
+    an identifier aligns and the record it is checked with (SPF, or a DKIM key) was
+    fetched, ``fail`` when none aligns, ``unknown`` otherwise: a DNS failure never
+    makes alignment ok.
     """
 
     from_domain: str
@@ -191,6 +240,25 @@ class AlignmentReport:
     dkim_strict: bool | None
     spf_aligned: bool | None
     dkim_aligned: bool | None
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
+    status: str = "unknown"
+
+
+@attrs.frozen
+class DNSUsage:
+    """What a check spent on DNS, against its budget (:class:`mailscale.auth.DNSBudget`).
+
+    Attributes:
+        queries: lookups sent.
+        refused: lookups not sent because the budget was used up.
+        answer_bytes: bytes of record data received.
+        exhausted: why the budget stopped the check, or None.
+    """
+
+    queries: int
+    refused: int = 0
+    answer_bytes: int = 0
+    exhausted: str | None = None
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
 
 
@@ -205,10 +273,11 @@ class AuthReport:
     mx: MXReport
     ptr: tuple[PTRReport, ...]
     alignment: AlignmentReport
+    dns: DNSUsage | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:
-        out = [*self.spf.findings]
+        out = [*(self.dns.findings if self.dns is not None else ()), *self.spf.findings]
         for d in self.dkim:
             out.extend(d.findings)
         out.extend(self.dmarc.findings)
@@ -244,6 +313,6 @@ class AuthReport:
 
 
 def _serialize(inst: Any, field: Any, value: Any) -> Any:
-    if isinstance(value, Severity):
+    if isinstance(value, enum.Enum):
         return value.value
     return value

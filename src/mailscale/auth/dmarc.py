@@ -8,10 +8,14 @@ import re
 
 from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient, Lookup
-from mailscale.auth._model import DMARCReport, Finding, Severity
+from mailscale.auth._model import DMARCReport, Finding, Policy, Severity
 from mailscale.errors import AuthCheckError
 
-__all__ = ["organizational_domain", "parse_dmarc", "parse_dmarc_lenient"]
+__all__ = ["MAX_REPORT_DESTINATIONS", "organizational_domain", "parse_dmarc",
+           "parse_dmarc_lenient"]
+
+#: External report destinations whose authorization is looked up, per record.
+MAX_REPORT_DESTINATIONS = 10
 
 _POLICIES = ("none", "quarantine", "reject")
 _KNOWN_TAGS = frozenset(
@@ -43,9 +47,24 @@ def organizational_domain(domain: str) -> str:
     return _psl().privatesuffix(name) or name  # type: ignore[attr-defined]
 
 
+# RFC 7489 6.4: dmarc-version = "v" *WSP "=" *WSP %x44.4d.41.52.43.31 at the very start
+# (the quoted "v" is case-insensitive, DMARC1 is not); 6.6.3 discards anything else.
+_VERSION_RE = re.compile(r"[vV][ \t]*=[ \t]*DMARC1[ \t]*(?:;|$)")
+_NEAR_VERSION_RE = re.compile(r"\s*v\s*=\s*dmarc1", re.I)
+
+
 def is_dmarc(text: str) -> bool:
-    """True for a TXT value that is a DMARC record (``v=DMARC1`` first)."""
-    return re.match(r"^\s*v\s*=\s*DMARC1\s*(;|$)", text, re.I) is not None
+    """True for a TXT value that is a DMARC record: it begins with ``v=DMARC1``.
+
+    RFC 7489 6.6.3: records that do not start with the version tag are discarded,
+    so a leading space or ``v=dmarc1`` makes a TXT value that is not a DMARC record.
+    """
+    return _VERSION_RE.match(text) is not None
+
+
+def _near_dmarc(text: str) -> bool:
+    """A TXT value that looks meant as DMARC but that receivers discard."""
+    return not is_dmarc(text) and _NEAR_VERSION_RE.match(text) is not None
 
 
 def _tag_list(text: str) -> dict[str, str]:
@@ -64,13 +83,15 @@ def _tag_list(text: str) -> dict[str, str]:
         if name in tags:
             raise AuthCheckError(f"DMARC tag {name}= appears more than once")
         tags[name] = value
-    if tags.get("v") != "DMARC1":
-        raise AuthCheckError("DMARC version must be exactly 'v=DMARC1'")
-    if "p" not in tags:
-        raise AuthCheckError("DMARC record has no p= (policy) tag")
-    if tags["p"].lower() not in _POLICIES:
-        raise AuthCheckError(f"DMARC p={tags['p']!r} is not one of none, quarantine, reject")
     return tags
+
+
+def _policy_problem(tags: dict[str, str]) -> str | None:
+    if "p" not in tags:
+        return "DMARC record has no p= (policy) tag"
+    if tags["p"].lower() not in _POLICIES:
+        return f"DMARC p={tags['p']!r} is not one of none, quarantine, reject"
+    return None
 
 
 def _tag_problem(name: str, value: str) -> str | None:
@@ -102,6 +123,9 @@ def parse_dmarc(text: str) -> dict[str, str]:
         AuthCheckError: the record or any tag value is malformed; the message names it.
     """
     tags = _tag_list(text)
+    problem = _policy_problem(tags)
+    if problem:
+        raise AuthCheckError(problem)
     for name, value in tags.items():
         problem = _tag_problem(name, value)
         if problem:
@@ -112,20 +136,55 @@ def parse_dmarc(text: str) -> dict[str, str]:
 def parse_dmarc_lenient(text: str) -> tuple[dict[str, str], list[str]]:
     """Parse a DMARC record as receivers do: invalid tag values are dropped.
 
-    RFC 7489 6.3 (and RFC 9989): an invalid value is discarded in favor of the
-    default. Returns the usable tags and one message per dropped tag.
+    RFC 7489 6.3: an invalid value is discarded in favor of the default. A missing
+    or invalid ``p=`` (and an invalid ``sp=``) is dropped too; whether a policy
+    applies then is :func:`applied_policy`'s question (RFC 7489 6.6.3). Returns the
+    usable tags and one message per dropped tag.
 
     Raises:
-        AuthCheckError: the record is unusable (no valid p=, malformed tag list).
+        AuthCheckError: the record is unusable (not ``v=DMARC1``, malformed tag list).
     """
     tags = _tag_list(text)
     problems = []
+    if "p" in tags and tags["p"].lower() not in _POLICIES:
+        problems.append(f"DMARC p={tags['p']!r} is not one of none, quarantine, reject")
+        del tags["p"]
     for name in list(tags):
         problem = _tag_problem(name, tags[name])
         if problem:
-            problems.append(problem + "; receivers ignore it and use the default")
+            problems.append(problem + ("" if name == "sp" else
+                                       "; receivers ignore it and use the default"))
             del tags[name]
     return tags, problems
+
+
+def applied_policy(text: str) -> Policy | None:
+    """The policy receivers apply for a DMARC record (RFC 7489 6.6.3 step 6).
+
+    A record whose ``p=`` is missing or invalid, or whose ``sp=`` is invalid, is
+    read as ``p=none`` when its ``rua=`` holds a valid URI, and as no policy at all
+    (no DMARC processing) otherwise. None also for a text that is not a usable record.
+    """
+    try:
+        tags = _tag_list(text)
+    except AuthCheckError:
+        return None
+    valid_p = _policy_problem(tags) is None
+    valid_sp = "sp" not in tags or tags["sp"].lower() in _POLICIES
+    if valid_p and valid_sp:
+        return Policy(tags["p"].lower())
+    return Policy.NONE if _valid_rua(tags) else None
+
+
+def _valid_rua(tags: dict[str, str]) -> bool:
+    """True when rua= holds at least one syntactically valid URI."""
+    for raw in tags.get("rua", "").split(","):
+        try:
+            report_uris(raw, "rua")
+        except AuthCheckError:
+            continue
+        return True
+    return False
 
 
 def report_uris(value: str, tag: str = "rua") -> list[str]:
@@ -153,6 +212,14 @@ async def _fetch(dns: DNSClient, domain: str) -> tuple[Lookup, list[str]]:
     return lookup, [r for r in lookup.records if is_dmarc(r)]
 
 
+def _discarded(lookup: Lookup) -> list[Finding]:
+    return [Finding(
+        Severity.WARNING, "dmarc.not_dmarc",
+        f"a TXT record at {lookup.name} looks like DMARC but does not begin with exactly "
+        "'v=DMARC1' (RFC 7489 6.6.3): receivers discard it", r)
+        for r in lookup.records if _near_dmarc(r)]
+
+
 async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
     """Find the DMARC policy for ``domain`` and validate it."""
     domain = domain.rstrip(".").lower()
@@ -165,8 +232,10 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
             Severity.ERROR, "dmarc.temperror",
             f"could not fetch the DMARC record: {lookup.describe()}; this is not 'no record'",
             f"_dmarc.{domain}")])
+    findings.extend(_discarded(lookup))
     if not records and org != domain:
         lookup, records = await _fetch(dns, org)
+        findings.extend(_discarded(lookup))
         found_at = org
         if lookup.temporary:
             return DMARCReport(None, "temperror", findings=[Finding(
@@ -180,7 +249,7 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
                 f"{org} applies (its sp= for subdomains)", records[0]))
     if not records:
         where = f"_dmarc.{domain}" + (f" or _dmarc.{org}" if org != domain else "")
-        return DMARCReport(None, "missing", findings=[Finding(
+        return DMARCReport(None, "missing", findings=[*findings, Finding(
             Severity.ERROR, "dmarc.missing",
             f"no DMARC record at {where}; bulk senders need at least 'v=DMARC1; p=none'",
             f"_dmarc.{domain}")])
@@ -198,15 +267,30 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
                                                         text)])
     for problem in problems:
         findings.append(Finding(Severity.WARNING, "dmarc.tag_invalid", problem, text))
-    policy = tags["p"].lower()
-    if found_at != domain and "sp" in tags:
-        policy = tags["sp"].lower()
-    if policy == "none":
+    applied = applied_policy(text)
+    if applied is None:
+        # RFC 7489 6.6.3 step 6.2: no valid policy and no valid rua: no DMARC processing.
+        return DMARCReport(text, "invalid", found_at=found_at, tags=tags, policy=None,
+                           findings=[*findings, Finding(
+                               Severity.ERROR, "dmarc.no_policy",
+                               "the record has no valid p= (or has an invalid sp=) and no "
+                               "valid rua=: receivers apply no DMARC to your mail (RFC 7489 "
+                               "6.6.3); publish p=none, quarantine or reject", text)])
+    if applied is Policy.NONE and Policy.parse(tags.get("p")) is not Policy.NONE:
+        findings.append(Finding(
+            Severity.WARNING, "dmarc.policy_fallback",
+            "the record has no valid p= (or has an invalid sp=): with a valid rua= "
+            "receivers act as if it said p=none (RFC 7489 6.6.3), for the domain and its "
+            "subdomains; fix the policy tags", text))
+    policy = applied
+    if found_at != domain and "sp" in tags and applied is not Policy.NONE:
+        policy = Policy(tags["sp"].lower())
+    if policy is Policy.NONE:
         findings.append(Finding(
             Severity.INFO, "dmarc.policy_none",
             "p=none: the minimum bulk senders need; move to quarantine or reject once "
             "aggregate reports show all your mail aligned", text))
-    if "pct" in tags and int(tags["pct"]) < 100 and policy != "none":
+    if "pct" in tags and int(tags["pct"]) < 100 and policy is not Policy.NONE:
         findings.append(Finding(Severity.WARNING, "dmarc.pct",
                                 f"pct={tags['pct']}: the policy applies to part of the mail only",
                                 text))
@@ -221,7 +305,8 @@ async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
     status = "invalid" if any(f.severity is Severity.ERROR for f in findings) else "ok"
     if any(f.code == "dmarc.temperror" for f in findings):
         status = "temperror"
-    return DMARCReport(text, status, found_at=found_at, tags=tags, findings=findings)
+    return DMARCReport(text, status, found_at=found_at, tags=tags, findings=findings,
+                       policy=applied)
 
 
 async def _authorizations(
@@ -235,9 +320,22 @@ async def _authorizations(
             dest = _mailto_domain(uri)
             if dest and organizational_domain(dest) != org:
                 destinations.setdefault(dest, []).append(tag)
+    findings = []
+    for tag in ("rua", "ruf"):
+        count = len(report_uris(tags[tag], tag)) if tag in tags else 0
+        if count > 2:
+            findings.append(Finding(
+                Severity.WARNING, "dmarc.many_destinations",
+                f"{tag}= lists {count} URIs: receivers need only send to the first two "
+                "(RFC 7489 6.2)", text))
+    if len(destinations) > MAX_REPORT_DESTINATIONS:
+        findings.append(Finding(
+            Severity.WARNING, "dmarc.destinations_not_checked",
+            f"{len(destinations)} external report destinations: the authorization of only "
+            f"the first {MAX_REPORT_DESTINATIONS} was looked up", text))
+        destinations = dict(list(destinations.items())[:MAX_REPORT_DESTINATIONS])
     names = {dest: f"{policy_domain}._report._dmarc.{dest}" for dest in destinations}
     lookups = await asyncio.gather(*(dns.query(n, "TXT") for n in names.values()))
-    findings = []
     for (dest, tag_list), lookup in zip(destinations.items(), lookups, strict=True):
         tag = "/".join(sorted(set(tag_list)))
         if lookup.status == "invalid_name":

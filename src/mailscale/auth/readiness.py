@@ -22,7 +22,7 @@ import attrs
 
 from mailscale.auth._args import opt_str, str_items
 from mailscale.auth._check import blocking, check_domain_async, normalize_domain
-from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
+from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
 from mailscale.errors import AuthCheckError, ConfigurationError
 from mailscale.signing import VerifyResult, verify
@@ -204,12 +204,16 @@ def _tls_item(tls: bool | None, transport: str | None) -> ReadinessItem:
         return _item("tls", title, NOT_CHECKED, "no transport configuration given", by)
     # The transports' own reading of their URLs (smtp:// requires STARTTLS unless
     # ?tls= says otherwise, mx:// is opportunistic, providers use HTTPS).
-    from mailscale.transports.registry import transport_tls
+    from mailscale.transports.registry import transport_from_url, transport_tls
 
     try:
         mode = transport_tls(transport)
+        # Reading the URL is not enough: build it as the application would (nothing is
+        # sent), so that what the transports refuse ("smtp://" has no host) is said.
+        # A file:// member is not created on disk by this.
+        transport_from_url(transport, options_for={"file": {"create": False}}).close()
     except ConfigurationError as exc:  # its message shows the URL redacted
-        return _item("tls", title, NOT_CHECKED, str(exc), by)
+        return _item("tls", title, NOT_CHECKED, f"invalid transport URL: {exc}", by)
     if mode == "required":
         return _item("tls", title, PASS, "every connection uses TLS", by)
     if mode == "opportunistic":
@@ -286,21 +290,35 @@ def _dkim_item(auth: AuthReport, message: email.message.Message | None,
     return _item("dkim", title, NOT_CHECKED, "no DKIM selector or sample message given")
 
 
+#: Key records fetched to verify a sample message's signatures.
+MAX_SAMPLE_SIGNATURES = 10
+
+
 async def _verify_dkim(
     raw: bytes, message: email.message.Message, resolver: ResolverLike,
-    timeout: float | None, lifetime: float | None,
+    timeout: float | None, lifetime: float | None, budget: DNSBudget | None,
 ) -> list[VerifyResult]:
-    """Verify the sample's DKIM signatures, fetching their keys with the check's resolver."""
+    """Verify the sample's DKIM signatures, fetching their keys with the check's resolver.
+
+    At most :data:`MAX_SAMPLE_SIGNATURES` key records are fetched; a signature whose
+    key was not fetched gets a temporary error.
+    """
     names = []
     for sig in message.get_all("DKIM-Signature") or []:
         tags = _dkim_tags(str(sig))
         if tags.get("s") and tags.get("d"):
             names.append(f"{tags['s']}._domainkey.{tags['d']}".lower())
-    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime))
+    names = list(dict.fromkeys(names))
+    skipped = set(names[MAX_SAMPLE_SIGNATURES:])
+    names = names[:MAX_SAMPLE_SIGNATURES]
+    dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
     found = dict(zip(names, await asyncio.gather(*(dns.query(n, "TXT") for n in names)),
                      strict=True))
 
     def lookup(name: str) -> list[bytes] | None:
+        if name.lower() in skipped:
+            raise LookupError(f"not looked up: the sample has more than "
+                              f"{MAX_SAMPLE_SIGNATURES} signing keys")
         got = found.get(name.lower())
         if got is not None and got.temporary:
             raise LookupError(got.describe())
@@ -359,12 +377,16 @@ def build_items(
     title = "From domain aligned with SPF or DKIM"
     if dmarc.status in ("missing", "temperror") or dmarc.policy is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no usable DMARC record"))
-    elif al.spf_aligned or al.dkim_aligned:
+    elif al.status == "ok":
         which = " and ".join(n for n, ok in (("SPF", al.spf_aligned), ("DKIM", al.dkim_aligned))
                              if ok)
         items.append(_item("alignment", title, PASS, f"{which} aligned with {al.from_domain}"))
     elif al.spf_aligned is None and al.dkim_aligned is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no envelope or DKIM domain known"))
+    elif al.status == "unknown":
+        items.append(_item("alignment", title, NOT_CHECKED,
+                           "an aligned identifier's record could not be fetched (temporary "
+                           "DNS error)"))
     else:
         items.append(_item("alignment", title, FAIL,
                            f"neither the envelope domain nor DKIM d= aligns with {al.from_domain}"))
@@ -425,6 +447,7 @@ async def readiness_async(
     report: AuthReport | None = None,
     timeout: float | None = None,
     lifetime: float | None = None,
+    budget: DNSBudget | None = None,
 ) -> ReadinessReport:
     """The asyncio form of :func:`readiness`."""
     domain = normalize_domain(domain)
@@ -450,12 +473,13 @@ async def readiness_async(
     verifying = None
     if message is not None and raw is not None:
         verifying = asyncio.ensure_future(
-            _verify_dkim(raw, message, resolver, timeout, lifetime))
+            _verify_dkim(raw, message, resolver, timeout, lifetime, budget))
     if report is None:
         report = await check_domain_async(
             domain, dkim_selectors=selectors, sending_ips=sending_ips, esp=esp,
             resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
-            dkim_domain=dkim_domain, dkim_keys=dkim_keys, timeout=timeout, lifetime=lifetime)
+            dkim_domain=dkim_domain, dkim_keys=dkim_keys, timeout=timeout, lifetime=lifetime,
+            budget=budget)
     results = await verifying if verifying is not None else []
     items = build_items(report, message=message, tls=tls, transport=transport, rate=rate,
                         dkim_results=results)
@@ -477,5 +501,7 @@ readiness = blocking(
         complaint_rate: spam complaints per delivered message (0.001 = 0.1%); or give
             ``complaints`` and ``delivered``.
         report: an :class:`AuthReport` already made, to skip the DNS lookups.
+        budget: the DNS budget of the check (:class:`DNSBudget`); verifying the sample
+            message's signatures has a budget of its own, and fetches at most 10 keys.
     """,
 )

@@ -14,7 +14,8 @@ import asyncio
 import ipaddress
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 import attrs
 
@@ -517,9 +518,34 @@ class _Walk:
     includes: set[str] = attrs.Factory(set)
     nodes: int = 0
     temporary: bool = False
+    # Running totals over the whole walk: once they pass the RFC 7208 limits the record
+    # is a permerror whatever else it holds, so no further name is looked up.
+    lookups: int = 0
+    void: int = 0
+    stopped: bool = False
+
+    def over_limit(self) -> bool:
+        if self.lookups > MAX_LOOKUPS or self.void > MAX_VOID_LOOKUPS:
+            self.stopped = True
+            return True
+        return False
 
 
 _MAX_NODES = 100
+
+
+async def _gated(walk: _Walk, coro: Coroutine[Any, Any, tuple[int, int, int]]
+                 ) -> tuple[int, int, int]:
+    """Run a term's lookups only while the walk is within the RFC 7208 limits.
+
+    Every term is counted before any of its record's terms is looked up, so the
+    records and names looked up are at most the limit (10), however many terms
+    the records hold and however many run at once.
+    """
+    if walk.over_limit():
+        coro.close()
+        return 0, 0, 0
+    return await coro
 
 
 async def _walk(
@@ -536,6 +562,7 @@ async def _walk(
     lookups = record.lookup_terms
     if has_all and record.redirect is not None:
         lookups -= 1  # RFC 7208 6.1: redirect is ignored when 'all' is present
+    walk.lookups += lookups
     void4 = void6 = 0
     children: list[tuple[str, str]] = []
     checks = []
@@ -580,7 +607,9 @@ async def _walk(
         # ptr queries the connecting IP's reverse name: its void lookups depend on the
         # sender, so only check_host (per sending IP) can count them.
     results = await asyncio.gather(
-        *checks, *(_child(walk, kind, target, domain, record, path) for kind, target in children)
+        *(_gated(walk, c) for c in checks),
+        *(_gated(walk, _child(walk, kind, target, domain, record, path))
+          for kind, target in children),
     )
     for lookups_below, void4_below, void6_below in results:
         lookups += lookups_below
@@ -616,8 +645,10 @@ async def _void_check(
         return 0, 0, 0
     if term.name == "a":
         # A for IPv4 senders, AAAA for IPv6 ones: each family has its own void count.
+        walk.void += max(int(found[0].void), int(found[1].void))
         return 0, int(found[0].void), int(found[1].void)
     void = int(found[0].void)
+    walk.void += void
     return 0, void, void
 
 
@@ -649,6 +680,7 @@ async def _child(
                     f"{kind}:{target} from {parent} has no SPF record ({lookup.describe()}); "
                     "receivers return permerror", record.text))
         void = int(lookup.void)
+        walk.void += void
         return 0, void, void
     if len(records) > 1:
         walk.findings.append(
@@ -718,14 +750,20 @@ async def analyze_spf(
                                 f"void lookups differ by address family: IPv4 senders {void4}, "
                                 f"IPv6 senders {void6} (a: asks A or AAAA by the sender's "
                                 "family); the larger is reported", text))
+    at_least = "at least " if walk.stopped else ""
     if lookups > MAX_LOOKUPS:
         findings.append(Finding(Severity.ERROR, "spf.too_many_lookups",
-                                f"{lookups} DNS-querying terms through include/redirect; "
-                                f"the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4)", text))
+                                f"{at_least}{lookups} DNS-querying terms through include/redirect;"
+                                f" the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4)", text))
     if void > MAX_VOID_LOOKUPS:
         findings.append(Finding(Severity.ERROR, "spf.void_lookups",
-                                f"{void} void lookups (names with no records); the limit is "
-                                f"{MAX_VOID_LOOKUPS} (RFC 7208 4.6.4)", text))
+                                f"{at_least}{void} void lookups (names with no records); the "
+                                f"limit is {MAX_VOID_LOOKUPS} (RFC 7208 4.6.4)", text))
+    if walk.stopped:
+        findings.append(Finding(Severity.INFO, "spf.walk_stopped",
+                                "stopped following include/redirect once the RFC 7208 limits "
+                                "were passed (receivers stop there too): the counts are a "
+                                "lower bound", text))
     if not any(t.name == "all" for t in record.terms) and record.redirect is None:
         findings.append(Finding(Severity.WARNING, "spf.no_all",
                                 "the record ends without 'all': unlisted senders get 'neutral'; "
