@@ -38,3 +38,32 @@ def make_envelope(
 ) -> Envelope:
     """An envelope for :func:`make_message`, recipients taken from its headers."""
     return Envelope.from_message(make_message(to=to, **kw), tags=tags, metadata=metadata or {})
+
+
+#: A message whose addresses carry display names: quoted, with a comma, RFC 2047-encoded.
+NAMED_RAW = (
+    b"From: =?utf-8?q?J=C3=B6rg_D=C5=93?= <news@mail.example.org>\r\n"
+    b'To: "Smith, John" <a@example.com>, Bob <b@example.com>\r\n'
+    b"Cc: =?utf-8?q?Car=C3=B6l?= <c@example.com>\r\n"
+    b'Reply-To: "Help \\"Desk\\"" <help@example.org>\r\n'
+    b"Subject: Names\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hello.\r\n"
+)
+
+
+def named_envelope(form: str) -> Envelope:
+    """:data:`NAMED_RAW` to a, b and c@example.com, as bytes or as a parsed ``EmailMessage``."""
+    import email.policy
+    from email.parser import BytesParser
+
+    message: bytes | EmailMessage = NAMED_RAW
+    if form == "message":
+        parsed = BytesParser(policy=email.policy.default).parsebytes(NAMED_RAW)
+        assert isinstance(parsed, EmailMessage)
+        message = parsed
+    return Envelope(sender="news@mail.example.org",
+                    recipients=("a@example.com", "b@example.com", "c@example.com"),
+                    message=message)

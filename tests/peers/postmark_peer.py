@@ -3,7 +3,9 @@
 Implements, from Postmark's API reference: the ``X-Postmark-Server-Token``
 header (401 with ErrorCode 10 when missing or wrong; ``POSTMARK_API_TEST``
 accepted), ``Accept``/``Content-Type: application/json``, required From/To,
-at most 50 recipients per To/Cc/Bcc field, one Tag of at most 1,000
+at most 50 recipients per To/Cc/Bcc field (comma-separated RFC 5322
+addresses: a display name holding a comma must be quoted, else the piece
+before it is an illegal address, ErrorCode 300), one Tag of at most 1,000
 characters, at most 500 messages per batch (422 with ErrorCode 410),
 inactive recipients (ErrorCode 406) and sender signatures (ErrorCode 400).
 ``/email`` answers 200 or 422 with ``{"ErrorCode", "Message", ...}``;
@@ -15,13 +17,20 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from email.utils import getaddresses
 from typing import Any
 
 from peers.esp_base import ESPPeer, Recorded, Reply
 
 
+def _addresses(field: Any) -> list[tuple[str, str]]:
+    """(name, address) pairs of a comma-separated RFC 5322 address list."""
+    text = str(field or "").strip()
+    return getaddresses([text]) if text else []
+
+
 def _split(field: Any) -> list[str]:
-    return [a.strip() for a in str(field or "").split(",") if a.strip()]
+    return [a for _, a in _addresses(field)]
 
 
 class PostmarkPeer(ESPPeer):
@@ -72,10 +81,15 @@ class PostmarkPeer(ESPPeer):
             return {"ErrorCode": 300, "Message": "Invalid 'From' address: ''."}
         if not to:
             return {"ErrorCode": 300, "Message": "Zero recipients specified"}
-        for field in ("To", "Cc", "Bcc"):
-            if len(_split(msg.get(field))) > 50:
+        for field in ("To", "Cc", "Bcc", "From", "ReplyTo"):
+            for _, addr in _addresses(msg.get(field)):
+                if "@" not in addr:
+                    return {"ErrorCode": 300, "Message": f"Error parsing '{field}': Illegal "
+                            f"email address '{addr}'. It must contain the '@' symbol."}
+            if field in ("To", "Cc", "Bcc") and len(_split(msg.get(field))) > 50:
                 return {"ErrorCode": 300, "Message": f"Too many {field} recipients."}
-        sender = str(msg["From"]).rsplit("<", 1)[-1].rstrip(">").strip()
+        froms = _split(msg["From"])
+        sender = froms[0] if len(froms) == 1 else ""
         if sender not in self.senders:
             return {"ErrorCode": 400, "Message": f"The 'From' address you supplied ({sender}) "
                     "is not a Sender Signature on your account."}

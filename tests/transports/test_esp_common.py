@@ -89,7 +89,8 @@ class TestDecompose:
                                         recipients=["alice@example.com"], message=msg.as_bytes()))
         assert attrs.evolve(from_bytes, content_key=None) == from_msg
         assert from_bytes.content_key is not None
-        assert ("News", "news@mail.example.org", ("alice@example.com",), ("c@example.com",)) == (
+        assert ("News", "news@mail.example.org", (("", "alice@example.com"),),
+                (("", "c@example.com"),)) == (
             from_msg.from_name, from_msg.from_email, from_msg.to, from_msg.cc)
         assert ("Hello there.\n", "<p>x</p>\n") == (from_msg.text, from_msg.html)
         assert (("X-Id", "1"),) == from_msg.headers

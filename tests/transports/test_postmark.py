@@ -15,7 +15,7 @@ from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.postmark import PostmarkTransport, error_code_status
 from peers.esp_base import Reply
-from peers.esp_messages import make_envelope, make_message
+from peers.esp_messages import make_envelope, make_message, named_envelope
 from peers.postmark_peer import PostmarkPeer
 
 TOKEN = PROVIDER_KEYS["postmark"]
@@ -167,6 +167,35 @@ class TestSingle:
         [result] = transport.send([env])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert [] == peer.requests
+
+
+class TestAddresses:
+    @pytest.mark.parametrize("form", ["bytes", "message"])
+    def test_display_names_kept(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                                form: str) -> None:
+        """To, Cc, From and ReplyTo keep their names: decoded text, RFC 5322-quoted as needed."""
+        [result] = transport.send([named_envelope(form)])
+        assert (SendStatus.ACCEPTED, 0) == (result.status, result.status_code)
+        body = peer.requests[0].json()
+        assert ("Jörg Dœ <news@mail.example.org>",
+                '"Smith, John" <a@example.com>, Bob <b@example.com>',
+                "Caröl <c@example.com>",
+                '"Help \\"Desk\\"" <help@example.org>') == (
+            body["From"], body["To"], body["Cc"], body["ReplyTo"])
+        assert "Bcc" not in body
+
+    def test_explicit_attachment_disposition_wins(self, peer: PostmarkPeer,
+                                                  transport: PostmarkTransport) -> None:
+        """A part with a Content-ID and Content-Disposition: attachment gets no ContentID."""
+        msg = make_message(html='<img src="cid:logo">')
+        msg.get_payload()[1].add_related(  # type: ignore[index]
+            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
+        msg.add_attachment(b"%PDF", maintype="application", subtype="pdf",
+                           filename="doc.pdf", cid="<doc1>")
+        assert transport.send([Envelope.from_message(msg)])[0].accepted
+        atts = peer.requests[0].json()["Attachments"]
+        assert [("image/png", "cid:logo"), ("application/pdf", None)] == [
+            (a["ContentType"], a.get("ContentID")) for a in atts]
 
 
 class TestBatch:

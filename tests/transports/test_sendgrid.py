@@ -21,7 +21,7 @@ from mailscale.message import Envelope, SendStatus
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.sendgrid import SendGridTransport
 from peers.esp_base import Recorded, Reply
-from peers.esp_messages import make_envelope, make_message
+from peers.esp_messages import make_envelope, make_message, named_envelope
 from peers.sendgrid_peer import SendGridPeer
 
 KEY = PROVIDER_KEYS["sendgrid"]
@@ -147,6 +147,44 @@ class TestRequestShape:
         assert ("application/pdf", "report.pdf", "attachment") == (
             att["type"], att["filename"], att["disposition"])
         assert b"\x00\x01pdfdata" == base64.b64decode(att["content"])
+
+
+class TestAddresses:
+    @pytest.mark.parametrize("form", ["bytes", "message"])
+    def test_display_names_kept(self, peer: SendGridPeer, transport: SendGridTransport,
+                                form: str) -> None:
+        """to, cc, from and reply_to keep their decoded names; a name with a comma is quoted."""
+        assert transport.send([named_envelope(form)])[0].accepted
+        body = peer.requests[0].json()
+        [pers] = body["personalizations"]
+        assert [{"email": "a@example.com", "name": '"Smith, John"'},
+                {"email": "b@example.com", "name": "Bob"}] == pers["to"]
+        assert [{"email": "c@example.com", "name": "Caröl"}] == pers["cc"]
+        assert "bcc" not in pers
+        assert {"email": "news@mail.example.org", "name": "Jörg Dœ"} == body["from"]
+        assert {"email": "help@example.org", "name": 'Help "Desk"'} == body["reply_to"]
+
+    def test_semicolon_and_quote_in_name(self, peer: SendGridPeer,
+                                         transport: SendGridTransport) -> None:
+        """A personalization name with ';' is a quoted string, inner quotes escaped."""
+        msg = make_message(to='"Ops; \\"Night\\" Shift" <ops@example.com>')
+        assert transport.send([Envelope.from_message(msg)])[0].accepted
+        [pers] = peer.requests[0].json()["personalizations"]
+        assert [{"email": "ops@example.com", "name": '"Ops; \\"Night\\" Shift"'}] == pers["to"]
+
+    def test_explicit_attachment_disposition_wins(self, peer: SendGridPeer,
+                                                  transport: SendGridTransport) -> None:
+        """Content-ID with Content-Disposition: attachment is an attachment, without content_id;
+        a Content-ID without a disposition is inline."""
+        msg = make_message(html='<img src="cid:logo">')
+        msg.get_payload()[1].add_related(  # type: ignore[index]
+            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
+        msg.add_attachment(b"%PDF", maintype="application", subtype="pdf",
+                           filename="doc.pdf", cid="<doc1>")
+        assert transport.send([Envelope.from_message(msg)])[0].accepted
+        atts = peer.requests[0].json()["attachments"]
+        assert [("image/png", "inline", "logo"), ("application/pdf", "attachment", None)] == [
+            (a["type"], a["disposition"], a.get("content_id")) for a in atts]
 
 
 class TestBatching:

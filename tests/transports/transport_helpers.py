@@ -72,6 +72,7 @@ INJECTIONS = {
     "from_name": raw_with_headers(
         sender="From: =?utf-8?q?Ev=0D=0ABcc:_x@evil.com?= <sender@example.com>"
     ),
+    "cc_name": raw_with_headers("Cc: =?utf-8?q?Ev=0D=0ABcc:_x@evil.com?= <rcpt@example.net>"),
 }
 
 

@@ -24,9 +24,20 @@ import attrs
 from mailscale.errors import HeaderInjection
 from mailscale.message import Envelope, check_header_value
 
-__all__ = ["Attachment", "Body", "BodyCache", "Decomposed", "decompose", "split_recipients"]
+__all__ = [
+    "Attachment",
+    "Body",
+    "BodyCache",
+    "Decomposed",
+    "decompose",
+    "format_address",
+    "quoted_string",
+    "split_recipients",
+]
 
 _NOT_SIMPLE = re.compile(r'[",;()\\]')
+# Outside RFC 5322 atext (RFC 6532 adds every non-ASCII character) and the space between words.
+_NOT_PHRASE = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ \u0080-\U0010ffff]")
 _SPACE = re.compile(r"\s")
 _UNFOLD = re.compile(r"\n(?=[ \t])")
 
@@ -78,6 +89,8 @@ class Body:
 class Decomposed:
     """The fields a JSON provider needs, taken from one message.
 
+    Addresses (``to``, ``cc``, ``reply_to``) are ``(display name, address)``
+    pairs, the names decoded (RFC 2047) to text, ``""`` when absent.
     ``content_key`` is equal for messages whose body (content and
     attachments) is byte-identical, so callers can group them cheaply; None
     when unknown.
@@ -85,8 +98,8 @@ class Decomposed:
 
     from_name: str
     from_email: str
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
+    to: tuple[tuple[str, str], ...]
+    cc: tuple[tuple[str, str], ...]
     reply_to: tuple[tuple[str, str], ...]
     subject: str | None
     body: Body
@@ -108,6 +121,14 @@ class Decomposed:
     @property
     def attachments(self) -> tuple[Attachment, ...]:
         return self.body.attachments
+
+    def name_of(self, address: str) -> str:
+        """The display name the To or Cc header gives *address* (case-insensitive), or ``""``."""
+        low = address.lower()
+        for name, addr in (*self.to, *self.cc):
+            if name and addr.lower() == low:
+                return name
+        return ""
 
 
 class BodyCache:
@@ -271,8 +292,8 @@ def _fast(env: Envelope, raw: bytes, cache: BodyCache | None) -> Decomposed | No
     return Decomposed(
         from_name=from_name,
         from_email=from_email,
-        to=tuple(a for _, a in _addresses(by_name.get("to", []))),
-        cc=tuple(a for _, a in _addresses(by_name.get("cc", []))),
+        to=tuple(_addresses(by_name.get("to", []))),
+        cc=tuple(_addresses(by_name.get("cc", []))),
         reply_to=tuple(_addresses(by_name.get("reply-to", []))),
         subject=_decode_words(subject[0]) if subject else None,
         body=body,
@@ -298,12 +319,10 @@ def _checked(parts: Decomposed) -> Decomposed:
     """
     check_header_value("From", parts.from_name)
     check_header_value("From", parts.from_email)
-    for name, values in (("To", parts.to), ("Cc", parts.cc)):
-        for value in values:
-            check_header_value(name, value)
-    for display, addr in parts.reply_to:
-        check_header_value("Reply-To", display)
-        check_header_value("Reply-To", addr)
+    for name, pairs in (("To", parts.to), ("Cc", parts.cc), ("Reply-To", parts.reply_to)):
+        for display, addr in pairs:
+            check_header_value(name, display)
+            check_header_value(name, addr)
     if parts.subject is not None:
         check_header_value("Subject", parts.subject)
     for name, value in parts.headers:
@@ -346,8 +365,8 @@ def _decompose(env: Envelope, cache: BodyCache | None) -> Decomposed:
     return Decomposed(
         from_name=from_name,
         from_email=from_email,
-        to=tuple(a for _, a in _addresses(values("To"))),
-        cc=tuple(a for _, a in _addresses(values("Cc"))),
+        to=tuple(_addresses(values("To"))),
+        cc=tuple(_addresses(values("Cc"))),
         reply_to=tuple(_addresses(values("Reply-To"))),
         subject=str(subject) if subject is not None else None,
         body=_body_of(msg),
@@ -368,11 +387,33 @@ def split_recipients(
     the rest to ``bcc``. When none is named in To (all hidden), each recipient
     gets its own (to,) entry so no hidden address is shown to another.
     """
-    to_set = {a.lower() for a in parts.to}
-    cc_set = {a.lower() for a in parts.cc}
+    to_set = {a.lower() for _, a in parts.to}
+    cc_set = {a.lower() for _, a in parts.cc}
     to = tuple(r for r in env.recipients if r.lower() in to_set)
     cc = tuple(r for r in env.recipients if r.lower() in cc_set and r.lower() not in to_set)
     bcc = tuple(r for r in env.recipients if r.lower() not in to_set and r.lower() not in cc_set)
     if not to:
         return [((r,), (), ()) for r in env.recipients]
     return [(to, cc, bcc)]
+
+
+def format_address(name: str, address: str) -> str:
+    """``address``, or ``name <address>`` with the name as RFC 5322 wants it, never encoded.
+
+    For providers that take a formatted address string (Postmark): a name that
+    is not a plain phrase (a comma, a quote, a dot, ...) becomes a quoted
+    string with ``\\`` and ``"`` escaped (RFC 5322 section 3.2.4); non-ASCII
+    text stays as it is (RFC 6532), since the provider encodes the header it
+    writes. ``email.utils.formataddr`` would RFC 2047-encode it instead, and a
+    JSON API shows such a name to the recipient still encoded.
+    """
+    if not name:
+        return address
+    if _NOT_PHRASE.search(name) or name != name.strip() or "  " in name:
+        name = quoted_string(name)
+    return f"{name} <{address}>"
+
+
+def quoted_string(text: str) -> str:
+    """*text* as an RFC 5322 quoted-string (section 3.2.4): in quotes, ``\\`` and ``"`` escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

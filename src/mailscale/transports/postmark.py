@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from email.utils import formataddr
 from typing import Any, ClassVar
 
 import httpx
@@ -30,7 +29,7 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports._mime import BodyCache, decompose, split_recipients
+from mailscale.transports._mime import BodyCache, decompose, format_address, split_recipients
 from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["PostmarkTransport", "error_code_status"]
@@ -54,11 +53,6 @@ _JSON = {"Content-Type": "application/json"}
 
 def _encode(msg: dict[str, Any]) -> bytes:
     return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _rcpts(msg: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(a.strip() for f in ("To", "Cc", "Bcc") for a in msg.get(f, "").split(",")
-                 if a.strip())
 
 
 def error_code_status(code: int) -> SendStatus:
@@ -116,8 +110,13 @@ class PostmarkTransport(HTTPTransportBase):
 
     def build_messages(self, env: Envelope) -> list[dict[str, Any]]:
         """The Postmark messages for *env*: one, or one per recipient when all are hidden."""
+        return [msg for msg, _ in self._messages(env)]
+
+    def _messages(self, env: Envelope) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+        """Each Postmark message for *env*, with the envelope recipients it carries."""
         parts = decompose(env, self._bodies)
-        common: dict[str, Any] = {"From": formataddr((parts.from_name, parts.from_email))}
+        # Names as text: Postmark writes (and encodes) the headers itself (RFC 6532 quoting).
+        common: dict[str, Any] = {"From": format_address(parts.from_name, parts.from_email)}
         if parts.subject is not None:
             common["Subject"] = parts.subject
         if parts.text is not None:
@@ -125,7 +124,7 @@ class PostmarkTransport(HTTPTransportBase):
         if parts.html is not None:
             common["HtmlBody"] = parts.html
         if parts.reply_to:
-            common["ReplyTo"] = ", ".join(formataddr(a) for a in parts.reply_to)
+            common["ReplyTo"] = ", ".join(format_address(n, a) for n, a in parts.reply_to)
         if parts.headers:
             common["Headers"] = [{"Name": k, "Value": v} for k, v in parts.headers]
         if env.tags:
@@ -133,12 +132,14 @@ class PostmarkTransport(HTTPTransportBase):
         if env.metadata:
             common["Metadata"] = dict(env.metadata)
         if parts.attachments:
+            # Postmark inlines any attachment with a ContentID: only inline parts get one.
             common["Attachments"] = [
                 {
                     "Name": a.filename,
                     "Content": base64.b64encode(a.content).decode("ascii"),
                     "ContentType": a.content_type,
-                    **({"ContentID": f"cid:{a.content_id}"} if a.content_id else {}),
+                    **({"ContentID": f"cid:{a.content_id}"} if a.inline and a.content_id
+                       else {}),
                 }
                 for a in parts.attachments
             ]
@@ -146,17 +147,18 @@ class PostmarkTransport(HTTPTransportBase):
             common["MessageStream"] = self.message_stream
         out = []
         for to, cc, bcc in split_recipients(env, parts):
-            msg = {**common, "To": ", ".join(to)}
+            msg = {**common, "To": ", ".join(format_address(parts.name_of(r), r) for r in to)}
             if cc:
-                msg["Cc"] = ", ".join(cc)
+                msg["Cc"] = ", ".join(format_address(parts.name_of(r), r) for r in cc)
             if bcc:
                 msg["Bcc"] = ", ".join(bcc)
-            out.append(msg)
+            out.append((msg, (*to, *cc, *bcc)))
         return out
 
     def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
         local: list[_Local] = []
-        planned: list[tuple[int, list[dict[str, Any]], list[bytes]]] = []
+        # Per envelope: its index, the recipients of each of its messages, their JSON.
+        planned: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         limit = self.max_request_bytes
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
@@ -171,24 +173,24 @@ class PostmarkTransport(HTTPTransportBase):
                     "per message"))
                 continue
             try:
-                msgs = self.build_messages(env)
+                msgs = self._messages(env)
             except PREPARE_ERRORS as exc:
                 local.append(self._unreadable(i, env, exc))
                 continue
             # Encoded once: the sizes decide the split, the bytes are the request body.
-            encoded = [_encode(m) for m in msgs]
+            encoded = [_encode(m) for m, _ in msgs]
             size = sum(len(e) + 1 for e in encoded) + 1
             if size > limit:
                 local.append(self._local_reject(
                     i, env, f"message of {size} bytes as JSON; Postmark takes at most "
                     f"{limit} bytes per request"))
                 continue
-            planned.append((i, msgs, encoded))
+            planned.append((i, [rcpts for _, rcpts in msgs], encoded))
         if len(planned) == 1 and len(planned[0][1]) == 1:
-            index, [msg], [body] = planned[0]
-            return [self._call("/email", body, [(index, [_rcpts(msg)])], batch)], local
+            index, [rcpts], [body] = planned[0]
+            return [self._call("/email", body, [(index, [rcpts])], batch)], local
         calls: list[_Call] = []
-        chunk: list[tuple[int, list[dict[str, Any]], list[bytes]]] = []
+        chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         count = size = 0
         for index, msgs, encoded in planned:
             nbytes = sum(len(e) + 1 for e in encoded)
@@ -202,11 +204,10 @@ class PostmarkTransport(HTTPTransportBase):
             calls.append(self._batch_call(chunk, batch))
         return calls, local
 
-    def _batch_call(self, chunk: list[tuple[int, list[dict[str, Any]], list[bytes]]],
+    def _batch_call(self, chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]],
                     batch: Sequence[Envelope]) -> _Call:
         body = b"[" + b",".join(e for _, _, encoded in chunk for e in encoded) + b"]"
-        return self._call("/email/batch", body,
-                          [(i, [_rcpts(x) for x in m]) for i, m, _ in chunk], batch)
+        return self._call("/email/batch", body, [(i, rcpts) for i, rcpts, _ in chunk], batch)
 
     def _call(self, path: str, body: bytes, layout: _Layout, batch: Sequence[Envelope]) -> _Call:
         """A request; *layout* gives, per envelope in order, the recipients of each message."""

@@ -35,7 +35,13 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports._mime import BodyCache, Decomposed, decompose, split_recipients
+from mailscale.transports._mime import (
+    BodyCache,
+    Decomposed,
+    decompose,
+    quoted_string,
+    split_recipients,
+)
 from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["SendGridTransport"]
@@ -150,7 +156,7 @@ class SendGridTransport(HTTPTransportBase):
                     "type": a.content_type,
                     "filename": a.filename,
                     "disposition": "inline" if a.inline else "attachment",
-                    **({"content_id": a.content_id} if a.content_id else {}),
+                    **({"content_id": a.content_id} if a.inline and a.content_id else {}),
                 }
                 for a in parts.attachments
             ]
@@ -162,9 +168,9 @@ class SendGridTransport(HTTPTransportBase):
         """What is particular to *env*: recipients, subject, headers, custom_args."""
         personalizations = []
         for to, cc, bcc in split_recipients(env, parts):
-            p: dict[str, Any] = {"to": [{"email": r} for r in to]}
+            p: dict[str, Any] = {"to": [_recipient(r, parts.name_of(r)) for r in to]}
             if cc:
-                p["cc"] = [{"email": r} for r in cc]
+                p["cc"] = [_recipient(r, parts.name_of(r)) for r in cc]
             if bcc:
                 p["bcc"] = [{"email": r} for r in bcc]
             if parts.subject is not None:
@@ -277,6 +283,18 @@ class SendGridTransport(HTTPTransportBase):
 
 def _address(addr: str, name: str = "") -> dict[str, str]:
     return {"email": addr, "name": name} if name else {"email": addr}
+
+
+def _recipient(addr: str, name: str) -> dict[str, str]:
+    """A personalization's to/cc entry: the name as text, quoted when it holds ``,`` or ``;``.
+
+    SendGrid documents that personalization names may not hold commas or
+    semicolons: it splits the address there and drops the message. A quoted
+    string (RFC 5322 section 3.2.4) is read whole, and shows as the bare name.
+    """
+    if name and ("," in name or ";" in name):
+        name = quoted_string(name)
+    return _address(addr, name)
 
 
 def _errors(response: httpx.Response, owners: list[int]) -> tuple[str, dict[int, str]]:
