@@ -3,7 +3,9 @@
 Each peer implements one provider's documented endpoint, authentication,
 request validation and error responses, records every request it receives
 so tests can assert the exact request shape, and can be told to fail the
-next N requests (429 with Retry-After and rate-limit headers, 500, ...).
+next N requests (429 with Retry-After and rate-limit headers, 500, ...), to
+drop the connection, or to handle a request as usual (the message is sent)
+and garble the answer (hostile bodies: not JSON, wrong types, wrong counts).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -48,6 +51,22 @@ class Reply:
         h = {"Content-Type": "application/json", **(headers or {})}
         return cls(status, json.dumps(data).encode(), h)
 
+    def data(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+    def with_body(self, body: bytes) -> Reply:
+        """The same status and headers with another body."""
+        return attrs.evolve(self, body=body)
+
+    def with_json(self, data: Any) -> Reply:
+        """The same status and headers with another JSON body."""
+        return attrs.evolve(self, body=json.dumps(data).encode())
+
+
+#: How :meth:`ESPPeer.garble_next` changes an answer: a new body, or a function of the reply.
+Garble = bytes | Callable[[Reply], Reply]
+
 
 class ESPPeer:
     """Base: a ThreadingHTTPServer on 127.0.0.1 in a daemon thread."""
@@ -56,6 +75,7 @@ class ESPPeer:
         self.requests: list[Recorded] = []
         self.scheme = "https" if ssl_context is not None else "http"
         self._failures: deque[Reply] = deque()
+        self._garbles: deque[Garble] = deque()
         self._lock = threading.Lock()
         self._drop_next = 0
         #: Seconds to wait before answering, like a provider across the internet.
@@ -88,6 +108,8 @@ class ESPPeer:
                     else:
                         drop = False
                     failure = peer._failures.popleft() if peer._failures and not drop else None
+                    garble = (peer._garbles.popleft() if peer._garbles and not drop
+                              and failure is None else None)
                 if drop:
                     self.close_connection = True
                     self.connection.close()
@@ -95,6 +117,10 @@ class ESPPeer:
                 if peer.delay:
                     time.sleep(peer.delay)
                 reply = failure or peer.handle(rec)
+                if isinstance(garble, bytes):
+                    reply = reply.with_body(garble)
+                elif garble is not None:
+                    reply = garble(reply)
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
@@ -140,6 +166,13 @@ class ESPPeer:
         """Answer the next *n* requests with *reply* instead of handling them."""
         with self._lock:
             self._failures.extend([reply] * n)
+
+    def garble_next(self, n: int, change: Garble) -> None:
+        """Handle the next *n* requests as usual (their messages are sent), then answer
+        with *change*: the body to send instead, or a function from the real reply to
+        the one sent (keep the status, break the body)."""
+        with self._lock:
+            self._garbles.extend([change] * n)
 
     def drop_next(self, n: int = 1) -> None:
         """Close the connection without answering the next *n* requests."""

@@ -16,6 +16,7 @@ from mailscale.errors import (
     TransportConnectionError,
 )
 from mailscale.message import Envelope, SendStatus
+from mailscale.transports._http import MAYBE_DELIVERED
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.mailgun import MailgunTransport
 from peers.esp_base import Reply
@@ -227,6 +228,32 @@ class TestErrors:
         with MailgunTransport(KEY, DOMAIN, base_url="http://127.0.0.1:9") as t:
             with pytest.raises(TransportConnectionError):
                 t.send([raw_envelope()])
+
+
+class TestUnreadableAnswers:
+    @pytest.mark.parametrize(("body", "what"), [
+        (b"<html>OK</html>", "not JSON"), (b"", "not JSON"),
+        (b'{"message": "Queued. Thank you."}', 'no "id"'), (b'{"id": null}', 'no "id"'),
+        (b'{"id": 7}', 'no "id"'), (b'{"id": ""}', 'no "id"'), (b'["<1.peer@x>"]', 'no "id"')])
+    def test_unreadable_success(self, peer: MailgunPeer, transport: MailgunTransport,
+                                body: bytes, what: str) -> None:
+        """A 200 without Mailgun's {"id": ...} is deferred, marked maybe delivered."""
+        peer.garble_next(1, body)
+        [result] = transport.send([make_envelope()])
+        assert 1 == len(peer.accepted)  # Mailgun did queue it
+        assert (SendStatus.DEFERRED, 200, None,
+                f"Mailgun's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}") == (
+            result.status, result.status_code, result.message_id, result.status_text)
+
+    def test_others_keep_results(self, peer: MailgunPeer) -> None:
+        """One unreadable answer in a batch defers only its own message."""
+        peer.garble_next(1, b"<html>OK</html>")
+        with MailgunTransport(KEY, DOMAIN, base_url=peer.url, concurrency=1) as t:
+            results = t.send([make_envelope(f"{c}@example.com") for c in "abc"])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == [
+            r.status for r in results]
+        assert [None, "<000002.peer@mg.example.com>", "<000003.peer@mg.example.com>"] == [
+            r.message_id for r in results]
 
 
 class TestAsync:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -12,6 +13,7 @@ from transport_helpers import INJECTIONS, PROVIDER_KEYS
 
 from mailscale.errors import ConfigurationError, TransportAuthError
 from mailscale.message import Envelope, SendStatus
+from mailscale.transports._http import MAYBE_DELIVERED
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.postmark import PostmarkTransport, error_code_status
 from peers.esp_base import Reply
@@ -295,3 +297,126 @@ class TestTags:
         assert "2 tags; Postmark keeps at most 1 per message" == results[0].status_text
         assert ["welcome"] == [m["Tag"] for r in peer.requests for m in
                                (r.json() if isinstance(r.json(), list) else [r.json()])]
+
+
+def _set_entry(n: int, value: Any) -> Any:
+    """A garble: the batch answer with entry *n* replaced by *value*."""
+    def change(reply: Reply) -> Reply:
+        data = reply.data()
+        data[n] = value
+        return reply.with_json(data)
+    return change
+
+
+class TestUnreadableAnswers:
+    """A 2xx answer the transport cannot interpret never makes a message accepted."""
+
+    def batch(self) -> list[Envelope]:
+        return [make_envelope(f"{c}@example.com") for c in "abc"]
+
+    @pytest.mark.parametrize("entry", [
+        {"ErrorCode": None, "Message": "OK"}, {"ErrorCode": "0"}, {"ErrorCode": True},
+        {"Message": "OK"}, "OK", None, [0]])
+    def test_one_bad_entry(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                           entry: Any) -> None:
+        """Only the message whose entry is unreadable is deferred, marked maybe delivered;
+        the others keep their results."""
+        peer.garble_next(1, _set_entry(1, entry))
+        results = transport.send(self.batch())
+        assert 3 == len(peer.accepted)  # Postmark did send all three
+        assert [SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.ACCEPTED] == [
+            r.status for r in results]
+        assert [str(uuid.UUID(int=1)), None, str(uuid.UUID(int=3))] == [
+            r.message_id for r in results]
+        assert ("Postmark's answer for this message could not be read (no integer ErrorCode); "
+                f"{MAYBE_DELIVERED}") == results[1].status_text
+        assert ("b@example.com",) == results[1].pending_recipients
+
+    @pytest.mark.parametrize(("body", "what"), [
+        (b"<html>OK</html>", "not JSON"),
+        (b"", "not JSON"),
+        (b"[]", "0 entries for 3 messages"),
+        (b'[{"ErrorCode": 0}, {"ErrorCode": 0}]', "2 entries for 3 messages"),
+        (b'[{"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}]',
+         "4 entries for 3 messages"),
+        (b'{"ErrorCode": 0, "Message": "OK"}', "one answer for a batch of 3 messages"),
+        (b'{"Message": "OK"}', "no integer ErrorCode"),
+        (b'"OK"', "a JSON str, not an object or a list"),
+    ])
+    def test_whole_batch_unreadable(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                                    body: bytes, what: str) -> None:
+        """An answer that cannot be matched to the messages defers them all, none accepted."""
+        peer.garble_next(1, body)
+        with capture_logs() as logs:
+            results = transport.send(self.batch())
+        assert 3 == len(peer.accepted)
+        assert [SendStatus.DEFERRED] * 3 == [r.status for r in results]
+        assert {f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"} \
+            == {r.status_text for r in results}
+        assert [("transport.answer_unreadable", 200, what)] == [
+            (e["event"], e["status"], e["problem"]) for e in logs
+            if e["event"] == "transport.answer_unreadable"]
+
+    @pytest.mark.parametrize(("body", "what"), [
+        (b"<html>OK</html>", "not JSON"), (b"{}", "no integer ErrorCode"),
+        (b'{"ErrorCode": null}', "no integer ErrorCode"),
+        (b'[{"ErrorCode": 0}]', "a list answering one message")])
+    def test_single_unreadable(self, peer: PostmarkPeer, transport: PostmarkTransport,
+                               body: bytes, what: str) -> None:
+        """/email answered 200 with something unreadable: deferred, maybe delivered."""
+        peer.garble_next(1, body)
+        [result] = transport.send([make_envelope()])
+        assert 1 == len(peer.accepted)
+        assert (SendStatus.DEFERRED, 200) == (result.status, result.status_code)
+        assert (f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"
+                == result.status_text)
+
+    def test_hidden_recipient_copies(self, peer: PostmarkPeer,
+                                     transport: PostmarkTransport) -> None:
+        """Per-copy answers: the unreadable copy's recipient stays pending, the other not."""
+        env = Envelope.from_message(make_message(to="list@example.org"),
+                                    recipients=["x@example.com", "y@example.com"])
+        peer.garble_next(1, _set_entry(0, {"ErrorCode": None}))
+        [result] = transport.send([env])
+        assert SendStatus.DEFERRED == result.status
+        assert [("x@example.com", SendStatus.DEFERRED), ("y@example.com", SendStatus.ACCEPTED)] \
+            == [(r.recipient, r.status) for r in result.recipient_results]
+        assert ("x@example.com",) == result.pending_recipients
+
+    def test_unreadable_error_answer(self, peer: PostmarkPeer,
+                                     transport: PostmarkTransport) -> None:
+        """A 422 whose ErrorCode is null or 0 is a refusal by its HTTP status, never accepted."""
+        peer.fail_next(1, Reply.json(422, {"ErrorCode": None, "Message": "Bad thing"}))
+        peer.fail_next(1, Reply.json(422, {"ErrorCode": 0, "Message": "Odd thing"}))
+        first = transport.send([make_envelope()])
+        second = transport.send([make_envelope()])
+        assert [(SendStatus.REJECTED, 422, "Bad thing"), (SendStatus.REJECTED, 422, "Odd thing")] \
+            == [(r.status, r.status_code, r.status_text) for r in first + second]
+
+    def test_async(self, peer: PostmarkPeer) -> None:
+        """send_async reads answers the same way."""
+        peer.garble_next(1, _set_entry(2, {"ErrorCode": None}))
+
+        async def go() -> list[SendStatus]:
+            async with PostmarkTransport(TOKEN, base_url=peer.url) as t:
+                return [r.status for r in await t.send_async(self.batch())]
+
+        assert [SendStatus.ACCEPTED, SendStatus.ACCEPTED, SendStatus.DEFERRED] == asyncio.run(go())
+
+    def test_interpreter_failure_keeps_other_calls(self, peer: PostmarkPeer) -> None:
+        """Should reading one answer fail unexpectedly, that call's messages are deferred
+        (maybe delivered) and the batch's other calls keep their results."""
+        class Fragile(PostmarkTransport):
+            def _envelope_result(self, env: Envelope, *args: Any, **kwargs: Any) -> Any:
+                if env.recipients == ("b@example.com",):
+                    raise RuntimeError("unexpected")
+                return super()._envelope_result(env, *args, **kwargs)
+
+        with Fragile(TOKEN, base_url=peer.url) as t:
+            t.max_request_bytes = 150  # one message per call
+            results = t.send(self.batch())
+        assert 3 == len(peer.requests)
+        assert [SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.ACCEPTED] == [
+            r.status for r in results]
+        assert ("HTTP 200 answer could not be read (RuntimeError); "
+                f"{MAYBE_DELIVERED}") == results[1].status_text

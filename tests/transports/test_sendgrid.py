@@ -359,6 +359,16 @@ class TestErrors:
         assert (SendStatus.DEFERRED, code) == (result.status, result.status_code)
         assert transport.send([make_envelope()])[0].accepted
 
+    @pytest.mark.parametrize("body", [b"<html>OK</html>", b"[null]", b'{"errors": 1}'])
+    def test_success_body_not_read(self, peer: SendGridPeer, transport: SendGridTransport,
+                                   body: bytes) -> None:
+        """SendGrid's success is the 202 status (its body is empty): a hostile body on a 202
+        changes nothing, the X-Message-Id header is the id."""
+        peer.garble_next(1, body)
+        [result] = transport.send([make_envelope()])
+        assert (SendStatus.ACCEPTED, 202, "sgpeer000001") == (
+            result.status, result.status_code, result.message_id)
+
     def test_success_carries_rate_headers(self, peer: SendGridPeer,
                                           transport: SendGridTransport) -> None:
         """Rate-limit headers of a success are on the result too."""

@@ -17,6 +17,7 @@ from mailscale.errors import (
     TransportError,
 )
 from mailscale.message import Envelope, SendStatus
+from mailscale.transports._http import MAYBE_DELIVERED
 from mailscale.transports.base import Transport, TransportURL
 from mailscale.transports.ses import SESTransport, error_status
 from peers.esp_base import Recorded, Reply
@@ -288,6 +289,32 @@ class TestErrors:
             with pytest.raises(TransportConnectionError) as info:
                 t.send([raw_envelope()])
         assert SECRET not in str(info.value)
+
+
+class TestUnreadableAnswers:
+    @pytest.mark.parametrize("body", [
+        b"<html>OK</html>", b"", b"{}", b'{"MessageId": null}', b'{"MessageId": 5}'])
+    def test_no_message_id(self, error_peer: SESErrorPeer, peer_transport: SESTransport,
+                           body: bytes) -> None:
+        """A 200 without a MessageId is deferred, marked maybe delivered."""
+        error_peer.garble_next(1, body)
+        [result] = peer_transport.send([raw_envelope()])
+        assert 1 == len(error_peer.requests)
+        assert (SendStatus.DEFERRED, 200, None,
+                f"SES's answer has no MessageId; {MAYBE_DELIVERED}") == (
+            result.status, result.status_code, result.message_id, result.status_text)
+
+    def test_unparseable_answer_keeps_the_batch(self, error_peer: SESErrorPeer) -> None:
+        """An answer botocore cannot parse defers its message; the others keep their results."""
+        error_peer.garble_next(1, b"[1, 2]")
+        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
+                          secret_access_key=SECRET, concurrency=1) as t:
+            results = t.send([raw_envelope(), raw_envelope(), raw_envelope()])
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == [
+            r.status for r in results]
+        assert [None, "peer-2", "peer-3"] == [r.message_id for r in results]
+        assert results[0].status_text.startswith("SES's answer could not be read (")
+        assert results[0].status_text.endswith(f"); {MAYBE_DELIVERED}")
 
 
 class TestTags:

@@ -12,6 +12,12 @@ refused, time-out), the call raises ``TransportConnectionError`` /
 ``TransportTimeout``. When some requests were answered, a network failure of
 another does not raise (that would lose the results of what was already
 accepted); the envelopes it carried come back DEFERRED instead.
+
+Unreadable answers: a 2xx answer whose body the transport needs and cannot
+interpret (not JSON, a missing or mistyped field, a list of the wrong length)
+never makes a message accepted. Its messages come back DEFERRED, saying that
+the provider may or may not have sent them; the other messages of the batch
+keep their results.
 """
 
 from __future__ import annotations
@@ -46,8 +52,12 @@ from mailscale.transports.base import TransportBase, TransportURL, redact_url
 #: What preparing one message may raise; such a message is rejected, the batch goes on.
 PREPARE_ERRORS = (MailscaleError, ValueError, LookupError, UnicodeError, TypeError)
 
+#: Ends the status_text of a message whose fate is unknown (sent, but no readable answer).
+MAYBE_DELIVERED = "it may or may not have been delivered"
+
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAYBE_DELIVERED",
     "PREPARE_ERRORS",
     "HTTPTransportBase",
     "credential_from_url",
@@ -467,7 +477,18 @@ class HTTPTransportBase(TransportBase):
                 status=401,
                 recipients=recipients,
             )
-        for index, result in call.interpret(response, latency):
+        try:
+            interpreted = call.interpret(response, latency)
+        except Exception as exc:  # a hostile answer must not lose the batch's other results
+            _log.warning("transport.answer_unreadable", provider=self.name,
+                         status=response.status_code, error=type(exc).__name__)
+            what = f"HTTP {response.status_code} answer could not be read ({type(exc).__name__})"
+            interpreted = [(i, self._unsure(batch[i], response, latency, what)
+                            if response.is_success else
+                            self._result(batch[i], status_for_http(response.status_code),
+                                         response=response, latency=latency, status_text=what))
+                           for i in call.indices]
+        for index, result in interpreted:
             results[index] = result
 
     def _network_failure(
@@ -496,7 +517,7 @@ class HTTPTransportBase(TransportBase):
                 status=SendStatus.DEFERRED,
                 recipients=batch[i].recipients,
                 transport=self.name,
-                status_text=f"request {what}; it may or may not have been delivered",
+                status_text=f"request {what}; {MAYBE_DELIVERED}",
                 idempotency_key=batch[i].idempotency_key,
             )
 
@@ -541,6 +562,12 @@ class HTTPTransportBase(TransportBase):
             rate_limit=rate,
             idempotency_key=env.idempotency_key,
         )
+
+    def _unsure(self, env: Envelope, response: httpx.Response, latency: float,
+                reason: str) -> SendResult:
+        """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
+        return self._result(env, SendStatus.DEFERRED, response=response, latency=latency,
+                            status_text=f"{reason}; {MAYBE_DELIVERED}")
 
     def _unreadable(self, index: int, env: Envelope, exc: Exception) -> _Local:
         """A message that cannot be turned into a request: rejected, never raised."""

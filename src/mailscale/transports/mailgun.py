@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import (
@@ -29,6 +30,8 @@ from mailscale.transports.base import TransportURL, redact_url
 from mailscale.transports.smtp import Signer, check_signer, signed_bytes
 
 __all__ = ["MailgunTransport"]
+
+_log = get_logger("mailscale.transports")
 
 _REGIONS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 MAX_RECIPIENTS = 1000
@@ -143,15 +146,23 @@ class MailgunTransport(HTTPTransportBase):
             env = batch[index]
             status = status_for_http(response.status_code)
             data = json_or_none(response)
+            mid = data.get("id") if isinstance(data, dict) else None
+            if status is SendStatus.ACCEPTED and (not isinstance(mid, str) or not mid):
+                # Mailgun's success answer is {"id": ..., "message": ...}; anything else (an
+                # HTML page from a proxy, a truncated body) does not say the message was queued.
+                what = "not JSON" if data is None else 'no "id"'
+                _log.warning("transport.answer_unreadable", provider=self.name,
+                             status=response.status_code, problem=what)
+                return [(index, self._unsure(
+                    env, response, latency,
+                    f"Mailgun's HTTP {response.status_code} answer could not be read ({what})"))]
             text = ""
             if isinstance(data, dict):
                 text = str(data.get("message", ""))
             if not text:
                 text = response.text.strip()[:200] or response.reason_phrase
-            mid = None
-            if status is SendStatus.ACCEPTED and isinstance(data, dict):
-                mid = str(data.get("id")) if data.get("id") else None
-            return [(index, self._result(env, status, response=response, latency=latency,
-                                         message_id=mid, status_text=text))]
+            return [(index, self._result(
+                env, status, response=response, latency=latency,
+                message_id=mid if status is SendStatus.ACCEPTED else None, status_text=text))]
 
         return interpret

@@ -17,9 +17,11 @@ from typing import Any, ClassVar
 
 import httpx
 
+from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
 from mailscale.transports._http import (
+    MAYBE_DELIVERED,
     PREPARE_ERRORS,
     HTTPTransportBase,
     _Call,
@@ -33,6 +35,8 @@ from mailscale.transports._mime import BodyCache, decompose, format_address, spl
 from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["PostmarkTransport", "error_code_status"]
+
+_log = get_logger("mailscale.transports")
 
 MAX_BATCH = 500
 #: Postmark refuses a request body over 50 MB (/email/batch, attachments included).
@@ -192,13 +196,13 @@ class PostmarkTransport(HTTPTransportBase):
         calls: list[_Call] = []
         chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         count = size = 0
-        for index, msgs, encoded in planned:
+        for index, copies, encoded in planned:
             nbytes = sum(len(e) + 1 for e in encoded)
-            if chunk and (count + len(msgs) > MAX_BATCH or size + nbytes + 1 > limit):
+            if chunk and (count + len(copies) > MAX_BATCH or size + nbytes + 1 > limit):
                 calls.append(self._batch_call(chunk, batch))
                 chunk, count, size = [], 0, 0
-            chunk.append((index, msgs, encoded))
-            count += len(msgs)
+            chunk.append((index, copies, encoded))
+            count += len(copies)
             size += nbytes
         if chunk:
             calls.append(self._batch_call(chunk, batch))
@@ -224,12 +228,22 @@ class PostmarkTransport(HTTPTransportBase):
                    single: bool) -> list[tuple[int, SendResult]]:
         data = json_or_none(response)
         code = response.status_code
+        count = sum(len(m) for _, m in layout)
+        whole = _error_code(data)  # a dict answering for the whole call
         entries: list[Any]
-        if code == 200 and not single and isinstance(data, list):
+        if response.is_success and not single and isinstance(data, list):
+            if len(data) != count:
+                # Entries answer messages by position: with a wrong count none can be trusted.
+                return self._all_unsure(layout, batch, response, latency,
+                                        f"{len(data)} entries for {count} messages")
             entries = data
-        elif code in (200, 422) and isinstance(data, dict) and "ErrorCode" in data:
+        elif whole is not None and (response.is_success or code == 422) and (
+                whole != 0 or (single and response.is_success)):
             # A single answer (or a whole-batch error) applies to every message of the call.
-            entries = [data] * sum(len(m) for _, m in layout)
+            entries = [data] * count
+        elif response.is_success:
+            return self._all_unsure(layout, batch, response, latency,
+                                    _shape_problem(data, single, count))
         else:
             status = status_for_http(code)
             if isinstance(data, dict) and data.get("Message"):
@@ -247,6 +261,14 @@ class PostmarkTransport(HTTPTransportBase):
                                                      latency)))
         return out
 
+    def _all_unsure(self, layout: _Layout, batch: Sequence[Envelope], response: httpx.Response,
+                    latency: float, what: str) -> list[tuple[int, SendResult]]:
+        """Every message of the call deferred: Postmark's answer could not be interpreted."""
+        _log.warning("transport.answer_unreadable", provider=self.name,
+                     status=response.status_code, problem=what)
+        reason = f"Postmark's HTTP {response.status_code} answer could not be read ({what})"
+        return [(i, self._unsure(batch[i], response, latency, reason)) for i, _ in layout]
+
     def _envelope_result(self, env: Envelope, messages: list[tuple[str, ...]],
                          entries: list[Any], response: httpx.Response,
                          latency: float) -> SendResult:
@@ -255,15 +277,15 @@ class PostmarkTransport(HTTPTransportBase):
         texts: list[str] = []
         codes: list[int] = []
         ids: list[str] = []
-        for n, rcpts in enumerate(messages):
-            entry = entries[n] if n < len(entries) else None
-            if not isinstance(entry, dict):
+        for rcpts, entry in zip(messages, entries, strict=True):
+            code = _error_code(entry)
+            if code is None:
                 statuses.append(SendStatus.DEFERRED)
-                texts.append("Postmark gave no answer for this message")
+                texts.append("Postmark's answer for this message could not be read (no "
+                             f"integer ErrorCode); {MAYBE_DELIVERED}")
                 per_rcpt.extend(RecipientResult(recipient=r, status=SendStatus.DEFERRED,
                                                 status_text=texts[-1]) for r in rcpts)
                 continue
-            code = int(entry.get("ErrorCode", -1))
             status = error_code_status(code)
             statuses.append(status)
             codes.append(code)
@@ -281,3 +303,22 @@ class PostmarkTransport(HTTPTransportBase):
             status_text="; ".join(dict.fromkeys(t for t in texts if t)),
             recipient_results=tuple(per_rcpt) if len(messages) > 1 else (),
         )
+
+
+def _shape_problem(data: Any, single: bool, count: int) -> str:
+    """What is wrong with a 2xx answer that is neither an entry nor a list of them."""
+    if data is None:
+        return "not JSON"
+    if isinstance(data, dict):
+        if _error_code(data) is None:
+            return "no integer ErrorCode"
+        return f"one answer for a batch of {count} messages"
+    if isinstance(data, list) and single:
+        return "a list answering one message"
+    return f"a JSON {type(data).__name__}, not an object or a list"
+
+
+def _error_code(entry: Any) -> int | None:
+    """An answer's ``ErrorCode`` when it is an integer, else None (it cannot be read)."""
+    code = entry.get("ErrorCode") if isinstance(entry, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None

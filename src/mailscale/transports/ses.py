@@ -31,7 +31,12 @@ from mailscale.errors import (
     TransportTimeout,
 )
 from mailscale.message import Envelope, SendResult, SendStatus
-from mailscale.transports._http import PREPARE_ERRORS, rate_limit_headers, retry_after_from
+from mailscale.transports._http import (
+    MAYBE_DELIVERED,
+    PREPARE_ERRORS,
+    rate_limit_headers,
+    retry_after_from,
+)
 from mailscale.transports.base import TransportBase, TransportURL, redact_url
 from mailscale.transports.smtp import Signer, check_signer, signed_bytes
 
@@ -74,6 +79,15 @@ def error_status(code: str, http_status: int | None) -> SendStatus:
                                                                  or http_status >= 500)):
         return SendStatus.DEFERRED
     return SendStatus.REJECTED
+
+
+class _Unreadable:
+    """A call whose answer botocore could not parse (the message may have been sent)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
 
 
 def _import_boto3() -> Any:
@@ -284,6 +298,8 @@ class SESTransport(TransportBase):
                 answer: Any = client.send_email(**item[1])
             except (ClientError, BotoCoreError) as exc:
                 answer = exc
+            except Exception as exc:  # botocore's parser choking on SES's answer
+                answer = _Unreadable(type(exc).__name__)
             return item[0], answer, time.perf_counter() - start
 
         if len(todo) > 1 and self.concurrency > 1:
@@ -337,6 +353,8 @@ class SESTransport(TransportBase):
                 latency=latency, rate_limit=rate,
                 retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
             )
+        if isinstance(outcome, _Unreadable):
+            return self._unsure(env, latency, None, f"could not be read ({outcome.error})")
         if isinstance(outcome, (NoCredentialsError, PartialCredentialsError)):
             if answered:
                 return self._result(
@@ -359,10 +377,22 @@ class SESTransport(TransportBase):
             return self._result(
                 env, SendStatus.DEFERRED, latency=latency,
                 status_text=f"{type(outcome).__name__}; it may or may not have been delivered")
+        http_status = outcome.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)
+        message_id = outcome.get("MessageId")
+        if not isinstance(message_id, str) or not message_id:
+            # SES's success answer carries the MessageId; without one it says nothing sure.
+            return self._unsure(env, latency, http_status, "has no MessageId")
         return self._result(
-            env, SendStatus.ACCEPTED, message_id=outcome.get("MessageId"),
-            status_code=outcome.get("ResponseMetadata", {}).get("HTTPStatusCode", 200),
+            env, SendStatus.ACCEPTED, message_id=message_id, status_code=http_status,
             status_text="accepted", latency=latency)
+
+    def _unsure(self, env: Envelope, latency: float, http_status: int | None,
+                problem: str) -> SendResult:
+        """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
+        _log.warning("transport.answer_unreadable", provider=self.name, status=http_status,
+                     problem=problem)
+        return self._result(env, SendStatus.DEFERRED, status_code=http_status, latency=latency,
+                            status_text=f"SES's answer {problem}; {MAYBE_DELIVERED}")
 
     def _result(self, env: Envelope, status: SendStatus, *, status_code: int | str | None = None,
                 status_text: str = "", message_id: str | None = None,
