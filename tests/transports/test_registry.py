@@ -14,6 +14,7 @@ from transport_helpers import make_envelope
 from mailscale.errors import ConfigurationError
 from mailscale.message import SendStatus
 from mailscale.transports import _cli, registry
+from mailscale.transports.base import TransportURL
 from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
 from mailscale.transports.dev import FileTransport, MemoryTransport, NullTransport
 from mailscale.transports.registry import (
@@ -94,6 +95,30 @@ class TestBadURLs:
             ("failover()", "at least one"),
             (f"roundrobin(memory:// smtp://u:{SECRET}@h) null://", "after the first"),
             (f"memory://?api_key={SECRET}", "unknown option"),
+            # An '@' after the host: where the credential ends is a guess.
+            (f"smtp://user:{SECRET}@host:25@other", "more than one '@'"),
+            (f"smtp://user%40example.com:{SECRET}@host@other", "more than one '@'"),
+            (f"mailgun://{SECRET}@mg.example.com@other", "more than one '@'"),
+            # Control characters and line breaks, once percent-decoded, in every part.
+            (f"smtp://u%0D%0AAUTH:{SECRET}@host", "control character .* in user name"),
+            (f"smtp://user:{SECRET}%0A@host", "control character .* in password"),
+            (f"smtp://user:{SECRET}%E2%80%A8@host", "control character .* in password"),
+            (f"smtp://user:{SECRET}%C2%85@host", "control character .* in password"),
+            (f"smtp://user:{SECRET}@ho%0Ast", "control character .* in host"),
+            ("file:///tmp/a%0Db", "control character .* in path"),
+            (f"smtp://user:{SECRET}@host?tls%00=none", "control character .* name of an option"),
+            (f"smtp://user:{SECRET}@host?local_hostname=a%09b",
+             "control character .* value of option 'local_hostname'"),
+            (f"postmark://{SECRET}@default?message_stream=%7F",
+             "control character .* value of option 'message_stream'"),
+            # Empty values where a value is required.
+            ("ses://?region=", "option 'region' is empty"),
+            ("ses://?region=eu-west-1&configuration_set=", "option 'configuration_set' is empty"),
+            (f"sendgrid://{SECRET}@default?region=", "option 'region' is empty"),
+            (f"postmark://{SECRET}@default?message_stream=", "option 'message_stream' is empty"),
+            (f"mailgun://{SECRET}@mg.example.com?base_url=", "option 'base_url' is empty"),
+            (f"smtp://user:{SECRET}@host?tls=", "option 'tls' is empty"),
+            ("mx://?helo=", "option 'helo' is empty"),
         ],
     )
     def test_errors_name_the_problem_and_hide_secrets(self, url: str, problem: str) -> None:
@@ -101,6 +126,12 @@ class TestBadURLs:
         with pytest.raises(ConfigurationError, match=problem) as info:
             transport_from_url(url)
         assert SECRET not in str(info.value)
+
+    def test_percent_encoded_at_and_space_are_fine(self) -> None:
+        """'@' as %40 and a space as %20 in credentials decode as they should."""
+        url = TransportURL.parse(f"smtp://postmaster%40mg.example.com:a%20{SECRET}@host")
+        assert ("postmaster@mg.example.com", f"a {SECRET}", "host") == (
+            url.username, url.password, url.host)
 
     def test_known_third_party_scheme_names_its_package(
         self, monkeypatch: pytest.MonkeyPatch

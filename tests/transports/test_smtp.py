@@ -469,7 +469,8 @@ class TestBadSettings:
     ])
     def test_configuration_error_at_build(self, url: str) -> None:
         """A CR/LF or space in the EHLO name, or a source that is no IP, fails when built."""
-        with pytest.raises(ConfigurationError, match=r"EHLO name|not an IP address"):
+        with pytest.raises(ConfigurationError,
+                           match=r"EHLO name|not an IP address|control character|is empty"):
             transport_from_url(url)
 
     def test_valid_settings_accepted(self) -> None:

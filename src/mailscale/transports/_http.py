@@ -155,11 +155,12 @@ def http_url_options(url: TransportURL, known: Iterable[str] = ()) -> dict[str, 
     credentials, which belong in the transport URL itself.
 
     Raises:
-        ConfigurationError: an unknown option or a bad ``base_url``; the message
-            shows the URL redacted.
+        ConfigurationError: an unknown option, an empty value or a bad ``base_url``;
+            the message shows the URL redacted.
     """
     allowed = (*known, "base_url")
     url.check_options(allowed)
+    url.check_values(allowed)
     options = {k: url.query[k] for k in allowed if k in url.query}
     base_url = options.get("base_url")
     if base_url is not None:

@@ -34,6 +34,9 @@ _URL_SECRET_OPTION = re.compile(
     r"(?i)([?&][^=&\s#()]*(?:pass|secret|token|key|auth|credential|signature)[^=&\s#()]*=)"
     r"[^&\s#()]*"
 )
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: refused in every
+# part of a URL once percent-decoded (a CR LF in a user name would reach the SMTP dialogue).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -228,22 +231,40 @@ class TransportURL:
                 f"transport URL {_scheme_only(url)!r} (not shown) has an '@' after the host; "
                 "percent-encode '/', '?', '#' and '@' in credentials (%2F %3F %23 %40)"
             )
+        if parts.netloc.count("@") > 1:
+            # user:pw@host:25@other: where the credential ends is a guess; never guess.
+            raise ConfigurationError(
+                f"transport URL {_scheme_only(url)!r} (not shown) has more than one '@' before "
+                "the host; percent-encode '@' in a user name or password as %40 "
+                "(postmaster%40mg.example.com)"
+            )
         if not parts.scheme:
             raise ConfigurationError(f"transport URL {redact_url(url)!r} has no scheme")
         query: dict[str, str] = {}
         for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            if _CONTROL.search(k):
+                raise _control_error(url, "the name of an option")
+            if _CONTROL.search(v):
+                raise _control_error(url, f"the value of option {k[:40]!r}")
             if k in query:
                 raise ConfigurationError(
                     f"transport URL {redact_url(url)!r}: option {k!r} given twice"
                 )
             query[k] = v
+        username = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        path = unquote(parts.path)
+        for part, value in (("user name", username), ("password", password),
+                            ("host", unquote(parts.hostname or "")), ("path", path)):
+            if value and _CONTROL.search(value):
+                raise _control_error(url, part)
         return cls(
             scheme=parts.scheme.lower(),
-            username=unquote(parts.username) if parts.username is not None else None,
-            password=unquote(parts.password) if parts.password is not None else None,
+            username=username,
+            password=password,
             host=parts.hostname,
             port=port,
-            path=unquote(parts.path),
+            path=path,
             query=query,
         )
 
@@ -258,8 +279,25 @@ class TransportURL:
             known = ", ".join(sorted(allowed)) or "none"
             raise self.error(f"unknown option(s) {', '.join(unknown)} (known: {known})")
 
-    def get_str(self, name: str, default: str | None = None) -> str | None:
-        """The query option *name*, or *default* when absent."""
+    def check_values(self, names: Iterable[str]) -> None:
+        """Raise ``ConfigurationError`` when an option of *names* is given an empty value.
+
+        ``?region=`` is a mistake (an unset variable in a template), not "the default":
+        an option that takes a value is either given one or left out.
+        """
+        for name in names:
+            if self.query.get(name) == "":
+                raise self.error(f"option {name!r} is empty: give it a value or leave it out")
+
+    def get_str(self, name: str, default: str | None = None, *,
+                allow_empty: bool = False) -> str | None:
+        """The query option *name*, or *default* when absent.
+
+        Raises:
+            ConfigurationError: the option is given empty (``?name=``), unless *allow_empty*.
+        """
+        if not allow_empty:
+            self.check_values((name,))
         return self.query.get(name, default)
 
     def get_bool(self, name: str, default: bool) -> bool:
@@ -321,6 +359,13 @@ class TransportURL:
 
     def __repr__(self) -> str:
         return f"TransportURL({self.redacted()!r})"
+
+
+def _control_error(url: str, part: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"transport URL {_scheme_only(url)!r} (not shown) has a control character or line "
+        f"break in {part} (after percent-decoding)"
+    )
 
 
 def _scheme_only(url: str) -> str:

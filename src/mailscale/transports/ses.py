@@ -181,6 +181,7 @@ class SESTransport(TransportBase):
         """Build from ``ses://[KEY_ID:SECRET@]default?region=...[&configuration_set=...]``."""
         query = dict(url.query)
         kw: dict[str, Any] = {}
+        url.check_values(("region", "endpoint_url", "profile", "configuration_set"))
         for name in ("region", "endpoint_url", "profile", "configuration_set"):
             if name in query:
                 kw[name] = query.pop(name)
