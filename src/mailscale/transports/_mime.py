@@ -122,13 +122,13 @@ class Decomposed:
     def attachments(self) -> tuple[Attachment, ...]:
         return self.body.attachments
 
-    def name_of(self, address: str) -> str:
-        """The display name the To or Cc header gives *address* (case-insensitive), or ``""``."""
-        low = address.lower()
+    def names(self) -> dict[str, str]:
+        """Display names the To and Cc headers give, by lower-cased address (the first wins)."""
+        out: dict[str, str] = {}
         for name, addr in (*self.to, *self.cc):
-            if name and addr.lower() == low:
-                return name
-        return ""
+            if name:
+                out.setdefault(addr.lower(), name)
+        return out
 
 
 class BodyCache:

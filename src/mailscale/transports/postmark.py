@@ -150,10 +150,12 @@ class PostmarkTransport(HTTPTransportBase):
         if self.message_stream:
             common["MessageStream"] = self.message_stream
         out = []
+        names = parts.names()
         for to, cc, bcc in split_recipients(env, parts):
-            msg = {**common, "To": ", ".join(format_address(parts.name_of(r), r) for r in to)}
+            msg = {**common,
+                   "To": ", ".join(format_address(names.get(r.lower(), ""), r) for r in to)}
             if cc:
-                msg["Cc"] = ", ".join(format_address(parts.name_of(r), r) for r in cc)
+                msg["Cc"] = ", ".join(format_address(names.get(r.lower(), ""), r) for r in cc)
             if bcc:
                 msg["Bcc"] = ", ".join(bcc)
             out.append((msg, (*to, *cc, *bcc)))

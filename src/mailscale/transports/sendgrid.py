@@ -167,10 +167,11 @@ class SendGridTransport(HTTPTransportBase):
     def _personalizations(self, env: Envelope, parts: Decomposed) -> list[dict[str, Any]]:
         """What is particular to *env*: recipients, subject, headers, custom_args."""
         personalizations = []
+        names = parts.names()
         for to, cc, bcc in split_recipients(env, parts):
-            p: dict[str, Any] = {"to": [_recipient(r, parts.name_of(r)) for r in to]}
+            p: dict[str, Any] = {"to": [_recipient(r, names.get(r.lower(), "")) for r in to]}
             if cc:
-                p["cc"] = [_recipient(r, parts.name_of(r)) for r in cc]
+                p["cc"] = [_recipient(r, names.get(r.lower(), "")) for r in cc]
             if bcc:
                 p["bcc"] = [{"email": r} for r in bcc]
             if parts.subject is not None:
