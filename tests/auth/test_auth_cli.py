@@ -239,7 +239,7 @@ class TestFlags:
 
     def test_every_command_takes_json_and_documents_exit_codes(self) -> None:
         """Each dns command prints a result, takes --json and lists its exit codes."""
-        parser = cli.build_parser()
+        parser = cli.build_parser("dns")
         dns = next(a for a in parser._subparsers._group_actions  # type: ignore[union-attr]
                    if isinstance(a, argparse._SubParsersAction)).choices["dns"]
         commands = next(a for a in dns._subparsers._group_actions  # type: ignore[union-attr]
