@@ -29,6 +29,10 @@ from mailscale.transports.smtp import SMTPTransport
 from peers.smtp_peer import DroppingServer, ScriptedHandler, SMTPPeer, start_peer
 
 
+#: A body larger than loopback socket buffers (so a drop is seen while sending).
+BIG_BODY = (b"x" * 998 + b"\r\n") * 16_000
+
+
 def plain(peer: SMTPPeer, **kw: object) -> SMTPTransport:
     return SMTPTransport("127.0.0.1", peer.port, tls="none", **kw)  # type: ignore[arg-type]
 
@@ -279,15 +283,21 @@ class TestPool:
 
 class TestDroppedConnection:
     def test_drop_mid_data_defers_then_next_message_reconnects(self) -> None:
-        """A connection lost during DATA defers that message; the batch goes on."""
+        """A connection lost during DATA defers that message; the batch goes on.
+
+        The message is larger than the socket buffers, so the client is still
+        sending it when the server hangs up: it knows the final dot never left.
+        """
         server = DroppingServer(drop_after=20)
+        big = BIG_BODY
         with server.running():
             t = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
             with capture_logs() as logs:
-                first, second = t.send([make_envelope(), make_envelope()])
+                first, second = t.send([make_envelope(body=big), make_envelope(body=big)])
             t.close()
         assert SendStatus.DEFERRED == first.status
-        assert "DATA" in first.status_text
+        assert "in DATA (before the final dot)" in first.status_text
+        assert (False, False) == (first.possibly_delivered, second.possibly_delivered)
         assert SendStatus.DEFERRED == second.status
         assert 2 == server.dropped
         assert 2 == server.connections
