@@ -37,7 +37,6 @@ from peers.smtp_peer import (
     unaccepting_listener,
 )
 
-
 #: A body larger than loopback socket buffers (so a drop is seen while sending).
 BIG_BODY = (b"x" * 998 + b"\r\n") * 16_000
 
@@ -720,6 +719,8 @@ class TestTimeouts:
             "127.0.0.1", server.port, tls="none", pool_size=1, timeout=1
         ) as t:
             first, second = t.send([make_envelope("reject@example.net"), make_envelope(OK1)])
+        assert {"reject@example.net": ("rejected", 550)} == outcome(first)
         assert {OK1: ("accepted", 250)} == outcome(second)
         assert [(OK1,)] == server.accepted()
         assert 2 == server.connections
+        assert "stall RSET" in server.commands(1)
