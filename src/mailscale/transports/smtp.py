@@ -1,14 +1,17 @@
 """``smtp://`` and ``smtps://``: relay through an SMTP server, with a connection pool.
 
 Each message is one SMTP transaction (MAIL, RCPT per recipient, DATA) on a
-pooled connection, so every recipient gets its own result: 2xx → accepted,
-4xx → deferred, 5xx → rejected, with the reply code, text and RFC 3463
-enhanced status code. The message bytes are sent exactly as given (after DKIM
-signing when a signer is attached): smtplib only dot-stuffs them on the wire
-(RFC 5321 section 4.5.2, undone by the server) and adds a final CRLF when the
-message lacks one. Messages must use CRLF line ends; a message with a bare CR
-or LF is rejected rather than rewritten, since rewriting would break a DKIM
-signature.
+pooled connection, so every recipient gets its own result: a 4xx to RCPT
+defers it, a 5xx rejects it (with the reply code, text and RFC 3463 enhanced
+status code), and a 2xx to RCPT makes it accepted only once the server
+accepted the message after DATA; until then it is pending. A connection lost
+or timed out after the final dot leaves the message deferred but
+``possibly_delivered``. The message bytes are sent exactly as given (after
+DKIM signing when a signer is attached), only dot-stuffed on the wire (RFC
+5321 section 4.5.2, undone by the server) with a final CRLF added when the
+message lacks one. Commands are not pipelined. Messages must use CRLF line
+ends; a message with a bare CR or LF is rejected rather than rewritten, since
+rewriting would break a DKIM signature.
 
 TLS: ``smtp://`` requires STARTTLS and verifies the server certificate by
 default; ``?tls=none`` allows plaintext and ``?verify=false`` disables
@@ -16,8 +19,10 @@ verification (both explicit opt-outs). ``smtps://`` uses implicit TLS
 (RFC 8314). ``?cafile=`` or an ``ssl_context=`` setting trusts a private CA.
 
 Connections are pooled (``?pool_size=``) and reused across messages and
-calls; an aborted transaction is cleared with RSET, and a connection the
-server dropped while idle is replaced transparently before any data is sent.
+calls; an aborted transaction is cleared with RSET, and a reused connection
+that fails at RSET or MAIL (dropped while idle, refused, silent) is replaced
+before any of the message is sent. Time-outs are ``TransportTimeout`` during
+set-up and deferred results during a transaction, both naming the stage.
 One ``send`` call uses one connection; concurrent calls (threads, or
 ``send_async``, which runs ``send`` in a worker thread) use up to
 ``pool_size`` connections.
