@@ -358,8 +358,8 @@ def overall_status(statuses: Iterable[SendStatus]) -> SendStatus:
     return SendStatus.REJECTED
 
 
-# A Message-ID field at the start of a header line (RFC 5322 section 3.6.4).
-_MESSAGE_ID_FIELD = re.compile(rb"(?im)^message-id[ \t]*:")
+# What may follow a field name up to its colon (RFC 5322 section 4.5.3 allows WSP).
+_COLON_AFTER_NAME = re.compile(rb"[ \t]*:")
 
 
 def with_message_id(envelope: Envelope) -> Envelope:
@@ -372,11 +372,6 @@ def with_message_id(envelope: Envelope) -> Envelope:
     The id's domain is the envelope sender's.
     """
     msg = envelope.message
-    domain = envelope.sender.rpartition("@")[2]
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:  # pragma: no cover - the sender was validated
-        domain = "localhost"
     if isinstance(msg, Message):
         if "Message-ID" in msg:
             return envelope
@@ -384,7 +379,7 @@ def with_message_id(envelope: Envelope) -> Envelope:
 
         clone = copy.copy(msg)
         clone._headers = list(msg._headers)  # type: ignore[attr-defined]
-        clone["Message-ID"] = email.utils.make_msgid(domain=domain)
+        clone["Message-ID"] = _new_message_id(envelope.sender)
         return attrs.evolve(envelope, message=clone)
     data = bytes(msg)
     end = data.find(b"\r\n\r\n")
@@ -393,8 +388,22 @@ def with_message_id(envelope: Envelope) -> Envelope:
     head = data if end < 0 else data[: end + 2]
     if data.startswith((b"\r\n", b"\n")):
         head = b""  # no header fields at all: what follows the blank line is body
-    if _MESSAGE_ID_FIELD.search(head):
-        return envelope
+    low = head.lower()
+    at = low.find(b"message-id")
+    while at >= 0:  # a field name at the start of a line, then optional WSP and ":"
+        if (at == 0 or low[at - 1] == 0x0A) and _COLON_AFTER_NAME.match(low, at + 10):
+            return envelope
+        at = low.find(b"message-id", at + 10)
     eol = b"\r\n" if b"\r\n" in head or b"\n" not in head else b"\n"
-    field = b"Message-ID: " + email.utils.make_msgid(domain=domain).encode("ascii") + eol
+    field = b"Message-ID: " + _new_message_id(envelope.sender).encode("ascii") + eol
     return attrs.evolve(envelope, message=field + data)
+
+
+def _new_message_id(sender: str) -> str:
+    """A new ``<...@domain>`` id in the sender's domain (IDNA-encoded)."""
+    domain = sender.rpartition("@")[2]
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:  # pragma: no cover - the sender was validated
+        domain = "localhost"
+    return email.utils.make_msgid(domain=domain)
