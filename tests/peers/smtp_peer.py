@@ -340,7 +340,10 @@ class _FaultyHandler(socketserver.StreamRequestHandler):
                 self._say("250 2.0.0 Ok")
             elif verb == "MAIL":
                 mail_from, rcpts = arg.partition(":")[2].split(" ")[0].strip("<>"), []
-                self._say("250 2.1.0 Ok")
+                self._say(server.mail_reply)
+                if server.mail_reply.startswith("421"):
+                    self._hang_up("MAIL")
+                    return
             elif verb == "RCPT":
                 address = arg.partition(":")[2].split(" ")[0].strip("<>")
                 local = address.rpartition("@")[0]
@@ -430,6 +433,7 @@ class FaultyServer(socketserver.ThreadingTCPServer):
         data_command_reply: the answer to the DATA command (354 to go ahead).
         data_reply: the answer to the final dot.
         rset_reply: the answer to RSET (421 is followed by hanging up).
+        mail_reply: the answer to MAIL FROM (421 is followed by hanging up).
         starttls, auth: offer STARTTLS (whose handshake never completes) / AUTH PLAIN.
 
     The log: ``deliveries`` (messages answered 250 after the final dot: the only
@@ -452,6 +456,7 @@ class FaultyServer(socketserver.ThreadingTCPServer):
         data_command_reply: str = "354 End data with <CR><LF>.<CR><LF>",
         data_reply: str = "250 2.0.0 Ok: queued as FAULT1",
         rset_reply: str = "250 2.0.0 Ok",
+        mail_reply: str = "250 2.1.0 Ok",
         starttls: bool = False,
         auth: bool = False,
     ) -> None:
@@ -467,6 +472,7 @@ class FaultyServer(socketserver.ThreadingTCPServer):
         self.data_command_reply = data_command_reply
         self.data_reply = data_reply
         self.rset_reply = rset_reply
+        self.mail_reply = mail_reply
         self.starttls = starttls or stall_at in ("STARTTLS", "TLS handshake")
         self.auth = auth or stall_at == "AUTH"
         self.lock = threading.Lock()

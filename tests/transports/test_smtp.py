@@ -616,6 +616,15 @@ class TestFaultInjection:
         assert reply[4:9] == result.recipient_results[0].enhanced_status
         assert [] == server.deliveries
 
+    def test_421_to_mail_defers_with_its_code(self) -> None:
+        """A 421 to MAIL FROM (and a hang-up): every recipient waits, with the server's code."""
+        server = FaultyServer(mail_reply="421 4.3.2 Shutting down")
+        result = send_one(server, OK1, OK2, tls="none")
+        assert {OK1: ("deferred", 421), OK2: ("deferred", 421)} == outcome(result)
+        assert ("4.3.2", "MAIL: 421 4.3.2 Shutting down") == (
+            result.enhanced_status, result.status_text)
+        assert not [c for c in server.commands() if c.startswith("RCPT")]
+
     def test_data_command_answered_out_of_step(self) -> None:
         """A 250 where 354 was due is no go-ahead: nobody is accepted, nothing is sent."""
         server = FaultyServer(data_command_reply="250 2.0.0 Ok")

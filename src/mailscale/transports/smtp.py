@@ -729,6 +729,8 @@ def dropped_result(
     """
     text = exc.describe(timeout)
     enhanced = "4.4.1" if exc.timed_out else "4.4.2"
+    if exc.code is not None:  # the server's own words (a 421 to MAIL, RSET)
+        enhanced = _enhanced(str(exc)) or enhanced
     known = {r.recipient: r for r in exc.partial if r.status is not SendStatus.ACCEPTED}
     per = tuple(
         known.get(r)
