@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.errors
 import email.policy
+import email.utils
 import enum
 import re
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ __all__ = [
     "check_header_value",
     "overall_status",
     "validate_address",
+    "with_message_id",
 ]
 
 # RFC 5321 section 4.5.3.1: local part <= 64 octets, domain <= 255, path <= 256
@@ -295,6 +297,12 @@ class SendResult:
         recipient_results: per-recipient outcomes, where the provider tells them.
         rate_limit: rate-limit response headers (``X-RateLimit-*``, ``Retry-After``) for the shaper.
         idempotency_key: the envelope's key, echoed.
+        possibly_delivered: the whole message reached the peer but its answer was
+            lost (the connection dropped or timed out after SMTP's final dot, or
+            after an HTTP request body was sent): the result is deferred, yet the
+            message may have been delivered. Retry it at most once, later, with the
+            same Message-ID, and never through another transport (see
+            docs/transports.md). After a merge it stays True: a copy may exist.
     """
 
     status: SendStatus
@@ -309,6 +317,7 @@ class SendResult:
     recipient_results: tuple[RecipientResult, ...] = ()
     rate_limit: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     idempotency_key: str | None = None
+    possibly_delivered: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -347,3 +356,54 @@ def overall_status(statuses: Iterable[SendStatus]) -> SendStatus:
     if SendStatus.ACCEPTED in seen or not seen:
         return SendStatus.ACCEPTED
     return SendStatus.REJECTED
+
+
+# What may follow a field name up to its colon (RFC 5322 section 4.5.3 allows WSP).
+_COLON_AFTER_NAME = re.compile(rb"[ \t]*:")
+
+
+def with_message_id(envelope: Envelope) -> Envelope:
+    """*envelope* itself when its message has a Message-ID, else a copy that has one.
+
+    A message sent again after an unknown outcome keeps the same Message-ID, so a
+    duplicate is recognisable. Raw bytes get the field prepended (a signature
+    made before cannot cover a field the message did not have, unless it
+    over-signs ``Message-ID``); an ``EmailMessage`` is copied, never changed in place.
+    The id's domain is the envelope sender's.
+    """
+    msg = envelope.message
+    if isinstance(msg, Message):
+        if "Message-ID" in msg:
+            return envelope
+        import copy
+
+        clone = copy.copy(msg)
+        clone._headers = list(msg._headers)  # type: ignore[attr-defined]
+        clone["Message-ID"] = _new_message_id(envelope.sender)
+        return attrs.evolve(envelope, message=clone)
+    data = bytes(msg)
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    head = data if end < 0 else data[: end + 2]
+    if data.startswith((b"\r\n", b"\n")):
+        head = b""  # no header fields at all: what follows the blank line is body
+    low = head.lower()
+    at = low.find(b"message-id")
+    while at >= 0:  # a field name at the start of a line, then optional WSP and ":"
+        if (at == 0 or low[at - 1] == 0x0A) and _COLON_AFTER_NAME.match(low, at + 10):
+            return envelope
+        at = low.find(b"message-id", at + 10)
+    eol = b"\r\n" if b"\r\n" in head or b"\n" not in head else b"\n"
+    field = b"Message-ID: " + _new_message_id(envelope.sender).encode("ascii") + eol
+    return attrs.evolve(envelope, message=field + data)
+
+
+def _new_message_id(sender: str) -> str:
+    """A new ``<...@domain>`` id in the sender's domain (IDNA-encoded)."""
+    domain = sender.rpartition("@")[2]
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:  # pragma: no cover - the sender was validated
+        domain = "localhost"
+    return email.utils.make_msgid(domain=domain)

@@ -1,5 +1,7 @@
-"""SMTP servers on loopback for transport tests: aiosmtpd with a scripted handler, and a
-tiny hand-written server that drops the connection in the middle of DATA.
+"""SMTP servers on loopback for transport tests: aiosmtpd with a scripted handler, a
+tiny hand-written server that drops the connection in the middle of DATA, and
+:class:`FaultyServer`, which misbehaves on purpose at any stage of a session and
+keeps its own log of what it accepted (the truth tests compare results with).
 
 The scripted handler answers each RCPT by the recipient's local part:
 ``defer@…`` → 451, ``closing@…`` → 421, ``reject@…`` → 550 (with enhanced
@@ -23,12 +25,15 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 __all__ = [
+    "Delivery",
     "DroppingServer",
+    "FaultyServer",
     "Received",
     "ScriptedHandler",
     "SMTPPeer",
     "free_port",
     "start_peer",
+    "unaccepting_listener",
 ]
 
 RCPT_REPLIES = {
@@ -226,3 +231,297 @@ class DroppingServer(socketserver.ThreadingTCPServer):
         finally:
             self.shutdown()
             self.server_close()
+
+
+#: Stages at which :class:`FaultyServer` can stop answering (``stall_at``).
+STALL_STAGES = ("greeting", "EHLO", "STARTTLS", "TLS handshake", "AUTH", "RSET", "MAIL",
+                "DATA", "final dot")
+#: Stages at which it can hang up without answering (``drop_at``).
+DROP_STAGES = ("DATA", "message", "final dot")
+
+
+@attrs.frozen
+class Delivery:
+    """A message the faulty server received in full (after the final dot)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+
+
+class _FaultyHandler(socketserver.StreamRequestHandler):
+    """One session of :class:`FaultyServer`."""
+
+    server: FaultyServer
+
+    def handle(self) -> None:
+        server = self.server
+        self.connection.settimeout(30)  # never a thread for ever, whatever the client does
+        with server.lock:
+            server.connections += 1
+            self.number = server.connections
+            server.sockets.append(self.connection)
+        try:
+            self._session()
+        except OSError:
+            pass
+        finally:
+            with server.lock:
+                server.sockets.remove(self.connection)
+
+    def _log(self, event: str) -> None:
+        with self.server.lock:
+            self.server.events.append((self.number, event))
+
+    def _say(self, reply: str) -> None:
+        self.wfile.write(reply.encode() + b"\r\n")
+
+    def _stall(self, stage: str) -> None:
+        """Answer nothing more; wait until the client hangs up."""
+        self._log(f"stall {stage}")
+        while self.rfile.read1(4096):
+            pass
+
+    def _hang_up(self, stage: str) -> None:
+        self._log(f"drop {stage}")
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _session(self) -> None:
+        server = self.server
+        if server.stall_at == "greeting":
+            self._stall("greeting")
+            return
+        self._say(server.greeting)
+        if not server.greeting.startswith("220"):
+            self._log(f"greeting {server.greeting[:3]}")
+            self._hang_up("greeting")
+            return
+        mail_from: str | None = None
+        rcpts: list[str] = []
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                self._log("client hung up")
+                return
+            command = line.decode("utf-8", "replace").rstrip("\r\n")
+            verb = command.split(" ", 1)[0].upper()
+            arg = command[len(verb) + 1:]
+            # The verb in capitals (smtplib sends "mail FROM:"); AUTH's secret is not kept.
+            self._log(verb if verb in ("AUTH", "EHLO", "HELO") else f"{verb} {arg}".rstrip())
+            if verb in ("EHLO", "HELO", "STARTTLS", "AUTH", "RSET", "MAIL", "DATA") and (
+                server.stall_at == verb or (verb == "HELO" and server.stall_at == "EHLO")
+            ):
+                self._stall(verb)
+                return
+            if verb == "EHLO":
+                lines = ["fault.test", "8BITMIME", "SMTPUTF8"]
+                if server.starttls:
+                    lines.append("STARTTLS")
+                if server.auth:
+                    lines.append("AUTH PLAIN")
+                self._say("\r\n".join(
+                    f"250{'-' if i < len(lines) - 1 else ' '}{text}" for i, text in enumerate(lines)
+                ))
+            elif verb == "HELO":
+                self._say("250 fault.test")
+            elif verb == "STARTTLS":
+                self._say("220 2.0.0 Ready to start TLS")
+                self._stall("TLS handshake")  # no TLS here: the handshake never completes
+                return
+            elif verb == "AUTH":
+                self._say("235 2.7.0 Authentication successful")
+            elif verb == "RSET":
+                self._say(server.rset_reply)
+                if server.rset_reply.startswith("421"):
+                    self._hang_up("RSET")
+                    return
+                mail_from, rcpts = None, []
+            elif verb == "NOOP":
+                self._say("250 2.0.0 Ok")
+            elif verb == "MAIL":
+                mail_from, rcpts = arg.partition(":")[2].split(" ")[0].strip("<>"), []
+                self._say(server.mail_reply)
+                if server.mail_reply.startswith("421"):
+                    self._hang_up("MAIL")
+                    return
+            elif verb == "RCPT":
+                address = arg.partition(":")[2].split(" ")[0].strip("<>")
+                local = address.rpartition("@")[0]
+                if local == "stall":
+                    self._stall("RCPT")
+                    return
+                if local == "drop":
+                    self._hang_up("RCPT")
+                    return
+                reply = RCPT_REPLIES.get(local, "250 2.1.5 Ok")
+                self._say(reply)
+                if reply.startswith("421"):  # RFC 5321 section 3.8: 421 closes the session
+                    self._hang_up("RCPT")
+                    return
+                if reply.startswith("250"):
+                    rcpts.append(address)
+            elif verb == "DATA":
+                if server.drop_at == "DATA":
+                    self._hang_up("DATA")
+                    return
+                if not rcpts:
+                    self._say("554 5.5.1 No valid recipients")
+                    continue
+                self._say(server.data_command_reply)
+                if not server.data_command_reply.startswith("354"):
+                    if server.data_command_reply.startswith("421"):
+                        self._hang_up("DATA")
+                        return
+                    continue
+                if server.drop_at == "message":
+                    self.rfile.read(server.drop_after)
+                    self._hang_up("message")
+                    return
+                content = self._read_message()
+                if content is None:
+                    self._log("client hung up")
+                    return
+                got = Delivery(mail_from or "", tuple(rcpts), content)
+                mail_from, rcpts = None, []
+                if server.stall_at == "final dot" or server.drop_at == "final dot":
+                    with server.lock:
+                        server.unanswered.append(got)
+                    if server.drop_at == "final dot":
+                        self._hang_up("final dot")
+                    else:
+                        self._stall("final dot")
+                    return
+                if server.data_reply.startswith("250"):
+                    with server.lock:
+                        server.deliveries.append(got)
+                self._say(server.data_reply)
+            elif verb == "QUIT":
+                self._say("221 2.0.0 Bye")
+                return
+            else:
+                self._say("502 5.5.2 Command not recognized")
+
+    def _read_message(self) -> bytes | None:
+        """The message up to the final dot, dot-unstuffed (None: the client hung up)."""
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return None
+            if line == b".\r\n":
+                self._log(".")
+                return b"".join(lines)
+            lines.append(line[1:] if line.startswith(b".") else line)
+
+
+class FaultyServer(socketserver.ThreadingTCPServer):
+    """An SMTP server on loopback that misbehaves on purpose, with its own log.
+
+    Recipients are answered by local part like :class:`ScriptedHandler`
+    (``defer`` 451, ``reject`` 550, ``full`` 552, ``closing`` 421 and then it hangs
+    up), plus ``stall`` (never answers that RCPT) and ``drop`` (hangs up instead
+    of answering); anyone else gets 250.
+
+    Args:
+        host, port: where to listen (default: a free port on 127.0.0.1).
+        greeting: the first reply; anything but 220 is followed by hanging up.
+        stall_at: a stage of :data:`STALL_STAGES` at which it stops answering
+            and waits for the client to give up.
+        drop_at: ``"DATA"`` (hang up at the DATA command: the connection is lost
+            between RCPT and DATA), ``"message"`` (after ``drop_after`` bytes of
+            the message) or ``"final dot"`` (after the whole message, unanswered).
+        data_command_reply: the answer to the DATA command (354 to go ahead).
+        data_reply: the answer to the final dot.
+        rset_reply: the answer to RSET (421 is followed by hanging up).
+        mail_reply: the answer to MAIL FROM (421 is followed by hanging up).
+        starttls, auth: offer STARTTLS (whose handshake never completes) / AUTH PLAIN.
+
+    The log: ``deliveries`` (messages answered 250 after the final dot: the only
+    ones the server accepted), ``unanswered`` (received in full, never answered),
+    ``events`` (``(connection number, command or event)``), ``connections``.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        greeting: str = "220 fault.test ESMTP",
+        stall_at: str | None = None,
+        drop_at: str | None = None,
+        drop_after: int = 10,
+        data_command_reply: str = "354 End data with <CR><LF>.<CR><LF>",
+        data_reply: str = "250 2.0.0 Ok: queued as FAULT1",
+        rset_reply: str = "250 2.0.0 Ok",
+        mail_reply: str = "250 2.1.0 Ok",
+        starttls: bool = False,
+        auth: bool = False,
+    ) -> None:
+        if stall_at not in (None, *STALL_STAGES):
+            raise ValueError(f"stall_at must be one of {STALL_STAGES}")
+        if drop_at not in (None, *DROP_STAGES):
+            raise ValueError(f"drop_at must be one of {DROP_STAGES}")
+        super().__init__((host, port), _FaultyHandler)
+        self.greeting = greeting
+        self.stall_at = stall_at
+        self.drop_at = drop_at
+        self.drop_after = drop_after
+        self.data_command_reply = data_command_reply
+        self.data_reply = data_reply
+        self.rset_reply = rset_reply
+        self.mail_reply = mail_reply
+        self.starttls = starttls or stall_at in ("STARTTLS", "TLS handshake")
+        self.auth = auth or stall_at == "AUTH"
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.sockets: list[socket.socket] = []
+        self.events: list[tuple[int, str]] = []
+        self.deliveries: list[Delivery] = []
+        self.unanswered: list[Delivery] = []
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def commands(self, connection: int = 1) -> list[str]:
+        """The commands and events of one connection, in order."""
+        with self.lock:
+            return [event for number, event in self.events if number == connection]
+
+    def accepted(self) -> list[tuple[str, ...]]:
+        """The recipients of each message the server accepted (answered 250 after DATA)."""
+        with self.lock:
+            return [d.rcpt_tos for d in self.deliveries]
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[FaultyServer]:
+        thread = threading.Thread(target=self.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.shutdown()
+            with self.lock:
+                for sock in self.sockets:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+            self.server_close()
+
+
+@contextlib.contextmanager
+def unaccepting_listener() -> Iterator[int]:
+    """A port whose accept queue is full (Linux drops further SYNs): connecting times out."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.settimeout(5)
+        filler.connect(listener.getsockname())
+        yield int(listener.getsockname()[1])
+    finally:
+        filler.close()
+        listener.close()

@@ -20,7 +20,7 @@ from mailscale.transports.composite import FailoverTransport, RoundRobinTranspor
 from mailscale.transports.dev import MemoryTransport
 from mailscale.transports.retry import RetryingTransport, RetryPolicy
 from mailscale.transports.smtp import SMTPTransport
-from peers.smtp_peer import ScriptedHandler, SMTPPeer, free_port, start_peer
+from peers.smtp_peer import FaultyServer, ScriptedHandler, SMTPPeer, free_port, start_peer
 
 
 def smtp(port: int, **kw: object) -> SMTPTransport:
@@ -337,3 +337,57 @@ class TestRoundRobin:
         """A negative cool-down is a configuration error."""
         with pytest.raises(ConfigurationError, match="cooldown"):
             RoundRobinTransport([MemoryTransport()], cooldown=-1)
+
+
+class TestAfterTheFinalDot:
+    """A member that may have delivered (answer lost after the final dot) keeps the message."""
+
+    def test_failover_does_not_send_it_to_another_member(self, ok_peer: SMTPPeer) -> None:
+        """Lost after the final dot at the first member: the second is never asked."""
+        faulty = FaultyServer(drop_at="final dot")
+        batch = [make_envelope("a@example.net"), make_envelope("b@example.net")]
+        with faulty.running(), FailoverTransport(
+            [smtp(faulty.port), smtp(ok_peer.port)]
+        ) as t:
+            results = t.send(batch)
+        assert [(SendStatus.DEFERRED, True, "smtp[0]")] * 2 == [
+            (r.status, r.possibly_delivered, r.transport) for r in results
+        ]
+        assert [("a@example.net",), ("b@example.net",)] == [d.rcpt_tos for d in faulty.unanswered]
+        assert [] == ok_peer.handler.rcpt_seen
+
+    def test_roundrobin_does_not_send_it_to_another_member(self, ok_peer: SMTPPeer) -> None:
+        """Round-robin's failover within the round skips such a message too."""
+        faulty = FaultyServer(drop_at="final dot")
+        with faulty.running(), RoundRobinTransport(
+            [smtp(faulty.port), smtp(ok_peer.port)]
+        ) as t:
+            [result] = t.send([make_envelope("a@example.net")])
+        assert (SendStatus.DEFERRED, True, "smtp[0]") == (
+            result.status, result.possibly_delivered, result.transport)
+        assert [] == ok_peer.handler.rcpt_seen
+
+    def test_failover_still_moves_a_drop_before_the_final_dot(self, ok_peer: SMTPPeer) -> None:
+        """Lost between RCPT and DATA (nothing delivered): the next member takes it."""
+        faulty = FaultyServer(drop_at="DATA")
+        with faulty.running(), FailoverTransport(
+            [smtp(faulty.port), smtp(ok_peer.port)]
+        ) as t:
+            [result] = t.send([make_envelope("a@example.net")])
+        assert (SendStatus.ACCEPTED, False, "smtp[1]") == (
+            result.status, result.possibly_delivered, result.transport)
+        assert [("a@example.net",)] == [r.rcpt_tos for r in ok_peer.received]
+
+    def test_failover_delivers_what_a_421_after_rcpt_left_unsent(self, ok_peer: SMTPPeer) -> None:
+        """ok1 (250), closing (421 + hang-up), ok2 at the first member: DATA never went, so
+        the second member delivers to all three (ok1 was never lost)."""
+        faulty = FaultyServer()
+        env = make_envelope("ok1@example.net", "closing@example.net", "ok2@example.net")
+        with faulty.running(), FailoverTransport(
+            [smtp(faulty.port), smtp(ok_peer.port)]
+        ) as t:
+            [result] = t.send([env])
+        assert [] == faulty.deliveries
+        assert [env.recipients] == [r.rcpt_tos for r in ok_peer.received]
+        assert (SendStatus.ACCEPTED, "smtp[1]") == (result.status, result.transport)
+        assert {"accepted"} == {r.status.value for r in result.recipient_results}

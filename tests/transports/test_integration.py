@@ -22,6 +22,7 @@ from peers.mailgun_peer import MailgunPeer
 from peers.postmark_peer import PostmarkPeer
 from peers.sendgrid_peer import SendGridPeer
 from peers.ses_peer import MotoSES
+from peers.smtp_peer import FaultyServer
 
 SG_KEY = INTEGRATION_KEYS["sendgrid"]
 MG_KEY = INTEGRATION_KEYS["mailgun"]
@@ -283,3 +284,30 @@ class TestRetry:
         assert 2 == len(waits)
         assert all(w >= 2.0 for w in waits)
         assert 3 == len(sendgrid.requests)
+
+
+class TestDuplicatesAfterTheFinalDot:
+    def test_retry_over_failover_sends_two_copies_to_one_server(self) -> None:
+        """The server got the whole message and hung up before answering, every time:
+        retry(max_attempts=4) over failover(a, b) leaves two copies with one Message-ID
+        at a, and none at b (it was four copies at a and more at b)."""
+        first = FaultyServer(drop_at="final dot")
+        second = FaultyServer()
+        env = Envelope(sender=SENDER, recipients=("ada@example.net",),
+                       message=b"From: news@mail.example.org\r\nSubject: once\r\n\r\nHi.\r\n")
+        waits: list[float] = []
+        with first.running(), second.running():
+            url = (f"failover(smtp://127.0.0.1:{first.port}?tls=none "
+                   f"smtp://127.0.0.1:{second.port}?tls=none)")
+            with RetryingTransport(transport_from_url(url),
+                                   RetryPolicy(max_attempts=4, jitter=0.0),
+                                   sleep=waits.append, clock=lambda: 0.0) as t:
+                [result] = t.send([env])
+        assert (SendStatus.DEFERRED, True, "smtp[0]") == (
+            result.status, result.possibly_delivered, result.transport)
+        assert [60.0] == waits
+        copies = [d.content for d in first.unanswered]
+        assert 2 == len(copies)
+        assert copies[0] == copies[1]
+        assert copies[0].startswith(b"Message-ID: <")
+        assert (0, [], []) == (second.connections, second.deliveries, second.unanswered)

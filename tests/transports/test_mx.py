@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 import pytest
@@ -11,11 +12,11 @@ from structlog.testing import capture_logs
 from transport_helpers import make_envelope
 
 from mailscale.errors import ConfigurationError
-from mailscale.message import SendStatus
+from mailscale.message import SendResult, SendStatus
 from mailscale.transports.mx import MXTransport
 from mailscale.transports.registry import transport_from_url
 from peers.dns_server import DNSServer, Zone
-from peers.smtp_peer import SMTPPeer, free_port, start_peer
+from peers.smtp_peer import FaultyServer, SMTPPeer, free_port, start_peer
 
 ZONE = """
 example.test.      300 IN MX 10 mx1.example.test.
@@ -309,3 +310,90 @@ class TestConfiguration:
         """An ip_pool without choose() is refused."""
         with pytest.raises(ConfigurationError, match="choose"):
             MXTransport(ip_pool=object())  # type: ignore[arg-type]
+
+
+def outcome(result: SendResult) -> dict[str, tuple[str, int | str | None]]:
+    return {r.recipient: (r.status.value, r.status_code) for r in result.recipient_results}
+
+
+@pytest.fixture
+def faulty_primary(world: World) -> Iterator[Callable[..., FaultyServer]]:
+    """Replace the exchanger on 127.0.0.1 with a FaultyServer configured by the test."""
+    world.primary.stop()
+    servers: list[FaultyServer] = []
+    stack = contextlib.ExitStack()
+
+    def start(**kw: object) -> FaultyServer:
+        server = FaultyServer(host="127.0.0.1", port=world.port, **kw)  # type: ignore[arg-type]
+        stack.enter_context(server.running())
+        servers.append(server)
+        return server
+
+    try:
+        with stack:
+            yield start
+    finally:
+        world.primary = start_peer(host="127.0.0.1")  # a running peer for the world's teardown
+
+
+class TestFaults:
+    """Exchangers that misbehave: nobody is accepted before the answer after DATA, and a
+    message that may have been delivered is never given to a second exchanger."""
+
+    @pytest.mark.parametrize("fault", [{"drop_at": "final dot"}, {"stall_at": "final dot"}])
+    def test_possibly_delivered_stays_with_its_exchanger(
+        self, world: World, faulty_primary: Callable[..., FaultyServer], fault: dict[str, str]
+    ) -> None:
+        """Lost after the final dot at pref.test's first exchanger: not sent to the backup."""
+        server = faulty_primary(**fault)
+        with world.mx(timeout=1) as t:
+            [result] = t.send([make_envelope("user@pref.test", "other@down.test")])
+        assert {"user@pref.test": ("deferred", None), "other@down.test": ("accepted", 250)} \
+            == outcome(result)
+        assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
+        assert ("user@pref.test",) == result.pending_recipients
+        assert [("user@pref.test",)] == [d.rcpt_tos for d in server.unanswered]
+        assert [("other@down.test",)] == [r.rcpt_tos for r in world.backup.received]
+
+    def test_drop_before_the_final_dot_moves_to_the_next_exchanger(
+        self, world: World, faulty_primary: Callable[..., FaultyServer]
+    ) -> None:
+        """Lost at DATA (nothing can have been delivered): the backup exchanger takes it."""
+        server = faulty_primary(drop_at="DATA")
+        with world.mx() as t:
+            [result] = t.send([make_envelope("user@pref.test")])
+        assert {"user@pref.test": ("accepted", 250)} == outcome(result)
+        assert not result.possibly_delivered
+        assert [] == server.deliveries
+        assert [("user@pref.test",)] == [r.rcpt_tos for r in world.backup.received]
+
+    def test_421_after_a_rcpt_accepts_nobody(
+        self, world: World, faulty_primary: Callable[..., FaultyServer]
+    ) -> None:
+        """ok (250), reject (550), closing (421 + hang-up) at the only exchanger: no DATA,
+        so the 250 recipient is pending, not accepted."""
+        server = faulty_primary()
+        with world.mx() as t:
+            [result] = t.send([make_envelope(
+                "ok@example.test", "reject@example.test", "closing@example.test")])
+        assert {
+            "ok@example.test": ("deferred", 421),
+            "reject@example.test": ("rejected", 550),
+            "closing@example.test": ("deferred", 421),
+        } == outcome(result)
+        assert ("ok@example.test", "closing@example.test") == result.pending_recipients
+        assert "DATA" not in server.commands()
+        assert [] == server.deliveries
+
+    def test_greeting_stall_moves_on_and_marks_the_address_down(
+        self, world: World, faulty_primary: Callable[..., FaultyServer]
+    ) -> None:
+        """An exchanger that never greets times out (named so) and is skipped for a while."""
+        faulty_primary(stall_at="greeting")
+        with capture_logs() as logs, world.mx(timeout=1) as t:
+            [first] = t.send([make_envelope("user@pref.test")])
+            down = t.down_addresses()
+        assert {"user@pref.test": ("accepted", 250)} == outcome(first)
+        assert ["127.0.0.1"] == down
+        assert 1 == len(world.backup.received)
+        assert [] == [e for e in logs if e["event"] == "transport.mx_unreachable"]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 import pytest
-from transport_helpers import make_envelope
+from transport_helpers import make_envelope, raw_with_headers
 
 from mailscale.errors import ConfigurationError, TransportConnectionError, TransportError
-from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.message import Envelope, SendResult, SendStatus, with_message_id
 from mailscale.transports.dev import MemoryTransport
 from mailscale.transports.retry import RetryingTransport, RetryPolicy
 from mailscale.transports.smtp import SMTPTransport
-from peers.smtp_peer import ScriptedHandler, free_port, start_peer
+from peers.smtp_peer import FaultyServer, ScriptedHandler, SMTPPeer, free_port, start_peer
 
 
 class FakeSleep:
@@ -261,3 +262,161 @@ class TestOneResultPerEnvelope:
         t = RetryingTransport(Flaky(), policy, sleep=lambda s: None, clock=lambda: now[0])
         results = t.send([make_envelope(), make_envelope()])
         assert [SendStatus.DEFERRED, SendStatus.DEFERRED] == [r.status for r in results]
+
+
+def without_message_id(*recipients: str) -> Envelope:
+    """A raw message that has no Message-ID field."""
+    return Envelope(sender="sender@example.com", recipients=recipients or ("rcpt@example.net",),
+                    message=raw_with_headers())
+
+
+MESSAGE_ID = re.compile(rb"\AMessage-ID: <[^>\r\n]+@example\.com>\r\n")
+
+
+class TestPossiblyDelivered:
+    """A message whose answer was lost after the final dot: once more, later, same Message-ID."""
+
+    def test_sent_once_more_later_with_the_same_message_id(self) -> None:
+        """max_attempts=4, but the server got the whole message: two copies, not four."""
+        server = FaultyServer(drop_at="final dot")
+        env = without_message_id()
+        sleep = FakeSleep()
+        with server.running():
+            inner = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
+            with RetryingTransport(inner, no_jitter(max_attempts=4), sleep=sleep,
+                                   clock=lambda: 0.0) as t:
+                [result] = t.send([env])
+        assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
+        assert [60.0] == sleep.waits
+        first, second = (d.content for d in server.unanswered)
+        assert first == second
+        found = MESSAGE_ID.match(first)
+        assert found is not None
+        assert found.group() + env.to_bytes() == first
+        assert [] == server.deliveries
+
+    def test_none_hands_it_back_at_once(self) -> None:
+        """possibly_delivered_delay=None: no second copy here; the caller decides."""
+        server = FaultyServer(drop_at="final dot")
+        sleep = FakeSleep()
+        policy = RetryPolicy(jitter=0.0, possibly_delivered_delay=None)
+        with server.running():
+            inner = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
+            with RetryingTransport(inner, policy, sleep=sleep) as t:
+                [result] = t.send([make_envelope()])
+        assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
+        assert ([], 1) == (sleep.waits, len(server.unanswered))
+
+    def test_others_retry_as_usual_and_it_goes_last(self) -> None:
+        """A greylisted message retries with backoff; the unsure one waits its delay, once."""
+        now = [0.0]
+        seen: list[tuple[str, str]] = []
+        sleep = FakeSleep()
+
+        def advance(seconds: float) -> None:
+            sleep(seconds)
+            now[0] += seconds
+
+        def outcome(env: Envelope) -> SendResult | None:
+            rcpt = env.recipients[0]
+            seen.append((rcpt, str(env.headers()["Message-ID"])))
+            if rcpt.startswith("lost") or len(seen) <= 4:
+                return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients,
+                                  possibly_delivered=rcpt.startswith("lost"))
+            return None
+
+        policy = no_jitter(base=1.0, multiplier=2.0, max_attempts=5)
+        t = RetryingTransport(MemoryTransport(outcome=outcome), policy, sleep=advance,
+                              clock=lambda: now[0])
+        grey, lost = t.send([without_message_id("grey@example.net"),
+                             without_message_id("lost@example.net")])
+        assert ["grey", "lost", "grey", "grey", "grey", "lost"] == \
+            [rcpt.partition("@")[0] for rcpt, _ in seen]
+        # Backoff 1, 2, 4 for the greylisted one; then 60 s after the lost one's attempt.
+        assert [1.0, 2.0, 4.0, 53.0] == sleep.waits
+        assert (SendStatus.ACCEPTED, False) == (grey.status, grey.possibly_delivered)
+        assert (SendStatus.DEFERRED, True) == (lost.status, lost.possibly_delivered)
+        ids = {rcpt: {mid for r, mid in seen if r == rcpt} for rcpt, _ in seen}
+        assert [1, 1] == [len(v) for v in ids.values()]
+
+    @pytest.mark.parametrize("policy", [
+        RetryPolicy(jitter=0.0, max_elapsed=30.0),
+        RetryPolicy(jitter=0.0, max_attempts=1),
+    ], ids=["max_elapsed", "max_attempts"])
+    def test_limits_still_apply(self, policy: RetryPolicy) -> None:
+        """The later attempt happens within max_elapsed and max_attempts, or not at all."""
+        calls: list[int] = []
+
+        def outcome(env: Envelope) -> SendResult:
+            calls.append(1)
+            return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients,
+                              possibly_delivered=True)
+
+        sleep = FakeSleep()
+        t = RetryingTransport(MemoryTransport(outcome=outcome), policy, sleep=sleep,
+                              clock=lambda: 0.0)
+        [result] = t.send([make_envelope()])
+        assert ([1], []) == (calls, sleep.waits)
+        assert result.possibly_delivered
+
+    def test_negative_delay_is_refused(self) -> None:
+        """The delay is seconds, or None."""
+        with pytest.raises(ConfigurationError, match="possibly_delivered_delay"):
+            RetryPolicy(possibly_delivered_delay=-1.0)
+
+
+class TestMessageId:
+    """Every message has a Message-ID before its first attempt."""
+
+    def test_added_to_raw_bytes_without_one(self, plain_peer: SMTPPeer) -> None:
+        """A raw message without one gets one prepended; the rest is byte-exact."""
+        env = without_message_id()
+        with RetryingTransport(SMTPTransport("127.0.0.1", plain_peer.port, tls="none")) as t:
+            [result] = t.send([env])
+        assert result.accepted
+        got = plain_peer.received[0].content
+        found = MESSAGE_ID.match(got)
+        assert found is not None
+        assert env.to_bytes() == got[found.end():]
+
+    def test_a_message_with_one_is_untouched(self, plain_peer: SMTPPeer) -> None:
+        """A message that has a Message-ID is sent exactly as given."""
+        env = make_envelope()
+        with RetryingTransport(SMTPTransport("127.0.0.1", plain_peer.port, tls="none")) as t:
+            t.send([env])
+        assert [env.to_bytes()] == [r.content for r in plain_peer.received]
+
+    def test_email_message_is_copied_not_changed(self, plain_peer: SMTPPeer) -> None:
+        """An EmailMessage gets its Message-ID on a copy: the caller's object is unchanged."""
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"] = "sender@example.com"
+        msg["To"] = "rcpt@example.net"
+        msg.set_content("Hi\n")
+        with RetryingTransport(SMTPTransport("127.0.0.1", plain_peer.port, tls="none")) as t:
+            t.send([Envelope.from_message(msg)])
+        assert "Message-ID" not in msg
+        assert b"\r\nMessage-ID: <" in plain_peer.received[0].content
+
+    @pytest.mark.parametrize(
+        ("raw", "added"),
+        [
+            (b"Subject: x\r\n\r\nMessage-ID: <in-the-body@example.com>\r\n", True),
+            (b"Subject: x\r\nmessage-id:<lower@example.com>\r\n\r\nbody\r\n", False),
+            (b"Subject: x\r\nMessage-ID\t: <tab@example.com>\r\n\r\nbody\r\n", False),
+            (b"\r\nMessage-ID: <no-header-section@example.com>\r\n", True),
+            (b"Subject: headers only\r\n", True),
+        ],
+        ids=["body-only", "lower-case", "space-before-colon", "no-header-section", "no-body"],
+    )
+    def test_only_the_header_section_counts(self, raw: bytes, added: bool) -> None:
+        """A Message-ID is looked for among the header fields, not in the body."""
+        env = Envelope(sender="sender@example.com", recipients=("r@example.net",), message=raw)
+        out = with_message_id(env)
+        assert added == (out is not env)
+        if added:
+            found = MESSAGE_ID.match(bytes(out.message))  # type: ignore[arg-type]
+            assert found is not None
+            assert raw == bytes(out.message)[found.end():]  # type: ignore[arg-type]
+        assert out is with_message_id(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 import threading
 
 import pytest
@@ -22,11 +23,22 @@ from mailscale.errors import (
     TransportCertificateError,
     TransportConnectionError,
     TransportError,
+    TransportTimeout,
 )
-from mailscale.message import Envelope, SendStatus
+from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports.registry import transport_from_url
 from mailscale.transports.smtp import SMTPTransport
-from peers.smtp_peer import DroppingServer, ScriptedHandler, SMTPPeer, start_peer
+from peers.smtp_peer import (
+    DroppingServer,
+    FaultyServer,
+    ScriptedHandler,
+    SMTPPeer,
+    start_peer,
+    unaccepting_listener,
+)
+
+#: A body larger than loopback socket buffers (so a drop is seen while sending).
+BIG_BODY = (b"x" * 998 + b"\r\n") * 16_000
 
 
 def plain(peer: SMTPPeer, **kw: object) -> SMTPTransport:
@@ -279,15 +291,21 @@ class TestPool:
 
 class TestDroppedConnection:
     def test_drop_mid_data_defers_then_next_message_reconnects(self) -> None:
-        """A connection lost during DATA defers that message; the batch goes on."""
+        """A connection lost during DATA defers that message; the batch goes on.
+
+        The message is larger than the socket buffers, so the client is still
+        sending it when the server hangs up: it knows the final dot never left.
+        """
         server = DroppingServer(drop_after=20)
+        big = BIG_BODY
         with server.running():
             t = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
             with capture_logs() as logs:
-                first, second = t.send([make_envelope(), make_envelope()])
+                first, second = t.send([make_envelope(body=big), make_envelope(body=big)])
             t.close()
         assert SendStatus.DEFERRED == first.status
-        assert "DATA" in first.status_text
+        assert "in DATA (before the final dot)" in first.status_text
+        assert (False, False) == (first.possibly_delivered, second.possibly_delivered)
         assert SendStatus.DEFERRED == second.status
         assert 2 == server.dropped
         assert 2 == server.connections
@@ -478,3 +496,241 @@ class TestBadSettings:
         for url in ("smtp://h.example?tls=none&local_hostname=[192.0.2.1]&source=127.0.0.1",
                     "mx://?helo=mx.example.com&source=::1"):
             transport_from_url(url).close()
+
+
+# --- fault injection: a server that misbehaves at every stage ---------------------------
+
+OK1, OK2 = "ok1@example.net", "ok2@example.net"
+
+
+def outcome(result: SendResult) -> dict[str, tuple[str, int | str | None]]:
+    """Each recipient's status and code."""
+    return {r.recipient: (r.status.value, r.status_code) for r in result.recipient_results}
+
+
+def server_truth(result: SendResult, server: FaultyServer) -> None:
+    """What the result reports accepted is exactly what the server accepted after DATA."""
+    reported = sorted(r.recipient for r in result.recipient_results if r.status.value == "accepted")
+    accepted = sorted(rcpt for rcpts in server.accepted() for rcpt in rcpts)
+    assert accepted == reported
+
+
+def send_one(server: FaultyServer, *recipients: str, timeout: float = 5.0,
+             body: bytes = b"Hello there.\r\n", **kw: object) -> SendResult:
+    with server.running():
+        t = SMTPTransport("127.0.0.1", server.port, timeout=timeout, **kw)  # type: ignore[arg-type]
+        with t:
+            [result] = t.send([make_envelope(*recipients, body=body)])
+    server_truth(result, server)
+    return result
+
+
+class TestFaultInjection:
+    """Against a server that misbehaves on purpose; its own log is the truth."""
+
+    def test_421_greeting_refuses_the_call(self) -> None:
+        """A 421 greeting fails the call with a transient error carrying 421; nothing is sent."""
+        server = FaultyServer(greeting="421 4.3.2 Too busy, try later")
+        with pytest.raises(TransportConnectionError) as info, server.running():
+            SMTPTransport("127.0.0.1", server.port, tls="none").send([make_envelope(OK1)])
+        assert (421, True) == (info.value.status, info.value.transient)
+        assert "421 4.3.2 Too busy" in str(info.value)
+        assert ["greeting 421", "drop greeting"] == server.commands()
+        assert [] == server.deliveries
+
+    def test_temporary_and_permanent_refusals_per_recipient(self) -> None:
+        """451 and 550/552 recipients keep their codes; the others are accepted after DATA."""
+        server = FaultyServer()
+        result = send_one(server, OK1, "defer@example.net", "reject@example.net",
+                          "full@example.net", OK2, tls="none")
+        assert {
+            OK1: ("accepted", 250),
+            "defer@example.net": ("deferred", 451),
+            "reject@example.net": ("rejected", 550),
+            "full@example.net": ("rejected", 552),
+            OK2: ("accepted", 250),
+        } == outcome(result)
+        assert (SendStatus.DEFERRED, ("defer@example.net",)) == (
+            result.status, result.pending_recipients)
+        assert [(OK1, OK2)] == server.accepted()
+        assert not result.possibly_delivered
+
+    def test_421_and_close_after_a_rcpt_accepts_nobody(self) -> None:
+        """ok1 (250), closing (421 + hang-up), ok2: DATA was never sent, so all three wait."""
+        server = FaultyServer()
+        result = send_one(server, OK1, "closing@example.net", OK2, tls="none")
+        assert {
+            OK1: ("deferred", 421),
+            "closing@example.net": ("deferred", 421),
+            OK2: ("deferred", 421),
+        } == outcome(result)
+        assert (OK1, "closing@example.net", OK2) == result.pending_recipients
+        assert "before DATA" in result.recipient_results[0].status_text
+        commands = server.commands()
+        assert ["RCPT TO:<ok1@example.net>", "RCPT TO:<closing@example.net>", "drop RCPT"] \
+            == commands[-3:]
+        assert "DATA" not in commands
+
+    def test_drop_between_rcpt_and_data(self) -> None:
+        """The connection lost at DATA: the RCPT-accepted recipient waits, the 550 stands."""
+        server = FaultyServer(drop_at="DATA")
+        result = send_one(server, OK1, "reject@example.net", tls="none")
+        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} \
+            == outcome(result)
+        assert "4.4.2" == result.recipient_results[0].enhanced_status
+        assert "connection lost in DATA (before the final dot)" in result.status_text
+        assert not result.possibly_delivered
+        assert ([], []) == (server.deliveries, server.unanswered)
+
+    def test_drop_mid_data(self) -> None:
+        """Lost while the message is being sent: deferred, and known not delivered."""
+        server = FaultyServer(drop_at="message", drop_after=100)
+        result = send_one(server, OK1, OK2, body=BIG_BODY, tls="none")
+        assert {OK1: ("deferred", None), OK2: ("deferred", None)} == outcome(result)
+        assert not result.possibly_delivered
+        assert ([], []) == (server.deliveries, server.unanswered)
+
+    def test_drop_after_the_final_dot(self) -> None:
+        """The whole message arrived, the answer never came: deferred, possibly delivered."""
+        server = FaultyServer(drop_at="final dot")
+        env = make_envelope(OK1, "reject@example.net")
+        with server.running(), SMTPTransport("127.0.0.1", server.port, tls="none") as t:
+            [result] = t.send([env])
+        server_truth(result, server)
+        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} \
+            == outcome(result)
+        assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
+        assert "it may have been delivered" in result.status_text
+        assert [(OK1,)] == [d.rcpt_tos for d in server.unanswered]
+        assert env.to_bytes() == server.unanswered[0].content
+
+    @pytest.mark.parametrize(
+        ("reply", "status"),
+        [("451 4.3.0 Try again later", "deferred"), ("554 5.7.1 Not from you", "rejected")],
+    )
+    def test_data_command_refused(self, reply: str, status: str) -> None:
+        """A 4xx/5xx to DATA itself defers/rejects the RCPT-accepted recipients with its code."""
+        server = FaultyServer(data_command_reply=reply)
+        result = send_one(server, OK1, "reject@example.net", tls="none")
+        assert {OK1: (status, int(reply[:3])), "reject@example.net": ("rejected", 550)} \
+            == outcome(result)
+        assert reply[4:9] == result.recipient_results[0].enhanced_status
+        assert [] == server.deliveries
+
+    def test_421_to_mail_defers_with_its_code(self) -> None:
+        """A 421 to MAIL FROM (and a hang-up): every recipient waits, with the server's code."""
+        server = FaultyServer(mail_reply="421 4.3.2 Shutting down")
+        result = send_one(server, OK1, OK2, tls="none")
+        assert {OK1: ("deferred", 421), OK2: ("deferred", 421)} == outcome(result)
+        assert ("4.3.2", "MAIL: 421 4.3.2 Shutting down") == (
+            result.enhanced_status, result.status_text)
+        assert not [c for c in server.commands() if c.startswith("RCPT")]
+
+    def test_data_command_answered_out_of_step(self) -> None:
+        """A 250 where 354 was due is no go-ahead: nobody is accepted, nothing is sent."""
+        server = FaultyServer(data_command_reply="250 2.0.0 Ok")
+        result = send_one(server, OK1, tls="none")
+        assert {OK1: ("deferred", None)} == outcome(result)
+        assert "unexpected reply 250" in result.status_text
+        assert [] == server.deliveries
+
+    @pytest.mark.parametrize(
+        "rset_reply", ["500 5.5.1 Unrecognized command", "421 4.3.2 Shutting down"]
+    )
+    def test_failed_rset_on_a_pooled_connection(self, rset_reply: str) -> None:
+        """RSET refused on a reused connection: the message goes on a new connection."""
+        server = FaultyServer(rset_reply=rset_reply)
+        with server.running(), SMTPTransport(
+            "127.0.0.1", server.port, tls="none", pool_size=1
+        ) as t:
+            first, second = t.send([make_envelope("reject@example.net"), make_envelope(OK1)])
+        assert {"reject@example.net": ("rejected", 550)} == outcome(first)
+        assert {OK1: ("accepted", 250)} == outcome(second)
+        assert [(OK1,)] == server.accepted()
+        assert 2 == server.connections
+        assert "RSET" in server.commands(1)
+
+
+#: Set-up stages where a stall fails the call: (stage, transport settings, phrase).
+SETUP_STALLS = [
+    ("greeting", {"tls": "none"}, "waiting for the greeting"),
+    ("EHLO", {"tls": "none"}, "waiting for the EHLO reply"),
+    ("STARTTLS", {"tls": "starttls"}, "in STARTTLS"),
+    ("TLS handshake", {"tls": "starttls"}, "in STARTTLS"),
+    ("AUTH", {"tls": "none", "username": SMTP_USER, "password": SMTP_PASSWORD}, "in AUTH"),
+]
+
+
+class TestTimeouts:
+    """A server that stops answering, at each stage, with timeout=1: a time-out, named."""
+
+    @pytest.mark.parametrize(("stage", "settings", "phrase"), SETUP_STALLS,
+                             ids=[s[0] for s in SETUP_STALLS])
+    def test_setup_stall_raises_transport_timeout(
+        self, stage: str, settings: dict[str, object], phrase: str
+    ) -> None:
+        """No answer during set-up: TransportTimeout (transient) naming the stage."""
+        server = FaultyServer(stall_at=stage)
+        with pytest.raises(TransportError) as info, server.running():
+            SMTPTransport("127.0.0.1", server.port, timeout=1, **settings).send(  # type: ignore[arg-type]
+                [make_envelope(OK1)]
+            )
+        assert TransportTimeout is type(info.value)
+        assert isinstance(info.value, TimeoutError)
+        assert info.value.transient
+        assert f"127.0.0.1:{server.port}: timed out after 1s {phrase}" == str(info.value)
+        assert f"stall {stage}" in server.commands()
+        assert [] == server.deliveries
+
+    @pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs "
+                        "to a full accept queue")
+    def test_connect_stall_raises_transport_timeout(self) -> None:
+        """A peer that never completes the TCP handshake: a time-out while connecting."""
+        with unaccepting_listener() as port:
+            t = SMTPTransport("127.0.0.1", port, tls="none", timeout=1)
+            with pytest.raises(TransportTimeout, match="timed out after 1s connecting"):
+                t.send([make_envelope(OK1)])
+
+    @pytest.mark.parametrize(
+        ("stage", "recipients", "expected", "phrase"),
+        [
+            ("MAIL", (OK1,), {OK1: ("deferred", None)}, "waiting for the MAIL FROM reply"),
+            ("RCPT", (OK1, "reject@example.net", "stall@example.net", OK2),
+             {OK1: ("deferred", None), "reject@example.net": ("rejected", 550),
+              "stall@example.net": ("deferred", None), OK2: ("deferred", None)},
+             "waiting for a RCPT TO reply"),
+            ("DATA", (OK1, "defer@example.net"),
+             {OK1: ("deferred", None), "defer@example.net": ("deferred", 451)},
+             "in DATA (before the final dot)"),
+            ("final dot", (OK1,), {OK1: ("deferred", None)},
+             "waiting for the reply to the final dot"),
+        ],
+    )
+    def test_transaction_stall_defers_with_the_stage(
+        self, stage: str, recipients: tuple[str, ...],
+        expected: dict[str, tuple[str, int | None]], phrase: str,
+    ) -> None:
+        """No answer during a transaction: deferred (4.4.1), the stage named, nobody accepted."""
+        server = FaultyServer(stall_at=None if stage == "RCPT" else stage)
+        with capture_logs() as logs:
+            result = send_one(server, *recipients, timeout=1, tls="none")
+        assert expected == outcome(result)
+        assert result.status_text.startswith(f"timed out after 1s {phrase}")
+        assert "4.4.1" == result.enhanced_status
+        assert (stage == "final dot") == result.possibly_delivered
+        assert [] == server.deliveries
+        assert [(stage, True)] == [(e["stage"], e["timed_out"]) for e in logs
+                                   if e["event"] == "transport.connection_lost"]
+
+    def test_rset_stall_on_a_pooled_connection_reconnects(self) -> None:
+        """A reused connection that stops answering RSET is replaced; the message is sent."""
+        server = FaultyServer(stall_at="RSET")
+        with server.running(), SMTPTransport(
+            "127.0.0.1", server.port, tls="none", pool_size=1, timeout=1
+        ) as t:
+            first, second = t.send([make_envelope("reject@example.net"), make_envelope(OK1)])
+        assert {"reject@example.net": ("rejected", 550)} == outcome(first)
+        assert {OK1: ("accepted", 250)} == outcome(second)
+        assert [(OK1,)] == server.accepted()
+        assert 2 == server.connections
+        assert "stall RSET" in server.commands(1)

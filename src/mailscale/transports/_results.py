@@ -40,8 +40,12 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
     if previous is None:
         return retry
     pending = set(previous.pending_recipients)
+    # An earlier attempt that may have delivered keeps saying so: a copy may exist.
+    possibly = previous.possibly_delivered or retry.possibly_delivered
     if not pending or set(retry.recipients) >= set(previous.recipients):
-        return attrs.evolve(retry, latency=previous.latency + retry.latency)
+        return attrs.evolve(
+            retry, latency=previous.latency + retry.latency, possibly_delivered=possibly
+        )
     kept = [r for r in per_recipient(previous) if r.recipient not in pending]
     fresh = list(per_recipient(retry))
     combined = tuple(kept + fresh)
@@ -52,6 +56,7 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
         recipient_results=combined,
         message_id=retry.message_id or previous.message_id,
         latency=previous.latency + retry.latency,
+        possibly_delivered=possibly,
     )
 
 
@@ -86,6 +91,13 @@ def merge_into(
         if merged.pending_recipients:
             still.append(i)
     return still
+
+
+def unsure(result: SendResult | None) -> bool:
+    """True when *result* is pending but the message may have been delivered already
+    (``possibly_delivered``): it must not go to another transport, and is sent
+    again at most once, later."""
+    return result is not None and result.possibly_delivered and bool(result.pending_recipients)
 
 
 def fill_from_error(

@@ -4,7 +4,9 @@ Both move a message to another member only when the first could not take it
 for a transient reason (a deferred result, a transient ``TransportError`` such
 as a refused connection or a time-out); a permanent rejection is final and
 never re-sent elsewhere, so a provider's "no" is not laundered through a
-second provider. Only the recipients still pending move on. Each result's
+second provider. Only the recipients still pending move on. A message whose
+result is ``possibly_delivered`` (the member may have delivered it: its answer
+was lost after the whole message was sent) never moves on. Each result's
 ``transport`` names the member that handled the message (``smtp[1]`` when two
 members share a name; ``failover/smtp`` through a nested composite).
 """
@@ -138,7 +140,9 @@ class FailoverTransport(_CompositeBase):
                 break
             assert out is not None
             answered = True
-            pending = _results.merge_into(results, pending, out)
+            still = _results.merge_into(results, pending, out)
+            # A message that may have been delivered is not sent to another member.
+            pending = [i for i in still if not _results.unsure(results[i])]
         if not answered and last_error is not None:
             raise last_error
         return [r for r in results if r is not None]
@@ -243,7 +247,10 @@ class RoundRobinTransport(_CompositeBase):
                 answered = True
                 if all(r.deferred for r in out):
                     self._bench(index)
-                still.extend(_results.merge_into(results, idxs, out))
+                still.extend(
+                    i for i in _results.merge_into(results, idxs, out)
+                    if not _results.unsure(results[i])
+                )
             pending = sorted(still)
         if not answered and last_error is not None:
             raise last_error

@@ -47,6 +47,7 @@ from mailscale.transports.smtp import (
     build_result,
     check_helo_name,
     check_source_ip,
+    dropped_result,
     make_ssl_context,
     message_bytes,
     open_connection,
@@ -370,6 +371,7 @@ class MXTransport(TransportBase):
             latency=time.perf_counter() - start,
             recipient_results=ordered,
             idempotency_key=env.idempotency_key,
+            possibly_delivered=any(r.possibly_delivered for r in replies),
         )
 
     def _deliver_domain(
@@ -393,7 +395,18 @@ class MXTransport(TransportBase):
             except TransportError as exc:
                 failures.append(f"{route.host}[{address}]: {exc}")
             except _Dropped as exc:
-                failures.append(f"{route.host}[{address}]: connection lost during {exc.stage}")
+                if exc.possibly_delivered:
+                    # The exchanger may have taken the message: another one must not
+                    # get a second copy. Deferred, marked, for a later single retry.
+                    _log.warning(
+                        "transport.connection_lost", transport=self.name, host=route.host,
+                        stage=exc.stage, timed_out=exc.timed_out, possibly_delivered=True,
+                    )
+                    return dropped_result(part, exc, transport=self.name, timeout=self.timeout)
+                failures.append(f"{route.host}[{address}]: {exc.describe(self.timeout)}")
+                if exc.timed_out:
+                    with self._routes_lock:
+                        self._down[address] = self._clock() + self.down_for
         _log.warning(
             "transport.mx_unreachable", domain=domain, tried=len(failures), last=failures[-1:]
         )
@@ -424,7 +437,8 @@ class MXTransport(TransportBase):
 
         Raises:
             TransportError: the exchanger could not be reached (try the next).
-            _Dropped: the connection broke before DATA completed (try the next).
+            _Dropped: the connection broke or timed out (try the next, unless
+                ``possibly_delivered``: it broke after the final dot).
         """
         key = (address, self.port, source)
         opener = self._opener(route, address, source, self.tls)

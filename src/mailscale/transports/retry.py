@@ -6,6 +6,13 @@ retried. A provider's ``Retry-After`` is honoured: the wait is never shorter
 than it, and a ``Retry-After`` beyond ``max_retry_after`` ends in-process
 retrying (the deferred result goes back to the caller, e.g. the outbox, to
 reschedule).
+
+A deferred result marked ``possibly_delivered`` (the whole message reached the
+peer, its answer was lost) is different: the message may already be in the
+recipient's mailbox. It is set aside and sent at most once more, after
+``RetryPolicy.possibly_delivered_delay`` seconds (None: not at all, the result
+goes back to the caller), with the same Message-ID: every message gets one
+before its first attempt if it has none, so a duplicate is recognisable.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import attrs
 
 from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError, TransportError
-from mailscale.message import Envelope, SendResult
+from mailscale.message import Envelope, SendResult, with_message_id
 from mailscale.transports import _results
 from mailscale.transports.base import Transport, TransportBase, TransportURL
 
@@ -31,6 +38,11 @@ _log = get_logger("mailscale.transports")
 def _positive(inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ConfigurationError(f"RetryPolicy.{attribute.name} must be >= 0, got {value!r}")
+
+
+def _positive_or_none(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None:
+        _positive(inst, attribute, value)
 
 
 def _at_least_one(inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -60,6 +72,10 @@ class RetryPolicy:
         max_retry_after: a ``Retry-After`` longer than this ends in-process retrying.
         max_elapsed: no retry starts later than this many seconds after the
             first attempt (None: only ``max_attempts`` limits).
+        possibly_delivered_delay: a message whose result is ``possibly_delivered``
+            is sent once more, at least this many seconds after that attempt
+            (and within ``max_attempts`` and ``max_elapsed``); None: never again
+            here, the deferred result goes back to the caller.
     """
 
     max_attempts: int = attrs.field(default=4, validator=_at_least_one)
@@ -71,6 +87,7 @@ class RetryPolicy:
     max_elapsed: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(_positive)
     )
+    possibly_delivered_delay: float | None = attrs.field(default=60.0, validator=_positive_or_none)
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number *retry* (1-based), jitter applied."""
@@ -129,10 +146,18 @@ class RetryingTransport(TransportBase):
         raise url.error("wrap a transport with RetryingTransport(transport, policy)")
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
-        """Send *batch*, retrying deferred messages and transient errors."""
-        envs = list(batch)
+        """Send *batch*, retrying deferred messages and transient errors.
+
+        Messages that may have been delivered are set aside and get at most one
+        more attempt, after the others (see ``possibly_delivered_delay``).
+        """
+        # Before the first attempt: a message sent twice must be recognisable as one.
+        envs = [with_message_id(env) for env in batch]
         results: list[SendResult | None] = [None] * len(envs)
         pending = list(range(len(envs)))
+        tries = [0] * len(envs)
+        unsure: list[int] = []
+        unsure_since = 0.0
         attempt = 0
         retry_after: float | None = None
         started = self._clock()
@@ -148,6 +173,8 @@ class RetryingTransport(TransportBase):
                 _log.debug("transport.retry", attempt=attempt + 1, wait=wait, messages=len(pending))
                 self._sleep(wait)
             attempt += 1
+            for i in pending:
+                tries[i] += 1
             sub = [_results.trim(envs[i], results[i]) for i in pending]
             try:
                 out = self.inner.send(sub)
@@ -173,18 +200,56 @@ class RetryingTransport(TransportBase):
                 hint = getattr(exc, "retry_after", None)
                 retry_after = float(hint) if isinstance(hint, (int, float)) else None
                 continue
-            if len(out) != len(sub):
-                raise TransportError(
-                    f"{self._inner_name()} returned {len(out)} results for {len(sub)} messages",
-                    provider=self._inner_name(),
-                )
+            self._check_count(out, sub)
             still = _results.merge_into(results, pending, out)
+            aside = [i for i in still if _results.unsure(results[i])]
+            if aside:
+                unsure.extend(aside)
+                unsure_since = self._clock()
+                still = [i for i in still if i not in aside]
             waiting = set(still)
             hints = [res.retry_after for i, res in zip(pending, out, strict=True)
                      if i in waiting and res.retry_after is not None]
             pending = still
             retry_after = max(hints) if hints else None
+        if unsure:
+            self._once_more(envs, results, unsure, tries, started, unsure_since)
         return self._complete(envs, results, last_error)
+
+    def _once_more(self, envs: list[Envelope], results: list[SendResult | None],
+                   unsure: list[int], tries: list[int], started: float, since: float) -> None:
+        """The single later attempt for messages that may have been delivered."""
+        delay = self.policy.possibly_delivered_delay
+        chosen = [i for i in unsure if tries[i] < self.policy.max_attempts]
+        if delay is None or not chosen:
+            return
+        hints = [r.retry_after for i in chosen if (r := results[i]) and r.retry_after is not None]
+        retry_after = max(hints) if hints else None
+        if retry_after is not None and retry_after > self.policy.max_retry_after:
+            return
+        wait = max(0.0, delay - (self._clock() - since), retry_after or 0.0)
+        budget = self.policy.max_elapsed
+        if budget is not None and self._clock() - started + wait > budget:
+            return
+        _log.debug("transport.retry", attempt=max(tries[i] for i in chosen) + 1, wait=wait,
+                   messages=len(chosen), possibly_delivered=True)
+        self._sleep(wait)
+        sub = [_results.trim(envs[i], results[i]) for i in chosen]
+        try:
+            out = self.inner.send(sub)
+        except TransportError as exc:
+            # The earlier deferred results say more than this error: they stay.
+            _log.debug("transport.retry_failed", error=str(exc), messages=len(chosen))
+            return
+        self._check_count(out, sub)
+        _results.merge_into(results, chosen, out)
+
+    def _check_count(self, out: Sequence[SendResult], sub: Sequence[Envelope]) -> None:
+        if len(out) != len(sub):
+            raise TransportError(
+                f"{self._inner_name()} returned {len(out)} results for {len(sub)} messages",
+                provider=self._inner_name(),
+            )
 
     def _complete(self, envs: list[Envelope], results: list[SendResult | None],
                   last_error: TransportError | None) -> list[SendResult]:

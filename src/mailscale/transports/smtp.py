@@ -1,14 +1,17 @@
 """``smtp://`` and ``smtps://``: relay through an SMTP server, with a connection pool.
 
 Each message is one SMTP transaction (MAIL, RCPT per recipient, DATA) on a
-pooled connection, so every recipient gets its own result: 2xx → accepted,
-4xx → deferred, 5xx → rejected, with the reply code, text and RFC 3463
-enhanced status code. The message bytes are sent exactly as given (after DKIM
-signing when a signer is attached): smtplib only dot-stuffs them on the wire
-(RFC 5321 section 4.5.2, undone by the server) and adds a final CRLF when the
-message lacks one. Messages must use CRLF line ends; a message with a bare CR
-or LF is rejected rather than rewritten, since rewriting would break a DKIM
-signature.
+pooled connection, so every recipient gets its own result: a 4xx to RCPT
+defers it, a 5xx rejects it (with the reply code, text and RFC 3463 enhanced
+status code), and a 2xx to RCPT makes it accepted only once the server
+accepted the message after DATA; until then it is pending. A connection lost
+or timed out after the final dot leaves the message deferred but
+``possibly_delivered``. The message bytes are sent exactly as given (after
+DKIM signing when a signer is attached), only dot-stuffed on the wire (RFC
+5321 section 4.5.2, undone by the server) with a final CRLF added when the
+message lacks one. Commands are not pipelined. Messages must use CRLF line
+ends; a message with a bare CR or LF is rejected rather than rewritten, since
+rewriting would break a DKIM signature.
 
 TLS: ``smtp://`` requires STARTTLS and verifies the server certificate by
 default; ``?tls=none`` allows plaintext and ``?verify=false`` disables
@@ -16,8 +19,10 @@ verification (both explicit opt-outs). ``smtps://`` uses implicit TLS
 (RFC 8314). ``?cafile=`` or an ``ssl_context=`` setting trusts a private CA.
 
 Connections are pooled (``?pool_size=``) and reused across messages and
-calls; an aborted transaction is cleared with RSET, and a connection the
-server dropped while idle is replaced transparently before any data is sent.
+calls; an aborted transaction is cleared with RSET, and a reused connection
+that fails at RSET or MAIL (dropped while idle, refused, silent) is replaced
+before any of the message is sent. Time-outs are ``TransportTimeout`` during
+set-up and deferred results during a transaction, both naming the stage.
 One ``send`` call uses one connection; concurrent calls (threads, or
 ``send_async``, which runs ``send`` in a worker thread) use up to
 ``pool_size`` connections.
@@ -54,6 +59,7 @@ _log = get_logger("mailscale.transports")
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
 _HELO_NAME = re.compile(r"[\x21-\x7e]{1,255}")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 _QUEUED_AS = re.compile(r"(?:queued as\s+|\bid=)([A-Za-z0-9._@<>-]+)", re.IGNORECASE)
 TLS_MODES = ("starttls", "implicit", "opportunistic", "none")
 
@@ -78,12 +84,37 @@ def make_ssl_context(*, verify: bool = True, cafile: str | None = None) -> ssl.S
 
 
 def status_of(code: int) -> SendStatus:
-    """Map an SMTP reply code to a status: 2xx/3xx accepted, 4xx deferred, else rejected."""
-    if code < 400:
+    """Map an SMTP reply code to a status: 2xx accepted, 5xx rejected, else deferred.
+
+    Only a 2xx is a yes; 4xx is a transient no, and a reply that is neither
+    (1xx, 3xx where a 2xx was due, or an unreadable code) is no answer at all,
+    so it defers rather than counting as accepted.
+    """
+    if 200 <= code < 300:
         return SendStatus.ACCEPTED
-    if code < 500:
-        return SendStatus.DEFERRED
-    return SendStatus.REJECTED
+    if 500 <= code < 600:
+        return SendStatus.REJECTED
+    return SendStatus.DEFERRED
+
+
+#: What the client was doing at each stage, for errors and results that name it.
+_DOING = {
+    "connect": "connecting",
+    "greeting": "waiting for the greeting",
+    "EHLO": "waiting for the EHLO reply",
+    "STARTTLS": "in STARTTLS",
+    "AUTH": "in AUTH",
+    "RSET": "waiting for the RSET reply",
+    "MAIL": "waiting for the MAIL FROM reply",
+    "RCPT": "waiting for a RCPT TO reply",
+    "DATA": "in DATA (before the final dot)",
+    "final dot": "waiting for the reply to the final dot",
+}
+
+
+def doing(stage: str) -> str:
+    """*stage* as a phrase: ``"waiting for the greeting"``."""
+    return _DOING.get(stage, f"at {stage}")
 
 
 def _text(reply: bytes | str) -> str:
@@ -107,11 +138,74 @@ class TLSHandshakeError(TransportConnectionError):
 
 
 class _Dropped(Exception):
-    """The connection went away; ``stage`` says how far the transaction got."""
+    """The connection went away or timed out; ``stage`` says how far the transaction got.
 
-    def __init__(self, stage: str, detail: str) -> None:
+    ``partial`` holds the RCPT replies received before (none of them final for a
+    recipient the server accepted: DATA did not complete). After the final dot
+    the server may have taken the message: ``possibly_delivered``.
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        detail: str,
+        *,
+        code: int | None = None,
+        timed_out: bool = False,
+        partial: Sequence[RecipientResult] = (),
+    ) -> None:
         super().__init__(detail)
         self.stage = stage
+        self.code = code
+        self.timed_out = timed_out
+        self.partial = tuple(partial)
+
+    @property
+    def possibly_delivered(self) -> bool:
+        return self.stage == "final dot"
+
+    def describe(self, timeout: float | None = None) -> str:
+        """The reason a result gives: what happened, and at which stage."""
+        if self.timed_out:
+            limit = f" after {timeout:g}s" if timeout is not None else ""
+            text = f"timed out{limit} {doing(self.stage)}"
+        elif self.code is not None:
+            text = f"{self.stage}: {self.code} {self}"
+        else:
+            text = f"connection lost {doing(self.stage)}: {self}"
+        if self.possibly_delivered:
+            text += " (the whole message was sent: it may have been delivered)"
+        return text
+
+
+def _wire_data(data: bytes) -> bytes:
+    """*data* dot-stuffed (RFC 5321 section 4.5.2), ending in CRLF and the final dot."""
+    stuffed = _LEADING_DOT.sub(b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def _unsent(
+    results: Sequence[RecipientResult], code: int | None, text: str, enhanced: str | None
+) -> list[RecipientResult]:
+    """*results* with every RCPT-accepted recipient deferred: the message was not sent.
+
+    A 250 to RCPT only says the server would take the message for that
+    recipient; the recipient is accepted when the server took the message after DATA.
+    """
+    return [
+        RecipientResult(
+            recipient=r.recipient,
+            status=SendStatus.DEFERRED,
+            status_code=code,
+            status_text=text,
+            enhanced_status=enhanced,
+        )
+        if r.status is SendStatus.ACCEPTED
+        else r
+        for r in results
+    ]
 
 
 class Connection:
@@ -138,10 +232,15 @@ class Connection:
     def transact(
         self, sender: str, recipients: Sequence[str], data: bytes
     ) -> tuple[list[RecipientResult], tuple[int, str] | None]:
-        """Run MAIL/RCPT/DATA; return per-recipient results and the final DATA reply.
+        """Run MAIL/RCPT/DATA; return per-recipient RCPT results and the DATA answer.
+
+        The answer is the reply to the final dot, or the refusal of the DATA
+        command; None when DATA was not sent. A recipient whose RCPT was accepted
+        is accepted only by that answer (see :func:`build_result`).
 
         Raises:
-            _Dropped: the server closed the connection (or answered 421).
+            _Dropped: the connection was lost or timed out, the server answered
+                421 to RSET or MAIL, or its replies were out of step.
         """
         smtp = self.smtp
         self.last_used = time.monotonic()
@@ -165,18 +264,22 @@ class Connection:
                 ], None
             options.append("SMTPUTF8")
         stage = "MAIL"
+        results: list[RecipientResult] = []
         try:
             if self.dirty:
                 stage = "RSET"
-                code, _ = smtp.rset()
-                if code == 421:
-                    raise _Dropped("RSET", "421 on RSET")
+                code, reply = smtp.rset()
+                if not 200 <= code < 300:
+                    # The session is in an unknown state: replace the connection.
+                    self.alive = False
+                    raise _Dropped("RSET", _text(reply), code=code)
                 self.dirty = False
             stage = "MAIL"
             code, reply = smtp.mail(sender, options)
             if code == 421:
-                raise _Dropped("MAIL", _text(reply))
-            if code >= 300:
+                self.alive = False
+                raise _Dropped("MAIL", _text(reply), code=421)
+            if not 200 <= code < 300:
                 self.dirty = True
                 text = _text(reply)
                 return [
@@ -191,24 +294,26 @@ class Connection:
                 ], None
             self.dirty = True
             stage = "RCPT"
-            results: list[RecipientResult] = []
             for i, rcpt in enumerate(recipients):
                 code, reply = smtp.rcpt(rcpt)
                 text = _text(reply)
                 if code == 421:
-                    # The server is closing: this and the remaining recipients wait.
+                    # The server is closing: this and the remaining recipients wait,
+                    # and so do the ones it accepted: DATA was never sent.
+                    self.alive = False
+                    enhanced = _enhanced(text)
                     results.extend(
                         RecipientResult(
                             recipient=r,
                             status=SendStatus.DEFERRED,
                             status_code=421,
                             status_text=text,
-                            enhanced_status=_enhanced(text),
+                            enhanced_status=enhanced,
                         )
                         for r in recipients[i:]
                     )
-                    self.alive = False
-                    return results, None
+                    unsent = f"the server closed the session before DATA: {text}"
+                    return _unsent(results, 421, unsent, enhanced), None
                 results.append(
                     RecipientResult(
                         recipient=rcpt,
@@ -221,22 +326,37 @@ class Connection:
             if not any(r.status is SendStatus.ACCEPTED for r in results):
                 return results, None
             stage = "DATA"
-            data_reply: bytes | str
-            try:
-                code, data_reply = smtp.data(data)
-            except smtplib.SMTPDataError as exc:  # no 354: the transaction is refused
-                code, data_reply = exc.smtp_code, exc.smtp_error
-            self.dirty = code >= 300
-            if code == 421:
+            code, reply = smtp.docmd("DATA")
+            if code != 354:
+                text = _text(reply)
+                if not 400 <= code < 600:
+                    # Neither "go ahead" nor a refusal: the session is out of step.
+                    self.alive = False
+                    raise _Dropped("DATA", f"unexpected reply {code} {text}")
+                if code == 421:
+                    self.alive = False
+                # DATA refused: the recipients RCPT accepted share its answer.
+                self.transactions += 1
+                return results, (code, text)
+            smtp.send(_wire_data(data))
+            stage = "final dot"
+            code, reply = smtp.getreply()
+            self.dirty = not 200 <= code < 300
+            if code == 421 or not 200 <= code < 600:
                 self.alive = False
             self.transactions += 1
-            return results, (code, _text(data_reply))
+            return results, (code, _text(reply))
         except smtplib.SMTPResponseException as exc:
             self.alive = False
-            raise _Dropped(stage, f"{exc.smtp_code} {_text(exc.smtp_error)}") from None
+            raise _Dropped(
+                stage, f"{exc.smtp_code} {_text(exc.smtp_error)}", partial=results
+            ) from None
+        except TimeoutError:
+            self.alive = False
+            raise _Dropped(stage, "timed out", timed_out=True, partial=results) from None
         except OSError as exc:  # includes SMTPServerDisconnected
             self.alive = False
-            raise _Dropped(stage, str(exc) or type(exc).__name__) from None
+            raise _Dropped(stage, str(exc) or type(exc).__name__, partial=results) from None
 
 
 def open_connection(
@@ -259,7 +379,7 @@ def open_connection(
     is an IP address (direct-to-MX connects by address).
     """
     where = f"{host}:{port}"
-    smtp: smtplib.SMTP | None = None
+    smtp: _SMTP | None = None
     try:
         if tls == "implicit":
             smtp = _SMTPSSL(
@@ -279,14 +399,13 @@ def open_connection(
         code, reply = smtp.connect(host, port)
         if code != 220:
             raise smtplib.SMTPConnectError(code, reply)
-        code, _ = smtp.ehlo()
-        if not 200 <= code < 300:
-            smtp.helo()
+        _hello(smtp)
         secured = tls == "implicit"
         if tls in ("starttls", "opportunistic"):
             if smtp.has_extn("starttls"):
+                smtp.stage = "STARTTLS"
                 smtp.starttls(context=context)
-                smtp.ehlo()
+                _hello(smtp)
                 secured = True
             elif tls == "starttls":
                 raise TransportError(
@@ -301,6 +420,7 @@ def open_connection(
                     + ("" if secured else " without TLS (the session is not encrypted)"),
                     provider=provider,
                 )
+            smtp.stage = "AUTH"
             smtp.login(username, password or "")
         return Connection(smtp, tls=secured)
     except TransportError:
@@ -336,7 +456,8 @@ def open_connection(
     except smtplib.SMTPResponseException as exc:
         _discard(smtp)
         raise TransportConnectionError(
-            f"{where} failed the session set-up: {exc.smtp_code} {_text(exc.smtp_error)}",
+            f"{where} failed the session set-up at {_stage(smtp)}: "
+            f"{exc.smtp_code} {_text(exc.smtp_error)}",
             provider=provider,
             status=exc.smtp_code,
             transient=exc.smtp_code < 500,
@@ -344,7 +465,8 @@ def open_connection(
     except smtplib.SMTPServerDisconnected:
         _discard(smtp)
         raise TransportConnectionError(
-            f"{where} closed the connection during set-up", provider=provider
+            f"{where} closed the connection during set-up ({doing(_stage(smtp))})",
+            provider=provider,
         ) from None
     except smtplib.SMTPException as exc:
         _discard(smtp)
@@ -352,14 +474,33 @@ def open_connection(
     except TimeoutError:
         _discard(smtp)
         raise TransportTimeout(
-            f"{where} did not answer within {timeout}s", provider=provider
+            f"{where}: timed out after {timeout:g}s {doing(_stage(smtp))}", provider=provider
         ) from None
     except OSError as exc:
         _discard(smtp)
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise TransportConnectionError(
-            f"cannot connect to {where}: {detail}", provider=provider
-        ) from None
+        stage = _stage(smtp)
+        if stage == "connect":
+            message = f"cannot connect to {where}: {detail}"
+        else:
+            message = f"{where}: connection lost {doing(stage)}: {detail}"
+        raise TransportConnectionError(message, provider=provider) from None
+
+
+def _stage(smtp: smtplib.SMTP | None) -> str:
+    return str(getattr(smtp, "stage", "connect"))
+
+
+def _hello(smtp: _SMTP) -> None:
+    """EHLO, falling back to HELO; raise unless the server said yes."""
+    smtp.stage = "EHLO"
+    code, reply = smtp.ehlo()
+    if code == 421:
+        raise smtplib.SMTPHeloError(code, reply)
+    if not 200 <= code < 300:
+        code, reply = smtp.helo()
+        if not 200 <= code < 300:
+            raise smtplib.SMTPHeloError(code, reply)
 
 
 def _discard(smtp: smtplib.SMTP | None) -> None:
@@ -368,7 +509,11 @@ def _discard(smtp: smtplib.SMTP | None) -> None:
 
 
 class _SMTP(smtplib.SMTP):
-    """smtplib.SMTP that checks the certificate against *server_hostname* when given."""
+    """smtplib.SMTP that checks the certificate against *server_hostname* when given,
+    keeps a time-out a ``TimeoutError`` (smtplib reports it as a disconnection) and
+    records the set-up ``stage`` it reached."""
+
+    stage = "connect"
 
     def __init__(self, *, server_hostname: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
@@ -376,7 +521,29 @@ class _SMTP(smtplib.SMTP):
 
     def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None) -> Any:
         self._host = self._server_hostname or host
+        self.stage = "connect"
         return super().connect(host, port, source_address)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self.stage = "greeting"
+        return sock
+
+    def getreply(self) -> tuple[int, bytes]:
+        try:
+            return super().getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                raise TimeoutError("timed out") from None
+            raise
+
+    def send(self, s: Any) -> None:
+        try:
+            super().send(s)
+        except smtplib.SMTPServerDisconnected as exc:
+            if isinstance(exc.__context__, TimeoutError):
+                raise TimeoutError("timed out") from None
+            raise
 
 
 class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
@@ -494,10 +661,17 @@ def build_result(
     transport: str,
     latency: float,
 ) -> SendResult:
-    """One message's result from its RCPT replies and the final DATA reply."""
+    """One message's result from its RCPT replies and the answer to DATA.
+
+    A recipient is accepted only when the server accepted the message after
+    DATA; until then an RCPT-accepted recipient is still pending.
+    """
+    possibly = False
     if data_reply is not None:
         code, text = data_reply
         final = status_of(code)
+        # A reply that is neither yes nor no, after the whole message: unknown.
+        possibly = not (200 <= code < 300 or 400 <= code < 600)
         if final is not SendStatus.ACCEPTED:
             # DATA refused: every recipient RCPT accepted shares DATA's fate.
             rcpt_results = [
@@ -524,7 +698,10 @@ def build_result(
             latency=latency,
             recipient_results=tuple(rcpt_results),
             idempotency_key=env.idempotency_key,
+            possibly_delivered=possibly,
         )
+    # DATA was not sent: nobody can have been accepted.
+    rcpt_results = _unsent(rcpt_results, None, "DATA was not sent", "4.4.2")
     first = rcpt_results[0] if rcpt_results else None
     worst = next((r for r in rcpt_results if r.status is SendStatus.DEFERRED), first)
     return SendResult(
@@ -537,6 +714,46 @@ def build_result(
         latency=latency,
         recipient_results=tuple(rcpt_results),
         idempotency_key=env.idempotency_key,
+    )
+
+
+def dropped_result(
+    env: Envelope, exc: _Dropped, *, transport: str, timeout: float | None, latency: float = 0.0
+) -> SendResult:
+    """The result of a transaction whose connection was lost or timed out.
+
+    RCPT refusals received before stand (a 5xx is final, a 4xx deferred with
+    its code); every other recipient is deferred with the reason, since the
+    server never answered the message for it. After the final dot the result
+    is marked ``possibly_delivered``.
+    """
+    text = exc.describe(timeout)
+    enhanced = "4.4.1" if exc.timed_out else "4.4.2"
+    if exc.code is not None:  # the server's own words (a 421 to MAIL, RSET)
+        enhanced = _enhanced(str(exc)) or enhanced
+    known = {r.recipient: r for r in exc.partial if r.status is not SendStatus.ACCEPTED}
+    per = tuple(
+        known.get(r)
+        or RecipientResult(
+            recipient=r,
+            status=SendStatus.DEFERRED,
+            status_code=exc.code,
+            status_text=text,
+            enhanced_status=enhanced,
+        )
+        for r in env.recipients
+    )
+    return SendResult(
+        status=overall_status(r.status for r in per),
+        recipients=env.recipients,
+        transport=transport,
+        status_code=exc.code,
+        status_text=text,
+        enhanced_status=enhanced,
+        latency=latency,
+        recipient_results=per,
+        idempotency_key=env.idempotency_key,
+        possibly_delivered=exc.possibly_delivered,
     )
 
 
@@ -842,10 +1059,19 @@ class SMTPTransport(TransportBase):
             return deferred_result(env, self.name, str(err))
         except _Dropped as exc:
             _log.warning(
-                "transport.connection_lost", transport=self.name, host=self.host, stage=exc.stage
+                "transport.connection_lost",
+                transport=self.name,
+                host=self.host,
+                stage=exc.stage,
+                timed_out=exc.timed_out,
+                possibly_delivered=exc.possibly_delivered,
             )
-            return deferred_result(
-                env, self.name, f"connection lost during {exc.stage}: {exc}"
+            return dropped_result(
+                env,
+                exc,
+                transport=self.name,
+                timeout=self.timeout,
+                latency=time.perf_counter() - start,
             )
         return build_result(
             env, rcpts, reply, transport=self.name, latency=time.perf_counter() - start
