@@ -330,6 +330,7 @@ class TestUnreadableAnswers:
             r.message_id for r in results]
         assert ("Postmark's answer for this message could not be read (no integer ErrorCode); "
                 f"{MAYBE_DELIVERED}") == results[1].status_text
+        assert [False, True, False] == [r.possibly_delivered for r in results]
         assert ("b@example.com",) == results[1].pending_recipients
 
     @pytest.mark.parametrize(("body", "what"), [
@@ -353,6 +354,7 @@ class TestUnreadableAnswers:
         assert [SendStatus.DEFERRED] * 3 == [r.status for r in results]
         assert {f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"} \
             == {r.status_text for r in results}
+        assert [True] * 3 == [r.possibly_delivered for r in results]
         assert [("transport.answer_unreadable", 200, what)] == [
             (e["event"], e["status"], e["problem"]) for e in logs
             if e["event"] == "transport.answer_unreadable"]

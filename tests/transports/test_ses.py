@@ -301,8 +301,9 @@ class TestUnreadableAnswers:
         [result] = peer_transport.send([raw_envelope()])
         assert 1 == len(error_peer.requests)
         assert (SendStatus.DEFERRED, 200, None,
-                f"SES's answer has no MessageId; {MAYBE_DELIVERED}") == (
-            result.status, result.status_code, result.message_id, result.status_text)
+                f"SES's answer has no MessageId; {MAYBE_DELIVERED}", True) == (
+            result.status, result.status_code, result.message_id, result.status_text,
+            result.possibly_delivered)
 
     def test_unparseable_answer_keeps_the_batch(self, error_peer: SESErrorPeer) -> None:
         """An answer botocore cannot parse defers its message; the others keep their results."""

@@ -567,8 +567,9 @@ class HTTPTransportBase(TransportBase):
     def _unsure(self, env: Envelope, response: httpx.Response, latency: float,
                 reason: str) -> SendResult:
         """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
-        return self._result(env, SendStatus.DEFERRED, response=response, latency=latency,
-                            status_text=f"{reason}; {MAYBE_DELIVERED}")
+        result = self._result(env, SendStatus.DEFERRED, response=response, latency=latency,
+                              status_text=f"{reason}; {MAYBE_DELIVERED}")
+        return attrs.evolve(result, possibly_delivered=True)
 
     def _unreadable(self, index: int, env: Envelope, exc: Exception) -> _Local:
         """A message that cannot be turned into a request: rejected, never raised."""

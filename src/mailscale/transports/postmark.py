@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import attrs
 import httpx
 
 from mailscale._log import get_logger
@@ -279,9 +280,11 @@ class PostmarkTransport(HTTPTransportBase):
         texts: list[str] = []
         codes: list[int] = []
         ids: list[str] = []
+        unsure = False
         for rcpts, entry in zip(messages, entries, strict=True):
             code = _error_code(entry)
             if code is None:
+                unsure = True
                 statuses.append(SendStatus.DEFERRED)
                 texts.append("Postmark's answer for this message could not be read (no "
                              f"integer ErrorCode); {MAYBE_DELIVERED}")
@@ -298,13 +301,14 @@ class PostmarkTransport(HTTPTransportBase):
                                             status_text=texts[-1]) for r in rcpts)
         status = overall_status(statuses)
         worst = next((c for c in codes if c != 0), codes[0] if codes else None)
-        return self._result(
+        result = self._result(
             env, status, response=response, latency=latency,
             message_id=ids[0] if ids else None,
             status_code=worst,
             status_text="; ".join(dict.fromkeys(t for t in texts if t)),
             recipient_results=tuple(per_rcpt) if len(messages) > 1 else (),
         )
+        return attrs.evolve(result, possibly_delivered=True) if unsure else result
 
 
 def _shape_problem(data: Any, single: bool, count: int) -> str:

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+import attrs
+
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
@@ -392,8 +394,9 @@ class SESTransport(TransportBase):
         """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
         _log.warning("transport.answer_unreadable", provider=self.name, status=http_status,
                      problem=problem)
-        return self._result(env, SendStatus.DEFERRED, status_code=http_status, latency=latency,
-                            status_text=f"SES's answer {problem}; {MAYBE_DELIVERED}")
+        result = self._result(env, SendStatus.DEFERRED, status_code=http_status, latency=latency,
+                              status_text=f"SES's answer {problem}; {MAYBE_DELIVERED}")
+        return attrs.evolve(result, possibly_delivered=True)
 
     def _result(self, env: Envelope, status: SendStatus, *, status_code: int | str | None = None,
                 status_text: str = "", message_id: str | None = None,
