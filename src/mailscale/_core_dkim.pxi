@@ -13,6 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 import hashlib as _hashlib
+from operator import index as _PyIndex
 from mailscale.errors import CanonicalizationError as _CanonicalizationError
 
 _sha256 = _hashlib.sha256
@@ -520,15 +521,28 @@ def canon_body_relaxed(const unsigned char[::1] data not None):
         free(buf)
 
 
-def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint relaxed,
-              Py_ssize_t limit=-1):
+def body_hash(const unsigned char[::1] data not None, start, bint relaxed, limit=-1):
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
     Relaxed canonicalization of a large body runs without the GIL; hashlib
     releases it while hashing large buffers, so threads sign in parallel.
     Simple canonicalization hashes the message bytes in place.
+
+    ``start`` and ``limit`` are Python ints of any size (an l= tag may hold 76
+    digits): they are range-checked here, never converted where they overflow.
     """
-    return _body_digest(data, _ptr(data), data.shape[0], start, relaxed, limit)
+    cdef Py_ssize_t n = data.shape[0]
+    start = _PyIndex(start)
+    limit = _PyIndex(limit)
+    if not 0 <= start <= n:
+        raise _CanonicalizationError(f"body offset {start} is outside the message")
+    # A limit past the canonical body (at most n + 2 bytes) hashes all of it, as
+    # does a negative one (no limit): both clamp to a C size unchanged in meaning.
+    if limit > n + 2:
+        limit = n + 2
+    elif limit < 0:
+        limit = -1
+    return _body_digest(data, _ptr(data), n, <Py_ssize_t> start, relaxed, <Py_ssize_t> limit)
 
 
 cdef inline object _view(const unsigned char* p, Py_ssize_t n):
@@ -603,6 +617,7 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
 # --- header fields --------------------------------------------------------------
 
 _NAME_ERROR = "header line {}: the field name is empty or contains a control, space, NUL or 8-bit byte"
+_NO_CRLF = "header line {} does not end with CRLF (and no empty line ends the header)"
 
 
 # Error codes of _scan_header (its line number tells which line).
@@ -630,6 +645,10 @@ cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** 
         line_out[0] = line_no
         if pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
             return pos
+        if pos >= n:
+            # Every line so far ended in CRLF and the message ends: a header with
+            # no body (RFC 5322 makes the empty line and body optional).
+            return n
         # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
         while True:
@@ -679,7 +698,8 @@ cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** 
 
 cdef Py_ssize_t _split(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts,
                        Py_ssize_t** name_ends, Py_ssize_t* count) except -1:
-    # _scan_header with its error codes raised; the offset of the empty line.
+    # _scan_header with its error codes raised; the offset of the empty line, or
+    # n when the header runs to the end of the message (no body).
     # The scan keeps the GIL: a header is short, and the hand-over costs more.
     cdef Py_ssize_t blank, line_no = 0
     if n == 0:
@@ -688,7 +708,7 @@ cdef Py_ssize_t _split(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts
         )
     blank = _scan_header(p, n, starts, name_ends, count, &line_no)
     if blank == _NO_BLANK:
-        raise _CanonicalizationError("no empty line separates the header from the body")
+        raise _CanonicalizationError(_NO_CRLF.format(line_no))
     if blank == _ORPHAN_CONTINUATION:
         raise _CanonicalizationError(
             f"header line {line_no} is a continuation line with no field before it"

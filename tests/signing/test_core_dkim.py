@@ -114,12 +114,23 @@ class TestSplitMessage:
         assert ([], 2) == core_impl.split_message(b"\r\nbody")
 
     @pytest.mark.parametrize(
+        "data",
+        [b"From: a\r\nTo: b\r\n", b"From: a\r\nTo: b,\r\n c\r\n", b"From: a\r\n"],
+    )
+    def test_header_without_body(self, core_impl: ModuleType, data: bytes) -> None:
+        """A header with no empty line and no body (RFC 5322) ends at the end: empty body."""
+        fields, start = core_impl.split_message(data)
+        assert len(data) == start
+        assert data == b"".join(raw for _, raw in fields)
+        assert b"from" == fields[0][0]
+
+    @pytest.mark.parametrize(
         ("data", "problem"),
         [
             (b"", "empty"),
-            (b"From: a\r\nTo: b\r\n", "no empty line"),
-            (b"From: a", "no empty line"),
-            (b"From: a\nTo: b\n\nbody", "no empty line"),
+            (b"From: a", "line 1 does not end with CRLF"),
+            (b"From: a\r\nTo: b", "line 2 does not end with CRLF"),
+            (b"From: a\nTo: b\n\nbody", "line 1 does not end with CRLF"),
             (b"From: a\r\nnot a header\r\n\r\n", "line 2 has no colon"),
             (b" folded: first\r\n\r\n", "line 1 is a continuation"),
             (b"Fr\x00m: a\r\n\r\n", "line 1: the field name"),
@@ -222,6 +233,29 @@ class TestBodyHash:
         """A body offset outside the message is a CanonicalizationError."""
         with pytest.raises(CanonicalizationError, match="outside"):
             core_impl.body_hash(b"From: a\r\n\r\n", start, True)
+
+    @pytest.mark.parametrize(
+        "limit", [2**31, 2**31 - 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 10**76 - 1, -(2**63) - 1]
+    )
+    @pytest.mark.parametrize("relaxed", [True, False])
+    def test_limit_of_any_size(self, core_impl: ModuleType, relaxed: bool, limit: int) -> None:
+        """An l= past the body, however large (76 digits), hashes the whole body; a
+        negative one of any size means no limit: never an OverflowError."""
+        assert core_impl.body_hash(MESSAGE, 0, relaxed) == core_impl.body_hash(
+            MESSAGE, 0, relaxed, limit
+        )
+
+    @pytest.mark.parametrize("start", [2**63, 2**64, -(2**63) - 1, 10**76])
+    def test_huge_offset_is_outside(self, core_impl: ModuleType, start: int) -> None:
+        """A body offset beyond a C size is outside the message, not an OverflowError."""
+        with pytest.raises(CanonicalizationError, match="outside the message"):
+            core_impl.body_hash(MESSAGE, start, True)
+
+    @pytest.mark.parametrize(("start", "limit"), [(1.0, -1), (0, 2.5), ("1", -1), (0, None)])
+    def test_non_integers_refused(self, core_impl: ModuleType, start: object, limit: object) -> None:
+        """Offsets and limits must be integers: TypeError on both implementations."""
+        with pytest.raises(TypeError):
+            core_impl.body_hash(MESSAGE, start, True, limit)
 
 
 class TestParseTagList:
