@@ -119,8 +119,9 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
 
     Raises:
         CanonicalizationError: an empty message, a header line not ending in CRLF
-            (with no empty line before it), a line without a colon, a continuation line before the first field, or a name with a
-            control, space, NUL or 8-bit byte.
+            (with no empty line before it), a line without a colon, a continuation
+            line before the first field, or a name with a control, space, NUL or
+            8-bit byte.
     """
     msg = _as_bytes(data)
     n = len(msg)

@@ -65,6 +65,22 @@ _SIGNATURE_FIELDS = st.lists(
 ).map(lambda tags: b";".join(tags) + b"\r\n")
 
 
+# Integers where C sizes overflow: around 2**31, 2**63 and 2**64, and the largest
+# values a 76-digit tag holds, with either sign.
+_INT_LIMITS = st.sampled_from(
+    [2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, 2**64, 2**64 + 1,
+     10**76 - 1, 10**76]
+).flatmap(lambda v: st.sampled_from([v, -v]))
+
+
+def _int_outcome(func: object, *args: object) -> tuple[str, object]:
+    """The result, or any exception's type and message (OverflowError included)."""
+    try:
+        return ("ok", func(*args))  # type: ignore[operator]
+    except Exception as exc:  # the type is what is compared
+        return (type(exc).__name__, str(exc))
+
+
 def _tags_outcome(func: object, data: bytes) -> tuple[str, object]:
     try:
         return ("ok", func(data))  # type: ignore[operator]
@@ -252,7 +268,9 @@ class TestBodyHash:
             core_impl.body_hash(MESSAGE, start, True)
 
     @pytest.mark.parametrize(("start", "limit"), [(1.0, -1), (0, 2.5), ("1", -1), (0, None)])
-    def test_non_integers_refused(self, core_impl: ModuleType, start: object, limit: object) -> None:
+    def test_non_integers_refused(
+        self, core_impl: ModuleType, start: object, limit: object
+    ) -> None:
         """Offsets and limits must be integers: TypeError on both implementations."""
         with pytest.raises(TypeError):
             core_impl.body_hash(MESSAGE, start, True, limit)
@@ -493,6 +511,23 @@ class TestTwinAgreement:
         assert _outcome(_core_py.body_hash, data, start, relaxed, limit) == _outcome(
             _impl.core.body_hash, data, start, relaxed, limit
         )
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        _ANY_BYTES,
+        st.one_of(st.integers(-2, 320), _INT_LIMITS),
+        st.booleans(),
+        st.one_of(st.integers(-1, 400), _INT_LIMITS),
+    )
+    def test_body_hash_agrees_at_integer_limits(
+        self, data: bytes, start: int, relaxed: bool, limit: int
+    ) -> None:
+        """Offsets and l= limits at and past C integer limits (2**31, 2**63, 2**64,
+        76 digits, either sign) give the same result or error on both, never an
+        OverflowError."""
+        expected = _int_outcome(_core_py.body_hash, data, start, relaxed, limit)
+        assert expected == _int_outcome(_impl.core.body_hash, data, start, relaxed, limit)
+        assert "OverflowError" != expected[0]
 
     @settings(max_examples=200, deadline=None)
     @given(
