@@ -70,6 +70,12 @@ class TestBodyCanonicalization:
             (b"a\t\tb  \r\n  \r\nc", b"a b\r\n\r\nc\r\n"),
             (b"x\r\n \t", b"x\r\n"),
             (b"bare\rcr\nlf \r\n", b"bare\rcr\nlf\r\n"),
+            # Runs across the 64-byte blocks of the compiled core, before a bare
+            # CR, a CRLF or the end of the data.
+            (b"x" * 62 + b"  \t  y\r\n", b"x" * 62 + b" y\r\n"),
+            (b"x" * 63 + b" \r\n" + b"\t" * 70 + b"z", b"x" * 63 + b"\r\n z\r\n"),
+            (b"a" + b" " * 200 + b"\rb \t", b"a \rb\r\n"),
+            (b"\t\t<td>\r\n" * 9 + b" " * 65, b" <td>\r\n" * 9),
         ],
     )
     def test_relaxed(self, core_impl: ModuleType, body: bytes, expected: bytes) -> None:
