@@ -76,8 +76,10 @@ def _html(rng: random.Random, size: int, indent: str) -> str:
         for _ in range(rng.randint(1, 4)):
             lines.append(f"{indent * depth}<p {rng.choice(_STYLES)}>")
             lines.append(f"{indent * (depth + 1)}{_sentence(rng, rng.randint(4, 12))}")
-            lines.append(f"{indent * (depth + 1)}<a href=\"https://example.com/{rng.randint(0, 9**6)}\""
-                         f"  target=\"_blank\">{_sentence(rng, 2)}</a>")
+            link = f"https://example.com/{rng.randint(0, 9**6)}"
+            lines.append(
+                f'{indent * (depth + 1)}<a href="{link}"  target="_blank">{_sentence(rng, 2)}</a>'
+            )
             lines.append(f"{indent * depth}</p>")
             if rng.random() < 0.2:
                 lines.append("")

@@ -435,7 +435,6 @@ def report() -> list[tuple[str, float]]:
 
 if __name__ == "__main__":
     import os
-
     import sys
 
     print("load average before: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
