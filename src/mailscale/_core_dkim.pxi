@@ -215,10 +215,13 @@ cdef extern from *:
        follows it; every other byte is copied as it is. The kept SP of a run is
        its last byte (made SP), so a run crossing blocks needs only the next two
        bytes. dst has room for n + 64 bytes (a block is stored whole); the output
-       never outgrows the input read so far. Returns the output length. */
+       never outgrows the input read so far. Returns the output length; with
+       crlf, *crlf tells whether every CR is followed by LF and every LF preceded
+       by CR (the same masks prove it on the way). */
     #define MS_RELAXED_BODY(MASKS, EMIT)                                           \\
         Py_ssize_t i = 0, o = 0, m; uint64_t sp, ht, cr, lf, ws, wsn, crn, lfn2;  \\
-        uint64_t endn, run_end, keep, valid; unsigned char b64, b65;              \\
+        uint64_t endn, run_end, keep, valid, eol_bad = 0, carry = 0;              \\
+        unsigned char b64, b65;                                                   \\
         unsigned char tail[64]; const unsigned char* blk;                         \\
         for (; i < n; i += 64) {                                                  \\
             m = n - i;                                                            \\
@@ -229,6 +232,8 @@ cdef extern from *:
             }                                                                     \\
             MASKS(blk, &sp, &ht, &cr, &lf);                                       \\
             ws = sp | ht;                                                         \\
+            eol_bad |= lf ^ ((cr << 1) | carry);                                  \\
+            carry = cr >> 63;                                                     \\
             b64 = m > 64 ? src[i + 64] : 0;                                       \\
             b65 = m > 65 ? src[i + 65] : 0;                                       \\
             wsn = (ws >> 1) | ((uint64_t) (b64 == 32 || b64 == 9) << 63);         \\
@@ -241,6 +246,7 @@ cdef extern from *:
             if (keep == ~0ull && !ht) { memcpy(dst + o, blk, 64); o += 64; }      \\
             else { EMIT }                                                         \\
         }                                                                         \\
+        if (crlf) *crlf = !(eol_bad | carry);                                     \\
         return o;
 
     /* Without a compress instruction: the kept spans one by one (HTAB made SP). */
@@ -259,7 +265,7 @@ cdef extern from *:
             k = (s + len >= 64) ? 0 : k & ~0ull << (s + len);                     \\
         }
 
-    static Py_ssize_t ms_relaxed_base(const unsigned char* src, Py_ssize_t n, unsigned char* dst) {
+    static Py_ssize_t ms_relaxed_base(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
         MS_RELAXED_BODY(ms_masks64_base, MS_EMIT_SPANS)
     }
     static int ms_all_crlf_base(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_base) }
@@ -301,11 +307,11 @@ cdef extern from *:
     __attribute__((target("avx512bw")))
     static Py_ssize_t ms_clean_avx512(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx512) }
     __attribute__((target("avx2")))
-    static Py_ssize_t ms_relaxed_avx2(const unsigned char* src, Py_ssize_t n, unsigned char* dst) {
+    static Py_ssize_t ms_relaxed_avx2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
         MS_RELAXED_BODY(ms_masks64_avx2, MS_EMIT_SPANS)
     }
     __attribute__((target("avx512bw")))
-    static Py_ssize_t ms_relaxed_avx512(const unsigned char* src, Py_ssize_t n, unsigned char* dst) {
+    static Py_ssize_t ms_relaxed_avx512(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
         MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_SPANS)
     }
     /* AVX-512 VBMI2: the kept bytes of a block packed by one compress, HTAB made
@@ -317,7 +323,7 @@ cdef extern from *:
                             _mm512_maskz_compress_epi8((__mmask64) keep, v));     \\
         o += __builtin_popcountll(keep);
     __attribute__((target("avx512bw,avx512vbmi2,popcnt")))
-    static Py_ssize_t ms_relaxed_vbmi2(const unsigned char* src, Py_ssize_t n, unsigned char* dst) {
+    static Py_ssize_t ms_relaxed_vbmi2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
         MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_COMPRESS)
     }
     static int ms_max_level(void) {
@@ -348,12 +354,12 @@ cdef extern from *:
             default: return ms_clean_base(p, n);
         }
     }
-    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst) {
+    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
         switch (ms_get_level()) {
-            case 3: return ms_relaxed_vbmi2(src, n, dst);
-            case 2: return ms_relaxed_avx512(src, n, dst);
-            case 1: return ms_relaxed_avx2(src, n, dst);
-            default: return ms_relaxed_base(src, n, dst);
+            case 3: return ms_relaxed_vbmi2(src, n, dst, crlf);
+            case 2: return ms_relaxed_avx512(src, n, dst, crlf);
+            case 1: return ms_relaxed_avx2(src, n, dst, crlf);
+            default: return ms_relaxed_base(src, n, dst, crlf);
         }
     }
     #else
@@ -361,7 +367,7 @@ cdef extern from *:
     static inline int ms_get_level(void) { return 0; }
     static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) { return ms_all_crlf_base(p, n); }
     static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) { return ms_clean_base(p, n); }
-    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst) { return ms_relaxed_base(src, n, dst); }
+    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) { return ms_relaxed_base(src, n, dst, crlf); }
     #endif
     static int ms_set_level(int level) {
         if (level < 0 || level > ms_max_level()) return -1;
@@ -374,7 +380,8 @@ cdef extern from *:
     int ms_get_level() noexcept nogil
     int ms_set_level(int level) noexcept nogil
     Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil
-    Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst) noexcept nogil
+    Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
+                          int* crlf) noexcept nogil
 
 
 # --- line endings ---------------------------------------------------------------
@@ -505,12 +512,13 @@ cdef enum:
 
 
 cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
-                              Py_ssize_t* written=NULL) noexcept nogil:
+                              Py_ssize_t* written=NULL, int* crlf=NULL) noexcept nogil:
     # dst has room for n + 2 + _RELAXED_SLACK bytes. Whitespace runs are collapsed
     # (or dropped before CRLF and at the end) 64 bytes at a time; an unterminated
     # last line with content gets its CRLF. Returns the canonical length; *written
-    # gets the length before trailing empty lines were dropped.
-    cdef Py_ssize_t o = ms_relaxed(src, n, dst)
+    # gets the length before trailing empty lines were dropped, *crlf whether
+    # src has no bare CR or LF.
+    cdef Py_ssize_t o = ms_relaxed(src, n, dst, crlf)
     if o > 0 and not _ends_crlf(dst, o):
         dst[o] = 13
         dst[o + 1] = 10
@@ -592,22 +600,18 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
     cdef bytes buf = None
     cdef unsigned char* w
     cdef bint crlf = True
+    cdef int rest_crlf = 1
     if start < 0 or start > n:
         raise _CanonicalizationError(f"body offset {start} is outside the message")
     if relaxed:
         # Lines already canonical are hashed where they are; the rest, from the
-        # first line that changes, is canonicalized into a buffer.
+        # first line that changes, is canonicalized into a buffer, its line ends
+        # checked by the same pass (the clean run proves its own).
         if size >= _NOGIL_BYTES:
             with nogil:
                 clean = _relaxed_clean_prefix(p + start, size)
-                if check and clean < size:
-                    crlf = _all_crlf(p + start + clean, size - clean)
         else:
             clean = _relaxed_clean_prefix(p + start, size)
-            if check and clean < size:
-                crlf = _all_crlf(p + start + clean, size - clean)
-        if not crlf:
-            return None
         rest = size - clean
         length = 0
         if rest:
@@ -615,9 +619,11 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
             w = <unsigned char*> PyBytes_AS_STRING(buf)
             if rest >= _NOGIL_BYTES:
                 with nogil:
-                    length = _relaxed_body(p + start + clean, rest, w)
+                    length = _relaxed_body(p + start + clean, rest, w, NULL, &rest_crlf)
             else:
-                length = _relaxed_body(p + start + clean, rest, w)
+                length = _relaxed_body(p + start + clean, rest, w, NULL, &rest_crlf)
+        if check and not rest_crlf:
+            return None
         if length:
             length += clean
         else:
