@@ -131,3 +131,17 @@ class TestTwinAgreement:
         """Canonicalizing a canonical body changes nothing."""
         once = _impl.core.canon_body_relaxed(data)
         assert once == _impl.core.canon_body_relaxed(once)
+
+
+class TestIntegersIntoTheCore:
+    @pytest.mark.parametrize("until", [-(2**63) - 1, -(10**76), -(2**62)])
+    def test_block_until_far_past(self, core_impl: ModuleType, until: int) -> None:
+        """A block_until time far in the past, below any int64, blocks nothing on both
+        cores (no OverflowError)."""
+        table = core_impl.GCRATable(lambda key: 0, lambda: 5.0)
+        pid = table.add_param(10**9, 10**9, 1)
+        table.bind("k", pid)
+        table.acquire("k")
+        before = table.tat("k")
+        table.block_until("k", until)
+        assert before == table.tat("k")
