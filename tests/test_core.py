@@ -70,6 +70,12 @@ class TestBodyCanonicalization:
             (b"a\t\tb  \r\n  \r\nc", b"a b\r\n\r\nc\r\n"),
             (b"x\r\n \t", b"x\r\n"),
             (b"bare\rcr\nlf \r\n", b"bare\rcr\nlf\r\n"),
+            # Runs across the 64-byte blocks of the compiled core, before a bare
+            # CR, a CRLF or the end of the data.
+            (b"x" * 62 + b"  \t  y\r\n", b"x" * 62 + b" y\r\n"),
+            (b"x" * 63 + b" \r\n" + b"\t" * 70 + b"z", b"x" * 63 + b"\r\n z\r\n"),
+            (b"a" + b" " * 200 + b"\rb \t", b"a \rb\r\n"),
+            (b"\t\t<td>\r\n" * 9 + b" " * 65, b" <td>\r\n" * 9),
         ],
     )
     def test_relaxed(self, core_impl: ModuleType, body: bytes, expected: bytes) -> None:
@@ -125,3 +131,17 @@ class TestTwinAgreement:
         """Canonicalizing a canonical body changes nothing."""
         once = _impl.core.canon_body_relaxed(data)
         assert once == _impl.core.canon_body_relaxed(once)
+
+
+class TestIntegersIntoTheCore:
+    @pytest.mark.parametrize("until", [-(2**63) - 1, -(10**76), -(2**62)])
+    def test_block_until_far_past(self, core_impl: ModuleType, until: int) -> None:
+        """A block_until time far in the past, below any int64, blocks nothing on both
+        cores (no OverflowError)."""
+        table = core_impl.GCRATable(lambda key: 0, lambda: 5.0)
+        pid = table.add_param(10**9, 10**9, 1)
+        table.bind("k", pid)
+        table.acquire("k")
+        before = table.tat("k")
+        table.block_until("k", until)
+        assert before == table.tat("k")

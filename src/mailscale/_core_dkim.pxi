@@ -13,6 +13,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.memoryview cimport PyMemoryView_FromMemory
 
 import hashlib as _hashlib
+from operator import index as _PyIndex
 from mailscale.errors import CanonicalizationError as _CanonicalizationError
 
 _sha256 = _hashlib.sha256
@@ -101,6 +102,7 @@ cdef extern from *:
     """
     #include <stdint.h>
     #include <stddef.h>
+    #include <string.h>
     #if defined(__SSE2__)
     #include <emmintrin.h>
     #define MS_EQ16(v, c) ((uint64_t) (unsigned int) _mm_movemask_epi8(_mm_cmpeq_epi8((v), _mm_set1_epi8(c))))
@@ -208,10 +210,69 @@ cdef extern from *:
         }                                                                        \\
         return line;
 
+    /* Relaxed body whitespace (RFC 6376 section 3.4.4), 64 bytes at a time: each
+       run of SP/HTAB becomes one SP, or nothing when CRLF or the end of the data
+       follows it; every other byte is copied as it is. The kept SP of a run is
+       its last byte (made SP), so a run crossing blocks needs only the next two
+       bytes. dst has room for n + 64 bytes (a block is stored whole); the output
+       never outgrows the input read so far. Returns the output length; with
+       crlf, *crlf tells whether every CR is followed by LF and every LF preceded
+       by CR (the same masks prove it on the way). */
+    #define MS_RELAXED_BODY(MASKS, EMIT)                                           \\
+        Py_ssize_t i = 0, o = 0, m; uint64_t sp, ht, cr, lf, ws, wsn, crn, lfn2;  \\
+        uint64_t endn, run_end, keep, valid, eol_bad = 0, carry = 0;              \\
+        unsigned char b64, b65;                                                   \\
+        unsigned char tail[64]; const unsigned char* blk;                         \\
+        for (; i < n; i += 64) {                                                  \\
+            m = n - i;                                                            \\
+            if (m >= 64) { blk = src + i; valid = ~0ull; }                        \\
+            else {                                                                \\
+                memset(tail, 0, 64); memcpy(tail, src + i, (size_t) m);           \\
+                blk = tail; valid = (1ull << m) - 1;                              \\
+            }                                                                     \\
+            MASKS(blk, &sp, &ht, &cr, &lf);                                       \\
+            ws = sp | ht;                                                         \\
+            eol_bad |= lf ^ ((cr << 1) | carry);                                  \\
+            carry = cr >> 63;                                                     \\
+            b64 = m > 64 ? src[i + 64] : 0;                                       \\
+            b65 = m > 65 ? src[i + 65] : 0;                                       \\
+            wsn = (ws >> 1) | ((uint64_t) (b64 == 32 || b64 == 9) << 63);         \\
+            crn = (cr >> 1) | ((uint64_t) (b64 == 13) << 63);                     \\
+            lfn2 = (lf >> 2) | ((uint64_t) (b64 == 10) << 62)                     \\
+                   | ((uint64_t) (b65 == 10) << 63);                              \\
+            endn = m <= 64 ? 1ull << (m - 1) : 0;                                 \\
+            run_end = ws & ~wsn;                                                  \\
+            keep = (~ws | (run_end & ~((crn & lfn2) | endn))) & valid;            \\
+            if (keep == ~0ull && !ht) { memcpy(dst + o, blk, 64); o += 64; }      \\
+            else { EMIT }                                                         \\
+        }                                                                         \\
+        if (crlf) *crlf = !(eol_bad | carry);                                     \\
+        return o;
+
+    /* Without a compress instruction: the kept spans one by one (HTAB made SP). */
+    #define MS_EMIT_SPANS                                                         \\
+        unsigned char fixed[64]; uint64_t k = keep, h = ht & keep; int s, len;    \\
+        if (h) {                                                                  \\
+            memcpy(fixed, blk, 64);                                               \\
+            while (h) { fixed[ms_ctz64(h)] = 32; h &= h - 1; }                    \\
+            blk = fixed;                                                          \\
+        }                                                                         \\
+        while (k) {                                                               \\
+            s = ms_ctz64(k);                                                      \\
+            len = (~(k >> s)) ? ms_ctz64(~(k >> s)) : 64 - s;                     \\
+            memcpy(dst + o, blk + s, (size_t) len);                               \\
+            o += len;                                                             \\
+            k = (s + len >= 64) ? 0 : k & ~0ull << (s + len);                     \\
+        }
+
+    static Py_ssize_t ms_relaxed_base(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
+        MS_RELAXED_BODY(ms_masks64_base, MS_EMIT_SPANS)
+    }
     static int ms_all_crlf_base(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_base) }
     static Py_ssize_t ms_clean_base(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_base) }
 
-    /* Which scans run: 0 the portable ones, 1 AVX2, 2 AVX-512BW; the best the
+    /* Which scans run: 0 the portable ones, 1 AVX2, 2 AVX-512BW, 3 AVX-512BW with
+       VBMI2 (compress for relaxed bodies); the best the
        CPU has unless ms_set_level chose a lower one (tests run each path). */
     static int ms_level = -1;
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -245,11 +306,33 @@ cdef extern from *:
     static int ms_all_crlf_avx512(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx512) }
     __attribute__((target("avx512bw")))
     static Py_ssize_t ms_clean_avx512(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx512) }
+    __attribute__((target("avx2")))
+    static Py_ssize_t ms_relaxed_avx2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
+        MS_RELAXED_BODY(ms_masks64_avx2, MS_EMIT_SPANS)
+    }
+    __attribute__((target("avx512bw")))
+    static Py_ssize_t ms_relaxed_avx512(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
+        MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_SPANS)
+    }
+    /* AVX-512 VBMI2: the kept bytes of a block packed by one compress, HTAB made
+       SP by one blend, stored whole. */
+    #define MS_EMIT_COMPRESS                                                      \\
+        __m512i v = _mm512_loadu_si512((const void*) blk);                        \\
+        v = _mm512_mask_blend_epi8((__mmask64) ht, v, _mm512_set1_epi8(32));      \\
+        _mm512_storeu_si512((void*) (dst + o),                                    \\
+                            _mm512_maskz_compress_epi8((__mmask64) keep, v));     \\
+        o += __builtin_popcountll(keep);
+    __attribute__((target("avx512bw,avx512vbmi2,popcnt")))
+    static Py_ssize_t ms_relaxed_vbmi2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
+        MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_COMPRESS)
+    }
     static int ms_max_level(void) {
         static int best = -1;
         if (best < 0) {
             __builtin_cpu_init();
-            best = __builtin_cpu_supports("avx512bw") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+            best = __builtin_cpu_supports("avx512bw")
+                ? (__builtin_cpu_supports("avx512vbmi2") ? 3 : 2)
+                : __builtin_cpu_supports("avx2") ? 1 : 0;
         }
         return best;
     }
@@ -259,16 +342,24 @@ cdef extern from *:
     }
     static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) {
         switch (ms_get_level()) {
-            case 2: return ms_all_crlf_avx512(p, n);
+            case 3: case 2: return ms_all_crlf_avx512(p, n);
             case 1: return ms_all_crlf_avx2(p, n);
             default: return ms_all_crlf_base(p, n);
         }
     }
     static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) {
         switch (ms_get_level()) {
-            case 2: return ms_clean_avx512(p, n);
+            case 3: case 2: return ms_clean_avx512(p, n);
             case 1: return ms_clean_avx2(p, n);
             default: return ms_clean_base(p, n);
+        }
+    }
+    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
+        switch (ms_get_level()) {
+            case 3: return ms_relaxed_vbmi2(src, n, dst, crlf);
+            case 2: return ms_relaxed_avx512(src, n, dst, crlf);
+            case 1: return ms_relaxed_avx2(src, n, dst, crlf);
+            default: return ms_relaxed_base(src, n, dst, crlf);
         }
     }
     #else
@@ -276,6 +367,7 @@ cdef extern from *:
     static inline int ms_get_level(void) { return 0; }
     static int ms_all_crlf(const unsigned char* p, Py_ssize_t n) { return ms_all_crlf_base(p, n); }
     static Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) { return ms_clean_base(p, n); }
+    static Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) { return ms_relaxed_base(src, n, dst, crlf); }
     #endif
     static int ms_set_level(int level) {
         if (level < 0 || level > ms_max_level()) return -1;
@@ -288,15 +380,18 @@ cdef extern from *:
     int ms_get_level() noexcept nogil
     int ms_set_level(int level) noexcept nogil
     Py_ssize_t ms_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil
+    Py_ssize_t ms_relaxed(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
+                          int* crlf) noexcept nogil
 
 
 # --- line endings ---------------------------------------------------------------
 
-_SCAN_LEVELS = ("portable", "avx2", "avx512bw")
+_SCAN_LEVELS = ("portable", "avx2", "avx512bw", "avx512vbmi2")
 
 
 def _scan_level(level=None):
-    """The whole-buffer scans in use ("portable", "avx2" or "avx512bw") and the
+    """The whole-buffer scans in use ("portable", "avx2", "avx512bw" or
+    "avx512vbmi2", which also packs relaxed body bytes by compress) and the
     best this CPU runs; ``level`` selects another one no better than that (for
     tests, which run every path the machine has)."""
     if level is not None:
@@ -411,81 +506,28 @@ def canon_body_simple(const unsigned char[::1] data not None):
     return PyBytes_FromStringAndSize(<const char*> p, end) + b"\r\n"
 
 
+cdef enum:
+    # Slack a relaxed-body output buffer needs past n + 2: blocks are stored whole.
+    _RELAXED_SLACK = 64
+
+
 cdef Py_ssize_t _relaxed_body(const unsigned char* src, Py_ssize_t n, unsigned char* dst,
-                              Py_ssize_t* written=NULL) noexcept nogil:
-    # dst has room for n + 2 bytes: every output byte stands for at least one
-    # input byte, except the CRLF added to an unterminated last line. Returns
-    # the canonical length; *written gets the length before trailing empty
-    # lines were dropped.
-    cdef Py_ssize_t i = 0, o = 0, keep = 0, line_start = 0, lim, k, adv
-    cdef bint pending_ws = False
-    cdef unsigned char c
-    cdef unsigned int sp, ht, cr
-    while i < n:
-        if not pending_ws:
-            while i + 16 <= n:
-                ms_masks16(src + i, &sp, &ht, &cr)
-                if ht or (sp & (sp >> 1)):
-                    break
-                if cr:
-                    if cr & (cr - 1):
-                        break
-                    k = ms_bit_index(cr)
-                    if k == 15 or src[i + k + 1] != 10 or (k > 0 and src[i + k - 1] == 32):
-                        break
-                    memcpy(dst + o, src + i, 16)
-                    if o + k > line_start:
-                        keep = o + k + 2
-                    line_start = o + k + 2
-                else:
-                    memcpy(dst + o, src + i, 16)
-                adv = 15 if src[i + 15] == 32 else 16
-                o += adv
-                i += adv
-        lim = i + 16
-        if lim > n:
-            lim = n
-        while i < lim:
-            c = src[i]
-            if c > 32:
-                if pending_ws:
-                    dst[o] = 32
-                    o += 1
-                    pending_ws = False
-                dst[o] = c
-                o += 1
-                i += 1
-            elif c == 32 or c == 9:
-                pending_ws = True
-                i += 1
-            elif c == 13 and i + 1 < n and src[i + 1] == 10:
-                # End of line: whitespace before it is dropped.
-                pending_ws = False
-                if o > line_start:
-                    keep = o + 2
-                dst[o] = 13
-                dst[o + 1] = 10
-                o += 2
-                line_start = o
-                i += 2
-            else:
-                if pending_ws:
-                    dst[o] = 32
-                    o += 1
-                    pending_ws = False
-                dst[o] = c
-                o += 1
-                i += 1
-    if o > line_start:
-        # An unterminated last line with content gets its CRLF.
+                              Py_ssize_t* written=NULL, int* crlf=NULL) noexcept nogil:
+    # dst has room for n + 2 + _RELAXED_SLACK bytes. Whitespace runs are collapsed
+    # (or dropped before CRLF and at the end) 64 bytes at a time; an unterminated
+    # last line with content gets its CRLF. Returns the canonical length; *written
+    # gets the length before trailing empty lines were dropped, *crlf whether
+    # src has no bare CR or LF.
+    cdef Py_ssize_t o = ms_relaxed(src, n, dst, crlf)
+    if o > 0 and not _ends_crlf(dst, o):
         dst[o] = 13
         dst[o + 1] = 10
-        keep = o + 2
         o += 2
     if written != NULL:
         written[0] = o
-    # Trailing empty lines are removed: keep ends after the last non-empty line.
-    return keep
+    # Trailing empty lines are removed: only CRLF ends a line, so they are the
+    # CRLF pairs at the end of the output.
+    return _simple_keep(dst, o)
 
 
 cdef inline Py_ssize_t _relaxed_clean_prefix(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -509,7 +551,7 @@ def canon_body_relaxed(const unsigned char[::1] data not None):
     cdef Py_ssize_t n = data.shape[0]
     cdef const unsigned char* p = _ptr(data)
     cdef Py_ssize_t out
-    cdef unsigned char* buf = <unsigned char*> malloc(n + 2)
+    cdef unsigned char* buf = <unsigned char*> malloc(n + 2 + _RELAXED_SLACK)
     if buf == NULL:
         raise MemoryError()
     try:
@@ -520,15 +562,28 @@ def canon_body_relaxed(const unsigned char[::1] data not None):
         free(buf)
 
 
-def body_hash(const unsigned char[::1] data not None, Py_ssize_t start, bint relaxed,
-              Py_ssize_t limit=-1):
+def body_hash(const unsigned char[::1] data not None, start, bint relaxed, limit=-1):
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
     Relaxed canonicalization of a large body runs without the GIL; hashlib
     releases it while hashing large buffers, so threads sign in parallel.
     Simple canonicalization hashes the message bytes in place.
+
+    ``start`` and ``limit`` are Python ints of any size (an l= tag may hold 76
+    digits): they are range-checked here, never converted where they overflow.
     """
-    return _body_digest(data, _ptr(data), data.shape[0], start, relaxed, limit)
+    cdef Py_ssize_t n = data.shape[0]
+    start = _PyIndex(start)
+    limit = _PyIndex(limit)
+    if not 0 <= start <= n:
+        raise _CanonicalizationError(f"body offset {start} is outside the message")
+    # A limit past the canonical body (at most n + 2 bytes) hashes all of it, as
+    # does a negative one (no limit): both clamp to a C size unchanged in meaning.
+    if limit > n + 2:
+        limit = n + 2
+    elif limit < 0:
+        limit = -1
+    return _body_digest(data, _ptr(data), n, <Py_ssize_t> start, relaxed, <Py_ssize_t> limit)
 
 
 cdef inline object _view(const unsigned char* p, Py_ssize_t n):
@@ -545,32 +600,30 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
     cdef bytes buf = None
     cdef unsigned char* w
     cdef bint crlf = True
+    cdef int rest_crlf = 1
     if start < 0 or start > n:
         raise _CanonicalizationError(f"body offset {start} is outside the message")
     if relaxed:
         # Lines already canonical are hashed where they are; the rest, from the
-        # first line that changes, is canonicalized into a buffer.
+        # first line that changes, is canonicalized into a buffer, its line ends
+        # checked by the same pass (the clean run proves its own).
         if size >= _NOGIL_BYTES:
             with nogil:
                 clean = _relaxed_clean_prefix(p + start, size)
-                if check and clean < size:
-                    crlf = _all_crlf(p + start + clean, size - clean)
         else:
             clean = _relaxed_clean_prefix(p + start, size)
-            if check and clean < size:
-                crlf = _all_crlf(p + start + clean, size - clean)
-        if not crlf:
-            return None
         rest = size - clean
         length = 0
         if rest:
-            buf = PyBytes_FromStringAndSize(NULL, rest + 2)
+            buf = PyBytes_FromStringAndSize(NULL, rest + 2 + _RELAXED_SLACK)
             w = <unsigned char*> PyBytes_AS_STRING(buf)
             if rest >= _NOGIL_BYTES:
                 with nogil:
-                    length = _relaxed_body(p + start + clean, rest, w)
+                    length = _relaxed_body(p + start + clean, rest, w, NULL, &rest_crlf)
             else:
-                length = _relaxed_body(p + start + clean, rest, w)
+                length = _relaxed_body(p + start + clean, rest, w, NULL, &rest_crlf)
+        if check and not rest_crlf:
+            return None
         if length:
             length += clean
         else:
@@ -603,6 +656,7 @@ cdef tuple _body_digest(object owner, const unsigned char* p, Py_ssize_t n, Py_s
 # --- header fields --------------------------------------------------------------
 
 _NAME_ERROR = "header line {}: the field name is empty or contains a control, space, NUL or 8-bit byte"
+_NO_CRLF = "header line {} does not end with CRLF (and no empty line ends the header)"
 
 
 # Error codes of _scan_header (its line number tells which line).
@@ -630,6 +684,10 @@ cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** 
         line_out[0] = line_no
         if pos + 1 < n and p[pos] == 13 and p[pos + 1] == 10:
             return pos
+        if pos >= n:
+            # Every line so far ended in CRLF and the message ends: a header with
+            # no body (RFC 5322 makes the empty line and body optional).
+            return n
         # The line ends at the next CR that LF follows; memchr finds candidates.
         end = pos
         while True:
@@ -679,7 +737,8 @@ cdef Py_ssize_t _scan_header(const unsigned char* p, Py_ssize_t n, Py_ssize_t** 
 
 cdef Py_ssize_t _split(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts,
                        Py_ssize_t** name_ends, Py_ssize_t* count) except -1:
-    # _scan_header with its error codes raised; the offset of the empty line.
+    # _scan_header with its error codes raised; the offset of the empty line, or
+    # n when the header runs to the end of the message (no body).
     # The scan keeps the GIL: a header is short, and the hand-over costs more.
     cdef Py_ssize_t blank, line_no = 0
     if n == 0:
@@ -688,7 +747,7 @@ cdef Py_ssize_t _split(const unsigned char* p, Py_ssize_t n, Py_ssize_t** starts
         )
     blank = _scan_header(p, n, starts, name_ends, count, &line_no)
     if blank == _NO_BLANK:
-        raise _CanonicalizationError("no empty line separates the header from the body")
+        raise _CanonicalizationError(_NO_CRLF.format(line_no))
     if blank == _ORPHAN_CONTINUATION:
         raise _CanonicalizationError(
             f"header line {line_no} is a continuation line with no field before it"
@@ -922,7 +981,7 @@ cdef class BodyHasher:
         cdef bytes buf
         cdef unsigned char* w
         if self._relaxed:
-            buf = PyBytes_FromStringAndSize(NULL, n + 2)
+            buf = PyBytes_FromStringAndSize(NULL, n + 2 + _RELAXED_SLACK)
             w = <unsigned char*> PyBytes_AS_STRING(buf)
             with nogil:
                 keep = _relaxed_body(p, n, w, &written)

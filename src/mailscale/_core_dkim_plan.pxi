@@ -100,7 +100,8 @@ cdef class Header:
         self.data = data
         self._blank = _split(p, PyBytes_GET_SIZE(data), &self._starts, &self._name_ends,
                              &self.count)
-        self.body_start = self._blank + 2
+        # No empty line (a header and no body): the body starts, empty, at the end.
+        self.body_start = self._blank + 2 if self._blank < PyBytes_GET_SIZE(data) else self._blank
         for i in range(self.count):
             total += self._name_ends[i] - self._starts[i] + 1
         self.names = PyBytes_FromStringAndSize(NULL, total - 1 if total else 0)
@@ -278,7 +279,7 @@ cdef class SignPlan:
         cdef Header header = Header.__new__(Header)
         cdef bytes wire = <bytes> data, packed, h_text, length_tag = b"", template
         cdef tuple shape, found = None
-        cdef Py_ssize_t length, total, o
+        cdef Py_ssize_t total, o
         cdef unsigned char* w
         cdef const unsigned char* bh
         cdef const unsigned char* p
@@ -317,9 +318,9 @@ cdef class SignPlan:
         packed = <bytes> shape[0]
         h_text = <bytes> shape[1]
         bh = <const unsigned char*> PyBytes_AS_STRING(<bytes> found[0])
-        length = <Py_ssize_t> found[1]
         if self.body_length:
-            length_tag = b" l=%d;" % length
+            # The length as the Python int it is (a caller's ``known`` may hold any).
+            length_tag = b" l=%d;" % found[1]
         total = (PyBytes_GET_SIZE(self.head) + PyBytes_GET_SIZE(mid) + PyBytes_GET_SIZE(length_tag)
                  + PyBytes_GET_SIZE(h_text) + 6 + 44 + 6)
         template = PyBytes_FromStringAndSize(NULL, total)

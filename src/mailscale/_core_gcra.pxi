@@ -447,6 +447,10 @@ cdef class GCRATable:
         cdef int64_t now = _g_to_ns(self._clock())
         if until_ns - now > _G_MAX_AHEAD:
             raise _ShapingError("cannot block a key for more than 2**60 ns")
+        # A time far in the past blocks nothing, as on the twin; bounded so that
+        # it fits an int64 (tat never lies 2**62 ns behind the clock).
+        if until_ns < now - (1 << 62):
+            until_ns = now - (1 << 62)
         cdef int64_t until = until_ns
         cdef Py_ssize_t i = self._slot(key, now)
         cdef Py_ssize_t p = self._slots[i].pid

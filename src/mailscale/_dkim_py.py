@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import operator
 import re
 from collections.abc import Sequence
 
@@ -111,13 +112,16 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
     """Split a CRLF message into header fields and the offset where the body starts.
 
     Each field is ``(lowercased name, raw field with its continuation lines and
-    final CRLF)``. The body starts after the first empty line. Whitespace between
-    a name and its colon is allowed (obsolete syntax) and not part of the name.
+    final CRLF)``. The body starts after the first empty line; a message whose
+    header runs to its end (every line ending in CRLF, no empty line) has an
+    empty body starting at its end. Whitespace between a name and its colon is
+    allowed (obsolete syntax) and not part of the name.
 
     Raises:
-        CanonicalizationError: no empty line ends the header, a line without a
-            colon, a continuation line before the first field, or a name with a
-            control, space, NUL or 8-bit byte.
+        CanonicalizationError: an empty message, a header line not ending in CRLF
+            (with no empty line before it), a line without a colon, a continuation
+            line before the first field, or a name with a control, space, NUL or
+            8-bit byte.
     """
     msg = _as_bytes(data)
     n = len(msg)
@@ -132,10 +136,15 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
             if start >= 0:
                 fields.append((name, msg[start:pos]))
             return fields, pos + 2
+        if pos == n and n:
+            # Every line ended in CRLF and the message ends: a header and no body
+            # (RFC 5322 makes the empty line and the body optional).
+            fields.append((name, msg[start:pos]))
+            return fields, n
         end = msg.find(b"\r\n", pos)
         if end < 0:
             raise CanonicalizationError(
-                "no empty line separates the header from the body"
+                f"header line {line_no} does not end with CRLF (and no empty line ends the header)"
                 if n
                 else "the message is empty: no header, no empty line before the body"
             )
@@ -227,12 +236,14 @@ def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
     ``limit`` >= 0 hashes only that many canonical bytes (the l= tag); the
-    returned length is always the whole canonical body's.
+    returned length is always the whole canonical body's. ``start`` and
+    ``limit`` are ints of any size (``operator.index``; TypeError otherwise).
 
     Raises:
         CanonicalizationError: ``start`` is outside the message.
     """
     msg = _as_bytes(data)
+    start, limit = operator.index(start), operator.index(limit)
     if not 0 <= start <= len(msg):
         raise CanonicalizationError(f"body offset {start} is outside the message")
     body = msg[start:]

@@ -43,6 +43,19 @@ _MOSTLY_CLEAN = st.tuples(
     st.lists(_CLEAN_LINE, max_size=30).map(b"".join),
     st.one_of(_TEXT_BYTES, st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"  \r\n", b"a "])),
 ).map(b"".join)
+# Whitespace-heavy bodies (indented HTML, quoted-printable): runs of SP and HTAB of
+# any length next to CR, LF, CRLF and text, so that runs and line ends fall on
+# every position of the 64-byte blocks and across them.
+_WS_HEAVY = st.lists(
+    st.one_of(
+        st.sampled_from([b"<td>", b"x", b"=20", b"\r\n", b"\r", b"\n", b"=\r\n", b"\x00"]),
+        st.tuples(st.sampled_from([b" ", b"\t", b" \t", b"\t "]), st.integers(1, 70)).map(
+            lambda t: (t[0] * t[1])[: t[1]]
+        ),
+        st.integers(1, 130).map(lambda k: b"y" * k),
+    ),
+    max_size=40,
+).map(b"".join)
 # Tag lists: names, values, separators and folding whitespace in any order.
 _TAG_BYTES = st.lists(
     st.sampled_from(
@@ -63,6 +76,22 @@ _SIGNATURE_FIELDS = st.lists(
     ),
     max_size=8,
 ).map(lambda tags: b";".join(tags) + b"\r\n")
+
+
+# Integers where C sizes overflow: around 2**31, 2**63 and 2**64, and the largest
+# values a 76-digit tag holds, with either sign.
+_INT_LIMITS = st.sampled_from(
+    [2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, 2**64, 2**64 + 1,
+     10**76 - 1, 10**76]
+).flatmap(lambda v: st.sampled_from([v, -v]))
+
+
+def _int_outcome(func: object, *args: object) -> tuple[str, object]:
+    """The result, or any exception's type and message (OverflowError included)."""
+    try:
+        return ("ok", func(*args))  # type: ignore[operator]
+    except Exception as exc:  # the type is what is compared
+        return (type(exc).__name__, str(exc))
 
 
 def _tags_outcome(func: object, data: bytes) -> tuple[str, object]:
@@ -114,12 +143,23 @@ class TestSplitMessage:
         assert ([], 2) == core_impl.split_message(b"\r\nbody")
 
     @pytest.mark.parametrize(
+        "data",
+        [b"From: a\r\nTo: b\r\n", b"From: a\r\nTo: b,\r\n c\r\n", b"From: a\r\n"],
+    )
+    def test_header_without_body(self, core_impl: ModuleType, data: bytes) -> None:
+        """A header with no empty line and no body (RFC 5322) ends at the end: empty body."""
+        fields, start = core_impl.split_message(data)
+        assert len(data) == start
+        assert data == b"".join(raw for _, raw in fields)
+        assert b"from" == fields[0][0]
+
+    @pytest.mark.parametrize(
         ("data", "problem"),
         [
             (b"", "empty"),
-            (b"From: a\r\nTo: b\r\n", "no empty line"),
-            (b"From: a", "no empty line"),
-            (b"From: a\nTo: b\n\nbody", "no empty line"),
+            (b"From: a", "line 1 does not end with CRLF"),
+            (b"From: a\r\nTo: b", "line 2 does not end with CRLF"),
+            (b"From: a\nTo: b\n\nbody", "line 1 does not end with CRLF"),
             (b"From: a\r\nnot a header\r\n\r\n", "line 2 has no colon"),
             (b" folded: first\r\n\r\n", "line 1 is a continuation"),
             (b"Fr\x00m: a\r\n\r\n", "line 1: the field name"),
@@ -222,6 +262,31 @@ class TestBodyHash:
         """A body offset outside the message is a CanonicalizationError."""
         with pytest.raises(CanonicalizationError, match="outside"):
             core_impl.body_hash(b"From: a\r\n\r\n", start, True)
+
+    @pytest.mark.parametrize(
+        "limit", [2**31, 2**31 - 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 10**76 - 1, -(2**63) - 1]
+    )
+    @pytest.mark.parametrize("relaxed", [True, False])
+    def test_limit_of_any_size(self, core_impl: ModuleType, relaxed: bool, limit: int) -> None:
+        """An l= past the body, however large (76 digits), hashes the whole body; a
+        negative one of any size means no limit: never an OverflowError."""
+        assert core_impl.body_hash(MESSAGE, 0, relaxed) == core_impl.body_hash(
+            MESSAGE, 0, relaxed, limit
+        )
+
+    @pytest.mark.parametrize("start", [2**63, 2**64, -(2**63) - 1, 10**76])
+    def test_huge_offset_is_outside(self, core_impl: ModuleType, start: int) -> None:
+        """A body offset beyond a C size is outside the message, not an OverflowError."""
+        with pytest.raises(CanonicalizationError, match="outside the message"):
+            core_impl.body_hash(MESSAGE, start, True)
+
+    @pytest.mark.parametrize(("start", "limit"), [(1.0, -1), (0, 2.5), ("1", -1), (0, None)])
+    def test_non_integers_refused(
+        self, core_impl: ModuleType, start: object, limit: object
+    ) -> None:
+        """Offsets and limits must be integers: TypeError on both implementations."""
+        with pytest.raises(TypeError):
+            core_impl.body_hash(MESSAGE, start, True, limit)
 
 
 class TestParseTagList:
@@ -460,6 +525,23 @@ class TestTwinAgreement:
             _impl.core.body_hash, data, start, relaxed, limit
         )
 
+    @settings(max_examples=300, deadline=None)
+    @given(
+        _ANY_BYTES,
+        st.one_of(st.integers(-2, 320), _INT_LIMITS),
+        st.booleans(),
+        st.one_of(st.integers(-1, 400), _INT_LIMITS),
+    )
+    def test_body_hash_agrees_at_integer_limits(
+        self, data: bytes, start: int, relaxed: bool, limit: int
+    ) -> None:
+        """Offsets and l= limits at and past C integer limits (2**31, 2**63, 2**64,
+        76 digits, either sign) give the same result or error on both, never an
+        OverflowError."""
+        expected = _int_outcome(_core_py.body_hash, data, start, relaxed, limit)
+        assert expected == _int_outcome(_impl.core.body_hash, data, start, relaxed, limit)
+        assert "OverflowError" != expected[0]
+
     @settings(max_examples=200, deadline=None)
     @given(
         st.lists(st.tuples(st.sampled_from([b"a", b"B", b"c"]), _ANY_BYTES), max_size=6),
@@ -640,7 +722,7 @@ def _scan_levels() -> list[str]:
     if not _impl.USING_EXTENSIONS:
         return []
     best = _impl.core._scan_level()[1]
-    levels = ["portable", "avx2", "avx512bw"]
+    levels = ["portable", "avx2", "avx512bw", "avx512vbmi2"]
     return levels[: levels.index(best) + 1]
 
 
@@ -672,6 +754,26 @@ class TestScanLevels:
         with pytest.raises(ValueError, match="scan level 'sse9'"):
             _impl.core._scan_level("sse9")
         assert before == _impl.core._scan_level()
+
+    @pytest.mark.parametrize("level", _scan_levels())
+    @settings(max_examples=300, deadline=None)
+    @given(data=_WS_HEAVY, cut=st.integers(0, 400), limit=st.integers(-1, 600))
+    def test_whitespace_runs_agree_with_twin(
+        self, level: str, data: bytes, cut: int, limit: int
+    ) -> None:
+        """Relaxed canonicalization of whitespace-heavy bodies (runs crossing blocks,
+        before CRLF, bare CR or the end) agrees with the twin on every scan path: in
+        one piece, hashed with a limit, and streamed in two chunks."""
+        core = _impl.core
+        with _at_level(level):
+            assert _core_py.canon_body_relaxed(data) == core.canon_body_relaxed(data)
+            assert _core_py.body_hash(data, 0, True, limit) == core.body_hash(
+                data, 0, True, limit
+            )
+            hasher = core.BodyHasher(True)
+            hasher.update(data[:cut])
+            hasher.update(data[cut:])
+            assert _core_py.body_hash(data, 0, True) == hasher.digest()
 
     @pytest.mark.parametrize("level", _scan_levels())
     @settings(max_examples=150, deadline=None)

@@ -115,7 +115,7 @@ class TestSplitHeader:
 
     def test_same_errors_as_split_message(self, core_impl: ModuleType) -> None:
         """A message that cannot be split raises what split_message raises."""
-        for data in (b"", b"From: a\r\n", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
+        for data in (b"", b"From: a", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
             assert _outcome(core_impl.split_message, data)[1] == _outcome(
                 core_impl.split_header, data
             )[1]
@@ -193,6 +193,32 @@ class TestSignPlan:
         known[True] = (b"\x00" * 32, 5)
         template, _, _ = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
         assert b"bh=" + base64.b64encode(b"\x00" * 32) + b";" in template
+
+    @pytest.mark.parametrize("body_relaxed", [True, False])
+    @pytest.mark.parametrize(
+        "data", [b"From: a@x\r\nSubject: s\r\n", b"From: a@x\nSubject: s\n", b"From: a@x\r\n"]
+    )
+    def test_header_without_body(
+        self, core_impl: ModuleType, body_relaxed: bool, data: bytes
+    ) -> None:
+        """A header with no empty line signs as an empty body (RFC 6376 section 3.4.3/3.4.4)."""
+        template, digest, wire = _plan(core_impl, True, body_relaxed, True).prepare(data, b"")  # type: ignore[attr-defined]
+        empty = b"\r\n" if not body_relaxed else b""
+        bh = base64.b64encode(hashlib.sha256(empty).digest())
+        assert data.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r") == wire
+        assert b" l=%d;" % len(empty) in template
+        assert template.endswith(b"bh=" + bh + b";\r\n b=")
+        fields, _ = core_impl.split_message(wire)
+        signed = core_impl.header_hash_input(
+            fields, [b"from"] * (1 + wire.count(b"From")) + [b"subject"] * 2, template, True
+        )
+        assert hashlib.sha256(signed).digest() == digest
+
+    def test_known_length_of_any_size(self, core_impl: ModuleType) -> None:
+        """A caller's known body length is written into l= as it is, however large."""
+        known = {True: (b"\0" * 32, 2**70)}
+        template, _, _ = _plan(core_impl, body_length=True).prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
+        assert b" l=%d;" % 2**70 in template
 
     @pytest.mark.parametrize(
         "bad",

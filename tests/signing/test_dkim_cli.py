@@ -155,10 +155,10 @@ class TestSignAndVerify:
     def test_malformed_message(
         self, tmp_path: Path, keyfile: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """sign of a message without a header/body separator is a one-line error."""
+        """sign of a message whose header has a line without a colon is a one-line error."""
         key, _ = keyfile
         eml = tmp_path / "m.eml"
-        eml.write_bytes(b"From: a@example.com\nSubject: no body")
+        eml.write_bytes(b"From: a@example.com\nSubject: no body\nno colon")
         args = ["dkim", "sign", str(eml), "--domain", "example.com", "--selector", "s1"]
         assert 2 == main([*args, "--key", str(key)])
-        assert "no empty line" in capsys.readouterr().err
+        assert "line 3 has no colon" in capsys.readouterr().err

@@ -57,6 +57,8 @@ CORPUS: dict[str, bytes] = {
     + b"line with trailing   \r\n\tand tabs\t\t\r\n",
     "trailing-blank-lines": HEADER + b"text\r\n\r\n\r\n\r\n",
     "empty-body": HEADER,
+    "header-only": HEADER[:-2],
+    "header-only-no-final-crlf": HEADER[:-4],
     "no-final-crlf": HEADER + b"last line without CRLF",
     "lf-only": (HEADER + b"line one\r\n\r\nline two\r\n").replace(b"\r\n", b"\n"),
     "8bit-body": HEADER.replace(b"MIME-Version", b"Content-Transfer-Encoding: 8bit\r\nMIME-Version")

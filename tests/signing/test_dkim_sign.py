@@ -382,7 +382,7 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("message", "error", "problem"),
         [
-            (b"From: a@example.com\r\nSubject: x", CanonicalizationError, "no empty line"),
+            (b"From: a@example.com\r\nSubject: x\rTo", CanonicalizationError, "no colon"),
             (b"From: a@example.com\r\nno colon\r\n\r\nbody", CanonicalizationError, "no colon"),
             (b"Fr\x00m: a\r\n\r\nbody", CanonicalizationError, "field name"),
             (b"Fr\xe9m: a\r\n\r\nbody", CanonicalizationError, "field name"),

@@ -334,9 +334,16 @@ class TestMalformedSignatures:
         assert [] == verify(MESSAGE, key_lookup=lambda name: None)
 
     def test_unsplittable_message(self) -> None:
-        """A message without a header/body separator is a CanonicalizationError."""
-        with pytest.raises(CanonicalizationError):
-            verify(b"DKIM-Signature: v=1", key_lookup=lambda name: None)
+        """A message whose header cannot be split is a CanonicalizationError."""
+        with pytest.raises(CanonicalizationError, match="line 2 has no colon"):
+            verify(b"DKIM-Signature: v=1\r\nno colon", key_lookup=lambda name: None)
+
+    def test_header_without_body(self) -> None:
+        """A header with no empty line and no body is a message: its signature is read."""
+        results = verify(b"From: a@example.com\r\nDKIM-Signature: v=1", key_lookup=lambda n: None)
+        assert [("permerror", "the signature has no a= tag")] == [
+            (r.status, r.reason) for r in results
+        ]
 
     def test_eight_bit_signature(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """8-bit bytes in a DKIM-Signature field are a permerror."""
