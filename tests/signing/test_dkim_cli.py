@@ -467,3 +467,24 @@ class TestJSON:
         args = ["dkim", "sign", str(eml), "--domain", "example.com", "--selector", "s1"]
         assert 2 == main([*args, "--key", str(key), "--json"])
         assert "--json needs -o/--output" in _one_line_error(capsys)
+
+
+class TestIncomplete:
+    def test_dns_failure_is_no_verdict(
+        self,
+        tmp_path: Path,
+        keyfile: tuple[Path, Path],
+        zone: object,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A key that DNS cannot give (SERVFAIL) is temperror and exit status 3 (no
+        verdict), in text and JSON."""
+        key, _ = keyfile
+        zone.servfail.add("s1._domainkey.example.com")  # type: ignore[attr-defined]
+        signed = _signed_file(tmp_path, key)
+        server = f"127.0.0.1:{zone.port}"  # type: ignore[attr-defined]
+        capsys.readouterr()
+        assert 3 == main(["dkim", "verify", str(signed), "--dns-server", server])
+        assert capsys.readouterr().out.startswith("temperror d=example.com s=s1")
+        assert 3 == main(["dkim", "verify", str(signed), "--dns-server", server, "--json"])
+        assert "temperror" == json.loads(capsys.readouterr().out)["status"]

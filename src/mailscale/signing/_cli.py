@@ -220,11 +220,18 @@ def _verify(args: argparse.Namespace) -> int:
     verifier = DKIMVerifier(resolver=resolver, key_lookup=lookup)
     results = _flag(f"the message {args.message}", verifier.verify, message, args.now)
     ok = bool(results) and all(r.ok for r in results)
+    # No verdict (status 3, docs/cli.md) when a key could not be fetched and nothing
+    # else failed: the same message may pass once DNS answers.
+    statuses = {r.status for r in results}
+    incomplete = "temperror" in statuses and statuses <= {"temperror", "pass"}
+    code = 0 if ok else (3 if incomplete else 1)
     if args.json:
-        status = "none" if not results else ("pass" if ok else "fail")
+        status = "none" if not results else (
+            "pass" if ok else ("temperror" if incomplete else "fail")
+        )
         out = {"status": status, "results": [_result_dict(r) for r in results]}
         print(json.dumps(out, indent=2))
-        return 0 if ok else 1
+        return code
     if not results:
         print("none: the message has no DKIM-Signature")
         return 1
@@ -235,7 +242,7 @@ def _verify(args: argparse.Namespace) -> int:
         if r.reason:
             line += f": {r.reason}"
         print(line)
-    return 0 if ok else 1
+    return code
 
 
 # A quoted string of a zone file ("..." with \" and \\ escapes).
