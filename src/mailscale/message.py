@@ -29,7 +29,9 @@ __all__ = [
     "RecipientResult",
     "SendResult",
     "SendStatus",
+    "check_header_name",
     "check_header_value",
+    "check_message_headers",
     "overall_status",
     "validate_address",
     "with_message_id",
@@ -85,6 +87,18 @@ def validate_address(address: str, *, field: str = "address") -> str:
     if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels):
         raise InvalidAddress(f"{field}: {address!r} has an invalid domain")
     return address
+
+
+def check_header_name(name: object) -> str:
+    """Return *name* if it is a valid header field name (RFC 5322 section 2.2:
+    printable US-ASCII except the colon), else raise.
+
+    Raises:
+        HeaderInjection: naming the field (its first 40 characters).
+    """
+    if not isinstance(name, str) or not name or _BAD_FIELD_NAME.search(name):
+        raise HeaderInjection(f"header name {str(name)[:40]!r} is not a valid field name")
+    return name
 
 
 def check_header_value(name: str, value: str) -> str:
@@ -148,18 +162,23 @@ def _validate_message(inst: Envelope, attribute: attrs.Attribute[Any], value: ob
     if isinstance(value, (bytes, bytearray, memoryview)):
         return
     if isinstance(value, Message):
-        _check_message_headers(value)
+        check_message_headers(value)
         return
     raise InvalidMessage(
         f"message: expected bytes or email.message.EmailMessage, got {type(value).__name__}"
     )
 
 
-def _check_message_headers(msg: Message) -> None:
+def check_message_headers(msg: Message) -> None:
+    """Check every header field of *msg*: a valid name, and no line break in the value
+    other than a fold (the rule for every message mailscale sends or signs).
+
+    Raises:
+        HeaderInjection: naming the field.
+    """
     # raw_items(): items() would parse the values and hide a raw line break.
     for name, header in msg.raw_items():
-        if not isinstance(name, str) or not name or _BAD_FIELD_NAME.search(name):
-            raise HeaderInjection(f"header name {str(name)[:40]!r} is not a valid field name")
+        check_header_name(name)
         check_header_value(name, str(header))
 
 
@@ -237,7 +256,7 @@ class Envelope:
         if isinstance(msg, (bytes, bytearray, memoryview)):
             return bytes(msg)
         # Checked again: the caller may have changed the message since construction.
-        _check_message_headers(msg)
+        check_message_headers(msg)
         if "Bcc" in msg:
             msg = _copy_without_bcc(msg)
         try:

@@ -535,3 +535,100 @@ class TestTypedErrors:
         dual = MultiSigner([signer, signer])
         with pytest.raises(CanonicalizationError, match="message 5 of the batch"):
             dual.sign_batch(batch, workers=workers)
+
+
+def _malformed(kind: str) -> email.message.Message:
+    """A Message the email package cannot serialize, of the given kind."""
+    msg = EmailMessage()
+    msg["From"] = "a@example.com"
+    msg["To"] = "b@example.net"
+    if kind == "list payload":
+        msg.set_payload([1, 2])
+    elif kind == "int payload":
+        msg.set_payload(123)
+    elif kind == "part containing itself":
+        msg.set_payload([msg])
+    elif kind == "no policy":
+        msg.set_payload("hi\n")
+        msg.policy = None  # type: ignore[assignment]
+    elif kind == "bytes header value":
+        msg.set_payload("hi\n")
+        msg._headers.append(("X-Raw", b"value"))  # type: ignore[attr-defined]
+    elif kind == "non-ASCII text payload (compat32)":
+        msg = email.message.Message()
+        msg["From"] = "a@example.com"
+        msg.set_payload("h\xe9llo\n")
+    return msg
+
+
+_KINDS = (
+    "list payload",
+    "int payload",
+    "part containing itself",
+    "no policy",
+    "bytes header value",
+    "non-ASCII text payload (compat32)",
+)
+
+
+class TestMalformedMessageObjects:
+    @pytest.mark.parametrize("kind", _KINDS)
+    def test_every_entry_point_raises_the_documented_error(
+        self, ed_key: ed25519.Ed25519PrivateKey, kind: str
+    ) -> None:
+        """A Message that cannot be serialized is a CanonicalizationError from sign,
+        signature_header, verify, MultiSigner and the module functions, never an
+        AttributeError or TypeError."""
+        msg = _malformed(kind)
+        signer = DKIMSigner("example.com", "s", ed_key)
+        dual = MultiSigner([signer, signer])
+        calls = [
+            signer.sign,
+            signer.signature_header,
+            dual.sign,
+            dual.signature_header,
+            lambda m: sign(m, signer),
+            lambda m: verify(m, key_lookup=lambda name: None),
+        ]
+        pattern = r"cannot be serialized: [A-Za-z]+Error"
+        for call in calls:
+            with pytest.raises(CanonicalizationError, match=pattern):
+                call(msg)
+
+    @pytest.mark.parametrize("kind", _KINDS)
+    @pytest.mark.parametrize("workers", [None, 2])
+    def test_batch_names_the_message(
+        self, ed_key: ed25519.Ed25519PrivateKey, kind: str, workers: int | None
+    ) -> None:
+        """sign_batch (signer, MultiSigner and module function) says which message it was."""
+        signer = DKIMSigner("example.com", "s", ed_key)
+        batch = [MESSAGE, MESSAGE, _malformed(kind), MESSAGE]
+        pattern = r"message 2 of the batch: the email message cannot be serialized"
+        for call in (
+            signer.sign_batch,
+            MultiSigner([signer, signer]).sign_batch,
+            lambda b, workers: sign_batch(b, signer, workers),
+        ):
+            with pytest.raises(CanonicalizationError, match=pattern):
+                call(batch, workers=workers)  # type: ignore[operator]
+
+    @pytest.mark.parametrize("name", ["X-A:B", "X A", "Subj\xe9ct", "", "X-\x00"])
+    def test_header_names_follow_the_envelope_rule(
+        self, ed_key: ed25519.Ed25519PrivateKey, name: str
+    ) -> None:
+        """A Message header name that Envelope refuses is refused by signing and verify
+        too: HeaderInjection naming it, with the batch position in sign_batch."""
+        from mailscale.message import Envelope
+
+        msg = email.message.Message()
+        msg["From"] = "a@example.com"
+        msg._headers.append((name, "x"))  # type: ignore[attr-defined]
+        msg.set_payload("hi\n")
+        with pytest.raises(HeaderInjection, match="is not a valid field name"):
+            Envelope(sender="a@example.com", recipients=["b@example.net"], message=msg)
+        signer = DKIMSigner("example.com", "s", ed_key)
+        for call in (signer.sign, MultiSigner([signer]).sign, lambda m: verify(m)):
+            with pytest.raises(HeaderInjection, match="is not a valid field name"):
+                call(msg)
+        with pytest.raises(HeaderInjection, match="message 1 of the batch: header name"):
+            signer.sign_batch([MESSAGE, msg])

@@ -162,7 +162,13 @@ def _redis_failure(exc: Exception) -> Exception:
         if not isinstance(exc, (redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError)):
             return ShapingError(f"Redis rejected the shaping script: {exc}")
     return ShaperUnavailable(f"Redis shaper unavailable: {type(exc).__name__}: {exc}")
+
+
+# The cache of each key's limit parameters: keys kept, bytes accounted (the key's
+# characters, 4 per non-ASCII one, plus 160 per entry), and the longest key kept.
 _CACHE_MAX = 100_000
+_CACHE_MAX_BYTES = 16 << 20
+_CACHE_MAX_KEY = 1024
 
 
 class RedisShaper(WaitingBase):
@@ -225,6 +231,7 @@ class RedisShaper(WaitingBase):
         self._prefix: dict[str, Limit] = {}
         self._prefix_order: list[str] = []
         self._cache: dict[str, tuple[int, int, int] | None] = {}
+        self._cache_bytes = 0
         self._down = False
         #: Redis's clock (epoch seconds) when the last batch was decided.
         self.last_server_time = 0.0
@@ -244,6 +251,7 @@ class RedisShaper(WaitingBase):
         else:
             self._exact[pattern] = limit
         self._cache.clear()
+        self._cache_bytes = 0
 
     def drop_limit(self, pattern: str) -> None:
         """Remove a pattern from this client's configuration."""
@@ -254,6 +262,7 @@ class RedisShaper(WaitingBase):
             raise ShapingError(f"no limit is configured for pattern {pattern!r}")
         self._prefix_order = sorted(self._prefix, key=len, reverse=True)
         self._cache.clear()
+        self._cache_bytes = 0
 
     def limit_for(self, key: str) -> Limit | None:
         """The limit that applies to ``key``, or None when it is unlimited."""
@@ -279,9 +288,14 @@ class RedisShaper(WaitingBase):
         else:
             iv, tol = limit.scaled_units(_US)
             params = (iv, tol, limit.burst)
-        if len(self._cache) >= _CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = params
+        size = 160 + (len(key) if key.isascii() else 4 * len(key))
+        if len(key) <= _CACHE_MAX_KEY:
+            if len(self._cache) >= _CACHE_MAX or self._cache_bytes + size > _CACHE_MAX_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
+            if key not in self._cache:
+                self._cache_bytes += size
+            self._cache[key] = params
         return params
 
     def redis_key(self, key: str) -> str:

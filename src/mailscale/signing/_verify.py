@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from email.message import Message
@@ -67,6 +68,84 @@ class VerifyResult:
         return self.status == PASS
 
 
+class _Cache(dict[Any, Any]):
+    """A dict bounded in entries and in bytes (RFC-independent: a hostile message must
+    not grow it). An item whose accounted size exceeds ``max_item`` is not kept (it is
+    recomputed when met again); when an item would pass either bound the cache is
+    emptied first, which is O(1) and only costs misses.
+
+    The accounted size of an item is the bytes its key and value hold (string and
+    bytes contents, indices, objects) plus a fixed overhead per entry, an upper bound
+    of what the entry keeps alive (checked with tracemalloc in the tests).
+    """
+
+    __slots__ = ("_lock", "accounted", "max_bytes", "max_entries", "max_item")
+
+    def __init__(self, max_entries: int, max_bytes: int, max_item: int) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.max_item = max_item
+        self.accounted = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        """Keep ``value`` under ``key`` when its ``size`` (accounted bytes) allows."""
+        size += _ENTRY_OVERHEAD
+        if size > self.max_item:
+            return
+        with self._lock:
+            if key in self:
+                return
+            if len(self) >= self.max_entries or self.accounted + size > self.max_bytes:
+                self.clear()
+                self.accounted = 0
+            self[key] = value
+            self.accounted += size
+
+
+#: Bytes counted per cache entry beside its contents: the dict slot, the key and value
+#: objects' headers, small tuples and the ints of index lists.
+_ENTRY_OVERHEAD = 512
+#: Bytes counted for a parsed public key (the ``cryptography`` object and what OpenSSL
+#: keeps for it), on top of the record's text.
+_KEY_OVERHEAD = 8192
+
+
+def _indices_size(indices: tuple[int, ...]) -> int:
+    return 40 * len(indices)  # a tuple slot and an int object each
+
+
+def _record_size(record: KeyRecord) -> int:
+    return 2 * (len(record.public_key_b64) + len(record.notes)) + _KEY_OVERHEAD
+
+
+class _Caches:
+    """What a verifier remembers between messages, none of it tied to how keys are
+    found: parsed key records (by their text), checks of fixed signature tags and of
+    key records, and header shapes. Shared by every call of the module-level
+    ``verify()``; bounded in entries and bytes (docs/dkim.md gives the bounds)."""
+
+    __slots__ = ("checked", "records", "selected", "shapes", "static")
+
+    def __init__(self) -> None:
+        # TXT text of a key record -> KeyRecord.
+        self.records = _Cache(256, 4 << 20, 32 << 10)
+        # Checked static tags -> (info, algorithm, header/body relaxed, h= names,
+        # identity domain, pass results), or (status, reason, info) of the permerror.
+        self.static = _Cache(256, 2 << 20, 32 << 10)
+        # (id(record), algorithm, i= exactly d=) -> (record, public key or None,
+        # is RSA or status, testing or reason).
+        self.checked = _Cache(256, 4 << 20, 32 << 10)
+        # Header field names (Header.names) -> where the DKIM-Signature fields are.
+        self.shapes = _Cache(1024, 2 << 20, 16 << 10)
+        # (h= value, Header.names) -> the indices of the fields h= signs.
+        self.selected = _Cache(1024, 4 << 20, 32 << 10)
+
+    def all(self) -> tuple[_Cache, ...]:
+        return (self.records, self.static, self.checked, self.shapes, self.selected)
+
+
 class _Outcome(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
@@ -112,8 +191,8 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
     """Check the tags that do not depend on the message (RFC 6376 section 6.1.1).
 
     Returns (info, algorithm, header relaxed, body relaxed, h= names as bytes,
-    identity domain, pass results by testing flag, signed field indices by
-    header shape), or (status, reason, info) for a permerror.
+    identity domain, pass results by testing flag), or (status, reason, info) for
+    a permerror.
     """
     info = _info(tags)
     try:
@@ -156,7 +235,6 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         body_relaxed,
         tuple([n.encode() for n in names]),
         identity_domain,
-        {},
         {},
     )
 
@@ -212,15 +290,31 @@ class DKIMVerifier:
         self.clock = clock
         self.max_skew = max_skew
         self.max_signatures = max_signatures
-        self._records: dict[bytes, KeyRecord] = {}
-        # Checked static tags -> (info, algorithm, header/body relaxed, h= names,
-        # identity domain), or (status, reason) of the permerror they give.
-        self._static: dict[tuple[str | None, ...], tuple[Any, ...]] = {}
-        # (id(record), algorithm, i= exactly d=) -> (record, public key or None,
-        # is RSA or status, testing or reason).
-        self._checked: dict[tuple[int, str, bool], tuple[Any, ...]] = {}
-        # Header field names (Header.names) -> where the DKIM-Signature fields are.
-        self._shapes: dict[bytes, tuple[int, ...]] = {}
+        self._caches = caches = _Caches()
+        self._records = caches.records
+        self._static = caches.static
+        self._checked = caches.checked
+        self._shapes = caches.shapes
+        self._selected = caches.selected
+        # TXT answers of the verifier's own resolver (made when resolver is None):
+        # name -> (TXT value or None, monotonic expiry), kept for the answer's TTL.
+        self._txt = _Cache(256, 1 << 20, 16 << 10)
+        self._own_resolver: Any = None
+
+    def _sharing(self, resolver: Any, key_lookup: KeyLookup | None) -> DKIMVerifier:
+        """A verifier with other key sources that shares this one's caches (none of
+        which depends on where keys come from; the TXT answers of this verifier's own
+        resolver are not shared)."""
+        other: DKIMVerifier = object.__new__(DKIMVerifier)
+        other.__dict__.update(self.__dict__)
+        other.resolver = resolver
+        other.key_lookup = key_lookup
+        other._own_resolver = None  # a resolver passed in is used as it is, uncached
+        return other
+
+    def cache_bytes(self) -> int:
+        """The bytes this verifier's caches account for (at most their documented bound)."""
+        return sum(c.accounted for c in (*self._caches.all(), self._txt))
 
     def __repr__(self) -> str:
         source = "key_lookup" if self.key_lookup is not None else "dns"
@@ -251,14 +345,12 @@ class DKIMVerifier:
 
     def _signature_fields(self, names: bytes) -> tuple[int, ...]:
         """Where the DKIM-Signature fields are, by the header's sequence of field names."""
-        found = self._shapes.get(names)
+        found: tuple[int, ...] | None = self._shapes.get(names)
         if found is None:
             found = tuple(
                 [i for i, name in enumerate(names.split(b":")) if name == b"dkim-signature"]
             )
-            if len(self._shapes) >= 1024:
-                self._shapes.clear()
-            self._shapes[names] = found
+            self._shapes.put(names, found, len(names) + _indices_size(found))
         return found
 
     def _verify_one(
@@ -285,9 +377,10 @@ class DKIMVerifier:
             static = self._static.get(key)
             if static is None:
                 static = _check_static(tags)
-                if len(self._static) >= 256:
-                    self._static.clear()
-                self._static[key] = static
+                size = 3 * sum(len(v) for v in key if v is not None)
+                if len(static) != 3:
+                    size += 48 * len(static[4])
+                self._static.put(key, static, size)
             if len(static) == 3:
                 info = static[2]
                 raise _Outcome(static[0], static[1])
@@ -310,7 +403,7 @@ class DKIMVerifier:
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
     ) -> bool:
-        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _, chosen = static
+        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
         tags, unsigned, signature, expected_bh = parsed
         domain = info["domain"]
         # l= and x= are rare: no call for an absent tag.
@@ -338,9 +431,8 @@ class DKIMVerifier:
         checked = self._checked.get((id(record), algorithm, exact))
         if checked is None or checked[0] is not record:
             checked = (record, *_check_record(record, algorithm, exact))
-            if len(self._checked) >= 256:
-                self._checked.clear()
-            self._checked[(id(record), algorithm, exact)] = checked
+            self._checked.pop((id(record), algorithm, exact), None)
+            self._checked.put((id(record), algorithm, exact), checked, _record_size(record))
         if checked[1] is None:
             raise _Outcome(checked[2], checked[3])
         _, public_key, is_rsa, testing = checked
@@ -357,12 +449,12 @@ class DKIMVerifier:
 
         # The signed fields depend only on h= and the header's field names: chosen
         # once per shape. b= is present (a required tag), so it has a value to empty.
-        indices = chosen.get(header.names)
+        shape = (tags["h"], header.names)
+        indices = self._selected.get(shape)
         if indices is None:
             indices = header.select(names)
-            if len(chosen) >= 256:
-                chosen.clear()
-            chosen[header.names] = indices
+            size = len(shape[0]) + len(shape[1]) + _indices_size(indices)
+            self._selected.put(shape, indices, size)
         digest = header.digest(indices, unsigned, header_relaxed)
         try:
             if is_rsa:
@@ -411,22 +503,24 @@ class DKIMVerifier:
                 record = parse_key_record(found)
             except MailscaleError as exc:
                 raise _Outcome(PERMERROR, f"bad key record at {name}: {exc}") from None
-            if len(self._records) >= 1024:
-                self._records.clear()
-            self._records[found] = record
+            self._records.put(found, record, len(found) + _record_size(record))
         return record
 
     def _dns_txt(self, name: str) -> list[bytes] | None:
         import dns.exception
         import dns.resolver
 
-        if self.resolver is None:
-            resolver = dns.resolver.Resolver()
-            # Key records change rarely and carry a TTL: the verifier's own
-            # resolver keeps answers that long, so one sender's stream of
-            # messages asks once. A resolver passed in is used as it is.
-            resolver.cache = dns.resolver.LRUCache()
-            self.resolver = resolver
+        own = self.resolver is None or self.resolver is self._own_resolver
+        if own:
+            # Key records change rarely and carry a TTL: the verifier's own resolver
+            # keeps the chosen TXT value that long (in a cache bounded in bytes), so
+            # one sender's stream of messages asks once. A resolver passed in is used
+            # as it is.
+            cached = self._txt.get(name)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+            if self.resolver is None:
+                self._own_resolver = self.resolver = dns.resolver.Resolver()
         try:
             answer = self.resolver.resolve(name, "TXT")
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
@@ -436,10 +530,21 @@ class DKIMVerifier:
             raise _Outcome(TEMPERROR, reason) from None
         records = [b"".join(rdata.strings) for rdata in answer]
         # Several TXT records at the name: prefer one that looks like a DKIM key.
+        chosen = [records[0]] if records else None
         for txt in records:
             if txt.lstrip().startswith(b"v=DKIM1") or b"p=" in txt:
-                return [txt]
-        return [records[0]] if records else None
+                chosen = [txt]
+                break
+        if own and chosen is not None:
+            ttl = min(max(int(getattr(answer.rrset, "ttl", 0)), 0), 86_400)
+            self._txt.pop(name, None)
+            self._txt.put(name, (chosen, time.monotonic() + ttl), 2 * len(name) + len(chosen[0]))
+        return chosen
+
+
+#: The caches behind the module-level ``verify()``, shared by all its calls; its own
+#: resolver (and that resolver's TXT answers) serves only calls that pass none.
+_SHARED = DKIMVerifier()
 
 
 def verify(
@@ -453,5 +558,13 @@ def verify(
     Keys come from the TXT record at ``selector._domainkey.domain`` through
     ``resolver`` (dnspython), or from ``key_lookup``. ``now`` (POSIX seconds)
     replaces the clock for the x= and t= checks.
+
+    Every call shares one set of bounded caches (parsed key records by their text,
+    checks of fixed tags, header shapes), none of which depends on where keys come
+    from: ``key_lookup`` and ``resolver`` are asked on every call, so one call never
+    sees another's keys. Without either, calls share one resolver, which keeps key
+    records for their TTL.
     """
-    return DKIMVerifier(resolver, key_lookup).verify(message, now=now)
+    if resolver is None and key_lookup is None:
+        return _SHARED.verify(message, now=now)
+    return _SHARED._sharing(resolver, key_lookup).verify(message, now=now)

@@ -7,25 +7,13 @@ import re
 from email.message import Message
 
 from mailscale._impl import core
-from mailscale.errors import CanonicalizationError, HeaderInjection, InvalidDomain
-from mailscale.message import check_header_value
+from mailscale.errors import CanonicalizationError, InvalidDomain
+from mailscale.message import check_message_headers
 
 __all__ = ["check_dns_name", "check_identity", "wire_bytes"]
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\Z")
 _LOCAL_PART = re.compile(r"[!-~]*\Z")  # printable ASCII; ';' and '=' checked apart
-# Line breaks other than CR and LF (str.splitlines breaks on them; some readers do too).
-_OTHER_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-def _check_headers(message: Message) -> None:
-    """Refuse header values that could add a header: CR or LF not starting a fold,
-    or another line break."""
-    for name, value in message.raw_items():
-        text = str(value)
-        check_header_value(name, text)
-        if _OTHER_BREAKS.search(text):
-            raise HeaderInjection(f"header {name!r}: a line break in the value (header injection)")
 
 
 def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
@@ -37,17 +25,31 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
     Raises:
         CanonicalizationError: a message that is neither bytes nor an email Message,
             or a Message that cannot be serialized.
-        HeaderInjection: a Message header value with CR or LF not starting a fold,
-            or another line break.
+        HeaderInjection: a Message header whose name is not a valid field name, or
+            whose value has CR or LF not starting a fold, or another line break (the
+            rule of ``mailscale.message.check_message_headers``).
     """
     data: bytes | bytearray | memoryview
     if type(message) is bytes:
         data = message
     elif isinstance(message, Message):
-        _check_headers(message)
+        # The one rule mailscale.message applies to every Envelope: valid field names,
+        # no line break in a value other than a fold.
+        check_message_headers(message)
         try:
             data = message.as_bytes()
-        except (UnicodeError, LookupError, ValueError, TypeError, email.errors.MessageError) as exc:
+        except (
+            UnicodeError,
+            LookupError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            email.errors.MessageError,
+        ) as exc:
+            # A payload the email package cannot serialize (set_payload([1, 2]), an int,
+            # a part that contains itself, a policy that is not one): the error names
+            # the type of the failure, never the content.
             raise CanonicalizationError(
                 f"the email message cannot be serialized: {type(exc).__name__}"
             ) from None

@@ -116,9 +116,9 @@ def load_private_key(data: bytes | str | PrivateKey, password: bytes | None = No
                     "the key is encrypted; decrypt it first, or load it with"
                     " load_private_key(data, password=...)"
                 ) from None
-            raise InvalidKey(f"cannot load the private key: {type(exc).__name__}") from None
-        except (ValueError, _CryptoUnsupported) as exc:
-            raise InvalidKey(f"cannot load the private key: {type(exc).__name__}") from None
+            raise InvalidKey(f"cannot load the private key: {_what_it_is(raw)}") from None
+        except (ValueError, _CryptoUnsupported):
+            raise InvalidKey(f"cannot load the private key: {_what_it_is(raw)}") from None
     else:
         key = data
     if not isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
@@ -128,6 +128,39 @@ def load_private_key(data: bytes | str | PrivateKey, password: bytes | None = No
             f"RSA key of {key.key_size} bits: DKIM needs {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
         )
     return key
+
+
+_EXPECTED = "expected a PEM or DER private key (RSA or Ed25519)"
+
+
+def _what_it_is(raw: bytes) -> str:
+    """Say what ``raw`` holds instead of a private key, never quoting it."""
+    text = raw.strip()
+    if not text:
+        return f"the data is empty; {_EXPECTED}"
+    if text.startswith(b"-----BEGIN"):
+        label = text[11 : text.find(b"-----", 11)].decode("ascii", "replace").strip()
+        if "PUBLIC KEY" in label:
+            return f"this is a public key ({label}); {_EXPECTED}"
+        if "OPENSSH PRIVATE KEY" in label:
+            return (
+                "this is an OpenSSH private key; convert it to PKCS#8 PEM"
+                " (ssh-keygen -p -m PKCS8 -f FILE) or give the PEM or DER private key"
+            )
+        if "PRIVATE KEY" in label:
+            return f"the PEM private key ({label}) is damaged or of an unsupported kind"
+        return f"this is PEM data of another kind ({label[:40]}); {_EXPECTED}"
+    if text.startswith(b"v=DKIM1") or re.match(rb'^[^;"]*\bIN\s+TXT\b', text):
+        return f"this is a DKIM DNS record (the public key's TXT value); {_EXPECTED}"
+    try:
+        serialization.load_der_public_key(raw)
+    except (ValueError, TypeError, _CryptoUnsupported):
+        pass
+    else:
+        return f"this is a DER public key; {_EXPECTED}"
+    if b"p=" in text and b";" in text and text.isascii():
+        return f"this looks like a DKIM DNS record (a tag list with p=); {_EXPECTED}"
+    return f"not a key; {_EXPECTED}"
 
 
 def private_key_pem(key: PrivateKey) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.policy
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from email.errors import HeaderParseError
@@ -131,23 +132,51 @@ class Decomposed:
         return out
 
 
-class BodyCache:
-    """A small LRU of decoded bodies: a batch often repeats one body for many recipients."""
+def _size_of(value: object) -> int:
+    """The bytes a cache key or body holds in strings and bytes (an upper-bound estimate)."""
+    if isinstance(value, (bytes, str)):
+        return len(value) * (1 if isinstance(value, bytes) or value.isascii() else 4)
+    if isinstance(value, tuple):
+        return sum(_size_of(v) for v in value)
+    if isinstance(value, (Body, Attachment)):
+        return sum(_size_of(getattr(value, a.name)) for a in attrs.fields(type(value)))
+    return 0
 
-    def __init__(self, maxsize: int = 64) -> None:
+
+class BodyCache:
+    """A small LRU of decoded bodies: a batch often repeats one body for many recipients.
+
+    Bounded in entries (``maxsize``) and in bytes (``max_bytes``, counting the raw
+    body in the key and the decoded body); a body above a quarter of ``max_bytes``
+    is not kept.
+    """
+
+    def __init__(self, maxsize: int = 64, max_bytes: int = 32 << 20) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[Hashable, Body] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.accounted = 0
+        self._items: OrderedDict[Hashable, tuple[Body, int]] = OrderedDict()
+        self._lock = threading.Lock()  # a transport may send from several threads
 
     def get(self, key: Hashable) -> Body | None:
-        body = self._items.get(key)
-        if body is not None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
             self._items.move_to_end(key)
-        return body
+            return found[0]
 
     def put(self, key: Hashable, body: Body) -> None:
-        self._items[key] = body
-        if len(self._items) > self.maxsize:
-            self._items.popitem(last=False)
+        size = _size_of(key) + _size_of(body) + 512
+        if size > self.max_bytes // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (body, size)
+            self.accounted += size
+            while len(self._items) > self.maxsize or self.accounted > self.max_bytes:
+                self.accounted -= self._items.popitem(last=False)[1][1]
 
 
 def _text_of(part: EmailMessage) -> str:

@@ -56,6 +56,15 @@ from mailscale.transports.smtp import (
 __all__ = ["IPChooser", "MXTransport", "Route"]
 
 _log = get_logger("mailscale.transports")
+
+# Bounds of the route cache (recipient domains come from input an attacker may choose):
+# domains kept, bytes accounted (names, addresses, 512 per entry and 128 per address),
+# and the largest entry kept (a domain with more exchangers is looked up each time).
+_ROUTES_MAX = 4096
+_ROUTES_MAX_BYTES = 4 << 20
+_ROUTE_MAX_BYTES = 64 << 10
+# Addresses marked down are forgotten once their time is up, checked when this many.
+_DOWN_PRUNE = 1024
 MX_TLS_MODES = ("opportunistic", "required", "none")
 
 
@@ -171,7 +180,9 @@ class MXTransport(TransportBase):
             ssl_context = make_ssl_context(verify=self.verify, cafile=cafile)
         self._context = ssl_context
         self._pool = Pool(pool_size, max_idle)
-        self._routes: dict[str, tuple[float, list[Route] | _Verdict]] = {}
+        # domain -> (expiry, routes or verdict, accounted bytes); bounded (see _remember).
+        self._routes: dict[str, tuple[float, list[Route] | _Verdict, int]] = {}
+        self._routes_bytes = 0
         self._routes_lock = threading.Lock()
 
     @classmethod
@@ -218,8 +229,38 @@ class MXTransport(TransportBase):
         found, ttl = self._lookup(key)
         if not (isinstance(found, _Verdict) and found.status is SendStatus.DEFERRED):
             with self._routes_lock:
-                self._routes[key] = (now + min(ttl, self.route_ttl), found)
+                self._remember(key, now + min(ttl, self.route_ttl), found)
         return found
+
+    def _remember(self, key: str, until: float, found: list[Route] | _Verdict) -> None:
+        """Cache a domain's routes within the cache's bounds (called under the lock)."""
+        size = 512 + 2 * len(key)
+        if isinstance(found, _Verdict):
+            size += 2 * len(found.text)
+        else:
+            size += sum(
+                2 * len(r.host) + sum(128 + len(a) for a in r.addresses) for r in found
+            )
+        if size > _ROUTE_MAX_BYTES:
+            return
+        if len(self._routes) >= _ROUTES_MAX or self._routes_bytes + size > _ROUTES_MAX_BYTES:
+            # Drop what has expired; if that frees less than half, start again.
+            now = time.monotonic()
+            self._routes = {k: v for k, v in self._routes.items() if v[0] > now}
+            self._routes_bytes = sum(v[2] for v in self._routes.values())
+            if (
+                len(self._routes) >= _ROUTES_MAX // 2
+                or self._routes_bytes + size > _ROUTES_MAX_BYTES // 2
+            ):
+                self._routes, self._routes_bytes = {}, 0
+        old = self._routes.pop(key, None)
+        if old is not None:
+            self._routes_bytes -= old[2]
+        self._routes[key] = (until, found, size)
+        self._routes_bytes += size
+        if len(self._down) >= _DOWN_PRUNE:
+            clock = self._clock()
+            self._down = {a: t for a, t in self._down.items() if t > clock}
 
     def _lookup(self, domain: str) -> tuple[list[Route] | _Verdict, float]:
         try:
