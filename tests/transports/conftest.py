@@ -123,6 +123,13 @@ PLUGIN_PACKAGES = ("mailscale-example-plugin", "mailscale-broken-plugin")
 PLUGIN_MODULES = ("mailscale_example_plugin", "mailscale_broken_plugin")
 
 
+def _forget_plugin_modules() -> None:
+    """Drop imported plugin modules, so the next import finds them on the current path."""
+    for module in [m for m in sys.modules if m.startswith(PLUGIN_MODULES)]:
+        del sys.modules[module]
+    importlib.invalidate_caches()
+
+
 @pytest.fixture(scope="session")
 def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Install the example and the broken plugin packages into a temporary directory and put
@@ -149,11 +156,9 @@ def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             pytest.fail(f"pip could not install {name}:\n{done.stderr}", pytrace=False)
     # First on the path: a copy installed in the interpreter by hand is shadowed, not used.
     sys.path.insert(0, str(target))
-    importlib.invalidate_caches()
+    _forget_plugin_modules()
     reset_plugins()
     yield target
     sys.path.remove(str(target))
-    for module in [m for m in sys.modules if m.startswith(PLUGIN_MODULES)]:
-        del sys.modules[module]
-    importlib.invalidate_caches()
+    _forget_plugin_modules()
     reset_plugins()
