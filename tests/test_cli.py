@@ -21,7 +21,7 @@ from mailscale.cli import EXIT_MEANINGS, Command, ExitCode
 from mailscale.errors import PlanningError, TransportConnectionError
 
 SRC = str(Path(mailscale.__file__).parents[1])
-ROOT = Path(mailscale.__file__).parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, also when mailscale is installed
 Run = Callable[..., tuple[int, str, str]]
 
 

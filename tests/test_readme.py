@@ -30,3 +30,18 @@ class TestReadme:
         out = capsys.readouterr().out
         assert "250,000" in out
         assert "v=DKIM1" in out
+
+    def test_two_commands_block_is_what_ci_runs(self) -> None:
+        """.ci/run reads the "Two commands" block: exactly two command lines, comments aside,
+        the second being the test command."""
+        text = README.read_text(encoding="utf-8")
+        section = re.search(r"^## Two commands\n(.*?)(?=^## )", text, re.S | re.M)
+        assert section is not None
+        block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", section.group(1), re.S)
+        assert block is not None
+        commands = [line.strip() for line in block.group(1).splitlines()
+                    if line.strip() and not line.strip().startswith("#")]
+        assert 2 == len(commands)
+        assert commands[0].startswith("pip install . && mailscale ")
+        assert "pip install '.[test]' && python -m pytest" == commands[1]
+        assert "Two commands" in (Path(__file__).parents[1] / ".ci" / "run").read_text("utf-8")

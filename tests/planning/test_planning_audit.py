@@ -127,10 +127,14 @@ class TestThousandsSeparators:
         assert "message_size_bytes" == info.value.field
 
 
+@pytest.fixture(scope="module")
+def p() -> Any:
+    """One plan for the accessor tests (a module-level fixture: pytest 9 deprecates
+    class-scoped fixtures defined as instance methods)."""
+    return plan(Workload(monthly_volume=250_000))
+
+
 class TestAccessors:
-    @pytest.fixture(scope="class")
-    def p(self) -> Any:
-        return plan(Workload(monthly_volume=250_000))
 
     def test_feasibility_for_unknown(self, p: Any) -> None:
         """An unknown ESP raises PlanningError listing the known ones."""

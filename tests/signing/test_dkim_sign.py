@@ -536,6 +536,19 @@ class TestTypedErrors:
         with pytest.raises(CanonicalizationError, match="message 5 of the batch"):
             dual.sign_batch(batch, workers=workers)
 
+    def test_batch_error_with_another_constructor_gets_a_note(self) -> None:
+        """An error class that cannot be rebuilt from a message keeps its type and gets a
+        PEP 678 note naming the message, on every supported Python (3.10 has no add_note)."""
+        from mailscale.signing._signer import _raise_indexed
+
+        class CodedError(SigningError):
+            def __init__(self, code: int, detail: str) -> None:
+                super().__init__(f"signing failed with code {code}: {detail}")
+
+        with pytest.raises(CodedError) as info:
+            _raise_indexed(CodedError(7, "no key"), 3)
+        assert ["message 3 of the batch"] == info.value.__notes__
+        assert "signing failed with code 7: no key" == str(info.value)
 
 def _malformed(kind: str) -> email.message.Message:
     """A Message the email package cannot serialize, of the given kind."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import logging
-import re
 import shutil
 import ssl
 import subprocess
@@ -122,40 +120,45 @@ def implicit_peer(server_tls: ssl.SSLContext) -> Iterator[SMTPPeer]:
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLUGIN_PACKAGES = ("mailscale-example-plugin", "mailscale-broken-plugin")
+PLUGIN_MODULES = ("mailscale_example_plugin", "mailscale_broken_plugin")
 
 
-def _installed_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def _forget_plugin_modules() -> None:
+    """Drop imported plugin modules, so the next import finds them on the current path."""
+    for module in [m for m in sys.modules if m.startswith(PLUGIN_MODULES)]:
+        del sys.modules[module]
+    importlib.invalidate_caches()
 
 
 @pytest.fixture(scope="session")
-def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """pip-install the example and the broken plugin packages (once, if not installed).
+def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Install the example and the broken plugin packages into a temporary directory and put
+    it first on ``sys.path`` for the session.
 
-    Each is built from a temporary copy so the source tree stays clean.
+    Each is built from a temporary copy (the source tree stays clean) by pip with build
+    isolation, so the build uses the requirements the plugin declares and nothing is
+    installed into the interpreter that runs the tests.
     """
     from mailscale.transports.registry import reset_plugins
 
+    target = tmp_path_factory.mktemp("plugins") / "site"
     for name in PLUGIN_PACKAGES:
-        source = EXAMPLES / name
-        meta = (source / "pyproject.toml").read_text()
-        wanted = re.search(r'^version = "([^"]+)"', meta, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        if _installed_version(name) == wanted:
-            continue
         copy = tmp_path_factory.mktemp("plugin") / name
-        shutil.copytree(source, copy)
+        shutil.copytree(EXAMPLES / name, copy)
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q",
-             str(copy)],
+            [sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+             "--disable-pip-version-check", "--target", str(target), str(copy)],
             capture_output=True,
             text=True,
+            timeout=600,
         )
         if done.returncode != 0:
             pytest.fail(f"pip could not install {name}:\n{done.stderr}", pytrace=False)
-    importlib.invalidate_caches()
+    # First on the path: a copy installed in the interpreter by hand is shadowed, not used.
+    sys.path.insert(0, str(target))
+    _forget_plugin_modules()
     reset_plugins()
-    yield
+    yield target
+    sys.path.remove(str(target))
+    _forget_plugin_modules()
     reset_plugins()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
@@ -236,6 +237,18 @@ class TestContractCheck:
 
 @pytest.mark.usefixtures("example_plugins")
 class TestPlugins:
+    def test_plugins_are_not_installed_into_the_running_interpreter(
+        self, example_plugins: Path
+    ) -> None:
+        """The plugin packages in use come from the fixture's temporary directory."""
+        import mailscale_broken_plugin
+        import mailscale_example_plugin
+
+        for module in (mailscale_example_plugin, mailscale_broken_plugin):
+            assert Path(module.__file__ or "").is_relative_to(example_plugins)
+        dist = importlib.metadata.distribution("mailscale-example-plugin")
+        assert Path(str(dist.locate_file(""))).is_relative_to(example_plugins)
+
     def test_example_plugin_is_used_through_its_url(self, tmp_path: Path) -> None:
         """The installed example package provides example+log:// and sends through it."""
         log = tmp_path / "mail.log"

@@ -403,7 +403,11 @@ def _raise_indexed(exc: MailscaleError, index: int) -> NoReturn:
     try:
         indexed = type(exc)(f"message {index} of the batch: {exc}")
     except Exception:  # an error class with another constructor: keep it, add a note
-        exc.add_note(f"message {index} of the batch")
+        note = f"message {index} of the batch"
+        if sys.version_info >= (3, 11):
+            exc.add_note(note)
+        else:  # PEP 678's attribute, which add_note fills on 3.11+
+            exc.__dict__.setdefault("__notes__", []).append(note)
         raise exc from None
     raise indexed from exc
 
