@@ -1,0 +1,67 @@
+"""Fixtures for the pipeline tests: an injected clock and every Outbox implementation.
+
+A new store joins the contract suite by appending a ``pytest.param`` to
+``OUTBOX_FACTORIES``: a callable ``(clock, path) -> Outbox`` where *path* is a
+file in the test's temporary directory (the same path for every instance one
+test makes, so a store shared by several instances can be tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mailscale.pipeline import MemoryOutbox, Outbox
+
+
+class Clock:
+    """Epoch seconds that move only when told to."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+OutboxFactory = Callable[[Callable[[], float], Path], Outbox]
+
+
+def _memory(clock: Callable[[], float], path: Path) -> Outbox:
+    return MemoryOutbox(clock=clock)
+
+
+OUTBOX_FACTORIES: list[object] = [pytest.param(_memory, id="memory")]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=OUTBOX_FACTORIES)
+def make_outbox(
+    request: pytest.FixtureRequest, clock: Clock, tmp_path: Path
+) -> Iterator[Callable[[], Outbox]]:
+    """Makes instances of one Outbox implementation over one store, on the test's clock."""
+    factory: OutboxFactory = request.param
+    made: list[Outbox] = []
+
+    def make() -> Outbox:
+        box = factory(clock, tmp_path / "outbox.db")
+        made.append(box)
+        return box
+
+    yield make
+    for box in made:
+        box.close()
+
+
+@pytest.fixture
+def outbox(make_outbox: Callable[[], Outbox]) -> Outbox:
+    return make_outbox()
