@@ -76,6 +76,7 @@ _LAZY: dict[str, str] = {
     "RetryingTransport": "mailscale.transports",
     "available_transports": "mailscale.transports",
     "transport_from_url": "mailscale.transports",
+    "Sender": "mailscale.pipeline",
     # auth
     "AuthReport": "mailscale.auth",
     "ReadinessReport": "mailscale.auth",
@@ -180,6 +181,7 @@ __all__ = [
     "RoundRobinTransport",
     "SendResult",
     "SendStatus",
+    "Sender",
     "Severity",
     "Shaper",
     "ShaperUnavailable",

@@ -1,13 +1,17 @@
-"""The sending pipeline: an outbox that keeps submitted messages until every recipient
-is settled, and (built on it) the Sender that leases, shapes, signs and sends them.
+"""The sending pipeline: a Sender that takes messages into an outbox and delivers them
+through shaping, DKIM signing and transports, with retries over hours, per-recipient
+outcomes, events and live KPIs.
 
-``Outbox`` is the storage contract (see :mod:`mailscale.pipeline.outbox` for its
-guarantees); ``MemoryOutbox`` keeps it in process memory.
+``Outbox`` is the storage contract (its guarantees: :mod:`mailscale.pipeline.outbox`);
+``MemoryOutbox`` keeps it in process memory. ``Sender`` (:mod:`mailscale.pipeline.sender`)
+composes the stages; ``DeliverySchedule`` says when a deferred message is tried again.
 """
 
 from __future__ import annotations
 
+from mailscale.pipeline.events import Event, EventKind, EventStream
 from mailscale.pipeline.memory import MemoryOutbox
+from mailscale.pipeline.metrics import Metrics, MetricsSnapshot, RouteMetrics
 from mailscale.pipeline.outbox import (
     DeadLetter,
     Lease,
@@ -22,18 +26,33 @@ from mailscale.pipeline.outbox import (
     Settlement,
     outbox_from_url,
 )
+from mailscale.pipeline.routing import DEFAULT_ROUTE, Route, RouteRule
+from mailscale.pipeline.schedule import DeliverySchedule
+from mailscale.pipeline.sender import DeliveryTimeout, Sender
 
 __all__ = [
+    "DEFAULT_ROUTE",
     "DeadLetter",
+    "DeliverySchedule",
+    "DeliveryTimeout",
+    "Event",
+    "EventKind",
+    "EventStream",
     "Lease",
     "MemoryOutbox",
     "MessageId",
     "MessageState",
+    "Metrics",
+    "MetricsSnapshot",
     "NewMessage",
     "Outbox",
     "OutboxStats",
     "Priority",
     "RecipientOutcome",
+    "Route",
+    "RouteMetrics",
+    "RouteRule",
+    "Sender",
     "Settle",
     "Settlement",
     "outbox_from_url",

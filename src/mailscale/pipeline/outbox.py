@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -96,6 +96,14 @@ def _frozen(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return MappingProxyType(dict(value or {}))
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _outcome_tuple(value: Iterable[RecipientOutcome]) -> tuple[RecipientOutcome, ...]:
+    return tuple(value)
+
+
 def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(value))
 
@@ -118,12 +126,12 @@ class NewMessage:
     """
 
     sender: str
-    recipients: tuple[str, ...] = attrs.field(converter=tuple)
+    recipients: tuple[str, ...] = attrs.field(converter=_strings)
     body: bytes = attrs.field(repr=False)
     message_id: str
     priority: Priority = Priority.NORMAL
     route: str | None = None
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     metadata: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen)
     idempotency_key: str | None = None
     not_before: float | None = None
@@ -228,10 +236,10 @@ class Settlement:
     id: MessageId
     token: str
     action: Settle
-    pending: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    pending: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     not_before: float | None = None
     reason: str = ""
-    outcomes: tuple[RecipientOutcome, ...] = attrs.field(default=(), converter=tuple)
+    outcomes: tuple[RecipientOutcome, ...] = attrs.field(default=(), converter=_outcome_tuple)
     attempt: bool = True
     route: str | None = None
 

@@ -1,0 +1,251 @@
+"""Live delivery metrics of a Sender, per route, and the planning KPIs derived from them.
+
+``Metrics`` is fed by the Sender's workers once per batch (never per message in
+a log) and read through :meth:`Metrics.snapshot`, a plain value an exporter
+(Prometheus, a CLI summary) turns into its own format. Counters are
+cumulative; the rate is over a trailing window of the sender's clock; delivery
+and response times are quantiles over the most recent samples (a bounded
+reservoir, so memory stays flat over millions of messages).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from collections.abc import Callable, Mapping
+
+import attrs
+
+__all__ = ["Metrics", "MetricsSnapshot", "RouteMetrics", "quantile"]
+
+_SAMPLES = 10_000
+_WINDOW = 60.0
+
+
+def quantile(samples: list[float], q: float) -> float | None:
+    """The *q* quantile (0..1) of *samples* by the nearest-rank method, or None when empty."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+@attrs.frozen(kw_only=True)
+class RouteMetrics:
+    """Cumulative counts and recent timings of one route (or of all routes together).
+
+    Attributes:
+        accepted, deferred, rejected: recipients per outcome.
+        sent: messages fully settled with at least one recipient accepted.
+        bounced: messages with at least one rejected recipient.
+        expired: messages given up after the schedule's last attempt.
+        failed_calls: whole transport calls that failed (the batch is retried).
+        refused: messages the shaper sent back to wait (not attempts).
+        calls: transport calls made.
+        delivery_p50, delivery_p95: seconds from submit to acceptance, recent messages.
+        response_p95: seconds per transport call, recent calls.
+    """
+
+    accepted: int = 0
+    deferred: int = 0
+    rejected: int = 0
+    sent: int = 0
+    bounced: int = 0
+    expired: int = 0
+    failed_calls: int = 0
+    refused: int = 0
+    calls: int = 0
+    delivery_p50: float | None = None
+    delivery_p95: float | None = None
+    response_p95: float | None = None
+
+    @property
+    def bounce_rate(self) -> float | None:
+        """Rejected recipients over settled recipients (accepted + rejected)."""
+        settled = self.accepted + self.rejected
+        return self.rejected / settled if settled else None
+
+    @property
+    def deferral_rate(self) -> float | None:
+        """Deferred recipient-attempts over every recipient-attempt."""
+        total = self.accepted + self.rejected + self.deferred
+        return self.deferred / total if total else None
+
+
+@attrs.frozen(kw_only=True)
+class MetricsSnapshot:
+    """Everything measured so far, at one instant.
+
+    Attributes:
+        at: when (the sender's clock).
+        total: every route together.
+        routes: per route name (``""`` for the default route).
+        processing_rate_per_minute: messages settled (done or given up) per minute over
+            the trailing minute (over the time since the first settlement, when shorter).
+        queue_depth: messages in the outbox not yet settled, when known.
+        by_state: the outbox's counts by state, when known.
+    """
+
+    at: float
+    total: RouteMetrics
+    routes: Mapping[str, RouteMetrics]
+    processing_rate_per_minute: float | None
+    queue_depth: int | None = None
+    by_state: Mapping[str, int] = attrs.field(factory=dict)
+
+    def kpis(self) -> dict[str, float]:
+        """The planning KPIs (``mailscale.planning.evaluate_kpis``'s keys) measured so far.
+
+        A KPI with no measurement yet (no delivery, no call) is left out; the
+        health report lists it as missing.
+        """
+        out: dict[str, float] = {}
+        if self.queue_depth is not None:
+            out["queue_depth"] = float(self.queue_depth)
+        if self.processing_rate_per_minute is not None:
+            out["processing_rate_per_minute"] = self.processing_rate_per_minute
+        if self.total.delivery_p95 is not None:
+            out["delivery_p95_seconds"] = self.total.delivery_p95
+        if self.total.bounce_rate is not None:
+            out["bounce_rate"] = self.total.bounce_rate
+        if self.total.response_p95 is not None:
+            out["api_response_seconds"] = self.total.response_p95
+        return out
+
+
+class _Counts:
+    __slots__ = (
+        "accepted",
+        "bounced",
+        "calls",
+        "deferred",
+        "delivery",
+        "expired",
+        "failed_calls",
+        "refused",
+        "rejected",
+        "response",
+        "sent",
+    )
+
+    def __init__(self) -> None:
+        self.accepted = self.deferred = self.rejected = 0
+        self.sent = self.bounced = self.expired = 0
+        self.failed_calls = self.refused = self.calls = 0
+        self.delivery: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
+        self.response: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
+
+    def view(self) -> RouteMetrics:
+        delivery = list(self.delivery)
+        return RouteMetrics(
+            accepted=self.accepted,
+            deferred=self.deferred,
+            rejected=self.rejected,
+            sent=self.sent,
+            bounced=self.bounced,
+            expired=self.expired,
+            failed_calls=self.failed_calls,
+            refused=self.refused,
+            calls=self.calls,
+            delivery_p50=quantile(delivery, 0.5),
+            delivery_p95=quantile(delivery, 0.95),
+            response_p95=quantile(list(self.response), 0.95),
+        )
+
+
+class Metrics:
+    """Thread-safe accumulation of a Sender's outcomes.
+
+    Args:
+        clock: epoch seconds (the sender's clock).
+        window: seconds of the trailing window of the processing rate.
+    """
+
+    def __init__(self, clock: Callable[[], float], window: float = _WINDOW) -> None:
+        self._clock = clock
+        self._window = window
+        self._lock = threading.Lock()
+        self._total = _Counts()
+        self._routes: dict[str, _Counts] = {}
+        # (second, messages settled in it), oldest first
+        self._settled: collections.deque[list[float]] = collections.deque()
+        self._first_settled: float | None = None
+
+    def _both(self, route: str) -> tuple[_Counts, _Counts]:
+        counts = self._routes.get(route)
+        if counts is None:
+            counts = self._routes[route] = _Counts()
+        return self._total, counts
+
+    def record_call(self, route: str, seconds: float, *, failed: bool = False) -> None:
+        with self._lock:
+            for c in self._both(route):
+                c.calls += 1
+                c.response.append(seconds)
+                if failed:
+                    c.failed_calls += 1
+
+    def record_refused(self, route: str, messages: int) -> None:
+        with self._lock:
+            for c in self._both(route):
+                c.refused += messages
+
+    def record_outcomes(
+        self,
+        route: str,
+        *,
+        accepted: int = 0,
+        deferred: int = 0,
+        rejected: int = 0,
+        sent: int = 0,
+        bounced: int = 0,
+        expired: int = 0,
+        settled: int = 0,
+        delivery_times: list[float] | None = None,
+    ) -> None:
+        """Add one batch's outcomes (recipient and message counts, delivery times)."""
+        now = self._clock()
+        with self._lock:
+            for c in self._both(route):
+                c.accepted += accepted
+                c.deferred += deferred
+                c.rejected += rejected
+                c.sent += sent
+                c.bounced += bounced
+                c.expired += expired
+                if delivery_times:
+                    c.delivery.extend(delivery_times)
+            if settled:
+                if self._first_settled is None:
+                    self._first_settled = now
+                second = math.floor(now)
+                if self._settled and self._settled[-1][0] == second:
+                    self._settled[-1][1] += settled
+                else:
+                    self._settled.append([second, settled])
+                self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._settled and self._settled[0][0] <= now - self._window:
+            self._settled.popleft()
+
+    def snapshot(
+        self, *, queue_depth: int | None = None, by_state: Mapping[str, int] | None = None
+    ) -> MetricsSnapshot:
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            rate: float | None = None
+            if self._first_settled is not None:
+                span = min(self._window, max(now - self._first_settled, 1.0))
+                rate = sum(n for _, n in self._settled) * 60.0 / span
+            return MetricsSnapshot(
+                at=now,
+                total=self._total.view(),
+                routes={name: c.view() for name, c in sorted(self._routes.items())},
+                processing_rate_per_minute=rate,
+                queue_depth=queue_depth,
+                by_state=dict(by_state or {}),
+            )

@@ -1,0 +1,1191 @@
+"""The ``Sender``: submit messages into an outbox; workers shape, sign and send them.
+
+What it guarantees:
+
+- ``submit`` validates the whole batch (addresses, header injection, size;
+  typed errors naming the message's index) and returns only when the outbox
+  holds every message (committed, for a durable outbox). A message without a
+  Message-ID gets one then, so every retry and duplicate carries the same one.
+- Delivery is at-least-once: a message leaves the outbox only when every
+  recipient is settled (accepted, or rejected with its reason) or the delivery
+  schedule gives up on it (a dead letter with its last outcome). A whole-call
+  failure (connection refused, time-out, a plugin's exception) puts the batch
+  back for a later attempt; nothing is lost and nothing is reported accepted
+  that the transport did not report accepted.
+- Deferred recipients are retried alone, on the delivery schedule, never
+  before a provider's Retry-After.
+- The shaper is never exceeded: a message the shaper refuses goes back to the
+  outbox with a not-before time from the decision, and is not counted as an
+  attempt. 429, SMTP 421 and 4.7.x answers throttle the keys involved; rate
+  limit headers are fed to the shaper.
+- Transactional mail never waits behind bulk: workers serve priority classes
+  in a weighted rotation, so a transactional message is leased by the next
+  batch whatever the bulk backlog.
+
+Workers are threads (``workers=``); ``drain`` without running workers delivers
+in the calling thread, which is how tests drive it on an injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Any
+
+from mailscale._log import get_logger
+from mailscale.errors import (
+    ConfigurationError,
+    InvalidMessage,
+    MailscaleError,
+    ShapingError,
+    TransportError,
+)
+from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.pipeline._prepare import at_index, ensure_message_id, to_envelope, wire_form
+from mailscale.pipeline.events import Event, EventKind, EventStream
+from mailscale.pipeline.memory import MemoryOutbox
+from mailscale.pipeline.metrics import Metrics, MetricsSnapshot
+from mailscale.pipeline.outbox import (
+    Lease,
+    MessageId,
+    NewMessage,
+    Outbox,
+    Priority,
+    RecipientOutcome,
+    Settle,
+    Settlement,
+    outbox_from_url,
+)
+from mailscale.pipeline.routing import DEFAULT_ROUTE, Route, RouteRule, RuleFunction, check_rule
+from mailscale.pipeline.schedule import DeliverySchedule
+from mailscale.transports.base import Transport
+
+__all__ = ["DeliveryTimeout", "Sender"]
+
+_log = get_logger("mailscale.pipeline")
+
+#: 25 MiB: the largest message the big mailbox providers accept.
+DEFAULT_MAX_SIZE = 25 * 1024 * 1024
+_MAX_KEYS = 32  # the shaper's limit of keys per decision
+_MIN_WAIT = 0.001
+_THROTTLE_FACTOR = 0.5
+_THROTTLE_SECONDS = 60.0
+# Which class leads each lease: transactional every other batch, normal and bulk in turn.
+_ROTATION = (Priority.TRANSACTIONAL, Priority.NORMAL, Priority.TRANSACTIONAL, Priority.BULK)
+
+
+class DeliveryTimeout(MailscaleError, TimeoutError):
+    """``Sender.send`` saw no outcome for its message within the time-out (the message
+    stays in the outbox and will still be delivered)."""
+
+
+class _Route:
+    """A route resolved for sending."""
+
+    __slots__ = (
+        "domain_keys",
+        "down_until",
+        "failover",
+        "keys",
+        "max_batch",
+        "mime",
+        "name",
+        "owned",
+        "signer",
+        "transport",
+    )
+
+    def __init__(self, name: str, route: Route, signer: Any) -> None:
+        transport = route.transport
+        self.owned = isinstance(transport, str)
+        if isinstance(transport, str):
+            from mailscale.transports.registry import transport_from_url
+
+            transport = transport_from_url(transport)
+        if not callable(getattr(transport, "send", None)):
+            raise ConfigurationError(
+                f"route {name!r}: transport must be a Transport or a URL, "
+                f"got {type(transport).__name__}"
+            )
+        self.name = name
+        self.transport: Transport = transport
+        keys = route.shaper_keys if route.shaper_keys is not None else (f"route:{name}",)
+        if route.source_ip:
+            keys = (*keys, f"ip:{route.source_ip}")
+        self.keys: tuple[str, ...] = tuple(keys)
+        self.mime = getattr(transport, "payload", "mime") == "mime"
+        self.signer = route.signer if route.signer is not None else signer
+        self.max_batch = max(1, int(getattr(transport, "max_batch", 1) or 1))
+        self.failover = route.failover
+        self.domain_keys = route.domain_keys
+        self.down_until = 0.0
+
+
+class _Waiter:
+    __slots__ = ("event", "ready")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.event: Event | None = None
+
+
+class Sender:
+    """Submit messages; deliver them through shaping, DKIM signing and transports.
+
+    Args:
+        transport: a Transport or a transport URL (composites included): the
+            single route ``"default"``. Give this or *routes*.
+        routes: route name → :class:`Route` (or a Transport or URL).
+        rule: picks a route per message: a :class:`RouteRule` or a callable
+            ``(envelope, priority) -> route name``; default: the route named
+            ``"default"``, else the first route.
+        outbox: an Outbox or an outbox URL (``memory://``, the default;
+            ``sqlite:///path``).
+        signer: a DKIM signer (``DKIMSigner`` or ``MultiSigner``) for raw-MIME routes.
+        shaper: a ``Shaper`` or ``RedisShaper``; default: the routes' transports'
+            rate presets on keys ``route:NAME``, or no shaping when none has one.
+        retry: the delivery schedule (default: retries growing from 1 minute to
+            4,000 s, expiry after 3 days).
+        workers: delivery threads started by ``start``/``run``.
+        batch_size: messages leased per batch (default: the largest route batch, at most 256).
+        visibility: seconds a lease holds before another worker may take the message.
+        max_message_size: bytes; larger messages are refused at submit.
+        sign_workers: threads for ``sign_batch`` (default: one).
+        failover_cooldown: seconds a route that failed transiently is skipped in
+            favour of its failover route.
+        clock: epoch seconds; injectable for tests (the outbox made here uses it too).
+        on_event: a callable receiving every :class:`Event`.
+        poll_interval: the longest a idle worker sleeps before looking again.
+    """
+
+    def __init__(
+        self,
+        transport: Transport | str | None = None,
+        *,
+        routes: Mapping[str, Route | Transport | str] | None = None,
+        rule: RouteRule | RuleFunction | None = None,
+        outbox: Outbox | str | None = None,
+        signer: Any = None,
+        shaper: Any = None,
+        retry: DeliverySchedule | None = None,
+        workers: int = 1,
+        batch_size: int | None = None,
+        visibility: float = 300.0,
+        max_message_size: int = DEFAULT_MAX_SIZE,
+        sign_workers: int | None = None,
+        failover_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[Event], object] | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        if (transport is None) == (routes is None):
+            raise ConfigurationError("Sender needs a transport or routes (one of them)")
+        if workers < 1:
+            raise ConfigurationError(f"workers must be at least 1, got {workers}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
+        if not visibility > 0:
+            raise ConfigurationError(f"visibility must be positive, got {visibility!r}")
+        self._clock = clock
+        given: Mapping[str, Route | Transport | str] = (
+            {DEFAULT_ROUTE: transport} if routes is None else routes  # type: ignore[dict-item]
+        )
+        if not given:
+            raise ConfigurationError("routes: at least one route is needed")
+        self._routes: dict[str, _Route] = {}
+        try:
+            for name, spec in given.items():
+                route = spec if isinstance(spec, Route) else Route(transport=spec)
+                self._routes[name] = _Route(name, route, signer)
+        except BaseException:
+            self._close_transports()
+            raise
+        for r in self._routes.values():
+            if r.failover is not None and r.failover not in self._routes:
+                self._close_transports()
+                raise ConfigurationError(
+                    f"route {r.name!r} fails over to unknown route {r.failover!r}"
+                )
+        check_rule(rule, {k: Route(transport="null://") for k in self._routes})
+        self._default = DEFAULT_ROUTE if DEFAULT_ROUTE in self._routes else next(iter(given))
+        self._rule = rule
+        self._owns_outbox = not isinstance(outbox, Outbox)
+        if outbox is None:
+            self._outbox: Outbox = MemoryOutbox(clock=clock)
+        elif isinstance(outbox, str):
+            self._outbox = outbox_from_url(outbox, clock=clock)
+        else:
+            self._outbox = outbox
+        self._shaper = shaper if shaper is not None else self._preset_shaper()
+        self._schedule = retry or DeliverySchedule()
+        self._workers = workers
+        largest = max(r.max_batch for r in self._routes.values())
+        self._batch = batch_size if batch_size is not None else min(largest, 256)
+        self._visibility = float(visibility)
+        self._max_size = max_message_size
+        self._sign_workers = sign_workers
+        self._cooldown = failover_cooldown
+        self._poll = poll_interval
+        self._metrics = Metrics(clock)
+        self._listeners: list[Callable[[Event], object]] = [on_event] if on_event else []
+        self._streams: list[EventStream] = []
+        self._waiters: dict[str, _Waiter] = {}
+        self._emit_lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._kicked = False
+        self._stopping = False
+        self._graceful = True
+        self._threads: list[threading.Thread] = []
+        self._inflight = 0
+        self._cycle = 0
+        self._limit_cache: dict[str, bool] = {}
+        self._closed = False
+
+    # -- configuration helpers ---------------------------------------------
+
+    def _preset_shaper(self) -> Any:
+        from mailscale.shaping import Limit, Shaper, presets
+
+        limits: dict[str, Limit] = {}
+        for r in self._routes.values():
+            name = getattr(r.transport, "rate_preset", None)
+            make = getattr(presets, name, None) if isinstance(name, str) else None
+            if make is None:
+                continue
+            try:
+                limit = make()
+            except TypeError:  # a preset that needs account figures (SES)
+                continue
+            if isinstance(limit, Limit):
+                for key in r.keys:
+                    limits[key] = limit
+        if not limits:
+            return None
+        return Shaper(limits, strict=False)
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox messages wait in."""
+        return self._outbox
+
+    @property
+    def shaper(self) -> Any:
+        """The shaper deciding admission, or None."""
+        return self._shaper
+
+    @property
+    def schedule(self) -> DeliverySchedule:
+        return self._schedule
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        return tuple(self._routes)
+
+    def __repr__(self) -> str:
+        return f"Sender(routes={list(self._routes)!r}, outbox={self._outbox!r})"
+
+    # -- submitting ----------------------------------------------------------
+
+    def submit(
+        self,
+        envelopes: Envelope | EmailMessage | Iterable[Envelope | EmailMessage],
+        *,
+        priority: Priority | str | int = Priority.NORMAL,
+        idempotency_key: str | None = None,
+        route: str | None = None,
+        not_before: float | None = None,
+    ) -> list[MessageId]:
+        """Validate and store messages; return their ids once the outbox holds them.
+
+        Args:
+            envelopes: one message or many (Envelope, or EmailMessage whose headers
+                give the envelope).
+            priority: the priority class of every message of the call.
+            idempotency_key: makes a repeated submit a no-op; for several messages,
+                message ``i`` gets ``KEY:i``. An envelope's own key wins.
+            route: the route for every message (default: the rule's choice).
+            not_before: earliest time to send (epoch seconds of the sender's clock).
+
+        Raises:
+            InvalidMessage: (or its subclasses HeaderInjection, InvalidAddress,
+                MessageTooLarge) naming the index of the first bad message; nothing
+                of the batch is stored.
+            ConfigurationError: an unknown route or priority.
+        """
+        if isinstance(envelopes, (Envelope, EmailMessage)):
+            items: list[Any] = [envelopes]
+        else:
+            items = list(envelopes)
+        prio = Priority.parse(priority)
+        if route is not None and route not in self._routes:
+            raise ConfigurationError(f"unknown route {route!r} (known: {', '.join(self._routes)})")
+        single = len(items) == 1
+        records: list[NewMessage] = []
+        for i, item in enumerate(items):
+            try:
+                env = to_envelope(item)
+                data = wire_form(env, self._max_size)
+            except InvalidMessage as exc:
+                raise at_index(i, exc) from None
+            data, message_id = ensure_message_id(data, env.sender)
+            chosen = route if route is not None else self._choose(env, prio, i)
+            key = env.idempotency_key
+            if key is None and idempotency_key is not None:
+                key = idempotency_key if single else f"{idempotency_key}:{i}"
+            records.append(
+                NewMessage(
+                    sender=env.sender,
+                    recipients=env.recipients,
+                    body=data,
+                    message_id=message_id,
+                    priority=prio,
+                    route=chosen,
+                    tags=env.tags,
+                    metadata=env.metadata,
+                    idempotency_key=key,
+                    not_before=not_before,
+                )
+            )
+        ids = self._outbox.add(records)
+        if self._listeners or self._streams:
+            now = self._clock()
+            self._emit(
+                [
+                    Event(
+                        kind=EventKind.QUEUED,
+                        id=mid,
+                        message_id=rec.message_id,
+                        route=rec.route or "",
+                        recipients=rec.recipients,
+                        at=now,
+                    )
+                    for mid, rec in zip(ids, records, strict=True)
+                ]
+            )
+        self._wake()
+        return ids
+
+    async def submit_async(
+        self,
+        envelopes: Envelope | EmailMessage | Iterable[Envelope | EmailMessage],
+        **options: Any,
+    ) -> list[MessageId]:
+        """:meth:`submit` for asyncio applications (runs in a worker thread)."""
+        return await asyncio.to_thread(self.submit, envelopes, **options)
+
+    def _choose(self, env: Envelope, prio: Priority, index: int) -> str:
+        if self._rule is None:
+            return self._default
+        name = self._rule(env, prio)
+        if name not in self._routes:
+            raise ConfigurationError(
+                f"message {index}: the route rule chose unknown route {name!r} "
+                f"(known: {', '.join(self._routes)})"
+            )
+        return name
+
+    # -- events ----------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[Event], object]) -> None:
+        """Call *callback* with every event (in the worker thread that produced it)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[Event], object]) -> None:
+        self._listeners.remove(callback)
+
+    def events(self, *, maxsize: int = 100_000, timeout: float | None = None) -> EventStream:
+        """A new :class:`EventStream` receiving every event from now on (close it when done)."""
+        stream = EventStream(maxsize=maxsize, timeout=timeout)
+        self._streams.append(stream)
+        return stream
+
+    def _emit(self, events: list[Event]) -> None:
+        if not events:
+            return
+        with self._emit_lock:
+            if self._waiters:
+                for e in events:
+                    if e.kind is not EventKind.QUEUED:
+                        waiter = self._waiters.pop(e.id, None)
+                        if waiter is not None:
+                            waiter.event = e
+                            waiter.ready.set()
+        if self._streams:
+            live = [s for s in self._streams if not s.closed]
+            self._streams[:] = live
+            for stream in live:
+                for e in events:
+                    stream.put(e)
+        for listener in list(self._listeners):
+            for e in events:
+                try:
+                    listener(e)
+                except Exception as exc:  # a listener never stops delivery
+                    _log.warning(
+                        "pipeline.listener_failed", error=type(exc).__name__, kind=e.kind.value
+                    )
+                    break
+
+    # -- the worker ----------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._kicked = True
+            self._cond.notify_all()
+
+    def _lease(self) -> list[Lease]:
+        lead = _ROTATION[self._cycle % len(_ROTATION)]
+        self._cycle += 1
+        n = self._batch
+        leases = self._outbox.lease(n, visibility=self._visibility, priority=lead)
+        if len(leases) < n:
+            leases.extend(self._outbox.lease(n - len(leases), visibility=self._visibility))
+        return leases
+
+    def step(self) -> int:
+        """Lease one batch and deliver it in the calling thread; return how many messages
+        were leased (0 when nothing was ready)."""
+        with self._cond:
+            self._inflight += 1
+        try:
+            leases = self._lease()
+            if leases:
+                self._process(leases)
+            return len(leases)
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify_all()
+
+    def _process(self, leases: list[Lease]) -> None:
+        groups: dict[str, list[Lease]] = {}
+        for lease in leases:
+            groups.setdefault(lease.route or self._default, []).append(lease)
+        pending = list(groups.items())
+        for index, (name, group) in enumerate(pending):
+            if self._stopping and not self._graceful:
+                rest = [lease for _, g in pending[index:] for lease in g]
+                self._outbox.settle(
+                    [Settlement(id=x.id, token=x.token, action=Settle.RELEASE) for x in rest]
+                )
+                return
+            route = self._routes.get(name)
+            if route is None:
+                _log.warning("pipeline.unknown_route", route=name, messages=len(group))
+                route = self._routes[self._default]
+            self._deliver(route, group)
+
+    def _has_limit(self, key: str) -> bool:
+        hit = self._limit_cache.get(key)
+        if hit is None:
+            limit_for = getattr(self._shaper, "limit_for", None)
+            try:
+                hit = True if limit_for is None else limit_for(key) is not None
+            except ShapingError:
+                hit = False
+            if len(self._limit_cache) > 100_000:
+                self._limit_cache.clear()
+            self._limit_cache[key] = hit
+        return hit
+
+    def _keys(self, route: _Route, lease: Lease) -> tuple[str, ...]:
+        keys = [k for k in route.keys if self._has_limit(k)]
+        if route.domain_keys:
+            seen: set[str] = set()
+            for rcpt in lease.recipients:
+                domain = rcpt.rpartition("@")[2].lower()
+                if domain not in seen:
+                    seen.add(domain)
+                    key = "domain:" + domain
+                    if self._has_limit(key):
+                        keys.append(key)
+        return tuple(keys[:_MAX_KEYS])
+
+    def _spacing(self, keys: tuple[str, ...]) -> float:
+        """The emission interval of the slowest of *keys* (to spread refused messages)."""
+        limit_for = getattr(self._shaper, "limit_for", None)
+        if limit_for is None:
+            return 0.0
+        out = 0.0
+        for key in keys:
+            try:
+                limit = limit_for(key)
+            except ShapingError:
+                continue
+            if limit is not None:
+                out = max(out, limit.per / limit.count)
+        return out
+
+    def _shape(self, route: _Route, group: list[Lease], now: float) -> list[Lease]:
+        """The leases the shaper admits; the others go back with a not-before time."""
+        if self._shaper is None:
+            return group
+        keysets = [self._keys(route, lease) for lease in group]
+        shaped = [i for i, ks in enumerate(keysets) if ks]
+        if not shaped:
+            return group
+        decisions = self._shaper.acquire_many([keysets[i] for i in shaped])
+        refused: dict[int, float] = {}
+        waiting: dict[tuple[str, ...], int] = {}
+        for i, decision in zip(shaped, decisions, strict=True):
+            if not decision.allowed:
+                ks = keysets[i]
+                # Refused messages sharing keys are spread one interval apart, so
+                # they do not all come back at the same instant to be refused again.
+                k = waiting.get(ks, 0)
+                waiting[ks] = k + 1
+                # At least a millisecond: at epoch magnitudes a float cannot hold less,
+                # and a not-before equal to now would be leased (and refused) again at once.
+                refused[i] = max(decision.retry_after, _MIN_WAIT) + k * self._spacing(ks)
+        if not refused:
+            return group
+        self._outbox.settle(
+            [
+                Settlement(
+                    id=group[i].id,
+                    token=group[i].token,
+                    action=Settle.RELEASE,
+                    not_before=now + wait,
+                    reason=group[i].last_reason,
+                )
+                for i, wait in refused.items()
+            ]
+        )
+        self._metrics.record_refused(route.name, len(refused))
+        return [lease for i, lease in enumerate(group) if i not in refused]
+
+    def _sign(
+        self, route: _Route, group: list[Lease], now: float
+    ) -> tuple[list[Lease], list[bytes]]:
+        bodies = [lease.body for lease in group]
+        signer = route.signer
+        if signer is None or not route.mime:
+            return group, bodies
+        try:
+            if self._sign_workers is None:
+                return group, signer.sign_batch(bodies)
+            return group, signer.sign_batch(bodies, workers=self._sign_workers)
+        except Exception:  # one bad message: sign one by one to find it
+            pass
+        kept: list[Lease] = []
+        signed: list[bytes] = []
+        dead: list[Settlement] = []
+        events: list[Event] = []
+        for lease, body in zip(group, bodies, strict=True):
+            try:
+                signed.append(signer.sign(body))
+                kept.append(lease)
+            except Exception as exc:
+                what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
+                reason = f"signing failed: {what}"
+                dead.append(
+                    Settlement(id=lease.id, token=lease.token, action=Settle.DEAD, reason=reason)
+                )
+                events.append(self._event(EventKind.EXPIRED, lease, now, text=reason))
+        self._outbox.settle(dead)
+        self._metrics.record_outcomes(route.name, expired=len(dead), settled=len(dead))
+        self._emit(events)
+        return kept, signed
+
+    def _event(
+        self,
+        kind: EventKind,
+        lease: Lease,
+        now: float,
+        *,
+        recipients: tuple[str, ...] | None = None,
+        attempts: int | None = None,
+        code: int | str | None = None,
+        text: str = "",
+        enhanced: str | None = None,
+        retry_at: float | None = None,
+        provider_id: str | None = None,
+    ) -> Event:
+        return Event(
+            kind=kind,
+            id=lease.id,
+            message_id=lease.message_id,
+            route=lease.route or "",
+            recipients=lease.recipients if recipients is None else recipients,
+            at=now,
+            attempts=lease.attempts if attempts is None else attempts,
+            code=code,
+            text=text,
+            enhanced=enhanced,
+            retry_at=retry_at,
+            provider_id=provider_id,
+        )
+
+    def _deliver(self, route: _Route, group: list[Lease]) -> None:
+        now = self._clock()
+        schedule = self._schedule
+        # Messages past their deadline (waiting for a retry that came too late) expire.
+        live: list[Lease] = []
+        expired: list[Settlement] = []
+        events: list[Event] = []
+        for lease in group:
+            if lease.attempts and now > schedule.deadline(lease.created_at):
+                reason = _expiry_reason(lease.attempts, lease.last_reason)
+                expired.append(
+                    Settlement(id=lease.id, token=lease.token, action=Settle.DEAD, reason=reason)
+                )
+                events.append(self._event(EventKind.EXPIRED, lease, now, text=reason))
+            else:
+                live.append(lease)
+        if expired:
+            self._outbox.settle(expired)
+            self._metrics.record_outcomes(route.name, expired=len(expired), settled=len(expired))
+            self._emit(events)
+        if not live:
+            return
+        if route.down_until > now and route.failover is not None:
+            self._outbox.settle(
+                [
+                    Settlement(id=x.id, token=x.token, action=Settle.RELEASE, route=route.failover)
+                    for x in live
+                ]
+            )
+            return
+        admitted = self._shape(route, live, now)
+        for start in range(0, len(admitted), route.max_batch):
+            chunk = admitted[start : start + route.max_batch]
+            chunk, bodies = self._sign(route, chunk, now)
+            if chunk:
+                self._send(route, chunk, bodies)
+
+    def _send(self, route: _Route, chunk: list[Lease], bodies: list[bytes]) -> None:
+        envelopes = [
+            Envelope(
+                sender=lease.sender,
+                recipients=lease.recipients,
+                message=body,
+                tags=lease.tags,
+                metadata=lease.metadata,
+                idempotency_key=lease.idempotency_key,
+            )
+            for lease, body in zip(chunk, bodies, strict=True)
+        ]
+        started = time.perf_counter()
+        error: BaseException | None = None
+        results: list[SendResult] = []
+        try:
+            results = route.transport.send(envelopes)
+            if len(results) != len(envelopes):
+                raise TransportError(
+                    f"{len(results)} results for {len(envelopes)} messages",
+                    provider=getattr(route.transport, "name", None),
+                )
+        except Exception as exc:  # a whole-call failure, or a plugin's bug: never lost
+            error = exc
+        elapsed = time.perf_counter() - started
+        self._metrics.record_call(route.name, elapsed, failed=error is not None)
+        now = self._clock()
+        if error is not None:
+            self._call_failed(route, chunk, error, now)
+            return
+        self._record_results(route, chunk, results, now)
+
+    def _call_failed(
+        self, route: _Route, chunk: list[Lease], error: BaseException, now: float
+    ) -> None:
+        transient = isinstance(error, TransportError) and error.transient
+        reason = (
+            f"{route.name}: {error}"
+            if isinstance(error, MailscaleError)
+            else f"{route.name}: {type(error).__name__}"
+        )
+        _log.warning(
+            "pipeline.send_failed",
+            route=route.name,
+            error=type(error).__name__,
+            transient=transient,
+            messages=len(chunk),
+        )
+        settlements: list[Settlement] = []
+        events: list[Event] = []
+        if transient and route.failover is not None:
+            route.down_until = now + self._cooldown
+            for lease in chunk:
+                settlements.append(
+                    Settlement(
+                        id=lease.id,
+                        token=lease.token,
+                        action=Settle.RELEASE,
+                        reason=reason,
+                        route=route.failover,
+                    )
+                )
+                events.append(
+                    self._event(
+                        EventKind.FAILED,
+                        lease,
+                        now,
+                        text=f"{reason}; moved to route {route.failover}",
+                        retry_at=now,
+                    )
+                )
+        else:
+            expired = 0
+            for lease in chunk:
+                attempts = lease.attempts + 1
+                due = self._schedule.next_attempt(
+                    attempts=attempts, created_at=lease.created_at, now=now
+                )
+                outcomes = tuple(
+                    RecipientOutcome(recipient=r, status="failed", text=reason)
+                    for r in lease.recipients
+                )
+                if due is None:
+                    expired += 1
+                    why = _expiry_reason(attempts, reason)
+                    settlements.append(
+                        Settlement(
+                            id=lease.id,
+                            token=lease.token,
+                            action=Settle.DEAD,
+                            pending=lease.recipients,
+                            reason=why,
+                            outcomes=outcomes,
+                        )
+                    )
+                    events.append(
+                        self._event(EventKind.EXPIRED, lease, now, attempts=attempts, text=why)
+                    )
+                else:
+                    settlements.append(
+                        Settlement(
+                            id=lease.id,
+                            token=lease.token,
+                            action=Settle.RETRY,
+                            pending=lease.recipients,
+                            not_before=due,
+                            reason=reason,
+                            outcomes=outcomes,
+                        )
+                    )
+                    events.append(
+                        self._event(
+                            EventKind.FAILED,
+                            lease,
+                            now,
+                            attempts=attempts,
+                            text=reason,
+                            retry_at=due,
+                        )
+                    )
+            self._metrics.record_outcomes(route.name, expired=expired, settled=expired)
+        self._outbox.settle(settlements)
+        self._emit(events)
+
+    def _throttle(self, keys: Iterable[str]) -> None:
+        shaper = self._shaper
+        if shaper is None:
+            return
+        for key in keys:
+            if self._has_limit(key):
+                try:
+                    shaper.throttle(key, _THROTTLE_FACTOR, _THROTTLE_SECONDS)
+                except ShapingError:
+                    pass
+
+    def _record_results(
+        self, route: _Route, chunk: list[Lease], results: list[SendResult], now: float
+    ) -> None:
+        schedule = self._schedule
+        settlements: list[Settlement] = []
+        events: list[Event] = []
+        want_events = bool(self._listeners or self._streams or self._waiters)
+        accepted_n = deferred_n = rejected_n = sent_n = bounced_n = expired_n = settled_n = 0
+        delivery_times: list[float] = []
+        rate_headers: Mapping[str, str] | None = None
+        throttle: set[str] = set()
+        for lease, result in zip(chunk, results, strict=True):
+            outcomes = _outcomes(lease.recipients, result)
+            accepted = tuple(o.recipient for o in outcomes if o.status == "accepted")
+            rejected = [o for o in outcomes if o.status == "rejected"]
+            deferred = [o for o in outcomes if o.status == "deferred"]
+            accepted_n += len(accepted)
+            rejected_n += len(rejected)
+            deferred_n += len(deferred)
+            if result.rate_limit:
+                rate_headers = result.rate_limit
+            if self._shaper is not None:
+                if result.status_code == 429 or str(result.status_code) == "429":
+                    throttle.update(route.keys)
+                for o in deferred:
+                    if o.code == 421 or (o.enhanced or "").startswith("4.7."):
+                        if route.domain_keys:
+                            throttle.add("domain:" + o.recipient.rpartition("@")[2].lower())
+                        else:
+                            throttle.update(route.keys)
+            if accepted:
+                sent_n += 1
+                delivery_times.append(max(0.0, now - lease.created_at))
+                if want_events:
+                    events.append(
+                        self._event(
+                            EventKind.SENT,
+                            lease,
+                            now,
+                            recipients=accepted,
+                            attempts=lease.attempts + 1,
+                            code=result.status_code,
+                            text=result.status_text,
+                            provider_id=result.message_id,
+                        )
+                    )
+            if rejected:
+                bounced_n += 1
+                if want_events:
+                    first = rejected[0]
+                    events.append(
+                        self._event(
+                            EventKind.BOUNCED,
+                            lease,
+                            now,
+                            recipients=tuple(o.recipient for o in rejected),
+                            attempts=lease.attempts + 1,
+                            code=first.code,
+                            text=first.text,
+                            enhanced=first.enhanced,
+                        )
+                    )
+            if not deferred:
+                settled_n += 1
+                settlements.append(
+                    Settlement(
+                        id=lease.id, token=lease.token, action=Settle.DONE, outcomes=outcomes
+                    )
+                )
+                continue
+            attempts = lease.attempts + 1
+            first = deferred[0]
+            reason = f"{first.code} {first.text}".strip() if first.code else first.text
+            reason = reason or "deferred"
+            pending = tuple(o.recipient for o in deferred)
+            due = schedule.next_attempt(
+                attempts=attempts,
+                created_at=lease.created_at,
+                now=now,
+                retry_after=result.retry_after,
+            )
+            if due is None:
+                expired_n += 1
+                settled_n += 1
+                why = _expiry_reason(attempts, reason)
+                settlements.append(
+                    Settlement(
+                        id=lease.id,
+                        token=lease.token,
+                        action=Settle.DEAD,
+                        pending=pending,
+                        reason=why,
+                        outcomes=outcomes,
+                    )
+                )
+                events.append(
+                    self._event(
+                        EventKind.EXPIRED,
+                        lease,
+                        now,
+                        recipients=pending,
+                        attempts=attempts,
+                        code=first.code,
+                        text=why,
+                        enhanced=first.enhanced,
+                    )
+                )
+            else:
+                settlements.append(
+                    Settlement(
+                        id=lease.id,
+                        token=lease.token,
+                        action=Settle.RETRY,
+                        pending=pending,
+                        not_before=due,
+                        reason=reason,
+                        outcomes=outcomes,
+                    )
+                )
+                if want_events:
+                    events.append(
+                        self._event(
+                            EventKind.DEFERRED,
+                            lease,
+                            now,
+                            recipients=pending,
+                            attempts=attempts,
+                            code=first.code,
+                            text=first.text,
+                            enhanced=first.enhanced,
+                            retry_at=due,
+                        )
+                    )
+        self._outbox.settle(settlements)
+        if throttle:
+            self._throttle(throttle)
+        if rate_headers is not None and self._shaper is not None:
+            for key in route.keys:
+                if self._has_limit(key):
+                    try:
+                        self._shaper.observe_headers(key, rate_headers)
+                    except ShapingError as exc:
+                        _log.warning(
+                            "pipeline.rate_headers_unreadable", route=route.name, error=str(exc)
+                        )
+        self._metrics.record_outcomes(
+            route.name,
+            accepted=accepted_n,
+            deferred=deferred_n,
+            rejected=rejected_n,
+            sent=sent_n,
+            bounced=bounced_n,
+            expired=expired_n,
+            settled=settled_n,
+            delivery_times=delivery_times,
+        )
+        self._emit(events)
+
+    # -- running -------------------------------------------------------------------
+
+    def _idle(self) -> bool:
+        if self._inflight:
+            return False
+        due = self._outbox.next_due()
+        return due is None or due > self._clock()
+
+    def _worker(self) -> None:
+        while not self._stopping:
+            try:
+                leased = self.step()
+            except Exception as exc:  # the store failed: log, wait, try again
+                _log.error("pipeline.worker_error", error=type(exc).__name__, detail=str(exc))
+                leased = 0
+            if leased:
+                continue
+            due = self._outbox.next_due() if not self._stopping else None
+            wait = self._poll
+            if due is not None:
+                wait = min(wait, max(0.001, due - self._clock()))
+            with self._cond:
+                if not self._kicked and not self._stopping:
+                    self._cond.wait(wait)
+                self._kicked = False
+
+    def start(self) -> None:
+        """Start the worker threads (returns at once)."""
+        if self._closed:
+            raise ConfigurationError("the sender is closed")
+        if self._threads:
+            return
+        self._stopping = False
+        self._graceful = True
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"mailscale-sender-{i}", daemon=True)
+            for i in range(self._workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads)
+
+    def run(self) -> None:
+        """Deliver until :meth:`stop` is called (from another thread or a signal handler)."""
+        self.start()
+        try:
+            for t in list(self._threads):
+                while t.is_alive():
+                    t.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    async def run_async(self) -> None:
+        """Deliver until stopped or cancelled (asyncio); cancelling stops gracefully."""
+        try:
+            await asyncio.to_thread(self.run)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(self.stop)
+            raise
+
+    def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
+        """Stop the workers. Graceful: in-flight batches finish and are recorded;
+        otherwise batches not yet handed to a transport are released to the outbox."""
+        with self._cond:
+            self._stopping = True
+            self._graceful = graceful
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Deliver until nothing is ready: the outbox is empty or every message waits on
+        a later retry. Without running workers, delivers in the calling thread.
+
+        Returns:
+            True when drained, False when *timeout* (seconds) passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._threads:
+            while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                if not self.step() and self._idle():
+                    return True
+        while True:
+            with self._cond:
+                if self._idle():
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(0.05 if left is None else min(0.05, left))
+
+    def send(
+        self, envelope: Envelope | EmailMessage, *, timeout: float | None = None, **options: Any
+    ) -> Event:
+        """Submit one message and wait for its first outcome (sent, deferred, bounced,
+        expired or failed).
+
+        Raises:
+            DeliveryTimeout: no outcome within *timeout* seconds (the message stays queued).
+        """
+        waiter = _Waiter()
+        with self._emit_lock:
+            (mid,) = self.submit(envelope, **options)
+            self._waiters[mid] = waiter
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            if self._threads:
+                if not waiter.ready.wait(timeout):
+                    raise DeliveryTimeout(f"no outcome for message {mid} within {timeout} s")
+            else:
+                while not waiter.ready.is_set():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise DeliveryTimeout(f"no outcome for message {mid} within {timeout} s")
+                    if not self.step():
+                        due = self._outbox.next_due()
+                        if due is None:
+                            raise DeliveryTimeout(f"message {mid} is no longer in the outbox")
+                        time.sleep(min(self._poll, max(0.001, due - self._clock())))
+        finally:
+            with self._emit_lock:
+                self._waiters.pop(mid, None)
+        assert waiter.event is not None
+        return waiter.event
+
+    async def send_async(self, envelope: Envelope | EmailMessage, **options: Any) -> Event:
+        """:meth:`send` for asyncio applications."""
+        return await asyncio.to_thread(self.send, envelope, **options)
+
+    # -- KPIs --------------------------------------------------------------------
+
+    def metrics(self) -> MetricsSnapshot:
+        """Counts, rates and timings so far, overall and per route, with the queue depth."""
+        stats = self._outbox.stats()
+        return self._metrics.snapshot(queue_depth=stats.depth, by_state=stats.by_state)
+
+    def kpis(self) -> dict[str, float]:
+        """The planning KPIs in ``mailscale.planning.evaluate_kpis``'s keys."""
+        return self.metrics().kpis()
+
+    def health(self, targets: Any = None) -> Any:
+        """A ``HealthReport`` of :meth:`kpis` against the planning guide's targets."""
+        from mailscale.planning import evaluate_kpis
+
+        return evaluate_kpis(self.kpis(), targets=targets)
+
+    # -- closing -----------------------------------------------------------------
+
+    def _close_transports(self) -> None:
+        for r in getattr(self, "_routes", {}).values():
+            if r.owned:
+                try:
+                    r.transport.close()
+                except Exception as exc:
+                    _log.warning("pipeline.close_failed", route=r.name, error=type(exc).__name__)
+
+    def close(self) -> None:
+        """Stop the workers, close the transports built from URLs and an outbox built here."""
+        if self._closed:
+            return
+        self.stop()
+        self._closed = True
+        for stream in self._streams:
+            stream.close()
+        self._close_transports()
+        if self._owns_outbox:
+            self._outbox.close()
+
+    def __enter__(self) -> Sender:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _expiry_reason(attempts: int, last: str) -> str:
+    plural = "" if attempts == 1 else "s"
+    return (
+        f"expired after {attempts} attempt{plural}: {last}"
+        if last
+        else (f"expired after {attempts} attempt{plural}")
+    )
+
+
+_STATUS = {
+    SendStatus.ACCEPTED: "accepted",
+    SendStatus.DEFERRED: "deferred",
+    SendStatus.REJECTED: "rejected",
+}
+
+
+def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientOutcome, ...]:
+    """One outcome per leased recipient. A recipient the result does not mention is
+    deferred when the result gives per-recipient detail (never assumed accepted)."""
+    if result.recipient_results:
+        by = {r.recipient: r for r in result.recipient_results}
+        out = []
+        for rcpt in recipients:
+            r = by.get(rcpt)
+            if r is None:
+                out.append(
+                    RecipientOutcome(
+                        recipient=rcpt, status="deferred", text="no result for this recipient"
+                    )
+                )
+            else:
+                out.append(
+                    RecipientOutcome(
+                        recipient=rcpt,
+                        status=_STATUS[r.status],
+                        code=r.status_code,
+                        text=r.status_text,
+                        enhanced=r.enhanced_status,
+                    )
+                )
+        return tuple(out)
+    status = _STATUS[result.status]
+    return tuple(
+        RecipientOutcome(
+            recipient=rcpt,
+            status=status,
+            code=result.status_code,
+            text=result.status_text,
+            enhanced=result.enhanced_status,
+        )
+        for rcpt in recipients
+    )

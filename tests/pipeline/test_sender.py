@@ -1,0 +1,578 @@
+"""The Sender on an injected clock, against the in-process memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+import structlog.testing
+
+from mailscale.errors import (
+    ConfigurationError,
+    HeaderInjection,
+    InvalidMessage,
+    MessageTooLarge,
+    TransportAuthError,
+    TransportConnectionError,
+)
+from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.pipeline import (
+    DeliverySchedule,
+    Event,
+    EventKind,
+    Route,
+    RouteRule,
+    Sender,
+)
+from mailscale.planning import HealthReport, evaluate_kpis
+from mailscale.shaping import Limit, Shaper
+from mailscale.transports import MemoryTransport, TransportBase
+
+from .conftest import Clock
+from .helpers import BUSY, DEFER, REJECT, by_local_part, envelope, kinds, of_kind
+
+SCHEDULE = DeliverySchedule(first=60, factor=2, max_interval=3600, max_age=86400)
+
+
+class Failing(TransportBase):
+    """A transport whose whole calls fail with *error* (then succeed once told to)."""
+
+    name = "failing"
+    max_batch = 100
+
+    def __init__(self, error: Exception) -> None:
+        self.error: Exception | None = error
+        self.calls = 0
+        self.sent: list[Envelope] = []
+
+    def send(self, batch):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        self.sent.extend(batch)
+        return [SendResult(status=SendStatus.ACCEPTED, recipients=e.recipients) for e in batch]
+
+
+def make(
+    clock: Clock, transport: object = None, events: list[Event] | None = None, **kw: object
+) -> Sender:
+    sink = events if events is not None else []
+    kw.setdefault("retry", SCHEDULE)
+    return Sender(
+        transport if transport is not None else MemoryTransport(),  # type: ignore[arg-type]
+        clock=clock,
+        on_event=sink.append,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class TestSubmit:
+    def test_returns_ids_and_queues(self, clock: Clock) -> None:
+        """submit stores every message and emits queued; nothing is sent before a worker runs."""
+        events: list[Event] = []
+        transport = MemoryTransport()
+        sender = make(clock, transport, events)
+        ids = sender.submit([envelope(i) for i in range(3)])
+        assert 3 == len(set(ids))
+        assert 3 == sender.outbox.stats().depth
+        assert ["queued"] * 3 == kinds(events)
+        assert [] == transport.outbox
+
+    def test_adds_a_message_id_once(self, clock: Clock) -> None:
+        """A message without Message-ID gets one at submit; retries carry the same one."""
+        answers = {"n": 0}
+
+        def outcome(env: Envelope) -> SendResult | None:
+            answers["n"] += 1
+            return by_local_part({"rcpt": BUSY})(env) if answers["n"] == 1 else None
+
+        transport = MemoryTransport(outcome=outcome)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        (mid,) = sender.submit(envelope(1))
+        sender.drain()
+        assert ["queued", "deferred"] == kinds(events)
+        clock.advance(60)
+        sender.drain()
+        (sent,) = transport.outbox
+        data = sent.to_bytes()
+        assert data.startswith(b"Message-ID: <")
+        message_id = data.split(b"\r\n", 1)[0][len(b"Message-ID: ") :].decode()
+        assert [message_id] * 3 == [e.message_id for e in events]
+        assert [mid] * 3 == [e.id for e in events]
+
+    def test_keeps_an_existing_message_id(self, clock: Clock) -> None:
+        transport = MemoryTransport()
+        sender = make(clock, transport)
+        sender.submit(envelope(5, message_id=True))
+        sender.drain()
+        assert 1 == transport.outbox[0].to_bytes().count(b"Message-ID:")
+        assert transport.outbox[0].to_bytes().startswith(b"Message-ID: <m5@example.com>\r\n")
+
+    def test_bare_lf_becomes_crlf(self, clock: Clock) -> None:
+        transport = MemoryTransport()
+        sender = make(clock, transport)
+        sender.submit(
+            Envelope(sender="a@example.com", recipients=["b@example.org"], message=b"S: x\n\nb\n")
+        )
+        sender.drain()
+        assert transport.outbox[0].to_bytes().endswith(b"S: x\r\n\r\nb\r\n")
+
+    def test_too_large_names_the_index_and_stores_nothing(self, clock: Clock) -> None:
+        sender = make(clock, max_message_size=2000)
+        with pytest.raises(MessageTooLarge, match=r"^message 1: \d+ bytes, more than") as info:
+            sender.submit([envelope(0), envelope(1, size=3000), envelope(2)])
+        assert 1 == info.value.index  # type: ignore[attr-defined]
+        assert 0 == sender.outbox.stats().depth
+
+    def test_header_injection_names_the_index(self, clock: Clock) -> None:
+        msg = EmailMessage(policy=email.policy.default)
+        msg["From"] = "a@example.com"
+        msg["To"] = "b@example.org"
+        msg.set_content("hello")
+        env = Envelope.from_message(msg)
+        msg.set_raw("X-Evil", "a\r\nBcc: victim@example.net")
+        sender = make(clock)
+        with pytest.raises(HeaderInjection, match=r"^message 2: header 'X-Evil'"):
+            sender.submit([envelope(0), envelope(1), env])
+        assert 0 == sender.outbox.stats().depth
+
+    def test_missing_from_and_wrong_type(self, clock: Clock) -> None:
+        sender = make(clock)
+        msg = EmailMessage()
+        msg["To"] = "b@example.org"
+        with pytest.raises(InvalidMessage, match=r"^message 0: sender: the message has no From"):
+            sender.submit([msg])
+        with pytest.raises(InvalidMessage, match=r"^message 1: expected an Envelope"):
+            sender.submit([envelope(0), b"raw bytes"])  # type: ignore[list-item]
+
+    def test_email_message_is_accepted(self, clock: Clock) -> None:
+        msg = EmailMessage()
+        msg["From"] = "a@example.com"
+        msg["To"] = "b@example.org"
+        msg["Bcc"] = "c@example.net"
+        msg.set_content("hello")
+        transport = MemoryTransport()
+        sender = make(clock, transport)
+        sender.submit(msg)
+        sender.drain()
+        (sent,) = transport.outbox
+        assert ("b@example.org", "c@example.net") == sent.recipients
+        assert b"Bcc" not in sent.to_bytes()
+
+    def test_idempotency_key_makes_a_second_submit_a_no_op(self, clock: Clock) -> None:
+        transport = MemoryTransport()
+        sender = make(clock, transport)
+        first = sender.submit(envelope(1), idempotency_key="reset-42")
+        second = sender.submit(envelope(1), idempotency_key="reset-42")
+        both = sender.submit([envelope(2), envelope(3)], idempotency_key="batch")
+        again = sender.submit([envelope(2), envelope(3)], idempotency_key="batch")
+        assert (first, both) == (second, again)
+        sender.drain()
+        assert 3 == len(transport.outbox)
+
+    def test_unknown_route_and_priority(self, clock: Clock) -> None:
+        sender = make(clock)
+        with pytest.raises(ConfigurationError, match="unknown route 'nope'"):
+            sender.submit(envelope(), route="nope")
+        with pytest.raises(ConfigurationError, match="priority 'urgent'"):
+            sender.submit(envelope(), priority="urgent")
+
+    def test_not_before(self, clock: Clock) -> None:
+        transport = MemoryTransport()
+        sender = make(clock, transport)
+        sender.submit(envelope(), not_before=clock.now + 30)
+        assert sender.drain()
+        assert [] == transport.outbox
+        clock.advance(30)
+        sender.drain()
+        assert 1 == len(transport.outbox)
+
+
+class TestOutcomes:
+    def test_per_recipient(self, clock: Clock) -> None:
+        """accepted → done, rejected → done with its reason, deferred → retried alone."""
+        transport = MemoryTransport(outcome=by_local_part({"later": BUSY, "gone": REJECT}))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        (mid,) = sender.submit(envelope(1, ("ok@a.org", "later@b.org", "gone@c.org")))
+        sender.drain()
+        sent, bounced, deferred = (
+            of_kind(events, k) for k in (EventKind.SENT, EventKind.BOUNCED, EventKind.DEFERRED)
+        )
+        assert [("ok@a.org",)] == [e.recipients for e in sent]
+        assert [(("gone@c.org",), 550, "5.1.1")] == [
+            (e.recipients, e.code, e.enhanced) for e in bounced
+        ]
+        assert [(("later@b.org",), 452, clock.now + 60)] == [
+            (e.recipients, e.code, e.retry_at) for e in deferred
+        ]
+        # The retry goes to the deferred recipient only.
+        transport._outcome = None  # the mailbox is free again
+        clock.advance(59)
+        sender.drain()
+        assert [] == transport.outbox  # (the memory transport keeps fully accepted ones only)
+        assert 1 == sender.outbox.stats().depth
+        clock.advance(1)
+        sender.drain()
+        assert 0 == sender.outbox.stats().depth
+        assert [("later@b.org",)] == [e.recipients for e in transport.outbox]
+        assert [(mid, ("later@b.org",), 2)] == [
+            (e.id, e.recipients, e.attempts) for e in of_kind(events, EventKind.SENT)[1:]
+        ]
+
+    def test_retry_after_wins_when_longer(self, clock: Clock) -> None:
+        transport = MemoryTransport(outcome=by_local_part({"rcpt": BUSY}, retry_after=900))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(envelope())
+        sender.drain()
+        (deferred,) = of_kind(events, EventKind.DEFERRED)
+        assert clock.now + 900 == deferred.retry_at
+        assert clock.now + 900 == sender.outbox.next_due()
+
+    def test_schedule_then_expiry(self, clock: Clock) -> None:
+        """An always-deferred message is tried at growing intervals, then expires with a reason."""
+        transport = MemoryTransport(outcome=by_local_part({"rcpt": BUSY}))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        start = clock.now
+        sender.submit(envelope())
+        tries = []
+        while True:
+            sender.drain()
+            due = sender.outbox.next_due()
+            tries.append(clock.now - start)
+            if due is None:
+                break
+            clock.now = due
+        assert [0, 60, 180, 420, 900, 1860, 3780, 7380] == tries[:8]
+        assert 86400 == tries[-1]
+        (expired,) = of_kind(events, EventKind.EXPIRED)
+        assert expired.text.startswith(f"expired after {len(tries)} attempts: 452 4.2.2")
+        (dead,) = sender.outbox.dead_letters()
+        assert (("rcpt@example.org",), 452) == (dead.recipients, dead.outcomes[0].code)
+
+    def test_whole_call_failure_is_retried_never_lost(self, clock: Clock) -> None:
+        transport = Failing(TransportConnectionError("connection refused", provider="failing"))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        ids = sender.submit([envelope(i) for i in range(3)])
+        with structlog.testing.capture_logs() as logs:
+            sender.drain()
+        failed = of_kind(events, EventKind.FAILED)
+        assert ids == [e.id for e in failed]
+        assert {clock.now + 60} == {e.retry_at for e in failed}
+        assert ["pipeline.send_failed"] == [x["event"] for x in logs]
+        assert 3 == sender.outbox.stats().depth
+        transport.error = None
+        clock.advance(60)
+        sender.drain()
+        assert 3 == len(transport.sent)
+        assert 0 == sender.outbox.stats().depth
+
+    def test_permanent_call_failure_is_retried_too(self, clock: Clock) -> None:
+        """A refused credential is not the message's fault: retried on the schedule."""
+        transport = Failing(TransportAuthError("535 authentication failed", provider="failing"))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(envelope())
+        sender.drain()
+        (failed,) = of_kind(events, EventKind.FAILED)
+        assert "535 authentication failed" in failed.text
+        assert 1 == sender.outbox.stats().depth
+
+    def test_a_plugin_bug_is_a_failed_call(self, clock: Clock) -> None:
+        transport = Failing(KeyError("secret-looking detail"))
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(envelope())
+        sender.drain()
+        (failed,) = of_kind(events, EventKind.FAILED)
+        assert "default: KeyError" == failed.text
+        assert 1 == sender.outbox.stats().depth
+
+    def test_unsignable_message_is_dead_with_reason(self, clock: Clock) -> None:
+        class Signer:
+            def sign(self, data: bytes) -> bytes:
+                if b"message 1" in data:
+                    raise InvalidMessage("no From header")
+                return b"DKIM-Signature: x\r\n" + data
+
+            def sign_batch(self, items: list[bytes]) -> list[bytes]:
+                return [self.sign(x) for x in items]
+
+        transport = MemoryTransport()
+        events: list[Event] = []
+        sender = make(clock, transport, events, signer=Signer())
+        sender.submit([envelope(0), envelope(1), envelope(2)])
+        sender.drain()
+        assert 2 == len(transport.outbox)
+        assert all(e.to_bytes().startswith(b"DKIM-Signature: x\r\n") for e in transport.outbox)
+        (dead,) = sender.outbox.dead_letters()
+        assert "signing failed: no From header" == dead.reason
+
+
+class TestShaping:
+    def test_refused_messages_wait_for_the_decision(self, clock: Clock) -> None:
+        """Only what the shaper admits is sent; the rest waits its not-before, no attempt."""
+        shaper = Shaper({"domain:example.org": Limit(2, 1.0, burst=2)}, clock=clock)
+        transport = MemoryTransport()
+        sender = make(clock, transport, shaper=shaper)
+        sender.submit([envelope(i) for i in range(6)])
+        sender.step()
+        assert 2 == len(transport.outbox)
+        due = sender.outbox.next_due()
+        assert due is not None and clock.now < due <= clock.now + 2.0
+        assert sender.drain()  # nothing more is ready now: no busy loop
+        assert 2 == len(transport.outbox)
+        sent_at = []
+        while sender.outbox.stats().depth:
+            clock.now = max(clock.now, sender.outbox.next_due() or clock.now)
+            before = len(transport.outbox)
+            sender.drain()
+            sent_at += [clock.now] * (len(transport.outbox) - before)
+        assert 6 == len(transport.outbox)
+        metrics = sender.metrics()
+        assert metrics.total.refused >= 4
+        assert 6 == metrics.total.sent
+
+    def test_transient_throttles_and_rate_headers(self, clock: Clock) -> None:
+        """429 throttles the route key; 4.7.x the domain; Retry-After headers block the key."""
+        calls: list[tuple[str, float, float]] = []
+
+        class Spy(Shaper):
+            def throttle(self, key: str, factor: float, duration: float) -> None:
+                calls.append((key, factor, duration))
+                super().throttle(key, factor, duration)
+
+        shaper = Spy(
+            {"route:default": Limit(1000, 1.0), "domain:*": Limit(1000, 1.0)},
+            clock=clock,
+        )
+
+        def outcome(env: Envelope) -> SendResult | None:
+            if env.recipients[0].startswith("api"):
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    status_code=429,
+                    rate_limit={"Retry-After": "30"},
+                )
+            return by_local_part({"grey": DEFER})(env)
+
+        sender = make(clock, MemoryTransport(outcome=outcome), shaper=shaper)
+        sender.submit([envelope(1, ("grey@slow.example",)), envelope(2, ("api@x.example",))])
+        sender.drain()
+        assert sorted(calls) == [
+            ("domain:slow.example", 0.5, 60.0),
+            ("route:default", 0.5, 60.0),
+        ]
+        decision = shaper.acquire("route:default")
+        assert (False, 30.0) == (decision.allowed, decision.retry_after)
+
+    def test_default_shaper_from_the_rate_preset(self, clock: Clock) -> None:
+        class Preset(MemoryTransport):
+            rate_preset = "postmark"
+
+        sender = make(clock, Preset())
+        assert Limit(500, 60.0) == sender.shaper.limit_for("route:default")
+        assert None is make(clock).shaper
+
+
+class TestPriorities:
+    def test_transactional_goes_in_the_next_batch(self, clock: Clock) -> None:
+        """A transactional message submitted behind 2,000 bulk messages is sent by the
+        next batch, whichever class that batch was leading with."""
+        transport = MemoryTransport()
+        sender = make(clock, transport, batch_size=100)
+        sender.submit([envelope(i) for i in range(2000)], priority="bulk")
+        for _ in range(5):  # the rotation reaches a bulk-led batch
+            sender.step()
+        sender.submit(envelope(99999, ("reset@example.org",)), priority="transactional")
+        sender.step()
+        assert "reset@example.org" in [e.recipients[0] for e in transport.outbox[-100:]]
+        assert 600 == len(transport.outbox)
+
+    def test_bulk_is_not_starved(self, clock: Clock) -> None:
+        """Under a constant transactional flood, bulk still gets batches."""
+        transport = MemoryTransport()
+        sender = make(clock, transport, batch_size=10)
+        sender.submit([envelope(i, ("bulk@example.org",)) for i in range(100)], priority="bulk")
+        for i in range(8):
+            sender.submit(
+                [envelope(i, ("tx@example.org",)) for _ in range(20)], priority="transactional"
+            )
+            sender.step()
+        bulk = sum(1 for e in transport.outbox if e.recipients[0].startswith("bulk"))
+        assert 20 == bulk  # two bulk-led batches out of eight
+
+
+class TestRoutes:
+    def test_rule_by_stream_domain_and_default(self, clock: Clock) -> None:
+        esp, mx, other = MemoryTransport(), MemoryTransport(), MemoryTransport()
+        sender = Sender(
+            routes={"esp": esp, "mx": mx, "other": other},
+            rule=RouteRule(
+                default="mx",
+                streams={"transactional": "esp", "receipt": "esp"},
+                domains={"example.net": "other"},
+            ),
+            clock=clock,
+        )
+        sender.submit(envelope(1, ("a@example.org",)), priority="transactional")
+        sender.submit(envelope(2, ("b@example.org",), tags=("receipt",)), priority="bulk")
+        sender.submit(envelope(3, ("c@mail.example.net",)), priority="bulk")
+        sender.submit(envelope(4, ("d@example.org",)), priority="bulk")
+        sender.drain()
+        assert (["a@example.org", "b@example.org"], ["d@example.org"], ["c@mail.example.net"]) == (
+            [e.recipients[0] for e in esp.outbox],
+            [e.recipients[0] for e in mx.outbox],
+            [e.recipients[0] for e in other.outbox],
+        )
+        assert {"esp", "mx", "other"} == set(sender.metrics().routes)
+
+    def test_callable_rule_and_bad_rules(self, clock: Clock) -> None:
+        a, b = MemoryTransport(), MemoryTransport()
+        sender = Sender(
+            routes={"a": a, "b": b},
+            rule=lambda env, prio: "b" if env.recipients[0].startswith("vip") else "a",
+            clock=clock,
+        )
+        sender.submit([envelope(1, ("vip@x.org",)), envelope(2, ("y@x.org",))])
+        sender.drain()
+        assert (1, 1) == (len(a.outbox), len(b.outbox))
+        with pytest.raises(ConfigurationError, match="unknown route"):
+            Sender(routes={"a": a}, rule=RouteRule(default="zz"))
+        with pytest.raises(ConfigurationError, match="unknown route 'zz'"):
+            Sender(routes={"a": Route(transport=a, failover="zz")})
+        odd = Sender(routes={"a": a}, rule=lambda env, prio: "nowhere")
+        with pytest.raises(ConfigurationError, match="message 0: the route rule chose unknown"):
+            odd.submit(envelope())
+
+    def test_failover_on_transient_failure_only(self, clock: Clock) -> None:
+        primary = Failing(TransportConnectionError("connection refused", provider="failing"))
+        backup = MemoryTransport(outcome=by_local_part({"later": BUSY}))
+        events: list[Event] = []
+        sender = Sender(
+            routes={"primary": Route(transport=primary, failover="backup"), "backup": backup},
+            rule=RouteRule(default="primary"),
+            clock=clock,
+            retry=SCHEDULE,
+            on_event=events.append,
+        )
+        sender.submit([envelope(1), envelope(2, ("later@example.org",))])
+        sender.drain()
+        assert 1 == primary.calls
+        assert ["rcpt@example.org"] == [e.recipients[0] for e in backup.outbox]
+        failed = of_kind(events, EventKind.FAILED)
+        assert all("moved to route backup" in e.text for e in failed)
+        (deferred,) = of_kind(events, EventKind.DEFERRED)
+        assert "backup" == deferred.route  # a deferral stays on its route
+        # While the primary cools down, new mail goes straight to the backup.
+        sender.submit(envelope(3, ("new@example.org",)))
+        sender.drain()
+        assert 1 == primary.calls
+        assert "new@example.org" == backup.outbox[-1].recipients[0]
+
+
+class TestKPIs:
+    def test_kpis_speak_the_planning_keys(self, clock: Clock) -> None:
+        transport = MemoryTransport(outcome=by_local_part({"gone": REJECT}))
+        sender = make(clock, transport)
+        sender.submit([envelope(i) for i in range(9)] + [envelope(9, ("gone@example.org",))])
+        clock.advance(2)
+        sender.drain()
+        sender.submit(envelope(10))
+        kpis = sender.kpis()
+        assert {
+            "queue_depth",
+            "processing_rate_per_minute",
+            "delivery_p95_seconds",
+            "bounce_rate",
+            "api_response_seconds",
+        } == set(kpis)
+        assert (1.0, 0.1, 2.0, 600.0) == (
+            kpis["queue_depth"],
+            kpis["bounce_rate"],
+            kpis["delivery_p95_seconds"],
+            kpis["processing_rate_per_minute"],
+        )
+        report = sender.health()
+        assert isinstance(report, HealthReport)
+        assert evaluate_kpis(kpis) == report
+        assert ["bounce_rate"] == [r.key for r in report.failed]
+
+    def test_nothing_measured_yet(self, clock: Clock) -> None:
+        sender = make(clock)
+        assert {"queue_depth": 0.0} == sender.kpis()
+        assert 4 == len(sender.health().missing)
+
+
+class TestRunning:
+    def test_context_manager_workers_and_drain(self) -> None:
+        """Real threads on the real clock: everything submitted is delivered."""
+        transport = MemoryTransport()
+        with Sender(transport, workers=2, batch_size=7) as sender:
+            sender.submit([envelope(i) for i in range(50)])
+            assert sender.drain(timeout=60)
+            assert sender.running
+        assert not sender.running
+        assert 50 == len(transport.outbox)
+
+    def test_send_waits_for_the_first_outcome(self, clock: Clock) -> None:
+        transport = MemoryTransport(outcome=by_local_part({"gone": REJECT}))
+        sender = make(clock, transport)
+        event = sender.send(envelope(1, ("gone@example.org",)))
+        assert (EventKind.BOUNCED, 550) == (event.kind, event.code)
+        with Sender(MemoryTransport()) as threaded:
+            assert EventKind.SENT is threaded.send(envelope(2), timeout=30).kind
+
+    def test_event_stream(self, clock: Clock) -> None:
+        sender = make(clock)
+        with sender.events(timeout=0) as stream:
+            sender.submit(envelope())
+            sender.drain()
+            assert ["queued", "sent"] == kinds(list(stream))
+
+    def test_asyncio(self) -> None:
+        transport = MemoryTransport()
+
+        async def main() -> None:
+            sender = Sender(transport, poll_interval=0.05)
+            task = asyncio.create_task(sender.run_async())
+            ids = await sender.submit_async([envelope(i) for i in range(5)])
+            event = await sender.send_async(envelope(9), timeout=30)
+            assert EventKind.SENT is event.kind
+            assert 5 == len(ids)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            sender.close()
+
+        asyncio.run(main())
+        assert 6 == len(transport.outbox)
+
+    def test_stop_releases_unsent_leases(self, clock: Clock) -> None:
+        """A non-graceful stop hands back what was leased but not yet sent, at once."""
+        a, b = MemoryTransport(), MemoryTransport()
+        sender = Sender(
+            routes={"a": a, "b": b}, rule=RouteRule(default="a", streams={"x": "b"}), clock=clock
+        )
+        sender.submit([envelope(1), envelope(2, tags=("x",))])
+        sender._stopping, sender._graceful = True, False
+        sender.step()
+        assert (0, 0) == (len(a.outbox), len(b.outbox))
+        assert 2 == sender.outbox.stats().by_state["queued"]
+
+    def test_logs_carry_no_content(self, clock: Clock) -> None:
+        transport = Failing(TransportConnectionError("refused", provider="failing"))
+        sender = make(clock, transport)
+        with structlog.testing.capture_logs() as logs:
+            sender.submit(envelope(1, size=10))
+            sender.drain()
+        text = repr(logs)
+        assert "body 1" not in text and "rcpt@example.org" not in text
+        assert logs
