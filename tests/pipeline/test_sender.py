@@ -317,27 +317,29 @@ class TestOutcomes:
 
 class TestShaping:
     def test_refused_messages_wait_for_the_decision(self, clock: Clock) -> None:
-        """Only what the shaper admits is sent; the rest waits its not-before, no attempt."""
-        shaper = Shaper({"domain:example.org": Limit(2, 1.0, burst=2)}, clock=clock)
-        transport = MemoryTransport()
-        sender = make(clock, transport, shaper=shaper)
+        """Only what the shaper admits is sent; the rest waits its not-before (no attempt),
+        spread one emission interval apart, and drain waits the shaper out: six messages
+        at 2 per second go at 0, 0.5, 1, 1.5, 2 and 2.5 s (a few ms late)."""
+        shaper = Shaper({"domain:example.org": Limit(2, 1.0)}, clock=clock)
+        sent_at: list[float] = []
+        transport = MemoryTransport(outcome=lambda env: sent_at.append(clock.now))
+        events: list[Event] = []
+        sender = make(clock, transport, events, shaper=shaper, sleep=clock.advance)
+        start = clock.now
         sender.submit([envelope(i) for i in range(6)])
-        sender.step()
-        assert 2 == len(transport.outbox)
-        due = sender.outbox.next_due()
-        assert due is not None and clock.now < due <= clock.now + 2.0
-        assert sender.drain()  # nothing more is ready now: no busy loop
-        assert 2 == len(transport.outbox)
-        sent_at = []
-        while sender.outbox.stats().depth:
-            clock.now = max(clock.now, sender.outbox.next_due() or clock.now)
-            before = len(transport.outbox)
-            sender.drain()
-            sent_at += [clock.now] * (len(transport.outbox) - before)
+        assert 6 == sender.step()
+        assert 1 == len(transport.outbox)
+        assert start + 0.501 == pytest.approx(sender.outbox.next_due(), abs=1e-6)
+        assert 0 == sender.step()  # nothing ready before the decision's time: no busy loop
+        sender.drain()
         assert 6 == len(transport.outbox)
+        assert [0.0, 0.5, 1.0, 1.5, 2.0, 2.5] == pytest.approx(
+            [t - start for t in sent_at], abs=0.01
+        )
         metrics = sender.metrics()
-        assert metrics.total.refused >= 4
-        assert 6 == metrics.total.sent
+        assert (6, 6) == (metrics.total.sent, metrics.total.calls)
+        assert metrics.total.refused >= 5  # (one on a boundary may be refused twice)
+        assert {1} == {e.attempts for e in of_kind(events, EventKind.SENT)}
 
     def test_transient_throttles_and_rate_headers(self, clock: Clock) -> None:
         """429 throttles the route key; 4.7.x the domain; Retry-After headers block the key."""

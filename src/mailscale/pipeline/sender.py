@@ -158,6 +158,8 @@ class Sender:
         failover_cooldown: seconds a route that failed transiently is skipped in
             favour of its failover route.
         clock: epoch seconds; injectable for tests (the outbox made here uses it too).
+        sleep: how ``drain`` and ``send`` wait when they deliver in the calling thread
+            (tests pass a function that advances their clock).
         on_event: a callable receiving every :class:`Event`.
         poll_interval: the longest a idle worker sleeps before looking again.
     """
@@ -179,6 +181,7 @@ class Sender:
         sign_workers: int | None = None,
         failover_cooldown: float = 30.0,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = time.sleep,
         on_event: Callable[[Event], object] | None = None,
         poll_interval: float = 1.0,
     ) -> None:
@@ -191,6 +194,8 @@ class Sender:
         if not visibility > 0:
             raise ConfigurationError(f"visibility must be positive, got {visibility!r}")
         self._clock = clock
+        self._sleep = sleep
+        self._held_until = 0.0
         given: Mapping[str, Route | Transport | str] = (
             {DEFAULT_ROUTE: transport} if routes is None else routes  # type: ignore[dict-item]
         )
@@ -520,14 +525,22 @@ class Sender:
                 out = max(out, limit.per / limit.count)
         return out
 
-    def _shape(self, route: _Route, group: list[Lease], now: float) -> list[Lease]:
-        """The leases the shaper admits; the others go back with a not-before time."""
+    def _shape(
+        self, route: _Route, group: list[Lease], now: float
+    ) -> tuple[list[Lease], list[Lease]]:
+        """Decide the shaper for the group in one ``acquire_many``.
+
+        Returns the admitted messages in two lists: those on a key at its limit
+        (another message on it was refused), sent first in a call of their own so the
+        peer sees them spaced as admitted; and the rest. Refused messages go back to
+        the outbox with a not-before time from the decision (not an attempt).
+        """
         if self._shaper is None:
-            return group
+            return [], group
         keysets = [self._keys(route, lease) for lease in group]
         shaped = [i for i, ks in enumerate(keysets) if ks]
         if not shaped:
-            return group
+            return [], group
         decisions = self._shaper.acquire_many([keysets[i] for i in shaped])
         refused: dict[int, float] = {}
         waiting: dict[tuple[str, ...], int] = {}
@@ -538,11 +551,13 @@ class Sender:
                 # they do not all come back at the same instant to be refused again.
                 k = waiting.get(ks, 0)
                 waiting[ks] = k + 1
-                # At least a millisecond: at epoch magnitudes a float cannot hold less,
-                # and a not-before equal to now would be leased (and refused) again at once.
-                refused[i] = max(decision.retry_after, _MIN_WAIT) + k * self._spacing(ks)
+                # A millisecond more than the decision: at epoch magnitudes a float holds
+                # no finer time, and a message back exactly on the boundary is refused again.
+                refused[i] = decision.retry_after + _MIN_WAIT + k * self._spacing(ks)
         if not refused:
-            return group
+            return [], group
+        # drain() waits these out: a shaper's wait is not a retry.
+        self._held_until = max(self._held_until, now + max(refused.values()))
         self._outbox.settle(
             [
                 Settlement(
@@ -556,7 +571,13 @@ class Sender:
             ]
         )
         self._metrics.record_refused(route.name, len(refused))
-        return [lease for i, lease in enumerate(group) if i not in refused]
+        hot = {key for i in refused for key in keysets[i]}
+        paced: list[Lease] = []
+        rest: list[Lease] = []
+        for i, lease in enumerate(group):
+            if i not in refused:
+                (paced if hot.intersection(keysets[i]) else rest).append(lease)
+        return paced, rest
 
     def _sign(
         self, route: _Route, group: list[Lease], now: float
@@ -650,12 +671,13 @@ class Sender:
                 ]
             )
             return
-        admitted = self._shape(route, live, now)
-        for start in range(0, len(admitted), route.max_batch):
-            chunk = admitted[start : start + route.max_batch]
-            chunk, bodies = self._sign(route, chunk, now)
-            if chunk:
-                self._send(route, chunk, bodies)
+        paced, rest = self._shape(route, live, now)
+        for admitted in (paced, rest):
+            for start in range(0, len(admitted), route.max_batch):
+                chunk = admitted[start : start + route.max_batch]
+                chunk, bodies = self._sign(route, chunk, now)
+                if chunk:
+                    self._send(route, chunk, bodies)
 
     def _send(self, route: _Route, chunk: list[Lease], bodies: list[bytes]) -> None:
         envelopes = [
@@ -953,10 +975,20 @@ class Sender:
     # -- running -------------------------------------------------------------------
 
     def _idle(self) -> bool:
+        """Nothing in flight, nothing ready, nothing held back by the shaper."""
         if self._inflight:
             return False
+        now = self._clock()
+        if self._held_until > now:
+            return False
         due = self._outbox.next_due()
-        return due is None or due > self._clock()
+        return due is None or due > now
+
+    def _pause(self) -> None:
+        """Wait (in the calling thread) until the next message may be ready."""
+        due = self._outbox.next_due()
+        wait = self._poll if due is None else max(_MIN_WAIT, due - self._clock())
+        self._sleep(min(self._poll, wait))
 
     def _worker(self) -> None:
         while not self._stopping:
@@ -1027,7 +1059,8 @@ class Sender:
 
     def drain(self, timeout: float | None = None) -> bool:
         """Deliver until nothing is ready: the outbox is empty or every message waits on
-        a later retry. Without running workers, delivers in the calling thread.
+        a later retry (waits the shaper imposes are waited out). Without running
+        workers, delivers in the calling thread.
 
         Returns:
             True when drained, False when *timeout* (seconds) passed first.
@@ -1037,8 +1070,10 @@ class Sender:
             while True:
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
-                if not self.step() and self._idle():
-                    return True
+                if not self.step():
+                    if self._idle():
+                        return True
+                    self._pause()
         while True:
             with self._cond:
                 if self._idle():
@@ -1071,10 +1106,9 @@ class Sender:
                     if deadline is not None and time.monotonic() >= deadline:
                         raise DeliveryTimeout(f"no outcome for message {mid} within {timeout} s")
                     if not self.step():
-                        due = self._outbox.next_due()
-                        if due is None:
+                        if self._outbox.next_due() is None:
                             raise DeliveryTimeout(f"message {mid} is no longer in the outbox")
-                        time.sleep(min(self._poll, max(0.001, due - self._clock())))
+                        self._pause()
         finally:
             with self._emit_lock:
                 self._waiters.pop(mid, None)
