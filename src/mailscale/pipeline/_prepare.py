@@ -6,17 +6,20 @@ and stored, or refused with a typed error naming the first bad message's index.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
+import time
 from email.message import EmailMessage
 
+from mailscale._impl import core
 from mailscale.errors import InvalidMessage, MessageTooLarge
 from mailscale.message import Envelope
 
-__all__ = ["at_index", "ensure_message_id", "to_envelope", "wire_form"]
+__all__ = ["at_index", "ensure_message_id", "new_message_id", "to_envelope", "wire_form"]
 
 _MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)")
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 _FOLD = re.compile(rb"\r?\n[ \t]+")
 
 
@@ -40,11 +43,9 @@ def to_envelope(item: object) -> Envelope:
 
 def wire_form(envelope: Envelope, max_size: int) -> bytes:
     """The message's bytes with CRLF line ends, refused above *max_size* bytes."""
-    data = envelope.to_bytes()
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        # Bare CR or LF: made CRLF here, before anything signs it (RFC 5321 section 2.3.8).
-        data = _LINE_END.sub(b"\r\n", data)
+    # Bare CR or LF made CRLF here, before anything signs it (RFC 5321 section 2.3.8);
+    # the compiled core returns CRLF input itself, without a copy.
+    data = core.normalize_line_endings(envelope.to_bytes())
     if len(data) > max_size:
         raise MessageTooLarge(f"{len(data)} bytes, more than the limit of {max_size}")
     return data
@@ -55,21 +56,31 @@ def _header_block(data: bytes) -> bytes:
     return data if end < 0 else data[: end + 2]
 
 
+_ID_PREFIX = f"{secrets.token_hex(6)}.{os.getpid()}"
+_ID_COUNTER = itertools.count(1)
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh Message-ID: random per process, a counter within it (unique, and cheap)."""
+    return f"<{_ID_PREFIX}.{next(_ID_COUNTER)}.{int(time.time())}@{domain}>"
+
+
 def ensure_message_id(data: bytes, sender: str) -> tuple[bytes, str]:
     """The message with a Message-ID (one is added when missing) and that Message-ID.
 
     A message submitted without one gets it here, once, so that every retry and
     every duplicate of it carries the same Message-ID.
     """
-    found = _MESSAGE_ID.search(_header_block(data))
-    if found:
-        value = _FOLD.sub(b" ", found.group(1)).strip()
-        if value:
-            return data, value.decode("ascii", "replace")
+    header = _header_block(data)
+    low = header.lower()
+    if low.startswith(b"message-id") or b"\nmessage-id" in low:
+        found = _MESSAGE_ID.search(header)
+        if found:
+            value = _FOLD.sub(b" ", found.group(1)).strip()
+            if value:
+                return data, value.decode("ascii", "replace")
     domain = sender.rpartition("@")[2] or "localhost"
-    try:
-        domain.encode("ascii")
-    except UnicodeEncodeError:
+    if not domain.isascii():
         domain = domain.encode("idna").decode("ascii")
-    message_id = f"<{uuid.uuid4().hex}@{domain}>"
+    message_id = new_message_id(domain)
     return b"Message-ID: " + message_id.encode("ascii") + b"\r\n" + data, message_id

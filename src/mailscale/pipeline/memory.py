@@ -65,7 +65,8 @@ class _Stored:
         self.recipients = msg.recipients
         self.body = msg.body
         self.message_id = msg.message_id
-        self.priority = Priority(msg.priority)
+        prio = msg.priority
+        self.priority = prio if type(prio) is Priority else Priority(prio)
         self.route = msg.route
         self.tags = msg.tags
         self.metadata = msg.metadata

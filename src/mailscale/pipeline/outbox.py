@@ -92,8 +92,15 @@ class MessageState(enum.Enum):
     """Given up (expired, or failed for good): kept with its last outcome."""
 
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
 def _frozen(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType(dict(value or {}))
+    if not value:
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value  # already read-only (passed along from record to record)
+    return MappingProxyType(dict(value))
 
 
 def _strings(value: Iterable[str]) -> tuple[str, ...]:

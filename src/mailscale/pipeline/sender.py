@@ -36,6 +36,8 @@ from email.message import EmailMessage
 from types import TracebackType
 from typing import Any
 
+import attrs
+
 from mailscale._log import get_logger
 from mailscale.errors import (
     ConfigurationError,
@@ -681,7 +683,7 @@ class Sender:
 
     def _send(self, route: _Route, chunk: list[Lease], bodies: list[bytes]) -> None:
         envelopes = [
-            Envelope(
+            _stored_envelope(
                 sender=lease.sender,
                 recipients=lease.recipients,
                 message=body,
@@ -826,10 +828,17 @@ class Sender:
         rate_headers: Mapping[str, str] | None = None
         throttle: set[str] = set()
         for lease, result in zip(chunk, results, strict=True):
-            outcomes = _outcomes(lease.recipients, result)
-            accepted = tuple(o.recipient for o in outcomes if o.status == "accepted")
-            rejected = [o for o in outcomes if o.status == "rejected"]
-            deferred = [o for o in outcomes if o.status == "deferred"]
+            if result.status is SendStatus.ACCEPTED and not result.recipient_results:
+                # The common case, without per-recipient objects: all accepted.
+                outcomes: tuple[RecipientOutcome, ...] = ()
+                accepted = lease.recipients
+                rejected: list[RecipientOutcome] = []
+                deferred: list[RecipientOutcome] = []
+            else:
+                outcomes = _outcomes(lease.recipients, result)
+                accepted = tuple(o.recipient for o in outcomes if o.status == "accepted")
+                rejected = [o for o in outcomes if o.status == "rejected"]
+                deferred = [o for o in outcomes if o.status == "deferred"]
             accepted_n += len(accepted)
             rejected_n += len(rejected)
             deferred_n += len(deferred)
@@ -1169,6 +1178,25 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_ENVELOPE_FIELDS = attrs.fields(Envelope)
+_FACTORY: type = attrs.Factory  # type: ignore[assignment]
+
+
+def _stored_envelope(**values: Any) -> Envelope:
+    """An Envelope of values validated when the message was submitted, built without
+    validating them again (on every attempt that would cost more than the rest of the
+    pipeline's own work per message). Fields not given take their defaults."""
+    env = object.__new__(Envelope)
+    for field in _ENVELOPE_FIELDS:
+        if field.name in values:
+            value = values[field.name]
+        else:
+            default: Any = field.default
+            value = default.factory() if isinstance(default, _FACTORY) else default  # type: ignore[attr-defined]
+        object.__setattr__(env, field.name, value)
+    return env
 
 
 def _expiry_reason(attempts: int, last: str) -> str:
