@@ -26,8 +26,8 @@ from mailscale.shaping import Limit, Shaper
 from mailscale.signing import DKIMSigner, generate_key
 
 SIZE = 20 * 1024
-N = 600
-ROUNDS = 3
+N = 300
+ROUNDS = 8
 
 
 def _message(i: int) -> bytes:
@@ -50,17 +50,20 @@ def _envelopes(n: int) -> list[Envelope]:
     ]
 
 
-def _best(fn: Callable[[], None], rounds: int = ROUNDS) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _timed(fn: Callable[[], None]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call (CPU time of this thread, where all the work runs)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    fn()
+    return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def measure(kind: str, *, shaped: bool = False, n: int = N) -> dict[str, float]:
-    """Messages/s of sign_batch alone and of the pipeline end to end, interleaved."""
+    """Messages/s of sign_batch alone and of the pipeline end to end, interleaved.
+
+    Both run entirely in this thread. The best of ``ROUNDS`` interleaved rounds of each
+    is kept, by wall time and by this thread's CPU time; the CPU-time ratio is the one
+    other processes on a loaded machine disturb least.
+    """
     key = generate_key("rsa", 2048) if kind == "rsa" else generate_key("ed25519")
     signer = DKIMSigner("example.com", "bench", key)
     envelopes = _envelopes(n)
@@ -80,14 +83,18 @@ def measure(kind: str, *, shaped: bool = False, n: int = N) -> dict[str, float]:
         assert n == sender.metrics().total.sent
         sender.close()
 
-    t_sign = t_e2e = float("inf")
-    for _ in range(3):  # interleaved, so both see the same machine load
-        t_sign = min(t_sign, _best(sign_only))
-        t_e2e = min(t_e2e, _best(end_to_end))
+    inf = float("inf")
+    sign_wall, sign_cpu, e2e_wall, e2e_cpu = inf, inf, inf, inf
+    for _ in range(ROUNDS):  # interleaved, so both see the same machine load
+        wall, cpu = _timed(sign_only)
+        sign_wall, sign_cpu = min(sign_wall, wall), min(sign_cpu, cpu)
+        wall, cpu = _timed(end_to_end)
+        e2e_wall, e2e_cpu = min(e2e_wall, wall), min(e2e_cpu, cpu)
     return {
-        "sign_rate": n / t_sign,
-        "e2e_rate": n / t_e2e,
-        "ratio": t_sign / t_e2e,
+        "sign_rate": n / sign_wall,
+        "e2e_rate": n / e2e_wall,
+        "ratio": sign_wall / e2e_wall,
+        "cpu_ratio": sign_cpu / e2e_cpu,
     }
 
 
@@ -95,17 +102,17 @@ def _report(label: str, figures: dict[str, float]) -> None:
     print(
         f"\n{label}: sign_batch only {figures['sign_rate']:,.0f} msg/s, "
         f"pipeline end to end {figures['e2e_rate']:,.0f} msg/s, "
-        f"ratio {figures['ratio']:.3f}"
+        f"ratio {figures['ratio']:.3f}; by CPU time of the thread {figures['cpu_ratio']:.3f}"
     )
 
 
 @pytest.mark.gate
 def test_gate_rsa2048_end_to_end_keeps_the_signing_rate() -> None:
     """RSA-2048, 20 KB, memory outbox, null transport: target ratio >= 0.9; the gate's
-    floor is lower because a loaded shared machine moves single runs by 10 %."""
+    floor is lower because a loaded shared machine moves single runs by 10 % or more."""
     figures = measure("rsa")
     _report("RSA-2048 20 KB, memory outbox", figures)
-    assert figures["ratio"] >= 0.75
+    assert figures["cpu_ratio"] >= 0.8
 
 
 @pytest.mark.gate
@@ -113,7 +120,7 @@ def test_figure_rsa2048_with_domain_shaping() -> None:
     """The same with a (never limiting) per-domain shaper deciding every message."""
     figures = measure("rsa", shaped=True)
     _report("RSA-2048 20 KB, memory outbox, shaped per domain", figures)
-    assert figures["ratio"] >= 0.65
+    assert figures["cpu_ratio"] >= 0.7
 
 
 @pytest.mark.gate
@@ -121,10 +128,56 @@ def test_figure_ed25519_end_to_end() -> None:
     """Ed25519, 20 KB: reported (its signing is cheap, so the overhead shows more)."""
     figures = measure("ed25519")
     _report("Ed25519 20 KB, memory outbox", figures)
-    assert figures["ratio"] > 0.3
+    assert figures["cpu_ratio"] > 0.3
+
+
+def transactional_latency(bulk: int = 5000) -> dict[str, float]:
+    """Seconds from submit to acceptance of a transactional message submitted one second
+    into a bulk send of *bulk* RSA-2048-signed 20 KB messages (one worker, null transport)."""
+    import threading
+
+    from mailscale.pipeline import EventKind
+
+    signer = DKIMSigner("example.com", "bench", generate_key("rsa", 2048))
+    sent_at: dict[str, float] = {}
+    done = threading.Event()
+
+    def on_event(event: object) -> None:
+        if getattr(event, "kind", None) is EventKind.SENT and "reset" in event.recipients[0]:  # type: ignore[attr-defined]
+            sent_at["reset"] = time.monotonic()
+            done.set()
+
+    envelopes = _envelopes(bulk)
+    reset = Envelope(
+        sender="news@example.com", recipients=("reset@example.org",), message=_message(0)
+    )
+    with Sender("null://", signer=signer, on_event=on_event) as sender:
+        sender.submit(envelopes, priority="bulk")
+        time.sleep(1.0)
+        submitted = time.monotonic()
+        sender.submit(reset, priority="transactional")
+        done.wait(60)
+        left = sender.outbox.stats().depth
+        sender.stop(graceful=False)
+    return {"latency": sent_at["reset"] - submitted, "bulk_left": float(left)}
+
+
+@pytest.mark.gate
+def test_figure_transactional_during_bulk() -> None:
+    """A password reset submitted during a bulk send goes out within one or two batches."""
+    figures = transactional_latency()
+    print(
+        f"\ntransactional during a 5,000-message bulk send: accepted "
+        f"{figures['latency']:.2f} s after submit, {figures['bulk_left']:.0f} bulk messages "
+        "still queued then"
+    )
+    assert figures["latency"] < 5.0
+    assert figures["bulk_left"] > 0
 
 
 if __name__ == "__main__":
     _report("RSA-2048 20 KB, memory outbox", measure("rsa"))
     _report("RSA-2048 20 KB, memory outbox, shaped per domain", measure("rsa", shaped=True))
     _report("Ed25519 20 KB, memory outbox", measure("ed25519"))
+    late = transactional_latency()
+    print(f"transactional during bulk: {late['latency']:.2f} s, {late['bulk_left']:.0f} left")

@@ -375,6 +375,21 @@ class TestShaping:
         decision = shaper.acquire("route:default")
         assert (False, 30.0) == (decision.allowed, decision.retry_after)
 
+    def test_a_421_refusing_the_session_throttles_the_route(self, clock: Clock) -> None:
+        calls: list[str] = []
+
+        class Spy(Shaper):
+            def throttle(self, key: str, factor: float, duration: float) -> None:
+                calls.append(key)
+                super().throttle(key, factor, duration)
+
+        shaper = Spy({"route:default": Limit(100, 1.0)}, clock=clock)
+        error = TransportConnectionError("421 too busy", provider="failing", status=421)
+        sender = make(clock, Failing(error), shaper=shaper)
+        sender.submit(envelope())
+        sender.drain()
+        assert ["route:default"] == calls
+
     def test_default_shaper_from_the_rate_preset(self, clock: Clock) -> None:
         class Preset(MemoryTransport):
             rate_preset = "postmark"

@@ -729,6 +729,8 @@ class Sender:
             transient=transient,
             messages=len(chunk),
         )
+        if isinstance(error, TransportError) and str(error.status) in ("421", "429"):
+            self._throttle(route.keys)  # the whole peer said "too many": slow the route
         settlements: list[Settlement] = []
         events: list[Event] = []
         if transient and route.failover is not None:
