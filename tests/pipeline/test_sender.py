@@ -255,6 +255,34 @@ class TestOutcomes:
         (dead,) = sender.outbox.dead_letters()
         assert (("rcpt@example.org",), 452) == (dead.recipients, dead.outcomes[0].code)
 
+    def test_possibly_delivered_is_retried_once_then_given_up(self, clock: Clock) -> None:
+        """A lost answer after the final dot: one retry, later, same Message-ID; a second
+        unknown outcome makes a dead letter rather than a third copy."""
+
+        def outcome(env: Envelope) -> SendResult:
+            return SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=env.recipients,
+                status_text="connection lost after the final dot",
+                possibly_delivered=True,
+            )
+
+        transport = MemoryTransport(outcome=outcome)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(envelope())
+        sender.drain()
+        (deferred,) = of_kind(events, EventKind.DEFERRED)
+        assert clock.now + 60 == deferred.retry_at
+        clock.advance(60)
+        sender.drain()
+        (dead,) = sender.outbox.dead_letters()
+        assert dead.reason.startswith("not retried: the outcome was unknown twice")
+        assert 1 == dead.attempts  # (the attempt that gives up is not counted again)
+        (expired,) = of_kind(events, EventKind.EXPIRED)
+        assert deferred.message_id == expired.message_id
+        assert None is sender.outbox.next_due()
+
     def test_whole_call_failure_is_retried_never_lost(self, clock: Clock) -> None:
         transport = Failing(TransportConnectionError("connection refused", provider="failing"))
         events: list[Event] = []

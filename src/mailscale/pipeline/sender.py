@@ -74,6 +74,7 @@ _log = get_logger("mailscale.pipeline")
 DEFAULT_MAX_SIZE = 25 * 1024 * 1024
 _MAX_KEYS = 32  # the shaper's limit of keys per decision
 _MIN_WAIT = 0.001
+_MAYBE = "possibly delivered: "
 _THROTTLE_FACTOR = 0.5
 _THROTTLE_SECONDS = 60.0
 # Which class leads each lease: transactional every other batch, normal and bulk in turn.
@@ -906,10 +907,19 @@ class Sender:
                 now=now,
                 retry_after=result.retry_after,
             )
+            why = ""
+            if result.possibly_delivered:
+                # The answer after the whole message was lost: retried once, later, on
+                # the same route with the same Message-ID; a second time it is given up
+                # (a copy may well exist) rather than sent again and again.
+                if lease.last_reason.startswith(_MAYBE):
+                    due = None
+                    why = f"not retried: the outcome was unknown twice ({reason})"
+                reason = _MAYBE + reason
             if due is None:
                 expired_n += 1
                 settled_n += 1
-                why = _expiry_reason(attempts, reason)
+                why = why or _expiry_reason(attempts, reason)
                 settlements.append(
                     Settlement(
                         id=lease.id,
