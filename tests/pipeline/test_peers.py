@@ -133,6 +133,10 @@ class TestFaults:
         assert all("connection lost" in e.text for e in deferred)
         assert [] == of_kind(events, EventKind.SENT)
         assert 3 == sender.outbox.stats().depth
+        # The whole message had gone: retried once at most, and the store knows why.
+        clock.advance(60)
+        leases = sender.outbox.lease(3, visibility=60)
+        assert {True} == {x.last_reason.startswith("possibly delivered: ") for x in leases}
         sender.close()
 
     @pytest.mark.parametrize("mode", ["stall_greeting", "stall_data"])
