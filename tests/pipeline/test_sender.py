@@ -427,6 +427,62 @@ class TestShaping:
         assert None is make(clock).shaper
 
 
+class TestDestinationBackoff:
+    def test_an_unreachable_domain_is_left_alone_for_a_while(self, clock: Clock) -> None:
+        """After every recipient at a domain was deferred with no answer, the next messages
+        to it wait (no attempt, no call) while other domains go on; an answer clears it."""
+        tried: list[str] = []
+        down = {"down.example"}
+
+        def outcome(env: Envelope) -> SendResult | None:
+            domain = env.recipients[0].rpartition("@")[2]
+            tried.append(domain)
+            if domain in down:
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    status_text="cannot connect to the MX",
+                    enhanced_status="4.4.1",
+                )
+            return None
+
+        events: list[Event] = []
+        sender = make(clock, MemoryTransport(outcome=outcome), events, destination_backoff=120)
+        sender.submit([envelope(1, ("a@down.example",)), envelope(2, ("b@up.example",))])
+        sender.drain()
+        assert ["down.example", "up.example"] == tried
+        sender.submit([envelope(3, ("c@down.example",)), envelope(4, ("d@up.example",))])
+        sender.drain()
+        assert ["down.example", "up.example", "up.example"] == tried
+        # The first message's retry (60 s) also waits for the hold (120 s); then all go.
+        down.clear()
+        clock.advance(120)
+        sender.drain()
+        assert ["down.example"] * 2 == tried[3:]
+        assert 0 == sender.outbox.stats().depth
+        assert 1 == len(of_kind(events, EventKind.DEFERRED))
+
+    def test_off_and_not_for_an_answering_server(self, clock: Clock) -> None:
+        """With 0, or after a deferral the server answered (452), the domain is tried."""
+        for backoff, code in ((0.0, None), (60.0, 452)):
+            tried: list[str] = []
+
+            def outcome(
+                env: Envelope, code: int | None = code, tried: list[str] = tried
+            ) -> SendResult:
+                tried.append(env.recipients[0])
+                return SendResult(
+                    status=SendStatus.DEFERRED, recipients=env.recipients, status_code=code
+                )
+
+            sender = make(clock, MemoryTransport(outcome=outcome), destination_backoff=backoff)
+            sender.submit(envelope(1, ("a@x.example",)))
+            sender.drain()
+            sender.submit(envelope(2, ("b@x.example",)))
+            sender.drain()
+            assert ["a@x.example", "b@x.example"] == tried
+
+
 class TestPriorities:
     def test_transactional_goes_in_the_next_batch(self, clock: Clock) -> None:
         """A transactional message submitted behind 2,000 bulk messages is sent by the

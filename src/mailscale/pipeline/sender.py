@@ -160,6 +160,10 @@ class Sender:
         sign_workers: threads for ``sign_batch`` (default: one).
         failover_cooldown: seconds a route that failed transiently is skipped in
             favour of its failover route.
+        destination_backoff: seconds a destination domain is left alone after every one
+            of its recipients in a batch was deferred without a server's answer (a
+            connection that failed) or with 421, like Postfix's dead-destination list;
+            its messages wait without an attempt being counted. 0 turns it off.
         clock: epoch seconds; injectable for tests (the outbox made here uses it too).
         sleep: how ``drain`` and ``send`` wait when they deliver in the calling thread
             (tests pass a function that advances their clock).
@@ -183,6 +187,7 @@ class Sender:
         max_message_size: int = DEFAULT_MAX_SIZE,
         sign_workers: int | None = None,
         failover_cooldown: float = 30.0,
+        destination_backoff: float = 60.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], object] = time.sleep,
         on_event: Callable[[Event], object] | None = None,
@@ -237,6 +242,8 @@ class Sender:
         self._max_size = max_message_size
         self._sign_workers = sign_workers
         self._cooldown = failover_cooldown
+        self._dest_backoff = destination_backoff
+        self._held_domains: dict[str, float] = {}
         self._poll = poll_interval
         self._metrics = Metrics(clock)
         self._listeners: list[Callable[[Event], object]] = [on_event] if on_event else []
@@ -528,6 +535,34 @@ class Sender:
                 out = max(out, limit.per / limit.count)
         return out
 
+    def _hold_for_destinations(self, route: _Route, group: list[Lease], now: float) -> list[Lease]:
+        """Send back (not an attempt) the messages whose every destination is held."""
+        held = self._held_domains
+        for domain in [d for d, until in held.items() if until <= now]:
+            del held[domain]
+        if not held:
+            return group
+        keep: list[Lease] = []
+        back: list[Settlement] = []
+        for lease in group:
+            untils = [held.get(r.rpartition("@")[2].lower(), 0.0) for r in lease.recipients]
+            if min(untils) > now:
+                back.append(
+                    Settlement(
+                        id=lease.id,
+                        token=lease.token,
+                        action=Settle.RELEASE,
+                        not_before=max(untils),
+                        reason=lease.last_reason,
+                    )
+                )
+            else:
+                keep.append(lease)
+        if back:
+            self._outbox.settle(back)
+            self._metrics.record_refused(route.name, len(back))
+        return keep
+
     def _shape(
         self, route: _Route, group: list[Lease], now: float
     ) -> tuple[list[Lease], list[Lease]]:
@@ -666,6 +701,10 @@ class Sender:
             self._emit(events)
         if not live:
             return
+        if self._held_domains:
+            live = self._hold_for_destinations(route, live, now)
+            if not live:
+                return
         if route.down_until > now and route.failover is not None:
             self._outbox.settle(
                 [
@@ -830,6 +869,8 @@ class Sender:
         delivery_times: list[float] = []
         rate_headers: Mapping[str, str] | None = None
         throttle: set[str] = set()
+        reached: set[str] = set()  # destinations that answered (accepted or rejected)
+        unreachable: set[str] = set()  # destinations deferred with no answer, or 421
         for lease, result in zip(chunk, results, strict=True):
             if result.status is SendStatus.ACCEPTED and not result.recipient_results:
                 # The common case, without per-recipient objects: all accepted.
@@ -845,6 +886,16 @@ class Sender:
             accepted_n += len(accepted)
             rejected_n += len(rejected)
             deferred_n += len(deferred)
+            if deferred or self._held_domains:
+                for rcpt in accepted:
+                    reached.add(rcpt.rpartition("@")[2].lower())
+                for o in rejected:
+                    reached.add(o.recipient.rpartition("@")[2].lower())
+                for o in deferred:
+                    if o.code is None or o.code == 421:
+                        unreachable.add(o.recipient.rpartition("@")[2].lower())
+                    else:
+                        reached.add(o.recipient.rpartition("@")[2].lower())
             if result.rate_limit:
                 rate_headers = result.rate_limit
             if self._shaper is not None:
@@ -969,6 +1020,12 @@ class Sender:
                         )
                     )
         self._outbox.settle(settlements)
+        if self._dest_backoff > 0 and (unreachable or self._held_domains):
+            for domain in reached:
+                self._held_domains.pop(domain, None)
+            until = now + self._dest_backoff
+            for domain in unreachable - reached:
+                self._held_domains[domain] = until
         if throttle:
             self._throttle(throttle)
         if rate_headers is not None and self._shaper is not None:
