@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import threading
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -622,6 +624,50 @@ class TestRunning:
             assert sender.running
         assert not sender.running
         assert 50 == len(transport.outbox)
+
+    def test_many_workers_deliver_everything_once(self) -> None:
+        """Four workers, a shaper, deferrals and retries on the real clock: every message
+        is delivered, none twice, and no worker hits an error."""
+        seen: dict[bytes, int] = {}
+        deferred_once: set[bytes] = set()
+        lock = threading.Lock()
+
+        def outcome(env: Envelope) -> SendResult | None:
+            data = env.to_bytes()
+            with lock:
+                if env.recipients[0].startswith("later") and data not in deferred_once:
+                    deferred_once.add(data)
+                    return SendResult(
+                        status=SendStatus.DEFERRED, recipients=env.recipients, status_code=451
+                    )
+                seen[data] = seen.get(data, 0) + 1
+            return None
+
+        shaper = Shaper({"domain:*": Limit(2000, 1.0)}, strict=False)
+        schedule = DeliverySchedule(first=0.05, max_interval=0.1, max_age=60)
+        transport = MemoryTransport(outcome=outcome)
+        envs = [
+            envelope(i, (f"{'later' if i % 7 == 0 else 'now'}{i}@d{i % 13}.example",))
+            for i in range(400)
+        ]
+        with structlog.testing.capture_logs() as logs:
+            with Sender(
+                transport,
+                shaper=shaper,
+                retry=schedule,
+                workers=4,
+                batch_size=16,
+                poll_interval=0.05,
+            ) as sender:
+                sender.submit(envs)
+                # drain returns while the deferred ones wait for their retry: wait them out.
+                for _ in range(2400):
+                    if sender.drain(timeout=120) and not sender.outbox.stats().depth:
+                        break
+                    time.sleep(0.05)
+        assert 400 == len(transport.outbox)
+        assert (400, {1}, 58) == (len(seen), set(seen.values()), len(deferred_once))
+        assert [] == [x for x in logs if x["event"] == "pipeline.worker_error"]
 
     def test_send_waits_for_the_first_outcome(self, clock: Clock) -> None:
         transport = MemoryTransport(outcome=by_local_part({"gone": REJECT}))

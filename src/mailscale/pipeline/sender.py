@@ -538,8 +538,9 @@ class Sender:
     def _hold_for_destinations(self, route: _Route, group: list[Lease], now: float) -> list[Lease]:
         """Send back (not an attempt) the messages whose every destination is held."""
         held = self._held_domains
-        for domain in [d for d, until in held.items() if until <= now]:
-            del held[domain]
+        for domain, until in list(held.items()):  # (a copy: other workers change it)
+            if until <= now:
+                held.pop(domain, None)
         if not held:
             return group
         keep: list[Lease] = []
