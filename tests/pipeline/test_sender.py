@@ -608,6 +608,31 @@ class TestKPIs:
         assert evaluate_kpis(kpis) == report
         assert ["bounce_rate"] == [r.key for r in report.failed]
 
+    def test_per_route(self, clock: Clock) -> None:
+        a = MemoryTransport(outcome=by_local_part({"gone": REJECT}))
+        sender = Sender(
+            routes={"a": a, "b": MemoryTransport()},
+            rule=RouteRule(default="a", streams={"bulk": "b"}),
+            clock=clock,
+        )
+        sender.submit([envelope(1, ("gone@x.org",)), envelope(2)])
+        sender.submit([envelope(i) for i in range(3)], priority="bulk")
+        sender.drain()
+        sender.submit(envelope(9), priority="bulk")
+        a_kpis, b_kpis = sender.kpis("a"), sender.kpis("b")
+        assert (0.0, 0.5, 120.0) == (
+            a_kpis["queue_depth"],
+            a_kpis["bounce_rate"],
+            a_kpis["processing_rate_per_minute"],
+        )
+        assert (1.0, 0.0, 180.0) == (
+            b_kpis["queue_depth"],
+            b_kpis["bounce_rate"],
+            b_kpis["processing_rate_per_minute"],
+        )
+        assert ["bounce_rate"] == [r.key for r in sender.health(route="a").failed]
+        assert sender.health(route="b").healthy
+
     def test_nothing_measured_yet(self, clock: Clock) -> None:
         sender = make(clock)
         assert {"queue_depth": 0.0} == sender.kpis()

@@ -46,6 +46,8 @@ class RouteMetrics:
         calls: transport calls made.
         delivery_p50, delivery_p95: seconds from submit to acceptance, recent messages.
         response_p95: seconds per transport call, recent calls.
+        processing_rate_per_minute: messages settled (done or given up) per minute over
+            the trailing minute (over the time since the first settlement, when shorter).
     """
 
     accepted: int = 0
@@ -60,6 +62,7 @@ class RouteMetrics:
     delivery_p50: float | None = None
     delivery_p95: float | None = None
     response_p95: float | None = None
+    processing_rate_per_minute: float | None = None
 
     @property
     def bounce_rate(self) -> float | None:
@@ -86,6 +89,7 @@ class MetricsSnapshot:
             the trailing minute (over the time since the first settlement, when shorter).
         queue_depth: messages in the outbox not yet settled, when known.
         by_state: the outbox's counts by state, when known.
+        queue_by_route: messages not yet settled per route, when known.
     """
 
     at: float
@@ -94,24 +98,33 @@ class MetricsSnapshot:
     processing_rate_per_minute: float | None
     queue_depth: int | None = None
     by_state: Mapping[str, int] = attrs.field(factory=dict)
+    queue_by_route: Mapping[str, int] = attrs.field(factory=dict)
 
-    def kpis(self) -> dict[str, float]:
-        """The planning KPIs (``mailscale.planning.evaluate_kpis``'s keys) measured so far.
+    def kpis(self, route: str | None = None) -> dict[str, float]:
+        """The planning KPIs (``mailscale.planning.evaluate_kpis``'s keys) measured so far,
+        overall or for one *route*.
 
         A KPI with no measurement yet (no delivery, no call) is left out; the
         health report lists it as missing.
         """
         out: dict[str, float] = {}
-        if self.queue_depth is not None:
-            out["queue_depth"] = float(self.queue_depth)
-        if self.processing_rate_per_minute is not None:
-            out["processing_rate_per_minute"] = self.processing_rate_per_minute
-        if self.total.delivery_p95 is not None:
-            out["delivery_p95_seconds"] = self.total.delivery_p95
-        if self.total.bounce_rate is not None:
-            out["bounce_rate"] = self.total.bounce_rate
-        if self.total.response_p95 is not None:
-            out["api_response_seconds"] = self.total.response_p95
+        if route is None:
+            counts, depth = self.total, self.queue_depth
+            rate = self.processing_rate_per_minute
+        else:
+            counts = self.routes.get(route, RouteMetrics())
+            depth = self.queue_by_route.get(route, 0) if self.queue_depth is not None else None
+            rate = counts.processing_rate_per_minute
+        if depth is not None:
+            out["queue_depth"] = float(depth)
+        if rate is not None:
+            out["processing_rate_per_minute"] = rate
+        if counts.delivery_p95 is not None:
+            out["delivery_p95_seconds"] = counts.delivery_p95
+        if counts.bounce_rate is not None:
+            out["bounce_rate"] = counts.bounce_rate
+        if counts.response_p95 is not None:
+            out["api_response_seconds"] = counts.response_p95
         return out
 
 
@@ -124,10 +137,12 @@ class _Counts:
         "delivery",
         "expired",
         "failed_calls",
+        "first_settled",
         "refused",
         "rejected",
         "response",
         "sent",
+        "settled",
     )
 
     def __init__(self) -> None:
@@ -136,8 +151,32 @@ class _Counts:
         self.failed_calls = self.refused = self.calls = 0
         self.delivery: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
         self.response: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
+        # [second, messages settled in it], oldest first, over the trailing window
+        self.settled: collections.deque[list[float]] = collections.deque()
+        self.first_settled: float | None = None
 
-    def view(self) -> RouteMetrics:
+    def add_settled(self, now: float, n: int, window: float) -> None:
+        if self.first_settled is None:
+            self.first_settled = now
+        second = math.floor(now)
+        if self.settled and self.settled[-1][0] == second:
+            self.settled[-1][1] += n
+        else:
+            self.settled.append([second, n])
+        self.trim(now, window)
+
+    def trim(self, now: float, window: float) -> None:
+        while self.settled and self.settled[0][0] <= now - window:
+            self.settled.popleft()
+
+    def rate(self, now: float, window: float) -> float | None:
+        if self.first_settled is None:
+            return None
+        self.trim(now, window)
+        span = min(window, max(now - self.first_settled, 1.0))
+        return sum(n for _, n in self.settled) * 60.0 / span
+
+    def view(self, now: float, window: float) -> RouteMetrics:
         delivery = list(self.delivery)
         return RouteMetrics(
             accepted=self.accepted,
@@ -152,6 +191,7 @@ class _Counts:
             delivery_p50=quantile(delivery, 0.5),
             delivery_p95=quantile(delivery, 0.95),
             response_p95=quantile(list(self.response), 0.95),
+            processing_rate_per_minute=self.rate(now, window),
         )
 
 
@@ -169,9 +209,6 @@ class Metrics:
         self._lock = threading.Lock()
         self._total = _Counts()
         self._routes: dict[str, _Counts] = {}
-        # (second, messages settled in it), oldest first
-        self._settled: collections.deque[list[float]] = collections.deque()
-        self._first_settled: float | None = None
 
     def _both(self, route: str) -> tuple[_Counts, _Counts]:
         counts = self._routes.get(route)
@@ -217,35 +254,26 @@ class Metrics:
                 c.expired += expired
                 if delivery_times:
                     c.delivery.extend(delivery_times)
-            if settled:
-                if self._first_settled is None:
-                    self._first_settled = now
-                second = math.floor(now)
-                if self._settled and self._settled[-1][0] == second:
-                    self._settled[-1][1] += settled
-                else:
-                    self._settled.append([second, settled])
-                self._trim(now)
-
-    def _trim(self, now: float) -> None:
-        while self._settled and self._settled[0][0] <= now - self._window:
-            self._settled.popleft()
+                if settled:
+                    c.add_settled(now, settled, self._window)
 
     def snapshot(
-        self, *, queue_depth: int | None = None, by_state: Mapping[str, int] | None = None
+        self,
+        *,
+        queue_depth: int | None = None,
+        by_state: Mapping[str, int] | None = None,
+        queue_by_route: Mapping[str, int] | None = None,
     ) -> MetricsSnapshot:
         now = self._clock()
+        window = self._window
         with self._lock:
-            self._trim(now)
-            rate: float | None = None
-            if self._first_settled is not None:
-                span = min(self._window, max(now - self._first_settled, 1.0))
-                rate = sum(n for _, n in self._settled) * 60.0 / span
+            total = self._total.view(now, window)
             return MetricsSnapshot(
                 at=now,
-                total=self._total.view(),
-                routes={name: c.view() for name, c in sorted(self._routes.items())},
-                processing_rate_per_minute=rate,
+                total=total,
+                routes={name: c.view(now, window) for name, c in sorted(self._routes.items())},
+                processing_rate_per_minute=total.processing_rate_per_minute,
                 queue_depth=queue_depth,
                 by_state=dict(by_state or {}),
+                queue_by_route=dict(queue_by_route or {}),
             )

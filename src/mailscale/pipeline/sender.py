@@ -1203,17 +1203,22 @@ class Sender:
     def metrics(self) -> MetricsSnapshot:
         """Counts, rates and timings so far, overall and per route, with the queue depth."""
         stats = self._outbox.stats()
-        return self._metrics.snapshot(queue_depth=stats.depth, by_state=stats.by_state)
+        # The outbox names the default route "" when a message was stored without one.
+        by_route = {name or self._default: n for name, n in stats.by_route.items()}
+        return self._metrics.snapshot(
+            queue_depth=stats.depth, by_state=stats.by_state, queue_by_route=by_route
+        )
 
-    def kpis(self) -> dict[str, float]:
-        """The planning KPIs in ``mailscale.planning.evaluate_kpis``'s keys."""
-        return self.metrics().kpis()
+    def kpis(self, route: str | None = None) -> dict[str, float]:
+        """The planning KPIs in ``mailscale.planning.evaluate_kpis``'s keys, overall or
+        for one route."""
+        return self.metrics().kpis(route)
 
-    def health(self, targets: Any = None) -> Any:
+    def health(self, targets: Any = None, *, route: str | None = None) -> Any:
         """A ``HealthReport`` of :meth:`kpis` against the planning guide's targets."""
         from mailscale.planning import evaluate_kpis
 
-        return evaluate_kpis(self.kpis(), targets=targets)
+        return evaluate_kpis(self.kpis(route), targets=targets)
 
     # -- closing -----------------------------------------------------------------
 
