@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mailscale.pipeline import MemoryOutbox, Outbox
+from mailscale.pipeline import MemoryOutbox, Outbox, SQLiteOutbox
 
 
 class Clock:
@@ -36,7 +36,14 @@ def _memory(clock: Callable[[], float], path: Path) -> Outbox:
     return MemoryOutbox(clock=clock)
 
 
-OUTBOX_FACTORIES: list[object] = [pytest.param(_memory, id="memory")]
+def _sqlite(clock: Callable[[], float], path: Path) -> Outbox:
+    return SQLiteOutbox(path, clock=clock)
+
+
+OUTBOX_FACTORIES: list[object] = [
+    pytest.param(_memory, id="memory"),
+    pytest.param(_sqlite, id="sqlite"),
+]
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from mailscale.pipeline.outbox import (
 from mailscale.pipeline.routing import DEFAULT_ROUTE, Route, RouteRule
 from mailscale.pipeline.schedule import DeliverySchedule
 from mailscale.pipeline.sender import DeliveryTimeout, Sender
+from mailscale.pipeline.sqlite import SQLiteOutbox
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -54,6 +55,7 @@ __all__ = [
     "RouteRule",
     "Sender",
     "Settle",
+    "SQLiteOutbox",
     "Settlement",
     "outbox_from_url",
 ]

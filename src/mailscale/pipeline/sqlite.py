@@ -1,0 +1,552 @@
+"""``SQLiteOutbox``: the Outbox contract in one SQLite file, the embedded durable default.
+
+What it guarantees, beyond :mod:`mailscale.pipeline.outbox`'s contract:
+
+- Durability: the database runs in WAL mode. With ``synchronous="full"`` (the
+  default) a call that returned (``add``, ``settle``) survives a crash of the
+  process *and* of the machine (power loss): its commit was fsynced. With
+  ``synchronous="normal"`` it survives a crash of the process (``kill -9``)
+  but the last commits before a power loss may be lost.
+- Bodies are stored once, in their own table, when the message is added; a
+  state change (lease, retry, release, dead letter) updates only the small
+  row of the message and never rewrites the body. A done message's row and
+  body are deleted; its idempotency key is kept, so a repeated submit stays a
+  no-op.
+- Group commit: each ``add``, ``lease`` and ``settle`` call is one
+  transaction, whatever the size of its batch.
+- Several processes on one host may share the file. Writes take SQLite's
+  write lock up front (``BEGIN IMMEDIATE``), so two workers never lease the
+  same message while its lease is live; a writer waits up to ``busy_timeout``
+  seconds for the lock. One instance may be shared by threads (a lock
+  serializes its calls).
+- Ids come from an ``AUTOINCREMENT`` key: an id is never reused, even after
+  the message was done or purged.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the
+SQLAlchemy convention: the path is what follows the third slash), with the
+options ``synchronous`` (``full`` or ``normal``) and ``busy_timeout``
+(seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from mailscale.errors import ConfigurationError
+from mailscale.pipeline.outbox import (
+    DeadLetter,
+    Lease,
+    MessageId,
+    MessageState,
+    NewMessage,
+    OutboxStats,
+    Priority,
+    RecipientOutcome,
+    Settle,
+    Settlement,
+)
+
+__all__ = ["SQLiteOutbox"]
+
+# Message states as stored (done messages are deleted, so they have no code).
+_QUEUED, _LEASED, _DEAD = 0, 1, 3
+_STATE_NAMES = {_QUEUED: MessageState.QUEUED.value, _LEASED: MessageState.LEASED.value}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    state INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    route TEXT,
+    not_before REAL NOT NULL,
+    leased_until REAL NOT NULL DEFAULT 0,
+    token TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    idempotency_key TEXT,
+    last_reason TEXT NOT NULL DEFAULT '',
+    outcomes TEXT NOT NULL DEFAULT '[]',
+    died_at REAL,
+    dead_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (state, priority, not_before, id);
+CREATE INDEX IF NOT EXISTS messages_leases ON messages (state, leased_until);
+CREATE INDEX IF NOT EXISTS messages_dead ON messages (dead_seq) WHERE dead_seq IS NOT NULL;
+CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, id INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
+    WITHOUT ROWID;
+INSERT OR IGNORE INTO counters (name, value) VALUES ('done', 0), ('dead_seq', 0);
+"""
+
+_LEASE_COLUMNS = (
+    "m.id, m.sender, m.recipients, m.message_id, m.priority, m.route, m.tags, m.metadata,"
+    " m.idempotency_key, m.attempts, m.created_at, m.last_reason, b.body"
+)
+_DEAD_COLUMNS = (
+    "id, sender, recipients, message_id, priority, route, attempts, created_at, died_at,"
+    " last_reason, outcomes"
+)
+_SYNCHRONOUS = ("full", "normal")
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc:
+        raise ConfigurationError(
+            f"outbox URL {url!r} is not of the form sqlite:///relative.db or sqlite:////absolute.db"
+        )
+    path = unquote(parts.path)[1:]  # what follows the third slash
+    if not path or path.endswith("/"):
+        raise ConfigurationError(f"outbox URL {url!r} names no database file")
+    if any(ord(c) < 32 for c in path):
+        raise ConfigurationError(f"outbox URL {url!r}: control character in the path")
+    return path
+
+
+def _outcomes_json(outcomes: Sequence[RecipientOutcome]) -> str:
+    return json.dumps(
+        [[o.recipient, o.status, o.code, o.text, o.enhanced] for o in outcomes],
+        ensure_ascii=False,
+    )
+
+
+def _outcomes_of(text: str) -> tuple[RecipientOutcome, ...]:
+    return tuple(
+        RecipientOutcome(recipient=r, status=s, code=c, text=t, enhanced=e)
+        for r, s, c, t, e in json.loads(text)
+    )
+
+
+class SQLiteOutbox:
+    """A durable :class:`~mailscale.pipeline.outbox.Outbox` in one SQLite file.
+
+    Args:
+        path: the database file (created with its tables when absent).
+        synchronous: ``"full"`` (a returned call survives power loss) or
+            ``"normal"`` (it survives a crash of the process).
+        busy_timeout: seconds a write waits for another process's write lock.
+        clock: epoch seconds; injectable for tests.
+
+    Raises:
+        ConfigurationError: for a bad option or a file that cannot be opened as
+            an outbox.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "full",
+        busy_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"synchronous={synchronous!r} is not one of {', '.join(_SYNCHRONOUS)}"
+            )
+        if not busy_timeout >= 0:
+            raise ConfigurationError(f"busy_timeout={busy_timeout!r} must be 0 or more seconds")
+        self._path = Path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                str(self._path),
+                timeout=busy_timeout,
+                isolation_level=None,  # transactions are explicit
+                check_same_thread=False,  # calls are serialized by self._lock
+            )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the outbox {str(path)!r}: {exc}") from None
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ConfigurationError(
+                    f"the outbox {str(path)!r} cannot use write-ahead logging (journal mode {mode})"
+                )
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigurationError(f"{str(path)!r} is not a usable outbox: {exc}") from None
+        except ConfigurationError:
+            self._db.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteOutbox:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute.db``, with
+        ``?synchronous=full|normal&busy_timeout=SECONDS``; keyword *options* win."""
+        path = _path_of(url)
+        settings: dict[str, Any] = {}
+        for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+            if name == "synchronous":
+                settings[name] = value.lower()
+            elif name == "busy_timeout":
+                try:
+                    settings[name] = float(value)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"outbox URL option busy_timeout={value!r} is not a number of seconds"
+                    ) from None
+            else:
+                raise ConfigurationError(
+                    f"outbox URL option {name!r} is unknown (known: synchronous, busy_timeout)"
+                )
+        unknown = set(options) - {"synchronous", "busy_timeout", "clock"}
+        if unknown:
+            raise ConfigurationError(
+                f"unknown SQLiteOutbox option(s): {', '.join(sorted(unknown))}"
+            )
+        settings.update(options)
+        return cls(path, **settings)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteOutbox({str(self._path)!r})"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from its start."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- the contract ---------------------------------------------------------
+
+    def add(self, messages: Sequence[NewMessage]) -> list[MessageId]:
+        if not messages:
+            return []
+        with self._lock, self._write() as db:
+            now = self._clock()
+            ids: list[str] = []
+            batch_keys: dict[str, str] = {}
+            for msg in messages:
+                key = msg.idempotency_key
+                if key is not None:
+                    known = batch_keys.get(key)
+                    if known is None:
+                        row = db.execute(
+                            "SELECT id FROM idempotency_keys WHERE key = ?", (key,)
+                        ).fetchone()
+                        known = None if row is None else str(row[0])
+                    if known is not None:
+                        ids.append(known)
+                        continue
+                cur = db.execute(
+                    "INSERT INTO messages (state, priority, route, not_before, created_at,"
+                    " sender, recipients, message_id, tags, metadata, idempotency_key)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _QUEUED,
+                        int(msg.priority),
+                        msg.route,
+                        now if msg.not_before is None else msg.not_before,
+                        now,
+                        msg.sender,
+                        json.dumps(msg.recipients, ensure_ascii=False),
+                        msg.message_id,
+                        json.dumps(msg.tags, ensure_ascii=False),
+                        json.dumps(dict(msg.metadata), ensure_ascii=False),
+                        key,
+                    ),
+                )
+                rowid = cur.lastrowid
+                db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (rowid, msg.body))
+                if key is not None:
+                    db.execute("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", (key, rowid))
+                    batch_keys[key] = str(rowid)
+                ids.append(str(rowid))
+            return ids
+
+    def lease(
+        self,
+        n: int,
+        *,
+        visibility: float,
+        route: str | None = None,
+        priority: Priority | None = None,
+    ) -> list[Lease]:
+        if n <= 0:
+            return []
+        with self._lock, self._write() as db:
+            now = self._clock()
+            # Expired leases become queued again (their not_before, long reached, is kept).
+            db.execute(
+                "UPDATE messages SET state = ?, token = NULL WHERE state = ? AND leased_until <= ?",
+                (_QUEUED, _LEASED, now),
+            )
+            where = ["state = ?", "not_before <= ?"]
+            args: list[Any] = [_QUEUED, now]
+            if route is not None:
+                where.append("route = ?")
+                args.append(route)
+            if priority is not None:
+                where.append("priority = ?")
+                args.append(int(priority))
+            rows = db.execute(
+                f"SELECT id FROM messages WHERE {' AND '.join(where)}"
+                " ORDER BY priority, not_before, id LIMIT ?",
+                (*args, n),
+            ).fetchall()
+            if not rows:
+                return []
+            until = now + visibility
+            tokens = {row[0]: secrets.token_hex(8) for row in rows}
+            db.executemany(
+                "UPDATE messages SET state = ?, token = ?, leased_until = ? WHERE id = ?",
+                [(_LEASED, token, until, id) for id, token in tokens.items()],
+            )
+            marks = ",".join("?" * len(tokens))
+            found = {
+                r[0]: r
+                for r in db.execute(
+                    f"SELECT {_LEASE_COLUMNS} FROM messages m JOIN bodies b ON b.id = m.id"
+                    f" WHERE m.id IN ({marks})",
+                    tuple(tokens),
+                )
+            }
+        return [_lease_of(found[r[0]], tokens[r[0]], until) for r in rows]
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        if not settlements:
+            return []
+        with self._lock, self._write() as db:
+            now = self._clock()
+            current: list[tuple[int, list[str]] | None] = []
+            for s in settlements:
+                row = None
+                if s.id.isdigit():
+                    row = db.execute(
+                        "SELECT id, recipients FROM messages WHERE id = ? AND state = ?"
+                        " AND token = ?",
+                        (int(s.id), _LEASED, s.token),
+                    ).fetchone()
+                if row is not None and s.action is Settle.RETRY:
+                    extra = set(s.pending) - set(json.loads(row[1]))
+                    if extra:
+                        raise ValueError(
+                            f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
+                            "not among the leased message's recipients"
+                        )
+                current.append(None if row is None else (row[0], row[1]))
+            applied: list[bool] = []
+            done: list[tuple[int]] = []
+            for s, found in zip(settlements, current, strict=True):
+                if found is None:
+                    applied.append(False)
+                    continue
+                applied.append(True)
+                id = found[0]
+                action = s.action
+                if action is Settle.RETRY and not s.pending:
+                    action = Settle.DONE
+                if action is Settle.DONE:
+                    done.append((id,))
+                    continue
+                sets = ["token = NULL"]
+                args: list[Any] = []
+                if s.route is not None:
+                    sets.append("route = ?")
+                    args.append(s.route)
+                if s.reason:
+                    sets.append("last_reason = ?")
+                    args.append(s.reason)
+                if s.outcomes:
+                    sets.append("outcomes = ?")
+                    args.append(_outcomes_json(s.outcomes))
+                if action is Settle.DEAD:
+                    db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
+                    seq = db.execute(
+                        "SELECT value FROM counters WHERE name = 'dead_seq'"
+                    ).fetchone()[0]
+                    sets += ["state = ?", "died_at = ?", "dead_seq = ?"]
+                    args += [_DEAD, now, seq]
+                    if s.pending:
+                        sets.append("recipients = ?")
+                        args.append(json.dumps(s.pending, ensure_ascii=False))
+                else:
+                    if action is Settle.RETRY:
+                        sets.append("recipients = ?")
+                        args.append(json.dumps(s.pending, ensure_ascii=False))
+                        if s.attempt:
+                            sets.append("attempts = attempts + 1")
+                    sets += ["state = ?", "not_before = ?"]
+                    args += [_QUEUED, now if s.not_before is None else s.not_before]
+                db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, id))
+            if done:
+                db.executemany("DELETE FROM messages WHERE id = ?", done)
+                db.executemany("DELETE FROM bodies WHERE id = ?", done)
+                db.execute(
+                    "UPDATE counters SET value = value + ? WHERE name = 'done'", (len(done),)
+                )
+            return applied
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT (SELECT min(not_before) FROM messages WHERE state = ?),"
+                " (SELECT min(leased_until) FROM messages WHERE state = ?)",
+                (_QUEUED, _LEASED),
+            ).fetchone()
+        due = [t for t in row if t is not None]
+        return min(due) if due else None
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")  # one snapshot for every count
+            try:
+                now = self._clock()
+                by_state = {s.value: 0 for s in MessageState}
+                by_priority: dict[str, int] = {}
+                by_route: dict[str, int] = {}
+                for state, prio, route, count in db.execute(
+                    "SELECT state, priority, route, count(*) FROM messages"
+                    " GROUP BY state, priority, route"
+                ):
+                    if state == _DEAD:
+                        by_state["dead"] += count
+                        continue
+                    by_state[_STATE_NAMES[state]] += count
+                    name = Priority(prio).name.lower()
+                    by_priority[name] = by_priority.get(name, 0) + count
+                    by_route[route or ""] = by_route.get(route or "", 0) + count
+                by_state["done"] = db.execute(
+                    "SELECT value FROM counters WHERE name = 'done'"
+                ).fetchone()[0]
+                oldest, next_due = db.execute(
+                    "SELECT (SELECT min(created_at) FROM messages WHERE state IN (?, ?)),"
+                    " (SELECT min(not_before) FROM messages WHERE state = ?)",
+                    (_QUEUED, _LEASED, _QUEUED),
+                ).fetchone()
+            finally:
+                db.execute("COMMIT")
+        return OutboxStats(
+            by_state=by_state,
+            by_priority=by_priority,
+            by_route=by_route,
+            oldest_age=None if oldest is None else max(0.0, now - oldest),
+            next_due=next_due,
+        )
+
+    def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM messages WHERE state = ?"
+                " ORDER BY dead_seq LIMIT ? OFFSET ?",
+                (_DEAD, max(0, limit), max(0, offset)),
+            ).fetchall()
+        return [_dead_of(row) for row in rows]
+
+    def _dead_ids(
+        self,
+        db: sqlite3.Connection,
+        ids: Sequence[MessageId] | None,
+        died_before: float | None = None,
+    ) -> list[tuple[int]]:
+        """The dead letters among *ids* (all when None), dead since before *died_before*."""
+        query = "SELECT id FROM messages WHERE state = ?"
+        args: list[Any] = [_DEAD]
+        if died_before is not None:
+            query += " AND died_at < ?"
+            args.append(died_before)
+        dead = {row[0] for row in db.execute(query, args)}
+        if ids is None:
+            return [(i,) for i in sorted(dead)]
+        return [(int(i),) for i in ids if isinstance(i, str) and i.isdigit() and int(i) in dead]
+
+    def retry_dead(self, ids: Sequence[MessageId] | None = None) -> int:
+        with self._lock, self._write() as db:
+            now = self._clock()
+            chosen = self._dead_ids(db, ids)
+            db.executemany(
+                "UPDATE messages SET state = ?, attempts = 0, created_at = ?, not_before = ?,"
+                " died_at = NULL, dead_seq = NULL WHERE id = ?",
+                [(_QUEUED, now, now, i) for (i,) in chosen],
+            )
+            return len(chosen)
+
+    def purge_dead(
+        self, ids: Sequence[MessageId] | None = None, *, older_than: float | None = None
+    ) -> int:
+        with self._lock, self._write() as db:
+            now = self._clock()
+            chosen = self._dead_ids(db, ids, None if older_than is None else now - older_than)
+            db.executemany("DELETE FROM idempotency_keys WHERE id = ?", chosen)
+            db.executemany("DELETE FROM bodies WHERE id = ?", chosen)
+            db.executemany("DELETE FROM messages WHERE id = ?", chosen)
+            return len(chosen)
+
+    def close(self) -> None:
+        """Close the database connection (idempotent)."""
+        with self._lock:
+            self._db.close()
+
+
+def _lease_of(row: Sequence[Any], token: str, until: float) -> Lease:
+    (id, sender, recipients, message_id, priority, route, tags, metadata, key, attempts,
+     created_at, last_reason, body) = row  # fmt: skip
+    meta: Mapping[str, str] = json.loads(metadata)
+    return Lease(
+        id=str(id),
+        token=token,
+        sender=sender,
+        recipients=tuple(json.loads(recipients)),
+        body=bytes(body),
+        message_id=message_id,
+        priority=Priority(priority),
+        route=route,
+        tags=tuple(json.loads(tags)),
+        metadata=meta,
+        idempotency_key=key,
+        attempts=attempts,
+        created_at=created_at,
+        leased_until=until,
+        last_reason=last_reason,
+    )
+
+
+def _dead_of(row: Sequence[Any]) -> DeadLetter:
+    (id, sender, recipients, message_id, priority, route, attempts, created_at, died_at,
+     reason, outcomes) = row  # fmt: skip
+    return DeadLetter(
+        id=str(id),
+        sender=sender,
+        recipients=tuple(json.loads(recipients)),
+        message_id=message_id,
+        priority=Priority(priority),
+        route=route,
+        attempts=attempts,
+        created_at=created_at,
+        died_at=died_at,
+        reason=reason,
+        outcomes=_outcomes_of(outcomes),
+    )

@@ -1,0 +1,280 @@
+"""What SQLiteOutbox adds to the Outbox contract: durability, shared files, bodies stored once.
+
+The contract itself runs on SQLite through ``OUTBOX_FACTORIES`` (test_outbox_contract.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mailscale.errors import ConfigurationError
+from mailscale.pipeline import (
+    NewMessage,
+    Priority,
+    RecipientOutcome,
+    Settle,
+    Settlement,
+    SQLiteOutbox,
+    outbox_from_url,
+)
+
+from .conftest import Clock
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def new(i: int, *, size: int = 0, key: str | None = None) -> NewMessage:
+    body = f"Message-ID: <{i}@example.com>\r\nSubject: {i}\r\n\r\n".encode() + b"x" * size
+    return NewMessage(
+        sender="from@example.com",
+        recipients=("a@example.org", "b@example.org"),
+        body=body,
+        message_id=f"<{i}@example.com>",
+        idempotency_key=key,
+    )
+
+
+class TestDurability:
+    def test_a_returned_add_survives_closing_and_reopening(self, tmp_path: Path) -> None:
+        """What add() returned is there for the next process, with its body and key."""
+        path = tmp_path / "o.db"
+        first = SQLiteOutbox(path)
+        ids = first.add([new(1, key="k1"), new(2)])
+        first.close()
+        second = SQLiteOutbox(path)
+        assert ids[:1] == second.add([new(9, key="k1")])
+        leases = second.lease(10, visibility=60)
+        assert (ids, [b"Subject: 1" in x.body for x in leases]) == (
+            [x.id for x in leases],
+            [True, False],
+        )
+
+    def test_ids_are_never_reused(self, tmp_path: Path) -> None:
+        """A done message's id is not given to the next message (a late settlement of the
+        old id can never touch the new one)."""
+        box = SQLiteOutbox(tmp_path / "o.db")
+        (a,) = box.add([new(1)])
+        (lease,) = box.lease(1, visibility=60)
+        assert [True] == box.settle([Settlement(id=a, token=lease.token, action=Settle.DONE)])
+        (b,) = box.add([new(2)])
+        assert int(b) > int(a)
+
+    def test_wal_and_synchronous_settings(self, tmp_path: Path) -> None:
+        path = tmp_path / "o.db"
+        SQLiteOutbox(path, synchronous="normal").close()
+        with sqlite3.connect(path) as db:
+            assert "wal" == db.execute("PRAGMA journal_mode").fetchone()[0]
+
+    def test_bodies_are_never_rewritten_by_state_changes(self, tmp_path: Path) -> None:
+        """Lease, retry, release, dead letter and its retry touch only the message row:
+        a trigger that aborts any UPDATE of a body never fires."""
+        clock = Clock()
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path, clock=clock)
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TRIGGER no_body_rewrite BEFORE UPDATE ON bodies"
+                " BEGIN SELECT RAISE(ABORT, 'body rewritten'); END"
+            )
+        (mid,) = box.add([new(1, size=1000)])
+        (lease,) = box.lease(1, visibility=60)
+        retry = Settlement(
+            id=mid, token=lease.token, action=Settle.RETRY, pending=("b@example.org",)
+        )
+        assert [True] == box.settle([retry])
+        (lease,) = box.lease(1, visibility=60)
+        assert [True] == box.settle([Settlement(id=mid, token=lease.token, action=Settle.RELEASE)])
+        (lease,) = box.lease(1, visibility=60)
+        outcome = RecipientOutcome(recipient="b@example.org", status="deferred", code=451)
+        dead = Settlement(
+            id=mid, token=lease.token, action=Settle.DEAD, reason="expired", outcomes=(outcome,)
+        )
+        assert [True] == box.settle([dead])
+        assert 1 == box.retry_dead()
+        (lease,) = box.lease(1, visibility=60)
+        assert (("b@example.org",), 0) == (lease.recipients, lease.attempts)
+        assert lease.body.endswith(b"x" * 1000)
+
+    def test_done_messages_leave_no_body_behind(self, tmp_path: Path) -> None:
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        box.add([new(i, size=100) for i in range(5)])
+        leases = box.lease(5, visibility=60)
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        with sqlite3.connect(path) as db:
+            assert (0, 0) == (
+                db.execute("SELECT count(*) FROM bodies").fetchone()[0],
+                db.execute("SELECT count(*) FROM messages").fetchone()[0],
+            )
+        assert 5 == box.stats().by_state["done"]
+
+
+_ADDER = textwrap.dedent(
+    """
+    import sys
+    from mailscale.pipeline import NewMessage, SQLiteOutbox
+    box = SQLiteOutbox(sys.argv[1])
+    i = 0
+    while True:
+        batch = [
+            NewMessage(sender="a@example.com", recipients=("b@example.org",),
+                       body=b"Subject: x\\r\\n\\r\\n" + b"y" * 2000, message_id=f"<{i + j}@x>")
+            for j in range(20)
+        ]
+        ids = box.add(batch)
+        i += 20
+        sys.stdout.write(" ".join(ids) + "\\n")
+        sys.stdout.flush()
+    """
+)
+
+
+class TestCrash:
+    def test_kill_9_never_loses_a_returned_add(self, tmp_path: Path) -> None:
+        """A process adding batches is killed with SIGKILL mid-stream; every id whose add()
+        had returned (and was printed) is in the file afterwards, and the file opens cleanly."""
+        path = tmp_path / "o.db"
+        env = {**os.environ, "PYTHONPATH": SRC}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _ADDER, str(path)], stdout=subprocess.PIPE, env=env, text=True
+        )
+        assert proc.stdout is not None
+        returned: list[str] = []
+        for line in proc.stdout:
+            returned += line.split()
+            if len(returned) >= 2000:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        returned += proc.stdout.read().split()
+        proc.stdout.close()
+        box = SQLiteOutbox(path)
+        stored = {x.id for x in box.lease(1_000_000, visibility=60)}
+        assert set() == set(returned) - stored
+        assert len(stored) >= len(returned)
+
+
+def _lease_all(path: str, out: multiprocessing.Queue[list[str]]) -> None:
+    box = SQLiteOutbox(path)
+    got: list[str] = []
+    while True:
+        leases = box.lease(7, visibility=3600)
+        if not leases:
+            break
+        got += [x.id for x in leases]
+    box.close()
+    out.put(got)
+
+
+class TestSharedFile:
+    def test_processes_never_lease_the_same_message(self, tmp_path: Path) -> None:
+        """Three processes lease from one file until it is empty: every message goes to
+        exactly one of them."""
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        ids = box.add([new(i) for i in range(600)])
+        ctx = multiprocessing.get_context("spawn")
+        queue: multiprocessing.Queue[list[str]] = ctx.Queue()
+        procs = [ctx.Process(target=_lease_all, args=(str(path), queue)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        leased = [i for r in results for i in r]
+        assert (sorted(ids, key=int), len(leased)) == (sorted(leased, key=int), len(set(leased)))
+
+    def test_a_priority_and_route_filter_applies_in_sql(self, tmp_path: Path) -> None:
+        box = SQLiteOutbox(tmp_path / "o.db")
+        box.add(
+            [
+                NewMessage(
+                    sender="a@example.com",
+                    recipients=("b@example.org",),
+                    body=b"Subject: x\r\n\r\n",
+                    message_id=f"<{i}@x>",
+                    priority=Priority.BULK if i % 2 else Priority.TRANSACTIONAL,
+                    route="mx" if i % 3 == 0 else None,
+                )
+                for i in range(12)
+            ]
+        )
+        picked = box.lease(100, visibility=60, route="mx", priority=Priority.BULK)
+        assert ["<3@x>", "<9@x>"] == [x.message_id for x in picked]
+
+
+class TestMemory:
+    def test_bodies_stay_on_disk(self, tmp_path: Path) -> None:
+        """Adding 4,000 messages of 20 KB (80 MB) and leasing them grows resident memory
+        by far less than the bodies' size: the store holds no body in memory."""
+
+        def rss() -> int:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+        box = SQLiteOutbox(tmp_path / "o.db", synchronous="normal")
+        before = rss()
+        for start in range(0, 4000, 500):
+            box.add([new(i, size=20_000) for i in range(start, start + 500)])
+        leased = 0
+        while batch := box.lease(500, visibility=60):
+            leased += len(batch)
+            box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in batch])
+            del batch
+        grown = rss() - before
+        assert 4000 == leased
+        assert grown < 40_000_000, f"resident memory grew by {grown / 1e6:.1f} MB"
+
+
+class TestURLs:
+    def test_relative_and_absolute(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.chdir(tmp_path)
+        rel = outbox_from_url("sqlite:///rel.db")
+        absolute = outbox_from_url(f"sqlite:///{tmp_path}/abs.db?synchronous=normal")
+        assert isinstance(rel, SQLiteOutbox) and isinstance(absolute, SQLiteOutbox)
+        assert (Path("rel.db"), tmp_path / "abs.db") == (rel.path, absolute.path)
+        assert (tmp_path / "rel.db").exists()
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("sqlite://host/x.db", "not of the form"),
+            ("sqlite:///", "names no database file"),
+            ("sqlite:///x.db?synchronous=off", "synchronous='off'"),
+            ("sqlite:///x.db?busy_timeout=soon", "busy_timeout='soon'"),
+            ("sqlite:///x.db?cache=1", "option 'cache' is unknown"),
+            ("sqlite:///x%0A.db", "control character"),
+        ],
+    )
+    def test_bad(
+        self, url: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ConfigurationError, match=message):
+            outbox_from_url(url)
+
+    def test_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
+        path = tmp_path / "notes.txt"
+        path.write_bytes(b"these are not the pages you are looking for" * 100)
+        with pytest.raises(ConfigurationError, match="not a usable outbox"):
+            SQLiteOutbox(path)
+
+    def test_repr_names_the_file(self, tmp_path: Path) -> None:
+        assert f"SQLiteOutbox({str(tmp_path / 'o.db')!r})" == repr(SQLiteOutbox(tmp_path / "o.db"))
+
+
+def test_stats_time_is_the_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    box = SQLiteOutbox(tmp_path / "o.db", clock=clock)
+    box.add([new(1)])
+    clock.advance(12.5)
+    assert 12.5 == box.stats().oldest_age
