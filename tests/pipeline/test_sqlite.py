@@ -72,7 +72,10 @@ class TestDurability:
         path = tmp_path / "o.db"
         SQLiteOutbox(path, synchronous="normal").close()
         with sqlite3.connect(path) as db:
-            assert "wal" == db.execute("PRAGMA journal_mode").fetchone()[0]
+            assert ("wal", 16384) == (
+                db.execute("PRAGMA journal_mode").fetchone()[0],
+                db.execute("PRAGMA page_size").fetchone()[0],
+            )
 
     def test_bodies_are_never_rewritten_by_state_changes(self, tmp_path: Path) -> None:
         """Lease, retry, release, dead letter and its retry touch only the message row:

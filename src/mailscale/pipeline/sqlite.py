@@ -104,6 +104,7 @@ _DEAD_COLUMNS = (
     " last_reason, outcomes"
 )
 _SYNCHRONOUS = ("full", "normal")
+_PAGE_SIZE = 16384
 
 
 def _path_of(url: str) -> str:
@@ -176,6 +177,9 @@ class SQLiteOutbox:
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the outbox {str(path)!r}: {exc}") from None
         try:
+            # Bodies of 20 KB fill one or two 16 KB pages instead of a chain of five 4 KB
+            # overflow pages: about four times the write rate. Only a new file takes it.
+            self._db.execute(f"PRAGMA page_size={_PAGE_SIZE}")
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise ConfigurationError(
