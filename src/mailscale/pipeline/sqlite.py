@@ -250,25 +250,26 @@ class SQLiteOutbox:
             return []
         with self._lock, self._write() as db:
             now = self._clock()
+            wanted = {m.idempotency_key for m in messages if m.idempotency_key is not None}
+            known = _known_keys(db, wanted)
+            # Rows get consecutive ids after the largest ever given: the write lock is held,
+            # and AUTOINCREMENT never goes back below what sqlite_sequence records.
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+            next_id = (row[0] if row else 0) + 1
             ids: list[str] = []
-            batch_keys: dict[str, str] = {}
+            rows: list[tuple[Any, ...]] = []
+            bodies: list[tuple[int, bytes]] = []
+            keys: list[tuple[str, int]] = []
             for msg in messages:
                 key = msg.idempotency_key
-                if key is not None:
-                    known = batch_keys.get(key)
-                    if known is None:
-                        row = db.execute(
-                            "SELECT id FROM idempotency_keys WHERE key = ?", (key,)
-                        ).fetchone()
-                        known = None if row is None else str(row[0])
-                    if known is not None:
-                        ids.append(known)
-                        continue
-                cur = db.execute(
-                    "INSERT INTO messages (state, priority, route, not_before, created_at,"
-                    " sender, recipients, message_id, tags, metadata, idempotency_key)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                if key is not None and key in known:
+                    ids.append(known[key])
+                    continue
+                id = next_id
+                next_id += 1
+                rows.append(
                     (
+                        id,
                         _QUEUED,
                         int(msg.priority),
                         msg.route,
@@ -280,14 +281,21 @@ class SQLiteOutbox:
                         json.dumps(msg.tags, ensure_ascii=False),
                         json.dumps(dict(msg.metadata), ensure_ascii=False),
                         key,
-                    ),
+                    )
                 )
-                rowid = cur.lastrowid
-                db.execute("INSERT INTO bodies (id, body) VALUES (?, ?)", (rowid, msg.body))
+                bodies.append((id, msg.body))
                 if key is not None:
-                    db.execute("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", (key, rowid))
-                    batch_keys[key] = str(rowid)
-                ids.append(str(rowid))
+                    keys.append((key, id))
+                    known[key] = str(id)
+                ids.append(str(id))
+            db.executemany(
+                "INSERT INTO messages (id, state, priority, route, not_before, created_at,"
+                " sender, recipients, message_id, tags, metadata, idempotency_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.executemany("INSERT INTO bodies (id, body) VALUES (?, ?)", bodies)
+            db.executemany("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", keys)
             return ids
 
     def lease(
@@ -344,23 +352,22 @@ class SQLiteOutbox:
             return []
         with self._lock, self._write() as db:
             now = self._clock()
-            current: list[tuple[int, list[str]] | None] = []
+            numeric = [int(x.id) for x in settlements if x.id.isdigit()]
+            leased = _leased_rows(db, numeric)
+            current: list[tuple[int, str] | None] = []
             for s in settlements:
-                row = None
-                if s.id.isdigit():
-                    row = db.execute(
-                        "SELECT id, recipients FROM messages WHERE id = ? AND state = ?"
-                        " AND token = ?",
-                        (int(s.id), _LEASED, s.token),
-                    ).fetchone()
-                if row is not None and s.action is Settle.RETRY:
+                row = leased.get(int(s.id)) if s.id.isdigit() else None
+                if row is None or row[0] != s.token:
+                    current.append(None)
+                    continue
+                if s.action is Settle.RETRY:
                     extra = set(s.pending) - set(json.loads(row[1]))
                     if extra:
                         raise ValueError(
                             f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
                             "not among the leased message's recipients"
                         )
-                current.append(None if row is None else (row[0], row[1]))
+                current.append((int(s.id), row[1]))
             applied: list[bool] = []
             done: list[tuple[int]] = []
             for s, found in zip(settlements, current, strict=True):
@@ -513,6 +520,39 @@ class SQLiteOutbox:
         """Close the database connection (idempotent)."""
         with self._lock:
             self._db.close()
+
+
+# SQLite's default limit on bound parameters is 32,766 (999 before 3.32): stay well below.
+_CHUNK = 500
+
+
+def _known_keys(db: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
+    """Idempotency key -> id of the stored message, for those of *keys* already stored."""
+    found: dict[str, str] = {}
+    wanted = list(keys)
+    for i in range(0, len(wanted), _CHUNK):
+        part = wanted[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for key, id in db.execute(
+            f"SELECT key, id FROM idempotency_keys WHERE key IN ({marks})", part
+        ):
+            found[key] = str(id)
+    return found
+
+
+def _leased_rows(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """id -> (lease token, recipients as stored) for those of *ids* that are leased."""
+    found: dict[int, tuple[str, str]] = {}
+    for i in range(0, len(ids), _CHUNK):
+        part = ids[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        for id, token, recipients in db.execute(
+            f"SELECT id, token, recipients FROM messages WHERE state = {_LEASED}"
+            f" AND id IN ({marks})",
+            part,
+        ):
+            found[id] = (token, recipients)
+    return found
 
 
 def _lease_of(row: Sequence[Any], token: str, until: float) -> Lease:
