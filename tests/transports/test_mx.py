@@ -229,6 +229,32 @@ class TestSourceAndTLS:
         assert "127.0.0.6" == world.primary.received[0].peer_ip
         assert "127.0.0.7" == world.backup.received[0].peer_ip
 
+    def test_shaping_ip_pool_binds_its_choice(self, world: World) -> None:
+        """mailscale.shaping.IPPool answers with a PoolChoice: its ip is the source address."""
+        from mailscale.shaping import IPPool
+
+        with world.mx(ip_pool=IPPool(["127.0.0.6"])) as t:
+            assert t.send([make_envelope("a@example.test")])[0].accepted
+        assert "127.0.0.6" == world.primary.received[0].peer_ip
+
+    def test_full_ip_pool_defers_without_connecting(self, world: World) -> None:
+        """No IP with capacity for the domain: its recipients are deferred with the pool's
+        wait, and no exchanger is contacted."""
+        from mailscale.shaping import IPPool, Limit
+
+        pool = IPPool(["127.0.0.6"], per_domain=Limit(1, 3600.0, burst=1))
+        with world.mx(ip_pool=pool) as t:
+            batch = [make_envelope("a@example.test"), make_envelope("b@example.test")]
+            first, second = t.send(batch)
+        assert first.accepted
+        assert (SendStatus.DEFERRED, "4.7.0", ("b@example.test",)) == (
+            second.status,
+            second.enhanced_status,
+            second.pending_recipients,
+        )
+        assert second.retry_after is not None and 3500 < second.retry_after <= 3600
+        assert 1 == len(world.primary.received)
+
     def test_opportunistic_starttls(self, world: World) -> None:
         """STARTTLS is used when offered, even with an unknown certificate, by default."""
         with world.mx() as t:

@@ -69,9 +69,13 @@ MX_TLS_MODES = ("opportunistic", "required", "none")
 
 
 class IPChooser(Protocol):
-    """Picks the local source address for a destination domain (an IP pool)."""
+    """Picks the local source address for a destination domain (an IP pool).
 
-    def choose(self, domain: str) -> str: ...
+    ``choose`` returns the address, or an object with ``ip`` (None when no IP has
+    capacity now) and ``retry_after`` seconds, as ``mailscale.shaping.IPPool`` does.
+    """
+
+    def choose(self, domain: str) -> Any: ...
 
 
 @attrs.frozen
@@ -107,7 +111,9 @@ class MXTransport(TransportBase):
         local_hostname: the EHLO name (default: the machine's FQDN).
         source_address: local IP to bind, or None.
         ip_pool: an object whose ``choose(domain)`` returns the local IP to
-            bind for that domain (overrides ``source_address``).
+            bind for that domain (overrides ``source_address``), such as
+            ``mailscale.shaping.IPPool``; when it has no IP with capacity, the
+            domain's recipients are deferred with its ``retry_after``.
         pool_size: connections open at most per exchanger address.
         max_idle: seconds an idle connection is kept.
         route_ttl: seconds a domain's looked-up routes are cached at most
@@ -338,10 +344,18 @@ class MXTransport(TransportBase):
 
     # --- sending -------------------------------------------------------------
 
-    def _source(self, domain: str) -> str | None:
-        if self.ip_pool is not None:
-            return str(self.ip_pool.choose(domain))
-        return self.source_address
+    def _source(self, domain: str) -> tuple[str | None, float | None]:
+        """The local address to send from, and None; or None and the seconds to wait when
+        the pool has no IP with capacity for *domain* now."""
+        if self.ip_pool is None:
+            return self.source_address, None
+        choice: Any = self.ip_pool.choose(domain)
+        # mailscale.shaping.IPPool answers with a PoolChoice (ip, retry_after); a plain
+        # pool may answer with the address itself.
+        ip = getattr(choice, "ip", choice)
+        if ip is None:
+            return None, max(0.0, float(getattr(choice, "retry_after", 0.0)))
+        return str(ip), None
 
     def _opener(
         self, route: Route, address: str, source: str | None, tls: str
@@ -413,14 +427,18 @@ class MXTransport(TransportBase):
             recipient_results=ordered,
             idempotency_key=env.idempotency_key,
             possibly_delivered=any(r.possibly_delivered for r in replies),
+            # The longest wait any domain asked for (an IP pool without capacity).
+            retry_after=max((r.retry_after for r in replies if r.retry_after), default=None),
         )
 
     def _deliver_domain(
         self, env: Envelope, domain: str, rcpts: list[str], data: bytes, routes: list[Route]
     ) -> SendResult:
         """Try each exchanger in order until one answers the transaction."""
-        source = self._source(domain)
+        source, wait = self._source(domain)
         part = attrs.evolve(env, recipients=tuple(rcpts))
+        if wait is not None:
+            return _pool_full(part, domain, wait, self.name)
         failures: list[str] = []
         candidates = [(route, address) for route in routes for address in route.addresses]
         now = self._clock()
@@ -520,3 +538,28 @@ class MXTransport(TransportBase):
             "source_address": self.source_address,
             "ip_pool": self.ip_pool,
         }
+
+
+def _pool_full(part: Envelope, domain: str, wait: float, transport: str) -> SendResult:
+    """Deferred without a connection: no IP of the pool may send to *domain* yet."""
+    text = f"4.7.0 no source IP of the pool has capacity for {domain} now"
+    return SendResult(
+        status=SendStatus.DEFERRED,
+        recipients=part.recipients,
+        transport=transport,
+        status_code="local",
+        status_text=text,
+        enhanced_status="4.7.0",
+        retry_after=wait,
+        recipient_results=tuple(
+            RecipientResult(
+                recipient=r,
+                status=SendStatus.DEFERRED,
+                status_code="local",
+                status_text=text,
+                enhanced_status="4.7.0",
+            )
+            for r in part.recipients
+        ),
+        idempotency_key=part.idempotency_key,
+    )
