@@ -17,7 +17,7 @@ from mailscale.planning._kpi import (
     default_kpi_targets,
     evaluate_kpis,
 )
-from mailscale.planning._plan import (
+from mailscale.planning._model import (
     Criterion,
     Derived,
     EspChoice,
@@ -29,9 +29,8 @@ from mailscale.planning._plan import (
     TcoEstimate,
     TierChoice,
     VpsQuote,
-    plan,
-    tier_for,
 )
+from mailscale.planning._plan import plan, tier_for
 from mailscale.planning._workload import (
     DEFAULT_HOURLY_COST_USD,
     DEFAULT_MESSAGE_SIZE_BYTES,

@@ -13,8 +13,10 @@ import attrs
 
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
+from mailscale.planning._explain import tco_note
 from mailscale.planning._format import kpi_value, money, money_range, number, quantity
-from mailscale.planning._plan import Plan, plan, tco_note
+from mailscale.planning._model import Plan
+from mailscale.planning._plan import plan
 from mailscale.planning._workload import Workload
 
 __all__ = ["parse_quantity", "parse_size", "register", "render"]

@@ -19,35 +19,30 @@ from mailscale.planning._data import (
 )
 from mailscale.planning._format import (
     compact,
-    kpi_value,
-    money,
-    money_range,
     number,
     plural,
     plurals,
     quantity,
 )
-from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
+from mailscale.planning._kpi import KpiTarget
+from mailscale.planning._model import (
+    Criterion,
+    Derived,
+    EspChoice,
+    Feasibility,
+    HostingDecision,
+    Phase,
+    Plan,
+    Requirement,
+    TcoEstimate,
+    TierChoice,
+    VpsQuote,
+)
 from mailscale.planning._validate import check_number
 from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
 
-__all__ = [
-    "Criterion",
-    "Derived",
-    "EspChoice",
-    "Feasibility",
-    "HostingDecision",
-    "Phase",
-    "Plan",
-    "Requirement",
-    "TcoEstimate",
-    "TierChoice",
-    "VpsQuote",
-    "plan",
-    "tier_for",
-]
+__all__ = ["plan", "tier_for"]
 
-SCHEMA_VERSION = 1
 _MONTHS_PER_YEAR = 12
 _DAYS_PER_YEAR = 365
 _BYTES_PER_GB = 10**9
@@ -66,259 +61,6 @@ def _exact(value: float) -> Fraction:
 
 def _ceil(value: Fraction) -> int:
     return math.ceil(value)
-
-
-@attrs.frozen
-class TierChoice:
-    """The planning guide's volume tier a workload falls in.
-
-    Attributes:
-        key: the tier's name in the data (``starter``, ``growth``, ``scale``, ``high_volume``).
-        label: the band, e.g. ``100K-1M`` or ``1M+``.
-        min_volume: the band's inclusive lower bound.
-        max_volume: the band's exclusive upper bound, None for the top tier.
-        below_smallest: the volume is under the smallest tier's lower bound.
-    """
-
-    key: str
-    label: str
-    min_volume: int
-    max_volume: int | None
-    vcpu: tuple[float, float]
-    ram_gb: tuple[float, float]
-    ssd_gb: tuple[float, float]
-    dedicated_ips: tuple[float, float]
-    monthly_cost_usd: tuple[float, float]
-    architecture: str
-    servers: int
-    multi_server: bool
-    multi_data_center: bool
-    open_ended: bool
-    below_smallest: bool
-
-
-@attrs.frozen
-class Derived:
-    """A figure derived from the workload, with the rule that produced it."""
-
-    key: str
-    value: float
-    unit: str
-    rule: str
-
-
-@attrs.frozen
-class Requirement:
-    """A recommended resource: the larger of the tier's figure and the derived one.
-
-    Attributes:
-        resource: ``vcpu``, ``ram_gb``, ``storage_gb``, ``dedicated_ips`` or ``servers``.
-        label: the resource in words (``RAM``, ``dedicated IPs``).
-        tier: the tier's figure (the high end of its band; servers: its architecture).
-        derived: the figure derived from the workload, None when no rule derives it.
-        recommended: ``max(tier, derived)``.
-        driver: ``"derived"`` when the derived figure is strictly larger, else ``"tier"``.
-        rule: the derivation rule, in words.
-    """
-
-    resource: str
-    label: str
-    unit: str
-    tier: int
-    derived: int | None
-    recommended: int
-    driver: str
-    rule: str
-
-
-@attrs.frozen
-class VpsQuote:
-    """A VPS provider's monthly cost band for the recommended servers."""
-
-    provider: str
-    name: str
-    size: str
-    servers: int
-    per_server_usd: tuple[float, float]
-    monthly_usd: tuple[float, float]
-    open_ended: bool
-    strengths: tuple[str, ...]
-
-
-@attrs.frozen
-class EspChoice:
-    """The ESP picked for the workload, the runner-up, and why."""
-
-    chosen: str
-    chosen_name: str
-    reason: str
-    runner_up: str | None
-    runner_up_name: str | None
-    runner_up_reason: str
-    band_choice: str
-    use_case_choice: str | None
-
-
-@attrs.frozen
-class Feasibility:
-    """How many keys (users, tokens, accounts) an ESP needs for the peak hour.
-
-    Attributes:
-        limit_per_hour: the ESP's limit per key, converted to an hour.
-        unbatched_units: what the peak hour counts against the limit sending one
-            message per call.
-        batched_units: the same with full batches (unchanged when the quota counts
-            recipients, as SES's does).
-        keys_unbatched: keys needed without batching, ``ceil(units / limit)``.
-        keys_batched: keys needed with batching.
-    """
-
-    esp: str
-    name: str
-    scope: str
-    limit_per_hour: float
-    batch_size: int
-    batch_unit: str
-    quota_counts: str
-    peak_hour_messages: int
-    unbatched_units: int
-    batched_units: int
-    keys_unbatched: int
-    keys_batched: int
-    chosen: bool
-
-
-@attrs.frozen
-class Criterion:
-    """One self-hosting criterion of the planning guide, met or not."""
-
-    key: str
-    label: str
-    met: bool
-    detail: str
-
-
-@attrs.frozen
-class HostingDecision:
-    """Self-hosted or managed, by the planning guide's criteria."""
-
-    recommendation: str
-    criteria: tuple[Criterion, ...]
-    met: int
-    required: int
-
-
-@attrs.frozen
-class TcoEstimate:
-    """Monthly total cost of one option: infrastructure + hours x rate + compliance."""
-
-    option: str
-    name: str
-    infrastructure_usd: tuple[float, float]
-    engineering_hours: float
-    hourly_cost_usd: float
-    engineering_usd: float
-    compliance_usd: tuple[float, float]
-    total_usd: tuple[float, float]
-    cheapest: bool
-
-
-@attrs.frozen
-class Phase:
-    """A roadmap phase with the tasks kept for this plan."""
-
-    key: str
-    months: tuple[int, int]
-    tasks: tuple[str, ...]
-
-
-def _plain(value: Any) -> Any:
-    """Plain JSON types with sorted keys; whole floats become ints."""
-    if attrs.has(type(value)):
-        return _plain(attrs.asdict(value, recurse=False))
-    if isinstance(value, Mapping):
-        return {str(k): _plain(value[k]) for k in sorted(value, key=str)}
-    if isinstance(value, frozenset):
-        return sorted(_plain(v) for v in value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, (float, Fraction)):
-        as_float = float(value)
-        return int(as_float) if as_float.is_integer() else round(as_float, 6)
-    raise TypeError(f"cannot serialize {type(value).__name__}")  # pragma: no cover
-
-
-@attrs.frozen
-class Plan:
-    """The infrastructure plan for a `Workload`: build it with `plan`.
-
-    Every section keeps the rule that produced it; `explain` renders them as
-    text and `to_dict` as stable, JSON-serializable data.
-    """
-
-    workload: Workload
-    tier: TierChoice
-    per_core_rate: float
-    per_core_rate_source: str
-    derived: tuple[Derived, ...]
-    requirements: tuple[Requirement, ...]
-    per_server: tuple[int, int]
-    vps: tuple[VpsQuote, ...]
-    esp: EspChoice
-    feasibility: tuple[Feasibility, ...]
-    hosting: HostingDecision
-    tco: tuple[TcoEstimate, ...]
-    kpis: tuple[KpiTarget, ...]
-    roadmap: tuple[Phase, ...]
-
-    def requirement(self, resource: str) -> Requirement:
-        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""
-        for requirement in self.requirements:
-            if requirement.resource == resource:
-                return requirement
-        raise _unknown("resource", resource, [r.resource for r in self.requirements])
-
-    def derived_value(self, key: str) -> float:
-        """The derived figure ``key`` (``peak_hour_messages``, ...); unknown: `PlanningError`."""
-        for item in self.derived:
-            if item.key == key:
-                return item.value
-        raise _unknown("key", key, [item.key for item in self.derived])
-
-    @property
-    def cheapest(self) -> TcoEstimate:
-        """The TCO option marked cheapest."""
-        return next(option for option in self.tco if option.cheapest)
-
-    def feasibility_for(self, esp: str) -> Feasibility:
-        """The rate-limit feasibility of ``esp``; an unknown ESP raises `PlanningError`."""
-        for item in self.feasibility:
-            if item.esp == esp:
-                return item
-        raise _unknown("esp", esp, [item.esp for item in self.feasibility])
-
-    def evaluate_kpis(self, observed: Mapping[str, object]) -> HealthReport:
-        """Compare observed KPIs with this plan's targets (see `evaluate_kpis`)."""
-        return evaluate_kpis(observed, targets=self.kpis)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as plain JSON types: keys sorted, whole numbers as ints."""
-        data = {field.name: getattr(self, field.name) for field in attrs.fields(Plan)}
-        data["workload"] = self.workload.to_dict()
-        data["schema_version"] = SCHEMA_VERSION
-        plain: dict[str, Any] = _plain(data)
-        return plain
-
-    def explain(self) -> str:
-        """The reasoning, one step per line (``.splitlines()`` gives the list)."""
-        return "\n".join(_explain(self))
-
-
-def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
-    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}",
-                         field=field)
 
 
 def _checked_data(data: object) -> PlanningData:
@@ -347,25 +89,6 @@ def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
         if volume >= tier.min_volume:
             chosen = tier
     return chosen
-
-
-def tco_note(p: Plan) -> str | None:
-    """How the self-hosted TCO row's infrastructure (the guide's band) compares with the
-    plan's own VPS quotes, which the TCO does not use; None without a self-hosted row."""
-    row = next((o for o in p.tco if o.option == "self_hosted"), None)
-    if row is None or not p.vps:
-        return None
-    low = min(q.monthly_usd[0] for q in p.vps)
-    high = max(q.monthly_usd[1] for q in p.vps)
-    open_ended = any(q.open_ended for q in p.vps)
-    band = money_range(*row.infrastructure_usd)
-    quotes = money_range(low, high, open_ended=open_ended)
-    servers = p.vps[0].servers
-    relation = ("above" if high > row.infrastructure_usd[1] or open_ended
-                else "within")
-    return (f"Self-hosted infrastructure is the planning guide's {band}/month; this plan's "
-            f"VPS quotes for {plural(servers, 'server')} are {quotes}/month, {relation} it"
-            + (", so the self-hosted total may be higher." if relation == "above" else "."))
 
 
 def _band_label(low: int, high: int | None) -> str:
@@ -722,85 +445,3 @@ def plan(
         roadmap=(),
     )
     return attrs.evolve(draft, roadmap=_roadmap(draft, data))
-
-
-def _range(pair: tuple[float, float], unit: str = "", open_ended: bool = False) -> str:
-    plus = "+" if open_ended else ""
-    low, high = number(pair[0]), number(pair[1])
-    text = low if low == high else f"{low}-{high}"
-    return f"{text}{plus}{' ' + unit if unit else ''}"
-
-
-def _explain(p: Plan) -> list[str]:
-    w, t = p.workload, p.tier
-    lines = [
-        f"Workload: {quantity(w.monthly_volume, 'emails/month')}, "
-        f"{_USE_CASE_WORDS[w.use_case]}; "
-        f"peak hour carries {number(w.peak_hour_share * 100)}% of a day's volume.",
-    ]
-    upper = "" if t.max_volume is None else f" < {t.max_volume:,}"
-    where = (f"{w.monthly_volume:,} is below the smallest tier, which applies"
-             if t.below_smallest else f"{t.min_volume:,} <= {w.monthly_volume:,}{upper}")
-    lines.append(
-        f"Tier {t.label}/month ({where}; bands are lower-inclusive): "
-        f"{_range(t.vcpu, 'vCPU', t.open_ended)}, {_range(t.ram_gb, 'GB RAM', t.open_ended)}, "
-        f"{_range(t.ssd_gb, 'GB SSD', t.open_ended)}, "
-        f"{_range(t.dedicated_ips, 'dedicated IPs', t.open_ended)}, {t.architecture}, "
-        f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month."
-    )
-    for item in p.derived:
-        lines.append(f"Derived {item.key.replace('_', ' ')}: "
-                     f"{quantity(item.value, item.unit, 3)} = {item.rule}.")
-    for r in p.requirements:
-        derived = "none" if r.derived is None else f"{r.derived:,}"
-        lines.append(
-            f"Recommended {r.label}: {quantity(r.recommended, r.unit)} "
-            f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
-        )
-    lines.append(f"Per server: {p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM "
-                 f"({p.vps[0].size} size) x {plural(p.vps[0].servers, 'server')}.")
-    for q in p.vps:
-        lines.append(
-            f"VPS {q.name}: {money_range(*q.monthly_usd, open_ended=q.open_ended)}/month "
-            f"({q.servers:,} x {money_range(*q.per_server_usd, open_ended=q.open_ended)}); "
-            f"strengths: {', '.join(q.strengths)}."
-        )
-    e = p.esp
-    lines.append(f"ESP: {e.chosen_name}, because {e.reason}.")
-    if e.runner_up_name is not None:
-        lines.append(f"ESP runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
-    for f in p.feasibility:
-        mark = " (chosen)" if f.chosen else ""
-        counted = ("recipients count against the quota, so batching saves calls, not quota"
-                   if f.quota_counts == "recipients"
-                   else f"{plural(f.batched_units, 'batch call')} of {f.batch_size:,} "
-                        f"{f.batch_unit}")
-        lines.append(
-            f"Rate limit {f.name}{mark}: {number(f.limit_per_hour)}/hour per {f.scope}; "
-            f"peak hour {plural(f.peak_hour_messages, 'email')} needs "
-            f"{plural(f.keys_unbatched, f.scope)} without batching, {f.keys_batched:,} with "
-            f"batching ({counted})."
-        )
-    h = p.hosting
-    lines.append(f"Hosting: {h.recommendation.replace('_', '-')} "
-                 f"({h.met} of {len(h.criteria)} self-hosting criteria met, "
-                 f"{h.required} required).")
-    for c in h.criteria:
-        lines.append(f"  {'met' if c.met else 'not met'}: {c.label} ({c.detail}).")
-    for o in p.tco:
-        mark = " (cheapest)" if o.cheapest else ""
-        lines.append(
-            f"TCO {o.name}{mark}: {money_range(*o.total_usd)}/month = infrastructure "
-            f"{money_range(*o.infrastructure_usd)} + {number(o.engineering_hours)} h x "
-            f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}."
-        )
-    note = tco_note(p)
-    if note is not None:
-        lines.append(f"Note: {note}")
-    for k in p.kpis:
-        source = "" if k.source == "brief" else f" (raised to the {k.source})"
-        lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")
-    for phase in p.roadmap:
-        lines.append(f"Phase {phase.key} (months {phase.months[0]}-{phase.months[1]}):")
-        lines.extend(f"  - {task}" for task in phase.tasks)
-    return lines

@@ -1,0 +1,284 @@
+"""The plan's values: every section of a `Plan` and the `Plan` itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from mailscale.errors import PlanningError
+from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
+from mailscale.planning._workload import Workload
+
+__all__ = [
+    "Criterion",
+    "Derived",
+    "EspChoice",
+    "Feasibility",
+    "HostingDecision",
+    "Phase",
+    "Plan",
+    "Requirement",
+    "TcoEstimate",
+    "TierChoice",
+    "VpsQuote",
+]
+
+SCHEMA_VERSION = 1
+
+
+@attrs.frozen
+class TierChoice:
+    """The planning guide's volume tier a workload falls in.
+
+    Attributes:
+        key: the tier's name in the data (``starter``, ``growth``, ``scale``, ``high_volume``).
+        label: the band, e.g. ``100K-1M`` or ``1M+``.
+        min_volume: the band's inclusive lower bound.
+        max_volume: the band's exclusive upper bound, None for the top tier.
+        below_smallest: the volume is under the smallest tier's lower bound.
+    """
+
+    key: str
+    label: str
+    min_volume: int
+    max_volume: int | None
+    vcpu: tuple[float, float]
+    ram_gb: tuple[float, float]
+    ssd_gb: tuple[float, float]
+    dedicated_ips: tuple[float, float]
+    monthly_cost_usd: tuple[float, float]
+    architecture: str
+    servers: int
+    multi_server: bool
+    multi_data_center: bool
+    open_ended: bool
+    below_smallest: bool
+
+
+@attrs.frozen
+class Derived:
+    """A figure derived from the workload, with the rule that produced it."""
+
+    key: str
+    value: float
+    unit: str
+    rule: str
+
+
+@attrs.frozen
+class Requirement:
+    """A recommended resource: the larger of the tier's figure and the derived one.
+
+    Attributes:
+        resource: ``vcpu``, ``ram_gb``, ``storage_gb``, ``dedicated_ips`` or ``servers``.
+        label: the resource in words (``RAM``, ``dedicated IPs``).
+        tier: the tier's figure (the high end of its band; servers: its architecture).
+        derived: the figure derived from the workload, None when no rule derives it.
+        recommended: ``max(tier, derived)``.
+        driver: ``"derived"`` when the derived figure is strictly larger, else ``"tier"``.
+        rule: the derivation rule, in words.
+    """
+
+    resource: str
+    label: str
+    unit: str
+    tier: int
+    derived: int | None
+    recommended: int
+    driver: str
+    rule: str
+
+
+@attrs.frozen
+class VpsQuote:
+    """A VPS provider's monthly cost band for the recommended servers."""
+
+    provider: str
+    name: str
+    size: str
+    servers: int
+    per_server_usd: tuple[float, float]
+    monthly_usd: tuple[float, float]
+    open_ended: bool
+    strengths: tuple[str, ...]
+
+
+@attrs.frozen
+class EspChoice:
+    """The ESP picked for the workload, the runner-up, and why."""
+
+    chosen: str
+    chosen_name: str
+    reason: str
+    runner_up: str | None
+    runner_up_name: str | None
+    runner_up_reason: str
+    band_choice: str
+    use_case_choice: str | None
+
+
+@attrs.frozen
+class Feasibility:
+    """How many keys (users, tokens, accounts) an ESP needs for the peak hour.
+
+    Attributes:
+        limit_per_hour: the ESP's limit per key, converted to an hour.
+        unbatched_units: what the peak hour counts against the limit sending one
+            message per call.
+        batched_units: the same with full batches (unchanged when the quota counts
+            recipients, as SES's does).
+        keys_unbatched: keys needed without batching, ``ceil(units / limit)``.
+        keys_batched: keys needed with batching.
+    """
+
+    esp: str
+    name: str
+    scope: str
+    limit_per_hour: float
+    batch_size: int
+    batch_unit: str
+    quota_counts: str
+    peak_hour_messages: int
+    unbatched_units: int
+    batched_units: int
+    keys_unbatched: int
+    keys_batched: int
+    chosen: bool
+
+
+@attrs.frozen
+class Criterion:
+    """One self-hosting criterion of the planning guide, met or not."""
+
+    key: str
+    label: str
+    met: bool
+    detail: str
+
+
+@attrs.frozen
+class HostingDecision:
+    """Self-hosted or managed, by the planning guide's criteria."""
+
+    recommendation: str
+    criteria: tuple[Criterion, ...]
+    met: int
+    required: int
+
+
+@attrs.frozen
+class TcoEstimate:
+    """Monthly total cost of one option: infrastructure + hours x rate + compliance."""
+
+    option: str
+    name: str
+    infrastructure_usd: tuple[float, float]
+    engineering_hours: float
+    hourly_cost_usd: float
+    engineering_usd: float
+    compliance_usd: tuple[float, float]
+    total_usd: tuple[float, float]
+    cheapest: bool
+
+
+@attrs.frozen
+class Phase:
+    """A roadmap phase with the tasks kept for this plan."""
+
+    key: str
+    months: tuple[int, int]
+    tasks: tuple[str, ...]
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON types with sorted keys; whole floats become ints."""
+    if attrs.has(type(value)):
+        return _plain(attrs.asdict(value, recurse=False))
+    if isinstance(value, Mapping):
+        return {str(k): _plain(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, (float, Fraction)):
+        as_float = float(value)
+        return int(as_float) if as_float.is_integer() else round(as_float, 6)
+    raise TypeError(f"cannot serialize {type(value).__name__}")  # pragma: no cover
+
+
+@attrs.frozen
+class Plan:
+    """The infrastructure plan for a `Workload`: build it with `plan`.
+
+    Every section keeps the rule that produced it; `explain` renders them as
+    text and `to_dict` as stable, JSON-serializable data.
+    """
+
+    workload: Workload
+    tier: TierChoice
+    per_core_rate: float
+    per_core_rate_source: str
+    derived: tuple[Derived, ...]
+    requirements: tuple[Requirement, ...]
+    per_server: tuple[int, int]
+    vps: tuple[VpsQuote, ...]
+    esp: EspChoice
+    feasibility: tuple[Feasibility, ...]
+    hosting: HostingDecision
+    tco: tuple[TcoEstimate, ...]
+    kpis: tuple[KpiTarget, ...]
+    roadmap: tuple[Phase, ...]
+
+    def requirement(self, resource: str) -> Requirement:
+        """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""
+        for requirement in self.requirements:
+            if requirement.resource == resource:
+                return requirement
+        raise _unknown("resource", resource, [r.resource for r in self.requirements])
+
+    def derived_value(self, key: str) -> float:
+        """The derived figure ``key`` (``peak_hour_messages``, ...); unknown: `PlanningError`."""
+        for item in self.derived:
+            if item.key == key:
+                return item.value
+        raise _unknown("key", key, [item.key for item in self.derived])
+
+    @property
+    def cheapest(self) -> TcoEstimate:
+        """The TCO option marked cheapest."""
+        return next(option for option in self.tco if option.cheapest)
+
+    def feasibility_for(self, esp: str) -> Feasibility:
+        """The rate-limit feasibility of ``esp``; an unknown ESP raises `PlanningError`."""
+        for item in self.feasibility:
+            if item.esp == esp:
+                return item
+        raise _unknown("esp", esp, [item.esp for item in self.feasibility])
+
+    def evaluate_kpis(self, observed: Mapping[str, object]) -> HealthReport:
+        """Compare observed KPIs with this plan's targets (see `evaluate_kpis`)."""
+        return evaluate_kpis(observed, targets=self.kpis)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON types: keys sorted, whole numbers as ints."""
+        data = {field.name: getattr(self, field.name) for field in attrs.fields(Plan)}
+        data["workload"] = self.workload.to_dict()
+        data["schema_version"] = SCHEMA_VERSION
+        plain: dict[str, Any] = _plain(data)
+        return plain
+
+    def explain(self) -> str:
+        """The reasoning, one step per line (``.splitlines()`` gives the list)."""
+        from mailscale.planning._explain import explain_lines
+
+        return "\n".join(explain_lines(self))
+
+
+def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
+    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}",
+                         field=field)
