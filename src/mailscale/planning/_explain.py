@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from mailscale.planning._data import Capacity
 from mailscale.planning._format import kpi_value, money, money_range, number, plural, quantity
-from mailscale.planning._model import Plan
+from mailscale.planning._model import Derived, Plan
+from mailscale.planning._sizing import Sizing
+from mailscale.planning._workload import Workload
 
-__all__ = ["explain_lines", "tco_note"]
+__all__ = ["derived_figures", "explain_lines", "servers_rule", "sizing_rules", "tco_note"]
 
 _USE_CASE_WORDS = {
     "transactional": "transactional",
@@ -13,6 +16,57 @@ _USE_CASE_WORDS = {
     "bulk_marketing": "bulk marketing",
     "enterprise": "enterprise",
 }
+
+
+def _rate_words(source: str) -> str:
+    return "planning guide" if source == "brief" else source
+
+
+def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived, ...]:
+    """The derived figures of ``s``, each with its rule in words."""
+    return (
+        Derived("daily_volume", float(s.daily), "emails/day",
+                f"{quantity(w.monthly_volume, 'emails/month')} x 12 / 365"),
+        Derived("peak_hour_messages", s.peak_hour, "emails",
+                f"ceil({number(s.daily)}/day x {number(s.share * 100)}% peak-hour share)"),
+        Derived("peak_per_minute", float(s.per_minute), "emails/minute",
+                f"{s.peak_hour:,} / 60"),
+        Derived("sending_cores", float(s.sending_cores), "cores",
+                f"{number(s.per_minute)}/minute / {number(s.rate)} emails/minute/core "
+                f"({_rate_words(s.rate_source)})"),
+        Derived("db_queries_per_second", float(s.qps), "queries/s",
+                f"{s.peak_hour:,}/hour x {number(capacity.db_queries_per_message)} "
+                "queries/email / 3600"),
+        Derived("database_cores", float(s.db_cores), "cores",
+                f"{number(s.qps)} queries/s / {number(capacity.db_queries_per_second_per_core)}"
+                " queries/s/core"),
+        Derived("stored_emails", s.stored, "emails",
+                f"ceil({number(s.daily)}/day x {w.retention_days} retention days)"),
+    )
+
+
+def sizing_rules(w: Workload, s: Sizing, capacity: Capacity) -> dict[str, str]:
+    """The rule in words behind each derived requirement, by resource."""
+    address_note = "" if w.active_addresses is not None else (
+        f" (active addresses default to the monthly volume / "
+        f"{number(w.sends_per_address_per_month)} sends per address per month)")
+    size_note = (f"1 GB per {number(capacity.stored_emails_per_gb)} stored emails"
+                 if s.gb_per_email == s.guide_gb_per_email
+                 else f"{number(w.message_size_bytes)} bytes per stored email")
+    return {
+        "vcpu": f"ceil(sending cores {number(s.sending_cores, 3)} + database cores "
+                f"{number(s.db_cores, 3)})",
+        "ram_gb": f"ceil({plural(s.addresses, 'active address', 'active addresses')} / "
+                  f"{number(capacity.active_addresses_per_gb_ram)} per GB){address_note}",
+        "storage_gb": f"ceil({plural(s.stored, 'stored email')} at {size_note})",
+        "dedicated_ips": "no derived rule: the tier's figure",
+    }
+
+
+def servers_rule(vcpu: int, ram_gb: int, capacity: Capacity) -> str:
+    """The rule in words behind the server count."""
+    return (f"max(ceil({vcpu:,} vCPU / {capacity.max_vcpu_per_server} per server), "
+            f"ceil({ram_gb:,} GB / {capacity.max_ram_gb_per_server} GB per server))")
 
 
 def tco_note(p: Plan) -> str | None:

@@ -17,17 +17,15 @@ from mailscale.planning._data import (
     TierSpec,
     load_data,
 )
+from mailscale.planning._explain import derived_figures, servers_rule, sizing_rules
 from mailscale.planning._format import (
     compact,
-    number,
     plural,
     plurals,
-    quantity,
 )
 from mailscale.planning._kpi import KpiTarget
 from mailscale.planning._model import (
     Criterion,
-    Derived,
     EspChoice,
     Feasibility,
     HostingDecision,
@@ -38,6 +36,9 @@ from mailscale.planning._model import (
     TierChoice,
     VpsQuote,
 )
+from mailscale.planning._sizing import ceil as _ceil
+from mailscale.planning._sizing import exact as _exact
+from mailscale.planning._sizing import size as _size
 from mailscale.planning._validate import check_number
 from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
 
@@ -53,14 +54,6 @@ _USE_CASE_WORDS = {
     "enterprise": "enterprise",
 }
 
-
-def _exact(value: float) -> Fraction:
-    """The decimal a float was written as (``0.1`` → 1/10), for exact ceilings."""
-    return Fraction(repr(float(value)))
-
-
-def _ceil(value: Fraction) -> int:
-    return math.ceil(value)
 
 
 def _checked_data(data: object) -> PlanningData:
@@ -344,73 +337,20 @@ def plan(
     capacity = data.capacity
     tier = _tier_choice(workload, data)
 
-    volume = workload.monthly_volume
-    share = _exact(workload.peak_hour_share)
-    if workload.per_core_rate is None:
-        rate, rate_source = capacity.emails_per_minute_per_core, "brief"
-    else:
-        rate, rate_source = workload.per_core_rate, "measured"
-    daily = Fraction(volume * _MONTHS_PER_YEAR, _DAYS_PER_YEAR)
-    peak_hour = _ceil(daily * share)
-    per_minute = Fraction(peak_hour, 60)
-    sending_cores = per_minute / _exact(rate)
-    qps = peak_hour * _exact(capacity.db_queries_per_message) / 3600
-    db_cores = qps / _exact(capacity.db_queries_per_second_per_core)
-    cores = _ceil(sending_cores + db_cores)
-    addresses = workload.addresses
-    ram = _ceil(addresses / _exact(capacity.active_addresses_per_gb_ram))
-    stored = _ceil(daily * workload.retention_days)
-    gb_per_email = max(1 / _exact(capacity.stored_emails_per_gb),
-                       Fraction(workload.message_size_bytes, _BYTES_PER_GB))
-    storage = _ceil(stored * gb_per_email)
-
-    address_note = "" if workload.active_addresses is not None else (
-        f" (active addresses default to the monthly volume / "
-        f"{number(workload.sends_per_address_per_month)} sends per address per month)")
-    derived = (
-        Derived("daily_volume", float(daily), "emails/day",
-                f"{quantity(volume, 'emails/month')} x 12 / 365"),
-        Derived("peak_hour_messages", peak_hour, "emails",
-                f"ceil({number(daily)}/day x {number(share * 100)}% peak-hour share)"),
-        Derived("peak_per_minute", float(per_minute), "emails/minute",
-                f"{peak_hour:,} / 60"),
-        Derived("sending_cores", float(sending_cores), "cores",
-                f"{number(per_minute)}/minute / {number(rate)} emails/minute/core "
-                f"({'planning guide' if rate_source == 'brief' else rate_source})"),
-        Derived("db_queries_per_second", float(qps), "queries/s",
-                f"{peak_hour:,}/hour x {number(capacity.db_queries_per_message)} "
-                "queries/email / 3600"),
-        Derived("database_cores", float(db_cores), "cores",
-                f"{number(qps)} queries/s / {number(capacity.db_queries_per_second_per_core)}"
-                " queries/s/core"),
-        Derived("stored_emails", stored, "emails",
-                f"ceil({number(daily)}/day x {workload.retention_days} retention days)"),
-    )
-    vcpu = _requirement(
-        "vcpu", "vCPU", tier.vcpu[1], cores,
-        f"ceil(sending cores {number(sending_cores, 3)} + database cores "
-        f"{number(db_cores, 3)})")
-    ram_req = _requirement(
-        "ram_gb", "GB", tier.ram_gb[1], ram,
-        f"ceil({plural(addresses, 'active address', 'active addresses')} / "
-        f"{number(capacity.active_addresses_per_gb_ram)} per GB){address_note}")
-    size_note = ("1 GB per "
-                 f"{number(capacity.stored_emails_per_gb)} stored emails"
-                 if gb_per_email == 1 / _exact(capacity.stored_emails_per_gb)
-                 else f"{number(workload.message_size_bytes)} bytes per stored email")
-    storage_req = _requirement(
-        "storage_gb", "GB", tier.ssd_gb[1], storage,
-        f"ceil({plural(stored, 'stored email')} at {size_note})")
+    sizing = _size(workload, capacity)
+    rules = sizing_rules(workload, sizing, capacity)
+    vcpu = _requirement("vcpu", "vCPU", tier.vcpu[1], sizing.cores, rules["vcpu"])
+    ram_req = _requirement("ram_gb", "GB", tier.ram_gb[1], sizing.ram_gb, rules["ram_gb"])
+    storage_req = _requirement("storage_gb", "GB", tier.ssd_gb[1], sizing.storage_gb,
+                               rules["storage_gb"])
     ips = _requirement("dedicated_ips", "IPs", tier.dedicated_ips[1], None,
-                       "no derived rule: the tier's figure")
+                       rules["dedicated_ips"])
     server_need = max(
         _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
         _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)),
     )
-    servers = _requirement(
-        "servers", "servers", tier.servers, server_need,
-        f"max(ceil({vcpu.recommended:,} vCPU / {capacity.max_vcpu_per_server} per server), "
-        f"ceil({ram_req.recommended:,} GB / {capacity.max_ram_gb_per_server} GB per server))")
+    servers = _requirement("servers", "servers", tier.servers, server_need,
+                           servers_rule(vcpu.recommended, ram_req.recommended, capacity))
     requirements = (vcpu, ram_req, storage_req, ips, servers)
     count = servers.recommended
     per_server = (_ceil(Fraction(vcpu.recommended, count)),
@@ -427,13 +367,13 @@ def plan(
         for p in data.vps_providers
     )
     esp = _esp_choice(workload, data)
-    feasibility = tuple(_feasibility(e, peak_hour, esp.chosen) for e in data.esps)
+    feasibility = tuple(_feasibility(e, sizing.peak_hour, esp.chosen) for e in data.esps)
     draft = Plan(
         workload=workload,
         tier=tier,
-        per_core_rate=rate,
-        per_core_rate_source=rate_source,
-        derived=derived,
+        per_core_rate=sizing.rate,
+        per_core_rate_source=sizing.rate_source,
+        derived=derived_figures(workload, sizing, capacity),
         requirements=requirements,
         per_server=per_server,
         vps=vps,
@@ -441,7 +381,7 @@ def plan(
         feasibility=feasibility,
         hosting=_hosting(workload, data),
         tco=_tco(workload, data),
-        kpis=_kpi_targets(per_minute, data),
+        kpis=_kpi_targets(sizing.per_minute, data),
         roadmap=(),
     )
     return attrs.evolve(draft, roadmap=_roadmap(draft, data))
