@@ -67,6 +67,10 @@ TCO = {
     "sendgrid": ((400, 2_000), 5, (200, 500)),
     "ses": ((100, 800), 20, (500, 1_500)),
 }
+# Engineering hours and compliance per cost option; Postmark (not in the guide) gets the
+# managed-ESP figures of SendGrid and Mailgun.
+TCO_HOURS = {key: (hours, compliance) for key, (_, hours, compliance) in TCO.items()}
+TCO_HOURS["postmark"] = (5, (200, 500))
 
 KPIS = {
     "queue_depth": ("<", 100),
@@ -89,3 +93,11 @@ def tier_index(volume: int) -> int:
         if volume >= low:
             index = i
     return index
+
+# mailscale's own figures (not the guide's), written out for the expected values.
+STORED_OVERHEAD_BYTES = 2_000  # outbox bytes per stored message beyond the message
+EMAILS_PER_IP_PER_HOUR = 25_000
+MIN_IPS = 2
+# All four self-hosting criteria met.
+SELF_HOSTED = {"team_expertise": "strong", "compliance_resources": True,
+               "custom_integration": True}

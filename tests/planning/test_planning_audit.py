@@ -337,34 +337,28 @@ class TestCliHints:
         assert "1.5M" not in err
 
 
-class TestSelfHostedInfrastructureNote:
-    def test_explain_compares_brief_band_with_vps_quotes(self) -> None:
-        """explain() says the self-hosted row uses the brief's band, next to the VPS quotes."""
-        p = plan(Workload(monthly_volume=2_000_000))
-        lows = [q.monthly_usd[0] for q in p.vps]
-        highs = [q.monthly_usd[1] for q in p.vps]
-        row = next(o for o in p.tco if o.option == "self_hosted")
-        assert (20, 200) == row.infrastructure_usd
-        note = next(line for line in p.explain().splitlines()
-                    if line.startswith("Note: Self-hosted infrastructure"))
-        assert "$20-200" in note
-        assert f"${min(lows):,.0f}-{max(highs):,.0f}" in note
-        assert max(highs) > 200
-        assert "above" in note
+class TestInfrastructureNote:
+    def test_one_figure_within_the_tier_range(self) -> None:
+        """250K/month managed: one infrastructure figure, the recommended option's
+        (2 Vultr servers $40 + SendGrid Pro $239.95), its servers within $20-120."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert pytest.approx(279.95) == p.infrastructure_usd
+        assert (p.infrastructure_usd, p.infrastructure_usd) == p.recommended.infrastructure_usd
+        assert p.infrastructure_note == (
+            "Infrastructure: $280/month for managed ESP SendGrid: servers $40 + SendGrid $240; "
+            "the servers are within the guide's 100K-1M tier range $20-120.")
 
-    def test_no_excess_no_warning(self) -> None:
-        """When the VPS quotes fit the brief's band, the note says so."""
-        p = plan(Workload(monthly_volume=5_000))
-        note = next(line for line in p.explain().splitlines()
-                    if line.startswith("Note: Self-hosted infrastructure"))
-        assert max(q.monthly_usd[1] for q in p.vps) <= 200
-        assert "within" in note
+    def test_above_the_tier_range_says_why(self) -> None:
+        """1M active addresses need 7 servers: above the tier's range, and the note says why."""
+        p = plan(Workload(monthly_volume=250_000, active_addresses=1_000_000))
+        assert "above the guide's 100K-1M tier range $20-120 (7 servers where the tier has 2)" in (
+            p.infrastructure_note)
 
     def test_cli_shows_note(self, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The TCO table is followed by the same note."""
+        """The cost table is followed by the same note."""
         monkeypatch.setenv("COLUMNS", "200")
-        _, out, _ = run_cli("plan", "2M")
-        assert "Self-hosted infrastructure is the planning guide's $20-200/month" in out
+        _, out, _ = run_cli("plan", "250k")
+        assert plan(Workload(monthly_volume=250_000)).infrastructure_note in out
 
 
 class TestSendsPerAddressOption:

@@ -19,11 +19,13 @@ class TestTables:
         monkeypatch.setenv("COLUMNS", "200")
         code, out, err = run_cli("plan", "250000")
         assert (0, "") == (code, err)
-        for text in ("250,000 emails/month", "Tier 100K-1M/month", "VPS providers",
-                     "$60-80", "ESP: SendGrid", "Runner-up: Mailgun",
-                     "Rate-limit feasibility", "Hosting: managed", "TCO per month",
-                     "Mailgun (cheapest)", "$875-2,375", "KPI targets", "< 1%", "Roadmap",
-                     "foundation", "optimization", "scale"):
+        for text in ("250,000 emails/month", "Setup: managed ESP SendGrid.",
+                     "Tier 100K-1M/month", "Servers at list prices", "Vultr *",
+                     "2 x 2 vCPU / 4 GB", "ESP: SendGrid", "Runner-up: Mailgun",
+                     "Rate-limit feasibility", "Hosting: managed", "Cost per month at 250K",
+                     "SendGrid *", "Mailgun (cheapest)", "$900-1,200", "$500-2,000",
+                     "Why: SendGrid", "Infrastructure: $280/month", "KPI targets", "< 1%",
+                     "Roadmap", "foundation", "optimization", "scale"):
             assert text in out
         assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
 

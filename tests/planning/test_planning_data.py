@@ -39,7 +39,22 @@ class TestDefaults:
         """TCO components and KPI targets match the brief's."""
         data = load_data()
         assert TCO == {o.key: (o.infrastructure_usd, o.engineering_hours, o.compliance_usd)
-                       for o in data.tco}
+                       for o in data.tco if o.key != "postmark"}
+        # Not in the guide: Postmark has the managed-ESP hours and compliance, no bands.
+        postmark = data.tco_spec("postmark")
+        assert postmark is not None
+        assert (None, 5, (200, 500), None) == (postmark.infrastructure_usd,
+                                               postmark.engineering_hours,
+                                               postmark.compliance_usd,
+                                               postmark.guide_total_usd)
+
+    def test_price_lists_are_dated_with_sources(self) -> None:
+        """Every ESP has a price list with its source; the lists and servers carry a date."""
+        data = load_data()
+        assert "2026-12-02" == data.pricing_checked == data.vps_checked
+        assert {e.key for e in data.esps} == {p.key for p in data.pricing}
+        assert all(p.source.startswith("https://") for p in data.pricing)
+        assert all(v.source.startswith("https://") for v in data.vps_providers)
         assert KPIS == {k.key: (k.comparator, k.target) for k in data.kpis}
 
 
@@ -55,9 +70,27 @@ class TestGoodOverrides:
         """A complete new provider joins the quotes."""
         p = plan(Workload(monthly_volume=1_000), overrides={"vps": {"providers": {"hetzner": {
             "name": "Hetzner", "strengths": ["price"], "small": [4, 5], "medium": [8, 16],
-            "large": [30, 40], "open_ended": []}}}})
+            "large": [30, 40], "open_ended": [], "source": "https://example.com/prices",
+            "storage_usd_per_gb": 0.05, "ips_per_server": 1, "extra_ip_usd": 0,
+            "shapes": [{"vcpu": 1, "ram_gb": 2, "ssd_gb": 40, "usd": 4}]}}}})
         quote = next(q for q in p.vps if q.provider == "hetzner")
-        assert ((4, 5), "Hetzner") == (quote.monthly_usd, quote.name)
+        # 4 + 10 GB block storage beyond its 40 GB SSD (the tier's 50 GB) x $0.05.
+        assert ((4, 5), "Hetzner", 4.5, True) == (quote.monthly_usd, quote.name, quote.total_usd,
+                                                  quote.chosen)
+
+    def test_own_esp_price(self) -> None:
+        """A price list given with --data's layout changes the option's cost."""
+        p = plan(Workload(monthly_volume=250_000), overrides={"pricing": {"esp": {"ses": {
+            "plans": [{"name": "negotiated", "base_usd": 10, "included": 0,
+                       "per_1000_usd": 0.05}]}}}})
+        ses = next(o for o in p.tco if o.option == "ses")
+        assert (22.5, "Amazon SES negotiated") == (ses.esp_usd, ses.detail.split(" + ")[0])
+
+    def test_old_brief_total_key_still_read(self) -> None:
+        """`brief_total_usd`, the old name of `guide_total_usd`, is read for one release."""
+        data = load_data({"tco": {"options": {"postmark": {"brief_total_usd": [400, 900]}}}})
+        spec = data.tco_spec("postmark")
+        assert spec is not None and (400, 900) == spec.guide_total_usd
 
     def test_tier_boundary(self) -> None:
         """Moving the scale tier to 150K puts 100K in the growth tier."""
@@ -84,7 +117,8 @@ class TestGoodOverrides:
         """load_data's result can be passed to plan for many workloads."""
         data = load_data({"tco": {"options": {"mailgun": {"engineering_hours": 50}}}})
         p = plan(Workload(monthly_volume=250_000), data=data)
-        assert 50 * 75 == next(o for o in p.tco if o.option == "mailgun").engineering_usd
+        # 50 h + 2 servers x 0.5 h upkeep.
+        assert 51 * 75 == next(o for o in p.tco if o.option == "mailgun").engineering_usd
 
     def test_overrides_do_not_leak(self) -> None:
         """An override changes only the plan it was given to."""

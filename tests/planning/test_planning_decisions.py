@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from planning_brief import TCO
+from planning_brief import TCO_HOURS
 
 from mailscale.planning import Plan, Workload, plan
 
@@ -27,22 +27,26 @@ class TestHosting:
         assert all(c.met for c in hosting.criteria)
 
     @pytest.mark.parametrize(
-        ("change", "criterion"),
+        ("change", "criterion", "setup"),
         [
-            ({"monthly_volume": 499_999}, "volume"),
-            ({"team_expertise": "some"}, "team"),
-            ({"team_expertise": "none"}, "team"),
-            ({"custom_integration": False}, "custom_integration"),
-            ({"compliance_resources": False}, "compliance"),
+            ({"monthly_volume": 499_999}, "volume", "managed"),
+            ({"team_expertise": "some"}, "team", "managed"),
+            ({"team_expertise": "none"}, "team", "managed"),
+            ({"custom_integration": False}, "custom_integration", "hybrid"),
+            ({"compliance_resources": False}, "compliance", "hybrid"),
         ],
     )
-    def test_one_missing_criterion_means_managed(self, change: dict[str, Any],
-                                                 criterion: str) -> None:
-        """Missing any one criterion keeps the managed recommendation and names it."""
-        hosting = plan(Workload(**{**ALL_MET, **change})).hosting
-        assert "managed" == hosting.recommendation
+    def test_one_missing_criterion(self, change: dict[str, Any], criterion: str,
+                                   setup: str) -> None:
+        """Missing any one criterion means no self-hosting, and names it; with the volume and
+        the team there (the hybrid criteria), bulk mail is self-hosted, transactional not."""
+        p = plan(Workload(**{**ALL_MET, **change}))
+        hosting = p.hosting
+        assert (setup, setup) == (hosting.recommendation, p.setup.kind)
         assert [criterion] == [c.key for c in hosting.criteria if not c.met]
         assert 3 == hosting.met
+        if setup == "hybrid":
+            assert ("postmark", "hybrid") == (p.setup.esp, p.recommended.option)
 
     def test_defaults_meet_nothing(self) -> None:
         """A small workload with default answers meets none of the criteria."""
@@ -59,28 +63,68 @@ class TestHosting:
 class TestTco:
     @pytest.mark.parametrize("rate", [0, 50, 75, 150.5])
     def test_arithmetic(self, rate: float) -> None:
-        """Total = infrastructure + hours x hourly cost + compliance, low and high."""
+        """Total = infrastructure + hours x hourly cost + compliance, low and high; the hours
+        are the guide's per option + half an hour of upkeep per server (2 here), the
+        compliance the guide's."""
         p = plan(Workload(monthly_volume=250_000, hourly_cost_usd=rate))
         for option in p.tco:
-            (infra_lo, infra_hi), hours, (comp_lo, comp_hi) = TCO[option.option]
-            assert (infra_lo + hours * rate + comp_lo,
-                    infra_hi + hours * rate + comp_hi) == pytest.approx(option.total_usd)
+            hours, (comp_lo, comp_hi) = TCO_HOURS[option.option]
+            hours += 2 * 0.5
+            infra = option.infrastructure_usd[0]
+            assert pytest.approx(option.esp_usd + option.servers_usd) == infra
+            assert (infra + hours * rate + comp_lo,
+                    infra + hours * rate + comp_hi) == pytest.approx(option.total_usd)
             assert hours * rate == pytest.approx(option.engineering_usd)
-        assert sorted(TCO) == sorted(o.option for o in p.tco)
+        assert ["self_hosted", "sendgrid", "mailgun", "postmark", "ses"] == [
+            o.option for o in p.tco]
+
+    def test_prices_at_the_volume(self) -> None:
+        """250K/month from the price lists: SES 250 x $0.10; Mailgun Scale $90 + 150 x $0.80;
+        SendGrid Pro $89.95 + 150 x $1.00; Postmark Platform $18 + 240 x $1.20; plus the
+        pipeline's 2 Vultr servers ($40); self-hosted: the servers alone."""
+        p = plan(Workload(monthly_volume=250_000))
+        esp = {o.option: o.esp_usd for o in p.tco}
+        assert pytest.approx({"self_hosted": 0, "ses": 25, "mailgun": 210,
+                              "sendgrid": 239.95, "postmark": 306}) == esp
+        assert {40} == {o.servers_usd for o in p.tco}
+
+    def test_costs_follow_the_volume(self) -> None:
+        """The issue's example: the rows differ at 5K, 250K and 2M a month."""
+        rows = [tuple(o.total_usd for o in plan(Workload(monthly_volume=v)).tco)
+                for v in (5_000, 250_000, 2_000_000)]
+        assert len(set(rows)) == 3
+        for option in range(5):
+            assert rows[0][option][0] < rows[2][option][0]
 
     def test_cheapest_by_midpoint(self) -> None:
-        """At $75/h Mailgun ($875-2,375) is cheapest, and only it is marked."""
+        """At $75/h Mailgun ($900-1,200) is cheapest, and only it is marked."""
         p = plan(Workload(monthly_volume=250_000))
         mid = {o.option: sum(o.total_usd) / 2 for o in p.tco}
         assert min(mid, key=mid.__getitem__) == p.cheapest.option
         assert ["mailgun"] == [o.option for o in p.tco if o.cheapest]
-        assert (875, 2_375) == p.cheapest.total_usd
+        assert (900, 1_200) == p.cheapest.total_usd
+
+    def test_recommended_not_cheapest_says_why(self) -> None:
+        """250K: SendGrid is recommended (the guide's band), Mailgun is cheaper: one line why."""
+        p = plan(Workload(monthly_volume=250_000))
+        assert ["sendgrid"] == [o.option for o in p.tco if o.recommended]
+        assert p.recommendation_note == (
+            "SendGrid ($930-1,230/month) is recommended over the cheaper Mailgun ($900-1,200): "
+            "the guide's choice: the volume band 200K-500K picks SendGrid; the bulk marketing "
+            "use case follows the volume band.")
+
+    def test_recommended_cheapest_says_nothing(self) -> None:
+        """5K: Postmark ties with Mailgun; the recommended option wins the tie, no note."""
+        p = plan(Workload(monthly_volume=5_000))
+        assert ("postmark", "postmark", None) == (
+            p.recommended.option, p.cheapest.option, p.recommendation_note)
 
     def test_own_prices_change_cheapest(self) -> None:
-        """Free SES infrastructure and engineering make SES the cheapest."""
+        """No SES hours but upkeep (1 h, $75) and less compliance make SES the cheapest:
+        $65 + $75 + $100-200."""
         p = plan(Workload(monthly_volume=250_000), overrides={"tco": {"options": {"ses": {
-            "infrastructure_usd": [0, 0], "engineering_hours": 0}}}})
-        assert ("ses", (500, 1_500)) == (p.cheapest.option, p.cheapest.total_usd)
+            "engineering_hours": 0, "compliance_usd": [100, 200]}}}})
+        assert ("ses", (240, 340)) == (p.cheapest.option, p.cheapest.total_usd)
 
 
 class TestRoadmap:
@@ -93,12 +137,13 @@ class TestRoadmap:
 
     def test_ip_rotation_only_with_several_ips(self) -> None:
         """IP rotation appears with several IPs; a single IP gets warm-up only."""
-        several = tasks(plan(Workload(monthly_volume=1_000)))
-        single = tasks(plan(Workload(monthly_volume=1_000),
-                            overrides={"tiers": {"starter": {"dedicated_ips": [1, 1]}}}))
+        several = tasks(plan(Workload(**ALL_MET)))
+        single = tasks(plan(Workload(**ALL_MET), overrides={"ips": {"min_ips": 1}}))
+        managed = tasks(plan(Workload(monthly_volume=250_000)))
         assert any("rotate" in t and "2 dedicated IPs" in t for t in several)
         assert not any("rotate" in t for t in single)
         assert any("Warm up the dedicated IP" in t for t in single)
+        assert not any("dedicated IP" in t for t in managed)
 
     @pytest.mark.parametrize(("volume", "multi"), [(99_999, False), (100_000, True),
                                                    (1_000_000, True)])

@@ -24,7 +24,7 @@ class TestTargets:
         """The plan's KPI targets are the brief's when the peak is under 100/minute."""
         p = plan(Workload(monthly_volume=250_000))
         assert KPIS == {k.key: (k.comparator, k.target) for k in p.kpis}
-        assert {"brief"} == {k.source for k in p.kpis}
+        assert {"planning_guide"} == {k.source for k in p.kpis}
 
     def test_processing_target_raised_to_peak(self) -> None:
         """2M/month peaks at 6,576/hour = 109.6/minute: the target becomes 110."""

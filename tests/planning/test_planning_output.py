@@ -40,15 +40,21 @@ class TestExplain:
         assert "Tier 100K-1M/month (100,000 <= 250,000 < 1,000,000" in text
         assert "Derived peak hour messages: 822 emails" in text
         assert "Recommended RAM: 8 GB (tier 8, derived 7; tier drove it)" in text
-        assert "Recommended storage: 247 GB (tier 160, derived 247; derived drove it)" in text
+        assert "Recommended storage: 160 GB (tier 160, derived 13; tier drove it)" in text
         assert "Recommended vCPU: 4 vCPU (tier 4, derived 1; tier drove it)" in text
-        assert "Recommended dedicated IPs: 20 IPs (tier 20, derived none; tier drove it)" in text
+        assert "Recommended dedicated IPs: 0 IPs (tier 20, derived 0; setup drove it)" in text
+        assert "Dedicated IPs: none: the ESP's shared IPs send" in text
+        assert "Setup: managed ESP SendGrid." in lines
         assert "ESP: SendGrid, because the volume band 200K-500K picks SendGrid" in text
         assert "ESP runner-up: Mailgun" in text
-        assert "Rate limit SendGrid (chosen): 1,000/hour per API key" in text
+        assert "Rate limit SendGrid (the setup's): 1,000/hour per API key" in text
         assert "Hosting: managed (0 of 4 self-hosting criteria met, 4 required)." in text
         assert "  not met: 500,000+ emails/month (250,000/month)." in lines
-        assert "TCO Mailgun (cheapest): $875-2,375/month" in text
+        assert ("Cost Mailgun (cheapest): $900-1,200/month = infrastructure $250 (Mailgun "
+                "Scale 100K + 2 servers of 2 vCPU / 4 GB at Vultr) + 6 h x $75 + compliance "
+                "$200-500; the guide's view $500-2,000.") in lines
+        assert "Cost SendGrid (recommended): " in text
+        assert any(line.startswith("Why: SendGrid ($930-1,230/month)") for line in lines)
         assert "KPI bounce rate: < 1%." in lines
         assert "Phase foundation (months 1-3):" in lines
         assert all(line and "\n" not in line for line in lines)
@@ -72,8 +78,9 @@ class TestExplain:
         assert len(p.requirements) == sum(line.startswith("Recommended ") for line in lines)
         assert len(p.vps) == sum(line.startswith("VPS ") for line in lines)
         assert len(p.feasibility) == sum(line.startswith("Rate limit ") for line in lines)
-        assert len(p.tco) == sum(line.startswith("TCO ") for line in lines)
-        assert 1 == sum("(cheapest)" in line for line in lines)
+        assert len(p.tco) == sum(line.startswith("Cost ") for line in lines)
+        assert 1 == sum("cheapest)" in line for line in lines)
+        assert 1 == sum("(recommended" in line for line in lines)
 
     def test_library_prints_nothing(self, capsys: pytest.CaptureFixture[str]) -> None:
         """Planning and explaining write nothing to stdout or stderr."""
@@ -106,7 +113,9 @@ class TestToDict:
     def test_content(self) -> None:
         """The dict holds the plan's decisions under stable names."""
         data = plan(WORKLOADS[0]).to_dict()
-        assert 1 == data["schema_version"]
+        assert 2 == data["schema_version"]
+        assert ("managed", "sendgrid") == (data["setup"]["kind"], data["setup"]["esp"])
+        assert "planning_guide" == data["per_core_rate_source"]
         assert ("100K-1M", "sendgrid", "mailgun") == (
             data["tier"]["label"], data["esp"]["chosen"], data["esp"]["runner_up"])
         ram = next(r for r in data["requirements"] if r["resource"] == "ram_gb")
@@ -114,7 +123,8 @@ class TestToDict:
         assert [True] == [o["cheapest"] for o in data["tco"] if o["option"] == "mailgun"]
         assert ["foundation", "optimization", "scale"] == [p["key"] for p in data["roadmap"]]
         assert sorted(data) == [
-            "derived", "esp", "feasibility", "hosting", "kpis", "per_core_rate",
-            "per_core_rate_source", "per_server", "requirements", "roadmap", "schema_version",
-            "tco", "tier", "vps", "workload",
+            "dedicated_ips", "derived", "esp", "feasibility", "hosting",
+            "infrastructure_note", "infrastructure_usd", "kpis", "per_core_rate",
+            "per_core_rate_source", "per_server", "recommendation_note", "requirements",
+            "roadmap", "schema_version", "setup", "tco", "tier", "vps", "workload",
         ]

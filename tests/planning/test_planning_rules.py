@@ -12,7 +12,8 @@ from planning_brief import (
     ESP_STRENGTHS,
     QUERIES_PER_MESSAGE,
     QUERIES_PER_SECOND_PER_CORE,
-    STORED_EMAILS_PER_GB,
+    SELF_HOSTED,
+    STORED_OVERHEAD_BYTES,
     TIERS,
     VPS,
     VPS_STRENGTHS,
@@ -82,7 +83,8 @@ class TestCores:
     def test_brief_rate_by_default(self) -> None:
         """Without a measurement the brief's rate is used and named."""
         p = plan(Workload(monthly_volume=250_000))
-        assert (EMAILS_PER_MINUTE_PER_CORE, "brief") == (p.per_core_rate, p.per_core_rate_source)
+        assert (EMAILS_PER_MINUTE_PER_CORE, "planning_guide") == (
+            p.per_core_rate, p.per_core_rate_source)
 
     def test_database_cores(self) -> None:
         """Database cores = peak-hour queries per second / 500."""
@@ -139,74 +141,104 @@ class TestMemory:
 
 class TestStorage:
     def test_worked_example(self) -> None:
-        """250K/month kept 30 days: 246,576 stored emails at 1 GB per 1,000 → 247 GB."""
+        """250K/month kept 30 days: 246,576 stored emails x (50,000 + 2,000 bytes) → 13 GB,
+        below the tier's 160 GB; the guide's rule of thumb (247 GB) is named in the rule."""
         p = plan(Workload(monthly_volume=250_000))
         assert 246_576 == p.derived_value("stored_emails")
         req = p.requirement("storage_gb")
-        assert (160, 247, 247, "derived") == (req.tier, req.derived, req.recommended, req.driver)
+        assert (160, 13, 160, "tier") == (req.tier, req.derived, req.recommended, req.driver)
+        assert "the guide's rule of thumb, 1 GB per 1,000 stored emails, gives 247 GB" in req.rule
 
     @pytest.mark.parametrize("days", [0, 1, 7, 90, 365])
     def test_retention_rule(self, days: int) -> None:
-        """Storage = ceil(monthly x 12 / 365 x retention days / 1,000) GB."""
+        """Storage = ceil(monthly x 12 / 365 x retention days x (size + overhead) / 10^9) GB."""
         stored = math.ceil(Fraction(80_000 * 12, 365) * days)
         req = plan(Workload(monthly_volume=80_000, retention_days=days)).requirement("storage_gb")
-        assert math.ceil(Fraction(stored, STORED_EMAILS_PER_GB)) == req.derived
+        assert math.ceil(Fraction(stored * (50_000 + STORED_OVERHEAD_BYTES), 10**9)) == (
+            req.derived)
         assert max(80, req.derived or 0) == req.recommended
 
     def test_large_messages_scale_storage(self) -> None:
-        """5 MB messages need 5 GB per 1,000 stored emails, not the brief's 1 GB."""
+        """5 MB messages: 246,576 stored x 5,002,000 bytes → 1,234 GB."""
         p = plan(Workload(monthly_volume=250_000, message_size_bytes=5_000_000))
-        assert math.ceil(Fraction(246_576 * 5, 1_000)) == p.requirement("storage_gb").derived
+        assert math.ceil(Fraction(246_576 * 5_002_000, 10**9)) == (
+            p.requirement("storage_gb").derived)
 
-    def test_small_messages_keep_brief_rule(self) -> None:
-        """Messages under 1 MB use the brief's 1 GB per 1,000 stored emails."""
-        p = plan(Workload(monthly_volume=250_000, message_size_bytes=10_000))
-        assert 247 == p.requirement("storage_gb").derived
+    @pytest.mark.parametrize(("size", "gb"), [(5_000, 2), (50_000, 13), (1_000_000, 248)])
+    def test_storage_follows_message_size(self, size: int, gb: int) -> None:
+        """5 KB, 50 KB and 1 MB messages give different storage (the issue's example)."""
+        p = plan(Workload(monthly_volume=250_000, message_size_bytes=size))
+        assert gb == p.requirement("storage_gb").derived
 
 
 class TestServersAndIps:
-    def test_ips_come_from_the_tier(self) -> None:
-        """Dedicated IPs have no derived rule; the tier's figure drives."""
-        req = plan(Workload(monthly_volume=250_000)).requirement("dedicated_ips")
-        assert (20, None, "tier") == (req.recommended, req.derived, req.driver)
+    def test_managed_plan_has_no_dedicated_ips(self) -> None:
+        """A managed ESP plan sends from the ESP's shared IPs: 0 IPs, the guide's band kept."""
+        p = plan(Workload(monthly_volume=250_000))
+        req = p.requirement("dedicated_ips")
+        assert (20, 0, 0, "setup") == (req.tier, req.derived, req.recommended, req.driver)
+        assert (False, 0, (10, 20)) == (p.dedicated_ips.used, p.dedicated_ips.ips,
+                                        p.dedicated_ips.guide_band)
+
+    def test_self_hosted_ips_from_peak_and_warmup(self) -> None:
+        """Self-hosted 10M/month: peak hour 32,877 → ceil(/25,000) = 2 IPs; each warms
+        until the ramp's cap covers 164,384 emails/day: day 12 (250,000), 2 weeks."""
+        p = plan(Workload(monthly_volume=10_000_000, **SELF_HOSTED))
+        ips = p.dedicated_ips
+        assert (True, 2, 2, 12, 2) == (ips.used, ips.by_peak, ips.ips, ips.warmup_days,
+                                       ips.warmup_weeks)
+        assert 12 == len(ips.schedule)
+        assert (12, 500_000) == ips.schedule[-1]
+        assert 2 == p.requirement("dedicated_ips").recommended
+
+    def test_esp_dedicated_ip_add_on(self) -> None:
+        """Asked for, the ESP's dedicated-IP add-on is planned and priced."""
+        p = plan(Workload(monthly_volume=250_000, esp_dedicated_ips=True))
+        assert (True, 2) == (p.dedicated_ips.used, p.dedicated_ips.ips)
+        sendgrid = next(o for o in p.tco if o.option == "sendgrid")
+        # Pro 100K $89.95 + 150 x $1.00 + 2 IPs x $30.
+        assert pytest.approx(89.95 + 150 + 60) == sendgrid.esp_usd
 
     def test_ram_adds_servers(self) -> None:
-        """100 GB RAM at 16 GB per server needs 7 servers, more than the tier's 2."""
+        """100 GB RAM at 16 GB per server needs 7 servers, more than the tier's 2;
+        each holds ceil(4/7) = 1 vCPU and ceil(100/7) = 15 GB: Vultr's 6 vCPU / 16 GB."""
         p = plan(Workload(monthly_volume=250_000, active_addresses=1_000_000))
         req = p.requirement("servers")
         assert (2, 7, 7, "derived") == (req.tier, req.derived, req.recommended, req.driver)
-        assert (1, 15) == p.per_server
+        assert (6, 16) == p.per_server
 
     def test_tier_servers_when_enough(self) -> None:
-        """250K/month fits the tier's two servers, each half the tier's 4 vCPU and 8 GB."""
+        """250K/month fits the tier's two servers of a shape a provider sells (2 vCPU, 4 GB)."""
         p = plan(Workload(monthly_volume=250_000))
         assert (2, "tier") == (p.requirement("servers").recommended,
                                p.requirement("servers").driver)
-        assert (TIERS[2][2][1] // 2, TIERS[2][3][1] // 2) == p.per_server
+        assert (2, 4) == p.per_server
 
 
 class TestVpsQuotes:
     @pytest.mark.parametrize(
-        ("volume", "size", "servers"),
-        [(1_000, 0, 1), (10_000, 0, 2), (100_000, 1, 2), (1_000_000, 1, 4)],
+        ("volume", "servers"),
+        [(1_000, 1), (10_000, 2), (100_000, 2), (1_000_000, 4)],
     )
-    def test_tier_spec_bands(self, volume: int, size: int, servers: int) -> None:
-        """Each provider's band is servers x its price for the per-server size."""
+    def test_tier_spec_bands(self, volume: int, servers: int) -> None:
+        """Each provider's guide band is servers x its price for the size holding the shape."""
         p = plan(Workload(monthly_volume=volume, active_addresses=1, retention_days=0))
+        sizes = ["small", "medium", "large"]
         for quote in p.vps:
-            low, high = VPS[quote.provider][size]
-            assert (low * servers, high * servers) == quote.monthly_usd
+            index = sizes.index(quote.size)
+            low, high = VPS[quote.provider][index]
+            assert (low * quote.servers, high * quote.servers) == quote.monthly_usd
             assert servers == quote.servers
-            assert not quote.open_ended
 
-    def test_large_size_is_open_ended(self) -> None:
-        """250K/month to 250K addresses needs 13 GB per server: the large size, with the '+'."""
-        w = Workload(monthly_volume=250_000, active_addresses=250_000)
-        quotes = {q.provider: q for q in plan(w).vps}
-        assert (192, 192) == quotes["digitalocean"].monthly_usd
-        assert (220, 220) == quotes["vultr"].monthly_usd
-        assert (384, 672) == quotes["aws_ec2"].monthly_usd
-        assert all(q.open_ended and q.size == "large" for q in quotes.values())
+    def test_shapes_are_sold_ones(self) -> None:
+        """Every quoted server is a shape its provider sells, priced at its list price."""
+        data = load_data()
+        for volume in (5_000, 250_000, 2_000_000, 50_000_000):
+            for quote in plan(Workload(monthly_volume=volume)).vps:
+                provider = next(p for p in data.vps_providers if p.key == quote.provider)
+                shapes = {(s.vcpu, s.ram_gb): s.usd for s in provider.shapes}
+                assert shapes[(quote.vcpu, quote.ram_gb)] == quote.shape_usd
+                assert pytest.approx(quote.servers * quote.shape_usd) == quote.servers_usd
 
     def test_strengths_from_brief(self) -> None:
         """Each VPS provider carries exactly its strengths from the brief."""

@@ -13,8 +13,16 @@ import attrs
 
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
-from mailscale.planning._explain import tco_note
-from mailscale.planning._format import kpi_value, money, money_range, number, quantity
+from mailscale.planning._format import (
+    compact,
+    dollars,
+    kpi_value,
+    money,
+    money_range,
+    number,
+    plural,
+    quantity,
+)
 from mailscale.planning._model import Plan
 from mailscale.planning._plan import plan
 from mailscale.planning._workload import Workload
@@ -124,6 +132,7 @@ def _workload(args: argparse.Namespace) -> Workload:
         "team_expertise": args.team,
         "compliance_resources": _yes_no(args.compliance, "compliance_resources"),
         "custom_integration": _yes_no(args.custom_integration, "custom_integration"),
+        "esp_dedicated_ips": _yes_no(args.esp_dedicated_ips, "esp_dedicated_ips"),
     }
     if args.peak_share is not None:
         fields["peak_hour_share"] = _share(args.peak_share)
@@ -162,6 +171,7 @@ _FLAGS = {
     "team_expertise": "--team",
     "compliance_resources": "--compliance",
     "custom_integration": "--custom-integration",
+    "esp_dedicated_ips": "--esp-dedicated-ips",
     "message_size_bytes": "--message-size",
     "active_addresses": "--active-addresses",
     "sends_per_address_per_month": "--sends-per-address",
@@ -173,7 +183,8 @@ _FLAGS = {
 _ARG_NAMES = {"monthly_volume": "volume", "peak_hour_share": "peak_share",
               "message_size_bytes": "message_size", "sends_per_address_per_month":
               "sends_per_address", "hourly_cost_usd": "hourly_cost", "team_expertise": "team",
-              "compliance_resources": "compliance", "seconds": "calibrate"}
+              "compliance_resources": "compliance", "seconds": "calibrate",
+              "esp_dedicated_ips": "esp_dedicated_ips"}
 _GOT = re.compile(r"([,;] got ).*$")
 
 
@@ -237,12 +248,25 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
             lines.extend(f"  {column}: {cell}" for column, cell in zip(columns[1:], row[1:],
                                                                      strict=True))
         return Group(*lines)
+    # Each column as wide as its longest line, then the widest slack taken off one
+    # character at a time until the table fits (rich alone may crop instead).
+    widths = [max(len(line) for text in (column, *(row[i] for row in rows))
+                  for line in text.splitlines() or [""])
+              for i, column in enumerate(columns)]
+    room = width - 3 * len(columns) - 1
+    while sum(widths) > room:
+        i = max(range(len(widths)), key=lambda j: widths[j] - minimums[j])
+        widths[i] -= 1
     table = Table(title=title)
-    for column, minimum in zip(columns, minimums, strict=True):
-        table.add_column(column, min_width=minimum)
+    for column, size in zip(columns, widths, strict=True):
+        table.add_column(column, width=size)
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _setup_line(p: Plan) -> str:
+    return f"[bold]Setup[/bold]: {p.setup.summary}."
 
 
 def render(p: Plan, console: Any = None) -> None:
@@ -261,6 +285,7 @@ def render(p: Plan, console: Any = None) -> None:
         f"{quantity(p.derived_value('peak_hour_messages'), 'emails')} "
         f"({number(w.peak_hour_share * 100)}% of a day)"
     )
+    console.print(_setup_line(p))
     band = "below the smallest tier: " if t.below_smallest else ""
     console.print(_table(
         f"Tier {t.label}/month ({band}{t.architecture}, "
@@ -276,23 +301,36 @@ def render(p: Plan, console: Any = None) -> None:
         rules.add_row(f"{r.label}:", r.rule)
     console.print("Rules:")
     console.print(rules)
+    ips = p.dedicated_ips
+    if ips.used:
+        console.print(
+            f"Dedicated IPs: {ips.ips:,}, warmed up in {plural(ips.warmup_weeks, 'week')} "
+            f"({plural(ips.warmup_days, 'day')}); the guide's tier band is "
+            f"{_pair(ips.guide_band)}.")
 
-    servers = p.vps[0].servers
     console.print(_table(
-        f"VPS providers ({servers:,} x {p.vps[0].size} "
-        f"{'server' if servers == 1 else 'servers'}: "
-        f"{p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM each)",
-        ("provider", "per server", "per month", "strengths"),
-        [(q.name, money_range(*q.per_server_usd, open_ended=q.open_ended),
-          money_range(*q.monthly_usd, open_ended=q.open_ended), ", ".join(q.strengths))
+        "Servers at list prices (* = the plan's; the guide's band for comparison)",
+        ("provider", "servers", "per month", "guide's band"),
+        [(f"{q.name}{' *' if q.chosen else ''}",
+          f"{q.servers:,} x {q.vcpu} vCPU / {number(q.ram_gb)} GB"
+          + (f" + {q.extra_storage_gb:,} GB" if q.extra_storage_gb else "")
+          + (f" + {plural(q.extra_ips, 'IP')}" if q.extra_ips else ""),
+          money(q.total_usd), money_range(*q.monthly_usd, open_ended=q.open_ended))
          for q in p.vps], width))
 
     e = p.esp
-    console.print(f"ESP: [bold]{e.chosen_name}[/bold], because {e.reason}.")
-    if e.runner_up_name is not None:
-        console.print(f"Runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
+    if p.setup.kind == "managed":
+        console.print(f"ESP: [bold]{e.chosen_name}[/bold], because {e.reason}.")
+        if e.runner_up_name is not None:
+            console.print(f"Runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
+    elif p.setup.kind == "hybrid":
+        console.print(f"ESP for transactional mail: [bold]{p.setup.esp_name}[/bold], the one "
+                      "the transactional use case prefers.")
+    else:
+        console.print(f"ESP: none sends. If managed instead: {e.chosen_name}, because "
+                      f"{e.reason}.")
     console.print(_table(
-        "Rate-limit feasibility at the peak hour (* = chosen)",
+        "Rate-limit feasibility at the peak hour (* = the setup's ESP)",
         ("ESP", "limit per hour", "batch", "keys unbatched / batched"),
         [(f"{f.name}{' *' if f.chosen else ''}", f"{number(f.limit_per_hour)} per {f.scope}",
           f"{f.batch_size:,} {f.batch_unit}", f"{f.keys_unbatched:,} / {f.keys_batched:,}")
@@ -306,24 +344,33 @@ def render(p: Plan, console: Any = None) -> None:
         [(c.label, "yes" if c.met else "no", c.detail) for c in h.criteria], width))
 
     console.print(_table(
-        f"TCO per month (engineering at {money(w.hourly_cost_usd)}/h)",
-        ("option", "infrastructure", "engineering", "compliance", "total"),
-        [(f"{o.name}{' (cheapest)' if o.cheapest else ''}", money_range(*o.infrastructure_usd),
-          f"{number(o.engineering_hours)} h = {money(o.engineering_usd)}",
-          money_range(*o.compliance_usd), money_range(*o.total_usd)) for o in p.tco], width))
-    note = tco_note(p)
-    if note is not None:
-        console.print(note)
+        f"Cost per month at {compact(w.monthly_volume)}/month (engineering at "
+        f"{money(w.hourly_cost_usd)}/h; * = recommended)",
+        ("option", "infra", "hours", "compliance", "total", "guide's view"),
+        [(f"{o.name}{' *' if o.recommended else ''}{' (cheapest)' if o.cheapest else ''}",
+          dollars(o.infrastructure_usd[0]),
+          f"{number(o.engineering_hours)} h {dollars(o.engineering_usd)}",
+          money_range(*o.compliance_usd), dollars(*o.total_usd),
+          "-" if o.guide_total_usd is None else money_range(*o.guide_total_usd))
+         for o in p.tco], width))
+    if p.recommendation_note is not None:
+        console.print(f"Why: {p.recommendation_note}")
+    console.print(p.infrastructure_note)
 
     console.print(_table(
         "KPI targets", ("KPI", "target", "source"),
         [(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}",
-          "planning guide" if k.source == "brief" else k.source) for k in p.kpis], width))
+          k.source.replace("_", " ")) for k in p.kpis], width))
 
     console.print(_table(
         "Roadmap", ("phase", "months", "tasks"),
         [(phase.key, f"{phase.months[0]}-{phase.months[1]}",
           "\n".join(f"- {task}" for task in phase.tasks)) for phase in p.roadmap], width))
+
+
+def _pair(pair: tuple[float, float]) -> str:
+    low, high = number(pair[0]), number(pair[1])
+    return low if low == high else f"{low}-{high}"
 
 
 def register(subparsers: Any) -> None:
@@ -344,6 +391,9 @@ def register(subparsers: Any) -> None:
                         help="dedicated compliance resources (default no)")
     parser.add_argument("--custom-integration", default="no", metavar="YES/NO",
                         help="a custom integration is needed (default no)")
+    parser.add_argument("--esp-dedicated-ips", default="no", metavar="YES/NO",
+                        help="a managed ESP with its dedicated-IP add-on (default no: shared "
+                             "IPs)")
     parser.add_argument("--message-size", metavar="SIZE",
                         help="average message size: 50KB, 1.5MB, 50000 (default 50KB)")
     parser.add_argument("--active-addresses", metavar="N",

@@ -37,20 +37,26 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "Capacity",
     "EspLimits",
+    "EspPricing",
     "Hosting",
+    "IpRules",
     "KpiSpec",
     "PhaseSpec",
     "PlanningData",
+    "PricePlan",
     "TaskSpec",
     "TcoSpec",
     "TierSpec",
     "VpsProvider",
+    "VpsShape",
     "VpsSize",
     "load_data",
     "read_overrides",
 ]
 
-SECTIONS = ("capacity", "esp", "hosting", "kpi", "roadmap", "tco", "tiers", "vps")
+SECTIONS = ("capacity", "esp", "hosting", "ips", "kpi", "pricing", "roadmap", "tco", "tiers",
+            "vps")
+CRITERIA = ("volume", "team", "custom_integration", "compliance")
 TEAM_LEVELS = ("none", "some", "strong")
 USE_CASES = ("transactional", "cold_outreach", "bulk_marketing", "enterprise")
 COMPARATORS = ("<", "<=", ">", ">=")
@@ -122,6 +128,8 @@ class Capacity:
     db_queries_per_message: float
     max_vcpu_per_server: int
     max_ram_gb_per_server: int
+    stored_overhead_bytes_per_message: float
+    server_upkeep_hours: float = 0.0
 
 
 @attrs.frozen
@@ -134,14 +142,37 @@ class VpsSize:
 
 
 @attrs.frozen
+class VpsShape:
+    """A server shape a provider sells: vCPU, RAM, included SSD and monthly price."""
+
+    vcpu: int
+    ram_gb: float
+    ssd_gb: float
+    usd: float
+
+
+@attrs.frozen
 class VpsProvider:
-    """A VPS provider: price per server for each size, and its strengths."""
+    """A VPS provider: the guide's price band per size, the shapes it sells, its strengths.
+
+    Attributes:
+        prices: the planning guide's [low, high] band per size (its view).
+        shapes: the shapes the provider sells, cheapest first.
+        storage_usd_per_gb: block storage beyond a shape's SSD, per GB and month.
+        ips_per_server: the most public IPs one server can have (the first is included).
+        extra_ip_usd: each IP beyond the first on a server, per month.
+    """
 
     key: str
     name: str
     strengths: tuple[str, ...]
     prices: tuple[tuple[str, Pair], ...]
     open_ended: frozenset[str]
+    source: str = ""
+    shapes: tuple[VpsShape, ...] = ()
+    storage_usd_per_gb: float = 0.0
+    ips_per_server: int = 1
+    extra_ip_usd: float = 0.0
 
     def price(self, size: str) -> Pair:
         """The monthly [low, high] USD price of one server of ``size``."""
@@ -170,23 +201,74 @@ class EspLimits:
 
 @attrs.frozen
 class Hosting:
-    """The brief's self-hosted vs managed criteria."""
+    """The planning guide's self-hosted vs managed criteria, and mailscale's hybrid rule."""
 
     min_monthly_volume: int
     team_expertise: str
     min_criteria_met: int
+    hybrid_criteria: tuple[str, ...] = ()
+    hybrid_transactional_share: float = 0.1
+
+
+@attrs.frozen
+class PricePlan:
+    """One plan of an ESP's price list: a monthly base with included emails, then overage."""
+
+    name: str
+    base_usd: float
+    included: int
+    per_1000_usd: float
+    max_volume: int | None = None
+
+    def cost(self, volume: int) -> float | None:
+        """The plan's monthly cost at ``volume``; None when the plan does not go that high."""
+        if self.max_volume is not None and volume > self.max_volume:
+            return None
+        extra = max(0, volume - self.included)
+        return self.base_usd + extra * self.per_1000_usd / 1000
+
+
+@attrs.frozen
+class EspPricing:
+    """An ESP's published price list (see ``data/pricing.toml``)."""
+
+    key: str
+    source: str
+    dedicated_ip_usd: float
+    plans: tuple[PricePlan, ...]
+
+    def cheapest(self, volume: int) -> tuple[PricePlan, float]:
+        """The cheapest plan covering ``volume`` and its monthly cost."""
+        costs = [(cost, i) for i, plan in enumerate(self.plans)
+                 if (cost := plan.cost(volume)) is not None]
+        cost, index = min(costs)
+        return self.plans[index], cost
+
+
+@attrs.frozen
+class IpRules:
+    """How many dedicated IPs the peak needs once warm, and the warm-up ramp."""
+
+    emails_per_ip_per_hour: float
+    min_ips: int
+    warmup_daily_caps: tuple[int, ...]
 
 
 @attrs.frozen
 class TcoSpec:
-    """One TCO option: monthly infrastructure, engineering hours, compliance."""
+    """One TCO option: engineering hours and compliance, and the guide's bands.
+
+    Attributes:
+        infrastructure_usd: the guide's infrastructure band, None when it gives none.
+        guide_total_usd: the guide's total band, None when it gives none.
+    """
 
     key: str
     name: str
-    infrastructure_usd: Pair
+    infrastructure_usd: Pair | None
     engineering_hours: float
     compliance_usd: Pair
-    brief_total_usd: Pair
+    guide_total_usd: Pair | None
 
 
 @attrs.frozen
@@ -232,6 +314,21 @@ class PlanningData:
     tco: tuple[TcoSpec, ...]
     kpis: tuple[KpiSpec, ...]
     roadmap: tuple[PhaseSpec, ...]
+    pricing: tuple[EspPricing, ...] = ()
+    pricing_checked: str = ""
+    vps_checked: str = ""
+    ips: IpRules = IpRules(25_000, 2, (1_000_000,))
+
+    def esp_pricing(self, key: str) -> EspPricing:
+        """The price list of the ESP named ``key``."""
+        for pricing in self.pricing:
+            if pricing.key == key:
+                return pricing
+        raise KeyError(key)
+
+    def tco_spec(self, key: str) -> TcoSpec | None:
+        """The TCO figures of option ``key``, None when the data has none."""
+        return next((spec for spec in self.tco if spec.key == key), None)
 
     def esp(self, key: str) -> EspLimits:
         """The ESP named ``key`` (``sendgrid``, ``mailgun``, ``postmark``, ``ses``)."""
@@ -261,6 +358,9 @@ class _Table:
             raise PlanningError(f"{self.field(key)} is missing", field=self.field(key))
         self._used.add(key)
         return self.raw[key]
+
+    def has(self, key: str) -> bool:
+        return key in self.raw
 
     def number(self, key: str, *, integer: bool = False, zero: bool = False,
                maximum: float = _MAX_COUNT) -> float:
@@ -365,12 +465,16 @@ def _capacity(c: _Table) -> Capacity:
         db_queries_per_message=c.number("db_queries_per_message", zero=True),
         max_vcpu_per_server=c.integer("max_vcpu_per_server"),
         max_ram_gb_per_server=c.integer("max_ram_gb_per_server"),
+        stored_overhead_bytes_per_message=c.number("stored_overhead_bytes_per_message",
+                                                    zero=True, maximum=10**8),
+        server_upkeep_hours=c.number("server_upkeep_hours", zero=True, maximum=1_000),
     )
     c.done()
     return capacity
 
 
-def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsProvider, ...]]:
+def _vps(v: _Table, capacity: Capacity
+         ) -> tuple[tuple[VpsSize, ...], tuple[VpsProvider, ...], str]:
     sizes_table = v.table("sizes")
     sizes = []
     for key, s in sizes_table.tables():
@@ -398,11 +502,86 @@ def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsP
         providers.append(VpsProvider(
             key=key, name=p.text("name"), strengths=p.texts("strengths"),
             prices=prices, open_ended=frozenset(open_ended),
+            source=p.text("source"), shapes=_shapes(p),
+            storage_usd_per_gb=p.number("storage_usd_per_gb", zero=True, maximum=1_000),
+            ips_per_server=p.integer("ips_per_server"),
+            extra_ip_usd=p.number("extra_ip_usd", zero=True, maximum=10_000),
         ))
         p.done()
     providers_table.done()
+    checked = v.text("checked")
     v.done()
-    return tuple(sizes), tuple(providers)
+    return tuple(sizes), tuple(providers), checked
+
+
+def _rows(t: _Table, key: str) -> list[_Table]:
+    """A list of inline tables under ``key``, each read as a table; empty is an error."""
+    raw, field = t.get(key), t.field(key)
+    if not isinstance(raw, list) or not raw:
+        raise PlanningError(f"{field} must be a non-empty list of tables", field=field)
+    return [_Table(item, f"{field}[{i}]") for i, item in enumerate(raw)]
+
+
+def _shapes(p: _Table) -> tuple[VpsShape, ...]:
+    shapes = []
+    for s in _rows(p, "shapes"):
+        shapes.append(VpsShape(vcpu=s.integer("vcpu"), ram_gb=s.number("ram_gb"),
+                               ssd_gb=s.number("ssd_gb", zero=True),
+                               usd=s.number("usd", maximum=_MAX_MONEY)))
+        s.done()
+    return tuple(sorted(shapes, key=lambda shape: (shape.usd, shape.vcpu, shape.ram_gb)))
+
+
+def _pricing(t: _Table, esp_keys: tuple[str, ...]) -> tuple[str, tuple[EspPricing, ...]]:
+    checked = t.text("checked")
+    esp_table = t.table("esp")
+    prices = []
+    for key in esp_keys:
+        if not esp_table.has(key):
+            field = esp_table.field(key)
+            raise PlanningError(f"{field} is missing: every ESP needs a price list",
+                                field=field)
+    for key, e in esp_table.tables():
+        check_choice(key, e.path, esp_keys)
+        plans = []
+        for row in _rows(e, "plans"):
+            plans.append(PricePlan(
+                name=row.text("name"),
+                base_usd=row.number("base_usd", zero=True, maximum=_MAX_MONEY),
+                included=row.integer("included", zero=True),
+                per_1000_usd=row.number("per_1000_usd", zero=True, maximum=_MAX_MONEY),
+                max_volume=row.integer("max_volume") if row.has("max_volume") else None,
+            ))
+            row.done()
+        if all(plan.max_volume is not None for plan in plans):
+            field = e.field("plans")
+            raise PlanningError(f"{field} needs a plan without max_volume (any volume)",
+                                field=field)
+        prices.append(EspPricing(
+            key=key, source=e.text("source"),
+            dedicated_ip_usd=e.number("dedicated_ip_usd", zero=True, maximum=_MAX_MONEY),
+            plans=tuple(plans),
+        ))
+        e.done()
+    esp_table.done()
+    t.done()
+    return checked, tuple(prices)
+
+
+def _ips(t: _Table) -> IpRules:
+    raw, field = t.get("warmup_daily_caps"), t.field("warmup_daily_caps")
+    if not isinstance(raw, list) or not raw:
+        raise PlanningError(f"{field} must be a non-empty list of daily caps", field=field)
+    caps = tuple(int(check_number(cap, f"{field}[{i}]", integer=True)) for i, cap in
+                 enumerate(raw))
+    for i, (before, after) in enumerate(itertools.pairwise(caps)):
+        if after < before:
+            raise PlanningError(f"{field}[{i + 1}] must not be below the day before",
+                                field=f"{field}[{i + 1}]")
+    rules = IpRules(emails_per_ip_per_hour=t.number("emails_per_ip_per_hour"),
+                    min_ips=t.integer("min_ips"), warmup_daily_caps=caps)
+    t.done()
+    return rules
 
 
 def _esp(
@@ -456,6 +635,10 @@ def _hosting(h: _Table) -> Hosting:
         min_monthly_volume=h.integer("min_monthly_volume"),
         team_expertise=h.choice("team_expertise", TEAM_LEVELS),
         min_criteria_met=h.integer("min_criteria_met"),
+        hybrid_criteria=tuple(
+            check_choice(item, f"{h.field('hybrid_criteria')}[{i}]", CRITERIA)
+            for i, item in enumerate(h.texts("hybrid_criteria"))),
+        hybrid_transactional_share=h.number("hybrid_transactional_share", maximum=1.0),
     )
     if hosting.min_criteria_met > 4:
         field = h.field("min_criteria_met")
@@ -468,13 +651,20 @@ def _tco(t: _Table) -> tuple[TcoSpec, ...]:
     options_table = t.table("options")
     options = []
     for key, o in options_table.tables():
+        # brief_total_usd: the old name of guide_total_usd, read for one release.
+        total_key = "brief_total_usd" if o.has("brief_total_usd") and not o.has(
+            "guide_total_usd") else "guide_total_usd"
+        if o.has("brief_total_usd") and total_key == "guide_total_usd":
+            o.get("brief_total_usd")  # both given: the new name wins
         options.append(TcoSpec(
             key=key,
             name=o.text("name"),
-            infrastructure_usd=o.pair("infrastructure_usd", zero=True, maximum=_MAX_MONEY),
+            infrastructure_usd=(o.pair("infrastructure_usd", zero=True, maximum=_MAX_MONEY)
+                                if o.has("infrastructure_usd") else None),
             engineering_hours=o.number("engineering_hours", zero=True, maximum=10_000),
             compliance_usd=o.pair("compliance_usd", zero=True, maximum=_MAX_MONEY),
-            brief_total_usd=o.pair("brief_total_usd", zero=True, maximum=_MAX_MONEY),
+            guide_total_usd=(o.pair(total_key, zero=True, maximum=_MAX_MONEY)
+                             if o.has(total_key) else None),
         ))
         o.done()
     options_table.done()
@@ -552,8 +742,9 @@ def _roadmap(r: _Table) -> tuple[PhaseSpec, ...]:
 def _build(raw: Mapping[str, Any], changed: frozenset[str] = frozenset()) -> PlanningData:
     root = _Table(raw, "")
     capacity = _capacity(root.table("capacity"))
-    sizes, providers = _vps(root.table("vps"), capacity)
+    sizes, providers, vps_checked = _vps(root.table("vps"), capacity)
     esps, bands, use_cases = _esp(root.table("esp"), changed)
+    pricing_checked, pricing = _pricing(root.table("pricing"), tuple(e.key for e in esps))
     data = PlanningData(
         tiers=_tiers(root.table("tiers"), changed),
         capacity=capacity,
@@ -566,6 +757,10 @@ def _build(raw: Mapping[str, Any], changed: frozenset[str] = frozenset()) -> Pla
         tco=_tco(root.table("tco")),
         kpis=_kpis(root.table("kpi")),
         roadmap=_roadmap(root.table("roadmap")),
+        pricing=pricing,
+        pricing_checked=pricing_checked,
+        vps_checked=vps_checked,
+        ips=_ips(root.table("ips")),
     )
     root.done()
     return data

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from mailscale.planning._data import Capacity
-from mailscale.planning._format import kpi_value, money, money_range, number, plural, quantity
-from mailscale.planning._model import Derived, Plan
+from mailscale.planning._format import (
+    dollars,
+    kpi_value,
+    money,
+    money_range,
+    number,
+    plural,
+    quantity,
+)
+from mailscale.planning._model import Derived, Plan, VpsQuote
 from mailscale.planning._sizing import Sizing
 from mailscale.planning._workload import Workload
 
-__all__ = ["derived_figures", "explain_lines", "servers_rule", "sizing_rules", "tco_note"]
+__all__ = ["derived_figures", "explain_lines", "infrastructure_note", "recommendation_note",
+           "servers_rule", "sizing_rules"]
 
 _USE_CASE_WORDS = {
     "transactional": "transactional",
@@ -19,7 +28,7 @@ _USE_CASE_WORDS = {
 
 
 def _rate_words(source: str) -> str:
-    return "planning guide" if source == "brief" else source
+    return source.replace("_", " ")
 
 
 def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived, ...]:
@@ -50,43 +59,89 @@ def sizing_rules(w: Workload, s: Sizing, capacity: Capacity) -> dict[str, str]:
     address_note = "" if w.active_addresses is not None else (
         f" (active addresses default to the monthly volume / "
         f"{number(w.sends_per_address_per_month)} sends per address per month)")
-    size_note = (f"1 GB per {number(capacity.stored_emails_per_gb)} stored emails"
-                 if s.gb_per_email == s.guide_gb_per_email
-                 else f"{number(w.message_size_bytes)} bytes per stored email")
+    size_note = (f"{number(w.message_size_bytes)} bytes + "
+                 f"{number(capacity.stored_overhead_bytes_per_message)} bytes outbox overhead "
+                 f"per stored email; the guide's rule of thumb, 1 GB per "
+                 f"{number(capacity.stored_emails_per_gb)} stored emails, gives "
+                 f"{s.guide_storage_gb:,} GB")
     return {
         "vcpu": f"ceil(sending cores {number(s.sending_cores, 3)} + database cores "
                 f"{number(s.db_cores, 3)})",
         "ram_gb": f"ceil({plural(s.addresses, 'active address', 'active addresses')} / "
                   f"{number(capacity.active_addresses_per_gb_ram)} per GB){address_note}",
         "storage_gb": f"ceil({plural(s.stored, 'stored email')} at {size_note})",
-        "dedicated_ips": "no derived rule: the tier's figure",
     }
 
 
-def servers_rule(vcpu: int, ram_gb: int, capacity: Capacity) -> str:
-    """The rule in words behind the server count."""
-    return (f"max(ceil({vcpu:,} vCPU / {capacity.max_vcpu_per_server} per server), "
-            f"ceil({ram_gb:,} GB / {capacity.max_ram_gb_per_server} GB per server))")
+def servers_rule(chosen: VpsQuote, vcpu: int, ram_gb: int, storage_gb: int, ips: int,
+                 least: int, capacity: Capacity) -> str:
+    """The rule in words behind the server count and shape: the cheapest fit at list prices."""
+    holds = f"{vcpu:,} vCPU, {ram_gb:,} GB RAM, {storage_gb:,} GB storage"
+    if ips:
+        holds += f", {plural(ips, 'IP')}"
+    return (f"at least {least:,} = max(the tier's servers, ceil({vcpu:,} vCPU / "
+            f"{capacity.max_vcpu_per_server}), ceil({ram_gb:,} GB / "
+            f"{capacity.max_ram_gb_per_server} GB)); the cheapest servers holding {holds} "
+            f"(list price + {number(capacity.server_upkeep_hours)} h upkeep each): "
+            f"{_shape_words(chosen)}, {money(chosen.total_usd)}/month")
 
 
-def tco_note(p: Plan) -> str | None:
-    """How the self-hosted TCO row's infrastructure (the guide's band) compares with the
-    plan's own VPS quotes, which the TCO does not use; None without a self-hosted row."""
-    row = next((o for o in p.tco if o.option == "self_hosted"), None)
-    if row is None or not p.vps:
+def _shape_words(q: VpsQuote) -> str:
+    return (f"{plural(q.servers, 'server')} of {q.vcpu} vCPU / {number(q.ram_gb)} GB RAM at "
+            f"{q.name}")
+
+
+def infrastructure_note(p: Plan) -> str:
+    """The plan's one infrastructure figure, and how it compares with the guide's tier range."""
+    t = p.tier
+    rec = p.recommended
+    band = money_range(*t.monthly_cost_usd, open_ended=t.open_ended)
+    servers = rec.servers_usd
+    low, high = t.monthly_cost_usd
+    if servers > high and not t.open_ended:
+        reasons = []
+        chosen = next(q for q in p.vps if q.chosen)
+        if chosen.servers > t.servers:
+            reasons.append(f"{plural(chosen.servers, 'server')} where the tier has "
+                           f"{t.servers:,}")
+        if chosen.extra_storage_gb:
+            reasons.append(f"{chosen.extra_storage_gb:,} GB block storage")
+        if chosen.extra_ips:
+            reasons.append(plural(chosen.extra_ips, "extra IP"))
+        why = ", ".join(reasons) or "list prices above the guide's band"
+        relation = f"above the guide's {t.label} tier range {band} ({why})"
+    elif servers < low:
+        relation = f"below the guide's {t.label} tier range {band}"
+    else:
+        relation = f"within the guide's {t.label} tier range {band}"
+    esp = f" + {p.setup.esp_name if p.setup.kind == 'hybrid' else rec.name} " \
+          f"{dollars(rec.esp_usd)}" if rec.esp_usd else ""
+    return (f"Infrastructure: {dollars(rec.infrastructure_usd[0])}/month for "
+            f"{p.setup.summary}: servers {dollars(servers)}{esp}; the servers are {relation}.")
+
+
+def recommendation_note(p: Plan) -> str | None:
+    """Why the recommended option is not the cheapest, in one line; None when it is."""
+    rec, cheap = p.recommended, p.cheapest
+    if rec.option == cheap.option:
         return None
-    low = min(q.monthly_usd[0] for q in p.vps)
-    high = max(q.monthly_usd[1] for q in p.vps)
-    open_ended = any(q.open_ended for q in p.vps)
-    band = money_range(*row.infrastructure_usd)
-    quotes = money_range(low, high, open_ended=open_ended)
-    servers = p.vps[0].servers
-    relation = ("above" if high > row.infrastructure_usd[1] or open_ended
-                else "within")
-    return (f"Self-hosted infrastructure is the planning guide's {band}/month; this plan's "
-            f"VPS quotes for {plural(servers, 'server')} are {quotes}/month, {relation} it"
-            + (", so the self-hosted total may be higher." if relation == "above" else "."))
-
+    h = p.hosting
+    costs = (f"{rec.name} ({dollars(*rec.total_usd)}/month) is recommended over the cheaper "
+             f"{cheap.name} ({dollars(*cheap.total_usd)})")
+    unmet = [c.label for c in h.criteria if not c.met]
+    if cheap.option in ("self_hosted", "hybrid") and p.setup.kind == "managed":
+        why = (f"self-hosting needs {h.required} of the guide's {len(h.criteria)} criteria "
+               f"and {h.met} are met (missing: {', '.join(unmet)})")
+    elif p.setup.kind == "managed":
+        why = f"the guide's choice: {p.esp.reason}"
+    elif p.setup.kind == "hybrid":
+        why = (f"the volume and team suit own servers for bulk mail, but {len(unmet)} of "
+               f"the guide's self-hosting criteria are not met ({', '.join(unmet)}), so "
+               f"transactional mail goes through {p.setup.esp_name}")
+    else:
+        why = (f"all {h.required} of the guide's self-hosting criteria are met, so the "
+               "guide self-hosts")
+    return f"{costs}: {why}."
 
 
 def _range(pair: tuple[float, float], unit: str = "", open_ended: bool = False) -> str:
@@ -122,20 +177,40 @@ def explain_lines(p: Plan) -> list[str]:
             f"Recommended {r.label}: {quantity(r.recommended, r.unit)} "
             f"(tier {r.tier:,}, derived {derived}; {r.driver} drove it); rule: {r.rule}."
         )
-    lines.append(f"Per server: {p.per_server[0]:,} vCPU, {p.per_server[1]:,} GB RAM "
-                 f"({p.vps[0].size} size) x {plural(p.vps[0].servers, 'server')}.")
-    for q in p.vps:
+    ips = p.dedicated_ips
+    if ips.used:
         lines.append(
-            f"VPS {q.name}: {money_range(*q.monthly_usd, open_ended=q.open_ended)}/month "
-            f"({q.servers:,} x {money_range(*q.per_server_usd, open_ended=q.open_ended)}); "
-            f"strengths: {', '.join(q.strengths)}."
-        )
+            f"Dedicated IPs: {plural(ips.ips, 'IP')} = {ips.reason}; warm-up "
+            f"{plural(ips.warmup_days, 'day')} ({plural(ips.warmup_weeks, 'week')}) until each "
+            f"IP's daily cap covers its {number(ips.per_ip_daily)} emails/day; the guide's "
+            f"tier band: {_range(ips.guide_band)}.")
+    else:
+        lines.append(f"Dedicated IPs: {ips.reason}.")
+    for q in p.vps:
+        mark = " (chosen)" if q.chosen else ""
+        lines.append(
+            f"VPS {q.name}{mark}: {money(q.total_usd)}/month for {_shape_words(q)} "
+            f"({money(q.shape_usd)} each"
+            + (f", {q.extra_storage_gb:,} GB block storage {money(q.storage_usd)}"
+               if q.extra_storage_gb else "")
+            + (f", {plural(q.extra_ips, 'extra IP')} {money(q.ips_usd)}" if q.extra_ips else "")
+            + f"); the guide's {q.size} band: "
+            f"{money_range(*q.monthly_usd, open_ended=q.open_ended)}/month; "
+            f"strengths: {', '.join(q.strengths)}.")
+    lines.append(f"Setup: {p.setup.summary}.")
     e = p.esp
-    lines.append(f"ESP: {e.chosen_name}, because {e.reason}.")
-    if e.runner_up_name is not None:
-        lines.append(f"ESP runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
+    if p.setup.kind == "managed":
+        lines.append(f"ESP: {e.chosen_name}, because {e.reason}.")
+        if e.runner_up_name is not None:
+            lines.append(f"ESP runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
+    elif p.setup.kind == "hybrid":
+        lines.append(f"ESP for transactional mail: {p.setup.esp_name}, the one the "
+                     "transactional use case prefers.")
+    else:
+        lines.append(f"ESP: none sends; if managed instead, {e.chosen_name}, because "
+                     f"{e.reason}.")
     for f in p.feasibility:
-        mark = " (chosen)" if f.chosen else ""
+        mark = " (the setup's)" if f.chosen else ""
         counted = ("recipients count against the quota, so batching saves calls, not quota"
                    if f.quota_counts == "recipients"
                    else f"{plural(f.batched_units, 'batch call')} of {f.batch_size:,} "
@@ -153,17 +228,21 @@ def explain_lines(p: Plan) -> list[str]:
     for c in h.criteria:
         lines.append(f"  {'met' if c.met else 'not met'}: {c.label} ({c.detail}).")
     for o in p.tco:
-        mark = " (cheapest)" if o.cheapest else ""
+        marks = [m for m, on in (("recommended", o.recommended), ("cheapest", o.cheapest)) if on]
+        mark = f" ({', '.join(marks)})" if marks else ""
+        guide = ("the guide gives none" if o.guide_total_usd is None
+                 else f"the guide's view {money_range(*o.guide_total_usd)}")
         lines.append(
-            f"TCO {o.name}{mark}: {money_range(*o.total_usd)}/month = infrastructure "
-            f"{money_range(*o.infrastructure_usd)} + {number(o.engineering_hours)} h x "
-            f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}."
+            f"Cost {o.name}{mark}: {money_range(*o.total_usd)}/month = infrastructure "
+            f"{money(o.infrastructure_usd[0])} ({o.detail}) + {number(o.engineering_hours)} h x "
+            f"{money(o.hourly_cost_usd)} + compliance {money_range(*o.compliance_usd)}; "
+            f"{guide}."
         )
-    note = tco_note(p)
-    if note is not None:
-        lines.append(f"Note: {note}")
+    if p.recommendation_note is not None:
+        lines.append(f"Why: {p.recommendation_note}")
+    lines.append(p.infrastructure_note)
     for k in p.kpis:
-        source = "" if k.source == "brief" else f" (raised to the {k.source})"
+        source = "" if k.source == "planning_guide" else f" (raised to the {k.source})"
         lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")
     for phase in p.roadmap:
         lines.append(f"Phase {phase.key} (months {phase.months[0]}-{phase.months[1]}):")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-__all__ = ["compact", "kpi_value", "money", "money_range", "number", "plural", "plurals",
+__all__ = ["compact", "dollars", "kpi_value", "money", "money_range", "number", "plural", "plurals",
            "quantity"]
 
 _SINGULAR = {"queries": "query"}
@@ -37,6 +38,14 @@ def money(value: float) -> str:
     if value == int(value):
         return f"${int(value):,}"
     return f"${value:,.2f}"
+
+
+def dollars(low: float, high: float | None = None) -> str:
+    """Whole dollars, cents rounded half up: ``854.95`` → ``$855``; a pair as `money_range`."""
+    def whole(value: float) -> float:
+        return float(Decimal(repr(float(value))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    return money_range(whole(low), whole(low if high is None else high))
 
 
 def money_range(low: float, high: float, *, open_ended: bool = False) -> str:

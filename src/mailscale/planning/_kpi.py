@@ -21,7 +21,7 @@ class KpiTarget:
     """A KPI target: an observed value passes when ``observed comparator target``.
 
     Attributes:
-        source: ``"brief"``, or ``"peak rate"`` when the plan raised the target.
+        source: ``"planning_guide"``, or ``"peak rate"`` when the plan raised the target.
     """
 
     key: str
@@ -29,7 +29,7 @@ class KpiTarget:
     comparator: str
     target: float
     unit: str
-    source: str = "brief"
+    source: str = "planning_guide"
 
 
 @attrs.frozen

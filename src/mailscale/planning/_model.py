@@ -14,6 +14,7 @@ from mailscale.planning._workload import Workload
 
 __all__ = [
     "Criterion",
+    "DedicatedIps",
     "Derived",
     "EspChoice",
     "Feasibility",
@@ -21,12 +22,13 @@ __all__ = [
     "Phase",
     "Plan",
     "Requirement",
+    "Setup",
     "TcoEstimate",
     "TierChoice",
     "VpsQuote",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @attrs.frozen
@@ -94,7 +96,21 @@ class Requirement:
 
 @attrs.frozen
 class VpsQuote:
-    """A VPS provider's monthly cost band for the recommended servers."""
+    """A VPS provider's servers for the plan: the shape it sells, priced, and the guide's band.
+
+    Attributes:
+        servers: how many servers of the shape hold what the plan needs.
+        vcpu, ram_gb, ssd_gb: the shape (as the provider sells it).
+        extra_storage_gb: block storage beyond the servers' SSD.
+        extra_ips: dedicated IPs beyond one per server.
+        total_usd: servers + block storage + extra IPs, per month, at list price.
+        upkeep_hours: the servers' upkeep (capacity.server_upkeep_hours each), which the
+            cost options add to the guide's engineering hours.
+        chosen: the cheapest provider: its servers are the plan's.
+        size: the guide's size (small, medium, large) that holds the shape.
+        per_server_usd, monthly_usd: the guide's band for that size (per server,
+            and times ``servers``): its view, shown for comparison.
+    """
 
     provider: str
     name: str
@@ -104,6 +120,19 @@ class VpsQuote:
     monthly_usd: tuple[float, float]
     open_ended: bool
     strengths: tuple[str, ...]
+    vcpu: int
+    ram_gb: float
+    ssd_gb: float
+    shape_usd: float
+    extra_storage_gb: int
+    extra_ips: int
+    servers_usd: float
+    storage_usd: float
+    ips_usd: float
+    total_usd: float
+    upkeep_hours: float
+    chosen: bool
+    source: str
 
 
 @attrs.frozen
@@ -171,7 +200,22 @@ class HostingDecision:
 
 @attrs.frozen
 class TcoEstimate:
-    """Monthly total cost of one option: infrastructure + hours x rate + compliance."""
+    """Monthly cost of one option at the workload's volume.
+
+    ``total = infrastructure + hours x rate + compliance``; infrastructure is the
+    ESP's price list at the volume (plus dedicated IPs when asked for) and the
+    servers that run the pipeline, or for self-hosting the servers, storage and IPs.
+
+    Attributes:
+        infrastructure_usd: (cost, cost): one figure, kept as a pair like the others.
+        esp_usd: the ESP's part of it (0 for self-hosting).
+        servers_usd: the servers' part of it.
+        detail: what the infrastructure is, in words.
+        guide_infrastructure_usd, guide_total_usd: the guide's bands, None when
+            it gives none: its view, for comparison.
+        recommended: the option of the plan's setup.
+        cheapest: the lowest total (midpoint, then low end).
+    """
 
     option: str
     name: str
@@ -182,6 +226,60 @@ class TcoEstimate:
     compliance_usd: tuple[float, float]
     total_usd: tuple[float, float]
     cheapest: bool
+    esp_usd: float
+    servers_usd: float
+    detail: str
+    guide_infrastructure_usd: tuple[float, float] | None
+    guide_total_usd: tuple[float, float] | None
+    recommended: bool
+
+
+@attrs.frozen
+class Setup:
+    """The plan's one verdict: how the mail is sent. Every section follows it.
+
+    Attributes:
+        kind: ``managed`` (an ESP sends), ``self_hosted`` (own servers and IPs), or
+            ``hybrid`` (own servers for bulk mail, an ESP for transactional mail).
+        esp: the ESP's key (managed: the sender; hybrid: for transactional mail),
+            None when self-hosted.
+        option: the key of the cost option that prices this setup.
+        summary: the setup in words, as every section names it.
+    """
+
+    kind: str
+    esp: str | None
+    esp_name: str | None
+    option: str
+    summary: str
+
+
+@attrs.frozen
+class DedicatedIps:
+    """Dedicated IPs: how many the peak hour needs once warm, and the warm-up.
+
+    Attributes:
+        used: the setup has dedicated IPs (self-hosted, hybrid, or an ESP's
+            add-on asked for); when False the ESP's shared IPs send and ``ips`` is 0.
+        ips: the IPs to run, ``max(by_peak, min_ips)`` when used, else 0.
+        by_peak: ``ceil(peak hour / per_ip_per_hour)``.
+        warmup_days, warmup_weeks: how long the ramp takes until each IP's cap
+            covers its share of the daily volume.
+        schedule: (day, daily cap of all IPs together) for each day of the ramp.
+        guide_band: the guide's tier band, its view.
+    """
+
+    used: bool
+    ips: int
+    by_peak: int
+    per_ip_per_hour: float
+    min_ips: int
+    per_ip_daily: float
+    warmup_days: int
+    warmup_weeks: int
+    schedule: tuple[tuple[int, int], ...]
+    guide_band: tuple[float, float]
+    reason: str
 
 
 @attrs.frozen
@@ -225,7 +323,7 @@ class Plan:
     per_core_rate_source: str
     derived: tuple[Derived, ...]
     requirements: tuple[Requirement, ...]
-    per_server: tuple[int, int]
+    per_server: tuple[int, float]
     vps: tuple[VpsQuote, ...]
     esp: EspChoice
     feasibility: tuple[Feasibility, ...]
@@ -233,6 +331,11 @@ class Plan:
     tco: tuple[TcoEstimate, ...]
     kpis: tuple[KpiTarget, ...]
     roadmap: tuple[Phase, ...]
+    setup: Setup
+    dedicated_ips: DedicatedIps
+    infrastructure_usd: float
+    infrastructure_note: str
+    recommendation_note: str | None
 
     def requirement(self, resource: str) -> Requirement:
         """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""
@@ -252,6 +355,11 @@ class Plan:
     def cheapest(self) -> TcoEstimate:
         """The TCO option marked cheapest."""
         return next(option for option in self.tco if option.cheapest)
+
+    @property
+    def recommended(self) -> TcoEstimate:
+        """The TCO option of the plan's setup."""
+        return next(option for option in self.tco if option.recommended)
 
     def feasibility_for(self, esp: str) -> Feasibility:
         """The rate-limit feasibility of ``esp``; an unknown ESP raises `PlanningError`."""

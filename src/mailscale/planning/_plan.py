@@ -15,26 +15,38 @@ from mailscale.planning._data import (
     EspLimits,
     PlanningData,
     TierSpec,
+    VpsSize,
     load_data,
 )
-from mailscale.planning._explain import derived_figures, servers_rule, sizing_rules
-from mailscale.planning._format import (
-    compact,
-    plural,
-    plurals,
+from mailscale.planning._explain import (
+    derived_figures,
+    infrastructure_note,
+    recommendation_note,
+    servers_rule,
+    sizing_rules,
 )
+from mailscale.planning._format import compact, number, plural, plurals
 from mailscale.planning._kpi import KpiTarget
 from mailscale.planning._model import (
     Criterion,
+    DedicatedIps,
     EspChoice,
     Feasibility,
     HostingDecision,
     Phase,
     Plan,
     Requirement,
+    Setup,
     TcoEstimate,
     TierChoice,
     VpsQuote,
+)
+from mailscale.planning._sizing import (
+    ServerFit,
+    Sizing,
+    esp_cost,
+    fit_servers,
+    ip_need,
 )
 from mailscale.planning._sizing import ceil as _ceil
 from mailscale.planning._sizing import exact as _exact
@@ -44,9 +56,6 @@ from mailscale.planning._workload import MAX_MONTHLY_VOLUME, Workload
 
 __all__ = ["plan", "tier_for"]
 
-_MONTHS_PER_YEAR = 12
-_DAYS_PER_YEAR = 365
-_BYTES_PER_GB = 10**9
 _USE_CASE_WORDS = {
     "transactional": "transactional",
     "cold_outreach": "cold outreach",
@@ -223,40 +232,153 @@ def _hosting(workload: Workload, data: PlanningData) -> HostingDecision:
                   else "no dedicated compliance resources"),
     )
     met = sum(criterion.met for criterion in criteria)
-    recommendation = "self_hosted" if met >= rules.min_criteria_met else "managed"
+    hybrid = bool(rules.hybrid_criteria) and all(
+        c.met for c in criteria if c.key in rules.hybrid_criteria)
+    recommendation = ("self_hosted" if met >= rules.min_criteria_met
+                      else "hybrid" if hybrid else "managed")
     return HostingDecision(recommendation, criteria, met, rules.min_criteria_met)
 
 
-def _tco(workload: Workload, data: PlanningData) -> tuple[TcoEstimate, ...]:
-    rate = workload.hourly_cost_usd
-    rows = []
-    for option in data.tco:
-        engineering = float(_exact(option.engineering_hours) * _exact(rate))
-        low = option.infrastructure_usd[0] + engineering + option.compliance_usd[0]
-        high = option.infrastructure_usd[1] + engineering + option.compliance_usd[1]
-        rows.append((option, engineering, (low, high)))
-    # Cheapest: lowest midpoint, then lowest low end, then data order.
-    best = min(range(len(rows)), key=lambda i: (sum(rows[i][2]), rows[i][2][0], i))
-    return tuple(
-        TcoEstimate(
-            option=option.key,
-            name=option.name,
-            infrastructure_usd=option.infrastructure_usd,
-            engineering_hours=option.engineering_hours,
-            hourly_cost_usd=rate,
-            engineering_usd=engineering,
-            compliance_usd=option.compliance_usd,
-            total_usd=total,
-            cheapest=i == best,
-        )
-        for i, (option, engineering, total) in enumerate(rows)
+def _transactional_esp(data: PlanningData) -> str:
+    """The ESP the transactional use case prefers (its volume band's when it follows it)."""
+    preferred = dict(data.esp_use_cases)["transactional"]
+    return preferred if preferred != "volume" else data.esp_bands[0][1]
+
+
+def _setup(hosting: HostingDecision, esp: EspChoice, data: PlanningData, servers: int,
+           ips: int) -> Setup:
+    on = f"{plural(servers, 'server')} with {plural(ips, 'dedicated IP')}"
+    if hosting.recommendation == "self_hosted":
+        return Setup("self_hosted", None, None, "self_hosted", f"self-hosted on {on}")
+    if hosting.recommendation == "hybrid":
+        key = _transactional_esp(data)
+        name = data.esp(key).name
+        return Setup("hybrid", key, name, "hybrid",
+                     f"hybrid: bulk mail self-hosted on {on}, transactional mail "
+                     f"through {name}")
+    return Setup("managed", esp.chosen, esp.chosen_name, esp.chosen,
+                 f"managed ESP {esp.chosen_name}")
+
+
+def _dedicated_ips(workload: Workload, sizing: Sizing, data: PlanningData, tier: TierChoice,
+                   used: bool) -> DedicatedIps:
+    rules = data.ips
+    need = ip_need(sizing.peak_hour, sizing.daily, rules.emails_per_ip_per_hour,
+                   rules.min_ips, rules.warmup_daily_caps)
+    ips = need.ips if used else 0
+    schedule = tuple((day + 1, cap * ips) for day, cap in
+                     enumerate(rules.warmup_daily_caps[:need.warmup_days]))
+    reason = (f"max(ceil({plural(sizing.peak_hour, 'email')} at the peak hour / "
+              f"{number(rules.emails_per_ip_per_hour)} per warm IP per hour), "
+              f"{rules.min_ips} for failover)" if used
+              else "none: the ESP's shared IPs send (ask for its dedicated-IP add-on "
+                   "with --esp-dedicated-ips)")
+    return DedicatedIps(
+        used=used, ips=ips, by_peak=need.by_peak,
+        per_ip_per_hour=rules.emails_per_ip_per_hour, min_ips=rules.min_ips,
+        per_ip_daily=float(need.per_ip_daily) if used else 0.0,
+        warmup_days=need.warmup_days if used else 0,
+        warmup_weeks=need.warmup_weeks if used else 0,
+        schedule=schedule if used else (), guide_band=tier.dedicated_ips, reason=reason,
     )
+
+
+def _guide_size(data: PlanningData, vcpu: int, ram_gb: float) -> VpsSize:
+    return next((size for size in data.vps_sizes
+                 if vcpu <= size.max_vcpu and ram_gb <= size.max_ram_gb), data.vps_sizes[-1])
+
+
+def _quotes(data: PlanningData, fits: list[ServerFit]) -> tuple[VpsQuote, ...]:
+    best = min(range(len(fits)), key=lambda i: (fits[i].total_usd + fits[i].upkeep_usd,
+                                                fits[i].servers, i))
+    quotes = []
+    for i, (provider, fit) in enumerate(zip(data.vps_providers, fits, strict=True)):
+        size = _guide_size(data, fit.shape.vcpu, fit.shape.ram_gb)
+        band = provider.price(size.key)
+        quotes.append(VpsQuote(
+            provider=provider.key, name=provider.name, size=size.key, servers=fit.servers,
+            per_server_usd=band, monthly_usd=(band[0] * fit.servers, band[1] * fit.servers),
+            open_ended=size.key in provider.open_ended, strengths=provider.strengths,
+            vcpu=fit.shape.vcpu, ram_gb=fit.shape.ram_gb, ssd_gb=fit.shape.ssd_gb,
+            shape_usd=fit.shape.usd, extra_storage_gb=fit.extra_storage_gb,
+            extra_ips=fit.extra_ips, servers_usd=float(fit.servers_usd),
+            storage_usd=float(fit.storage_usd), ips_usd=float(fit.ips_usd),
+            total_usd=float(fit.total_usd), upkeep_hours=float(fit.upkeep_hours),
+            chosen=i == best, source=provider.source,
+        ))
+    return tuple(quotes)
+
+
+def _option(key: str, name: str, workload: Workload, data: PlanningData, esp_usd: Fraction,
+            servers: VpsQuote, detail: str, hours_from: tuple[str, ...]) -> TcoEstimate:
+    specs = [spec for k in hours_from if (spec := data.tco_spec(k)) is not None]
+    hours = sum((_exact(spec.engineering_hours) for spec in specs), _exact(servers.upkeep_hours))
+    servers_usd = _exact(servers.total_usd)
+    compliance = (max((c.compliance_usd[0] for c in specs), default=0.0),
+                  max((c.compliance_usd[1] for c in specs), default=0.0))
+    own = data.tco_spec(key)
+    infrastructure = float(esp_usd + servers_usd)
+    engineering = float(hours * _exact(workload.hourly_cost_usd))
+    return TcoEstimate(
+        option=key, name=name,
+        infrastructure_usd=(infrastructure, infrastructure),
+        engineering_hours=float(hours), hourly_cost_usd=workload.hourly_cost_usd,
+        engineering_usd=engineering, compliance_usd=compliance,
+        total_usd=(infrastructure + engineering + compliance[0],
+                   infrastructure + engineering + compliance[1]),
+        cheapest=False, esp_usd=float(esp_usd), servers_usd=float(servers_usd), detail=detail,
+        guide_infrastructure_usd=None if own is None else own.infrastructure_usd,
+        guide_total_usd=None if own is None else own.guide_total_usd,
+        recommended=False,
+    )
+
+
+def _servers_words(quote: VpsQuote) -> str:
+    extras = []
+    if quote.extra_storage_gb:
+        extras.append(f"{quote.extra_storage_gb:,} GB block storage")
+    if quote.extra_ips:
+        extras.append(plural(quote.extra_ips, "extra IP"))
+    more = f" + {', '.join(extras)}" if extras else ""
+    return (f"{plural(quote.servers, 'server')} of {quote.vcpu} vCPU / "
+            f"{number(quote.ram_gb)} GB at {quote.name}{more}")
+
+
+def _tco(workload: Workload, data: PlanningData, setup: Setup, hosted: VpsQuote,
+         pipeline: VpsQuote, ips: DedicatedIps, need_ips: int) -> tuple[TcoEstimate, ...]:
+    volume = workload.monthly_volume
+    rows = [_option("self_hosted", "Self-hosted VPS", workload, data, Fraction(0),
+                    hosted, _servers_words(hosted), ("self_hosted",))]
+    esp_ips = need_ips if workload.esp_dedicated_ips else 0
+    for esp in data.esps:
+        plan_name, cost = esp_cost(data.esp_pricing(esp.key), volume, esp_ips)
+        ip_words = f" + {plural(esp_ips, 'dedicated IP')}" if esp_ips else ""
+        rows.append(_option(
+            esp.key, esp.name, workload, data, cost, pipeline,
+            f"{esp.name} {plan_name}{ip_words} + {_servers_words(pipeline)}", (esp.key,)))
+    if setup.kind == "hybrid":
+        assert setup.esp is not None and setup.esp_name is not None
+        share = _exact(data.hosting.hybrid_transactional_share)
+        transactional = _ceil(volume * share)
+        plan_name, cost = esp_cost(data.esp_pricing(setup.esp), transactional, 0)
+        rows.append(_option(
+            "hybrid", f"Hybrid (self-hosted + {setup.esp_name})", workload, data, cost,
+            hosted,
+            f"{_servers_words(hosted)} + {setup.esp_name} {plan_name} for "
+            f"{plural(transactional, 'transactional email')}",
+            ("self_hosted", setup.esp)))
+    # Cheapest: lowest midpoint, then lowest low end, then the setup's own option (a tie is
+    # not a reason to explain), then data order.
+    best = min(range(len(rows)), key=lambda i: (sum(rows[i].total_usd), rows[i].total_usd[0],
+                                                rows[i].option != setup.option, i))
+    return tuple(attrs.evolve(row, cheapest=i == best, recommended=row.option == setup.option)
+                 for i, row in enumerate(rows))
 
 
 def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarget, ...]:
     targets = []
     for spec in data.kpis:
-        target, source = spec.target, "brief"
+        target, source = spec.target, "planning_guide"
         if spec.key == "processing_rate_per_minute" and spec.comparator in (">", ">="):
             peak = _ceil(peak_per_minute)
             if peak > target:
@@ -268,37 +390,37 @@ def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarg
 
 def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
     workload = plan_.workload
-    managed = plan_.hosting.recommendation == "managed"
-    ips = plan_.requirement("dedicated_ips").recommended
+    setup = plan_.setup
+    own_servers = setup.kind != "managed"
+    through_esp = setup.kind != "self_hosted"
+    ips = plan_.dedicated_ips.ips
     servers = plan_.requirement("servers").recommended
-    chosen = plan_.feasibility_for(plan_.esp.chosen)
+    chosen = plan_.feasibility_for(setup.esp or plan_.esp.chosen)
     keys = chosen.keys_batched
     conditions = {
         "always": True,
-        "self_hosted": not managed,
-        "managed": managed,
+        "self_hosted": own_servers,
+        "managed": through_esp,
         "load_balanced": servers >= 2,
-        "multi_server": plan_.tier.multi_server,
-        "multi_data_center": plan_.tier.multi_data_center,
+        "multi_server": plan_.tier.multi_server and servers >= 2,
+        "multi_data_center": plan_.tier.multi_data_center and servers >= 2,
         "several_ips": ips >= 2,
         "single_ip": ips == 1,
-        "several_keys": managed and keys >= 2,
+        "several_keys": through_esp and keys >= 2,
         "custom_integration": workload.custom_integration,
         "compliance_resources": workload.compliance_resources,
         "no_compliance_resources": not workload.compliance_resources,
     }
-    hosting = (f"managed ESP {plan_.esp.chosen_name}" if managed
-               else f"self-hosted on {plural(servers, 'server')}")
     values = {
-        "esp": plan_.esp.chosen_name,
+        "esp": setup.esp_name or plan_.esp.chosen_name,
         "keys": f"{keys:,}",
         "scope": chosen.scope,
         "servers": f"{servers:,}",
         "ips": f"{ips:,}",
-        "vcpu_per_server": f"{plan_.per_server[0]:,}",
-        "ram_gb_per_server": f"{plan_.per_server[1]:,}",
+        "vcpu_per_server": number(plan_.per_server[0]),
+        "ram_gb_per_server": number(plan_.per_server[1]),
         "storage_gb": f"{plan_.requirement('storage_gb').recommended:,}",
-        "hosting": hosting,
+        "hosting": setup.summary,
     }
     return tuple(
         Phase(spec.key, spec.months,
@@ -336,52 +458,73 @@ def plan(
     data = _checked_data(data)
     capacity = data.capacity
     tier = _tier_choice(workload, data)
-
     sizing = _size(workload, capacity)
     rules = sizing_rules(workload, sizing, capacity)
     vcpu = _requirement("vcpu", "vCPU", tier.vcpu[1], sizing.cores, rules["vcpu"])
     ram_req = _requirement("ram_gb", "GB", tier.ram_gb[1], sizing.ram_gb, rules["ram_gb"])
     storage_req = _requirement("storage_gb", "GB", tier.ssd_gb[1], sizing.storage_gb,
                                rules["storage_gb"])
-    ips = _requirement("dedicated_ips", "IPs", tier.dedicated_ips[1], None,
-                       rules["dedicated_ips"])
-    server_need = max(
-        _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
-        _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)),
-    )
-    servers = _requirement("servers", "servers", tier.servers, server_need,
-                           servers_rule(vcpu.recommended, ram_req.recommended, capacity))
-    requirements = (vcpu, ram_req, storage_req, ips, servers)
-    count = servers.recommended
-    per_server = (_ceil(Fraction(vcpu.recommended, count)),
-                  _ceil(Fraction(ram_req.recommended, count)))
-    size = next(s for s in data.vps_sizes
-                if per_server[0] <= s.max_vcpu and per_server[1] <= s.max_ram_gb)
-    vps = tuple(
-        VpsQuote(
-            provider=p.key, name=p.name, size=size.key, servers=count,
-            per_server_usd=p.price(size.key),
-            monthly_usd=(p.price(size.key)[0] * count, p.price(size.key)[1] * count),
-            open_ended=size.key in p.open_ended, strengths=p.strengths,
-        )
-        for p in data.vps_providers
-    )
+    hosting = _hosting(workload, data)
     esp = _esp_choice(workload, data)
-    feasibility = tuple(_feasibility(e, sizing.peak_hour, esp.chosen) for e in data.esps)
+    own_ips = hosting.recommendation != "managed"
+    ips = _dedicated_ips(workload, sizing, data, tier,
+                         used=own_ips or workload.esp_dedicated_ips)
+    need_ips = ip_need(sizing.peak_hour, sizing.daily, data.ips.emails_per_ip_per_hour,
+                       data.ips.min_ips, data.ips.warmup_daily_caps).ips
+
+    least = max(tier.servers,
+                _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
+                _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)))
+
+    def fits(with_ips: int) -> tuple[VpsQuote, ...]:
+        return _quotes(data, [
+            fit_servers(provider, vcpu=vcpu.recommended, ram_gb=ram_req.recommended,
+                        storage_gb=storage_req.recommended, ips=with_ips, min_servers=least,
+                        upkeep_hours=capacity.server_upkeep_hours,
+                        hourly_usd=workload.hourly_cost_usd)
+            for provider in data.vps_providers])
+
+    hosted_quotes = fits(need_ips)
+    pipeline_quotes = fits(0)
+    vps = hosted_quotes if own_ips else pipeline_quotes
+    chosen = next(q for q in vps if q.chosen)
+    ip_req = Requirement("dedicated_ips", "dedicated IPs", "IPs",
+                         math.ceil(tier.dedicated_ips[1]), ips.ips, ips.ips,
+                         "derived" if ips.used else "setup", ips.reason)
+    servers = _requirement("servers", "servers", tier.servers, chosen.servers,
+                           servers_rule(chosen, vcpu.recommended, ram_req.recommended,
+                                        storage_req.recommended, ips.ips, least, capacity))
+    setup = _setup(hosting, esp, data, chosen.servers, ips.ips)
+    tco = _tco(workload, data, setup, next(q for q in hosted_quotes if q.chosen),
+               next(q for q in pipeline_quotes if q.chosen), ips, need_ips)
+    feasibility = tuple(_feasibility(e, sizing.peak_hour, setup.esp or "")
+                        for e in data.esps)
     draft = Plan(
         workload=workload,
         tier=tier,
         per_core_rate=sizing.rate,
         per_core_rate_source=sizing.rate_source,
         derived=derived_figures(workload, sizing, capacity),
-        requirements=requirements,
-        per_server=per_server,
+        requirements=(vcpu, ram_req, storage_req, ip_req, servers),
+        per_server=(chosen.vcpu, chosen.ram_gb),
         vps=vps,
         esp=esp,
         feasibility=feasibility,
-        hosting=_hosting(workload, data),
-        tco=_tco(workload, data),
+        hosting=hosting,
+        tco=tco,
         kpis=_kpi_targets(sizing.per_minute, data),
         roadmap=(),
+        setup=setup,
+        dedicated_ips=ips,
+        infrastructure_usd=0.0,
+        infrastructure_note="",
+        recommendation_note=None,
+    )
+    recommended = draft.recommended
+    draft = attrs.evolve(
+        draft,
+        infrastructure_usd=recommended.infrastructure_usd[0],
+        infrastructure_note=infrastructure_note(draft),
+        recommendation_note=recommendation_note(draft),
     )
     return attrs.evolve(draft, roadmap=_roadmap(draft, data))

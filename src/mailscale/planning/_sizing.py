@@ -12,10 +12,11 @@ from fractions import Fraction
 
 import attrs
 
-from mailscale.planning._data import Capacity
+from mailscale.planning._data import Capacity, EspPricing, VpsProvider, VpsShape
 from mailscale.planning._workload import Workload
 
-__all__ = ["Sizing", "ceil", "exact", "size"]
+__all__ = ["IpNeed", "ServerFit", "Sizing", "ceil", "esp_cost", "exact", "fit_servers", "ip_need",
+           "size"]
 
 MONTHS_PER_YEAR = 12
 DAYS_PER_YEAR = 365
@@ -51,12 +52,13 @@ class Sizing:
     gb_per_email: Fraction
     guide_gb_per_email: Fraction
     storage_gb: int
+    guide_storage_gb: int
 
 
 def size(workload: Workload, capacity: Capacity) -> Sizing:
     """The derived figures of ``workload`` with ``capacity``'s per-core figures."""
     if workload.per_core_rate is None:
-        rate, rate_source = capacity.emails_per_minute_per_core, "brief"
+        rate, rate_source = capacity.emails_per_minute_per_core, "planning_guide"
     else:
         rate, rate_source = workload.per_core_rate, "measured"
     share = exact(workload.peak_hour_share)
@@ -69,8 +71,8 @@ def size(workload: Workload, capacity: Capacity) -> Sizing:
     addresses = workload.addresses
     stored = ceil(daily * workload.retention_days)
     guide_gb_per_email = 1 / exact(capacity.stored_emails_per_gb)
-    gb_per_email = max(guide_gb_per_email,
-                       Fraction(workload.message_size_bytes, BYTES_PER_GB))
+    gb_per_email = (workload.message_size_bytes
+                    + exact(capacity.stored_overhead_bytes_per_message)) / BYTES_PER_GB
     return Sizing(
         rate=rate,
         rate_source=rate_source,
@@ -88,4 +90,109 @@ def size(workload: Workload, capacity: Capacity) -> Sizing:
         gb_per_email=gb_per_email,
         guide_gb_per_email=guide_gb_per_email,
         storage_gb=ceil(stored * gb_per_email),
+        guide_storage_gb=ceil(stored * guide_gb_per_email),
     )
+
+
+@attrs.frozen
+class IpNeed:
+    """Dedicated IPs for a peak hour: how many once warm, and the warm-up at that count.
+
+    Attributes:
+        by_peak: ``ceil(peak hour / emails per IP per hour)``.
+        ips: ``max(by_peak, min_ips)``.
+        per_ip_daily: each IP's share of the daily volume.
+        warmup_days: days until the ramp's cap covers ``per_ip_daily`` (1 when the
+            first day's cap already does; the ramp's length + 1 when only a warm IP does).
+    """
+
+    by_peak: int
+    ips: int
+    per_ip_daily: Fraction
+    warmup_days: int
+
+    @property
+    def warmup_weeks(self) -> int:
+        return ceil(Fraction(self.warmup_days, 7))
+
+
+def ip_need(peak_hour: int, daily: Fraction, per_ip_per_hour: float, min_ips: int,
+            ramp: tuple[int, ...]) -> IpNeed:
+    """The dedicated IPs a peak hour needs once warm, and how long they take to warm up."""
+    by_peak = ceil(Fraction(peak_hour) / exact(per_ip_per_hour))
+    ips = max(by_peak, min_ips)
+    per_ip_daily = daily / ips
+    days = next((day + 1 for day, cap in enumerate(ramp) if cap >= per_ip_daily),
+                len(ramp) + 1)
+    return IpNeed(by_peak, ips, per_ip_daily, days)
+
+
+@attrs.frozen
+class ServerFit:
+    """The cheapest way one provider's shapes hold what the plan needs."""
+
+    shape: VpsShape
+    servers: int
+    extra_storage_gb: int
+    extra_ips: int
+    servers_usd: Fraction
+    storage_usd: Fraction
+    ips_usd: Fraction
+    upkeep_hours: Fraction
+    upkeep_usd: Fraction
+
+    @property
+    def total_usd(self) -> Fraction:
+        """List prices: servers, block storage and extra IPs (upkeep is engineering)."""
+        return self.servers_usd + self.storage_usd + self.ips_usd
+
+
+def fit_servers(provider: VpsProvider, *, vcpu: int, ram_gb: int, storage_gb: int, ips: int,
+                min_servers: int, upkeep_hours: float, hourly_usd: float) -> ServerFit:
+    """The cheapest count (at least ``min_servers``) and shape of ``provider``'s servers
+    holding the vCPU, RAM and IPs, counting each server's upkeep hours at ``hourly_usd``.
+
+    Storage beyond the shapes' SSD is block storage; IPs beyond one per server are extra
+    IPs. Per shape the cost is convex in the count, so the fewest servers that hold the
+    needs and the counts where block storage or extra IPs run out are the candidates:
+    the result is the cheapest over every count, so it never falls as the needs grow.
+    """
+    upkeep = exact(upkeep_hours) * exact(hourly_usd)
+    best: tuple[Fraction, int, ServerFit] | None = None
+    for shape in provider.shapes:
+        least = max(min_servers, 1, ceil(Fraction(vcpu, shape.vcpu)),
+                    ceil(exact(ram_gb) / exact(shape.ram_gb)),
+                    ceil(Fraction(ips, provider.ips_per_server)))
+        counts = {least, max(least, ips)}
+        if shape.ssd_gb > 0:
+            full = exact(storage_gb) / exact(shape.ssd_gb)
+            counts |= {max(least, math.floor(full)), max(least, ceil(full))}
+        for count in counts:
+            extra_storage = max(0, storage_gb - math.floor(count * exact(shape.ssd_gb)))
+            extra_ips = max(0, ips - count)
+            fit = ServerFit(
+                shape=shape, servers=count, extra_storage_gb=extra_storage,
+                extra_ips=extra_ips,
+                servers_usd=count * exact(shape.usd),
+                storage_usd=extra_storage * exact(provider.storage_usd_per_gb),
+                ips_usd=extra_ips * exact(provider.extra_ip_usd),
+                upkeep_hours=count * exact(upkeep_hours),
+                upkeep_usd=count * upkeep,
+            )
+            key = (fit.total_usd + fit.upkeep_usd, count, fit)
+            if best is None or key[:2] < best[:2]:
+                best = key
+    assert best is not None  # the data refuses a provider without shapes
+    return best[2]
+
+
+def esp_cost(pricing: EspPricing, volume: int, ips: int) -> tuple[str, Fraction]:
+    """The cheapest plan of an ESP's price list at ``volume``, plus ``ips`` dedicated IPs."""
+    costs = []
+    for i, plan in enumerate(pricing.plans):
+        if plan.max_volume is not None and volume > plan.max_volume:
+            continue
+        extra = max(0, volume - plan.included)
+        costs.append((exact(plan.base_usd) + extra * exact(plan.per_1000_usd) / 1000, i))
+    cost, index = min(costs)
+    return pricing.plans[index].name, cost + ips * exact(pricing.dedicated_ip_usd)

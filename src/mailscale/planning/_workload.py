@@ -122,6 +122,10 @@ def _custom(value: Any) -> bool:
     return check_bool(value, "custom_integration")
 
 
+def _esp_dedicated_ips(value: Any) -> bool:
+    return check_bool(value, "esp_dedicated_ips")
+
+
 @attrs.frozen(kw_only=True)
 class Workload:
     """What is to be sent, by whom: the input of `plan`.
@@ -146,8 +150,10 @@ class Workload:
         compliance_resources: dedicated compliance resources exist.
         custom_integration: a custom integration is needed.
         hourly_cost_usd: engineering cost per hour (USD); default 75.
-        per_core_rate: measured emails/minute per core, replacing the brief's
-            1,000; at least 1; default None (use the data's figure).
+        per_core_rate: measured emails/minute per core, replacing the planning
+            guide's 1,000; at least 1; default None (use the data's figure).
+        esp_dedicated_ips: a managed setup takes the ESP's dedicated-IP add-on
+            (priced and warmed up like own IPs); default False (shared IPs).
     """
 
     monthly_volume: int = attrs.field(converter=_monthly_volume)
@@ -166,6 +172,7 @@ class Workload:
     custom_integration: bool = attrs.field(default=False, converter=_custom)
     hourly_cost_usd: float = attrs.field(default=DEFAULT_HOURLY_COST_USD, converter=_hourly_cost)
     per_core_rate: float | None = attrs.field(default=None, converter=_per_core_rate)
+    esp_dedicated_ips: bool = attrs.field(default=False, converter=_esp_dedicated_ips)
 
     @property
     def addresses(self) -> int:
