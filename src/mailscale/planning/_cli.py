@@ -27,7 +27,7 @@ from mailscale.planning._model import Plan
 from mailscale.planning._plan import plan
 from mailscale.planning._workload import Workload
 
-__all__ = ["parse_quantity", "parse_size", "register", "render"]
+__all__ = ["parse_quantity", "parse_size", "register", "render", "render_comparison"]
 
 _QUANTITY = re.compile(r"^(-?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)([kmbgt]?)$", re.IGNORECASE)
 _SIZE = re.compile(r"^(-?[0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
@@ -125,9 +125,10 @@ def _money(text: str, field: str) -> int | float | Decimal:
     return parse_quantity(sign + cleaned.removeprefix(sign).removeprefix("$"), field)
 
 
-def _workload(args: argparse.Namespace) -> Workload:
+def _workload(args: argparse.Namespace, volume: str | None = None) -> Workload:
     fields: dict[str, Any] = {
-        "monthly_volume": parse_quantity(args.volume, "monthly_volume"),
+        "monthly_volume": parse_quantity(args.volume if volume is None else volume,
+                                         "monthly_volume"),
         "use_case": args.use_case,
         "team_expertise": args.team,
         "compliance_resources": _yes_no(args.compliance, "compliance_resources"),
@@ -179,6 +180,7 @@ _FLAGS = {
     "hourly_cost_usd": "--hourly-cost",
     "per_core_rate": "--per-core-rate",
     "seconds": "--calibrate",
+    "compare": "--compare",
 }
 _ARG_NAMES = {"monthly_volume": "volume", "peak_hour_share": "peak_share",
               "message_size_bytes": "message_size", "sends_per_address_per_month":
@@ -208,7 +210,40 @@ def _run(args: argparse.Namespace) -> int:
         raise _as_typed(exc, args) from exc
 
 
+def _compared(args: argparse.Namespace) -> list[Workload]:
+    """One workload per ``--compare`` volume, the other flags shared."""
+    workloads = []
+    for text in args.compare:
+        try:
+            workloads.append(_workload(args, text))
+        except PlanningError as exc:
+            if exc.field != "monthly_volume":
+                raise
+            message = str(exc).replace("monthly_volume", "compare", 1)
+            raise PlanningError(message, field="compare") from None
+    return workloads
+
+
 def _plan_and_print(args: argparse.Namespace) -> int:
+    if args.volume is None and args.compare is None:
+        args.parser.error("the following arguments are required: VOLUME")
+    if args.volume is not None and args.compare is not None:
+        args.parser.error("give VOLUME or --compare VOLUME VOLUME ..., not both")
+    if args.compare is not None:
+        if args.calibrate is not None:
+            raise PlanningError("--calibrate plans one volume; give it without --compare",
+                                field="volume")
+        data = load_data(_overrides(args.data))
+        plans = [plan(w, data=data) for w in _compared(args)]
+        if args.json:
+            import json
+
+            print(json.dumps({"plans": [p.to_dict() for p in plans],
+                              "schema_version": plans[0].to_dict()["schema_version"]},
+                             indent=2, sort_keys=True))
+        else:
+            render_comparison(plans)
+        return 0
     workload = _workload(args)
     if args.calibrate is not None:
         if args.per_core_rate is not None:
@@ -368,6 +403,57 @@ def render(p: Plan, console: Any = None) -> None:
           "\n".join(f"- {task}" for task in phase.tasks)) for phase in p.roadmap], width))
 
 
+def render_comparison(plans: list[Plan], console: Any = None) -> None:
+    """Print several plans side by side: one column per volume, one row per figure."""
+    if console is None:
+        from mailscale.cli import make_console
+
+        console = make_console()
+    first = plans[0].workload
+    console.print(
+        f"[bold]mailscale plan --compare[/bold]: {first.use_case.replace('_', ' ')}; "
+        f"engineering at {money(first.hourly_cost_usd)}/h; * = recommended")
+    rows: list[tuple[str, ...]] = [
+        ("setup", *(p.setup.summary for p in plans)),
+        ("tier", *(f"{p.tier.label} ({p.tier.architecture})" for p in plans)),
+        ("peak hour", *(quantity(p.derived_value("peak_hour_messages"), "emails")
+                        for p in plans)),
+        ("servers", *(_servers_cell(p) for p in plans)),
+        ("storage", *(quantity(p.requirement("storage_gb").recommended, "GB") for p in plans)),
+        ("dedicated IPs", *(_ips_cell(p) for p in plans)),
+        ("infrastructure", *(f"{dollars(p.infrastructure_usd)}/month" for p in plans)),
+    ]
+    options = list(dict.fromkeys(o.option for p in plans for o in p.tco))
+    for option in options:
+        name = next(o.name for p in plans for o in p.tco if o.option == option)
+        cells = []
+        for p in plans:
+            row = next((o for o in p.tco if o.option == option), None)
+            cells.append("-" if row is None else
+                         f"{dollars(*row.total_usd)}{' *' if row.recommended else ''}"
+                         f"{' (cheapest)' if row.cheapest else ''}")
+        rows.append((name, *cells))
+    console.print(_table(
+        "Options side by side (cost per month)",
+        ("", *(f"{compact(p.workload.monthly_volume)}/month" for p in plans)), rows,
+        console.width))
+    for p in plans:
+        if p.recommendation_note is not None:
+            console.print(f"{compact(p.workload.monthly_volume)}: {p.recommendation_note}")
+
+
+def _servers_cell(p: Plan) -> str:
+    q = next(q for q in p.vps if q.chosen)
+    return f"{q.servers:,} x {q.vcpu} vCPU / {number(q.ram_gb)} GB ({q.name})"
+
+
+def _ips_cell(p: Plan) -> str:
+    ips = p.dedicated_ips
+    if not ips.used:
+        return "none (shared)"
+    return f"{ips.ips:,}, warm in {plural(ips.warmup_weeks, 'week')}"
+
+
 def _pair(pair: tuple[float, float]) -> str:
     low, high = number(pair[0]), number(pair[1])
     return low if low == high else f"{low}-{high}"
@@ -380,7 +466,11 @@ def register(subparsers: Any) -> None:
         description="Plan servers, IPs, ESP, rate-limit feasibility, hosting, cost, KPIs "
                     "and roadmap for a monthly email volume, with the reasoning.",
     )
-    parser.add_argument("volume", metavar="VOLUME", help="emails per month: 250000, 250k, 1.5M")
+    parser.add_argument("volume", metavar="VOLUME", nargs="?",
+                        help="emails per month: 250000, 250k, 1.5M")
+    parser.add_argument("--compare", nargs="+", metavar="VOLUME",
+                        help="plan several volumes and print the options side by side: "
+                             "--compare 50k 250k 2m (the other flags apply to each)")
     parser.add_argument("--use-case", default="bulk_marketing", metavar="CASE",
                         help=f"{' | '.join(USE_CASES)} (default bulk_marketing)")
     parser.add_argument("--peak-share", metavar="SHARE",
@@ -416,4 +506,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", metavar="FILE.toml",
                         help="override figures: a TOML file with the data files' layout")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, parser=parser)
