@@ -1,15 +1,18 @@
-"""Calibrating the per-core rate on this machine and planning with it."""
+"""Calibrating the per-core rate on this machine and planning with it: the measuring
+lives next to the command line (mailscale._calibrate), planning takes the figures."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+from mailscale._calibrate import METHOD, Calibration, measure_per_core_rate, measurements
 from mailscale.cli import main
 from mailscale.errors import PlanningError
-from mailscale.planning import Workload, plan
-from mailscale.planning.calibrate import Calibration, measure_per_core_rate
+from mailscale.planning import Measurements, Workload, plan
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +37,15 @@ class TestMeasure:
         assert "2,000 bytes" in text
 
     def test_plan_with_the_measurement(self, calibration: Calibration) -> None:
-        """A measured rate replaces the brief's, and the plan says so."""
-        p = plan(Workload(monthly_volume=250_000, per_core_rate=calibration.emails_per_minute))
+        """A measured rate replaces the guide's, and the plan says so beside the guide's."""
+        p = plan(Workload(monthly_volume=250_000), measurements=calibration.to_measurements())
         data = p.to_dict()
-        assert "measured" == data["per_core_rate_source"]
+        assert ("measured", METHOD, 1_000) == (
+            data["per_core_rate_source"], data["measurement_method"],
+            data["guide_per_core_rate"])
         assert pytest.approx(calibration.emails_per_minute, abs=1e-5) == data["per_core_rate"]
+        sending = next(d for d in p.derived if d.key == "sending_cores")
+        assert "(measured; the planning guide's figure is 1,000)" in sending.rule
 
     @pytest.mark.parametrize(
         ("kwargs", "field"),
@@ -55,6 +62,58 @@ class TestMeasure:
         with pytest.raises(PlanningError) as info:
             measure_per_core_rate(**kwargs)  # type: ignore[arg-type]
         assert field == info.value.field
+
+
+class TestSeam:
+    def test_measurements_from_a_rate(self) -> None:
+        """Any measured rate (the pipeline's, later) becomes planning data the same way."""
+        m = measurements(64_000, method="outbox, shaping, signing and hand-off")
+        assert Measurements(emails_per_minute_per_core=64_000,
+                            method="outbox, shaping, signing and hand-off") == m
+        p = plan(Workload(monthly_volume=10_000_000), measurements=m)
+        assert (64_000, "measured") == (p.per_core_rate, p.per_core_rate_source)
+        # 32,877 emails at the peak hour = 547.95/minute; / 64,000 per core.
+        assert pytest.approx(547.95 / 64_000) == p.derived_value("sending_cores")
+
+    @pytest.mark.parametrize("rate", [0, -1, float("nan"), "fast"])
+    def test_bad_rate(self, rate: object) -> None:
+        """A rate that is not a usable per-core rate is a PlanningError naming it."""
+        with pytest.raises(PlanningError) as info:
+            measurements(rate)  # type: ignore[arg-type]
+        assert "emails_per_minute_per_core" == info.value.field
+
+    def test_rate_given_twice(self) -> None:
+        """A workload's own per-core rate and measurements together are refused."""
+        with pytest.raises(PlanningError) as info:
+            plan(Workload(monthly_volume=1_000, per_core_rate=5_000),
+                 measurements=measurements(6_000))
+        assert "measurements" == info.value.field
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules of the stack (and its heavy dependencies) loaded after ``code``."""
+    probe = (f"import sys\n{code}\n"
+             "print('\\n'.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True).stdout.split()
+    stack = ("mailscale.signing", "mailscale.shaping", "mailscale.transports",
+             "mailscale._calibrate", "mailscale.message", "cryptography", "dns")
+    return {name for name in out if name.startswith(stack)}
+
+
+class TestPlanningImportsNoStack:
+    def test_import_planning(self) -> None:
+        """Importing mailscale.planning loads no signing, shaping, transports,
+        cryptography or dnspython."""
+        assert set() == _loaded_after("import mailscale.planning")
+
+    def test_plan_command(self) -> None:
+        """`mailscale plan 250k` (and --compare) plans without loading them either."""
+        code = ("import contextlib, io\nfrom mailscale.cli import main\n"
+                "with contextlib.redirect_stdout(io.StringIO()):\n"
+                "    assert 0 == main(['plan', '250k'])\n"
+                "    assert 0 == main(['plan', '--compare', '5k', '2m', '--json'])")
+        assert set() == _loaded_after(code)
 
 
 class TestCli:

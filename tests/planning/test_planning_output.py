@@ -67,7 +67,8 @@ class TestExplain:
     def test_measured_rate_is_said(self) -> None:
         """A measured per-core rate is named as such in the reasoning."""
         text = plan(WORKLOADS[2]).explain()
-        assert "25,000 emails/minute/core (measured)" in text
+        assert "25,000 emails/minute/core (measured; the planning guide's figure is 1,000)" in (
+            text)
         assert "Hosting: self-hosted (4 of 4" in text
 
     @pytest.mark.parametrize("workload", WORKLOADS)
@@ -123,8 +124,9 @@ class TestToDict:
         assert [True] == [o["cheapest"] for o in data["tco"] if o["option"] == "mailgun"]
         assert ["foundation", "optimization", "scale"] == [p["key"] for p in data["roadmap"]]
         assert sorted(data) == [
-            "dedicated_ips", "derived", "esp", "feasibility", "hosting",
-            "infrastructure_note", "infrastructure_usd", "kpis", "per_core_rate",
+            "dedicated_ips", "derived", "esp", "feasibility", "guide_per_core_rate", "hosting",
+            "infrastructure_note", "infrastructure_usd", "kpis", "measurement_method",
+            "per_core_rate",
             "per_core_rate_source", "per_server", "recommendation_note", "requirements",
             "roadmap", "schema_version", "setup", "tco", "tier", "vps", "workload",
         ]

@@ -17,6 +17,7 @@ from mailscale.planning._kpi import (
     default_kpi_targets,
     evaluate_kpis,
 )
+from mailscale.planning._measurements import Measurements
 from mailscale.planning._model import (
     Criterion,
     Derived,
@@ -56,6 +57,7 @@ __all__ = [
     "HostingDecision",
     "KpiResult",
     "KpiTarget",
+    "Measurements",
     "Phase",
     "Plan",
     "PlanningData",

@@ -9,8 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from mailscale.errors import PlanningError
 from mailscale.planning._data import USE_CASES, load_data, read_overrides
 from mailscale.planning._format import (
@@ -250,13 +248,15 @@ def _plan_and_print(args: argparse.Namespace) -> int:
             raise PlanningError(
                 "give --per-core-rate or --calibrate, not both", field="per_core_rate"
             )
-        from mailscale.planning.calibrate import measure_per_core_rate
+        from mailscale._calibrate import measure_per_core_rate
 
         size = min(max(int(workload.message_size_bytes), 1_000), 10_000_000)
         calibration = measure_per_core_rate(seconds=args.calibrate, message_size=size)
         print(f"calibration: {calibration.explain()}", file=sys.stderr)
-        workload = attrs.evolve(workload, per_core_rate=calibration.emails_per_minute)
-    result = plan(workload, data=load_data(_overrides(args.data)))
+        measured = calibration.to_measurements()
+    else:
+        measured = None
+    result = plan(workload, data=load_data(_overrides(args.data)), measurements=measured)
     if args.json:
         import json
 
@@ -321,6 +321,11 @@ def render(p: Plan, console: Any = None) -> None:
         f"({number(w.peak_hour_share * 100)}% of a day)"
     )
     console.print(_setup_line(p))
+    if p.per_core_rate_source == "measured":
+        console.print(
+            f"Per-core rate: {number(p.per_core_rate)} emails/minute measured "
+            f"({p.measurement_method}); the planning guide's figure is "
+            f"{number(p.guide_per_core_rate)}.")
     band = "below the smallest tier: " if t.below_smallest else ""
     console.print(_table(
         f"Tier {t.label}/month ({band}{t.architecture}, "

@@ -27,8 +27,11 @@ _USE_CASE_WORDS = {
 }
 
 
-def _rate_words(source: str) -> str:
-    return source.replace("_", " ")
+def _rate_words(s: Sizing, capacity: Capacity) -> str:
+    if s.rate_source == "measured":
+        return (f"measured; the planning guide's figure is "
+                f"{number(capacity.emails_per_minute_per_core)}")
+    return s.rate_source.replace("_", " ")
 
 
 def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived, ...]:
@@ -42,7 +45,7 @@ def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived
                 f"{s.peak_hour:,} / 60"),
         Derived("sending_cores", float(s.sending_cores), "cores",
                 f"{number(s.per_minute)}/minute / {number(s.rate)} emails/minute/core "
-                f"({_rate_words(s.rate_source)})"),
+                f"({_rate_words(s, capacity)})"),
         Derived("db_queries_per_second", float(s.qps), "queries/s",
                 f"{s.peak_hour:,}/hour x {number(capacity.db_queries_per_message)} "
                 "queries/email / 3600"),

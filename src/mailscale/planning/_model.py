@@ -321,6 +321,8 @@ class Plan:
     tier: TierChoice
     per_core_rate: float
     per_core_rate_source: str
+    guide_per_core_rate: float
+    measurement_method: str | None
     derived: tuple[Derived, ...]
     requirements: tuple[Requirement, ...]
     per_server: tuple[int, float]

@@ -27,6 +27,7 @@ from mailscale.planning._explain import (
 )
 from mailscale.planning._format import compact, number, plural, plurals
 from mailscale.planning._kpi import KpiTarget
+from mailscale.planning._measurements import Measurements
 from mailscale.planning._model import (
     Criterion,
     DedicatedIps,
@@ -435,6 +436,7 @@ def plan(
     *,
     data: PlanningData | None = None,
     overrides: Mapping[str, Any] | None = None,
+    measurements: Measurements | None = None,
 ) -> Plan:
     """Plan the infrastructure for ``workload``.
 
@@ -443,9 +445,12 @@ def plan(
         data: the figures to plan with (`load_data`); default: the planning guide's.
         overrides: figures to change, in the data files' layout, applied on
             top of ``data`` when ``data`` is not given (see `load_data`).
+        measurements: figures measured on the stack (`Measurements`): the measured
+            per-core rate replaces the guide's 1,000 emails/minute/core.
 
     Raises:
-        PlanningError: ``workload`` is not a `Workload`, or an override is invalid.
+        PlanningError: ``workload`` is not a `Workload`, an override is invalid, or
+            both ``measurements`` and ``workload.per_core_rate`` give a rate.
     """
     if not isinstance(workload, Workload):
         raise PlanningError(
@@ -456,9 +461,17 @@ def plan(
     elif overrides:
         raise PlanningError("pass either data or overrides, not both", field="overrides")
     data = _checked_data(data)
+    if measurements is not None:
+        if not isinstance(measurements, Measurements):
+            raise PlanningError(f"measurements must be Measurements, got "
+                                f"{type(measurements).__name__}", field="measurements")
+        if workload.per_core_rate is not None:
+            raise PlanningError("give per_core_rate or measurements, not both",
+                                field="measurements")
     capacity = data.capacity
     tier = _tier_choice(workload, data)
-    sizing = _size(workload, capacity)
+    sizing = _size(workload, capacity, None if measurements is None
+                   else measurements.emails_per_minute_per_core)
     rules = sizing_rules(workload, sizing, capacity)
     vcpu = _requirement("vcpu", "vCPU", tier.vcpu[1], sizing.cores, rules["vcpu"])
     ram_req = _requirement("ram_gb", "GB", tier.ram_gb[1], sizing.ram_gb, rules["ram_gb"])
@@ -504,6 +517,9 @@ def plan(
         tier=tier,
         per_core_rate=sizing.rate,
         per_core_rate_source=sizing.rate_source,
+        guide_per_core_rate=capacity.emails_per_minute_per_core,
+        measurement_method=(None if sizing.rate_source != "measured" else
+                            "given" if measurements is None else measurements.method),
         derived=derived_figures(workload, sizing, capacity),
         requirements=(vcpu, ram_req, storage_req, ip_req, servers),
         per_server=(chosen.vcpu, chosen.ram_gb),

@@ -55,9 +55,12 @@ class Sizing:
     guide_storage_gb: int
 
 
-def size(workload: Workload, capacity: Capacity) -> Sizing:
-    """The derived figures of ``workload`` with ``capacity``'s per-core figures."""
-    if workload.per_core_rate is None:
+def size(workload: Workload, capacity: Capacity, measured_rate: float | None = None) -> Sizing:
+    """The derived figures of ``workload`` with ``capacity``'s per-core figures, or the
+    measured rate (``measured_rate``, else ``workload.per_core_rate``) when there is one."""
+    if measured_rate is not None:
+        rate, rate_source = measured_rate, "measured"
+    elif workload.per_core_rate is None:
         rate, rate_source = capacity.emails_per_minute_per_core, "planning_guide"
     else:
         rate, rate_source = workload.per_core_rate, "measured"

@@ -1,11 +1,17 @@
-"""Measure this machine's per-core sending rate, to replace the brief's 1,000 emails/minute/core.
+"""Measure this machine's per-core sending rate for ``mailscale plan --calibrate``.
 
-The measurement runs mailscale's own per-message path on one thread: DKIM
+Planning measures nothing and imports none of the stack it plans for: it takes
+measured figures as data (`mailscale.planning.Measurements`). This module, on
+the command line's side, does the measuring and hands the result over through
+`measurements`, the seam any other measurement (the sending pipeline's own,
+once it exists) feeds in the same way.
+
+The measurement runs mailscale's per-message path on one thread: DKIM
 signing (RSA-2048, relaxed/relaxed, the costliest common choice), a
 rate-limit decision over three keys (API key, sending IP, destination
 domain), and a hand-off to the ``null`` transport. Network and provider time
-are not included: the result is the rate one core can prepare and hand off
-messages at, which is what the planner's core count divides by.
+are not included, nor an outbox: the result is the rate one core can prepare
+and hand off messages at, which is what the planner's core count divides by.
 """
 
 from __future__ import annotations
@@ -16,8 +22,25 @@ from collections.abc import Callable
 import attrs
 
 from mailscale.errors import PlanningError
+from mailscale.planning import Measurements
 
-__all__ = ["Calibration", "measure_per_core_rate"]
+__all__ = ["METHOD", "Calibration", "measure_per_core_rate", "measurements"]
+
+METHOD = "DKIM signing (RSA-2048), shaping over 3 keys and a null-transport hand-off"
+"""What `measure_per_core_rate` measures, in words."""
+
+
+def measurements(emails_per_minute_per_core: float, *, method: str = METHOD) -> Measurements:
+    """The figures planning takes, from a measured per-core rate.
+
+    This is the one place a measurement becomes planning data: the sending
+    pipeline can measure its whole path (outbox, shaping, signing, hand-off) and
+    call this with its rate and a ``method`` saying what it measured.
+
+    Raises:
+        PlanningError: the rate is not a usable per-core rate (see `Workload`).
+    """
+    return Measurements(emails_per_minute_per_core=emails_per_minute_per_core, method=method)
 
 
 @attrs.frozen(kw_only=True)
@@ -37,6 +60,10 @@ class Calibration:
     seconds: float
     message_size: int
     stages: dict[str, float]
+
+    def to_measurements(self) -> Measurements:
+        """This measurement as the figures planning takes."""
+        return measurements(self.emails_per_minute, method=METHOD)
 
     def explain(self) -> str:
         """One line saying what was measured."""
