@@ -228,8 +228,9 @@ def _plan_and_print(args: argparse.Namespace) -> int:
     if args.volume is not None and args.compare is not None:
         args.parser.error("give VOLUME or --compare VOLUME VOLUME ..., not both")
     if args.compare is not None:
-        if args.calibrate is not None:
-            raise PlanningError("--calibrate plans one volume; give it without --compare",
+        if args.calibrate is not None or args.html is not None:
+            flag = "--calibrate" if args.calibrate is not None else "--html"
+            raise PlanningError(f"{flag} is for one volume; give it without --compare",
                                 field="volume")
         data = load_data(_overrides(args.data))
         plans = [plan(w, data=data) for w in _compared(args)]
@@ -256,7 +257,15 @@ def _plan_and_print(args: argparse.Namespace) -> int:
         measured = calibration.to_measurements()
     else:
         measured = None
-    result = plan(workload, data=load_data(_overrides(args.data)), measurements=measured)
+    data = load_data(_overrides(args.data))
+    result = plan(workload, data=data, measurements=measured)
+    if args.html is not None:
+        from mailscale.planning._report import html_report
+
+        page = html_report(result, data=data)
+        Path(args.html).write_text(page, encoding="utf-8")
+        print(f"mailscale plan: wrote {args.html}")
+        return 0
     if args.json:
         import json
 
@@ -511,4 +520,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", metavar="FILE.toml",
                         help="override figures: a TOML file with the data files' layout")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--html", metavar="FILE.html",
+                        help="write the plan as one self-contained HTML page with charts")
     parser.set_defaults(func=_run, parser=parser)
