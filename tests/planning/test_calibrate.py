@@ -30,6 +30,13 @@ class TestMeasure:
         per_second = calibration.messages / calibration.seconds
         assert pytest.approx(per_second * 60) == calibration.emails_per_minute
 
+    def test_ed25519(self) -> None:
+        """The chosen algorithm signs; the measurement says which."""
+        c = measure_per_core_rate(seconds=0.05, message_size=2_000, algorithm="ed25519")
+        assert ("ed25519", "Ed25519") == (c.algorithm, c.to_measurements().method.split(
+            "DKIM ")[1].split(" ")[0])
+        assert c.messages > 0
+
     def test_explain_names_the_rate(self, calibration: Calibration) -> None:
         """The explanation states the rate and what was measured."""
         text = calibration.explain()
@@ -55,6 +62,7 @@ class TestMeasure:
             ({"seconds": float("nan")}, "seconds"),
             ({"message_size": 10}, "message_size"),
             ({"message_size": "big"}, "message_size"),
+            ({"algorithm": "dsa"}, "algorithm"),
         ],
     )
     def test_bad_arguments(self, kwargs: dict[str, object], field: str) -> None:

@@ -52,7 +52,7 @@ class TestCompare:
             (["--compare", "50k", "x"], "--compare must be emails per month"),
             (["5k", "--compare", "50k"], "give VOLUME or --compare VOLUME VOLUME ..., not both"),
             ([], "the following arguments are required: VOLUME"),
-            (["--compare", "5k", "--calibrate"], "--calibrate plans one volume"),
+            (["--compare", "5k", "--calibrate"], "--calibrate is for one volume"),
         ],
     )
     def test_errors(self, run_cli: RunCli, args: list[str], message: str) -> None:

@@ -252,7 +252,8 @@ def _plan_and_print(args: argparse.Namespace) -> int:
         from mailscale._calibrate import measure_per_core_rate
 
         size = min(max(int(workload.message_size_bytes), 1_000), 10_000_000)
-        calibration = measure_per_core_rate(seconds=args.calibrate, message_size=size)
+        calibration = measure_per_core_rate(seconds=args.calibrate, message_size=size,
+                                            algorithm=args.calibrate_algorithm)
         print(f"calibration: {calibration.explain()}", file=sys.stderr)
         measured = calibration.to_measurements()
     else:
@@ -514,9 +515,13 @@ def register(subparsers: Any) -> None:
                         help="measured emails/minute per core (default: the planning "
                              "guide's 1,000)")
     parser.add_argument("--calibrate", nargs="?", const=1.0, type=float, metavar="SECONDS",
-                        help="measure this machine's per-core rate (DKIM signing, shaping and "
-                             "hand-off of messages of --message-size) and plan with it "
-                             "instead of the planning guide's 1,000")
+                        help="measure this machine's per-core rate with the sending pipeline "
+                             "(outbox, shaping, DKIM signing, null hand-off of messages of "
+                             "--message-size) and plan with it instead of the planning "
+                             "guide's 1,000")
+    parser.add_argument("--calibrate-algorithm", choices=("rsa", "ed25519"), default="rsa",
+                        help="the DKIM algorithm --calibrate signs with (default rsa: "
+                             "RSA-2048)")
     parser.add_argument("--data", metavar="FILE.toml",
                         help="override figures: a TOML file with the data files' layout")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
