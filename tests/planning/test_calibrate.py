@@ -134,6 +134,16 @@ class TestCli:
         assert "measured" == data["per_core_rate_source"]
         assert f"{data['per_core_rate']:,.0f} emails/minute/core" in out.err
 
+    def test_tables_show_both_rates(self, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+        """The tables state the measured rate, what was measured, and the guide's figure."""
+        monkeypatch.setenv("COLUMNS", "200")
+        assert 0 == main(["plan", "250k", "--calibrate", "0.05", "--message-size", "2KB"])
+        out = capsys.readouterr().out
+        line = next(x for x in out.splitlines() if x.startswith("Per-core rate: "))
+        assert line.endswith(f"emails/minute measured ({METHOD}); the planning guide's "
+                             "figure is 1,000.")
+
     def test_calibrate_and_rate_conflict(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A given rate and a calibration together are a one-line error."""
         assert 2 == main(["plan", "250k", "--calibrate", "--per-core-rate", "5000"])

@@ -333,7 +333,7 @@ def render(p: Plan, console: Any = None) -> None:
     console.print(_setup_line(p))
     if p.per_core_rate_source == "measured":
         console.print(
-            f"Per-core rate: {number(p.per_core_rate)} emails/minute measured "
+            f"Per-core rate: {p.per_core_rate:,.0f} emails/minute measured "
             f"({p.measurement_method}); the planning guide's figure is "
             f"{number(p.guide_per_core_rate)}.")
     band = "below the smallest tier: " if t.below_smallest else ""
