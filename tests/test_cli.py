@@ -89,10 +89,11 @@ class TestOneLineErrors:
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            ((), "mailscale: error: choose a command: plan, dkim, shaping, transports, dns "
-                 "(see 'mailscale --help')"),
+            ((), "mailscale: error: choose a command: plan, dkim, shaping, transports, dns, "
+                 "send, worker, outbox, demo (see 'mailscale --help')"),
             (("plna",), "mailscale: error: argument COMMAND: invalid choice: 'plna' (choose from "
-                        "'plan', 'dkim', 'shaping', 'transports', 'dns') (see 'mailscale --help')"),
+                        "'plan', 'dkim', 'shaping', 'transports', 'dns', 'send', 'worker', "
+                        "'outbox', 'demo') (see 'mailscale --help')"),
             (("plan",), "mailscale: error: the following arguments are required: VOLUME "
                         "(see 'mailscale plan --help')"),
             (("plan", "10k", "--colour"), "mailscale: error: unrecognized arguments: --colour "

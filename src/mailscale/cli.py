@@ -77,6 +77,10 @@ _COMMANDS: tuple[Command, ...] = (
             "list available transports (built-in, plugins, broken plugins)"),
     Command("dns", "mailscale.auth._cli",
             "check SPF/DKIM/DMARC/MX/PTR; print records to publish"),
+    Command("send", "mailscale.pipeline._cli", "deliver .eml files through an outbox"),
+    Command("worker", "mailscale.pipeline._cli", "deliver what others put into an outbox"),
+    Command("outbox", "mailscale.pipeline._cli", "outbox counts; list, retry, purge dead letters"),
+    Command("demo", "mailscale.pipeline._cli", "the whole pipeline on loopback, no service needed"),
 )
 
 # The modules whose commands are offered (tests narrow it to the areas they exercise).
