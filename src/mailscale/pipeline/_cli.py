@@ -177,8 +177,6 @@ def _read_envelopes(files: Sequence[Path], sender: str | None) -> Iterator[Any]:
             raise InvalidMessage(f"{path}: {exc}") from None
         except Exception as exc:  # the email package's parse errors
             raise InvalidMessage(f"{path}: unreadable message: {exc}") from None
-        if not found.recipients:
-            raise InvalidMessage(f"{path}: no recipients (no To, Cc or Bcc address)")
         yield Envelope(sender=found.sender, recipients=found.recipients, message=data)
 
 
@@ -276,7 +274,7 @@ def _send(args: argparse.Namespace) -> int:
                          else f"kept in {args.outbox} for 'mailscale worker'")
                 last = f"; last: {tally.last_error}" if tally.last_error else ""
                 console.print(f"{counts['pending']:,} messages pending: {where}{last}",
-                              markup=False)
+                              markup=False, soft_wrap=True)
         return status
     finally:
         if server is not None:
@@ -287,14 +285,28 @@ def _send(args: argparse.Namespace) -> int:
 # -- worker -------------------------------------------------------------------------
 
 
+def _worker_dict(sender: Any) -> dict[str, Any]:
+    from mailscale.pipeline._report import health_dict
+
+    snap = sender.metrics()
+    t = snap.total
+    return {
+        "recipients": {"accepted": t.accepted, "deferred": t.deferred, "rejected": t.rejected},
+        "messages": {"sent": t.sent, "bounced": t.bounced, "expired": t.expired,
+                     "refused_by_shaper": t.refused},
+        "failed_calls": t.failed_calls,
+        "queue_depth": snap.queue_depth,
+        "kpis": snap.kpis(),
+        "health": health_dict(sender.health()),
+    }
+
+
 def _worker(args: argparse.Namespace) -> int:
     from mailscale.cli import make_console
-    from mailscale.pipeline._report import Tally, render_summary
+    from mailscale.pipeline._report import render_health
 
-    tally = Tally()
-    sender = _make_sender(args, on_event=tally)
+    sender = _make_sender(args)
     server = None
-    console = make_console(sys.stderr)
     try:
         server = _serve_metrics(args, sender)
         with _Signals() as signals:
@@ -306,21 +318,19 @@ def _worker(args: argparse.Namespace) -> int:
             while not signals.stop.wait(_POLL):
                 if args.status_every and time.monotonic() - last >= args.status_every:
                     last = time.monotonic()
-                    _status_line(sender, tally)
+                    print(f"worker: {_status_line(_worker_dict(sender))}", file=sys.stderr,
+                          flush=True)
             if not args.json:
                 print(f"worker: {signals.name or 'stop'}: finishing the batches in flight",
                       file=sys.stderr, flush=True)
             sender.stop(graceful=True)
-        counts = tally.counts()
+        data = _worker_dict(sender)
         if args.json:
-            from mailscale.pipeline._report import health_dict
-
-            print(json.dumps({"messages": counts, "recipients": dict(tally.recipients),
-                              "kpis": sender.kpis(), "health": health_dict(sender.health())},
-                             indent=2, sort_keys=True))
+            print(json.dumps(data, indent=2, sort_keys=True))
         else:
-            render_summary(console, {**counts, "pending": sender.metrics().queue_depth or 0},
-                           sender.health())
+            console = make_console()
+            console.print(_status_line(data), markup=False)
+            render_health(console, sender.health())
         return 0
     finally:
         if server is not None:
@@ -328,14 +338,12 @@ def _worker(args: argparse.Namespace) -> int:
         sender.close()
 
 
-def _status_line(sender: Any, tally: Any) -> None:
-    snap = sender.metrics()
-    rate = snap.processing_rate_per_minute
-    print(f"worker: {tally.settled:,} settled ({tally.accepted:,} accepted, "
-          f"{tally.rejected:,} rejected, {tally.expired:,} expired), "
-          f"{tally.recipients['deferrals']:,} deferrals, "
-          f"{0 if rate is None else rate:,.0f}/min, queue {snap.queue_depth:,}",
-          file=sys.stderr, flush=True)
+def _status_line(data: dict[str, Any]) -> str:
+    r, m = data["recipients"], data["messages"]
+    rate = data["kpis"].get("processing_rate_per_minute", 0.0)
+    return (f"recipients {r['accepted']:,} accepted, {r['rejected']:,} rejected, "
+            f"{r['deferred']:,} deferred; messages {m['expired']:,} expired; "
+            f"{rate:,.0f}/min; queue {data['queue_depth']:,}")
 
 
 def _redacted(url: str) -> str:
@@ -410,8 +418,8 @@ def _outbox(args: argparse.Namespace) -> int:
                 print(json.dumps(data, indent=2, sort_keys=True))
                 return 0
             console = make_console()
-            states = ", ".join(f"{n:,} {s}" for s, n in sorted(data["by_state"].items()))
-            console.print(f"{args.url}: {states or 'empty'}", markup=False)
+            states = ", ".join(f"{n:,} {s}" for s, n in sorted(data["by_state"].items()) if n)
+            console.print(f"{args.url}: {states or 'empty'}", markup=False, soft_wrap=True)
             if data["by_priority"]:
                 console.print("waiting by priority: " + ", ".join(
                     f"{n:,} {p}" for p, n in sorted(data["by_priority"].items())), markup=False)

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from mailscale.pipeline.events import Event, EventKind
 
-__all__ = ["Progress", "Tally", "health_dict", "render_summary"]
+__all__ = ["Progress", "Tally", "health_dict", "render_health", "render_summary"]
 
 _MAX_FAILURES = 20
 
@@ -249,8 +249,6 @@ def _value(value: float, unit: str) -> str:
 def render_summary(console: Any, counts: dict[str, int], report: Any,
                    extra: list[tuple[str, str]] | None = None) -> None:
     """The closing summary: outcomes, the KPI table, the health verdict."""
-    from rich.table import Table
-
     console.print(
         f"messages: {counts['submitted']:,} submitted, {counts['accepted']:,} accepted, "
         f"{counts['rejected']:,} rejected, {counts['expired']:,} expired, "
@@ -258,6 +256,13 @@ def render_summary(console: Any, counts: dict[str, int], report: Any,
     )
     for label, text in extra or []:
         console.print(f"{label}: {text}")
+    render_health(console, report)
+
+
+def render_health(console: Any, report: Any) -> None:
+    """The KPI table and the health verdict."""
+    from rich.table import Table
+
     table = Table(title="KPIs (targets: the planning guide's)")
     for column in ("KPI", "observed", "target", ""):
         table.add_column(column)
