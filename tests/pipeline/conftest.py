@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from mailscale.pipeline import MemoryOutbox, Outbox, SQLiteOutbox
+from peers.smtp_sink import BINARY as SINK_BINARY
+from peers.smtp_sink import MISSING as SINK_MISSING
+from peers.smtp_sink import SMTPSink
 
 
 class Clock:
@@ -44,6 +47,18 @@ OUTBOX_FACTORIES: list[object] = [
     pytest.param(_memory, id="memory"),
     pytest.param(_sqlite, id="sqlite"),
 ]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SMTPSink]:
+    """Postfix's ``smtp-sink`` on a free loopback port (skipped when it is not installed)."""
+    if SINK_BINARY is None:
+        pytest.skip(SINK_MISSING)
+    sink = SMTPSink()
+    try:
+        yield sink
+    finally:
+        sink.close()
 
 
 @pytest.fixture

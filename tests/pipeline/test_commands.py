@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mailscale.pipeline._demo_server import DemoReceiver
 from mailscale.signing import DKIMVerifier, dns_record, generate_key, load_private_key
 from mailscale.signing.keys import private_key_pem
 from peers.smtp_peer import SMTPPeer, free_port, start_peer
+from peers.smtp_sink import SMTPSink
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -212,6 +214,19 @@ def _dead_outbox(path: Path) -> tuple[SQLiteOutbox, list[str]]:
     return box, [lease.id for lease in leases]
 
 
+def test_send_to_postfix_smtp_sink(
+    capsys: pytest.CaptureFixture[str], smtp_sink: SMTPSink, tmp_path: Path
+) -> None:
+    for i in range(20):
+        _eml(tmp_path, f"m{i:02d}.eml", f"r{i}@example.org", subject=f"s{i}")
+    code, out, err = _run(capsys, "send", "--via", smtp_sink.url, "--outbox",
+                          f"sqlite:///{tmp_path / 'o.db'}", "--json", str(tmp_path))
+    assert code == 0, err
+    assert json.loads(out)["messages"]["accepted"] == 20
+    assert sorted(smtp_sink.headers("Message-ID")) == [
+        (f"<m{i:02d}.eml@example.com>",) for i in range(20)]
+
+
 class TestOutbox:
     def test_stats_dead_retry_purge(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
@@ -270,13 +285,14 @@ class TestWorker:
 
         db = tmp_path / "shared.db"
         url = f"sqlite:///{db}"
+        metrics = free_port()
         producer = Sender("null://", outbox=url)
         ids = producer.submit([
             _envelope(i) for i in range(25)
         ])
         proc = subprocess.Popen(
             [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via",
-             _smtp(peer), "--status-every", "0", "--json"],
+             _smtp(peer), "--status-every", "0", "--json", "--metrics-port", str(metrics)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
         )
         try:
@@ -284,6 +300,10 @@ class TestWorker:
             deadline = time.monotonic() + 60
             while len(peer.received) < 30 and time.monotonic() < deadline:
                 time.sleep(0.05)
+            scraped = ""
+            while 'status="accepted"} 30.0' not in scraped and time.monotonic() < deadline:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics") as r:
+                    scraped = r.read().decode()
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
         finally:
@@ -292,6 +312,7 @@ class TestWorker:
                 proc.wait()
             producer.close()
         assert proc.returncode == 0, err
+        assert 'mailscale_recipients_total{route="default",status="accepted"} 30.0' in scraped
         data = json.loads(out)
         assert data["recipients"] == {"accepted": 30, "deferred": 0, "rejected": 0}
         assert data["messages"]["sent"] == 30

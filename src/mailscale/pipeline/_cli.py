@@ -279,6 +279,7 @@ def _send(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
+            server.server_close()
         sender.close()
 
 
@@ -335,6 +336,7 @@ def _worker(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
+            server.server_close()
         sender.close()
 
 

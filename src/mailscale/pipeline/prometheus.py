@@ -135,7 +135,7 @@ def serve(sender: Any, *, port: int = 0, address: str = "127.0.0.1",
             process's default metrics are not mixed in).
 
     Returns:
-        ``(server, thread)``; ``server.shutdown()`` stops it.
+        ``(server, thread)``; ``server.shutdown()`` then ``server.server_close()`` stop it.
     """
     from prometheus_client import start_http_server
 
