@@ -19,7 +19,7 @@ class TestReadme:
         """The README shows Python code and the two commands."""
         text = README.read_text(encoding="utf-8")
         assert len(_python_blocks()) >= 3
-        assert "pip install . && mailscale plan 250k" in text
+        assert "pip install . && mailscale demo" in text
         assert "pip install '.[test]' && python -m pytest" in text
 
     def test_quick_start_runs(self, capsys: pytest.CaptureFixture[str]) -> None:
