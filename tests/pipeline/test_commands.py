@@ -98,6 +98,42 @@ class TestSend:
         assert "\x1b[" not in out + err
         assert err.splitlines()[-1].startswith("send: 3/3 settled (100 %), ")
 
+    @pytest.mark.parametrize("no_color", [False, True])
+    def test_a_progress_bar_with_rate_and_eta_on_a_terminal(
+        self, mail: Path, no_color: bool
+    ) -> None:
+        import pty
+
+        env = _env()
+        env["TERM"] = "xterm-256color"
+        if no_color:
+            env["NO_COLOR"] = "1"
+        main_fd, side = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mailscale", "send", "--via", "null://", str(mail)],
+                stdout=subprocess.PIPE, stderr=side, text=True, env=env)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            os.close(side)
+        bar = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            bar += chunk
+        os.close(main_fd)
+        assert proc.returncode == 0
+        last = bar.decode().split("\r")[-2]
+        assert "3/3" in last
+        assert "msg/s" in last
+        assert "ETA" in last
+        assert ("\x1b[38;" in bar.decode()) is not no_color  # colour only without NO_COLOR
+        assert "messages: 3 submitted, 3 accepted" in out
+
     def test_rejected_recipients_exit_1_and_are_named(
         self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
     ) -> None:
