@@ -223,6 +223,23 @@ class TestSend:
         assert (code, out) == (2, "")
         assert "x.eml: recipients: an envelope needs at least one recipient" in err
 
+    def test_a_bad_file_anywhere_stops_send_before_anything_is_submitted(
+        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, mail: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from mailscale.pipeline import _cli
+
+        monkeypatch.setattr(_cli, "_SUBMIT_CHUNK", 1)  # the good files would go first
+        (mail / "sub" / "z.eml").write_bytes(b"From: a@example.com\r\nTo: not an address\r\n"
+                                             b"\r\nhi\r\n")
+        db = mail.parent / "o.db"
+        code, out, err = _run(capsys, "send", "--via", _smtp(peer), "--outbox",
+                              f"sqlite:///{db}", str(mail))
+        assert (code, out) == (2, "")
+        assert "z.eml" in err
+        assert peer.received == []
+        assert not db.exists()  # no outbox made, nothing stored
+
     def test_a_directory_without_eml_files_is_an_input_error(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:

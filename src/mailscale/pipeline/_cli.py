@@ -32,8 +32,8 @@ SEND_EXIT = {
     0: "every recipient of every message was accepted",
     1: "some recipients were rejected or their messages expired (the summary and --json "
        "name them)",
-    2: "usage or input error: a bad flag, URL or key; an unreadable or invalid message "
-       "(nothing was submitted)",
+    2: "usage or input error: a bad flag, URL or key; an unreadable file or one whose "
+       "headers give no valid envelope (checked before anything is submitted)",
     3: "incomplete: some messages were not settled when send returned (deferred or the "
        "peer unreachable); they wait for a retry in the outbox (a durable outbox keeps them "
        "for 'mailscale worker')",
@@ -164,20 +164,33 @@ def _eml_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def _read_envelopes(files: Sequence[Path], sender: str | None) -> Iterator[Any]:
+def _headers_envelopes(files: Sequence[Path], sender: str | None) -> list[tuple[Path, Any]]:
+    """Every file's envelope from its headers, all checked before anything is submitted."""
     from mailscale.message import Envelope
 
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    out = []
     for path in files:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)  # headers are in the first MiB or the message is broken
+        end = head.find(b"\n\r\n") if b"\r\n" in head else head.find(b"\n\n")
         try:
-            headers = parser.parsebytes(data)
+            headers = parser.parsebytes(head if end < 0 else head[: end + 1])
             found = Envelope.from_message(headers, sender=sender)
         except InvalidMessage as exc:
             raise InvalidMessage(f"{path}: {exc}") from None
         except Exception as exc:  # the email package's parse errors
             raise InvalidMessage(f"{path}: unreadable message: {exc}") from None
-        yield Envelope(sender=found.sender, recipients=found.recipients, message=data)
+        out.append((path, found))
+    return out
+
+
+def _read_envelopes(checked: Sequence[tuple[Path, Any]]) -> Iterator[Any]:
+    from mailscale.message import Envelope
+
+    for path, found in checked:
+        yield Envelope(sender=found.sender, recipients=found.recipients,
+                       message=path.read_bytes())
 
 
 def _send_status(counts: dict[str, int]) -> int:
@@ -228,8 +241,7 @@ def _send(args: argparse.Namespace) -> int:
     from mailscale.pipeline._report import Progress, Tally, render_summary
 
     files = _eml_files(args.paths)
-    envelopes = _read_envelopes(files, args.sender)
-    first = [next(envelopes)]  # an unreadable first file fails before anything starts
+    envelopes = _read_envelopes(_headers_envelopes(files, args.sender))
     tally = Tally()
     started = time.monotonic()
     sender = _make_sender(args, on_event=tally)
@@ -240,7 +252,7 @@ def _send(args: argparse.Namespace) -> int:
         with _Signals() as signals, Progress(lambda: tally.settled, lambda: len(files),
                                              label="send", enabled=show) as progress:
             sender.start()
-            batch = first
+            batch: list[Any] = []
             for env in envelopes:
                 batch.append(env)
                 if len(batch) >= _SUBMIT_CHUNK:
@@ -484,7 +496,8 @@ def _epilog(codes: dict[int, str]) -> str:
     for code, meaning in codes.items():
         lines.append(textwrap.fill(meaning, 76, initial_indent=f"  {code:<4}",
                                    subsequent_indent=" " * 6))
-    lines.append("  130 interrupted before anything was delivered; 70 a bug in mailscale")
+    lines.append("  SIGINT (Ctrl-C) or SIGTERM stops submitting and finishes the batches in "
+                 "flight; the status then says what was delivered. 70: a bug in mailscale.")
     return "\n".join(lines)
 
 
