@@ -331,8 +331,9 @@ def _env() -> dict[str, str]:
 
 
 class TestWorker:
-    def test_drains_a_shared_outbox_and_stops_on_sigterm(
-        self, peer: SMTPPeer, tmp_path: Path
+    @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+    def test_drains_a_shared_outbox_and_stops_gracefully_on_a_signal(
+        self, peer: SMTPPeer, tmp_path: Path, stop: signal.Signals
     ) -> None:
         from mailscale.pipeline import Sender
 
@@ -357,7 +358,7 @@ class TestWorker:
             while 'status="accepted"} 30.0' not in scraped and time.monotonic() < deadline:
                 with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics") as r:
                     scraped = r.read().decode()
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(stop)
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
