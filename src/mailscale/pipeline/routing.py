@@ -1,7 +1,7 @@
 """Named routes and the rule that picks one per message.
 
 A :class:`Route` is a transport with its own shaper keys, optional source IP
-and signer: self-hosted direct-to-MX for volume, an ESP for transactional mail,
+(or pool of IPs) and signer: self-hosted direct-to-MX for volume, an ESP for transactional mail,
 a second ESP to fail over to. A rule picks the route of each message when it
 is submitted (stored with the message, so every retry takes the same route
 unless it fails over): a :class:`RouteRule` (by stream: a tag or the priority
@@ -42,6 +42,14 @@ class Route:
         shaper_keys: the shaper keys every message of the route is charged on
             (API key, account); default ``("route:NAME",)``.
         source_ip: the sending IP, charged as ``ip:ADDRESS`` when set.
+        ip_pool: a pool of sending IPs (``mailscale.shaping.IPPool``, or any object
+            whose ``choose(domain)`` returns an address or a ``PoolChoice``). The
+            Sender picks each message's IP at delivery time, for its first
+            recipient's domain, and sends it through a transport built from the
+            route's URL bound to that IP; needs *transport* as a URL (without
+            ``?source=``), excludes *source_ip*.
+        options: keyword settings for ``transport_from_url`` when *transport* is a
+            URL (settings a URL cannot hold: a DNS resolver, an SSL context).
         signer: a DKIM signer for this route (default: the Sender's); only raw-MIME
             routes are signed.
         failover: a route to move messages to when this one fails transiently
@@ -54,6 +62,8 @@ class Route:
         default=None, converter=attrs.converters.optional(tuple)
     )
     source_ip: str | None = None
+    ip_pool: Any = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
     signer: Any = None
     failover: str | None = None
     domain_keys: bool = True

@@ -90,25 +90,56 @@ class _Route:
     """A route resolved for sending."""
 
     __slots__ = (
+        "by_ip",
         "domain_keys",
         "down_until",
         "failover",
         "keys",
+        "lock",
         "max_batch",
         "mime",
         "name",
+        "options",
         "owned",
+        "pool",
         "signer",
         "transport",
+        "url",
     )
 
     def __init__(self, name: str, route: Route, signer: Any) -> None:
         transport = route.transport
         self.owned = isinstance(transport, str)
+        self.url = transport if isinstance(transport, str) else None
+        self.options = dict(route.options)
+        self.pool = route.ip_pool
+        self.by_ip: dict[str, Transport] = {}
+        self.lock = threading.Lock()
+        if self.pool is not None:
+            if not callable(getattr(self.pool, "choose", None)):
+                raise ConfigurationError(
+                    f"route {name!r}: ip_pool must have a choose(domain) method"
+                )
+            if self.url is None:
+                raise ConfigurationError(
+                    f"route {name!r}: a route with an ip_pool needs its transport as a URL "
+                    "(one transport is built per source IP)"
+                )
+            if route.source_ip:
+                raise ConfigurationError(
+                    f"route {name!r}: give source_ip or ip_pool, not both"
+                )
+            if "ip_pool" in self.options or "source_address" in self.options:
+                raise ConfigurationError(
+                    f"route {name!r}: the source address comes from the route's ip_pool, "
+                    "not from options"
+                )
+        elif self.options and self.url is None:
+            raise ConfigurationError(f"route {name!r}: options need the transport as a URL")
         if isinstance(transport, str):
             from mailscale.transports.registry import transport_from_url
 
-            transport = transport_from_url(transport)
+            transport = transport_from_url(transport, **self.options)
         if not callable(getattr(transport, "send", None)):
             raise ConfigurationError(
                 f"route {name!r}: transport must be a Transport or a URL, "
@@ -116,6 +147,12 @@ class _Route:
             )
         self.name = name
         self.transport: Transport = transport
+        if self.pool is not None and getattr(transport, "source_address", None):
+            transport.close()
+            raise ConfigurationError(
+                f"route {name!r}: the URL sets a source address (?source=) but the route "
+                "has an ip_pool"
+            )
         keys = route.shaper_keys if route.shaper_keys is not None else (f"route:{name}",)
         if route.source_ip:
             keys = (*keys, f"ip:{route.source_ip}")
@@ -126,6 +163,25 @@ class _Route:
         self.failover = route.failover
         self.domain_keys = route.domain_keys
         self.down_until = 0.0
+
+    def for_ip(self, ip: str) -> Transport:
+        """The route's transport bound to source address *ip* (built on first use)."""
+        found = self.by_ip.get(ip)
+        if found is None:
+            from mailscale.transports.registry import transport_from_url
+
+            assert self.url is not None
+            with self.lock:
+                found = self.by_ip.get(ip)
+                if found is None:
+                    found = transport_from_url(self.url, source_address=ip, **self.options)
+                    self.by_ip[ip] = found
+        return found
+
+    def transports(self) -> list[Transport]:
+        """Every transport the route owns (the URL's and one per source IP used)."""
+        with self.lock:
+            return [self.transport, *self.by_ip.values()] if self.owned else []
 
 
 class _Waiter:
@@ -716,13 +772,59 @@ class Sender:
             return
         paced, rest = self._shape(route, live, now)
         for admitted in (paced, rest):
-            for start in range(0, len(admitted), route.max_batch):
-                chunk = admitted[start : start + route.max_batch]
-                chunk, bodies = self._sign(route, chunk, now)
-                if chunk:
-                    self._send(route, chunk, bodies)
+            if route.pool is None:
+                sends = [(route.transport, admitted)]
+            else:
+                sends = self._choose_ips(route, admitted, now)
+            for transport, leases in sends:
+                for start in range(0, len(leases), route.max_batch):
+                    chunk = leases[start : start + route.max_batch]
+                    chunk, bodies = self._sign(route, chunk, now)
+                    if chunk:
+                        self._send(route, chunk, bodies, transport)
 
-    def _send(self, route: _Route, chunk: list[Lease], bodies: list[bytes]) -> None:
+    def _choose_ips(
+        self, route: _Route, group: list[Lease], now: float
+    ) -> list[tuple[Transport, list[Lease]]]:
+        """Pick each message's source IP from the route's pool (charging its budgets once,
+        for the first recipient's domain) and group the messages by IP. A message the
+        pool has no capacity for goes back to the outbox not before the pool's
+        ``retry_after`` (not an attempt)."""
+        if not group:
+            return []
+        by_ip: dict[str, list[Lease]] = {}
+        back: list[Settlement] = []
+        for lease in group:
+            domain = lease.recipients[0].rpartition("@")[2].lower()
+            try:
+                choice: Any = route.pool.choose(domain)
+            except ShapingError as exc:  # an empty pool: wait, as for a refusal
+                _log.warning("pipeline.ip_pool_failed", route=route.name, error=str(exc))
+                choice = None
+                wait = _THROTTLE_SECONDS
+            else:
+                wait = float(getattr(choice, "retry_after", 0.0) or 0.0)
+            ip = getattr(choice, "ip", choice)
+            if ip is None:
+                back.append(
+                    Settlement(
+                        id=lease.id,
+                        token=lease.token,
+                        action=Settle.RELEASE,
+                        not_before=now + max(0.0, wait) + _MIN_WAIT,
+                        reason=lease.last_reason,
+                    )
+                )
+            else:
+                by_ip.setdefault(str(ip), []).append(lease)
+        if back:
+            self._outbox.settle(back)
+            self._metrics.record_refused(route.name, len(back))
+        return [(route.for_ip(ip), leases) for ip, leases in by_ip.items()]
+
+    def _send(
+        self, route: _Route, chunk: list[Lease], bodies: list[bytes], transport: Transport
+    ) -> None:
         envelopes = [
             _stored_envelope(
                 sender=lease.sender,
@@ -738,11 +840,11 @@ class Sender:
         error: BaseException | None = None
         results: list[SendResult] = []
         try:
-            results = route.transport.send(envelopes)
+            results = transport.send(envelopes)
             if len(results) != len(envelopes):
                 raise TransportError(
                     f"{len(results)} results for {len(envelopes)} messages",
-                    provider=getattr(route.transport, "name", None),
+                    provider=getattr(transport, "name", None),
                 )
         except Exception as exc:  # a whole-call failure, or a plugin's bug: never lost
             error = exc
@@ -1224,9 +1326,9 @@ class Sender:
 
     def _close_transports(self) -> None:
         for r in getattr(self, "_routes", {}).values():
-            if r.owned:
+            for transport in r.transports():
                 try:
-                    r.transport.close()
+                    transport.close()
                 except Exception as exc:
                     _log.warning("pipeline.close_failed", route=r.name, error=type(exc).__name__)
 
