@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from mailscale.message import Envelope
+from mailscale.message import Envelope, ensure_message_id
 from mailscale.pipeline import MemoryOutbox, Outbox, Sender, SQLiteOutbox
-from mailscale.pipeline._prepare import ensure_message_id
 from mailscale.shaping import Limit, Shaper
 from mailscale.signing import DKIMSigner, generate_key
 

@@ -13,8 +13,10 @@ from mailscale.message import (
     SendResult,
     SendStatus,
     check_header_value,
+    ensure_message_id,
     overall_status,
     validate_address,
+    with_message_id,
 )
 
 RAW = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: x\r\n\r\nbody\r\n"
@@ -275,3 +277,40 @@ class TestSerialization:
         msg.set_payload(123)  # type: ignore[arg-type]
         with pytest.raises(InvalidMessage, match="cannot be serialized: AttributeError"):
             env.to_bytes()
+
+
+class TestEnsureMessageId:
+    """The one Message-ID helper, used by submit and by RetryingTransport."""
+
+    def test_existing_field_kept_and_unfolded(self) -> None:
+        data = b"Subject: x\r\nMessage-ID:\r\n <folded@example.com>\r\n\r\nbody\r\n"
+        out, mid = ensure_message_id(data, "a@example.com")
+        assert out is data
+        assert "<folded@example.com>" == mid
+
+    @pytest.mark.parametrize(
+        ("data", "eol"),
+        [
+            (b"Subject: x\r\n\r\nMessage-ID: <in-body@example.com>\r\n", b"\r\n"),
+            (b"Subject: x\nTo: b@example.org\n\nbody\n", b"\n"),
+            (b"Subject: x\r\nMessage-ID:   \r\n\r\nbody\r\n", b"\r\n"),
+        ],
+        ids=["only-in-body", "lf-only", "empty-value"],
+    )
+    def test_added_when_missing(self, data: bytes, eol: bytes) -> None:
+        out, mid = ensure_message_id(data, "a@bücher.example")
+        assert out == b"Message-ID: " + mid.encode() + eol + data
+        assert mid.startswith("<") and mid.endswith("@xn--bcher-kva.example>")
+
+    def test_ids_unique(self) -> None:
+        ids = {ensure_message_id(b"Subject: x\r\n\r\n", "a@example.com")[1] for _ in range(1000)}
+        assert 1000 == len(ids)
+
+    def test_with_message_id_agrees_for_bytes(self) -> None:
+        """An envelope with an empty Message-ID field gets one, as submit does."""
+        raw = b"Subject: x\r\nMessage-ID:\r\n\r\nbody\r\n"
+        env = Envelope(sender="a@example.com", recipients=("r@example.net",), message=raw)
+        out = with_message_id(env)
+        assert out is not env
+        assert bytes(out.message).endswith(raw)  # type: ignore[arg-type]
+        assert with_message_id(out) is out

@@ -13,7 +13,11 @@ import email.errors
 import email.policy
 import email.utils
 import enum
+import itertools
+import os
 import re
+import secrets
+import time
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
@@ -32,6 +36,8 @@ __all__ = [
     "check_header_name",
     "check_header_value",
     "check_message_headers",
+    "ensure_message_id",
+    "new_message_id",
     "overall_status",
     "validate_address",
     "with_message_id",
@@ -377,18 +383,61 @@ def overall_status(statuses: Iterable[SendStatus]) -> SendStatus:
     return SendStatus.REJECTED
 
 
-# What may follow a field name up to its colon (RFC 5322 section 4.5.3 allows WSP).
-_COLON_AFTER_NAME = re.compile(rb"[ \t]*:")
+# A Message-ID field of a header section and its (possibly folded) value; RFC 5322
+# section 4.5.3 allows WSP between the field name and its colon.
+_MESSAGE_ID_FIELD = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)")
+_FOLDED_VALUE = re.compile(rb"\r?\n[ \t]+")
+_ID_PREFIX = f"{secrets.token_hex(6)}.{os.getpid()}"
+_ID_COUNTER = itertools.count(1)
+
+
+def new_message_id(sender: str) -> str:
+    """A new ``<...@domain>`` id in the sender's domain (IDNA-encoded): random per
+    process, a counter within it (unique, and cheap)."""
+    domain = sender.rpartition("@")[2] or "localhost"
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:  # pragma: no cover - the sender was validated
+            domain = "localhost"
+    return f"<{_ID_PREFIX}.{next(_ID_COUNTER)}.{int(time.time())}@{domain}>"
+
+
+def ensure_message_id(data: bytes, sender: str) -> tuple[bytes, str]:
+    """Raw message bytes with a Message-ID, and that Message-ID.
+
+    *data* itself when its header section has a Message-ID field with a value (only
+    the header section counts, not the body); else the bytes with a new field
+    prepended (in the message's line ending), its id in *sender*'s domain. A signature
+    made before cannot cover a field the message did not have, unless it over-signs
+    ``Message-ID``.
+    """
+    end = data.find(b"\r\n\r\n")
+    crlf = end >= 0
+    if not crlf:
+        end = data.find(b"\n\n")
+    head = data if end < 0 else data[: end + 2]
+    if data.startswith((b"\r\n", b"\n")):
+        head = b""  # no header fields at all: what follows the blank line is body
+    low = head.lower()
+    if low.startswith(b"message-id") or b"\nmessage-id" in low:
+        found = _MESSAGE_ID_FIELD.search(head)
+        if found:
+            value = _FOLDED_VALUE.sub(b" ", found.group(1)).strip()
+            if value:
+                return data, value.decode("ascii", "replace")
+    eol = b"\r\n" if crlf or b"\r\n" in head or b"\n" not in head else b"\n"
+    message_id = new_message_id(sender)
+    return b"Message-ID: " + message_id.encode("ascii") + eol + data, message_id
 
 
 def with_message_id(envelope: Envelope) -> Envelope:
     """*envelope* itself when its message has a Message-ID, else a copy that has one.
 
     A message sent again after an unknown outcome keeps the same Message-ID, so a
-    duplicate is recognisable. Raw bytes get the field prepended (a signature
-    made before cannot cover a field the message did not have, unless it
-    over-signs ``Message-ID``); an ``EmailMessage`` is copied, never changed in place.
-    The id's domain is the envelope sender's.
+    duplicate is recognisable. Raw bytes are handled as :func:`ensure_message_id`
+    does; an ``EmailMessage`` is copied, never changed in place. The id's domain is
+    the envelope sender's.
     """
     msg = envelope.message
     if isinstance(msg, Message):
@@ -398,31 +447,8 @@ def with_message_id(envelope: Envelope) -> Envelope:
 
         clone = copy.copy(msg)
         clone._headers = list(msg._headers)  # type: ignore[attr-defined]
-        clone["Message-ID"] = _new_message_id(envelope.sender)
+        clone["Message-ID"] = new_message_id(envelope.sender)
         return attrs.evolve(envelope, message=clone)
     data = bytes(msg)
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        end = data.find(b"\n\n")
-    head = data if end < 0 else data[: end + 2]
-    if data.startswith((b"\r\n", b"\n")):
-        head = b""  # no header fields at all: what follows the blank line is body
-    low = head.lower()
-    at = low.find(b"message-id")
-    while at >= 0:  # a field name at the start of a line, then optional WSP and ":"
-        if (at == 0 or low[at - 1] == 0x0A) and _COLON_AFTER_NAME.match(low, at + 10):
-            return envelope
-        at = low.find(b"message-id", at + 10)
-    eol = b"\r\n" if b"\r\n" in head or b"\n" not in head else b"\n"
-    field = b"Message-ID: " + _new_message_id(envelope.sender).encode("ascii") + eol
-    return attrs.evolve(envelope, message=field + data)
-
-
-def _new_message_id(sender: str) -> str:
-    """A new ``<...@domain>`` id in the sender's domain (IDNA-encoded)."""
-    domain = sender.rpartition("@")[2]
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:  # pragma: no cover - the sender was validated
-        domain = "localhost"
-    return email.utils.make_msgid(domain=domain)
+    out, _ = ensure_message_id(data, envelope.sender)
+    return envelope if out is data else attrs.evolve(envelope, message=out)

@@ -46,8 +46,8 @@ from mailscale.errors import (
     ShapingError,
     TransportError,
 )
-from mailscale.message import Envelope, SendResult, SendStatus
-from mailscale.pipeline._prepare import at_index, ensure_message_id, to_envelope, wire_form
+from mailscale.message import Envelope, SendResult, SendStatus, ensure_message_id
+from mailscale.pipeline._prepare import at_index, to_envelope, wire_form
 from mailscale.pipeline.events import Event, EventKind, EventStream
 from mailscale.pipeline.memory import MemoryOutbox
 from mailscale.pipeline.metrics import Metrics, MetricsSnapshot
