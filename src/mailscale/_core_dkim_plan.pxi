@@ -11,6 +11,7 @@ cdef enum:
     _WIDTH = 76      # signature field lines are folded before they pass this
     _B_LINE = 54     # bytes of signature per folded b= line (72 base64 characters)
     _SHAPES = 512    # h= lists a plan remembers, by sequence of field names
+    _SHAPE_KEY = 1024  # longest sequence of field names (bytes) a plan remembers
     _STACK = 4096    # header hash inputs up to this size are built on the stack
 
 cdef const unsigned char* _B64_ALPHABET = \
@@ -267,9 +268,13 @@ cdef class SignPlan:
             for j in range(len(chosen)):
                 w[j] = <int> chosen[j]
             found = (packed, fold_tag_list(b"\r\n h=", h_list, b":"))
-            if len(self._shapes) < _SHAPES:
+            if len(self._shapes) < _SHAPES and len(header.names) <= _SHAPE_KEY:
                 self._shapes[header.names] = found
         return found
+
+    def _cache_info(self):
+        """(header shapes remembered, bytes of their keys); for the tests of the bound."""
+        return len(self._shapes), sum([len(k) for k in self._shapes])
 
     def prepare(self, data, mid, dict known=None):
         """The field template (ending in ``b=``), the SHA-256 digest to sign and the

@@ -31,6 +31,10 @@ _WIDTH = 76
 _B_LINE = 72
 #: A plan remembers the h= list of this many header shapes (field name sequences).
 _SHAPES = 512
+#: ... and only for sequences of field names (``Header.names``) up to this many bytes, so
+#: that the cache holds at most 512 KiB of keys and values bounded by them: a longer
+#: sequence is recomputed each time it is met, with the same result.
+_SHAPE_KEY = 1024
 
 _NO_FROM = "the message has no From field; DKIM must sign From"
 
@@ -190,9 +194,13 @@ class SignPlan:
         if found is None:
             h_list = self.h_list(header.names)
             found = (header.select(h_list), fold_tag_list(b"\r\n h=", h_list, b":"))
-            if len(self._shapes) < _SHAPES:
+            if len(self._shapes) < _SHAPES and len(header.names) <= _SHAPE_KEY:
                 self._shapes[header.names] = found
         return found
+
+    def _cache_info(self) -> tuple[int, int]:
+        """(header shapes remembered, bytes of their keys); for the tests of the bound."""
+        return len(self._shapes), sum([len(k) for k in self._shapes])
 
     def prepare(
         self, data: bytes, mid: bytes, known: dict[bool, tuple[bytes, int]] | None = None

@@ -312,3 +312,44 @@ class TestBothAgree:
         assert _plan(_core_py).finish(template, signature, data) == _plan(_impl.core).finish(  # type: ignore[attr-defined]
             template, signature, data
         )
+
+
+class TestShapeCacheBound:
+    """A plan remembers at most 512 header shapes, each keyed by at most 1 KiB of names."""
+
+    @staticmethod
+    def _message(names_bytes: int) -> bytes:
+        # "from:" + "x1:x2:..." until Header.names is exactly ``names_bytes`` long.
+        fields = [b"From: a@example.com\r\n"]
+        size = len(b"from")
+        i = 0
+        while size < names_bytes:
+            name = b"x%d" % i
+            if size + 1 + len(name) + 2 > names_bytes:  # the last name is never empty
+                name = b"y" * (names_bytes - size - 1)
+            fields.append(name + b": v\r\n")
+            size += 1 + len(name)
+            i += 1
+        return b"".join(fields) + b"\r\nbody\r\n"
+
+    @pytest.mark.parametrize("size", [1024, 1025, 64 << 10])
+    def test_long_name_sequences_are_not_kept(self, core_impl: ModuleType, size: int) -> None:
+        """A sequence of field names over 1 KiB is signed alike but not remembered."""
+        plan = _plan(core_impl)
+        data = self._message(size)
+        assert size == len(core_impl.split_header(data).names)
+        first = plan.prepare(data, b"")  # type: ignore[attr-defined]
+        assert first == plan.prepare(data, b"")  # type: ignore[attr-defined]
+        expected = (1, 1024) if size == 1024 else (0, 0)
+        assert expected == plan._cache_info()  # type: ignore[attr-defined]
+        assert first == _plan(_core_py).prepare(data, b"")  # type: ignore[attr-defined]
+
+    def test_entries_and_bytes_bounded(self, core_impl: ModuleType) -> None:
+        """Distinct shapes fill 512 entries, never more, and never more than 512 KiB of keys."""
+        plan = _plan(core_impl)
+        for i in range(600):
+            data = b"X-%d: 1\r\n" % i + self._message(900 + i % 24)
+            plan.prepare(data, b"")  # type: ignore[attr-defined]
+        entries, key_bytes = plan._cache_info()  # type: ignore[attr-defined]
+        assert 512 == entries
+        assert key_bytes <= 512 * 1024
