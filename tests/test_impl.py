@@ -1,4 +1,5 @@
-"""``mailscale._impl`` falls back to the twin, with one debug event, when ``_core`` cannot load."""
+"""The gateway ``mailscale._hot`` falls back to the twin, with one debug event, when
+``_core`` cannot load."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ from pathlib import Path
 
 import mailscale
 
-# Set before mailscale is first imported: once loaded, ``from mailscale import _core``
-# finds the package attribute and a reload of _impl would not re-import it.
+# Set before mailscale is first imported: once loaded, ``from mailscale._hot import _core``
+# finds the package attribute and a reload of _hot would not re-import it.
 _PROBE = """
 import json, sys
 from structlog.testing import capture_logs
-sys.modules["mailscale._core"] = None  # the import system now raises ImportError for it
+sys.modules["mailscale._hot._core"] = None  # the import system now raises ImportError for it
 with capture_logs() as logs:
-    import mailscale._impl as impl
+    import mailscale._hot as impl
 print(json.dumps({
     "using_extensions": impl.USING_EXTENSIONS,
     "core": impl.core.__name__,
+    "sign_plan": impl.SignPlan.__module__,
+    "gcra_table": impl.GCRATable.__module__,
     "events": [(e["event"], e["log_level"]) for e in logs],
 }))
 """
@@ -37,6 +40,8 @@ class TestFallback:
         result = json.loads(done.stdout)
         assert {
             "using_extensions": False,
-            "core": "mailscale._core_py",
+            "core": "mailscale._hot._core_py",
+            "sign_plan": "mailscale._hot._core_dkim_plan_py",
+            "gcra_table": "mailscale._hot._core_gcra_py",
             "events": [["core.extension_unavailable", "debug"]],
         } == result

@@ -1,5 +1,5 @@
 # Split headers and signing plans (RFC 6376 sections 3.5, 3.7 and 5.4), compiled.
-# Twin: mailscale/_dkim_plan_py.py, which defines the behaviour. Uses the
+# Twin: mailscale/_hot/_core_dkim_plan_py.py, which defines the behaviour. Uses the
 # canonicalization and body hashing of _core_dkim.pxi.
 #
 # SignPlan.prepare is the per-message path of DKIMSigner.sign: one call splits
@@ -58,7 +58,7 @@ cdef inline Py_ssize_t _put(unsigned char* w, Py_ssize_t o, bytes piece):
     return o + PyBytes_GET_SIZE(piece)
 
 
-def fold_tag_list(prefix, items, sep):
+def _fold_tag_list(prefix, items, sep):
     """``prefix`` + items joined by ``sep`` and ended by ``;``, folded before lines pass 76."""
     cdef list out = [prefix]
     cdef Py_ssize_t line = 1 + len(prefix), n, last = len(items) - 1
@@ -126,7 +126,7 @@ cdef class Header:
         return <Py_ssize_t> index
 
     def fields(self):
-        """``(lower-cased name, raw field)`` pairs, as ``split_message`` gives them."""
+        """``(lower-cased name, raw field)`` pairs, as ``_split_message`` gives them."""
         cdef const char* p = PyBytes_AS_STRING(self.data)
         cdef list out = []
         cdef Py_ssize_t i
@@ -267,7 +267,7 @@ cdef class SignPlan:
             w = <int*> PyBytes_AS_STRING(packed)
             for j in range(len(chosen)):
                 w[j] = <int> chosen[j]
-            found = (packed, fold_tag_list(b"\r\n h=", h_list, b":"))
+            found = (packed, _fold_tag_list(b"\r\n h=", h_list, b":"))
             if len(self._shapes) < _SHAPES and len(header.names) <= _SHAPE_KEY:
                 self._shapes[header.names] = found
         return found
