@@ -34,6 +34,19 @@ class TestExtensionGuard:
         else:
             assert _hot.core is _core_py
 
+    def test_public_surface_is_what_the_library_calls(self, core_impl: ModuleType) -> None:
+        """Both cores export the names signing and shaping call, and nothing else public."""
+        public = {n for n in dir(core_impl) if not n.startswith("_")} - {"annotations"}
+        assert {
+            "GCRATable",
+            "Header",
+            "SignPlan",
+            "body_hash",
+            "normalize_line_endings",
+            "parse_signature",
+            "split_header",
+        } == public
+
     def test_same_public_names(self) -> None:
         """The compiled core exposes every name of the twin."""
         if not _hot.USING_EXTENSIONS:

@@ -45,3 +45,32 @@ class TestFallback:
             "gcra_table": "mailscale._hot._core_gcra_py",
             "events": [["core.extension_unavailable", "debug"]],
         } == result
+
+
+class TestOneGateway:
+    def test_library_reaches_the_core_only_through_the_gateway(self) -> None:
+        """Outside ``mailscale._hot`` no module imports the compiled core or a twin module."""
+        package = Path(mailscale.__file__).parent
+        offenders = []
+        for path in sorted(package.rglob("*.py")):
+            if path.parent.name == "_hot":
+                continue
+            text = path.read_text("utf-8")
+            for needle in ("mailscale._hot._", "from mailscale._hot import _"):
+                if needle in text:
+                    offenders.append((path.relative_to(package).as_posix(), needle))
+        assert [] == offenders
+
+    def test_compiled_parts_import_only_the_shared_decision(self) -> None:
+        """The ``.pxi`` parts import nothing from the twin: only ``_decision`` is shared."""
+        hot = Path(mailscale.__file__).parent / "_hot"
+        imports = sorted(
+            line.strip()
+            for part in sorted(hot.glob("_core*.pxi"))
+            for line in part.read_text("utf-8").splitlines()
+            if line.startswith("from mailscale._hot")
+        )
+        assert [
+            "from mailscale._hot._decision import ALLOWED as _ALLOWED, Decision as _Decision",
+            "from mailscale._hot._decision import MAX_KEYS_PER_CALL as _MAX_KEYS_PER_CALL",
+        ] == imports

@@ -11,8 +11,6 @@ from typing import Any
 
 from mailscale._hot._decision import Decision
 
-MAX_KEYS_PER_CALL: int
-
 # _core_dkim.pxi
 def normalize_line_endings(data: bytes) -> bytes: ...
 def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[bytes, int]: ...

@@ -14,7 +14,8 @@ from cpython.long cimport PyLong_CheckExact
 from cpython.list cimport PyList_CheckExact
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 
-from mailscale._hot._decision import ALLOWED as _ALLOWED, Decision as _Decision, MAX_KEYS_PER_CALL
+from mailscale._hot._decision import ALLOWED as _ALLOWED, Decision as _Decision
+from mailscale._hot._decision import MAX_KEYS_PER_CALL as _MAX_KEYS_PER_CALL
 from mailscale.errors import ShapingError as _ShapingError
 
 # The decision type (mailscale/_hot/_decision.py) is shared with the twin, so
@@ -504,7 +505,7 @@ cdef class GCRATable:
         if m == 0:
             raise _ShapingError("keys must name at least one key")
         if m > _G_MAXK:
-            raise _ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {m}")
+            raise _ShapingError(f"at most {_MAX_KEYS_PER_CALL} keys per request, got {m}")
         tup = PyTuple_CheckExact(keys)
         while True:
             gen = self._gen
