@@ -1,4 +1,4 @@
-"""Build ``mailscale._core`` with Cython; everything else lives in pyproject.toml.
+"""Build ``mailscale._hot._core`` with Cython; everything else lives in pyproject.toml.
 
 ``MAILSCALE_NO_EXTENSIONS=1`` (or a non-CPython interpreter) skips the
 extension: the pure-Python twin is used at run time.
@@ -16,8 +16,11 @@ if not os.environ.get("MAILSCALE_NO_EXTENSIONS") and sys.implementation.name == 
     ext_modules = cythonize(
         [
             Extension(
-                "mailscale._core",
-                ["src/mailscale/_core.pyx"],
+                "mailscale._hot._core",
+                ["src/mailscale/_hot/_core.pyx"],
+                # _core_dkim.pxi includes the SIMD scans from _core_dkim_scan.h.
+                include_dirs=["src/mailscale/_hot"],
+                depends=["src/mailscale/_hot/_core_dkim_scan.h"],
                 extra_compile_args=["-O3"],
             )
         ],

@@ -151,13 +151,13 @@ def newsletter(size: int, seed: int = 0, template: str = "promo") -> bytes:
 if __name__ == "__main__":
     import sys
 
-    from mailscale import _core_py
+    from mailscale._hot import _core_py
 
     for template in TEMPLATES:
         for size in (2_000, 20_000, 100_000):
             msg = newsletter(size, 0, template)
-            _, start = _core_py.split_message(msg)
-            canon = _core_py.canon_body_relaxed(msg[start:])
+            _, start = _core_py._split_message(msg)
+            canon = _core_py._canon_body_relaxed(msg[start:])
             sys.stdout.write(
                 f"{template:8s} {size:7d}: {len(msg):7d} bytes, relaxed body "
                 f"{len(canon)} of {len(msg) - start} bytes\n"

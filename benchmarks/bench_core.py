@@ -10,11 +10,12 @@ import random
 
 import pytest
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 
 from ._ratio import ratio
 
-pytestmark = pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="compiled core not built")
+pytestmark = pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="compiled core not built")
 
 
 def _body(size: int) -> bytes:
@@ -32,18 +33,18 @@ BODY_100K = _body(100_000)
 
 @pytest.mark.parametrize("impl", ["c", "py"])
 def test_relaxed_100k(benchmark: pytest.FixtureRequest, impl: str) -> None:
-    mod = _impl.core if impl == "c" else _core_py
-    out = benchmark(mod.canon_body_relaxed, BODY_100K)  # type: ignore[operator]
+    mod = _hot.core if impl == "c" else _core_py
+    out = benchmark(mod._canon_body_relaxed, BODY_100K)  # type: ignore[operator]
     assert out.endswith(b"\r\n")
 
 
 @pytest.mark.gate
 def test_gate_relaxed_canonicalization_vs_twin() -> None:
     """Compiled relaxed canonicalization of 100 KB is well ahead of the twin (target 10x)."""
-    assert _impl.core.canon_body_relaxed(BODY_100K) == _core_py.canon_body_relaxed(BODY_100K)
+    assert _hot.core._canon_body_relaxed(BODY_100K) == _core_py._canon_body_relaxed(BODY_100K)
     r = ratio(
-        lambda: _impl.core.canon_body_relaxed(BODY_100K),
-        lambda: _core_py.canon_body_relaxed(BODY_100K),
+        lambda: _hot.core._canon_body_relaxed(BODY_100K),
+        lambda: _core_py._canon_body_relaxed(BODY_100K),
     )
     print(f"relaxed body canonicalization, 100 KB: compiled/twin = {r:.1f}x")
     assert r >= 3.0

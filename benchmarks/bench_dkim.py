@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 from mailscale.signing import DKIMSigner, DKIMVerifier, dns_record, generate_key, parse_key_record
 from mailscale.signing.keys import PrivateKey, private_key_pem
 
@@ -322,14 +323,14 @@ class TestGates:
         assert r >= floor
 
     @pytest.mark.gate
-    @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="compiled core not built")
+    @pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="compiled core not built")
     def test_compiled_canonicalization(self) -> None:
         """Compiled relaxed canonicalization of a 100 KB body beats the twin (target, floor 10x)."""
         body = batch("100kb")[0]
-        assert _core_py.canon_body_relaxed(body) == _impl.core.canon_body_relaxed(body)
+        assert _core_py._canon_body_relaxed(body) == _hot.core._canon_body_relaxed(body)
         r = ratio(
-            lambda: _impl.core.canon_body_relaxed(body),
-            lambda: _core_py.canon_body_relaxed(body),
+            lambda: _hot.core._canon_body_relaxed(body),
+            lambda: _core_py._canon_body_relaxed(body),
             rounds=3,
         )
         print(f"relaxed body canonicalization, 100 KB newsletter: compiled / twin = {r:.1f}x")
@@ -378,13 +379,13 @@ def html_report() -> list[tuple[str, float]]:
                      ratio(ours, raw)))
     for size in SIZES:
         msgs = batch(size, "html")
-        starts = [_impl.core.split_header(m).body_start for m in msgs]
+        starts = [_hot.core.split_header(m).body_start for m in msgs]
         pairs = list(zip(msgs, starts, strict=True))
         rows.append(
             (
                 f"html {size}: relaxed body hash / sha256 of the body",
                 ratio(
-                    lambda pairs=pairs: [_impl.core.body_hash(m, s, True) for m, s in pairs],
+                    lambda pairs=pairs: [_hot.core.body_hash(m, s, True) for m, s in pairs],
                     lambda pairs=pairs: [hashlib.sha256(m[s:]).digest() for m, s in pairs],
                 ),
             )
@@ -441,14 +442,14 @@ def report() -> list[tuple[str, float]]:
         module = module_verify_fn(alg, "20kb")
         label = f"{alg} 20kb: module-level verify() / (raw verify + hash)"
         rows.append((label, ratio(module, raw)))
-    if _impl.USING_EXTENSIONS:
+    if _hot.USING_EXTENSIONS:
         body = batch("100kb")[0]
         rows.append(
             (
                 "relaxed body canonicalization 100 KB: compiled / twin",
                 ratio(
-                    lambda: _impl.core.canon_body_relaxed(body),
-                    lambda: _core_py.canon_body_relaxed(body),
+                    lambda: _hot.core._canon_body_relaxed(body),
+                    lambda: _core_py._canon_body_relaxed(body),
                 ),
             )
         )
@@ -456,7 +457,7 @@ def report() -> list[tuple[str, float]]:
             (
                 "body hash (relaxed) 100 KB: compiled / twin",
                 ratio(
-                    lambda: _impl.core.body_hash(body, 0, True),
+                    lambda: _hot.core.body_hash(body, 0, True),
                     lambda: _core_py.body_hash(body, 0, True),
                 ),
             )

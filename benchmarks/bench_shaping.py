@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from benchmarks._ratio import best_rate, ratio
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 from mailscale.shaping import Limit, RedisShaper, Shaper
 
 BATCH = 1000
@@ -103,7 +104,7 @@ class TestFigures:
 
 
 _COMPILED_ONLY = pytest.mark.skipif(
-    not _impl.USING_EXTENSIONS, reason="gate measures the compiled core (twin selected)"
+    not _hot.USING_EXTENSIONS, reason="gate measures the compiled core (twin selected)"
 )
 
 
@@ -148,10 +149,10 @@ class TestGates:
 _MEMORY_SCRIPT = textwrap.dedent(
     """
     import gc, sys
-    from mailscale import _impl
+    from mailscale import _hot
     from mailscale.shaping import Limit, Shaper
 
-    assert _impl.USING_EXTENSIONS, "compiled core not loaded"
+    assert _hot.USING_EXTENSIONS, "compiled core not loaded"
 
     def rss():
         with open("/proc/self/statm") as f:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from mailscale._impl import core
+from mailscale._hot import core
 from mailscale.signing import DKIMSigner
 
 from .bench_dkim import CORPORA, SIZES, batch, keys, limit_fn, mailscale_fn

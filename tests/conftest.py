@@ -8,13 +8,14 @@ from types import ModuleType
 import pytest
 import structlog
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 
 
 def _core_impls() -> list[object]:
     params: list[object] = [pytest.param(_core_py, id="py")]
-    if _impl.USING_EXTENSIONS:
-        params.append(pytest.param(_impl.core, id="c"))
+    if _hot.USING_EXTENSIONS:
+        params.append(pytest.param(_hot.core, id="c"))
     return params
 
 

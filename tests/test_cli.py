@@ -203,7 +203,7 @@ class TestOneLineErrors:
 # Modules `mailscale plan` must not load: it plans, and imports nothing that signs, checks
 # DNS, sends, shapes or logs.
 _HEAVY = ("mailscale.signing", "mailscale.auth", "mailscale.transports", "mailscale.shaping",
-          "mailscale._impl", "mailscale._log", "dns", "cryptography", "structlog", "httpx",
+          "mailscale._hot", "mailscale._log", "dns", "cryptography", "structlog", "httpx",
           "redis")
 _PROBE = """
 import io, json, sys, contextlib

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 
 # Bytes that exercise the canonicalization rules: line ends, whitespace, text.
 _MAIL_BYTES = st.lists(
@@ -25,19 +26,32 @@ class TestExtensionGuard:
         wanted = not os.environ.get("MAILSCALE_NO_EXTENSIONS") and (
             sys.implementation.name == "cpython"
         )
-        assert wanted == _impl.USING_EXTENSIONS
+        assert wanted == _hot.USING_EXTENSIONS
         if wanted:
-            assert _impl.core.__name__ == "mailscale._core"
-            assert _impl.core.__file__ is not None
-            assert not _impl.core.__file__.endswith(".py")
+            assert _hot.core.__name__ == "mailscale._hot._core"
+            assert _hot.core.__file__ is not None
+            assert not _hot.core.__file__.endswith(".py")
         else:
-            assert _impl.core is _core_py
+            assert _hot.core is _core_py
+
+    def test_public_surface_is_what_the_library_calls(self, core_impl: ModuleType) -> None:
+        """Both cores export the names signing and shaping call, and nothing else public."""
+        public = {n for n in dir(core_impl) if not n.startswith("_")} - {"annotations"}
+        assert {
+            "GCRATable",
+            "Header",
+            "SignPlan",
+            "body_hash",
+            "normalize_line_endings",
+            "parse_signature",
+            "split_header",
+        } == public
 
     def test_same_public_names(self) -> None:
         """The compiled core exposes every name of the twin."""
-        if not _impl.USING_EXTENSIONS:
+        if not _hot.USING_EXTENSIONS:
             pytest.skip("MAILSCALE_NO_EXTENSIONS is set: only the twin is present")
-        missing = [name for name in _core_py.__all__ if not hasattr(_impl.core, name)]
+        missing = [name for name in _core_py.__all__ if not hasattr(_hot.core, name)]
         assert [] == missing
 
 
@@ -57,7 +71,7 @@ class TestBodyCanonicalization:
     )
     def test_simple(self, core_impl: ModuleType, body: bytes, expected: bytes) -> None:
         """Simple body canonicalization keeps bytes and trims trailing empty lines."""
-        assert expected == core_impl.canon_body_simple(body)
+        assert expected == core_impl._canon_body_simple(body)
 
     @pytest.mark.parametrize(
         ("body", "expected"),
@@ -80,7 +94,7 @@ class TestBodyCanonicalization:
     )
     def test_relaxed(self, core_impl: ModuleType, body: bytes, expected: bytes) -> None:
         """Relaxed body canonicalization compresses and trims whitespace."""
-        assert expected == core_impl.canon_body_relaxed(body)
+        assert expected == core_impl._canon_body_relaxed(body)
 
     @pytest.mark.parametrize(
         ("data", "expected"),
@@ -99,7 +113,7 @@ class TestBodyCanonicalization:
         assert expected == core_impl.normalize_line_endings(data)
 
     @pytest.mark.parametrize(
-        "func", ["canon_body_simple", "canon_body_relaxed", "normalize_line_endings"]
+        "func", ["_canon_body_simple", "_canon_body_relaxed", "normalize_line_endings"]
     )
     @pytest.mark.parametrize("bad", ["text", None, 12])
     def test_non_bytes_rejected(self, core_impl: ModuleType, func: str, bad: object) -> None:
@@ -110,27 +124,27 @@ class TestBodyCanonicalization:
     def test_accepts_buffers(self, core_impl: ModuleType) -> None:
         """bytearray and memoryview give the same result as bytes."""
         body = b"a  b \r\n\r\n"
-        expected = core_impl.canon_body_relaxed(body)
-        assert expected == core_impl.canon_body_relaxed(bytearray(body))
-        assert expected == core_impl.canon_body_relaxed(memoryview(body))
+        expected = core_impl._canon_body_relaxed(body)
+        assert expected == core_impl._canon_body_relaxed(bytearray(body))
+        assert expected == core_impl._canon_body_relaxed(memoryview(body))
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
     @settings(max_examples=400, deadline=None)
     @given(st.one_of(st.binary(max_size=300), _MAIL_BYTES))
     def test_body_canonicalization_agrees(self, data: bytes) -> None:
         """The compiled core and the twin return identical bytes for any input."""
-        c = _impl.core
-        for name in ("canon_body_simple", "canon_body_relaxed", "normalize_line_endings"):
+        c = _hot.core
+        for name in ("_canon_body_simple", "_canon_body_relaxed", "normalize_line_endings"):
             assert getattr(_core_py, name)(data) == getattr(c, name)(data), name
 
     @settings(max_examples=200, deadline=None)
     @given(_MAIL_BYTES)
     def test_relaxed_is_idempotent(self, data: bytes) -> None:
         """Canonicalizing a canonical body changes nothing."""
-        once = _impl.core.canon_body_relaxed(data)
-        assert once == _impl.core.canon_body_relaxed(once)
+        once = _hot.core._canon_body_relaxed(data)
+        assert once == _hot.core._canon_body_relaxed(once)
 
 
 class TestIntegersIntoTheCore:

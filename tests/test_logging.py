@@ -16,7 +16,7 @@ from mailscale._log import get_logger
 _SCRIPT = """
 import logging, sys
 before = (list(logging.getLogger().handlers), logging.getLogger().level)
-import mailscale, mailscale.cli, mailscale._impl
+import mailscale, mailscale.cli, mailscale._hot
 from mailscale._log import get_logger
 get_logger("mailscale.test").warning("test.event", detail=1)
 get_logger("mailscale.test").error("test.error")

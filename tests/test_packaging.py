@@ -38,13 +38,14 @@ class TestPureWheel:
                 shutil.copy2(ROOT / name, tree / name)
         # The state a compiled build leaves: the generated C file, the built extension, and
         # the egg-info manifest listing the C file (setuptools reads it back on the next build).
-        package = tree / "src" / "mailscale"
+        package = tree / "src" / "mailscale" / "_hot"
         (package / "_core.c").write_text("/* generated */\n", "utf-8")
         (package / "_core.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
         egg = tree / "src" / "mailscale.egg-info"
         egg.mkdir()
         (egg / "SOURCES.txt").write_text(
-            "src/mailscale/_core.c\nsrc/mailscale/_core.cpython-311-x86_64-linux-gnu.so\n",
+            "src/mailscale/_hot/_core.c\n"
+            "src/mailscale/_hot/_core.cpython-311-x86_64-linux-gnu.so\n",
             "utf-8")
         env = dict(os.environ, MAILSCALE_NO_EXTENSIONS="1")
         done = subprocess.run(
@@ -55,7 +56,8 @@ class TestPureWheel:
         assert 0 == done.returncode, done.stderr[-2000:]
         (wheel,) = (tmp_path / "wheels").glob("mailscale-*.whl")
         names = zipfile.ZipFile(wheel).namelist()
-        assert "mailscale/_core.pyx" in names
+        for source in ("_core.pyx", "_core_dkim.pxi", "_core_dkim_scan.h", "_core.pyi"):
+            assert f"mailscale/_hot/{source}" in names
         assert [] == [n for n in names if n.endswith((".c", ".so", ".pyd"))]
 
 

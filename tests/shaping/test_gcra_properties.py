@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 from mailscale.errors import ShapingError
 from mailscale.shaping import Limit, Shaper
 
@@ -269,13 +270,13 @@ def _run(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
     return out
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
     @settings(max_examples=300, deadline=None)
     @given(_OPS)
     def test_same_decisions_on_random_schedules(self, ops: list[tuple[Any, ...]]) -> None:
         """The compiled table and the twin make identical decisions and raise identical errors."""
-        assert _run(_core_py, ops) == _run(_impl.core, ops)
+        assert _run(_core_py, ops) == _run(_hot.core, ops)
 
 
 _MANY_OPS = st.lists(
@@ -326,13 +327,13 @@ def _run_many(core: ModuleType, ops: list[tuple[Any, ...]]) -> list[object]:
     return out
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreementManyKeys:
     @settings(max_examples=60, deadline=None)
     @given(_MANY_OPS)
     def test_table_growth_eviction_and_deletion_agree(self, ops: list[tuple[Any, ...]]) -> None:
         """Thousands of keys (growth, rebuilds mid-batch, deletions): same results and len()."""
-        assert _run_many(_core_py, ops) == _run_many(_impl.core, ops)
+        assert _run_many(_core_py, ops) == _run_many(_hot.core, ops)
 
     def test_large_fixed_schedule_agrees(self) -> None:
         """A fixed schedule that forces several rebuilds mid-batch and long probe chains."""
@@ -346,6 +347,6 @@ class TestTwinAgreementManyKeys:
         ops.append(("advance", 400_000))
         ops.append(("sweep", 0))
         ops.append(("many", list(range(3001))))
-        py, c = _run_many(_core_py, ops), _run_many(_impl.core, ops)
+        py, c = _run_many(_core_py, ops), _run_many(_hot.core, ops)
         assert py == c
         assert any(w > 0 for w in py[0])  # type: ignore[attr-defined]

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 from mailscale.errors import CanonicalizationError
 
 # Bytes that exercise header and body rules: line ends, folding, colons, odd names.
@@ -124,7 +125,7 @@ def _outcome(func: object, *args: object) -> tuple[str, object]:
 class TestSplitMessage:
     def test_fields_and_body_offset(self, core_impl: ModuleType) -> None:
         """Fields keep their raw bytes and folding; names are lowercased."""
-        fields, start = core_impl.split_message(MESSAGE)
+        fields, start = core_impl._split_message(MESSAGE)
         assert [
             (b"from", b"From: Joe <joe@example.com>\r\n"),
             (b"to", b"To: a@example.net,\r\n\tb@example.net\r\n"),
@@ -136,11 +137,11 @@ class TestSplitMessage:
     def test_empty_body(self, core_impl: ModuleType) -> None:
         """A message ending with the empty line has an empty body."""
         data = b"From: a\r\n\r\n"
-        assert ([(b"from", b"From: a\r\n")], len(data)) == core_impl.split_message(data)
+        assert ([(b"from", b"From: a\r\n")], len(data)) == core_impl._split_message(data)
 
     def test_no_header(self, core_impl: ModuleType) -> None:
         """A message starting with the empty line has no fields."""
-        assert ([], 2) == core_impl.split_message(b"\r\nbody")
+        assert ([], 2) == core_impl._split_message(b"\r\nbody")
 
     @pytest.mark.parametrize(
         "data",
@@ -148,7 +149,7 @@ class TestSplitMessage:
     )
     def test_header_without_body(self, core_impl: ModuleType, data: bytes) -> None:
         """A header with no empty line and no body (RFC 5322) ends at the end: empty body."""
-        fields, start = core_impl.split_message(data)
+        fields, start = core_impl._split_message(data)
         assert len(data) == start
         assert data == b"".join(raw for _, raw in fields)
         assert b"from" == fields[0][0]
@@ -171,7 +172,7 @@ class TestSplitMessage:
     def test_bad_input(self, core_impl: ModuleType, data: bytes, problem: str) -> None:
         """Malformed headers are a CanonicalizationError naming the problem."""
         with pytest.raises(CanonicalizationError, match=problem):
-            core_impl.split_message(data)
+            core_impl._split_message(data)
 
 
 class TestCanonHeaderRelaxed:
@@ -188,19 +189,19 @@ class TestCanonHeaderRelaxed:
     )
     def test_rules(self, core_impl: ModuleType, field: bytes, expected: bytes) -> None:
         """Names are lowercased, values unfolded, whitespace compressed and trimmed."""
-        assert expected == core_impl.canon_header_relaxed(field)
+        assert expected == core_impl._canon_header_relaxed(field)
 
     def test_no_colon(self, core_impl: ModuleType) -> None:
         """A field without a colon cannot be canonicalized."""
         with pytest.raises(CanonicalizationError, match="no colon"):
-            core_impl.canon_header_relaxed(b"nothing here\r\n")
+            core_impl._canon_header_relaxed(b"nothing here\r\n")
 
 
 class TestHeaderHashInput:
     def test_bottom_up_and_oversigned(self, core_impl: ModuleType) -> None:
         """Repeated names take instances bottom up; a missing instance adds nothing."""
-        fields, _ = core_impl.split_message(MESSAGE)
-        got = core_impl.header_hash_input(
+        fields, _ = core_impl._split_message(MESSAGE)
+        got = core_impl._header_hash_input(
             fields,
             [b"from", b"subject", b"subject", b"subject", b"x-absent", b"from"],
             b"DKIM-Signature: v=1;\r\n b=",
@@ -216,8 +217,10 @@ class TestHeaderHashInput:
 
     def test_simple_keeps_bytes(self, core_impl: ModuleType) -> None:
         """Simple canonicalization takes the raw fields and the raw signature field."""
-        fields, _ = core_impl.split_message(MESSAGE)
-        got = core_impl.header_hash_input(fields, [b"To", b"subject"], b"DKIM-Signature: b=", False)
+        fields, _ = core_impl._split_message(MESSAGE)
+        got = core_impl._header_hash_input(
+            fields, [b"To", b"subject"], b"DKIM-Signature: b=", False
+        )
         expected = (
             b"To: a@example.net,\r\n\tb@example.net\r\n"
             b"Subject : second\r\n"
@@ -236,7 +239,7 @@ class TestBodyHash:
     ) -> None:
         """The hash and length are those of the canonicalized body."""
         data = b"From: a\r\n\r\n" + body
-        canon = (core_impl.canon_body_relaxed if relaxed else core_impl.canon_body_simple)(body)
+        canon = (core_impl._canon_body_relaxed if relaxed else core_impl._canon_body_simple)(body)
         assert (hashlib.sha256(canon).digest(), len(canon)) == core_impl.body_hash(
             data, 11, relaxed
         )
@@ -294,18 +297,18 @@ class TestParseTagList:
         """Names and values lose their surrounding FWS; order and a trailing ';' are kept."""
         data = b" v=1;\r\n a = rsa-sha256 ;\tb=ab\r\n cd; h= ;"
         assert {"v": "1", "a": "rsa-sha256", "b": "ab\r\n cd", "h": ""} == (
-            core_impl.parse_tag_list(data)
+            core_impl._parse_tag_list(data)
         )
-        assert ["v", "a", "b", "h"] == list(core_impl.parse_tag_list(data))
+        assert ["v", "a", "b", "h"] == list(core_impl._parse_tag_list(data))
 
     @pytest.mark.parametrize("data", [b"", b"  \r\n ", b";"])
     def test_empty(self, core_impl: ModuleType, data: bytes) -> None:
         """Nothing but FWS is no tag; a lone ';' is a tag without '='."""
         if data == b";":
             with pytest.raises(ValueError, match="has no '='"):
-                core_impl.parse_tag_list(data)
+                core_impl._parse_tag_list(data)
         else:
-            assert {} == core_impl.parse_tag_list(data)
+            assert {} == core_impl._parse_tag_list(data)
 
     @pytest.mark.parametrize(
         ("data", "problem"),
@@ -323,7 +326,7 @@ class TestParseTagList:
     def test_malformed(self, core_impl: ModuleType, data: bytes, problem: str) -> None:
         """A malformed list is a ValueError whose message names the problem."""
         with pytest.raises(ValueError, match=re.escape(problem)):
-            core_impl.parse_tag_list(data)
+            core_impl._parse_tag_list(data)
 
 
 class TestB64Value:
@@ -341,7 +344,7 @@ class TestB64Value:
         self, core_impl: ModuleType, value: bytes, expected: bytes
     ) -> None:
         """Canonical base64 decodes; folding whitespace anywhere is ignored."""
-        assert expected == core_impl.b64_value(value)
+        assert expected == core_impl._b64_value(value)
 
     @pytest.mark.parametrize(
         "value",
@@ -350,7 +353,7 @@ class TestB64Value:
     )
     def test_rejects_anything_else(self, core_impl: ModuleType, value: bytes) -> None:
         """Bad length, stray or misplaced padding, set unused bits, other bytes: None."""
-        assert core_impl.b64_value(value) is None
+        assert core_impl._b64_value(value) is None
 
 
 class TestParseSignature:
@@ -359,7 +362,7 @@ class TestParseSignature:
         field = b"DKIM-Signature: v=1; bh=QUJD;\r\n b=QU\r\n JD ; d=x\r\n"
         tags, unsigned, b, bh = core_impl.parse_signature(field)
         assert {"v": "1", "bh": "QUJD", "b": "QU\r\n JD", "d": "x"} == tags
-        assert core_impl.strip_b_value(field) == unsigned
+        assert core_impl._strip_b_value(field) == unsigned
         assert (b"ABC", b"ABC") == (b, bh)
 
     @pytest.mark.parametrize(
@@ -390,20 +393,20 @@ class TestStripBValue:
     def test_value_and_its_whitespace_go(self, core_impl: ModuleType) -> None:
         """The b= value goes with its folding; bh= and the rest stay byte for byte."""
         field = b"DKIM-Signature: v=1; bh=abc;\r\n b=AAAA\r\n BBBB ; x=1\r\n"
-        assert b"DKIM-Signature: v=1; bh=abc;\r\n b=; x=1" == core_impl.strip_b_value(field)
+        assert b"DKIM-Signature: v=1; bh=abc;\r\n b=; x=1" == core_impl._strip_b_value(field)
 
     def test_last_b_tag(self, core_impl: ModuleType) -> None:
         """b= as the last tag, without a final CRLF."""
-        assert b"X: a=1; b=" == core_impl.strip_b_value(b"X: a=1; b=zz")
+        assert b"X: a=1; b=" == core_impl._strip_b_value(b"X: a=1; b=zz")
 
     @pytest.mark.parametrize("field", [b"X: a=1; bh=2\r\n", b"no colon b=1", b"X:"])
     def test_no_b_tag(self, core_impl: ModuleType, field: bytes) -> None:
         """No b tag after the colon gives None."""
-        assert core_impl.strip_b_value(field) is None
+        assert core_impl._strip_b_value(field) is None
 
 
 def _stream(impl: ModuleType, data: bytes, cuts: list[int], relaxed: bool) -> tuple[bytes, int]:
-    hasher = impl.BodyHasher(relaxed)
+    hasher = impl._BodyHasher(relaxed)
     last = 0
     for cut in sorted(c % (len(data) + 1) for c in cuts):
         hasher.update(data[last:cut])
@@ -430,7 +433,7 @@ class TestBodyHasher:
 
     def test_finished(self, core_impl: ModuleType) -> None:
         """digest() can be repeated; update() after it is a CanonicalizationError."""
-        hasher = core_impl.BodyHasher(True)
+        hasher = core_impl._BodyHasher(True)
         hasher.update(b"abc\r\n")
         assert hasher.digest() == hasher.digest()
         with pytest.raises(CanonicalizationError, match="finished"):
@@ -439,7 +442,7 @@ class TestBodyHasher:
     def test_rejects_text(self, core_impl: ModuleType) -> None:
         """A str chunk is a TypeError."""
         with pytest.raises(TypeError):
-            core_impl.BodyHasher(False).update("text")
+            core_impl._BodyHasher(False).update("text")
 
     @settings(max_examples=200, deadline=None)
     @given(_TEXT_BYTES, st.lists(st.integers(0, 2000), max_size=6), st.booleans())
@@ -449,10 +452,10 @@ class TestBodyHasher:
         """Streaming in arbitrary chunks equals the one-shot body hash, on both cores."""
         expected = _core_py.body_hash(data, 0, relaxed)
         assert expected == _stream(_core_py, data, cuts, relaxed)
-        assert expected == _stream(_impl.core, data, cuts, relaxed)
+        assert expected == _stream(_hot.core, data, cuts, relaxed)
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestTwinAgreement:
     @pytest.mark.parametrize("relaxed", [True, False])
     def test_header_hash_input_agrees_on_many_fields_and_names(self, relaxed: bool) -> None:
@@ -463,8 +466,8 @@ class TestTwinAgreement:
         ]
         names = [f"X-h{(i * 7) % 400}".encode() for i in range(5000)]
         sig = b"DKIM-Signature: v=1; b="
-        expected = _core_py.header_hash_input(fields, names, sig, relaxed)
-        assert expected == _impl.core.header_hash_input(fields, names, sig, relaxed)
+        expected = _core_py._header_hash_input(fields, names, sig, relaxed)
+        assert expected == _hot.core._header_hash_input(fields, names, sig, relaxed)
         per_name = {k: sum(1 for i in range(4000) if i % 300 == k) for k in range(300)}
         wanted = {k: names.count(f"X-h{k}".encode()) for k in range(300)}
         assert sum(min(per_name[k], wanted[k]) for k in range(300)) == expected.count(b"value")
@@ -473,22 +476,22 @@ class TestTwinAgreement:
     @given(_ANY_BYTES)
     def test_split_agrees(self, data: bytes) -> None:
         """Both implementations split any bytes alike, or fail alike."""
-        assert _outcome(_core_py.split_message, data) == _outcome(_impl.core.split_message, data)
+        assert _outcome(_core_py._split_message, data) == _outcome(_hot.core._split_message, data)
 
     @settings(max_examples=300, deadline=None)
     @given(_ANY_BYTES)
     def test_canon_header_agrees(self, data: bytes) -> None:
         """Relaxed header canonicalization agrees on any bytes."""
-        assert _outcome(_core_py.canon_header_relaxed, data) == _outcome(
-            _impl.core.canon_header_relaxed, data
+        assert _outcome(_core_py._canon_header_relaxed, data) == _outcome(
+            _hot.core._canon_header_relaxed, data
         )
 
     @settings(max_examples=300, deadline=None)
     @given(_TEXT_BYTES)
     def test_relaxed_body_agrees_on_text(self, data: bytes) -> None:
         """Relaxed body canonicalization agrees on long text-like bodies."""
-        assert _core_py.canon_body_relaxed(data) == _impl.core.canon_body_relaxed(data)
-        assert _core_py.body_hash(data, 0, True) == _impl.core.body_hash(data, 0, True)
+        assert _core_py._canon_body_relaxed(data) == _hot.core._canon_body_relaxed(data)
+        assert _core_py.body_hash(data, 0, True) == _hot.core.body_hash(data, 0, True)
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -506,14 +509,14 @@ class TestTwinAgreement:
         cut = where % (len(text) + 1)
         data = text[:cut] + stray + text[cut:]
         expected = _core_py.normalize_line_endings(data)
-        assert expected == _impl.core.normalize_line_endings(data)
-        assert (expected == data) == (_impl.core.normalize_line_endings(data) is data)
+        assert expected == _hot.core.normalize_line_endings(data)
+        assert (expected == data) == (_hot.core.normalize_line_endings(data) is data)
 
     @settings(max_examples=300, deadline=None)
     @given(_MOSTLY_CLEAN, st.integers(-1, 900))
     def test_relaxed_body_hash_agrees_on_mostly_clean_text(self, data: bytes, limit: int) -> None:
         """Relaxed body hashes agree when canonical lines come first, for any limit."""
-        assert _core_py.body_hash(data, 0, True, limit) == _impl.core.body_hash(
+        assert _core_py.body_hash(data, 0, True, limit) == _hot.core.body_hash(
             data, 0, True, limit
         )
 
@@ -522,7 +525,7 @@ class TestTwinAgreement:
     def test_body_hash_agrees(self, data: bytes, start: int, relaxed: bool, limit: int) -> None:
         """Body hashes agree for any bytes, offset, mode and limit."""
         assert _outcome(_core_py.body_hash, data, start, relaxed, limit) == _outcome(
-            _impl.core.body_hash, data, start, relaxed, limit
+            _hot.core.body_hash, data, start, relaxed, limit
         )
 
     @settings(max_examples=300, deadline=None)
@@ -539,7 +542,7 @@ class TestTwinAgreement:
         76 digits, either sign) give the same result or error on both, never an
         OverflowError."""
         expected = _int_outcome(_core_py.body_hash, data, start, relaxed, limit)
-        assert expected == _int_outcome(_impl.core.body_hash, data, start, relaxed, limit)
+        assert expected == _int_outcome(_hot.core.body_hash, data, start, relaxed, limit)
         assert "OverflowError" != expected[0]
 
     @settings(max_examples=200, deadline=None)
@@ -553,16 +556,16 @@ class TestTwinAgreement:
         self, fields: list[tuple[bytes, bytes]], names: list[bytes], sig: bytes, relaxed: bool
     ) -> None:
         """The header-hash input agrees for any fields, h= list and signature field."""
-        assert _outcome(_core_py.header_hash_input, fields, names, sig, relaxed) == _outcome(
-            _impl.core.header_hash_input, fields, names, sig, relaxed
+        assert _outcome(_core_py._header_hash_input, fields, names, sig, relaxed) == _outcome(
+            _hot.core._header_hash_input, fields, names, sig, relaxed
         )
 
     @settings(max_examples=300, deadline=None)
     @given(st.one_of(_TAG_BYTES, st.binary(max_size=80)))
     def test_tag_list_agrees(self, data: bytes) -> None:
         """Tag lists parse alike, or fail with the same message, on any bytes."""
-        assert _tags_outcome(_core_py.parse_tag_list, data) == _tags_outcome(
-            _impl.core.parse_tag_list, data
+        assert _tags_outcome(_core_py._parse_tag_list, data) == _tags_outcome(
+            _hot.core._parse_tag_list, data
         )
 
     @settings(max_examples=400, deadline=None)
@@ -582,14 +585,14 @@ class TestTwinAgreement:
         """Base64 tag values decode alike (or are refused alike) on any bytes."""
         cut = where % (len(value) + 1)
         data = value[:cut] + insert + value[cut:]
-        assert _core_py.b64_value(data) == _impl.core.b64_value(data)
+        assert _core_py._b64_value(data) == _hot.core._b64_value(data)
 
     @settings(max_examples=300, deadline=None)
     @given(st.one_of(_TAG_BYTES, _ANY_BYTES))
     def test_strip_b_value_agrees(self, data: bytes) -> None:
         """Emptying b= gives the same bytes (or None) on any bytes."""
         for field in (data, b"DKIM-Signature:" + data):
-            assert _core_py.strip_b_value(field) == _impl.core.strip_b_value(field)
+            assert _core_py._strip_b_value(field) == _hot.core._strip_b_value(field)
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -600,7 +603,7 @@ class TestTwinAgreement:
         """Reading a signature field in one call gives the same parts (or error) on any bytes."""
         field = name + data
         assert _tags_outcome(_core_py.parse_signature, field) == _tags_outcome(
-            _impl.core.parse_signature, field
+            _hot.core.parse_signature, field
         )
 
     @settings(max_examples=200, deadline=None)
@@ -609,7 +612,7 @@ class TestTwinAgreement:
         """The raw fields plus the empty line are exactly the bytes before the body; a
         message that is only a header (no empty line) is its fields, with an empty body."""
         try:
-            fields, start = _impl.core.split_message(data)
+            fields, start = _hot.core._split_message(data)
         except CanonicalizationError:
             return
         header = b"".join(raw for _, raw in fields)
@@ -621,13 +624,13 @@ class TestBadArguments:
     @pytest.mark.parametrize(
         "call",
         [
-            lambda m: m.split_message("text"),
-            lambda m: m.canon_header_relaxed(None),
+            lambda m: m._split_message("text"),
+            lambda m: m._canon_header_relaxed(None),
             lambda m: m.body_hash("text", 0, True),
-            lambda m: m.header_hash_input([], [], "text", True),
-            lambda m: m.parse_tag_list("a=1"),
-            lambda m: m.strip_b_value(None),
-            lambda m: m.b64_value("QUJD"),
+            lambda m: m._header_hash_input([], [], "text", True),
+            lambda m: m._parse_tag_list("a=1"),
+            lambda m: m._strip_b_value(None),
+            lambda m: m._b64_value("QUJD"),
             lambda m: m.parse_signature("a: b=QUJD"),
         ],
     )
@@ -653,19 +656,19 @@ def _views(data: bytes) -> list[tuple[str, object]]:
 
 
 _BUFFER_CALLS = {
-    "split_message": lambda m, b: m.split_message(b),
-    "canon_header_relaxed": lambda m, b: m.canon_header_relaxed(b),
-    "canon_body_simple": lambda m, b: m.canon_body_simple(b),
-    "canon_body_relaxed": lambda m, b: m.canon_body_relaxed(b),
+    "_split_message": lambda m, b: m._split_message(b),
+    "_canon_header_relaxed": lambda m, b: m._canon_header_relaxed(b),
+    "_canon_body_simple": lambda m, b: m._canon_body_simple(b),
+    "_canon_body_relaxed": lambda m, b: m._canon_body_relaxed(b),
     "normalize_line_endings": lambda m, b: m.normalize_line_endings(b),
     "body_hash": lambda m, b: m.body_hash(b, 0, True),
-    "header_hash_input": lambda m, b: m.header_hash_input([(b"a", b)], [b"a"], b, False),
-    "header_hash_input name": lambda m, b: m.header_hash_input([(b, b"a:1")], [b], b"s:", False),
-    "parse_tag_list": lambda m, b: m.parse_tag_list(b),
-    "strip_b_value": lambda m, b: m.strip_b_value(b),
-    "b64_value": lambda m, b: m.b64_value(b),
+    "_header_hash_input": lambda m, b: m._header_hash_input([(b"a", b)], [b"a"], b, False),
+    "_header_hash_input name": lambda m, b: m._header_hash_input([(b, b"a:1")], [b], b"s:", False),
+    "_parse_tag_list": lambda m, b: m._parse_tag_list(b),
+    "_strip_b_value": lambda m, b: m._strip_b_value(b),
+    "_b64_value": lambda m, b: m._b64_value(b),
     "parse_signature": lambda m, b: m.parse_signature(b),
-    "BodyHasher.update": lambda m, b: m.BodyHasher(True).update(b),
+    "_BodyHasher.update": lambda m, b: m._BodyHasher(True).update(b),
     "split_header": lambda m, b: (lambda h: (h.fields(), h.names, h.body_start))(m.split_header(b)),
     "Header.digest": lambda m, b: m.split_header(b"a: 1\r\n\r\n").digest((0,), b, False),
     "SignPlan.finish": lambda m, b: m.SignPlan(b"h", [], [], True, True, False).finish(b, b, b),
@@ -708,7 +711,7 @@ class TestBufferShapes:
         }
         assert expected == got
 
-    @pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+    @pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
     @settings(max_examples=60, deadline=None)
     @given(_ANY_BYTES, st.sampled_from(sorted(_BUFFER_CALLS)))
     def test_both_implementations_agree(self, data: bytes, name: str) -> None:
@@ -717,46 +720,46 @@ class TestBufferShapes:
         for kind, buf in _views(data):
             assert (kind, _buffer_outcome(call, _core_py, buf)) == (
                 kind,
-                _buffer_outcome(call, _impl.core, buf),
+                _buffer_outcome(call, _hot.core, buf),
             )
 
 
 def _scan_levels() -> list[str]:
-    if not _impl.USING_EXTENSIONS:
+    if not _hot.USING_EXTENSIONS:
         return []
-    best = _impl.core._scan_level()[1]
+    best = _hot.core._scan_level()[1]
     levels = ["portable", "avx2", "avx512bw", "avx512vbmi2"]
     return levels[: levels.index(best) + 1]
 
 
 @contextmanager
 def _at_level(level: str) -> Iterator[None]:
-    before = _impl.core._scan_level()[0]
-    _impl.core._scan_level(level)
+    before = _hot.core._scan_level()[0]
+    _hot.core._scan_level(level)
     try:
         yield
     finally:
-        _impl.core._scan_level(before)
+        _hot.core._scan_level(before)
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestScanLevels:
     """Every whole-buffer scan path this CPU runs gives what the twin gives."""
 
     @pytest.mark.parametrize("level", _scan_levels())
     def test_level_is_selected(self, level: str) -> None:
         """The selected level is the one in use, and the previous one comes back."""
-        before = _impl.core._scan_level()
+        before = _hot.core._scan_level()
         with _at_level(level):
-            assert level == _impl.core._scan_level()[0]
-        assert before == _impl.core._scan_level()
+            assert level == _hot.core._scan_level()[0]
+        assert before == _hot.core._scan_level()
 
     def test_unknown_level_refused(self) -> None:
         """A level that is not a scan path is a ValueError, and nothing changes."""
-        before = _impl.core._scan_level()
+        before = _hot.core._scan_level()
         with pytest.raises(ValueError, match="scan level 'sse9'"):
-            _impl.core._scan_level("sse9")
-        assert before == _impl.core._scan_level()
+            _hot.core._scan_level("sse9")
+        assert before == _hot.core._scan_level()
 
     @pytest.mark.parametrize("level", _scan_levels())
     @settings(max_examples=300, deadline=None)
@@ -767,13 +770,13 @@ class TestScanLevels:
         """Relaxed canonicalization of whitespace-heavy bodies (runs crossing blocks,
         before CRLF, bare CR or the end) agrees with the twin on every scan path: in
         one piece, hashed with a limit, and streamed in two chunks."""
-        core = _impl.core
+        core = _hot.core
         with _at_level(level):
-            assert _core_py.canon_body_relaxed(data) == core.canon_body_relaxed(data)
+            assert _core_py._canon_body_relaxed(data) == core._canon_body_relaxed(data)
             assert _core_py.body_hash(data, 0, True, limit) == core.body_hash(
                 data, 0, True, limit
             )
-            hasher = core.BodyHasher(True)
+            hasher = core._BodyHasher(True)
             hasher.update(data[:cut])
             hasher.update(data[cut:])
             assert _core_py.body_hash(data, 0, True) == hasher.digest()
@@ -785,7 +788,7 @@ class TestScanLevels:
         """Line-end checks, relaxed body hashes and sign plans agree with the twin."""
         body = b"w" * pad + b"\r\n" + data
         message = b"From: a@example.com\r\n\r\n" + body
-        core = _impl.core
+        core = _hot.core
         plans = [
             m.SignPlan(b"DKIM-Signature: v=1;", [b"from"], [], True, True, True)
             for m in (_core_py, core)
@@ -793,5 +796,5 @@ class TestScanLevels:
         with _at_level(level):
             assert _core_py.normalize_line_endings(body) == core.normalize_line_endings(body)
             assert _core_py.body_hash(body, 0, True) == core.body_hash(body, 0, True)
-            assert _core_py.canon_body_relaxed(body) == core.canon_body_relaxed(body)
+            assert _core_py._canon_body_relaxed(body) == core._canon_body_relaxed(body)
             assert plans[0].prepare(message, b"") == plans[1].prepare(message, b"")

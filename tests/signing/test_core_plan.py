@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailscale import _core_py, _impl
+from mailscale import _hot
+from mailscale._hot import _core_py
 from mailscale.errors import CanonicalizationError
 
 from .test_core_dkim import _ANY_BYTES, _MAIL_BYTES, MESSAGE, _outcome
@@ -85,8 +86,8 @@ def _plan_outcome(core: ModuleType, data: bytes, flags: tuple[bool, bool, bool])
 
 class TestSplitHeader:
     def test_agrees_with_split_message(self, core_impl: ModuleType) -> None:
-        """Fields, names and the body offset are what split_message gives."""
-        fields, start = core_impl.split_message(MESSAGE)
+        """Fields, names and the body offset are what _split_message gives."""
+        fields, start = core_impl._split_message(MESSAGE)
         header = core_impl.split_header(MESSAGE)
         assert (fields, start, len(fields)) == (header.fields(), header.body_start, header.count)
         assert b"from:to:subject:subject" == header.names
@@ -114,9 +115,9 @@ class TestSplitHeader:
             header.digest([0, index], b"s:", True)
 
     def test_same_errors_as_split_message(self, core_impl: ModuleType) -> None:
-        """A message that cannot be split raises what split_message raises."""
+        """A message that cannot be split raises what _split_message raises."""
         for data in (b"", b"From: a", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
-            assert _outcome(core_impl.split_message, data)[1] == _outcome(
+            assert _outcome(core_impl._split_message, data)[1] == _outcome(
                 core_impl.split_header, data
             )[1]
 
@@ -133,10 +134,10 @@ class TestSelect:
     def test_digest_is_header_hash_input(
         self, data: bytes, names: list[bytes], relaxed: bool, tail: bytes
     ) -> None:
-        """digest(select(h=)) is the SHA-256 of header_hash_input, on both implementations."""
+        """digest(select(h=)) is the SHA-256 of _header_hash_input, on both implementations."""
         for core in _cores():
             try:
-                fields, _ = core.split_message(data)
+                fields, _ = core._split_message(data)
             except CanonicalizationError:
                 continue
             header = core.split_header(data)
@@ -149,7 +150,7 @@ class TestSignPlan:
         """The template carries the tags, the folded h= and bh=; the digest covers it."""
         plan = _plan(core_impl)
         template, digest, wire = plan.prepare(MESSAGE, b" t=1;")  # type: ignore[attr-defined]
-        fields, start = core_impl.split_message(MESSAGE)
+        fields, start = core_impl._split_message(MESSAGE)
         bh, _ = core_impl.body_hash(MESSAGE, start, True)
         h_list = [b"from", b"to", b"subject", b"subject", b"from", b"subject"]
         expected = (
@@ -159,7 +160,7 @@ class TestSignPlan:
             + b";\r\n b="
         )
         assert expected == template
-        signed = core_impl.header_hash_input(fields, h_list, template, True)
+        signed = core_impl._header_hash_input(fields, h_list, template, True)
         assert hashlib.sha256(signed).digest() == digest
         assert MESSAGE == wire
 
@@ -178,7 +179,7 @@ class TestSignPlan:
     def test_body_length_tag(self, core_impl: ModuleType) -> None:
         """With body_length the canonical body length follows the other tags."""
         template, _, _ = _plan(core_impl, body_length=True).prepare(MESSAGE, b" i=@x;")  # type: ignore[attr-defined]
-        _, start = core_impl.split_message(MESSAGE)
+        _, start = core_impl._split_message(MESSAGE)
         _, length = core_impl.body_hash(MESSAGE, start, True)
         assert template.startswith(HEAD + b" i=@x; l=%d;\r\n h=from:" % length)
 
@@ -187,7 +188,7 @@ class TestSignPlan:
         known: dict[bool, tuple[bytes, int]] = {}
         plan = _plan(core_impl)
         first = plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
-        _, start = core_impl.split_message(MESSAGE)
+        _, start = core_impl._split_message(MESSAGE)
         assert {True: core_impl.body_hash(MESSAGE, start, True)} == known
         assert first == plan.prepare(MESSAGE, b"", known)  # type: ignore[attr-defined]
         known[True] = (b"\x00" * 32, 5)
@@ -208,8 +209,8 @@ class TestSignPlan:
         assert data.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r") == wire
         assert b" l=%d;" % len(empty) in template
         assert template.endswith(b"bh=" + bh + b";\r\n b=")
-        fields, _ = core_impl.split_message(wire)
-        signed = core_impl.header_hash_input(
+        fields, _ = core_impl._split_message(wire)
+        signed = core_impl._header_hash_input(
             fields, [b"from"] * (1 + wire.count(b"From")) + [b"subject"] * 2, template, True
         )
         assert hashlib.sha256(signed).digest() == digest
@@ -279,20 +280,20 @@ class TestSignPlan:
 def _hashed_input(
     core: ModuleType, fields: object, names: list[bytes], tail: bytes, relaxed: bool
 ) -> bytes:
-    return hashlib.sha256(core.header_hash_input(fields, names, tail, relaxed)).digest()
+    return hashlib.sha256(core._header_hash_input(fields, names, tail, relaxed)).digest()
 
 
 def _cores() -> list[ModuleType]:
-    return [_core_py, _impl.core] if _impl.USING_EXTENSIONS else [_core_py]
+    return [_core_py, _hot.core] if _hot.USING_EXTENSIONS else [_core_py]
 
 
-@pytest.mark.skipif(not _impl.USING_EXTENSIONS, reason="only the twin is present")
+@pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")
 class TestBothAgree:
     @settings(max_examples=200, deadline=None)
     @given(_MESSAGES, st.tuples(st.booleans(), st.booleans(), st.booleans()))
     def test_prepare(self, data: bytes, flags: tuple[bool, bool, bool]) -> None:
         """Both implementations give the same template and digest, or the same error."""
-        assert _plan_outcome(_core_py, data, flags) == _plan_outcome(_impl.core, data, flags)
+        assert _plan_outcome(_core_py, data, flags) == _plan_outcome(_hot.core, data, flags)
 
     @settings(max_examples=150, deadline=None)
     @given(_MESSAGES)
@@ -303,12 +304,53 @@ class TestBothAgree:
             header = core.split_header(data)
             return (header.fields(), header.names, header.body_start, header.count)
 
-        assert _outcome(view, _core_py) == _outcome(view, _impl.core)
+        assert _outcome(view, _core_py) == _outcome(view, _hot.core)
 
     @settings(max_examples=150, deadline=None)
     @given(st.binary(max_size=600), st.binary(max_size=200), st.binary(max_size=100))
     def test_finish(self, signature: bytes, template: bytes, data: bytes) -> None:
         """Both fold and join alike, for any signature length."""
-        assert _plan(_core_py).finish(template, signature, data) == _plan(_impl.core).finish(  # type: ignore[attr-defined]
+        assert _plan(_core_py).finish(template, signature, data) == _plan(_hot.core).finish(  # type: ignore[attr-defined]
             template, signature, data
         )
+
+
+class TestShapeCacheBound:
+    """A plan remembers at most 512 header shapes, each keyed by at most 1 KiB of names."""
+
+    @staticmethod
+    def _message(names_bytes: int) -> bytes:
+        # "from:" + "x1:x2:..." until Header.names is exactly ``names_bytes`` long.
+        fields = [b"From: a@example.com\r\n"]
+        size = len(b"from")
+        i = 0
+        while size < names_bytes:
+            name = b"x%d" % i
+            if size + 1 + len(name) + 2 > names_bytes:  # the last name is never empty
+                name = b"y" * (names_bytes - size - 1)
+            fields.append(name + b": v\r\n")
+            size += 1 + len(name)
+            i += 1
+        return b"".join(fields) + b"\r\nbody\r\n"
+
+    @pytest.mark.parametrize("size", [1024, 1025, 64 << 10])
+    def test_long_name_sequences_are_not_kept(self, core_impl: ModuleType, size: int) -> None:
+        """A sequence of field names over 1 KiB is signed alike but not remembered."""
+        plan = _plan(core_impl)
+        data = self._message(size)
+        assert size == len(core_impl.split_header(data).names)
+        first = plan.prepare(data, b"")  # type: ignore[attr-defined]
+        assert first == plan.prepare(data, b"")  # type: ignore[attr-defined]
+        expected = (1, 1024) if size == 1024 else (0, 0)
+        assert expected == plan._cache_info()  # type: ignore[attr-defined]
+        assert first == _plan(_core_py).prepare(data, b"")  # type: ignore[attr-defined]
+
+    def test_entries_and_bytes_bounded(self, core_impl: ModuleType) -> None:
+        """Distinct shapes fill 512 entries, never more, and never more than 512 KiB of keys."""
+        plan = _plan(core_impl)
+        for i in range(600):
+            data = b"X-%d: 1\r\n" % i + self._message(900 + i % 24)
+            plan.prepare(data, b"")  # type: ignore[attr-defined]
+        entries, key_bytes = plan._cache_info()  # type: ignore[attr-defined]
+        assert 512 == entries
+        assert key_bytes <= 512 * 1024

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from mailscale._impl import core
+from mailscale._hot import normalize_line_endings
 from mailscale.errors import InvalidMessage, MessageTooLarge
 from mailscale.message import Envelope
 
@@ -37,7 +37,7 @@ def wire_form(envelope: Envelope, max_size: int) -> bytes:
     """The message's bytes with CRLF line ends, refused above *max_size* bytes."""
     # Bare CR or LF made CRLF here, before anything signs it (RFC 5321 section 2.3.8);
     # the compiled core returns CRLF input itself, without a copy.
-    data = core.normalize_line_endings(envelope.to_bytes())
+    data = normalize_line_endings(envelope.to_bytes())
     if len(data) > max_size:
         raise MessageTooLarge(f"{len(data)} bytes, more than the limit of {max_size}")
     return data

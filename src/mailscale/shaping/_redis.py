@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from mailscale._gcra_py import ALLOWED, MAX_KEYS_PER_CALL, Decision
+from mailscale._hot import ALLOWED, MAX_KEYS_PER_CALL, Decision
 from mailscale._log import get_logger
 from mailscale.errors import ShaperUnavailable, ShapingError
 from mailscale.shaping._limit import MAX_PER, Limit, default_burst

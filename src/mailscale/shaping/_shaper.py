@@ -10,15 +10,14 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
-from mailscale import _impl
+from mailscale import _hot
+from mailscale._hot import Decision, GCRATable
 from mailscale.errors import ShapingError
 from mailscale.shaping._limit import MAX_PER, Limit, default_burst
 from mailscale.shaping._waiting import WaitingBase
 from mailscale.shaping._waiting import seconds as _seconds
 
 __all__ = ["Decision", "Shaper", "parse_rate_headers"]
-
-Decision = _impl.core_py.Decision
 
 _UNLIMITED_BURST = 1_000_000_000
 
@@ -75,7 +74,7 @@ class Shaper(WaitingBase):
         sweep_interval: float = 60.0,
         implementation: ModuleType | None = None,
     ) -> None:
-        core = implementation if implementation is not None else _impl.core
+        core = implementation if implementation is not None else _hot.core
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
@@ -84,7 +83,7 @@ class Shaper(WaitingBase):
         self._prefix: dict[str, tuple[Limit, int]] = {}
         self._prefix_order: list[str] = []
         self._rules_lock = threading.RLock()
-        self._table = core.GCRATable(self._resolve, clock, sweep_interval)
+        self._table: GCRATable = core.GCRATable(self._resolve, clock, sweep_interval)
         self._unlimited = self._table.add_param(0, 0, _UNLIMITED_BURST)
         self.acquire = self._table.acquire
         self.reserve = self._table.reserve
@@ -93,9 +92,9 @@ class Shaper(WaitingBase):
             self.set_limit(pattern, limit)
 
     # Signatures of the methods bound to the table in __init__ (for readers and type checkers).
-    acquire: Callable[..., Any]
+    acquire: Callable[..., Decision]
     reserve: Callable[..., float]
-    acquire_many: Callable[..., list[Any]]
+    acquire_many: Callable[..., list[Decision]]
 
     # -- rules --------------------------------------------------------------
 

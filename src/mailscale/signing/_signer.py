@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mailscale._impl import core
+from mailscale._hot import SignPlan
 from mailscale.errors import (
     MailscaleError,
     SigningError,
@@ -208,7 +208,7 @@ class DKIMSigner:
         )
         # The per-message work (split, h=, body hash, template, header hash) is
         # one call into the core: the plan.
-        self._plan = core.SignPlan(
+        self._plan = SignPlan(
             head,
             [name.encode() for name in self._headers],
             [name.encode() for name in self._oversign],

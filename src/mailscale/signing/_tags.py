@@ -1,8 +1,12 @@
-"""DKIM tag=value lists (RFC 6376 section 3.2), shared by signatures and key records."""
+"""DKIM tag=value lists (RFC 6376 section 3.2) given as text, as key records are.
+
+The rules have one home, the hot path's ``parse_tags``: DKIM-Signature fields
+are parsed from bytes inside the core (``parse_signature``) by the same rules.
+"""
 
 from __future__ import annotations
 
-from mailscale._dkim_py import parse_tags
+from mailscale._hot import parse_tags
 
 __all__ = ["TagListError", "parse_tag_list"]
 
@@ -15,7 +19,6 @@ def parse_tag_list(text: str) -> dict[str, str]:
     """Parse ``tag=value; tag=value`` into a dict, keeping tag order.
 
     Whitespace around names and values is dropped; a trailing ``;`` is allowed.
-    Signatures are parsed from bytes by ``core.parse_tag_list``, the same rules.
 
     Raises:
         TagListError: a tag without ``=``, an invalid tag name, or a duplicate tag.

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from mailscale._impl import core
+from mailscale._hot import body_hash, normalize_line_endings, parse_signature, split_header
 from mailscale.errors import InvalidDomain, MailscaleError, UnsupportedAlgorithm
 from mailscale.signing._signer import MessageInput, parse_canonicalization
 from mailscale.signing._wire import check_dns_name, wire_bytes
@@ -31,10 +31,10 @@ _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 _REQUIRED_SET = frozenset(_REQUIRED)
 # The tags whose checks do not depend on the message: their outcome is cached.
 _STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
-_parse_signature = core.parse_signature
-_normalize = core.normalize_line_endings
-_split_header = core.split_header
-_body_hash = core.body_hash
+_parse_signature = parse_signature
+_normalize = normalize_line_endings
+_split_header = split_header
+_body_hash = body_hash
 _KEY_TYPE = {"rsa-sha256": "rsa", "ed25519-sha256": "ed25519"}
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())
@@ -163,7 +163,7 @@ def _received_bytes(message: MessageInput) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return wire_bytes(data)  # raises the CanonicalizationError
     raw = memoryview(data).tobytes()
-    if core.normalize_line_endings(raw) == raw:
+    if _normalize(raw) == raw:
         return raw
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -398,7 +398,7 @@ class DKIMVerifier:
     def _check(
         self,
         header: Any,
-        parsed: tuple[dict[str, str], bytes, bytes | None, bytes | None],
+        parsed: tuple[dict[str, str], bytes | None, bytes | None, bytes | None],
         static: tuple[Any, ...],
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],

@@ -6,7 +6,7 @@ import email.errors
 import re
 from email.message import Message
 
-from mailscale._impl import core
+from mailscale._hot import normalize_line_endings
 from mailscale.errors import CanonicalizationError, InvalidDomain
 from mailscale.message import check_message_headers
 
@@ -60,7 +60,7 @@ def wire_bytes(message: bytes | bytearray | memoryview | Message) -> bytes:
         raise CanonicalizationError(
             f"a message must be bytes or an email.message.Message, not {type(message).__name__}"
         )
-    out: bytes = core.normalize_line_endings(data)
+    out = normalize_line_endings(data)
     if out[-2:] != b"\r\n" and out:
         out += b"\r\n"
     return out

@@ -22,18 +22,19 @@ from collections.abc import Sequence
 from mailscale.errors import CanonicalizationError
 
 __all__ = [
-    "BodyHasher",
-    "b64_value",
     "body_hash",
-    "canon_body_relaxed",
-    "canon_body_simple",
-    "canon_header_relaxed",
-    "header_hash_input",
     "normalize_line_endings",
     "parse_signature",
-    "parse_tag_list",
-    "split_message",
-    "strip_b_value",
+    "parse_tags",
+    "_BodyHasher",
+    "_b64_value",
+    "_canon_body_relaxed",
+    "_canon_body_simple",
+    "_canon_header_relaxed",
+    "_header_hash_input",
+    "_parse_tag_list",
+    "_split_message",
+    "_strip_b_value",
 ]
 
 # FWS inside a tag value: WSP and folding CRLFs; both are insignificant at the ends.
@@ -78,7 +79,7 @@ def normalize_line_endings(data: bytes) -> bytes:
     return _BARE_EOL.sub(b"\r\n", _as_bytes(data))
 
 
-def canon_body_simple(data: bytes) -> bytes:
+def _canon_body_simple(data: bytes) -> bytes:
     """Simple body canonicalization (RFC 6376 section 3.4.3)."""
     body = _as_bytes(data)
     end = len(body)
@@ -90,7 +91,7 @@ def canon_body_simple(data: bytes) -> bytes:
     return body + b"\r\n"
 
 
-def canon_body_relaxed(data: bytes) -> bytes:
+def _canon_body_relaxed(data: bytes) -> bytes:
     """Relaxed body canonicalization (RFC 6376 section 3.4.4)."""
     lines = _as_bytes(data).split(b"\r\n")
     if lines and lines[-1] == b"":
@@ -108,7 +109,7 @@ def _name_ok(name: bytes) -> bool:
     return bool(name) and all(33 <= c <= 126 and c != 58 for c in name)
 
 
-def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+def _split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
     """Split a CRLF message into header fields and the offset where the body starts.
 
     Each field is ``(lowercased name, raw field with its continuation lines and
@@ -171,7 +172,7 @@ def split_message(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
         pos = end + 2
 
 
-def canon_header_relaxed(field: bytes) -> bytes:
+def _canon_header_relaxed(field: bytes) -> bytes:
     """Relaxed header canonicalization of one field (RFC 6376 section 3.4.2).
 
     CRLFs are removed (unfolding), the name is lowercased, whitespace before
@@ -190,7 +191,7 @@ def canon_header_relaxed(field: bytes) -> bytes:
     return name + b":" + value + b"\r\n"
 
 
-def header_hash_input(
+def _header_hash_input(
     fields: Sequence[tuple[bytes, bytes]],
     names: Sequence[bytes],
     signature_field: bytes,
@@ -209,8 +210,8 @@ def header_hash_input(
     sig = _as_bytes(signature_field)
     raws = [_as_bytes(raw) for _, raw in fields]
     chosen = _select([_as_bytes(name).lower() for name, _ in fields], names)
-    out = [canon_header_relaxed(raws[i]) if relaxed else raws[i] for i in chosen]
-    out.append(canon_header_relaxed(sig)[:-2] if relaxed else sig)
+    out = [_canon_header_relaxed(raws[i]) if relaxed else raws[i] for i in chosen]
+    out.append(_canon_header_relaxed(sig)[:-2] if relaxed else sig)
     return b"".join(out)
 
 
@@ -247,14 +248,14 @@ def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[
     if not 0 <= start <= len(msg):
         raise CanonicalizationError(f"body offset {start} is outside the message")
     body = msg[start:]
-    canon = canon_body_relaxed(body) if relaxed else canon_body_simple(body)
+    canon = _canon_body_relaxed(body) if relaxed else _canon_body_simple(body)
     length = len(canon)
     if 0 <= limit < length:
         canon = canon[:limit]
     return hashlib.sha256(canon).digest(), length
 
 
-class BodyHasher:
+class _BodyHasher:
     """Streaming body hash: feed the body in chunks, get what ``body_hash`` gives.
 
     Only the unfinished last line and a count of trailing empty lines are kept
@@ -311,7 +312,7 @@ class BodyHasher:
 
 
 def parse_tags(text: str) -> dict[str, str]:
-    """Parse a DKIM tag list (RFC 6376 section 3.2) given as text; see parse_tag_list.
+    """Parse a DKIM tag list (RFC 6376 section 3.2) given as text; see _parse_tag_list.
 
     Raises:
         ValueError: a tag without ``=``, an invalid tag name, or a duplicate tag.
@@ -334,7 +335,7 @@ def parse_tags(text: str) -> dict[str, str]:
     return tags
 
 
-def parse_tag_list(data: bytes) -> dict[str, str]:
+def _parse_tag_list(data: bytes) -> dict[str, str]:
     """Parse ``tag=value; tag=value`` (ASCII bytes) into a dict of str, keeping tag order.
 
     Whitespace around names and values is dropped; a trailing ``;`` is allowed.
@@ -349,7 +350,7 @@ def parse_tag_list(data: bytes) -> dict[str, str]:
     return parse_tags(raw.decode("ascii"))
 
 
-def strip_b_value(field: bytes) -> bytes | None:
+def _strip_b_value(field: bytes) -> bytes | None:
     """The field without its final CRLF and with the b= value emptied, or None.
 
     RFC 6376 section 3.7: the value and the whitespace around it are deleted,
@@ -369,7 +370,7 @@ def strip_b_value(field: bytes) -> bytes | None:
     return None
 
 
-def b64_value(value: bytes) -> bytes | None:
+def _b64_value(value: bytes) -> bytes | None:
     """Decode a base64 tag value (b=, bh=), or None when it is not exactly base64.
 
     FWS (SP, HTAB, CR, LF) anywhere is ignored (RFC 6376 section 3.5). What is
@@ -392,18 +393,18 @@ def parse_signature(
 ) -> tuple[dict[str, str], bytes | None, bytes | None, bytes | None]:
     """A DKIM-Signature field read in one call.
 
-    Returns the tags after the first colon (``parse_tag_list``), the field
-    with its b= value emptied (``strip_b_value``), and the decoded b= and bh=
-    values (``b64_value``; None when absent or not exactly base64).
+    Returns the tags after the first colon (``_parse_tag_list``), the field
+    with its b= value emptied (``_strip_b_value``), and the decoded b= and bh=
+    values (``_b64_value``; None when absent or not exactly base64).
 
     Raises:
-        ValueError: no colon, or what ``parse_tag_list`` raises.
+        ValueError: no colon, or what ``_parse_tag_list`` raises.
     """
     raw = _as_bytes(field)
     colon = raw.find(b":")
     if colon < 0:
         raise ValueError("the field has no colon")
-    tags = parse_tag_list(raw[colon + 1 :])
-    b = b64_value(tags["b"].encode("ascii")) if "b" in tags else None
-    bh = b64_value(tags["bh"].encode("ascii")) if "bh" in tags else None
-    return tags, strip_b_value(raw), b, bh
+    tags = _parse_tag_list(raw[colon + 1 :])
+    b = _b64_value(tags["b"].encode("ascii")) if "b" in tags else None
+    bh = _b64_value(tags["bh"].encode("ascii")) if "bh" in tags else None
+    return tags, _strip_b_value(raw), b, bh

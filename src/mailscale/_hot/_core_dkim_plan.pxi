@@ -1,5 +1,5 @@
 # Split headers and signing plans (RFC 6376 sections 3.5, 3.7 and 5.4), compiled.
-# Twin: mailscale/_dkim_plan_py.py, which defines the behaviour. Uses the
+# Twin: mailscale/_hot/_core_dkim_plan_py.py, which defines the behaviour. Uses the
 # canonicalization and body hashing of _core_dkim.pxi.
 #
 # SignPlan.prepare is the per-message path of DKIMSigner.sign: one call splits
@@ -11,6 +11,7 @@ cdef enum:
     _WIDTH = 76      # signature field lines are folded before they pass this
     _B_LINE = 54     # bytes of signature per folded b= line (72 base64 characters)
     _SHAPES = 512    # h= lists a plan remembers, by sequence of field names
+    _SHAPE_KEY = 1024  # longest sequence of field names (bytes) a plan remembers
     _STACK = 4096    # header hash inputs up to this size are built on the stack
 
 cdef const unsigned char* _B64_ALPHABET = \
@@ -57,7 +58,7 @@ cdef inline Py_ssize_t _put(unsigned char* w, Py_ssize_t o, bytes piece):
     return o + PyBytes_GET_SIZE(piece)
 
 
-def fold_tag_list(prefix, items, sep):
+def _fold_tag_list(prefix, items, sep):
     """``prefix`` + items joined by ``sep`` and ended by ``;``, folded before lines pass 76."""
     cdef list out = [prefix]
     cdef Py_ssize_t line = 1 + len(prefix), n, last = len(items) - 1
@@ -125,7 +126,7 @@ cdef class Header:
         return <Py_ssize_t> index
 
     def fields(self):
-        """``(lower-cased name, raw field)`` pairs, as ``split_message`` gives them."""
+        """``(lower-cased name, raw field)`` pairs, as ``_split_message`` gives them."""
         cdef const char* p = PyBytes_AS_STRING(self.data)
         cdef list out = []
         cdef Py_ssize_t i
@@ -266,10 +267,14 @@ cdef class SignPlan:
             w = <int*> PyBytes_AS_STRING(packed)
             for j in range(len(chosen)):
                 w[j] = <int> chosen[j]
-            found = (packed, fold_tag_list(b"\r\n h=", h_list, b":"))
-            if len(self._shapes) < _SHAPES:
+            found = (packed, _fold_tag_list(b"\r\n h=", h_list, b":"))
+            if len(self._shapes) < _SHAPES and len(header.names) <= _SHAPE_KEY:
                 self._shapes[header.names] = found
         return found
+
+    def _cache_info(self):
+        """(header shapes remembered, bytes of their keys); for the tests of the bound."""
+        return len(self._shapes), sum([len(k) for k in self._shapes])
 
     def prepare(self, data, mid, dict known=None):
         """The field template (ending in ``b=``), the SHA-256 digest to sign and the

@@ -23,11 +23,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
+from mailscale._hot._decision import ALLOWED, MAX_KEYS_PER_CALL, Decision
 from mailscale.errors import ShapingError
 
-__all__ = ["ALLOWED", "Decision", "GCRATable", "MAX_KEYS_PER_CALL"]
+__all__ = ["GCRATable"]
 
 # Largest accepted clock value (ns) and largest lead of a TAT over now (ns):
 # together with the parameter bounds enforced by ``add_param`` they keep every
@@ -35,29 +34,9 @@ __all__ = ["ALLOWED", "Decision", "GCRATable", "MAX_KEYS_PER_CALL"]
 _MAX_NOW = 1 << 61
 _MAX_AHEAD = 1 << 60
 _MAX_PARAM = 1 << 55
-MAX_KEYS_PER_CALL = 32
 _MIN_CAP = 256
 _THROTTLED_MIN = 0.01
 _NEVER = -(1 << 63)  # end of a throttle that never was: before any clock value
-
-
-@attrs.frozen
-class Decision:
-    """The answer to ``acquire``: admitted or not, and how long to wait if not.
-
-    Attributes:
-        allowed: True when every limit was charged.
-        retry_after: seconds until the same request would be admitted (0.0 when allowed).
-    """
-
-    allowed: bool
-    retry_after: float
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-ALLOWED = Decision(True, 0.0)
 
 
 def _to_ns(t: Any) -> int:

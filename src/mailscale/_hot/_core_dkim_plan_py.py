@@ -13,17 +13,17 @@ import binascii
 import hashlib
 from collections.abc import Sequence
 
-from mailscale._dkim_py import (
+from mailscale._hot._core_dkim_py import (
     _as_bytes,
+    _canon_header_relaxed,
     _select,
+    _split_message,
     body_hash,
-    canon_header_relaxed,
     normalize_line_endings,
-    split_message,
 )
 from mailscale.errors import CanonicalizationError
 
-__all__ = ["Header", "SignPlan", "fold_tag_list", "split_header"]
+__all__ = ["Header", "SignPlan", "_fold_tag_list", "split_header"]
 
 #: Signature field lines are folded before they pass this many characters.
 _WIDTH = 76
@@ -31,11 +31,15 @@ _WIDTH = 76
 _B_LINE = 72
 #: A plan remembers the h= list of this many header shapes (field name sequences).
 _SHAPES = 512
+#: ... and only for sequences of field names (``Header.names``) up to this many bytes, so
+#: that the cache holds at most 512 KiB of keys and values bounded by them: a longer
+#: sequence is recomputed each time it is met, with the same result.
+_SHAPE_KEY = 1024
 
 _NO_FROM = "the message has no From field; DKIM must sign From"
 
 
-def fold_tag_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
+def _fold_tag_list(prefix: bytes, items: Sequence[bytes], sep: bytes) -> bytes:
     """``prefix`` + items joined by ``sep`` and ended by ``;``, folded before lines pass 76."""
     out = [prefix]
     line = 1 + len(prefix)
@@ -56,12 +60,12 @@ class Header:
 
     def __init__(self, data: bytes) -> None:
         self.data = _as_bytes(data)
-        self._fields, self.body_start = split_message(self.data)
+        self._fields, self.body_start = _split_message(self.data)
         self.count = len(self._fields)
         self.names = b":".join([name for name, _ in self._fields])
 
     def fields(self) -> list[tuple[bytes, bytes]]:
-        """``(lower-cased name, raw field)`` pairs, as ``split_message`` gives them."""
+        """``(lower-cased name, raw field)`` pairs, as ``_split_message`` gives them."""
         return list(self._fields)
 
     def field(self, index: int) -> bytes:
@@ -95,8 +99,8 @@ class Header:
         parts = []
         for index in tuple(indices):
             raw = self._fields[_index(index, self.count)][1]
-            parts.append(canon_header_relaxed(raw) if relaxed else raw)
-        parts.append(canon_header_relaxed(last)[:-2] if relaxed else last)
+            parts.append(_canon_header_relaxed(raw) if relaxed else raw)
+        parts.append(_canon_header_relaxed(last)[:-2] if relaxed else last)
         return hashlib.sha256(b"".join(parts)).digest()
 
 
@@ -126,7 +130,7 @@ def split_header(data: bytes) -> Header:
     """Split the message ``data`` (CRLF line ends) into a ``Header``.
 
     Raises:
-        CanonicalizationError: as ``split_message``.
+        CanonicalizationError: as ``_split_message``.
     """
     return Header(data)
 
@@ -189,10 +193,14 @@ class SignPlan:
         found = self._shapes.get(header.names)
         if found is None:
             h_list = self.h_list(header.names)
-            found = (header.select(h_list), fold_tag_list(b"\r\n h=", h_list, b":"))
-            if len(self._shapes) < _SHAPES:
+            found = (header.select(h_list), _fold_tag_list(b"\r\n h=", h_list, b":"))
+            if len(self._shapes) < _SHAPES and len(header.names) <= _SHAPE_KEY:
                 self._shapes[header.names] = found
         return found
+
+    def _cache_info(self) -> tuple[int, int]:
+        """(header shapes remembered, bytes of their keys); for the tests of the bound."""
+        return len(self._shapes), sum([len(k) for k in self._shapes])
 
     def prepare(
         self, data: bytes, mid: bytes, known: dict[bool, tuple[bytes, int]] | None = None

@@ -1,4 +1,4 @@
-# GCRA rate-limit table, compiled. Twin: mailscale/_gcra_py.py (the reference).
+# GCRA rate-limit table, compiled. Twin: mailscale/_hot/_core_gcra_py.py (the reference).
 # Per-key state lives in one C array of slots (open addressing on hash(key),
 # linear probing), parameters in C arrays indexed by id: no Python object per
 # key and none per admitted request. A throttled key points at a throttle entry
@@ -14,12 +14,12 @@ from cpython.long cimport PyLong_CheckExact
 from cpython.list cimport PyList_CheckExact
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GET_ITEM
 
-from mailscale._gcra_py import ALLOWED as _ALLOWED, Decision as _Decision, MAX_KEYS_PER_CALL
+from mailscale._hot._decision import ALLOWED as _ALLOWED, Decision as _Decision
+from mailscale._hot._decision import MAX_KEYS_PER_CALL as _MAX_KEYS_PER_CALL
 from mailscale.errors import ShapingError as _ShapingError
 
-# The decision type is shared with the twin, so results compare equal.
-ALLOWED = _ALLOWED
-Decision = _Decision
+# The decision type (mailscale/_hot/_decision.py) is shared with the twin, so
+# results compare equal; the gateway exports it, not this module.
 
 cdef int64_t _G_MAX_NOW = (<int64_t>1) << 61
 cdef int64_t _G_MAX_AHEAD = (<int64_t>1) << 60
@@ -505,7 +505,7 @@ cdef class GCRATable:
         if m == 0:
             raise _ShapingError("keys must name at least one key")
         if m > _G_MAXK:
-            raise _ShapingError(f"at most {MAX_KEYS_PER_CALL} keys per request, got {m}")
+            raise _ShapingError(f"at most {_MAX_KEYS_PER_CALL} keys per request, got {m}")
         tup = PyTuple_CheckExact(keys)
         while True:
             gen = self._gen
