@@ -100,7 +100,7 @@ if TYPE_CHECKING:
         dmarc_record,
         spf_record,
     )
-    from mailscale.auth.readiness import readiness
+    from mailscale.auth import readiness
     from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
     from mailscale.planning import HealthReport, Plan, Workload, evaluate_kpis, plan
     from mailscale.shaping import (

@@ -27,7 +27,7 @@ from mailscale.auth._model import (
     SPFReport,
 )
 from mailscale.auth.dmarc import organizational_domain, parse_dmarc
-from mailscale.auth.readiness import ReadinessItem, ReadinessReport, readiness, readiness_async
+from mailscale.auth._readiness import ReadinessItem, ReadinessReport, readiness, readiness_async
 from mailscale.auth.records import (
     TXTRecord,
     dkim_record,

@@ -13,7 +13,7 @@ from typing import Any
 from mailscale.auth._check import check_domain, normalize_domain
 from mailscale.auth._dns import parse_nameserver
 from mailscale.auth._model import AuthReport
-from mailscale.auth.readiness import ReadinessReport, readiness
+from mailscale.auth._readiness import ReadinessReport, readiness
 from mailscale.auth.records import (
     TXTRecord,
     dkim_record,
