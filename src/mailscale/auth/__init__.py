@@ -26,8 +26,8 @@ from mailscale.auth._model import (
     Severity,
     SPFReport,
 )
-from mailscale.auth.dmarc import organizational_domain, parse_dmarc
 from mailscale.auth._readiness import ReadinessItem, ReadinessReport, readiness, readiness_async
+from mailscale.auth.dmarc import organizational_domain, parse_dmarc
 from mailscale.auth.records import (
     TXTRecord,
     dkim_record,

@@ -12,11 +12,12 @@ from typing import Any, ParamSpec, TypeVar
 from mailscale._log import get_logger
 from mailscale.auth._args import opt_str, str_items
 from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
-from mailscale.auth._hosts import analyze_alignment, analyze_mx, analyze_ptr
+from mailscale.auth._hosts import analyze_alignment, analyze_mx_async, analyze_ptr_async
 from mailscale.auth._model import AuthReport, DNSUsage, Finding, Severity
-from mailscale.auth.dkim import analyze_dkim, selector_name
-from mailscale.auth.dmarc import analyze_dmarc
-from mailscale.auth.spf import ESP_INCLUDES, analyze_spf
+from mailscale.auth._spf_lint import analyze_spf_async
+from mailscale.auth._spf_record import ESP_INCLUDES
+from mailscale.auth.dkim import analyze_dkim_async, selector_name
+from mailscale.auth.dmarc import analyze_dmarc_async
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import PrivateKey, PublicKey
 
@@ -118,11 +119,12 @@ async def check_domain_async(
         domain if selectors else None)
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
     spf, dmarc, mx, dkim, ptr = await asyncio.gather(
-        analyze_spf(dns, domain, sending_ips=ips, esp=esp, sender=sender),
-        analyze_dmarc(dns, domain),
-        analyze_mx(dns, domain),
-        asyncio.gather(*(analyze_dkim(dns, domain, s, local_key=keys.get(s)) for s in selectors)),
-        asyncio.gather(*(analyze_ptr(dns, ip) for ip in ips)),
+        analyze_spf_async(dns, domain, sending_ips=ips, esp=esp, sender=sender),
+        analyze_dmarc_async(dns, domain),
+        analyze_mx_async(dns, domain),
+        asyncio.gather(*(analyze_dkim_async(dns, domain, s, local_key=keys.get(s))
+                         for s in selectors)),
+        asyncio.gather(*(analyze_ptr_async(dns, ip) for ip in ips)),
     )
     alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc, spf=spf, dkim=dkim)
     report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment,
