@@ -12,6 +12,7 @@ from mailscale.message import (
     RecipientResult,
     SendResult,
     SendStatus,
+    ascii_dns_name,
     check_header_value,
     overall_status,
     validate_address,
@@ -275,3 +276,42 @@ class TestSerialization:
         msg.set_payload(123)  # type: ignore[arg-type]
         with pytest.raises(InvalidMessage, match="cannot be serialized: AttributeError"):
             env.to_bytes()
+
+
+class TestAsciiDNSName:
+    """``ascii_dns_name``: the one DNS-name rule of addresses, DKIM names and auth checks."""
+
+    @pytest.mark.parametrize(
+        ("name", "underscore", "expected"),
+        [
+            ("Example.COM", False, "Example.COM"),
+            ("example.com.", False, "example.com."),
+            ("bücher.example", False, "xn--bcher-kva.example"),
+            ("_dmarc.example.com", False, None),
+            ("_dmarc.example.com", True, "_dmarc.example.com"),
+            ("s_1._domainkey.example.com", True, "s_1._domainkey.example.com"),
+            ("-a.example", True, None),
+            ("a-.example", True, None),
+            ("a..example", True, None),
+            ("example.com..", True, None),
+            ("", True, None),
+            ("a" * 64 + ".example", True, None),
+            (".".join(["a" * 63] * 4), True, None),  # 255 characters
+            (".".join(["a" * 63] * 3 + ["a" * 61]), True, ".".join(["a" * 63] * 3 + ["a" * 61])),
+            ("a b.example", True, None),
+        ],
+    )
+    def test_rule(self, name: str, underscore: bool, expected: str | None) -> None:
+        """Labels of 1-63 LDH characters (underscores on request), at most 253 in all."""
+        assert expected == ascii_dns_name(name, underscore=underscore)
+
+    def test_every_caller_uses_it(self) -> None:
+        """Addresses take host names; DKIM names and auth domains take underscores too."""
+        from mailscale.auth._args import normalize_domain
+        from mailscale.signing._wire import check_dns_name
+
+        with pytest.raises(InvalidAddress):
+            validate_address("a@_x.example")
+        assert "_x.example" == normalize_domain(" _X.Example. ")
+        assert "_x.example" == check_dns_name("_X.Example.", "domain")
+        assert "s_1" == check_dns_name("s_1", "selector")

@@ -191,7 +191,7 @@ class TestLookupStatus:
     @pytest.mark.parametrize("name", ["x" * 64 + ".example.com", ".".join(["y" * 63] * 5)])
     def test_invalid_name_is_not_temporary(self, ns: str, name: str) -> None:
         """A name DNS cannot carry is 'invalid_name': neither temporary nor a void answer."""
-        from mailscale.auth._check import run_sync
+        from mailscale._sync import run_sync
         from mailscale.auth._dns import DNSClient, make_resolver
 
         lookup = run_sync(DNSClient(make_resolver(ns)).query(name, "A"))

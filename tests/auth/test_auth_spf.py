@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 from auth_zones import GOOD, GOOD_IPS
 
+from mailscale._sync import run_sync
 from mailscale.auth import ESP_INCLUDES, check_domain, parse_spf
-from mailscale.auth._check import run_sync
 from mailscale.auth._dns import DNSClient, make_resolver
 from mailscale.auth._model import Severity
 from mailscale.auth._spf_eval import MacroContext

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailscale.auth._check import check_domain, normalize_domain
+from mailscale.auth._args import normalize_domain
+from mailscale.auth._check import check_domain
 from mailscale.auth._dns import parse_nameserver
 from mailscale.auth._model import AuthReport
 from mailscale.auth._readiness import ReadinessReport, readiness

@@ -20,8 +20,9 @@ from typing import Any
 
 import attrs
 
-from mailscale.auth._args import opt_str, str_items
-from mailscale.auth._check import blocking, check_domain_async, normalize_domain
+from mailscale._sync import blocking
+from mailscale.auth._args import normalize_domain, opt_str, str_items
+from mailscale.auth._check import check_domain_async
 from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import AuthReport
 from mailscale.errors import AuthCheckError, ConfigurationError

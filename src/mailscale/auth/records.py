@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from mailscale.auth._args import opt_str, str_arg, str_items
-from mailscale.auth._check import normalize_domain, run_sync
+from mailscale._sync import run_sync
+from mailscale.auth._args import normalize_domain, opt_str, str_arg, str_items
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import Severity
 from mailscale.auth._spf_lint import count_lookups_async
