@@ -112,6 +112,15 @@ class TestDKIMRecord:
         """Without a domain the owner is relative to the zone."""
         assert "s2._domainkey" == dkim_record(keys.ed, selector="s2").name
 
+    def test_one_builder(self, keys: Keys) -> None:
+        """The record's value is signing's ``dns_record`` (one builder), split as
+        ``dns_record_strings`` splits it."""
+        from mailscale.signing import dns_record, dns_record_strings
+
+        for key in (keys.rsa2048, keys.ed):
+            rec = dkim_record(key, selector="s1", domain="example.com")
+            assert dns_record(key) == rec.value
+            assert tuple(dns_record_strings(key)) == rec.strings
 
     def test_domain_needs_selector(self, keys: Keys) -> None:
         """A domain without a selector is refused: '_domainkey.domain' is no key's name."""
