@@ -12,6 +12,7 @@ from mailscale.message import (
     RecipientResult,
     SendResult,
     SendStatus,
+    ValueEnum,
     ascii_dns_name,
     check_header_value,
     overall_status,
@@ -315,3 +316,34 @@ class TestAsciiDNSName:
         assert "_x.example" == normalize_domain(" _X.Example. ")
         assert "_x.example" == check_dns_name("_X.Example.", "domain")
         assert "s_1" == check_dns_name("s_1", "selector")
+
+
+class TestStatusForm:
+    """Every status type is a ``ValueEnum``: equal to, printed as and serialized as its value."""
+
+    def test_every_status_type(self) -> None:
+        """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy."""
+        import json
+
+        from mailscale.auth import CheckStatus, HostStatus, Policy, ReadinessStatus, Severity
+        from mailscale.signing import VerifyStatus
+
+        for kind in (SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus,
+                     Severity, Policy):
+            assert issubclass(kind, ValueEnum)
+            for member in kind:
+                assert member.value == member
+                assert member.value == str(member) == f"{member}" == f"{member:}"
+                assert json.dumps(member.value) == json.dumps(member)
+
+    def test_status_fields_convert(self) -> None:
+        """A status field built from its string holds the enum member."""
+        from mailscale.auth import CheckStatus, SPFReport
+        from mailscale.auth._readiness import ReadinessItem
+        from mailscale.signing import VerifyResult, VerifyStatus
+
+        assert VerifyStatus.TEMPERROR is VerifyResult("temperror").status
+        assert CheckStatus.MISSING is SPFReport(None, "missing").status
+        assert CheckStatus.NOT_CHECKED is ReadinessItem("tls", "TLS", "not checked", "", ()).status
+        with pytest.raises(ValueError, match="'passed' is not a valid VerifyStatus"):
+            VerifyResult("passed")

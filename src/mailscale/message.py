@@ -29,6 +29,7 @@ __all__ = [
     "RecipientResult",
     "SendResult",
     "SendStatus",
+    "ValueEnum",
     "ascii_dns_name",
     "check_header_name",
     "check_header_value",
@@ -138,7 +139,22 @@ def check_header_value(name: str, value: str) -> str:
     return value
 
 
-class SendStatus(enum.Enum):
+class ValueEnum(str, enum.Enum):
+    """The one form of every status (and severity) in mailscale: a ``str``-valued enum.
+
+    A member equals its value (``SendStatus.ACCEPTED == "accepted"``), and ``str()``,
+    f-strings and JSON show the value, as :class:`enum.StrEnum` does on Python 3.11+
+    (the package also supports 3.10).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class SendStatus(ValueEnum):
     """What became of a message (or one recipient of it)."""
 
     ACCEPTED = "accepted"

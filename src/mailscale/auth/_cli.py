@@ -205,7 +205,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
     spf = report.spf
-    rows = [("SPF", spf.status,
+    rows: list[tuple[str, str, str]] = [("SPF", spf.status,
              (f"{spf.lookups}/10 lookups, {spf.void_lookups}/2 void"
               if spf.record else "") + "".join(f"; {ip}: {r}" for ip, r in spf.results.items()))]
     for d in report.dkim:
