@@ -276,9 +276,9 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         names = list(lookup.records)[:MAX_MX_PTR_NAMES]
         found = await asyncio.gather(*(_ptr_addresses(ev, n) for n in names))
         target = target.lower().rstrip(".")
-        for ptr_name, addrs in zip(names, found, strict=True):
-            if str(ip) in addrs or any(ipaddress.ip_address(a) == ip for a in addrs):
-                if ptr_name == target or ptr_name.endswith("." + target):
-                    return True
-        return False
+        return any(
+            (ptr_name == target or ptr_name.endswith("." + target))
+            and (str(ip) in addrs or any(ipaddress.ip_address(a) == ip for a in addrs))
+            for ptr_name, addrs in zip(names, found, strict=True)
+        )
     raise _PermError(f"unknown mechanism {name}")  # pragma: no cover - parse_spf rejects

@@ -62,6 +62,28 @@ async def _gated(walk: _Walk, coro: Coroutine[Any, Any, tuple[int, int, int]]
     return await coro
 
 
+def _term_findings(term: SPFTerm, domain: str, record: SPFRecord) -> list[Finding]:
+    """What one term says about the record by itself (``+all``, ``?all``, ``ptr``, macros)."""
+    text = record.text
+    if term.name == "all" and term.qualifier == "+":
+        return [Finding(Severity.ERROR, "spf.all_pass",
+                        f"'+all' at {domain} lets every host on the internet pass SPF", text)]
+    if term.name == "all" and term.qualifier == "?":
+        return [Finding(Severity.WARNING, "spf.all_neutral",
+                        f"'?all' at {domain} gives no protection; use '~all' or '-all'", text)]
+    if term.name == "ptr":
+        found = [Finding(Severity.WARNING, "spf.ptr",
+                         f"'{term.text}' at {domain}: the ptr mechanism is slow and "
+                         "discouraged (RFC 7208 5.5); list the addresses instead", text)]
+    else:
+        found = []
+    if term.has_macros and term.name in ("include", "redirect"):
+        found.append(Finding(Severity.INFO, "spf.macro",
+                             f"'{term.text}' at {domain} depends on the sender; "
+                             "its lookups are counted once, not followed", text))
+    return found
+
+
 async def _walk(
     walk: _Walk, domain: str, record: SPFRecord, path: tuple[str, ...]
 ) -> tuple[int, int, int]:
@@ -81,29 +103,8 @@ async def _walk(
     children: list[tuple[str, str]] = []
     checks = []
     for term in record.terms:
-        if term.name == "all" and term.qualifier == "+":
-            walk.findings.append(
-                Finding(Severity.ERROR, "spf.all_pass",
-                        f"'+all' at {domain} lets every host on the internet pass SPF",
-                        record.text))
-        elif term.name == "all" and term.qualifier == "?":
-            walk.findings.append(
-                Finding(Severity.WARNING, "spf.all_neutral",
-                        f"'?all' at {domain} gives no protection; use '~all' or '-all'",
-                        record.text))
-        elif term.name == "ptr":
-            walk.findings.append(
-                Finding(Severity.WARNING, "spf.ptr",
-                        f"'{term.text}' at {domain}: the ptr mechanism is slow and "
-                        "discouraged (RFC 7208 5.5); list the addresses instead",
-                        record.text))
+        walk.findings.extend(_term_findings(term, domain, record))
         if term.has_macros:
-            if term.name in ("include", "redirect"):
-                walk.findings.append(
-                    Finding(Severity.INFO, "spf.macro",
-                            f"'{term.text}' at {domain} depends on the sender; "
-                            "its lookups are counted once, not followed",
-                            record.text))
             continue
         if term.name == "include":
             assert term.value is not None
