@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from auth_zones import Keys
 
 from mailscale.auth import (
     check_domain,
@@ -20,6 +19,8 @@ from mailscale.auth.records import split_txt
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import parse_key_record
 from peers.dns_server import DNSServer, Zone
+
+from .auth_zones import Keys
 
 DOMAIN = "built.example.com"
 IPS = [f"203.0.113.{i}" for i in range(1, 41)]

@@ -9,11 +9,12 @@ import dns.asyncresolver
 import dns.nameserver
 import dns.resolver
 import pytest
-from auth_zones import GOOD, GOOD_IPS, GOOD_SELECTORS
 
 from mailscale.auth import Severity, check_domain, check_domain_async
 from mailscale.errors import AuthCheckError, MailscaleError
 from peers.dns_server import DNSServer
+
+from .auth_zones import GOOD, GOOD_IPS, GOOD_SELECTORS
 
 
 class TestHealthyDomain:

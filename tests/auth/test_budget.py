@@ -11,7 +11,14 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from auth_zones import (
+
+from mailscale.auth import AuthReport, DNSBudget, check_domain
+from mailscale.auth._dns import DNSClient, make_resolver
+from mailscale.auth.spf import analyze_spf_async
+from mailscale.errors import AuthCheckError
+from peers.dns_server import DNSServer
+
+from .auth_zones import (
     FAN,
     MX_FAN,
     MX_FAN_HOSTS,
@@ -20,12 +27,6 @@ from auth_zones import (
     RUA_FAN,
     fanout_zone,
 )
-
-from mailscale.auth import AuthReport, DNSBudget, check_domain
-from mailscale.auth._dns import DNSClient, make_resolver
-from mailscale.auth.spf import analyze_spf_async
-from mailscale.errors import AuthCheckError
-from peers.dns_server import DNSServer
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from auth_zones import GOOD, GOOD_IPS
 
 from mailscale._sync import run_sync
 from mailscale.auth import ESP_INCLUDES, check_domain, parse_spf
@@ -14,6 +13,8 @@ from mailscale.auth._model import Severity
 from mailscale.auth._spf_eval import MacroContext
 from mailscale.auth.spf import check_host_async, expand_macros
 from mailscale.errors import AuthCheckError
+
+from .auth_zones import GOOD, GOOD_IPS
 
 
 def host(ns: str, ip: str, domain: str, sender: str | None = None) -> tuple[str, str]:
