@@ -12,6 +12,8 @@ from mailscale.message import (
     RecipientResult,
     SendResult,
     SendStatus,
+    ValueEnum,
+    ascii_dns_name,
     check_header_value,
     ensure_message_id,
     overall_status,
@@ -314,3 +316,73 @@ class TestEnsureMessageId:
         assert out is not env
         assert bytes(out.message).endswith(raw)  # type: ignore[arg-type]
         assert with_message_id(out) is out
+
+
+class TestAsciiDNSName:
+    """``ascii_dns_name``: the one DNS-name rule of addresses, DKIM names and auth checks."""
+
+    @pytest.mark.parametrize(
+        ("name", "underscore", "expected"),
+        [
+            ("Example.COM", False, "Example.COM"),
+            ("example.com.", False, "example.com."),
+            ("bücher.example", False, "xn--bcher-kva.example"),
+            ("_dmarc.example.com", False, None),
+            ("_dmarc.example.com", True, "_dmarc.example.com"),
+            ("s_1._domainkey.example.com", True, "s_1._domainkey.example.com"),
+            ("-a.example", True, None),
+            ("a-.example", True, None),
+            ("a..example", True, None),
+            ("example.com..", True, None),
+            ("", True, None),
+            ("a" * 64 + ".example", True, None),
+            (".".join(["a" * 63] * 4), True, None),  # 255 characters
+            (".".join(["a" * 63] * 3 + ["a" * 61]), True, ".".join(["a" * 63] * 3 + ["a" * 61])),
+            ("a b.example", True, None),
+        ],
+    )
+    def test_rule(self, name: str, underscore: bool, expected: str | None) -> None:
+        """Labels of 1-63 LDH characters (underscores on request), at most 253 in all."""
+        assert expected == ascii_dns_name(name, underscore=underscore)
+
+    def test_every_caller_uses_it(self) -> None:
+        """Addresses take host names; DKIM names and auth domains take underscores too."""
+        from mailscale.auth._args import normalize_domain
+        from mailscale.signing._wire import check_dns_name
+
+        with pytest.raises(InvalidAddress):
+            validate_address("a@_x.example")
+        assert "_x.example" == normalize_domain(" _X.Example. ")
+        assert "_x.example" == check_dns_name("_X.Example.", "domain")
+        assert "s_1" == check_dns_name("s_1", "selector")
+
+
+class TestStatusForm:
+    """Every status type is a ``ValueEnum``: equal to, printed as and serialized as its value."""
+
+    def test_every_status_type(self) -> None:
+        """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy."""
+        import json
+
+        from mailscale.auth import CheckStatus, HostStatus, Policy, ReadinessStatus, Severity
+        from mailscale.signing import VerifyStatus
+
+        for kind in (SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus,
+                     Severity, Policy):
+            assert issubclass(kind, ValueEnum)
+            for member in kind:
+                assert member.value == member
+                assert member.value == str(member) == f"{member}" == f"{member:}"
+                assert json.dumps(member.value) == json.dumps(member)
+
+    def test_status_fields_convert(self) -> None:
+        """A status field built from its string holds the enum member."""
+        from mailscale.auth import CheckStatus, SPFReport
+        from mailscale.auth._readiness import ReadinessItem
+        from mailscale.signing import VerifyResult, VerifyStatus
+
+        assert VerifyStatus.TEMPERROR is VerifyResult("temperror").status
+        assert CheckStatus.MISSING is SPFReport(None, "missing").status
+        assert CheckStatus.NOT_CHECKED is ReadinessItem("tls", "TLS", "not checked", "", ()).status
+        with pytest.raises(ValueError, match="'passed' is not a valid VerifyStatus"):
+            VerifyResult("passed")

@@ -52,3 +52,35 @@ class TestPublicAPI:
         except PackageNotFoundError:
             pytest.skip("mailscale is not installed as a distribution")
         assert installed == mailscale.__version__
+
+
+class TestSubmodules:
+    def test_no_submodule_is_shadowed(self) -> None:
+        """No package attribute hides a public submodule of the same name.
+
+        ``import pkg.name as m`` binds ``getattr(pkg, "name")``: a function re-exported
+        under a module's name made ``import mailscale.auth.readiness as m`` a function.
+        """
+        import importlib
+        import pkgutil
+        import types
+
+        shadowed = []
+        for info in pkgutil.walk_packages(mailscale.__path__, "mailscale."):
+            parent_name, _, leaf = info.name.rpartition(".")
+            if leaf.startswith("_"):
+                continue
+            module = importlib.import_module(info.name)
+            parent = importlib.import_module(parent_name)
+            if getattr(parent, leaf) is not module:
+                shadowed.append(info.name)
+        assert [] == shadowed
+        assert isinstance(importlib.import_module("mailscale.auth"), types.ModuleType)
+
+    def test_readiness_is_the_function(self) -> None:
+        """``mailscale.auth.readiness`` is the readiness check, reachable from ``mailscale``."""
+        import mailscale.auth
+
+        assert callable(mailscale.auth.readiness)
+        assert "readiness" == mailscale.auth.readiness.__name__
+        assert mailscale.readiness is mailscale.auth.readiness

@@ -98,9 +98,9 @@ if TYPE_CHECKING:
         check_domain,
         dkim_record,
         dmarc_record,
+        readiness,
         spf_record,
     )
-    from mailscale.auth.readiness import readiness
     from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
     from mailscale.planning import HealthReport, Plan, Workload, evaluate_kpis, plan
     from mailscale.shaping import (

@@ -33,6 +33,8 @@ __all__ = [
     "RecipientResult",
     "SendResult",
     "SendStatus",
+    "ValueEnum",
+    "ascii_dns_name",
     "check_header_name",
     "check_header_value",
     "check_message_headers",
@@ -47,7 +49,9 @@ __all__ = [
 # including the angle brackets, so an address is at most 254 characters.
 _MAX_LOCAL = 64
 _MAX_ADDRESS = 254
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# RFC 1123 host name labels; with underscores, any DNS owner name (``_dmarc``, ``s_1``).
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 _FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029<>()\[\],;:\\\"]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 # Every character str.splitlines() treats as a line end: any of them can end a
@@ -85,14 +89,30 @@ def validate_address(address: str, *, field: str = "address") -> str:
         raise InvalidAddress(f"{field}: local part longer than {_MAX_LOCAL} octets")
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidAddress(f"{field}: {address!r} has a misplaced dot in its local part")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-    except UnicodeError:
-        raise InvalidAddress(f"{field}: {address!r} has an invalid domain") from None
-    labels = ascii_domain.rstrip(".").split(".")
-    if len(ascii_domain) > 253 or not all(_LABEL.match(label) for label in labels):
+    if ascii_dns_name(domain) is None:
         raise InvalidAddress(f"{field}: {address!r} has an invalid domain")
     return address
+
+
+def ascii_dns_name(name: str, *, underscore: bool = False) -> str | None:
+    """The ASCII form of the DNS name *name* (IDNA for non-ASCII), or None if it is not one.
+
+    Every label is 1 to 63 letters, digits and hyphens, not starting or ending with
+    a hyphen; ``underscore=True`` also allows underscores, as DNS owner names such as
+    ``_dmarc.example.com`` have. The name is at most 253 characters; one final dot
+    (the root) is allowed and kept. Case is kept: callers lower-case where it matters.
+    """
+    if not isinstance(name, str):
+        return None
+    try:
+        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
+    except UnicodeError:
+        return None
+    bare = ascii_name[:-1] if ascii_name.endswith(".") else ascii_name
+    label = _DNS_LABEL if underscore else _HOST_LABEL
+    if len(bare) > 253 or not all(label.match(part) for part in bare.split(".")):
+        return None
+    return ascii_name
 
 
 def check_header_name(name: object) -> str:
@@ -125,7 +145,22 @@ def check_header_value(name: str, value: str) -> str:
     return value
 
 
-class SendStatus(enum.Enum):
+class ValueEnum(str, enum.Enum):
+    """The one form of every status (and severity) in mailscale: a ``str``-valued enum.
+
+    A member equals its value (``SendStatus.ACCEPTED == "accepted"``), and ``str()``,
+    f-strings and JSON show the value, as :class:`enum.StrEnum` does on Python 3.11+
+    (the package also supports 3.10).
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class SendStatus(ValueEnum):
     """What became of a message (or one recipient of it)."""
 
     ACCEPTED = "accepted"

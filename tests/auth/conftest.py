@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from auth_zones import Keys, build_zone, make_keys
 
 from peers.dns_server import DNSServer
+
+from .auth_zones import Keys, build_zone, make_keys
 
 # Short time-outs: the "time-out" names never answer, and nothing else is slow.
 TIMEOUT = 0.5

@@ -514,3 +514,30 @@ class TestClockRange:
         assert shaper.acquire("k").allowed
         shaper.throttle("k", 0.5, 3.0)
         assert not shaper.acquire("k").allowed
+
+
+class TestRuleTable:
+    """One pattern → limit lookup shared by Shaper and RedisShaper (see test_redis.py)."""
+
+    def test_precedence(self) -> None:
+        """Exact beats the longest prefix, which beats shorter ones and the ``*`` default."""
+        from mailscale.shaping._limit import RuleTable
+
+        table: RuleTable[str] = RuleTable()
+        for pattern in ("*", "d:*", "d:gmail*", "d:gmail.com"):
+            table.set(RuleTable.check_pattern(pattern), pattern)
+        assert ["d:gmail.com", "d:gmail*", "d:*", "*"] == [
+            table.lookup(k) for k in ("d:gmail.com", "d:gmail.de", "d:yahoo.com", "x")
+        ]
+        assert "d:gmail*" == table.pop("d:gmail*")
+        assert "d:*" == table.lookup("d:gmail.de")
+        assert None is table.pop("d:gmail*")
+        assert {"*": "*", "d:*": "d:*", "d:gmail.com": "d:gmail.com"} == table.patterns()
+
+    @pytest.mark.parametrize("pattern", ["", "a*b", "**", 3])
+    def test_bad_pattern(self, pattern: object) -> None:
+        """A pattern that is not a str, is empty, or has '*' before its end is refused."""
+        from mailscale.shaping._limit import RuleTable
+
+        with pytest.raises(ShapingError, match="pattern"):
+            RuleTable.check_pattern(pattern)

@@ -46,62 +46,38 @@ def rfc8463_ed() -> ed25519.Ed25519PrivateKey:
 
 
 class TxtZone:
-    """A loopback authoritative DNS server answering TXT queries from a dict.
+    """DKIM key records served by the shared loopback DNS server (``peers.dns_server``).
 
-    ``records[name]`` is a list of TXT records, each a list of strings (a
-    multi-string TXT record); a name that is absent answers NXDOMAIN, a name
-    listed in ``servfail`` answers SERVFAIL.
+    ``servfail`` holds names that answer SERVFAIL; an absent name answers NXDOMAIN;
+    ``queries`` counts the queries received.
     """
 
     def __init__(self) -> None:
-        from dnslib import QTYPE, RCODE, RR, TXT
-        from dnslib.server import BaseResolver, DNSLogger, DNSServer
+        from peers.dns_server import DNSServer, Zone
 
-        zone = self
-        self.records: dict[str, list[list[bytes]]] = {}
-        self.servfail: set[str] = set()
-        self.queries = 0
+        self.zone = Zone()
+        self.server = DNSServer(self.zone).start()
+        self.port = self.server.port
 
-        class _Resolver(BaseResolver):  # type: ignore[misc]
-            def resolve(self, request, handler):  # type: ignore[no-untyped-def]
-                zone.queries += 1
-                reply = request.reply()
-                name = str(request.q.qname).rstrip(".").lower()
-                if name in zone.servfail:
-                    reply.header.rcode = RCODE.SERVFAIL
-                elif name not in zone.records:
-                    reply.header.rcode = RCODE.NXDOMAIN
-                elif request.q.qtype == QTYPE.TXT:
-                    for strings in zone.records[name]:
-                        reply.add_answer(RR(request.q.qname, QTYPE.TXT, rdata=TXT(strings), ttl=60))
-                return reply
+    @property
+    def servfail(self) -> set[str]:
+        return self.zone.servfail
 
-        logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        self.server = DNSServer(_Resolver(), address="127.0.0.1", port=0, logger=logger)
-        self.port = self.server.server.server_address[1]
-        self.server.start_thread()
+    @property
+    def queries(self) -> int:
+        return len(self.server.queries)
 
     def add_key(self, name: str, txt: str, chunk: int = 255) -> None:
         """Publish ``txt`` at ``name`` as one TXT record of ``chunk``-byte strings."""
         raw = txt.encode("ascii")
-        self.records.setdefault(name.lower(), []).append(
-            [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
-        )
+        self.zone.txt(name, *(raw[i : i + chunk] for i in range(0, len(raw), chunk)))
 
     def resolver(self, timeout: float = 2.0) -> object:
         """A dnspython resolver that asks only this server."""
-        import dns.resolver
-
-        res = dns.resolver.Resolver(configure=False)
-        res.nameservers = ["127.0.0.1"]
-        res.port = self.port
-        res.lifetime = timeout
-        res.timeout = timeout
-        return res
+        return self.server.client(timeout)
 
     def stop(self) -> None:
         self.server.stop()
-        self.server.server.server_close()
 
 
 @pytest.fixture

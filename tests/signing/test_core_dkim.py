@@ -449,10 +449,12 @@ class TestBodyHasher:
     def test_streaming_matches_one_shot(
         self, data: bytes, cuts: list[int], relaxed: bool
     ) -> None:
-        """Streaming in arbitrary chunks equals the one-shot body hash, on both cores."""
+        """Streaming in arbitrary chunks equals the twin's one-shot body hash, on each core
+        present (the compiled one is compared only when it is loaded)."""
         expected = _core_py.body_hash(data, 0, relaxed)
         assert expected == _stream(_core_py, data, cuts, relaxed)
-        assert expected == _stream(_hot.core, data, cuts, relaxed)
+        if _hot.USING_EXTENSIONS:
+            assert expected == _stream(_hot.core, data, cuts, relaxed)
 
 
 @pytest.mark.skipif(not _hot.USING_EXTENSIONS, reason="only the twin is present")

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mailscale.errors import AuthCheckError
+from mailscale.message import ascii_dns_name
 
-__all__ = ["opt_number", "opt_str", "str_arg", "str_items"]
+__all__ = ["normalize_domain", "opt_number", "opt_str", "str_arg", "str_items"]
 
 
 def str_arg(value: object, what: str) -> str:
@@ -48,6 +49,20 @@ def str_items(value: object, what: str) -> list[str]:
         if not isinstance(item, str):
             raise AuthCheckError(f"{what} must hold strings, not {_shown(item)}")
     return items
+
+
+def normalize_domain(domain: str, what: str = "domain") -> str:
+    """Lower-case ASCII form of a domain name; raises AuthCheckError when malformed.
+
+    Surrounding spaces and a final dot are dropped; labels may hold underscores
+    (``_dmarc.example.com``).
+    """
+    if not isinstance(domain, str) or not domain.strip(". "):
+        raise AuthCheckError(f"{what} must be a non-empty domain name, not {domain!r}")
+    name = ascii_dns_name(domain.strip().rstrip("."), underscore=True)
+    if name is None:
+        raise AuthCheckError(f"{what} {domain!r} is not a valid domain name")
+    return name.lower()
 
 
 def _shown(value: Any) -> str:

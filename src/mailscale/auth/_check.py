@@ -3,72 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import ipaddress
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterable, Mapping
 
 from mailscale._log import get_logger
-from mailscale.auth._args import opt_str, str_items
+from mailscale._sync import blocking
+from mailscale.auth._args import normalize_domain, opt_str, str_items
 from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
-from mailscale.auth._hosts import analyze_alignment, analyze_mx, analyze_ptr
+from mailscale.auth._hosts import analyze_alignment, analyze_mx_async, analyze_ptr_async
 from mailscale.auth._model import AuthReport, DNSUsage, Finding, Severity
-from mailscale.auth.dkim import analyze_dkim, selector_name
-from mailscale.auth.dmarc import analyze_dmarc
-from mailscale.auth.spf import ESP_INCLUDES, analyze_spf
+from mailscale.auth._spf_lint import analyze_spf_async
+from mailscale.auth._spf_record import ESP_INCLUDES
+from mailscale.auth.dkim import analyze_dkim_async, selector_name
+from mailscale.auth.dmarc import analyze_dmarc_async
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import PrivateKey, PublicKey
 
-__all__ = ["blocking", "check_domain", "check_domain_async", "normalize_domain", "run_sync"]
+__all__ = ["check_domain", "check_domain_async"]
 
 _log = get_logger("mailscale.auth")
-T = TypeVar("T")
-P = ParamSpec("P")
-
-
-def normalize_domain(domain: str, what: str = "domain") -> str:
-    """Lower-case ASCII form of a domain name; raises AuthCheckError when malformed."""
-    if not isinstance(domain, str) or not domain.strip(". "):
-        raise AuthCheckError(f"{what} must be a non-empty domain name, not {domain!r}")
-    name = domain.strip().rstrip(".")
-    try:
-        name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        raise AuthCheckError(f"{what} {domain!r} is not a valid domain name") from None
-    labels = name.lower().split(".")
-    if len(name) > 253 or any(
-        not x or len(x) > 63 or x.startswith("-") or x.endswith("-")
-        or not all(c.isalnum() or c in "-_" for c in x)
-        for x in labels
-    ):
-        raise AuthCheckError(f"{what} {domain!r} is not a valid domain name")
-    return ".".join(labels)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion, also from a thread that already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def blocking(fn: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:
-    """The blocking form of the coroutine function *fn*: same arguments, run by :func:`run_sync`.
-
-    Named after *fn* without its ``_async`` suffix, documented by *doc*.
-    """
-
-    @functools.wraps(fn)
-    def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        return run_sync(fn(*args, **kwargs))
-
-    call.__name__ = call.__qualname__ = fn.__name__.removesuffix("_async")
-    call.__doc__ = doc
-    return call
 
 
 async def check_domain_async(
@@ -118,11 +71,12 @@ async def check_domain_async(
         domain if selectors else None)
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
     spf, dmarc, mx, dkim, ptr = await asyncio.gather(
-        analyze_spf(dns, domain, sending_ips=ips, esp=esp, sender=sender),
-        analyze_dmarc(dns, domain),
-        analyze_mx(dns, domain),
-        asyncio.gather(*(analyze_dkim(dns, domain, s, local_key=keys.get(s)) for s in selectors)),
-        asyncio.gather(*(analyze_ptr(dns, ip) for ip in ips)),
+        analyze_spf_async(dns, domain, sending_ips=ips, esp=esp, sender=sender),
+        analyze_dmarc_async(dns, domain),
+        analyze_mx_async(dns, domain),
+        asyncio.gather(*(analyze_dkim_async(dns, domain, s, local_key=keys.get(s))
+                         for s in selectors)),
+        asyncio.gather(*(analyze_ptr_async(dns, ip) for ip in ips)),
     )
     alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc, spf=spf, dkim=dkim)
     report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment,

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailscale.auth._check import check_domain, normalize_domain
+from mailscale.auth._args import normalize_domain
+from mailscale.auth._check import check_domain
 from mailscale.auth._dns import parse_nameserver
 from mailscale.auth._model import AuthReport
-from mailscale.auth.readiness import ReadinessReport, readiness
+from mailscale.auth._readiness import ReadinessReport, readiness
 from mailscale.auth.records import (
     TXTRecord,
     dkim_record,
@@ -204,7 +205,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
     spf = report.spf
-    rows = [("SPF", spf.status,
+    rows: list[tuple[str, str, str]] = [("SPF", spf.status,
              (f"{spf.lookups}/10 lookups, {spf.void_lookups}/2 void"
               if spf.record else "") + "".join(f"; {ip}: {r}" for ip, r in spf.results.items()))]
     for d in report.dkim:

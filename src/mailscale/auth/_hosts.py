@@ -22,7 +22,7 @@ from mailscale.auth._model import (
 from mailscale.auth.dmarc import organizational_domain
 from mailscale.errors import AuthCheckError
 
-__all__ = ["MAX_NAMES", "aligned", "analyze_alignment", "analyze_mx", "analyze_ptr"]
+__all__ = ["MAX_NAMES", "aligned", "analyze_alignment", "analyze_mx_async", "analyze_ptr_async"]
 
 #: MX hosts resolved per domain and PTR names confirmed per IP: the bound RFC 7208
 #: 4.6.4 sets for the mx and ptr mechanisms, so a zone cannot make a check ask more.
@@ -41,7 +41,7 @@ async def _addresses(dns: DNSClient, host: str) -> tuple[str, tuple[str, ...]]:
     return "none", ()
 
 
-async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
+async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
     """The MX hosts of ``domain``, each resolved to its addresses."""
     lookup = await dns.query(domain, "MX")
     if lookup.temporary:
@@ -86,7 +86,7 @@ async def analyze_mx(dns: DNSClient, domain: str) -> MXReport:
     return MXReport(status, tuple(hosts), findings=findings)
 
 
-async def analyze_ptr(dns: DNSClient, ip: str) -> PTRReport:
+async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
     """Forward-confirmed reverse DNS of ``ip``: PTR, then A/AAAA back to it."""
     try:
         addr = ipaddress.ip_address(ip)

@@ -7,28 +7,73 @@ from typing import Any
 
 import attrs
 
+from mailscale.message import ValueEnum
+
 __all__ = [
     "AlignmentReport",
     "AuthReport",
+    "CheckStatus",
     "DKIMReport",
     "DMARCReport",
     "DNSUsage",
     "Finding",
+    "HostStatus",
     "MXHost",
     "MXReport",
     "PTRReport",
     "Policy",
+    "ReadinessStatus",
     "SPFReport",
     "Severity",
 ]
 
 
-class Severity(str, enum.Enum):
+class Severity(ValueEnum):
     """How much a finding matters: errors break delivery, warnings risk it."""
 
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
+
+
+class CheckStatus(ValueEnum):
+    """The status of a check (a record, a host, an IP, alignment, a readiness item)."""
+
+    OK = "ok"
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    MISSING = "missing"
+    INVALID = "invalid"
+    REVOKED = "revoked"
+    NULL = "null"
+    TEMPERROR = "temperror"
+    UNKNOWN = "unknown"
+    NOT_CHECKED = "not checked"
+
+
+class HostStatus(ValueEnum):
+    """Whether an MX host resolved: ``ok``, ``none`` (no address), the DNS failure, or
+    ``not checked`` (past the first ten hosts)."""
+
+    OK = "ok"
+    NONE = "none"
+    NODATA = "nodata"
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    INVALID_NAME = "invalid_name"
+    BUDGET = "budget"
+    NOT_CHECKED = "not checked"
+
+
+class ReadinessStatus(ValueEnum):
+    """The verdict of a readiness checklist."""
+
+    READY = "ready"
+    NOT_READY = "not ready"
+    INCOMPLETE = "incomplete"
 
 
 @attrs.frozen
@@ -57,18 +102,12 @@ class Finding:
         }
 
 
-class Policy(str, enum.Enum):
+class Policy(ValueEnum):
     """A DMARC policy (``p=``, ``sp=``): compares equal to its lower-case value."""
 
     NONE = "none"
     QUARANTINE = "quarantine"
     REJECT = "reject"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
     @classmethod
     def parse(cls, value: object) -> Policy | None:
@@ -106,7 +145,7 @@ class SPFReport:
     """
 
     record: str | None
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     lookups: int = 0
     void_lookups: int = 0
     results: dict[str, str] = attrs.field(factory=dict)
@@ -129,7 +168,7 @@ class DKIMReport:
     selector: str
     name: str
     record: str | None
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     key_type: str | None = None
     key_bits: int | None = None
     testing: bool = False
@@ -154,7 +193,7 @@ class DMARCReport:
     """
 
     record: str | None
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     found_at: str | None = None
     tags: dict[str, str] = attrs.field(factory=dict)
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
@@ -183,7 +222,7 @@ class MXHost:
     preference: int
     host: str
     addresses: tuple[str, ...]
-    status: str
+    status: HostStatus = attrs.field(converter=HostStatus)
 
 
 @attrs.frozen
@@ -196,7 +235,7 @@ class MXReport:
             (the others have the status ``not checked``).
     """
 
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     hosts: tuple[MXHost, ...] = ()
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
 
@@ -212,7 +251,7 @@ class PTRReport:
     """
 
     ip: str
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     names: tuple[str, ...] = ()
     confirmed: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
@@ -241,7 +280,7 @@ class AlignmentReport:
     spf_aligned: bool | None
     dkim_aligned: bool | None
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
-    status: str = "unknown"
+    status: CheckStatus = attrs.field(default=CheckStatus.UNKNOWN, converter=CheckStatus)
 
 
 @attrs.frozen

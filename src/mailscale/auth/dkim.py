@@ -9,12 +9,15 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from mailscale._deprecation import deprecated_aliases
 from mailscale.auth._dns import DNSClient
 from mailscale.auth._model import DKIMReport, Finding, Severity
 from mailscale.errors import AuthCheckError, InvalidKey, UnsupportedAlgorithm
 from mailscale.signing.keys import PrivateKey, PublicKey, parse_key_record
 
-__all__ = ["analyze_dkim", "selector_name"]
+__all__ = ["analyze_dkim_async", "selector_name"]
+
+__getattr__ = deprecated_aliases(__name__, {"analyze_dkim": "analyze_dkim_async"})
 
 _SELECTOR_LABEL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -44,7 +47,7 @@ def _raw(key: PublicKey) -> bytes:
     )
 
 
-async def analyze_dkim(
+async def analyze_dkim_async(
     dns: DNSClient,
     domain: str,
     selector: str,

@@ -6,13 +6,16 @@ import asyncio
 import functools
 import re
 
+from mailscale._deprecation import deprecated_aliases
 from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient, Lookup
 from mailscale.auth._model import DMARCReport, Finding, Policy, Severity
 from mailscale.errors import AuthCheckError
 
-__all__ = ["MAX_REPORT_DESTINATIONS", "organizational_domain", "parse_dmarc",
+__all__ = ["MAX_REPORT_DESTINATIONS", "analyze_dmarc_async", "organizational_domain", "parse_dmarc",
            "parse_dmarc_lenient"]
+
+__getattr__ = deprecated_aliases(__name__, {"analyze_dmarc": "analyze_dmarc_async"})
 
 #: External report destinations whose authorization is looked up, per record.
 MAX_REPORT_DESTINATIONS = 10
@@ -220,7 +223,7 @@ def _discarded(lookup: Lookup) -> list[Finding]:
         for r in lookup.records if _near_dmarc(r)]
 
 
-async def analyze_dmarc(dns: DNSClient, domain: str) -> DMARCReport:
+async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
     """Find the DMARC policy for ``domain`` and validate it."""
     domain = domain.rstrip(".").lower()
     org = organizational_domain(domain)

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 
 import attrs
 
-from mailscale.auth._args import opt_str, str_arg, str_items
-from mailscale.auth._check import normalize_domain, run_sync
+from mailscale._sync import run_sync
+from mailscale.auth._args import normalize_domain, opt_str, str_arg, str_items
 from mailscale.auth._dns import DNSClient, ResolverLike, make_resolver
 from mailscale.auth._model import Severity
+from mailscale.auth._spf_lint import count_lookups_async
+from mailscale.auth._spf_record import ESP_INCLUDES, MAX_LOOKUPS, SPFRecord, parse_spf
 from mailscale.auth.dmarc import parse_dmarc
-from mailscale.auth.spf import ESP_INCLUDES, MAX_LOOKUPS, SPFRecord, _Walk, _walk, parse_spf
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import PrivateKey, PublicKey, dns_record_strings
 
@@ -180,10 +181,10 @@ async def _count_lookups(record: SPFRecord, resolver: ResolverLike) -> int:
     includes = [t.text for t in record.terms if t.name == "include"]
     # Only the includes need DNS; the record's own terms are counted as they are.
     only_includes = parse_spf(" ".join(["v=spf1", *includes]))
-    walk = _Walk(DNSClient(make_resolver(resolver)))
-    below, _, _ = await _walk(walk, "(new record)", only_includes, ("(new record)",))
+    below, findings = await count_lookups_async(
+        DNSClient(make_resolver(resolver)), "(new record)", only_includes)
     total = below + record.lookup_terms - len(includes)
-    problems = [f for f in walk.findings if f.severity is Severity.ERROR]
+    problems = [f for f in findings if f.severity is Severity.ERROR]
     if problems:
         raise AuthCheckError(f"cannot count the includes' lookups: {problems[0].message}")
     return total

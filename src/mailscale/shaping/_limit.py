@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from mailscale.errors import ShapingError
 
-__all__ = ["MAX_PER", "Limit", "default_burst"]
+__all__ = ["MAX_PER", "Limit", "RuleTable", "default_burst"]
 
 MAX_PER = 366 * 86400.0
 _MAX_TOLERANCE_NS = 1 << 55
@@ -113,3 +113,69 @@ class Limit:
         per_u = -(-self.per_ns // unit_ns)
         interval = per_u // (self.count - self.burst + 1) + 1
         return interval, interval * self.burst
+
+
+V = TypeVar("V")
+
+
+class RuleTable(Generic[V]):
+    """Pattern → value, the one lookup rule of every shaper.
+
+    A pattern is an exact key (``"sendgrid:key1"``) or a prefix rule ending in ``*``
+    (``"domain:*"``; ``"*"`` alone is the default). An exact key wins over prefix
+    rules, and the longest matching prefix wins among them.
+    """
+
+    def __init__(self) -> None:
+        #: exact key → value
+        self.exact: dict[str, V] = {}
+        #: prefix (the pattern without its ``*``) → value
+        self.prefix: dict[str, V] = {}
+        self._order: list[str] = []
+
+    @staticmethod
+    def check_pattern(pattern: Any) -> str:
+        """Return ``pattern`` if it is a valid pattern, else raise ShapingError."""
+        if type(pattern) is not str or not pattern:
+            raise ShapingError(f"a limit pattern must be a non-empty str, got {pattern!r}")
+        if "*" in pattern[:-1]:
+            raise ShapingError(f"'*' may only end a pattern (prefix rule), got {pattern!r}")
+        return pattern
+
+    def lookup(self, key: str) -> V | None:
+        """The value of the rule that applies to ``key``, or None when none does."""
+        hit = self.exact.get(key)
+        if hit is not None:
+            return hit
+        for prefix in self._order:
+            if key.startswith(prefix):
+                return self.prefix[prefix]
+        return None
+
+    def get(self, pattern: str) -> V | None:
+        """The value stored under ``pattern`` itself (no matching)."""
+        if pattern.endswith("*"):
+            return self.prefix.get(pattern[:-1])
+        return self.exact.get(pattern)
+
+    def set(self, pattern: str, value: V) -> None:
+        """Store ``value`` under a checked ``pattern``."""
+        if pattern.endswith("*"):
+            self.prefix[pattern[:-1]] = value
+            self._order = sorted(self.prefix, key=len, reverse=True)
+        else:
+            self.exact[pattern] = value
+
+    def pop(self, pattern: str) -> V | None:
+        """Remove ``pattern`` and return its value (None when it was not there)."""
+        if pattern.endswith("*"):
+            value = self.prefix.pop(pattern[:-1], None)
+            self._order = sorted(self.prefix, key=len, reverse=True)
+            return value
+        return self.exact.pop(pattern, None)
+
+    def patterns(self) -> dict[str, V]:
+        """A copy of the pattern → value mapping."""
+        out = dict(self.exact)
+        out.update({p + "*": v for p, v in self.prefix.items()})
+        return out

@@ -21,9 +21,10 @@ from typing import Any
 from mailscale._hot import ALLOWED, MAX_KEYS_PER_CALL, Decision
 from mailscale._log import get_logger
 from mailscale.errors import ShaperUnavailable, ShapingError
-from mailscale.shaping._limit import MAX_PER, Limit, default_burst
-from mailscale.shaping._shaper import Shaper, _check_pattern, _seconds, parse_rate_headers
+from mailscale.shaping._limit import MAX_PER, Limit, RuleTable, default_burst
+from mailscale.shaping._shaper import Shaper, parse_rate_headers
 from mailscale.shaping._waiting import WaitingBase
+from mailscale.shaping._waiting import seconds as check_seconds
 
 __all__ = ["BLOCK_LUA", "GCRA_LUA", "THROTTLE_LUA", "RedisShaper"]
 
@@ -227,9 +228,7 @@ class RedisShaper(WaitingBase):
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
-        self._exact: dict[str, Limit] = {}
-        self._prefix: dict[str, Limit] = {}
-        self._prefix_order: list[str] = []
+        self._rules: RuleTable[Limit] = RuleTable()
         self._cache: dict[str, tuple[int, int, int] | None] = {}
         self._cache_bytes = 0
         self._down = False
@@ -242,25 +241,18 @@ class RedisShaper(WaitingBase):
 
     def set_limit(self, pattern: str, limit: Limit) -> None:
         """Add or reconfigure the limit of an exact key or a ``prefix*`` rule (this client)."""
-        pattern = _check_pattern(pattern)
+        pattern = RuleTable.check_pattern(pattern)
         if not isinstance(limit, Limit):
             raise ShapingError(f"expected a Limit, got {type(limit).__name__}")
-        if pattern.endswith("*"):
-            self._prefix[pattern[:-1]] = limit
-            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
-        else:
-            self._exact[pattern] = limit
+        self._rules.set(pattern, limit)
         self._cache.clear()
         self._cache_bytes = 0
 
     def drop_limit(self, pattern: str) -> None:
         """Remove a pattern from this client's configuration."""
-        pattern = _check_pattern(pattern)
-        table: dict[str, Limit] = self._prefix if pattern.endswith("*") else self._exact
-        name = pattern[:-1] if pattern.endswith("*") else pattern
-        if table.pop(name, None) is None:
+        pattern = RuleTable.check_pattern(pattern)
+        if self._rules.pop(pattern) is None:
             raise ShapingError(f"no limit is configured for pattern {pattern!r}")
-        self._prefix_order = sorted(self._prefix, key=len, reverse=True)
         self._cache.clear()
         self._cache_bytes = 0
 
@@ -268,13 +260,7 @@ class RedisShaper(WaitingBase):
         """The limit that applies to ``key``, or None when it is unlimited."""
         if type(key) is not str:
             raise ShapingError(f"keys must be str, got {type(key).__name__}")
-        hit = self._exact.get(key)
-        if hit is not None:
-            return hit
-        for prefix in self._prefix_order:
-            if key.startswith(prefix):
-                return self._prefix[prefix]
-        return None
+        return self._rules.lookup(key)
 
     def _params(self, key: Any) -> tuple[int, int, int] | None:
         hit = self._cache.get(key, False) if type(key) is str else False
@@ -437,7 +423,7 @@ class RedisShaper(WaitingBase):
 
     def block_for(self, key: str, seconds: float) -> None:
         """Admit nothing on ``key`` for ``seconds``, for every client (a server's Retry-After)."""
-        s = _seconds(seconds, "block duration")
+        s = check_seconds(seconds, "block duration")
         if s > MAX_PER:
             raise ShapingError(f"block duration must be at most 366 days, got {seconds!r}")
         params = self._params(key)
@@ -461,7 +447,7 @@ class RedisShaper(WaitingBase):
         f = float(factor) if number else -1.0
         if not (math.isfinite(f) and 0.01 <= f <= 1.0):
             raise ShapingError(f"throttle factor must be between 0.01 and 1, got {factor!r}")
-        d = _seconds(duration, "throttle duration")
+        d = check_seconds(duration, "throttle duration")
         if not 0 < d <= MAX_PER:
             raise ShapingError(f"throttle duration must be in (0, 366 days], got {duration!r}")
         if self._params(key) is None:

@@ -13,21 +13,13 @@ from typing import Any
 from mailscale import _hot
 from mailscale._hot import Decision, GCRATable
 from mailscale.errors import ShapingError
-from mailscale.shaping._limit import MAX_PER, Limit, default_burst
+from mailscale.shaping._limit import MAX_PER, Limit, RuleTable, default_burst
 from mailscale.shaping._waiting import WaitingBase
 from mailscale.shaping._waiting import seconds as _seconds
 
 __all__ = ["Decision", "Shaper", "parse_rate_headers"]
 
 _UNLIMITED_BURST = 1_000_000_000
-
-
-def _check_pattern(pattern: Any) -> str:
-    if type(pattern) is not str or not pattern:
-        raise ShapingError(f"a limit pattern must be a non-empty str, got {pattern!r}")
-    if "*" in pattern[:-1]:
-        raise ShapingError(f"'*' may only end a pattern (prefix rule), got {pattern!r}")
-    return pattern
 
 
 class Shaper(WaitingBase):
@@ -79,9 +71,8 @@ class Shaper(WaitingBase):
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._strict = bool(strict)
-        self._exact: dict[str, tuple[Limit, int]] = {}
-        self._prefix: dict[str, tuple[Limit, int]] = {}
-        self._prefix_order: list[str] = []
+        #: pattern → (limit, its parameter slot in the table)
+        self._rules: RuleTable[tuple[Limit, int]] = RuleTable()
         self._rules_lock = threading.RLock()
         self._table: GCRATable = core.GCRATable(self._resolve, clock, sweep_interval)
         self._unlimited = self._table.add_param(0, 0, _UNLIMITED_BURST)
@@ -98,17 +89,8 @@ class Shaper(WaitingBase):
 
     # -- rules --------------------------------------------------------------
 
-    def _rule(self, key: str) -> tuple[Limit, int] | None:
-        hit = self._exact.get(key)
-        if hit is not None:
-            return hit
-        for prefix in self._prefix_order:
-            if key.startswith(prefix):
-                return self._prefix[prefix]
-        return None
-
     def _resolve(self, key: str) -> int:
-        hit = self._rule(key)
+        hit = self._rules.lookup(key)
         if hit is not None:
             return hit[1]
         if self._strict:
@@ -119,22 +101,21 @@ class Shaper(WaitingBase):
         """The limit that applies to ``key``, or None when it is unlimited."""
         if type(key) is not str:
             raise ShapingError(f"keys must be str, got {type(key).__name__}")
-        hit = self._rule(key)
+        hit = self._rules.lookup(key)
         return None if hit is None else hit[0]
 
     @property
     def rules(self) -> dict[str, Limit]:
         """A copy of the configured pattern → limit mapping."""
-        out = {k: v[0] for k, v in self._exact.items()}
-        out.update({p + "*": v[0] for p, v in self._prefix.items()})
-        return out
+        return {pattern: v[0] for pattern, v in self._rules.patterns().items()}
 
     def _reroute(self, prefix: str | None) -> None:
         """Make keys that may now match a new rule resolve again (their state is kept)."""
         t = self._table
-        for other, (limit, pid) in list(self._prefix.items()):
+        prefixes = self._rules.prefix
+        for other, (limit, pid) in list(prefixes.items()):
             if prefix is None or prefix.startswith(other):
-                self._prefix[other] = (limit, t.add_param(*self._params(limit)))
+                prefixes[other] = (limit, t.add_param(*self._params(limit)))
                 t.free_param(pid)
         if prefix is None or not self._strict:
             old = self._unlimited
@@ -151,7 +132,7 @@ class Shaper(WaitingBase):
         Reconfiguring keeps each key's state; the window guarantee of the new
         limit holds from one window after the change.
         """
-        pattern = _check_pattern(pattern)
+        pattern = RuleTable.check_pattern(pattern)
         if not isinstance(limit, Limit):
             raise ShapingError(f"expected a Limit, got {type(limit).__name__}")
         with self._rules_lock:
@@ -159,37 +140,28 @@ class Shaper(WaitingBase):
 
     def _set_limit(self, pattern: str, limit: Limit) -> None:
         t = self._table
-        if pattern.endswith("*"):
-            prefix = pattern[:-1]
-            if prefix in self._prefix:
-                t.set_param(self._prefix[prefix][1], *self._params(limit))
-                self._prefix[prefix] = (limit, self._prefix[prefix][1])
-                return
-            self._reroute(prefix)
-            self._prefix[prefix] = (limit, t.add_param(*self._params(limit)))
-            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
+        known = self._rules.get(pattern)
+        if known is not None:
+            t.set_param(known[1], *self._params(limit))
+            self._rules.set(pattern, (limit, known[1]))
             return
-        if pattern in self._exact:
-            t.set_param(self._exact[pattern][1], *self._params(limit))
-            self._exact[pattern] = (limit, self._exact[pattern][1])
+        if pattern.endswith("*"):
+            self._reroute(pattern[:-1])
+            self._rules.set(pattern, (limit, t.add_param(*self._params(limit))))
             return
         pid = t.add_param(*self._params(limit))
-        self._exact[pattern] = (limit, pid)
+        self._rules.set(pattern, (limit, pid))
         t.bind(pattern, pid)
 
     def drop_limit(self, pattern: str) -> None:
         """Remove a pattern; its keys fall back to the next matching rule."""
-        pattern = _check_pattern(pattern)
+        pattern = RuleTable.check_pattern(pattern)
         with self._rules_lock:
             self._drop_limit(pattern)
 
     def _drop_limit(self, pattern: str) -> None:
         t = self._table
-        if pattern.endswith("*"):
-            entry = self._prefix.pop(pattern[:-1], None)
-            self._prefix_order = sorted(self._prefix, key=len, reverse=True)
-        else:
-            entry = self._exact.pop(pattern, None)
+        entry = self._rules.pop(pattern)
         if entry is None:
             raise ShapingError(f"no limit is configured for pattern {pattern!r}")
         t.free_param(entry[1])

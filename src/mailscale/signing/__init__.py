@@ -15,7 +15,7 @@ from mailscale.signing._signer import (
     sign_batch,
     signature_header,
 )
-from mailscale.signing._verify import DKIMVerifier, VerifyResult, verify
+from mailscale.signing._verify import DKIMVerifier, VerifyResult, VerifyStatus, verify
 from mailscale.signing.keys import (
     KeyRecord,
     dns_record,
@@ -33,6 +33,7 @@ __all__ = [
     "KeyRecord",
     "MultiSigner",
     "VerifyResult",
+    "VerifyStatus",
     "dns_record",
     "dns_record_strings",
     "generate_key",

@@ -16,17 +16,30 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._hot import body_hash, normalize_line_endings, parse_signature, split_header
 from mailscale.errors import InvalidDomain, MailscaleError, UnsupportedAlgorithm
+from mailscale.message import ValueEnum
 from mailscale.signing._signer import MessageInput, parse_canonicalization
 from mailscale.signing._wire import check_dns_name, wire_bytes
 from mailscale.signing.keys import MIN_RSA_BITS, KeyRecord, parse_key_record
 
-__all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "verify"]
+__all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "VerifyStatus", "verify"]
 
 #: What a key lookup may return for ``selector._domainkey.domain``: the TXT value
 #: (one string or the list of its strings), a parsed KeyRecord, or None (no key).
 KeyLookup: TypeAlias = Callable[[str], "str | bytes | list[bytes] | KeyRecord | None"]
 
-PASS, FAIL, PERMERROR, TEMPERROR = "pass", "fail", "permerror", "temperror"
+
+
+class VerifyStatus(ValueEnum):
+    """The RFC 8601 result of one DKIM signature."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    PERMERROR = "permerror"
+    TEMPERROR = "temperror"
+
+
+PASS, FAIL, PERMERROR, TEMPERROR = (
+    VerifyStatus.PASS, VerifyStatus.FAIL, VerifyStatus.PERMERROR, VerifyStatus.TEMPERROR)
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 _REQUIRED_SET = frozenset(_REQUIRED)
 # The tags whose checks do not depend on the message: their outcome is cached.
@@ -54,7 +67,7 @@ class VerifyResult:
         testing: the key record says ``t=y`` (the domain is testing DKIM).
     """
 
-    status: str
+    status: VerifyStatus = attrs.field(converter=VerifyStatus)
     domain: str = ""
     selector: str = ""
     algorithm: str = ""

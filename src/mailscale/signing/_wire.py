@@ -8,11 +8,10 @@ from email.message import Message
 
 from mailscale._hot import normalize_line_endings
 from mailscale.errors import CanonicalizationError, InvalidDomain
-from mailscale.message import check_message_headers
+from mailscale.message import ascii_dns_name, check_message_headers
 
 __all__ = ["check_dns_name", "check_identity", "wire_bytes"]
 
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\Z")
 _LOCAL_PART = re.compile(r"[!-~]*\Z")  # printable ASCII; ';' and '=' checked apart
 
 
@@ -70,15 +69,11 @@ def check_dns_name(name: str, what: str) -> str:
     """Return ``name`` as an ASCII DNS name (IDNA for non-ASCII), or raise InvalidDomain."""
     if not isinstance(name, str) or not name:
         raise InvalidDomain(f"the DKIM {what} must be a non-empty string")
-    try:
-        ascii_name = name.encode("idna").decode("ascii") if not name.isascii() else name
-    except UnicodeError:
-        raise InvalidDomain(f"the DKIM {what} {name!r} is not a valid DNS name") from None
-    ascii_name = ascii_name.rstrip(".") if what == "domain" else ascii_name
-    labels = ascii_name.split(".")
-    if len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
+    # A domain may end in the root's dot; a selector is a relative name.
+    ascii_name = ascii_dns_name(name, underscore=True)
+    if ascii_name is None or (what != "domain" and ascii_name.endswith(".")):
         raise InvalidDomain(f"the DKIM {what} {name!r} is not a valid DNS name")
-    return ascii_name.lower() if what == "domain" else ascii_name
+    return ascii_name.rstrip(".").lower() if what == "domain" else ascii_name
 
 
 def check_identity(identity: str, domain: str) -> str:

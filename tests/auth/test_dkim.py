@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import GOOD, Keys
 
 from mailscale.auth import DKIMReport, Severity, check_domain
 from mailscale.errors import AuthCheckError
+
+from .auth_zones import GOOD, Keys
 
 DOMAIN = "dkim.example.com"
 

@@ -7,9 +7,10 @@ import json
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from planning_brief import TIERS, peak_hour, tier_index
 
 from mailscale.planning import Workload, plan
+
+from .planning_brief import TIERS, peak_hour, tier_index
 
 workloads = st.builds(
     Workload,

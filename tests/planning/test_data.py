@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from planning_brief import ESP_BANDS, ESP_LIMITS, KPIS, TCO, TIERS, VPS
 
 from mailscale.errors import PlanningError
 from mailscale.planning import Workload, load_data, plan, read_overrides
+
+from .planning_brief import ESP_BANDS, ESP_LIMITS, KPIS, TCO, TIERS, VPS
 
 
 class TestDefaults:

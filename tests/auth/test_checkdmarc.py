@@ -14,10 +14,11 @@ from collections.abc import Iterator
 import dns.nameserver
 import dns.resolver
 import pytest
-from auth_zones import GOOD
 
 from mailscale.auth import Severity, check_domain
 from peers.dns_server import DNSServer
+
+from .auth_zones import GOOD
 
 checkdmarc_spf = pytest.importorskip("checkdmarc.spf", reason="checkdmarc is a test dependency")
 checkdmarc_dmarc = pytest.importorskip("checkdmarc.dmarc")

@@ -6,7 +6,10 @@ import math
 from fractions import Fraction
 
 import pytest
-from planning_brief import (
+
+from mailscale.planning import Workload, load_data, plan
+
+from .planning_brief import (
     ADDRESSES_PER_GB_RAM,
     EMAILS_PER_MINUTE_PER_CORE,
     ESP_STRENGTHS,
@@ -21,8 +24,6 @@ from planning_brief import (
     peak_hour,
     tier_index,
 )
-
-from mailscale.planning import Workload, load_data, plan
 
 
 def expected_cores(volume: int, share: str = "0.1", rate: int = EMAILS_PER_MINUTE_PER_CORE) -> int:

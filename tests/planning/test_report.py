@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from chromium_page import chromium, non_white_share, open_page, png_size
-from planning_brief import SELF_HOSTED
 
 from mailscale.planning import Workload, plan
 from mailscale.planning._report import COST_VOLUMES, html_report
+
+from .chromium_page import chromium, non_white_share, open_page, png_size
+from .planning_brief import SELF_HOSTED
 
 RunCli = Callable[..., tuple[int, str, str]]
 BUILD = Path(__file__).resolve().parents[2] / "build"

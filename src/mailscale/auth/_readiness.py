@@ -20,10 +20,11 @@ from typing import Any
 
 import attrs
 
-from mailscale.auth._args import opt_str, str_items
-from mailscale.auth._check import blocking, check_domain_async, normalize_domain
+from mailscale._sync import blocking
+from mailscale.auth._args import normalize_domain, opt_str, str_items
+from mailscale.auth._check import check_domain_async
 from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
-from mailscale.auth._model import AuthReport
+from mailscale.auth._model import AuthReport, CheckStatus, ReadinessStatus
 from mailscale.errors import AuthCheckError, ConfigurationError
 from mailscale.signing import VerifyResult, verify
 from mailscale.signing.keys import PrivateKey, PublicKey
@@ -42,7 +43,8 @@ COMPLAINT_RATE_LIMIT = 0.003
 #: ... and aim below 0.1%.
 COMPLAINT_RATE_TARGET = 0.001
 
-PASS, FAIL, WARN, NOT_CHECKED = "pass", "fail", "warn", "not checked"
+PASS, FAIL, WARN, NOT_CHECKED = (
+    CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.WARN, CheckStatus.NOT_CHECKED)
 _ALL3 = ("gmail", "yahoo", "microsoft")
 
 
@@ -60,7 +62,7 @@ class ReadinessItem:
 
     code: str
     title: str
-    status: str
+    status: CheckStatus = attrs.field(converter=CheckStatus)
     detail: str
     required_by: tuple[str, ...]
 
@@ -85,13 +87,13 @@ class ReadinessReport:
         return tuple(i for i in self.items if i.status == NOT_CHECKED)
 
     @property
-    def status(self) -> str:
+    def status(self) -> ReadinessStatus:
         """``ready`` (everything passes or warns), ``not ready`` (a failure) or ``incomplete``."""
         if self.failed:
-            return "not ready"
+            return ReadinessStatus.NOT_READY
         if self.not_checked:
-            return "incomplete"
-        return "ready"
+            return ReadinessStatus.INCOMPLETE
+        return ReadinessStatus.READY
 
     @property
     def ready(self) -> bool:
@@ -106,7 +108,7 @@ class ReadinessReport:
         }
 
 
-def _item(code: str, title: str, status: str, detail: str,
+def _item(code: str, title: str, status: CheckStatus, detail: str,
           required_by: tuple[str, ...] = _ALL3) -> ReadinessItem:
     return ReadinessItem(code, title, status, detail, required_by)
 
@@ -146,7 +148,7 @@ def _dkim_tags(value: str) -> dict[str, str]:
     return tags
 
 
-def one_click_unsubscribe(message: email.message.Message) -> tuple[str, str]:
+def one_click_unsubscribe(message: email.message.Message) -> tuple[CheckStatus, str]:
     """RFC 8058 one-click unsubscribe: (status, detail) for a sample message."""
     unsub = message.get_all("List-Unsubscribe") or []
     post = message.get_all("List-Unsubscribe-Post") or []
@@ -173,7 +175,7 @@ _PROVIDER_DOMAINS = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outl
                                "hotmail.com", "live.com"})
 
 
-def message_format(message: email.message.Message) -> tuple[str, str]:
+def message_format(message: email.message.Message) -> tuple[CheckStatus, str]:
     """The RFC 5322 basics bulk senders are held to: (status, detail)."""
     problems = []
     froms = message.get_all("From") or []

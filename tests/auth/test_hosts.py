@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import FCRDNS_FAIL_IP, GOOD, NO_PTR_IP
 
 from mailscale.auth import DMARCReport, Severity, aligned, check_domain
 from mailscale.auth._hosts import analyze_alignment
+
+from .auth_zones import FCRDNS_FAIL_IP, GOOD, NO_PTR_IP
 
 
 class TestMX:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from planning_brief import TCO_HOURS
 
 from mailscale.planning import Plan, Workload, plan
+
+from .planning_brief import TCO_HOURS
 
 ALL_MET: dict[str, Any] = {
     "monthly_volume": 500_000, "team_expertise": "strong",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from auth_zones import Keys
 
 from mailscale.auth import (
     check_domain,
@@ -20,6 +19,8 @@ from mailscale.auth.records import split_txt
 from mailscale.errors import AuthCheckError
 from mailscale.signing.keys import parse_key_record
 from peers.dns_server import DNSServer, Zone
+
+from .auth_zones import Keys
 
 DOMAIN = "built.example.com"
 IPS = [f"203.0.113.{i}" for i in range(1, 41)]
@@ -112,6 +113,15 @@ class TestDKIMRecord:
         """Without a domain the owner is relative to the zone."""
         assert "s2._domainkey" == dkim_record(keys.ed, selector="s2").name
 
+    def test_one_builder(self, keys: Keys) -> None:
+        """The record's value is signing's ``dns_record`` (one builder), split as
+        ``dns_record_strings`` splits it."""
+        from mailscale.signing import dns_record, dns_record_strings
+
+        for key in (keys.rsa2048, keys.ed):
+            rec = dkim_record(key, selector="s1", domain="example.com")
+            assert dns_record(key) == rec.value
+            assert tuple(dns_record_strings(key)) == rec.strings
 
     def test_domain_needs_selector(self, keys: Keys) -> None:
         """A domain without a selector is refused: '_domainkey.domain' is no key's name."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from planning_brief import TIER_SERVERS, TIERS, tier_index
 
 from mailscale.planning import Workload, plan, tier_for
+
+from .planning_brief import TIER_SERVERS, TIERS, tier_index
 
 BOUNDARY_VOLUMES = [
     1, 999, 1_000, 1_001, 9_999, 10_000, 10_001, 49_999, 50_000, 99_999, 100_000,

@@ -9,11 +9,12 @@ import dns.asyncresolver
 import dns.nameserver
 import dns.resolver
 import pytest
-from auth_zones import GOOD, GOOD_IPS, GOOD_SELECTORS
 
 from mailscale.auth import Severity, check_domain, check_domain_async
 from mailscale.errors import AuthCheckError, MailscaleError
 from peers.dns_server import DNSServer
+
+from .auth_zones import GOOD, GOOD_IPS, GOOD_SELECTORS
 
 
 class TestHealthyDomain:
@@ -191,7 +192,7 @@ class TestLookupStatus:
     @pytest.mark.parametrize("name", ["x" * 64 + ".example.com", ".".join(["y" * 63] * 5)])
     def test_invalid_name_is_not_temporary(self, ns: str, name: str) -> None:
         """A name DNS cannot carry is 'invalid_name': neither temporary nor a void answer."""
-        from mailscale.auth._check import run_sync
+        from mailscale._sync import run_sync
         from mailscale.auth._dns import DNSClient, make_resolver
 
         lookup = run_sync(DNSClient(make_resolver(ns)).query(name, "A"))

@@ -11,7 +11,14 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from auth_zones import (
+
+from mailscale.auth import AuthReport, DNSBudget, check_domain
+from mailscale.auth._dns import DNSClient, make_resolver
+from mailscale.auth.spf import analyze_spf_async
+from mailscale.errors import AuthCheckError
+from peers.dns_server import DNSServer
+
+from .auth_zones import (
     FAN,
     MX_FAN,
     MX_FAN_HOSTS,
@@ -20,12 +27,6 @@ from auth_zones import (
     RUA_FAN,
     fanout_zone,
 )
-
-from mailscale.auth import AuthReport, DNSBudget, check_domain
-from mailscale.auth._dns import DNSClient, make_resolver
-from mailscale.auth.spf import analyze_spf
-from mailscale.errors import AuthCheckError
-from peers.dns_server import DNSServer
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ class TestBudget:
         async def run() -> DNSClient:
             dns = DNSClient(make_resolver(server.nameserver, timeout=2, lifetime=4),
                             DNSBudget(max_seconds=3), clock=lambda: float(next(ticks)))
-            await analyze_spf(dns, FAN, sending_ips=["203.0.113.7"])
+            await analyze_spf_async(dns, FAN, sending_ips=["203.0.113.7"])
             return dns
 
         dns = asyncio.run(run())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS, Keys
 
 from mailscale.auth import ReadinessReport, check_domain, readiness
 from mailscale.errors import AuthCheckError
 from mailscale.signing import DKIMSigner
 from peers.dns_server import DNSServer
+
+from .auth_zones import FCRDNS_FAIL_IP, GOOD, GOOD_IPS, GOOD_SELECTORS, Keys
 
 SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
 UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"

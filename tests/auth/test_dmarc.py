@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from auth_zones import GOOD, LONG_DEST, REPORTS
 
 from mailscale.auth import (
     DMARCReport,
@@ -14,6 +13,8 @@ from mailscale.auth import (
     parse_dmarc,
 )
 from mailscale.errors import AuthCheckError
+
+from .auth_zones import GOOD, LONG_DEST, REPORTS
 
 
 def dmarc_of(opts: dict[str, object], domain: str) -> DMARCReport:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from planning_brief import ESP_BANDS, ESP_LIMITS, peak_hour
 
 from mailscale.planning import Workload, plan
+
+from .planning_brief import ESP_BANDS, ESP_LIMITS, peak_hour
 
 
 def band_esp(volume: int) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from planning_brief import KPIS, peak_hour
 
 from mailscale.errors import PlanningError
 from mailscale.planning import Workload, evaluate_kpis, plan
+
+from .planning_brief import KPIS, peak_hour
 
 GOOD = {
     "queue_depth": 10,

@@ -5,20 +5,22 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from auth_zones import GOOD, GOOD_IPS
 
+from mailscale._sync import run_sync
 from mailscale.auth import ESP_INCLUDES, check_domain, parse_spf
-from mailscale.auth._check import run_sync
 from mailscale.auth._dns import DNSClient, make_resolver
 from mailscale.auth._model import Severity
-from mailscale.auth.spf import _MacroContext, check_host, expand_macros
+from mailscale.auth._spf_eval import MacroContext
+from mailscale.auth.spf import check_host_async, expand_macros
 from mailscale.errors import AuthCheckError
+
+from .auth_zones import GOOD, GOOD_IPS
 
 
 def host(ns: str, ip: str, domain: str, sender: str | None = None) -> tuple[str, str]:
     async def go() -> tuple[str, str]:
         dns = DNSClient(make_resolver(ns, timeout=0.5, lifetime=1.0))
-        return await check_host(dns, ip, domain, sender=sender)
+        return await check_host_async(dns, ip, domain, sender=sender)
 
     return run_sync(go())
 
@@ -75,7 +77,7 @@ class TestParse:
 
 
 class TestMacros:
-    CTX = _MacroContext(
+    CTX = MacroContext(
         ipaddress.ip_address("192.0.2.3"), "strong-bad@email.example.com",
         "email.example.com", "mx.example.org")
 
@@ -126,13 +128,13 @@ class TestMacros:
 
     def test_ipv6(self) -> None:
         """%{i} of an IPv6 address is its dot-separated nibbles; %{v} is ip6."""
-        ctx = _MacroContext(ipaddress.ip_address("2001:db8::cb01"), "a@b.example", "b.example", "h")
+        ctx = MacroContext(ipaddress.ip_address("2001:db8::cb01"), "a@b.example", "b.example", "h")
         expected = "1.0.b.c." + "0." * 20 + "8.b.d.0.1.0.0.2.ip6"
         assert expected == expand_macros("%{ir}.%{v}", ctx)
 
     def test_long_result_is_trimmed(self) -> None:
         """An expansion over 253 characters loses labels from the left (7.3)."""
-        ctx = _MacroContext(ipaddress.ip_address("192.0.2.3"), ("x" * 60 + ".") * 5 + "example",
+        ctx = MacroContext(ipaddress.ip_address("192.0.2.3"), ("x" * 60 + ".") * 5 + "example",
                             "d.example", "h")
         out = expand_macros("%{o}.example.com", ctx)
         assert len(out) <= 253 and out.endswith(".example.example.com")
@@ -380,3 +382,31 @@ class TestAnalysis:
         """An unknown ESP name is refused."""
         with pytest.raises(AuthCheckError, match="unknown ESP"):
             spf_of(opts, GOOD, esp="pigeon")
+
+
+class TestDeprecatedNames:
+    @pytest.mark.parametrize(
+        ("module", "old", "new"),
+        [
+            ("mailscale.auth.spf", "check_host", "check_host_async"),
+            ("mailscale.auth.spf", "analyze_spf", "analyze_spf_async"),
+            ("mailscale.auth.spf", "fetch_spf", "fetch_spf_async"),
+            ("mailscale.auth.dkim", "analyze_dkim", "analyze_dkim_async"),
+            ("mailscale.auth.dmarc", "analyze_dmarc", "analyze_dmarc_async"),
+        ],
+    )
+    def test_old_coroutine_name_warns(self, module: str, old: str, new: str) -> None:
+        """A coroutine's name before the ``_async`` suffix still resolves, with a warning."""
+        import importlib
+
+        mod = importlib.import_module(module)
+        with pytest.warns(DeprecationWarning, match=rf"{module}\.{old} is deprecated.*{new}"):
+            value = getattr(mod, old)
+        assert getattr(mod, new) is value
+
+    def test_unknown_name(self) -> None:
+        """An unknown attribute is still an AttributeError naming it."""
+        import mailscale.auth.spf
+
+        with pytest.raises(AttributeError, match="no_such_name"):
+            mailscale.auth.spf.no_such_name  # noqa: B018

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from auth_zones import GOOD, Keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,8 @@ from mailscale.auth import (
     spf_record,
 )
 from mailscale.errors import AuthCheckError
+
+from .auth_zones import GOOD, Keys
 
 # Nothing listens on port 1: a check that got past its argument checks would fail there.
 OFFLINE = {"resolver": "127.0.0.1:1", "timeout": 0.2, "lifetime": 0.2}

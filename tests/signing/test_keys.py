@@ -169,7 +169,9 @@ class TestParseKeyRecord:
         """Whitespace inside p= is ignored."""
         p = dns_record(rsa_key).split("p=")[1]
         record = parse_key_record(f"v=DKIM1; p={p[:40]} {p[40:90]}\t{p[90:]};")
-        assert record.public_key is not None
+        assert p == record.public_key_b64
+        assert isinstance(record.public_key, rsa.RSAPublicKey)
+        assert rsa_key.public_key().public_numbers() == record.public_key.public_numbers()
 
     def test_revoked(self) -> None:
         """An empty p= is a revoked key, not an error."""

@@ -9,10 +9,11 @@ import socket
 from pathlib import Path
 
 import pytest
-from auth_zones import FCRDNS_FAIL_IP, GOOD, Keys
 
 from mailscale import cli
 from mailscale.signing.keys import dns_record, private_key_pem
+
+from .auth_zones import FCRDNS_FAIL_IP, GOOD, Keys
 
 
 def _present(name: str) -> bool:
