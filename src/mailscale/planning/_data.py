@@ -845,6 +845,7 @@ def read_overrides(text: str, *, source: str = "overrides") -> dict[str, Any]:
         PlanningError: the text is not valid TOML.
     """
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise PlanningError(f"{source} is not valid TOML: {exc}", field=source) from None

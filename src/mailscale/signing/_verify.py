@@ -449,6 +449,7 @@ class DKIMVerifier:
         if checked[1] is None:
             raise _Outcome(checked[2], checked[3])
         _, public_key, is_rsa, testing = checked
+        testing = bool(testing)
 
         key = (body_relaxed, -1 if length is None else length)
         found = body_hashes.get(key)
@@ -531,7 +532,8 @@ class DKIMVerifier:
             # as it is.
             cached = self._txt.get(name)
             if cached is not None and cached[1] > time.monotonic():
-                return cached[0]
+                value: list[bytes] | None = cached[0]
+                return value
             if self.resolver is None:
                 self._own_resolver = self.resolver = dns.resolver.Resolver()
         try:

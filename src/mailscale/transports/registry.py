@@ -194,7 +194,7 @@ def _load_plugin(state: _Plugins, name: str) -> type | None:
             return None
         dist = _distribution(ep)
         try:
-            cls = ep.load()
+            cls: type = ep.load()
             check_transport_class(cls, name)
         except Exception as exc:  # a plugin must never break discovery
             error = f"{type(exc).__name__}: {exc}"
