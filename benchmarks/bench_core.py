@@ -47,4 +47,4 @@ def test_gate_relaxed_canonicalization_vs_twin() -> None:
         rounds=5,
         clock="cpu",
     )
-    gate("core canonicalization", r, 0.0)
+    gate("core canonicalization", r, 230.0)

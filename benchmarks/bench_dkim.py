@@ -254,7 +254,7 @@ def own_work(msgs: list[bytes]) -> Callable[[], object]:
         for m in msgs:
             header = core.split_header(m)
             core.body_hash(m, header.body_start, True)
-            for _name, field in header.fields:
+            for _name, field in header.fields():
                 core.canon_header_relaxed(field)
 
     return run
@@ -265,15 +265,15 @@ def own_work(msgs: list[bytes]) -> Callable[[], object]:
 #: build passes and doubling the canonicalization and hashing fails the gates where
 #: that work is a visible share (Ed25519, verification, 100 KB).
 FLOORS: dict[str, float] = {
-    "rsa 2kb text": 0.0, "rsa 20kb text": 0.0, "rsa 100kb text": 0.0,
-    "rsa 2kb html": 0.0, "rsa 20kb html": 0.0, "rsa 100kb html": 0.0,
-    "ed25519 2kb text": 0.0, "ed25519 20kb text": 0.0, "ed25519 100kb text": 0.0,
-    "ed25519 2kb html": 0.0, "ed25519 20kb html": 0.0, "ed25519 100kb html": 0.0,
-    "dkimpy rsa": 0.0, "dkimpy ed25519": 0.0,
-    "verify rsa text": 0.0, "verify rsa html": 0.0,
-    "verify ed25519 text": 0.0, "verify ed25519 html": 0.0,
-    "module verify rsa": 0.0,
-    "compiled canonicalization": 0.0,
+    "rsa 2kb text": 0.78, "rsa 20kb text": 0.79, "rsa 100kb text": 0.76,
+    "rsa 2kb html": 0.79, "rsa 20kb html": 0.76, "rsa 100kb html": 0.79,
+    "ed25519 2kb text": 0.75, "ed25519 20kb text": 0.69, "ed25519 100kb text": 0.63,
+    "ed25519 2kb html": 0.7, "ed25519 20kb html": 0.7, "ed25519 100kb html": 0.71,
+    "dkimpy rsa": 22.0, "dkimpy ed25519": 22.0,
+    "verify rsa text": 0.6, "verify rsa html": 0.57,
+    "verify ed25519 text": 0.72, "verify ed25519 html": 0.69,
+    "module verify rsa": 0.57,
+    "compiled canonicalization": 270.0,
 }
 
 

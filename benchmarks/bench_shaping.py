@@ -116,7 +116,7 @@ class TestGates:
         r = ratio(
             lambda: shaper.acquire_many(_MESSAGES), _limits_three_checks(), rounds=5, clock="cpu"
         )
-        gate("acquire_many vs limits", r, 0.0)
+        gate("acquire_many vs limits", r, 130.0)
 
     def test_single_acquire_vs_naive_bucket(self) -> None:
         """Single-key acquire() from Python beats a naive Python token bucket (>= 1.1x)."""
@@ -133,7 +133,7 @@ class TestGates:
                 bucket.acquire()
 
         r = ratio(ours, naive, rounds=5, clock="cpu")
-        gate("acquire vs naive bucket", r, 0.0)
+        gate("acquire vs naive bucket", r, 2.62)
 
     def test_live_keys_memory(self) -> None:
         """1 M live keys fit in 128 MB of process memory (compiled core)."""
@@ -259,6 +259,6 @@ class TestRedis:
         r_self = ratio(batched, one_at_a_time, **kw) * len(batch) / len(few)
         r_batched = ratio(batched, limits_batch, **kw)
         r_single = ratio(one_at_a_time, limits_few, **kw)
-        gate("redis batched vs one at a time", r_self, 0.0)
-        gate("redis batched vs limits RedisStorage", r_batched, 0.0)
-        gate("redis one at a time vs limits RedisStorage", r_single, 0.0)
+        gate("redis batched vs one at a time", r_self, 3.41)
+        gate("redis batched vs limits RedisStorage", r_batched, 10.0)
+        gate("redis one at a time vs limits RedisStorage", r_single, 0.63)
