@@ -25,7 +25,7 @@ from mailscale.message import Envelope
 from mailscale.transports.mailgun import MailgunTransport
 from mailscale.transports.sendgrid import SendGridTransport
 
-from ._ratio import gate, ratio
+from ._ratio import gates, ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from peers.mailgun_peer import MailgunPeer
@@ -96,8 +96,10 @@ def test_gate_sendgrid_batched_vs_bare_httpx(peer: SendGridPeer) -> None:
     one per send by more than the bare posts do (the outside reference)."""
     batched = sendgrid_ratio(peer, BATCH)
     single = sendgrid_ratio(peer, 1)
-    gate(f"sendgrid {BATCH} per send vs bare httpx", batched, 0.05)
-    gate("sendgrid 1 per send vs bare httpx", single, 0.03)
+    gates(
+        (f"sendgrid {BATCH} per send vs bare httpx", batched, 0.05),
+        ("sendgrid 1 per send vs bare httpx", single, 0.03),
+    )
 
 
 MG_KEY = "key-bench"
@@ -161,9 +163,11 @@ def test_gate_concurrent_calls_hide_provider_latency() -> None:
                 return sorted(out)[len(out) // 2]
 
         r_async = asyncio.run(session())
-    gate("mailgun concurrency 4 vs concurrency 1", r_self, 1.43)
-    gate("mailgun concurrency 4 vs bare httpx on 4 threads", r_four, 0.34)
-    gate("mailgun send_async 8 tasks vs bare httpx.AsyncClient", r_async, 0.43)
+    gates(
+        ("mailgun concurrency 4 vs concurrency 1", r_self, 1.43),
+        ("mailgun concurrency 4 vs bare httpx on 4 threads", r_four, 0.34),
+        ("mailgun send_async 8 tasks vs bare httpx.AsyncClient", r_async, 0.43),
+    )
 
 
 def test_sendgrid_batched(benchmark: pytest.FixtureRequest, peer: SendGridPeer) -> None:
