@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ from mailscale.message import Envelope
 from mailscale.transports.mailgun import MailgunTransport
 from mailscale.transports.sendgrid import SendGridTransport
 
-from ._ratio import best_rate
+from ._ratio import gates, ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from peers.mailgun_peer import MailgunPeer
@@ -65,13 +66,14 @@ def _reference_bodies(transport: SendGridTransport, batch: list[Envelope]) -> li
     return [json.dumps(c.request["json"]).encode() for c in calls]
 
 
-def measure(peer: SendGridPeer, batch_size: int, rounds: int = 3) -> dict[str, float]:
-    """Messages/s through mailscale and through bare httpx with the same bodies."""
+def sendgrid_ratio(peer: SendGridPeer, batch_size: int, rounds: int = 5) -> float:
+    """mailscale over bare httpx posting the same bodies to the same peer (wall clock)."""
     batch = _batch(batch_size)
     with SendGridTransport(KEY, base_url=peer.url) as t, httpx.Client(
         base_url=peer.url, headers={"Authorization": f"Bearer {KEY}",
                                     "Content-Type": "application/json"}) as raw:
         bodies = _reference_bodies(t, batch)
+        assert (batch_size + 999) // 1000 == len(bodies)
 
         def via_mailscale() -> None:
             results = t.send(batch)
@@ -81,33 +83,22 @@ def measure(peer: SendGridPeer, batch_size: int, rounds: int = 3) -> dict[str, f
             for body in bodies:
                 assert 202 == raw.post("/v3/mail/send", content=body).status_code
 
-        kw = {"ops": len(batch), "rounds": rounds, "min_time": 0.1}
-        ms1 = best_rate(via_mailscale, **kw)  # type: ignore[arg-type]
-        ref = best_rate(via_httpx, **kw)  # type: ignore[arg-type]
-        ms2 = best_rate(via_mailscale, **kw)  # type: ignore[arg-type]
+        r = ratio(via_mailscale, via_httpx, rounds=rounds, min_time=0.05, clock="wall")
     peer.requests.clear()
     peer.accepted.clear()
-    ms = max(ms1, ms2)
-    return {"mailscale": ms, "reference": ref, "ratio": ms / ref,
-            "overhead_us": (1 / ms - 1 / ref) * 1e6, "requests": len(bodies)}
+    return r
 
 
 @pytest.mark.gate
 def test_gate_sendgrid_batched_vs_bare_httpx(peer: SendGridPeer) -> None:
-    """Batched SendGrid sends keep a fair share of the bare-HTTP rate to the same peer."""
-    m = measure(peer, BATCH)
-    print(f"\nsendgrid, {BATCH} envelopes per send (1 request): "
-          f"mailscale {m['mailscale']:.0f} msg/s, "
-          f"bare httpx {m['reference']:.0f} msg/s, ratio {m['ratio']:.2f}, "
-          f"transport overhead {m['overhead_us']:.0f} us/message")
-    one = measure(peer, 1, rounds=2)
-    print(f"sendgrid, 1 envelope per send: mailscale {one['mailscale']:.0f} msg/s, "
-          f"bare httpx {one['reference']:.0f} msg/s, ratio {one['ratio']:.2f}")
-    print(f"batching gain (500 per request / 1 per request): "
-          f"{m['mailscale'] / one['mailscale']:.1f}x")
-    assert 1 == m["requests"]
-    assert m["ratio"] >= 0.05
-    assert m["mailscale"] > 5 * one["mailscale"]
+    """SendGrid sends keep a share of the bare-HTTP rate to the same peer, batched
+    (500 envelopes, one request) and one envelope per send (one request each)."""
+    batched = sendgrid_ratio(peer, BATCH)
+    single = sendgrid_ratio(peer, 1)
+    gates(
+        (f"sendgrid {BATCH} per send vs bare httpx", batched, 0.05),
+        ("sendgrid 1 per send vs bare httpx", single, 0.03),
+    )
 
 
 MG_KEY = "key-bench"
@@ -116,35 +107,66 @@ LATENCY = 0.02
 
 @pytest.mark.gate
 def test_gate_concurrent_calls_hide_provider_latency() -> None:
-    """With 20 ms of provider latency, concurrent Mailgun calls beat one at a time (target 4x)."""
+    """With 20 ms of provider latency, concurrent Mailgun calls beat one at a time
+    (target 4x), and keep pace with bare httpx making the same calls as concurrently."""
     batch = _batch(8)
     with MailgunPeer(MG_KEY, ("mail.example.org",)) as peer:
         peer.delay = LATENCY  # type: ignore[attr-defined]
         url = peer.url  # type: ignore[attr-defined]
-        kw = {"ops": len(batch), "rounds": 2, "min_time": 0.05}
-        rates = {}
-        for n in (1, 4):
-            with MailgunTransport(MG_KEY, "mail.example.org", base_url=url, concurrency=n) as t:
-                rates[n] = best_rate(lambda t=t: t.send(batch), **kw)  # type: ignore[arg-type]
+        kw: dict[str, object] = {"rounds": 5, "min_time": 0.05, "clock": "wall"}
+        with MailgunTransport(MG_KEY, "mail.example.org", base_url=url,
+                              concurrency=1) as one, MailgunTransport(
+                MG_KEY, "mail.example.org", base_url=url, concurrency=4) as four:
+            calls, _ = four._plan(batch)
+            assert len(batch) == len(calls)
+            pool = ThreadPoolExecutor(4)
+            with httpx.Client(**four._client_kwargs()) as raw:
+
+                def post(call: object) -> None:
+                    c = call  # a _Call: method, path, request
+                    response = raw.request(c.method, c.path, **c.request)  # type: ignore[attr-defined]
+                    assert 200 == response.status_code
+
+                def bare_four() -> None:
+                    list(pool.map(post, calls))
+
+                r_self = ratio(lambda: four.send(batch), lambda: one.send(batch), **kw)  # type: ignore[arg-type]
+                r_four = ratio(lambda: four.send(batch), bare_four, **kw)  # type: ignore[arg-type]
+            pool.shutdown()
 
         async def session() -> float:
             async with MailgunTransport(MG_KEY, "mail.example.org", base_url=url,
-                                        concurrency=8) as t:
+                                        concurrency=8) as t, httpx.AsyncClient(
+                    **t._client_kwargs()) as raw:
                 await t.send_async(batch)  # open the pooled connections
-                best = float("inf")
-                for _ in range(4):
-                    start = asyncio.get_running_loop().time()
-                    await t.send_async(batch)
-                    best = min(best, asyncio.get_running_loop().time() - start)
-                return len(batch) / best
+                calls, _ = t._plan(batch)
 
-        rates[8] = asyncio.run(session())
-    print(f"\nmailgun, {LATENCY * 1000:.0f} ms provider latency, {len(batch)} envelopes per send: "
-          f"concurrency 1: {rates[1]:.0f} msg/s, 4 threads: {rates[4]:.0f} msg/s "
-          f"({rates[4] / rates[1]:.1f}x), send_async with 8 tasks: {rates[8]:.0f} msg/s "
-          f"({rates[8] / rates[1]:.1f}x)")
-    assert rates[4] >= 2 * rates[1]
-    assert rates[8] >= 1.5 * rates[1]
+                async def bare() -> None:
+                    responses = await asyncio.gather(
+                        *(raw.request(c.method, c.path, **c.request) for c in calls)
+                    )
+                    assert all(200 == x.status_code for x in responses)
+
+                await bare()
+                loop = asyncio.get_running_loop()
+                out = []
+                for i in range(7):
+                    sides = [t.send_async(batch), bare()]
+                    times = []
+                    for coro in sides if i % 2 == 0 else sides[::-1]:
+                        start = loop.time()
+                        await coro
+                        times.append(loop.time() - start)
+                    t_ours, t_bare = times if i % 2 == 0 else times[::-1]
+                    out.append(t_bare / t_ours)
+                return sorted(out)[len(out) // 2]
+
+        r_async = asyncio.run(session())
+    gates(
+        ("mailgun concurrency 4 vs concurrency 1", r_self, 1.43),
+        ("mailgun concurrency 4 vs bare httpx on 4 threads", r_four, 0.34),
+        ("mailgun send_async 8 tasks vs bare httpx.AsyncClient", r_async, 0.43),
+    )
 
 
 def test_sendgrid_batched(benchmark: pytest.FixtureRequest, peer: SendGridPeer) -> None:
