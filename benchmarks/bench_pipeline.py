@@ -153,12 +153,18 @@ def transactional_latency(bulk: int = 5000) -> dict[str, float]:
 
     signer = DKIMSigner("example.com", "bench", generate_key("rsa", 2048))
     sent_at: dict[str, float] = {}
+    bulk_sent = [0]
     done = threading.Event()
 
     def on_event(event: object) -> None:
-        if getattr(event, "kind", None) is EventKind.SENT and "reset" in event.recipients[0]:  # type: ignore[attr-defined]
+        if getattr(event, "kind", None) is not EventKind.SENT:
+            return
+        if "reset" in event.recipients[0]:  # type: ignore[attr-defined]
             sent_at["reset"] = time.monotonic()
+            sent_at["bulk_before"] = bulk_sent[0]
             done.set()
+        else:
+            bulk_sent[0] += 1
 
     envelopes = _envelopes(bulk)
     reset = Envelope(
@@ -168,23 +174,30 @@ def transactional_latency(bulk: int = 5000) -> dict[str, float]:
         sender.submit(envelopes, priority="bulk")
         time.sleep(1.0)
         submitted = time.monotonic()
+        bulk_at_submit = bulk_sent[0]
         sender.submit(reset, priority="transactional")
         done.wait(60)
         left = sender.outbox.stats().depth
         sender.stop(graceful=False)
-    return {"latency": sent_at["reset"] - submitted, "bulk_left": float(left)}
+    return {
+        "latency": sent_at["reset"] - submitted,
+        "bulk_left": float(left),
+        # Bulk messages that went out between the reset's submit and its acceptance.
+        "bulk_ahead": float(sent_at["bulk_before"] - bulk_at_submit),
+    }
 
 
 @pytest.mark.gate
 def test_figure_transactional_during_bulk() -> None:
-    """A password reset submitted during a bulk send goes out within one or two batches."""
+    """A password reset submitted during a bulk send goes out within one or two batches:
+    counted in messages sent ahead of it, not in seconds (the wall time is printed)."""
     figures = transactional_latency()
     print(
         f"\ntransactional during a 5,000-message bulk send: accepted "
-        f"{figures['latency']:.2f} s after submit, {figures['bulk_left']:.0f} bulk messages "
-        "still queued then"
+        f"{figures['latency']:.2f} s after submit, {figures['bulk_ahead']:.0f} bulk messages "
+        f"sent in between, {figures['bulk_left']:.0f} still queued then"
     )
-    assert figures["latency"] < 5.0
+    assert figures["bulk_ahead"] <= 2 * 256  # at most the batch in flight and one more
     assert figures["bulk_left"] > 0
 
 
