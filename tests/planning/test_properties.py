@@ -84,7 +84,10 @@ class TestAnyWorkload:
     @settings(max_examples=40, deadline=None)
     @given(workloads, st.integers(1, 10**12))
     def test_cost_never_decreases_with_volume(self, workload: Workload, other: int) -> None:
-        """For one option, a larger volume never costs less (low and high ends)."""
+        """For one option, a larger volume never costs less in total (low and high ends).
+
+        The infrastructure part alone may fall: the fleet is the cheapest counting upkeep
+        hours, so one larger server at a tiny volume can give way to two smaller ones."""
         low, high = sorted((workload.monthly_volume, other))
         small = plan(attrs.evolve(workload, monthly_volume=low))
         large = plan(attrs.evolve(workload, monthly_volume=high))
@@ -92,7 +95,6 @@ class TestAnyWorkload:
         for option in large.tco:
             if option.option in before:
                 was = before[option.option]
-                assert was.infrastructure_usd[0] <= option.infrastructure_usd[0]
                 assert was.total_usd[0] <= option.total_usd[0]
                 assert was.total_usd[1] <= option.total_usd[1]
 
