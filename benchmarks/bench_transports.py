@@ -161,7 +161,7 @@ def test_gate_transport_layer_overhead() -> None:
         (
             "retry(failover(null)) vs bare results",
             ratio(lambda: stack.send(BATCH), reference, **kw),
-            0.32,
+            0.28,
         ),
     )
 

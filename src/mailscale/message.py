@@ -455,12 +455,20 @@ def ensure_message_id(data: bytes, sender: str) -> tuple[bytes, str]:
     if data.startswith((b"\r\n", b"\n")):
         head = b""  # no header fields at all: what follows the blank line is body
     low = head.lower()
-    if low.startswith(b"message-id") or b"\nmessage-id" in low:
-        found = _MESSAGE_ID_FIELD.search(head)
+    at = 0 if low.startswith(b"message-id") else low.find(b"\nmessage-id") + 1
+    while at > 0 or low.startswith(b"message-id"):
+        # Anchored at the field's line: no scan of the whole header by the regex.
+        found = _MESSAGE_ID_FIELD.match(head, at)
         if found:
-            value = _FOLDED_VALUE.sub(b" ", found.group(1)).strip()
+            value = found.group(1)
+            if b"\n" in value:
+                value = _FOLDED_VALUE.sub(b" ", value)
+            value = value.strip()
             if value:
                 return data, value.decode("ascii", "replace")
+        at = low.find(b"\nmessage-id", at + 1) + 1
+        if at == 0:
+            break
     eol = b"\r\n" if crlf or b"\r\n" in head or b"\n" not in head else b"\n"
     message_id = new_message_id(sender)
     return b"Message-ID: " + message_id.encode("ascii") + eol + data, message_id
