@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -25,6 +28,7 @@ from mailscale.transports.base import (
 from mailscale.transports.dev import MemoryTransport
 
 SECRET = "Sup3r-Secret-Value"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class Recorder(TransportBase):
@@ -183,20 +187,61 @@ class TestTransportBase:
         with pytest.raises(ConfigurationError, match="cannot be configured from a URL"):
             Recorder.from_url(TransportURL.parse("recorder://"))
 
-    def test_protocol_is_satisfied(self) -> None:
-        """TransportBase subclasses satisfy the runtime-checkable Transport protocol."""
-        assert isinstance(Recorder("k"), Transport)
-        assert isinstance(MemoryTransport(), Transport)
+    @pytest.mark.parametrize("make", [lambda: Recorder("k"), MemoryTransport],
+                             ids=["recorder", "memory"])
+    def test_protocol_is_satisfied(self, make: Callable[[], TransportBase]) -> None:
+        """Beyond the names isinstance checks: attribute types, results in order, close."""
+        transport = make()
+        assert isinstance(transport, Transport)
+        assert_transport_contract(transport)
+
+    def test_names_alone_are_not_the_contract(self) -> None:
+        """A class with the right names but a send that drops envelopes fails the contract."""
+
+        class Lossy(Recorder):
+            def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+                return super().send(batch)[:1]
+
+        assert isinstance(Lossy("k"), Transport)  # runtime_checkable sees only the names
+        with pytest.raises(AssertionError):
+            assert_transport_contract(Lossy("k"))
+
+
+def assert_transport_contract(transport: TransportBase) -> None:
+    """Assert what the Transport protocol promises, on a transport that accepts everything."""
+    cls = type(transport)
+    assert isinstance(cls.name, str) and cls.name
+    assert isinstance(cls.schemes, tuple) and all(isinstance(s, str) for s in cls.schemes)
+    assert cls.payload in ("mime", "json")
+    assert isinstance(cls.max_batch, int) and cls.max_batch >= 1
+    assert cls.rate_preset is None or isinstance(cls.rate_preset, str)
+    batch = [make_envelope(f"r{i}@example.net") for i in range(3)]
+    results = transport.send(batch)
+    assert [e.recipients for e in batch] == [r.recipients for r in results]
+    assert all(isinstance(r, SendResult) and r.accepted for r in results)
+    results = asyncio.run(transport.send_async(batch))
+    assert [e.recipients for e in batch] == [r.recipients for r in results]
+    assert [] == transport.send([])
+    with transport as entered:
+        assert transport is entered
 
 
 class TestParsingNeverCrashes:
     @settings(max_examples=300, deadline=None)
     @given(st.text(max_size=80))
     def test_any_text(self, text: str) -> None:
-        """Any string either parses or raises ConfigurationError; redaction never fails."""
-        with contextlib.suppress(ConfigurationError):
-            TransportURL.parse(text)
-        assert isinstance(redact_url(text), str)
+        """Any string parses (its scheme lower-cased) or raises a ConfigurationError naming
+        the transport URL; redaction masks what precedes an '@' of text that is no URL."""
+        try:
+            url = TransportURL.parse(text)
+        except ConfigurationError as exc:
+            assert str(exc).startswith("transport URL ")
+        else:
+            assert text.lower().startswith(url.scheme + ":")
+        redacted = redact_url(text)
+        if "://" not in text and "=" not in text:
+            expected = "***" + text[text.rindex("@"):] if "@" in text else text
+            assert expected == redacted
 
     @settings(max_examples=200, deadline=None)
     @given(
@@ -226,3 +271,15 @@ class TestReprMasking:
 
         text = repr(Custom())
         assert f"Custom(host='h.example', {field}='***', empty_token='')" == text
+
+
+class TestImportCost:
+    @pytest.mark.parametrize("module", ["mailgun", "ses", "sendgrid", "postmark"])
+    def test_provider_transports_do_not_load_smtplib(self, module: str) -> None:
+        """The API transports share the signing glue in transports.base, not the SMTP session."""
+        code = (f"import sys, mailscale.transports.{module}; "
+                "print(sorted(m for m in ('smtplib', 'mailscale.transports._session', "
+                "'mailscale.transports.smtp') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+        assert "[]\n" == out.stdout

@@ -412,7 +412,9 @@ def _raise_indexed(exc: MailscaleError, index: int) -> NoReturn:
     raise indexed from exc
 
 
-Signer: TypeAlias = DKIMSigner | MultiSigner
+#: What the module-level functions accept. The protocol any signer satisfies (``sign(bytes) ->
+#: bytes``) has one home: ``mailscale.transports.Signer``; DKIMSigner and MultiSigner satisfy it.
+DKIMSigners: TypeAlias = DKIMSigner | MultiSigner
 
 
 def _names(value: Iterable[str], what: str) -> tuple[str, ...]:
@@ -430,25 +432,25 @@ def _names(value: Iterable[str], what: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _as_signer(signer: Signer | Sequence[DKIMSigner]) -> Signer:
+def _as_signer(signer: DKIMSigners | Sequence[DKIMSigner]) -> DKIMSigners:
     if isinstance(signer, (DKIMSigner, MultiSigner)):
         return signer
     return MultiSigner(signer)
 
 
-def sign(message: MessageInput, signer: Signer | Sequence[DKIMSigner]) -> bytes:
+def sign(message: MessageInput, signer: DKIMSigners | Sequence[DKIMSigner]) -> bytes:
     """Sign ``message`` with one signer, or with several (dual signing)."""
     return _as_signer(signer).sign(message)
 
 
-def signature_header(message: MessageInput, signer: Signer | Sequence[DKIMSigner]) -> bytes:
+def signature_header(message: MessageInput, signer: DKIMSigners | Sequence[DKIMSigner]) -> bytes:
     """Return the DKIM-Signature field(s) ``signer`` makes for ``message``."""
     return _as_signer(signer).signature_header(message)
 
 
 def sign_batch(
     messages: Iterable[MessageInput],
-    signer: Signer | Sequence[DKIMSigner],
+    signer: DKIMSigners | Sequence[DKIMSigner],
     workers: int | None = None,
 ) -> list[bytes]:
     """Sign many messages; ``workers`` > 1 uses that many threads."""

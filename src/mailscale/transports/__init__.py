@@ -10,7 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mailscale.transports.base import Transport, TransportBase, TransportURL, redact_url
+from mailscale.transports.base import (
+    Signer,
+    Transport,
+    TransportBase,
+    TransportURL,
+    message_bytes,
+    redact_url,
+    signed_bytes,
+)
 from mailscale.transports.composite import FailoverTransport, RoundRobinTransport
 from mailscale.transports.dev import FileTransport, MemoryTransport, NullTransport
 from mailscale.transports.registry import (
@@ -32,13 +40,16 @@ __all__ = [
     "RetryingTransport",
     "RoundRobinTransport",
     "SMTPTransport",
+    "Signer",
     "Transport",
     "TransportBase",
     "TransportInfo",
     "TransportURL",
     "available_transports",
     "get_transport_class",
+    "message_bytes",
     "redact_url",
+    "signed_bytes",
     "transport_from_url",
     "transport_tls",
 ]

@@ -16,10 +16,20 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import attrs
 
-from mailscale.errors import ConfigurationError
-from mailscale.message import Envelope, SendResult
+from mailscale.errors import ConfigurationError, InvalidMessage, MailscaleError
+from mailscale.message import Envelope, SendResult, SendStatus
 
-__all__ = ["Transport", "TransportBase", "TransportURL", "is_secret_option", "redact_url"]
+__all__ = [
+    "Signer",
+    "Transport",
+    "TransportBase",
+    "TransportURL",
+    "check_signer",
+    "is_secret_option",
+    "message_bytes",
+    "redact_url",
+    "signed_bytes",
+]
 
 _REDACTED = "***"
 
@@ -48,6 +58,84 @@ def _frozen(value: Mapping[str, str]) -> Mapping[str, str]:
 def is_secret_option(name: str) -> bool:
     """True when a URL query option named *name* carries a secret (and is redacted)."""
     return bool(_SECRET_OPTION.search(name))
+
+
+class Signer(Protocol):
+    """Anything that DKIM-signs a message: ``sign(bytes) -> bytes``.
+
+    :class:`mailscale.signing.DKIMSigner` is one; ``mailscale.signing.Signer`` is this
+    same protocol. Raw-MIME transports (SMTP, MX, Mailgun, SES) apply it to every message.
+    """
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def check_signer(signer: object, transport: str) -> None:
+    """Raise ``ConfigurationError`` unless *signer* is None or has ``sign(bytes) -> bytes``."""
+    if signer is not None and not callable(getattr(signer, "sign", None)):
+        raise ConfigurationError(f"{transport}: signer must have a sign(bytes) -> bytes method")
+
+
+def _line_ends_ok(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+def signed_bytes(env: Envelope, signer: Signer | None) -> bytes:
+    """*env*'s wire bytes, DKIM-signed when *signer* is given.
+
+    Raises:
+        InvalidMessage: the message cannot be serialized or the signer failed
+            (whatever it raised: one message's failure must not abort a batch).
+    """
+    data = env.to_bytes()
+    if signer is None:
+        return data
+    try:
+        signed = signer.sign(data)
+        if not isinstance(signed, (bytes, bytearray)):
+            raise TypeError(f"sign() returned {type(signed).__name__}, not bytes")
+    except Exception as exc:
+        what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
+        raise InvalidMessage(f"signing failed: {what}") from None
+    return bytes(signed)
+
+
+def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes | SendResult:
+    """The bytes to send (signed when a signer is attached), or a rejected result."""
+    try:
+        data = env.to_bytes()
+    except MailscaleError as exc:  # an EmailMessage changed into something unsendable
+        return SendResult(
+            status=SendStatus.REJECTED,
+            recipients=env.recipients,
+            transport=transport,
+            status_text=str(exc),
+            idempotency_key=env.idempotency_key,
+        )
+    if not _line_ends_ok(data):
+        return SendResult(
+            status=SendStatus.REJECTED,
+            recipients=env.recipients,
+            transport=transport,
+            status_text="the message has a bare CR or LF; SMTP needs CRLF line ends "
+            "(RFC 5321 section 2.3.8); it is not rewritten so a signature stays valid",
+            idempotency_key=env.idempotency_key,
+        )
+    if signer is not None:
+        try:
+            data = signer.sign(data)
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"sign() returned {type(data).__name__}, not bytes")
+        except Exception as exc:
+            what = str(exc) if isinstance(exc, MailscaleError) else f"{type(exc).__name__}: {exc}"
+            return SendResult(
+                status=SendStatus.REJECTED,
+                recipients=env.recipients,
+                transport=transport,
+                status_text=f"signing failed: {what}",
+                idempotency_key=env.idempotency_key,
+            )
+    return data
 
 
 @runtime_checkable

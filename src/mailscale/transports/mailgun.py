@@ -26,8 +26,7 @@ from mailscale.transports._http import (
     json_or_none,
     status_for_http,
 )
-from mailscale.transports.base import TransportURL, redact_url
-from mailscale.transports.smtp import Signer, check_signer, signed_bytes
+from mailscale.transports.base import Signer, TransportURL, check_signer, redact_url, signed_bytes
 
 __all__ = ["MailgunTransport"]
 

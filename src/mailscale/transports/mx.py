@@ -37,21 +37,19 @@ from mailscale.errors import (
     TransportTimeout,
 )
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
-from mailscale.transports.base import TransportBase, TransportURL
-from mailscale.transports.smtp import (
+from mailscale.transports._session import (
     Connection,
+    Dropped,
     Pool,
-    Signer,
     TLSHandshakeError,
-    _Dropped,
     build_result,
     check_helo_name,
     check_source_ip,
     dropped_result,
     make_ssl_context,
-    message_bytes,
     open_connection,
 )
+from mailscale.transports.base import Signer, TransportBase, TransportURL, message_bytes
 
 __all__ = ["IPChooser", "MXTransport", "Route"]
 
@@ -453,7 +451,7 @@ class MXTransport(TransportBase):
                     self._down[address] = self._clock() + self.down_for
             except TransportError as exc:
                 failures.append(f"{route.host}[{address}]: {exc}")
-            except _Dropped as exc:
+            except Dropped as exc:
                 if exc.possibly_delivered:
                     # The exchanger may have taken the message: another one must not
                     # get a second copy. Deferred, marked, for a later single retry.
@@ -496,7 +494,7 @@ class MXTransport(TransportBase):
 
         Raises:
             TransportError: the exchanger could not be reached (try the next).
-            _Dropped: the connection broke or timed out (try the next, unless
+            Dropped: the connection broke or timed out (try the next, unless
                 ``possibly_delivered``: it broke after the final dot).
         """
         key = (address, self.port, source)
@@ -515,7 +513,7 @@ class MXTransport(TransportBase):
         finally:
             self._pool.release(key, conn)
         if reply is None and rcpts and all(r.status_code == 421 for r in rcpts):
-            raise _Dropped("RCPT", "421 service closing")
+            raise Dropped("RCPT", "421 service closing")
         return build_result(
             env, rcpts, reply, transport=self.name, latency=time.perf_counter() - start
         )

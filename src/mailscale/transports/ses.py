@@ -39,8 +39,14 @@ from mailscale.transports._http import (
     rate_limit_headers,
     retry_after_from,
 )
-from mailscale.transports.base import TransportBase, TransportURL, redact_url
-from mailscale.transports.smtp import Signer, check_signer, signed_bytes
+from mailscale.transports.base import (
+    Signer,
+    TransportBase,
+    TransportURL,
+    check_signer,
+    redact_url,
+    signed_bytes,
+)
 
 __all__ = ["SESTransport", "error_status"]
 
