@@ -105,6 +105,6 @@ class TestSignerOption:
     def test_ses_request_carries_signed_bytes(self) -> None:
         """SES's Content.Raw.Data is the signer's output, and it verifies."""
         t = SESTransport(region="eu-west-1", signer=signer())
-        data = t.request_for(envelope())["Content"]["Raw"]["Data"]
+        data = t.build_payload(envelope())["Content"]["Raw"]["Data"]
         t.close()
         assert_verifies(data)

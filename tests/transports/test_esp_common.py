@@ -243,7 +243,7 @@ class TestRedaction:
 
 async def _send_async(t: Any) -> list[Any]:
     res: list[Any] = await t.send_async([make_envelope()])
-    await t.aclose()
+    await t.close_async()
     return res
 
 

@@ -146,14 +146,14 @@ class TestRequestShape:
     def test_unpreparable_message_rejected(self, peer: MailgunPeer, transport: MailgunTransport,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
         """A message that cannot be prepared is rejected; the rest of the batch is sent."""
-        build = MailgunTransport.build_form
+        build = MailgunTransport.build_payload
 
         def failing(self: MailgunTransport, env: Envelope) -> object:
             if env.recipients == ("bad@example.com",):
                 raise InvalidMessage("message: cannot be serialized")
             return build(self, env)
 
-        monkeypatch.setattr(MailgunTransport, "build_form", failing)
+        monkeypatch.setattr(MailgunTransport, "build_payload", failing)
         bad, good = transport.send([raw_envelope(("bad@example.com",)), raw_envelope()])
         assert (SendStatus.REJECTED, "local") == (bad.status, bad.status_code)
         assert "message cannot be prepared: message: cannot be serialized" == bad.status_text

@@ -15,7 +15,7 @@ from mailscale.errors import ConfigurationError, TransportAuthError
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports._http import MAYBE_DELIVERED
 from mailscale.transports.base import Transport, TransportURL
-from mailscale.transports.postmark import PostmarkTransport, error_code_status
+from mailscale.transports.postmark import PostmarkTransport, status_for_error_code
 from peers.esp_base import Reply
 from peers.esp_messages import make_envelope, make_message, named_envelope
 from peers.postmark_peer import PostmarkPeer
@@ -65,7 +65,7 @@ class TestContract:
         (429, SendStatus.DEFERRED)])
     def test_error_code_mapping(self, code: int, status: SendStatus) -> None:
         """Postmark ErrorCodes map to accepted / deferred / rejected."""
-        assert status == error_code_status(code)
+        assert status == status_for_error_code(code)
 
 
 class TestSingle:

@@ -19,7 +19,7 @@ from mailscale.errors import (
 from mailscale.message import Envelope, SendStatus
 from mailscale.transports._http import MAYBE_DELIVERED
 from mailscale.transports.base import Transport, TransportURL
-from mailscale.transports.ses import SESTransport, error_status
+from mailscale.transports.ses import SESTransport, status_for_error
 from peers.esp_base import Recorded, Reply
 from peers.esp_messages import make_envelope
 from peers.ses_peer import MotoSES, SESErrorPeer
@@ -117,7 +117,7 @@ class TestContract:
     ])
     def test_error_mapping(self, code: str, http: int, status: SendStatus) -> None:
         """SES error codes map to rejected or deferred."""
-        assert status == error_status(code, http)
+        assert status == status_for_error(code, http)
 
 
 class TestMoto:
@@ -323,7 +323,7 @@ class TestTags:
         """Tags and metadata made of letters, digits, '_' and '-' become EmailTags."""
         env = raw_envelope(tags=("welcome-1",), metadata={"campaign_id": "c-42"})
         assert [{"Name": "campaign_id", "Value": "c-42"}, {"Name": "welcome-1", "Value": "true"}] \
-            == transport.request_for(env)["EmailTags"]
+            == transport.build_payload(env)["EmailTags"]
         [result] = transport.send([env])
         assert result.accepted
 

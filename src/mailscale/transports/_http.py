@@ -1,6 +1,6 @@
 """Shared machinery of the HTTP provider transports (SendGrid, Mailgun, Postmark).
 
-Each transport turns a batch of envelopes into a list of :class:`_Call`
+Each transport turns a batch of envelopes into a list of :class:`Call`
 objects (one HTTP request and the envelopes it carries) and maps each
 response back to one :class:`SendResult` per envelope. This module runs the
 calls through one pooled ``httpx.Client`` (or, for :meth:`send_async`, one
@@ -27,11 +27,12 @@ import email.utils
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 from urllib.parse import urlsplit
 
 import attrs
@@ -57,6 +58,8 @@ MAYBE_DELIVERED = "it may or may not have been delivered"
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Call",
+    "LocalResult",
     "MAYBE_DELIVERED",
     "PREPARE_ERRORS",
     "HTTPTransportBase",
@@ -67,6 +70,11 @@ __all__ = [
 ]
 
 _log = get_logger("mailscale.transports")
+
+#: A performed request: the call, its response or network error, and its latency in seconds.
+Outcome: TypeAlias = "tuple[Call, httpx.Response | httpx.HTTPError, float]"
+#: The sans-IO exchange: yields the calls to perform, receives their outcomes, returns results.
+Exchange: TypeAlias = "Generator[list[Call], list[Outcome], list[SendResult]]"
 
 #: Connect 5 s, write 30 s, read 30 s, wait for a pooled connection 10 s.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
@@ -173,18 +181,22 @@ def http_url_options(url: TransportURL, known: Iterable[str] = ()) -> dict[str, 
 
 
 @attrs.frozen(kw_only=True)
-class _Call:
-    """One HTTP request and the envelopes (indices into the batch) it carries."""
+class Call:
+    """One HTTP request and the envelopes (indices into the batch) it carries.
+
+    ``parse_response(response, latency)`` turns the provider's answer into
+    ``(index, result)`` pairs for those envelopes.
+    """
 
     method: str
     path: str
     indices: tuple[int, ...]
     request: Mapping[str, Any]
-    interpret: Callable[[httpx.Response, float], list[tuple[int, SendResult]]]
+    parse_response: Callable[[httpx.Response, float], list[tuple[int, SendResult]]]
 
 
 @attrs.frozen(kw_only=True)
-class _Local:
+class LocalResult:
     """A result decided before any request (a limit the provider would refuse)."""
 
     index: int
@@ -272,7 +284,7 @@ class HTTPTransportBase(TransportBase):
     def _auth(self) -> httpx.Auth | None:
         return None
 
-    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[Call], list[LocalResult]]:
         """Split *batch* into requests, and results decided locally."""
         raise NotImplementedError  # pragma: no cover
 
@@ -315,7 +327,7 @@ class HTTPTransportBase(TransportBase):
             raise TransportError(f"{self.name} transport is closed", provider=self.name)
 
     def close(self) -> None:
-        """Close the pooled clients. In asyncio code prefer ``await aclose()``."""
+        """Close the pooled clients. In asyncio code prefer ``await close_async()``."""
         self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
@@ -332,7 +344,7 @@ class HTTPTransportBase(TransportBase):
             else:
                 loop.run_until_complete(aclient.aclose())
 
-    async def aclose(self) -> None:
+    async def close_async(self) -> None:
         """Close the pooled clients from asyncio code."""
         if self._aclient is not None:
             aclient, self._aclient, self._aloop = self._aclient, None, None
@@ -353,21 +365,94 @@ class HTTPTransportBase(TransportBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self.close_async()
+
+    async def aclose(self) -> None:
+        """Deprecated alias of :meth:`close_async`."""
+        warnings.warn("HTTPTransportBase.aclose() is deprecated and will be removed in the next "
+                      "release; use close_async()", DeprecationWarning, stacklevel=2)
+        await self.close_async()
 
     def _repr_fields(self) -> Mapping[str, Any]:
         return {"base_url": redact_url(self.base_url)}
 
     # -- sending -----------------------------------------------------------
+    #
+    # One implementation for both paths, as httpcore does: _exchange is a generator
+    # that plans the requests, yields them, receives their outcomes and returns the
+    # results, without doing any I/O. send() and send_async() only perform the
+    # requests it yields, on httpx.Client or httpx.AsyncClient.
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; one result per envelope, in order."""
-        calls, results = self._begin(batch)
-        if not calls:
-            return [r for r in results if r is not None]
+        exchange = self._exchange(batch)
+        try:
+            calls = next(exchange)
+            while True:
+                calls = exchange.send(self._perform(calls))
+        except StopIteration as done:
+            results: list[SendResult] = done.value
+            return results
+
+    async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
+        exchange = self._exchange(batch)
+        try:
+            calls = next(exchange)
+        except StopIteration as done:
+            results: list[SendResult] = done.value
+            return results
+        client, owned = await self._async_client()
+        try:
+            while True:
+                outcomes = await self._perform_async(client, calls)
+                try:
+                    calls = exchange.send(outcomes)
+                except StopIteration as done:
+                    results = done.value
+                    return results
+        finally:
+            if owned:
+                await client.aclose()
+
+    def _exchange(self, batch: Sequence[Envelope]) -> Exchange:
+        """Plan *batch*, yield its requests, receive their outcomes, return its results.
+
+        Envelopes that :meth:`_send_again` names go once more, at once, in a
+        second round; if that round fails as a whole they keep their first results.
+        """
+        results = yield from self._round(batch)
+        again = self._send_again(results)
+        if again:
+            try:
+                retried = yield from self._round([batch[i] for i in again])
+            except TransportError:
+                return results  # the first round's results must not be lost
+            for i, result in zip(again, retried, strict=True):
+                results[i] = result
+        return results
+
+    def _round(self, batch: Sequence[Envelope]) -> Exchange:
+        """One round of requests for *batch* (see :meth:`_exchange`)."""
+        self._check_open()
+        calls, local = self._plan(batch)
+        results: list[SendResult | None] = [None] * len(batch)
+        for item in local:
+            results[item.index] = item.result
+        if calls:
+            outcomes = yield calls
+            self._collect(outcomes, batch, results)
+        return [r for r in results if r is not None]
+
+    def _send_again(self, results: Sequence[SendResult]) -> list[int]:
+        """Indices of envelopes to send once more at once (held back by another's error)."""
+        return []
+
+    def _perform(self, calls: list[Call]) -> list[Outcome]:
+        """Perform *calls* on the pooled ``httpx.Client`` (worker threads when several)."""
         client = self._sync_client()
 
-        def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
+        def one(call: Call) -> Outcome:
             start = time.perf_counter()
             try:
                 response = client.request(call.method, call.path, **call.request)
@@ -376,20 +461,23 @@ class HTTPTransportBase(TransportBase):
             return call, response, time.perf_counter() - start
 
         if len(calls) == 1 or self.concurrency == 1:
-            outcomes = [one(c) for c in calls]
-        else:
-            outcomes = list(self._executor().map(one, calls))
-        self._collect(outcomes, batch, results)
-        return [r for r in results if r is not None]
+            return [one(c) for c in calls]
+        return list(self._executor().map(one, calls))
 
-    def _begin(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[SendResult | None]]:
-        """The requests for *batch*, and its results slots with the local decisions filled in."""
-        self._check_open()
-        calls, local = self._plan(batch)
-        results: list[SendResult | None] = [None] * len(batch)
-        for item in local:
-            results[item.index] = item.result
-        return calls, results
+    async def _perform_async(self, client: httpx.AsyncClient, calls: list[Call]) -> list[Outcome]:
+        """Perform *calls* on *client*, ``concurrency`` at once."""
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(call: Call) -> Outcome:
+            async with gate:
+                start = time.perf_counter()
+                try:
+                    response = await client.request(call.method, call.path, **call.request)
+                except httpx.HTTPError as exc:
+                    return call, exc, time.perf_counter() - start
+                return call, response, time.perf_counter() - start
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
 
     def _executor(self) -> ThreadPoolExecutor:
         """Worker threads for :meth:`send` when a batch needs several requests."""
@@ -401,7 +489,7 @@ class HTTPTransportBase(TransportBase):
 
     def _collect(
         self,
-        outcomes: Sequence[tuple[_Call, httpx.Response | httpx.HTTPError, float]],
+        outcomes: Sequence[Outcome],
         batch: Sequence[Envelope],
         results: list[SendResult | None],
     ) -> None:
@@ -417,43 +505,9 @@ class HTTPTransportBase(TransportBase):
             else:
                 self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
 
-    async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
-        """Send *batch* natively on asyncio (``httpx.AsyncClient``), ``concurrency`` at once."""
-        calls, results = self._begin(batch)
-        if not calls:
-            return [r for r in results if r is not None]
-        client, owned = await self._async_client()
-        try:
-            return await self._send_calls_async(client, calls, batch, results)
-        finally:
-            if owned:
-                await client.aclose()
-
-    async def _send_calls_async(
-        self,
-        client: httpx.AsyncClient,
-        calls: list[_Call],
-        batch: Sequence[Envelope],
-        results: list[SendResult | None],
-    ) -> list[SendResult]:
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(call: _Call) -> tuple[_Call, httpx.Response | httpx.HTTPError, float]:
-            async with gate:
-                start = time.perf_counter()
-                try:
-                    response = await client.request(call.method, call.path, **call.request)
-                except httpx.HTTPError as exc:
-                    return call, exc, time.perf_counter() - start
-                return call, response, time.perf_counter() - start
-
-        outcomes = await asyncio.gather(*(one(c) for c in calls))
-        self._collect(outcomes, batch, results)
-        return [r for r in results if r is not None]
-
     def _apply(
         self,
-        call: _Call,
+        call: Call,
         response: httpx.Response,
         latency: float,
         batch: Sequence[Envelope],
@@ -479,7 +533,7 @@ class HTTPTransportBase(TransportBase):
                 recipients=recipients,
             )
         try:
-            interpreted = call.interpret(response, latency)
+            interpreted = call.parse_response(response, latency)
         except Exception as exc:  # a hostile answer must not lose the batch's other results
             _log.warning("transport.answer_unreadable", provider=self.name,
                          status=response.status_code, error=type(exc).__name__)
@@ -495,7 +549,7 @@ class HTTPTransportBase(TransportBase):
     def _network_failure(
         self,
         exc: httpx.HTTPError,
-        call: _Call,
+        call: Call,
         batch: Sequence[Envelope],
         results: list[SendResult | None],
         *,
@@ -571,13 +625,13 @@ class HTTPTransportBase(TransportBase):
                               status_text=f"{reason}; {MAYBE_DELIVERED}")
         return attrs.evolve(result, possibly_delivered=True)
 
-    def _unreadable(self, index: int, env: Envelope, exc: Exception) -> _Local:
+    def _unreadable(self, index: int, env: Envelope, exc: Exception) -> LocalResult:
         """A message that cannot be turned into a request: rejected, never raised."""
         what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
         return self._local_reject(index, env, f"message cannot be prepared: {what}")
 
-    def _local_reject(self, index: int, env: Envelope, reason: str) -> _Local:
-        return _Local(
+    def _local_reject(self, index: int, env: Envelope, reason: str) -> LocalResult:
+        return LocalResult(
             index=index,
             result=SendResult(
                 status=SendStatus.REJECTED,

@@ -48,7 +48,7 @@ __all__ = [
     "make_ssl_context",
     "open_connection",
     "setup_error",
-    "status_of",
+    "status_for_reply",
 ]
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)")
@@ -71,7 +71,7 @@ def make_ssl_context(*, verify: bool = True, cafile: str | None = None) -> ssl.S
         raise ConfigurationError(f"cannot load CA file {cafile!r}: {exc}") from None
 
 
-def status_of(code: int) -> SendStatus:
+def status_for_reply(code: int) -> SendStatus:
     """Map an SMTP reply code to a status: 2xx accepted, 5xx rejected, else deferred.
 
     Only a 2xx is a yes; 4xx is a transient no, and a reply that is neither
@@ -268,7 +268,7 @@ class Connection:
                 return [
                     RecipientResult(
                         recipient=r,
-                        status=status_of(code),
+                        status=status_for_reply(code),
                         status_code=code,
                         status_text=f"MAIL FROM: {text}",
                         enhanced_status=_enhanced(text),
@@ -300,7 +300,7 @@ class Connection:
                 results.append(
                     RecipientResult(
                         recipient=rcpt,
-                        status=status_of(code),
+                        status=status_for_reply(code),
                         status_code=code,
                         status_text=text,
                         enhanced_status=_enhanced(text),
@@ -705,7 +705,7 @@ def build_result(
     possibly = False
     if data_reply is not None:
         code, text = data_reply
-        final = status_of(code)
+        final = status_for_reply(code)
         # A reply that is neither yes nor no, after the whole message: unknown.
         possibly = not (200 <= code < 300 or 400 <= code < 600)
         if final is not SendStatus.ACCEPTED:

@@ -8,7 +8,7 @@ message) and metadata becomes ``v:`` variables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import httpx
@@ -16,11 +16,12 @@ import httpx
 from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.transports._compat import deprecated_method
 from mailscale.transports._http import (
     PREPARE_ERRORS,
+    Call,
     HTTPTransportBase,
-    _Call,
-    _Local,
+    LocalResult,
     credential_from_url,
     http_url_options,
     json_or_none,
@@ -103,7 +104,7 @@ class MailgunTransport(HTTPTransportBase):
     def _repr_fields(self) -> dict[str, Any]:
         return {"domain": self.domain, "region": self.region, "base_url": redact_url(self.base_url)}
 
-    def build_form(self, env: Envelope) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    def build_payload(self, env: Envelope) -> tuple[dict[str, list[str]], dict[str, Any]]:
         """The form fields (repeated names as lists) and the ``message`` file part for *env*."""
         fields: dict[str, list[str]] = {"to": list(env.recipients)}
         if env.tags:
@@ -116,9 +117,9 @@ class MailgunTransport(HTTPTransportBase):
         files = {"message": ("message.mime", data, "message/rfc822")}
         return fields, files
 
-    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
-        calls: list[_Call] = []
-        local: list[_Local] = []
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[Call], list[LocalResult]]:
+        calls: list[Call] = []
+        local: list[LocalResult] = []
         path = f"/v3/{self.domain}/messages.mime"
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
@@ -131,37 +132,44 @@ class MailgunTransport(HTTPTransportBase):
                     i, env, f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message"))
                 continue
             try:
-                fields, files = self.build_form(env)
+                fields, files = self.build_payload(env)
             except PREPARE_ERRORS as exc:
                 local.append(self._unreadable(i, env, exc))
                 continue
-            calls.append(_Call(method="POST", path=path, indices=(i,),
+            calls.append(Call(method="POST", path=path, indices=(i,),
                                request={"data": fields, "files": files},
-                               interpret=self._interpreter(i, batch)))
+                               parse_response=self._response_parser(i, batch)))
         return calls, local
 
-    def _interpreter(self, index: int, batch: Sequence[Envelope]) -> Any:
-        def interpret(response: httpx.Response, latency: float) -> list[tuple[int, SendResult]]:
-            env = batch[index]
-            status = status_for_http(response.status_code)
-            data = json_or_none(response)
-            mid = data.get("id") if isinstance(data, dict) else None
-            if status is SendStatus.ACCEPTED and (not isinstance(mid, str) or not mid):
-                # Mailgun's success answer is {"id": ..., "message": ...}; anything else (an
-                # HTML page from a proxy, a truncated body) does not say the message was queued.
-                what = "not JSON" if data is None else 'no "id"'
-                _log.warning("transport.answer_unreadable", provider=self.name,
-                             status=response.status_code, problem=what)
-                return [(index, self._unsure(
-                    env, response, latency,
-                    f"Mailgun's HTTP {response.status_code} answer could not be read ({what})"))]
-            text = ""
-            if isinstance(data, dict):
-                text = str(data.get("message", ""))
-            if not text:
-                text = response.text.strip()[:200] or response.reason_phrase
-            return [(index, self._result(
-                env, status, response=response, latency=latency,
-                message_id=mid if status is SendStatus.ACCEPTED else None, status_text=text))]
+    def _response_parser(
+        self, index: int, batch: Sequence[Envelope]
+    ) -> Callable[[httpx.Response, float], list[tuple[int, SendResult]]]:
+        """The ``parse_response`` of the call carrying ``batch[index]``."""
+        return lambda response, latency: self._parse_response(response, latency, index, batch)
 
-        return interpret
+    def _parse_response(self, response: httpx.Response, latency: float, index: int,
+                        batch: Sequence[Envelope]) -> list[tuple[int, SendResult]]:
+        """Mailgun's answer to one message: ``{"id": ..., "message": ...}`` when queued."""
+        env = batch[index]
+        status = status_for_http(response.status_code)
+        data = json_or_none(response)
+        mid = data.get("id") if isinstance(data, dict) else None
+        if status is SendStatus.ACCEPTED and (not isinstance(mid, str) or not mid):
+            # Mailgun's success answer is {"id": ..., "message": ...}; anything else (an
+            # HTML page from a proxy, a truncated body) does not say the message was queued.
+            what = "not JSON" if data is None else 'no "id"'
+            _log.warning("transport.answer_unreadable", provider=self.name,
+                         status=response.status_code, problem=what)
+            return [(index, self._unsure(
+                env, response, latency,
+                f"Mailgun's HTTP {response.status_code} answer could not be read ({what})"))]
+        text = ""
+        if isinstance(data, dict):
+            text = str(data.get("message", ""))
+        if not text:
+            text = response.text.strip()[:200] or response.reason_phrase
+        return [(index, self._result(
+            env, status, response=response, latency=latency,
+            message_id=mid if status is SendStatus.ACCEPTED else None, status_text=text))]
+
+    build_form = deprecated_method("build_form", "build_payload")

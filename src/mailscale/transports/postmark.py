@@ -21,12 +21,13 @@ import httpx
 from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus, overall_status
+from mailscale.transports._compat import deprecated_method, module_getattr
 from mailscale.transports._http import (
     MAYBE_DELIVERED,
     PREPARE_ERRORS,
+    Call,
     HTTPTransportBase,
-    _Call,
-    _Local,
+    LocalResult,
     credential_from_url,
     http_url_options,
     json_or_none,
@@ -35,7 +36,7 @@ from mailscale.transports._http import (
 from mailscale.transports._mime import BodyCache, decompose, format_address, split_recipients
 from mailscale.transports.base import TransportURL, redact_url
 
-__all__ = ["PostmarkTransport", "error_code_status"]
+__all__ = ["PostmarkTransport", "status_for_error_code"]
 
 _log = get_logger("mailscale.transports")
 
@@ -60,7 +61,7 @@ def _encode(msg: dict[str, Any]) -> bytes:
     return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def error_code_status(code: int) -> SendStatus:
+def status_for_error_code(code: int) -> SendStatus:
     """Map a Postmark ``ErrorCode`` to a status (0 accepted, 100/429 deferred, else rejected)."""
     if code == 0:
         return SendStatus.ACCEPTED
@@ -113,7 +114,7 @@ class PostmarkTransport(HTTPTransportBase):
     def _repr_fields(self) -> dict[str, Any]:
         return {"message_stream": self.message_stream, "base_url": redact_url(self.base_url)}
 
-    def build_messages(self, env: Envelope) -> list[dict[str, Any]]:
+    def build_payload(self, env: Envelope) -> list[dict[str, Any]]:
         """The Postmark messages for *env*: one, or one per recipient when all are hidden."""
         return [msg for msg, _ in self._messages(env)]
 
@@ -162,8 +163,8 @@ class PostmarkTransport(HTTPTransportBase):
             out.append((msg, (*to, *cc, *bcc)))
         return out
 
-    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
-        local: list[_Local] = []
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[Call], list[LocalResult]]:
+        local: list[LocalResult] = []
         # Per envelope: its index, the recipients of each of its messages, their JSON.
         planned: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         limit = self.max_request_bytes
@@ -196,7 +197,7 @@ class PostmarkTransport(HTTPTransportBase):
         if len(planned) == 1 and len(planned[0][1]) == 1:
             index, [rcpts], [body] = planned[0]
             return [self._call("/email", body, [(index, [rcpts])], batch)], local
-        calls: list[_Call] = []
+        calls: list[Call] = []
         chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         count = size = 0
         for index, copies, encoded in planned:
@@ -212,21 +213,23 @@ class PostmarkTransport(HTTPTransportBase):
         return calls, local
 
     def _batch_call(self, chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]],
-                    batch: Sequence[Envelope]) -> _Call:
+                    batch: Sequence[Envelope]) -> Call:
         body = b"[" + b",".join(e for _, _, encoded in chunk for e in encoded) + b"]"
         return self._call("/email/batch", body, [(i, rcpts) for i, rcpts, _ in chunk], batch)
 
-    def _call(self, path: str, body: bytes, layout: _Layout, batch: Sequence[Envelope]) -> _Call:
+    def _call(self, path: str, body: bytes, layout: _Layout, batch: Sequence[Envelope]) -> Call:
         """A request; *layout* gives, per envelope in order, the recipients of each message."""
         single = path == "/email"
 
-        def interpret(response: httpx.Response, latency: float) -> list[tuple[int, SendResult]]:
-            return self._interpret(response, latency, layout, batch, single)
+        def parse_response(response: httpx.Response,
+                           latency: float) -> list[tuple[int, SendResult]]:
+            return self._parse_response(response, latency, layout, batch, single)
 
-        return _Call(method="POST", path=path, indices=tuple(i for i, _ in layout),
-                     request={"content": body, "headers": _JSON}, interpret=interpret)
+        return Call(method="POST", path=path, indices=tuple(i for i, _ in layout),
+                     request={"content": body, "headers": _JSON},
+                    parse_response=parse_response)
 
-    def _interpret(self, response: httpx.Response, latency: float,
+    def _parse_response(self, response: httpx.Response, latency: float,
                    layout: _Layout, batch: Sequence[Envelope],
                    single: bool) -> list[tuple[int, SendResult]]:
         data = json_or_none(response)
@@ -291,7 +294,7 @@ class PostmarkTransport(HTTPTransportBase):
                 per_rcpt.extend(RecipientResult(recipient=r, status=SendStatus.DEFERRED,
                                                 status_text=texts[-1]) for r in rcpts)
                 continue
-            status = error_code_status(code)
+            status = status_for_error_code(code)
             statuses.append(status)
             codes.append(code)
             texts.append(str(entry.get("Message", "")))
@@ -311,6 +314,9 @@ class PostmarkTransport(HTTPTransportBase):
         return attrs.evolve(result, possibly_delivered=True) if unsure else result
 
 
+    build_messages = deprecated_method("build_messages", "build_payload")
+
+
 def _shape_problem(data: Any, single: bool, count: int) -> str:
     """What is wrong with a 2xx answer that is neither an entry nor a list of them."""
     if data is None:
@@ -328,3 +334,8 @@ def _error_code(entry: Any) -> int | None:
     """An answer's ``ErrorCode`` when it is an integer, else None (it cannot be read)."""
     code = entry.get("ErrorCode") if isinstance(entry, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+__getattr__ = module_getattr(
+    __name__, {"error_code_status": "mailscale.transports.postmark:status_for_error_code"}
+)

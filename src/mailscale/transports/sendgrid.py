@@ -23,13 +23,13 @@ from typing import Any, ClassVar
 
 import httpx
 
-from mailscale.errors import ConfigurationError, TransportError
+from mailscale.errors import ConfigurationError
 from mailscale.message import Envelope, SendResult, SendStatus
 from mailscale.transports._http import (
     PREPARE_ERRORS,
+    Call,
     HTTPTransportBase,
-    _Call,
-    _Local,
+    LocalResult,
     credential_from_url,
     http_url_options,
     json_or_none,
@@ -96,31 +96,9 @@ class SendGridTransport(HTTPTransportBase):
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
-        """Send *batch*; envelopes held back by another's 400 are sent again once, at once."""
-        results = super().send(batch)
-        again = [i for i, r in enumerate(results) if r.status_text == _NOT_SENT]
-        if again:
-            try:
-                retried = super().send([batch[i] for i in again])
-            except TransportError:
-                return results  # they stay deferred: the first pass's results must not be lost
-            for i, result in zip(again, retried, strict=True):
-                results[i] = result
-        return results
-
-    async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:
-        """Like :meth:`send`, natively on asyncio."""
-        results = await super().send_async(batch)
-        again = [i for i, r in enumerate(results) if r.status_text == _NOT_SENT]
-        if again:
-            try:
-                retried = await super().send_async([batch[i] for i in again])
-            except TransportError:
-                return results
-            for i, result in zip(again, retried, strict=True):
-                results[i] = result
-        return results
+    def _send_again(self, results: Sequence[SendResult]) -> list[int]:
+        """Envelopes held back by another's 400 are sent again once, at once."""
+        return [i for i, r in enumerate(results) if r.status_text == _NOT_SENT]
 
     def _repr_fields(self) -> dict[str, Any]:
         return {"region": self.region, "base_url": redact_url(self.base_url)}
@@ -183,8 +161,8 @@ class SendGridTransport(HTTPTransportBase):
             personalizations.append(p)
         return personalizations
 
-    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[_Call], list[_Local]]:
-        local: list[_Local] = []
+    def _plan(self, batch: Sequence[Envelope]) -> tuple[list[Call], list[LocalResult]]:
+        local: list[LocalResult] = []
         groups: dict[Hashable, tuple[dict[str, Any], list[tuple[int, list[dict[str, Any]]]]]] = {}
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
@@ -211,7 +189,7 @@ class SendGridTransport(HTTPTransportBase):
                 key = json.dumps(shared, sort_keys=True)
                 group = groups.setdefault(key, (shared, []))
             group[1].append((i, personalizations))
-        calls: list[_Call] = []
+        calls: list[Call] = []
         for body, members in groups.values():
             chunk: list[tuple[int, list[dict[str, Any]]]] = []
             n_pers = n_rcpt = 0
@@ -233,7 +211,7 @@ class SendGridTransport(HTTPTransportBase):
         body: dict[str, Any],
         chunk: list[tuple[int, list[dict[str, Any]]]],
         batch: Sequence[Envelope],
-    ) -> _Call:
+    ) -> Call:
         owners: list[int] = []  # personalization position -> batch index
         personalizations: list[dict[str, Any]] = []
         for index, pers in chunk:
@@ -242,15 +220,16 @@ class SendGridTransport(HTTPTransportBase):
         payload = {"personalizations": personalizations, **body}
         indices = tuple(index for index, _ in chunk)
 
-        def interpret(response: httpx.Response, latency: float) -> list[tuple[int, SendResult]]:
-            return self._interpret(response, latency, indices, owners, batch)
+        def parse_response(response: httpx.Response,
+                           latency: float) -> list[tuple[int, SendResult]]:
+            return self._parse_response(response, latency, indices, owners, batch)
 
-        return _Call(method="POST", path="/v3/mail/send", indices=indices,
-                     request={"json": payload}, interpret=interpret)
+        return Call(method="POST", path="/v3/mail/send", indices=indices,
+                     request={"json": payload}, parse_response=parse_response)
 
     # -- reading responses ---------------------------------------------------
 
-    def _interpret(
+    def _parse_response(
         self,
         response: httpx.Response,
         latency: float,

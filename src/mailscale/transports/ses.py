@@ -33,6 +33,7 @@ from mailscale.errors import (
     TransportTimeout,
 )
 from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.transports._compat import deprecated_method, module_getattr
 from mailscale.transports._http import (
     MAYBE_DELIVERED,
     PREPARE_ERRORS,
@@ -48,7 +49,7 @@ from mailscale.transports.base import (
     signed_bytes,
 )
 
-__all__ = ["SESTransport", "error_status"]
+__all__ = ["SESTransport", "status_for_error"]
 
 _log = get_logger("mailscale.transports")
 
@@ -81,7 +82,7 @@ TRANSIENT_CODES = frozenset({
 })
 
 
-def error_status(code: str, http_status: int | None) -> SendStatus:
+def status_for_error(code: str, http_status: int | None) -> SendStatus:
     """Map an SES error to deferred (throttling, 429, 5xx) or rejected (everything else)."""
     if code in TRANSIENT_CODES or (http_status is not None and (http_status == 429
                                                                  or http_status >= 500)):
@@ -251,7 +252,7 @@ class SESTransport(TransportBase):
         if client is not None and self._own_client and hasattr(client, "close"):
             client.close()
 
-    def request_for(self, env: Envelope) -> dict[str, Any]:
+    def build_payload(self, env: Envelope) -> dict[str, Any]:
         """The ``SendEmail`` parameters for *env*."""
         params: dict[str, Any] = {
             "FromEmailAddress": env.sender,
@@ -289,7 +290,7 @@ class SESTransport(TransportBase):
                                           f"SES takes at most {MAX_RECIPIENTS} per message")
                 continue
             try:
-                params = self.request_for(env)
+                params = self.build_payload(env)
             except PREPARE_ERRORS as exc:
                 what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
                 results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
@@ -320,7 +321,7 @@ class SESTransport(TransportBase):
         answered = any(not isinstance(o[1], BotoCoreError) and not _auth_failure(o[1])
                        for o in outcomes)
         for index, outcome, latency in outcomes:
-            results[index] = self._interpret(batch[index], outcome, latency, answered)
+            results[index] = self._parse_response(batch[index], outcome, latency, answered)
         return [r for r in results if r is not None]
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -329,7 +330,7 @@ class SESTransport(TransportBase):
                                             thread_name_prefix="mailscale-ses")
         return self._pool
 
-    def _interpret(self, env: Envelope, outcome: Any, latency: float,
+    def _parse_response(self, env: Envelope, outcome: Any, latency: float,
                    answered: bool) -> SendResult:
         """One envelope's result from SES's answer or error; raises for whole-call failures."""
         from botocore.exceptions import (
@@ -356,7 +357,7 @@ class SESTransport(TransportBase):
                     f"ses: the credentials were refused ({code})", provider=self.name,
                     status=code, recipients=env.recipients,
                 )
-            status = error_status(code, meta.get("HTTPStatusCode"))
+            status = status_for_error(code, meta.get("HTTPStatusCode"))
             return self._result(
                 env, status, status_code=code, status_text=str(error.get("Message", code)),
                 latency=latency, rate_limit=rate,
@@ -413,3 +414,10 @@ class SESTransport(TransportBase):
                           status_text=status_text, latency=latency,
                           rate_limit=rate_limit or {}, retry_after=retry_after,
                           idempotency_key=env.idempotency_key)
+
+    request_for = deprecated_method("request_for", "build_payload")
+
+
+__getattr__ = module_getattr(
+    __name__, {"error_status": "mailscale.transports.ses:status_for_error"}
+)

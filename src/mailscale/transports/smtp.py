@@ -38,26 +38,10 @@ from typing import Any, ClassVar
 from mailscale._log import get_logger
 from mailscale.errors import ConfigurationError, TransportError
 from mailscale.message import Envelope, SendResult
-from mailscale.transports._session import (
-    TLS_MODES,
-    Connection,
-    Dropped,
-    Pool,
-    build_result,
-    check_helo_name,
-    check_source_ip,
-    deferred_result,
-    dropped_result,
-    make_ssl_context,
-    open_connection,
-)
-from mailscale.transports.base import (
-    Signer,
-    TransportBase,
-    TransportURL,
-    check_signer,
-    message_bytes,
-)
+from mailscale.transports import _session, base
+from mailscale.transports._compat import module_getattr
+from mailscale.transports._session import make_ssl_context
+from mailscale.transports.base import Signer, TransportBase, TransportURL
 
 # Signer (now in transports.base) and make_ssl_context (transports._session) stay importable here.
 __all__ = ["Signer", "SMTPTransport", "make_ssl_context"]
@@ -121,20 +105,20 @@ class SMTPTransport(TransportBase):
         source_address: tuple[str, int] | str | None = None,
         signer: Signer | None = None,
     ) -> None:
-        if tls not in TLS_MODES:
+        if tls not in _session.TLS_MODES:
             raise ConfigurationError(
-                f"smtp: tls must be one of {', '.join(TLS_MODES)}, got {tls!r}"
+                f"smtp: tls must be one of {', '.join(_session.TLS_MODES)}, got {tls!r}"
             )
         if (username is None) != (password is None) or username == "":
             raise ConfigurationError("smtp: AUTH needs both a username and a password")
         if pool_size < 1:
             raise ConfigurationError(f"smtp: pool_size must be >= 1, got {pool_size}")
-        check_signer(signer, "smtp")
-        check_helo_name(local_hostname, "smtp")
+        base.check_signer(signer, "smtp")
+        _session.check_helo_name(local_hostname, "smtp")
         if isinstance(source_address, str):
             source_address = (source_address, 0)
         if source_address is not None:
-            check_source_ip(source_address[0], "smtp")
+            _session.check_source_ip(source_address[0], "smtp")
         self.host = host
         self.port = port if port is not None else {"implicit": 465, "none": 25}.get(tls, 587)
         self.username = username
@@ -151,7 +135,7 @@ class SMTPTransport(TransportBase):
             if ssl_context is not None
             else (make_ssl_context(verify=verify, cafile=cafile) if tls != "none" else None)
         )
-        self._pool = Pool(pool_size, max_idle)
+        self._pool = _session.Pool(pool_size, max_idle)
         if tls != "none" and not self.verify:
             _log.warning("transport.tls_unverified", transport="smtp", host=host)
 
@@ -193,8 +177,10 @@ class SMTPTransport(TransportBase):
         tls = url.get_str("tls", default_tls) or default_tls
         if tls == "required":
             tls = "starttls"
-        if tls not in TLS_MODES:
-            raise url.error(f"option 'tls' must be one of {', '.join(TLS_MODES)}, got {tls!r}")
+        if tls not in _session.TLS_MODES:
+            raise url.error(
+                f"option 'tls' must be one of {', '.join(_session.TLS_MODES)}, got {tls!r}"
+            )
         if url.scheme == "smtps" and tls != "implicit":
             raise url.error("smtps:// always uses implicit TLS; use smtp:// for other modes")
         return tls
@@ -206,8 +192,8 @@ class SMTPTransport(TransportBase):
         mode = cls._url_tls_mode(url)
         return "required" if mode in ("starttls", "implicit") else mode
 
-    def _connect(self) -> Connection:
-        return open_connection(
+    def _connect(self) -> _session.Connection:
+        return _session.open_connection(
             self.host,
             self.port,
             tls=self.tls,
@@ -225,12 +211,12 @@ class SMTPTransport(TransportBase):
         results: list[SendResult] = []
         if not batch:
             return results
-        conn: Connection | None = None
+        conn: _session.Connection | None = None
         reused = False
         try:
             conn, reused = self._pool.acquire(None, self._connect)
             for index, env in enumerate(batch):
-                prepared = message_bytes(env, self.signer, self.name)
+                prepared = base.message_bytes(env, self.signer, self.name)
                 if isinstance(prepared, SendResult):
                     results.append(prepared)
                     continue
@@ -241,7 +227,7 @@ class SMTPTransport(TransportBase):
                         if not results:
                             raise
                         results.extend(
-                            deferred_result(e, self.name, str(exc)) for e in batch[index:]
+                            _session.deferred_result(e, self.name, str(exc)) for e in batch[index:]
                         )
                         break
                     reused = False
@@ -252,13 +238,15 @@ class SMTPTransport(TransportBase):
                 self._pool.release(None, conn)
         return results
 
-    def _send_one(self, conn: Connection, env: Envelope, data: bytes, reused: bool) -> SendResult:
+    def _send_one(
+        self, conn: _session.Connection, env: Envelope, data: bytes, reused: bool
+    ) -> SendResult:
         start = time.perf_counter()
         try:
             rcpts, reply = self._pool.transact(conn, reused, self._connect, env, data)
         except TransportError as err:  # the stale connection's replacement failed
-            return deferred_result(env, self.name, str(err))
-        except Dropped as exc:
+            return _session.deferred_result(env, self.name, str(err))
+        except _session.Dropped as exc:
             _log.warning(
                 "transport.connection_lost",
                 transport=self.name,
@@ -267,14 +255,14 @@ class SMTPTransport(TransportBase):
                 timed_out=exc.timed_out,
                 possibly_delivered=exc.possibly_delivered,
             )
-            return dropped_result(
+            return _session.dropped_result(
                 env,
                 exc,
                 transport=self.name,
                 timeout=self.timeout,
                 latency=time.perf_counter() - start,
             )
-        return build_result(
+        return _session.build_result(
             env, rcpts, reply, transport=self.name, latency=time.perf_counter() - start
         )
 
@@ -292,3 +280,16 @@ class SMTPTransport(TransportBase):
             "verify": self.verify if self.tls != "none" else None,
             "pool_size": self.pool_size,
         }
+
+
+#: Names this module held before the session moved to ``transports._session`` and the
+#: signing glue to ``transports.base``; importing them from here warns.
+__getattr__ = module_getattr(__name__, {
+    **{name: f"mailscale.transports._session:{name}" for name in (
+        "TLS_MODES", "Connection", "Dropped", "Pool", "TLSHandshakeError", "build_result",
+        "check_helo_name", "check_source_ip", "deferred_result", "doing", "dropped_result",
+        "open_connection")},
+    **{name: f"mailscale.transports.base:{name}" for name in (
+        "check_signer", "message_bytes", "signed_bytes")},
+    "status_of": "mailscale.transports._session:status_for_reply",
+})
