@@ -391,3 +391,24 @@ class TestAfterTheFinalDot:
         assert [env.recipients] == [r.rcpt_tos for r in ok_peer.received]
         assert (SendStatus.ACCEPTED, "smtp[1]") == (result.status, result.transport)
         assert {"accepted"} == {r.status.value for r in result.recipient_results}
+
+
+class TestCapabilitiesPerInstance:
+    def test_composites_take_their_members_batch_size_and_payload(self) -> None:
+        """max_batch is the smallest member's; a retry wrapper reports its inner transport's
+        payload; the class-level defaults stay untouched."""
+        from mailscale.transports.sendgrid import SendGridTransport
+
+        sendgrid = SendGridTransport("key-1")
+        smtp = SMTPTransport("localhost", tls="none")
+        failover = FailoverTransport([sendgrid, smtp])
+        retry = RetryingTransport(sendgrid)
+        assert (1000, 1000, "json") == (failover.max_batch, retry.max_batch, retry.payload)
+        assert (1, "mime") == (RetryingTransport.max_batch, RetryingTransport.payload)
+        assert 7 == RoundRobinTransport([MemoryTransport(), _Small()]).max_batch
+
+
+class _Small(MemoryTransport):
+    """A plugin-style transport with a plain class attribute."""
+
+    max_batch = 7

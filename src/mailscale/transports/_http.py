@@ -216,7 +216,7 @@ class HTTPTransportBase(TransportBase):
             (worker threads in :meth:`send`, tasks in :meth:`send_async`).
     """
 
-    payload: ClassVar[str] = "json"
+    payload: str = "json"
     default_base_url: ClassVar[str] = ""
 
     def __init__(

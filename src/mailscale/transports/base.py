@@ -142,7 +142,11 @@ def message_bytes(env: Envelope, signer: Signer | None, transport: str) -> bytes
 class Transport(Protocol):
     """What every transport provides, built-in or plugin.
 
-    Class attributes:
+    The five descriptive attributes are read-only here: a transport may
+    provide them as plain class attributes (most do) or per instance
+    (composites take ``max_batch`` and ``payload`` from their members).
+
+    Attributes:
         name: short name used in results and logs (``"sendgrid"``).
         schemes: URL schemes it is built from (``("smtp", "smtps")``).
         payload: ``"mime"`` when it sends raw MIME (DKIM signatures pass
@@ -152,11 +156,20 @@ class Transport(Protocol):
             function, or None.
     """
 
-    name: ClassVar[str]
-    schemes: ClassVar[tuple[str, ...]]
-    payload: ClassVar[str]
-    max_batch: ClassVar[int]
-    rate_preset: ClassVar[str | None]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schemes(self) -> tuple[str, ...]: ...
+
+    @property
+    def payload(self) -> str: ...
+
+    @property
+    def max_batch(self) -> int: ...
+
+    @property
+    def rate_preset(self) -> str | None: ...
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; return one result per envelope, in order."""
@@ -196,8 +209,9 @@ class TransportBase:
 
     name: ClassVar[str] = "transport"
     schemes: ClassVar[tuple[str, ...]] = ()
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1
+    #: Class-level defaults that an instance may replace (a composite takes its members').
+    payload: str = "mime"
+    max_batch: int = 1
     rate_preset: ClassVar[str | None] = None
 
     @classmethod

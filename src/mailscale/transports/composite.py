@@ -37,7 +37,7 @@ def _labels(members: Sequence[Transport]) -> list[str]:
 
 
 class _CompositeBase(TransportBase):
-    payload: ClassVar[str] = "mime"
+    payload: str = "mime"
 
     def __init__(self, members: Sequence[Transport]) -> None:
         members = list(members)
@@ -115,7 +115,7 @@ class FailoverTransport(_CompositeBase):
 
     def __init__(self, members: Sequence[Transport]) -> None:
         super().__init__(members)
-        self.max_batch = min(int(getattr(m, "max_batch", 1)) for m in self.members)  # type: ignore[misc]
+        self.max_batch = min(int(getattr(m, "max_batch", 1)) for m in self.members)
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*, failing over message by message."""
@@ -182,7 +182,7 @@ class RoundRobinTransport(_CompositeBase):
         self._benched_until = [float("-inf")] * len(self.members)
         self._cursor = 0
         self._lock = threading.Lock()
-        self.max_batch = min(int(getattr(m, "max_batch", 1)) for m in self.members)  # type: ignore[misc]
+        self.max_batch = min(int(getattr(m, "max_batch", 1)) for m in self.members)
 
     def benched(self) -> list[str]:
         """Labels of the members sitting out a cool-down now."""

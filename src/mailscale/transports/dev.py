@@ -26,7 +26,7 @@ class NullTransport(TransportBase):
 
     name: ClassVar[str] = "null"
     schemes: ClassVar[tuple[str, ...]] = ("null",)
-    max_batch: ClassVar[int] = 1_000_000
+    max_batch: int = 1_000_000
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> NullTransport:
@@ -61,7 +61,7 @@ class MemoryTransport(TransportBase):
 
     name: ClassVar[str] = "memory"
     schemes: ClassVar[tuple[str, ...]] = ("memory",)
-    max_batch: ClassVar[int] = 1_000_000
+    max_batch: int = 1_000_000
 
     def __init__(self, *, outcome: Callable[[Envelope], SendResult | None] | None = None) -> None:
         self.outbox: list[Envelope] = []
@@ -127,7 +127,7 @@ class FileTransport(TransportBase):
 
     name: ClassVar[str] = "file"
     schemes: ClassVar[tuple[str, ...]] = ("file",)
-    max_batch: ClassVar[int] = 10_000
+    max_batch: int = 10_000
 
     def __init__(self, directory: str | os.PathLike[str], *, create: bool = True) -> None:
         path = Path(directory)

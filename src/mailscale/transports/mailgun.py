@@ -55,8 +55,8 @@ class MailgunTransport(HTTPTransportBase):
 
     name: ClassVar[str] = "mailgun"
     schemes: ClassVar[tuple[str, ...]] = ("mailgun",)
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1
+    payload: str = "mime"
+    max_batch: int = 1
     rate_preset: ClassVar[str | None] = "mailgun"
     default_base_url: ClassVar[str] = _REGIONS["us"]
 

@@ -126,8 +126,8 @@ class MXTransport(TransportBase):
 
     name: ClassVar[str] = "mx"
     schemes: ClassVar[tuple[str, ...]] = ("mx",)
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1000
+    payload: str = "mime"
+    max_batch: int = 1000
     rate_preset: ClassVar[str | None] = None
 
     _URL_OPTIONS = ("source", "port", "tls", "verify", "cafile", "timeout", "helo", "pool_size")

@@ -84,8 +84,8 @@ class PostmarkTransport(HTTPTransportBase):
 
     name: ClassVar[str] = "postmark"
     schemes: ClassVar[tuple[str, ...]] = ("postmark",)
-    payload: ClassVar[str] = "json"
-    max_batch: ClassVar[int] = MAX_BATCH
+    payload: str = "json"
+    max_batch: int = MAX_BATCH
     rate_preset: ClassVar[str | None] = "postmark"
     #: Largest request body sent; a message alone above it is rejected locally.
     max_request_bytes: int = MAX_REQUEST_BYTES

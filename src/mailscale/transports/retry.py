@@ -138,8 +138,8 @@ class RetryingTransport(TransportBase):
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
-        self.max_batch = int(getattr(inner, "max_batch", 1))  # type: ignore[misc]
-        self.payload = str(getattr(inner, "payload", "mime"))  # type: ignore[misc]
+        self.max_batch = int(getattr(inner, "max_batch", 1))
+        self.payload = str(getattr(inner, "payload", "mime"))
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:

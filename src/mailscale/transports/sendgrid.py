@@ -69,8 +69,8 @@ class SendGridTransport(HTTPTransportBase):
 
     name: ClassVar[str] = "sendgrid"
     schemes: ClassVar[tuple[str, ...]] = ("sendgrid",)
-    payload: ClassVar[str] = "json"
-    max_batch: ClassVar[int] = MAX_PERSONALIZATIONS
+    payload: str = "json"
+    max_batch: int = MAX_PERSONALIZATIONS
     rate_preset: ClassVar[str | None] = "sendgrid"
     default_base_url: ClassVar[str] = _REGIONS["global"]
 

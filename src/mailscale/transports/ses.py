@@ -132,8 +132,8 @@ class SESTransport(TransportBase):
 
     name: ClassVar[str] = "ses"
     schemes: ClassVar[tuple[str, ...]] = ("ses",)
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1
+    payload: str = "mime"
+    max_batch: int = 1
     rate_preset: ClassVar[str | None] = "ses"
 
     def __init__(

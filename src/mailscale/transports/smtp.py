@@ -72,8 +72,8 @@ class SMTPTransport(TransportBase):
 
     name: ClassVar[str] = "smtp"
     schemes: ClassVar[tuple[str, ...]] = ("smtp", "smtps")
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1000
+    payload: str = "mime"
+    max_batch: int = 1000
     rate_preset: ClassVar[str | None] = None
 
     _URL_OPTIONS = (

@@ -34,8 +34,8 @@ class LogTransport(TransportBase):
 
     name: ClassVar[str] = "example+log"
     schemes: ClassVar[tuple[str, ...]] = ("example+log",)
-    payload: ClassVar[str] = "mime"
-    max_batch: ClassVar[int] = 1000
+    payload: str = "mime"
+    max_batch: int = 1000
     rate_preset: ClassVar[str | None] = None
 
     def __init__(self, path: str | Path, *, reject_domain: str | None = None) -> None:
