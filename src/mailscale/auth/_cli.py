@@ -352,13 +352,13 @@ def _records(args: argparse.Namespace) -> int:
                                    domain=args.domain))
     dmarc = dmarc_record(args.policy, rua=args.rua, ruf=args.ruf, domain=args.domain)
     records.append(dmarc)
-    from mailscale.auth.dmarc import _mailto_domain, organizational_domain, report_uris
+    from mailscale.auth.dmarc import mailto_domain, organizational_domain, report_uris
 
     org = organizational_domain(args.domain)
     for tag in ("rua", "ruf"):
         value = dict(_tag_pairs(dmarc.value)).get(tag)
         for uri in report_uris(value, tag) if value else ():
-            dest = _mailto_domain(uri)
+            dest = mailto_domain(uri)
             if dest and organizational_domain(dest) != org:
                 records.append(report_authorization_record(args.domain, dest))
     if not records[0].value.startswith("v=spf1"):

@@ -205,7 +205,7 @@ def report_uris(value: str, tag: str = "rua") -> list[str]:
     return uris
 
 
-def _mailto_domain(uri: str) -> str | None:
+def mailto_domain(uri: str) -> str | None:
     m = _MAILTO_RE.match(uri)
     return m.group(2).lower().rstrip(".") if m else None
 
@@ -320,7 +320,7 @@ async def _authorizations(
     destinations: dict[str, list[str]] = {}
     for tag in ("rua", "ruf"):
         for uri in report_uris(tags[tag], tag) if tag in tags else ():
-            dest = _mailto_domain(uri)
+            dest = mailto_domain(uri)
             if dest and organizational_domain(dest) != org:
                 destinations.setdefault(dest, []).append(tag)
     findings = []
