@@ -369,9 +369,8 @@ def _certificate(exc: Any, f: SetupFailure) -> TransportError:
 
 
 def _handshake(exc: Any, f: SetupFailure) -> TransportError:
-    return TLSHandshakeError(
-        f"{f.where}: TLS handshake failed ({exc.reason or exc})", provider=f.provider
-    )
+    reason = getattr(exc, "reason", None) or exc  # None or absent on some SSLErrors
+    return TLSHandshakeError(f"{f.where}: TLS handshake failed ({reason})", provider=f.provider)
 
 
 def _session_refused(exc: Any, f: SetupFailure) -> TransportError:
