@@ -381,9 +381,9 @@ def _open_outbox(url: str) -> Any:
         raise ConfigurationError("a memory:// outbox lives in one process: give a "
                                  "sqlite:/// URL")
     if url.startswith("sqlite:"):
-        from mailscale.pipeline.sqlite import _path_of
+        from mailscale.pipeline.sqlite import path_of
 
-        path = _path_of(url)
+        path = path_of(url)
         if not os.path.exists(path):
             raise FileNotFoundError(2, "No such file or directory", str(path))
     return outbox_from_url(url)

@@ -107,7 +107,7 @@ _SYNCHRONOUS = ("full", "normal")
 _PAGE_SIZE = 16384
 
 
-def _path_of(url: str) -> str:
+def path_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() != "sqlite" or parts.netloc:
         raise ConfigurationError(
@@ -199,7 +199,7 @@ class SQLiteOutbox:
     def from_url(cls, url: str, **options: Any) -> SQLiteOutbox:
         """``sqlite:///relative.db`` or ``sqlite:////absolute.db``, with
         ``?synchronous=full|normal&busy_timeout=SECONDS``; keyword *options* win."""
-        path = _path_of(url)
+        path = path_of(url)
         settings: dict[str, Any] = {}
         for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
             if name == "synchronous":
