@@ -168,11 +168,12 @@ class RecipientOutcome:
 class Lease:
     """A message handed to one worker until ``leased_until``.
 
+    ``sender``, ``body``, ``message_id``, ``priority``, ``route``, ``tags``,
+    ``metadata`` and ``idempotency_key`` are as added.
+
     Attributes:
         id: the outbox's id of the message.
         token: proves the lease is current when settling it.
-        sender, body, message_id, priority, route, tags, metadata,
-        idempotency_key: as added.
         recipients: the recipients still pending (fewer than added after a
             partial delivery).
         attempts: delivery attempts made so far (shaper refusals do not count).

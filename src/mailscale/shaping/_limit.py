@@ -63,7 +63,7 @@ class Limit:
     saturating sender gets ``(count - burst + 1) / count`` of the nominal rate
     (99.1% for count 1,000 with the default burst of 10).
 
-    Args:
+    Attributes:
         count: units per window, 1 to 10**9.
         per: window length in seconds, up to 366 days.
         burst: units that may go back to back after a quiet period; default

@@ -104,7 +104,8 @@ class MXTransport(TransportBase):
         tls: ``"opportunistic"`` (default), ``"required"`` or ``"none"``.
         verify: verify certificates in opportunistic mode too (default False;
             always True for ``tls="required"``).
-        cafile, ssl_context: trust for ``tls="required"``.
+        cafile: a CA bundle to trust for ``tls="required"``.
+        ssl_context: an SSL context to use for ``tls="required"``.
         timeout: socket time-out in seconds.
         local_hostname: the EHLO name (default: the machine's FQDN).
         source_address: local IP to bind, or None.

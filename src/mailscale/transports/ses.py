@@ -118,10 +118,13 @@ class SESTransport(TransportBase):
     Args:
         region: the AWS region (default: boto3's configuration).
         endpoint_url: another endpoint (a VPC endpoint, or a local emulator in tests).
-        access_key_id / secret_access_key / session_token: explicit credentials.
+        access_key_id: explicit credentials: the access key id,
+        secret_access_key: its secret,
+        session_token: and a session token (optional).
         profile: a named profile from the shared AWS configuration.
         configuration_set: the SES configuration set (``ConfigurationSetName``).
-        connect_timeout / read_timeout: seconds.
+        connect_timeout: seconds to connect.
+        read_timeout: seconds to wait for a response.
         max_attempts: botocore attempts per call (default 1: retries belong to
             mailscale's RetryPolicy, and throttling must reach the shaper).
         concurrency: ``SendEmail`` calls in flight at once for a batch (worker threads).

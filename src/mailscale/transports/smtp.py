@@ -55,7 +55,8 @@ class SMTPTransport(TransportBase):
     Args:
         host: the relay's host name (checked against its certificate).
         port: default 587 (STARTTLS), 465 (implicit TLS), 25 (``tls="none"``).
-        username, password: AUTH credentials (both or neither).
+        username: AUTH user name (give both username and password, or neither).
+        password: AUTH password.
         tls: ``"starttls"`` (required, the default), ``"implicit"`` (smtps),
             ``"opportunistic"`` (STARTTLS when offered) or ``"none"``.
         verify: verify the server certificate (default True).
