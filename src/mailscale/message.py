@@ -381,14 +381,17 @@ class SendResult:
 
     @property
     def accepted(self) -> bool:
+        """True when the status is ACCEPTED (the peer took responsibility for delivery)."""
         return self.status is SendStatus.ACCEPTED
 
     @property
     def deferred(self) -> bool:
+        """True when the status is DEFERRED (transient: try again later)."""
         return self.status is SendStatus.DEFERRED
 
     @property
     def rejected(self) -> bool:
+        """True when the status is REJECTED (permanent: do not retry)."""
         return self.status is SendStatus.REJECTED
 
     @property

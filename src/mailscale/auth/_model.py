@@ -94,6 +94,7 @@ class Finding:
     record: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict: severity (its value), code, message and record."""
         return {
             "severity": self.severity.value,
             "code": self.code,
@@ -210,15 +211,27 @@ class DMARCReport:
 
     @property
     def adkim(self) -> str:
+        """DKIM alignment mode: ``r`` (relaxed, the default) or ``s`` (strict)."""
         return self.tags.get("adkim", "r")
 
     @property
     def aspf(self) -> str:
+        """SPF alignment mode: ``r`` (relaxed, the default) or ``s`` (strict)."""
         return self.tags.get("aspf", "r")
 
 
 @attrs.frozen
 class MXHost:
+    """One MX host of a domain.
+
+    Attributes:
+        preference: its MX preference (lower is tried first).
+        host: the exchanger's name.
+        addresses: the IPv4 and IPv6 addresses it resolves to.
+        status: ``ok`` when it resolves, ``not checked`` past the first ten hosts,
+            else why it does not resolve.
+    """
+
     preference: int
     host: str
     addresses: tuple[str, ...]
@@ -316,6 +329,7 @@ class AuthReport:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
+        """Every finding: DNS budget, SPF, DKIM, DMARC, MX, PTR, then alignment."""
         out = [*(self.dns.findings if self.dns is not None else ()), *self.spf.findings]
         for d in self.dkim:
             out.extend(d.findings)
@@ -328,10 +342,12 @@ class AuthReport:
 
     @property
     def errors(self) -> tuple[Finding, ...]:
+        """The findings of severity ERROR (any makes :attr:`ok` False)."""
         return tuple(f for f in self.findings if f.severity is Severity.ERROR)
 
     @property
     def warnings(self) -> tuple[Finding, ...]:
+        """The findings of severity WARNING."""
         return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
     @property

@@ -76,14 +76,17 @@ class ReadinessReport:
     auth: AuthReport
 
     def item(self, code: str) -> ReadinessItem:
+        """The item with this stable *code*; raises StopIteration when there is none."""
         return next(i for i in self.items if i.code == code)
 
     @property
     def failed(self) -> tuple[ReadinessItem, ...]:
+        """The items that failed."""
         return tuple(i for i in self.items if i.status == FAIL)
 
     @property
     def not_checked(self) -> tuple[ReadinessItem, ...]:
+        """The items that could not be checked (no input for them, or DNS failed)."""
         return tuple(i for i in self.items if i.status == NOT_CHECKED)
 
     @property
@@ -101,6 +104,7 @@ class ReadinessReport:
         return self.status == "ready"
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict: domain, status and every item."""
         return {
             "domain": self.domain,
             "status": self.status,

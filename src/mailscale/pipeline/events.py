@@ -85,6 +85,7 @@ class EventStream:
         self.dropped = 0
 
     def put(self, event: Event) -> None:
+        """Queue *event*, dropping the oldest (counted in ``dropped``) when full."""
         with self._cond:
             if self._closed:
                 return
@@ -109,12 +110,14 @@ class EventStream:
             return out
 
     def close(self) -> None:
+        """Stop receiving events and wake any waiting :meth:`get`."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._closed
 
     def __iter__(self) -> Iterator[Event]:

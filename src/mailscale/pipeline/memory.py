@@ -142,6 +142,7 @@ class MemoryOutbox:
     # -- the contract ---------------------------------------------------------
 
     def add(self, messages: Sequence[NewMessage]) -> list[MessageId]:
+        """Store *messages* in one transaction; return their ids, in order (see ``Outbox.add``)."""
         with self._lock:
             now = self._clock()
             ids: list[str] = []
@@ -167,6 +168,7 @@ class MemoryOutbox:
         route: str | None = None,
         priority: Priority | None = None,
     ) -> list[Lease]:
+        """Lease up to *n* ready messages for *visibility* seconds (see ``Outbox.lease``)."""
         out: list[Lease] = []
         if n <= 0:
             return out
@@ -206,6 +208,7 @@ class MemoryOutbox:
         return out
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply *settlements* in one transaction; True for each applied (see ``Outbox.settle``)."""
         with self._lock:
             now = self._clock()
             current: list[_Stored | None] = []
@@ -258,6 +261,7 @@ class MemoryOutbox:
             return applied
 
     def next_due(self) -> float | None:
+        """The earliest time a queued or leased message becomes ready, or None when empty."""
         with self._lock:
             due: float | None = None
             for heap in self._ready.values():
@@ -276,6 +280,7 @@ class MemoryOutbox:
             return due
 
     def stats(self) -> OutboxStats:
+        """Counts by state, priority and route; the oldest unsettled message's age."""
         with self._lock:
             now = self._clock()
             by_state = {s.value: 0 for s in MessageState}
@@ -305,11 +310,13 @@ class MemoryOutbox:
             )
 
     def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
         with self._lock:
             ids = list(itertools.islice(self._dead, offset, offset + limit))
             return [_dead_of(self._msgs[i]) for i in ids]
 
     def retry_dead(self, ids: Sequence[MessageId] | None = None) -> int:
+        """Queue dead letters again (all when *ids* is None), ready now; return how many."""
         with self._lock:
             now = self._clock()
             chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
@@ -327,6 +334,7 @@ class MemoryOutbox:
     def purge_dead(
         self, ids: Sequence[MessageId] | None = None, *, older_than: float | None = None
     ) -> int:
+        """Delete dead letters (all, in *ids*, or dead longer than *older_than* s); how many."""
         with self._lock:
             now = self._clock()
             chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]

@@ -217,6 +217,7 @@ class Metrics:
         return self._total, counts
 
     def record_call(self, route: str, seconds: float, *, failed: bool = False) -> None:
+        """Count one transport call on *route* taking *seconds* (a failed call when *failed*)."""
         with self._lock:
             for c in self._both(route):
                 c.calls += 1
@@ -225,6 +226,7 @@ class Metrics:
                     c.failed_calls += 1
 
     def record_refused(self, route: str, messages: int) -> None:
+        """Count *messages* the shaper refused on *route*."""
         with self._lock:
             for c in self._both(route):
                 c.refused += messages
@@ -264,6 +266,7 @@ class Metrics:
         by_state: Mapping[str, int] | None = None,
         queue_by_route: Mapping[str, int] | None = None,
     ) -> MetricsSnapshot:
+        """The counters and rates now, overall and per route, with the given queue figures."""
         now = self._clock()
         window = self._window
         with self._lock:

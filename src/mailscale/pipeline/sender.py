@@ -350,10 +350,12 @@ class Sender:
 
     @property
     def schedule(self) -> DeliverySchedule:
+        """The delivery schedule deferred recipients are retried on."""
         return self._schedule
 
     @property
     def routes(self) -> tuple[str, ...]:
+        """The route names, ``"default"`` when one transport was given."""
         return tuple(self._routes)
 
     def __repr__(self) -> str:
@@ -466,6 +468,7 @@ class Sender:
         self._listeners.append(callback)
 
     def remove_listener(self, callback: Callable[[Event], object]) -> None:
+        """Stop calling *callback* for events; ValueError if it was not added."""
         self._listeners.remove(callback)
 
     def events(self, *, maxsize: int = 100_000, timeout: float | None = None) -> EventStream:
@@ -1206,6 +1209,7 @@ class Sender:
 
     @property
     def running(self) -> bool:
+        """True while worker threads started by :meth:`start` are running."""
         return bool(self._threads)
 
     def run(self) -> None:

@@ -246,6 +246,7 @@ class SQLiteOutbox:
     # -- the contract ---------------------------------------------------------
 
     def add(self, messages: Sequence[NewMessage]) -> list[MessageId]:
+        """Store *messages* in one transaction; return their ids, in order (see ``Outbox.add``)."""
         if not messages:
             return []
         with self._lock, self._write() as db:
@@ -306,6 +307,7 @@ class SQLiteOutbox:
         route: str | None = None,
         priority: Priority | None = None,
     ) -> list[Lease]:
+        """Lease up to *n* ready messages for *visibility* seconds (see ``Outbox.lease``)."""
         if n <= 0:
             return []
         with self._lock, self._write() as db:
@@ -348,6 +350,7 @@ class SQLiteOutbox:
         return [_lease_of(found[r[0]], tokens[r[0]], until) for r in rows]
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply *settlements* in one transaction; True for each applied (see ``Outbox.settle``)."""
         if not settlements:
             return []
         with self._lock, self._write() as db:
@@ -421,6 +424,7 @@ class SQLiteOutbox:
             return applied
 
     def next_due(self) -> float | None:
+        """The earliest time a queued or leased message becomes ready, or None when empty."""
         with self._lock:
             row = self._db.execute(
                 "SELECT (SELECT min(not_before) FROM messages WHERE state = ?),"
@@ -431,6 +435,7 @@ class SQLiteOutbox:
         return min(due) if due else None
 
     def stats(self) -> OutboxStats:
+        """Counts by state, priority and route; the oldest unsettled message's age."""
         with self._lock:
             db = self._db
             db.execute("BEGIN")  # one snapshot for every count
@@ -469,6 +474,7 @@ class SQLiteOutbox:
         )
 
     def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_DEAD_COLUMNS} FROM messages WHERE state = ?"
@@ -495,6 +501,7 @@ class SQLiteOutbox:
         return [(int(i),) for i in ids if isinstance(i, str) and i.isdigit() and int(i) in dead]
 
     def retry_dead(self, ids: Sequence[MessageId] | None = None) -> int:
+        """Queue dead letters again (all when *ids* is None), ready now; return how many."""
         with self._lock, self._write() as db:
             now = self._clock()
             chosen = self._dead_ids(db, ids)
@@ -508,6 +515,7 @@ class SQLiteOutbox:
     def purge_dead(
         self, ids: Sequence[MessageId] | None = None, *, older_than: float | None = None
     ) -> int:
+        """Delete dead letters (all, in *ids*, or dead longer than *older_than* s); how many."""
         with self._lock, self._write() as db:
             now = self._clock()
             chosen = self._dead_ids(db, ids, None if older_than is None else now - older_than)

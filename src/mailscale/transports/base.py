@@ -234,6 +234,7 @@ class TransportBase:
         return None
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
+        """Send *batch*; one SendResult per envelope, in order (every subclass fills this)."""
         raise NotImplementedError  # pragma: no cover - the contract every subclass fills
 
     async def send_async(self, batch: Sequence[Envelope]) -> list[SendResult]:

@@ -53,6 +53,7 @@ class _CompositeBase(TransportBase):
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
+        """Always raises ConfigurationError: a composite is written ``failover(URL URL ...)``."""
         raise url.error(f"write {cls.name}(URL URL ...) to build a composite")
 
     @property

@@ -143,6 +143,7 @@ class RetryingTransport(TransportBase):
 
     @classmethod
     def from_url(cls, url: TransportURL, **options: Any) -> TransportBase:
+        """Always raises ConfigurationError: write ``RetryingTransport(transport, policy)``."""
         raise url.error("wrap a transport with RetryingTransport(transport, policy)")
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
