@@ -267,3 +267,23 @@ def test_every_page_is_covered() -> None:
     assert {"README.md", "transports.md", "dkim.md", "planning.md", "pipeline.md"} <= names
     assert set(PAGE_SETUP) <= names
     assert 20 <= sum(_code_blocks(p) for p in PAGES)
+
+
+def test_docstring_examples_run() -> None:
+    """The ``>>>`` examples in mailscale's docstrings (shown in the API reference) pass."""
+    import importlib
+    import pkgutil
+
+    import mailscale
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for info in pkgutil.walk_packages(mailscale.__path__, "mailscale."):
+        if info.name in ("mailscale.__main__", "mailscale._core"):
+            continue
+        module = importlib.import_module(info.name)
+        for test in finder.find(module, info.name):
+            runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert 0 == results.failed
+    assert 3 <= results.attempted

@@ -256,6 +256,18 @@ class Envelope:
         metadata: provider metadata (custom args, variables).
         idempotency_key: lets a retried send be recognized by the provider or
             the outbox.
+
+    Raises:
+        InvalidAddress: the sender or a recipient is not a bare ``local@domain``.
+        InvalidMessage: no recipient, or a message that is neither bytes nor
+            an email message.
+
+    Example:
+        >>> from mailscale import Envelope
+        >>> env = Envelope(sender="a@example.com", recipients=["b@example.org"],
+        ...                message=b"Subject: hi\\r\\n\\r\\nHello\\r\\n")
+        >>> env.recipients
+        ('b@example.org',)
     """
 
     sender: str = attrs.field(validator=_validate_sender)

@@ -225,6 +225,10 @@ class Sender:
             (tests pass a function that advances their clock).
         on_event: a callable receiving every :class:`Event`.
         poll_interval: the longest a idle worker sleeps before looking again.
+
+    Raises:
+        ConfigurationError: an unknown transport URL or outbox URL, a route rule
+            naming a route that does not exist, or a setting out of range.
     """
 
     def __init__(

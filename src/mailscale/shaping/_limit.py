@@ -69,6 +69,14 @@ class Limit:
         burst: units that may go back to back after a quiet period; default
             ``default_burst(count, per)`` (1% of count or 20 ms of jitter at
             the limit's rate, at most 10 and at most count / 10).
+
+    Raises:
+        ShapingError: a count, window or burst out of range.
+
+    Example:
+        >>> from mailscale.shaping import Limit
+        >>> Limit(600, 60.0).count
+        600
     """
 
     count: int = attrs.field(validator=_check_count)

@@ -53,6 +53,10 @@ class Shaper(WaitingBase):
         wall_clock: epoch seconds, to read ``X-RateLimit-Reset`` timestamps.
         sweep_interval: seconds between evictions of idle keys.
         implementation: the core module to use (tests); default the selected one.
+
+    Raises:
+        ShapingError: a pattern mapped to something that is not a ``Limit``;
+            with ``strict``, ``acquire`` of a key that matches no pattern.
     """
 
     def __init__(

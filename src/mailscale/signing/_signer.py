@@ -119,6 +119,20 @@ class DKIMSigner:
         body_length: add ``l=`` with the canonical body length (off by default:
             it lets anyone append content).
         clock: the time source for ``t=`` and ``x=``.
+
+    Raises:
+        InvalidKey: the key cannot be loaded, or is RSA outside 1024-4096 bits.
+        InvalidDomain: ``domain`` or ``selector`` is not a valid DNS name.
+        UnsupportedAlgorithm: an unknown canonicalization.
+        SigningError: other bad settings (``headers`` without From, ``oversign``
+            not within ``headers``). ``sign`` raises ``CanonicalizationError``
+            (a ``SigningError``) for a message that is not a header section and body.
+
+    Example:
+        >>> from mailscale.signing import DKIMSigner, generate_key
+        >>> signer = DKIMSigner("example.com", "s1", generate_key("ed25519"))
+        >>> signer.sign(b"From: a@example.com\\r\\nSubject: hi\\r\\n\\r\\nHello\\r\\n")[:15]
+        b'DKIM-Signature:'
     """
 
     __slots__ = (

@@ -76,6 +76,10 @@ class RetryPolicy:
             is sent once more, at least this many seconds after that attempt
             (and within ``max_attempts`` and ``max_elapsed``); None: never again
             here, the deferred result goes back to the caller.
+
+    Raises:
+        ConfigurationError: a value out of range (``max_attempts`` below 1, a
+            negative delay, ``jitter`` outside 0-1).
     """
 
     max_attempts: int = attrs.field(default=4, validator=_at_least_one)
