@@ -66,16 +66,12 @@ def _smtp(stack: contextlib.ExitStack) -> str:
     return f"smtp://{peer.host}:{peer.port}?tls=none"
 
 
-def _esp(stack: contextlib.ExitStack, scheme: str) -> str:
-    """The loopback peer of an ESP's API; a transport URL aimed at it."""
-    from peers.postmark_peer import PostmarkPeer
+def _sendgrid(stack: contextlib.ExitStack) -> str:
+    """The loopback peer of SendGrid's API; a ``sendgrid://`` URL aimed at it."""
     from peers.sendgrid_peer import SendGridPeer
 
-    if scheme == "sendgrid":
-        peer: Any = stack.enter_context(SendGridPeer("SG.docs-key"))
-        return f"sendgrid://SG.docs-key@default?base_url={peer.url}"
-    peer = stack.enter_context(PostmarkPeer("pm-docs-token", senders=("a@example.com",)))
-    return f"postmark://pm-docs-token@default?base_url={peer.url}"
+    peer = stack.enter_context(SendGridPeer("SG.docs-key"))
+    return f"sendgrid://SG.docs-key@default?base_url={peer.url}"
 
 
 def _message(n: int = 0) -> bytes:
@@ -94,10 +90,6 @@ def _envelopes() -> list[Any]:
     ]
 
 
-def _readme(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
-    return {}
-
-
 def _transports(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
     import trustme
 
@@ -106,7 +98,7 @@ def _transports(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
 
 
 def _providers(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
-    return {"sendgrid_url": _esp(stack, "sendgrid"), "envelopes": _envelopes()}
+    return {"sendgrid_url": _sendgrid(stack), "envelopes": _envelopes()}
 
 
 def _pipeline(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
@@ -193,7 +185,6 @@ def _dns(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
 
 
 PAGE_SETUP: dict[str, Setup] = {
-    "README.md": _readme,
     "transports.md": _transports,
     "providers.md": _providers,
     "pipeline.md": _pipeline,
