@@ -54,6 +54,8 @@ def _run_session(block: str, namespace: dict[str, Any]) -> int:
     entries = re.findall(r">>> (.*)\n((?:(?!>>> ).*\n?)*)", block)
     for source, shown in entries:
         expected = shown.strip()
+        if expected.startswith("Traceback (most recent call last):"):  # doctest's form
+            expected = expected.splitlines()[-1].removeprefix("mailscale.errors.")
         if expected.startswith("PlanningError: "):
             with pytest.raises(PlanningError) as info:
                 exec(compile(source, str(DOC), "exec"), namespace)
