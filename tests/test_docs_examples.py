@@ -278,3 +278,19 @@ def test_docstring_examples_run() -> None:
     results = runner.summarize(verbose=False)
     assert 0 == results.failed
     assert 3 <= results.attempted
+
+
+def _commands(text: str) -> list[str]:
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block is not None
+    return [line.split("#")[0].strip() for line in block.group(1).splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_home_page_shows_the_readme_commands() -> None:
+    """The site's home page shows the README's two commands, as CI runs them."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = re.search(r"^## Two commands\n(.*?)(?=^## )", readme, re.S | re.M)
+    assert section is not None
+    home = (ROOT / "docs" / "index.md").read_text("utf-8")
+    assert _commands(section.group(1)) == _commands(home)
