@@ -74,10 +74,12 @@ class SPFTerm:
 
     @property
     def is_modifier(self) -> bool:
+        """True for a modifier (``redirect=``, ``exp=``), False for a mechanism."""
         return self.qualifier == ""
 
     @property
     def has_macros(self) -> bool:
+        """True when the term's value uses SPF macros (RFC 7208 section 7)."""
         return self.value is not None and "%" in self.value
 
 
@@ -90,10 +92,12 @@ class SPFRecord:
 
     @property
     def directives(self) -> tuple[SPFTerm, ...]:
+        """The mechanisms, in order (the modifiers left out)."""
         return tuple(t for t in self.terms if not t.is_modifier)
 
     @property
     def redirect(self) -> str | None:
+        """The ``redirect=`` domain, or None."""
         return next((t.value for t in self.terms if t.name == "redirect"), None)
 
     @property

@@ -67,7 +67,9 @@ class Signer(Protocol):
     same protocol. Raw-MIME transports (SMTP, MX, Mailgun, SES) apply it to every message.
     """
 
-    def sign(self, message: bytes) -> bytes: ...
+    def sign(self, message: bytes) -> bytes:
+        """*message* with a DKIM-Signature field prepended."""
+        ...
 
 
 def check_signer(signer: object, transport: str) -> None:
@@ -157,19 +159,29 @@ class Transport(Protocol):
     """
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """Short name used in results and logs (``"sendgrid"``)."""
+        ...
 
     @property
-    def schemes(self) -> tuple[str, ...]: ...
+    def schemes(self) -> tuple[str, ...]:
+        """URL schemes it is built from (``("smtp", "smtps")``)."""
+        ...
 
     @property
-    def payload(self) -> str: ...
+    def payload(self) -> str:
+        """``"mime"`` (raw MIME sent as is) or ``"json"`` (the provider builds it)."""
+        ...
 
     @property
-    def max_batch(self) -> int: ...
+    def max_batch(self) -> int:
+        """How many envelopes one provider call can carry."""
+        ...
 
     @property
-    def rate_preset(self) -> str | None: ...
+    def rate_preset(self) -> str | None:
+        """Name of the matching ``mailscale.shaping.presets`` function, or None."""
+        ...
 
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; return one result per envelope, in order."""
