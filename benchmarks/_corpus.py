@@ -116,8 +116,7 @@ def newsletter(size: int, seed: int = 0, template: str = "promo") -> bytes:
     elif template == "digest":
         html = _qp(_html(rng, int((size - text_share - 900) * 0.9), "\t "))
         html_part = (
-            b"Content-Type: text/html; charset=utf-8\r\n"
-            b"Content-Transfer-Encoding: quoted-printable"
+            b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable"
         )
     elif template == "receipt":
         html = _html(rng, (size - text_share - 900) * 3 // 4, "    ").encode()
@@ -136,7 +135,7 @@ def newsletter(size: int, seed: int = 0, template: str = "promo") -> bytes:
         parts.append(
             b"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
             b"Content-ID: <logo@example.com>\r\n"
-            b"Content-Disposition: inline; filename=\"logo.png\"\r\n\r\n" + b64
+            b'Content-Disposition: inline; filename="logo.png"\r\n\r\n' + b64
         )
         content_type = b'multipart/related; boundary="%s"; type="multipart/alternative"' % boundary
     else:

@@ -169,6 +169,7 @@ def gates(*checks: tuple[str, float, float]) -> None:
     """Several ``(name, ratio, floor)`` gates of one test: print every line, then assert."""
     for name, r, floor in checks:
         print(f"GATE {name}: {r:.3f} (floor {floor})")
-    low = [f"{name}: ratio {r:.3f} below the floor {floor}" for name, r, floor in checks
-           if r < floor]
+    low = [
+        f"{name}: ratio {r:.3f} below the floor {floor}" for name, r, floor in checks if r < floor
+    ]
     assert not low, "; ".join(low)

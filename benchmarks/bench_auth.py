@@ -50,9 +50,16 @@ def server() -> Iterator[DNSServer]:
 
 
 def _ours(server: DNSServer) -> object:
-    report = check_domain(DOMAIN, dkim_selectors=SELECTORS, sending_ips=IPS, esp="sendgrid",
-                          envelope_domain=DOMAIN, resolver=server.nameserver, timeout=1,
-                          lifetime=2)
+    report = check_domain(
+        DOMAIN,
+        dkim_selectors=SELECTORS,
+        sending_ips=IPS,
+        esp="sendgrid",
+        envelope_domain=DOMAIN,
+        resolver=server.nameserver,
+        timeout=1,
+        lifetime=2,
+    )
     assert report.ok
     return report
 

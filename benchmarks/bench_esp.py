@@ -50,8 +50,14 @@ def _batch(n: int = BATCH) -> list[Envelope]:
     for i in range(n):
         rcpt = f"user{i}@example.com"
         raw = MESSAGE.replace(b"{rcpt}", rcpt.encode()).replace(b"{n}", str(i).encode())
-        out.append(Envelope(sender="news@mail.example.org", recipients=[rcpt], message=raw,
-                            metadata={"user": str(i)}))
+        out.append(
+            Envelope(
+                sender="news@mail.example.org",
+                recipients=[rcpt],
+                message=raw,
+                metadata={"user": str(i)},
+            )
+        )
     return out
 
 
@@ -69,9 +75,13 @@ def _reference_bodies(transport: SendGridTransport, batch: list[Envelope]) -> li
 def sendgrid_ratio(peer: SendGridPeer, batch_size: int, rounds: int = 5) -> float:
     """mailscale over bare httpx posting the same bodies to the same peer (wall clock)."""
     batch = _batch(batch_size)
-    with SendGridTransport(KEY, base_url=peer.url) as t, httpx.Client(
-        base_url=peer.url, headers={"Authorization": f"Bearer {KEY}",
-                                    "Content-Type": "application/json"}) as raw:
+    with (
+        SendGridTransport(KEY, base_url=peer.url) as t,
+        httpx.Client(
+            base_url=peer.url,
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        ) as raw,
+    ):
         bodies = _reference_bodies(t, batch)
         assert (batch_size + 999) // 1000 == len(bodies)
 
@@ -114,9 +124,10 @@ def test_gate_concurrent_calls_hide_provider_latency() -> None:
         peer.delay = LATENCY  # type: ignore[attr-defined]
         url = peer.url  # type: ignore[attr-defined]
         kw: dict[str, object] = {"rounds": 5, "min_time": 0.05, "clock": "wall"}
-        with MailgunTransport(MG_KEY, "mail.example.org", base_url=url,
-                              concurrency=1) as one, MailgunTransport(
-                MG_KEY, "mail.example.org", base_url=url, concurrency=4) as four:
+        with (
+            MailgunTransport(MG_KEY, "mail.example.org", base_url=url, concurrency=1) as one,
+            MailgunTransport(MG_KEY, "mail.example.org", base_url=url, concurrency=4) as four,
+        ):
             calls, _ = four._plan(batch)
             assert len(batch) == len(calls)
             pool = ThreadPoolExecutor(4)
@@ -135,9 +146,10 @@ def test_gate_concurrent_calls_hide_provider_latency() -> None:
             pool.shutdown()
 
         async def session() -> float:
-            async with MailgunTransport(MG_KEY, "mail.example.org", base_url=url,
-                                        concurrency=8) as t, httpx.AsyncClient(
-                    **t._client_kwargs()) as raw:
+            async with (
+                MailgunTransport(MG_KEY, "mail.example.org", base_url=url, concurrency=8) as t,
+                httpx.AsyncClient(**t._client_kwargs()) as raw,
+            ):
                 await t.send_async(batch)  # open the pooled connections
                 calls, _ = t._plan(batch)
 

@@ -46,8 +46,11 @@ def _messages(n: int, size: int) -> list[Envelope]:
             f"Message-ID: <bench{i}@example.com>\r\nDate: Thu, 01 Jan 2026 00:00:00 +0000\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n"
         ).encode()
-        out.append(Envelope(sender="bench@example.com", recipients=(f"r{i}@example.org",),
-                            message=head + body))
+        out.append(
+            Envelope(
+                sender="bench@example.com", recipients=(f"r{i}@example.org",), message=head + body
+            )
+        )
     return out
 
 
@@ -60,14 +63,18 @@ def run(messages: int, size: int, key: str, workers: int, outbox: str) -> dict[s
     sink = SMTPSink()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
-            url = f"sqlite:///{Path(tmp).resolve() / 'outbox.db'}" if outbox == "sqlite" \
+            url = (
+                f"sqlite:///{Path(tmp).resolve() / 'outbox.db'}"
+                if outbox == "sqlite"
                 else "memory://"
-            sender = Sender(f"{sink.url}&pool_size={workers}", outbox=url, signer=signer,
-                            workers=workers)
+            )
+            sender = Sender(
+                f"{sink.url}&pool_size={workers}", outbox=url, signer=signer, workers=workers
+            )
             cpu0, wall0 = time.process_time(), time.perf_counter()
             sender.start()
             for start in range(0, messages, 500):
-                sender.submit(envelopes[start:start + 500])
+                sender.submit(envelopes[start : start + 500])
             sender.drain()
             cpu = time.process_time() - cpu0
             wall = time.perf_counter() - wall0

@@ -125,9 +125,10 @@ def test_retry_failover_null(benchmark: Any) -> None:
 
 
 def test_smtp_one_connection(benchmark: Any) -> None:
-    with smtp_peer() as (port, _sink), SMTPTransport(
-        "127.0.0.1", port, tls="none", pool_size=1
-    ) as t:
+    with (
+        smtp_peer() as (port, _sink),
+        SMTPTransport("127.0.0.1", port, tls="none", pool_size=1) as t,
+    ):
         out = benchmark(t.send, BATCH[:100])
         assert all(r.accepted for r in out)
 
@@ -171,9 +172,10 @@ def test_gate_smtp_keeps_most_of_the_peers_throughput() -> None:
     """mailscale over one pooled connection vs bare smtplib, same peer (target >= 0.8x)."""
     n = 50
     batch = BATCH[:n]
-    with smtp_peer() as (port, _sink), SMTPTransport(
-        "127.0.0.1", port, tls="none", pool_size=1, local_hostname="localhost"
-    ) as t:
+    with (
+        smtp_peer() as (port, _sink),
+        SMTPTransport("127.0.0.1", port, tls="none", pool_size=1, local_hostname="localhost") as t,
+    ):
         t.send(batch[:1])  # open the pooled connection
         raw = RawClient(port)
         try:
@@ -189,9 +191,10 @@ def test_figure_smtp_four_connections() -> None:
     """Four threads over a pool of four connections, beside four bare smtplib clients."""
     n = 50
     batch = BATCH[:n]
-    with smtp_peer() as (port, _sink), SMTPTransport(
-        "127.0.0.1", port, tls="none", pool_size=4, local_hostname="localhost"
-    ) as t:
+    with (
+        smtp_peer() as (port, _sink),
+        SMTPTransport("127.0.0.1", port, tls="none", pool_size=4, local_hostname="localhost") as t,
+    ):
         four = in_threads(lambda: t.send(batch), 4)
         four()
         raws = [RawClient(port) for _ in range(4)]
@@ -209,5 +212,7 @@ def test_figure_smtp_four_connections() -> None:
             for c in raws:
                 c.close()
         assert all(r.accepted for r in t.send(batch))
-    print(f"\nSMTP, 4 pooled connections: {ours:,.0f} msg/s, mailscale / smtplib alone = "
-          f"{r:.2f}; 1 connection {one:,.0f} msg/s")
+    print(
+        f"\nSMTP, 4 pooled connections: {ours:,.0f} msg/s, mailscale / smtplib alone = "
+        f"{r:.2f}; 1 connection {one:,.0f} msg/s"
+    )

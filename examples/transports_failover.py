@@ -31,8 +31,10 @@ def main() -> int:
     print(transport)  # the relay's password shows as ***
     with transport:
         for env, result in zip(envelopes, transport.send(envelopes), strict=True):
-            print(f"{env.recipients[0]:22} {result.status.value:9} via {result.transport}: "
-                  f"{result.message_id}")
+            print(
+                f"{env.recipients[0]:22} {result.status.value:9} via {result.transport}: "
+                f"{result.message_id}"
+            )
     print(f"written to {outbox}")
     return 0
 

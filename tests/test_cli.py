@@ -28,6 +28,7 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
     """``mailscale.cli.main`` on arguments: (exit code, stdout, stderr)."""
+
     def run(*args: str) -> tuple[int, str, str]:
         code = cli.main(list(args))
         out, err = capsys.readouterr()
@@ -50,8 +51,9 @@ def boom(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[BaseException], 
 
     module.register = register  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(cli, "_COMMANDS",
-                        (*cli._COMMANDS, Command("boom", module.__name__, "raise")))
+    monkeypatch.setattr(
+        cli, "_COMMANDS", (*cli._COMMANDS, Command("boom", module.__name__, "raise"))
+    )
     monkeypatch.setattr(cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, module.__name__))
     yield raised.append
 
@@ -59,8 +61,14 @@ def boom(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[BaseException], 
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
     full.pop("MAILSCALE_DEBUG", None)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+        check=False,
+    )
 
 
 class TestExitCodes:
@@ -89,19 +97,36 @@ class TestOneLineErrors:
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            ((), "mailscale: error: choose a command: plan, dkim, shaping, transports, dns, "
-                 "send, worker, outbox, demo (see 'mailscale --help')"),
-            (("plna",), "mailscale: error: argument COMMAND: invalid choice: 'plna' (choose from "
-                        "'plan', 'dkim', 'shaping', 'transports', 'dns', 'send', 'worker', "
-                        "'outbox', 'demo') (see 'mailscale --help')"),
-            (("plan",), "mailscale: error: the following arguments are required: VOLUME "
-                        "(see 'mailscale plan --help')"),
-            (("plan", "10k", "--colour"), "mailscale: error: unrecognized arguments: --colour "
-                                          "(see 'mailscale --help')"),
-            (("plan", "10k", "--calibrate", "x"), "mailscale: error: argument --calibrate: "
-             "invalid float value: 'x' (see 'mailscale plan --help')"),
-            (("shaping",), "mailscale: error: the following arguments are required: SUBCOMMAND "
-                           "(see 'mailscale shaping --help')"),
+            (
+                (),
+                "mailscale: error: choose a command: plan, dkim, shaping, transports, dns, "
+                "send, worker, outbox, demo (see 'mailscale --help')",
+            ),
+            (
+                ("plna",),
+                "mailscale: error: argument COMMAND: invalid choice: 'plna' (choose from "
+                "'plan', 'dkim', 'shaping', 'transports', 'dns', 'send', 'worker', "
+                "'outbox', 'demo') (see 'mailscale --help')",
+            ),
+            (
+                ("plan",),
+                "mailscale: error: the following arguments are required: VOLUME "
+                "(see 'mailscale plan --help')",
+            ),
+            (
+                ("plan", "10k", "--colour"),
+                "mailscale: error: unrecognized arguments: --colour (see 'mailscale --help')",
+            ),
+            (
+                ("plan", "10k", "--calibrate", "x"),
+                "mailscale: error: argument --calibrate: "
+                "invalid float value: 'x' (see 'mailscale plan --help')",
+            ),
+            (
+                ("shaping",),
+                "mailscale: error: the following arguments are required: SUBCOMMAND "
+                "(see 'mailscale shaping --help')",
+            ),
         ],
     )
     def test_usage_errors(self, run: Run, args: tuple[str, ...], message: str) -> None:
@@ -116,8 +141,11 @@ class TestOneLineErrors:
         except OSError as exc:
             boom(exc)
         code, out, err = run("boom")
-        assert (2, "", "mailscale: error: /nonexistent/dir/x.eml: No such file or directory\n"
-                ) == (code, out, err)
+        assert (2, "", "mailscale: error: /nonexistent/dir/x.eml: No such file or directory\n") == (
+            code,
+            out,
+            err,
+        )
 
     def test_mailscale_error(self, run: Run, boom: Callable[[BaseException], None]) -> None:
         """A MailscaleError is its message on one line (newlines folded), exit status 2."""
@@ -141,18 +169,22 @@ class TestOneLineErrors:
         boom(KeyboardInterrupt())
         assert (130, "", "mailscale: interrupted\n") == run("boom")
 
-    def test_bug_hints_at_debug(self, run: Run, boom: Callable[[BaseException], None],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_bug_hints_at_debug(
+        self, run: Run, boom: Callable[[BaseException], None], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """An unexpected exception is one line with the MAILSCALE_DEBUG hint, exit 70."""
         monkeypatch.delenv("MAILSCALE_DEBUG", raising=False)
         boom(KeyError("tier"))
         code, out, err = run("boom")
         assert (70, "") == (code, out)
-        assert ("mailscale: internal error: KeyError: 'tier' (a bug in mailscale; rerun with "
-                "MAILSCALE_DEBUG=1 for the traceback)\n") == err
+        assert (
+            "mailscale: internal error: KeyError: 'tier' (a bug in mailscale; rerun with "
+            "MAILSCALE_DEBUG=1 for the traceback)\n"
+        ) == err
 
-    def test_debug_shows_traceback(self, run: Run, boom: Callable[[BaseException], None],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_debug_shows_traceback(
+        self, run: Run, boom: Callable[[BaseException], None], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """MAILSCALE_DEBUG=1 prints the traceback before the line."""
         monkeypatch.setenv("MAILSCALE_DEBUG", "1")
         boom(KeyError("tier"))
@@ -163,13 +195,17 @@ class TestOneLineErrors:
 
     def test_oserror_in_a_subprocess(self, tmp_path: Path) -> None:
         """`mailscale plan --data` on a directory: one line, exit 2, nothing on stdout."""
-        done = subprocess.run([sys.executable, "-m", "mailscale", "plan", "10k", "--data",
-                               str(tmp_path)], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONPATH": SRC}, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "mailscale", "plan", "10k", "--data", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": SRC},
+            check=False,
+        )
         assert (2, "") == (done.returncode, done.stdout)
         assert 1 == len(done.stderr.splitlines())
         assert done.stderr.startswith("mailscale: error: cannot read the data file")
-
 
     def test_issue_examples(self, tmp_path: Path) -> None:
         """`dkim sign -o /nonexistent/dir/x.eml` and `dkim verify --dns-server notanip`: one
@@ -181,12 +217,27 @@ class TestOneLineErrors:
         key = tmp_path / "k.pem"
 
         def mailscale(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "mailscale", *args], env=env,
-                                  capture_output=True, text=True, timeout=120, check=False)
+            return subprocess.run(
+                [sys.executable, "-m", "mailscale", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
 
         assert 0 == mailscale("dkim", "keygen", str(key), "--algorithm", "ed25519").returncode
-        sign = ("dkim", "sign", str(message), "--domain", "example.com", "--selector", "s",
-                "--key", str(key))
+        sign = (
+            "dkim",
+            "sign",
+            str(message),
+            "--domain",
+            "example.com",
+            "--selector",
+            "s",
+            "--key",
+            str(key),
+        )
         done = mailscale(*sign, "-o", "/nonexistent/dir/x.eml")
         assert (2, "") == (done.returncode, done.stdout)
         assert 1 == len(done.stderr.splitlines())
@@ -202,9 +253,19 @@ class TestOneLineErrors:
 
 # Modules `mailscale plan` must not load: it plans, and imports nothing that signs, checks
 # DNS, sends, shapes or logs.
-_HEAVY = ("mailscale.signing", "mailscale.auth", "mailscale.transports", "mailscale.shaping",
-          "mailscale._hot", "mailscale._log", "dns", "cryptography", "structlog", "httpx",
-          "redis")
+_HEAVY = (
+    "mailscale.signing",
+    "mailscale.auth",
+    "mailscale.transports",
+    "mailscale.shaping",
+    "mailscale._hot",
+    "mailscale._log",
+    "dns",
+    "cryptography",
+    "structlog",
+    "httpx",
+    "redis",
+)
 _PROBE = """
 import io, json, sys, contextlib
 {setup}
@@ -225,14 +286,21 @@ def _loaded(setup: str) -> tuple[int, list[str]]:
 class TestLazyCommands:
     @pytest.mark.parametrize(
         "argv",
-        [["plan", "250k"], ["plan", "250k", "--json"], ["--help"], ["plan", "--help"],
-         ["plan", "0"], []],
+        [
+            ["plan", "250k"],
+            ["plan", "250k", "--json"],
+            ["--help"],
+            ["plan", "--help"],
+            ["plan", "0"],
+            [],
+        ],
     )
     def test_plan_loads_nothing_it_does_not_run(self, argv: list[str]) -> None:
         """After the command ran, no signing, DNS, transport, shaping or structlog module."""
         code, heavy = _loaded(
             "from mailscale.cli import main\n"
-            f"with contextlib.redirect_stdout(io.StringIO()): code = main({argv!r})")
+            f"with contextlib.redirect_stdout(io.StringIO()): code = main({argv!r})"
+        )
         assert code in (0, 2)
         assert [] == heavy
 
@@ -272,11 +340,17 @@ def _tokens(out: str) -> Counter[str]:
 class TestPlanOutput:
     @pytest.mark.parametrize(
         "args",
-        [("250k",), ("1",), ("1.5M",), ("10M", "--use-case", "transactional"),
-         ("50k", "--team", "strong", "--compliance", "yes", "--custom-integration", "yes")],
+        [
+            ("250k",),
+            ("1",),
+            ("1.5M",),
+            ("10M", "--use-case", "transactional"),
+            ("50k", "--team", "strong", "--compliance", "yes", "--custom-integration", "yes"),
+        ],
     )
-    def test_80_columns_cut_no_word(self, run: Run, monkeypatch: pytest.MonkeyPatch,
-                                    args: tuple[str, ...]) -> None:
+    def test_80_columns_cut_no_word(
+        self, run: Run, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+    ) -> None:
         """Piped at 80 columns the plan has exactly the words it has at 300: none is cut."""
         monkeypatch.setenv("COLUMNS", "300")
         _, wide, _ = run("plan", *args)
@@ -291,14 +365,19 @@ class TestPlanOutput:
         """Piped with no COLUMNS, rich's 80 columns hold every line and every word."""
         env = {**os.environ, "PYTHONPATH": SRC}
         env.pop("COLUMNS", None)
-        done = subprocess.run([sys.executable, "-m", "mailscale", "plan", "250k"],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "mailscale", "plan", "250k"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert 0 == done.returncode
         assert max(len(line) for line in done.stdout.splitlines()) <= 80
         assert "personalizations" in done.stdout and "…" not in done.stdout
 
-    def test_60_columns_keeps_every_word(self, run: Run,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_60_columns_keeps_every_word(self, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
         """Narrower still, tables that cannot fit become lists; every word stays whole."""
         monkeypatch.setenv("COLUMNS", "300")
         _, wide, _ = run("plan", "10M")
@@ -310,20 +389,28 @@ class TestPlanOutput:
         assert max(len(line) for line in narrow.splitlines()) <= 60
 
     @pytest.mark.parametrize("volume", ["1", "1k", "250k", "10M"])
-    def test_singular_and_plural(self, run: Run, monkeypatch: pytest.MonkeyPatch,
-                                 volume: str) -> None:
+    def test_singular_and_plural(
+        self, run: Run, monkeypatch: pytest.MonkeyPatch, volume: str
+    ) -> None:
         """No `1 servers`, `< 1 seconds` or `server(s)` in the tables or explain()."""
         from mailscale.planning import Workload, plan
 
         monkeypatch.setenv("COLUMNS", "300")
         _, out, _ = run("plan", volume, "--active-addresses", "1", "--peak-share", "100%")
-        workload = Workload(monthly_volume=int(float(volume.rstrip("kM")) * {
-            "k": 1_000, "M": 1_000_000}.get(volume[-1], 1)), active_addresses=1,
-            peak_hour_share=1.0)
+        workload = Workload(
+            monthly_volume=int(
+                float(volume.rstrip("kM")) * {"k": 1_000, "M": 1_000_000}.get(volume[-1], 1)
+            ),
+            active_addresses=1,
+            peak_hour_share=1.0,
+        )
         for text in (out, plan(workload).explain()):
             assert "(s)" not in text
-            bad = re.findall(r"(?<![\d.,])1 (?:[\w-]+ )?(?:servers|seconds|emails|messages|"
-                             r"IPs|keys|tokens|calls|criteria|addresses|cores)\b", text)
+            bad = re.findall(
+                r"(?<![\d.,])1 (?:[\w-]+ )?(?:servers|seconds|emails|messages|"
+                r"IPs|keys|tokens|calls|criteria|addresses|cores)\b",
+                text,
+            )
             assert [] == bad
         assert "< 1 second " in out
 
@@ -342,12 +429,19 @@ class TestPlanOutput:
 class TestColour:
     @pytest.mark.parametrize(
         "args",
-        [("plan", "250k"), ("plan", "250k", "--json"), ("shaping", "presets"),
-         ("shaping", "presets", "--json"), ("shaping", "limit", "10", "1", "--json"),
-         ("transports",), ("transports", "--json")],
+        [
+            ("plan", "250k"),
+            ("plan", "250k", "--json"),
+            ("shaping", "presets"),
+            ("shaping", "presets", "--json"),
+            ("shaping", "limit", "10", "1", "--json"),
+            ("transports",),
+            ("transports", "--json"),
+        ],
     )
-    def test_no_color(self, run: Run, monkeypatch: pytest.MonkeyPatch,
-                      args: tuple[str, ...]) -> None:
+    def test_no_color(
+        self, run: Run, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+    ) -> None:
         """NO_COLOR=1 on a (forced) terminal: no escape at all; --json never has one."""
         monkeypatch.setenv("FORCE_COLOR", "1")
         monkeypatch.setenv("NO_COLOR", "1")

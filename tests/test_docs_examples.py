@@ -148,7 +148,7 @@ def _plugins(stack: contextlib.ExitStack, tmp: Path) -> dict[str, Any]:
         "Metadata-Version: 2.1\nName: mailscale-example-plugin\nVersion: 0.1.1\n"
     )
     (info / "entry_points.txt").write_text(
-        '[mailscale.transports]\nexample+log = mailscale_example_plugin:LogTransport\n'
+        "[mailscale.transports]\nexample+log = mailscale_example_plugin:LogTransport\n"
     )
     for path in (str(plugin / "src"), str(tmp / "site")):
         sys.path.insert(0, path)
@@ -283,8 +283,11 @@ def test_docstring_examples_run() -> None:
 def _commands(text: str) -> list[str]:
     block = re.search(r"```sh\n(.*?)```", text, re.S)
     assert block is not None
-    return [line.split("#")[0].strip() for line in block.group(1).splitlines()
-            if line.strip() and not line.strip().startswith("#")]
+    return [
+        line.split("#")[0].strip()
+        for line in block.group(1).splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
 
 
 def test_home_page_shows_the_readme_commands() -> None:

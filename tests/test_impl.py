@@ -34,8 +34,14 @@ class TestFallback:
         """With _core unimportable, the twin is chosen and one debug event says why."""
         env = {k: v for k, v in os.environ.items() if k != "MAILSCALE_NO_EXTENSIONS"}
         env["PYTHONPATH"] = str(Path(mailscale.__file__).parents[1])
-        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
-                              env=env, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
         assert (0, "") == (done.returncode, done.stderr)
         result = json.loads(done.stdout)
         assert {

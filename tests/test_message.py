@@ -79,8 +79,9 @@ class TestCheckHeaderValue:
         with pytest.raises(HeaderInjection, match="'Subject'"):
             check_header_value("Subject", value)
 
-    @pytest.mark.parametrize("brk", ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
-                                     "\u2029", "\u2028 "])
+    @pytest.mark.parametrize(
+        "brk", ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\u2028 "]
+    )
     def test_unicode_line_breaks(self, brk: str) -> None:
         """Every line break str.splitlines knows is refused, even before a space."""
         with pytest.raises(HeaderInjection, match="'X-Bad'"):
@@ -98,14 +99,25 @@ class TestCheckHeaderValue:
     def test_labels_checked_too(self) -> None:
         """Tags and metadata with a Unicode line break are refused."""
         with pytest.raises(HeaderInjection):
-            Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
-                     metadata={"k": "v\x85X: y"})
+            Envelope(
+                sender="a@example.com",
+                recipients=["b@example.net"],
+                message=RAW,
+                metadata={"k": "v\x85X: y"},
+            )
 
 
 class TestAddressControls:
-    @pytest.mark.parametrize("bad", ["a\x85b@example.com", "a\u2028b@example.com",
-                                     "ab@exa\u2029mple.com", "a\x9bb@example.com",
-                                     "a\x1cb@example.com"])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "a\x85b@example.com",
+            "a\u2028b@example.com",
+            "ab@exa\u2029mple.com",
+            "a\x9bb@example.com",
+            "a\x1cb@example.com",
+        ],
+    )
     def test_refused(self, bad: str) -> None:
         """C1 controls and Unicode line breaks are not part of an address."""
         with pytest.raises((InvalidAddress, HeaderInjection), match="address"):
@@ -116,16 +128,21 @@ class TestIdempotencyKey:
     @pytest.mark.parametrize("key", [None, "order-42", "ключ:1"])
     def test_accepted(self, key: str | None) -> None:
         """None or a printable string is kept as given."""
-        env = Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
-                       idempotency_key=key)
+        env = Envelope(
+            sender="a@example.com", recipients=["b@example.net"], message=RAW, idempotency_key=key
+        )
         assert key == env.idempotency_key
 
     @pytest.mark.parametrize("key", ["", "a\r\nb", "a\u2028b", "a\x00", 42, b"k"])
     def test_refused(self, key: object) -> None:
         """An empty, non-printable or non-string key is refused at construction."""
         with pytest.raises(InvalidMessage, match="idempotency_key"):
-            Envelope(sender="a@example.com", recipients=["b@example.net"], message=RAW,
-                     idempotency_key=key)  # type: ignore[arg-type]
+            Envelope(
+                sender="a@example.com",
+                recipients=["b@example.net"],
+                message=RAW,
+                idempotency_key=key,
+            )  # type: ignore[arg-type]
 
 
 class TestEnvelope:
@@ -243,9 +260,10 @@ class TestSendResult:
         assert ("a@x.test",) == SendResult(
             status=SendStatus.DEFERRED, recipients=("a@x.test",)
         ).pending_recipients
-        assert () == SendResult(
-            status=SendStatus.REJECTED, recipients=("a@x.test",)
-        ).pending_recipients
+        assert (
+            ()
+            == SendResult(status=SendStatus.REJECTED, recipients=("a@x.test",)).pending_recipients
+        )
 
     @pytest.mark.parametrize(
         ("statuses", "expected"),
@@ -367,8 +385,15 @@ class TestStatusForm:
         from mailscale.auth import CheckStatus, HostStatus, Policy, ReadinessStatus, Severity
         from mailscale.signing import VerifyStatus
 
-        for kind in (SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus,
-                     Severity, Policy):
+        for kind in (
+            SendStatus,
+            VerifyStatus,
+            CheckStatus,
+            HostStatus,
+            ReadinessStatus,
+            Severity,
+            Policy,
+        ):
             assert issubclass(kind, ValueEnum)
             for member in kind:
                 assert member.value == member

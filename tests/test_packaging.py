@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _tracked_files() -> list[str]:
     try:
-        done = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                              capture_output=True, text=True, check=True, timeout=60)
+        done = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("needs a git checkout to copy the source tree")
     return done.stdout.splitlines()
@@ -46,12 +52,27 @@ class TestPureWheel:
         (egg / "SOURCES.txt").write_text(
             "src/mailscale/_hot/_core.c\n"
             "src/mailscale/_hot/_core.cpython-311-x86_64-linux-gnu.so\n",
-            "utf-8")
+            "utf-8",
+        )
         env = dict(os.environ, MAILSCALE_NO_EXTENSIONS="1")
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-             "--disable-pip-version-check", "-w", str(tmp_path / "wheels"), str(tree)],
-            capture_output=True, text=True, env=env, timeout=300, check=False,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-w",
+                str(tmp_path / "wheels"),
+                str(tree),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
         )
         assert 0 == done.returncode, done.stderr[-2000:]
         (wheel,) = (tmp_path / "wheels").glob("mailscale-*.whl")

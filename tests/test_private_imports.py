@@ -156,21 +156,36 @@ class TestPrivateImports:
     @pytest.mark.parametrize(
         ("source", "expected"),
         [
-            ("from mailscale.transports._http import _Call\n",
-             ["mailscale.transports.smtp:1 imports _Call from mailscale.transports._http"]),
+            (
+                "from mailscale.transports._http import _Call\n",
+                ["mailscale.transports.smtp:1 imports _Call from mailscale.transports._http"],
+            ),
             ("from mailscale.transports._http import HTTPTransportBase\n", []),
             ("from mailscale.transports import _session\n", []),
-            ("from mailscale._hot._core_dkim_py import _as_bytes\n",
-             ["mailscale.transports.smtp:1 uses private module mailscale._hot._core_dkim_py",
-              "mailscale.transports.smtp:1 imports _as_bytes from mailscale._hot._core_dkim_py"]),
-            ("from mailscale.signing import _signer\n",
-             ["mailscale.transports.smtp:1 uses private module mailscale.signing._signer"]),
-            ("from mailscale.transports import _session\n_session._text(b'')\n",
-             ["mailscale.transports.smtp:2 reads _text of mailscale.transports._session"]),
-            ("import mailscale._core_py as core\ncore._as_bytes\n",
-             ["mailscale.transports.smtp:2 reads _as_bytes of mailscale._core_py"]),
-            ("from .base import _frozen\n",
-             ["mailscale.transports.smtp:1 imports _frozen from mailscale.transports.base"]),
+            (
+                "from mailscale._hot._core_dkim_py import _as_bytes\n",
+                [
+                    "mailscale.transports.smtp:1 uses private module mailscale._hot._core_dkim_py",
+                    "mailscale.transports.smtp:1 imports _as_bytes from "
+                    "mailscale._hot._core_dkim_py",
+                ],
+            ),
+            (
+                "from mailscale.signing import _signer\n",
+                ["mailscale.transports.smtp:1 uses private module mailscale.signing._signer"],
+            ),
+            (
+                "from mailscale.transports import _session\n_session._text(b'')\n",
+                ["mailscale.transports.smtp:2 reads _text of mailscale.transports._session"],
+            ),
+            (
+                "import mailscale._core_py as core\ncore._as_bytes\n",
+                ["mailscale.transports.smtp:2 reads _as_bytes of mailscale._core_py"],
+            ),
+            (
+                "from .base import _frozen\n",
+                ["mailscale.transports.smtp:1 imports _frozen from mailscale.transports.base"],
+            ),
             ("import sys\nsys._getframe()\nfrom mailscale import __version__\n", []),
         ],
     )

@@ -39,8 +39,11 @@ class TestReadme:
         assert section is not None
         block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", section.group(1), re.S)
         assert block is not None
-        commands = [line.strip() for line in block.group(1).splitlines()
-                    if line.strip() and not line.strip().startswith("#")]
+        commands = [
+            line.strip()
+            for line in block.group(1).splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
         assert 2 == len(commands)
         assert commands[0].startswith("pip install . && mailscale ")
         assert "pip install '.[test]' && python -m pytest" == commands[1]

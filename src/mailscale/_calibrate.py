@@ -33,8 +33,10 @@ ALGORITHMS = {"rsa": "RSA-2048", "ed25519": "Ed25519"}
 
 def method(algorithm: str = "rsa") -> str:
     """What `measure_per_core_rate` measures, in words."""
-    return ("the sending pipeline on one core: memory outbox, shaping, DKIM "
-            f"{ALGORITHMS[algorithm]} signing, null-transport hand-off")
+    return (
+        "the sending pipeline on one core: memory outbox, shaping, DKIM "
+        f"{ALGORITHMS[algorithm]} signing, null-transport hand-off"
+    )
 
 
 METHOD = method("rsa")
@@ -111,8 +113,9 @@ def _rate(step: Callable[[], object], batch: int, seconds: float) -> tuple[float
             return done / elapsed, done, elapsed
 
 
-def measure_per_core_rate(*, seconds: float = 1.0, message_size: int = 20_000,
-                          algorithm: str = "rsa") -> Calibration:
+def measure_per_core_rate(
+    *, seconds: float = 1.0, message_size: int = 20_000, algorithm: str = "rsa"
+) -> Calibration:
     """Measure the sending pipeline on this core for about ``2.5 * seconds``.
 
     Args:
@@ -125,8 +128,10 @@ def measure_per_core_rate(*, seconds: float = 1.0, message_size: int = 20_000,
             10 MB, or an unknown algorithm.
     """
     if algorithm not in ALGORITHMS:
-        raise PlanningError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got "
-                            f"{algorithm!r}", field="algorithm")
+        raise PlanningError(
+            f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}",
+            field="algorithm",
+        )
     if not isinstance(seconds, (int, float)) or not 0 < seconds <= 60:
         raise PlanningError(f"seconds must be in (0, 60], got {seconds!r}", field="seconds")
     if not isinstance(message_size, int) or not 1_000 <= message_size <= 10_000_000:
@@ -158,8 +163,12 @@ def measure_per_core_rate(*, seconds: float = 1.0, message_size: int = 20_000,
         Envelope(sender="news@example.com", recipients=["reader@example.org"], message=m)
         for m in messages
     ]
-    sender = Sender("null://", outbox=MemoryOutbox(), signer=signer,
-                    shaper=Shaper({"domain:*": unlimited}, strict=False))
+    sender = Sender(
+        "null://",
+        outbox=MemoryOutbox(),
+        signer=signer,
+        shaper=Shaper({"domain:*": unlimited}, strict=False),
+    )
 
     def whole() -> None:
         sender.submit(unsigned)
@@ -177,8 +186,7 @@ def measure_per_core_rate(*, seconds: float = 1.0, message_size: int = 20_000,
         sender.close()
         transport.close()
     if sent != done:  # pragma: no cover - the null transport accepts everything
-        raise PlanningError(f"the calibration sent {sent:,} of {done:,} messages",
-                            field="seconds")
+        raise PlanningError(f"the calibration sent {sent:,} of {done:,} messages", field="seconds")
     return Calibration(
         emails_per_minute=rate * 60,
         messages=done,

@@ -47,11 +47,11 @@ class ExitCode(enum.IntEnum):
 EXIT_MEANINGS: dict[int, str] = {
     ExitCode.OK: "success: the command did what was asked and found nothing wrong",
     ExitCode.FAILED: "the command ran and reports a failure: check errors, a signature that "
-                     "does not verify, a broken plugin under --strict, a peer that refused",
+    "does not verify, a broken plugin under --strict, a peer that refused",
     ExitCode.USAGE: "usage or input error: a bad flag or value, an unreadable input or "
-                    "unwritable output file, an invalid message, key or data file",
+    "unwritable output file, an invalid message, key or data file",
     ExitCode.INCOMPLETE: "a check could not finish (DNS unreachable, nothing checkable): "
-                         "no verdict",
+    "no verdict",
     ExitCode.INTERNAL: "a bug in mailscale (an unexpected exception)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitCode.BROKEN_PIPE: "the reader of the output went away (mailscale ... | head)",
@@ -69,14 +69,17 @@ class Command(NamedTuple):
 # The commands, in the order `mailscale --help` lists them. Adding a command is one line;
 # a module may register several commands (one line each here).
 _COMMANDS: tuple[Command, ...] = (
-    Command("plan", "mailscale.planning._cli",
-            "plan the infrastructure for a monthly email volume"),
+    Command(
+        "plan", "mailscale.planning._cli", "plan the infrastructure for a monthly email volume"
+    ),
     Command("dkim", "mailscale.signing._cli", "DKIM keys, signing and verification"),
     Command("shaping", "mailscale.shaping._cli", "rate-limit presets and limit arithmetic"),
-    Command("transports", "mailscale.transports._cli",
-            "list available transports (built-in, plugins, broken plugins)"),
-    Command("dns", "mailscale.auth._cli",
-            "check SPF/DKIM/DMARC/MX/PTR; print records to publish"),
+    Command(
+        "transports",
+        "mailscale.transports._cli",
+        "list available transports (built-in, plugins, broken plugins)",
+    ),
+    Command("dns", "mailscale.auth._cli", "check SPF/DKIM/DMARC/MX/PTR; print records to publish"),
     Command("send", "mailscale.pipeline._cli", "deliver .eml files through an outbox"),
     Command("worker", "mailscale.pipeline._cli", "deliver what others put into an outbox"),
     Command("outbox", "mailscale.pipeline._cli", "outbox counts; list, retry, purge dead letters"),
@@ -103,10 +106,14 @@ _DEBUG_HINT = "rerun with MAILSCALE_DEBUG=1 for the traceback"
 def _epilog() -> str:
     lines = ["exit status:"]
     for code, meaning in EXIT_MEANINGS.items():
-        lines.append(textwrap.fill(meaning, 76, initial_indent=f"  {code:<4}",
-                                   subsequent_indent=" " * 6))
-    lines += ["", "Every failure prints one line on stderr; MAILSCALE_DEBUG=1 adds the traceback.",
-              "NO_COLOR=1 turns colours and styles off; --json output never has them."]
+        lines.append(
+            textwrap.fill(meaning, 76, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
+        )
+    lines += [
+        "",
+        "Every failure prints one line on stderr; MAILSCALE_DEBUG=1 adds the traceback.",
+        "NO_COLOR=1 turns colours and styles off; --json output never has them.",
+    ]
     return "\n".join(lines)
 
 
@@ -157,8 +164,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(chosen.module)
         except ImportError as exc:
-            raise MailscaleError(f"'mailscale {chosen.name}' is unavailable in this "
-                                 f"installation: {exc}") from exc
+            raise MailscaleError(
+                f"'mailscale {chosen.name}' is unavailable in this installation: {exc}"
+            ) from exc
         module.register(subparsers)
     for c in offered:
         if c.name not in subparsers.choices:
@@ -187,8 +195,9 @@ def make_console(file: IO[str] | None = None) -> Console:
 
     plain = bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
     kwargs: dict[str, Any] = {"color_system": None} if plain else {}
-    return _Console(file=file or sys.stdout, highlight=False, emoji=False, soft_wrap=False,
-                    **kwargs)
+    return _Console(
+        file=file or sys.stdout, highlight=False, emoji=False, soft_wrap=False, **kwargs
+    )
 
 
 def _debug() -> bool:
@@ -270,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status is not None:
             _fail(f"error: {_error_line(exc)}")
             return status
-        _fail(f"internal error: {type(exc).__name__}: {_error_line(exc)} "
-              f"(a bug in mailscale; {_DEBUG_HINT})")
+        _fail(
+            f"internal error: {type(exc).__name__}: {_error_line(exc)} "
+            f"(a bug in mailscale; {_DEBUG_HINT})"
+        )
         return ExitCode.INTERNAL

@@ -133,8 +133,9 @@ def _spf(zone: Zone) -> None:
     zone.txt("ptr2.example.net", "v=spf1 ptr:good.example.com -all")
     zone.ptr("203.0.113.12", "servfail.example.com", f"mail12.{GOOD}")
     zone.a(f"mail12.{GOOD}", "203.0.113.12")
-    zone.txt("redirall.example.net",
-             "v=spf1 ip4:203.0.113.7 redirect=_spf.redirect.example.net -all")
+    zone.txt(
+        "redirall.example.net", "v=spf1 ip4:203.0.113.7 redirect=_spf.redirect.example.net -all"
+    )
     zone.txt("syntax.example.net", "v=spf1 ip4:203.0.113.300 -all")
     zone.txt("noall.example.net", "v=spf1 ip4:203.0.113.7")
     # a, mx and exists with macros
@@ -179,32 +180,39 @@ def _dkim(zone: Zone, keys: Keys) -> None:
 def _dmarc(zone: Zone) -> None:
     zone.txt("_dmarc.extok.example.com", f"v=DMARC1; p=none; rua=mailto:agg@{REPORTS}")
     zone.txt(f"extok.example.com._report._dmarc.{REPORTS}", "v=DMARC1")
-    zone.txt("_dmarc.extbad.example.com",
-             f"v=DMARC1; p=quarantine; rua=mailto:agg@{REPORTS}; ruf=mailto:f@{REPORTS}")
+    zone.txt(
+        "_dmarc.extbad.example.com",
+        f"v=DMARC1; p=quarantine; rua=mailto:agg@{REPORTS}; ruf=mailto:f@{REPORTS}",
+    )
     zone.txt("_dmarc.badpolicy.example.com", "v=DMARC1; p=maybe")
     zone.txt("_dmarc.badpct.example.com", "v=DMARC1; p=reject; pct=150")
     zone.txt("_dmarc.badalign.example.com", "v=DMARC1; p=none; adkim=x")
     zone.txt("_dmarc.twodmarc.example.com", "v=DMARC1; p=none")
     zone.txt("_dmarc.twodmarc.example.com", "v=DMARC1; p=reject")
-    zone.txt("_dmarc.strict.example.com",
-             "v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:d@strict.example.com")
-    zone.txt("_dmarc.unknowntag.example.com",
-             "v=DMARC1; p=none; foo=bar; rua=mailto:d@unknowntag.example.com")
-
+    zone.txt(
+        "_dmarc.strict.example.com",
+        "v=DMARC1; p=reject; adkim=s; aspf=s; rua=mailto:d@strict.example.com",
+    )
+    zone.txt(
+        "_dmarc.unknowntag.example.com",
+        "v=DMARC1; p=none; foo=bar; rua=mailto:d@unknowntag.example.com",
+    )
 
     # an external rua whose authorization name would pass 255 octets
-    zone.txt("_dmarc.longrua.example.com", "v=DMARC1; p=none; rua=mailto:d@",
-             *_chunks(LONG_DEST))
+    zone.txt("_dmarc.longrua.example.com", "v=DMARC1; p=none; rua=mailto:d@", *_chunks(LONG_DEST))
     zone.txt("_dmarc.shop.test", "v=DMARC1; p=quarantine; sp=reject; rua=mailto:d@shop.test")
     # RFC 7489 6.6.3: no valid p= (or an invalid sp=) with a valid rua= reads as p=none;
     # without a valid rua= no policy applies.
     zone.txt("_dmarc.nop.example.com", "v=DMARC1; rua=mailto:d@nop.example.com")
     zone.txt("_dmarc.badp.example.com", "v=DMARC1; p=rejected; rua=mailto:d@badp.example.com")
-    zone.txt("_dmarc.badsp.example.com",
-             "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@badsp.example.com")
+    zone.txt(
+        "_dmarc.badsp.example.com", "v=DMARC1; p=reject; sp=bogus; rua=mailto:d@badsp.example.com"
+    )
     zone.txt("_dmarc.badspnorua.example.com", "v=DMARC1; p=reject; sp=bogus")
-    zone.txt("_dmarc.upper.example.com",
-             "v=DMARC1; p=REJECT; sp=Quarantine; rua=mailto:d@upper.example.com")
+    zone.txt(
+        "_dmarc.upper.example.com",
+        "v=DMARC1; p=REJECT; sp=Quarantine; rua=mailto:d@upper.example.com",
+    )
     # not DMARC records: receivers discard them (RFC 7489 6.6.3)
     zone.txt("_dmarc.space.example.com", " v=DMARC1; p=reject; rua=mailto:d@space.example.com")
     zone.txt("_dmarc.lower.example.com", "v=dmarc1; p=reject")

@@ -1,6 +1,6 @@
 """Count the queries a check sends to the hostile fan-out zones (docs/auth.md, DNS budget).
 
-    PYTHONPATH=src:tests:tests/auth python tests/auth/fanout_count.py
+PYTHONPATH=src:tests:tests/auth python tests/auth/fanout_count.py
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def main() -> None:
             server.queries.clear()
             start = time.monotonic()
             check_domain(resolver=server.nameserver, timeout=1, lifetime=2, **kwargs)  # type: ignore[arg-type]
-            print(f"{name}: {len(server.queries)} queries at the server "
-                  f"in {time.monotonic() - start:.1f} s")
+            print(
+                f"{name}: {len(server.queries)} queries at the server "
+                f"in {time.monotonic() - start:.1f} s"
+            )
 
 
 if __name__ == "__main__":

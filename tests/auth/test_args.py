@@ -134,8 +134,7 @@ CALLS: list[tuple[str, Callable[[Any], object]]] = [
 class TestWrongTypesFuzz:
     @settings(max_examples=150, deadline=None)
     @given(st.sampled_from(CALLS), WRONG)
-    def test_any_wrong_type(self, call: tuple[str, Callable[[Any], object]], value: object
-                            ) -> None:
+    def test_any_wrong_type(self, call: tuple[str, Callable[[Any], object]], value: object) -> None:
         """Any wrong-typed value for any public argument raises AuthCheckError naming it."""
         name, fn = call
         with pytest.raises(AuthCheckError) as info:

@@ -43,8 +43,13 @@ def server(zone_server: DNSServer) -> DNSServer:
 
 
 def check(server: DNSServer, domain: str, **kw: object) -> AuthReport:
-    return check_domain(domain, resolver=server.nameserver, timeout=2, lifetime=4,  # type: ignore[arg-type]
-                        **kw)
+    return check_domain(
+        domain,
+        resolver=server.nameserver,
+        timeout=2,
+        lifetime=4,  # type: ignore[arg-type]
+        **kw,
+    )
 
 
 def lookups_at_server(server: DNSServer) -> set[tuple[str, str]]:
@@ -56,8 +61,11 @@ class TestSPFFanOut:
     def test_includes_300_wide_stay_within_the_rfc_limits(self, server: DNSServer) -> None:
         """Every record including 300 names: at most 1 + 10 SPF records are fetched."""
         report = check(server, FAN, sending_ips=["203.0.113.7"])
-        txt = {n for n, t in lookups_at_server(server) if t == "TXT" and n.endswith(FAN)
-               and not n.startswith("_dmarc.")}
+        txt = {
+            n
+            for n, t in lookups_at_server(server)
+            if t == "TXT" and n.endswith(FAN) and not n.startswith("_dmarc.")
+        }
         # check_host follows includes depth first and stops at the 11th lookup (permerror);
         # the record-wide walk stops following once the count passes 10 (here at once).
         assert len(txt) <= 1 + 10
@@ -70,8 +78,11 @@ class TestSPFFanOut:
     def test_walk_alone_fetches_one_record(self, server: DNSServer) -> None:
         """Without sending IPs, the record's own 300 terms pass the limit: nothing is followed."""
         report = check(server, FAN)
-        txt = {n for n, t in lookups_at_server(server) if t == "TXT" and n.endswith(FAN)
-               and not n.startswith("_dmarc.")}
+        txt = {
+            n
+            for n, t in lookups_at_server(server)
+            if t == "TXT" and n.endswith(FAN) and not n.startswith("_dmarc.")
+        }
         assert {FAN} == txt
         assert 300 == report.spf.lookups
 
@@ -82,12 +93,18 @@ class TestOtherFanOuts:
         report = check(server, MX_FAN)
         asked = {n for n, t in lookups_at_server(server) if t in ("A", "AAAA")}
         assert 10 == len(asked)
-        assert 1 + 2 * 10 >= len({q for q in lookups_at_server(server) if q[0] != MX_FAN
-                                  or q[1] == "MX"} - {(f"_dmarc.{MX_FAN}", "TXT"),
-                                                      ("_dmarc.mxfan.test", "TXT")}) - 1
+        assert (
+            1 + 2 * 10
+            >= len(
+                {q for q in lookups_at_server(server) if q[0] != MX_FAN or q[1] == "MX"}
+                - {(f"_dmarc.{MX_FAN}", "TXT"), ("_dmarc.mxfan.test", "TXT")}
+            )
+            - 1
+        )
         assert MX_FAN_HOSTS == len(report.mx.hosts)
         assert ["ok"] * 10 + ["not checked"] * (MX_FAN_HOSTS - 10) == [
-            h.status for h in report.mx.hosts]
+            h.status for h in report.mx.hosts
+        ]
         assert ("ok", "mx.too_many") == (report.mx.status, report.mx.findings[0].code)
 
     def test_dmarc_report_destinations(self, server: DNSServer) -> None:
@@ -100,8 +117,9 @@ class TestOtherFanOuts:
     def test_ptr_names(self, server: DNSServer) -> None:
         """1,000 PTR names: 10 are resolved back."""
         report = check(server, "nothing.test", sending_ips=[PTR_FAN_IP])
-        forward = {n for n, t in lookups_at_server(server)
-                   if t == "A" and n.endswith(".ptrfan.test")}
+        forward = {
+            n for n, t in lookups_at_server(server) if t == "A" and n.endswith(".ptrfan.test")
+        }
         assert 10 == len(forward)
         (ptr,) = report.ptr
         assert ("fail", 10) == (ptr.status, len(ptr.names))
@@ -131,8 +149,11 @@ class TestBudget:
         ticks = iter(range(1000))  # each look at the clock is one second later
 
         async def run() -> DNSClient:
-            dns = DNSClient(make_resolver(server.nameserver, timeout=2, lifetime=4),
-                            DNSBudget(max_seconds=3), clock=lambda: float(next(ticks)))
+            dns = DNSClient(
+                make_resolver(server.nameserver, timeout=2, lifetime=4),
+                DNSBudget(max_seconds=3),
+                clock=lambda: float(next(ticks)),
+            )
             await analyze_spf_async(dns, FAN, sending_ips=["203.0.113.7"])
             return dns
 
@@ -141,10 +162,16 @@ class TestBudget:
         assert 3 == dns.queries
         assert dns.exhausted is not None and "time budget of 3 s" in dns.exhausted
 
-    @pytest.mark.parametrize("bad", [
-        {"max_queries": 0}, {"max_queries": 1.5}, {"max_seconds": 0},
-        {"max_seconds": float("inf")}, {"max_answer_bytes": True},
-    ])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"max_queries": 0},
+            {"max_queries": 1.5},
+            {"max_seconds": 0},
+            {"max_seconds": float("inf")},
+            {"max_answer_bytes": True},
+        ],
+    )
     def test_bad_budget(self, bad: dict[str, object]) -> None:
         """A budget that is not positive and finite is refused."""
         with pytest.raises(AuthCheckError, match="DNSBudget"):

@@ -20,8 +20,9 @@ from .auth_zones import GOOD, GOOD_IPS, GOOD_SELECTORS
 class TestHealthyDomain:
     def test_no_errors_no_warnings(self, opts: dict[str, object]) -> None:
         """The healthy domain has only the Ed25519 note."""
-        report = check_domain(GOOD, dkim_selectors=GOOD_SELECTORS, sending_ips=GOOD_IPS,
-                              esp="sendgrid", **opts)  # type: ignore[arg-type]
+        report = check_domain(
+            GOOD, dkim_selectors=GOOD_SELECTORS, sending_ips=GOOD_IPS, esp="sendgrid", **opts
+        )  # type: ignore[arg-type]
         assert report.ok
         assert [("dkim.ed25519", Severity.INFO)] == [(f.code, f.severity) for f in report.findings]
         assert ("ok", "ok", "ok") == (report.spf.status, report.dmarc.status, report.mx.status)
@@ -43,9 +44,14 @@ class TestHealthyDomain:
 class TestBrokenDomain:
     def test_every_problem_found(self, opts: dict[str, object]) -> None:
         """The broken domain's problems are all reported, each with its severity."""
-        report = check_domain("broken.example.com", dkim_selectors=["s1", "s2"],
-                              sending_ips=["203.0.113.7", "203.0.113.9"], esp="sendgrid",
-                              envelope_domain="bounces.example.net", **opts)  # type: ignore[arg-type]
+        report = check_domain(
+            "broken.example.com",
+            dkim_selectors=["s1", "s2"],
+            sending_ips=["203.0.113.7", "203.0.113.9"],
+            esp="sendgrid",
+            envelope_domain="bounces.example.net",
+            **opts,
+        )  # type: ignore[arg-type]
         assert {
             ("spf.include_loop", Severity.ERROR),
             ("spf.all_neutral", Severity.WARNING),
@@ -92,8 +98,9 @@ class TestResolverInjection:
         """A list of host:port strings works."""
         assert "ok" == check_domain(GOOD, resolver=[ns]).spf.status
 
-    @pytest.mark.parametrize("bad", ["dns.example.com", "127.0.0.1:0", "127.0.0.1:99999",
-                                     "[::1]x", ""])
+    @pytest.mark.parametrize(
+        "bad", ["dns.example.com", "127.0.0.1:0", "127.0.0.1:99999", "[::1]x", ""]
+    )
     def test_bad_nameserver(self, bad: str) -> None:
         """A malformed nameserver is an AuthCheckError."""
         with pytest.raises(AuthCheckError, match=r"nameserver|resolver"):
@@ -101,6 +108,7 @@ class TestResolverInjection:
 
     def test_inside_running_loop(self, opts: dict[str, object]) -> None:
         """The sync form works when called from code that runs an event loop."""
+
         async def inner() -> str:
             return check_domain(GOOD, **opts).spf.status  # type: ignore[arg-type]
 
@@ -120,13 +128,17 @@ class TestConcurrency:
         assert ("temperror",) * 3 == (report.spf.status, report.dmarc.status, report.mx.status)
         asked = [q[:2] for q in dns_server.queries[before:]]
         first_retry = next(i for i, q in enumerate(asked) if q in asked[:i])
-        expected = {("timeout.example.com", "TXT"), ("_dmarc.timeout.example.com", "TXT"),
-                    ("timeout.example.com", "MX")}
+        expected = {
+            ("timeout.example.com", "TXT"),
+            ("_dmarc.timeout.example.com", "TXT"),
+            ("timeout.example.com", "MX"),
+        }
         # One after another, the first name would be retried before the second was asked.
         assert expected <= set(asked[:first_retry])
 
-    def test_shared_lookups_asked_once(self, opts: dict[str, object], dns_server: DNSServer
-                                       ) -> None:
+    def test_shared_lookups_asked_once(
+        self, opts: dict[str, object], dns_server: DNSServer
+    ) -> None:
         """The SPF TXT is fetched once although the analysis and check_host both need it."""
         before = len(dns_server.queries)
         check_domain("split.example.net", sending_ips=["203.0.113.7", "203.0.113.8"], **opts)  # type: ignore[arg-type]
@@ -135,8 +147,9 @@ class TestConcurrency:
 
 
 class TestBadInput:
-    @pytest.mark.parametrize("domain", ["", ".", "a..b", "-bad.example.com", "x" * 64 + ".com",
-                                        "sp ace.example.com"])
+    @pytest.mark.parametrize(
+        "domain", ["", ".", "a..b", "-bad.example.com", "x" * 64 + ".com", "sp ace.example.com"]
+    )
     def test_bad_domain(self, opts: dict[str, object], domain: str) -> None:
         """A malformed domain is an AuthCheckError (a MailscaleError and ValueError)."""
         with pytest.raises(AuthCheckError, match="domain") as info:
@@ -154,8 +167,9 @@ class TestBadInput:
 
 
 class TestSideEffects:
-    def test_logs_one_event_and_prints_nothing(self, opts: dict[str, object],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def test_logs_one_event_and_prints_nothing(
+        self, opts: dict[str, object], capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A check logs one auth.check_done event with counts and prints nothing."""
         import structlog
         from structlog.testing import capture_logs
@@ -177,9 +191,13 @@ class TestSideEffects:
 class TestNameserverStrings:
     @pytest.mark.parametrize(
         ("text", "expected"),
-        [("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
-         ("::1", ("::1", 53)), ("[::1]:5353", ("::1", 5353)),
-         ("[2001:db8::1]", ("2001:db8::1", 53))],
+        [
+            ("127.0.0.1", ("127.0.0.1", 53)),
+            ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+            ("::1", ("::1", 53)),
+            ("[::1]:5353", ("::1", 5353)),
+            ("[2001:db8::1]", ("2001:db8::1", 53)),
+        ],
     )
     def test_forms(self, text: str, expected: tuple[str, int]) -> None:
         """host, host:port, bare IPv6 and [IPv6]:port are understood."""
@@ -210,16 +228,24 @@ class TestAlignmentStatus:
         """DKIM d= aligns, but its key could not be fetched: alignment is unknown, not ok."""
         report = check_domain("dkimfail.example.com", dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
         assert ("temperror", True, "unknown") == (
-            report.dkim[0].status, report.alignment.dkim_aligned, report.alignment.status)
+            report.dkim[0].status,
+            report.alignment.dkim_aligned,
+            report.alignment.status,
+        )
 
-    def test_dmarc_temperror_leaves_differing_modes_unknown(self, opts: dict[str, object]
-                                                            ) -> None:
+    def test_dmarc_temperror_leaves_differing_modes_unknown(self, opts: dict[str, object]) -> None:
         """Without the DMARC record the mode is unknown: relaxed-only alignment is unknown."""
-        report = check_domain("servfail.example.com", envelope_domain="b.servfail.example.com",  # type: ignore[arg-type]
-                              **opts)
+        report = check_domain(
+            "servfail.example.com",
+            envelope_domain="b.servfail.example.com",  # type: ignore[arg-type]
+            **opts,
+        )
         assert (True, False, None, "unknown") == (
-            report.alignment.spf_relaxed, report.alignment.spf_strict,
-            report.alignment.spf_aligned, report.alignment.status)
+            report.alignment.spf_relaxed,
+            report.alignment.spf_strict,
+            report.alignment.spf_aligned,
+            report.alignment.status,
+        )
 
     def test_fail_when_nothing_aligns(self, opts: dict[str, object]) -> None:
         """A known, unaligned envelope domain and no DKIM domain: fail."""

@@ -55,8 +55,9 @@ class TestSPFParity:
             ("split.example.net", 0, 0, True),
         ],
     )
-    def test_counts_and_validity(self, resolver: dns.resolver.Resolver, domain: str,
-                                 lookups: int, void: int, valid: bool) -> None:
+    def test_counts_and_validity(
+        self, resolver: dns.resolver.Resolver, domain: str, lookups: int, void: int, valid: bool
+    ) -> None:
         """Lookup count, void count and verdict agree with checkdmarc's."""
         theirs = checkdmarc_spf.check_spf(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).spf
@@ -76,8 +77,9 @@ class TestSPFParity:
             ("servfail.example.com", "spf.temperror", "SERVFAIL"),
         ],
     )
-    def test_invalid_records(self, resolver: dns.resolver.Resolver, domain: str, code: str,
-                             words: str) -> None:
+    def test_invalid_records(
+        self, resolver: dns.resolver.Resolver, domain: str, code: str, words: str
+    ) -> None:
         """Loops, duplicate records, absent domains and SERVFAIL are invalid for both."""
         theirs = checkdmarc_spf.check_spf(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).spf
@@ -101,8 +103,9 @@ class TestDMARCParity:
             ("twodmarc.example.com", False, None),
         ],
     )
-    def test_validity_and_policy(self, resolver: dns.resolver.Resolver, domain: str,
-                                 valid: bool, policy: str | None) -> None:
+    def test_validity_and_policy(
+        self, resolver: dns.resolver.Resolver, domain: str, valid: bool, policy: str | None
+    ) -> None:
         """Both accept or refuse the same records and read the same policy."""
         theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc
@@ -111,16 +114,19 @@ class TestDMARCParity:
         if valid:
             assert policy == theirs["tags"]["p"]["value"] == ours.policy
 
-    @pytest.mark.parametrize(("domain", "tag"), [("badpct.example.com", "pct"),
-                                                 ("badalign.example.com", "adkim")])
-    def test_dropped_tag_values(self, resolver: dns.resolver.Resolver, domain: str, tag: str
-                                ) -> None:
+    @pytest.mark.parametrize(
+        ("domain", "tag"), [("badpct.example.com", "pct"), ("badalign.example.com", "adkim")]
+    )
+    def test_dropped_tag_values(
+        self, resolver: dns.resolver.Resolver, domain: str, tag: str
+    ) -> None:
         """An invalid tag value is a warning in both, and the default is used."""
         theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc
         assert any(tag in w for w in theirs["warnings"])
-        assert [Severity.WARNING] == [f.severity for f in ours.findings
-                                      if f.code == "dmarc.tag_invalid"]
+        assert [Severity.WARNING] == [
+            f.severity for f in ours.findings if f.code == "dmarc.tag_invalid"
+        ]
         if tag == "adkim":
             assert "r" == theirs["tags"]["adkim"]["value"] == ours.adkim
 
@@ -131,10 +137,12 @@ class TestDMARCParity:
         assert any("foo" in w for w in theirs["warnings"])
         assert Severity.WARNING == {f.code: f.severity for f in ours.findings}["dmarc.unknown_tag"]
 
-    @pytest.mark.parametrize(("domain", "authorized"), [("extok.example.com", True),
-                                                        ("extbad.example.com", False)])
-    def test_external_report_authorization(self, resolver: dns.resolver.Resolver, domain: str,
-                                           authorized: bool) -> None:
+    @pytest.mark.parametrize(
+        ("domain", "authorized"), [("extok.example.com", True), ("extbad.example.com", False)]
+    )
+    def test_external_report_authorization(
+        self, resolver: dns.resolver.Resolver, domain: str, authorized: bool
+    ) -> None:
         """Both find the same external destinations authorized or not."""
         theirs = checkdmarc_dmarc.check_dmarc(domain, **local(resolver))
         ours = check_domain(domain, resolver=resolver).dmarc

@@ -12,8 +12,9 @@ from .auth_zones import GOOD, Keys
 DOMAIN = "dkim.example.com"
 
 
-def dkim_of(opts: dict[str, object], selector: str, domain: str = DOMAIN, **kw: object
-            ) -> DKIMReport:
+def dkim_of(
+    opts: dict[str, object], selector: str, domain: str = DOMAIN, **kw: object
+) -> DKIMReport:
     (report,) = check_domain(domain, dkim_selectors=[selector], **opts, **kw).dkim  # type: ignore[arg-type]
     return report
 
@@ -35,8 +36,15 @@ class TestKeys:
             ("esp", "ok", "rsa", 2048, {}),  # a CNAME to another domain's key, as ESPs do
         ],
     )
-    def test_key_verdicts(self, opts: dict[str, object], selector: str, status: str,
-                          key_type: str, bits: int, findings: dict[str, Severity]) -> None:
+    def test_key_verdicts(
+        self,
+        opts: dict[str, object],
+        selector: str,
+        status: str,
+        key_type: str,
+        bits: int,
+        findings: dict[str, Severity],
+    ) -> None:
         """Each published key gets its type, size and verdict."""
         report = dkim_of(opts, selector)
         assert (status, key_type, bits) == (report.status, report.key_type, report.key_bits)
@@ -71,8 +79,10 @@ class TestKeys:
         assert ("missing", {"dkim.missing": Severity.ERROR}) == (report.status, codes(report))
         assert "NXDOMAIN" in report.findings[0].message
 
-    @pytest.mark.parametrize(("domain", "word"), [("dkimfail.example.com", "SERVFAIL"),
-                                                  ("dkimhang.example.com", "time-out")])
+    @pytest.mark.parametrize(
+        ("domain", "word"),
+        [("dkimfail.example.com", "SERVFAIL"), ("dkimhang.example.com", "time-out")],
+    )
     def test_temporary_errors(self, opts: dict[str, object], domain: str, word: str) -> None:
         """SERVFAIL and time-out are temperror, not missing."""
         report = dkim_of(opts, "s1", domain)
@@ -109,8 +119,9 @@ class TestLocalKey:
 
 
 class TestSelectors:
-    @pytest.mark.parametrize("selector", ["", "a..b", "bad selector", "x" * 64, "s1/2",
-                                          ".".join(["x" * 63] * 4)])
+    @pytest.mark.parametrize(
+        "selector", ["", "a..b", "bad selector", "x" * 64, "s1/2", ".".join(["x" * 63] * 4)]
+    )
     def test_bad_selector(self, opts: dict[str, object], selector: str) -> None:
         """A selector that is not a DNS label sequence is refused."""
         with pytest.raises(AuthCheckError, match="selector"):

@@ -28,12 +28,21 @@ def codes(report: DMARCReport) -> dict[str, Severity]:
 class TestParse:
     def test_tags(self) -> None:
         """Tags are returned as published, names lower-cased."""
-        tags = parse_dmarc("v=DMARC1;p=quarantine; SP=reject ;pct=50; rua=mailto:a@example.com!10m,"
-                           "mailto:b@example.net; adkim=s; aspf=r; fo=0:1:d:s; ri=3600; rf=afrf")
+        tags = parse_dmarc(
+            "v=DMARC1;p=quarantine; SP=reject ;pct=50; rua=mailto:a@example.com!10m,"
+            "mailto:b@example.net; adkim=s; aspf=r; fo=0:1:d:s; ri=3600; rf=afrf"
+        )
         assert {
-            "v": "DMARC1", "p": "quarantine", "sp": "reject", "pct": "50",
-            "rua": "mailto:a@example.com!10m,mailto:b@example.net", "adkim": "s", "aspf": "r",
-            "fo": "0:1:d:s", "ri": "3600", "rf": "afrf",
+            "v": "DMARC1",
+            "p": "quarantine",
+            "sp": "reject",
+            "pct": "50",
+            "rua": "mailto:a@example.com!10m,mailto:b@example.net",
+            "adkim": "s",
+            "aspf": "r",
+            "fo": "0:1:d:s",
+            "ri": "3600",
+            "rf": "afrf",
         } == tags
 
     @pytest.mark.parametrize(
@@ -85,8 +94,12 @@ class TestDiscovery:
     def test_healthy(self, opts: dict[str, object]) -> None:
         """p=reject with an internal rua: no findings at all."""
         report = dmarc_of(opts, GOOD)
-        assert ("ok", GOOD, "reject", {}) == (report.status, report.found_at, report.policy,
-                                              codes(report))
+        assert ("ok", GOOD, "reject", {}) == (
+            report.status,
+            report.found_at,
+            report.policy,
+            codes(report),
+        )
 
     def test_fallback_to_organizational_domain(self, opts: dict[str, object], dns_server) -> None:  # type: ignore[no-untyped-def]
         """With no record of its own, a subdomain falls back to the organizational domain."""
@@ -100,8 +113,7 @@ class TestDiscovery:
     def test_fallback_finds_the_org_record(self, opts: dict[str, object]) -> None:
         """A subdomain without a record inherits the organizational domain's, noted as info."""
         report = dmarc_of(opts, "mail.shop.test")
-        assert ("ok", "shop.test", "quarantine") == (report.status, report.found_at,
-                                                     report.policy)
+        assert ("ok", "shop.test", "quarantine") == (report.status, report.found_at, report.policy)
         assert Severity.INFO == codes(report)["dmarc.org_fallback"]
         assert "reject" == report.tags["sp"]
 
@@ -122,11 +134,13 @@ class TestDiscovery:
         report = dmarc_of(opts, "badpolicy.example.com")
         assert ("invalid", None) == (report.status, report.policy)
         assert {"dmarc.no_policy": Severity.ERROR, "dmarc.tag_invalid": Severity.WARNING} == (
-            codes(report))
+            codes(report)
+        )
 
     @pytest.mark.parametrize("domain", ["nop.example.com", "badp.example.com"])
-    def test_missing_or_bad_policy_with_rua_is_none(self, opts: dict[str, object],
-                                                    domain: str) -> None:
+    def test_missing_or_bad_policy_with_rua_is_none(
+        self, opts: dict[str, object], domain: str
+    ) -> None:
         """No valid p= but a valid rua=: receivers act as if p=none (RFC 7489 6.6.3)."""
         report = dmarc_of(opts, domain)
         assert ("ok", Policy.NONE) == (report.status, report.policy)
@@ -136,10 +150,14 @@ class TestDiscovery:
     def test_invalid_sp_with_rua_is_none_everywhere(self, opts: dict[str, object]) -> None:
         """An invalid sp= with a valid rua= makes the whole record p=none, p=reject included."""
         report = dmarc_of(opts, "badsp.example.com")
-        assert ("ok", Policy.NONE, Policy.NONE) == (report.status, report.policy,
-                                                    report.subdomain_policy)
+        assert ("ok", Policy.NONE, Policy.NONE) == (
+            report.status,
+            report.policy,
+            report.subdomain_policy,
+        )
         assert {"dmarc.tag_invalid", "dmarc.policy_fallback", "dmarc.policy_none"} == set(
-            codes(report))
+            codes(report)
+        )
 
     def test_invalid_sp_without_rua_is_no_policy(self, opts: dict[str, object]) -> None:
         """An invalid sp= and no rua=: no DMARC processing at all (RFC 7489 6.6.3)."""
@@ -153,20 +171,27 @@ class TestDiscovery:
         assert (Policy.REJECT, Policy.QUARANTINE) == (report.policy, report.subdomain_policy)
         assert "reject" == report.policy
         assert "p=reject" == f"p={report.policy}"
-        assert "reject" == check_domain("upper.example.com", **opts).to_dict()[  # type: ignore[arg-type]
-            "dmarc"]["policy"]
+        assert (
+            "reject"
+            == check_domain("upper.example.com", **opts).to_dict()[  # type: ignore[arg-type]
+                "dmarc"
+            ]["policy"]
+        )
 
     @pytest.mark.parametrize("domain", ["space.example.com", "lower.example.com"])
-    def test_record_not_starting_with_version_is_discarded(self, opts: dict[str, object],
-                                                           domain: str) -> None:
+    def test_record_not_starting_with_version_is_discarded(
+        self, opts: dict[str, object], domain: str
+    ) -> None:
         """A TXT record not beginning with exactly 'v=DMARC1' is not DMARC: missing, said why."""
         report = dmarc_of(opts, domain)
         assert ("missing", None) == (report.status, report.policy)
         assert {"dmarc.not_dmarc": Severity.WARNING, "dmarc.missing": Severity.ERROR} == (
-            codes(report))
+            codes(report)
+        )
 
-    @pytest.mark.parametrize(("domain", "tag"), [("badpct.example.com", "pct"),
-                                                 ("badalign.example.com", "adkim")])
+    @pytest.mark.parametrize(
+        ("domain", "tag"), [("badpct.example.com", "pct"), ("badalign.example.com", "adkim")]
+    )
     def test_bad_tag_values(self, opts: dict[str, object], domain: str, tag: str) -> None:
         """An invalid tag value is dropped, as receivers do (RFC 7489 6.3): a warning."""
         report = dmarc_of(opts, domain)
@@ -187,9 +212,14 @@ class TestDiscovery:
         strict = dmarc_of(opts, "strict.example.com")
         assert ("s", "s", {}) == (strict.adkim, strict.aspf, codes(strict))
 
-    @pytest.mark.parametrize(("domain", "word"), [("servfail.example.com", "SERVFAIL"),
-                                                  ("timeout.example.com", "time-out"),
-                                                  ("dmarcfail.example.com", "SERVFAIL")])
+    @pytest.mark.parametrize(
+        ("domain", "word"),
+        [
+            ("servfail.example.com", "SERVFAIL"),
+            ("timeout.example.com", "time-out"),
+            ("dmarcfail.example.com", "SERVFAIL"),
+        ],
+    )
     def test_temporary_errors(self, opts: dict[str, object], domain: str, word: str) -> None:
         """SERVFAIL and time-out are temperror: no fallback, never 'missing'."""
         report = dmarc_of(opts, domain)
@@ -217,6 +247,7 @@ class TestReportAuthorization:
         report = dmarc_of(opts, "longrua.example.com")
         assert "invalid" == report.status
         assert {"dmarc.report_name_invalid": Severity.ERROR} == {
-            c: s for c, s in codes(report).items() if s is Severity.ERROR}
+            c: s for c, s in codes(report).items() if s is Severity.ERROR
+        }
         (f,) = [f for f in report.findings if f.code == "dmarc.report_name_invalid"]
         assert LONG_DEST in f.message

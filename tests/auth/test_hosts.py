@@ -15,9 +15,10 @@ class TestMX:
         """Both MX hosts are listed in preference order with their addresses."""
         mx = check_domain(GOOD, **opts).mx  # type: ignore[arg-type]
         assert "ok" == mx.status
-        assert [(10, f"mx1.{GOOD}", ("192.0.2.25",)), (20, f"mx2.{GOOD}",
-                ("192.0.2.26", "2001:db8::26"))] == [(h.preference, h.host, h.addresses)
-                                                     for h in mx.hosts]
+        assert [
+            (10, f"mx1.{GOOD}", ("192.0.2.25",)),
+            (20, f"mx2.{GOOD}", ("192.0.2.26", "2001:db8::26")),
+        ] == [(h.preference, h.host, h.addresses) for h in mx.hosts]
         assert () == mx.findings
 
     def test_unresolved_host(self, opts: dict[str, object]) -> None:
@@ -25,7 +26,8 @@ class TestMX:
         mx = check_domain("badmx.example.com", **opts).mx  # type: ignore[arg-type]
         assert "invalid" == mx.status
         assert [("gone.badmx.example.com", "none"), ("mx.badmx.example.com", "ok")] == [
-            (h.host, h.status) for h in mx.hosts]
+            (h.host, h.status) for h in mx.hosts
+        ]
         (f,) = mx.findings
         assert ("mx.host_unresolved", Severity.ERROR) == (f.code, f.severity)
         assert "gone.badmx.example.com" in f.message
@@ -45,8 +47,10 @@ class TestMX:
         mx = check_domain("tempmx.example.com", **opts).mx  # type: ignore[arg-type]
         assert ("temperror", ["mx.temperror"]) == (mx.status, [f.code for f in mx.findings])
 
-    @pytest.mark.parametrize(("domain", "status"), [("servfail.example.com", "temperror"),
-                                                    ("timeout.example.com", "temperror")])
+    @pytest.mark.parametrize(
+        ("domain", "status"),
+        [("servfail.example.com", "temperror"), ("timeout.example.com", "temperror")],
+    )
     def test_mx_lookup_fails(self, opts: dict[str, object], domain: str, status: str) -> None:
         """SERVFAIL and time-out on the MX lookup are temperror."""
         assert status == check_domain(domain, **opts).mx.status  # type: ignore[arg-type]
@@ -58,9 +62,18 @@ class TestFCrDNS:
         report = check_domain(GOOD, sending_ips=["203.0.113.7", FCRDNS_FAIL_IP], **opts)  # type: ignore[arg-type]
         ok, bad = report.ptr
         assert ("203.0.113.7", "pass", (f"mail1.{GOOD}",), (f"mail1.{GOOD}",), ()) == (
-            ok.ip, ok.status, ok.names, ok.confirmed, ok.findings)
+            ok.ip,
+            ok.status,
+            ok.names,
+            ok.confirmed,
+            ok.findings,
+        )
         assert (FCRDNS_FAIL_IP, "fail", (f"mail9.{GOOD}",), ()) == (
-            bad.ip, bad.status, bad.names, bad.confirmed)
+            bad.ip,
+            bad.status,
+            bad.names,
+            bad.confirmed,
+        )
         (f,) = bad.findings
         assert ("ptr.not_confirmed", Severity.ERROR) == (f.code, f.severity)
         assert "203.0.113.99" in f.message
@@ -82,8 +95,12 @@ class TestFCrDNS:
 
 
 def dmarc(adkim: str = "r", aspf: str = "r") -> DMARCReport:
-    return DMARCReport("v=DMARC1; p=none", "ok", "example.com",
-                       {"v": "DMARC1", "p": "none", "adkim": adkim, "aspf": aspf})
+    return DMARCReport(
+        "v=DMARC1; p=none",
+        "ok",
+        "example.com",
+        {"v": "DMARC1", "p": "none", "adkim": adkim, "aspf": aspf},
+    )
 
 
 class TestAlignment:
@@ -101,28 +118,37 @@ class TestAlignment:
     )
     def test_modes(self, ident: str, from_domain: str, relaxed: bool, strict: bool) -> None:
         """Relaxed compares organizational domains, strict the exact names."""
-        assert (relaxed, strict) == (aligned(ident, from_domain, "r"),
-                                     aligned(ident, from_domain, "s"))
+        assert (relaxed, strict) == (
+            aligned(ident, from_domain, "r"),
+            aligned(ident, from_domain, "s"),
+        )
 
     def test_relaxed_policy(self) -> None:
         """A subdomain return-path aligns under aspf=r."""
         al = analyze_alignment("example.com", "bounces.example.com", "example.com", dmarc())
-        assert (True, False, True, True, True) == (al.spf_relaxed, al.spf_strict, al.spf_aligned,
-                                                   al.dkim_strict, al.dkim_aligned)
+        assert (True, False, True, True, True) == (
+            al.spf_relaxed,
+            al.spf_strict,
+            al.spf_aligned,
+            al.dkim_strict,
+            al.dkim_aligned,
+        )
         assert () == al.findings
 
     def test_strict_policy(self) -> None:
         """The same return-path does not align under aspf=s: a warning, DKIM still aligns."""
-        al = analyze_alignment("example.com", "bounces.example.com", "example.com",
-                               dmarc("s", "s"))
+        al = analyze_alignment("example.com", "bounces.example.com", "example.com", dmarc("s", "s"))
         assert (False, True) == (al.spf_aligned, al.dkim_aligned)
         assert ["align.spf"] == [f.code for f in al.findings]
 
     def test_neither_aligns(self) -> None:
         """ESP return-path and ESP d=: DMARC fails, an error."""
         al = analyze_alignment("example.com", "sendgrid.net", "sendgrid.net", dmarc())
-        assert {"align.spf": Severity.WARNING, "align.dkim": Severity.WARNING,
-                "align.none": Severity.ERROR} == {f.code: f.severity for f in al.findings}
+        assert {
+            "align.spf": Severity.WARNING,
+            "align.dkim": Severity.WARNING,
+            "align.none": Severity.ERROR,
+        } == {f.code: f.severity for f in al.findings}
 
     def test_unknown_identifiers(self) -> None:
         """Without DKIM d=, DKIM alignment is unknown (None), never True."""
@@ -131,8 +157,17 @@ class TestAlignment:
 
     def test_from_check_domain(self, opts: dict[str, object]) -> None:
         """check_domain takes the identities as arguments."""
-        report = check_domain(GOOD, dkim_selectors=["s1"], envelope_domain="sendgrid.net",  # type: ignore[arg-type]
-                              **opts)
+        report = check_domain(
+            GOOD,
+            dkim_selectors=["s1"],
+            envelope_domain="sendgrid.net",  # type: ignore[arg-type]
+            **opts,
+        )
         al = report.alignment
         assert (GOOD, "sendgrid.net", GOOD, False, True) == (
-            al.from_domain, al.envelope_domain, al.dkim_domain, al.spf_aligned, al.dkim_aligned)
+            al.from_domain,
+            al.envelope_domain,
+            al.dkim_domain,
+            al.spf_aligned,
+            al.dkim_aligned,
+        )

@@ -15,15 +15,29 @@ SIGNED = "from:to:subject:date:list-unsubscribe:list-unsubscribe-post"
 UNSUB = "<https://u.good.example.com/x?t=1>, <mailto:u@good.example.com>"
 
 
-def message(*, unsub: str | None = UNSUB,
-            post: str | None = "List-Unsubscribe=One-Click", h: str | None = SIGNED,
-            from_: str = f"News <news@{GOOD}>", d: str = GOOD, s: str = "s1") -> bytes:
-    lines = [f"From: {from_}", "To: someone@example.net", "Subject: hello",
-             f"Return-Path: <bounce@{GOOD}>", "Date: Fri, 27 Nov 2026 10:00:00 +0000",
-             f"Message-ID: <1@{GOOD}>"]
+def message(
+    *,
+    unsub: str | None = UNSUB,
+    post: str | None = "List-Unsubscribe=One-Click",
+    h: str | None = SIGNED,
+    from_: str = f"News <news@{GOOD}>",
+    d: str = GOOD,
+    s: str = "s1",
+) -> bytes:
+    lines = [
+        f"From: {from_}",
+        "To: someone@example.net",
+        "Subject: hello",
+        f"Return-Path: <bounce@{GOOD}>",
+        "Date: Fri, 27 Nov 2026 10:00:00 +0000",
+        f"Message-ID: <1@{GOOD}>",
+    ]
     if h is not None:
-        lines.insert(0, f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={d}; s={s};\r\n"
-                        f"\th={h};\r\n\tbh=AAAA; b=BBBB")
+        lines.insert(
+            0,
+            f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={d}; s={s};\r\n"
+            f"\th={h};\r\n\tbh=AAAA; b=BBBB",
+        )
     if unsub is not None:
         lines.append(f"List-Unsubscribe: {unsub}")
     if post is not None:
@@ -43,31 +57,56 @@ def statuses(report: ReadinessReport) -> dict[str, str]:
 class TestChecklist:
     def test_everything_given_and_healthy(self, opts: dict[str, object], keys: Keys) -> None:
         """With every input and a healthy domain, every item passes."""
-        report = readiness(GOOD, dkim_selectors=GOOD_SELECTORS, sending_ips=GOOD_IPS,
-                           transport="smtps://mail.good.example.com:465",
-                           sample_message=signed(keys.rsa2048),
-                           complaint_rate=0.0004, **opts)  # type: ignore[arg-type]
-        assert {"spf": "pass", "dkim": "pass", "dmarc": "pass", "alignment": "pass",
-                "fcrdns": "pass", "tls": "pass", "one_click_unsubscribe": "pass",
-                "message_format": "pass", "complaint_rate": "pass"} == statuses(report)
+        report = readiness(
+            GOOD,
+            dkim_selectors=GOOD_SELECTORS,
+            sending_ips=GOOD_IPS,
+            transport="smtps://mail.good.example.com:465",
+            sample_message=signed(keys.rsa2048),
+            complaint_rate=0.0004,
+            **opts,
+        )  # type: ignore[arg-type]
+        assert {
+            "spf": "pass",
+            "dkim": "pass",
+            "dmarc": "pass",
+            "alignment": "pass",
+            "fcrdns": "pass",
+            "tls": "pass",
+            "one_click_unsubscribe": "pass",
+            "message_format": "pass",
+            "complaint_rate": "pass",
+        } == statuses(report)
         assert ("ready", True) == (report.status, report.ready)
 
     def test_nothing_given_is_not_checked(self, opts: dict[str, object]) -> None:
         """Items that need inputs that were not given are 'not checked', never 'pass'."""
         report = readiness(GOOD, **opts)  # type: ignore[arg-type]
-        assert {"spf": "not checked", "dkim": "not checked", "dmarc": "pass",
-                "alignment": "not checked", "fcrdns": "not checked", "tls": "not checked",
-                "one_click_unsubscribe": "not checked", "message_format": "not checked",
-                "complaint_rate": "not checked"} == statuses(report)
+        assert {
+            "spf": "not checked",
+            "dkim": "not checked",
+            "dmarc": "pass",
+            "alignment": "not checked",
+            "fcrdns": "not checked",
+            "tls": "not checked",
+            "one_click_unsubscribe": "not checked",
+            "message_format": "not checked",
+            "complaint_rate": "not checked",
+        } == statuses(report)
         assert ("incomplete", False) == (report.status, report.ready)
 
     def test_broken_domain(self, opts: dict[str, object]) -> None:
         """A domain without SPF or DMARC fails those items; not ready."""
-        report = readiness("nothing.example.net", sending_ips=["203.0.113.7"],
-                           dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
+        report = readiness(
+            "nothing.example.net", sending_ips=["203.0.113.7"], dkim_selectors=["s1"], **opts
+        )  # type: ignore[arg-type]
         got = statuses(report)
-        assert ("fail", "fail", "fail", "not checked") == (got["spf"], got["dkim"], got["dmarc"],
-                                                           got["alignment"])
+        assert ("fail", "fail", "fail", "not checked") == (
+            got["spf"],
+            got["dkim"],
+            got["dmarc"],
+            got["alignment"],
+        )
         assert "not ready" == report.status
 
     def test_temporary_dns_error_is_not_checked(self, opts: dict[str, object]) -> None:
@@ -103,11 +142,14 @@ class TestAlignmentFromMessage:
     def test_esp_identities_do_not_align(self, opts: dict[str, object]) -> None:
         """An ESP d= and return-path with a From under the domain: alignment fails."""
         msg = message(d="sendgrid.net", s="s1").replace(
-            f"Return-Path: <bounce@{GOOD}>".encode(), b"Return-Path: <b@sendgrid.net>")
+            f"Return-Path: <bounce@{GOOD}>".encode(), b"Return-Path: <b@sendgrid.net>"
+        )
         report = readiness(GOOD, sample_message=msg, dkim_selectors=["s1"], **opts)  # type: ignore[arg-type]
         assert "fail" == report.item("alignment").status
-        assert ("sendgrid.net", "sendgrid.net") == (report.auth.alignment.dkim_domain,
-                                                    report.auth.alignment.envelope_domain)
+        assert ("sendgrid.net", "sendgrid.net") == (
+            report.auth.alignment.dkim_domain,
+            report.auth.alignment.envelope_domain,
+        )
 
     def test_selector_from_message(self, opts: dict[str, object], keys: Keys) -> None:
         """The DKIM selector is read from the sample message when none is given."""
@@ -167,8 +209,9 @@ class TestOneClickUnsubscribe:
             ({"h": "from:list-unsubscribe-post"}, "h= must include both"),
         ],
     )
-    def test_failures(self, opts: dict[str, object], kwargs: dict[str, str | None], words: str
-                      ) -> None:
+    def test_failures(
+        self, opts: dict[str, object], kwargs: dict[str, str | None], words: str
+    ) -> None:
         """Each missing piece of RFC 8058 fails the item, saying which."""
         report = readiness(GOOD, sample_message=message(**kwargs), **opts)  # type: ignore[arg-type]
         item = report.item("one_click_unsubscribe")
@@ -189,16 +232,22 @@ class TestMessageFormat:
             ((b"", b""), "pass", "one From"),
             ((b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n", b""), "fail", "Date"),
             ((b"Message-ID: <1@good.example.com>\r\n", b""), "fail", "Message-ID"),
-            ((b"From: News <news@good.example.com>", b"From: a@gmail.com"), "fail",
-             "impersonation"),
-            ((b"From: News <news@good.example.com>", b"From: a@x.example, b@y.example"), "fail",
-             "single address"),
-            ((b"To: someone", b"From: x@good.example.com\r\nTo: someone"), "fail",
-             "2 From fields"),
+            (
+                (b"From: News <news@good.example.com>", b"From: a@gmail.com"),
+                "fail",
+                "impersonation",
+            ),
+            (
+                (b"From: News <news@good.example.com>", b"From: a@x.example, b@y.example"),
+                "fail",
+                "single address",
+            ),
+            ((b"To: someone", b"From: x@good.example.com\r\nTo: someone"), "fail", "2 From fields"),
         ],
     )
-    def test_basics(self, opts: dict[str, object], change: tuple[bytes, bytes], status: str,
-                    words: str) -> None:
+    def test_basics(
+        self, opts: dict[str, object], change: tuple[bytes, bytes], status: str, words: str
+    ) -> None:
         """One From with one address not at a mailbox provider, a Date and a Message-ID."""
         msg = message().replace(*change) if change[0] else message()
         item = readiness(GOOD, sample_message=msg, **opts).item("message_format")  # type: ignore[arg-type]
@@ -231,22 +280,25 @@ class TestTLS:
             ("file:///tmp/outbox", "not checked"),
         ],
     )
-    def test_from_transport_url(self, opts: dict[str, object], transport: str, status: str
-                                ) -> None:
+    def test_from_transport_url(self, opts: dict[str, object], transport: str, status: str) -> None:
         """TLS is read from the transport URL as the transport itself reads it."""
         assert status == readiness(GOOD, transport=transport, **opts).item("tls").status  # type: ignore[arg-type]
 
-    @pytest.mark.parametrize(("transport", "words"), [
-        ("smtp://user:Sup3r-Secret-Value@mail.example.com?starttls=false", "unknown option"),
-        ("smtp://mail.example.com?tls=maybe", "option 'tls' must be one of"),
-        ("carrier-pigeon://loft", "unknown scheme"),
-        ("smtp://", "missing host"),
-        ("smtps://:465", "missing host"),
-        ("sendgrid://", "no api key"),
-        ("failover(sendgrid://KEY@default smtp://)", "missing host"),
-    ])
-    def test_unreadable_url_is_not_checked(self, opts: dict[str, object], transport: str,
-                                           words: str) -> None:
+    @pytest.mark.parametrize(
+        ("transport", "words"),
+        [
+            ("smtp://user:Sup3r-Secret-Value@mail.example.com?starttls=false", "unknown option"),
+            ("smtp://mail.example.com?tls=maybe", "option 'tls' must be one of"),
+            ("carrier-pigeon://loft", "unknown scheme"),
+            ("smtp://", "missing host"),
+            ("smtps://:465", "missing host"),
+            ("sendgrid://", "no api key"),
+            ("failover(sendgrid://KEY@default smtp://)", "missing host"),
+        ],
+    )
+    def test_unreadable_url_is_not_checked(
+        self, opts: dict[str, object], transport: str, words: str
+    ) -> None:
         """A URL the transports would refuse is not checked, saying why, secrets redacted."""
         item = readiness(GOOD, transport=transport, **opts).item("tls")  # type: ignore[arg-type]
         assert "not checked" == item.status
@@ -263,8 +315,14 @@ class TestTLS:
 class TestComplaintRate:
     @pytest.mark.parametrize(
         ("rate", "status"),
-        [(0.0, "pass"), (0.00099, "pass"), (0.001, "warn"), (0.0029, "warn"), (0.003, "fail"),
-         (0.05, "fail")],
+        [
+            (0.0, "pass"),
+            (0.00099, "pass"),
+            (0.001, "warn"),
+            (0.0029, "warn"),
+            (0.003, "fail"),
+            (0.05, "fail"),
+        ],
     )
     def test_thresholds(self, opts: dict[str, object], rate: float, status: str) -> None:
         """Below 0.1% passes, 0.1-0.3% warns, 0.3% and above fails."""
@@ -273,13 +331,20 @@ class TestComplaintRate:
     def test_from_counts(self, opts: dict[str, object]) -> None:
         """Complaints over delivered gives the rate."""
         report = readiness(GOOD, complaints=4, delivered=1000, **opts)  # type: ignore[arg-type]
-        assert ("fail", "0.40%") == (report.item("complaint_rate").status,
-                                     report.item("complaint_rate").detail.split(":")[0])
+        assert ("fail", "0.40%") == (
+            report.item("complaint_rate").status,
+            report.item("complaint_rate").detail.split(":")[0],
+        )
 
     @pytest.mark.parametrize(
         "kwargs",
-        [{"complaint_rate": 1.5}, {"complaint_rate": -0.1}, {"complaints": 1},
-         {"complaints": 5, "delivered": 0}, {"complaints": 5, "delivered": 2}],
+        [
+            {"complaint_rate": 1.5},
+            {"complaint_rate": -0.1},
+            {"complaints": 1},
+            {"complaints": 5, "delivered": 0},
+            {"complaints": 5, "delivered": 2},
+        ],
     )
     def test_bad_statistics(self, opts: dict[str, object], kwargs: dict[str, float]) -> None:
         """Impossible statistics are refused."""
@@ -288,17 +353,23 @@ class TestComplaintRate:
 
 
 class TestSampleSignatureBound:
-    def test_at_most_ten_keys_fetched(self, opts: dict[str, object], keys: Keys,
-                                      dns_server: DNSServer) -> None:
+    def test_at_most_ten_keys_fetched(
+        self, opts: dict[str, object], keys: Keys, dns_server: DNSServer
+    ) -> None:
         """A sample with 13 signatures by distinct selectors fetches 10 keys, no more."""
         head, sep, rest = signed(keys.rsa2048).partition(b"\r\nFrom: ")
         extra = b"".join(
-            f"DKIM-Signature: v=1; a=rsa-sha256; d={GOOD}; s=x{i}; h=from; bh=AAAA; b=AAAA\r\n"
-            .encode() for i in range(12))
+            f"DKIM-Signature: v=1; a=rsa-sha256; d={GOOD}; s=x{i}; "
+            "h=from; bh=AAAA; b=AAAA\r\n".encode()
+            for i in range(12)
+        )
         dns_server.queries.clear()
         sample = head + b"\r\n" + extra + sep[2:] + rest  # the real signature first
         report = readiness(GOOD, sample_message=sample, **opts)  # type: ignore[arg-type]
-        asked = {n for n, t, _ in dns_server.queries
-                 if t == "TXT" and n.startswith("x") and "._domainkey." in n}
+        asked = {
+            n
+            for n, t, _ in dns_server.queries
+            if t == "TXT" and n.startswith("x") and "._domainkey." in n
+        }
         assert 9 == len(asked)  # s1 and 9 of the 12 others
         assert "pass" == report.item("dkim").status  # the real signature still verifies

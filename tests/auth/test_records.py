@@ -29,10 +29,17 @@ IPS = [f"203.0.113.{i}" for i in range(1, 41)]
 class TestSPFRecord:
     def test_terms(self) -> None:
         """Addresses, ESP includes and includes, in a fixed order."""
-        rec = spf_record(ips=["203.0.113.7", "198.51.100.0/24", "2001:db8::/32"],
-                         esp="sendgrid", includes=["_spf.example.net"], mx=True, all="-all")
-        assert ("v=spf1 mx ip4:203.0.113.7 ip4:198.51.100.0/24 ip6:2001:db8::/32 "
-                "include:sendgrid.net include:_spf.example.net -all") == rec.value
+        rec = spf_record(
+            ips=["203.0.113.7", "198.51.100.0/24", "2001:db8::/32"],
+            esp="sendgrid",
+            includes=["_spf.example.net"],
+            mx=True,
+            all="-all",
+        )
+        assert (
+            "v=spf1 mx ip4:203.0.113.7 ip4:198.51.100.0/24 ip6:2001:db8::/32 "
+            "include:sendgrid.net include:_spf.example.net -all"
+        ) == rec.value
         assert ("@",) == (rec.name,)
 
     def test_parses_back(self) -> None:
@@ -55,8 +62,12 @@ class TestSPFRecord:
         """Eleven includes are refused: receivers would return permerror."""
         with pytest.raises(AuthCheckError, match="11 DNS-querying terms"):
             spf_record(includes=[f"i{i}.example.net" for i in range(11)])
-        assert 10 == parse_spf(spf_record(
-            includes=[f"i{i}.example.net" for i in range(10)]).value).lookup_terms
+        assert (
+            10
+            == parse_spf(
+                spf_record(includes=[f"i{i}.example.net" for i in range(10)]).value
+            ).lookup_terms
+        )
 
     @pytest.mark.parametrize(
         ("kwargs", "words"),
@@ -88,12 +99,16 @@ class TestCountIncludes:
     def test_own_terms_counted_too(self, ns: str) -> None:
         """a and mx add to the includes' count."""
         with pytest.raises(AuthCheckError, match="needs 11"):
-            spf_record(includes=["l2.chain.example.net"], a=True, count_includes=True,
-                       resolver=ns)
+            spf_record(includes=["l2.chain.example.net"], a=True, count_includes=True, resolver=ns)
 
-    @pytest.mark.parametrize(("include", "words"), [("nospf.example.net", "no SPF record"),
-                                                    ("servfail.example.com", "SERVFAIL"),
-                                                    ("loop.example.net", "loop")])
+    @pytest.mark.parametrize(
+        ("include", "words"),
+        [
+            ("nospf.example.net", "no SPF record"),
+            ("servfail.example.com", "SERVFAIL"),
+            ("loop.example.net", "loop"),
+        ],
+    )
     def test_uncountable_include(self, ns: str, include: str, words: str) -> None:
         """An include without a usable record cannot be counted: refused, saying why."""
         with pytest.raises(AuthCheckError, match=words):
@@ -133,11 +148,19 @@ class TestDKIMRecord:
 class TestDMARCRecord:
     def test_value(self) -> None:
         """Tags in canonical order; bare addresses get mailto:."""
-        rec = dmarc_record("quarantine", rua=["agg@example.com", "mailto:b@example.net"],
-                           ruf="f@example.com", pct=50, adkim="s", domain="example.com")
+        rec = dmarc_record(
+            "quarantine",
+            rua=["agg@example.com", "mailto:b@example.net"],
+            ruf="f@example.com",
+            pct=50,
+            adkim="s",
+            domain="example.com",
+        )
         assert "_dmarc.example.com" == rec.name
-        assert ("v=DMARC1; p=quarantine; pct=50; rua=mailto:agg@example.com,mailto:b@example.net;"
-                " ruf=mailto:f@example.com; adkim=s") == rec.value
+        assert (
+            "v=DMARC1; p=quarantine; pct=50; rua=mailto:agg@example.com,mailto:b@example.net;"
+            " ruf=mailto:f@example.com; adkim=s"
+        ) == rec.value
         assert "quarantine" == parse_dmarc(rec.value)["p"]
 
     @pytest.mark.parametrize(
@@ -178,25 +201,38 @@ class TestDMARCRecord:
             (("none",), {"fo": 1}, "fo"),
         ],
     )
-    def test_no_tag_injection(self, args: tuple[object], kwargs: dict[str, object], tag: str
-                              ) -> None:
+    def test_no_tag_injection(
+        self, args: tuple[object], kwargs: dict[str, object], tag: str
+    ) -> None:
         """Each value is validated on its own: none can smuggle in another tag."""
         with pytest.raises(AuthCheckError, match=rf"\b{tag}\b"):
             dmarc_record(*args, **kwargs)  # type: ignore[arg-type]
 
     def test_all_tags(self) -> None:
         """Every supported tag is written when valid, fo options joined by ':'."""
-        rec = dmarc_record("reject", sp="quarantine", pct=0, adkim="s", aspf="r", fo="0:d:s",
-                           ri=3600, rua="a@example.com")
-        assert ("v=DMARC1; p=reject; sp=quarantine; pct=0; rua=mailto:a@example.com; "
-                "adkim=s; aspf=r; fo=0:d:s; ri=3600") == rec.value
+        rec = dmarc_record(
+            "reject",
+            sp="quarantine",
+            pct=0,
+            adkim="s",
+            aspf="r",
+            fo="0:d:s",
+            ri=3600,
+            rua="a@example.com",
+        )
+        assert (
+            "v=DMARC1; p=reject; sp=quarantine; pct=0; rua=mailto:a@example.com; "
+            "adkim=s; aspf=r; fo=0:d:s; ri=3600"
+        ) == rec.value
         assert "3600" == parse_dmarc(rec.value)["ri"]
 
     def test_authorization_record(self) -> None:
         """The destination's authorization record (RFC 7489 7.1)."""
         rec = report_authorization_record("example.com", "reports.example.net")
         assert ("example.com._report._dmarc.reports.example.net", "v=DMARC1") == (
-            rec.name, rec.value)
+            rec.name,
+            rec.value,
+        )
 
 
 class TestSplit:
@@ -230,14 +266,23 @@ def built_server(keys: Keys) -> Iterator[DNSServer]:
 class TestBuiltRecordsPass:
     def test_check_domain_passes(self, built_server: DNSServer, keys: Keys) -> None:
         """Records from the builders pass check_domain with no errors or warnings."""
-        report = check_domain(DOMAIN, dkim_selectors=["rsa", "ed"], sending_ips=IPS[:2],
-                              esp="postmark", dkim_keys={"rsa": keys.rsa2048, "ed": keys.ed},
-                              resolver=built_server.nameserver, lifetime=1)
+        report = check_domain(
+            DOMAIN,
+            dkim_selectors=["rsa", "ed"],
+            sending_ips=IPS[:2],
+            esp="postmark",
+            dkim_keys={"rsa": keys.rsa2048, "ed": keys.ed},
+            resolver=built_server.nameserver,
+            lifetime=1,
+        )
         assert ("ok", True) == (report.spf.status, report.spf.esp_include)
         assert {ip: "pass" for ip in IPS[:2]} == report.spf.results
         assert ["ok", "ok"] == [d.status for d in report.dkim]
         assert [True, True] == [d.matches_local_key for d in report.dkim]
         assert ("ok", "reject") == (report.dmarc.status, report.dmarc.policy)
-        spf_dkim_dmarc = [f for f in report.findings if f.code.split(".")[0] in
-                          ("spf", "dkim", "dmarc") and f.severity.value != "info"]
+        spf_dkim_dmarc = [
+            f
+            for f in report.findings
+            if f.code.split(".")[0] in ("spf", "dkim", "dmarc") and f.severity.value != "info"
+        ]
         assert [] == spf_dkim_dmarc

@@ -78,8 +78,11 @@ class TestParse:
 
 class TestMacros:
     CTX = MacroContext(
-        ipaddress.ip_address("192.0.2.3"), "strong-bad@email.example.com",
-        "email.example.com", "mx.example.org")
+        ipaddress.ip_address("192.0.2.3"),
+        "strong-bad@email.example.com",
+        "email.example.com",
+        "mx.example.org",
+    )
 
     @pytest.mark.parametrize(
         ("macro", "expected"),
@@ -134,8 +137,9 @@ class TestMacros:
 
     def test_long_result_is_trimmed(self) -> None:
         """An expansion over 253 characters loses labels from the left (7.3)."""
-        ctx = MacroContext(ipaddress.ip_address("192.0.2.3"), ("x" * 60 + ".") * 5 + "example",
-                            "d.example", "h")
+        ctx = MacroContext(
+            ipaddress.ip_address("192.0.2.3"), ("x" * 60 + ".") * 5 + "example", "d.example", "h"
+        )
         out = expand_macros("%{o}.example.com", ctx)
         assert len(out) <= 253 and out.endswith(".example.example.com")
 
@@ -202,7 +206,8 @@ class TestCheckHost:
     def test_reason_names_the_matching_term(self, ns: str) -> None:
         """The reason says which term matched where."""
         assert ("fail", "matched -all at _spf.redirect.example.net") == host(
-            ns, "203.0.113.99", "redirect.example.net")
+            ns, "203.0.113.99", "redirect.example.net"
+        )
 
     def test_limit_reason(self, ns: str) -> None:
         """permerror explains which limit was hit."""
@@ -250,8 +255,7 @@ class TestAnalysis:
         """A redirect loop is reported; check_host gives permerror."""
         spf = spf_of(opts, "rloop.example.net", sending_ips=["203.0.113.7"])
         assert ("invalid", {"203.0.113.7": "permerror"}) == (spf.status, spf.results)
-        assert ["spf.redirect_loop"] == [f.code for f in spf.findings
-                                         if f.code.endswith("_loop")]
+        assert ["spf.redirect_loop"] == [f.code for f in spf.findings if f.code.endswith("_loop")]
 
     def test_large_record_over_tcp(self, opts: dict[str, object], dns_server) -> None:  # type: ignore[no-untyped-def]
         """A record too large for UDP is fetched again over TCP and parsed whole."""
@@ -334,8 +338,9 @@ class TestAnalysis:
             ("tempinclude.example.net", "spf.temperror", Severity.ERROR),
         ],
     )
-    def test_flagged(self, opts: dict[str, object], domain: str, code: str, severity: Severity
-                     ) -> None:
+    def test_flagged(
+        self, opts: dict[str, object], domain: str, code: str, severity: Severity
+    ) -> None:
         """Weak, discouraged or broken records are flagged with a stable code."""
         spf = spf_of(opts, domain)
         assert [severity] == [f.severity for f in spf.findings if f.code == code]

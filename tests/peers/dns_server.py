@@ -55,8 +55,7 @@ class Zone:
     silent: set[str] = field(default_factory=set)
     ttl: int = 300
     #: Records made on demand for every name under a suffix (zones too large to list).
-    generated: dict[str, Callable[[str], list[tuple[int, object]]]] = field(
-        default_factory=dict)
+    generated: dict[str, Callable[[str], list[tuple[int, object]]]] = field(default_factory=dict)
 
     @classmethod
     def from_text(cls, text: str) -> Zone:
@@ -123,8 +122,11 @@ class Zone:
     def _exists(self, name: str) -> bool:
         # A name exists when it owns records or is an empty non-terminal.
         suffix = "." + name
-        return (name in self.records or any(n.endswith(suffix) for n in self.records)
-                or any(name == g or name.endswith("." + g) for g in self.generated))
+        return (
+            name in self.records
+            or any(n.endswith(suffix) for n in self.records)
+            or any(name == g or name.endswith("." + g) for g in self.generated)
+        )
 
     def answer(self, query: DNSRecord) -> DNSRecord | None:
         """The reply to ``query``, or None to stay silent."""

@@ -108,8 +108,11 @@ class ESPPeer:
                     else:
                         drop = False
                     failure = peer._failures.popleft() if peer._failures and not drop else None
-                    garble = (peer._garbles.popleft() if peer._garbles and not drop
-                              and failure is None else None)
+                    garble = (
+                        peer._garbles.popleft()
+                        if peer._garbles and not drop and failure is None
+                        else None
+                    )
                 if drop:
                     self.close_connection = True
                     self.connection.close()

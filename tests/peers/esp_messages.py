@@ -33,8 +33,11 @@ def make_message(
 
 
 def make_envelope(
-    to: str = "alice@example.com", *, tags: tuple[str, ...] = (),
-    metadata: dict[str, str] | None = None, **kw: str,
+    to: str = "alice@example.com",
+    *,
+    tags: tuple[str, ...] = (),
+    metadata: dict[str, str] | None = None,
+    **kw: str,
 ) -> Envelope:
     """An envelope for :func:`make_message`, recipients taken from its headers."""
     return Envelope.from_message(make_message(to=to, **kw), tags=tags, metadata=metadata or {})
@@ -64,6 +67,8 @@ def named_envelope(form: str) -> Envelope:
         parsed = BytesParser(policy=email.policy.default).parsebytes(NAMED_RAW)
         assert isinstance(parsed, EmailMessage)
         message = parsed
-    return Envelope(sender="news@mail.example.org",
-                    recipients=("a@example.com", "b@example.com", "c@example.com"),
-                    message=message)
+    return Envelope(
+        sender="news@mail.example.org",
+        recipients=("a@example.com", "b@example.com", "c@example.com"),
+        message=message,
+    )

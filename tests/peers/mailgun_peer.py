@@ -55,16 +55,23 @@ def parse_multipart(content_type: str, body: bytes) -> list[FormPart]:
         filename = re.search(r'\bfilename="([^"]*)"', disp)
         if not name:
             raise ValueError("part without a name")
-        parts.append(FormPart(name.group(1), filename.group(1) if filename else None,
-                              headers.get("content-type"), data))
+        parts.append(
+            FormPart(
+                name.group(1),
+                filename.group(1) if filename else None,
+                headers.get("content-type"),
+                data,
+            )
+        )
     return parts
 
 
 class MailgunPeer(ESPPeer):
     """Accepts mail for ``domains`` with ``api_key``."""
 
-    def __init__(self, api_key: str = "key-0123456789abcdef", domains: tuple[str, ...] = (
-            "mg.example.com",)) -> None:
+    def __init__(
+        self, api_key: str = "key-0123456789abcdef", domains: tuple[str, ...] = ("mg.example.com",)
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.domains = set(domains)
@@ -96,8 +103,9 @@ class MailgunPeer(ESPPeer):
         if len(to) > 1000:
             return Reply.json(400, {"message": "Too many recipients"})
         if any("@" not in t for t in to):
-            return Reply.json(400, {"message": "to parameter is not a valid address. please "
-                                               "check documentation"})
+            return Reply.json(
+                400, {"message": "to parameter is not a valid address. please check documentation"}
+            )
         if len(tags) > 3:
             return Reply.json(400, {"message": "Too many tags"})
         self.accepted.append((domain, parts))

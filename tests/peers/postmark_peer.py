@@ -36,8 +36,11 @@ def _split(field: Any) -> list[str]:
 class PostmarkPeer(ESPPeer):
     """Accepts mail from ``senders`` with ``token``."""
 
-    def __init__(self, token: str = "pm-server-token-0123", senders: tuple[str, ...] = (
-            "news@mail.example.org",)) -> None:
+    def __init__(
+        self,
+        token: str = "pm-server-token-0123",
+        senders: tuple[str, ...] = ("news@mail.example.org",),
+    ) -> None:
         super().__init__()
         self.token = token
         self.senders = set(senders)
@@ -50,11 +53,18 @@ class PostmarkPeer(ESPPeer):
         if req.method != "POST" or req.path not in ("/email", "/email/batch"):
             return Reply.json(404, {"ErrorCode": 404, "Message": "Not found"})
         if req.headers.get("x-postmark-server-token") not in (self.token, "POSTMARK_API_TEST"):
-            return Reply.json(401, {"ErrorCode": 10, "Message": "The Server Token you provided "
-                                    "in the X-Postmark-Server-Token request header was invalid."})
+            return Reply.json(
+                401,
+                {
+                    "ErrorCode": 10,
+                    "Message": "The Server Token you provided "
+                    "in the X-Postmark-Server-Token request header was invalid.",
+                },
+            )
         if "application/json" not in req.headers.get("accept", ""):
-            return Reply.json(406, {"ErrorCode": 0, "Message": "Not Acceptable: send "
-                                    "Accept: application/json"})
+            return Reply.json(
+                406, {"ErrorCode": 0, "Message": "Not Acceptable: send Accept: application/json"}
+            )
         if "application/json" not in req.headers.get("content-type", ""):
             return Reply.json(415, {"ErrorCode": 0, "Message": "Unsupported Media Type"})
         try:
@@ -69,8 +79,13 @@ class PostmarkPeer(ESPPeer):
         if not isinstance(body, list):
             return Reply.json(422, {"ErrorCode": 402, "Message": "Invalid JSON"})
         if len(body) > 500:
-            return Reply.json(422, {"ErrorCode": 410, "Message": "Too many batch messages: "
-                                    "the batch can contain up to 500 messages."})
+            return Reply.json(
+                422,
+                {
+                    "ErrorCode": 410,
+                    "Message": "Too many batch messages: the batch can contain up to 500 messages.",
+                },
+            )
         return Reply.json(200, [self._one(m) for m in body])
 
     def _one(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -84,27 +99,44 @@ class PostmarkPeer(ESPPeer):
         for field in ("To", "Cc", "Bcc", "From", "ReplyTo"):
             for _, addr in _addresses(msg.get(field)):
                 if "@" not in addr:
-                    return {"ErrorCode": 300, "Message": f"Error parsing '{field}': Illegal "
-                            f"email address '{addr}'. It must contain the '@' symbol."}
+                    return {
+                        "ErrorCode": 300,
+                        "Message": f"Error parsing '{field}': Illegal "
+                        f"email address '{addr}'. It must contain the '@' symbol.",
+                    }
             if field in ("To", "Cc", "Bcc") and len(_split(msg.get(field))) > 50:
                 return {"ErrorCode": 300, "Message": f"Too many {field} recipients."}
         froms = _split(msg["From"])
         sender = froms[0] if len(froms) == 1 else ""
         if sender not in self.senders:
-            return {"ErrorCode": 400, "Message": f"The 'From' address you supplied ({sender}) "
-                    "is not a Sender Signature on your account."}
+            return {
+                "ErrorCode": 400,
+                "Message": f"The 'From' address you supplied ({sender}) "
+                "is not a Sender Signature on your account.",
+            }
         if not msg.get("TextBody") and not msg.get("HtmlBody"):
-            return {"ErrorCode": 300, "Message": "Provide either email TextBody or HtmlBody or "
-                    "both."}
+            return {
+                "ErrorCode": 300,
+                "Message": "Provide either email TextBody or HtmlBody or both.",
+            }
         tag = msg.get("Tag")
         if tag is not None and (not isinstance(tag, str) or len(tag) > 1000):
-            return {"ErrorCode": 300, "Message": "Tag must be one string of at most 1000 "
-                    "characters."}
+            return {
+                "ErrorCode": 300,
+                "Message": "Tag must be one string of at most 1000 characters.",
+            }
         everyone = to + _split(msg.get("Cc")) + _split(msg.get("Bcc"))
         if any(a in self.inactive for a in everyone):
-            return {"ErrorCode": 406, "Message": "You tried to send to recipient(s) that have "
-                    "been marked as inactive."}
+            return {
+                "ErrorCode": 406,
+                "Message": "You tried to send to recipient(s) that have been marked as inactive.",
+            }
         self.accepted.append(msg)
         n = next(self._n)
-        return {"To": msg["To"], "SubmittedAt": "2026-11-27T23:00:00.0000000Z",
-                "MessageID": str(uuid.UUID(int=n)), "ErrorCode": 0, "Message": "OK"}
+        return {
+            "To": msg["To"],
+            "SubmittedAt": "2026-11-27T23:00:00.0000000Z",
+            "MessageID": str(uuid.UUID(int=n)),
+            "ErrorCode": 0,
+            "Message": "OK",
+        }

@@ -55,7 +55,10 @@ class SESErrorPeer(ESPPeer):
             return Reply.json(404, {"message": "not found"}, {"x-amzn-ErrorType": "NotFound"})
         return Reply.json(200, {"MessageId": f"peer-{len(self.requests)}"})
 
-    def fail_with(self, n: int, status: int, code: str, message: str,
-                  headers: dict[str, str] | None = None) -> None:
-        self.fail_next(n, Reply.json(status, {"message": message},
-                                     {"x-amzn-ErrorType": code, **(headers or {})}))
+    def fail_with(
+        self, n: int, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.fail_next(
+            n,
+            Reply.json(status, {"message": message}, {"x-amzn-ErrorType": code, **(headers or {})}),
+        )

@@ -234,8 +234,17 @@ class DroppingServer(socketserver.ThreadingTCPServer):
 
 
 #: Stages at which :class:`FaultyServer` can stop answering (``stall_at``).
-STALL_STAGES = ("greeting", "EHLO", "STARTTLS", "TLS handshake", "AUTH", "RSET", "MAIL",
-                "DATA", "final dot")
+STALL_STAGES = (
+    "greeting",
+    "EHLO",
+    "STARTTLS",
+    "TLS handshake",
+    "AUTH",
+    "RSET",
+    "MAIL",
+    "DATA",
+    "final dot",
+)
 #: Stages at which it can hang up without answering (``drop_at``).
 DROP_STAGES = ("DATA", "message", "final dot")
 
@@ -305,7 +314,7 @@ class _FaultyHandler(socketserver.StreamRequestHandler):
                 return
             command = line.decode("utf-8", "replace").rstrip("\r\n")
             verb = command.split(" ", 1)[0].upper()
-            arg = command[len(verb) + 1:]
+            arg = command[len(verb) + 1 :]
             # The verb in capitals (smtplib sends "mail FROM:"); AUTH's secret is not kept.
             self._log(verb if verb in ("AUTH", "EHLO", "HELO") else f"{verb} {arg}".rstrip())
             if verb in ("EHLO", "HELO", "STARTTLS", "AUTH", "RSET", "MAIL", "DATA") and (
@@ -319,9 +328,12 @@ class _FaultyHandler(socketserver.StreamRequestHandler):
                     lines.append("STARTTLS")
                 if server.auth:
                     lines.append("AUTH PLAIN")
-                self._say("\r\n".join(
-                    f"250{'-' if i < len(lines) - 1 else ' '}{text}" for i, text in enumerate(lines)
-                ))
+                self._say(
+                    "\r\n".join(
+                        f"250{'-' if i < len(lines) - 1 else ' '}{text}"
+                        for i, text in enumerate(lines)
+                    )
+                )
             elif verb == "HELO":
                 self._say("250 fault.test")
             elif verb == "STARTTLS":

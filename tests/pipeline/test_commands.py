@@ -70,24 +70,41 @@ class TestSend:
         assert code == 0, err
         data = json.loads(out)
         assert data["messages"] == {
-            "submitted": 3, "accepted": 3, "rejected": 0, "expired": 0, "pending": 0}
+            "submitted": 3,
+            "accepted": 3,
+            "rejected": 0,
+            "expired": 0,
+            "pending": 0,
+        }
         assert data["recipients"]["accepted"] == 4
         assert data["exit_status"] == 0
         assert data["health"]["healthy"] is True
-        assert set(data["kpis"]) == {"queue_depth", "processing_rate_per_minute",
-                                     "delivery_p95_seconds", "bounce_rate",
-                                     "api_response_seconds"}
+        assert set(data["kpis"]) == {
+            "queue_depth",
+            "processing_rate_per_minute",
+            "delivery_p95_seconds",
+            "bounce_rate",
+            "api_response_seconds",
+        }
         assert sorted(r.rcpt_tos for r in peer.received) == [
-            ("four@example.org",), ("one@example.org",),
-            ("two@example.org", "three@example.net")]
+            ("four@example.org",),
+            ("one@example.org",),
+            ("two@example.org", "three@example.net"),
+        ]
         # The file's bytes are what arrives (the Message-ID kept, nothing rewritten).
-        sent = {(mail / "a.eml").read_bytes(), (mail / "b.eml").read_bytes(),
-                (mail / "sub" / "c.eml").read_bytes()}
+        sent = {
+            (mail / "a.eml").read_bytes(),
+            (mail / "b.eml").read_bytes(),
+            (mail / "sub" / "c.eml").read_bytes(),
+        }
         assert {r.content for r in peer.received} == sent
         assert err == ""  # --json off a terminal: no progress lines
 
     def test_text_summary_and_plain_progress_lines_off_a_terminal(
-        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, mail: Path,
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        mail: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setenv("NO_COLOR", "1")
@@ -112,7 +129,11 @@ class TestSend:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mailscale", "send", "--via", "null://", str(mail)],
-                stdout=subprocess.PIPE, stderr=side, text=True, env=env)
+                stdout=subprocess.PIPE,
+                stderr=side,
+                text=True,
+                env=env,
+            )
             out, _ = proc.communicate(timeout=120)
         finally:
             os.close(side)
@@ -143,7 +164,12 @@ class TestSend:
         assert code == 1
         data = json.loads(out)
         assert data["messages"] == {
-            "submitted": 2, "accepted": 1, "rejected": 1, "expired": 0, "pending": 0}
+            "submitted": 2,
+            "accepted": 1,
+            "rejected": 1,
+            "expired": 0,
+            "pending": 0,
+        }
         assert data["recipients"]["rejected"] == 1
         assert data["recipients"]["accepted"] == 2
         [failure] = data["failures"]
@@ -158,8 +184,15 @@ class TestSend:
     ) -> None:
         _eml(tmp_path, "d.eml", "defer@example.org")
         db = tmp_path / "outbox.db"
-        code, out, _err = _run(capsys, "send", "--via", _smtp(peer), "--outbox",
-                              f"sqlite:///{db}", str(tmp_path / "d.eml"))
+        code, out, _err = _run(
+            capsys,
+            "send",
+            "--via",
+            _smtp(peer),
+            "--outbox",
+            f"sqlite:///{db}",
+            str(tmp_path / "d.eml"),
+        )
         assert code == 3
         assert "1 messages pending: kept in sqlite:///" in out
         assert "451" in out
@@ -186,13 +219,25 @@ class TestSend:
         key = generate_key("ed25519")
         key_file = tmp_path / "dkim.pem"
         key_file.write_bytes(private_key_pem(key))
-        code, _, err = _run(capsys, "send", "--via", _smtp(peer), "--dkim-key", str(key_file),
-                            "--selector", "s1", "--domain", "example.com", "--no-progress",
-                            str(mail))
+        code, _, err = _run(
+            capsys,
+            "send",
+            "--via",
+            _smtp(peer),
+            "--dkim-key",
+            str(key_file),
+            "--selector",
+            "s1",
+            "--domain",
+            "example.com",
+            "--no-progress",
+            str(mail),
+        )
         assert code == 0, err
         record = dns_record(load_private_key(key_file.read_bytes()))
-        verifier = DKIMVerifier(key_lookup=lambda name: record if name ==
-                                "s1._domainkey.example.com" else None)
+        verifier = DKIMVerifier(
+            key_lookup=lambda name: record if name == "s1._domainkey.example.com" else None
+        )
         statuses = [[r.status for r in verifier.verify(m.content)] for m in peer.received]
         assert statuses == [["pass"]] * 3
 
@@ -205,7 +250,10 @@ class TestSend:
         ],
     )
     def test_usage_errors_exit_2(
-        self, capsys: pytest.CaptureFixture[str], mail: Path, args: tuple[str, ...],
+        self,
+        capsys: pytest.CaptureFixture[str],
+        mail: Path,
+        args: tuple[str, ...],
         message: str,
     ) -> None:
         paths = () if any(a.endswith(".eml") for a in args) else (str(mail),)
@@ -224,17 +272,22 @@ class TestSend:
         assert "x.eml: recipients: an envelope needs at least one recipient" in err
 
     def test_a_bad_file_anywhere_stops_send_before_anything_is_submitted(
-        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, mail: Path,
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        mail: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         from mailscale.pipeline import _cli
 
         monkeypatch.setattr(_cli, "_SUBMIT_CHUNK", 1)  # the good files would go first
-        (mail / "sub" / "z.eml").write_bytes(b"From: a@example.com\r\nTo: not an address\r\n"
-                                             b"\r\nhi\r\n")
+        (mail / "sub" / "z.eml").write_bytes(
+            b"From: a@example.com\r\nTo: not an address\r\n\r\nhi\r\n"
+        )
         db = mail.parent / "o.db"
-        code, out, err = _run(capsys, "send", "--via", _smtp(peer), "--outbox",
-                              f"sqlite:///{db}", str(mail))
+        code, out, err = _run(
+            capsys, "send", "--via", _smtp(peer), "--outbox", f"sqlite:///{db}", str(mail)
+        )
         assert (code, out) == (2, "")
         assert "z.eml" in err
         assert peer.received == []
@@ -250,20 +303,35 @@ class TestSend:
 
 def _dead_outbox(path: Path) -> tuple[SQLiteOutbox, list[str]]:
     box = SQLiteOutbox(path)
-    box.add([
-        NewMessage(sender="s@example.com", recipients=(f"r{i}@example.org",),
-                   body=b"Subject: x\r\n\r\nx\r\n", message_id=f"<m{i}@example.com>")
-        for i in range(3)
-    ])
+    box.add(
+        [
+            NewMessage(
+                sender="s@example.com",
+                recipients=(f"r{i}@example.org",),
+                body=b"Subject: x\r\n\r\nx\r\n",
+                message_id=f"<m{i}@example.com>",
+            )
+            for i in range(3)
+        ]
+    )
     leases = box.lease(2, visibility=60)
-    box.settle([
-        Settlement(id=lease.id, token=lease.token, action=Settle.DEAD,
-                   reason="expired after 9 attempts: 451 try later",
-                   pending=lease.recipients,
-                   outcomes=(RecipientOutcome(recipient=lease.recipients[0], status="deferred",
-                                              code=451, text="try later"),))
-        for lease in leases
-    ])
+    box.settle(
+        [
+            Settlement(
+                id=lease.id,
+                token=lease.token,
+                action=Settle.DEAD,
+                reason="expired after 9 attempts: 451 try later",
+                pending=lease.recipients,
+                outcomes=(
+                    RecipientOutcome(
+                        recipient=lease.recipients[0], status="deferred", code=451, text="try later"
+                    ),
+                ),
+            )
+            for lease in leases
+        ]
+    )
     return box, [lease.id for lease in leases]
 
 
@@ -272,12 +340,21 @@ def test_send_to_postfix_smtp_sink(
 ) -> None:
     for i in range(20):
         _eml(tmp_path, f"m{i:02d}.eml", f"r{i}@example.org", subject=f"s{i}")
-    code, out, err = _run(capsys, "send", "--via", smtp_sink.url, "--outbox",
-                          f"sqlite:///{tmp_path / 'o.db'}", "--json", str(tmp_path))
+    code, out, err = _run(
+        capsys,
+        "send",
+        "--via",
+        smtp_sink.url,
+        "--outbox",
+        f"sqlite:///{tmp_path / 'o.db'}",
+        "--json",
+        str(tmp_path),
+    )
     assert code == 0, err
     assert json.loads(out)["messages"]["accepted"] == 20
     assert sorted(smtp_sink.headers("Message-ID")) == [
-        (f"<m{i:02d}.eml@example.com>",) for i in range(20)]
+        (f"<m{i:02d}.eml@example.com>",) for i in range(20)
+    ]
 
 
 class TestOutbox:
@@ -298,9 +375,15 @@ class TestOutbox:
         letters = json.loads(out)
         assert [d["id"] for d in letters] == dead
         assert letters[0]["reason"] == "expired after 9 attempts: 451 try later"
-        assert letters[0]["outcomes"] == [{"recipient": letters[0]["recipients"][0],
-                                           "status": "deferred", "code": 451,
-                                           "enhanced": None, "text": "try later"}]
+        assert letters[0]["outcomes"] == [
+            {
+                "recipient": letters[0]["recipients"][0],
+                "status": "deferred",
+                "code": 451,
+                "enhanced": None,
+                "text": "try later",
+            }
+        ]
 
         code, out, _ = _run(capsys, "outbox", "dead", url)
         assert out.count("expired after 9 attempts") == 2
@@ -309,8 +392,7 @@ class TestOutbox:
         code, out, err = _run(capsys, "outbox", "purge", url)
         assert code == 2
         assert "--all or --older-than" in err
-        assert _run(capsys, "outbox", "purge", url, "--all", "--json") == (
-            0, '{"purged": 1}\n', "")
+        assert _run(capsys, "outbox", "purge", url, "--all", "--json") == (0, '{"purged": 1}\n', "")
         code, out, _ = _run(capsys, "outbox", "stats", url)
         assert out.splitlines()[0] == f"{url}: 2 queued"
 
@@ -341,13 +423,27 @@ class TestWorker:
         url = f"sqlite:///{db}"
         metrics = free_port()
         producer = Sender("null://", outbox=url)
-        ids = producer.submit([
-            _envelope(i) for i in range(25)
-        ])
+        ids = producer.submit([_envelope(i) for i in range(25)])
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via",
-             _smtp(peer), "--status-every", "0", "--json", "--metrics-port", str(metrics)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+            [
+                sys.executable,
+                "-m",
+                "mailscale",
+                "worker",
+                "--outbox",
+                url,
+                "--via",
+                _smtp(peer),
+                "--status-every",
+                "0",
+                "--json",
+                "--metrics-port",
+                str(metrics),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
         )
         try:
             more = producer.submit([_envelope(i) for i in range(25, 30)])
@@ -372,7 +468,8 @@ class TestWorker:
         assert data["messages"]["sent"] == 30
         assert len(ids + more) == 30
         assert sorted(r.rcpt_tos[0] for r in peer.received) == sorted(
-            f"r{i}@example.org" for i in range(30))
+            f"r{i}@example.org" for i in range(30)
+        )
         box = SQLiteOutbox(db)
         try:
             assert box.stats().by_state == {"queued": 0, "leased": 0, "done": 30, "dead": 0}
@@ -383,9 +480,12 @@ class TestWorker:
 def _envelope(i: int) -> object:
     from mailscale.message import Envelope
 
-    return Envelope(sender="s@example.com", recipients=(f"r{i}@example.org",),
-                    message=f"From: s@example.com\r\nTo: r{i}@example.org\r\nSubject: {i}\r\n"
-                            f"\r\nbody {i}\r\n".encode())
+    return Envelope(
+        sender="s@example.com",
+        recipients=(f"r{i}@example.org",),
+        message=f"From: s@example.com\r\nTo: r{i}@example.org\r\nSubject: {i}\r\n"
+        f"\r\nbody {i}\r\n".encode(),
+    )
 
 
 class TestDemo:
@@ -393,7 +493,10 @@ class TestDemo:
         n = 1000
         proc = subprocess.run(
             [sys.executable, "-m", "mailscale", "demo", "--messages", str(n), "--json"],
-            capture_output=True, text=True, env=_env(), timeout=120,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
         data = json.loads(proc.stdout)
@@ -405,8 +508,13 @@ class TestDemo:
         kinds = [receiver.classify(f"user{i}@mail{i % 40:02d}.example") for i in range(n)]
         assert m["rejected"] == kinds.count("reject") > 0
         assert data["receiver"]["greylisted"] == kinds.count("defer") > 0
-        assert m == {"submitted": n, "accepted": kinds.count("accept") + kinds.count("defer"),
-                     "rejected": kinds.count("reject"), "expired": 0, "pending": 0}
+        assert m == {
+            "submitted": n,
+            "accepted": kinds.count("accept") + kinds.count("defer"),
+            "rejected": kinds.count("reject"),
+            "expired": 0,
+            "pending": 0,
+        }
         assert data["receiver"]["received"] == data["receiver"]["dkim_verified"] == m["accepted"]
         assert data["receiver"]["dkim_failed"] == 0
         assert data["consistent"] is True
@@ -416,7 +524,10 @@ class TestDemo:
     def test_text_output_ends_with_kpis_verdict_and_verified_signatures(self) -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "mailscale", "demo", "--messages", "100", "--no-progress"],
-            capture_output=True, text=True, env=_env(), timeout=120,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
         out = proc.stdout
@@ -425,6 +536,7 @@ class TestDemo:
         assert "messages: 100 submitted" in out
         assert "KPIs" in out
         assert "health: " in out
-        received = 100 - [DemoReceiver(None).classify(f"user{i}@mail{i % 40:02d}.example")
-                          for i in range(100)].count("reject")
+        received = 100 - [
+            DemoReceiver(None).classify(f"user{i}@mail{i % 40:02d}.example") for i in range(100)
+        ].count("reject")
         assert f"on arrival: {received} of {received} DKIM signatures verified" in out

@@ -24,9 +24,12 @@ def peer() -> Iterator[SMTPPeer]:
 
 
 def _env(local: str, i: int) -> Envelope:
-    return Envelope(sender="s@example.com", recipients=(f"{local}@example.org",),
-                    message=f"From: s@example.com\r\nTo: {local}@example.org\r\n"
-                            f"Subject: {i}\r\n\r\nbody\r\n".encode())
+    return Envelope(
+        sender="s@example.com",
+        recipients=(f"{local}@example.org",),
+        message=f"From: s@example.com\r\nTo: {local}@example.org\r\n"
+        f"Subject: {i}\r\n\r\nbody\r\n".encode(),
+    )
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,8 +45,12 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_scrape_reports_outcomes_by_route_and_status(peer: SMTPPeer) -> None:
     url = f"smtp://127.0.0.1:{peer.port}?tls=none"
-    sender = Sender(routes={"default": Route(transport=url, domain_keys=False),
-                            "bulk": Route(transport=url, domain_keys=False)})
+    sender = Sender(
+        routes={
+            "default": Route(transport=url, domain_keys=False),
+            "bulk": Route(transport=url, domain_keys=False),
+        }
+    )
     try:
         sender.submit([_env("ok", i) for i in range(4)] + [_env("reject", 9)])
         sender.submit([_env("defer", 5), _env("ok", 6)], route="bulk")
@@ -74,7 +81,6 @@ def test_scrape_reports_outcomes_by_route_and_status(peer: SMTPPeer) -> None:
     assert value("mailscale_outbox_messages", state="queued") == 1  # the deferred one
     assert value("mailscale_queue_depth") == 1
     assert value("mailscale_delivery_time_seconds", route="default", quantile="0.95") >= 0
-    assert value("mailscale_transport_response_time_seconds", route="bulk",
-                 quantile="0.95") > 0
+    assert value("mailscale_transport_response_time_seconds", route="bulk", quantile="0.95") > 0
     # bounce rate 1 / 6 settled recipients is far above 1 %: unhealthy.
     assert value("mailscale_healthy") == 0

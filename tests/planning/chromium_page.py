@@ -60,8 +60,9 @@ class _Pipe:
         message: dict[str, Any] = json.loads(raw)
         return message
 
-    def call(self, method: str, session: str | None = None, timeout: float = 30.0,
-             **params: Any) -> dict[str, Any]:
+    def call(
+        self, method: str, session: str | None = None, timeout: float = 30.0, **params: Any
+    ) -> dict[str, Any]:
         self.next_id += 1
         request: dict[str, Any] = {"id": self.next_id, "method": method, "params": params}
         if session is not None:
@@ -103,25 +104,42 @@ def open_page(path: Path, *, width: int = 1280, height: int = 900) -> PageRun:
 
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.Popen(
-            [exe, "--headless=new", "--remote-debugging-pipe", "--no-sandbox",
-             "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
-             "about:blank"],
-            preexec_fn=fds, pass_fds=(3, 4),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                "--headless=new",
+                "--remote-debugging-pipe",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            preexec_fn=fds,
+            pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(to_child_r)
         os.close(from_child_w)
         pipe = _Pipe(proc, to_child_w, from_child_r)
         try:
             target = pipe.call("Target.createTarget", url="about:blank")["targetId"]
-            session = pipe.call("Target.attachToTarget", targetId=target,
-                                flatten=True)["sessionId"]
+            session = pipe.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
             for domain in ("Runtime", "Log", "Network", "Page"):
                 pipe.call(f"{domain}.enable", session)
-            pipe.call("Emulation.setDeviceMetricsOverride", session, width=width,
-                      height=height, deviceScaleFactor=1, mobile=False)
+            pipe.call(
+                "Emulation.setDeviceMetricsOverride",
+                session,
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             pipe.call("Page.navigate", session, url=path.resolve().as_uri())
             pipe.wait_for("Page.loadEventFired")
             shot = pipe.call("Page.captureScreenshot", session, format="png")
@@ -138,16 +156,26 @@ def open_page(path: Path, *, width: int = 1280, height: int = 900) -> PageRun:
     events = pipe.events
     console = tuple(
         " ".join(str(a.get("value", a.get("description", ""))) for a in e["params"]["args"])
-        for e in events if e.get("method") == "Runtime.consoleAPICalled"
-        and e["params"].get("type") in ("error", "assert"))
-    logged = tuple(e["params"]["entry"].get("text", "") for e in events
-                   if e.get("method") == "Log.entryAdded"
-                   and e["params"]["entry"].get("level") == "error")
-    exceptions = tuple(e["params"]["exceptionDetails"].get("text", "") for e in events
-                       if e.get("method") == "Runtime.exceptionThrown")
-    requests = tuple(e["params"]["request"]["url"] for e in events
-                     if e.get("method") == "Network.requestWillBeSent"
-                     and e["params"]["request"]["url"] != page_url)
+        for e in events
+        if e.get("method") == "Runtime.consoleAPICalled"
+        and e["params"].get("type") in ("error", "assert")
+    )
+    logged = tuple(
+        e["params"]["entry"].get("text", "")
+        for e in events
+        if e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error"
+    )
+    exceptions = tuple(
+        e["params"]["exceptionDetails"].get("text", "")
+        for e in events
+        if e.get("method") == "Runtime.exceptionThrown"
+    )
+    requests = tuple(
+        e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+        and e["params"]["request"]["url"] != page_url
+    )
     return PageRun(console + logged, exceptions, requests, base64.b64decode(shot["data"]))
 
 
@@ -156,8 +184,8 @@ def _pixels(png: bytes) -> tuple[int, int, int, list[bytes]]:
     assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", b""
     while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        chunk = png[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        chunk = png[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = chunk
         elif kind == b"IDAT":
@@ -172,7 +200,7 @@ def _pixels(png: bytes) -> tuple[int, int, int, list[bytes]]:
     previous = bytearray(stride)
     for y in range(height):
         kind = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             left = line[i - bpp] if i >= bpp else 0
             up = previous[i]

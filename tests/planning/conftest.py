@@ -20,7 +20,8 @@ def run_cli(
     skipped, as they would be once every area is installed.
     """
     present = tuple(
-        name for name in cli._COMMAND_MODULES
+        name
+        for name in cli._COMMAND_MODULES
         if importlib.util.find_spec(name.rsplit(".", 1)[0]) is not None
     )
     monkeypatch.setattr(cli, "_COMMAND_MODULES", present)

@@ -12,10 +12,17 @@ from fractions import Fraction
 TIERS = [
     (1_000, 10_000, (1, 1), (1, 2), (25, 50), (1, 2), (6, 15), "single server"),
     (10_000, 100_000, (1, 2), (2, 4), (50, 80), (3, 5), (12, 40), "load balanced"),
-    (100_000, 1_000_000, (2, 4), (4, 8), (100, 160), (10, 20), (20, 120),
-     "multi-server, geographic distribution"),
-    (1_000_000, None, (4, 8), (8, 16), (160, 320), (50, 100), (300, 1_700),
-     "multi-data-center"),
+    (
+        100_000,
+        1_000_000,
+        (2, 4),
+        (4, 8),
+        (100, 160),
+        (10, 20),
+        (20, 120),
+        "multi-server, geographic distribution",
+    ),
+    (1_000_000, None, (4, 8), (8, 16), (160, 320), (50, 100), (300, 1_700), "multi-data-center"),
 ]
 TIER_SERVERS = [1, 2, 2, 4]  # mailscale's reading of the architectures
 
@@ -32,8 +39,11 @@ VPS_STRENGTHS = {
     "aws_ec2": {"enterprise features", "scale"},
 }
 ESP_STRENGTHS = {
-    "sendgrid": {"12x contact limit/month (Pro)", "automated IP warm-up and rotation",
-                 "enterprise"},
+    "sendgrid": {
+        "12x contact limit/month (Pro)",
+        "automated IP warm-up and rotation",
+        "enterprise",
+    },
     "mailgun": {"12x contact limit per send (Scale)", "list hygiene", "cold email"},
     "postmark": {"99.99% SLA", "SOC 2", "transactional"},
     "ses": {"auto-scaling quota", "cheapest at volume", "needs expertise"},
@@ -59,6 +69,7 @@ SENDS_PER_ADDRESS_PER_MONTH = 4  # mailscale's assumption: a weekly newsletter
 def default_addresses(volume: int, sends: str = "4") -> int:
     """Active addresses when none are given: monthly volume / sends per address, rounded up."""
     return math.ceil(Fraction(volume) / Fraction(sends))
+
 
 # option: (infrastructure low/high, hours, compliance low/high)
 TCO = {
@@ -94,10 +105,10 @@ def tier_index(volume: int) -> int:
             index = i
     return index
 
+
 # mailscale's own figures (not the guide's), written out for the expected values.
 STORED_OVERHEAD_BYTES = 2_000  # outbox bytes per stored message beyond the message
 EMAILS_PER_IP_PER_HOUR = 25_000
 MIN_IPS = 2
 # All four self-hosting criteria met.
-SELF_HOSTED = {"team_expertise": "strong", "compliance_resources": True,
-               "custom_integration": True}
+SELF_HOSTED = {"team_expertise": "strong", "compliance_resources": True, "custom_integration": True}

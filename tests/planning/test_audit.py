@@ -17,8 +17,16 @@ RunCli = Callable[..., tuple[int, str, str]]
 
 class TestHugeAndSignalingNumbers:
     @pytest.mark.parametrize(
-        "value", [10**400, -(10**400), Fraction(10**400), Decimal("sNaN"), Decimal("-sNaN"),
-                  Decimal("1e400"), 10**5000],
+        "value",
+        [
+            10**400,
+            -(10**400),
+            Fraction(10**400),
+            Decimal("sNaN"),
+            Decimal("-sNaN"),
+            Decimal("1e400"),
+            10**5000,
+        ],
         ids=["int", "negative-int", "fraction", "snan", "negative-snan", "decimal", "int-5000"],
     )
     def test_workload_volume(self, value: Any) -> None:
@@ -70,8 +78,16 @@ def _one_task(text: str) -> dict[str, Any]:
 
 class TestRoadmapTemplates:
     @pytest.mark.parametrize(
-        "text", ["Open {esp", "Open {esp:d}", "Open {keys!z}", "Open {hosting:{esp}}",
-                 "Open {esp!r}", "Open }", "Open {esp:>10}"],
+        "text",
+        [
+            "Open {esp",
+            "Open {esp:d}",
+            "Open {keys!z}",
+            "Open {hosting:{esp}}",
+            "Open {esp!r}",
+            "Open }",
+            "Open {esp:>10}",
+        ],
     )
     def test_malformed_template_refused(self, text: str) -> None:
         """A template that str.format would reject or reshape is refused when loaded."""
@@ -91,8 +107,12 @@ class TestRoadmapTemplates:
 class TestThousandsSeparators:
     @pytest.mark.parametrize(
         ("text", "expected"),
-        [("250,000", 250_000), ("1,500,000", 1_500_000), ("1,000.5k", 1_000_500),
-         ("12,345", 12_345)],
+        [
+            ("250,000", 250_000),
+            ("1,500,000", 1_500_000),
+            ("1,000.5k", 1_000_500),
+            ("12,345", 12_345),
+        ],
     )
     def test_grouped_thousands(self, text: str, expected: int) -> None:
         """Commas that group thousands are accepted."""
@@ -100,8 +120,9 @@ class TestThousandsSeparators:
 
         assert expected == parse_quantity(text, "monthly_volume")
 
-    @pytest.mark.parametrize("text", ["1,5M", "1,0,0", "25,0000", ",250", "250,", "1,,000",
-                                      "1234,567", "1.5,000"])
+    @pytest.mark.parametrize(
+        "text", ["1,5M", "1,0,0", "25,0000", ",250", "250,", "1,,000", "1234,567", "1.5,000"]
+    )
     def test_misplaced_commas_refused(self, text: str) -> None:
         """A comma that is not a thousands separator is refused, not stripped."""
         from mailscale.planning._cli import parse_quantity
@@ -135,7 +156,6 @@ def p() -> Any:
 
 
 class TestAccessors:
-
     def test_feasibility_for_unknown(self, p: Any) -> None:
         """An unknown ESP raises PlanningError listing the known ones."""
         with pytest.raises(PlanningError) as info:
@@ -161,8 +181,10 @@ class TestAccessors:
 
     def test_known_lookups_still_work(self, p: Any) -> None:
         """Known keys still return their item."""
-        assert ("sendgrid", "ram_gb") == (p.feasibility_for("sendgrid").esp,
-                                          p.requirement("ram_gb").resource)
+        assert ("sendgrid", "ram_gb") == (
+            p.feasibility_for("sendgrid").esp,
+            p.requirement("ram_gb").resource,
+        )
 
     @pytest.mark.parametrize("data", [{"tiers": {}}, "data", 5])
     def test_plan_data_must_be_planning_data(self, data: Any) -> None:
@@ -223,8 +245,12 @@ def _run_into_closed_pipe(*args: str, read: int) -> tuple[int, bytes, str]:
 
     env = dict(os.environ, PYTHONPATH=str(Path(mailscale.__file__).parents[1]))
     read_end, write_end = os.pipe()
-    with subprocess.Popen([sys.executable, "-m", "mailscale", *args], stdout=write_end,
-                          stderr=subprocess.PIPE, env=env) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "mailscale", *args],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
         os.close(write_end)
         head = os.read(read_end, read) if read else b""
         os.close(read_end)  # like `| head -c N`: the reader goes away
@@ -233,8 +259,9 @@ def _run_into_closed_pipe(*args: str, read: int) -> tuple[int, bytes, str]:
 
 
 class TestBrokenPipe:
-    @pytest.mark.parametrize("args", [("plan", "10M", "--json"), ("plan", "10M")],
-                             ids=["json", "tables"])
+    @pytest.mark.parametrize(
+        "args", [("plan", "10M", "--json"), ("plan", "10M")], ids=["json", "tables"]
+    )
     def test_reader_gone_before_output(self, args: tuple[str, ...]) -> None:
         """A closed pipe ends the command quietly with status 141, as a shell reports SIGPIPE."""
         code, _, err = _run_into_closed_pipe(*args, read=0)
@@ -245,8 +272,9 @@ class TestBrokenPipe:
         code, head, err = _run_into_closed_pipe("plan", "10M", "--json", read=10)
         import json
 
-        full = json.dumps(plan(Workload(monthly_volume=10_000_000)).to_dict(), indent=2,
-                          sort_keys=True)
+        full = json.dumps(
+            plan(Workload(monthly_volume=10_000_000)).to_dict(), indent=2, sort_keys=True
+        )
         assert full.encode()[:10] == head
         assert "" == err
         assert code in (0, 141)  # 0 when the whole output fit in the pipe before it closed
@@ -256,20 +284,32 @@ class TestRepeatedBoundaryNamesTheOverride:
     @pytest.mark.parametrize(
         ("overrides", "field", "other"),
         [
-            ({"esp": {"selection": {"bands": {"mailgun": 1_000}}}},
-             "esp.selection.bands.mailgun", "postmark"),
-            ({"esp": {"selection": {"bands": {"postmark": 50_000}}}},
-             "esp.selection.bands.postmark", "mailgun"),
-            ({"esp": {"selection": {"bands": {"ses": 200_000}}}},
-             "esp.selection.bands.ses", "sendgrid"),
-            ({"tiers": {"starter": {"min_volume": 10_000}}},
-             "tiers.starter.min_volume", "growth"),
-            ({"tiers": {"high_volume": {"min_volume": 100_000}}},
-             "tiers.high_volume.min_volume", "scale"),
+            (
+                {"esp": {"selection": {"bands": {"mailgun": 1_000}}}},
+                "esp.selection.bands.mailgun",
+                "postmark",
+            ),
+            (
+                {"esp": {"selection": {"bands": {"postmark": 50_000}}}},
+                "esp.selection.bands.postmark",
+                "mailgun",
+            ),
+            (
+                {"esp": {"selection": {"bands": {"ses": 200_000}}}},
+                "esp.selection.bands.ses",
+                "sendgrid",
+            ),
+            ({"tiers": {"starter": {"min_volume": 10_000}}}, "tiers.starter.min_volume", "growth"),
+            (
+                {"tiers": {"high_volume": {"min_volume": 100_000}}},
+                "tiers.high_volume.min_volume",
+                "scale",
+            ),
         ],
     )
-    def test_names_the_changed_field(self, overrides: dict[str, Any], field: str,
-                                     other: str) -> None:
+    def test_names_the_changed_field(
+        self, overrides: dict[str, Any], field: str, other: str
+    ) -> None:
         """The error names the field the override changed and the one it collides with."""
         with pytest.raises(PlanningError) as info:
             load_data(overrides)
@@ -279,10 +319,19 @@ class TestRepeatedBoundaryNamesTheOverride:
 
     def test_new_tier_named(self) -> None:
         """A new tier whose boundary repeats an existing one is the one named."""
-        new = {"min_volume": 10_000, "vcpu": [1, 2], "ram_gb": [1, 2], "ssd_gb": [1, 2],
-               "dedicated_ips": [1, 1], "monthly_cost_usd": [1, 2], "architecture": "x",
-               "servers": 1, "multi_server": False, "multi_data_center": False,
-               "open_ended": False}
+        new = {
+            "min_volume": 10_000,
+            "vcpu": [1, 2],
+            "ram_gb": [1, 2],
+            "ssd_gb": [1, 2],
+            "dedicated_ips": [1, 1],
+            "monthly_cost_usd": [1, 2],
+            "architecture": "x",
+            "servers": 1,
+            "multi_server": False,
+            "multi_data_center": False,
+            "open_ended": False,
+        }
         with pytest.raises(PlanningError) as info:
             load_data({"tiers": {"aaa": new}})
         assert "tiers.aaa.min_volume" == info.value.field
@@ -297,17 +346,21 @@ class TestCliHints:
             (["10k", "--hourly-cost", "-1"], "--hourly-cost must be at least 0, got '-1'"),
             (["10k", "--hourly-cost=-$5"], "--hourly-cost must be at least 0, got '-$5'"),
             (["10k", "--retention-days", "-1"], "--retention-days must be at least 0, got '-1'"),
-            (["10k", "--active-addresses", "-3"],
-             "--active-addresses must be greater than 0, got '-3'"),
-            (["10k", "--per-core-rate", "-100"],
-             "--per-core-rate must be greater than 0, got '-100'"),
-            (["10k", "--message-size=-5KB"],
-             "--message-size must be greater than 0, got '-5KB'"),
+            (
+                ["10k", "--active-addresses", "-3"],
+                "--active-addresses must be greater than 0, got '-3'",
+            ),
+            (
+                ["10k", "--per-core-rate", "-100"],
+                "--per-core-rate must be greater than 0, got '-100'",
+            ),
+            (["10k", "--message-size=-5KB"], "--message-size must be greater than 0, got '-5KB'"),
             (["10k", "--peak-share=-10%"], "--peak-share must be greater than 0, got '-10%'"),
         ],
     )
-    def test_negative_values_get_the_range_message(self, run_cli: RunCli, args: list[str],
-                                                    message: str) -> None:
+    def test_negative_values_get_the_range_message(
+        self, run_cli: RunCli, args: list[str], message: str
+    ) -> None:
         """A negative value is parsed, so the range check says what the field accepts.
 
         argparse takes only plain negative numbers as values; others need ``--opt=-5KB``.
@@ -326,8 +379,9 @@ class TestCliHints:
             ("--peak-share", "peak_hour_share", "10%"),
         ],
     )
-    def test_hint_fits_the_field(self, run_cli: RunCli, option: str, field: str,
-                                 example: str) -> None:
+    def test_hint_fits_the_field(
+        self, run_cli: RunCli, option: str, field: str, example: str
+    ) -> None:
         """A value that is not a number gets an example for its own field, not the volume's."""
         code, _, err = run_cli("plan", "10k", option, "lots")
         assert 2 == code
@@ -346,13 +400,15 @@ class TestInfrastructureNote:
         assert (p.infrastructure_usd, p.infrastructure_usd) == p.recommended.infrastructure_usd
         assert p.infrastructure_note == (
             "Infrastructure: $280/month for managed ESP SendGrid: servers $40 + SendGrid $240; "
-            "the servers are within the guide's 100K-1M tier range $20-120.")
+            "the servers are within the guide's 100K-1M tier range $20-120."
+        )
 
     def test_above_the_tier_range_says_why(self) -> None:
         """1M active addresses need 7 servers: above the tier's range, and the note says why."""
         p = plan(Workload(monthly_volume=250_000, active_addresses=1_000_000))
         assert "above the guide's 100K-1M tier range $20-120 (7 servers where the tier has 2)" in (
-            p.infrastructure_note)
+            p.infrastructure_note
+        )
 
     def test_cli_shows_note(self, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
         """The cost table is followed by the same note."""
@@ -369,8 +425,7 @@ class TestSendsPerAddressOption:
         code, out, _ = run_cli("plan", "250k", "--sends-per-address", "1", "--json")
         data = json.loads(out)
         ram = next(r for r in data["requirements"] if r["resource"] == "ram_gb")
-        assert (0, 1, 25) == (code, data["workload"]["sends_per_address_per_month"],
-                              ram["derived"])
+        assert (0, 1, 25) == (code, data["workload"]["sends_per_address_per_month"], ram["derived"])
 
     def test_cli_bad_value(self, run_cli: RunCli) -> None:
         """A bad value names the field with its own example."""

@@ -33,8 +33,10 @@ class TestMeasure:
     def test_ed25519(self) -> None:
         """The chosen algorithm signs; the measurement says which."""
         c = measure_per_core_rate(seconds=0.05, message_size=2_000, algorithm="ed25519")
-        assert ("ed25519", "Ed25519") == (c.algorithm, c.to_measurements().method.split(
-            "DKIM ")[1].split(" ")[0])
+        assert ("ed25519", "Ed25519") == (
+            c.algorithm,
+            c.to_measurements().method.split("DKIM ")[1].split(" ")[0],
+        )
         assert c.messages > 0
 
     def test_explain_names_the_rate(self, calibration: Calibration) -> None:
@@ -48,8 +50,10 @@ class TestMeasure:
         p = plan(Workload(monthly_volume=250_000), measurements=calibration.to_measurements())
         data = p.to_dict()
         assert ("measured", METHOD, 1_000) == (
-            data["per_core_rate_source"], data["measurement_method"],
-            data["guide_per_core_rate"])
+            data["per_core_rate_source"],
+            data["measurement_method"],
+            data["guide_per_core_rate"],
+        )
         assert pytest.approx(calibration.emails_per_minute, abs=1e-5) == data["per_core_rate"]
         sending = next(d for d in p.derived if d.key == "sending_cores")
         assert "(measured; the planning guide's figure is 1,000)" in sending.rule
@@ -76,8 +80,12 @@ class TestSeam:
     def test_measurements_from_a_rate(self) -> None:
         """Any measured rate (the pipeline's, later) becomes planning data the same way."""
         m = measurements(64_000, method="outbox, shaping, signing and hand-off")
-        assert Measurements(emails_per_minute_per_core=64_000,
-                            method="outbox, shaping, signing and hand-off") == m
+        assert (
+            Measurements(
+                emails_per_minute_per_core=64_000, method="outbox, shaping, signing and hand-off"
+            )
+            == m
+        )
         p = plan(Workload(monthly_volume=10_000_000), measurements=m)
         assert (64_000, "measured") == (p.per_core_rate, p.per_core_rate_source)
         # 32,877 emails at the peak hour = 547.95/minute; / 64,000 per core.
@@ -93,19 +101,28 @@ class TestSeam:
     def test_rate_given_twice(self) -> None:
         """A workload's own per-core rate and measurements together are refused."""
         with pytest.raises(PlanningError) as info:
-            plan(Workload(monthly_volume=1_000, per_core_rate=5_000),
-                 measurements=measurements(6_000))
+            plan(
+                Workload(monthly_volume=1_000, per_core_rate=5_000),
+                measurements=measurements(6_000),
+            )
         assert "measurements" == info.value.field
 
 
 def _loaded_after(code: str) -> set[str]:
     """The modules of the stack (and its heavy dependencies) loaded after ``code``."""
-    probe = (f"import sys\n{code}\n"
-             "print('\\n'.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
-                         text=True).stdout.split()
-    stack = ("mailscale.signing", "mailscale.shaping", "mailscale.transports",
-             "mailscale._calibrate", "mailscale.message", "cryptography", "dns")
+    probe = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout.split()
+    stack = (
+        "mailscale.signing",
+        "mailscale.shaping",
+        "mailscale.transports",
+        "mailscale._calibrate",
+        "mailscale.message",
+        "cryptography",
+        "dns",
+    )
     return {name for name in out if name.startswith(stack)}
 
 
@@ -117,10 +134,12 @@ class TestPlanningImportsNoStack:
 
     def test_plan_command(self) -> None:
         """`mailscale plan 250k` (and --compare) plans without loading them either."""
-        code = ("import contextlib, io\nfrom mailscale.cli import main\n"
-                "with contextlib.redirect_stdout(io.StringIO()):\n"
-                "    assert 0 == main(['plan', '250k'])\n"
-                "    assert 0 == main(['plan', '--compare', '5k', '2m', '--json'])")
+        code = (
+            "import contextlib, io\nfrom mailscale.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert 0 == main(['plan', '250k'])\n"
+            "    assert 0 == main(['plan', '--compare', '5k', '2m', '--json'])"
+        )
         assert set() == _loaded_after(code)
 
 
@@ -134,18 +153,19 @@ class TestCli:
         assert "measured" == data["per_core_rate_source"]
         assert f"{data['per_core_rate']:,.0f} emails/minute/core" in out.err
 
-    def test_tables_show_both_rates(self, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_tables_show_both_rates(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """The tables state the measured rate, what was measured, and the guide's figure."""
         monkeypatch.setenv("COLUMNS", "200")
         assert 0 == main(["plan", "250k", "--calibrate", "0.05", "--message-size", "2KB"])
         out = capsys.readouterr().out
         line = next(x for x in out.splitlines() if x.startswith("Per-core rate: "))
-        assert line.endswith(f"emails/minute measured ({METHOD}); the planning guide's "
-                             "figure is 1,000.")
+        assert line.endswith(
+            f"emails/minute measured ({METHOD}); the planning guide's figure is 1,000."
+        )
 
     def test_calibrate_and_rate_conflict(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A given rate and a calibration together are a one-line error."""
         assert 2 == main(["plan", "250k", "--calibrate", "--per-core-rate", "5000"])
         assert "not both" in capsys.readouterr().err
-

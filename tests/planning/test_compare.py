@@ -36,13 +36,15 @@ class TestCompare:
 
     def test_json(self, run_cli: RunCli) -> None:
         """--json gives each volume's plan, as `plan` builds it."""
-        code, out, _ = run_cli("plan", "--compare", "50k", "250k", "2m", "--team", "strong",
-                               "--json")
+        code, out, _ = run_cli(
+            "plan", "--compare", "50k", "250k", "2m", "--team", "strong", "--json"
+        )
         data = json.loads(out)
         assert 0 == code
         assert 2 == data["schema_version"]
-        expected = [plan(Workload(monthly_volume=v, team_expertise="strong")).to_dict()
-                    for v in VOLUMES]
+        expected = [
+            plan(Workload(monthly_volume=v, team_expertise="strong")).to_dict() for v in VOLUMES
+        ]
         assert expected == data["plans"]
         assert ["managed", "managed", "hybrid"] == [p["setup"]["kind"] for p in data["plans"]]
 

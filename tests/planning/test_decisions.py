@@ -11,8 +11,10 @@ from mailscale.planning import Plan, Workload, plan
 from .planning_brief import TCO_HOURS
 
 ALL_MET: dict[str, Any] = {
-    "monthly_volume": 500_000, "team_expertise": "strong",
-    "custom_integration": True, "compliance_resources": True,
+    "monthly_volume": 500_000,
+    "team_expertise": "strong",
+    "custom_integration": True,
+    "compliance_resources": True,
 }
 
 
@@ -37,8 +39,9 @@ class TestHosting:
             ({"compliance_resources": False}, "compliance", "hybrid"),
         ],
     )
-    def test_one_missing_criterion(self, change: dict[str, Any], criterion: str,
-                                   setup: str) -> None:
+    def test_one_missing_criterion(
+        self, change: dict[str, Any], criterion: str, setup: str
+    ) -> None:
         """Missing any one criterion means no self-hosting, and names it; with the volume and
         the team there (the hybrid criteria), bulk mail is self-hosted, transactional not."""
         p = plan(Workload(**{**ALL_MET, **change}))
@@ -73,11 +76,14 @@ class TestTco:
             hours += 2 * 0.5
             infra = option.infrastructure_usd[0]
             assert pytest.approx(option.esp_usd + option.servers_usd) == infra
-            assert (infra + hours * rate + comp_lo,
-                    infra + hours * rate + comp_hi) == pytest.approx(option.total_usd)
+            assert (
+                infra + hours * rate + comp_lo,
+                infra + hours * rate + comp_hi,
+            ) == pytest.approx(option.total_usd)
             assert hours * rate == pytest.approx(option.engineering_usd)
         assert ["self_hosted", "sendgrid", "mailgun", "postmark", "ses"] == [
-            o.option for o in p.tco]
+            o.option for o in p.tco
+        ]
 
     def test_prices_at_the_volume(self) -> None:
         """250K/month from the price lists: SES 250 x $0.10; Mailgun Scale $90 + 150 x $0.80;
@@ -85,14 +91,20 @@ class TestTco:
         pipeline's 2 Vultr servers ($40); self-hosted: the servers alone."""
         p = plan(Workload(monthly_volume=250_000))
         esp = {o.option: o.esp_usd for o in p.tco}
-        assert pytest.approx({"self_hosted": 0, "ses": 25, "mailgun": 210,
-                              "sendgrid": 239.95, "postmark": 306}) == esp
+        assert (
+            pytest.approx(
+                {"self_hosted": 0, "ses": 25, "mailgun": 210, "sendgrid": 239.95, "postmark": 306}
+            )
+            == esp
+        )
         assert {40} == {o.servers_usd for o in p.tco}
 
     def test_costs_follow_the_volume(self) -> None:
         """The issue's example: the rows differ at 5K, 250K and 2M a month."""
-        rows = [tuple(o.total_usd for o in plan(Workload(monthly_volume=v)).tco)
-                for v in (5_000, 250_000, 2_000_000)]
+        rows = [
+            tuple(o.total_usd for o in plan(Workload(monthly_volume=v)).tco)
+            for v in (5_000, 250_000, 2_000_000)
+        ]
         assert len(set(rows)) == 3
         for option in range(5):
             assert rows[0][option][0] < rows[2][option][0]
@@ -112,19 +124,27 @@ class TestTco:
         assert p.recommendation_note == (
             "SendGrid ($930-1,230/month) is recommended over the cheaper Mailgun ($900-1,200): "
             "the guide's choice: the volume band 200K-500K picks SendGrid; the bulk marketing "
-            "use case follows the volume band.")
+            "use case follows the volume band."
+        )
 
     def test_recommended_cheapest_says_nothing(self) -> None:
         """5K: Postmark ties with Mailgun; the recommended option wins the tie, no note."""
         p = plan(Workload(monthly_volume=5_000))
         assert ("postmark", "postmark", None) == (
-            p.recommended.option, p.cheapest.option, p.recommendation_note)
+            p.recommended.option,
+            p.cheapest.option,
+            p.recommendation_note,
+        )
 
     def test_own_prices_change_cheapest(self) -> None:
         """No SES hours but upkeep (1 h, $75) and less compliance make SES the cheapest:
         $65 + $75 + $100-200."""
-        p = plan(Workload(monthly_volume=250_000), overrides={"tco": {"options": {"ses": {
-            "engineering_hours": 0, "compliance_usd": [100, 200]}}}})
+        p = plan(
+            Workload(monthly_volume=250_000),
+            overrides={
+                "tco": {"options": {"ses": {"engineering_hours": 0, "compliance_usd": [100, 200]}}}
+            },
+        )
         assert ("ses", (240, 340)) == (p.cheapest.option, p.cheapest.total_usd)
 
 
@@ -133,7 +153,8 @@ class TestRoadmap:
         """Foundation 1-3, optimization 3-6, scale 6-12 months."""
         p = plan(Workload(monthly_volume=250_000))
         assert [("foundation", (1, 3)), ("optimization", (3, 6)), ("scale", (6, 12))] == [
-            (phase.key, phase.months) for phase in p.roadmap]
+            (phase.key, phase.months) for phase in p.roadmap
+        ]
         assert all(phase.tasks for phase in p.roadmap)
 
     def test_ip_rotation_only_with_several_ips(self) -> None:
@@ -146,18 +167,21 @@ class TestRoadmap:
         assert any("Warm up the dedicated IP" in t for t in single)
         assert not any("dedicated IP" in t for t in managed)
 
-    @pytest.mark.parametrize(("volume", "multi"), [(99_999, False), (100_000, True),
-                                                   (1_000_000, True)])
+    @pytest.mark.parametrize(
+        ("volume", "multi"), [(99_999, False), (100_000, True), (1_000_000, True)]
+    )
     def test_multi_server_only_from_multi_server_tiers(self, volume: int, multi: bool) -> None:
         """Multi-server tasks appear from the 100K tier on."""
-        assert multi == any("across servers and regions" in t
-                            for t in tasks(plan(Workload(monthly_volume=volume))))
+        assert multi == any(
+            "across servers and regions" in t for t in tasks(plan(Workload(monthly_volume=volume)))
+        )
 
     @pytest.mark.parametrize(("volume", "multi_dc"), [(999_999, False), (1_000_000, True)])
     def test_data_centers_only_from_top_tier(self, volume: int, multi_dc: bool) -> None:
         """Multi-data-center tasks appear only in the 1M+ tier."""
-        assert multi_dc == any("data centers" in t
-                               for t in tasks(plan(Workload(monthly_volume=volume))))
+        assert multi_dc == any(
+            "data centers" in t for t in tasks(plan(Workload(monthly_volume=volume)))
+        )
 
     @pytest.mark.parametrize(("volume", "balanced"), [(9_999, False), (10_000, True)])
     def test_load_balancer_with_several_servers(self, volume: int, balanced: bool) -> None:
@@ -171,16 +195,18 @@ class TestRoadmap:
         managed = tasks(plan(Workload(monthly_volume=250_000)))
         assert any("mail transfer agents" in t for t in own)
         assert not any("Open the" in t for t in own)
-        assert any("Open the SendGrid account; the peak hour needs 1 API key at" in t
-                   for t in managed)
+        assert any(
+            "Open the SendGrid account; the peak hour needs 1 API key at" in t for t in managed
+        )
         assert not any("mail transfer agents" in t for t in managed)
 
     def test_several_keys_task(self) -> None:
         """100M/month on SES needs 7 accounts' quota: a task spreads the load."""
         found = tasks(plan(Workload(monthly_volume=100_000_000)))
         assert any("across 7 Amazon SES accounts" in t for t in found)
-        assert not any("Spread the peak hour" in t
-                       for t in tasks(plan(Workload(monthly_volume=250_000))))
+        assert not any(
+            "Spread the peak hour" in t for t in tasks(plan(Workload(monthly_volume=250_000)))
+        )
 
     def test_compliance_tasks(self) -> None:
         """Without compliance resources the plan says to get them."""
@@ -192,7 +218,10 @@ class TestRoadmap:
 
     def test_custom_integration_task(self) -> None:
         """A custom integration gets its own foundation task."""
-        assert any("custom integration" in t for t in tasks(
-            plan(Workload(monthly_volume=250_000, custom_integration=True))))
-        assert not any("custom integration" in t for t in tasks(
-            plan(Workload(monthly_volume=250_000))))
+        assert any(
+            "custom integration" in t
+            for t in tasks(plan(Workload(monthly_volume=250_000, custom_integration=True)))
+        )
+        assert not any(
+            "custom integration" in t for t in tasks(plan(Workload(monthly_volume=250_000)))
+        )

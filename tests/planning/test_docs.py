@@ -74,7 +74,9 @@ def _run_session(block: str, namespace: dict[str, Any]) -> int:
 
 class TestPlanningDoc:
     def test_blocks_run_and_show_what_the_code_returns(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         """Every python block runs in order in one namespace; every shown value is the result."""

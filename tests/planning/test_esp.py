@@ -22,8 +22,20 @@ def band_esp(volume: int) -> str:
 class TestVolumeBands:
     @pytest.mark.parametrize(
         "volume",
-        [1, 999, 1_000, 49_999, 50_000, 50_001, 199_999, 200_000, 499_999, 500_000,
-         1_000_000, 10**10],
+        [
+            1,
+            999,
+            1_000,
+            49_999,
+            50_000,
+            50_001,
+            199_999,
+            200_000,
+            499_999,
+            500_000,
+            1_000_000,
+            10**10,
+        ],
     )
     def test_bulk_marketing_follows_band(self, volume: int) -> None:
         """Bulk marketing takes the brief's volume band, boundaries lower-inclusive."""
@@ -69,14 +81,14 @@ class TestRunnerUp:
     @pytest.mark.parametrize(
         ("volume", "use_case", "runner_up"),
         [
-            (10_000, "bulk_marketing", "mailgun"),    # lowest band: only the next one
-            (60_000, "bulk_marketing", "postmark"),   # 60K/50K = 1.2 < 200K/60K
+            (10_000, "bulk_marketing", "mailgun"),  # lowest band: only the next one
+            (60_000, "bulk_marketing", "postmark"),  # 60K/50K = 1.2 < 200K/60K
             (150_000, "bulk_marketing", "sendgrid"),  # 200K/150K = 1.33 < 150K/50K
             (100_000, "bulk_marketing", "sendgrid"),  # 2 = 2: ties go to the next band
-            (250_000, "bulk_marketing", "mailgun"),   # 250K/200K = 1.25 < 500K/250K
-            (400_000, "bulk_marketing", "ses"),       # 500K/400K = 1.25 < 400K/200K
+            (250_000, "bulk_marketing", "mailgun"),  # 250K/200K = 1.25 < 500K/250K
+            (400_000, "bulk_marketing", "ses"),  # 500K/400K = 1.25 < 400K/200K
             (5_000_000, "bulk_marketing", "sendgrid"),  # top band: only the one below
-            (10_000, "transactional", "mailgun"),     # preference equals the band
+            (10_000, "transactional", "mailgun"),  # preference equals the band
             (100_000, "cold_outreach", "sendgrid"),
         ],
     )
@@ -106,8 +118,7 @@ class TestFeasibility:
         """10M/month: 32,877 at peak needs 33 SendGrid keys unbatched, 1 batched."""
         p = plan(Workload(monthly_volume=10_000_000))
         got = {f.esp: (f.keys_unbatched, f.keys_batched) for f in p.feasibility}
-        assert {"sendgrid": (33, 1), "mailgun": (17, 1), "postmark": (2, 1),
-                "ses": (1, 1)} == got
+        assert {"sendgrid": (33, 1), "mailgun": (17, 1), "postmark": (2, 1), "ses": (1, 1)} == got
 
     def test_ses_quota_counts_recipients(self) -> None:
         """100M/month: SES needs 7 accounts' quota at 14/s whether batched or not."""
@@ -121,6 +132,8 @@ class TestFeasibility:
 
     def test_own_limits_override(self) -> None:
         """An account with 200 SES recipients/s needs one account at 100M/month."""
-        p = plan(Workload(monthly_volume=100_000_000),
-                 overrides={"esp": {"providers": {"ses": {"requests": 200}}}})
+        p = plan(
+            Workload(monthly_volume=100_000_000),
+            overrides={"esp": {"providers": {"ses": {"requests": 200}}}},
+        )
         assert 1 == p.feasibility_for("ses").keys_unbatched

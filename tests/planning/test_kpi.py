@@ -36,8 +36,9 @@ class TestTargets:
 
     def test_target_override(self) -> None:
         """A caller's own target replaces the brief's."""
-        p = plan(Workload(monthly_volume=250_000),
-                 overrides={"kpi": {"queue_depth": {"target": 500}}})
+        p = plan(
+            Workload(monthly_volume=250_000), overrides={"kpi": {"queue_depth": {"target": 500}}}
+        )
         assert 500 == next(k.target for k in p.kpis if k.key == "queue_depth")
 
 
@@ -48,19 +49,27 @@ class TestEvaluate:
         assert report.healthy
         assert () == report.missing
         margins = {r.key: r.margin for r in report.results}
-        assert {"queue_depth": 90, "processing_rate_per_minute": 50,
-                "delivery_p95_seconds": 180, "bounce_rate": 0.005,
-                "api_response_seconds": 0.7} == pytest.approx(margins)
+        assert {
+            "queue_depth": 90,
+            "processing_rate_per_minute": 50,
+            "delivery_p95_seconds": 180,
+            "bounce_rate": 0.005,
+            "api_response_seconds": 0.7,
+        } == pytest.approx(margins)
 
     @pytest.mark.parametrize(
         ("key", "value", "passed"),
         [
-            ("queue_depth", 99, True), ("queue_depth", 100, False),
+            ("queue_depth", 99, True),
+            ("queue_depth", 100, False),
             ("processing_rate_per_minute", 100, True),
             ("processing_rate_per_minute", 99.9, False),
-            ("delivery_p95_seconds", 299.9, True), ("delivery_p95_seconds", 300, False),
-            ("bounce_rate", 0.0099, True), ("bounce_rate", 0.01, False),
-            ("api_response_seconds", 0.999, True), ("api_response_seconds", 1.0, False),
+            ("delivery_p95_seconds", 299.9, True),
+            ("delivery_p95_seconds", 300, False),
+            ("bounce_rate", 0.0099, True),
+            ("bounce_rate", 0.01, False),
+            ("api_response_seconds", 0.999, True),
+            ("api_response_seconds", 1.0, False),
         ],
     )
     def test_thresholds(self, key: str, value: float, passed: bool) -> None:

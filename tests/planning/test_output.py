@@ -12,10 +12,18 @@ from mailscale.planning import Workload, plan
 WORKLOADS = [
     Workload(monthly_volume=250_000, use_case="bulk_marketing"),
     Workload(monthly_volume=500, use_case="transactional", active_addresses=200),
-    Workload(monthly_volume=2_000_000, use_case="enterprise", team_expertise="strong",
-             compliance_resources=True, custom_integration=True, peak_hour_share=0.25,
-             message_size_bytes=2_000_000, retention_days=7, hourly_cost_usd=120.5,
-             per_core_rate=25_000),
+    Workload(
+        monthly_volume=2_000_000,
+        use_case="enterprise",
+        team_expertise="strong",
+        compliance_resources=True,
+        custom_integration=True,
+        peak_hour_share=0.25,
+        message_size_bytes=2_000_000,
+        retention_days=7,
+        hourly_cost_usd=120.5,
+        per_core_rate=25_000,
+    ),
 ]
 
 
@@ -50,9 +58,11 @@ class TestExplain:
         assert "Rate limit SendGrid (the setup's): 1,000/hour per API key" in text
         assert "Hosting: managed (0 of 4 self-hosting criteria met, 4 required)." in text
         assert "  not met: 500,000+ emails/month (250,000/month)." in lines
-        assert ("Cost Mailgun (cheapest): $900-1,200/month = infrastructure $250 (Mailgun "
-                "Scale 100K + 2 servers of 2 vCPU / 4 GB at Vultr) + 6 h x $75 + compliance "
-                "$200-500; the guide's view $500-2,000.") in lines
+        assert (
+            "Cost Mailgun (cheapest): $900-1,200/month = infrastructure $250 (Mailgun "
+            "Scale 100K + 2 servers of 2 vCPU / 4 GB at Vultr) + 6 h x $75 + compliance "
+            "$200-500; the guide's view $500-2,000."
+        ) in lines
         assert "Cost SendGrid (recommended): " in text
         assert any(line.startswith("Why: SendGrid ($930-1,230/month)") for line in lines)
         assert "KPI bounce rate: < 1%." in lines
@@ -68,7 +78,8 @@ class TestExplain:
         """A measured per-core rate is named as such in the reasoning."""
         text = plan(WORKLOADS[2]).explain()
         assert "25,000 emails/minute/core (measured; the planning guide's figure is 1,000)" in (
-            text)
+            text
+        )
         assert "Hosting: self-hosted (4 of 4" in text
 
     @pytest.mark.parametrize("workload", WORKLOADS)
@@ -118,15 +129,35 @@ class TestToDict:
         assert ("managed", "sendgrid") == (data["setup"]["kind"], data["setup"]["esp"])
         assert "planning_guide" == data["per_core_rate_source"]
         assert ("100K-1M", "sendgrid", "mailgun") == (
-            data["tier"]["label"], data["esp"]["chosen"], data["esp"]["runner_up"])
+            data["tier"]["label"],
+            data["esp"]["chosen"],
+            data["esp"]["runner_up"],
+        )
         ram = next(r for r in data["requirements"] if r["resource"] == "ram_gb")
         assert (8, "tier") == (ram["recommended"], ram["driver"])
         assert [True] == [o["cheapest"] for o in data["tco"] if o["option"] == "mailgun"]
         assert ["foundation", "optimization", "scale"] == [p["key"] for p in data["roadmap"]]
         assert sorted(data) == [
-            "dedicated_ips", "derived", "esp", "feasibility", "guide_per_core_rate", "hosting",
-            "infrastructure_note", "infrastructure_usd", "kpis", "measurement_method",
+            "dedicated_ips",
+            "derived",
+            "esp",
+            "feasibility",
+            "guide_per_core_rate",
+            "hosting",
+            "infrastructure_note",
+            "infrastructure_usd",
+            "kpis",
+            "measurement_method",
             "per_core_rate",
-            "per_core_rate_source", "per_server", "recommendation_note", "requirements",
-            "roadmap", "schema_version", "setup", "tco", "tier", "vps", "workload",
+            "per_core_rate_source",
+            "per_server",
+            "recommendation_note",
+            "requirements",
+            "roadmap",
+            "schema_version",
+            "setup",
+            "tco",
+            "tier",
+            "vps",
+            "workload",
         ]

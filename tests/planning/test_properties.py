@@ -37,7 +37,8 @@ class TestAnyWorkload:
         p = plan(workload)
         assert TIERS[tier_index(workload.monthly_volume)][0] == p.tier.min_volume
         assert peak_hour(workload.monthly_volume, repr(workload.peak_hour_share)) == (
-            p.derived_value("peak_hour_messages"))
+            p.derived_value("peak_hour_messages")
+        )
         for r in p.requirements:
             if r.resource == "dedicated_ips":
                 continue
@@ -64,7 +65,8 @@ class TestAnyWorkload:
         assert setup.kind == p.hosting.recommendation
         assert setup.option == p.recommended.option
         assert [setup.esp] == [f.esp for f in p.feasibility if f.chosen] or (
-            setup.esp is None and not any(f.chosen for f in p.feasibility))
+            setup.esp is None and not any(f.chosen for f in p.feasibility)
+        )
         own = setup.kind in ("self_hosted", "hybrid")
         assert p.dedicated_ips.used == (own or workload.esp_dedicated_ips)
         assert (p.dedicated_ips.ips > 0) == p.dedicated_ips.used

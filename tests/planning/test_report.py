@@ -43,9 +43,14 @@ class TestPage:
         assert len(p.tco) == page.count("<polyline")
         assert "250K/month</text>" in page
         assert "No dedicated IPs: the ESP's shared IPs send" in page
-        for heading in ("Cost of every option", "Capacity headroom at the peak",
-                        "ESP rate-limit feasibility at the peak hour", "IP warm-up",
-                        "KPI thresholds", "Roadmap"):
+        for heading in (
+            "Cost of every option",
+            "Capacity headroom at the peak",
+            "ESP rate-limit feasibility at the peak hour",
+            "IP warm-up",
+            "KPI thresholds",
+            "Roadmap",
+        ):
             assert f"<h2>{heading}</h2>" in page
 
     def test_self_hosted_has_warmup(self) -> None:
@@ -71,8 +76,7 @@ class TestCli:
 
     def test_not_with_compare(self, run_cli: RunCli, tmp_path: Path) -> None:
         """--html is for one volume."""
-        code, _, err = run_cli("plan", "--compare", "5k", "50k", "--html",
-                               str(tmp_path / "x.html"))
+        code, _, err = run_cli("plan", "--compare", "5k", "50k", "--html", str(tmp_path / "x.html"))
         assert 2 == code
         assert err.startswith("mailscale: error: --html is for one volume")
 
@@ -83,8 +87,10 @@ class TestCli:
         assert 1 == len(err.splitlines())
 
 
-@pytest.mark.skipif(chromium() is None and not os.environ.get("MAILSCALE_REQUIRE_CHROMIUM"),
-                    reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(
+    chromium() is None and not os.environ.get("MAILSCALE_REQUIRE_CHROMIUM"),
+    reason="chromium is not installed (.ci/run installs it)",
+)
 class TestInChromium:
     def test_opens_cleanly(self, tmp_path: Path) -> None:
         """Headless Chromium loads the page with no console errors, no exceptions and no
@@ -101,9 +107,11 @@ class TestInChromium:
     def test_a_request_would_be_seen(self, tmp_path: Path) -> None:
         """The check can fail: a page that loads an image and logs an error is caught."""
         page = tmp_path / "bad.html"
-        page.write_text('<!DOCTYPE html><html><body><img src="http://127.0.0.1:9/x.png">'
-                        '<script>console.error("boom")</script></body></html>',
-                        encoding="utf-8")
+        page.write_text(
+            '<!DOCTYPE html><html><body><img src="http://127.0.0.1:9/x.png">'
+            '<script>console.error("boom")</script></body></html>',
+            encoding="utf-8",
+        )
         run = open_page(page, width=1280, height=600)
         assert "http://127.0.0.1:9/x.png" in run.requests
         assert any("boom" in line for line in run.console_errors)

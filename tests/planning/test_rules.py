@@ -85,7 +85,9 @@ class TestCores:
         """Without a measurement the brief's rate is used and named."""
         p = plan(Workload(monthly_volume=250_000))
         assert (EMAILS_PER_MINUTE_PER_CORE, "planning_guide") == (
-            p.per_core_rate, p.per_core_rate_source)
+            p.per_core_rate,
+            p.per_core_rate_source,
+        )
 
     def test_database_cores(self) -> None:
         """Database cores = peak-hour queries per second / 500."""
@@ -99,11 +101,11 @@ class TestMemory:
         ("addresses", "ram", "driver"),
         [(123_456, 13, "derived"), (80_000, 8, "tier"), (80_001, 9, "derived"), (1, 8, "tier")],
     )
-    def test_one_gb_per_ten_thousand_addresses(self, addresses: int, ram: int,
-                                               driver: str) -> None:
+    def test_one_gb_per_ten_thousand_addresses(self, addresses: int, ram: int, driver: str) -> None:
         """RAM = ceil(active addresses / 10,000) GB; a tie keeps the tier as driver."""
         req = plan(Workload(monthly_volume=250_000, active_addresses=addresses)).requirement(
-            "ram_gb")
+            "ram_gb"
+        )
         assert math.ceil(Fraction(addresses, ADDRESSES_PER_GB_RAM)) == req.derived
         assert (ram, driver) == (req.recommended, req.driver)
 
@@ -116,28 +118,32 @@ class TestMemory:
         assert f"{default_addresses(volume):,} active addresses" in req.rule
         assert "4 sends per address per month" in req.rule
 
-    @pytest.mark.parametrize(("sends", "volume"), [("1", 250_000), ("0.5", 250_000),
-                                                    ("30", 2_000_000), ("2.5", 1_000_003)])
+    @pytest.mark.parametrize(
+        ("sends", "volume"),
+        [("1", 250_000), ("0.5", 250_000), ("30", 2_000_000), ("2.5", 1_000_003)],
+    )
     def test_sends_per_address_overridable(self, sends: str, volume: int) -> None:
         """The sends-per-address assumption is a workload field."""
         w = Workload(monthly_volume=volume, sends_per_address_per_month=float(sends))
         assert default_addresses(volume, sends) == w.addresses
         req = plan(w).requirement("ram_gb")
         assert math.ceil(Fraction(default_addresses(volume, sends), ADDRESSES_PER_GB_RAM)) == (
-            req.derived)
+            req.derived
+        )
 
     def test_given_addresses_ignore_sends(self) -> None:
         """Given active addresses are used as they are."""
-        w = Workload(monthly_volume=250_000, active_addresses=30_000,
-                     sends_per_address_per_month=1)
+        w = Workload(monthly_volume=250_000, active_addresses=30_000, sends_per_address_per_month=1)
         assert 30_000 == w.addresses
         assert "default" not in plan(w).requirement("ram_gb").rule
 
     def test_two_million_is_not_ram_bound(self) -> None:
         """2M/month with the default: 500,000 addresses, 50 GB, the tier's 4 servers."""
         p = plan(Workload(monthly_volume=2_000_000))
-        assert (50, 4) == (p.requirement("ram_gb").recommended,
-                           p.requirement("servers").recommended)
+        assert (50, 4) == (
+            p.requirement("ram_gb").recommended,
+            p.requirement("servers").recommended,
+        )
 
 
 class TestStorage:
@@ -156,14 +162,16 @@ class TestStorage:
         stored = math.ceil(Fraction(80_000 * 12, 365) * days)
         req = plan(Workload(monthly_volume=80_000, retention_days=days)).requirement("storage_gb")
         assert math.ceil(Fraction(stored * (50_000 + STORED_OVERHEAD_BYTES), 10**9)) == (
-            req.derived)
+            req.derived
+        )
         assert max(80, req.derived or 0) == req.recommended
 
     def test_large_messages_scale_storage(self) -> None:
         """5 MB messages: 246,576 stored x 5,002,000 bytes → 1,234 GB."""
         p = plan(Workload(monthly_volume=250_000, message_size_bytes=5_000_000))
         assert math.ceil(Fraction(246_576 * 5_002_000, 10**9)) == (
-            p.requirement("storage_gb").derived)
+            p.requirement("storage_gb").derived
+        )
 
     @pytest.mark.parametrize(("size", "gb"), [(5_000, 2), (50_000, 13), (1_000_000, 248)])
     def test_storage_follows_message_size(self, size: int, gb: int) -> None:
@@ -178,16 +186,24 @@ class TestServersAndIps:
         p = plan(Workload(monthly_volume=250_000))
         req = p.requirement("dedicated_ips")
         assert (20, 0, 0, "setup") == (req.tier, req.derived, req.recommended, req.driver)
-        assert (False, 0, (10, 20)) == (p.dedicated_ips.used, p.dedicated_ips.ips,
-                                        p.dedicated_ips.guide_band)
+        assert (False, 0, (10, 20)) == (
+            p.dedicated_ips.used,
+            p.dedicated_ips.ips,
+            p.dedicated_ips.guide_band,
+        )
 
     def test_self_hosted_ips_from_peak_and_warmup(self) -> None:
         """Self-hosted 10M/month: peak hour 32,877 → ceil(/25,000) = 2 IPs; each warms
         until the ramp's cap covers 164,384 emails/day: day 12 (250,000), 2 weeks."""
         p = plan(Workload(monthly_volume=10_000_000, **SELF_HOSTED))
         ips = p.dedicated_ips
-        assert (True, 2, 2, 12, 2) == (ips.used, ips.by_peak, ips.ips, ips.warmup_days,
-                                       ips.warmup_weeks)
+        assert (True, 2, 2, 12, 2) == (
+            ips.used,
+            ips.by_peak,
+            ips.ips,
+            ips.warmup_days,
+            ips.warmup_weeks,
+        )
         assert 12 == len(ips.schedule)
         assert (12, 500_000) == ips.schedule[-1]
         assert 2 == p.requirement("dedicated_ips").recommended
@@ -211,8 +227,10 @@ class TestServersAndIps:
     def test_tier_servers_when_enough(self) -> None:
         """250K/month fits the tier's two servers of a shape a provider sells (2 vCPU, 4 GB)."""
         p = plan(Workload(monthly_volume=250_000))
-        assert (2, "tier") == (p.requirement("servers").recommended,
-                               p.requirement("servers").driver)
+        assert (2, "tier") == (
+            p.requirement("servers").recommended,
+            p.requirement("servers").driver,
+        )
         assert (2, 4) == p.per_server
 
 

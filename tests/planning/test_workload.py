@@ -19,22 +19,51 @@ from mailscale.planning import (
     plan,
 )
 
-BAD_NUMBERS = [0, -1, -250_000, float("nan"), float("inf"), float("-inf"), "250000", None,
-               True, False, 10**12 + 1, 1e300, 2.5, [1], Decimal("NaN"), complex(1, 0)]
+BAD_NUMBERS = [
+    0,
+    -1,
+    -250_000,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "250000",
+    None,
+    True,
+    False,
+    10**12 + 1,
+    1e300,
+    2.5,
+    [1],
+    Decimal("NaN"),
+    complex(1, 0),
+]
 
 
 class TestDefaults:
     def test_documented_defaults(self) -> None:
         """Defaults: 10% peak share, 50 KB, 30 days, $75/h, bulk marketing, no team."""
         w = Workload(monthly_volume=1_000)
-        assert (0.10, 50_000, 30, 75.0) == (w.peak_hour_share, w.message_size_bytes,
-                                           w.retention_days, w.hourly_cost_usd)
-        assert (DEFAULT_PEAK_HOUR_SHARE, DEFAULT_MESSAGE_SIZE_BYTES, DEFAULT_RETENTION_DAYS,
-                DEFAULT_HOURLY_COST_USD) == (0.10, 50_000, 30, 75.0)
+        assert (0.10, 50_000, 30, 75.0) == (
+            w.peak_hour_share,
+            w.message_size_bytes,
+            w.retention_days,
+            w.hourly_cost_usd,
+        )
+        assert (
+            DEFAULT_PEAK_HOUR_SHARE,
+            DEFAULT_MESSAGE_SIZE_BYTES,
+            DEFAULT_RETENTION_DAYS,
+            DEFAULT_HOURLY_COST_USD,
+        ) == (0.10, 50_000, 30, 75.0)
         assert 4 == w.sends_per_address_per_month == DEFAULT_SENDS_PER_ADDRESS_PER_MONTH
         assert ("bulk_marketing", "none", False, False, None, None) == (
-            w.use_case, w.team_expertise, w.compliance_resources, w.custom_integration,
-            w.active_addresses, w.per_core_rate)
+            w.use_case,
+            w.team_expertise,
+            w.compliance_resources,
+            w.custom_integration,
+            w.active_addresses,
+            w.per_core_rate,
+        )
 
     def test_whole_floats_and_fractions_accepted(self) -> None:
         """A float, Fraction or Decimal with a whole value is a valid volume."""
@@ -70,24 +99,43 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("field", "value"),
         [
-            ("peak_hour_share", 0), ("peak_hour_share", 0.04), ("peak_hour_share", 1.01),
-            ("peak_hour_share", float("nan")), ("peak_hour_share", "10%"),
-            ("message_size_bytes", 0), ("message_size_bytes", -5),
-            ("message_size_bytes", 100_000_001), ("message_size_bytes", 1.5),
-            ("active_addresses", 0), ("active_addresses", -3), ("active_addresses", 10**13),
+            ("peak_hour_share", 0),
+            ("peak_hour_share", 0.04),
+            ("peak_hour_share", 1.01),
+            ("peak_hour_share", float("nan")),
+            ("peak_hour_share", "10%"),
+            ("message_size_bytes", 0),
+            ("message_size_bytes", -5),
+            ("message_size_bytes", 100_000_001),
+            ("message_size_bytes", 1.5),
+            ("active_addresses", 0),
+            ("active_addresses", -3),
+            ("active_addresses", 10**13),
             ("active_addresses", "many"),
-            ("retention_days", -1), ("retention_days", 3_651), ("retention_days", 1.5),
+            ("retention_days", -1),
+            ("retention_days", 3_651),
+            ("retention_days", 1.5),
             ("retention_days", True),
-            ("use_case", "spam"), ("use_case", 3), ("use_case", None),
-            ("team_expertise", "expert"), ("team_expertise", 2),
-            ("compliance_resources", "yes"), ("compliance_resources", 1),
+            ("use_case", "spam"),
+            ("use_case", 3),
+            ("use_case", None),
+            ("team_expertise", "expert"),
+            ("team_expertise", 2),
+            ("compliance_resources", "yes"),
+            ("compliance_resources", 1),
             ("custom_integration", None),
-            ("hourly_cost_usd", -1), ("hourly_cost_usd", float("inf")),
-            ("hourly_cost_usd", 100_001), ("hourly_cost_usd", "75"),
-            ("per_core_rate", 0), ("per_core_rate", -100), ("per_core_rate", float("nan")),
+            ("hourly_cost_usd", -1),
+            ("hourly_cost_usd", float("inf")),
+            ("hourly_cost_usd", 100_001),
+            ("hourly_cost_usd", "75"),
+            ("per_core_rate", 0),
+            ("per_core_rate", -100),
+            ("per_core_rate", float("nan")),
             ("per_core_rate", 1e10),
-            ("sends_per_address_per_month", 0), ("sends_per_address_per_month", -4),
-            ("sends_per_address_per_month", 0.05), ("sends_per_address_per_month", 10_001),
+            ("sends_per_address_per_month", 0),
+            ("sends_per_address_per_month", -4),
+            ("sends_per_address_per_month", 0.05),
+            ("sends_per_address_per_month", 10_001),
             ("sends_per_address_per_month", float("nan")),
             ("sends_per_address_per_month", "4"),
         ],

@@ -23,8 +23,18 @@ class TestShapingCommand:
         """`shaping presets` prints a header row, then every provider with its figures."""
         assert 0 == _run(["shaping", "presets", "--ses-rate", "20"])
         lines = capsys.readouterr().out.splitlines()
-        assert ["NAME", "COUNT", "PER", "(s)", "BURST", "SUSTAINED", "PER", "WINDOW",
-                "INTERVAL", "(ms)"] == lines[0].split()
+        assert [
+            "NAME",
+            "COUNT",
+            "PER",
+            "(s)",
+            "BURST",
+            "SUSTAINED",
+            "PER",
+            "WINDOW",
+            "INTERVAL",
+            "(ms)",
+        ] == lines[0].split()
         assert ["sendgrid", "1,000", "3600", "10", "991.0", "3,632.694"] == lines[1].split()
         assert ["postmark", "500", "60", "5", "496.0", "120.968"] == lines[3].split()
         assert ["ses", "rate", "20", "1", "2", "19.0", "52.632"] == lines[4].split()
@@ -35,11 +45,17 @@ class TestShapingCommand:
         assert 0 == _run(["shaping", "presets", "--json"])
         rows = json.loads(capsys.readouterr().out)
         assert ["sendgrid", "mailgun", "postmark", "ses rate", "ses 24h"] == [
-            r["name"] for r in rows]
+            r["name"] for r in rows
+        ]
         sendgrid = presets.sendgrid()
-        assert {"name": "sendgrid", "count": sendgrid.count, "per_seconds": sendgrid.per,
-                "burst": sendgrid.burst, "sustained_per_second": sendgrid.sustained_rate,
-                "interval_ms": sendgrid.interval_ns / 1e6} == rows[0]
+        assert {
+            "name": "sendgrid",
+            "count": sendgrid.count,
+            "per_seconds": sendgrid.per,
+            "burst": sendgrid.burst,
+            "sustained_per_second": sendgrid.sustained_rate,
+            "interval_ms": sendgrid.interval_ns / 1e6,
+        } == rows[0]
 
     def test_limit(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`shaping limit 100 1` shows the burst, sustained rate and guarantee."""

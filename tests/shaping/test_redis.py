@@ -215,8 +215,15 @@ class TestSharedBackoff:
     def test_bad_throttle(self, client: Any) -> None:
         """Factors outside [0.01, 1] and bad durations raise ShapingError; nothing is stored."""
         shaper = RedisShaper(client, {"k": Limit(5, 1.0)})
-        for factor, duration in ((0.0, 1.0), (1.5, 1.0), (float("nan"), 1.0), (True, 1.0),
-                                 (0.5, 0), (0.5, -1.0), (0.5, float("inf"))):
+        for factor, duration in (
+            (0.0, 1.0),
+            (1.5, 1.0),
+            (float("nan"), 1.0),
+            (True, 1.0),
+            (0.5, 0),
+            (0.5, -1.0),
+            (0.5, float("inf")),
+        ):
             with pytest.raises(ShapingError, match="throttle"):
                 shaper.throttle("k", factor, duration)  # type: ignore[arg-type]
         assert 0 == client.dbsize()
@@ -335,8 +342,12 @@ class TestManyProcesses:
 class TestRules:
     def test_same_rules_as_shaper(self, client: Any) -> None:
         """Shaper and RedisShaper share one rule table: the same keys get the same limits."""
-        limits = {"*": Limit(1, 1.0), "d:*": Limit(2, 1.0), "d:g*": Limit(3, 1.0),
-                  "d:g.com": Limit(4, 1.0)}
+        limits = {
+            "*": Limit(1, 1.0),
+            "d:*": Limit(2, 1.0),
+            "d:g*": Limit(3, 1.0),
+            "d:g.com": Limit(4, 1.0),
+        }
         local, shared = Shaper(limits), RedisShaper(client, limits)
         keys = ("d:g.com", "d:g.de", "d:y.com", "x", "d:")
         expected = [Limit(4, 1.0), Limit(3, 1.0), Limit(2, 1.0), Limit(1, 1.0), Limit(2, 1.0)]

@@ -21,8 +21,24 @@ from mailscale.errors import CanonicalizationError
 # Bytes that exercise header and body rules: line ends, folding, colons, odd names.
 _MAIL_BYTES = st.lists(
     st.sampled_from(
-        [b"\r\n", b"\r", b"\n", b" ", b"\t", b":", b"a", b"Z", b"\x00", b"\xff", b"  \t ",
-         b"From", b"\r\n ", b"\r\n\r\n", b"x-y", b";"]
+        [
+            b"\r\n",
+            b"\r",
+            b"\n",
+            b" ",
+            b"\t",
+            b":",
+            b"a",
+            b"Z",
+            b"\x00",
+            b"\xff",
+            b"  \t ",
+            b"From",
+            b"\r\n ",
+            b"\r\n\r\n",
+            b"x-y",
+            b";",
+        ]
     ),
     max_size=60,
 ).map(b"".join)
@@ -60,8 +76,27 @@ _WS_HEAVY = st.lists(
 # Tag lists: names, values, separators and folding whitespace in any order.
 _TAG_BYTES = st.lists(
     st.sampled_from(
-        [b"a", b"b", b"bh", b"h", b"_x", b"v1", b"=", b";", b" ", b"\t", b"\r\n ", b"\r\n",
-         b"abc", b"Z9", b"1", b"+/=", b"-", b"\xe9", b":"]
+        [
+            b"a",
+            b"b",
+            b"bh",
+            b"h",
+            b"_x",
+            b"v1",
+            b"=",
+            b";",
+            b" ",
+            b"\t",
+            b"\r\n ",
+            b"\r\n",
+            b"abc",
+            b"Z9",
+            b"1",
+            b"+/=",
+            b"-",
+            b"\xe9",
+            b":",
+        ]
     ),
     max_size=40,
 ).map(b"".join)
@@ -82,8 +117,19 @@ _SIGNATURE_FIELDS = st.lists(
 # Integers where C sizes overflow: around 2**31, 2**63 and 2**64, and the largest
 # values a 76-digit tag holds, with either sign.
 _INT_LIMITS = st.sampled_from(
-    [2**31 - 1, 2**31, 2**32, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, 2**64, 2**64 + 1,
-     10**76 - 1, 10**76]
+    [
+        2**31 - 1,
+        2**31,
+        2**32,
+        2**63 - 1,
+        2**63,
+        2**63 + 1,
+        2**64 - 1,
+        2**64,
+        2**64 + 1,
+        10**76 - 1,
+        10**76,
+    ]
 ).flatmap(lambda v: st.sampled_from([v, -v]))
 
 
@@ -222,9 +268,7 @@ class TestHeaderHashInput:
             fields, [b"To", b"subject"], b"DKIM-Signature: b=", False
         )
         expected = (
-            b"To: a@example.net,\r\n\tb@example.net\r\n"
-            b"Subject : second\r\n"
-            b"DKIM-Signature: b="
+            b"To: a@example.net,\r\n\tb@example.net\r\nSubject : second\r\nDKIM-Signature: b="
         )
         assert expected == got
 
@@ -348,8 +392,18 @@ class TestB64Value:
 
     @pytest.mark.parametrize(
         "value",
-        [b"Q", b"QUJ", b"QR==", b"QUJ=D", b"QQ===", b"QUJD=", b"QU-D", b"QU\x0bJD", b"=QUJ",
-         b"QQ=A"],
+        [
+            b"Q",
+            b"QUJ",
+            b"QR==",
+            b"QUJ=D",
+            b"QQ===",
+            b"QUJD=",
+            b"QU-D",
+            b"QU\x0bJD",
+            b"=QUJ",
+            b"QQ=A",
+        ],
     )
     def test_rejects_anything_else(self, core_impl: ModuleType, value: bytes) -> None:
         """Bad length, stray or misplaced padding, set unused bits, other bytes: None."""
@@ -419,8 +473,16 @@ class TestBodyHasher:
     @pytest.mark.parametrize("relaxed", [True, False])
     @pytest.mark.parametrize(
         "body",
-        [b"", b"\r\n", b"\r\n\r\n", b"abc", b"a  b \r\n\r\n\r\n", b"x\r", b"  \r\n\t",
-         b"line one \r\n\r\n  \r\nline two\t\r\n\r\n" * 300],
+        [
+            b"",
+            b"\r\n",
+            b"\r\n\r\n",
+            b"abc",
+            b"a  b \r\n\r\n\r\n",
+            b"x\r",
+            b"  \r\n\t",
+            b"line one \r\n\r\n  \r\nline two\t\r\n\r\n" * 300,
+        ],
     )
     def test_chunks_give_the_one_shot_hash(
         self, core_impl: ModuleType, relaxed: bool, body: bytes
@@ -446,9 +508,7 @@ class TestBodyHasher:
 
     @settings(max_examples=200, deadline=None)
     @given(_TEXT_BYTES, st.lists(st.integers(0, 2000), max_size=6), st.booleans())
-    def test_streaming_matches_one_shot(
-        self, data: bytes, cuts: list[int], relaxed: bool
-    ) -> None:
+    def test_streaming_matches_one_shot(self, data: bytes, cuts: list[int], relaxed: bool) -> None:
         """Streaming in arbitrary chunks equals the twin's one-shot body hash, on each core
         present (the compiled one is compared only when it is loaded)."""
         expected = _core_py.body_hash(data, 0, relaxed)
@@ -463,8 +523,7 @@ class TestTwinAgreement:
     def test_header_hash_input_agrees_on_many_fields_and_names(self, relaxed: bool) -> None:
         """Thousands of fields and h= names (some repeated, absent, other case) give one result."""
         fields = [
-            (f"x-h{i % 300}".encode(), f"X-H{i % 300}: value {i}\r\n".encode())
-            for i in range(4000)
+            (f"x-h{i % 300}".encode(), f"X-H{i % 300}: value {i}\r\n".encode()) for i in range(4000)
         ]
         names = [f"X-h{(i * 7) % 400}".encode() for i in range(5000)]
         sig = b"DKIM-Signature: v=1; b="
@@ -498,8 +557,12 @@ class TestTwinAgreement:
     @settings(max_examples=300, deadline=None)
     @given(
         st.lists(_CLEAN_LINE, max_size=30).map(
-            lambda lines: b"".join(lines).replace(b"\r\n", b"\x01").replace(b"\n", b"")
-            .replace(b"\x01", b"\r\n")
+            lambda lines: (
+                b"".join(lines)
+                .replace(b"\r\n", b"\x01")
+                .replace(b"\n", b"")
+                .replace(b"\x01", b"\r\n")
+            )
         ),
         st.integers(0, 3000),
         st.sampled_from([b"", b"\r", b"\n", b"\r\r\n", b"\n\r"]),
@@ -518,9 +581,7 @@ class TestTwinAgreement:
     @given(_MOSTLY_CLEAN, st.integers(-1, 900))
     def test_relaxed_body_hash_agrees_on_mostly_clean_text(self, data: bytes, limit: int) -> None:
         """Relaxed body hashes agree when canonical lines come first, for any limit."""
-        assert _core_py.body_hash(data, 0, True, limit) == _hot.core.body_hash(
-            data, 0, True, limit
-        )
+        assert _core_py.body_hash(data, 0, True, limit) == _hot.core.body_hash(data, 0, True, limit)
 
     @settings(max_examples=300, deadline=None)
     @given(_ANY_BYTES, st.integers(-2, 320), st.booleans(), st.integers(-1, 400))
@@ -775,9 +836,7 @@ class TestScanLevels:
         core = _hot.core
         with _at_level(level):
             assert _core_py._canon_body_relaxed(data) == core._canon_body_relaxed(data)
-            assert _core_py.body_hash(data, 0, True, limit) == core.body_hash(
-                data, 0, True, limit
-            )
+            assert _core_py.body_hash(data, 0, True, limit) == core.body_hash(data, 0, True, limit)
             hasher = core._BodyHasher(True)
             hasher.update(data[:cut])
             hasher.update(data[cut:])

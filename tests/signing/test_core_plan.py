@@ -117,9 +117,10 @@ class TestSplitHeader:
     def test_same_errors_as_split_message(self, core_impl: ModuleType) -> None:
         """A message that cannot be split raises what _split_message raises."""
         for data in (b"", b"From: a", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
-            assert _outcome(core_impl._split_message, data)[1] == _outcome(
-                core_impl.split_header, data
-            )[1]
+            assert (
+                _outcome(core_impl._split_message, data)[1]
+                == _outcome(core_impl.split_header, data)[1]
+            )
 
 
 class TestSelect:

@@ -39,16 +39,31 @@ HEADER = (
 )
 BODIES = [
     b"Hello reader,\r\n\r\nthe news.\r\n",
-    b"<table>\r\n    <tr>\r\n\t\t<td  style=\"x\">cell</td>  \r\n    </tr>\r\n</table>\r\n\r\n",
+    b'<table>\r\n    <tr>\r\n\t\t<td  style="x">cell</td>  \r\n    </tr>\r\n</table>\r\n\r\n',
     b"",
     b"no final line end",
 ]
 
 # Tag values at and around the limits of C integers, and not numbers at all.
 INT_VALUES = [
-    b"0", b"1", b"2147483647", b"2147483648", b"4294967296", b"9223372036854775807",
-    b"9223372036854775808", b"18446744073709551615", b"18446744073709551616",
-    b"9" * 76, b"1" + b"0" * 75, b"9" * 77, b"-1", b"", b" 12 ", b"1e3", b"0x10", b"+5",
+    b"0",
+    b"1",
+    b"2147483647",
+    b"2147483648",
+    b"4294967296",
+    b"9223372036854775807",
+    b"9223372036854775808",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"9" * 76,
+    b"1" + b"0" * 75,
+    b"9" * 77,
+    b"-1",
+    b"",
+    b" 12 ",
+    b"1e3",
+    b"0x10",
+    b"+5",
     b"\xef\xbc\x91",
 ]
 TAGS = [b"l", b"t", b"x", b"b", b"bh", b"h", b"c", b"a", b"d", b"s", b"v", b"i", b"q"]
@@ -134,8 +149,13 @@ def corpus(
         for sel, key in keys.items():
             canon = ["relaxed/relaxed", "simple/simple", "relaxed/simple", "simple/relaxed"][i]
             signer = DKIMSigner(
-                "example.com", sel, key, canonicalization=canon, clock=lambda: NOW,
-                body_length=i % 2 == 0, expire_after=3600 if i < 2 else None,
+                "example.com",
+                sel,
+                key,
+                canonicalization=canon,
+                clock=lambda: NOW,
+                body_length=i % 2 == 0,
+                expire_after=3600 if i < 2 else None,
             )
             signed.append(signer.sign(HEADER + body))
     # Two signatures on one message: a bad one must not cost the other its result.
@@ -267,7 +287,8 @@ class TestIntegerTagsAtLimits:
         compiled, twin = _both(mutated, lookup)
         assert twin == compiled
         assert [("pass", ""), ("fail", "l= is longer than the body")] == [
-            (status, reason) for status, reason, *_ in compiled  # type: ignore[attr-defined]
+            (status, reason)
+            for status, reason, *_ in compiled  # type: ignore[attr-defined]
         ]
 
     @pytest.mark.parametrize("tag", [b"t", b"x"])

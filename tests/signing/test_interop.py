@@ -44,8 +44,9 @@ def _multipart() -> bytes:
     msg["Subject"] = "With attachments"
     msg["Message-ID"] = "<multi@example.com>"
     msg.set_content("See the attachments.\n")
-    msg.add_attachment(bytes(range(256)) * 40, maintype="application", subtype="octet-stream",
-                       filename="data.bin")
+    msg.add_attachment(
+        bytes(range(256)) * 40, maintype="application", subtype="octet-stream", filename="data.bin"
+    )
     msg.add_attachment("a,b\n1,2\n", subtype="csv", filename="t.csv")
     return msg.as_bytes().replace(b"\n", b"\r\n")
 
@@ -83,9 +84,7 @@ def _cases() -> list[object]:
 
 
 @pytest.fixture
-def keys(
-    rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey
-) -> dict[str, PrivateKey]:
+def keys(rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey) -> dict[str, PrivateKey]:
     """The session keys by algorithm name."""
     return {"rsa": rsa_key, "ed25519": ed_key}
 

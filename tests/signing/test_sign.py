@@ -161,9 +161,7 @@ class TestSignatureTags:
 
     def test_list_unsubscribe_pair_is_oversigned(self, ed_key: ed25519.Ed25519PrivateKey) -> None:
         """With List-Unsubscribe present, both it and List-Unsubscribe-Post are over-signed."""
-        msg = MESSAGE.replace(
-            b"X-Mailer", b"List-Unsubscribe: <https://example.com/u>\r\nX-Mailer"
-        )
+        msg = MESSAGE.replace(b"X-Mailer", b"List-Unsubscribe: <https://example.com/u>\r\nX-Mailer")
         h = _h(DKIMSigner("example.com", "s", ed_key).signature_header(msg))
         assert 2 == h.count("list-unsubscribe")
         assert 1 == h.count("list-unsubscribe-post")
@@ -176,8 +174,10 @@ class TestSignatureTags:
             [b"Date: Sat, 1 Jan 2000 00:00:00 +0000"],
             [b"List-Unsubscribe: <https://evil.example/u>"],
             [b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
-            [b"List-Unsubscribe: <https://evil.example/u>",
-             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"],
+            [
+                b"List-Unsubscribe: <https://evil.example/u>",
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            ],
         ],
     )
     @pytest.mark.parametrize("where", ["top", "bottom"])
@@ -400,8 +400,14 @@ class TestBadInput:
 
     @pytest.mark.parametrize(
         "value",
-        ["x\r\nBcc: evil@x", "x\nBcc: evil@x", "x\rBcc: evil@x", "x\u2028Bcc: evil@x",
-         "x\x85Bcc: evil@x", "x\r\n\r\nbody"],
+        [
+            "x\r\nBcc: evil@x",
+            "x\nBcc: evil@x",
+            "x\rBcc: evil@x",
+            "x\u2028Bcc: evil@x",
+            "x\x85Bcc: evil@x",
+            "x\r\n\r\nbody",
+        ],
     )
     @pytest.mark.parametrize("policy", [email.policy.compat32, email.policy.SMTP])
     def test_header_injection_in_a_message_object(
@@ -476,8 +482,6 @@ class TestBadInput:
             MultiSigner([])
 
 
-
-
 def _buffers(data: bytes) -> dict[str, object]:
     """``data`` behind buffers of other shapes (the int array needs a length divisible by 4)."""
     return {
@@ -549,6 +553,7 @@ class TestTypedErrors:
             _raise_indexed(CodedError(7, "no key"), 3)
         assert ["message 3 of the batch"] == info.value.__notes__
         assert "signing failed with code 7: no key" == str(info.value)
+
 
 def _malformed(kind: str) -> email.message.Message:
     """A Message the email package cannot serialize, of the given kind."""

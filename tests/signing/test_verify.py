@@ -156,9 +156,7 @@ class TestKeyRecordTags:
         """A signature made with a 512-bit RSA key fails, whatever its validity."""
         pem = (VECTORS / "rsa512.pem").read_bytes()
         signed = dkim.sign(MESSAGE, b"s", b"example.com", pem)
-        small = parse_key_record(
-            "p=" + re.sub(r"\s|-----[A-Z ]+-----", "", _public_pem(pem))
-        )
+        small = parse_key_record("p=" + re.sub(r"\s|-----[A-Z ]+-----", "", _public_pem(pem)))
         result = verify(signed + MESSAGE, key_lookup=lambda name: small)[0]
         assert "fail" == result.status
         assert "512 bits" in result.reason
@@ -174,9 +172,11 @@ def _public_pem(private_pem: bytes) -> str:
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(private_pem, None)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 class TestClock:
@@ -389,8 +389,20 @@ class TestReusedVerifier:
         expected = [DKIMVerifier(key_lookup=records.get).verify(m, now=NOW) for m in stream]
         assert expected == got
         statuses = [[r.status for r in results] for results in got]
-        assert [["pass"], ["fail"], ["permerror"], ["pass"], ["permerror"], ["pass"],
-                ["permerror"], ["pass"], ["fail"], ["pass"], ["pass"], ["permerror"]] == statuses
+        assert [
+            ["pass"],
+            ["fail"],
+            ["permerror"],
+            ["pass"],
+            ["permerror"],
+            ["pass"],
+            ["permerror"],
+            ["pass"],
+            ["fail"],
+            ["pass"],
+            ["pass"],
+            ["permerror"],
+        ] == statuses
         assert [True, True] == [got[5][0].testing, got[9][0].testing]
         assert not got[0][0].testing
 

@@ -42,8 +42,12 @@ def _no_secret_in_any_log_event(monkeypatch: pytest.MonkeyPatch) -> Iterator[lis
     handler = _Records()
     original = structlog.testing.LogCapture.__call__
 
-    def recording(self: structlog.testing.LogCapture, logger_: object, method: str,
-                  event_dict: MutableMapping[str, Any]) -> NoReturn:
+    def recording(
+        self: structlog.testing.LogCapture,
+        logger_: object,
+        method: str,
+        event_dict: MutableMapping[str, Any],
+    ) -> NoReturn:
         handler.lines.append(repr(dict(event_dict)))
         original(self, logger_, method, event_dict)  # type: ignore[arg-type]
         raise AssertionError("LogCapture always drops the event")  # pragma: no cover
@@ -146,8 +150,18 @@ def example_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         copy = tmp_path_factory.mktemp("plugin") / name
         shutil.copytree(EXAMPLES / name, copy)
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "-q",
-             "--disable-pip-version-check", "--target", str(target), str(copy)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "-q",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                str(copy),
+            ],
             capture_output=True,
             text=True,
             timeout=600,

@@ -134,8 +134,14 @@ class TestRedactURL:
         [
             (f"smtp://u:{SECRET}@h", "smtp://***@h"),
             (f"smtp://u:{SECRET}@h/p?x=1", "smtp://***@h/p?x=1"),
-            (f"ses://?region=eu&aws_secret_access_key={SECRET}", "ses://?region=eu&aws_secret_access_key=***"),
-            (f"failover(smtp://a:{SECRET}@h1 smtp://b:{SECRET}@h2)", "failover(smtp://***@h1 smtp://***@h2)"),
+            (
+                f"ses://?region=eu&aws_secret_access_key={SECRET}",
+                "ses://?region=eu&aws_secret_access_key=***",
+            ),
+            (
+                f"failover(smtp://a:{SECRET}@h1 smtp://b:{SECRET}@h2)",
+                "failover(smtp://***@h1 smtp://***@h2)",
+            ),
             (f"u:{SECRET}@host", "***@host"),
             ("memory://", "memory://"),
             (f"smtp://u:p@ss:{SECRET}@h:25", "smtp://***@h:25"),
@@ -187,8 +193,9 @@ class TestTransportBase:
         with pytest.raises(ConfigurationError, match="cannot be configured from a URL"):
             Recorder.from_url(TransportURL.parse("recorder://"))
 
-    @pytest.mark.parametrize("make", [lambda: Recorder("k"), MemoryTransport],
-                             ids=["recorder", "memory"])
+    @pytest.mark.parametrize(
+        "make", [lambda: Recorder("k"), MemoryTransport], ids=["recorder", "memory"]
+    )
     def test_protocol_is_satisfied(self, make: Callable[[], TransportBase]) -> None:
         """Beyond the names isinstance checks: attribute types, results in order, close."""
         transport = make()
@@ -240,16 +247,15 @@ class TestParsingNeverCrashes:
             assert text.lower().startswith(url.scheme + ":")
         redacted = redact_url(text)
         if "://" not in text and "=" not in text:
-            expected = "***" + text[text.rindex("@"):] if "@" in text else text
+            expected = "***" + text[text.rindex("@") :] if "@" in text else text
             assert expected == redacted
 
     @settings(max_examples=200, deadline=None)
     @given(
         # Control characters and line breaks are refused (see test_registry.TestBadURLs).
-        st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=6,
-                max_size=30).filter(
-            lambda s: s not in "TransportURL('smtp://***:***@relay.example.com') smtp://***@h"
-        )
+        st.text(
+            st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=6, max_size=30
+        ).filter(lambda s: s not in "TransportURL('smtp://***:***@relay.example.com') smtp://***@h")
     )
     def test_any_password_is_redacted(self, password: str) -> None:
         """Whatever the password, no representation of a parsed URL shows it."""
@@ -260,8 +266,18 @@ class TestParsingNeverCrashes:
 
 
 class TestReprMasking:
-    @pytest.mark.parametrize("field", ["api_token", "signing_key", "client_secret",
-                                       "smtp_passphrase", "auth_header", "credentials", "Token"])
+    @pytest.mark.parametrize(
+        "field",
+        [
+            "api_token",
+            "signing_key",
+            "client_secret",
+            "smtp_passphrase",
+            "auth_header",
+            "credentials",
+            "Token",
+        ],
+    )
     def test_secret_looking_fields_masked(self, field: str) -> None:
         """Any field whose name looks secret is masked, including a subclass's own fields."""
 
@@ -277,9 +293,16 @@ class TestImportCost:
     @pytest.mark.parametrize("module", ["mailgun", "ses", "sendgrid", "postmark"])
     def test_provider_transports_do_not_load_smtplib(self, module: str) -> None:
         """The API transports share the signing glue in transports.base, not the SMTP session."""
-        code = (f"import sys, mailscale.transports.{module}; "
-                "print(sorted(m for m in ('smtplib', 'mailscale.transports._session', "
-                "'mailscale.transports.smtp') if m in sys.modules))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+        code = (
+            f"import sys, mailscale.transports.{module}; "
+            "print(sorted(m for m in ('smtplib', 'mailscale.transports._session', "
+            "'mailscale.transports.smtp') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
         assert "[]\n" == out.stdout

@@ -68,8 +68,7 @@ class TestMemberCredentialsRefused:
         """Refused credentials of the first member are its fault: the next member delivers."""
         with FailoverTransport([wrong_credentials(auth_peer), smtp(ok_peer.port)]) as t:
             results = t.send([make_envelope(), make_envelope()])
-        assert [(SendStatus.ACCEPTED, "smtp[1]")] * 2 == \
-            [(r.status, r.transport) for r in results]
+        assert [(SendStatus.ACCEPTED, "smtp[1]")] * 2 == [(r.status, r.transport) for r in results]
         assert 2 == len(ok_peer.received)
 
     def test_failover_all_refused_raises(self, auth_peer: SMTPPeer) -> None:
@@ -95,8 +94,10 @@ class TestMemberCredentialsRefused:
             def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
                 calls.append(len(batch))
                 if len(calls) == 1:
-                    return [SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
-                            for e in batch]
+                    return [
+                        SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
+                        for e in batch
+                    ]
                 raise TransportAuthError("credentials refused", provider="memory")
 
         t = RetryingTransport(Flaky(), RetryPolicy(jitter=0.0), sleep=lambda s: None)
@@ -144,9 +145,10 @@ class TestFailover:
 
     def test_moves_on_after_a_connection_failure(self, ok_peer: SMTPPeer) -> None:
         """A member that cannot be reached is skipped."""
-        with capture_logs() as logs, FailoverTransport(
-            [smtp(free_port()), smtp(ok_peer.port)]
-        ) as t:
+        with (
+            capture_logs() as logs,
+            FailoverTransport([smtp(free_port()), smtp(ok_peer.port)]) as t,
+        ):
             [result] = t.send([make_envelope()])
         assert (SendStatus.ACCEPTED, "smtp[1]") == (result.status, result.transport)
         assert ["transport.member_failed"] == [e["event"] for e in logs]
@@ -180,9 +182,7 @@ class TestFailover:
         assert SendStatus.ACCEPTED == result.status
         assert env.recipients == result.recipients
 
-    def test_batch_is_split_per_message(
-        self, plain_peer: SMTPPeer, ok_peer: SMTPPeer
-    ) -> None:
+    def test_batch_is_split_per_message(self, plain_peer: SMTPPeer, ok_peer: SMTPPeer) -> None:
         """In one batch, only the deferred message goes to the next member."""
         batch = [make_envelope("a@example.net"), make_envelope("defer@example.net")]
         with FailoverTransport([smtp(plain_peer.port), smtp(ok_peer.port)]) as t:
@@ -271,9 +271,7 @@ class TestRoundRobin:
     ) -> None:
         """A member's 550 stays a rejection; the member keeps its turn."""
         clock = FakeClock()
-        with RoundRobinTransport(
-            [smtp(rejecting_peer.port), smtp(ok_peer.port)], clock=clock
-        ) as t:
+        with RoundRobinTransport([smtp(rejecting_peer.port), smtp(ok_peer.port)], clock=clock) as t:
             results = t.send([make_envelope(), make_envelope()])
             assert [] == t.benched()
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
@@ -346,9 +344,7 @@ class TestAfterTheFinalDot:
         """Lost after the final dot at the first member: the second is never asked."""
         faulty = FaultyServer(drop_at="final dot")
         batch = [make_envelope("a@example.net"), make_envelope("b@example.net")]
-        with faulty.running(), FailoverTransport(
-            [smtp(faulty.port), smtp(ok_peer.port)]
-        ) as t:
+        with faulty.running(), FailoverTransport([smtp(faulty.port), smtp(ok_peer.port)]) as t:
             results = t.send(batch)
         assert [(SendStatus.DEFERRED, True, "smtp[0]")] * 2 == [
             (r.status, r.possibly_delivered, r.transport) for r in results
@@ -359,23 +355,25 @@ class TestAfterTheFinalDot:
     def test_roundrobin_does_not_send_it_to_another_member(self, ok_peer: SMTPPeer) -> None:
         """Round-robin's failover within the round skips such a message too."""
         faulty = FaultyServer(drop_at="final dot")
-        with faulty.running(), RoundRobinTransport(
-            [smtp(faulty.port), smtp(ok_peer.port)]
-        ) as t:
+        with faulty.running(), RoundRobinTransport([smtp(faulty.port), smtp(ok_peer.port)]) as t:
             [result] = t.send([make_envelope("a@example.net")])
         assert (SendStatus.DEFERRED, True, "smtp[0]") == (
-            result.status, result.possibly_delivered, result.transport)
+            result.status,
+            result.possibly_delivered,
+            result.transport,
+        )
         assert [] == ok_peer.handler.rcpt_seen
 
     def test_failover_still_moves_a_drop_before_the_final_dot(self, ok_peer: SMTPPeer) -> None:
         """Lost between RCPT and DATA (nothing delivered): the next member takes it."""
         faulty = FaultyServer(drop_at="DATA")
-        with faulty.running(), FailoverTransport(
-            [smtp(faulty.port), smtp(ok_peer.port)]
-        ) as t:
+        with faulty.running(), FailoverTransport([smtp(faulty.port), smtp(ok_peer.port)]) as t:
             [result] = t.send([make_envelope("a@example.net")])
         assert (SendStatus.ACCEPTED, False, "smtp[1]") == (
-            result.status, result.possibly_delivered, result.transport)
+            result.status,
+            result.possibly_delivered,
+            result.transport,
+        )
         assert [("a@example.net",)] == [r.rcpt_tos for r in ok_peer.received]
 
     def test_failover_delivers_what_a_421_after_rcpt_left_unsent(self, ok_peer: SMTPPeer) -> None:
@@ -383,9 +381,7 @@ class TestAfterTheFinalDot:
         the second member delivers to all three (ok1 was never lost)."""
         faulty = FaultyServer()
         env = make_envelope("ok1@example.net", "closing@example.net", "ok2@example.net")
-        with faulty.running(), FailoverTransport(
-            [smtp(faulty.port), smtp(ok_peer.port)]
-        ) as t:
+        with faulty.running(), FailoverTransport([smtp(faulty.port), smtp(ok_peer.port)]) as t:
             [result] = t.send([env])
         assert [] == faulty.deliveries
         assert [env.recipients] == [r.rcpt_tos for r in ok_peer.received]

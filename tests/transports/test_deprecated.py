@@ -24,12 +24,16 @@ class TestDeprecatedNames:
             ("mailscale.transports.smtp", "signed_bytes", base.signed_bytes),
             ("mailscale.transports.smtp", "message_bytes", base.message_bytes),
             ("mailscale.transports.smtp", "check_signer", base.check_signer),
-            ("mailscale.transports.smtp", "status_of",
-             importlib.import_module("mailscale.transports._session").status_for_reply),
+            (
+                "mailscale.transports.smtp",
+                "status_of",
+                importlib.import_module("mailscale.transports._session").status_for_reply,
+            ),
         ],
     )
-    def test_moved_functions_warn_and_are_the_new_ones(self, module: str, old: str,
-                                                      new: object) -> None:
+    def test_moved_functions_warn_and_are_the_new_ones(
+        self, module: str, old: str, new: object
+    ) -> None:
         """The old module-level name warns and gives the same object as the new one."""
         with pytest.warns(DeprecationWarning, match=rf"{old} is deprecated"):
             got = getattr(importlib.import_module(module), old)
@@ -45,8 +49,12 @@ class TestDeprecatedNames:
         [
             (MailgunTransport("key-1", "mg.example.com"), "build_form"),
             (PostmarkTransport("token-1"), "build_messages"),
-            (SESTransport(region="eu-west-1", access_key_id="AKIAEXAMPLE",
-                          secret_access_key="secret-1"), "request_for"),
+            (
+                SESTransport(
+                    region="eu-west-1", access_key_id="AKIAEXAMPLE", secret_access_key="secret-1"
+                ),
+                "request_for",
+            ),
         ],
         ids=["mailgun", "postmark", "ses"],
     )

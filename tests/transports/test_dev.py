@@ -71,8 +71,9 @@ class TestFile:
         """A message that cannot be serialized is rejected; the rest are written."""
         t = FileTransport(tmp_path)
         results = t.send([make_envelope(), unserializable_envelope(), make_envelope()])
-        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
-            [r.status for r in results]
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == [
+            r.status for r in results
+        ]
         assert 2 == len(list(tmp_path.glob("*.eml")))
 
     def test_directory_vanishing_defers(self, tmp_path: Path) -> None:

@@ -41,8 +41,11 @@ def envelope() -> Envelope:
     # Trailing spaces and a line starting with "." exercise canonicalization and
     # SMTP dot-stuffing: both must survive the trip byte for byte.
     body = b"Hello there.   \r\n.leading dot\r\nBye.\r\n"
-    return Envelope(sender=f"news@{DOMAIN}", recipients=("rcpt@example.net",),
-                    message=make_message(sender=f"news@{DOMAIN}", body=body))
+    return Envelope(
+        sender=f"news@{DOMAIN}",
+        recipients=("rcpt@example.net",),
+        message=make_message(sender=f"news@{DOMAIN}", body=body),
+    )
 
 
 def assert_verifies(received: bytes) -> None:
@@ -84,8 +87,9 @@ class TestSignedThroughMailgun:
             def sign(self, message: bytes) -> bytes:
                 raise RuntimeError("key unavailable")
 
-        with MailgunTransport(PROVIDER_KEYS["mailgun"], "mg.example.com",
-                              base_url=mailgun_peer.url, signer=Broken()) as t:
+        with MailgunTransport(
+            PROVIDER_KEYS["mailgun"], "mg.example.com", base_url=mailgun_peer.url, signer=Broken()
+        ) as t:
             [result] = t.send([envelope()])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert "signing failed: RuntimeError: key unavailable" in result.status_text
@@ -93,10 +97,13 @@ class TestSignedThroughMailgun:
 
 
 class TestSignerOption:
-    @pytest.mark.parametrize("build", [
-        lambda: MailgunTransport("key-1", "mg.example.com", signer=object()),
-        lambda: SESTransport(region="eu-west-1", signer=object()),
-    ])
+    @pytest.mark.parametrize(
+        "build",
+        [
+            lambda: MailgunTransport("key-1", "mg.example.com", signer=object()),
+            lambda: SESTransport(region="eu-west-1", signer=object()),
+        ],
+    )
     def test_signer_must_have_sign(self, build: object) -> None:
         """A signer without sign() is refused at construction, as for SMTP."""
         with pytest.raises(ConfigurationError, match="sign"):

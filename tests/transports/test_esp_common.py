@@ -39,10 +39,19 @@ NOW = 1_800_000_000.0
 
 
 class TestRetryAfter:
-    @pytest.mark.parametrize(("value", "expected"), [
-        ("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("-5", 0.0), ("1.5", 1.5),
-        ("", None), ("soon", None), (None, None),
-    ])
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("120", 120.0),
+            (" 7 ", 7.0),
+            ("0", 0.0),
+            ("-5", 0.0),
+            ("1.5", 1.5),
+            ("", None),
+            ("soon", None),
+            (None, None),
+        ],
+    )
     def test_seconds(self, value: str | None, expected: float | None) -> None:
         """Delta-seconds parse to seconds, never negative; junk gives None."""
         assert expected == parse_retry_after(value, now=NOW)
@@ -67,10 +76,18 @@ class TestRetryAfter:
 class TestHelpers:
     def test_rate_limit_headers(self) -> None:
         """Only rate-limit headers are kept, names lower-cased."""
-        headers = {"X-RateLimit-Limit": "600", "RateLimit-Remaining": "3", "Retry-After": "9",
-                   "Content-Type": "application/json", "X-Message-Id": "abc"}
-        assert {"x-ratelimit-limit": "600", "ratelimit-remaining": "3", "retry-after": "9"} == \
-            rate_limit_headers(headers)
+        headers = {
+            "X-RateLimit-Limit": "600",
+            "RateLimit-Remaining": "3",
+            "Retry-After": "9",
+            "Content-Type": "application/json",
+            "X-Message-Id": "abc",
+        }
+        assert {
+            "x-ratelimit-limit": "600",
+            "ratelimit-remaining": "3",
+            "retry-after": "9",
+        } == rate_limit_headers(headers)
 
     def test_credential_from_url(self) -> None:
         """The secret is the password when given, else the user part."""
@@ -85,13 +102,21 @@ class TestDecompose:
         """A message and its wire bytes decompose to the same fields."""
         msg = make_message(html="<p>x</p>", cc="c@example.com", extra={"X-Id": "1"})
         from_msg = decompose(Envelope.from_message(msg))
-        from_bytes = decompose(Envelope(sender="news@mail.example.org",
-                                        recipients=["alice@example.com"], message=msg.as_bytes()))
+        from_bytes = decompose(
+            Envelope(
+                sender="news@mail.example.org",
+                recipients=["alice@example.com"],
+                message=msg.as_bytes(),
+            )
+        )
         assert attrs.evolve(from_bytes, content_key=None) == from_msg
         assert from_bytes.content_key is not None
-        assert ("News", "news@mail.example.org", (("", "alice@example.com"),),
-                (("", "c@example.com"),)) == (
-            from_msg.from_name, from_msg.from_email, from_msg.to, from_msg.cc)
+        assert (
+            "News",
+            "news@mail.example.org",
+            (("", "alice@example.com"),),
+            (("", "c@example.com"),),
+        ) == (from_msg.from_name, from_msg.from_email, from_msg.to, from_msg.cc)
         assert ("Hello there.\n", "<p>x</p>\n") == (from_msg.text, from_msg.html)
         assert (("X-Id", "1"),) == from_msg.headers
 
@@ -102,15 +127,20 @@ class TestDecompose:
         html_part.add_related(b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
         [att] = decompose(Envelope.from_message(msg)).attachments
         assert ("image/png", True, "logo", b"\x89PNG...") == (
-            att.content_type, att.inline, att.content_id, att.content)
+            att.content_type,
+            att.inline,
+            att.content_id,
+            att.content,
+        )
 
     def test_encoded_words_decoded(self) -> None:
         """RFC 2047 subjects and names reach JSON providers as text."""
         msg = make_message(subject="Grüße")
         raw = msg.as_bytes()
         assert b"=?utf-8?" in raw
-        parts = decompose(Envelope(sender="news@mail.example.org",
-                                   recipients=["alice@example.com"], message=raw))
+        parts = decompose(
+            Envelope(sender="news@mail.example.org", recipients=["alice@example.com"], message=raw)
+        )
         assert "Grüße" == parts.subject
 
 
@@ -141,8 +171,10 @@ class TestTLS:
         ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
         bundle = tmp_path / "ca.pem"
         ca.cert_pem.write_to_path(str(bundle))
-        with SendGridPeer("SG.k", ssl_context=server_ctx) as peer, \
-                SendGridTransport("SG.k", base_url=peer.url, verify=str(bundle)) as t:
+        with (
+            SendGridPeer("SG.k", ssl_context=server_ctx) as peer,
+            SendGridTransport("SG.k", base_url=peer.url, verify=str(bundle)) as t,
+        ):
             assert t.send([make_envelope()])[0].accepted
 
     def test_base_url_credentials_redacted(self) -> None:
@@ -166,20 +198,28 @@ SECRETS = {
 
 @pytest.fixture
 def peers() -> Iterator[dict[str, Any]]:
-    with SendGridPeer("SG.other") as sg, MailgunPeer("key-other") as mg, \
-            PostmarkPeer("pm-other") as pm:
+    with (
+        SendGridPeer("SG.other") as sg,
+        MailgunPeer("key-other") as mg,
+        PostmarkPeer("pm-other") as pm,
+    ):
         yield {"sendgrid": sg, "mailgun": mg, "postmark": pm}
 
 
 def _transports(peers: dict[str, Any]) -> list[Any]:
     return [
-        SendGridTransport.from_url(TransportURL.parse(f"sendgrid://{SECRETS['sendgrid']}@default"),
-                                   base_url=peers["sendgrid"].url),
+        SendGridTransport.from_url(
+            TransportURL.parse(f"sendgrid://{SECRETS['sendgrid']}@default"),
+            base_url=peers["sendgrid"].url,
+        ),
         MailgunTransport.from_url(
             TransportURL.parse(f"mailgun://{SECRETS['mailgun']}@mg.example.com"),
-            base_url=peers["mailgun"].url),
-        PostmarkTransport.from_url(TransportURL.parse(f"postmark://{SECRETS['postmark']}@default"),
-                                   base_url=peers["postmark"].url),
+            base_url=peers["mailgun"].url,
+        ),
+        PostmarkTransport.from_url(
+            TransportURL.parse(f"postmark://{SECRETS['postmark']}@default"),
+            base_url=peers["postmark"].url,
+        ),
     ]
 
 
@@ -187,9 +227,14 @@ class TestBodyCache:
     def test_same_body_decoded_once(self) -> None:
         """Envelopes with one body share its decoded form; headers stay their own."""
         cache = BodyCache()
-        a, b = (Envelope(sender="n@example.org", recipients=[r],
-                         message=make_message(to=r, subject=r).as_bytes())
-                for r in ("a@example.com", "b@example.com"))
+        a, b = (
+            Envelope(
+                sender="n@example.org",
+                recipients=[r],
+                message=make_message(to=r, subject=r).as_bytes(),
+            )
+            for r in ("a@example.com", "b@example.com")
+        )
         da, db = decompose(a, cache), decompose(b, cache)
         assert da.body is db.body
         assert ("a@example.com", "b@example.com") == (da.subject, db.subject)
@@ -197,16 +242,23 @@ class TestBodyCache:
     def test_unusual_header_block_falls_back(self) -> None:
         """A header block the fast path does not handle goes through the email package."""
         raw = b" folded-first: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nbody\r\n"
-        parts = decompose(Envelope(sender="a@example.org", recipients=["b@example.com"],
-                                   message=raw))
+        parts = decompose(
+            Envelope(sender="a@example.org", recipients=["b@example.com"], message=raw)
+        )
         assert (None, "body\r\n") == (parts.content_key, parts.text)
 
     def test_bounded(self) -> None:
         """The cache keeps at most maxsize bodies, dropping the least recently used."""
         cache = BodyCache(maxsize=2)
         for i in range(3):
-            decompose(Envelope(sender="a@example.org", recipients=["b@example.com"],
-                               message=b"Subject: x\r\n\r\nbody %d\r\n" % i), cache)
+            decompose(
+                Envelope(
+                    sender="a@example.org",
+                    recipients=["b@example.com"],
+                    message=b"Subject: x\r\n\r\nbody %d\r\n" % i,
+                ),
+                cache,
+            )
         assert 2 == len(cache._items)
 
 
@@ -231,8 +283,11 @@ class TestRedaction:
                 with pytest.raises(TransportError) as closed:
                     t.send([make_envelope()])
                 seen.append(str(closed.value))
-            ses = SESTransport.from_url(TransportURL.parse(
-                "ses://AKIAREDACTED0001:ses-redaction-secret-444@default?region=eu-west-1"))
+            ses = SESTransport.from_url(
+                TransportURL.parse(
+                    "ses://AKIAREDACTED0001:ses-redaction-secret-444@default?region=eu-west-1"
+                )
+            )
             seen.append(repr(ses))
         seen += [repr(e) for e in logs]
         assert len(logs) >= 3
@@ -249,12 +304,28 @@ async def _send_async(t: Any) -> list[Any]:
 
 class TestArbitraryMessages:
     @settings(max_examples=200, deadline=None)
-    @given(st.binary(max_size=600) | st.lists(
-        st.sampled_from([b"From: a@example.org", b"To: b@example.com", b"Subject: =?utf-8?q?x?=",
-                         b"Content-Type: multipart/mixed; boundary=z", b"--z", b"--z--", b"",
-                         b"Content-Transfer-Encoding: base64", b" folded", b"\xff\xfe",
-                         b"Content-Type: text/html; charset=x-nope", b"body"]),
-        max_size=14).map(b"\r\n".join))
+    @given(
+        st.binary(max_size=600)
+        | st.lists(
+            st.sampled_from(
+                [
+                    b"From: a@example.org",
+                    b"To: b@example.com",
+                    b"Subject: =?utf-8?q?x?=",
+                    b"Content-Type: multipart/mixed; boundary=z",
+                    b"--z",
+                    b"--z--",
+                    b"",
+                    b"Content-Transfer-Encoding: base64",
+                    b" folded",
+                    b"\xff\xfe",
+                    b"Content-Type: text/html; charset=x-nope",
+                    b"body",
+                ]
+            ),
+            max_size=14,
+        ).map(b"\r\n".join)
+    )
     def test_json_providers_never_crash(self, raw: bytes) -> None:
         """Any bytes become a request or a local rejection, never an exception."""
         env = Envelope(sender="a@example.org", recipients=["b@example.com"], message=raw)
@@ -268,15 +339,19 @@ class TestArbitraryMessages:
 
 class TestBadSettings:
     @pytest.mark.parametrize("cls", [SendGridTransport, MailgunTransport, PostmarkTransport])
-    @pytest.mark.parametrize(("kw", "problem"), [
-        ({"verify": "/missing/ca-bundle.pem"}, "not a usable CA bundle"),
-        ({"timeout": "abc"}, "timeout must be a positive number"),
-        ({"timeout": -1}, "timeout must be a positive number"),
-        ({"timeout": True}, "timeout must be a positive number"),
-        ({"verify": 42}, "verify must be"),
-    ])
-    def test_configuration_error_at_build(self, cls: type, kw: dict[str, Any],
-                                          problem: str) -> None:
+    @pytest.mark.parametrize(
+        ("kw", "problem"),
+        [
+            ({"verify": "/missing/ca-bundle.pem"}, "not a usable CA bundle"),
+            ({"timeout": "abc"}, "timeout must be a positive number"),
+            ({"timeout": -1}, "timeout must be a positive number"),
+            ({"timeout": True}, "timeout must be a positive number"),
+            ({"verify": 42}, "verify must be"),
+        ],
+    )
+    def test_configuration_error_at_build(
+        self, cls: type, kw: dict[str, Any], problem: str
+    ) -> None:
         """A missing CA bundle or a non-numeric timeout is a ConfigurationError when built."""
         args = ("key-1", "mg.example.com") if cls is MailgunTransport else ("key-1",)
         with pytest.raises(ConfigurationError, match=problem):

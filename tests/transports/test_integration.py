@@ -103,13 +103,19 @@ class TestURLsToPeers:
             [result] = t.send(envelopes(1))
         assert (SendStatus.ACCEPTED, "postmark") == (result.status, result.transport)
         assert [("user0@example.com", "Message 0")] == [
-            (m["To"], m["Subject"]) for m in postmark.accepted]
+            (m["To"], m["Subject"]) for m in postmark.accepted
+        ]
 
     def test_ses(self, moto_ses: MotoSES) -> None:
         """An ses:// URL with endpoint_url sends to moto, which keeps the raw message."""
         moto_ses.reset()
-        admin = boto3.client("sesv2", region_name=REGION, endpoint_url=moto_ses.url,
-                             aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+        admin = boto3.client(
+            "sesv2",
+            region_name=REGION,
+            endpoint_url=moto_ses.url,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+        )
         admin.create_email_identity(EmailIdentity=SENDER)
         admin.close()
         url = f"ses://{KEY_ID}:{SECRET}@default?region={REGION}&endpoint_url={moto_ses.url}"
@@ -124,8 +130,10 @@ class TestURLsToPeers:
     ) -> None:
         """options_for gives keyword settings to every member of that scheme."""
         url = f"failover(sendgrid://{SG_KEY}@default postmark://{PM_TOKEN}@default)"
-        options = {"sendgrid": {"base_url": sendgrid.url, "timeout": 5.0},
-                   "postmark": {"base_url": postmark.url}}
+        options = {
+            "sendgrid": {"base_url": sendgrid.url, "timeout": 5.0},
+            "postmark": {"base_url": postmark.url},
+        }
         with transport_from_url(url, options_for=options) as t:
             assert isinstance(t, FailoverTransport)
             assert [sendgrid.url, postmark.url] == [m.base_url for m in t.members]  # type: ignore[attr-defined]
@@ -138,8 +146,10 @@ class TestURLsToPeers:
         self, sendgrid: SendGridPeer, mailgun: MailgunPeer, postmark: PostmarkPeer
     ) -> None:
         """The repr of a composite of every provider shows none of their credentials."""
-        url = (f"failover({sendgrid_url(sendgrid)} roundrobin({mailgun_url(mailgun)} "
-               f"{postmark_url(postmark)}) ses://{KEY_ID}:{SECRET}@default?region={REGION})")
+        url = (
+            f"failover({sendgrid_url(sendgrid)} roundrobin({mailgun_url(mailgun)} "
+            f"{postmark_url(postmark)}) ses://{KEY_ID}:{SECRET}@default?region={REGION})"
+        )
         with transport_from_url(url) as t:
             shown = repr(t)
         assert [] == [k for k in INTEGRATION_KEYS.values() if k in shown]
@@ -147,14 +157,17 @@ class TestURLsToPeers:
 
     def test_keyword_options_win_over_options_for(self, sendgrid: SendGridPeer) -> None:
         """For a single URL, **options override options_for of its scheme."""
-        t = transport_from_url(f"sendgrid://{SG_KEY}@default",
-                               options_for={"sendgrid": {"base_url": "https://unused.invalid"}},
-                               base_url=sendgrid.url)
+        t = transport_from_url(
+            f"sendgrid://{SG_KEY}@default",
+            options_for={"sendgrid": {"base_url": "https://unused.invalid"}},
+            base_url=sendgrid.url,
+        )
         assert sendgrid.url == t.base_url  # type: ignore[attr-defined]
         t.close()
 
-    @pytest.mark.parametrize("base_url", [
-        "ftp://127.0.0.1/", "127.0.0.1:8080", f"http://user:{SECRET}@127.0.0.1:1"])
+    @pytest.mark.parametrize(
+        "base_url", ["ftp://127.0.0.1/", "127.0.0.1:8080", f"http://user:{SECRET}@127.0.0.1:1"]
+    )
     def test_bad_base_url(self, base_url: str) -> None:
         """base_url must be http(s) without credentials; the error hides the key."""
         with pytest.raises(ConfigurationError, match="base_url") as info:
@@ -166,7 +179,8 @@ class TestURLsToPeers:
         """A composite whose second member is invalid raises, secrets redacted."""
         with pytest.raises(ConfigurationError, match="unknown option") as info:
             transport_from_url(
-                f"failover(sendgrid://{SG_KEY}@default postmark://{PM_TOKEN}@default?x=1)")
+                f"failover(sendgrid://{SG_KEY}@default postmark://{PM_TOKEN}@default?x=1)"
+            )
         assert PM_TOKEN not in str(info.value)
 
 
@@ -177,7 +191,8 @@ class TestFailover:
         """SendGrid answers 503: Postmark handles the message, and the result names it."""
         sendgrid.fail_next(1, UNAVAILABLE)
         with transport_from_url(
-                f"failover({sendgrid_url(sendgrid)} {postmark_url(postmark)})") as t:
+            f"failover({sendgrid_url(sendgrid)} {postmark_url(postmark)})"
+        ) as t:
             [result] = t.send(envelopes(1))
         assert (SendStatus.ACCEPTED, "postmark") == (result.status, result.transport)
         assert 1 == len(sendgrid.requests)
@@ -190,10 +205,14 @@ class TestFailover:
         """SendGrid's 400 for a bad recipient is final: Postmark never sees the message."""
         sendgrid.invalid_recipients.add("user0@example.com")
         with transport_from_url(
-                f"failover({sendgrid_url(sendgrid)} {postmark_url(postmark)})") as t:
+            f"failover({sendgrid_url(sendgrid)} {postmark_url(postmark)})"
+        ) as t:
             [result] = t.send(envelopes(1))
         assert (SendStatus.REJECTED, "sendgrid", 400) == (
-            result.status, result.transport, result.status_code)
+            result.status,
+            result.transport,
+            result.status_code,
+        )
         assert [] == postmark.requests
 
     def test_permanent_422_is_not_failed_over(
@@ -202,7 +221,8 @@ class TestFailover:
         """Postmark's 422 (sender signature not confirmed) is final: SendGrid never sees it."""
         postmark.senders.clear()
         with transport_from_url(
-                f"failover({postmark_url(postmark)} {sendgrid_url(sendgrid)})") as t:
+            f"failover({postmark_url(postmark)} {sendgrid_url(sendgrid)})"
+        ) as t:
             [result] = t.send(envelopes(1))
         assert (SendStatus.REJECTED, "postmark") == (result.status, result.transport)
         assert 1 == len(postmark.requests)
@@ -223,7 +243,8 @@ class TestFailover:
 
         assert ["postmark", "postmark"] == asyncio.run(main())
         assert ["user0@example.com", "user1@example.com"] == sorted(
-            m["To"] for m in postmark.accepted)
+            m["To"] for m in postmark.accepted
+        )
 
 
 class TestRoundRobin:
@@ -232,7 +253,8 @@ class TestRoundRobin:
     ) -> None:
         """Four single sends alternate between the two providers."""
         with transport_from_url(
-                f"roundrobin({mailgun_url(mailgun)} {postmark_url(postmark)})") as t:
+            f"roundrobin({mailgun_url(mailgun)} {postmark_url(postmark)})"
+        ) as t:
             assert isinstance(t, RoundRobinTransport)
             handled = [t.send([env])[0].transport for env in envelopes(4)]
         assert ["mailgun", "postmark", "mailgun", "postmark"] == handled
@@ -244,8 +266,8 @@ class TestRoundRobin:
         """Mailgun answering 500: its message goes to Postmark and Mailgun sits out."""
         mailgun.fail_next(1, Reply.json(500, {"message": "Internal Server Error"}))
         with transport_from_url(
-                f"roundrobin({mailgun_url(mailgun)} {postmark_url(postmark)})",
-                cooldown=60) as t:
+            f"roundrobin({mailgun_url(mailgun)} {postmark_url(postmark)})", cooldown=60
+        ) as t:
             handled = [t.send([env])[0].transport for env in envelopes(3)]
             assert ["mailgun"] == t.benched()  # type: ignore[attr-defined]
         assert ["postmark"] * 3 == handled
@@ -255,14 +277,20 @@ class TestRoundRobin:
 class TestRetry:
     def test_waits_for_retry_after_then_succeeds(self, sendgrid: SendGridPeer) -> None:
         """SendGrid answers 429 with Retry-After: 7: the retry waits at least 7 s, then 202."""
-        sendgrid.fail_next(1, Reply.json(
-            429, {"errors": [{"message": "Too many requests", "field": None}]},
-            ESPPeer.rate_limited(retry_after="7")))
+        sendgrid.fail_next(
+            1,
+            Reply.json(
+                429,
+                {"errors": [{"message": "Too many requests", "field": None}]},
+                ESPPeer.rate_limited(retry_after="7"),
+            ),
+        )
         waits: list[float] = []
         inner = transport_from_url(sendgrid_url(sendgrid))
         policy = RetryPolicy(max_attempts=3, base=0.5, jitter=0.5)
-        with RetryingTransport(inner, policy, sleep=waits.append, clock=lambda: 0.0,
-                               rng=random.Random(5)) as t:
+        with RetryingTransport(
+            inner, policy, sleep=waits.append, clock=lambda: 0.0, rng=random.Random(5)
+        ) as t:
             [result] = t.send(envelopes(1))
         assert SendStatus.ACCEPTED == result.status
         assert 1 == len(waits)
@@ -272,15 +300,26 @@ class TestRetry:
 
     def test_retries_stop_at_max_attempts(self, sendgrid: SendGridPeer) -> None:
         """429 on every attempt: the message comes back deferred with the provider's delay."""
-        sendgrid.fail_next(3, Reply.json(
-            429, {"errors": [{"message": "Too many requests", "field": None}]},
-            ESPPeer.rate_limited(retry_after="2")))
+        sendgrid.fail_next(
+            3,
+            Reply.json(
+                429,
+                {"errors": [{"message": "Too many requests", "field": None}]},
+                ESPPeer.rate_limited(retry_after="2"),
+            ),
+        )
         waits: list[float] = []
-        with RetryingTransport(transport_from_url(sendgrid_url(sendgrid)),
-                               RetryPolicy(max_attempts=3), sleep=waits.append) as t:
+        with RetryingTransport(
+            transport_from_url(sendgrid_url(sendgrid)),
+            RetryPolicy(max_attempts=3),
+            sleep=waits.append,
+        ) as t:
             [result] = t.send(envelopes(1))
         assert (SendStatus.DEFERRED, 429, 2.0) == (
-            result.status, result.status_code, result.retry_after)
+            result.status,
+            result.status_code,
+            result.retry_after,
+        )
         assert 2 == len(waits)
         assert all(w >= 2.0 for w in waits)
         assert 3 == len(sendgrid.requests)
@@ -293,18 +332,29 @@ class TestDuplicatesAfterTheFinalDot:
         at a, and none at b (it was four copies at a and more at b)."""
         first = FaultyServer(drop_at="final dot")
         second = FaultyServer()
-        env = Envelope(sender=SENDER, recipients=("ada@example.net",),
-                       message=b"From: news@mail.example.org\r\nSubject: once\r\n\r\nHi.\r\n")
+        env = Envelope(
+            sender=SENDER,
+            recipients=("ada@example.net",),
+            message=b"From: news@mail.example.org\r\nSubject: once\r\n\r\nHi.\r\n",
+        )
         waits: list[float] = []
         with first.running(), second.running():
-            url = (f"failover(smtp://127.0.0.1:{first.port}?tls=none "
-                   f"smtp://127.0.0.1:{second.port}?tls=none)")
-            with RetryingTransport(transport_from_url(url),
-                                   RetryPolicy(max_attempts=4, jitter=0.0),
-                                   sleep=waits.append, clock=lambda: 0.0) as t:
+            url = (
+                f"failover(smtp://127.0.0.1:{first.port}?tls=none "
+                f"smtp://127.0.0.1:{second.port}?tls=none)"
+            )
+            with RetryingTransport(
+                transport_from_url(url),
+                RetryPolicy(max_attempts=4, jitter=0.0),
+                sleep=waits.append,
+                clock=lambda: 0.0,
+            ) as t:
                 [result] = t.send([env])
         assert (SendStatus.DEFERRED, True, "smtp[0]") == (
-            result.status, result.possibly_delivered, result.transport)
+            result.status,
+            result.possibly_delivered,
+            result.transport,
+        )
         assert [60.0] == waits
         copies = [d.content for d in first.unanswered]
         assert 2 == len(copies)

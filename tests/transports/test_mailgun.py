@@ -51,8 +51,7 @@ def transport(peer: MailgunPeer) -> Iterator[MailgunTransport]:
 
 
 def raw_envelope(recipients: tuple[str, ...] = ("alice@example.com",), **kw: object) -> Envelope:
-    return Envelope(sender="news@mg.example.com", recipients=recipients, message=SIGNED,
-                    **kw)  # type: ignore[arg-type]
+    return Envelope(sender="news@mg.example.com", recipients=recipients, message=SIGNED, **kw)  # type: ignore[arg-type]
 
 
 class TestContract:
@@ -60,8 +59,7 @@ class TestContract:
         """Raw MIME payload, one envelope per call, the mailgun preset."""
         t = MailgunTransport(KEY, DOMAIN)
         assert isinstance(t, Transport)
-        assert ("mailgun", "mime", 1, "mailgun") == (t.name, t.payload, t.max_batch,
-                                                     t.rate_preset)
+        assert ("mailgun", "mime", 1, "mailgun") == (t.name, t.payload, t.max_batch, t.rate_preset)
         t.close()
 
     def test_from_url_regions(self) -> None:
@@ -69,7 +67,9 @@ class TestContract:
         us = MailgunTransport.from_url(TransportURL.parse(f"mailgun://{KEY}@{DOMAIN}"))
         eu = MailgunTransport.from_url(TransportURL.parse(f"mailgun://{KEY}@{DOMAIN}?region=eu"))
         assert ("https://api.mailgun.net", "https://api.eu.mailgun.net") == (
-            us.base_url, eu.base_url)
+            us.base_url,
+            eu.base_url,
+        )
         assert DOMAIN == eu.domain
         us.close()
         eu.close()
@@ -105,19 +105,23 @@ class TestRequestShape:
 
     def test_form_fields(self, peer: MailgunPeer, transport: MailgunTransport) -> None:
         """Recipients as repeated to, tags as o:tag, metadata as v: variables."""
-        env = raw_envelope(("a@example.com", "b@example.com"), tags=("news", "weekly"),
-                           metadata={"user": "42"})
+        env = raw_envelope(
+            ("a@example.com", "b@example.com"), tags=("news", "weekly"), metadata={"user": "42"}
+        )
         assert transport.send([env])[0].accepted
         [req] = peer.requests
         assert f"/v3/{DOMAIN}/messages.mime" == req.path
         assert req.headers["authorization"].startswith("Basic ")
         parts = peer.accepted[0][1]
-        assert [("to", b"a@example.com"), ("to", b"b@example.com"), ("o:tag", b"news"),
-                ("o:tag", b"weekly"), ("v:user", b"42")] == \
-            [(p.name, p.data) for p in parts if p.name != "message"]
+        assert [
+            ("to", b"a@example.com"),
+            ("to", b"b@example.com"),
+            ("o:tag", b"news"),
+            ("o:tag", b"weekly"),
+            ("v:user", b"42"),
+        ] == [(p.name, p.data) for p in parts if p.name != "message"]
 
-    def test_email_message_serialized(self, peer: MailgunPeer,
-                                      transport: MailgunTransport) -> None:
+    def test_email_message_serialized(self, peer: MailgunPeer, transport: MailgunTransport) -> None:
         """An EmailMessage is sent in its wire form, without Bcc."""
         msg = make_message(extra={"Bcc": "secret@example.com"})
         env = Envelope.from_message(msg)
@@ -143,8 +147,9 @@ class TestRequestShape:
         assert "4 tags" in results[1].status_text
         assert [] == peer.requests
 
-    def test_unpreparable_message_rejected(self, peer: MailgunPeer, transport: MailgunTransport,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_unpreparable_message_rejected(
+        self, peer: MailgunPeer, transport: MailgunTransport, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A message that cannot be prepared is rejected; the rest of the batch is sent."""
         build = MailgunTransport.build_payload
 
@@ -181,7 +186,10 @@ class TestErrors:
         peer.fail_next(1, Reply.json(400, {"message": "to parameter is not a valid address"}))
         [result] = transport.send([raw_envelope()])
         assert (SendStatus.REJECTED, 400, "to parameter is not a valid address") == (
-            result.status, result.status_code, result.status_text)
+            result.status,
+            result.status_code,
+            result.status_text,
+        )
 
     def test_forbidden_rejected(self, peer: MailgunPeer, transport: MailgunTransport) -> None:
         """403 (e.g. a sandbox domain's unauthorized recipient) rejects."""
@@ -231,21 +239,38 @@ class TestErrors:
 
 
 class TestUnreadableAnswers:
-    @pytest.mark.parametrize(("body", "what"), [
-        (b"<html>OK</html>", "not JSON"), (b"", "not JSON"),
-        (b'{"message": "Queued. Thank you."}', 'no "id"'), (b'{"id": null}', 'no "id"'),
-        (b'{"id": 7}', 'no "id"'), (b'{"id": ""}', 'no "id"'), (b'["<1.peer@x>"]', 'no "id"')])
-    def test_unreadable_success(self, peer: MailgunPeer, transport: MailgunTransport,
-                                body: bytes, what: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "what"),
+        [
+            (b"<html>OK</html>", "not JSON"),
+            (b"", "not JSON"),
+            (b'{"message": "Queued. Thank you."}', 'no "id"'),
+            (b'{"id": null}', 'no "id"'),
+            (b'{"id": 7}', 'no "id"'),
+            (b'{"id": ""}', 'no "id"'),
+            (b'["<1.peer@x>"]', 'no "id"'),
+        ],
+    )
+    def test_unreadable_success(
+        self, peer: MailgunPeer, transport: MailgunTransport, body: bytes, what: str
+    ) -> None:
         """A 200 without Mailgun's {"id": ...} is deferred, marked maybe delivered."""
         peer.garble_next(1, body)
         [result] = transport.send([make_envelope()])
         assert 1 == len(peer.accepted)  # Mailgun did queue it
-        assert (SendStatus.DEFERRED, 200, None,
-                f"Mailgun's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}",
-                True) == (
-            result.status, result.status_code, result.message_id, result.status_text,
-            result.possibly_delivered)
+        assert (
+            SendStatus.DEFERRED,
+            200,
+            None,
+            f"Mailgun's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}",
+            True,
+        ) == (
+            result.status,
+            result.status_code,
+            result.message_id,
+            result.status_text,
+            result.possibly_delivered,
+        )
 
     def test_others_keep_results(self, peer: MailgunPeer) -> None:
         """One unreadable answer in a batch defers only its own message."""
@@ -253,14 +278,17 @@ class TestUnreadableAnswers:
         with MailgunTransport(KEY, DOMAIN, base_url=peer.url, concurrency=1) as t:
             results = t.send([make_envelope(f"{c}@example.com") for c in "abc"])
         assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == [
-            r.status for r in results]
+            r.status for r in results
+        ]
         assert [None, "<000002.peer@mg.example.com>", "<000003.peer@mg.example.com>"] == [
-            r.message_id for r in results]
+            r.message_id for r in results
+        ]
 
 
 class TestAsync:
     def test_send_async_concurrent(self, peer: MailgunPeer) -> None:
         """send_async sends each envelope's call, results in batch order."""
+
         async def go() -> list[tuple[str, ...]]:
             async with MailgunTransport(KEY, DOMAIN, base_url=peer.url, concurrency=3) as t:
                 res = await t.send_async([raw_envelope((f"u{i}@example.com",)) for i in range(6)])

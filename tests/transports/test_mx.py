@@ -93,7 +93,8 @@ class TestRouting:
             routes = t.routes("pref.test")
         assert (1, 0) == (len(world.primary.received), len(world.backup.received))
         assert [("primary.pref.test", 5), ("backup.pref.test", 10)] == [
-            (r.host, r.preference) for r in routes  # type: ignore[union-attr]
+            (r.host, r.preference)
+            for r in routes  # type: ignore[union-attr]
         ]
 
     def test_unreachable_mx_falls_through_to_the_next(self, world: World) -> None:
@@ -170,9 +171,7 @@ class TestRouting:
 class TestGrouping:
     def test_recipients_grouped_by_domain(self, world: World) -> None:
         """One transaction per domain; each recipient gets its own result, in order."""
-        env = make_envelope(
-            "a@example.test", "b@nullmx.test", "c@down.test", "reject@example.test"
-        )
+        env = make_envelope("a@example.test", "b@nullmx.test", "c@down.test", "reject@example.test")
         with world.mx() as t:
             [result] = t.send([env])
         assert [("a@example.test",)] == [r.rcpt_tos for r in world.primary.received]
@@ -374,8 +373,10 @@ class TestFaults:
         server = faulty_primary(**fault)
         with world.mx(timeout=1) as t:
             [result] = t.send([make_envelope("user@pref.test", "other@down.test")])
-        assert {"user@pref.test": ("deferred", None), "other@down.test": ("accepted", 250)} \
-            == outcome(result)
+        assert {
+            "user@pref.test": ("deferred", None),
+            "other@down.test": ("accepted", 250),
+        } == outcome(result)
         assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
         assert ("user@pref.test",) == result.pending_recipients
         assert [("user@pref.test",)] == [d.rcpt_tos for d in server.unanswered]
@@ -400,8 +401,9 @@ class TestFaults:
         so the 250 recipient is pending, not accepted."""
         server = faulty_primary()
         with world.mx() as t:
-            [result] = t.send([make_envelope(
-                "ok@example.test", "reject@example.test", "closing@example.test")])
+            [result] = t.send(
+                [make_envelope("ok@example.test", "reject@example.test", "closing@example.test")]
+            )
         assert {
             "ok@example.test": ("deferred", 421),
             "reject@example.test": ("rejected", 550),

@@ -59,6 +59,7 @@ class TestRouteCacheBounds:
         monkeypatch.setattr(mx, "_ROUTE_MAX_BYTES", 4_000)
         t = MXTransport(resolver=dns_zone.client())
         dns_zone.queries.clear()
+
         def mx_queries() -> int:
             return [q[:2] for q in dns_zone.queries].count(("wide.test", "MX"))
 

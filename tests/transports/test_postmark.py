@@ -41,7 +41,12 @@ class TestContract:
         t = PostmarkTransport(TOKEN)
         assert isinstance(t, Transport)
         assert ("postmark", "json", 500, "postmark", "https://api.postmarkapp.com") == (
-            t.name, t.payload, t.max_batch, t.rate_preset, t.base_url)
+            t.name,
+            t.payload,
+            t.max_batch,
+            t.rate_preset,
+            t.base_url,
+        )
         t.close()
 
     def test_from_url(self) -> None:
@@ -57,12 +62,24 @@ class TestContract:
         with pytest.raises(ConfigurationError, match="server token"):
             PostmarkTransport.from_url(TransportURL.parse("postmark://default"))
 
-    @pytest.mark.parametrize(("code", "status"), [
-        (0, SendStatus.ACCEPTED), (100, SendStatus.DEFERRED), (300, SendStatus.REJECTED),
-        (406, SendStatus.REJECTED), (10, SendStatus.REJECTED), (400, SendStatus.REJECTED),
-        (401, SendStatus.REJECTED), (405, SendStatus.REJECTED), (410, SendStatus.REJECTED),
-        (411, SendStatus.REJECTED), (412, SendStatus.REJECTED), (413, SendStatus.REJECTED),
-        (429, SendStatus.DEFERRED)])
+    @pytest.mark.parametrize(
+        ("code", "status"),
+        [
+            (0, SendStatus.ACCEPTED),
+            (100, SendStatus.DEFERRED),
+            (300, SendStatus.REJECTED),
+            (406, SendStatus.REJECTED),
+            (10, SendStatus.REJECTED),
+            (400, SendStatus.REJECTED),
+            (401, SendStatus.REJECTED),
+            (405, SendStatus.REJECTED),
+            (410, SendStatus.REJECTED),
+            (411, SendStatus.REJECTED),
+            (412, SendStatus.REJECTED),
+            (413, SendStatus.REJECTED),
+            (429, SendStatus.DEFERRED),
+        ],
+    )
     def test_error_code_mapping(self, code: int, status: SendStatus) -> None:
         """Postmark ErrorCodes map to accepted / deferred / rejected."""
         assert status == status_for_error_code(code)
@@ -71,11 +88,15 @@ class TestContract:
 class TestSingle:
     def test_email_shape(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """One envelope posts to /email with Postmark's field names."""
-        env = make_envelope(html="<b>hi</b>", tags=("welcome",),
-                            metadata={"user": "42"}, extra={"X-Campaign": "c1"})
+        env = make_envelope(
+            html="<b>hi</b>", tags=("welcome",), metadata={"user": "42"}, extra={"X-Campaign": "c1"}
+        )
         [result] = transport.send([env])
-        assert (SendStatus.ACCEPTED, 0, "OK") == (result.status, result.status_code,
-                                                  result.status_text)
+        assert (SendStatus.ACCEPTED, 0, "OK") == (
+            result.status,
+            result.status_code,
+            result.status_text,
+        )
         assert str(uuid.UUID(int=1)) == result.message_id
         [req] = peer.requests
         assert "/email" == req.path
@@ -84,7 +105,10 @@ class TestSingle:
         assert "News <news@mail.example.org>" == body["From"]
         assert "alice@example.com" == body["To"]
         assert ("Hello", "Hello there.\n", "<b>hi</b>\n") == (
-            body["Subject"], body["TextBody"], body["HtmlBody"])
+            body["Subject"],
+            body["TextBody"],
+            body["HtmlBody"],
+        )
         assert "welcome" == body["Tag"]
         assert {"user": "42"} == body["Metadata"]
         assert {"Name": "X-Campaign", "Value": "c1"} in body["Headers"]
@@ -96,8 +120,9 @@ class TestSingle:
             assert t.send([make_envelope()])[0].accepted
         assert "broadcast" == peer.requests[0].json()["MessageStream"]
 
-    def test_unsigned_sender_rejected(self, peer: PostmarkPeer,
-                                      transport: PostmarkTransport) -> None:
+    def test_unsigned_sender_rejected(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """422 with ErrorCode 400 (no sender signature) rejects with Postmark's message."""
         [result] = transport.send([make_envelope(sender="other@elsewhere.example")])
         assert (SendStatus.REJECTED, 400) == (result.status, result.status_code)
@@ -130,42 +155,56 @@ class TestSingle:
             assert t.send([make_envelope()])[0].accepted
 
     @pytest.mark.parametrize("code", [429, 500, 503])
-    def test_transient_http(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                            code: int) -> None:
+    def test_transient_http(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, code: int
+    ) -> None:
         """429, 500 and 503 defer with the HTTP status and any Retry-After."""
-        peer.fail_next(1, Reply.json(code, {"ErrorCode": 0, "Message": "slow down"},
-                                     {"Retry-After": "4"}))
+        peer.fail_next(
+            1, Reply.json(code, {"ErrorCode": 0, "Message": "slow down"}, {"Retry-After": "4"})
+        )
         [result] = transport.send([make_envelope()])
         assert (SendStatus.DEFERRED, code, 4.0, "slow down") == (
-            result.status, result.status_code, result.retry_after, result.status_text)
+            result.status,
+            result.status_code,
+            result.retry_after,
+            result.status_text,
+        )
 
     def test_hidden_recipients(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """Recipients absent from To/Cc become one message each in a batch call."""
-        env = Envelope.from_message(make_message(to="list@example.org"),
-                                    recipients=["x@example.com", "y@example.com"])
+        env = Envelope.from_message(
+            make_message(to="list@example.org"), recipients=["x@example.com", "y@example.com"]
+        )
         peer.inactive.add("y@example.com")
         [result] = transport.send([env])
         assert "/email/batch" == peer.requests[0].path
         assert ["x@example.com", "y@example.com"] == [m["To"] for m in peer.requests[0].json()]
         assert SendStatus.ACCEPTED == result.status
-        assert [("x@example.com", SendStatus.ACCEPTED), ("y@example.com", SendStatus.REJECTED)] \
-            == [(r.recipient, r.status) for r in result.recipient_results]
+        assert [("x@example.com", SendStatus.ACCEPTED), ("y@example.com", SendStatus.REJECTED)] == [
+            (r.recipient, r.status) for r in result.recipient_results
+        ]
 
     def test_cc_bcc(self, peer: PostmarkPeer, transport: PostmarkTransport) -> None:
         """Envelope recipients split into To / Cc / Bcc."""
-        env = Envelope.from_message(make_message(to="a@example.com", cc="c@example.com"),
-                                    recipients=["a@example.com", "c@example.com",
-                                                "h@example.com"])
+        env = Envelope.from_message(
+            make_message(to="a@example.com", cc="c@example.com"),
+            recipients=["a@example.com", "c@example.com", "h@example.com"],
+        )
         assert transport.send([env])[0].accepted
         body = peer.requests[0].json()
         assert ("a@example.com", "c@example.com", "h@example.com") == (
-            body["To"], body["Cc"], body["Bcc"])
+            body["To"],
+            body["Cc"],
+            body["Bcc"],
+        )
 
-    def test_too_many_recipients_local(self, peer: PostmarkPeer,
-                                       transport: PostmarkTransport) -> None:
+    def test_too_many_recipients_local(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """Over 50 recipients: rejected without a call."""
-        env = Envelope.from_message(make_message(to="list@example.org"),
-                                    recipients=[f"r{i}@example.com" for i in range(51)])
+        env = Envelope.from_message(
+            make_message(to="list@example.org"), recipients=[f"r{i}@example.com" for i in range(51)]
+        )
         [result] = transport.send([env])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert [] == peer.requests
@@ -173,43 +212,54 @@ class TestSingle:
 
 class TestAddresses:
     @pytest.mark.parametrize("form", ["bytes", "message"])
-    def test_display_names_kept(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                                form: str) -> None:
+    def test_display_names_kept(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, form: str
+    ) -> None:
         """To, Cc, From and ReplyTo keep their names: decoded text, RFC 5322-quoted as needed."""
         [result] = transport.send([named_envelope(form)])
         assert (SendStatus.ACCEPTED, 0) == (result.status, result.status_code)
         body = peer.requests[0].json()
-        assert ("Jörg Dœ <news@mail.example.org>",
-                '"Smith, John" <a@example.com>, Bob <b@example.com>',
-                "Caröl <c@example.com>",
-                '"Help \\"Desk\\"" <help@example.org>') == (
-            body["From"], body["To"], body["Cc"], body["ReplyTo"])
+        assert (
+            "Jörg Dœ <news@mail.example.org>",
+            '"Smith, John" <a@example.com>, Bob <b@example.com>',
+            "Caröl <c@example.com>",
+            '"Help \\"Desk\\"" <help@example.org>',
+        ) == (body["From"], body["To"], body["Cc"], body["ReplyTo"])
         assert "Bcc" not in body
 
-    def test_explicit_attachment_disposition_wins(self, peer: PostmarkPeer,
-                                                  transport: PostmarkTransport) -> None:
+    def test_explicit_attachment_disposition_wins(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """A part with a Content-ID and Content-Disposition: attachment gets no ContentID."""
         msg = make_message(html='<img src="cid:logo">')
         msg.get_payload()[1].add_related(  # type: ignore[index]
-            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
-        msg.add_attachment(b"%PDF", maintype="application", subtype="pdf",
-                           filename="doc.pdf", cid="<doc1>")
+            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>"
+        )
+        msg.add_attachment(
+            b"%PDF", maintype="application", subtype="pdf", filename="doc.pdf", cid="<doc1>"
+        )
         assert transport.send([Envelope.from_message(msg)])[0].accepted
         atts = peer.requests[0].json()["Attachments"]
         assert [("image/png", "cid:logo"), ("application/pdf", None)] == [
-            (a["ContentType"], a.get("ContentID")) for a in atts]
+            (a["ContentType"], a.get("ContentID")) for a in atts
+        ]
 
 
 class TestBatch:
-    def test_batch_checks_each_entry(self, peer: PostmarkPeer,
-                                     transport: PostmarkTransport) -> None:
+    def test_batch_checks_each_entry(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """The batch answers 200, yet each entry's ErrorCode decides its envelope."""
         peer.inactive.add("b@example.com")
-        batch = [make_envelope("a@example.com"), make_envelope("b@example.com"),
-                 make_envelope("c@example.com")]
+        batch = [
+            make_envelope("a@example.com"),
+            make_envelope("b@example.com"),
+            make_envelope("c@example.com"),
+        ]
         results = transport.send(batch)
-        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
-            [r.status for r in results]
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == [
+            r.status for r in results
+        ]
         assert [0, 406, 0] == [r.status_code for r in results]
         assert ["/email/batch"] == [r.path for r in peer.requests]
         assert 3 == len(peer.requests[0].json())
@@ -236,6 +286,7 @@ class TestBatch:
 
     def test_send_async_batch(self, peer: PostmarkPeer) -> None:
         """send_async posts the same batch natively."""
+
         async def go() -> list[SendStatus]:
             async with PostmarkTransport(TOKEN, base_url=peer.url) as t:
                 res = await t.send_async([make_envelope(f"u{i}@example.com") for i in range(3)])
@@ -247,11 +298,13 @@ class TestBatch:
 
 class TestDecodedHeaderInjection:
     @pytest.mark.parametrize("case", sorted(INJECTIONS))
-    def test_rejected_locally(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                              case: str) -> None:
+    def test_rejected_locally(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, case: str
+    ) -> None:
         """A decoded header value with a line break rejects the message; nothing is sent."""
-        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
-                       message=INJECTIONS[case])
+        env = Envelope(
+            sender="sender@example.com", recipients=["rcpt@example.net"], message=INJECTIONS[case]
+        )
         [result] = transport.send([env])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert "header injection" in result.status_text
@@ -276,8 +329,9 @@ class TestRequestSizeLimit:
             m["To"] for r in peer.requests for m in r.json()
         )
 
-    def test_single_message_over_limit_rejected(self, peer: PostmarkPeer,
-                                                transport: PostmarkTransport) -> None:
+    def test_single_message_over_limit_rejected(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """A message larger than the limit on its own is rejected locally; the rest is sent."""
         transport.max_request_bytes = 3_000
         big = make_envelope("big@example.com", text="y" * 5_000 + "\n")
@@ -288,23 +342,30 @@ class TestRequestSizeLimit:
 
 
 class TestTags:
-    def test_more_than_one_tag_rejected_locally(self, peer: PostmarkPeer,
-                                                transport: PostmarkTransport) -> None:
+    def test_more_than_one_tag_rejected_locally(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """Postmark holds one tag: two are rejected locally, never silently dropped."""
-        results = transport.send([make_envelope(tags=("welcome", "second")),
-                                  make_envelope(tags=("welcome",))])
+        results = transport.send(
+            [make_envelope(tags=("welcome", "second")), make_envelope(tags=("welcome",))]
+        )
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
         assert "2 tags; Postmark keeps at most 1 per message" == results[0].status_text
-        assert ["welcome"] == [m["Tag"] for r in peer.requests for m in
-                               (r.json() if isinstance(r.json(), list) else [r.json()])]
+        assert ["welcome"] == [
+            m["Tag"]
+            for r in peer.requests
+            for m in (r.json() if isinstance(r.json(), list) else [r.json()])
+        ]
 
 
 def _set_entry(n: int, value: Any) -> Any:
     """A garble: the batch answer with entry *n* replaced by *value*."""
+
     def change(reply: Reply) -> Reply:
         data = reply.data()
         data[n] = value
         return reply.with_json(data)
+
     return change
 
 
@@ -314,86 +375,123 @@ class TestUnreadableAnswers:
     def batch(self) -> list[Envelope]:
         return [make_envelope(f"{c}@example.com") for c in "abc"]
 
-    @pytest.mark.parametrize("entry", [
-        {"ErrorCode": None, "Message": "OK"}, {"ErrorCode": "0"}, {"ErrorCode": True},
-        {"Message": "OK"}, "OK", None, [0]])
-    def test_one_bad_entry(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                           entry: Any) -> None:
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            {"ErrorCode": None, "Message": "OK"},
+            {"ErrorCode": "0"},
+            {"ErrorCode": True},
+            {"Message": "OK"},
+            "OK",
+            None,
+            [0],
+        ],
+    )
+    def test_one_bad_entry(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, entry: Any
+    ) -> None:
         """Only the message whose entry is unreadable is deferred, marked maybe delivered;
         the others keep their results."""
         peer.garble_next(1, _set_entry(1, entry))
         results = transport.send(self.batch())
         assert 3 == len(peer.accepted)  # Postmark did send all three
         assert [SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.ACCEPTED] == [
-            r.status for r in results]
+            r.status for r in results
+        ]
         assert [str(uuid.UUID(int=1)), None, str(uuid.UUID(int=3))] == [
-            r.message_id for r in results]
-        assert ("Postmark's answer for this message could not be read (no integer ErrorCode); "
-                f"{MAYBE_DELIVERED}") == results[1].status_text
+            r.message_id for r in results
+        ]
+        assert (
+            "Postmark's answer for this message could not be read (no integer ErrorCode); "
+            f"{MAYBE_DELIVERED}"
+        ) == results[1].status_text
         assert [False, True, False] == [r.possibly_delivered for r in results]
         assert ("b@example.com",) == results[1].pending_recipients
 
-    @pytest.mark.parametrize(("body", "what"), [
-        (b"<html>OK</html>", "not JSON"),
-        (b"", "not JSON"),
-        (b"[]", "0 entries for 3 messages"),
-        (b'[{"ErrorCode": 0}, {"ErrorCode": 0}]', "2 entries for 3 messages"),
-        (b'[{"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}]',
-         "4 entries for 3 messages"),
-        (b'{"ErrorCode": 0, "Message": "OK"}', "one answer for a batch of 3 messages"),
-        (b'{"Message": "OK"}', "no integer ErrorCode"),
-        (b'"OK"', "a JSON str, not an object or a list"),
-    ])
-    def test_whole_batch_unreadable(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                                    body: bytes, what: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "what"),
+        [
+            (b"<html>OK</html>", "not JSON"),
+            (b"", "not JSON"),
+            (b"[]", "0 entries for 3 messages"),
+            (b'[{"ErrorCode": 0}, {"ErrorCode": 0}]', "2 entries for 3 messages"),
+            (
+                b'[{"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}, {"ErrorCode": 0}]',
+                "4 entries for 3 messages",
+            ),
+            (b'{"ErrorCode": 0, "Message": "OK"}', "one answer for a batch of 3 messages"),
+            (b'{"Message": "OK"}', "no integer ErrorCode"),
+            (b'"OK"', "a JSON str, not an object or a list"),
+        ],
+    )
+    def test_whole_batch_unreadable(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, body: bytes, what: str
+    ) -> None:
         """An answer that cannot be matched to the messages defers them all, none accepted."""
         peer.garble_next(1, body)
         with capture_logs() as logs:
             results = transport.send(self.batch())
         assert 3 == len(peer.accepted)
         assert [SendStatus.DEFERRED] * 3 == [r.status for r in results]
-        assert {f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"} \
-            == {r.status_text for r in results}
+        assert {f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"} == {
+            r.status_text for r in results
+        }
         assert [True] * 3 == [r.possibly_delivered for r in results]
         assert [("transport.answer_unreadable", 200, what)] == [
-            (e["event"], e["status"], e["problem"]) for e in logs
-            if e["event"] == "transport.answer_unreadable"]
+            (e["event"], e["status"], e["problem"])
+            for e in logs
+            if e["event"] == "transport.answer_unreadable"
+        ]
 
-    @pytest.mark.parametrize(("body", "what"), [
-        (b"<html>OK</html>", "not JSON"), (b"{}", "no integer ErrorCode"),
-        (b'{"ErrorCode": null}', "no integer ErrorCode"),
-        (b'[{"ErrorCode": 0}]', "a list answering one message")])
-    def test_single_unreadable(self, peer: PostmarkPeer, transport: PostmarkTransport,
-                               body: bytes, what: str) -> None:
+    @pytest.mark.parametrize(
+        ("body", "what"),
+        [
+            (b"<html>OK</html>", "not JSON"),
+            (b"{}", "no integer ErrorCode"),
+            (b'{"ErrorCode": null}', "no integer ErrorCode"),
+            (b'[{"ErrorCode": 0}]', "a list answering one message"),
+        ],
+    )
+    def test_single_unreadable(
+        self, peer: PostmarkPeer, transport: PostmarkTransport, body: bytes, what: str
+    ) -> None:
         """/email answered 200 with something unreadable: deferred, maybe delivered."""
         peer.garble_next(1, body)
         [result] = transport.send([make_envelope()])
         assert 1 == len(peer.accepted)
         assert (SendStatus.DEFERRED, 200) == (result.status, result.status_code)
-        assert (f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"
-                == result.status_text)
+        assert (
+            f"Postmark's HTTP 200 answer could not be read ({what}); {MAYBE_DELIVERED}"
+            == result.status_text
+        )
 
-    def test_hidden_recipient_copies(self, peer: PostmarkPeer,
-                                     transport: PostmarkTransport) -> None:
+    def test_hidden_recipient_copies(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """Per-copy answers: the unreadable copy's recipient stays pending, the other not."""
-        env = Envelope.from_message(make_message(to="list@example.org"),
-                                    recipients=["x@example.com", "y@example.com"])
+        env = Envelope.from_message(
+            make_message(to="list@example.org"), recipients=["x@example.com", "y@example.com"]
+        )
         peer.garble_next(1, _set_entry(0, {"ErrorCode": None}))
         [result] = transport.send([env])
         assert SendStatus.DEFERRED == result.status
-        assert [("x@example.com", SendStatus.DEFERRED), ("y@example.com", SendStatus.ACCEPTED)] \
-            == [(r.recipient, r.status) for r in result.recipient_results]
+        assert [("x@example.com", SendStatus.DEFERRED), ("y@example.com", SendStatus.ACCEPTED)] == [
+            (r.recipient, r.status) for r in result.recipient_results
+        ]
         assert ("x@example.com",) == result.pending_recipients
 
-    def test_unreadable_error_answer(self, peer: PostmarkPeer,
-                                     transport: PostmarkTransport) -> None:
+    def test_unreadable_error_answer(
+        self, peer: PostmarkPeer, transport: PostmarkTransport
+    ) -> None:
         """A 422 whose ErrorCode is null or 0 is a refusal by its HTTP status, never accepted."""
         peer.fail_next(1, Reply.json(422, {"ErrorCode": None, "Message": "Bad thing"}))
         peer.fail_next(1, Reply.json(422, {"ErrorCode": 0, "Message": "Odd thing"}))
         first = transport.send([make_envelope()])
         second = transport.send([make_envelope()])
-        assert [(SendStatus.REJECTED, 422, "Bad thing"), (SendStatus.REJECTED, 422, "Odd thing")] \
-            == [(r.status, r.status_code, r.status_text) for r in first + second]
+        assert [
+            (SendStatus.REJECTED, 422, "Bad thing"),
+            (SendStatus.REJECTED, 422, "Odd thing"),
+        ] == [(r.status, r.status_code, r.status_text) for r in first + second]
 
     def test_async(self, peer: PostmarkPeer) -> None:
         """send_async reads answers the same way."""
@@ -408,6 +506,7 @@ class TestUnreadableAnswers:
     def test_interpreter_failure_keeps_other_calls(self, peer: PostmarkPeer) -> None:
         """Should reading one answer fail unexpectedly, that call's messages are deferred
         (maybe delivered) and the batch's other calls keep their results."""
+
         class Fragile(PostmarkTransport):
             def _envelope_result(self, env: Envelope, *args: Any, **kwargs: Any) -> Any:
                 if env.recipients == ("b@example.com",):
@@ -419,6 +518,8 @@ class TestUnreadableAnswers:
             results = t.send(self.batch())
         assert 3 == len(peer.requests)
         assert [SendStatus.ACCEPTED, SendStatus.DEFERRED, SendStatus.ACCEPTED] == [
-            r.status for r in results]
-        assert ("HTTP 200 answer could not be read (RuntimeError); "
-                f"{MAYBE_DELIVERED}") == results[1].status_text
+            r.status for r in results
+        ]
+        assert (f"HTTP 200 answer could not be read (RuntimeError); {MAYBE_DELIVERED}") == results[
+            1
+        ].status_text

@@ -120,11 +120,19 @@ _SECRET_MIDDLE = st.text(
 
 class TestRandomSecrets:
     @settings(max_examples=300, deadline=None)
-    @given(middle=_SECRET_MIDDLE, template=st.sampled_from([
-        "smtp://user:{}@host", "smtp://user:{}@host:2525/", "postmark://{}@default",
-        "sendgrid://{}@default?region=eu", "failover(smtp://user:{}@host memory://)",
-        "roundrobin(memory:// postmark://{}@default)",
-    ]))
+    @given(
+        middle=_SECRET_MIDDLE,
+        template=st.sampled_from(
+            [
+                "smtp://user:{}@host",
+                "smtp://user:{}@host:2525/",
+                "postmark://{}@default",
+                "sendgrid://{}@default?region=eu",
+                "failover(smtp://user:{}@host memory://)",
+                "roundrobin(memory:// postmark://{}@default)",
+            ]
+        ),
+    )
     def test_secret_never_shown(self, middle: str, template: str) -> None:
         """Whatever a credential holds (spaces, '/', '?', '#', '@'), no part of it is shown."""
         secret = f"Zq9{middle}K7x"
@@ -140,9 +148,15 @@ class TestRandomSecrets:
         assert "Zq9" not in redact_url(template.format(secret))
         assert "K7x" not in redact_url(template.format(secret))
 
-    @pytest.mark.parametrize("url", ["postmark://abc-SECRET-123\n@default",
-                                     "smtp://u:SEC RET@h", "smtp://user:pa/SECss@host",
-                                     "failover(smtp://u:SEC RET@h memory://)"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postmark://abc-SECRET-123\n@default",
+            "smtp://u:SEC RET@h",
+            "smtp://user:pa/SECss@host",
+            "failover(smtp://u:SEC RET@h memory://)",
+        ],
+    )
     def test_audit_cases(self, url: str) -> None:
         """Credentials with whitespace or '/' are never echoed, even in part."""
         with pytest.raises(MailscaleError) as info:

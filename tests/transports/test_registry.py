@@ -108,10 +108,14 @@ class TestBadURLs:
             (f"smtp://user:{SECRET}@ho%0Ast", "control character .* in host"),
             ("file:///tmp/a%0Db", "control character .* in path"),
             (f"smtp://user:{SECRET}@host?tls%00=none", "control character .* name of an option"),
-            (f"smtp://user:{SECRET}@host?local_hostname=a%09b",
-             "control character .* value of option 'local_hostname'"),
-            (f"postmark://{SECRET}@default?message_stream=%7F",
-             "control character .* value of option 'message_stream'"),
+            (
+                f"smtp://user:{SECRET}@host?local_hostname=a%09b",
+                "control character .* value of option 'local_hostname'",
+            ),
+            (
+                f"postmark://{SECRET}@default?message_stream=%7F",
+                "control character .* value of option 'message_stream'",
+            ),
             # Empty values where a value is required.
             ("ses://?region=", "option 'region' is empty"),
             ("ses://?region=eu-west-1&configuration_set=", "option 'configuration_set' is empty"),
@@ -132,7 +136,10 @@ class TestBadURLs:
         """'@' as %40 and a space as %20 in credentials decode as they should."""
         url = TransportURL.parse(f"smtp://postmaster%40mg.example.com:a%20{SECRET}@host")
         assert ("postmaster@mg.example.com", f"a {SECRET}", "host") == (
-            url.username, url.password, url.host)
+            url.username,
+            url.password,
+            url.host,
+        )
 
     def test_known_third_party_scheme_names_its_package(
         self, monkeypatch: pytest.MonkeyPatch
@@ -198,8 +205,11 @@ class TestContractCheck:
             (type("NoSend", (), {"schemes": ("x",), "close": print, "from_url": print}), "send"),
             (type("NoSchemes", (), {"send": print, "close": print, "from_url": print}), "schemes"),
             (
-                type("Other", (), {"schemes": ("y",), "send": print, "close": print,
-                                   "from_url": print}),
+                type(
+                    "Other",
+                    (),
+                    {"schemes": ("y",), "send": print, "close": print, "from_url": print},
+                ),
                 "does not include 'x'",
             ),
         ],
@@ -307,9 +317,7 @@ class TestPlugins:
         reset_plugins()
         assert SMTPTransport is type(transport_from_url("smtp://relay.example.com"))
         shadowed = [i for i in available_transports() if i.kind == "shadowed"]
-        assert [("smtp", "mailscale-broken-plugin")] == [
-            (i.name, i.distribution) for i in shadowed
-        ]
+        assert [("smtp", "mailscale-broken-plugin")] == [(i.name, i.distribution) for i in shadowed]
 
     def test_discovery_is_lazy(self) -> None:
         """Built-in URLs never scan entry points; a plugin URL loads only that plugin."""
@@ -359,47 +367,58 @@ class TestPackage:
 
 
 class TestTransportTLS:
-    @pytest.mark.parametrize(("url", "mode"), [
-        ("smtp://relay.example.com", "required"),
-        ("smtp://relay.example.com?tls=starttls", "required"),
-        ("smtp://relay.example.com?tls=required", "required"),
-        ("smtp://relay.example.com?tls=implicit", "required"),
-        (f"smtps://user:{SECRET}@relay.example.com:465", "required"),
-        ("smtp://relay.example.com?tls=opportunistic", "opportunistic"),
-        ("smtp://relay.example.com?tls=none", "none"),
-        ("mx://", "opportunistic"),
-        ("mx://?tls=required", "required"),
-        ("mx://?tls=none", "none"),
-        (f"sendgrid://{SECRET}@default", "required"),
-        (f"sendgrid://{SECRET}@default?region=eu", "required"),
-        (f"mailgun://{SECRET}@mg.example.com?base_url=http://127.0.0.1:8080", "none"),
-        (f"postmark://{SECRET}@default?base_url=https://127.0.0.1:8443", "required"),
-        ("ses://?region=eu-west-1", "required"),
-        ("ses://?region=eu-west-1&endpoint_url=http://127.0.0.1:5000", "none"),
-        ("memory://", None),
-        ("null://", None),
-        ("failover(smtp://a.example.com smtp://b.example.com?tls=opportunistic)", "opportunistic"),
-        ("roundrobin(memory:// failover(mx://?tls=none sendgrid://K@default))", "none"),
-        ("roundrobin(memory:// null://)", None),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "mode"),
+        [
+            ("smtp://relay.example.com", "required"),
+            ("smtp://relay.example.com?tls=starttls", "required"),
+            ("smtp://relay.example.com?tls=required", "required"),
+            ("smtp://relay.example.com?tls=implicit", "required"),
+            (f"smtps://user:{SECRET}@relay.example.com:465", "required"),
+            ("smtp://relay.example.com?tls=opportunistic", "opportunistic"),
+            ("smtp://relay.example.com?tls=none", "none"),
+            ("mx://", "opportunistic"),
+            ("mx://?tls=required", "required"),
+            ("mx://?tls=none", "none"),
+            (f"sendgrid://{SECRET}@default", "required"),
+            (f"sendgrid://{SECRET}@default?region=eu", "required"),
+            (f"mailgun://{SECRET}@mg.example.com?base_url=http://127.0.0.1:8080", "none"),
+            (f"postmark://{SECRET}@default?base_url=https://127.0.0.1:8443", "required"),
+            ("ses://?region=eu-west-1", "required"),
+            ("ses://?region=eu-west-1&endpoint_url=http://127.0.0.1:5000", "none"),
+            ("memory://", None),
+            ("null://", None),
+            (
+                "failover(smtp://a.example.com smtp://b.example.com?tls=opportunistic)",
+                "opportunistic",
+            ),
+            ("roundrobin(memory:// failover(mx://?tls=none sendgrid://K@default))", "none"),
+            ("roundrobin(memory:// null://)", None),
+        ],
+    )
     def test_mode(self, url: str, mode: str | None) -> None:
         """Each URL's TLS as its transport reads it; a composite is its weakest member."""
         assert mode == registry.transport_tls(url)
 
     def test_agrees_with_the_built_transport(self) -> None:
         """smtps:// and ?tls= build transports whose tls setting matches the reading."""
-        for url, built in (("smtps://relay.example.com", "implicit"),
-                           ("smtp://relay.example.com", "starttls"),
-                           ("smtp://relay.example.com?tls=opportunistic", "opportunistic")):
+        for url, built in (
+            ("smtps://relay.example.com", "implicit"),
+            ("smtp://relay.example.com", "starttls"),
+            ("smtp://relay.example.com?tls=opportunistic", "opportunistic"),
+        ):
             with transport_from_url(url) as t:
                 assert built == t.tls  # type: ignore[attr-defined]
 
-    @pytest.mark.parametrize(("url", "words"), [
-        ("smtps://relay.example.com?tls=none", "smtps:// always uses implicit TLS"),
-        ("mx://?tls=maybe", "tls must be one of"),
-        (f"smtp://u:{SECRET}@relay.example.com?starttls=no", "unknown option"),
-        ("nope://x", "unknown scheme"),
-    ])
+    @pytest.mark.parametrize(
+        ("url", "words"),
+        [
+            ("smtps://relay.example.com?tls=none", "smtps:// always uses implicit TLS"),
+            ("mx://?tls=maybe", "tls must be one of"),
+            (f"smtp://u:{SECRET}@relay.example.com?starttls=no", "unknown option"),
+            ("nope://x", "unknown scheme"),
+        ],
+    )
     def test_refuses_what_the_transport_refuses(self, url: str, words: str) -> None:
         """A URL the transport would refuse raises ConfigurationError, redacted."""
         with pytest.raises(ConfigurationError, match=words) as info:

@@ -141,8 +141,9 @@ class TestRetryingTransport:
 
     def test_honours_retry_after_from_the_result(self) -> None:
         """A deferred result's retry_after sets the wait."""
-        answers = [SendResult(status=SendStatus.DEFERRED, recipients=("r@example.net",),
-                              retry_after=17.0)]
+        answers = [
+            SendResult(status=SendStatus.DEFERRED, recipients=("r@example.net",), retry_after=17.0)
+        ]
 
         def outcome(env: Envelope) -> SendResult | None:
             return answers.pop() if answers else None
@@ -254,8 +255,10 @@ class TestOneResultPerEnvelope:
                 attempts.append(len(batch))
                 now[0] += 1.0
                 if len(attempts) == 1:
-                    return [SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
-                            for e in batch]
+                    return [
+                        SendResult(status=SendStatus.DEFERRED, recipients=e.recipients)
+                        for e in batch
+                    ]
                 raise TransportConnectionError("down", provider="memory")
 
         policy = no_jitter(base=1.0, max_attempts=10, max_elapsed=3.5)
@@ -266,8 +269,11 @@ class TestOneResultPerEnvelope:
 
 def without_message_id(*recipients: str) -> Envelope:
     """A raw message that has no Message-ID field."""
-    return Envelope(sender="sender@example.com", recipients=recipients or ("rcpt@example.net",),
-                    message=raw_with_headers())
+    return Envelope(
+        sender="sender@example.com",
+        recipients=recipients or ("rcpt@example.net",),
+        message=raw_with_headers(),
+    )
 
 
 MESSAGE_ID = re.compile(rb"\AMessage-ID: <[^>\r\n]+@example\.com>\r\n")
@@ -283,8 +289,9 @@ class TestPossiblyDelivered:
         sleep = FakeSleep()
         with server.running():
             inner = SMTPTransport("127.0.0.1", server.port, tls="none", timeout=5)
-            with RetryingTransport(inner, no_jitter(max_attempts=4), sleep=sleep,
-                                   clock=lambda: 0.0) as t:
+            with RetryingTransport(
+                inner, no_jitter(max_attempts=4), sleep=sleep, clock=lambda: 0.0
+            ) as t:
                 [result] = t.send([env])
         assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
         assert [60.0] == sleep.waits
@@ -321,17 +328,23 @@ class TestPossiblyDelivered:
             rcpt = env.recipients[0]
             seen.append((rcpt, str(env.headers()["Message-ID"])))
             if rcpt.startswith("lost") or len(seen) <= 4:
-                return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients,
-                                  possibly_delivered=rcpt.startswith("lost"))
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    possibly_delivered=rcpt.startswith("lost"),
+                )
             return None
 
         policy = no_jitter(base=1.0, multiplier=2.0, max_attempts=5)
-        t = RetryingTransport(MemoryTransport(outcome=outcome), policy, sleep=advance,
-                              clock=lambda: now[0])
-        grey, lost = t.send([without_message_id("grey@example.net"),
-                             without_message_id("lost@example.net")])
-        assert ["grey", "lost", "grey", "grey", "grey", "lost"] == \
-            [rcpt.partition("@")[0] for rcpt, _ in seen]
+        t = RetryingTransport(
+            MemoryTransport(outcome=outcome), policy, sleep=advance, clock=lambda: now[0]
+        )
+        grey, lost = t.send(
+            [without_message_id("grey@example.net"), without_message_id("lost@example.net")]
+        )
+        assert ["grey", "lost", "grey", "grey", "grey", "lost"] == [
+            rcpt.partition("@")[0] for rcpt, _ in seen
+        ]
         # Backoff 1, 2, 4 for the greylisted one; then 60 s after the lost one's attempt.
         assert [1.0, 2.0, 4.0, 53.0] == sleep.waits
         assert (SendStatus.ACCEPTED, False) == (grey.status, grey.possibly_delivered)
@@ -339,22 +352,28 @@ class TestPossiblyDelivered:
         ids = {rcpt: {mid for r, mid in seen if r == rcpt} for rcpt, _ in seen}
         assert [1, 1] == [len(v) for v in ids.values()]
 
-    @pytest.mark.parametrize("policy", [
-        RetryPolicy(jitter=0.0, max_elapsed=30.0),
-        RetryPolicy(jitter=0.0, max_attempts=1),
-    ], ids=["max_elapsed", "max_attempts"])
+    @pytest.mark.parametrize(
+        "policy",
+        [
+            RetryPolicy(jitter=0.0, max_elapsed=30.0),
+            RetryPolicy(jitter=0.0, max_attempts=1),
+        ],
+        ids=["max_elapsed", "max_attempts"],
+    )
     def test_limits_still_apply(self, policy: RetryPolicy) -> None:
         """The later attempt happens within max_elapsed and max_attempts, or not at all."""
         calls: list[int] = []
 
         def outcome(env: Envelope) -> SendResult:
             calls.append(1)
-            return SendResult(status=SendStatus.DEFERRED, recipients=env.recipients,
-                              possibly_delivered=True)
+            return SendResult(
+                status=SendStatus.DEFERRED, recipients=env.recipients, possibly_delivered=True
+            )
 
         sleep = FakeSleep()
-        t = RetryingTransport(MemoryTransport(outcome=outcome), policy, sleep=sleep,
-                              clock=lambda: 0.0)
+        t = RetryingTransport(
+            MemoryTransport(outcome=outcome), policy, sleep=sleep, clock=lambda: 0.0
+        )
         [result] = t.send([make_envelope()])
         assert ([1], []) == (calls, sleep.waits)
         assert result.possibly_delivered
@@ -377,7 +396,7 @@ class TestMessageId:
         got = plain_peer.received[0].content
         found = MESSAGE_ID.match(got)
         assert found is not None
-        assert env.to_bytes() == got[found.end():]
+        assert env.to_bytes() == got[found.end() :]
 
     def test_a_message_with_one_is_untouched(self, plain_peer: SMTPPeer) -> None:
         """A message that has a Message-ID is sent exactly as given."""
@@ -418,5 +437,5 @@ class TestMessageId:
         if added:
             found = MESSAGE_ID.match(bytes(out.message))  # type: ignore[arg-type]
             assert found is not None
-            assert raw == bytes(out.message)[found.end():]  # type: ignore[arg-type]
+            assert raw == bytes(out.message)[found.end() :]  # type: ignore[arg-type]
         assert out is with_message_id(out)

@@ -45,7 +45,11 @@ class TestContract:
         t = SendGridTransport(KEY)
         assert isinstance(t, Transport)
         assert ("sendgrid", "json", 1000, "sendgrid") == (
-            t.name, t.payload, t.max_batch, t.rate_preset)
+            t.name,
+            t.payload,
+            t.max_batch,
+            t.rate_preset,
+        )
         t.close()
 
     def test_from_url(self) -> None:
@@ -85,8 +89,12 @@ class TestContract:
 class TestRequestShape:
     def test_single_message(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """One envelope becomes one request with the documented JSON fields."""
-        env = make_envelope(html="<p>Hello</p>", tags=("welcome",),
-                            metadata={"user": "42"}, extra={"List-Unsubscribe": "<mailto:u@x.org>"})
+        env = make_envelope(
+            html="<p>Hello</p>",
+            tags=("welcome",),
+            metadata={"user": "42"},
+            extra={"List-Unsubscribe": "<mailto:u@x.org>"},
+        )
         [result] = transport.send([env])
         assert SendStatus.ACCEPTED == result.status
         assert "sgpeer000001" == result.message_id
@@ -100,8 +108,9 @@ class TestRequestShape:
         assert {"user": "42"} == pers["custom_args"]
         assert "Hello" == pers["subject"]
         assert {"email": "news@mail.example.org", "name": "News"} == body["from"]
-        assert [("text/plain", "Hello there.\n"), ("text/html", "<p>Hello</p>\n")] == \
-            [(c["type"], c["value"]) for c in body["content"]]
+        assert [("text/plain", "Hello there.\n"), ("text/html", "<p>Hello</p>\n")] == [
+            (c["type"], c["value"]) for c in body["content"]
+        ]
         assert ["welcome"] == body["categories"]
         assert {"List-Unsubscribe": "<mailto:u@x.org>"} == pers["headers"]
         assert "subject" not in body and "headers" not in body
@@ -119,8 +128,9 @@ class TestRequestShape:
     def test_cc_and_bcc(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """Envelope recipients split into to / cc / bcc by the message headers."""
         msg = make_message(to="a@example.com", cc="c@example.com")
-        env = Envelope.from_message(msg, recipients=["a@example.com", "c@example.com",
-                                                     "hidden@example.com"])
+        env = Envelope.from_message(
+            msg, recipients=["a@example.com", "c@example.com", "hidden@example.com"]
+        )
         assert transport.send([env])[0].accepted
         [p] = peer.requests[0].json()["personalizations"]
         assert [{"email": "a@example.com"}] == p["to"]
@@ -134,57 +144,70 @@ class TestRequestShape:
         [result] = transport.send([env])
         assert result.accepted
         pers = peer.requests[0].json()["personalizations"]
-        assert [[{"email": "x@example.com"}], [{"email": "y@example.com"}]] == \
-            [p["to"] for p in pers]
+        assert [[{"email": "x@example.com"}], [{"email": "y@example.com"}]] == [
+            p["to"] for p in pers
+        ]
 
     def test_attachment(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """Attachments travel base64-encoded with type, filename and disposition."""
         msg = make_message()
-        msg.add_attachment(b"\x00\x01pdfdata", maintype="application", subtype="pdf",
-                           filename="report.pdf")
+        msg.add_attachment(
+            b"\x00\x01pdfdata", maintype="application", subtype="pdf", filename="report.pdf"
+        )
         assert transport.send([Envelope.from_message(msg)])[0].accepted
         [att] = peer.requests[0].json()["attachments"]
         assert ("application/pdf", "report.pdf", "attachment") == (
-            att["type"], att["filename"], att["disposition"])
+            att["type"],
+            att["filename"],
+            att["disposition"],
+        )
         assert b"\x00\x01pdfdata" == base64.b64decode(att["content"])
 
 
 class TestAddresses:
     @pytest.mark.parametrize("form", ["bytes", "message"])
-    def test_display_names_kept(self, peer: SendGridPeer, transport: SendGridTransport,
-                                form: str) -> None:
+    def test_display_names_kept(
+        self, peer: SendGridPeer, transport: SendGridTransport, form: str
+    ) -> None:
         """to, cc, from and reply_to keep their decoded names; a name with a comma is quoted."""
         assert transport.send([named_envelope(form)])[0].accepted
         body = peer.requests[0].json()
         [pers] = body["personalizations"]
-        assert [{"email": "a@example.com", "name": '"Smith, John"'},
-                {"email": "b@example.com", "name": "Bob"}] == pers["to"]
+        assert [
+            {"email": "a@example.com", "name": '"Smith, John"'},
+            {"email": "b@example.com", "name": "Bob"},
+        ] == pers["to"]
         assert [{"email": "c@example.com", "name": "Caröl"}] == pers["cc"]
         assert "bcc" not in pers
         assert {"email": "news@mail.example.org", "name": "Jörg Dœ"} == body["from"]
         assert {"email": "help@example.org", "name": 'Help "Desk"'} == body["reply_to"]
 
-    def test_semicolon_and_quote_in_name(self, peer: SendGridPeer,
-                                         transport: SendGridTransport) -> None:
+    def test_semicolon_and_quote_in_name(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """A personalization name with ';' is a quoted string, inner quotes escaped."""
         msg = make_message(to='"Ops; \\"Night\\" Shift" <ops@example.com>')
         assert transport.send([Envelope.from_message(msg)])[0].accepted
         [pers] = peer.requests[0].json()["personalizations"]
         assert [{"email": "ops@example.com", "name": '"Ops; \\"Night\\" Shift"'}] == pers["to"]
 
-    def test_explicit_attachment_disposition_wins(self, peer: SendGridPeer,
-                                                  transport: SendGridTransport) -> None:
+    def test_explicit_attachment_disposition_wins(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """Content-ID with Content-Disposition: attachment is an attachment, without content_id;
         a Content-ID without a disposition is inline."""
         msg = make_message(html='<img src="cid:logo">')
         msg.get_payload()[1].add_related(  # type: ignore[index]
-            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>")
-        msg.add_attachment(b"%PDF", maintype="application", subtype="pdf",
-                           filename="doc.pdf", cid="<doc1>")
+            b"\x89PNG...", maintype="image", subtype="png", cid="<logo>"
+        )
+        msg.add_attachment(
+            b"%PDF", maintype="application", subtype="pdf", filename="doc.pdf", cid="<doc1>"
+        )
         assert transport.send([Envelope.from_message(msg)])[0].accepted
         atts = peer.requests[0].json()["attachments"]
         assert [("image/png", "inline", "logo"), ("application/pdf", "attachment", None)] == [
-            (a["type"], a["disposition"], a.get("content_id")) for a in atts]
+            (a["type"], a["disposition"], a.get("content_id")) for a in atts
+        ]
 
 
 class TestBatching:
@@ -206,12 +229,15 @@ class TestBatching:
         self, peer: SendGridPeer, transport: SendGridTransport
     ) -> None:
         """Different bodies cannot share a request; results keep the batch order."""
-        batch = [make_envelope("a@example.com", text="A"),
-                 make_envelope("b@example.com", text="B"),
-                 make_envelope("c@example.com", text="A")]
+        batch = [
+            make_envelope("a@example.com", text="A"),
+            make_envelope("b@example.com", text="B"),
+            make_envelope("c@example.com", text="A"),
+        ]
         results = transport.send(batch)
-        assert [("a@example.com",), ("b@example.com",), ("c@example.com",)] == \
-            [r.recipients for r in results]
+        assert [("a@example.com",), ("b@example.com",), ("c@example.com",)] == [
+            r.recipients for r in results
+        ]
         assert 2 == len(peer.requests)
         assert ["A\n", "B\n"] == sorted(r.json()["content"][0]["value"] for r in peer.requests)
         assert results[0].message_id == results[2].message_id != results[1].message_id
@@ -220,13 +246,19 @@ class TestBatching:
         self, peer: SendGridPeer, transport: SendGridTransport
     ) -> None:
         """Subjects and headers (Message-ID) differ per personalization, so they still batch."""
-        batch = [make_envelope(f"u{i}@example.com", subject=f"Hi {i}",
-                               extra={"Message-ID": f"<m{i}@mail.example.org>"})
-                 for i in range(3)]
+        batch = [
+            make_envelope(
+                f"u{i}@example.com",
+                subject=f"Hi {i}",
+                extra={"Message-ID": f"<m{i}@mail.example.org>"},
+            )
+            for i in range(3)
+        ]
         assert all(r.accepted for r in transport.send(batch))
         [req] = peer.requests
-        assert [(f"Hi {i}", f"<m{i}@mail.example.org>") for i in range(3)] == \
-            [(p["subject"], p["headers"]["Message-ID"]) for p in req.json()["personalizations"]]
+        assert [(f"Hi {i}", f"<m{i}@mail.example.org>") for i in range(3)] == [
+            (p["subject"], p["headers"]["Message-ID"]) for p in req.json()["personalizations"]
+        ]
 
     def test_personalization_limit(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """1,001 envelopes need two requests: 1,000 personalizations, then 1."""
@@ -238,8 +270,10 @@ class TestBatching:
     def test_recipient_limit(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """The 1,000-recipient total splits requests before an envelope would cross it."""
         msg = make_message(to="list@example.org")
-        big = [Envelope.from_message(msg, recipients=[f"r{j}-{i}@example.com" for j in range(400)])
-               for i in range(3)]
+        big = [
+            Envelope.from_message(msg, recipients=[f"r{j}-{i}@example.com" for j in range(400)])
+            for i in range(3)
+        ]
         results = transport.send(big)
         assert 3 == sum(r.accepted for r in results)
         assert [400, 800] == sorted(len(r.json()["personalizations"]) for r in peer.requests)
@@ -273,18 +307,23 @@ class TestErrors:
         The others of that request were not sent; they go again at once, without it.
         """
         peer.invalid_recipients.add("bad@example.com")
-        batch = [make_envelope("good@example.com"), make_envelope("bad@example.com"),
-                 make_envelope("fine@example.com")]
+        batch = [
+            make_envelope("good@example.com"),
+            make_envelope("bad@example.com"),
+            make_envelope("fine@example.com"),
+        ]
         good, bad, fine = transport.send(batch)
         assert SendStatus.REJECTED == bad.status
         assert "valid address" in bad.status_text
         assert (SendStatus.ACCEPTED, SendStatus.ACCEPTED) == (good.status, fine.status)
-        assert [["good@example.com", "bad@example.com", "fine@example.com"],
-                ["good@example.com", "fine@example.com"]] == \
-            [[p["to"][0]["email"] for p in r.json()["personalizations"]] for r in peer.requests]
+        assert [
+            ["good@example.com", "bad@example.com", "fine@example.com"],
+            ["good@example.com", "fine@example.com"],
+        ] == [[p["to"][0]["email"] for p in r.json()["personalizations"]] for r in peer.requests]
 
-    def test_400_resend_failure_keeps_results(self, peer: SendGridPeer,
-                                              transport: SendGridTransport) -> None:
+    def test_400_resend_failure_keeps_results(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """If the second pass cannot connect, the held-back envelopes stay deferred."""
         peer.invalid_recipients.add("bad@example.com")
         answer = peer.handle
@@ -322,24 +361,37 @@ class TestErrors:
         assert logs and all(wrong not in repr(e) for e in logs)
 
     @pytest.mark.parametrize("code", [403, 413])
-    def test_permanent_codes(self, peer: SendGridPeer, transport: SendGridTransport,
-                             code: int) -> None:
+    def test_permanent_codes(
+        self, peer: SendGridPeer, transport: SendGridTransport, code: int
+    ) -> None:
         """403 and 413 reject."""
         peer.fail_next(1, Reply.json(code, {"errors": [{"message": "nope", "field": None}]}))
         [result] = transport.send([make_envelope()])
         assert (SendStatus.REJECTED, code, "nope") == (
-            result.status, result.status_code, result.status_text)
+            result.status,
+            result.status_code,
+            result.status_text,
+        )
 
-    def test_429_deferred_with_headers(self, peer: SendGridPeer,
-                                       transport: SendGridTransport) -> None:
+    def test_429_deferred_with_headers(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """429 defers with Retry-After and the rate-limit headers for the shaper."""
-        peer.fail_next(1, Reply.json(429, {"errors": [{"message": "too many requests"}]},
-                                     peer.rate_limited("12", 600)))
+        peer.fail_next(
+            1,
+            Reply.json(
+                429, {"errors": [{"message": "too many requests"}]}, peer.rate_limited("12", 600)
+            ),
+        )
         [result] = transport.send([make_envelope()])
         assert SendStatus.DEFERRED == result.status
         assert 12.0 == result.retry_after
-        assert {"retry-after": "12", "x-ratelimit-limit": "600", "x-ratelimit-remaining": "0",
-                "x-ratelimit-reset": "0"} == dict(result.rate_limit)
+        assert {
+            "retry-after": "12",
+            "x-ratelimit-limit": "600",
+            "x-ratelimit-remaining": "0",
+            "x-ratelimit-reset": "0",
+        } == dict(result.rate_limit)
 
     def test_429_reset_header_only(self, peer: SendGridPeer, transport: SendGridTransport) -> None:
         """Without Retry-After, X-RateLimit-Reset (epoch seconds) gives the wait."""
@@ -351,8 +403,9 @@ class TestErrors:
         assert result.retry_after is not None and 20 < result.retry_after <= 30
 
     @pytest.mark.parametrize("code", [500, 503])
-    def test_5xx_deferred(self, peer: SendGridPeer, transport: SendGridTransport,
-                          code: int) -> None:
+    def test_5xx_deferred(
+        self, peer: SendGridPeer, transport: SendGridTransport, code: int
+    ) -> None:
         """5xx defers."""
         peer.fail_next(1, Reply(code, b"oops"))
         [result] = transport.send([make_envelope()])
@@ -360,22 +413,30 @@ class TestErrors:
         assert transport.send([make_envelope()])[0].accepted
 
     @pytest.mark.parametrize("body", [b"<html>OK</html>", b"[null]", b'{"errors": 1}'])
-    def test_success_body_not_read(self, peer: SendGridPeer, transport: SendGridTransport,
-                                   body: bytes) -> None:
+    def test_success_body_not_read(
+        self, peer: SendGridPeer, transport: SendGridTransport, body: bytes
+    ) -> None:
         """SendGrid's success is the 202 status (its body is empty): a hostile body on a 202
         changes nothing, the X-Message-Id header is the id."""
         peer.garble_next(1, body)
         [result] = transport.send([make_envelope()])
         assert (SendStatus.ACCEPTED, 202, "sgpeer000001") == (
-            result.status, result.status_code, result.message_id)
+            result.status,
+            result.status_code,
+            result.message_id,
+        )
 
-    def test_success_carries_rate_headers(self, peer: SendGridPeer,
-                                          transport: SendGridTransport) -> None:
+    def test_success_carries_rate_headers(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """Rate-limit headers of a success are on the result too."""
         peer.fail_next(1, Reply(202, b"", {"X-Message-Id": "m1", "X-RateLimit-Remaining": "5"}))
         [result] = transport.send([make_envelope()])
-        assert ("m1", "5", None) == (result.message_id, result.rate_limit["x-ratelimit-remaining"],
-                                     result.retry_after)
+        assert ("m1", "5", None) == (
+            result.message_id,
+            result.rate_limit["x-ratelimit-remaining"],
+            result.retry_after,
+        )
 
     def test_connection_refused(self) -> None:
         """Nothing listening: TransportConnectionError, transient, naming the provider."""
@@ -400,8 +461,7 @@ class TestErrors:
     def test_later_failure_defers_instead_of_raising(self, peer: SendGridPeer) -> None:
         """Once a request succeeded, a dropped connection defers the rest, keeping results."""
         transport = SendGridTransport(KEY, base_url=peer.url, concurrency=1)
-        batch = [make_envelope("a@example.com", text="A"),
-                 make_envelope("b@example.com", text="B")]
+        batch = [make_envelope("a@example.com", text="A"), make_envelope("b@example.com", text="B")]
         answer = peer.handle
 
         def answer_then_drop_next(req: Recorded) -> Reply:
@@ -435,6 +495,7 @@ class TestConnections:
 
     def test_async_session_reuses_pool(self, peer: SendGridPeer) -> None:
         """Inside async with, send_async calls share one connection pool."""
+
         async def go() -> None:
             async with SendGridTransport(KEY, base_url=peer.url) as t:
                 for _ in range(3):
@@ -462,10 +523,15 @@ class TestConnections:
 class TestAsync:
     def test_send_async(self, peer: SendGridPeer) -> None:
         """send_async uses httpx.AsyncClient and returns the same results."""
+
         async def go() -> list[SendStatus]:
             async with SendGridTransport(KEY, base_url=peer.url) as t:
-                res = await t.send_async([make_envelope("a@example.com", text="A"),
-                                          make_envelope("b@example.com", text="B")])
+                res = await t.send_async(
+                    [
+                        make_envelope("a@example.com", text="A"),
+                        make_envelope("b@example.com", text="B"),
+                    ]
+                )
                 return [r.status for r in res]
 
         assert [SendStatus.ACCEPTED] * 2 == asyncio.run(go())
@@ -474,6 +540,7 @@ class TestAsync:
 
     def test_send_async_auth_refused(self, peer: SendGridPeer) -> None:
         """Async sends raise the same typed errors."""
+
         async def go() -> None:
             async with SendGridTransport("SG.wrong", base_url=peer.url) as t:
                 await t.send_async([make_envelope()])
@@ -483,6 +550,7 @@ class TestAsync:
 
     def test_async_connection_refused(self) -> None:
         """Nothing listening: the async path raises TransportConnectionError too."""
+
         async def go() -> None:
             async with SendGridTransport(KEY, base_url="http://127.0.0.1:9") as t:
                 await t.send_async([make_envelope()])
@@ -493,21 +561,27 @@ class TestAsync:
 
 class TestDecodedHeaderInjection:
     @pytest.mark.parametrize("case", sorted(INJECTIONS))
-    def test_rejected_locally(self, peer: SendGridPeer, transport: SendGridTransport,
-                              case: str) -> None:
+    def test_rejected_locally(
+        self, peer: SendGridPeer, transport: SendGridTransport, case: str
+    ) -> None:
         """A decoded header value with a line break rejects the message; nothing is sent."""
-        env = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
-                       message=INJECTIONS[case])
+        env = Envelope(
+            sender="sender@example.com", recipients=["rcpt@example.net"], message=INJECTIONS[case]
+        )
         [result] = transport.send([env])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert "header injection" in result.status_text
         assert [] == peer.requests
 
-    def test_other_messages_still_sent(self, peer: SendGridPeer,
-                                       transport: SendGridTransport) -> None:
+    def test_other_messages_still_sent(
+        self, peer: SendGridPeer, transport: SendGridTransport
+    ) -> None:
         """Only the injecting message is rejected; the rest of the batch goes out."""
-        bad = Envelope(sender="sender@example.com", recipients=["rcpt@example.net"],
-                       message=INJECTIONS["subject"])
+        bad = Envelope(
+            sender="sender@example.com",
+            recipients=["rcpt@example.net"],
+            message=INJECTIONS["subject"],
+        )
         results = transport.send([bad, make_envelope()])
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
         assert "evil" not in peer.requests[0].body.decode()
@@ -520,8 +594,10 @@ class TestLaterAuthFailure:
         with SendGridTransport(KEY, base_url=peer.url, concurrency=1) as t:
             results = t.send([make_envelope(text="one\n"), make_envelope(text="two\n")])
         assert [SendStatus.DEFERRED, SendStatus.ACCEPTED] == [r.status for r in results]
-        assert (401, True) == (results[0].status_code,
-                               "refused the credentials" in results[0].status_text)
+        assert (401, True) == (
+            results[0].status_code,
+            "refused the credentials" in results[0].status_text,
+        )
 
     def test_async_too(self, peer: SendGridPeer) -> None:
         """The same holds for send_async."""

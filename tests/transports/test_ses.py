@@ -50,8 +50,13 @@ def moto_ses() -> Iterator[MotoSES]:
 def ses(moto_ses: MotoSES) -> Iterator[MotoSES]:
     """moto, reset, with SENDER verified."""
     moto_ses.reset()
-    admin = boto3.client("sesv2", region_name=REGION, endpoint_url=moto_ses.url,
-                         aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+    admin = boto3.client(
+        "sesv2",
+        region_name=REGION,
+        endpoint_url=moto_ses.url,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+    )
     admin.create_email_identity(EmailIdentity=SENDER)
     admin.close()
     yield moto_ses
@@ -59,14 +64,14 @@ def ses(moto_ses: MotoSES) -> Iterator[MotoSES]:
 
 @pytest.fixture
 def transport(ses: MotoSES) -> Iterator[SESTransport]:
-    with SESTransport(region=REGION, endpoint_url=ses.url, access_key_id=KEY_ID,
-                      secret_access_key=SECRET) as t:
+    with SESTransport(
+        region=REGION, endpoint_url=ses.url, access_key_id=KEY_ID, secret_access_key=SECRET
+    ) as t:
         yield t
 
 
 def raw_envelope(sender: str = SENDER, **kw: object) -> Envelope:
-    return Envelope(sender=sender, recipients=("alice@example.com",), message=RAW,
-                    **kw)  # type: ignore[arg-type]
+    return Envelope(sender=sender, recipients=("alice@example.com",), message=RAW, **kw)  # type: ignore[arg-type]
 
 
 class TestContract:
@@ -78,8 +83,9 @@ class TestContract:
 
     def test_from_url(self) -> None:
         """Region and configuration set from the query; explicit keys from the user part."""
-        url = TransportURL.parse(f"ses://{KEY_ID}:{SECRET}@default?region={REGION}"
-                                 "&configuration_set=tx")
+        url = TransportURL.parse(
+            f"ses://{KEY_ID}:{SECRET}@default?region={REGION}&configuration_set=tx"
+        )
         t = SESTransport.from_url(url)
         assert (REGION, "tx") == (t.region, t.configuration_set)
         assert SECRET not in repr(t) and KEY_ID not in repr(t)
@@ -104,17 +110,20 @@ class TestContract:
         with pytest.raises(ConfigurationError, match="colour"):
             SESTransport.from_url(TransportURL.parse("ses://?colour=red"))
 
-    @pytest.mark.parametrize(("code", "http", "status"), [
-        ("MessageRejected", 400, SendStatus.REJECTED),
-        ("MailFromDomainNotVerifiedException", 400, SendStatus.REJECTED),
-        ("AccountSuspendedException", 400, SendStatus.REJECTED),
-        ("SendingPausedException", 400, SendStatus.REJECTED),
-        ("BadRequestException", 400, SendStatus.REJECTED),
-        ("TooManyRequestsException", 429, SendStatus.DEFERRED),
-        ("Throttling", 400, SendStatus.DEFERRED),
-        ("InternalFailure", 500, SendStatus.DEFERRED),
-        ("Anything", 503, SendStatus.DEFERRED),
-    ])
+    @pytest.mark.parametrize(
+        ("code", "http", "status"),
+        [
+            ("MessageRejected", 400, SendStatus.REJECTED),
+            ("MailFromDomainNotVerifiedException", 400, SendStatus.REJECTED),
+            ("AccountSuspendedException", 400, SendStatus.REJECTED),
+            ("SendingPausedException", 400, SendStatus.REJECTED),
+            ("BadRequestException", 400, SendStatus.REJECTED),
+            ("TooManyRequestsException", 429, SendStatus.DEFERRED),
+            ("Throttling", 400, SendStatus.DEFERRED),
+            ("InternalFailure", 500, SendStatus.DEFERRED),
+            ("Anything", 503, SendStatus.DEFERRED),
+        ],
+    )
     def test_error_mapping(self, code: str, http: int, status: SendStatus) -> None:
         """SES error codes map to rejected or deferred."""
         assert status == status_for_error(code, http)
@@ -149,15 +158,21 @@ class TestMoto:
         """Without explicit keys, boto3's environment chain supplies them."""
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        with SESTransport.from_url(TransportURL.parse(f"ses://?region={REGION}"),
-                                   endpoint_url=ses.url) as t:
+        with SESTransport.from_url(
+            TransportURL.parse(f"ses://?region={REGION}"), endpoint_url=ses.url
+        ) as t:
             assert t.send([raw_envelope()])[0].accepted
 
-    def test_no_credentials_raises(self, ses: MotoSES, monkeypatch: pytest.MonkeyPatch,
-                                   tmp_path: object) -> None:
+    def test_no_credentials_raises(
+        self, ses: MotoSES, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+    ) -> None:
         """No credentials anywhere: TransportAuthError, a whole-call failure."""
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                     "AWS_PROFILE"):
+        for name in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", f"{tmp_path}/none")
         monkeypatch.setenv("AWS_CONFIG_FILE", f"{tmp_path}/none")
@@ -175,8 +190,13 @@ class TestMoto:
 
     def test_given_client(self, ses: MotoSES) -> None:
         """A client passed in is used as is (no region or credentials of its own needed)."""
-        client = boto3.client("sesv2", region_name=REGION, endpoint_url=ses.url,
-                              aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+        client = boto3.client(
+            "sesv2",
+            region_name=REGION,
+            endpoint_url=ses.url,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+        )
         with SESTransport(client=client) as t:
             assert t.send([raw_envelope()])[0].accepted
         assert 1 == len(ses.raw_messages())
@@ -190,8 +210,9 @@ class TestMoto:
 
     def test_too_many_recipients_local(self, ses: MotoSES, transport: SESTransport) -> None:
         """Over 50 recipients: rejected without a call."""
-        env = Envelope(sender=SENDER, recipients=[f"r{i}@example.com" for i in range(51)],
-                       message=RAW)
+        env = Envelope(
+            sender=SENDER, recipients=[f"r{i}@example.com" for i in range(51)], message=RAW
+        )
         [result] = transport.send([env])
         assert (SendStatus.REJECTED, "local") == (result.status, result.status_code)
         assert [] == ses.raw_messages()
@@ -205,39 +226,53 @@ def error_peer() -> Iterator[SESErrorPeer]:
 
 @pytest.fixture
 def peer_transport(error_peer: SESErrorPeer) -> Iterator[SESTransport]:
-    with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
-                      secret_access_key=SECRET) as t:
+    with SESTransport(
+        region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID, secret_access_key=SECRET
+    ) as t:
         yield t
 
 
 class TestErrors:
-    def test_throttled_deferred(self, error_peer: SESErrorPeer,
-                                peer_transport: SESTransport) -> None:
+    def test_throttled_deferred(
+        self, error_peer: SESErrorPeer, peer_transport: SESTransport
+    ) -> None:
         """TooManyRequestsException (429) defers, with no retry inside boto3."""
-        error_peer.fail_with(1, 429, "TooManyRequestsException", "Maximum sending rate exceeded.",
-                             {"Retry-After": "2"})
+        error_peer.fail_with(
+            1,
+            429,
+            "TooManyRequestsException",
+            "Maximum sending rate exceeded.",
+            {"Retry-After": "2"},
+        )
         [result] = peer_transport.send([raw_envelope()])
         assert (SendStatus.DEFERRED, "TooManyRequestsException", 2.0) == (
-            result.status, result.status_code, result.retry_after)
+            result.status,
+            result.status_code,
+            result.retry_after,
+        )
         assert 1 == len(error_peer.requests)
 
-    def test_service_unavailable_deferred(self, error_peer: SESErrorPeer,
-                                          peer_transport: SESTransport) -> None:
+    def test_service_unavailable_deferred(
+        self, error_peer: SESErrorPeer, peer_transport: SESTransport
+    ) -> None:
         """A 503 defers."""
         error_peer.fail_with(1, 503, "ServiceUnavailable", "try later")
         [result] = peer_transport.send([raw_envelope()])
         assert SendStatus.DEFERRED == result.status
 
-    def test_account_suspended_rejected(self, error_peer: SESErrorPeer,
-                                        peer_transport: SESTransport) -> None:
+    def test_account_suspended_rejected(
+        self, error_peer: SESErrorPeer, peer_transport: SESTransport
+    ) -> None:
         """AccountSuspendedException rejects with SES's message."""
         error_peer.fail_with(1, 400, "AccountSuspendedException", "account is suspended")
         [result] = peer_transport.send([raw_envelope()])
         assert (SendStatus.REJECTED, "AccountSuspendedException", "account is suspended") == (
-            result.status, result.status_code, result.status_text)
+            result.status,
+            result.status_code,
+            result.status_text,
+        )
 
-    def test_signed_request(self, error_peer: SESErrorPeer,
-                            peer_transport: SESTransport) -> None:
+    def test_signed_request(self, error_peer: SESErrorPeer, peer_transport: SESTransport) -> None:
         """Requests are SigV4-signed for the ses service; the secret never travels."""
         assert peer_transport.send([raw_envelope()])[0].accepted
         [req] = error_peer.requests
@@ -246,22 +281,27 @@ class TestErrors:
         assert f"/{REGION}/ses/aws4_request" in auth
         assert SECRET.encode() not in req.body and SECRET not in str(req.headers)
 
-    def test_bad_credentials_raise(self, error_peer: SESErrorPeer,
-                                   peer_transport: SESTransport) -> None:
+    def test_bad_credentials_raise(
+        self, error_peer: SESErrorPeer, peer_transport: SESTransport
+    ) -> None:
         """UnrecognizedClientException raises TransportAuthError without any secret."""
-        error_peer.fail_with(1, 403, "UnrecognizedClientException",
-                             "The security token included in the request is invalid.")
+        error_peer.fail_with(
+            1,
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
         with capture_logs() as logs, pytest.raises(TransportAuthError) as info:
             peer_transport.send([raw_envelope()])
         assert SECRET not in str(info.value) and KEY_ID not in str(info.value)
         assert all(SECRET not in repr(e) for e in logs)
 
-    def test_concurrent_calls(self, error_peer: SESErrorPeer,
-                              peer_transport: SESTransport) -> None:
+    def test_concurrent_calls(self, error_peer: SESErrorPeer, peer_transport: SESTransport) -> None:
         """A batch runs several SendEmail calls at once; results keep the batch order."""
         error_peer.delay = 0.05
-        batch = [Envelope(sender=SENDER, recipients=[f"u{i}@example.com"], message=RAW)
-                 for i in range(8)]
+        batch = [
+            Envelope(sender=SENDER, recipients=[f"u{i}@example.com"], message=RAW) for i in range(8)
+        ]
         results = peer_transport.send(batch)
         assert [(f"u{i}@example.com",) for i in range(8)] == [r.recipients for r in results]
         assert all(r.accepted for r in results)
@@ -269,8 +309,13 @@ class TestErrors:
 
     def test_one_failure_among_answers_defers(self, error_peer: SESErrorPeer) -> None:
         """A dropped call among answered ones is deferred, not raised."""
-        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
-                          secret_access_key=SECRET, concurrency=1) as t:
+        with SESTransport(
+            region=REGION,
+            endpoint_url=error_peer.url,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            concurrency=1,
+        ) as t:
             answer = error_peer.handle
 
             def answer_then_drop_next(req: Recorded) -> Reply:
@@ -283,36 +328,57 @@ class TestErrors:
 
     def test_connection_refused(self) -> None:
         """Nothing listening: TransportConnectionError."""
-        with SESTransport(region=REGION, endpoint_url="http://127.0.0.1:9",
-                          access_key_id=KEY_ID, secret_access_key=SECRET,
-                          connect_timeout=1) as t:
+        with SESTransport(
+            region=REGION,
+            endpoint_url="http://127.0.0.1:9",
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            connect_timeout=1,
+        ) as t:
             with pytest.raises(TransportConnectionError) as info:
                 t.send([raw_envelope()])
         assert SECRET not in str(info.value)
 
 
 class TestUnreadableAnswers:
-    @pytest.mark.parametrize("body", [
-        b"<html>OK</html>", b"", b"{}", b'{"MessageId": null}', b'{"MessageId": 5}'])
-    def test_no_message_id(self, error_peer: SESErrorPeer, peer_transport: SESTransport,
-                           body: bytes) -> None:
+    @pytest.mark.parametrize(
+        "body", [b"<html>OK</html>", b"", b"{}", b'{"MessageId": null}', b'{"MessageId": 5}']
+    )
+    def test_no_message_id(
+        self, error_peer: SESErrorPeer, peer_transport: SESTransport, body: bytes
+    ) -> None:
         """A 200 without a MessageId is deferred, marked maybe delivered."""
         error_peer.garble_next(1, body)
         [result] = peer_transport.send([raw_envelope()])
         assert 1 == len(error_peer.requests)
-        assert (SendStatus.DEFERRED, 200, None,
-                f"SES's answer has no MessageId; {MAYBE_DELIVERED}", True) == (
-            result.status, result.status_code, result.message_id, result.status_text,
-            result.possibly_delivered)
+        assert (
+            SendStatus.DEFERRED,
+            200,
+            None,
+            f"SES's answer has no MessageId; {MAYBE_DELIVERED}",
+            True,
+        ) == (
+            result.status,
+            result.status_code,
+            result.message_id,
+            result.status_text,
+            result.possibly_delivered,
+        )
 
     def test_unparseable_answer_keeps_the_batch(self, error_peer: SESErrorPeer) -> None:
         """An answer botocore cannot parse defers its message; the others keep their results."""
         error_peer.garble_next(1, b"[1, 2]")
-        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
-                          secret_access_key=SECRET, concurrency=1) as t:
+        with SESTransport(
+            region=REGION,
+            endpoint_url=error_peer.url,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            concurrency=1,
+        ) as t:
             results = t.send([raw_envelope(), raw_envelope(), raw_envelope()])
         assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == [
-            r.status for r in results]
+            r.status for r in results
+        ]
         assert [None, "peer-2", "peer-3"] == [r.message_id for r in results]
         assert results[0].status_text.startswith("SES's answer could not be read (")
         assert results[0].status_text.endswith(f"); {MAYBE_DELIVERED}")
@@ -322,25 +388,38 @@ class TestTags:
     def test_valid_tags_sent(self, ses: MotoSES, transport: SESTransport) -> None:
         """Tags and metadata made of letters, digits, '_' and '-' become EmailTags."""
         env = raw_envelope(tags=("welcome-1",), metadata={"campaign_id": "c-42"})
-        assert [{"Name": "campaign_id", "Value": "c-42"}, {"Name": "welcome-1", "Value": "true"}] \
-            == transport.build_payload(env)["EmailTags"]
+        assert [
+            {"Name": "campaign_id", "Value": "c-42"},
+            {"Name": "welcome-1", "Value": "true"},
+        ] == transport.build_payload(env)["EmailTags"]
         [result] = transport.send([env])
         assert result.accepted
 
-    @pytest.mark.parametrize(("tags", "metadata"), [
-        (("spring sale",), {}), ((), {"user": "a@b.example"}), ((), {"kéy": "v"}),
-        (("x" * 257,), {}), ((), {"k": "v" * 257}),
-    ])
+    @pytest.mark.parametrize(
+        ("tags", "metadata"),
+        [
+            (("spring sale",), {}),
+            ((), {"user": "a@b.example"}),
+            ((), {"kéy": "v"}),
+            (("x" * 257,), {}),
+            ((), {"k": "v" * 257}),
+        ],
+    )
     def test_invalid_tag_rejects_that_message(
-        self, ses: MotoSES, transport: SESTransport, tags: tuple[str, ...],
+        self,
+        ses: MotoSES,
+        transport: SESTransport,
+        tags: tuple[str, ...],
         metadata: dict[str, str],
     ) -> None:
         """A tag SES would refuse rejects that message locally; the others are sent."""
         bad = raw_envelope(tags=tags, metadata=metadata)
         results = transport.send([bad, raw_envelope()])
         assert [SendStatus.REJECTED, SendStatus.ACCEPTED] == [r.status for r in results]
-        assert ("local", True) == (results[0].status_code,
-                                   "only letters, digits, '_' and '-'" in results[0].status_text)
+        assert ("local", True) == (
+            results[0].status_code,
+            "only letters, digits, '_' and '-'" in results[0].status_text,
+        )
         assert 1 == len(ses.raw_messages())
 
 
@@ -348,17 +427,28 @@ class TestLaterAuthFailure:
     def test_refused_later_call_defers_instead_of_raising(self, error_peer: SESErrorPeer) -> None:
         """One call answered, another's credentials refused: results kept, the rest deferred."""
         error_peer.fail_with(1, 403, "UnrecognizedClientException", "invalid token")
-        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
-                          secret_access_key=SECRET, concurrency=1) as t:
+        with SESTransport(
+            region=REGION,
+            endpoint_url=error_peer.url,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            concurrency=1,
+        ) as t:
             results = t.send([raw_envelope(), raw_envelope(), raw_envelope()])
-        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == \
-            [r.status for r in results]
+        assert [SendStatus.DEFERRED, SendStatus.ACCEPTED, SendStatus.ACCEPTED] == [
+            r.status for r in results
+        ]
         assert "credentials were refused" in results[0].status_text
 
     def test_every_call_refused_raises(self, error_peer: SESErrorPeer) -> None:
         """When no call was answered otherwise, the refusal is still raised."""
         error_peer.fail_with(2, 403, "UnrecognizedClientException", "invalid token")
-        with SESTransport(region=REGION, endpoint_url=error_peer.url, access_key_id=KEY_ID,
-                          secret_access_key=SECRET, concurrency=1) as t:
+        with SESTransport(
+            region=REGION,
+            endpoint_url=error_peer.url,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            concurrency=1,
+        ) as t:
             with pytest.raises(TransportAuthError):
                 t.send([raw_envelope(), raw_envelope()])

@@ -419,7 +419,8 @@ class TestConfiguration:
         b = transport_from_url("smtps://relay.example.com")
         c = transport_from_url("smtp://relay.example.com?tls=none")
         assert [("starttls", 587), ("implicit", 465), ("none", 25)] == [
-            (t.tls, t.port) for t in (a, b, c)  # type: ignore[attr-defined]
+            (t.tls, t.port)
+            for t in (a, b, c)  # type: ignore[attr-defined]
         ]
 
     def test_repr_masks_password(self) -> None:
@@ -452,8 +453,9 @@ class TestOneBadMessage:
         """A message that cannot be serialized is rejected; the others of the batch are sent."""
         with plain(plain_peer) as t:
             results = t.send([make_envelope(), unserializable_envelope(), make_envelope()])
-        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
-            [r.status for r in results]
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == [
+            r.status for r in results
+        ]
         assert "cannot be serialized" in results[1].status_text
         assert 2 == len(plain_peer.received)
 
@@ -466,35 +468,45 @@ class TestOneBadMessage:
                     raise RuntimeError("no key for this domain")
                 return message
 
-        boom = Envelope(sender="sender@example.com", recipients=("rcpt@example.net",),
-                        message=make_message(subject="boom"))
+        boom = Envelope(
+            sender="sender@example.com",
+            recipients=("rcpt@example.net",),
+            message=make_message(subject="boom"),
+        )
         with plain(plain_peer, signer=PickySigner()) as t:
             results = t.send([make_envelope(), boom, make_envelope()])
-        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == \
-            [r.status for r in results]
+        assert [SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.ACCEPTED] == [
+            r.status for r in results
+        ]
         assert "signing failed: RuntimeError: no key for this domain" == results[1].status_text
 
 
 class TestBadSettings:
-    @pytest.mark.parametrize("url", [
-        "smtp://relay.example.com?tls=none&local_hostname=a%0D%0AMAIL%20FROM:x",
-        "smtp://relay.example.com?tls=none&local_hostname=a%20b",
-        "smtp://relay.example.com?tls=none&local_hostname=",
-        "smtp://relay.example.com?tls=none&source=bogus",
-        "smtp://relay.example.com?tls=none&source=300.1.1.1",
-        "mx://?helo=mx.example.com%0D%0AQUIT",
-        "mx://?source=bogus",
-    ])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "smtp://relay.example.com?tls=none&local_hostname=a%0D%0AMAIL%20FROM:x",
+            "smtp://relay.example.com?tls=none&local_hostname=a%20b",
+            "smtp://relay.example.com?tls=none&local_hostname=",
+            "smtp://relay.example.com?tls=none&source=bogus",
+            "smtp://relay.example.com?tls=none&source=300.1.1.1",
+            "mx://?helo=mx.example.com%0D%0AQUIT",
+            "mx://?source=bogus",
+        ],
+    )
     def test_configuration_error_at_build(self, url: str) -> None:
         """A CR/LF or space in the EHLO name, or a source that is no IP, fails when built."""
-        with pytest.raises(ConfigurationError,
-                           match=r"EHLO name|not an IP address|control character|is empty"):
+        with pytest.raises(
+            ConfigurationError, match=r"EHLO name|not an IP address|control character|is empty"
+        ):
             transport_from_url(url)
 
     def test_valid_settings_accepted(self) -> None:
         """A domain, an address literal and IPv4/IPv6 sources are fine."""
-        for url in ("smtp://h.example?tls=none&local_hostname=[192.0.2.1]&source=127.0.0.1",
-                    "mx://?helo=mx.example.com&source=::1"):
+        for url in (
+            "smtp://h.example?tls=none&local_hostname=[192.0.2.1]&source=127.0.0.1",
+            "mx://?helo=mx.example.com&source=::1",
+        ):
             transport_from_url(url).close()
 
 
@@ -515,8 +527,13 @@ def server_truth(result: SendResult, server: FaultyServer) -> None:
     assert accepted == reported
 
 
-def send_one(server: FaultyServer, *recipients: str, timeout: float = 5.0,
-             body: bytes = b"Hello there.\r\n", **kw: object) -> SendResult:
+def send_one(
+    server: FaultyServer,
+    *recipients: str,
+    timeout: float = 5.0,
+    body: bytes = b"Hello there.\r\n",
+    **kw: object,
+) -> SendResult:
     with server.running():
         t = SMTPTransport("127.0.0.1", server.port, timeout=timeout, **kw)  # type: ignore[arg-type]
         with t:
@@ -541,8 +558,15 @@ class TestFaultInjection:
     def test_temporary_and_permanent_refusals_per_recipient(self) -> None:
         """451 and 550/552 recipients keep their codes; the others are accepted after DATA."""
         server = FaultyServer()
-        result = send_one(server, OK1, "defer@example.net", "reject@example.net",
-                          "full@example.net", OK2, tls="none")
+        result = send_one(
+            server,
+            OK1,
+            "defer@example.net",
+            "reject@example.net",
+            "full@example.net",
+            OK2,
+            tls="none",
+        )
         assert {
             OK1: ("accepted", 250),
             "defer@example.net": ("deferred", 451),
@@ -551,7 +575,9 @@ class TestFaultInjection:
             OK2: ("accepted", 250),
         } == outcome(result)
         assert (SendStatus.DEFERRED, ("defer@example.net",)) == (
-            result.status, result.pending_recipients)
+            result.status,
+            result.pending_recipients,
+        )
         assert [(OK1, OK2)] == server.accepted()
         assert not result.possibly_delivered
 
@@ -567,16 +593,18 @@ class TestFaultInjection:
         assert (OK1, "closing@example.net", OK2) == result.pending_recipients
         assert "before DATA" in result.recipient_results[0].status_text
         commands = server.commands()
-        assert ["RCPT TO:<ok1@example.net>", "RCPT TO:<closing@example.net>", "drop RCPT"] \
-            == commands[-3:]
+        assert [
+            "RCPT TO:<ok1@example.net>",
+            "RCPT TO:<closing@example.net>",
+            "drop RCPT",
+        ] == commands[-3:]
         assert "DATA" not in commands
 
     def test_drop_between_rcpt_and_data(self) -> None:
         """The connection lost at DATA: the RCPT-accepted recipient waits, the 550 stands."""
         server = FaultyServer(drop_at="DATA")
         result = send_one(server, OK1, "reject@example.net", tls="none")
-        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} \
-            == outcome(result)
+        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} == outcome(result)
         assert "4.4.2" == result.recipient_results[0].enhanced_status
         assert "connection lost in DATA (before the final dot)" in result.status_text
         assert not result.possibly_delivered
@@ -597,8 +625,7 @@ class TestFaultInjection:
         with server.running(), SMTPTransport("127.0.0.1", server.port, tls="none") as t:
             [result] = t.send([env])
         server_truth(result, server)
-        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} \
-            == outcome(result)
+        assert {OK1: ("deferred", None), "reject@example.net": ("rejected", 550)} == outcome(result)
         assert (SendStatus.DEFERRED, True) == (result.status, result.possibly_delivered)
         assert "it may have been delivered" in result.status_text
         assert [(OK1,)] == [d.rcpt_tos for d in server.unanswered]
@@ -612,8 +639,9 @@ class TestFaultInjection:
         """A 4xx/5xx to DATA itself defers/rejects the RCPT-accepted recipients with its code."""
         server = FaultyServer(data_command_reply=reply)
         result = send_one(server, OK1, "reject@example.net", tls="none")
-        assert {OK1: (status, int(reply[:3])), "reject@example.net": ("rejected", 550)} \
-            == outcome(result)
+        assert {OK1: (status, int(reply[:3])), "reject@example.net": ("rejected", 550)} == outcome(
+            result
+        )
         assert reply[4:9] == result.recipient_results[0].enhanced_status
         assert [] == server.deliveries
 
@@ -623,7 +651,9 @@ class TestFaultInjection:
         result = send_one(server, OK1, OK2, tls="none")
         assert {OK1: ("deferred", 421), OK2: ("deferred", 421)} == outcome(result)
         assert ("4.3.2", "MAIL: 421 4.3.2 Shutting down") == (
-            result.enhanced_status, result.status_text)
+            result.enhanced_status,
+            result.status_text,
+        )
         assert not [c for c in server.commands() if c.startswith("RCPT")]
 
     def test_data_command_answered_out_of_step(self) -> None:
@@ -640,9 +670,10 @@ class TestFaultInjection:
     def test_failed_rset_on_a_pooled_connection(self, rset_reply: str) -> None:
         """RSET refused on a reused connection: the message goes on a new connection."""
         server = FaultyServer(rset_reply=rset_reply)
-        with server.running(), SMTPTransport(
-            "127.0.0.1", server.port, tls="none", pool_size=1
-        ) as t:
+        with (
+            server.running(),
+            SMTPTransport("127.0.0.1", server.port, tls="none", pool_size=1) as t,
+        ):
             first, second = t.send([make_envelope("reject@example.net"), make_envelope(OK1)])
         assert {"reject@example.net": ("rejected", 550)} == outcome(first)
         assert {OK1: ("accepted", 250)} == outcome(second)
@@ -664,8 +695,9 @@ SETUP_STALLS = [
 class TestTimeouts:
     """A server that stops answering, at each stage, with timeout=1: a time-out, named."""
 
-    @pytest.mark.parametrize(("stage", "settings", "phrase"), SETUP_STALLS,
-                             ids=[s[0] for s in SETUP_STALLS])
+    @pytest.mark.parametrize(
+        ("stage", "settings", "phrase"), SETUP_STALLS, ids=[s[0] for s in SETUP_STALLS]
+    )
     def test_setup_stall_raises_transport_timeout(
         self, stage: str, settings: dict[str, object], phrase: str
     ) -> None:
@@ -682,8 +714,9 @@ class TestTimeouts:
         assert f"stall {stage}" in server.commands()
         assert [] == server.deliveries
 
-    @pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs "
-                        "to a full accept queue")
+    @pytest.mark.skipif(
+        sys.platform != "linux", reason="relies on Linux dropping SYNs to a full accept queue"
+    )
     def test_connect_stall_raises_transport_timeout(self) -> None:
         """A peer that never completes the TCP handshake: a time-out while connecting."""
         with unaccepting_listener() as port:
@@ -695,20 +728,37 @@ class TestTimeouts:
         ("stage", "recipients", "expected", "phrase"),
         [
             ("MAIL", (OK1,), {OK1: ("deferred", None)}, "waiting for the MAIL FROM reply"),
-            ("RCPT", (OK1, "reject@example.net", "stall@example.net", OK2),
-             {OK1: ("deferred", None), "reject@example.net": ("rejected", 550),
-              "stall@example.net": ("deferred", None), OK2: ("deferred", None)},
-             "waiting for a RCPT TO reply"),
-            ("DATA", (OK1, "defer@example.net"),
-             {OK1: ("deferred", None), "defer@example.net": ("deferred", 451)},
-             "in DATA (before the final dot)"),
-            ("final dot", (OK1,), {OK1: ("deferred", None)},
-             "waiting for the reply to the final dot"),
+            (
+                "RCPT",
+                (OK1, "reject@example.net", "stall@example.net", OK2),
+                {
+                    OK1: ("deferred", None),
+                    "reject@example.net": ("rejected", 550),
+                    "stall@example.net": ("deferred", None),
+                    OK2: ("deferred", None),
+                },
+                "waiting for a RCPT TO reply",
+            ),
+            (
+                "DATA",
+                (OK1, "defer@example.net"),
+                {OK1: ("deferred", None), "defer@example.net": ("deferred", 451)},
+                "in DATA (before the final dot)",
+            ),
+            (
+                "final dot",
+                (OK1,),
+                {OK1: ("deferred", None)},
+                "waiting for the reply to the final dot",
+            ),
         ],
     )
     def test_transaction_stall_defers_with_the_stage(
-        self, stage: str, recipients: tuple[str, ...],
-        expected: dict[str, tuple[str, int | None]], phrase: str,
+        self,
+        stage: str,
+        recipients: tuple[str, ...],
+        expected: dict[str, tuple[str, int | None]],
+        phrase: str,
     ) -> None:
         """No answer during a transaction: deferred (4.4.1), the stage named, nobody accepted."""
         server = FaultyServer(stall_at=None if stage == "RCPT" else stage)
@@ -719,15 +769,17 @@ class TestTimeouts:
         assert "4.4.1" == result.enhanced_status
         assert (stage == "final dot") == result.possibly_delivered
         assert [] == server.deliveries
-        assert [(stage, True)] == [(e["stage"], e["timed_out"]) for e in logs
-                                   if e["event"] == "transport.connection_lost"]
+        assert [(stage, True)] == [
+            (e["stage"], e["timed_out"]) for e in logs if e["event"] == "transport.connection_lost"
+        ]
 
     def test_rset_stall_on_a_pooled_connection_reconnects(self) -> None:
         """A reused connection that stops answering RSET is replaced; the message is sent."""
         server = FaultyServer(stall_at="RSET")
-        with server.running(), SMTPTransport(
-            "127.0.0.1", server.port, tls="none", pool_size=1, timeout=1
-        ) as t:
+        with (
+            server.running(),
+            SMTPTransport("127.0.0.1", server.port, tls="none", pool_size=1, timeout=1) as t,
+        ):
             first, second = t.send([make_envelope("reject@example.net"), make_envelope(OK1)])
         assert {"reject@example.net": ("rejected", 550)} == outcome(first)
         assert {OK1: ("accepted", 250)} == outcome(second)

@@ -25,9 +25,16 @@ PROVIDER_KEYS = {
 }
 
 #: Every credential the transport tests use; none may appear in a log event, repr or error.
-SECRETS = (SMTP_PASSWORD, "not-the-Pa55word-42", "hunter2-Very-Secret", "Sup3r-Secret-Value",
-           "right-password-1", "wrong-password-2",
-           *INTEGRATION_KEYS.values(), *PROVIDER_KEYS.values())
+SECRETS = (
+    SMTP_PASSWORD,
+    "not-the-Pa55word-42",
+    "hunter2-Very-Secret",
+    "Sup3r-Secret-Value",
+    "right-password-1",
+    "wrong-password-2",
+    *INTEGRATION_KEYS.values(),
+    *PROVIDER_KEYS.values(),
+)
 
 
 def make_message(
@@ -59,8 +66,15 @@ def make_envelope(*recipients: str, body: bytes = b"Hello there.\r\n", **kw: obj
 
 def raw_with_headers(*extra: str, sender: str = "From: sender@example.com") -> bytes:
     """A small raw message with extra header lines."""
-    head = "\r\n".join([sender, "To: rcpt@example.net", *extra, "MIME-Version: 1.0",
-                        "Content-Type: text/plain; charset=utf-8"])
+    head = "\r\n".join(
+        [
+            sender,
+            "To: rcpt@example.net",
+            *extra,
+            "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8",
+        ]
+    )
     return (head + "\r\n\r\nHello.\r\n").encode()
 
 

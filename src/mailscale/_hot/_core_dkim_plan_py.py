@@ -147,8 +147,15 @@ class SignPlan:
         body_length: add ``l=`` with the canonical body length.
     """
 
-    __slots__ = ("_headers", "_oversign", "_shapes", "body_length", "body_relaxed", "head",
-                 "header_relaxed")
+    __slots__ = (
+        "_headers",
+        "_oversign",
+        "_shapes",
+        "body_length",
+        "body_relaxed",
+        "head",
+        "header_relaxed",
+    )
 
     def __init__(
         self,

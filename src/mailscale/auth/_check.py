@@ -65,24 +65,35 @@ async def check_domain_async(
     if unknown:
         raise AuthCheckError(f"dkim_keys names selectors not checked: {', '.join(sorted(unknown))}")
     from_d = normalize_domain(from_domain, "from_domain") if from_domain is not None else domain
-    env_d = (normalize_domain(envelope_domain, "envelope_domain")
-             if envelope_domain is not None else None)
-    dkim_d = normalize_domain(dkim_domain, "dkim_domain") if dkim_domain is not None else (
-        domain if selectors else None)
+    env_d = (
+        normalize_domain(envelope_domain, "envelope_domain")
+        if envelope_domain is not None
+        else None
+    )
+    dkim_d = (
+        normalize_domain(dkim_domain, "dkim_domain")
+        if dkim_domain is not None
+        else (domain if selectors else None)
+    )
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
     spf, dmarc, mx, dkim, ptr = await asyncio.gather(
         analyze_spf_async(dns, domain, sending_ips=ips, esp=esp, sender=sender),
         analyze_dmarc_async(dns, domain),
         analyze_mx_async(dns, domain),
-        asyncio.gather(*(analyze_dkim_async(dns, domain, s, local_key=keys.get(s))
-                         for s in selectors)),
+        asyncio.gather(
+            *(analyze_dkim_async(dns, domain, s, local_key=keys.get(s)) for s in selectors)
+        ),
         asyncio.gather(*(analyze_ptr_async(dns, ip) for ip in ips)),
     )
     alignment = analyze_alignment(from_d, env_d, dkim_d, dmarc, spf=spf, dkim=dkim)
-    report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment,
-                        usage(dns))
-    _log.debug("auth.check_done", domain=domain, queries=dns.queries,
-               errors=len(report.errors), warnings=len(report.warnings))
+    report = AuthReport(domain, spf, tuple(dkim), dmarc, mx, tuple(ptr), alignment, usage(dns))
+    _log.debug(
+        "auth.check_done",
+        domain=domain,
+        queries=dns.queries,
+        errors=len(report.errors),
+        warnings=len(report.warnings),
+    )
     return report
 
 
@@ -90,13 +101,17 @@ def usage(dns: DNSClient) -> DNSUsage:
     """What ``dns`` spent, with an error finding when its budget stopped the check."""
     findings = []
     if dns.exhausted is not None:
-        findings.append(Finding(
-            Severity.ERROR, "dns.budget_exhausted",
-            f"stopped asking DNS after {dns.queries} queries: {dns.exhausted}; "
-            f"{dns.refused} lookup(s) were not sent and their checks are temperror "
-            "(give a larger budget=DNSBudget(...) to check further)", None))
-    return DNSUsage(dns.queries, dns.refused, dns.answer_bytes, dns.exhausted,
-                    findings=findings)
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "dns.budget_exhausted",
+                f"stopped asking DNS after {dns.queries} queries: {dns.exhausted}; "
+                f"{dns.refused} lookup(s) were not sent and their checks are temperror "
+                "(give a larger budget=DNSBudget(...) to check further)",
+                None,
+            )
+        )
+    return DNSUsage(dns.queries, dns.refused, dns.answer_bytes, dns.exhausted, findings=findings)
 
 
 check_domain = blocking(

@@ -64,40 +64,59 @@ def register(subparsers: Any) -> None:
     sub = dns.add_subparsers(dest="dns_command", metavar="SUBCOMMAND")
     dns.set_defaults(func=lambda args: (dns.print_help(), 2)[1])
 
-    check = sub.add_parser("check", help="check a domain's authentication records",
-                           epilog=_CHECK_EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    check = sub.add_parser(
+        "check",
+        help="check a domain's authentication records",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(check)
     check.set_defaults(func=_check)
 
-    ready = sub.add_parser("readiness", help="the Gmail/Yahoo/Microsoft bulk-sender checklist",
-                           epilog=_READINESS_EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    ready = sub.add_parser(
+        "readiness",
+        help="the Gmail/Yahoo/Microsoft bulk-sender checklist",
+        epilog=_READINESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(ready)
     ready.add_argument("--message", type=Path, help="a sample message (RFC 5322 file)")
     ready.add_argument("--transport", help="the transport URL, to tell whether TLS is used")
     ready.add_argument("--complaint-rate", type=float, help="complaints per delivered, 0.001=0.1%%")
     ready.set_defaults(func=_readiness)
 
-    records = sub.add_parser("records", help="print the TXT records to publish",
-                             epilog=_RECORDS_EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    records = sub.add_parser(
+        "records",
+        help="print the TXT records to publish",
+        epilog=_RECORDS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     records.add_argument("domain")
     records.add_argument("--ip", action="append", default=[], help="sending IP or network")
     records.add_argument("--include", action="append", default=[], help="SPF include domain")
     records.add_argument("--esp", action="append", default=[], choices=sorted(ESP_INCLUDES))
     records.add_argument("--mx", action="store_true", help="add 'mx' to SPF")
-    records.add_argument("--all", choices=["~all", "-all", "?all"],
-                         help="how SPF ends (default ~all); write --all=-all")
+    records.add_argument(
+        "--all",
+        choices=["~all", "-all", "?all"],
+        help="how SPF ends (default ~all); write --all=-all",
+    )
     records.add_argument("--selector", help="DKIM selector for --dkim-key")
     records.add_argument("--dkim-key", type=Path, help="PEM key file (private or public)")
     records.add_argument("--policy", default="none", help="DMARC policy (none/quarantine/reject)")
     records.add_argument("--rua", action="append", default=[], help="DMARC aggregate address")
     records.add_argument("--ruf", action="append", default=[], help="DMARC failure address")
-    records.add_argument("--count-includes", action="store_true",
-                         help="follow the SPF includes through DNS to count every lookup")
-    records.add_argument("--nameserver", action="append", default=[],
-                         help="DNS server for --count-includes, host or host:port")
+    records.add_argument(
+        "--count-includes",
+        action="store_true",
+        help="follow the SPF includes through DNS to count every lookup",
+    )
+    records.add_argument(
+        "--nameserver",
+        action="append",
+        default=[],
+        help="DNS server for --count-includes, host or host:port",
+    )
     records.add_argument("--json", action="store_true", help="machine-readable output")
     records.set_defaults(func=_records)
 
@@ -107,8 +126,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selector", action="append", default=[], help="DKIM selector (repeatable)")
     p.add_argument("--ip", action="append", default=[], help="sending IP (repeatable)")
     p.add_argument("--esp", choices=sorted(ESP_INCLUDES), help="the ESP you send through")
-    p.add_argument("--nameserver", action="append", default=[],
-                   help="DNS server as host or host:port (repeatable; default: the system's)")
+    p.add_argument(
+        "--nameserver",
+        action="append",
+        default=[],
+        help="DNS server as host or host:port (repeatable; default: the system's)",
+    )
     p.add_argument("--from-domain", help="the From domain (default: the domain)")
     p.add_argument("--envelope-domain", help="the return-path domain")
     p.add_argument("--dkim-domain", help="the DKIM d= (default: the domain)")
@@ -123,8 +146,11 @@ def _flag_error(flag: str, value: object, problem: str) -> AuthCheckError:
 def _check_flags(args: argparse.Namespace) -> None:
     """Check what the user typed, so that an error names the flag (not an argument name)."""
     domain = normalize_domain(args.domain, "domain")
-    for flag, attr in (("--from-domain", "from_domain"), ("--envelope-domain", "envelope_domain"),
-                       ("--dkim-domain", "dkim_domain")):
+    for flag, attr in (
+        ("--from-domain", "from_domain"),
+        ("--envelope-domain", "envelope_domain"),
+        ("--dkim-domain", "dkim_domain"),
+    ):
         value = getattr(args, attr, None)
         if value is not None:
             normalize_domain(value, flag)
@@ -139,8 +165,11 @@ def _check_flags(args: argparse.Namespace) -> None:
         try:
             selector_name(selector, domain)
         except AuthCheckError:
-            raise _flag_error("--selector", selector, "not a valid DKIM selector (letters, "
-                              "digits, '-' and '_' in dot-separated labels)") from None
+            raise _flag_error(
+                "--selector",
+                selector,
+                "not a valid DKIM selector (letters, digits, '-' and '_' in dot-separated labels)",
+            ) from None
     for server in getattr(args, "nameserver", None) or ():
         parse_nameserver(server, "--nameserver")
     timeout = getattr(args, "timeout", None)
@@ -148,8 +177,9 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise _flag_error("--timeout", timeout, "must be a positive number of seconds")
     rate = getattr(args, "complaint_rate", None)
     if rate is not None and not 0 <= rate <= 1:
-        raise _flag_error("--complaint-rate", rate,
-                          "must be a fraction from 0 to 1 (0.001 is 0.1%)")
+        raise _flag_error(
+            "--complaint-rate", rate, "must be a fraction from 0 to 1 (0.001 is 0.1%)"
+        )
     transport = getattr(args, "transport", None)
     if transport is not None:
         from mailscale.errors import ConfigurationError
@@ -179,8 +209,8 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _incomplete(report: AuthReport) -> bool:
     """True when every error says only that something could not be checked."""
     return bool(report.errors) and all(
-        f.code.endswith(".temperror") or f.code == "dns.budget_exhausted"
-        for f in report.errors)
+        f.code.endswith(".temperror") or f.code == "dns.budget_exhausted" for f in report.errors
+    )
 
 
 def _console() -> Any:
@@ -205,17 +235,22 @@ def _check(args: argparse.Namespace) -> int:
 
 def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
     spf = report.spf
-    rows: list[tuple[str, str, str]] = [("SPF", spf.status,
-             (f"{spf.lookups}/10 lookups, {spf.void_lookups}/2 void"
-              if spf.record else "") + "".join(f"; {ip}: {r}" for ip, r in spf.results.items()))]
+    rows: list[tuple[str, str, str]] = [
+        (
+            "SPF",
+            spf.status,
+            (f"{spf.lookups}/10 lookups, {spf.void_lookups}/2 void" if spf.record else "")
+            + "".join(f"; {ip}: {r}" for ip, r in spf.results.items()),
+        )
+    ]
     for d in report.dkim:
         key = f"{d.key_type} {d.key_bits}" if d.key_bits else ""
         rows.append((f"DKIM {d.selector}", d.status, key + (" testing" if d.testing else "")))
     dm = report.dmarc
-    rows.append(("DMARC", dm.status,
-                 f"p={dm.policy} at _dmarc.{dm.found_at}" if dm.policy else ""))
-    rows.append(("MX", report.mx.status,
-                 ", ".join(f"{h.preference} {h.host}" for h in report.mx.hosts)))
+    rows.append(("DMARC", dm.status, f"p={dm.policy} at _dmarc.{dm.found_at}" if dm.policy else ""))
+    rows.append(
+        ("MX", report.mx.status, ", ".join(f"{h.preference} {h.host}" for h in report.mx.hosts))
+    )
     for p in report.ptr:
         rows.append((f"PTR {p.ip}", p.status, ", ".join(p.names)))
     al = report.alignment
@@ -223,8 +258,13 @@ def _summary_rows(report: AuthReport) -> list[tuple[str, str, str]]:
     def yn(v: bool | None) -> str:
         return "unknown" if v is None else ("yes" if v else "no")
 
-    rows.append(("Alignment", al.status,
-                 f"SPF {yn(al.spf_aligned)}, DKIM {yn(al.dkim_aligned)} (From {al.from_domain})"))
+    rows.append(
+        (
+            "Alignment",
+            al.status,
+            f"SPF {yn(al.spf_aligned)}, DKIM {yn(al.dkim_aligned)} (From {al.from_domain})",
+        )
+    )
     return rows
 
 
@@ -259,10 +299,14 @@ def _readiness(args: argparse.Namespace) -> int:
         try:
             sample = args.message.read_bytes()
         except OSError as exc:
-            raise AuthCheckError(f"--message: cannot read {args.message}: {exc.strerror}"
-                                 ) from None
-    report = readiness(args.domain, sample_message=sample, transport=args.transport,
-                       complaint_rate=args.complaint_rate, **_kwargs(args))
+            raise AuthCheckError(f"--message: cannot read {args.message}: {exc.strerror}") from None
+    report = readiness(
+        args.domain,
+        sample_message=sample,
+        transport=args.transport,
+        complaint_rate=args.complaint_rate,
+        **_kwargs(args),
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -341,15 +385,24 @@ def _records(args: argparse.Namespace) -> int:
     _check_record_flags(args)
     records: list[TXTRecord] = []
     if args.ip or args.include or args.esp or args.mx or args.all == "-all":
-        records.append(spf_record(
-            ips=args.ip, includes=args.include, esp=args.esp, mx=args.mx,
-            all=args.all or "~all", domain=args.domain, count_includes=args.count_includes,
-            resolver=args.nameserver or None))
+        records.append(
+            spf_record(
+                ips=args.ip,
+                includes=args.include,
+                esp=args.esp,
+                mx=args.mx,
+                all=args.all or "~all",
+                domain=args.domain,
+                count_includes=args.count_includes,
+                resolver=args.nameserver or None,
+            )
+        )
     if args.dkim_key is not None:
         if not args.selector:
             raise AuthCheckError("--dkim-key needs --selector")
-        records.append(dkim_record(_load_key(args.dkim_key), selector=args.selector,
-                                   domain=args.domain))
+        records.append(
+            dkim_record(_load_key(args.dkim_key), selector=args.selector, domain=args.domain)
+        )
     dmarc = dmarc_record(args.policy, rua=args.rua, ruf=args.ruf, domain=args.domain)
     records.append(dmarc)
     from mailscale.auth.dmarc import mailto_domain, organizational_domain, report_uris
@@ -363,17 +416,28 @@ def _records(args: argparse.Namespace) -> int:
                 records.append(report_authorization_record(args.domain, dest))
     if not records[0].value.startswith("v=spf1"):
         # 'v=spf1 ~all' authorizes nobody while looking like a setup; say so instead.
-        print("note: no --ip, --include, --esp or --mx: no SPF record printed; "
-              "a domain that sends no mail publishes 'v=spf1 -all' (--all=-all)",
-              file=sys.stderr)
+        print(
+            "note: no --ip, --include, --esp or --mx: no SPF record printed; "
+            "a domain that sends no mail publishes 'v=spf1 -all' (--all=-all)",
+            file=sys.stderr,
+        )
     if args.json:
-        print(json.dumps([{"name": r.name, "type": "TXT", "value": r.value,
-                           "strings": list(r.strings)} for r in records], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"name": r.name, "type": "TXT", "value": r.value, "strings": list(r.strings)}
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
     else:
         for r in records:
             if "._report._dmarc." in r.name:
-                print(f"; in the zone of {r.name.split('._report._dmarc.')[1]}: "
-                      "it accepts DMARC reports for this domain")
+                print(
+                    f"; in the zone of {r.name.split('._report._dmarc.')[1]}: "
+                    "it accepts DMARC reports for this domain"
+                )
             print(r.zone_line())
     return 0
 
@@ -384,4 +448,3 @@ def _tag_pairs(value: str) -> list[tuple[str, str]]:
         k, _, v = part.strip().partition("=")
         out.append((k, v))
     return out
-

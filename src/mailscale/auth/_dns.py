@@ -35,8 +35,7 @@ import dns.resolver
 from mailscale.auth._args import opt_number
 from mailscale.errors import AuthCheckError
 
-__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver",
-           "parse_nameserver"]
+__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver", "parse_nameserver"]
 
 Status = Literal[
     "ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name", "budget"
@@ -44,9 +43,7 @@ Status = Literal[
 
 #: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
 #: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
-ResolverLike = (
-    dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
-)
+ResolverLike = dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
 
 TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error", "budget"})
 
@@ -171,7 +168,8 @@ def make_resolver(
         elif isinstance(resolver, (bytes, bytearray)) or not isinstance(resolver, Iterable):
             raise AuthCheckError(
                 "resolver must be a dnspython resolver or 'host[:port]' strings, "
-                f"not {type(resolver).__name__}")
+                f"not {type(resolver).__name__}"
+            )
         else:
             entries = list(resolver)
         if not entries or not all(isinstance(e, str) for e in entries):
@@ -200,15 +198,20 @@ def make_resolver(
 
 def _positive_int(inst: object, attribute: attrs.Attribute[int], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AuthCheckError(f"DNSBudget.{attribute.name} must be a whole number >= 1, "
-                             f"not {value!r}")
+        raise AuthCheckError(
+            f"DNSBudget.{attribute.name} must be a whole number >= 1, not {value!r}"
+        )
 
 
 def _positive_seconds(inst: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0 < float(value) < float("inf")):
-        raise AuthCheckError(f"DNSBudget.{attribute.name} must be a positive number of "
-                             f"seconds, not {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < float(value) < float("inf")
+    ):
+        raise AuthCheckError(
+            f"DNSBudget.{attribute.name} must be a positive number of seconds, not {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -281,8 +284,7 @@ class DNSClient:
         if self.queries >= budget.max_queries:
             self.exhausted = f"the check's budget of {budget.max_queries} DNS queries is used up"
         elif now - self._started >= budget.max_seconds:
-            self.exhausted = (f"the check's DNS time budget of {budget.max_seconds:g} s "
-                              "is used up")
+            self.exhausted = f"the check's DNS time budget of {budget.max_seconds:g} s is used up"
         return self.exhausted
 
     async def query(self, name: str, rdtype: str) -> Lookup:
@@ -303,8 +305,10 @@ class DNSClient:
         lookup = await self._ask(name, rdtype)
         self.answer_bytes += _size(lookup)
         if self.answer_bytes > self.budget.max_answer_bytes and self.exhausted is None:
-            self.exhausted = (f"the check's budget of {self.budget.max_answer_bytes} bytes "
-                              "of DNS answers is used up")
+            self.exhausted = (
+                f"the check's budget of {self.budget.max_answer_bytes} bytes "
+                "of DNS answers is used up"
+            )
         return lookup
 
     async def _ask(self, name: str, rdtype: str) -> Lookup:

@@ -45,38 +45,77 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
     """The MX hosts of ``domain``, each resolved to its addresses."""
     lookup = await dns.query(domain, "MX")
     if lookup.temporary:
-        return MXReport("temperror", findings=[Finding(
-            Severity.ERROR, "mx.temperror",
-            f"could not fetch MX records: {lookup.describe()}; this is not 'no record'", domain)])
+        return MXReport(
+            "temperror",
+            findings=[
+                Finding(
+                    Severity.ERROR,
+                    "mx.temperror",
+                    f"could not fetch MX records: {lookup.describe()}; this is not 'no record'",
+                    domain,
+                )
+            ],
+        )
     if lookup.void:
-        return MXReport("missing", findings=[Finding(
-            Severity.WARNING, "mx.missing",
-            f"no MX record ({lookup.describe()}): bounces and replies rely on the A record",
-            domain)])
+        return MXReport(
+            "missing",
+            findings=[
+                Finding(
+                    Severity.WARNING,
+                    "mx.missing",
+                    f"no MX record ({lookup.describe()}): bounces and replies rely on the A record",
+                    domain,
+                )
+            ],
+        )
     if lookup.mx == ((0, ""),) or lookup.mx == ((0, "."),):
-        return MXReport("null", findings=[Finding(
-            Severity.WARNING, "mx.null",
-            f"{domain} publishes a null MX (RFC 7505): it receives no mail, so bounces "
-            "to it are lost", "0 .")])
+        return MXReport(
+            "null",
+            findings=[
+                Finding(
+                    Severity.WARNING,
+                    "mx.null",
+                    f"{domain} publishes a null MX (RFC 7505): it receives no mail, so bounces "
+                    "to it are lost",
+                    "0 .",
+                )
+            ],
+        )
     checked, skipped = lookup.mx[:MAX_NAMES], lookup.mx[MAX_NAMES:]
     resolved = await asyncio.gather(*(_addresses(dns, host) for _, host in checked))
     hosts = []
     findings = []
     if skipped:
-        findings.append(Finding(
-            Severity.WARNING, "mx.too_many",
-            f"{len(lookup.mx)} MX hosts: only the {MAX_NAMES} most preferred were resolved; "
-            "senders rarely try more than a few", domain))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "mx.too_many",
+                f"{len(lookup.mx)} MX hosts: only the {MAX_NAMES} most preferred were resolved; "
+                "senders rarely try more than a few",
+                domain,
+            )
+        )
     for (pref, host), (status, addrs) in zip(checked, resolved, strict=True):
         hosts.append(MXHost(pref, host, addrs, "ok" if status == "ok" else status))
         record = f"{pref} {host}"
         if status == "none":
-            findings.append(Finding(Severity.ERROR, "mx.host_unresolved",
-                                    f"MX host {host} has no A or AAAA record", record))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "mx.host_unresolved",
+                    f"MX host {host} has no A or AAAA record",
+                    record,
+                )
+            )
         elif status != "ok":
-            findings.append(Finding(Severity.ERROR, "mx.temperror",
-                                    f"MX host {host} could not be resolved ({status}); "
-                                    "temporary DNS error", record))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "mx.temperror",
+                    f"MX host {host} could not be resolved ({status}); temporary DNS error",
+                    record,
+                )
+            )
     status = "ok"
     if any(h.status == "none" for h in hosts):
         status = "invalid"
@@ -95,44 +134,88 @@ async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
     ip = str(addr)
     lookup = await dns.query(addr.reverse_pointer, "PTR")
     if lookup.temporary:
-        return PTRReport(ip, "temperror", findings=[Finding(
-            Severity.ERROR, "ptr.temperror",
-            f"could not fetch the PTR of {ip}: {lookup.describe()}; this is not 'no record'",
-            addr.reverse_pointer)])
+        return PTRReport(
+            ip,
+            "temperror",
+            findings=[
+                Finding(
+                    Severity.ERROR,
+                    "ptr.temperror",
+                    f"could not fetch the PTR of {ip}: {lookup.describe()}; this "
+                    "is not 'no record'",
+                    addr.reverse_pointer,
+                )
+            ],
+        )
     if not lookup.records:
-        return PTRReport(ip, "missing", findings=[Finding(
-            Severity.ERROR, "ptr.missing",
-            f"{ip} has no PTR record: ask the IP's owner to set one to your sending host name",
-            addr.reverse_pointer)])
+        return PTRReport(
+            ip,
+            "missing",
+            findings=[
+                Finding(
+                    Severity.ERROR,
+                    "ptr.missing",
+                    f"{ip} has no PTR record: ask the IP's owner to set one to "
+                    "your sending host name",
+                    addr.reverse_pointer,
+                )
+            ],
+        )
     names = lookup.records[:MAX_NAMES]
     extra: list[Finding] = []
     if len(lookup.records) > MAX_NAMES:
-        extra.append(Finding(
-            Severity.WARNING, "ptr.too_many",
-            f"{ip} has {len(lookup.records)} PTR names: only the first {MAX_NAMES} were "
-            "checked; give it one, the name the host uses in HELO", addr.reverse_pointer))
+        extra.append(
+            Finding(
+                Severity.WARNING,
+                "ptr.too_many",
+                f"{ip} has {len(lookup.records)} PTR names: only the first {MAX_NAMES} were "
+                "checked; give it one, the name the host uses in HELO",
+                addr.reverse_pointer,
+            )
+        )
     rdtype = "A" if addr.version == 4 else "AAAA"
     forward = await asyncio.gather(*(dns.query(n, rdtype) for n in names))
     confirmed = tuple(
-        n for n, fw in zip(names, forward, strict=True)
+        n
+        for n, fw in zip(names, forward, strict=True)
         if any(ipaddress.ip_address(a) == addr for a in fw.records)
     )
     if confirmed:
         return PTRReport(ip, "pass", names, confirmed, findings=extra)
     temp = [fw for fw in forward if fw.temporary]
     if temp:
-        return PTRReport(ip, "temperror", names, findings=[*extra, Finding(
-            Severity.ERROR, "ptr.temperror",
-            f"could not confirm the PTR name of {ip}: {temp[0].describe()}",
-            ", ".join(names))])
+        return PTRReport(
+            ip,
+            "temperror",
+            names,
+            findings=[
+                *extra,
+                Finding(
+                    Severity.ERROR,
+                    "ptr.temperror",
+                    f"could not confirm the PTR name of {ip}: {temp[0].describe()}",
+                    ", ".join(names),
+                ),
+            ],
+        )
     got = "; ".join(
-        f"{n} -> {', '.join(fw.records) or 'nothing'}"
-        for n, fw in zip(names, forward, strict=True)
+        f"{n} -> {', '.join(fw.records) or 'nothing'}" for n, fw in zip(names, forward, strict=True)
     )
-    return PTRReport(ip, "fail", names, findings=[*extra, Finding(
-        Severity.ERROR, "ptr.not_confirmed",
-        f"{ip}'s PTR name does not resolve back to it ({got}): forward-confirmed "
-        "reverse DNS fails", ", ".join(names))])
+    return PTRReport(
+        ip,
+        "fail",
+        names,
+        findings=[
+            *extra,
+            Finding(
+                Severity.ERROR,
+                "ptr.not_confirmed",
+                f"{ip}'s PTR name does not resolve back to it ({got}): forward-confirmed "
+                "reverse DNS fails",
+                ", ".join(names),
+            ),
+        ],
+    )
 
 
 def aligned(identifier: str, from_domain: str, mode: str) -> bool:
@@ -188,21 +271,35 @@ def analyze_alignment(
     spf_ok = _in_mode(spf_r, spf_s, dmarc.aspf if known else None)
     dkim_ok = _in_mode(dkim_r, dkim_s, dmarc.adkim if known else None)
     if spf_ok is False:
-        findings.append(Finding(
-            Severity.WARNING, "align.spf",
-            f"envelope domain {envelope_domain} does not align with From {from_domain} "
-            f"(aspf={dmarc.aspf}): SPF cannot pass DMARC; use a return-path under "
-            f"{organizational_domain(from_domain)}", None))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "align.spf",
+                f"envelope domain {envelope_domain} does not align with From {from_domain} "
+                f"(aspf={dmarc.aspf}): SPF cannot pass DMARC; use a return-path under "
+                f"{organizational_domain(from_domain)}",
+                None,
+            )
+        )
     if dkim_ok is False:
-        findings.append(Finding(
-            Severity.WARNING, "align.dkim",
-            f"DKIM d={dkim_domain} does not align with From {from_domain} "
-            f"(adkim={dmarc.adkim}): DKIM cannot pass DMARC; sign with d={from_domain}", None))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "align.dkim",
+                f"DKIM d={dkim_domain} does not align with From {from_domain} "
+                f"(adkim={dmarc.adkim}): DKIM cannot pass DMARC; sign with d={from_domain}",
+                None,
+            )
+        )
     if spf_ok is False and dkim_ok is False:
-        findings.append(Finding(
-            Severity.ERROR, "align.none",
-            f"neither SPF nor DKIM aligns with From {from_domain}: DMARC fails for this mail",
-            None))
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "align.none",
+                f"neither SPF nor DKIM aligns with From {from_domain}: DMARC fails for this mail",
+                None,
+            )
+        )
     # An aligned identifier only counts when its record was fetched: SPF's, or a DKIM key.
     spf_usable = spf is None or spf.status != "temperror"
     dkim_usable = not dkim or any(d.status != "temperror" for d in dkim)
@@ -211,9 +308,21 @@ def analyze_alignment(
     elif spf_ok is False and dkim_ok is False:
         status = "fail"
     elif (spf_ok is False and dkim_ok is None and dkim_domain is None) or (
-            dkim_ok is False and spf_ok is None and envelope_domain is None):
+        dkim_ok is False and spf_ok is None and envelope_domain is None
+    ):
         status = "fail"
     else:
         status = "unknown"
-    return AlignmentReport(from_domain, envelope_domain, dkim_domain, spf_r, spf_s, dkim_r,
-                           dkim_s, spf_ok, dkim_ok, findings=findings, status=status)
+    return AlignmentReport(
+        from_domain,
+        envelope_domain,
+        dkim_domain,
+        spf_r,
+        spf_s,
+        dkim_r,
+        dkim_s,
+        spf_ok,
+        dkim_ok,
+        findings=findings,
+        status=status,
+    )

@@ -199,8 +199,8 @@ class DMARCReport:
     tags: dict[str, str] = attrs.field(factory=dict)
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
     policy: Policy | None = attrs.field(
-        default=attrs.Factory(lambda self: self.tags.get("p"), takes_self=True),
-        converter=_policy)
+        default=attrs.Factory(lambda self: self.tags.get("p"), takes_self=True), converter=_policy
+    )
 
     @property
     def subdomain_policy(self) -> Policy | None:

@@ -44,9 +44,12 @@ COMPLAINT_RATE_LIMIT = 0.003
 COMPLAINT_RATE_TARGET = 0.001
 
 PASS, FAIL, WARN, NOT_CHECKED = (
-    CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.WARN, CheckStatus.NOT_CHECKED)
+    CheckStatus.PASS,
+    CheckStatus.FAIL,
+    CheckStatus.WARN,
+    CheckStatus.NOT_CHECKED,
+)
 _ALL3 = ("gmail", "yahoo", "microsoft")
-
 
 
 @attrs.frozen
@@ -112,8 +115,9 @@ class ReadinessReport:
         }
 
 
-def _item(code: str, title: str, status: CheckStatus, detail: str,
-          required_by: tuple[str, ...] = _ALL3) -> ReadinessItem:
+def _item(
+    code: str, title: str, status: CheckStatus, detail: str, required_by: tuple[str, ...] = _ALL3
+) -> ReadinessItem:
     return ReadinessItem(code, title, status, detail, required_by)
 
 
@@ -125,7 +129,8 @@ def _parse_message(sample: bytes | str | email.message.Message) -> email.message
     if not isinstance(sample, (bytes, bytearray)):
         raise AuthCheckError("sample_message must be bytes, str or an email.message.Message")
     return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-        bytes(sample), headersonly=True)
+        bytes(sample), headersonly=True
+    )
 
 
 def _raw_message(sample: bytes | str | email.message.Message) -> bytes:
@@ -170,13 +175,16 @@ def one_click_unsubscribe(message: email.message.Message) -> tuple[CheckStatus, 
         signed = {h.strip().lower() for h in _dkim_tags(str(sig)).get("h", "").split(":")}
         if {"list-unsubscribe", "list-unsubscribe-post"} <= signed:
             return PASS, "List-Unsubscribe (https) and List-Unsubscribe-Post, both signed by DKIM"
-    return FAIL, ("the DKIM signature's h= must include both List-Unsubscribe and "
-                  "List-Unsubscribe-Post (RFC 8058 section 4)")
+    return FAIL, (
+        "the DKIM signature's h= must include both List-Unsubscribe and "
+        "List-Unsubscribe-Post (RFC 8058 section 4)"
+    )
 
 
 #: Mailbox providers whose From domains bulk senders must not use (Gmail's 2024 rule).
-_PROVIDER_DOMAINS = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com",
-                               "hotmail.com", "live.com"})
+_PROVIDER_DOMAINS = frozenset(
+    {"gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com", "live.com"}
+)
 
 
 def message_format(message: email.message.Message) -> tuple[CheckStatus, str]:
@@ -203,9 +211,13 @@ def _tls_item(tls: bool | None, transport: str | None) -> ReadinessItem:
     title = "TLS for transmission"
     by = ("gmail",)
     if tls is not None:
-        return _item("tls", title, PASS if tls else FAIL,
-                     "TLS enabled by configuration" if tls else "TLS disabled by configuration",
-                     by)
+        return _item(
+            "tls",
+            title,
+            PASS if tls else FAIL,
+            "TLS enabled by configuration" if tls else "TLS disabled by configuration",
+            by,
+        )
     if transport is None:
         return _item("tls", title, NOT_CHECKED, "no transport configuration given", by)
     # The transports' own reading of their URLs (smtp:// requires STARTTLS unless
@@ -223,13 +235,17 @@ def _tls_item(tls: bool | None, transport: str | None) -> ReadinessItem:
     if mode == "required":
         return _item("tls", title, PASS, "every connection uses TLS", by)
     if mode == "opportunistic":
-        return _item("tls", title, WARN,
-                     "STARTTLS only when the receiving server offers it (Gmail and Yahoo "
-                     "do); use ?tls=required to refuse plaintext", by)
+        return _item(
+            "tls",
+            title,
+            WARN,
+            "STARTTLS only when the receiving server offers it (Gmail and Yahoo "
+            "do); use ?tls=required to refuse plaintext",
+            by,
+        )
     if mode == "none":
         return _item("tls", title, FAIL, "TLS turned off in the transport URL", by)
-    return _item("tls", title, NOT_CHECKED,
-                 "this transport does not send over the network", by)
+    return _item("tls", title, NOT_CHECKED, "this transport does not send over the network", by)
 
 
 def _complaint_item(rate: float | None) -> ReadinessItem:
@@ -239,21 +255,30 @@ def _complaint_item(rate: float | None) -> ReadinessItem:
         return _item("complaint_rate", title, NOT_CHECKED, "no sending statistics given", by)
     pct = f"{rate * 100:.2f}%"
     if rate >= COMPLAINT_RATE_LIMIT:
-        return _item("complaint_rate", title, FAIL,
-                     f"{pct}: at or above the 0.3% limit; mail will be rejected or filtered", by)
+        return _item(
+            "complaint_rate",
+            title,
+            FAIL,
+            f"{pct}: at or above the 0.3% limit; mail will be rejected or filtered",
+            by,
+        )
     if rate >= COMPLAINT_RATE_TARGET:
-        return _item("complaint_rate", title, WARN, f"{pct}: under 0.3% but above the 0.1% aim",
-                     by)
+        return _item("complaint_rate", title, WARN, f"{pct}: under 0.3% but above the 0.1% aim", by)
     return _item("complaint_rate", title, PASS, f"{pct}: below 0.1%", by)
 
 
-def _rate(complaint_rate: float | None, complaints: int | None, delivered: int | None
-          ) -> float | None:
+def _rate(
+    complaint_rate: float | None, complaints: int | None, delivered: int | None
+) -> float | None:
     if complaint_rate is not None:
-        if (isinstance(complaint_rate, bool) or not isinstance(complaint_rate, (int, float))
-                or not 0 <= float(complaint_rate) <= 1):
+        if (
+            isinstance(complaint_rate, bool)
+            or not isinstance(complaint_rate, (int, float))
+            or not 0 <= float(complaint_rate) <= 1
+        ):
             raise AuthCheckError(
-                f"complaint_rate is a fraction 0..1 (0.001 = 0.1%), not {complaint_rate!r}")
+                f"complaint_rate is a fraction 0..1 (0.001 = 0.1%), not {complaint_rate!r}"
+            )
         return float(complaint_rate)
     if complaints is None and delivered is None:
         return None
@@ -267,32 +292,49 @@ def _rate(complaint_rate: float | None, complaints: int | None, delivered: int |
     return complaints / delivered
 
 
-def _dkim_item(auth: AuthReport, message: email.message.Message | None,
-               results: Sequence[VerifyResult]) -> ReadinessItem:
+def _dkim_item(
+    auth: AuthReport, message: email.message.Message | None, results: Sequence[VerifyResult]
+) -> ReadinessItem:
     title = "DKIM passes"
     broken = [d for d in auth.dkim if d.status not in ("ok", "temperror")]
     if broken:
-        return _item("dkim", title, FAIL,
-                     ", ".join(f"selector {d.selector}: {d.status}" for d in broken))
+        return _item(
+            "dkim", title, FAIL, ", ".join(f"selector {d.selector}: {d.status}" for d in broken)
+        )
     if message is not None:
         if not message.get_all("DKIM-Signature"):
             return _item("dkim", title, FAIL, "the sample message has no DKIM-Signature")
         passed = [r for r in results if r.ok]
         if passed:
-            return _item("dkim", title, PASS, "the sample message's signature verifies: "
-                         + ", ".join(f"d={r.domain} s={r.selector}" for r in passed))
+            return _item(
+                "dkim",
+                title,
+                PASS,
+                "the sample message's signature verifies: "
+                + ", ".join(f"d={r.domain} s={r.selector}" for r in passed),
+            )
         if results and all(r.status == "temperror" for r in results):
-            return _item("dkim", title, NOT_CHECKED,
-                         "temporary error fetching the key: " + results[0].reason)
-        return _item("dkim", title, FAIL, "no signature of the sample message verifies: "
-                     + "; ".join(f"s={r.selector}: {r.status} ({r.reason})" for r in results))
+            return _item(
+                "dkim", title, NOT_CHECKED, "temporary error fetching the key: " + results[0].reason
+            )
+        return _item(
+            "dkim",
+            title,
+            FAIL,
+            "no signature of the sample message verifies: "
+            + "; ".join(f"s={r.selector}: {r.status} ({r.reason})" for r in results),
+        )
     if any(d.status == "temperror" for d in auth.dkim):
         return _item("dkim", title, NOT_CHECKED, "temporary DNS error fetching a key")
     if auth.dkim:
         keys = ", ".join(f"{d.selector}: {d.key_type} {d.key_bits}" for d in auth.dkim)
-        return _item("dkim", title, NOT_CHECKED,
-                     f"keys published and valid ({keys}); give a signed sample message "
-                     "to verify a signature")
+        return _item(
+            "dkim",
+            title,
+            NOT_CHECKED,
+            f"keys published and valid ({keys}); give a signed sample message "
+            "to verify a signature",
+        )
     return _item("dkim", title, NOT_CHECKED, "no DKIM selector or sample message given")
 
 
@@ -301,8 +343,12 @@ MAX_SAMPLE_SIGNATURES = 10
 
 
 async def _verify_dkim(
-    raw: bytes, message: email.message.Message, resolver: ResolverLike,
-    timeout: float | None, lifetime: float | None, budget: DNSBudget | None,
+    raw: bytes,
+    message: email.message.Message,
+    resolver: ResolverLike,
+    timeout: float | None,
+    lifetime: float | None,
+    budget: DNSBudget | None,
 ) -> list[VerifyResult]:
     """Verify the sample's DKIM signatures, fetching their keys with the check's resolver.
 
@@ -318,13 +364,15 @@ async def _verify_dkim(
     skipped = set(names[MAX_SAMPLE_SIGNATURES:])
     names = names[:MAX_SAMPLE_SIGNATURES]
     dns = DNSClient(make_resolver(resolver, timeout=timeout, lifetime=lifetime), budget)
-    found = dict(zip(names, await asyncio.gather(*(dns.query(n, "TXT") for n in names)),
-                     strict=True))
+    found = dict(
+        zip(names, await asyncio.gather(*(dns.query(n, "TXT") for n in names)), strict=True)
+    )
 
     def lookup(name: str) -> list[bytes] | None:
         if name.lower() in skipped:
-            raise LookupError(f"not looked up: the sample has more than "
-                              f"{MAX_SAMPLE_SIGNATURES} signing keys")
+            raise LookupError(
+                f"not looked up: the sample has more than {MAX_SAMPLE_SIGNATURES} signing keys"
+            )
         got = found.get(name.lower())
         if got is not None and got.temporary:
             raise LookupError(got.describe())
@@ -353,8 +401,14 @@ def build_items(
     elif spf.status in ("missing", "invalid"):
         items.append(_item("spf", title, FAIL, f"SPF record {spf.status}"))
     elif not spf.results:
-        items.append(_item("spf", title, NOT_CHECKED,
-                           "the SPF record is valid; give sending IPs to check they pass"))
+        items.append(
+            _item(
+                "spf",
+                title,
+                NOT_CHECKED,
+                "the SPF record is valid; give sending IPs to check they pass",
+            )
+        )
     elif all(r == "pass" for r in spf.results.values()):
         items.append(_item("spf", title, PASS, "every sending IP passes SPF"))
     elif any(r == "temperror" for r in spf.results.values()):
@@ -375,39 +429,70 @@ def build_items(
         items.append(_item("dmarc", title, FAIL, f"DMARC record {dmarc.status}"))
     else:
         status = PASS if dmarc.status == "ok" else WARN
-        items.append(_item("dmarc", title, status,
-                           f"p={dmarc.policy} at _dmarc.{dmarc.found_at}"
-                           + ("" if status == PASS else f" ({dmarc.status})")))
+        items.append(
+            _item(
+                "dmarc",
+                title,
+                status,
+                f"p={dmarc.policy} at _dmarc.{dmarc.found_at}"
+                + ("" if status == PASS else f" ({dmarc.status})"),
+            )
+        )
 
     al = auth.alignment
     title = "From domain aligned with SPF or DKIM"
     if dmarc.status in ("missing", "temperror") or dmarc.policy is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no usable DMARC record"))
     elif al.status == "ok":
-        which = " and ".join(n for n, ok in (("SPF", al.spf_aligned), ("DKIM", al.dkim_aligned))
-                             if ok)
+        which = " and ".join(
+            n for n, ok in (("SPF", al.spf_aligned), ("DKIM", al.dkim_aligned)) if ok
+        )
         items.append(_item("alignment", title, PASS, f"{which} aligned with {al.from_domain}"))
     elif al.spf_aligned is None and al.dkim_aligned is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no envelope or DKIM domain known"))
     elif al.status == "unknown":
-        items.append(_item("alignment", title, NOT_CHECKED,
-                           "an aligned identifier's record could not be fetched (temporary "
-                           "DNS error)"))
+        items.append(
+            _item(
+                "alignment",
+                title,
+                NOT_CHECKED,
+                "an aligned identifier's record could not be fetched (temporary DNS error)",
+            )
+        )
     else:
-        items.append(_item("alignment", title, FAIL,
-                           f"neither the envelope domain nor DKIM d= aligns with {al.from_domain}"))
+        items.append(
+            _item(
+                "alignment",
+                title,
+                FAIL,
+                f"neither the envelope domain nor DKIM d= aligns with {al.from_domain}",
+            )
+        )
 
     title = "Forward-confirmed reverse DNS for sending IPs"
     by = ("gmail", "yahoo")
     if not auth.ptr:
         items.append(_item("fcrdns", title, NOT_CHECKED, "no sending IP given", by))
     elif all(p.status == "pass" for p in auth.ptr):
-        items.append(_item("fcrdns", title, PASS,
-                           ", ".join(f"{p.ip} <-> {p.confirmed[0]}" for p in auth.ptr), by))
+        items.append(
+            _item(
+                "fcrdns",
+                title,
+                PASS,
+                ", ".join(f"{p.ip} <-> {p.confirmed[0]}" for p in auth.ptr),
+                by,
+            )
+        )
     elif any(p.status in ("fail", "missing") for p in auth.ptr):
-        items.append(_item("fcrdns", title, FAIL,
-                           ", ".join(f"{p.ip}: {p.status}" for p in auth.ptr
-                                     if p.status != "pass"), by))
+        items.append(
+            _item(
+                "fcrdns",
+                title,
+                FAIL,
+                ", ".join(f"{p.ip}: {p.status}" for p in auth.ptr if p.status != "pass"),
+                by,
+            )
+        )
     else:
         items.append(_item("fcrdns", title, NOT_CHECKED, "temporary DNS error", by))
 
@@ -416,8 +501,9 @@ def build_items(
     title = "One-click unsubscribe (RFC 8058)"
     by = ("gmail", "yahoo")
     if message is None:
-        items.append(_item("one_click_unsubscribe", title, NOT_CHECKED,
-                           "no sample message given", by))
+        items.append(
+            _item("one_click_unsubscribe", title, NOT_CHECKED, "no sample message given", by)
+        )
     else:
         status, detail = one_click_unsubscribe(message)
         items.append(_item("one_click_unsubscribe", title, status, detail, by))
@@ -479,16 +565,27 @@ async def readiness_async(
     verifying = None
     if message is not None and raw is not None:
         verifying = asyncio.ensure_future(
-            _verify_dkim(raw, message, resolver, timeout, lifetime, budget))
+            _verify_dkim(raw, message, resolver, timeout, lifetime, budget)
+        )
     if report is None:
         report = await check_domain_async(
-            domain, dkim_selectors=selectors, sending_ips=sending_ips, esp=esp,
-            resolver=resolver, from_domain=from_domain, envelope_domain=envelope_domain,
-            dkim_domain=dkim_domain, dkim_keys=dkim_keys, timeout=timeout, lifetime=lifetime,
-            budget=budget)
+            domain,
+            dkim_selectors=selectors,
+            sending_ips=sending_ips,
+            esp=esp,
+            resolver=resolver,
+            from_domain=from_domain,
+            envelope_domain=envelope_domain,
+            dkim_domain=dkim_domain,
+            dkim_keys=dkim_keys,
+            timeout=timeout,
+            lifetime=lifetime,
+            budget=budget,
+        )
     results = await verifying if verifying is not None else []
-    items = build_items(report, message=message, tls=tls, transport=transport, rate=rate,
-                        dkim_results=results)
+    items = build_items(
+        report, message=message, tls=tls, transport=transport, rate=rate, dkim_results=results
+    )
     return ReadinessReport(domain, items, report)
 
 

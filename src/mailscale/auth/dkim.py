@@ -62,22 +62,40 @@ async def analyze_dkim_async(
         return DKIMReport(selector, name, record, status, findings=findings, **kw)  # type: ignore[arg-type]
 
     if lookup.status == "invalid_name":
-        return report("invalid", None, Finding(
-            Severity.ERROR, "dkim.invalid_name", lookup.describe(), name))
+        return report(
+            "invalid", None, Finding(Severity.ERROR, "dkim.invalid_name", lookup.describe(), name)
+        )
     if lookup.temporary:
-        return report("temperror", None, Finding(
-            Severity.ERROR, "dkim.temperror",
-            f"could not fetch selector {selector}: {lookup.describe()}; this is not 'no record'",
-            name))
+        return report(
+            "temperror",
+            None,
+            Finding(
+                Severity.ERROR,
+                "dkim.temperror",
+                f"could not fetch selector {selector}: {lookup.describe()}; "
+                "this is not 'no record'",
+                name,
+            ),
+        )
     if not lookup.records:
-        return report("missing", None, Finding(
-            Severity.ERROR, "dkim.missing",
-            f"no DKIM key at {name} ({lookup.describe()})", name))
+        return report(
+            "missing",
+            None,
+            Finding(
+                Severity.ERROR, "dkim.missing", f"no DKIM key at {name} ({lookup.describe()})", name
+            ),
+        )
     if len(lookup.records) > 1:
-        return report("invalid", lookup.records[0], Finding(
-            Severity.ERROR, "dkim.multiple",
-            f"{len(lookup.records)} TXT records at {name}; verifiers may pick any of them",
-            " | ".join(lookup.records)))
+        return report(
+            "invalid",
+            lookup.records[0],
+            Finding(
+                Severity.ERROR,
+                "dkim.multiple",
+                f"{len(lookup.records)} TXT records at {name}; verifiers may pick any of them",
+                " | ".join(lookup.records),
+            ),
+        )
     text = lookup.records[0]
     try:
         key = parse_key_record(list(lookup.strings[0]))
@@ -85,38 +103,75 @@ async def analyze_dkim_async(
         return report("invalid", text, Finding(Severity.ERROR, "dkim.syntax", str(exc), text))
     findings: list[Finding] = []
     if key.revoked:
-        return report("revoked", text, Finding(
-            Severity.ERROR, "dkim.revoked",
-            f"selector {selector} is revoked (empty p=): mail signed with it fails DKIM", text),
-            key_type=key.key_type)
+        return report(
+            "revoked",
+            text,
+            Finding(
+                Severity.ERROR,
+                "dkim.revoked",
+                f"selector {selector} is revoked (empty p=): mail signed with it fails DKIM",
+                text,
+            ),
+            key_type=key.key_type,
+        )
     bits = key.bits
     if key.key_type == "rsa" and bits < 1024:
-        findings.append(Finding(
-            Severity.ERROR, "dkim.key_too_small",
-            f"{bits}-bit RSA key: verifiers reject keys under 1024 bits (RFC 8301)", text))
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "dkim.key_too_small",
+                f"{bits}-bit RSA key: verifiers reject keys under 1024 bits (RFC 8301)",
+                text,
+            )
+        )
     elif key.key_type == "rsa" and bits < 2048:
-        findings.append(Finding(
-            Severity.WARNING, "dkim.key_weak",
-            f"{bits}-bit RSA key: use 2048 bits (Gmail and Yahoo recommend it)", text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dkim.key_weak",
+                f"{bits}-bit RSA key: use 2048 bits (Gmail and Yahoo recommend it)",
+                text,
+            )
+        )
     elif key.key_type == "ed25519":
-        findings.append(Finding(
-            Severity.INFO, "dkim.ed25519",
-            "Ed25519 key: not every verifier supports it (RFC 8463); also sign with an RSA "
-            "selector", text))
+        findings.append(
+            Finding(
+                Severity.INFO,
+                "dkim.ed25519",
+                "Ed25519 key: not every verifier supports it (RFC 8463); also sign with an RSA "
+                "selector",
+                text,
+            )
+        )
     if key.testing:
-        findings.append(Finding(
-            Severity.WARNING, "dkim.testing",
-            f"selector {selector} has t=y (testing): verifiers may ignore failures; "
-            "remove it once signing works", text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dkim.testing",
+                f"selector {selector} has t=y (testing): verifiers may ignore failures; "
+                "remove it once signing works",
+                text,
+            )
+        )
     if not key.allows_hash("sha256"):
-        findings.append(Finding(
-            Severity.ERROR, "dkim.hash",
-            f"h={':'.join(key.hash_algorithms or ())} excludes sha256, the only hash "
-            "verifiers accept (RFC 8301)", text))
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "dkim.hash",
+                f"h={':'.join(key.hash_algorithms or ())} excludes sha256, the only hash "
+                "verifiers accept (RFC 8301)",
+                text,
+            )
+        )
     if not key.allows_email():
-        findings.append(Finding(
-            Severity.ERROR, "dkim.service",
-            f"s={':'.join(key.service_types)} does not allow email", text))
+        findings.append(
+            Finding(
+                Severity.ERROR,
+                "dkim.service",
+                f"s={':'.join(key.service_types)} does not allow email",
+                text,
+            )
+        )
     matches = None
     if local_key is not None:
         local = _public(local_key)
@@ -126,10 +181,16 @@ async def analyze_dkim_async(
         except ValueError:
             matches = False
         if not matches:
-            findings.append(Finding(
-                Severity.ERROR, "dkim.key_mismatch",
-                f"the key at {name} is not the public half of the local signing key: "
-                "publish the local key's record", text))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "dkim.key_mismatch",
+                    f"the key at {name} is not the public half of the local signing key: "
+                    "publish the local key's record",
+                    text,
+                )
+            )
     status = "invalid" if any(f.severity is Severity.ERROR for f in findings) else "ok"
-    return DKIMReport(selector, name, text, status, key.key_type, bits, key.testing, matches,
-                      findings=findings)
+    return DKIMReport(
+        selector, name, text, status, key.key_type, bits, key.testing, matches, findings=findings
+    )

@@ -12,8 +12,13 @@ from mailscale.auth._dns import DNSClient, Lookup
 from mailscale.auth._model import DMARCReport, Finding, Policy, Severity
 from mailscale.errors import AuthCheckError
 
-__all__ = ["MAX_REPORT_DESTINATIONS", "analyze_dmarc_async", "organizational_domain", "parse_dmarc",
-           "parse_dmarc_lenient"]
+__all__ = [
+    "MAX_REPORT_DESTINATIONS",
+    "analyze_dmarc_async",
+    "organizational_domain",
+    "parse_dmarc",
+    "parse_dmarc_lenient",
+]
 
 __getattr__ = deprecated_aliases(__name__, {"analyze_dmarc": "analyze_dmarc_async"})
 
@@ -155,8 +160,9 @@ def parse_dmarc_lenient(text: str) -> tuple[dict[str, str], list[str]]:
     for name in list(tags):
         problem = _tag_problem(name, tags[name])
         if problem:
-            problems.append(problem + ("" if name == "sp" else
-                                       "; receivers ignore it and use the default"))
+            problems.append(
+                problem + ("" if name == "sp" else "; receivers ignore it and use the default")
+            )
             del tags[name]
     return tags, problems
 
@@ -216,11 +222,17 @@ async def _fetch(dns: DNSClient, domain: str) -> tuple[Lookup, list[str]]:
 
 
 def _discarded(lookup: Lookup) -> list[Finding]:
-    return [Finding(
-        Severity.WARNING, "dmarc.not_dmarc",
-        f"a TXT record at {lookup.name} looks like DMARC but does not begin with exactly "
-        "'v=DMARC1' (RFC 7489 6.6.3): receivers discard it", r)
-        for r in lookup.records if _near_dmarc(r)]
+    return [
+        Finding(
+            Severity.WARNING,
+            "dmarc.not_dmarc",
+            f"a TXT record at {lookup.name} looks like DMARC but does not begin with exactly "
+            "'v=DMARC1' (RFC 7489 6.6.3): receivers discard it",
+            r,
+        )
+        for r in lookup.records
+        if _near_dmarc(r)
+    ]
 
 
 async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
@@ -231,85 +243,171 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
     found_at = domain
     findings: list[Finding] = []
     if lookup.temporary:
-        return DMARCReport(None, "temperror", findings=[Finding(
-            Severity.ERROR, "dmarc.temperror",
-            f"could not fetch the DMARC record: {lookup.describe()}; this is not 'no record'",
-            f"_dmarc.{domain}")])
+        return DMARCReport(
+            None,
+            "temperror",
+            findings=[
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.temperror",
+                    f"could not fetch the DMARC record: {lookup.describe()}; this "
+                    "is not 'no record'",
+                    f"_dmarc.{domain}",
+                )
+            ],
+        )
     findings.extend(_discarded(lookup))
     if not records and org != domain:
         lookup, records = await _fetch(dns, org)
         findings.extend(_discarded(lookup))
         found_at = org
         if lookup.temporary:
-            return DMARCReport(None, "temperror", findings=[Finding(
-                Severity.ERROR, "dmarc.temperror",
-                f"no DMARC record at _dmarc.{domain}; the organizational domain's could not "
-                f"be fetched: {lookup.describe()}", f"_dmarc.{org}")])
+            return DMARCReport(
+                None,
+                "temperror",
+                findings=[
+                    Finding(
+                        Severity.ERROR,
+                        "dmarc.temperror",
+                        f"no DMARC record at _dmarc.{domain}; the organizational "
+                        "domain's could not "
+                        f"be fetched: {lookup.describe()}",
+                        f"_dmarc.{org}",
+                    )
+                ],
+            )
         if records:
-            findings.append(Finding(
-                Severity.INFO, "dmarc.org_fallback",
-                f"no record at _dmarc.{domain}: the policy of the organizational domain "
-                f"{org} applies (its sp= for subdomains)", records[0]))
+            findings.append(
+                Finding(
+                    Severity.INFO,
+                    "dmarc.org_fallback",
+                    f"no record at _dmarc.{domain}: the policy of the organizational domain "
+                    f"{org} applies (its sp= for subdomains)",
+                    records[0],
+                )
+            )
     if not records:
         where = f"_dmarc.{domain}" + (f" or _dmarc.{org}" if org != domain else "")
-        return DMARCReport(None, "missing", findings=[*findings, Finding(
-            Severity.ERROR, "dmarc.missing",
-            f"no DMARC record at {where}; bulk senders need at least 'v=DMARC1; p=none'",
-            f"_dmarc.{domain}")])
+        return DMARCReport(
+            None,
+            "missing",
+            findings=[
+                *findings,
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.missing",
+                    f"no DMARC record at {where}; bulk senders need at least 'v=DMARC1; p=none'",
+                    f"_dmarc.{domain}",
+                ),
+            ],
+        )
     if len(records) > 1:
-        return DMARCReport(records[0], "invalid", found_at=found_at, findings=[*findings, Finding(
-            Severity.ERROR, "dmarc.multiple",
-            f"{len(records)} DMARC records at _dmarc.{found_at}; receivers apply none of them",
-            " | ".join(records))])
+        return DMARCReport(
+            records[0],
+            "invalid",
+            found_at=found_at,
+            findings=[
+                *findings,
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.multiple",
+                    f"{len(records)} DMARC records at _dmarc.{found_at}; "
+                    "receivers apply none of them",
+                    " | ".join(records),
+                ),
+            ],
+        )
     text = records[0]
     try:
         tags, problems = parse_dmarc_lenient(text)
     except AuthCheckError as exc:
-        return DMARCReport(text, "invalid", found_at=found_at,
-                           findings=[*findings, Finding(Severity.ERROR, "dmarc.syntax", str(exc),
-                                                        text)])
+        return DMARCReport(
+            text,
+            "invalid",
+            found_at=found_at,
+            findings=[*findings, Finding(Severity.ERROR, "dmarc.syntax", str(exc), text)],
+        )
     for problem in problems:
         findings.append(Finding(Severity.WARNING, "dmarc.tag_invalid", problem, text))
     applied = applied_policy(text)
     if applied is None:
         # RFC 7489 6.6.3 step 6.2: no valid policy and no valid rua: no DMARC processing.
-        return DMARCReport(text, "invalid", found_at=found_at, tags=tags, policy=None,
-                           findings=[*findings, Finding(
-                               Severity.ERROR, "dmarc.no_policy",
-                               "the record has no valid p= (or has an invalid sp=) and no "
-                               "valid rua=: receivers apply no DMARC to your mail (RFC 7489 "
-                               "6.6.3); publish p=none, quarantine or reject", text)])
+        return DMARCReport(
+            text,
+            "invalid",
+            found_at=found_at,
+            tags=tags,
+            policy=None,
+            findings=[
+                *findings,
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.no_policy",
+                    "the record has no valid p= (or has an invalid sp=) and no "
+                    "valid rua=: receivers apply no DMARC to your mail (RFC 7489 "
+                    "6.6.3); publish p=none, quarantine or reject",
+                    text,
+                ),
+            ],
+        )
     if applied is Policy.NONE and Policy.parse(tags.get("p")) is not Policy.NONE:
-        findings.append(Finding(
-            Severity.WARNING, "dmarc.policy_fallback",
-            "the record has no valid p= (or has an invalid sp=): with a valid rua= "
-            "receivers act as if it said p=none (RFC 7489 6.6.3), for the domain and its "
-            "subdomains; fix the policy tags", text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dmarc.policy_fallback",
+                "the record has no valid p= (or has an invalid sp=): with a valid rua= "
+                "receivers act as if it said p=none (RFC 7489 6.6.3), for the domain and its "
+                "subdomains; fix the policy tags",
+                text,
+            )
+        )
     policy = applied
     if found_at != domain and "sp" in tags and applied is not Policy.NONE:
         policy = Policy(tags["sp"].lower())
     if policy is Policy.NONE:
-        findings.append(Finding(
-            Severity.INFO, "dmarc.policy_none",
-            "p=none: the minimum bulk senders need; move to quarantine or reject once "
-            "aggregate reports show all your mail aligned", text))
+        findings.append(
+            Finding(
+                Severity.INFO,
+                "dmarc.policy_none",
+                "p=none: the minimum bulk senders need; move to quarantine or reject once "
+                "aggregate reports show all your mail aligned",
+                text,
+            )
+        )
     if "pct" in tags and int(tags["pct"]) < 100 and policy is not Policy.NONE:
-        findings.append(Finding(Severity.WARNING, "dmarc.pct",
-                                f"pct={tags['pct']}: the policy applies to part of the mail only",
-                                text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dmarc.pct",
+                f"pct={tags['pct']}: the policy applies to part of the mail only",
+                text,
+            )
+        )
     if "rua" not in tags:
-        findings.append(Finding(Severity.WARNING, "dmarc.no_rua",
-                                "no rua=: you get no aggregate reports to see who sends as you",
-                                text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dmarc.no_rua",
+                "no rua=: you get no aggregate reports to see who sends as you",
+                text,
+            )
+        )
     for name in sorted(set(tags) - _KNOWN_TAGS):
-        findings.append(Finding(Severity.WARNING, "dmarc.unknown_tag",
-                                f"unknown DMARC tag {name}= is ignored by receivers", text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dmarc.unknown_tag",
+                f"unknown DMARC tag {name}= is ignored by receivers",
+                text,
+            )
+        )
     findings.extend(await _authorizations(dns, found_at, tags, text))
     status = "invalid" if any(f.severity is Severity.ERROR for f in findings) else "ok"
     if any(f.code == "dmarc.temperror" for f in findings):
         status = "temperror"
-    return DMARCReport(text, status, found_at=found_at, tags=tags, findings=findings,
-                       policy=applied)
+    return DMARCReport(
+        text, status, found_at=found_at, tags=tags, findings=findings, policy=applied
+    )
 
 
 async def _authorizations(
@@ -327,34 +425,59 @@ async def _authorizations(
     for tag in ("rua", "ruf"):
         count = len(report_uris(tags[tag], tag)) if tag in tags else 0
         if count > 2:
-            findings.append(Finding(
-                Severity.WARNING, "dmarc.many_destinations",
-                f"{tag}= lists {count} URIs: receivers need only send to the first two "
-                "(RFC 7489 6.2)", text))
+            findings.append(
+                Finding(
+                    Severity.WARNING,
+                    "dmarc.many_destinations",
+                    f"{tag}= lists {count} URIs: receivers need only send to the first two "
+                    "(RFC 7489 6.2)",
+                    text,
+                )
+            )
     if len(destinations) > MAX_REPORT_DESTINATIONS:
-        findings.append(Finding(
-            Severity.WARNING, "dmarc.destinations_not_checked",
-            f"{len(destinations)} external report destinations: the authorization of only "
-            f"the first {MAX_REPORT_DESTINATIONS} was looked up", text))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "dmarc.destinations_not_checked",
+                f"{len(destinations)} external report destinations: the authorization of only "
+                f"the first {MAX_REPORT_DESTINATIONS} was looked up",
+                text,
+            )
+        )
         destinations = dict(list(destinations.items())[:MAX_REPORT_DESTINATIONS])
     names = {dest: f"{policy_domain}._report._dmarc.{dest}" for dest in destinations}
     lookups = await asyncio.gather(*(dns.query(n, "TXT") for n in names.values()))
     for (dest, tag_list), lookup in zip(destinations.items(), lookups, strict=True):
         tag = "/".join(sorted(set(tag_list)))
         if lookup.status == "invalid_name":
-            findings.append(Finding(
-                Severity.ERROR, "dmarc.report_name_invalid",
-                f"{tag} destination {dest} can never authorize reports for {policy_domain}: "
-                f"{lookup.describe()}; use a destination with a shorter name", text))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.report_name_invalid",
+                    f"{tag} destination {dest} can never authorize reports for {policy_domain}: "
+                    f"{lookup.describe()}; use a destination with a shorter name",
+                    text,
+                )
+            )
         elif lookup.temporary:
-            findings.append(Finding(
-                Severity.ERROR, "dmarc.temperror",
-                f"could not check that {dest} accepts {tag} reports: {lookup.describe()}", text))
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    "dmarc.temperror",
+                    f"could not check that {dest} accepts {tag} reports: {lookup.describe()}",
+                    text,
+                )
+            )
         elif any(is_dmarc(r) for r in lookup.records):
             continue
         else:
-            findings.append(Finding(
-                Severity.WARNING, "dmarc.report_unauthorized",
-                f"{tag} destination {dest} has not authorized reports for {policy_domain}, "
-                f"so it gets none: it must publish 'v=DMARC1' at {names[dest]}", text))
+            findings.append(
+                Finding(
+                    Severity.WARNING,
+                    "dmarc.report_unauthorized",
+                    f"{tag} destination {dest} has not authorized reports for {policy_domain}, "
+                    f"so it gets none: it must publish 'v=DMARC1' at {names[dest]}",
+                    text,
+                )
+            )
     return findings

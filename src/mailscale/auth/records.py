@@ -54,8 +54,9 @@ class TXTRecord:
 
     def zone_line(self, ttl: int = 3600) -> str:
         """The record in zone-file syntax."""
-        quoted = " ".join('"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                          for s in self.strings)
+        quoted = " ".join(
+            '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' for s in self.strings
+        )
         name = self.name if self.name == "@" else self.name + "."
         return f"{name}\t{ttl}\tIN\tTXT\t{quoted}"
 
@@ -149,18 +150,24 @@ def spf_record(
     if lookups > MAX_LOOKUPS:
         raise AuthCheckError(
             f"this SPF record needs {lookups} DNS-querying terms before counting its includes' "
-            f"own; the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead")
+            f"own; the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead"
+        )
     if count_includes:
         total = run_sync(_count_lookups(record, resolver))
         if total > MAX_LOOKUPS:
             raise AuthCheckError(
                 f"this SPF record needs {total} DNS-querying terms counting its includes' own; "
-                f"the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead")
+                f"the limit is {MAX_LOOKUPS} (RFC 7208 4.6.4): list addresses instead"
+            )
     return TXTRecord(_owner("", domain), split_txt(record.text))
 
 
-_IP_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
-             ipaddress.IPv6Network)
+_IP_TYPES = (
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
 
 
 def _ip_items(ips: object) -> list[object]:
@@ -182,7 +189,8 @@ async def _count_lookups(record: SPFRecord, resolver: ResolverLike) -> int:
     # Only the includes need DNS; the record's own terms are counted as they are.
     only_includes = parse_spf(" ".join(["v=spf1", *includes]))
     below, findings = await count_lookups_async(
-        DNSClient(make_resolver(resolver)), "(new record)", only_includes)
+        DNSClient(make_resolver(resolver)), "(new record)", only_includes
+    )
     total = below + record.lookup_terms - len(includes)
     problems = [f for f in findings if f.severity is Severity.ERROR]
     if problems:
@@ -215,7 +223,8 @@ def dkim_record(
         if domain is not None:
             raise AuthCheckError(
                 "dkim_record needs a selector when a domain is given: the key lives at "
-                "<selector>._domainkey.<domain>")
+                "<selector>._domainkey.<domain>"
+            )
         name = "@"
     elif domain is None:
         name = selector_name(selector, "x.invalid").removesuffix(".x.invalid")
@@ -236,13 +245,18 @@ _FO_OPTIONS = ("0", "1", "d", "s")
 def _dmarc_choice(tag: str, value: object) -> str:
     if not isinstance(value, str) or value.lower() not in _DMARC_CHOICES[tag]:
         raise AuthCheckError(
-            f"DMARC {tag} must be one of {', '.join(_DMARC_CHOICES[tag])}, not {value!r}")
+            f"DMARC {tag} must be one of {', '.join(_DMARC_CHOICES[tag])}, not {value!r}"
+        )
     return value.lower()
 
 
 def _dmarc_int(tag: str, value: object, high: int | None) -> str:
-    if (isinstance(value, bool) or not isinstance(value, int) or value < 0
-            or (high is not None and value > high)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < 0
+        or (high is not None and value > high)
+    ):
         span = f"0-{high}" if high is not None else ">= 0"
         raise AuthCheckError(f"DMARC {tag} must be an integer {span}, not {value!r}")
     return str(value)
@@ -252,7 +266,8 @@ def _dmarc_fo(value: object) -> str:
     options = value.split(":") if isinstance(value, str) else None
     if not options or any(o not in _FO_OPTIONS for o in options):
         raise AuthCheckError(
-            f"DMARC fo must be options 0, 1, d, s joined by ':' (e.g. '1:d'), not {value!r}")
+            f"DMARC fo must be options 0, 1, d, s joined by ':' (e.g. '1:d'), not {value!r}"
+        )
     return value  # type: ignore[return-value]
 
 
@@ -263,7 +278,8 @@ def _dmarc_uris(tag: str, value: object) -> list[str]:
         uri = item.strip()
         if not uri or any(c in uri for c in ";,") or any(c.isspace() for c in uri):
             raise AuthCheckError(
-                f"DMARC {tag}: {item!r} is not one address or URI (no ';', ',' or spaces)")
+                f"DMARC {tag}: {item!r} is not one address or URI (no ';', ',' or spaces)"
+            )
         out.append(uri if ":" in uri else f"mailto:{uri}")
     return out
 

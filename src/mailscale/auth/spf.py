@@ -41,6 +41,9 @@ __all__ = [
 
 __getattr__ = deprecated_aliases(
     __name__,
-    {"check_host": "check_host_async", "analyze_spf": "analyze_spf_async",
-     "fetch_spf": "fetch_spf_async"},
+    {
+        "check_host": "check_host_async",
+        "analyze_spf": "analyze_spf_async",
+        "fetch_spf": "fetch_spf_async",
+    },
 )

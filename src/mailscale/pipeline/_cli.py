@@ -30,13 +30,12 @@ __all__ = ["SEND_EXIT", "register"]
 # What `mailscale send` exits with (docs/cli.md and docs/pipeline.md list it too).
 SEND_EXIT = {
     0: "every recipient of every message was accepted",
-    1: "some recipients were rejected or their messages expired (the summary and --json "
-       "name them)",
+    1: "some recipients were rejected or their messages expired (the summary and --json name them)",
     2: "usage or input error: a bad flag, URL or key; an unreadable file or one whose "
-       "headers give no valid envelope (checked before anything is submitted)",
+    "headers give no valid envelope (checked before anything is submitted)",
     3: "incomplete: some messages were not settled when send returned (deferred or the "
-       "peer unreachable); they wait for a retry in the outbox (a durable outbox keeps them "
-       "for 'mailscale worker')",
+    "peer unreachable); they wait for a retry in the outbox (a durable outbox keeps them "
+    "for 'mailscale worker')",
 }
 
 _SUBMIT_CHUNK = 500
@@ -71,26 +70,41 @@ def _seconds(text: str) -> float:
 
 
 def _add_delivery_options(parser: argparse.ArgumentParser, *, outbox_required: bool) -> None:
-    parser.add_argument("--via", required=True, metavar="URL",
-                        help="the transport URL: smtp://host:port, sendgrid://KEY@, null://, "
-                             "a composite (see 'mailscale transports')")
-    parser.add_argument("--outbox", required=outbox_required, metavar="URL",
-                        default=None if outbox_required else "memory://",
-                        help="the outbox: sqlite:///relative.db or sqlite:////absolute.db"
-                             + ("" if outbox_required else " (default memory://: nothing "
-                                "survives the process)"))
-    parser.add_argument("--dkim-key", metavar="FILE",
-                        help="DKIM private key (PEM) to sign every message with")
+    parser.add_argument(
+        "--via",
+        required=True,
+        metavar="URL",
+        help="the transport URL: smtp://host:port, sendgrid://KEY@, null://, "
+        "a composite (see 'mailscale transports')",
+    )
+    parser.add_argument(
+        "--outbox",
+        required=outbox_required,
+        metavar="URL",
+        default=None if outbox_required else "memory://",
+        help="the outbox: sqlite:///relative.db or sqlite:////absolute.db"
+        + ("" if outbox_required else " (default memory://: nothing survives the process)"),
+    )
+    parser.add_argument(
+        "--dkim-key", metavar="FILE", help="DKIM private key (PEM) to sign every message with"
+    )
     parser.add_argument("--selector", metavar="S", help="DKIM selector (with --dkim-key)")
     parser.add_argument("--domain", metavar="D", help="DKIM signing domain (with --dkim-key)")
-    parser.add_argument("--workers", type=_positive_int, default=4, metavar="N",
-                        help="delivery threads (default 4)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the summary as JSON (no progress lines unless on a terminal)")
+    parser.add_argument(
+        "--workers", type=_positive_int, default=4, metavar="N", help="delivery threads (default 4)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON (no progress lines unless on a terminal)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="show no progress")
-    parser.add_argument("--metrics-port", type=int, metavar="PORT",
-                        help="serve Prometheus metrics on 127.0.0.1:PORT (needs the "
-                             "mailscale[prometheus] extra)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (needs the mailscale[prometheus] extra)",
+    )
 
 
 def _signer(args: argparse.Namespace) -> Any:
@@ -109,8 +123,9 @@ def _signer(args: argparse.Namespace) -> Any:
 def _make_sender(args: argparse.Namespace, **options: Any) -> Any:
     from mailscale.pipeline.sender import Sender
 
-    return Sender(args.via, outbox=args.outbox, signer=_signer(args), workers=args.workers,
-                  **options)
+    return Sender(
+        args.via, outbox=args.outbox, signer=_signer(args), workers=args.workers, **options
+    )
 
 
 def _serve_metrics(args: argparse.Namespace, sender: Any) -> Any:
@@ -189,8 +204,7 @@ def _read_envelopes(checked: Sequence[tuple[Path, Any]]) -> Iterator[Any]:
     from mailscale.message import Envelope
 
     for path, found in checked:
-        yield Envelope(sender=found.sender, recipients=found.recipients,
-                       message=path.read_bytes())
+        yield Envelope(sender=found.sender, recipients=found.recipients, message=path.read_bytes())
 
 
 def _send_status(counts: dict[str, int]) -> int:
@@ -201,8 +215,9 @@ def _send_status(counts: dict[str, int]) -> int:
     return 0
 
 
-def _summary_dict(counts: dict[str, int], tally: Any, sender: Any, seconds: float,
-                  status: int) -> dict[str, Any]:
+def _summary_dict(
+    counts: dict[str, int], tally: Any, sender: Any, seconds: float, status: int
+) -> dict[str, Any]:
     from mailscale.pipeline._report import health_dict
 
     snapshot = sender.metrics()
@@ -221,8 +236,9 @@ def _summary_dict(counts: dict[str, int], tally: Any, sender: Any, seconds: floa
     }
 
 
-def _wait_settled(sender: Any, tally: Any, progress: Any, stop: threading.Event,
-                  deadline: float) -> None:
+def _wait_settled(
+    sender: Any, tally: Any, progress: Any, stop: threading.Event, deadline: float
+) -> None:
     """Deliver until every submitted message is settled, or nothing is in flight and
     nothing is due before *deadline* (monotonic), or a signal stops it."""
     while not stop.is_set():
@@ -249,8 +265,12 @@ def _send(args: argparse.Namespace) -> int:
     try:
         server = _serve_metrics(args, sender)
         show = not args.no_progress and (not args.json or sys.stderr.isatty())
-        with _Signals() as signals, Progress(lambda: tally.settled, lambda: len(files),
-                                             label="send", enabled=show) as progress:
+        with (
+            _Signals() as signals,
+            Progress(
+                lambda: tally.settled, lambda: len(files), label="send", enabled=show
+            ) as progress,
+        ):
             sender.start()
             batch: list[Any] = []
             for env in envelopes:
@@ -263,30 +283,42 @@ def _send(args: argparse.Namespace) -> int:
                         break
             if batch and not signals.stop.is_set():
                 sender.submit(batch, priority=args.priority)
-            _wait_settled(sender, tally, progress, signals.stop,
-                          time.monotonic() + args.wait)
+            _wait_settled(sender, tally, progress, signals.stop, time.monotonic() + args.wait)
             sender.stop(graceful=True)
         seconds = time.monotonic() - started
         counts = tally.counts()
         status = _send_status(counts)
         if args.json:
-            print(json.dumps(_summary_dict(counts, tally, sender, seconds, status), indent=2,
-                             sort_keys=True))
+            print(
+                json.dumps(
+                    _summary_dict(counts, tally, sender, seconds, status), indent=2, sort_keys=True
+                )
+            )
         else:
             console = make_console()
-            extra = [("recipients", ", ".join(f"{v:,} {k}" for k, v in tally.recipients.items())),
-                     ("time", f"{seconds:.1f} s")]
+            extra = [
+                ("recipients", ", ".join(f"{v:,} {k}" for k, v in tally.recipients.items())),
+                ("time", f"{seconds:.1f} s"),
+            ]
             render_summary(console, counts, sender.health(), extra)
             for f in tally.failures[:5]:
-                console.print(f"  {f['outcome']}: {', '.join(f['recipients'])}: "
-                              f"{f['code'] or ''} {f['text']}".rstrip(), markup=False)
+                console.print(
+                    f"  {f['outcome']}: {', '.join(f['recipients'])}: "
+                    f"{f['code'] or ''} {f['text']}".rstrip(),
+                    markup=False,
+                )
             if counts["pending"]:
-                where = ("lost when this process ends (memory outbox)"
-                         if args.outbox.startswith("memory:")
-                         else f"kept in {args.outbox} for 'mailscale worker'")
+                where = (
+                    "lost when this process ends (memory outbox)"
+                    if args.outbox.startswith("memory:")
+                    else f"kept in {args.outbox} for 'mailscale worker'"
+                )
                 last = f"; last: {tally.last_error}" if tally.last_error else ""
-                console.print(f"{counts['pending']:,} messages pending: {where}{last}",
-                              markup=False, soft_wrap=True)
+                console.print(
+                    f"{counts['pending']:,} messages pending: {where}{last}",
+                    markup=False,
+                    soft_wrap=True,
+                )
         return status
     finally:
         if server is not None:
@@ -305,8 +337,12 @@ def _worker_dict(sender: Any) -> dict[str, Any]:
     t = snap.total
     return {
         "recipients": {"accepted": t.accepted, "deferred": t.deferred, "rejected": t.rejected},
-        "messages": {"sent": t.sent, "bounced": t.bounced, "expired": t.expired,
-                     "refused_by_shaper": t.refused},
+        "messages": {
+            "sent": t.sent,
+            "bounced": t.bounced,
+            "expired": t.expired,
+            "refused_by_shaper": t.refused,
+        },
         "failed_calls": t.failed_calls,
         "queue_depth": snap.queue_depth,
         "kpis": snap.kpis(),
@@ -325,17 +361,25 @@ def _worker(args: argparse.Namespace) -> int:
         with _Signals() as signals:
             sender.start()
             if not args.json:
-                print(f"worker: delivering from {args.outbox} via {_redacted(args.via)} "
-                      f"(SIGTERM or Ctrl-C stops)", file=sys.stderr, flush=True)
+                print(
+                    f"worker: delivering from {args.outbox} via {_redacted(args.via)} "
+                    f"(SIGTERM or Ctrl-C stops)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             last = time.monotonic()
             while not signals.stop.wait(_POLL):
                 if args.status_every and time.monotonic() - last >= args.status_every:
                     last = time.monotonic()
-                    print(f"worker: {_status_line(_worker_dict(sender))}", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"worker: {_status_line(_worker_dict(sender))}", file=sys.stderr, flush=True
+                    )
             if not args.json:
-                print(f"worker: {signals.name or 'stop'}: finishing the batches in flight",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"worker: {signals.name or 'stop'}: finishing the batches in flight",
+                    file=sys.stderr,
+                    flush=True,
+                )
             sender.stop(graceful=True)
         data = _worker_dict(sender)
         if args.json:
@@ -355,9 +399,11 @@ def _worker(args: argparse.Namespace) -> int:
 def _status_line(data: dict[str, Any]) -> str:
     r, m = data["recipients"], data["messages"]
     rate = data["kpis"].get("processing_rate_per_minute", 0.0)
-    return (f"recipients {r['accepted']:,} accepted, {r['rejected']:,} rejected, "
-            f"{r['deferred']:,} deferred; messages {m['expired']:,} expired; "
-            f"{rate:,.0f}/min; queue {data['queue_depth']:,}")
+    return (
+        f"recipients {r['accepted']:,} accepted, {r['rejected']:,} rejected, "
+        f"{r['deferred']:,} deferred; messages {m['expired']:,} expired; "
+        f"{rate:,.0f}/min; queue {data['queue_depth']:,}"
+    )
 
 
 def _redacted(url: str) -> str:
@@ -378,8 +424,7 @@ def _open_outbox(url: str) -> Any:
     from mailscale.pipeline.outbox import outbox_from_url
 
     if url.startswith("memory:"):
-        raise ConfigurationError("a memory:// outbox lives in one process: give a "
-                                 "sqlite:/// URL")
+        raise ConfigurationError("a memory:// outbox lives in one process: give a sqlite:/// URL")
     if url.startswith("sqlite:"):
         from mailscale.pipeline.sqlite import path_of
 
@@ -413,8 +458,13 @@ def _dead_dict(d: Any) -> dict[str, Any]:
         "died_at": d.died_at,
         "reason": d.reason,
         "outcomes": [
-            {"recipient": o.recipient, "status": o.status, "code": o.code,
-             "enhanced": o.enhanced, "text": o.text}
+            {
+                "recipient": o.recipient,
+                "status": o.status,
+                "code": o.code,
+                "enhanced": o.enhanced,
+                "text": o.text,
+            }
             for o in d.outcomes
         ],
     }
@@ -435,12 +485,19 @@ def _outbox(args: argparse.Namespace) -> int:
             states = ", ".join(f"{n:,} {s}" for s, n in sorted(data["by_state"].items()) if n)
             console.print(f"{args.url}: {states or 'empty'}", markup=False, soft_wrap=True)
             if data["by_priority"]:
-                console.print("waiting by priority: " + ", ".join(
-                    f"{n:,} {p}" for p, n in sorted(data["by_priority"].items())), markup=False)
+                console.print(
+                    "waiting by priority: "
+                    + ", ".join(f"{n:,} {p}" for p, n in sorted(data["by_priority"].items())),
+                    markup=False,
+                )
             if data["by_route"]:
-                console.print("waiting by route: " + ", ".join(
-                    f"{n:,} {r or 'default'}" for r, n in sorted(data["by_route"].items())),
-                    markup=False)
+                console.print(
+                    "waiting by route: "
+                    + ", ".join(
+                        f"{n:,} {r or 'default'}" for r, n in sorted(data["by_route"].items())
+                    ),
+                    markup=False,
+                )
             if data["oldest_age_seconds"] is not None:
                 console.print(f"oldest waiting: {data['oldest_age_seconds']:,.0f} s")
             return 0
@@ -453,8 +510,11 @@ def _outbox(args: argparse.Namespace) -> int:
             if not letters:
                 console.print("no dead letters")
             for d in letters:
-                console.print(f"{d.id} {d.message_id} to {', '.join(d.recipients)}: "
-                              f"{d.reason} ({d.attempts} attempts)", markup=False)
+                console.print(
+                    f"{d.id} {d.message_id} to {', '.join(d.recipients)}: "
+                    f"{d.reason} ({d.attempts} attempts)",
+                    markup=False,
+                )
             return 0
         ids = list(args.ids) or None
         if action == "retry":
@@ -462,8 +522,9 @@ def _outbox(args: argparse.Namespace) -> int:
             result = {"retried": n}
         else:
             if ids is None and not args.all and args.older_than is None:
-                raise ConfigurationError("purge: name dead letters by id, or give --all or "
-                                         "--older-than SECONDS")
+                raise ConfigurationError(
+                    "purge: name dead letters by id, or give --all or --older-than SECONDS"
+                )
             n = box.purge_dead(ids, older_than=args.older_than)
             result = {"purged": n}
         if args.json:
@@ -482,8 +543,12 @@ def _outbox(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mailscale.pipeline._demo import run_demo
 
-    return run_demo(messages=args.messages, domains=args.domains, as_json=args.json,
-                    progress=not args.no_progress)
+    return run_demo(
+        messages=args.messages,
+        domains=args.domains,
+        as_json=args.json,
+        progress=not args.no_progress,
+    )
 
 
 # -- registration -------------------------------------------------------------------
@@ -494,10 +559,13 @@ def _epilog(codes: dict[int, str]) -> str:
 
     lines = ["exit status:"]
     for code, meaning in codes.items():
-        lines.append(textwrap.fill(meaning, 76, initial_indent=f"  {code:<4}",
-                                   subsequent_indent=" " * 6))
-    lines.append("  SIGINT (Ctrl-C) or SIGTERM stops submitting and finishes the batches in "
-                 "flight; the status then says what was delivered. 70: a bug in mailscale.")
+        lines.append(
+            textwrap.fill(meaning, 76, initial_indent=f"  {code:<4}", subsequent_indent=" " * 6)
+        )
+    lines.append(
+        "  SIGINT (Ctrl-C) or SIGTERM stops submitting and finishes the batches in "
+        "flight; the status then says what was delivered. 70: a bug in mailscale."
+    )
     return "\n".join(lines)
 
 
@@ -505,38 +573,60 @@ def register(subparsers: Any) -> None:
     """Add the ``send``, ``worker``, ``outbox`` and ``demo`` sub-commands."""
     raw = argparse.RawDescriptionHelpFormatter
     send = subparsers.add_parser(
-        "send", formatter_class=raw, epilog=_epilog(SEND_EXIT),
+        "send",
+        formatter_class=raw,
+        epilog=_epilog(SEND_EXIT),
         description="Submit .eml files into an outbox and deliver them (DKIM-signed when a "
-                    "key is given), with progress, then the KPIs and the health verdict. "
-                    "Envelope sender and recipients come from From and To/Cc/Bcc; the file's "
-                    "bytes are sent as they are.")
+        "key is given), with progress, then the KPIs and the health verdict. "
+        "Envelope sender and recipients come from From and To/Cc/Bcc; the file's "
+        "bytes are sent as they are.",
+    )
     send.add_argument("paths", nargs="+", metavar="PATH", help=".eml files or directories")
     _add_delivery_options(send, outbox_required=False)
     send.add_argument("--sender", metavar="ADDR", help="envelope sender (default: From)")
-    send.add_argument("--priority", default="normal", choices=("transactional", "normal", "bulk"),
-                      help="priority class of the messages (default normal)")
-    send.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                      help="keep retrying deferred messages for this long before returning "
-                           "(default 0: return when nothing is due; retries follow the "
-                           "delivery schedule, first after 60 s)")
+    send.add_argument(
+        "--priority",
+        default="normal",
+        choices=("transactional", "normal", "bulk"),
+        help="priority class of the messages (default normal)",
+    )
+    send.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep retrying deferred messages for this long before returning "
+        "(default 0: return when nothing is due; retries follow the "
+        "delivery schedule, first after 60 s)",
+    )
     send.set_defaults(func=_send)
 
     worker = subparsers.add_parser(
-        "worker", description="Deliver messages other processes submit into a shared outbox, "
-                              "until SIGTERM or SIGINT (Ctrl-C), which finish the batches in "
-                              "flight and exit 0.")
+        "worker",
+        description="Deliver messages other processes submit into a shared outbox, "
+        "until SIGTERM or SIGINT (Ctrl-C), which finish the batches in "
+        "flight and exit 0.",
+    )
     _add_delivery_options(worker, outbox_required=True)
-    worker.add_argument("--status-every", type=_seconds, default=10.0, metavar="SECONDS",
-                        help="a status line on stderr this often (0: none; default 10)")
+    worker.add_argument(
+        "--status-every",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="a status line on stderr this often (0: none; default 10)",
+    )
     worker.set_defaults(func=_worker)
 
-    outbox = subparsers.add_parser("outbox", description="Look into an outbox; list, retry "
-                                                         "and purge its dead letters.")
+    outbox = subparsers.add_parser(
+        "outbox", description="Look into an outbox; list, retry and purge its dead letters."
+    )
     actions = outbox.add_subparsers(dest="outbox_action", metavar="ACTION", required=True)
-    for name, text in (("stats", "counts by state, priority and route"),
-                       ("dead", "list dead letters with their last outcome"),
-                       ("retry", "queue dead letters again (all, or those named)"),
-                       ("purge", "delete dead letters (named, --all or --older-than)")):
+    for name, text in (
+        ("stats", "counts by state, priority and route"),
+        ("dead", "list dead letters with their last outcome"),
+        ("retry", "queue dead letters again (all, or those named)"),
+        ("purge", "delete dead letters (named, --all or --older-than)"),
+    ):
         p = actions.add_parser(name, help=text, description=text)
         p.add_argument("url", metavar="URL", help="the outbox: sqlite:///path.db")
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -547,19 +637,35 @@ def register(subparsers: Any) -> None:
             p.add_argument("ids", nargs="*", metavar="ID", help="dead letters' ids")
         if name == "purge":
             p.add_argument("--all", action="store_true", help="every dead letter")
-            p.add_argument("--older-than", type=_seconds, metavar="SECONDS",
-                           help="those dead for longer than this")
+            p.add_argument(
+                "--older-than",
+                type=_seconds,
+                metavar="SECONDS",
+                help="those dead for longer than this",
+            )
     outbox.set_defaults(func=_outbox)
 
     demo = subparsers.add_parser(
-        "demo", description="Run the whole pipeline on this machine, no service needed: a "
-                            "plan, a DKIM key, a receiver on loopback that verifies every "
-                            "signature and answers like a real one, a SQLite outbox, delivery "
-                            "with progress, then the KPIs and the health verdict.")
-    demo.add_argument("--messages", type=_positive_int, default=3000, metavar="N",
-                      help="messages to send (default 3,000)")
-    demo.add_argument("--domains", type=_positive_int, default=40, metavar="N",
-                      help="destination domains (default 40)")
+        "demo",
+        description="Run the whole pipeline on this machine, no service needed: a "
+        "plan, a DKIM key, a receiver on loopback that verifies every "
+        "signature and answers like a real one, a SQLite outbox, delivery "
+        "with progress, then the KPIs and the health verdict.",
+    )
+    demo.add_argument(
+        "--messages",
+        type=_positive_int,
+        default=3000,
+        metavar="N",
+        help="messages to send (default 3,000)",
+    )
+    demo.add_argument(
+        "--domains",
+        type=_positive_int,
+        default=40,
+        metavar="N",
+        help="destination domains (default 40)",
+    )
     demo.add_argument("--json", action="store_true", help="print the figures as JSON")
     demo.add_argument("--no-progress", action="store_true", help="show no progress")
     demo.set_defaults(func=_demo)

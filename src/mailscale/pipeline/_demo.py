@@ -39,8 +39,9 @@ def _message(i: int, domains: int) -> Any:
         f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\n"
     ).encode()
-    return Envelope(sender=f"bounces@{_SENDER_DOMAIN}", recipients=(rcpt,),
-                    message=head + _BODY_LINE * 30)
+    return Envelope(
+        sender=f"bounces@{_SENDER_DOMAIN}", recipients=(rcpt,), message=head + _BODY_LINE * 30
+    )
 
 
 def _print_plan(console: Any, messages: int) -> None:
@@ -48,16 +49,19 @@ def _print_plan(console: Any, messages: int) -> None:
 
     monthly = messages * 30
     p = plan(Workload(monthly_volume=monthly, use_case="transactional"))
-    console.print(f"[bold]plan[/bold] for {messages:,} messages a day ({monthly:,} a month, "
-                  f"transactional): tier {p.tier.label}/month, {p.tier.architecture}; "
-                  f"ESP {p.esp.chosen_name}; hosting "
-                  f"{p.hosting.recommendation.replace('_', '-')}; peak hour "
-                  f"{p.derived_value('peak_hour_messages'):,.0f} messages "
-                  f"('mailscale plan {monthly}' for the reasoning)")
+    console.print(
+        f"[bold]plan[/bold] for {messages:,} messages a day ({monthly:,} a month, "
+        f"transactional): tier {p.tier.label}/month, {p.tier.architecture}; "
+        f"ESP {p.esp.chosen_name}; hosting "
+        f"{p.hosting.recommendation.replace('_', '-')}; peak hour "
+        f"{p.derived_value('peak_hour_messages'):,.0f} messages "
+        f"('mailscale plan {monthly}' for the reasoning)"
+    )
 
 
-def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
-             progress: bool = True) -> int:
+def run_demo(
+    *, messages: int = 3000, domains: int = 40, as_json: bool = False, progress: bool = True
+) -> int:
     """Run the demo; return the exit status (0 when every figure adds up)."""
     from mailscale.cli import make_console
     from mailscale.pipeline._demo_server import ReceiverProcess
@@ -74,8 +78,11 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
         _print_plan(console, messages)
     key = generate_key("rsa", 2048)
     record = dns_record(key)
-    say(f"[bold]DKIM[/bold]: generated an RSA-2048 key; the record to publish at "
-        f"{_SELECTOR}._domainkey.{_SENDER_DOMAIN} is {record[:40]}...", highlight=False)
+    say(
+        f"[bold]DKIM[/bold]: generated an RSA-2048 key; the record to publish at "
+        f"{_SELECTOR}._domainkey.{_SENDER_DOMAIN} is {record[:40]}...",
+        highlight=False,
+    )
     signer = DKIMSigner(_SENDER_DOMAIN, _SELECTOR, key)
     receiver = ReceiverProcess(record)
     receiver.start()
@@ -83,8 +90,10 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
     try:
         with tempfile.TemporaryDirectory(prefix="mailscale-demo-") as tmp:
             outbox_url = f"sqlite:///{Path(tmp).resolve() / 'outbox.db'}"  # absolute: ////
-            say(f"[bold]receiver[/bold]: SMTP on 127.0.0.1:{receiver.port}, verifies DKIM on "
-                f"receipt, greylists ~4 % (451), refuses ~0.6 % as unknown (550)")
+            say(
+                f"[bold]receiver[/bold]: SMTP on 127.0.0.1:{receiver.port}, verifies DKIM on "
+                f"receipt, greylists ~4 % (451), refuses ~0.6 % as unknown (550)"
+            )
             say(f"[bold]outbox[/bold]: SQLite in {tmp}")
             shaper = Shaper({"domain:*": Limit(200, 1.0)}, strict=False)
             sender = Sender(
@@ -99,8 +108,10 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
                 poll_interval=0.1,
             )
             with sender:
-                say(f"submitting {messages:,} messages to {domains} domains "
-                    f"(1 in 20 transactional, the rest bulk)")
+                say(
+                    f"submitting {messages:,} messages to {domains} domains "
+                    f"(1 in 20 transactional, the rest bulk)"
+                )
                 for start in range(0, messages, 500):
                     numbers = range(start, min(start + 500, messages))
                     trans = [_message(i, domains) for i in numbers if i % 20 == 0]
@@ -110,8 +121,9 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
                     if bulk:
                         sender.submit(bulk, priority="bulk")
                 deadline = started + _DEADLINE
-                with Progress(lambda: tally.settled, lambda: messages, label="delivering",
-                              enabled=progress) as bar:
+                with Progress(
+                    lambda: tally.settled, lambda: messages, label="delivering", enabled=progress
+                ) as bar:
                     while tally.pending > 0 and time.monotonic() < deadline:
                         bar.update()
                         time.sleep(0.1)
@@ -125,7 +137,8 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
     seconds = time.monotonic() - started
     ok = (
         counts["accepted"] + counts["rejected"] + counts["expired"] + counts["pending"]
-        == counts["submitted"] == messages
+        == counts["submitted"]
+        == messages
         and receiver.verified == receiver.received == tally.recipients["accepted"]
         and receiver.unverified == 0
     )
@@ -148,16 +161,28 @@ def run_demo(*, messages: int = 3000, domains: int = 40, as_json: bool = False,
     if as_json:
         print(json.dumps(figures, indent=2, sort_keys=True))
     else:
-        render_summary(console, counts, report, [
-            ("recipients", f"{tally.recipients['accepted']:,} accepted, "
-                           f"{tally.recipients['rejected']:,} rejected (550), "
-                           f"{tally.recipients['deferrals']:,} greylisted and retried"),
-            ("on arrival", f"{receiver.verified:,} of {receiver.received:,} DKIM signatures "
-                           f"verified"),
-            ("time", f"{seconds:.1f} s"),
-        ])
+        render_summary(
+            console,
+            counts,
+            report,
+            [
+                (
+                    "recipients",
+                    f"{tally.recipients['accepted']:,} accepted, "
+                    f"{tally.recipients['rejected']:,} rejected (550), "
+                    f"{tally.recipients['deferrals']:,} greylisted and retried",
+                ),
+                (
+                    "on arrival",
+                    f"{receiver.verified:,} of {receiver.received:,} DKIM signatures verified",
+                ),
+                ("time", f"{seconds:.1f} s"),
+            ],
+        )
         if not ok:
             console.print("[bold red]the figures do not add up[/bold red]")
-        console.print("next: 'mailscale send --via smtp://... --outbox sqlite:///outbox.db "
-                      "PATH' sends your own .eml files; docs/pipeline.md explains the Sender.")
+        console.print(
+            "next: 'mailscale send --via smtp://... --outbox sqlite:///outbox.db "
+            "PATH' sends your own .eml files; docs/pipeline.md explains the Sender."
+        )
     return 0 if ok else 1

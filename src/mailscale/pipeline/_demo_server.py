@@ -82,8 +82,9 @@ class DemoReceiver:
 
     def start(self) -> int:
         """Start listening; return the port."""
-        self._thread = threading.Thread(target=self._run, name="mailscale-demo-receiver",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="mailscale-demo-receiver", daemon=True
+        )
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
@@ -179,8 +180,9 @@ class DemoReceiver:
                 if verb in ("EHLO", "HELO"):
                     sender, recipients = None, []
                     if verb == "EHLO":
-                        writer.write(b"250-demo.invalid\r\n250-8BITMIME\r\n"
-                                     b"250 SIZE %d\r\n" % _MAX_DATA)
+                        writer.write(
+                            b"250-demo.invalid\r\n250-8BITMIME\r\n250 SIZE %d\r\n" % _MAX_DATA
+                        )
                     else:
                         writer.write(b"250 demo.invalid\r\n")
                 elif verb == "MAIL":
@@ -255,7 +257,9 @@ class ReceiverProcess:
     def start(self) -> int:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "mailscale.pipeline._demo_server"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._process.stdin.write(self._record + "\n")

@@ -187,8 +187,12 @@ class Progress:
             return
         done, total = self._settled(), self._total()
         if self._rich is not None:
-            self._rich.update(self._task, completed=done, total=max(total, 1),
-                              rate=f"{self._rate(done):,.0f} msg/s")
+            self._rich.update(
+                self._task,
+                completed=done,
+                total=max(total, 1),
+                rate=f"{self._rate(done):,.0f} msg/s",
+            )
             return
         now = time.monotonic()
         if now - self._last_line >= self._every:
@@ -201,8 +205,11 @@ class Progress:
         eta = f", ETA {left / rate:.0f} s" if rate > 0 and left > 0 else ""
         share = f" ({100 * done / total:.0f} %)" if total else ""
         try:
-            print(f"{self._label}: {done:,}/{total:,} settled{share}, {rate:,.0f} msg/s{eta}",
-                  file=self._stream, flush=True)
+            print(
+                f"{self._label}: {done:,}/{total:,} settled{share}, {rate:,.0f} msg/s{eta}",
+                file=self._stream,
+                flush=True,
+            )
         except (OSError, ValueError):
             pass
 
@@ -246,8 +253,9 @@ def _value(value: float, unit: str) -> str:
     return f"{value:,.0f}"
 
 
-def render_summary(console: Any, counts: dict[str, int], report: Any,
-                   extra: list[tuple[str, str]] | None = None) -> None:
+def render_summary(
+    console: Any, counts: dict[str, int], report: Any, extra: list[tuple[str, str]] | None = None
+) -> None:
     """The closing summary: outcomes, the KPI table, the health verdict."""
     console.print(
         f"messages: {counts['submitted']:,} submitted, {counts['accepted']:,} accepted, "
@@ -267,14 +275,19 @@ def render_health(console: Any, report: Any) -> None:
     for column in ("KPI", "observed", "target", ""):
         table.add_column(column)
     for r in report.results:
-        table.add_row(r.label, _value(r.observed, r.unit), f"{r.comparator} "
-                      f"{_value(r.target, r.unit)}", "ok" if r.passed else "FAIL")
+        table.add_row(
+            r.label,
+            _value(r.observed, r.unit),
+            f"{r.comparator} {_value(r.target, r.unit)}",
+            "ok" if r.passed else "FAIL",
+        )
     for key in report.missing:
         table.add_row(key.replace("_", " "), "not measured", "", "")
     console.print(table)
     if report.healthy:
-        console.print("health: [bold green]healthy[/bold green] (every measured KPI meets "
-                      "its target)")
+        console.print(
+            "health: [bold green]healthy[/bold green] (every measured KPI meets its target)"
+        )
     else:
         failed = ", ".join(r.label for r in report.failed)
         console.print(f"health: [bold red]unhealthy[/bold red] ({failed})")

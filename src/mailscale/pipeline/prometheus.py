@@ -72,23 +72,31 @@ class SenderCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self._sender.metrics()
         recipients = CounterMetricFamily(
-            f"{_PREFIX}_recipients", "Recipients by delivery outcome (each attempt counts).",
-            labels=["route", "status"])
+            f"{_PREFIX}_recipients",
+            "Recipients by delivery outcome (each attempt counts).",
+            labels=["route", "status"],
+        )
         messages = CounterMetricFamily(
-            f"{_PREFIX}_messages", "Messages by outcome: sent (a recipient accepted), bounced "
+            f"{_PREFIX}_messages",
+            "Messages by outcome: sent (a recipient accepted), bounced "
             "(a recipient rejected), expired, refused (sent back by the shaper).",
-            labels=["route", "status"])
+            labels=["route", "status"],
+        )
         calls = CounterMetricFamily(
-            f"{_PREFIX}_transport_calls", "Transport calls, ok or failed as a whole.",
-            labels=["route", "status"])
+            f"{_PREFIX}_transport_calls",
+            "Transport calls, ok or failed as a whole.",
+            labels=["route", "status"],
+        )
         delivery = GaugeMetricFamily(
             f"{_PREFIX}_delivery_time_seconds",
             "Seconds from submit to acceptance, quantile over recent messages.",
-            labels=["route", "quantile"])
+            labels=["route", "quantile"],
+        )
         response = GaugeMetricFamily(
             f"{_PREFIX}_transport_response_time_seconds",
             "Seconds per transport call, quantile over recent calls.",
-            labels=["route", "quantile"])
+            labels=["route", "quantile"],
+        )
         for name, r in snap.routes.items():
             route = _route(name)
             for status in ("accepted", "deferred", "rejected"):
@@ -103,29 +111,41 @@ class SenderCollector(Collector):
             if r.response_p95 is not None:
                 response.add_metric([route, "0.95"], r.response_p95)
         yield from (recipients, messages, calls, delivery, response)
-        states = GaugeMetricFamily(f"{_PREFIX}_outbox_messages",
-                                   "Messages in the outbox by state.", labels=["state"])
+        states = GaugeMetricFamily(
+            f"{_PREFIX}_outbox_messages", "Messages in the outbox by state.", labels=["state"]
+        )
         for state in ("queued", "leased", "done", "dead"):
             states.add_metric([state], snap.by_state.get(state, 0))
         yield states
         if snap.queue_depth is not None:
-            yield GaugeMetricFamily(f"{_PREFIX}_queue_depth",
-                                    "Messages not yet settled (queued plus leased).",
-                                    value=snap.queue_depth)
+            yield GaugeMetricFamily(
+                f"{_PREFIX}_queue_depth",
+                "Messages not yet settled (queued plus leased).",
+                value=snap.queue_depth,
+            )
         if snap.processing_rate_per_minute is not None:
-            yield GaugeMetricFamily(f"{_PREFIX}_processing_rate_per_minute",
-                                    "Messages settled per minute over the trailing minute.",
-                                    value=snap.processing_rate_per_minute)
+            yield GaugeMetricFamily(
+                f"{_PREFIX}_processing_rate_per_minute",
+                "Messages settled per minute over the trailing minute.",
+                value=snap.processing_rate_per_minute,
+            )
         from mailscale.planning import evaluate_kpis
 
         healthy = evaluate_kpis(snap.kpis()).healthy
-        yield GaugeMetricFamily(f"{_PREFIX}_healthy",
-                                "1 when every measured KPI meets the planning guide's target.",
-                                value=1.0 if healthy else 0.0)
+        yield GaugeMetricFamily(
+            f"{_PREFIX}_healthy",
+            "1 when every measured KPI meets the planning guide's target.",
+            value=1.0 if healthy else 0.0,
+        )
 
 
-def serve(sender: Any, *, port: int = 0, address: str = "127.0.0.1",
-          registry: CollectorRegistry | None = None) -> tuple[Any, Any]:
+def serve(
+    sender: Any,
+    *,
+    port: int = 0,
+    address: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+) -> tuple[Any, Any]:
     """Serve ``/metrics`` for *sender* over HTTP in a background thread.
 
     Args:

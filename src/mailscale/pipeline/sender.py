@@ -126,9 +126,7 @@ class _Route:
                     "(one transport is built per source IP)"
                 )
             if route.source_ip:
-                raise ConfigurationError(
-                    f"route {name!r}: give source_ip or ip_pool, not both"
-                )
+                raise ConfigurationError(f"route {name!r}: give source_ip or ip_pool, not both")
             if "ip_pool" in self.options or "source_address" in self.options:
                 raise ConfigurationError(
                     f"route {name!r}: the source address comes from the route's ip_pool, "

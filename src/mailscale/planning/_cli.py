@@ -32,8 +32,16 @@ _SIZE = re.compile(r"^(-?[0-9]*\.?[0-9]+)(b|kb?|mb?|kib|mib)?$", re.IGNORECASE)
 # Commas are accepted only as thousands separators: 250,000 and 1,500.5k, not 1,5M.
 _GROUPED = re.compile(r"^(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?)(?![\d,])(.*)$")
 _MULTIPLIERS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-_SIZE_MULTIPLIERS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6,
-                     "kib": 2**10, "mib": 2**20}
+_SIZE_MULTIPLIERS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "kib": 2**10,
+    "mib": 2**20,
+}
 # What each field's value looks like, for the error when it is not a number. A
 # leading '-' parses, so the range check can say what the field accepts.
 _HINTS = {
@@ -82,8 +90,7 @@ def parse_quantity(text: str, field: str) -> int | float | Decimal:
     try:
         value = Decimal(match.group(1)) * _MULTIPLIERS[match.group(2).lower()]
     except ArithmeticError:  # beyond the decimal context: 1e999999999
-        raise PlanningError(f"{field} is too large: {text!r}",
-                            field=field) from None
+        raise PlanningError(f"{field} is too large: {text!r}", field=field) from None
     return _number(value)
 
 
@@ -125,8 +132,9 @@ def _money(text: str, field: str) -> int | float | Decimal:
 
 def _workload(args: argparse.Namespace, volume: str | None = None) -> Workload:
     fields: dict[str, Any] = {
-        "monthly_volume": parse_quantity(args.volume if volume is None else volume,
-                                         "monthly_volume"),
+        "monthly_volume": parse_quantity(
+            args.volume if volume is None else volume, "monthly_volume"
+        ),
         "use_case": args.use_case,
         "team_expertise": args.team,
         "compliance_resources": _yes_no(args.compliance, "compliance_resources"),
@@ -141,7 +149,8 @@ def _workload(args: argparse.Namespace, volume: str | None = None) -> Workload:
         fields["active_addresses"] = parse_quantity(args.active_addresses, "active_addresses")
     if args.sends_per_address is not None:
         fields["sends_per_address_per_month"] = parse_quantity(
-            args.sends_per_address, "sends_per_address_per_month")
+            args.sends_per_address, "sends_per_address_per_month"
+        )
     if args.retention_days is not None:
         fields["retention_days"] = parse_quantity(args.retention_days, "retention_days")
     if args.hourly_cost is not None:
@@ -180,11 +189,17 @@ _FLAGS = {
     "seconds": "--calibrate",
     "compare": "--compare",
 }
-_ARG_NAMES = {"monthly_volume": "volume", "peak_hour_share": "peak_share",
-              "message_size_bytes": "message_size", "sends_per_address_per_month":
-              "sends_per_address", "hourly_cost_usd": "hourly_cost", "team_expertise": "team",
-              "compliance_resources": "compliance", "seconds": "calibrate",
-              "esp_dedicated_ips": "esp_dedicated_ips"}
+_ARG_NAMES = {
+    "monthly_volume": "volume",
+    "peak_hour_share": "peak_share",
+    "message_size_bytes": "message_size",
+    "sends_per_address_per_month": "sends_per_address",
+    "hourly_cost_usd": "hourly_cost",
+    "team_expertise": "team",
+    "compliance_resources": "compliance",
+    "seconds": "calibrate",
+    "esp_dedicated_ips": "esp_dedicated_ips",
+}
 _GOT = re.compile(r"([,;] got ).*$")
 
 
@@ -230,16 +245,24 @@ def _plan_and_print(args: argparse.Namespace) -> int:
     if args.compare is not None:
         if args.calibrate is not None or args.html is not None:
             flag = "--calibrate" if args.calibrate is not None else "--html"
-            raise PlanningError(f"{flag} is for one volume; give it without --compare",
-                                field="volume")
+            raise PlanningError(
+                f"{flag} is for one volume; give it without --compare", field="volume"
+            )
         data = load_data(_overrides(args.data))
         plans = [plan(w, data=data) for w in _compared(args)]
         if args.json:
             import json
 
-            print(json.dumps({"plans": [p.to_dict() for p in plans],
-                              "schema_version": plans[0].to_dict()["schema_version"]},
-                             indent=2, sort_keys=True))
+            print(
+                json.dumps(
+                    {
+                        "plans": [p.to_dict() for p in plans],
+                        "schema_version": plans[0].to_dict()["schema_version"],
+                    },
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
         else:
             render_comparison(plans)
         return 0
@@ -252,8 +275,9 @@ def _plan_and_print(args: argparse.Namespace) -> int:
         from mailscale._calibrate import measure_per_core_rate
 
         size = min(max(int(workload.message_size_bytes), 1_000), 10_000_000)
-        calibration = measure_per_core_rate(seconds=args.calibrate, message_size=size,
-                                            algorithm=args.calibrate_algorithm)
+        calibration = measure_per_core_rate(
+            seconds=args.calibrate, message_size=size, algorithm=args.calibrate_algorithm
+        )
         print(f"calibration: {calibration.explain()}", file=sys.stderr)
         measured = calibration.to_measurements()
     else:
@@ -276,28 +300,37 @@ def _plan_and_print(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
-           width: int) -> Any:
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> Any:
     """A table whose columns never shrink below their longest word, so no word is cut;
     narrower than that, one block per row with a ``column: value`` line per cell."""
     from rich.console import Group
     from rich.table import Table
 
-    minimums = [max((len(word) for text in (column, *(row[i] for row in rows))
-                     for word in text.split()), default=1)
-                for i, column in enumerate(columns)]
+    minimums = [
+        max(
+            (len(word) for text in (column, *(row[i] for row in rows)) for word in text.split()),
+            default=1,
+        )
+        for i, column in enumerate(columns)
+    ]
     if sum(minimums) + 3 * len(columns) + 1 > width:
         lines = [f"[bold]{title}[/bold]"]
         for row in rows:
             lines.append(f"- {columns[0]}: {row[0]}")
-            lines.extend(f"  {column}: {cell}" for column, cell in zip(columns[1:], row[1:],
-                                                                     strict=True))
+            lines.extend(
+                f"  {column}: {cell}" for column, cell in zip(columns[1:], row[1:], strict=True)
+            )
         return Group(*lines)
     # Each column as wide as its longest line, then the widest slack taken off one
     # character at a time until the table fits (rich alone may crop instead).
-    widths = [max(len(line) for text in (column, *(row[i] for row in rows))
-                  for line in text.splitlines() or [""])
-              for i, column in enumerate(columns)]
+    widths = [
+        max(
+            len(line)
+            for text in (column, *(row[i] for row in rows))
+            for line in text.splitlines() or [""]
+        )
+        for i, column in enumerate(columns)
+    ]
     room = width - 3 * len(columns) - 1
     while sum(widths) > room:
         i = max(range(len(widths)), key=lambda j: widths[j] - minimums[j])
@@ -335,14 +368,27 @@ def render(p: Plan, console: Any = None) -> None:
         console.print(
             f"Per-core rate: {p.per_core_rate:,.0f} emails/minute measured "
             f"({p.measurement_method}); the planning guide's figure is "
-            f"{number(p.guide_per_core_rate)}.")
+            f"{number(p.guide_per_core_rate)}."
+        )
     band = "below the smallest tier: " if t.below_smallest else ""
-    console.print(_table(
-        f"Tier {t.label}/month ({band}{t.architecture}, "
-        f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)",
-        ("resource", "tier", "derived", "recommended", "driven by"),
-        [(r.label, f"{r.tier:,}", "-" if r.derived is None else f"{r.derived:,}",
-          quantity(r.recommended, r.unit), r.driver) for r in p.requirements], width))
+    console.print(
+        _table(
+            f"Tier {t.label}/month ({band}{t.architecture}, "
+            f"{money_range(*t.monthly_cost_usd, open_ended=t.open_ended)}/month)",
+            ("resource", "tier", "derived", "recommended", "driven by"),
+            [
+                (
+                    r.label,
+                    f"{r.tier:,}",
+                    "-" if r.derived is None else f"{r.derived:,}",
+                    quantity(r.recommended, r.unit),
+                    r.driver,
+                )
+                for r in p.requirements
+            ],
+            width,
+        )
+    )
     # The rules are sentences: below the table, wrapped at word boundaries.
     rules = Table.grid(padding=(0, 1))
     rules.add_column(no_wrap=True)
@@ -356,17 +402,27 @@ def render(p: Plan, console: Any = None) -> None:
         console.print(
             f"Dedicated IPs: {ips.ips:,}, warmed up in {plural(ips.warmup_weeks, 'week')} "
             f"({plural(ips.warmup_days, 'day')}); the guide's tier band is "
-            f"{_pair(ips.guide_band)}.")
+            f"{_pair(ips.guide_band)}."
+        )
 
-    console.print(_table(
-        "Servers at list prices (* = the plan's; the guide's band for comparison)",
-        ("provider", "servers", "per month", "guide's band"),
-        [(f"{q.name}{' *' if q.chosen else ''}",
-          f"{q.servers:,} x {q.vcpu} vCPU / {number(q.ram_gb)} GB"
-          + (f" + {q.extra_storage_gb:,} GB" if q.extra_storage_gb else "")
-          + (f" + {plural(q.extra_ips, 'IP')}" if q.extra_ips else ""),
-          money(q.total_usd), money_range(*q.monthly_usd, open_ended=q.open_ended))
-         for q in p.vps], width))
+    console.print(
+        _table(
+            "Servers at list prices (* = the plan's; the guide's band for comparison)",
+            ("provider", "servers", "per month", "guide's band"),
+            [
+                (
+                    f"{q.name}{' *' if q.chosen else ''}",
+                    f"{q.servers:,} x {q.vcpu} vCPU / {number(q.ram_gb)} GB"
+                    + (f" + {q.extra_storage_gb:,} GB" if q.extra_storage_gb else "")
+                    + (f" + {plural(q.extra_ips, 'IP')}" if q.extra_ips else ""),
+                    money(q.total_usd),
+                    money_range(*q.monthly_usd, open_ended=q.open_ended),
+                )
+                for q in p.vps
+            ],
+            width,
+        )
+    )
 
     e = p.esp
     if p.setup.kind == "managed":
@@ -374,48 +430,94 @@ def render(p: Plan, console: Any = None) -> None:
         if e.runner_up_name is not None:
             console.print(f"Runner-up: {e.runner_up_name}, because {e.runner_up_reason}.")
     elif p.setup.kind == "hybrid":
-        console.print(f"ESP for transactional mail: [bold]{p.setup.esp_name}[/bold], the one "
-                      "the transactional use case prefers.")
+        console.print(
+            f"ESP for transactional mail: [bold]{p.setup.esp_name}[/bold], the one "
+            "the transactional use case prefers."
+        )
     else:
-        console.print(f"ESP: none sends. If managed instead: {e.chosen_name}, because "
-                      f"{e.reason}.")
-    console.print(_table(
-        "Rate-limit feasibility at the peak hour (* = the setup's ESP)",
-        ("ESP", "limit per hour", "batch", "keys unbatched / batched"),
-        [(f"{f.name}{' *' if f.chosen else ''}", f"{number(f.limit_per_hour)} per {f.scope}",
-          f"{f.batch_size:,} {f.batch_unit}", f"{f.keys_unbatched:,} / {f.keys_batched:,}")
-         for f in p.feasibility], width))
+        console.print(f"ESP: none sends. If managed instead: {e.chosen_name}, because {e.reason}.")
+    console.print(
+        _table(
+            "Rate-limit feasibility at the peak hour (* = the setup's ESP)",
+            ("ESP", "limit per hour", "batch", "keys unbatched / batched"),
+            [
+                (
+                    f"{f.name}{' *' if f.chosen else ''}",
+                    f"{number(f.limit_per_hour)} per {f.scope}",
+                    f"{f.batch_size:,} {f.batch_unit}",
+                    f"{f.keys_unbatched:,} / {f.keys_batched:,}",
+                )
+                for f in p.feasibility
+            ],
+            width,
+        )
+    )
 
     h = p.hosting
-    console.print(_table(
-        f"Hosting: {h.recommendation.replace('_', '-')} ({h.met} of "
-        f"{len(h.criteria)} self-hosting criteria met, {h.required} required)",
-        ("criterion", "met", "workload"),
-        [(c.label, "yes" if c.met else "no", c.detail) for c in h.criteria], width))
+    console.print(
+        _table(
+            f"Hosting: {h.recommendation.replace('_', '-')} ({h.met} of "
+            f"{len(h.criteria)} self-hosting criteria met, {h.required} required)",
+            ("criterion", "met", "workload"),
+            [(c.label, "yes" if c.met else "no", c.detail) for c in h.criteria],
+            width,
+        )
+    )
 
-    console.print(_table(
-        f"Cost per month at {compact(w.monthly_volume)}/month (engineering at "
-        f"{money(w.hourly_cost_usd)}/h; * = recommended)",
-        ("option", "infra", "hours", "compliance", "total", "guide's view"),
-        [(f"{o.name}{' *' if o.recommended else ''}{' (cheapest)' if o.cheapest else ''}",
-          dollars(o.infrastructure_usd[0]),
-          f"{number(o.engineering_hours)} h {dollars(o.engineering_usd)}",
-          money_range(*o.compliance_usd), dollars(*o.total_usd),
-          "-" if o.guide_total_usd is None else money_range(*o.guide_total_usd))
-         for o in p.tco], width))
+    console.print(
+        _table(
+            f"Cost per month at {compact(w.monthly_volume)}/month (engineering at "
+            f"{money(w.hourly_cost_usd)}/h; * = recommended)",
+            ("option", "infra", "hours", "compliance", "total", "guide's view"),
+            [
+                (
+                    f"{o.name}{' *' if o.recommended else ''}{' (cheapest)' if o.cheapest else ''}",
+                    dollars(o.infrastructure_usd[0]),
+                    f"{number(o.engineering_hours)} h {dollars(o.engineering_usd)}",
+                    money_range(*o.compliance_usd),
+                    dollars(*o.total_usd),
+                    "-" if o.guide_total_usd is None else money_range(*o.guide_total_usd),
+                )
+                for o in p.tco
+            ],
+            width,
+        )
+    )
     if p.recommendation_note is not None:
         console.print(f"Why: {p.recommendation_note}")
     console.print(p.infrastructure_note)
 
-    console.print(_table(
-        "KPI targets", ("KPI", "target", "source"),
-        [(k.label, f"{k.comparator} {kpi_value(k.target, k.unit)}",
-          k.source.replace("_", " ")) for k in p.kpis], width))
+    console.print(
+        _table(
+            "KPI targets",
+            ("KPI", "target", "source"),
+            [
+                (
+                    k.label,
+                    f"{k.comparator} {kpi_value(k.target, k.unit)}",
+                    k.source.replace("_", " "),
+                )
+                for k in p.kpis
+            ],
+            width,
+        )
+    )
 
-    console.print(_table(
-        "Roadmap", ("phase", "months", "tasks"),
-        [(phase.key, f"{phase.months[0]}-{phase.months[1]}",
-          "\n".join(f"- {task}" for task in phase.tasks)) for phase in p.roadmap], width))
+    console.print(
+        _table(
+            "Roadmap",
+            ("phase", "months", "tasks"),
+            [
+                (
+                    phase.key,
+                    f"{phase.months[0]}-{phase.months[1]}",
+                    "\n".join(f"- {task}" for task in phase.tasks),
+                )
+                for phase in p.roadmap
+            ],
+            width,
+        )
+    )
 
 
 def render_comparison(plans: list[Plan], console: Any = None) -> None:
@@ -427,12 +529,12 @@ def render_comparison(plans: list[Plan], console: Any = None) -> None:
     first = plans[0].workload
     console.print(
         f"[bold]mailscale plan --compare[/bold]: {first.use_case.replace('_', ' ')}; "
-        f"engineering at {money(first.hourly_cost_usd)}/h; * = recommended")
+        f"engineering at {money(first.hourly_cost_usd)}/h; * = recommended"
+    )
     rows: list[tuple[str, ...]] = [
         ("setup", *(p.setup.summary for p in plans)),
         ("tier", *(f"{p.tier.label} ({p.tier.architecture})" for p in plans)),
-        ("peak hour", *(quantity(p.derived_value("peak_hour_messages"), "emails")
-                        for p in plans)),
+        ("peak hour", *(quantity(p.derived_value("peak_hour_messages"), "emails") for p in plans)),
         ("servers", *(_servers_cell(p) for p in plans)),
         ("storage", *(quantity(p.requirement("storage_gb").recommended, "GB") for p in plans)),
         ("dedicated IPs", *(_ips_cell(p) for p in plans)),
@@ -444,14 +546,21 @@ def render_comparison(plans: list[Plan], console: Any = None) -> None:
         cells = []
         for p in plans:
             row = next((o for o in p.tco if o.option == option), None)
-            cells.append("-" if row is None else
-                         f"{dollars(*row.total_usd)}{' *' if row.recommended else ''}"
-                         f"{' (cheapest)' if row.cheapest else ''}")
+            cells.append(
+                "-"
+                if row is None
+                else f"{dollars(*row.total_usd)}{' *' if row.recommended else ''}"
+                f"{' (cheapest)' if row.cheapest else ''}"
+            )
         rows.append((name, *cells))
-    console.print(_table(
-        "Options side by side (cost per month)",
-        ("", *(f"{compact(p.workload.monthly_volume)}/month" for p in plans)), rows,
-        console.width))
+    console.print(
+        _table(
+            "Options side by side (cost per month)",
+            ("", *(f"{compact(p.workload.monthly_volume)}/month" for p in plans)),
+            rows,
+            console.width,
+        )
+    )
     for p in plans:
         if p.recommendation_note is not None:
             console.print(f"{compact(p.workload.monthly_volume)}: {p.recommendation_note}")
@@ -479,52 +588,106 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
         description="Plan servers, IPs, ESP, rate-limit feasibility, hosting, cost, KPIs "
-                    "and roadmap for a monthly email volume, with the reasoning.",
+        "and roadmap for a monthly email volume, with the reasoning.",
     )
-    parser.add_argument("volume", metavar="VOLUME", nargs="?",
-                        help="emails per month: 250000, 250k, 1.5M")
-    parser.add_argument("--compare", nargs="+", metavar="VOLUME",
-                        help="plan several volumes and print the options side by side: "
-                             "--compare 50k 250k 2m (the other flags apply to each)")
-    parser.add_argument("--use-case", default="bulk_marketing", metavar="CASE",
-                        help=f"{' | '.join(USE_CASES)} (default bulk_marketing)")
-    parser.add_argument("--peak-share", metavar="SHARE",
-                        help="share of a day's volume in the peak hour: 10%% or 0.1 (default 10%%)")
-    parser.add_argument("--team", default="none", metavar="LEVEL",
-                        help="email-infrastructure expertise: none | some | strong (default none)")
-    parser.add_argument("--compliance", default="no", metavar="YES/NO",
-                        help="dedicated compliance resources (default no)")
-    parser.add_argument("--custom-integration", default="no", metavar="YES/NO",
-                        help="a custom integration is needed (default no)")
-    parser.add_argument("--esp-dedicated-ips", default="no", metavar="YES/NO",
-                        help="a managed ESP with its dedicated-IP add-on (default no: shared "
-                             "IPs)")
-    parser.add_argument("--message-size", metavar="SIZE",
-                        help="average message size: 50KB, 1.5MB, 50000 (default 50KB)")
-    parser.add_argument("--active-addresses", metavar="N",
-                        help="active addresses (default: the monthly volume / "
-                             "--sends-per-address)")
-    parser.add_argument("--sends-per-address", metavar="N",
-                        help="emails per active address per month, for the default active "
-                             "addresses (default 4: a weekly newsletter)")
-    parser.add_argument("--retention-days", metavar="DAYS",
-                        help="days sent messages are kept (default 30)")
-    parser.add_argument("--hourly-cost", metavar="USD",
-                        help="engineering cost per hour in USD (default 75)")
-    parser.add_argument("--per-core-rate", metavar="RATE",
-                        help="measured emails/minute per core (default: the planning "
-                             "guide's 1,000)")
-    parser.add_argument("--calibrate", nargs="?", const=1.0, type=float, metavar="SECONDS",
-                        help="measure this machine's per-core rate with the sending pipeline "
-                             "(outbox, shaping, DKIM signing, null hand-off of messages of "
-                             "--message-size) and plan with it instead of the planning "
-                             "guide's 1,000")
-    parser.add_argument("--calibrate-algorithm", choices=("rsa", "ed25519"), default="rsa",
-                        help="the DKIM algorithm --calibrate signs with (default rsa: "
-                             "RSA-2048)")
-    parser.add_argument("--data", metavar="FILE.toml",
-                        help="override figures: a TOML file with the data files' layout")
+    parser.add_argument(
+        "volume", metavar="VOLUME", nargs="?", help="emails per month: 250000, 250k, 1.5M"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="VOLUME",
+        help="plan several volumes and print the options side by side: "
+        "--compare 50k 250k 2m (the other flags apply to each)",
+    )
+    parser.add_argument(
+        "--use-case",
+        default="bulk_marketing",
+        metavar="CASE",
+        help=f"{' | '.join(USE_CASES)} (default bulk_marketing)",
+    )
+    parser.add_argument(
+        "--peak-share",
+        metavar="SHARE",
+        help="share of a day's volume in the peak hour: 10%% or 0.1 (default 10%%)",
+    )
+    parser.add_argument(
+        "--team",
+        default="none",
+        metavar="LEVEL",
+        help="email-infrastructure expertise: none | some | strong (default none)",
+    )
+    parser.add_argument(
+        "--compliance",
+        default="no",
+        metavar="YES/NO",
+        help="dedicated compliance resources (default no)",
+    )
+    parser.add_argument(
+        "--custom-integration",
+        default="no",
+        metavar="YES/NO",
+        help="a custom integration is needed (default no)",
+    )
+    parser.add_argument(
+        "--esp-dedicated-ips",
+        default="no",
+        metavar="YES/NO",
+        help="a managed ESP with its dedicated-IP add-on (default no: shared IPs)",
+    )
+    parser.add_argument(
+        "--message-size",
+        metavar="SIZE",
+        help="average message size: 50KB, 1.5MB, 50000 (default 50KB)",
+    )
+    parser.add_argument(
+        "--active-addresses",
+        metavar="N",
+        help="active addresses (default: the monthly volume / --sends-per-address)",
+    )
+    parser.add_argument(
+        "--sends-per-address",
+        metavar="N",
+        help="emails per active address per month, for the default active "
+        "addresses (default 4: a weekly newsletter)",
+    )
+    parser.add_argument(
+        "--retention-days", metavar="DAYS", help="days sent messages are kept (default 30)"
+    )
+    parser.add_argument(
+        "--hourly-cost", metavar="USD", help="engineering cost per hour in USD (default 75)"
+    )
+    parser.add_argument(
+        "--per-core-rate",
+        metavar="RATE",
+        help="measured emails/minute per core (default: the planning guide's 1,000)",
+    )
+    parser.add_argument(
+        "--calibrate",
+        nargs="?",
+        const=1.0,
+        type=float,
+        metavar="SECONDS",
+        help="measure this machine's per-core rate with the sending pipeline "
+        "(outbox, shaping, DKIM signing, null hand-off of messages of "
+        "--message-size) and plan with it instead of the planning "
+        "guide's 1,000",
+    )
+    parser.add_argument(
+        "--calibrate-algorithm",
+        choices=("rsa", "ed25519"),
+        default="rsa",
+        help="the DKIM algorithm --calibrate signs with (default rsa: RSA-2048)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE.toml",
+        help="override figures: a TOML file with the data files' layout",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument("--html", metavar="FILE.html",
-                        help="write the plan as one self-contained HTML page with charts")
+    parser.add_argument(
+        "--html",
+        metavar="FILE.html",
+        help="write the plan as one self-contained HTML page with charts",
+    )
     parser.set_defaults(func=_run, parser=parser)

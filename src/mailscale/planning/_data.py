@@ -54,8 +54,7 @@ __all__ = [
     "read_overrides",
 ]
 
-SECTIONS = ("capacity", "esp", "hosting", "ips", "kpi", "pricing", "roadmap", "tco", "tiers",
-            "vps")
+SECTIONS = ("capacity", "esp", "hosting", "ips", "kpi", "pricing", "roadmap", "tco", "tiers", "vps")
 CRITERIA = ("volume", "team", "custom_integration", "compliance")
 TEAM_LEVELS = ("none", "some", "strong")
 USE_CASES = ("transactional", "cold_outreach", "bulk_marketing", "enterprise")
@@ -239,8 +238,11 @@ class EspPricing:
 
     def cheapest(self, volume: int) -> tuple[PricePlan, float]:
         """The cheapest plan covering ``volume`` and its monthly cost."""
-        costs = [(cost, i) for i, plan in enumerate(self.plans)
-                 if (cost := plan.cost(volume)) is not None]
+        costs = [
+            (cost, i)
+            for i, plan in enumerate(self.plans)
+            if (cost := plan.cost(volume)) is not None
+        ]
         cost, index = min(costs)
         return self.plans[index], cost
 
@@ -343,9 +345,7 @@ class _Table:
 
     def __init__(self, raw: object, path: str) -> None:
         if not isinstance(raw, Mapping):
-            raise PlanningError(
-                f"{path} must be a table, got {type(raw).__name__}", field=path
-            )
+            raise PlanningError(f"{path} must be a table, got {type(raw).__name__}", field=path)
         self.raw: Mapping[str, Any] = raw
         self.path = path
         self._used: set[str] = set()
@@ -362,10 +362,12 @@ class _Table:
     def has(self, key: str) -> bool:
         return key in self.raw
 
-    def number(self, key: str, *, integer: bool = False, zero: bool = False,
-               maximum: float = _MAX_COUNT) -> float:
-        return check_number(self.get(key), self.field(key), integer=integer,
-                            allow_minimum=zero, maximum=maximum)
+    def number(
+        self, key: str, *, integer: bool = False, zero: bool = False, maximum: float = _MAX_COUNT
+    ) -> float:
+        return check_number(
+            self.get(key), self.field(key), integer=integer, allow_minimum=zero, maximum=maximum
+        )
 
     def integer(self, key: str, *, zero: bool = False) -> int:
         return int(self.number(key, integer=True, zero=zero))
@@ -424,31 +426,33 @@ def _repeated(first: str, second: str, changed: frozenset[str]) -> tuple[str, st
 def _tiers(section: _Table, changed: frozenset[str]) -> tuple[TierSpec, ...]:
     rows = []
     for key, t in section.tables():
-        rows.append(TierSpec(
-            key=key,
-            max_volume=None,
-            min_volume=t.integer("min_volume"),
-            vcpu=t.pair("vcpu"),
-            ram_gb=t.pair("ram_gb"),
-            ssd_gb=t.pair("ssd_gb"),
-            dedicated_ips=t.pair("dedicated_ips"),
-            monthly_cost_usd=t.pair("monthly_cost_usd", maximum=_MAX_MONEY),
-            architecture=t.text("architecture"),
-            servers=t.integer("servers"),
-            multi_server=t.flag("multi_server"),
-            multi_data_center=t.flag("multi_data_center"),
-            open_ended=t.flag("open_ended"),
-        ))
+        rows.append(
+            TierSpec(
+                key=key,
+                max_volume=None,
+                min_volume=t.integer("min_volume"),
+                vcpu=t.pair("vcpu"),
+                ram_gb=t.pair("ram_gb"),
+                ssd_gb=t.pair("ssd_gb"),
+                dedicated_ips=t.pair("dedicated_ips"),
+                monthly_cost_usd=t.pair("monthly_cost_usd", maximum=_MAX_MONEY),
+                architecture=t.text("architecture"),
+                servers=t.integer("servers"),
+                multi_server=t.flag("multi_server"),
+                multi_data_center=t.flag("multi_data_center"),
+                open_ended=t.flag("open_ended"),
+            )
+        )
         t.done()
     rows.sort(key=lambda row: row.min_volume)
     for before, after in itertools.pairwise(rows):
         if before.min_volume == after.min_volume:
-            field, other = _repeated(f"tiers.{before.key}.min_volume",
-                                     f"tiers.{after.key}.min_volume", changed)
+            field, other = _repeated(
+                f"tiers.{before.key}.min_volume", f"tiers.{after.key}.min_volume", changed
+            )
             raise PlanningError(f"{field} repeats {other} ({after.min_volume:,})", field=field)
     tiers = [
-        attrs.evolve(row, max_volume=after.min_volume)
-        for row, after in itertools.pairwise(rows)
+        attrs.evolve(row, max_volume=after.min_volume) for row, after in itertools.pairwise(rows)
     ]
     tiers.append(rows[-1])
     section.done()
@@ -458,38 +462,43 @@ def _tiers(section: _Table, changed: frozenset[str]) -> tuple[TierSpec, ...]:
 def _capacity(c: _Table) -> Capacity:
     capacity = Capacity(
         emails_per_minute_per_core=check_per_core_rate(
-            c.get("emails_per_minute_per_core"), c.field("emails_per_minute_per_core")),
+            c.get("emails_per_minute_per_core"), c.field("emails_per_minute_per_core")
+        ),
         db_queries_per_second_per_core=c.number("db_queries_per_second_per_core"),
         active_addresses_per_gb_ram=c.number("active_addresses_per_gb_ram"),
         stored_emails_per_gb=c.number("stored_emails_per_gb"),
         db_queries_per_message=c.number("db_queries_per_message", zero=True),
         max_vcpu_per_server=c.integer("max_vcpu_per_server"),
         max_ram_gb_per_server=c.integer("max_ram_gb_per_server"),
-        stored_overhead_bytes_per_message=c.number("stored_overhead_bytes_per_message",
-                                                    zero=True, maximum=10**8),
+        stored_overhead_bytes_per_message=c.number(
+            "stored_overhead_bytes_per_message", zero=True, maximum=10**8
+        ),
         server_upkeep_hours=c.number("server_upkeep_hours", zero=True, maximum=1_000),
     )
     c.done()
     return capacity
 
 
-def _vps(v: _Table, capacity: Capacity
-         ) -> tuple[tuple[VpsSize, ...], tuple[VpsProvider, ...], str]:
+def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsProvider, ...], str]:
     sizes_table = v.table("sizes")
     sizes = []
     for key, s in sizes_table.tables():
-        sizes.append(VpsSize(key=key, max_vcpu=s.integer("max_vcpu"),
-                             max_ram_gb=s.integer("max_ram_gb")))
+        sizes.append(
+            VpsSize(key=key, max_vcpu=s.integer("max_vcpu"), max_ram_gb=s.integer("max_ram_gb"))
+        )
         s.done()
     sizes_table.done()
     sizes.sort(key=lambda size: (size.max_vcpu, size.max_ram_gb))
     largest = sizes[-1]
-    if (largest.max_vcpu < capacity.max_vcpu_per_server
-            or largest.max_ram_gb < capacity.max_ram_gb_per_server):
+    if (
+        largest.max_vcpu < capacity.max_vcpu_per_server
+        or largest.max_ram_gb < capacity.max_ram_gb_per_server
+    ):
         field = f"vps.sizes.{largest.key}"
         raise PlanningError(
             f"{field} must cover the largest server (capacity.max_vcpu_per_server, "
-            "capacity.max_ram_gb_per_server)", field=field,
+            "capacity.max_ram_gb_per_server)",
+            field=field,
         )
     size_keys = tuple(size.key for size in sizes)
     providers_table = v.table("providers")
@@ -499,14 +508,20 @@ def _vps(v: _Table, capacity: Capacity
         open_ended = p.texts("open_ended")
         for i, size in enumerate(open_ended):
             check_choice(size, f"{p.field('open_ended')}[{i}]", size_keys)
-        providers.append(VpsProvider(
-            key=key, name=p.text("name"), strengths=p.texts("strengths"),
-            prices=prices, open_ended=frozenset(open_ended),
-            source=p.text("source"), shapes=_shapes(p),
-            storage_usd_per_gb=p.number("storage_usd_per_gb", zero=True, maximum=1_000),
-            ips_per_server=p.integer("ips_per_server"),
-            extra_ip_usd=p.number("extra_ip_usd", zero=True, maximum=10_000),
-        ))
+        providers.append(
+            VpsProvider(
+                key=key,
+                name=p.text("name"),
+                strengths=p.texts("strengths"),
+                prices=prices,
+                open_ended=frozenset(open_ended),
+                source=p.text("source"),
+                shapes=_shapes(p),
+                storage_usd_per_gb=p.number("storage_usd_per_gb", zero=True, maximum=1_000),
+                ips_per_server=p.integer("ips_per_server"),
+                extra_ip_usd=p.number("extra_ip_usd", zero=True, maximum=10_000),
+            )
+        )
         p.done()
     providers_table.done()
     checked = v.text("checked")
@@ -525,9 +540,14 @@ def _rows(t: _Table, key: str) -> list[_Table]:
 def _shapes(p: _Table) -> tuple[VpsShape, ...]:
     shapes = []
     for s in _rows(p, "shapes"):
-        shapes.append(VpsShape(vcpu=s.integer("vcpu"), ram_gb=s.number("ram_gb"),
-                               ssd_gb=s.number("ssd_gb", zero=True),
-                               usd=s.number("usd", maximum=_MAX_MONEY)))
+        shapes.append(
+            VpsShape(
+                vcpu=s.integer("vcpu"),
+                ram_gb=s.number("ram_gb"),
+                ssd_gb=s.number("ssd_gb", zero=True),
+                usd=s.number("usd", maximum=_MAX_MONEY),
+            )
+        )
         s.done()
     return tuple(sorted(shapes, key=lambda shape: (shape.usd, shape.vcpu, shape.ram_gb)))
 
@@ -539,29 +559,34 @@ def _pricing(t: _Table, esp_keys: tuple[str, ...]) -> tuple[str, tuple[EspPricin
     for key in esp_keys:
         if not esp_table.has(key):
             field = esp_table.field(key)
-            raise PlanningError(f"{field} is missing: every ESP needs a price list",
-                                field=field)
+            raise PlanningError(f"{field} is missing: every ESP needs a price list", field=field)
     for key, e in esp_table.tables():
         check_choice(key, e.path, esp_keys)
         plans = []
         for row in _rows(e, "plans"):
-            plans.append(PricePlan(
-                name=row.text("name"),
-                base_usd=row.number("base_usd", zero=True, maximum=_MAX_MONEY),
-                included=row.integer("included", zero=True),
-                per_1000_usd=row.number("per_1000_usd", zero=True, maximum=_MAX_MONEY),
-                max_volume=row.integer("max_volume") if row.has("max_volume") else None,
-            ))
+            plans.append(
+                PricePlan(
+                    name=row.text("name"),
+                    base_usd=row.number("base_usd", zero=True, maximum=_MAX_MONEY),
+                    included=row.integer("included", zero=True),
+                    per_1000_usd=row.number("per_1000_usd", zero=True, maximum=_MAX_MONEY),
+                    max_volume=row.integer("max_volume") if row.has("max_volume") else None,
+                )
+            )
             row.done()
         if all(plan.max_volume is not None for plan in plans):
             field = e.field("plans")
-            raise PlanningError(f"{field} needs a plan without max_volume (any volume)",
-                                field=field)
-        prices.append(EspPricing(
-            key=key, source=e.text("source"),
-            dedicated_ip_usd=e.number("dedicated_ip_usd", zero=True, maximum=_MAX_MONEY),
-            plans=tuple(plans),
-        ))
+            raise PlanningError(
+                f"{field} needs a plan without max_volume (any volume)", field=field
+            )
+        prices.append(
+            EspPricing(
+                key=key,
+                source=e.text("source"),
+                dedicated_ip_usd=e.number("dedicated_ip_usd", zero=True, maximum=_MAX_MONEY),
+                plans=tuple(plans),
+            )
+        )
         e.done()
     esp_table.done()
     t.done()
@@ -572,14 +597,17 @@ def _ips(t: _Table) -> IpRules:
     raw, field = t.get("warmup_daily_caps"), t.field("warmup_daily_caps")
     if not isinstance(raw, list) or not raw:
         raise PlanningError(f"{field} must be a non-empty list of daily caps", field=field)
-    caps = tuple(int(check_number(cap, f"{field}[{i}]", integer=True)) for i, cap in
-                 enumerate(raw))
+    caps = tuple(int(check_number(cap, f"{field}[{i}]", integer=True)) for i, cap in enumerate(raw))
     for i, (before, after) in enumerate(itertools.pairwise(caps)):
         if after < before:
-            raise PlanningError(f"{field}[{i + 1}] must not be below the day before",
-                                field=f"{field}[{i + 1}]")
-    rules = IpRules(emails_per_ip_per_hour=t.number("emails_per_ip_per_hour"),
-                    min_ips=t.integer("min_ips"), warmup_daily_caps=caps)
+            raise PlanningError(
+                f"{field}[{i + 1}] must not be below the day before", field=f"{field}[{i + 1}]"
+            )
+    rules = IpRules(
+        emails_per_ip_per_hour=t.number("emails_per_ip_per_hour"),
+        min_ips=t.integer("min_ips"),
+        warmup_daily_caps=caps,
+    )
     t.done()
     return rules
 
@@ -590,17 +618,19 @@ def _esp(
     providers_table = e.table("providers")
     esps = []
     for key, p in providers_table.tables():
-        esps.append(EspLimits(
-            key=key,
-            name=p.text("name"),
-            requests=p.number("requests"),
-            window_seconds=p.number("window_seconds", maximum=366 * 86400),
-            scope=p.text("scope"),
-            batch_size=p.integer("batch_size"),
-            batch_unit=p.text("batch_unit"),
-            quota_counts=p.choice("quota_counts", ("requests", "recipients")),
-            strengths=p.texts("strengths"),
-        ))
+        esps.append(
+            EspLimits(
+                key=key,
+                name=p.text("name"),
+                requests=p.number("requests"),
+                window_seconds=p.number("window_seconds", maximum=366 * 86400),
+                scope=p.text("scope"),
+                batch_size=p.integer("batch_size"),
+                batch_unit=p.text("batch_unit"),
+                quota_counts=p.choice("quota_counts", ("requests", "recipients")),
+                strengths=p.texts("strengths"),
+            )
+        )
         p.done()
     providers_table.done()
     keys = tuple(esp.key for esp in esps)
@@ -615,10 +645,12 @@ def _esp(
     bands.sort()
     for (low, before), (high, after) in itertools.pairwise(bands):
         if low == high:
-            field, other = _repeated(f"{bands_table.path}.{before}",
-                                     f"{bands_table.path}.{after}", changed)
-            raise PlanningError(f"{field} repeats the band of {other.rsplit('.', 1)[1]} "
-                                f"({low:,})", field=field)
+            field, other = _repeated(
+                f"{bands_table.path}.{before}", f"{bands_table.path}.{after}", changed
+            )
+            raise PlanningError(
+                f"{field} repeats the band of {other.rsplit('.', 1)[1]} ({low:,})", field=field
+            )
     bands_table.done()
     use_table = selection.table("use_cases")
     use_cases = tuple(
@@ -637,7 +669,8 @@ def _hosting(h: _Table) -> Hosting:
         min_criteria_met=h.integer("min_criteria_met"),
         hybrid_criteria=tuple(
             check_choice(item, f"{h.field('hybrid_criteria')}[{i}]", CRITERIA)
-            for i, item in enumerate(h.texts("hybrid_criteria"))),
+            for i, item in enumerate(h.texts("hybrid_criteria"))
+        ),
         hybrid_transactional_share=h.number("hybrid_transactional_share", maximum=1.0),
     )
     if hosting.min_criteria_met > 4:
@@ -652,20 +685,29 @@ def _tco(t: _Table) -> tuple[TcoSpec, ...]:
     options = []
     for key, o in options_table.tables():
         # brief_total_usd: the old name of guide_total_usd, read for one release.
-        total_key = "brief_total_usd" if o.has("brief_total_usd") and not o.has(
-            "guide_total_usd") else "guide_total_usd"
+        total_key = (
+            "brief_total_usd"
+            if o.has("brief_total_usd") and not o.has("guide_total_usd")
+            else "guide_total_usd"
+        )
         if o.has("brief_total_usd") and total_key == "guide_total_usd":
             o.get("brief_total_usd")  # both given: the new name wins
-        options.append(TcoSpec(
-            key=key,
-            name=o.text("name"),
-            infrastructure_usd=(o.pair("infrastructure_usd", zero=True, maximum=_MAX_MONEY)
-                                if o.has("infrastructure_usd") else None),
-            engineering_hours=o.number("engineering_hours", zero=True, maximum=10_000),
-            compliance_usd=o.pair("compliance_usd", zero=True, maximum=_MAX_MONEY),
-            guide_total_usd=(o.pair(total_key, zero=True, maximum=_MAX_MONEY)
-                             if o.has(total_key) else None),
-        ))
+        options.append(
+            TcoSpec(
+                key=key,
+                name=o.text("name"),
+                infrastructure_usd=(
+                    o.pair("infrastructure_usd", zero=True, maximum=_MAX_MONEY)
+                    if o.has("infrastructure_usd")
+                    else None
+                ),
+                engineering_hours=o.number("engineering_hours", zero=True, maximum=10_000),
+                compliance_usd=o.pair("compliance_usd", zero=True, maximum=_MAX_MONEY),
+                guide_total_usd=(
+                    o.pair(total_key, zero=True, maximum=_MAX_MONEY) if o.has(total_key) else None
+                ),
+            )
+        )
         o.done()
     options_table.done()
     t.done()
@@ -676,13 +718,15 @@ def _kpis(k: _Table) -> tuple[KpiSpec, ...]:
     kpis = []
     for key in KPI_KEYS:
         s = k.table(key)
-        kpis.append(KpiSpec(
-            key=key,
-            label=s.text("label"),
-            comparator=s.choice("comparator", COMPARATORS),
-            target=s.number("target"),
-            unit=s.text("unit"),
-        ))
+        kpis.append(
+            KpiSpec(
+                key=key,
+                label=s.text("label"),
+                comparator=s.choice("comparator", COMPARATORS),
+                target=s.number("target"),
+                unit=s.text("unit"),
+            )
+        )
         s.done()
     k.done()
     return tuple(kpis)
@@ -703,14 +747,21 @@ def _check_template(text: str, field: str) -> None:
         if name not in TASK_PLACEHOLDERS:
             raise PlanningError(
                 f"{field} uses unknown placeholder {{{name}}}; known: "
-                + ", ".join(TASK_PLACEHOLDERS), field=field,
+                + ", ".join(TASK_PLACEHOLDERS),
+                field=field,
             )
         if spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + \
-                (f":{spec}" if spec else "") + "}"
+            shown = (
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
             raise PlanningError(
                 f"{field} uses {shown}: placeholders take no conversion or format spec, "
-                f"write {{{name}}}", field=field,
+                f"write {{{name}}}",
+                field=field,
             )
 
 
@@ -769,8 +820,7 @@ def _build(raw: Mapping[str, Any], changed: frozenset[str] = frozenset()) -> Pla
 @functools.lru_cache(maxsize=1)
 def _default_raw() -> dict[str, Any]:
     folder = resources.files("mailscale.planning") / "data"
-    return {name: tomllib.loads((folder / f"{name}.toml").read_text("utf-8"))
-            for name in SECTIONS}
+    return {name: tomllib.loads((folder / f"{name}.toml").read_text("utf-8")) for name in SECTIONS}
 
 
 @functools.lru_cache(maxsize=1)
@@ -785,8 +835,9 @@ def _leaves(value: Any, path: str) -> set[str]:
     return {path}
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any], path: str,
-           changed: set[str]) -> None:
+def _merge(
+    base: dict[str, Any], overrides: Mapping[str, Any], path: str, changed: set[str]
+) -> None:
     """Merge ``overrides`` into ``base``, adding the dotted path of each leaf set to ``changed``."""
     for key, value in overrides.items():
         field = f"{path}.{key}" if path else str(key)

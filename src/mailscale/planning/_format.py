@@ -6,8 +6,17 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
-__all__ = ["compact", "dollars", "kpi_value", "money", "money_range", "number", "plural", "plurals",
-           "quantity"]
+__all__ = [
+    "compact",
+    "dollars",
+    "kpi_value",
+    "money",
+    "money_range",
+    "number",
+    "plural",
+    "plurals",
+    "quantity",
+]
 
 _SINGULAR = {"queries": "query"}
 # "N noun(s)": a count, one to three words, and "(s)" (as the roadmap templates write it).
@@ -42,6 +51,7 @@ def money(value: float) -> str:
 
 def dollars(low: float, high: float | None = None) -> str:
     """Whole dollars, cents rounded half up: ``854.95`` → ``$855``; a pair as `money_range`."""
+
     def whole(value: float) -> float:
         return float(Decimal(repr(float(value))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
@@ -63,6 +73,7 @@ def plural(count: float, word: str, words: str | None = None) -> str:
 
 def plurals(text: str) -> str:
     """Each ``N noun(s)`` in ``text`` as ``N noun`` (N = 1) or ``N nouns``."""
+
     def one(match: re.Match[str]) -> str:
         count = float(match.group(1).replace(",", ""))
         return f"{match.group(1)}{match.group(2)}{'' if count == 1 else 's'}"

@@ -94,8 +94,9 @@ def default_kpi_targets() -> tuple[KpiTarget, ...]:
     """The brief's KPI targets, as the data files hold them."""
     from mailscale.planning._data import load_data
 
-    return tuple(KpiTarget(k.key, k.label, k.comparator, k.target, k.unit)
-                 for k in load_data().kpis)
+    return tuple(
+        KpiTarget(k.key, k.label, k.comparator, k.target, k.unit) for k in load_data().kpis
+    )
 
 
 def _passes(observed: float, comparator: str, target: float) -> bool:
@@ -159,14 +160,25 @@ def evaluate_kpis(
         if target.key not in observed:
             missing.append(target.key)
             continue
-        value = check_number(observed[target.key], target.key, allow_minimum=True,
-                             maximum=_MAXIMA.get(target.key, 1e12))
+        value = check_number(
+            observed[target.key],
+            target.key,
+            allow_minimum=True,
+            maximum=_MAXIMA.get(target.key, 1e12),
+        )
         # Exact decimal difference: 0.01 - 0.014 is -0.004, not -0.004000000000000001.
         difference = Fraction(repr(float(target.target))) - Fraction(repr(value))
         margin = float(difference if target.comparator in ("<", "<=") else -difference)
-        results.append(KpiResult(
-            key=target.key, label=target.label, comparator=target.comparator,
-            target=target.target, unit=target.unit, observed=value,
-            passed=_passes(value, target.comparator, target.target), margin=margin,
-        ))
+        results.append(
+            KpiResult(
+                key=target.key,
+                label=target.label,
+                comparator=target.comparator,
+                target=target.target,
+                unit=target.unit,
+                observed=value,
+                passed=_passes(value, target.comparator, target.target),
+                margin=margin,
+            )
+        )
     return HealthReport(tuple(results), tuple(missing))

@@ -390,5 +390,4 @@ class Plan:
 
 
 def _unknown(field: str, value: object, known: list[str]) -> PlanningError:
-    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}",
-                         field=field)
+    return PlanningError(f"{field} {value!r} is not known; known: {', '.join(known)}", field=field)

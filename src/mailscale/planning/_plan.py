@@ -65,7 +65,6 @@ _USE_CASE_WORDS = {
 }
 
 
-
 def _checked_data(data: object) -> PlanningData:
     """``data`` if it is `load_data`'s result (None: the planning guide's), else `PlanningError`."""
     if data is None:
@@ -73,7 +72,8 @@ def _checked_data(data: object) -> PlanningData:
     if not isinstance(data, PlanningData):
         raise PlanningError(
             f"data must be the PlanningData that load_data returns, got {type(data).__name__}; "
-            "pass a mapping of figures as overrides= instead", field="data",
+            "pass a mapping of figures as overrides= instead",
+            field="data",
         )
     return data
 
@@ -84,8 +84,9 @@ def tier_for(monthly_volume: int, data: PlanningData | None = None) -> TierSpec:
     Volumes below the smallest tier's lower bound get the smallest tier. The
     volume is checked as `Workload` checks it (`PlanningError` naming ``monthly_volume``).
     """
-    volume = check_number(monthly_volume, "monthly_volume", integer=True,
-                          maximum=MAX_MONTHLY_VOLUME)
+    volume = check_number(
+        monthly_volume, "monthly_volume", integer=True, maximum=MAX_MONTHLY_VOLUME
+    )
     tiers = _checked_data(data).tiers
     chosen = tiers[0]
     for tier in tiers:
@@ -121,8 +122,9 @@ _RESOURCE_LABELS = {
 }
 
 
-def _requirement(resource: str, unit: str, tier: float, derived: int | None,
-                 rule: str) -> Requirement:
+def _requirement(
+    resource: str, unit: str, tier: float, derived: int | None, rule: str
+) -> Requirement:
     tier_value = math.ceil(tier)
     label = _RESOURCE_LABELS[resource]
     if derived is not None and derived > tier_value:
@@ -138,8 +140,9 @@ def _esp_choice(workload: Workload, data: PlanningData) -> EspChoice:
             index = i
     band_esp = bands[index][1]
     high = bands[index + 1][0] if index + 1 < len(bands) else None
-    band_text = (f"the volume band {_band_label(bands[index][0], high)} picks "
-                 f"{data.esp(band_esp).name}")
+    band_text = (
+        f"the volume band {_band_label(bands[index][0], high)} picks {data.esp(band_esp).name}"
+    )
     preferred = dict(data.esp_use_cases)[workload.use_case]
     use_words = _USE_CASE_WORDS[workload.use_case]
     if preferred == "volume":
@@ -151,8 +154,10 @@ def _esp_choice(workload: Workload, data: PlanningData) -> EspChoice:
     else:
         chosen = preferred
         strengths = ", ".join(data.esp(preferred).strengths)
-        reason = (f"the {use_words} use case prefers {data.esp(preferred).name} "
-                  f"({strengths}) over the volume band's {data.esp(band_esp).name}")
+        reason = (
+            f"the {use_words} use case prefers {data.esp(preferred).name} "
+            f"({strengths}) over the volume band's {data.esp(band_esp).name}"
+        )
     runner_up: str | None
     if chosen != band_esp:
         runner_up = band_esp
@@ -216,27 +221,44 @@ def _feasibility(esp: EspLimits, peak_hour: int, chosen: str) -> Feasibility:
 def _hosting(workload: Workload, data: PlanningData) -> HostingDecision:
     rules = data.hosting
     volume_met = workload.monthly_volume >= rules.min_monthly_volume
-    team_met = TEAM_LEVELS.index(workload.team_expertise) >= TEAM_LEVELS.index(
-        rules.team_expertise)
+    team_met = TEAM_LEVELS.index(workload.team_expertise) >= TEAM_LEVELS.index(rules.team_expertise)
     criteria = (
-        Criterion("volume", f"{rules.min_monthly_volume:,}+ emails/month", volume_met,
-                  f"{workload.monthly_volume:,}/month"),
-        Criterion("team", f"{rules.team_expertise} email-infrastructure team", team_met,
-                  f"team expertise: {workload.team_expertise}"),
-        Criterion("custom_integration", "needs a custom integration",
-                  workload.custom_integration,
-                  "custom integration needed" if workload.custom_integration
-                  else "no custom integration needed"),
-        Criterion("compliance", "dedicated compliance resources",
-                  workload.compliance_resources,
-                  "compliance resources available" if workload.compliance_resources
-                  else "no dedicated compliance resources"),
+        Criterion(
+            "volume",
+            f"{rules.min_monthly_volume:,}+ emails/month",
+            volume_met,
+            f"{workload.monthly_volume:,}/month",
+        ),
+        Criterion(
+            "team",
+            f"{rules.team_expertise} email-infrastructure team",
+            team_met,
+            f"team expertise: {workload.team_expertise}",
+        ),
+        Criterion(
+            "custom_integration",
+            "needs a custom integration",
+            workload.custom_integration,
+            "custom integration needed"
+            if workload.custom_integration
+            else "no custom integration needed",
+        ),
+        Criterion(
+            "compliance",
+            "dedicated compliance resources",
+            workload.compliance_resources,
+            "compliance resources available"
+            if workload.compliance_resources
+            else "no dedicated compliance resources",
+        ),
     )
     met = sum(criterion.met for criterion in criteria)
     hybrid = bool(rules.hybrid_criteria) and all(
-        c.met for c in criteria if c.key in rules.hybrid_criteria)
-    recommendation = ("self_hosted" if met >= rules.min_criteria_met
-                      else "hybrid" if hybrid else "managed")
+        c.met for c in criteria if c.key in rules.hybrid_criteria
+    )
+    recommendation = (
+        "self_hosted" if met >= rules.min_criteria_met else "hybrid" if hybrid else "managed"
+    )
     return HostingDecision(recommendation, criteria, met, rules.min_criteria_met)
 
 
@@ -246,88 +268,144 @@ def _transactional_esp(data: PlanningData) -> str:
     return preferred if preferred != "volume" else data.esp_bands[0][1]
 
 
-def _setup(hosting: HostingDecision, esp: EspChoice, data: PlanningData, servers: int,
-           ips: int) -> Setup:
+def _setup(
+    hosting: HostingDecision, esp: EspChoice, data: PlanningData, servers: int, ips: int
+) -> Setup:
     on = f"{plural(servers, 'server')} with {plural(ips, 'dedicated IP')}"
     if hosting.recommendation == "self_hosted":
         return Setup("self_hosted", None, None, "self_hosted", f"self-hosted on {on}")
     if hosting.recommendation == "hybrid":
         key = _transactional_esp(data)
         name = data.esp(key).name
-        return Setup("hybrid", key, name, "hybrid",
-                     f"hybrid: bulk mail self-hosted on {on}, transactional mail "
-                     f"through {name}")
-    return Setup("managed", esp.chosen, esp.chosen_name, esp.chosen,
-                 f"managed ESP {esp.chosen_name}")
+        return Setup(
+            "hybrid",
+            key,
+            name,
+            "hybrid",
+            f"hybrid: bulk mail self-hosted on {on}, transactional mail through {name}",
+        )
+    return Setup(
+        "managed", esp.chosen, esp.chosen_name, esp.chosen, f"managed ESP {esp.chosen_name}"
+    )
 
 
-def _dedicated_ips(workload: Workload, sizing: Sizing, data: PlanningData, tier: TierChoice,
-                   used: bool) -> DedicatedIps:
+def _dedicated_ips(
+    workload: Workload, sizing: Sizing, data: PlanningData, tier: TierChoice, used: bool
+) -> DedicatedIps:
     rules = data.ips
-    need = ip_need(sizing.peak_hour, sizing.daily, rules.emails_per_ip_per_hour,
-                   rules.min_ips, rules.warmup_daily_caps)
+    need = ip_need(
+        sizing.peak_hour,
+        sizing.daily,
+        rules.emails_per_ip_per_hour,
+        rules.min_ips,
+        rules.warmup_daily_caps,
+    )
     ips = need.ips if used else 0
-    schedule = tuple((day + 1, cap * ips) for day, cap in
-                     enumerate(rules.warmup_daily_caps[:need.warmup_days]))
-    reason = (f"max(ceil({plural(sizing.peak_hour, 'email')} at the peak hour / "
-              f"{number(rules.emails_per_ip_per_hour)} per warm IP per hour), "
-              f"{rules.min_ips} for failover)" if used
-              else "none: the ESP's shared IPs send (ask for its dedicated-IP add-on "
-                   "with --esp-dedicated-ips)")
+    schedule = tuple(
+        (day + 1, cap * ips) for day, cap in enumerate(rules.warmup_daily_caps[: need.warmup_days])
+    )
+    reason = (
+        f"max(ceil({plural(sizing.peak_hour, 'email')} at the peak hour / "
+        f"{number(rules.emails_per_ip_per_hour)} per warm IP per hour), "
+        f"{rules.min_ips} for failover)"
+        if used
+        else "none: the ESP's shared IPs send (ask for its dedicated-IP add-on "
+        "with --esp-dedicated-ips)"
+    )
     return DedicatedIps(
-        used=used, ips=ips, by_peak=need.by_peak,
-        per_ip_per_hour=rules.emails_per_ip_per_hour, min_ips=rules.min_ips,
+        used=used,
+        ips=ips,
+        by_peak=need.by_peak,
+        per_ip_per_hour=rules.emails_per_ip_per_hour,
+        min_ips=rules.min_ips,
         per_ip_daily=float(need.per_ip_daily) if used else 0.0,
         warmup_days=need.warmup_days if used else 0,
         warmup_weeks=need.warmup_weeks if used else 0,
-        schedule=schedule if used else (), guide_band=tier.dedicated_ips, reason=reason,
+        schedule=schedule if used else (),
+        guide_band=tier.dedicated_ips,
+        reason=reason,
     )
 
 
 def _guide_size(data: PlanningData, vcpu: int, ram_gb: float) -> VpsSize:
-    return next((size for size in data.vps_sizes
-                 if vcpu <= size.max_vcpu and ram_gb <= size.max_ram_gb), data.vps_sizes[-1])
+    return next(
+        (size for size in data.vps_sizes if vcpu <= size.max_vcpu and ram_gb <= size.max_ram_gb),
+        data.vps_sizes[-1],
+    )
 
 
 def _quotes(data: PlanningData, fits: list[ServerFit]) -> tuple[VpsQuote, ...]:
-    best = min(range(len(fits)), key=lambda i: (fits[i].total_usd + fits[i].upkeep_usd,
-                                                fits[i].servers, i))
+    best = min(
+        range(len(fits)), key=lambda i: (fits[i].total_usd + fits[i].upkeep_usd, fits[i].servers, i)
+    )
     quotes = []
     for i, (provider, fit) in enumerate(zip(data.vps_providers, fits, strict=True)):
         size = _guide_size(data, fit.shape.vcpu, fit.shape.ram_gb)
         band = provider.price(size.key)
-        quotes.append(VpsQuote(
-            provider=provider.key, name=provider.name, size=size.key, servers=fit.servers,
-            per_server_usd=band, monthly_usd=(band[0] * fit.servers, band[1] * fit.servers),
-            open_ended=size.key in provider.open_ended, strengths=provider.strengths,
-            vcpu=fit.shape.vcpu, ram_gb=fit.shape.ram_gb, ssd_gb=fit.shape.ssd_gb,
-            shape_usd=fit.shape.usd, extra_storage_gb=fit.extra_storage_gb,
-            extra_ips=fit.extra_ips, servers_usd=float(fit.servers_usd),
-            storage_usd=float(fit.storage_usd), ips_usd=float(fit.ips_usd),
-            total_usd=float(fit.total_usd), upkeep_hours=float(fit.upkeep_hours),
-            chosen=i == best, source=provider.source,
-        ))
+        quotes.append(
+            VpsQuote(
+                provider=provider.key,
+                name=provider.name,
+                size=size.key,
+                servers=fit.servers,
+                per_server_usd=band,
+                monthly_usd=(band[0] * fit.servers, band[1] * fit.servers),
+                open_ended=size.key in provider.open_ended,
+                strengths=provider.strengths,
+                vcpu=fit.shape.vcpu,
+                ram_gb=fit.shape.ram_gb,
+                ssd_gb=fit.shape.ssd_gb,
+                shape_usd=fit.shape.usd,
+                extra_storage_gb=fit.extra_storage_gb,
+                extra_ips=fit.extra_ips,
+                servers_usd=float(fit.servers_usd),
+                storage_usd=float(fit.storage_usd),
+                ips_usd=float(fit.ips_usd),
+                total_usd=float(fit.total_usd),
+                upkeep_hours=float(fit.upkeep_hours),
+                chosen=i == best,
+                source=provider.source,
+            )
+        )
     return tuple(quotes)
 
 
-def _option(key: str, name: str, workload: Workload, data: PlanningData, esp_usd: Fraction,
-            servers: VpsQuote, detail: str, hours_from: tuple[str, ...]) -> TcoEstimate:
+def _option(
+    key: str,
+    name: str,
+    workload: Workload,
+    data: PlanningData,
+    esp_usd: Fraction,
+    servers: VpsQuote,
+    detail: str,
+    hours_from: tuple[str, ...],
+) -> TcoEstimate:
     specs = [spec for k in hours_from if (spec := data.tco_spec(k)) is not None]
     hours = sum((_exact(spec.engineering_hours) for spec in specs), _exact(servers.upkeep_hours))
     servers_usd = _exact(servers.total_usd)
-    compliance = (max((c.compliance_usd[0] for c in specs), default=0.0),
-                  max((c.compliance_usd[1] for c in specs), default=0.0))
+    compliance = (
+        max((c.compliance_usd[0] for c in specs), default=0.0),
+        max((c.compliance_usd[1] for c in specs), default=0.0),
+    )
     own = data.tco_spec(key)
     infrastructure = float(esp_usd + servers_usd)
     engineering = float(hours * _exact(workload.hourly_cost_usd))
     return TcoEstimate(
-        option=key, name=name,
+        option=key,
+        name=name,
         infrastructure_usd=(infrastructure, infrastructure),
-        engineering_hours=float(hours), hourly_cost_usd=workload.hourly_cost_usd,
-        engineering_usd=engineering, compliance_usd=compliance,
-        total_usd=(infrastructure + engineering + compliance[0],
-                   infrastructure + engineering + compliance[1]),
-        cheapest=False, esp_usd=float(esp_usd), servers_usd=float(servers_usd), detail=detail,
+        engineering_hours=float(hours),
+        hourly_cost_usd=workload.hourly_cost_usd,
+        engineering_usd=engineering,
+        compliance_usd=compliance,
+        total_usd=(
+            infrastructure + engineering + compliance[0],
+            infrastructure + engineering + compliance[1],
+        ),
+        cheapest=False,
+        esp_usd=float(esp_usd),
+        servers_usd=float(servers_usd),
+        detail=detail,
         guide_infrastructure_usd=None if own is None else own.infrastructure_usd,
         guide_total_usd=None if own is None else own.guide_total_usd,
         recommended=False,
@@ -341,39 +419,83 @@ def _servers_words(quote: VpsQuote) -> str:
     if quote.extra_ips:
         extras.append(plural(quote.extra_ips, "extra IP"))
     more = f" + {', '.join(extras)}" if extras else ""
-    return (f"{plural(quote.servers, 'server')} of {quote.vcpu} vCPU / "
-            f"{number(quote.ram_gb)} GB at {quote.name}{more}")
+    return (
+        f"{plural(quote.servers, 'server')} of {quote.vcpu} vCPU / "
+        f"{number(quote.ram_gb)} GB at {quote.name}{more}"
+    )
 
 
-def _tco(workload: Workload, data: PlanningData, setup: Setup, hosted: VpsQuote,
-         pipeline: VpsQuote, ips: DedicatedIps, need_ips: int) -> tuple[TcoEstimate, ...]:
+def _tco(
+    workload: Workload,
+    data: PlanningData,
+    setup: Setup,
+    hosted: VpsQuote,
+    pipeline: VpsQuote,
+    ips: DedicatedIps,
+    need_ips: int,
+) -> tuple[TcoEstimate, ...]:
     volume = workload.monthly_volume
-    rows = [_option("self_hosted", "Self-hosted VPS", workload, data, Fraction(0),
-                    hosted, _servers_words(hosted), ("self_hosted",))]
+    rows = [
+        _option(
+            "self_hosted",
+            "Self-hosted VPS",
+            workload,
+            data,
+            Fraction(0),
+            hosted,
+            _servers_words(hosted),
+            ("self_hosted",),
+        )
+    ]
     esp_ips = need_ips if workload.esp_dedicated_ips else 0
     for esp in data.esps:
         plan_name, cost = esp_cost(data.esp_pricing(esp.key), volume, esp_ips)
         ip_words = f" + {plural(esp_ips, 'dedicated IP')}" if esp_ips else ""
-        rows.append(_option(
-            esp.key, esp.name, workload, data, cost, pipeline,
-            f"{esp.name} {plan_name}{ip_words} + {_servers_words(pipeline)}", (esp.key,)))
+        rows.append(
+            _option(
+                esp.key,
+                esp.name,
+                workload,
+                data,
+                cost,
+                pipeline,
+                f"{esp.name} {plan_name}{ip_words} + {_servers_words(pipeline)}",
+                (esp.key,),
+            )
+        )
     if setup.kind == "hybrid":
         assert setup.esp is not None and setup.esp_name is not None
         share = _exact(data.hosting.hybrid_transactional_share)
         transactional = _ceil(volume * share)
         plan_name, cost = esp_cost(data.esp_pricing(setup.esp), transactional, 0)
-        rows.append(_option(
-            "hybrid", f"Hybrid (self-hosted + {setup.esp_name})", workload, data, cost,
-            hosted,
-            f"{_servers_words(hosted)} + {setup.esp_name} {plan_name} for "
-            f"{plural(transactional, 'transactional email')}",
-            ("self_hosted", setup.esp)))
+        rows.append(
+            _option(
+                "hybrid",
+                f"Hybrid (self-hosted + {setup.esp_name})",
+                workload,
+                data,
+                cost,
+                hosted,
+                f"{_servers_words(hosted)} + {setup.esp_name} {plan_name} for "
+                f"{plural(transactional, 'transactional email')}",
+                ("self_hosted", setup.esp),
+            )
+        )
     # Cheapest: lowest midpoint, then lowest low end, then the setup's own option (a tie is
     # not a reason to explain), then data order.
-    best = min(range(len(rows)), key=lambda i: (sum(rows[i].total_usd), rows[i].total_usd[0],
-                                                rows[i].option != setup.option, i))
-    return tuple(attrs.evolve(row, cheapest=i == best, recommended=row.option == setup.option)
-                 for i, row in enumerate(rows))
+    best = min(
+        range(len(rows)),
+        key=lambda i: (
+            sum(rows[i].total_usd),
+            rows[i].total_usd[0],
+            rows[i].option != setup.option,
+            i,
+        ),
+    )
+    return tuple(
+        attrs.evolve(row, cheapest=i == best, recommended=row.option == setup.option)
+        for i, row in enumerate(rows)
+    )
 
 
 def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarget, ...]:
@@ -384,8 +506,7 @@ def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarg
             peak = _ceil(peak_per_minute)
             if peak > target:
                 target, source = float(peak), "peak rate"
-        targets.append(KpiTarget(spec.key, spec.label, spec.comparator, target, spec.unit,
-                                 source))
+        targets.append(KpiTarget(spec.key, spec.label, spec.comparator, target, spec.unit, source))
     return tuple(targets)
 
 
@@ -424,9 +545,13 @@ def _roadmap(plan_: Plan, data: PlanningData) -> tuple[Phase, ...]:
         "hosting": setup.summary,
     }
     return tuple(
-        Phase(spec.key, spec.months,
-              tuple(plurals(task.text.format(**values))
-                    for task in spec.tasks if conditions[task.when]))
+        Phase(
+            spec.key,
+            spec.months,
+            tuple(
+                plurals(task.text.format(**values)) for task in spec.tasks if conditions[task.when]
+            ),
+        )
         for spec in data.roadmap
     )
 
@@ -463,63 +588,116 @@ def plan(
     data = _checked_data(data)
     if measurements is not None:
         if not isinstance(measurements, Measurements):
-            raise PlanningError(f"measurements must be Measurements, got "
-                                f"{type(measurements).__name__}", field="measurements")
+            raise PlanningError(
+                f"measurements must be Measurements, got {type(measurements).__name__}",
+                field="measurements",
+            )
         if workload.per_core_rate is not None:
-            raise PlanningError("give per_core_rate or measurements, not both",
-                                field="measurements")
+            raise PlanningError(
+                "give per_core_rate or measurements, not both", field="measurements"
+            )
     capacity = data.capacity
     tier = _tier_choice(workload, data)
-    sizing = _size(workload, capacity, None if measurements is None
-                   else measurements.emails_per_minute_per_core)
+    sizing = _size(
+        workload,
+        capacity,
+        None if measurements is None else measurements.emails_per_minute_per_core,
+    )
     rules = sizing_rules(workload, sizing, capacity)
     vcpu = _requirement("vcpu", "vCPU", tier.vcpu[1], sizing.cores, rules["vcpu"])
     ram_req = _requirement("ram_gb", "GB", tier.ram_gb[1], sizing.ram_gb, rules["ram_gb"])
-    storage_req = _requirement("storage_gb", "GB", tier.ssd_gb[1], sizing.storage_gb,
-                               rules["storage_gb"])
+    storage_req = _requirement(
+        "storage_gb", "GB", tier.ssd_gb[1], sizing.storage_gb, rules["storage_gb"]
+    )
     hosting = _hosting(workload, data)
     esp = _esp_choice(workload, data)
     own_ips = hosting.recommendation != "managed"
-    ips = _dedicated_ips(workload, sizing, data, tier,
-                         used=own_ips or workload.esp_dedicated_ips)
-    need_ips = ip_need(sizing.peak_hour, sizing.daily, data.ips.emails_per_ip_per_hour,
-                       data.ips.min_ips, data.ips.warmup_daily_caps).ips
+    ips = _dedicated_ips(workload, sizing, data, tier, used=own_ips or workload.esp_dedicated_ips)
+    need_ips = ip_need(
+        sizing.peak_hour,
+        sizing.daily,
+        data.ips.emails_per_ip_per_hour,
+        data.ips.min_ips,
+        data.ips.warmup_daily_caps,
+    ).ips
 
-    least = max(tier.servers,
-                _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
-                _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)))
+    least = max(
+        tier.servers,
+        _ceil(Fraction(vcpu.recommended, capacity.max_vcpu_per_server)),
+        _ceil(Fraction(ram_req.recommended, capacity.max_ram_gb_per_server)),
+    )
 
     def fits(with_ips: int) -> tuple[VpsQuote, ...]:
-        return _quotes(data, [
-            fit_servers(provider, vcpu=vcpu.recommended, ram_gb=ram_req.recommended,
-                        storage_gb=storage_req.recommended, ips=with_ips, min_servers=least,
-                        upkeep_hours=capacity.server_upkeep_hours,
-                        hourly_usd=workload.hourly_cost_usd)
-            for provider in data.vps_providers])
+        return _quotes(
+            data,
+            [
+                fit_servers(
+                    provider,
+                    vcpu=vcpu.recommended,
+                    ram_gb=ram_req.recommended,
+                    storage_gb=storage_req.recommended,
+                    ips=with_ips,
+                    min_servers=least,
+                    upkeep_hours=capacity.server_upkeep_hours,
+                    hourly_usd=workload.hourly_cost_usd,
+                )
+                for provider in data.vps_providers
+            ],
+        )
 
     hosted_quotes = fits(need_ips)
     pipeline_quotes = fits(0)
     vps = hosted_quotes if own_ips else pipeline_quotes
     chosen = next(q for q in vps if q.chosen)
-    ip_req = Requirement("dedicated_ips", "dedicated IPs", "IPs",
-                         math.ceil(tier.dedicated_ips[1]), ips.ips, ips.ips,
-                         "derived" if ips.used else "setup", ips.reason)
-    servers = _requirement("servers", "servers", tier.servers, chosen.servers,
-                           servers_rule(chosen, vcpu.recommended, ram_req.recommended,
-                                        storage_req.recommended, ips.ips, least, capacity))
+    ip_req = Requirement(
+        "dedicated_ips",
+        "dedicated IPs",
+        "IPs",
+        math.ceil(tier.dedicated_ips[1]),
+        ips.ips,
+        ips.ips,
+        "derived" if ips.used else "setup",
+        ips.reason,
+    )
+    servers = _requirement(
+        "servers",
+        "servers",
+        tier.servers,
+        chosen.servers,
+        servers_rule(
+            chosen,
+            vcpu.recommended,
+            ram_req.recommended,
+            storage_req.recommended,
+            ips.ips,
+            least,
+            capacity,
+        ),
+    )
     setup = _setup(hosting, esp, data, chosen.servers, ips.ips)
-    tco = _tco(workload, data, setup, next(q for q in hosted_quotes if q.chosen),
-               next(q for q in pipeline_quotes if q.chosen), ips, need_ips)
-    feasibility = tuple(_feasibility(e, sizing.peak_hour, setup.esp or "")
-                        for e in data.esps)
+    tco = _tco(
+        workload,
+        data,
+        setup,
+        next(q for q in hosted_quotes if q.chosen),
+        next(q for q in pipeline_quotes if q.chosen),
+        ips,
+        need_ips,
+    )
+    feasibility = tuple(_feasibility(e, sizing.peak_hour, setup.esp or "") for e in data.esps)
     draft = Plan(
         workload=workload,
         tier=tier,
         per_core_rate=sizing.rate,
         per_core_rate_source=sizing.rate_source,
         guide_per_core_rate=capacity.emails_per_minute_per_core,
-        measurement_method=(None if sizing.rate_source != "measured" else
-                            "given" if measurements is None else measurements.method),
+        measurement_method=(
+            None
+            if sizing.rate_source != "measured"
+            else "given"
+            if measurements is None
+            else measurements.method
+        ),
         derived=derived_figures(workload, sizing, capacity),
         requirements=(vcpu, ram_req, storage_req, ip_req, servers),
         per_server=(chosen.vcpu, chosen.ram_gb),

@@ -15,8 +15,17 @@ import attrs
 from mailscale.planning._data import Capacity, EspPricing, VpsProvider, VpsShape
 from mailscale.planning._workload import Workload
 
-__all__ = ["IpNeed", "ServerFit", "Sizing", "ceil", "esp_cost", "exact", "fit_servers", "ip_need",
-           "size"]
+__all__ = [
+    "IpNeed",
+    "ServerFit",
+    "Sizing",
+    "ceil",
+    "esp_cost",
+    "exact",
+    "fit_servers",
+    "ip_need",
+    "size",
+]
 
 MONTHS_PER_YEAR = 12
 DAYS_PER_YEAR = 365
@@ -74,8 +83,9 @@ def size(workload: Workload, capacity: Capacity, measured_rate: float | None = N
     addresses = workload.addresses
     stored = ceil(daily * workload.retention_days)
     guide_gb_per_email = 1 / exact(capacity.stored_emails_per_gb)
-    gb_per_email = (workload.message_size_bytes
-                    + exact(capacity.stored_overhead_bytes_per_message)) / BYTES_PER_GB
+    gb_per_email = (
+        workload.message_size_bytes + exact(capacity.stored_overhead_bytes_per_message)
+    ) / BYTES_PER_GB
     return Sizing(
         rate=rate,
         rate_source=rate_source,
@@ -119,14 +129,14 @@ class IpNeed:
         return ceil(Fraction(self.warmup_days, 7))
 
 
-def ip_need(peak_hour: int, daily: Fraction, per_ip_per_hour: float, min_ips: int,
-            ramp: tuple[int, ...]) -> IpNeed:
+def ip_need(
+    peak_hour: int, daily: Fraction, per_ip_per_hour: float, min_ips: int, ramp: tuple[int, ...]
+) -> IpNeed:
     """The dedicated IPs a peak hour needs once warm, and how long they take to warm up."""
     by_peak = ceil(Fraction(peak_hour) / exact(per_ip_per_hour))
     ips = max(by_peak, min_ips)
     per_ip_daily = daily / ips
-    days = next((day + 1 for day, cap in enumerate(ramp) if cap >= per_ip_daily),
-                len(ramp) + 1)
+    days = next((day + 1 for day, cap in enumerate(ramp) if cap >= per_ip_daily), len(ramp) + 1)
     return IpNeed(by_peak, ips, per_ip_daily, days)
 
 
@@ -150,8 +160,17 @@ class ServerFit:
         return self.servers_usd + self.storage_usd + self.ips_usd
 
 
-def fit_servers(provider: VpsProvider, *, vcpu: int, ram_gb: int, storage_gb: int, ips: int,
-                min_servers: int, upkeep_hours: float, hourly_usd: float) -> ServerFit:
+def fit_servers(
+    provider: VpsProvider,
+    *,
+    vcpu: int,
+    ram_gb: int,
+    storage_gb: int,
+    ips: int,
+    min_servers: int,
+    upkeep_hours: float,
+    hourly_usd: float,
+) -> ServerFit:
     """The cheapest count (at least ``min_servers``) and shape of ``provider``'s servers
     holding the vCPU, RAM and IPs, counting each server's upkeep hours at ``hourly_usd``.
 
@@ -163,9 +182,13 @@ def fit_servers(provider: VpsProvider, *, vcpu: int, ram_gb: int, storage_gb: in
     upkeep = exact(upkeep_hours) * exact(hourly_usd)
     best: tuple[Fraction, int, ServerFit] | None = None
     for shape in provider.shapes:
-        least = max(min_servers, 1, ceil(Fraction(vcpu, shape.vcpu)),
-                    ceil(exact(ram_gb) / exact(shape.ram_gb)),
-                    ceil(Fraction(ips, provider.ips_per_server)))
+        least = max(
+            min_servers,
+            1,
+            ceil(Fraction(vcpu, shape.vcpu)),
+            ceil(exact(ram_gb) / exact(shape.ram_gb)),
+            ceil(Fraction(ips, provider.ips_per_server)),
+        )
         counts = {least, max(least, ips)}
         if shape.ssd_gb > 0:
             full = exact(storage_gb) / exact(shape.ssd_gb)
@@ -174,7 +197,9 @@ def fit_servers(provider: VpsProvider, *, vcpu: int, ram_gb: int, storage_gb: in
             extra_storage = max(0, storage_gb - math.floor(count * exact(shape.ssd_gb)))
             extra_ips = max(0, ips - count)
             fit = ServerFit(
-                shape=shape, servers=count, extra_storage_gb=extra_storage,
+                shape=shape,
+                servers=count,
+                extra_storage_gb=extra_storage,
                 extra_ips=extra_ips,
                 servers_usd=count * exact(shape.usd),
                 storage_usd=extra_storage * exact(provider.storage_usd_per_gb),

@@ -81,7 +81,8 @@ def check_per_core_rate(value: object, field: str) -> float:
     if rate < 1:
         raise PlanningError(
             f"{field} must be at least 1 email/minute/core (a slower core is not a working "
-            f"sender), got {_shown(value)}", field=field,
+            f"sender), got {_shown(value)}",
+            field=field,
         )
     return rate
 
@@ -89,9 +90,7 @@ def check_per_core_rate(value: object, field: str) -> float:
 def check_text(value: object, field: str) -> str:
     """Return ``value`` if it is a non-empty string, else raise `PlanningError`."""
     if not isinstance(value, str) or not value.strip():
-        raise PlanningError(
-            f"{field} must be a non-empty string, got {_shown(value)}", field=field
-        )
+        raise PlanningError(f"{field} must be a non-empty string, got {_shown(value)}", field=field)
     return value
 
 
@@ -99,9 +98,7 @@ def check_choice(value: object, field: str, choices: Collection[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise `PlanningError`."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(sorted(choices))
-        raise PlanningError(
-            f"{field} must be one of {allowed}; got {_shown(value)}", field=field
-        )
+        raise PlanningError(f"{field} must be one of {allowed}; got {_shown(value)}", field=field)
     return value
 
 

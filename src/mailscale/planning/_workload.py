@@ -63,16 +63,15 @@ def _monthly_volume(value: Any) -> int:
 def _active_addresses(value: Any) -> int | None:
     if value is None:
         return None
-    return int(check_number(value, "active_addresses", integer=True,
-                            maximum=MAX_MONTHLY_VOLUME))
+    return int(check_number(value, "active_addresses", integer=True, maximum=MAX_MONTHLY_VOLUME))
 
 
 def _peak_share(value: Any) -> float:
     share = check_number(value, "peak_hour_share", maximum=1.0)
     if share < MIN_PEAK_HOUR_SHARE:
         raise PlanningError(
-            "peak_hour_share must be at least 1/24 (an even spread over the day), "
-            f"got {share:g}", field="peak_hour_share",
+            f"peak_hour_share must be at least 1/24 (an even spread over the day), got {share:g}",
+            field="peak_hour_share",
         )
     return share
 
@@ -82,8 +81,9 @@ def _message_size(value: Any) -> int:
 
 
 def _retention(value: Any) -> int:
-    return int(check_number(value, "retention_days", integer=True, allow_minimum=True,
-                            maximum=3_650))
+    return int(
+        check_number(value, "retention_days", integer=True, allow_minimum=True, maximum=3_650)
+    )
 
 
 def _hourly_cost(value: Any) -> float:
@@ -98,8 +98,9 @@ def _per_core_rate(value: Any) -> float | None:
 
 def _sends_per_address(value: Any) -> float:
     # From once a year to ~330 a day: outside that the figure is a typo, not a workload.
-    return check_number(value, "sends_per_address_per_month", minimum=1 / 12,
-                        allow_minimum=True, maximum=10_000)
+    return check_number(
+        value, "sends_per_address_per_month", minimum=1 / 12, allow_minimum=True, maximum=10_000
+    )
 
 
 def _use_case(value: Any) -> str:
@@ -159,16 +160,16 @@ class Workload:
     monthly_volume: int = attrs.field(converter=_monthly_volume)
     use_case: str = attrs.field(default="bulk_marketing", converter=_use_case)
     peak_hour_share: float = attrs.field(default=DEFAULT_PEAK_HOUR_SHARE, converter=_peak_share)
-    message_size_bytes: int = attrs.field(default=DEFAULT_MESSAGE_SIZE_BYTES,
-                                          converter=_message_size)
-    active_addresses: int | None = attrs.field(default=None,
-                                               converter=_active_addresses)
+    message_size_bytes: int = attrs.field(
+        default=DEFAULT_MESSAGE_SIZE_BYTES, converter=_message_size
+    )
+    active_addresses: int | None = attrs.field(default=None, converter=_active_addresses)
     sends_per_address_per_month: float = attrs.field(
-        default=DEFAULT_SENDS_PER_ADDRESS_PER_MONTH, converter=_sends_per_address)
+        default=DEFAULT_SENDS_PER_ADDRESS_PER_MONTH, converter=_sends_per_address
+    )
     retention_days: int = attrs.field(default=DEFAULT_RETENTION_DAYS, converter=_retention)
     team_expertise: str = attrs.field(default="none", converter=_team)
-    compliance_resources: bool = attrs.field(default=False,
-                                             converter=_compliance)
+    compliance_resources: bool = attrs.field(default=False, converter=_compliance)
     custom_integration: bool = attrs.field(default=False, converter=_custom)
     hourly_cost_usd: float = attrs.field(default=DEFAULT_HOURLY_COST_USD, converter=_hourly_cost)
     per_core_rate: float | None = attrs.field(default=None, converter=_per_core_rate)

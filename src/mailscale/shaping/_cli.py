@@ -17,14 +17,24 @@ _COLUMNS = ("NAME", "COUNT", "PER (s)", "BURST", "SUSTAINED PER WINDOW", "INTERV
 def _rows(named: list[tuple[str, Limit]]) -> list[str]:
     """A header row and one aligned row per limit (names left, figures right)."""
     cells = [_COLUMNS] + [
-        (name, f"{limit.count:,}", f"{limit.per:g}", f"{limit.burst:,}",
-         f"{limit.sustained_rate * limit.per:,.1f}", f"{limit.interval_ns / 1e6:,.3f}")
+        (
+            name,
+            f"{limit.count:,}",
+            f"{limit.per:g}",
+            f"{limit.burst:,}",
+            f"{limit.sustained_rate * limit.per:,.1f}",
+            f"{limit.interval_ns / 1e6:,.3f}",
+        )
         for name, limit in named
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
-    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in cells]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in cells
+    ]
 
 
 def _as_dict(name: str, limit: Limit) -> dict[str, Any]:

@@ -65,7 +65,9 @@ end
 #   then k pairs (interval µs, tolerance µs), one per key, then per request:
 #   its number of keys c and c indices into KEYS.
 # Returns one wait per request in µs (0 = admitted and charged), then Redis's time in µs.
-GCRA_LUA = _VALUE_LUA + """
+GCRA_LUA = (
+    _VALUE_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local force = ARGV[1] == '1'
@@ -124,10 +126,13 @@ end
 out[m + 1] = now
 return out
 """
+)
 
 # KEYS[1]: one key. ARGV: block length (µs), tolerance (µs), interval (µs).
 # Moves the key's TAT so that nothing is admitted for the block length.
-BLOCK_LUA = _VALUE_LUA + """
+BLOCK_LUA = (
+    _VALUE_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local target = now + tonumber(ARGV[1]) + tonumber(ARGV[2]) - tonumber(ARGV[3])
@@ -136,10 +141,13 @@ if tat == nil then return bad(KEYS[1]) end
 if target > tat then store(KEYS[1], target, th, now) end
 return 0
 """
+)
 
 # KEYS[1]: one key. ARGV: factor (text), duration (µs).
 # Starts (or restarts) the key's throttle now, keeping its TAT.
-THROTTLE_LUA = _VALUE_LUA + """
+THROTTLE_LUA = (
+    _VALUE_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = parse(KEYS[1], redis.call('GET', KEYS[1]))
@@ -148,6 +156,7 @@ if tat < now then tat = now end
 store(KEYS[1], tat, {tonumber(ARGV[1]), now, now + tonumber(ARGV[2]), ARGV[1]}, now)
 return 0
 """
+)
 
 _US = 1000  # ns per µs
 # Redis replies meaning "not now" (failover, cluster resharding, a busy or loading

@@ -226,8 +226,8 @@ def _verify(args: argparse.Namespace) -> int:
     incomplete = "temperror" in statuses and statuses <= {"temperror", "pass"}
     code = 0 if ok else (3 if incomplete else 1)
     if args.json:
-        status = "none" if not results else (
-            "pass" if ok else ("temperror" if incomplete else "fail")
+        status = (
+            "none" if not results else ("pass" if ok else ("temperror" if incomplete else "fail"))
         )
         out = {"status": status, "results": [_result_dict(r) for r in results]}
         print(json.dumps(out, indent=2))

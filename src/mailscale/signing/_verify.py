@@ -28,7 +28,6 @@ __all__ = ["DKIMVerifier", "KeyLookup", "VerifyResult", "VerifyStatus", "verify"
 KeyLookup: TypeAlias = Callable[[str], "str | bytes | list[bytes] | KeyRecord | None"]
 
 
-
 class VerifyStatus(ValueEnum):
     """The RFC 8601 result of one DKIM signature."""
 
@@ -39,7 +38,11 @@ class VerifyStatus(ValueEnum):
 
 
 PASS, FAIL, PERMERROR, TEMPERROR = (
-    VerifyStatus.PASS, VerifyStatus.FAIL, VerifyStatus.PERMERROR, VerifyStatus.TEMPERROR)
+    VerifyStatus.PASS,
+    VerifyStatus.FAIL,
+    VerifyStatus.PERMERROR,
+    VerifyStatus.TEMPERROR,
+)
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 _REQUIRED_SET = frozenset(_REQUIRED)
 # The tags whose checks do not depend on the message: their outcome is cached.

@@ -231,9 +231,14 @@ class HTTPTransportBase(TransportBase):
         if concurrency < 1:
             raise ConfigurationError(f"{self.name}: concurrency must be >= 1, got {concurrency}")
         self.base_url = (base_url or self.default_base_url).rstrip("/")
-        if timeout is not None and not isinstance(timeout, httpx.Timeout) and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-            or not timeout > 0
+        if (
+            timeout is not None
+            and not isinstance(timeout, httpx.Timeout)
+            and (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, (int, float))
+                or not timeout > 0
+            )
         ):
             raise ConfigurationError(
                 f"{self.name}: timeout must be a positive number of seconds or an "
@@ -244,8 +249,11 @@ class HTTPTransportBase(TransportBase):
             # A CA bundle file or directory: httpx wants an SSLContext.
             path = os.fspath(verify)
             try:
-                verify = (ssl.create_default_context(capath=path) if os.path.isdir(path)
-                          else ssl.create_default_context(cafile=path))
+                verify = (
+                    ssl.create_default_context(capath=path)
+                    if os.path.isdir(path)
+                    else ssl.create_default_context(cafile=path)
+                )
             except (OSError, ssl.SSLError) as exc:
                 reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
                 raise ConfigurationError(
@@ -369,8 +377,12 @@ class HTTPTransportBase(TransportBase):
 
     async def aclose(self) -> None:
         """Deprecated alias of :meth:`close_async`."""
-        warnings.warn("HTTPTransportBase.aclose() is deprecated and will be removed in the next "
-                      "release; use close_async()", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "HTTPTransportBase.aclose() is deprecated and will be removed in the next "
+            "release; use close_async()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         await self.close_async()
 
     def _repr_fields(self) -> Mapping[str, Any]:
@@ -497,8 +509,7 @@ class HTTPTransportBase(TransportBase):
         # A 401 says nothing about the messages: only a request answered otherwise counts.
         # When one did, a 401 or a network failure of another request defers its
         # envelopes, so the answered results are not lost to an exception.
-        any_ok = any(isinstance(o[1], httpx.Response) and o[1].status_code != 401
-                     for o in outcomes)
+        any_ok = any(isinstance(o[1], httpx.Response) and o[1].status_code != 401 for o in outcomes)
         for call, outcome, latency in outcomes:
             if isinstance(outcome, httpx.Response):
                 self._apply(call, outcome, latency, batch, results, raise_auth=not any_ok)
@@ -521,9 +532,11 @@ class HTTPTransportBase(TransportBase):
             if not raise_auth:
                 for i in call.indices:
                     results[i] = self._result(
-                        batch[i], SendStatus.DEFERRED, response=response, latency=latency,
-                        status_text="the provider refused the credentials (HTTP 401); "
-                        "not sent",
+                        batch[i],
+                        SendStatus.DEFERRED,
+                        response=response,
+                        latency=latency,
+                        status_text="the provider refused the credentials (HTTP 401); not sent",
                     )
                 return
             raise TransportAuthError(
@@ -535,14 +548,28 @@ class HTTPTransportBase(TransportBase):
         try:
             interpreted = call.parse_response(response, latency)
         except Exception as exc:  # a hostile answer must not lose the batch's other results
-            _log.warning("transport.answer_unreadable", provider=self.name,
-                         status=response.status_code, error=type(exc).__name__)
+            _log.warning(
+                "transport.answer_unreadable",
+                provider=self.name,
+                status=response.status_code,
+                error=type(exc).__name__,
+            )
             what = f"HTTP {response.status_code} answer could not be read ({type(exc).__name__})"
-            interpreted = [(i, self._unsure(batch[i], response, latency, what)
-                            if response.is_success else
-                            self._result(batch[i], status_for_http(response.status_code),
-                                         response=response, latency=latency, status_text=what))
-                           for i in call.indices]
+            interpreted = [
+                (
+                    i,
+                    self._unsure(batch[i], response, latency, what)
+                    if response.is_success
+                    else self._result(
+                        batch[i],
+                        status_for_http(response.status_code),
+                        response=response,
+                        latency=latency,
+                        status_text=what,
+                    ),
+                )
+                for i in call.indices
+            ]
         for index, result in interpreted:
             results[index] = result
 
@@ -618,11 +645,17 @@ class HTTPTransportBase(TransportBase):
             idempotency_key=env.idempotency_key,
         )
 
-    def _unsure(self, env: Envelope, response: httpx.Response, latency: float,
-                reason: str) -> SendResult:
+    def _unsure(
+        self, env: Envelope, response: httpx.Response, latency: float, reason: str
+    ) -> SendResult:
         """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
-        result = self._result(env, SendStatus.DEFERRED, response=response, latency=latency,
-                              status_text=f"{reason}; {MAYBE_DELIVERED}")
+        result = self._result(
+            env,
+            SendStatus.DEFERRED,
+            response=response,
+            latency=latency,
+            status_text=f"{reason}; {MAYBE_DELIVERED}",
+        )
         return attrs.evolve(result, possibly_delivered=True)
 
     def _unreadable(self, index: int, env: Envelope, exc: Exception) -> LocalResult:

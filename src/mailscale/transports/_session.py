@@ -419,8 +419,9 @@ def _network(exc: Any, f: SetupFailure) -> TransportError:
 
 
 #: Set-up failure -> typed error, first match wins (subclasses before their bases).
-SETUP_ERRORS: tuple[tuple[type[BaseException], Callable[[Any, SetupFailure], TransportError]],
-                    ...] = (
+SETUP_ERRORS: tuple[
+    tuple[type[BaseException], Callable[[Any, SetupFailure], TransportError]], ...
+] = (
     (smtplib.SMTPAuthenticationError, _auth_refused),
     (ssl.SSLCertVerificationError, _certificate),
     (ssl.SSLError, _handshake),
@@ -471,15 +472,25 @@ def open_connection(
             server_hostname=server_hostname,
             **({"context": context} if tls == "implicit" else {}),
         )
-        return _set_up(smtp, host, port, tls=tls, context=context, username=username,
-                       password=password, where=where, provider=provider)
+        return _set_up(
+            smtp,
+            host,
+            port,
+            tls=tls,
+            context=context,
+            username=username,
+            password=password,
+            where=where,
+            provider=provider,
+        )
     except BaseException as exc:
         if smtp is not None:
             smtp.close()
         if isinstance(exc, TransportError):
             raise
-        typed = setup_error(exc, SetupFailure(where=where, stage=_stage(smtp), timeout=timeout,
-                                              provider=provider))
+        typed = setup_error(
+            exc, SetupFailure(where=where, stage=_stage(smtp), timeout=timeout, provider=provider)
+        )
         if typed is None:
             raise
         raise typed from None
@@ -817,7 +828,6 @@ def check_source_ip(address: object, transport: str) -> None:
         raise ConfigurationError(
             f"{transport}: source address {shown!r} is not an IP address"
         ) from None
-
 
 
 def deferred_result(

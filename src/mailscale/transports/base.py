@@ -82,6 +82,7 @@ def _line_ends_ok(data: bytes) -> bool:
     crlf = data.count(b"\r\n")
     return data.count(b"\n") == crlf and data.count(b"\r") == crlf
 
+
 def signed_bytes(env: Envelope, signer: Signer | None) -> bytes:
     """*env*'s wire bytes, DKIM-signed when *signer* is given.
 
@@ -369,8 +370,12 @@ class TransportURL:
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         path = unquote(parts.path)
-        for part, value in (("user name", username), ("password", password),
-                            ("host", unquote(parts.hostname or "")), ("path", path)):
+        for part, value in (
+            ("user name", username),
+            ("password", password),
+            ("host", unquote(parts.hostname or "")),
+            ("path", path),
+        ):
             if value and _CONTROL.search(value):
                 raise _control_error(url, part)
         return cls(
@@ -404,8 +409,9 @@ class TransportURL:
             if self.query.get(name) == "":
                 raise self.error(f"option {name!r} is empty: give it a value or leave it out")
 
-    def get_str(self, name: str, default: str | None = None, *,
-                allow_empty: bool = False) -> str | None:
+    def get_str(
+        self, name: str, default: str | None = None, *, allow_empty: bool = False
+    ) -> str | None:
         """The query option *name*, or *default* when absent.
 
         Raises:

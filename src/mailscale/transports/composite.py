@@ -199,15 +199,19 @@ class RoundRobinTransport(_CompositeBase):
         rotated = [(cursor + k) % n for k in range(n)]
         now = self._clock()
         healthy = [i for i in rotated if self._benched_until[i] <= now]
-        benched = sorted((i for i in rotated if self._benched_until[i] > now),
-                         key=lambda i: self._benched_until[i])
+        benched = sorted(
+            (i for i in rotated if self._benched_until[i] > now),
+            key=lambda i: self._benched_until[i],
+        )
         return healthy + benched
 
     def _bench(self, index: int) -> None:
         with self._lock:
             self._benched_until[index] = self._clock() + self.cooldown
         _log.warning(
-            "transport.member_benched", composite=self.name, member=self._labels[index],
+            "transport.member_benched",
+            composite=self.name,
+            member=self._labels[index],
             cooldown=self.cooldown,
         )
 
@@ -249,7 +253,8 @@ class RoundRobinTransport(_CompositeBase):
                 if all(r.deferred for r in out):
                     self._bench(index)
                 still.extend(
-                    i for i in _results.merge_into(results, idxs, out)
+                    i
+                    for i in _results.merge_into(results, idxs, out)
                     if not _results.unsure(results[i])
                 )
             pending = sorted(still)

@@ -123,22 +123,38 @@ class MailgunTransport(HTTPTransportBase):
         path = f"/v3/{self.domain}/messages.mime"
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(self._local_reject(
-                    i, env, f"{len(env.recipients)} recipients; Mailgun takes at most "
-                    f"{MAX_RECIPIENTS} per call"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"{len(env.recipients)} recipients; Mailgun takes at most "
+                        f"{MAX_RECIPIENTS} per call",
+                    )
+                )
                 continue
             if len(env.tags) > MAX_TAGS:
-                local.append(self._local_reject(
-                    i, env, f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message",
+                    )
+                )
                 continue
             try:
                 fields, files = self.build_payload(env)
             except PREPARE_ERRORS as exc:
                 local.append(self._unreadable(i, env, exc))
                 continue
-            calls.append(Call(method="POST", path=path, indices=(i,),
-                               request={"data": fields, "files": files},
-                               parse_response=self._response_parser(i, batch)))
+            calls.append(
+                Call(
+                    method="POST",
+                    path=path,
+                    indices=(i,),
+                    request={"data": fields, "files": files},
+                    parse_response=self._response_parser(i, batch),
+                )
+            )
         return calls, local
 
     def _response_parser(
@@ -147,8 +163,9 @@ class MailgunTransport(HTTPTransportBase):
         """The ``parse_response`` of the call carrying ``batch[index]``."""
         return lambda response, latency: self._parse_response(response, latency, index, batch)
 
-    def _parse_response(self, response: httpx.Response, latency: float, index: int,
-                        batch: Sequence[Envelope]) -> list[tuple[int, SendResult]]:
+    def _parse_response(
+        self, response: httpx.Response, latency: float, index: int, batch: Sequence[Envelope]
+    ) -> list[tuple[int, SendResult]]:
         """Mailgun's answer to one message: ``{"id": ..., "message": ...}`` when queued."""
         env = batch[index]
         status = status_for_http(response.status_code)
@@ -158,18 +175,40 @@ class MailgunTransport(HTTPTransportBase):
             # Mailgun's success answer is {"id": ..., "message": ...}; anything else (an
             # HTML page from a proxy, a truncated body) does not say the message was queued.
             what = "not JSON" if data is None else 'no "id"'
-            _log.warning("transport.answer_unreadable", provider=self.name,
-                         status=response.status_code, problem=what)
-            return [(index, self._unsure(
-                env, response, latency,
-                f"Mailgun's HTTP {response.status_code} answer could not be read ({what})"))]
+            _log.warning(
+                "transport.answer_unreadable",
+                provider=self.name,
+                status=response.status_code,
+                problem=what,
+            )
+            return [
+                (
+                    index,
+                    self._unsure(
+                        env,
+                        response,
+                        latency,
+                        f"Mailgun's HTTP {response.status_code} answer could not be read ({what})",
+                    ),
+                )
+            ]
         text = ""
         if isinstance(data, dict):
             text = str(data.get("message", ""))
         if not text:
             text = response.text.strip()[:200] or response.reason_phrase
-        return [(index, self._result(
-            env, status, response=response, latency=latency,
-            message_id=mid if status is SendStatus.ACCEPTED else None, status_text=text))]
+        return [
+            (
+                index,
+                self._result(
+                    env,
+                    status,
+                    response=response,
+                    latency=latency,
+                    message_id=mid if status is SendStatus.ACCEPTED else None,
+                    status_text=text,
+                ),
+            )
+        ]
 
     build_form = deprecated_method("build_form", "build_payload")

@@ -243,9 +243,7 @@ class MXTransport(TransportBase):
         if isinstance(found, _Verdict):
             size += 2 * len(found.text)
         else:
-            size += sum(
-                2 * len(r.host) + sum(128 + len(a) for a in r.addresses) for r in found
-            )
+            size += sum(2 * len(r.host) + sum(128 + len(a) for a in r.addresses) for r in found)
         if size > _ROUTE_MAX_BYTES:
             return
         if len(self._routes) >= _ROUTES_MAX or self._routes_bytes + size > _ROUTES_MAX_BYTES:
@@ -287,7 +285,9 @@ class MXTransport(TransportBase):
             if not addresses:
                 return (
                     _Verdict(
-                        SendStatus.REJECTED, 550, "5.1.2",
+                        SendStatus.REJECTED,
+                        550,
+                        "5.1.2",
                         f"domain {domain} has neither MX nor address records",
                     ),
                     self.route_ttl,
@@ -303,8 +303,9 @@ class MXTransport(TransportBase):
         # RFC 7505: a null MX ("MX 0 .") says the domain accepts no mail.
         if all(host in ("", ".") for _, host in records):
             return (
-                _Verdict(SendStatus.REJECTED, 556, "5.1.10",
-                         f"domain {domain} accepts no mail (null MX)"),
+                _Verdict(
+                    SendStatus.REJECTED, 556, "5.1.10", f"domain {domain} accepts no mail (null MX)"
+                ),
                 float(answer.rrset.ttl if answer.rrset is not None else self.route_ttl),
             )
         routes: list[Route] = []
@@ -318,8 +319,9 @@ class MXTransport(TransportBase):
             routes.append(Route(host, preference, addresses))
         if not routes:
             return (
-                _Verdict(SendStatus.DEFERRED, 451, "4.4.3",
-                         f"no exchanger of {domain} has an address"),
+                _Verdict(
+                    SendStatus.DEFERRED, 451, "4.4.3", f"no exchanger of {domain} has an address"
+                ),
                 0.0,
             )
         ttl = float(answer.rrset.ttl) if answer.rrset is not None else self.route_ttl
@@ -457,8 +459,12 @@ class MXTransport(TransportBase):
                     # The exchanger may have taken the message: another one must not
                     # get a second copy. Deferred, marked, for a later single retry.
                     _log.warning(
-                        "transport.connection_lost", transport=self.name, host=route.host,
-                        stage=exc.stage, timed_out=exc.timed_out, possibly_delivered=True,
+                        "transport.connection_lost",
+                        transport=self.name,
+                        host=route.host,
+                        stage=exc.stage,
+                        timed_out=exc.timed_out,
+                        possibly_delivered=True,
                     )
                     return dropped_result(part, exc, transport=self.name, timeout=self.timeout)
                 failures.append(f"{route.host}[{address}]: {exc.describe(self.timeout)}")

@@ -91,8 +91,9 @@ class PostmarkTransport(HTTPTransportBase):
     max_request_bytes: int = MAX_REQUEST_BYTES
     default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
 
-    def __init__(self, server_token: str, *, message_stream: str | None = None,
-                 **http: Any) -> None:
+    def __init__(
+        self, server_token: str, *, message_stream: str | None = None, **http: Any
+    ) -> None:
         if not server_token:
             raise ConfigurationError("postmark: a server token is required")
         self.message_stream = message_stream
@@ -144,8 +145,7 @@ class PostmarkTransport(HTTPTransportBase):
                     "Name": a.filename,
                     "Content": base64.b64encode(a.content).decode("ascii"),
                     "ContentType": a.content_type,
-                    **({"ContentID": f"cid:{a.content_id}"} if a.inline and a.content_id
-                       else {}),
+                    **({"ContentID": f"cid:{a.content_id}"} if a.inline and a.content_id else {}),
                 }
                 for a in parts.attachments
             ]
@@ -154,8 +154,10 @@ class PostmarkTransport(HTTPTransportBase):
         out = []
         names = parts.names()
         for to, cc, bcc in split_recipients(env, parts):
-            msg = {**common,
-                   "To": ", ".join(format_address(names.get(r.lower(), ""), r) for r in to)}
+            msg = {
+                **common,
+                "To": ", ".join(format_address(names.get(r.lower(), ""), r) for r in to),
+            }
             if cc:
                 msg["Cc"] = ", ".join(format_address(names.get(r.lower(), ""), r) for r in cc)
             if bcc:
@@ -170,15 +172,24 @@ class PostmarkTransport(HTTPTransportBase):
         limit = self.max_request_bytes
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(self._local_reject(
-                    i, env, f"{len(env.recipients)} recipients; Postmark takes at most "
-                    f"{MAX_RECIPIENTS} per message"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"{len(env.recipients)} recipients; Postmark takes at most "
+                        f"{MAX_RECIPIENTS} per message",
+                    )
+                )
                 continue
             if len(env.tags) > MAX_TAGS:
                 # Like Mailgun's limit: rejected rather than silently dropping tags.
-                local.append(self._local_reject(
-                    i, env, f"{len(env.tags)} tags; Postmark keeps at most {MAX_TAGS} "
-                    "per message"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"{len(env.tags)} tags; Postmark keeps at most {MAX_TAGS} per message",
+                    )
+                )
                 continue
             try:
                 msgs = self._messages(env)
@@ -189,9 +200,14 @@ class PostmarkTransport(HTTPTransportBase):
             encoded = [_encode(m) for m, _ in msgs]
             size = sum(len(e) + 1 for e in encoded) + 1
             if size > limit:
-                local.append(self._local_reject(
-                    i, env, f"message of {size} bytes as JSON; Postmark takes at most "
-                    f"{limit} bytes per request"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"message of {size} bytes as JSON; Postmark takes at most "
+                        f"{limit} bytes per request",
+                    )
+                )
                 continue
             planned.append((i, [rcpts for _, rcpts in msgs], encoded))
         if len(planned) == 1 and len(planned[0][1]) == 1:
@@ -212,8 +228,9 @@ class PostmarkTransport(HTTPTransportBase):
             calls.append(self._batch_call(chunk, batch))
         return calls, local
 
-    def _batch_call(self, chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]],
-                    batch: Sequence[Envelope]) -> Call:
+    def _batch_call(
+        self, chunk: list[tuple[int, list[tuple[str, ...]], list[bytes]]], batch: Sequence[Envelope]
+    ) -> Call:
         body = b"[" + b",".join(e for _, _, encoded in chunk for e in encoded) + b"]"
         return self._call("/email/batch", body, [(i, rcpts) for i, rcpts, _ in chunk], batch)
 
@@ -221,17 +238,27 @@ class PostmarkTransport(HTTPTransportBase):
         """A request; *layout* gives, per envelope in order, the recipients of each message."""
         single = path == "/email"
 
-        def parse_response(response: httpx.Response,
-                           latency: float) -> list[tuple[int, SendResult]]:
+        def parse_response(
+            response: httpx.Response, latency: float
+        ) -> list[tuple[int, SendResult]]:
             return self._parse_response(response, latency, layout, batch, single)
 
-        return Call(method="POST", path=path, indices=tuple(i for i, _ in layout),
-                     request={"content": body, "headers": _JSON},
-                    parse_response=parse_response)
+        return Call(
+            method="POST",
+            path=path,
+            indices=tuple(i for i, _ in layout),
+            request={"content": body, "headers": _JSON},
+            parse_response=parse_response,
+        )
 
-    def _parse_response(self, response: httpx.Response, latency: float,
-                   layout: _Layout, batch: Sequence[Envelope],
-                   single: bool) -> list[tuple[int, SendResult]]:
+    def _parse_response(
+        self,
+        response: httpx.Response,
+        latency: float,
+        layout: _Layout,
+        batch: Sequence[Envelope],
+        single: bool,
+    ) -> list[tuple[int, SendResult]]:
         data = json_or_none(response)
         code = response.status_code
         count = sum(len(m) for _, m in layout)
@@ -240,44 +267,72 @@ class PostmarkTransport(HTTPTransportBase):
         if response.is_success and not single and isinstance(data, list):
             if len(data) != count:
                 # Entries answer messages by position: with a wrong count none can be trusted.
-                return self._all_unsure(layout, batch, response, latency,
-                                        f"{len(data)} entries for {count} messages")
+                return self._all_unsure(
+                    layout, batch, response, latency, f"{len(data)} entries for {count} messages"
+                )
             entries = data
-        elif whole is not None and (response.is_success or code == 422) and (
-                whole != 0 or (single and response.is_success)):
+        elif (
+            whole is not None
+            and (response.is_success or code == 422)
+            and (whole != 0 or (single and response.is_success))
+        ):
             # A single answer (or a whole-batch error) applies to every message of the call.
             entries = [data] * count
         elif response.is_success:
-            return self._all_unsure(layout, batch, response, latency,
-                                    _shape_problem(data, single, count))
+            return self._all_unsure(
+                layout, batch, response, latency, _shape_problem(data, single, count)
+            )
         else:
             status = status_for_http(code)
             if isinstance(data, dict) and data.get("Message"):
                 text = str(data["Message"])
             else:
                 text = response.text.strip()[:200] or response.reason_phrase
-            return [(i, self._result(batch[i], status, response=response, latency=latency,
-                                     status_text=text)) for i, _ in layout]
+            return [
+                (
+                    i,
+                    self._result(
+                        batch[i], status, response=response, latency=latency, status_text=text
+                    ),
+                )
+                for i, _ in layout
+            ]
         out = []
         pos = 0
         for index, messages in layout:
-            mine = entries[pos:pos + len(messages)]
+            mine = entries[pos : pos + len(messages)]
             pos += len(messages)
-            out.append((index, self._envelope_result(batch[index], messages, mine, response,
-                                                     latency)))
+            out.append(
+                (index, self._envelope_result(batch[index], messages, mine, response, latency))
+            )
         return out
 
-    def _all_unsure(self, layout: _Layout, batch: Sequence[Envelope], response: httpx.Response,
-                    latency: float, what: str) -> list[tuple[int, SendResult]]:
+    def _all_unsure(
+        self,
+        layout: _Layout,
+        batch: Sequence[Envelope],
+        response: httpx.Response,
+        latency: float,
+        what: str,
+    ) -> list[tuple[int, SendResult]]:
         """Every message of the call deferred: Postmark's answer could not be interpreted."""
-        _log.warning("transport.answer_unreadable", provider=self.name,
-                     status=response.status_code, problem=what)
+        _log.warning(
+            "transport.answer_unreadable",
+            provider=self.name,
+            status=response.status_code,
+            problem=what,
+        )
         reason = f"Postmark's HTTP {response.status_code} answer could not be read ({what})"
         return [(i, self._unsure(batch[i], response, latency, reason)) for i, _ in layout]
 
-    def _envelope_result(self, env: Envelope, messages: list[tuple[str, ...]],
-                         entries: list[Any], response: httpx.Response,
-                         latency: float) -> SendResult:
+    def _envelope_result(
+        self,
+        env: Envelope,
+        messages: list[tuple[str, ...]],
+        entries: list[Any],
+        response: httpx.Response,
+        latency: float,
+    ) -> SendResult:
         statuses: list[SendStatus] = []
         per_rcpt: list[RecipientResult] = []
         texts: list[str] = []
@@ -289,10 +344,14 @@ class PostmarkTransport(HTTPTransportBase):
             if code is None:
                 unsure = True
                 statuses.append(SendStatus.DEFERRED)
-                texts.append("Postmark's answer for this message could not be read (no "
-                             f"integer ErrorCode); {MAYBE_DELIVERED}")
-                per_rcpt.extend(RecipientResult(recipient=r, status=SendStatus.DEFERRED,
-                                                status_text=texts[-1]) for r in rcpts)
+                texts.append(
+                    "Postmark's answer for this message could not be read (no "
+                    f"integer ErrorCode); {MAYBE_DELIVERED}"
+                )
+                per_rcpt.extend(
+                    RecipientResult(recipient=r, status=SendStatus.DEFERRED, status_text=texts[-1])
+                    for r in rcpts
+                )
                 continue
             status = status_for_error_code(code)
             statuses.append(status)
@@ -300,19 +359,23 @@ class PostmarkTransport(HTTPTransportBase):
             texts.append(str(entry.get("Message", "")))
             if entry.get("MessageID"):
                 ids.append(str(entry["MessageID"]))
-            per_rcpt.extend(RecipientResult(recipient=r, status=status, status_code=code,
-                                            status_text=texts[-1]) for r in rcpts)
+            per_rcpt.extend(
+                RecipientResult(recipient=r, status=status, status_code=code, status_text=texts[-1])
+                for r in rcpts
+            )
         status = overall_status(statuses)
         worst = next((c for c in codes if c != 0), codes[0] if codes else None)
         result = self._result(
-            env, status, response=response, latency=latency,
+            env,
+            status,
+            response=response,
+            latency=latency,
             message_id=ids[0] if ids else None,
             status_code=worst,
             status_text="; ".join(dict.fromkeys(t for t in texts if t)),
             recipient_results=tuple(per_rcpt) if len(messages) > 1 else (),
         )
         return attrs.evolve(result, possibly_delivered=True) if unsure else result
-
 
     build_messages = deprecated_method("build_messages", "build_payload")
 

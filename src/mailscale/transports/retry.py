@@ -213,16 +213,26 @@ class RetryingTransport(TransportBase):
                 unsure_since = self._clock()
                 still = [i for i in still if i not in aside]
             waiting = set(still)
-            hints = [res.retry_after for i, res in zip(pending, out, strict=True)
-                     if i in waiting and res.retry_after is not None]
+            hints = [
+                res.retry_after
+                for i, res in zip(pending, out, strict=True)
+                if i in waiting and res.retry_after is not None
+            ]
             pending = still
             retry_after = max(hints) if hints else None
         if unsure:
             self._once_more(envs, results, unsure, tries, started, unsure_since)
         return self._complete(envs, results, last_error)
 
-    def _once_more(self, envs: list[Envelope], results: list[SendResult | None],
-                   unsure: list[int], tries: list[int], started: float, since: float) -> None:
+    def _once_more(
+        self,
+        envs: list[Envelope],
+        results: list[SendResult | None],
+        unsure: list[int],
+        tries: list[int],
+        started: float,
+        since: float,
+    ) -> None:
         """The single later attempt for messages that may have been delivered."""
         delay = self.policy.possibly_delivered_delay
         chosen = [i for i in unsure if tries[i] < self.policy.max_attempts]
@@ -236,8 +246,13 @@ class RetryingTransport(TransportBase):
         budget = self.policy.max_elapsed
         if budget is not None and self._clock() - started + wait > budget:
             return
-        _log.debug("transport.retry", attempt=max(tries[i] for i in chosen) + 1, wait=wait,
-                   messages=len(chosen), possibly_delivered=True)
+        _log.debug(
+            "transport.retry",
+            attempt=max(tries[i] for i in chosen) + 1,
+            wait=wait,
+            messages=len(chosen),
+            possibly_delivered=True,
+        )
         self._sleep(wait)
         sub = [_results.trim(envs[i], results[i]) for i in chosen]
         try:
@@ -256,8 +271,12 @@ class RetryingTransport(TransportBase):
                 provider=self._inner_name(),
             )
 
-    def _complete(self, envs: list[Envelope], results: list[SendResult | None],
-                  last_error: TransportError | None) -> list[SendResult]:
+    def _complete(
+        self,
+        envs: list[Envelope],
+        results: list[SendResult | None],
+        last_error: TransportError | None,
+    ) -> list[SendResult]:
         """One result per envelope: the error stands in for any message without an answer.
 
         Raises:
@@ -270,8 +289,10 @@ class RetryingTransport(TransportBase):
                 f"{self._inner_name()} gave no result", provider=self._inner_name()
             )
         name = self._inner_name()
-        return [r if r is not None else _results.from_error(env, last_error, name)
-                for env, r in zip(envs, results, strict=True)]
+        return [
+            r if r is not None else _results.from_error(env, last_error, name)
+            for env, r in zip(envs, results, strict=True)
+        ]
 
     def _inner_name(self) -> str:
         return str(getattr(self.inner, "name", type(self.inner).__name__))

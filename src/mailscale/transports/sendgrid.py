@@ -46,8 +46,11 @@ from mailscale.transports.base import TransportURL, redact_url
 
 __all__ = ["SendGridTransport"]
 
-_REGIONS = {"global": "https://api.sendgrid.com", "us": "https://api.sendgrid.com",
-            "eu": "https://api.eu.sendgrid.com"}
+_REGIONS = {
+    "global": "https://api.sendgrid.com",
+    "us": "https://api.sendgrid.com",
+    "eu": "https://api.eu.sendgrid.com",
+}
 #: Per request: at most 1,000 personalizations and 1,000 recipients in total.
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
@@ -166,9 +169,14 @@ class SendGridTransport(HTTPTransportBase):
         groups: dict[Hashable, tuple[dict[str, Any], list[tuple[int, list[dict[str, Any]]]]]] = {}
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(self._local_reject(
-                    i, env, f"{len(env.recipients)} recipients; SendGrid takes at most "
-                    f"{MAX_RECIPIENTS} per request"))
+                local.append(
+                    self._local_reject(
+                        i,
+                        env,
+                        f"{len(env.recipients)} recipients; SendGrid takes at most "
+                        f"{MAX_RECIPIENTS} per request",
+                    )
+                )
                 continue
             try:
                 parts = decompose(env, self._bodies)
@@ -179,8 +187,13 @@ class SendGridTransport(HTTPTransportBase):
             key: Hashable
             if parts.content_key is not None:
                 # Byte-identical bodies: compare the small fields, not the whole JSON.
-                key = (parts.from_email, parts.from_name, parts.reply_to, env.tags,
-                       parts.content_key)
+                key = (
+                    parts.from_email,
+                    parts.from_name,
+                    parts.reply_to,
+                    env.tags,
+                    parts.content_key,
+                )
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = (self._shared(env, parts), [])
@@ -195,8 +208,9 @@ class SendGridTransport(HTTPTransportBase):
             n_pers = n_rcpt = 0
             for index, pers in members:
                 rcpts = sum(len(p.get(k, ())) for p in pers for k in ("to", "cc", "bcc"))
-                if chunk and (n_pers + len(pers) > MAX_PERSONALIZATIONS
-                              or n_rcpt + rcpts > MAX_RECIPIENTS):
+                if chunk and (
+                    n_pers + len(pers) > MAX_PERSONALIZATIONS or n_rcpt + rcpts > MAX_RECIPIENTS
+                ):
                     calls.append(self._call(body, chunk, batch))
                     chunk, n_pers, n_rcpt = [], 0, 0
                 chunk.append((index, pers))
@@ -220,12 +234,18 @@ class SendGridTransport(HTTPTransportBase):
         payload = {"personalizations": personalizations, **body}
         indices = tuple(index for index, _ in chunk)
 
-        def parse_response(response: httpx.Response,
-                           latency: float) -> list[tuple[int, SendResult]]:
+        def parse_response(
+            response: httpx.Response, latency: float
+        ) -> list[tuple[int, SendResult]]:
             return self._parse_response(response, latency, indices, owners, batch)
 
-        return Call(method="POST", path="/v3/mail/send", indices=indices,
-                     request={"json": payload}, parse_response=parse_response)
+        return Call(
+            method="POST",
+            path="/v3/mail/send",
+            indices=indices,
+            request={"json": payload},
+            parse_response=parse_response,
+        )
 
     # -- reading responses ---------------------------------------------------
 
@@ -241,24 +261,61 @@ class SendGridTransport(HTTPTransportBase):
         status = status_for_http(code)
         if status is SendStatus.ACCEPTED:
             mid = response.headers.get("x-message-id")
-            return [(i, self._result(batch[i], status, response=response, latency=latency,
-                                     message_id=mid, status_text="accepted"))
-                    for i in indices]
+            return [
+                (
+                    i,
+                    self._result(
+                        batch[i],
+                        status,
+                        response=response,
+                        latency=latency,
+                        message_id=mid,
+                        status_text="accepted",
+                    ),
+                )
+                for i in indices
+            ]
         text, culprits = _errors(response, owners)
         if code == 400 and culprits and len(indices) > 1:
             # Only the envelopes SendGrid named are at fault: the rest were not sent.
             out = []
             for i in indices:
                 if i in culprits:
-                    out.append((i, self._result(batch[i], SendStatus.REJECTED, response=response,
-                                                latency=latency, status_text=culprits[i])))
+                    out.append(
+                        (
+                            i,
+                            self._result(
+                                batch[i],
+                                SendStatus.REJECTED,
+                                response=response,
+                                latency=latency,
+                                status_text=culprits[i],
+                            ),
+                        )
+                    )
                 else:
-                    out.append((i, self._result(
-                        batch[i], SendStatus.DEFERRED, response=response, latency=latency,
-                        status_text=_NOT_SENT)))
+                    out.append(
+                        (
+                            i,
+                            self._result(
+                                batch[i],
+                                SendStatus.DEFERRED,
+                                response=response,
+                                latency=latency,
+                                status_text=_NOT_SENT,
+                            ),
+                        )
+                    )
             return out
-        return [(i, self._result(batch[i], status, response=response, latency=latency,
-                                 status_text=text)) for i in indices]
+        return [
+            (
+                i,
+                self._result(
+                    batch[i], status, response=response, latency=latency, status_text=text
+                ),
+            )
+            for i in indices
+        ]
 
 
 def _address(addr: str, name: str = "") -> dict[str, str]:

@@ -59,11 +59,19 @@ MAX_RECIPIENTS = 50
 MAX_RAW_BYTES = 40 * 1024 * 1024
 
 #: Error codes meaning the credentials were refused: a whole-call failure.
-AUTH_CODES = frozenset({
-    "UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-    "ExpiredToken", "ExpiredTokenException", "IncompleteSignature",
-    "MissingAuthenticationToken", "InvalidSignatureException", "AuthFailure",
-})
+AUTH_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidSignatureException",
+        "AuthFailure",
+    }
+)
 
 
 def _auth_failure(outcome: object) -> bool:
@@ -75,17 +83,27 @@ def _auth_failure(outcome: object) -> bool:
 
 
 #: Error codes that are transient (throttling, quota, service trouble).
-TRANSIENT_CODES = frozenset({
-    "TooManyRequestsException", "Throttling", "ThrottlingException", "LimitExceededException",
-    "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure",
-    "InternalServerError", "RequestTimeout", "RequestTimeoutException",
-})
+TRANSIENT_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "Throttling",
+        "ThrottlingException",
+        "LimitExceededException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 
 
 def status_for_error(code: str, http_status: int | None) -> SendStatus:
     """Map an SES error to deferred (throttling, 429, 5xx) or rejected (everything else)."""
-    if code in TRANSIENT_CODES or (http_status is not None and (http_status == 429
-                                                                 or http_status >= 500)):
+    if code in TRANSIENT_CODES or (
+        http_status is not None and (http_status == 429 or http_status >= 500)
+    ):
         return SendStatus.DEFERRED
     return SendStatus.REJECTED
 
@@ -214,8 +232,11 @@ class SESTransport(TransportBase):
 
     def _repr_fields(self) -> Mapping[str, Any]:
         endpoint = redact_url(self.endpoint_url) if self.endpoint_url else None
-        return {"region": self.region, "endpoint_url": endpoint,
-                "configuration_set": self.configuration_set}
+        return {
+            "region": self.region,
+            "endpoint_url": endpoint,
+            "configuration_set": self.configuration_set,
+        }
 
     @property
     def client(self) -> Any:
@@ -239,7 +260,9 @@ class SESTransport(TransportBase):
                     profile_name=self.profile,
                 )
                 self._client = session.client(
-                    "sesv2", region_name=self.region, endpoint_url=self.endpoint_url,
+                    "sesv2",
+                    region_name=self.region,
+                    endpoint_url=self.endpoint_url,
                     config=config,
                 )
             except BotoCoreError as exc:
@@ -288,20 +311,32 @@ class SESTransport(TransportBase):
         todo: list[tuple[int, dict[str, Any]]] = []
         for i, env in enumerate(batch):
             if len(env.recipients) > MAX_RECIPIENTS:
-                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
-                                          status_text=f"{len(env.recipients)} recipients; "
-                                          f"SES takes at most {MAX_RECIPIENTS} per message")
+                results[i] = self._result(
+                    env,
+                    SendStatus.REJECTED,
+                    status_code="local",
+                    status_text=f"{len(env.recipients)} recipients; "
+                    f"SES takes at most {MAX_RECIPIENTS} per message",
+                )
                 continue
             try:
                 params = self.build_payload(env)
             except PREPARE_ERRORS as exc:
                 what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
-                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
-                                          status_text=f"message cannot be prepared: {what}")
+                results[i] = self._result(
+                    env,
+                    SendStatus.REJECTED,
+                    status_code="local",
+                    status_text=f"message cannot be prepared: {what}",
+                )
                 continue
             if len(params["Content"]["Raw"]["Data"]) > MAX_RAW_BYTES:
-                results[i] = self._result(env, SendStatus.REJECTED, status_code="local",
-                                          status_text="message larger than SES's 40 MB")
+                results[i] = self._result(
+                    env,
+                    SendStatus.REJECTED,
+                    status_code="local",
+                    status_text="message larger than SES's 40 MB",
+                )
                 continue
             todo.append((i, params))
 
@@ -321,20 +356,23 @@ class SESTransport(TransportBase):
             outcomes = [one(item) for item in todo]
         # Answered: SES said something about a message (not a network failure, not
         # refused credentials). Then other calls' failures defer instead of raising.
-        answered = any(not isinstance(o[1], BotoCoreError) and not _auth_failure(o[1])
-                       for o in outcomes)
+        answered = any(
+            not isinstance(o[1], BotoCoreError) and not _auth_failure(o[1]) for o in outcomes
+        )
         for index, outcome, latency in outcomes:
             results[index] = self._parse_response(batch[index], outcome, latency, answered)
         return [r for r in results if r is not None]
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
-                                            thread_name_prefix="mailscale-ses")
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix="mailscale-ses"
+            )
         return self._pool
 
-    def _parse_response(self, env: Envelope, outcome: Any, latency: float,
-                   answered: bool) -> SendResult:
+    def _parse_response(
+        self, env: Envelope, outcome: Any, latency: float, answered: bool
+    ) -> SendResult:
         """One envelope's result from SES's answer or error; raises for whole-call failures."""
         from botocore.exceptions import (
             ClientError,
@@ -353,17 +391,27 @@ class SESTransport(TransportBase):
                 _log.warning("transport.auth_refused", provider=self.name, code=code)
                 if answered:
                     return self._result(
-                        env, SendStatus.DEFERRED, status_code=code, latency=latency,
-                        status_text=f"the credentials were refused ({code}); not sent")
+                        env,
+                        SendStatus.DEFERRED,
+                        status_code=code,
+                        latency=latency,
+                        status_text=f"the credentials were refused ({code}); not sent",
+                    )
                 # SES's own message is left out: it may quote the request's credential scope.
                 raise TransportAuthError(
-                    f"ses: the credentials were refused ({code})", provider=self.name,
-                    status=code, recipients=env.recipients,
+                    f"ses: the credentials were refused ({code})",
+                    provider=self.name,
+                    status=code,
+                    recipients=env.recipients,
                 )
             status = status_for_error(code, meta.get("HTTPStatusCode"))
             return self._result(
-                env, status, status_code=code, status_text=str(error.get("Message", code)),
-                latency=latency, rate_limit=rate,
+                env,
+                status,
+                status_code=code,
+                status_text=str(error.get("Message", code)),
+                latency=latency,
+                rate_limit=rate,
                 retry_after=retry_after_from(rate) if status is SendStatus.DEFERRED else None,
             )
         if isinstance(outcome, _Unreadable):
@@ -371,52 +419,89 @@ class SESTransport(TransportBase):
         if isinstance(outcome, (NoCredentialsError, PartialCredentialsError)):
             if answered:
                 return self._result(
-                    env, SendStatus.DEFERRED, latency=latency,
-                    status_text=f"no usable credentials ({type(outcome).__name__}); not sent")
+                    env,
+                    SendStatus.DEFERRED,
+                    latency=latency,
+                    status_text=f"no usable credentials ({type(outcome).__name__}); not sent",
+                )
             raise TransportAuthError(
-                f"ses: no usable credentials ({type(outcome).__name__})", provider=self.name,
+                f"ses: no usable credentials ({type(outcome).__name__})",
+                provider=self.name,
                 recipients=env.recipients,
             )
         if isinstance(outcome, Exception):
             # Connection refused or dropped, time-outs: nothing came back for this call.
-            _log.warning("transport.send_failed", provider=self.name,
-                         error=type(outcome).__name__)
+            _log.warning("transport.send_failed", provider=self.name, error=type(outcome).__name__)
             if not answered:
                 timeout = isinstance(outcome, (ConnectTimeoutError, ReadTimeoutError))
                 cls: type[TransportError] = (
-                    TransportTimeout if timeout else TransportConnectionError)
-                raise cls(f"ses: {type(outcome).__name__} reaching the SES endpoint",
-                          provider=self.name, recipients=env.recipients)
+                    TransportTimeout if timeout else TransportConnectionError
+                )
+                raise cls(
+                    f"ses: {type(outcome).__name__} reaching the SES endpoint",
+                    provider=self.name,
+                    recipients=env.recipients,
+                )
             return self._result(
-                env, SendStatus.DEFERRED, latency=latency,
-                status_text=f"{type(outcome).__name__}; it may or may not have been delivered")
+                env,
+                SendStatus.DEFERRED,
+                latency=latency,
+                status_text=f"{type(outcome).__name__}; it may or may not have been delivered",
+            )
         http_status = outcome.get("ResponseMetadata", {}).get("HTTPStatusCode", 200)
         message_id = outcome.get("MessageId")
         if not isinstance(message_id, str) or not message_id:
             # SES's success answer carries the MessageId; without one it says nothing sure.
             return self._unsure(env, latency, http_status, "has no MessageId")
         return self._result(
-            env, SendStatus.ACCEPTED, message_id=message_id, status_code=http_status,
-            status_text="accepted", latency=latency)
+            env,
+            SendStatus.ACCEPTED,
+            message_id=message_id,
+            status_code=http_status,
+            status_text="accepted",
+            latency=latency,
+        )
 
-    def _unsure(self, env: Envelope, latency: float, http_status: int | None,
-                problem: str) -> SendResult:
+    def _unsure(
+        self, env: Envelope, latency: float, http_status: int | None, problem: str
+    ) -> SendResult:
         """A message whose answer cannot be interpreted: deferred, perhaps already sent."""
-        _log.warning("transport.answer_unreadable", provider=self.name, status=http_status,
-                     problem=problem)
-        result = self._result(env, SendStatus.DEFERRED, status_code=http_status, latency=latency,
-                              status_text=f"SES's answer {problem}; {MAYBE_DELIVERED}")
+        _log.warning(
+            "transport.answer_unreadable", provider=self.name, status=http_status, problem=problem
+        )
+        result = self._result(
+            env,
+            SendStatus.DEFERRED,
+            status_code=http_status,
+            latency=latency,
+            status_text=f"SES's answer {problem}; {MAYBE_DELIVERED}",
+        )
         return attrs.evolve(result, possibly_delivered=True)
 
-    def _result(self, env: Envelope, status: SendStatus, *, status_code: int | str | None = None,
-                status_text: str = "", message_id: str | None = None,
-                latency: float = 0.0, rate_limit: Mapping[str, str] | None = None,
-                retry_after: float | None = None) -> SendResult:
-        return SendResult(status=status, recipients=env.recipients, transport=self.name,
-                          message_id=message_id, status_code=status_code,
-                          status_text=status_text, latency=latency,
-                          rate_limit=rate_limit or {}, retry_after=retry_after,
-                          idempotency_key=env.idempotency_key)
+    def _result(
+        self,
+        env: Envelope,
+        status: SendStatus,
+        *,
+        status_code: int | str | None = None,
+        status_text: str = "",
+        message_id: str | None = None,
+        latency: float = 0.0,
+        rate_limit: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> SendResult:
+        return SendResult(
+            status=status,
+            recipients=env.recipients,
+            transport=self.name,
+            message_id=message_id,
+            status_code=status_code,
+            status_text=status_text,
+            latency=latency,
+            rate_limit=rate_limit or {},
+            retry_after=retry_after,
+            idempotency_key=env.idempotency_key,
+        )
 
     request_for = deprecated_method("request_for", "build_payload")
 

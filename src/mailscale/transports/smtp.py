@@ -285,12 +285,30 @@ class SMTPTransport(TransportBase):
 
 #: Names this module held before the session moved to ``transports._session`` and the
 #: signing glue to ``transports.base``; importing them from here warns.
-__getattr__ = module_getattr(__name__, {
-    **{name: f"mailscale.transports._session:{name}" for name in (
-        "TLS_MODES", "Connection", "Dropped", "Pool", "TLSHandshakeError", "build_result",
-        "check_helo_name", "check_source_ip", "deferred_result", "doing", "dropped_result",
-        "open_connection")},
-    **{name: f"mailscale.transports.base:{name}" for name in (
-        "check_signer", "message_bytes", "signed_bytes")},
-    "status_of": "mailscale.transports._session:status_for_reply",
-})
+__getattr__ = module_getattr(
+    __name__,
+    {
+        **{
+            name: f"mailscale.transports._session:{name}"
+            for name in (
+                "TLS_MODES",
+                "Connection",
+                "Dropped",
+                "Pool",
+                "TLSHandshakeError",
+                "build_result",
+                "check_helo_name",
+                "check_source_ip",
+                "deferred_result",
+                "doing",
+                "dropped_result",
+                "open_connection",
+            )
+        },
+        **{
+            name: f"mailscale.transports.base:{name}"
+            for name in ("check_signer", "message_bytes", "signed_bytes")
+        },
+        "status_of": "mailscale.transports._session:status_for_reply",
+    },
+)
