@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ class TestDurability:
     def test_wal_and_synchronous_settings(self, tmp_path: Path) -> None:
         path = tmp_path / "o.db"
         SQLiteOutbox(path, synchronous="normal").close()
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db, db:
             assert ("wal", 16384) == (
                 db.execute("PRAGMA journal_mode").fetchone()[0],
                 db.execute("PRAGMA page_size").fetchone()[0],
@@ -83,7 +84,7 @@ class TestDurability:
         clock = Clock()
         path = tmp_path / "o.db"
         box = SQLiteOutbox(path, clock=clock)
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db, db:
             db.execute(
                 "CREATE TRIGGER no_body_rewrite BEFORE UPDATE ON bodies"
                 " BEGIN SELECT RAISE(ABORT, 'body rewritten'); END"
@@ -113,7 +114,7 @@ class TestDurability:
         box.add([new(i, size=100) for i in range(5)])
         leases = box.lease(5, visibility=60)
         box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db, db:
             assert (0, 0) == (
                 db.execute("SELECT count(*) FROM bodies").fetchone()[0],
                 db.execute("SELECT count(*) FROM messages").fetchone()[0],

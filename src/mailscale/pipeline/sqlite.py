@@ -524,6 +524,16 @@ class SQLiteOutbox:
             db.executemany("DELETE FROM messages WHERE id = ?", chosen)
             return len(chosen)
 
+    def __del__(self) -> None:
+        # An outbox dropped without close() releases its connection here (Python 3.13
+        # warns about a connection collected open); every commit is already durable.
+        db = getattr(self, "_db", None)
+        if db is not None:
+            try:
+                db.close()
+            except Exception:  # interpreter shutdown: nothing left to release
+                pass
+
     def close(self) -> None:
         """Close the database connection (idempotent)."""
         with self._lock:
