@@ -379,10 +379,19 @@ class TestStatusForm:
     """Every status type is a ``ValueEnum``: equal to, printed as and serialized as its value."""
 
     def test_every_status_type(self) -> None:
-        """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy."""
+        """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy,
+        SPFResult and the DNS lookups' LookupStatus."""
         import json
 
-        from mailscale.auth import CheckStatus, HostStatus, Policy, ReadinessStatus, Severity
+        from mailscale.auth import (
+            CheckStatus,
+            HostStatus,
+            Policy,
+            ReadinessStatus,
+            Severity,
+            SPFResult,
+        )
+        from mailscale.auth._dns import LookupStatus
         from mailscale.signing import VerifyStatus
 
         for kind in (
@@ -393,6 +402,8 @@ class TestStatusForm:
             ReadinessStatus,
             Severity,
             Policy,
+            SPFResult,
+            LookupStatus,
         ):
             assert issubclass(kind, ValueEnum)
             for member in kind:
@@ -402,12 +413,17 @@ class TestStatusForm:
 
     def test_status_fields_convert(self) -> None:
         """A status field built from its string holds the enum member."""
-        from mailscale.auth import CheckStatus, SPFReport
+        from mailscale.auth import CheckStatus, SPFReport, SPFResult
+        from mailscale.auth._dns import Lookup, LookupStatus
         from mailscale.auth._readiness import ReadinessItem
         from mailscale.signing import VerifyResult, VerifyStatus
 
         assert VerifyStatus.TEMPERROR is VerifyResult("temperror").status
         assert CheckStatus.MISSING is SPFReport(None, "missing").status
+        results = SPFReport(None, "ok", results={"192.0.2.1": "softfail"}).results
+        assert {"192.0.2.1": SPFResult.SOFTFAIL} == results
+        assert SPFResult.SOFTFAIL is results["192.0.2.1"]
+        assert LookupStatus.NXDOMAIN is Lookup("x.example", "A", "nxdomain").status
         assert CheckStatus.NOT_CHECKED is ReadinessItem("tls", "TLS", "not checked", "", ()).status
         with pytest.raises(ValueError, match="'passed' is not a valid VerifyStatus"):
             VerifyResult("passed")

@@ -137,6 +137,12 @@ class TestChecklist:
         assert ("gmail",) == report.item("tls").required_by
         assert {i.code for i in report.items} == {i["code"] for i in report.to_dict()["items"]}
 
+    def test_unknown_item_is_a_key_error(self, opts: dict[str, object]) -> None:
+        """Asking for an item the checklist does not have raises KeyError naming it."""
+        report = readiness(GOOD, **opts)  # type: ignore[arg-type]
+        with pytest.raises(KeyError, match="'spf_alignment'"):
+            report.item("spf_alignment")
+
 
 class TestAlignmentFromMessage:
     def test_esp_identities_do_not_align(self, opts: dict[str, object]) -> None:

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from mailscale._sync import run_sync
-from mailscale.auth import ESP_INCLUDES, check_domain, parse_spf
+from mailscale.auth import ESP_INCLUDES, SPFResult, check_domain, parse_spf
 from mailscale.auth._dns import DNSClient, make_resolver
 from mailscale.auth._model import Severity
 from mailscale.auth._spf_eval import MacroContext
@@ -17,8 +17,8 @@ from mailscale.errors import AuthCheckError
 from .auth_zones import GOOD, GOOD_IPS
 
 
-def host(ns: str, ip: str, domain: str, sender: str | None = None) -> tuple[str, str]:
-    async def go() -> tuple[str, str]:
+def host(ns: str, ip: str, domain: str, sender: str | None = None) -> tuple[SPFResult, str]:
+    async def go() -> tuple[SPFResult, str]:
         dns = DNSClient(make_resolver(ns, timeout=0.5, lifetime=1.0))
         return await check_host_async(dns, ip, domain, sender=sender)
 
@@ -187,8 +187,10 @@ class TestCheckHost:
         ],
     )
     def test_results(self, ns: str, ip: str, domain: str, expected: str) -> None:
-        """check_host gives the RFC 7208 result for each zone."""
-        assert expected == host(ns, ip, domain)[0]
+        """check_host gives the RFC 7208 result for each zone, an SPFResult equal to its string."""
+        result = host(ns, ip, domain)[0]
+        assert SPFResult(expected) is result
+        assert expected == result
 
     def test_macros_use_the_sender(self, ns: str) -> None:
         """exists: with %{ir} and %{l1r-} matches only for the listed IP and local-part."""
@@ -225,6 +227,7 @@ class TestAnalysis:
         spf = spf_of(opts, GOOD, sending_ips=GOOD_IPS, esp="sendgrid")
         assert ("ok", 1, 0, True) == (spf.status, spf.lookups, spf.void_lookups, spf.esp_include)
         assert {ip: "pass" for ip in GOOD_IPS} == spf.results
+        assert all(r is SPFResult.PASS for r in spf.results.values())
         assert () == spf.findings
 
     def test_chain_eleven_deep(self, opts: dict[str, object]) -> None:

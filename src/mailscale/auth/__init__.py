@@ -28,6 +28,7 @@ from mailscale.auth._model import (
     ReadinessStatus,
     Severity,
     SPFReport,
+    SPFResult,
 )
 from mailscale.auth._readiness import ReadinessItem, ReadinessReport, readiness, readiness_async
 from mailscale.auth.dmarc import organizational_domain, parse_dmarc
@@ -60,6 +61,7 @@ __all__ = [
     "ReadinessStatus",
     "SPFRecord",
     "SPFReport",
+    "SPFResult",
     "SPFTerm",
     "Severity",
     "TXTRecord",

@@ -13,7 +13,7 @@ from typing import Any
 from mailscale.auth._args import normalize_domain
 from mailscale.auth._check import check_domain
 from mailscale.auth._dns import parse_nameserver
-from mailscale.auth._model import AuthReport
+from mailscale.auth._model import AuthReport, CheckStatus, ReadinessStatus
 from mailscale.auth._readiness import ReadinessReport, readiness
 from mailscale.auth.records import (
     TXTRecord,
@@ -55,7 +55,12 @@ _RECORDS_EPILOG = """exit codes:
   2  bad input (one line on stderr)"""
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-_STATUS_STYLE = {"ok": "green", "pass": "green", "warn": "yellow", "not checked": "dim"}
+_STATUS_STYLE: dict[str, str] = {
+    CheckStatus.OK: "green",
+    CheckStatus.PASS: "green",
+    CheckStatus.WARN: "yellow",
+    CheckStatus.NOT_CHECKED: "dim",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -313,7 +318,7 @@ def _readiness(args: argparse.Namespace) -> int:
         _print_readiness(report)
     if report.failed:
         return EXIT_FAILED
-    return EXIT_INCOMPLETE if report.status == "incomplete" else EXIT_OK
+    return EXIT_INCOMPLETE if report.status is ReadinessStatus.INCOMPLETE else EXIT_OK
 
 
 def _print_readiness(report: ReadinessReport) -> None:

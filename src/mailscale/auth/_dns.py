@@ -22,7 +22,7 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import dns.asyncresolver
@@ -34,18 +34,41 @@ import dns.resolver
 
 from mailscale.auth._args import opt_number
 from mailscale.errors import AuthCheckError
+from mailscale.message import ValueEnum
 
-__all__ = ["DNSBudget", "DNSClient", "Lookup", "ResolverLike", "make_resolver", "parse_nameserver"]
-
-Status = Literal[
-    "ok", "nodata", "nxdomain", "servfail", "timeout", "error", "invalid_name", "budget"
+__all__ = [
+    "DNSBudget",
+    "DNSClient",
+    "Lookup",
+    "LookupStatus",
+    "ResolverLike",
+    "make_resolver",
+    "parse_nameserver",
 ]
+
+
+class LookupStatus(ValueEnum):
+    """What DNS said to one query (see the module's docstring)."""
+
+    OK = "ok"
+    NODATA = "nodata"
+    NXDOMAIN = "nxdomain"
+    SERVFAIL = "servfail"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    INVALID_NAME = "invalid_name"
+    BUDGET = "budget"
+
 
 #: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
 #: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
 ResolverLike = dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
 
-TEMPORARY: frozenset[str] = frozenset({"servfail", "timeout", "error", "budget"})
+TEMPORARY: frozenset[LookupStatus] = frozenset(
+    {LookupStatus.SERVFAIL, LookupStatus.TIMEOUT, LookupStatus.ERROR, LookupStatus.BUDGET}
+)
+#: No records: NXDOMAIN or no data (a void lookup, RFC 7208 4.6.4).
+VOID: frozenset[LookupStatus] = frozenset({LookupStatus.NODATA, LookupStatus.NXDOMAIN})
 
 
 def _digits(text: str) -> bool:
@@ -60,8 +83,9 @@ class Lookup:
     Attributes:
         name: the name asked about (without the final dot).
         rdtype: the record type (``"TXT"``, ``"A"``...).
-        status: ``ok``, ``nodata``, ``nxdomain``, ``servfail``, ``timeout``, ``error``
-            or ``invalid_name`` (not a valid DNS name; nothing was sent).
+        status: a :class:`LookupStatus`: ``ok``, ``nodata``, ``nxdomain``, ``servfail``,
+            ``timeout``, ``error``, ``invalid_name`` (not a valid DNS name; nothing was
+            sent) or ``budget`` (the budget was used up; nothing was sent).
         records: presentation-form values for A/AAAA/MX/PTR/CNAME; for TXT,
             each record's character-strings joined (RFC 7208 section 3.3).
         strings: for TXT, each record's character-strings as sent.
@@ -70,7 +94,7 @@ class Lookup:
 
     name: str
     rdtype: str
-    status: Status
+    status: LookupStatus = attrs.field(converter=LookupStatus)
     records: tuple[str, ...] = ()
     strings: tuple[tuple[bytes, ...], ...] = ()
     mx: tuple[tuple[int, str], ...] = ()
@@ -84,23 +108,23 @@ class Lookup:
     @property
     def void(self) -> bool:
         """True for an answer with no records: NXDOMAIN or no data (RFC 7208 4.6.4)."""
-        return self.status in ("nodata", "nxdomain")
+        return self.status in VOID
 
     def describe(self) -> str:
         """A short phrase for messages: ``SERVFAIL at x`` / ``no TXT record at x``."""
-        if self.status == "servfail":
+        if self.status is LookupStatus.SERVFAIL:
             return f"SERVFAIL for {self.rdtype} at {self.name} (temporary DNS error)"
-        if self.status == "timeout":
+        if self.status is LookupStatus.TIMEOUT:
             return f"time-out for {self.rdtype} at {self.name} (temporary DNS error)"
-        if self.status == "error":
+        if self.status is LookupStatus.ERROR:
             return f"DNS failure for {self.rdtype} at {self.name}: {self.detail}"
-        if self.status == "invalid_name":
+        if self.status is LookupStatus.INVALID_NAME:
             return f"{self.name} is not a valid DNS name ({self.detail})"
-        if self.status == "budget":
+        if self.status is LookupStatus.BUDGET:
             return f"{self.rdtype} at {self.name} not looked up: {self.detail}"
-        if self.status == "nxdomain":
+        if self.status is LookupStatus.NXDOMAIN:
             return f"{self.name} does not exist (NXDOMAIN)"
-        if self.status == "nodata":
+        if self.status is LookupStatus.NODATA:
             return f"no {self.rdtype} record at {self.name}"
         return f"{len(self.records)} {self.rdtype} record(s) at {self.name}"
 
@@ -295,7 +319,7 @@ class DNSClient:
             reason = self._refusal()
             if reason is not None:
                 self.refused += 1
-                return Lookup(key[0], key[1], "budget", detail=reason)
+                return Lookup(key[0], key[1], LookupStatus.BUDGET, detail=reason)
             self.queries += 1  # counted here: the task starts later
             task = asyncio.ensure_future(self._query(*key))
             self._cache[key] = task
@@ -316,35 +340,37 @@ class DNSClient:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
             # RFC 1035 2.3.4: labels of at most 63 octets, names of at most 255.
-            return Lookup(name, rdtype, "invalid_name", detail=str(exc).rstrip("."))
+            return Lookup(name, rdtype, LookupStatus.INVALID_NAME, detail=str(exc).rstrip("."))
         try:
             answer = await self.resolver.resolve(
                 qname, rdtype, raise_on_no_answer=False, search=False
             )
         except dns.resolver.NXDOMAIN:
-            return Lookup(name, rdtype, "nxdomain")
+            return Lookup(name, rdtype, LookupStatus.NXDOMAIN)
         except dns.resolver.NoNameservers as exc:
             return Lookup(name, rdtype, _failure_status(exc), detail=_first_error(exc))
         except dns.exception.Timeout:
-            return Lookup(name, rdtype, "timeout", detail="no answer in time")
+            return Lookup(name, rdtype, LookupStatus.TIMEOUT, detail="no answer in time")
         except dns.exception.DNSException as exc:
-            return Lookup(name, rdtype, "error", detail=str(exc))
+            return Lookup(name, rdtype, LookupStatus.ERROR, detail=str(exc))
         except OSError as exc:
-            return Lookup(name, rdtype, "error", detail=str(exc))
+            return Lookup(name, rdtype, LookupStatus.ERROR, detail=str(exc))
         rrset = answer.rrset
         if rrset is None or len(rrset) == 0:
-            return Lookup(name, rdtype, "nodata")
+            return Lookup(name, rdtype, LookupStatus.NODATA)
         return _to_lookup(name, rdtype, rrset)
 
 
-def _failure_status(exc: dns.resolver.NoNameservers) -> Status:
+def _failure_status(exc: dns.resolver.NoNameservers) -> LookupStatus:
     errors: list[Any] = exc.kwargs.get("errors", []) if exc.kwargs else []
     texts = [str(e[3]) for e in errors if len(e) > 3]
     if texts and all("SERVFAIL" in t for t in texts):
-        return "servfail"
+        return LookupStatus.SERVFAIL
     if texts and all("timed out" in t for t in texts):
-        return "timeout"
-    return "servfail" if any("SERVFAIL" in t for t in texts) else "error"
+        return LookupStatus.TIMEOUT
+    if any("SERVFAIL" in t for t in texts):
+        return LookupStatus.SERVFAIL
+    return LookupStatus.ERROR
 
 
 def _first_error(exc: dns.resolver.NoNameservers) -> str:
@@ -357,13 +383,13 @@ def _to_lookup(name: str, rdtype: str, rrset: Any) -> Lookup:
     if kind == "TXT":
         strings = tuple(tuple(rd.strings) for rd in rrset)
         records = tuple(b"".join(s).decode("utf-8", "replace") for s in strings)
-        return Lookup(name, rdtype, "ok", records=records, strings=strings)
+        return Lookup(name, rdtype, LookupStatus.OK, records=records, strings=strings)
     if kind == "MX":
         mx = tuple(
             sorted((rd.preference, rd.exchange.to_text().rstrip(".").lower()) for rd in rrset)
         )
-        return Lookup(name, rdtype, "ok", records=tuple(h for _, h in mx), mx=mx)
+        return Lookup(name, rdtype, LookupStatus.OK, records=tuple(h for _, h in mx), mx=mx)
     if kind in ("PTR", "CNAME"):
         targets = tuple(rd.target.to_text().rstrip(".").lower() for rd in rrset)
-        return Lookup(name, rdtype, "ok", records=targets)
-    return Lookup(name, rdtype, "ok", records=tuple(rd.to_text() for rd in rrset))
+        return Lookup(name, rdtype, LookupStatus.OK, records=targets)
+    return Lookup(name, rdtype, LookupStatus.OK, records=tuple(rd.to_text() for rd in rrset))

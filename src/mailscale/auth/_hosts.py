@@ -10,9 +10,11 @@ from mailscale.auth._args import str_arg
 from mailscale.auth._dns import DNSClient
 from mailscale.auth._model import (
     AlignmentReport,
+    CheckStatus,
     DKIMReport,
     DMARCReport,
     Finding,
+    HostStatus,
     MXHost,
     MXReport,
     PTRReport,
@@ -29,16 +31,16 @@ __all__ = ["MAX_NAMES", "aligned", "analyze_alignment", "analyze_mx_async", "ana
 MAX_NAMES = 10
 
 
-async def _addresses(dns: DNSClient, host: str) -> tuple[str, tuple[str, ...]]:
-    """(status, addresses): ``ok``, ``none`` or a temporary status."""
+async def _addresses(dns: DNSClient, host: str) -> tuple[HostStatus, tuple[str, ...]]:
+    """(status, addresses): ``ok``, ``none`` or the temporary status of a lookup."""
     a, aaaa = await asyncio.gather(dns.query(host, "A"), dns.query(host, "AAAA"))
     addrs = a.records + aaaa.records
     if addrs:
-        return "ok", addrs
+        return HostStatus.OK, addrs
     temp = next((x for x in (a, aaaa) if x.temporary), None)
     if temp is not None:
-        return temp.status, ()
-    return "none", ()
+        return HostStatus(temp.status.value), ()
+    return HostStatus.NONE, ()
 
 
 async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
@@ -46,7 +48,7 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
     lookup = await dns.query(domain, "MX")
     if lookup.temporary:
         return MXReport(
-            "temperror",
+            CheckStatus.TEMPERROR,
             findings=[
                 Finding(
                     Severity.ERROR,
@@ -58,7 +60,7 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
         )
     if lookup.void:
         return MXReport(
-            "missing",
+            CheckStatus.MISSING,
             findings=[
                 Finding(
                     Severity.WARNING,
@@ -70,7 +72,7 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
         )
     if lookup.mx == ((0, ""),) or lookup.mx == ((0, "."),):
         return MXReport(
-            "null",
+            CheckStatus.NULL,
             findings=[
                 Finding(
                     Severity.WARNING,
@@ -96,9 +98,9 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
             )
         )
     for (pref, host), (status, addrs) in zip(checked, resolved, strict=True):
-        hosts.append(MXHost(pref, host, addrs, "ok" if status == "ok" else status))
+        hosts.append(MXHost(pref, host, addrs, status))
         record = f"{pref} {host}"
-        if status == "none":
+        if status is HostStatus.NONE:
             findings.append(
                 Finding(
                     Severity.ERROR,
@@ -107,7 +109,7 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
                     record,
                 )
             )
-        elif status != "ok":
+        elif status is not HostStatus.OK:
             findings.append(
                 Finding(
                     Severity.ERROR,
@@ -116,13 +118,13 @@ async def analyze_mx_async(dns: DNSClient, domain: str) -> MXReport:
                     record,
                 )
             )
-    status = "ok"
-    if any(h.status == "none" for h in hosts):
-        status = "invalid"
-    elif any(h.status != "ok" for h in hosts):
-        status = "temperror"
-    hosts.extend(MXHost(pref, host, (), "not checked") for pref, host in skipped)
-    return MXReport(status, tuple(hosts), findings=findings)
+    verdict = CheckStatus.OK
+    if any(h.status is HostStatus.NONE for h in hosts):
+        verdict = CheckStatus.INVALID
+    elif any(h.status is not HostStatus.OK for h in hosts):
+        verdict = CheckStatus.TEMPERROR
+    hosts.extend(MXHost(pref, host, (), HostStatus.NOT_CHECKED) for pref, host in skipped)
+    return MXReport(verdict, tuple(hosts), findings=findings)
 
 
 async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
@@ -136,7 +138,7 @@ async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
     if lookup.temporary:
         return PTRReport(
             ip,
-            "temperror",
+            CheckStatus.TEMPERROR,
             findings=[
                 Finding(
                     Severity.ERROR,
@@ -150,7 +152,7 @@ async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
     if not lookup.records:
         return PTRReport(
             ip,
-            "missing",
+            CheckStatus.MISSING,
             findings=[
                 Finding(
                     Severity.ERROR,
@@ -181,12 +183,12 @@ async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
         if any(ipaddress.ip_address(a) == addr for a in fw.records)
     )
     if confirmed:
-        return PTRReport(ip, "pass", names, confirmed, findings=extra)
+        return PTRReport(ip, CheckStatus.PASS, names, confirmed, findings=extra)
     temp = [fw for fw in forward if fw.temporary]
     if temp:
         return PTRReport(
             ip,
-            "temperror",
+            CheckStatus.TEMPERROR,
             names,
             findings=[
                 *extra,
@@ -203,7 +205,7 @@ async def analyze_ptr_async(dns: DNSClient, ip: str) -> PTRReport:
     )
     return PTRReport(
         ip,
-        "fail",
+        CheckStatus.FAIL,
         names,
         findings=[
             *extra,
@@ -267,7 +269,7 @@ def analyze_alignment(
     spf_r, spf_s = both(envelope_domain)
     dkim_r, dkim_s = both(dkim_domain)
     # Without the DMARC record (a temporary error) the modes are unknown.
-    known = dmarc.status != "temperror"
+    known = dmarc.status is not CheckStatus.TEMPERROR
     spf_ok = _in_mode(spf_r, spf_s, dmarc.aspf if known else None)
     dkim_ok = _in_mode(dkim_r, dkim_s, dmarc.adkim if known else None)
     if spf_ok is False:
@@ -301,18 +303,18 @@ def analyze_alignment(
             )
         )
     # An aligned identifier only counts when its record was fetched: SPF's, or a DKIM key.
-    spf_usable = spf is None or spf.status != "temperror"
-    dkim_usable = not dkim or any(d.status != "temperror" for d in dkim)
+    spf_usable = spf is None or spf.status is not CheckStatus.TEMPERROR
+    dkim_usable = not dkim or any(d.status is not CheckStatus.TEMPERROR for d in dkim)
     if (spf_ok and spf_usable) or (dkim_ok and dkim_usable):
-        status = "ok"
+        status = CheckStatus.OK
     elif spf_ok is False and dkim_ok is False:
-        status = "fail"
+        status = CheckStatus.FAIL
     elif (spf_ok is False and dkim_ok is None and dkim_domain is None) or (
         dkim_ok is False and spf_ok is None and envelope_domain is None
     ):
-        status = "fail"
+        status = CheckStatus.FAIL
     else:
-        status = "unknown"
+        status = CheckStatus.UNKNOWN
     return AlignmentReport(
         from_domain,
         envelope_domain,

@@ -24,6 +24,7 @@ __all__ = [
     "Policy",
     "ReadinessStatus",
     "SPFReport",
+    "SPFResult",
     "Severity",
 ]
 
@@ -66,6 +67,25 @@ class HostStatus(ValueEnum):
     INVALID_NAME = "invalid_name"
     BUDGET = "budget"
     NOT_CHECKED = "not checked"
+
+
+class SPFResult(ValueEnum):
+    """The result of SPF ``check_host`` for one IP (RFC 7208 section 2.6)."""
+
+    NONE = "none"
+    """No SPF record, or no valid domain to ask about."""
+    NEUTRAL = "neutral"
+    """The record says nothing about the IP (``?all``, or no term matched)."""
+    PASS = "pass"
+    """The IP is authorized."""
+    FAIL = "fail"
+    """The IP is explicitly not authorized (``-all``)."""
+    SOFTFAIL = "softfail"
+    """The IP is probably not authorized (``~all``)."""
+    TEMPERROR = "temperror"
+    """A temporary DNS error: checking again later may succeed."""
+    PERMERROR = "permerror"
+    """The records cannot be interpreted (syntax, lookup limits): fix the record."""
 
 
 class ReadinessStatus(ValueEnum):
@@ -131,6 +151,10 @@ def _findings(value: Any) -> tuple[Finding, ...]:
     return tuple(value)
 
 
+def _spf_results(value: Any) -> dict[str, SPFResult]:
+    return {ip: SPFResult(result) for ip, result in dict(value).items()}
+
+
 @attrs.frozen
 class SPFReport:
     """The SPF record of a domain and what evaluating it gave.
@@ -140,7 +164,7 @@ class SPFReport:
         status: ``ok``, ``missing``, ``invalid`` or ``temperror``.
         lookups: DNS-querying terms counted through include/redirect.
         void_lookups: lookups that returned no records.
-        results: check_host result per sending IP
+        results: the :class:`SPFResult` of check_host per sending IP
             (pass/fail/softfail/neutral/none/permerror/temperror).
         esp_include: whether the ESP's include is present (None when no ESP given).
     """
@@ -149,7 +173,7 @@ class SPFReport:
     status: CheckStatus = attrs.field(converter=CheckStatus)
     lookups: int = 0
     void_lookups: int = 0
-    results: dict[str, str] = attrs.field(factory=dict)
+    results: dict[str, SPFResult] = attrs.field(factory=dict, converter=_spf_results)
     esp_include: bool | None = None
     findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings)
 

@@ -24,9 +24,9 @@ from mailscale._sync import blocking
 from mailscale.auth._args import normalize_domain, opt_str, str_items
 from mailscale.auth._check import check_domain_async
 from mailscale.auth._dns import DNSBudget, DNSClient, ResolverLike, make_resolver
-from mailscale.auth._model import AuthReport, CheckStatus, ReadinessStatus
+from mailscale.auth._model import AuthReport, CheckStatus, ReadinessStatus, SPFResult
 from mailscale.errors import AuthCheckError, ConfigurationError
-from mailscale.signing import VerifyResult, verify
+from mailscale.signing import VerifyResult, VerifyStatus, verify
 from mailscale.signing.keys import PrivateKey, PublicKey
 
 __all__ = [
@@ -79,18 +79,25 @@ class ReadinessReport:
     auth: AuthReport
 
     def item(self, code: str) -> ReadinessItem:
-        """The item with this stable *code*; raises StopIteration when there is none."""
-        return next(i for i in self.items if i.code == code)
+        """The item with this stable *code* (``spf``, ``dkim``, ``fcrdns``...).
+
+        Raises:
+            KeyError: naming *code*, when the checklist has no such item.
+        """
+        for item in self.items:
+            if item.code == code:
+                return item
+        raise KeyError(code)
 
     @property
     def failed(self) -> tuple[ReadinessItem, ...]:
         """The items that failed."""
-        return tuple(i for i in self.items if i.status == FAIL)
+        return tuple(i for i in self.items if i.status is FAIL)
 
     @property
     def not_checked(self) -> tuple[ReadinessItem, ...]:
         """The items that could not be checked (no input for them, or DNS failed)."""
-        return tuple(i for i in self.items if i.status == NOT_CHECKED)
+        return tuple(i for i in self.items if i.status is NOT_CHECKED)
 
     @property
     def status(self) -> ReadinessStatus:
@@ -104,7 +111,7 @@ class ReadinessReport:
     @property
     def ready(self) -> bool:
         """True only when every item was checked and none failed."""
-        return self.status == "ready"
+        return self.status is ReadinessStatus.READY
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict: domain, status and every item."""
@@ -296,7 +303,7 @@ def _dkim_item(
     auth: AuthReport, message: email.message.Message | None, results: Sequence[VerifyResult]
 ) -> ReadinessItem:
     title = "DKIM passes"
-    broken = [d for d in auth.dkim if d.status not in ("ok", "temperror")]
+    broken = [d for d in auth.dkim if d.status not in (CheckStatus.OK, CheckStatus.TEMPERROR)]
     if broken:
         return _item(
             "dkim", title, FAIL, ", ".join(f"selector {d.selector}: {d.status}" for d in broken)
@@ -313,7 +320,7 @@ def _dkim_item(
                 "the sample message's signature verifies: "
                 + ", ".join(f"d={r.domain} s={r.selector}" for r in passed),
             )
-        if results and all(r.status == "temperror" for r in results):
+        if results and all(r.status is VerifyStatus.TEMPERROR for r in results):
             return _item(
                 "dkim", title, NOT_CHECKED, "temporary error fetching the key: " + results[0].reason
             )
@@ -324,7 +331,7 @@ def _dkim_item(
             "no signature of the sample message verifies: "
             + "; ".join(f"s={r.selector}: {r.status} ({r.reason})" for r in results),
         )
-    if any(d.status == "temperror" for d in auth.dkim):
+    if any(d.status is CheckStatus.TEMPERROR for d in auth.dkim):
         return _item("dkim", title, NOT_CHECKED, "temporary DNS error fetching a key")
     if auth.dkim:
         keys = ", ".join(f"{d.selector}: {d.key_type} {d.key_bits}" for d in auth.dkim)
@@ -396,9 +403,9 @@ def build_items(
     items = []
     spf = auth.spf
     title = "SPF passes for the sending IPs"
-    if spf.status == "temperror":
+    if spf.status is CheckStatus.TEMPERROR:
         items.append(_item("spf", title, NOT_CHECKED, "temporary DNS error fetching SPF"))
-    elif spf.status in ("missing", "invalid"):
+    elif spf.status in (CheckStatus.MISSING, CheckStatus.INVALID):
         items.append(_item("spf", title, FAIL, f"SPF record {spf.status}"))
     elif not spf.results:
         items.append(
@@ -409,48 +416,48 @@ def build_items(
                 "the SPF record is valid; give sending IPs to check they pass",
             )
         )
-    elif all(r == "pass" for r in spf.results.values()):
+    elif all(r is SPFResult.PASS for r in spf.results.values()):
         items.append(_item("spf", title, PASS, "every sending IP passes SPF"))
-    elif any(r == "temperror" for r in spf.results.values()):
+    elif any(r is SPFResult.TEMPERROR for r in spf.results.values()):
         items.append(_item("spf", title, NOT_CHECKED, "temporary DNS error during check_host"))
     else:
-        bad = ", ".join(f"{ip}: {r}" for ip, r in spf.results.items() if r != "pass")
+        bad = ", ".join(f"{ip}: {r}" for ip, r in spf.results.items() if r is not SPFResult.PASS)
         items.append(_item("spf", title, FAIL, bad))
 
     items.append(_dkim_item(auth, message, dkim_results))
 
     dmarc = auth.dmarc
     title = "DMARC published, at least p=none"
-    if dmarc.status == "temperror":
+    if dmarc.status is CheckStatus.TEMPERROR:
         items.append(_item("dmarc", title, NOT_CHECKED, "temporary DNS error fetching DMARC"))
-    elif dmarc.status == "missing":
+    elif dmarc.status is CheckStatus.MISSING:
         items.append(_item("dmarc", title, FAIL, "no DMARC record: publish v=DMARC1; p=none"))
     elif dmarc.policy is None:
         items.append(_item("dmarc", title, FAIL, f"DMARC record {dmarc.status}"))
     else:
-        status = PASS if dmarc.status == "ok" else WARN
+        status = PASS if dmarc.status is CheckStatus.OK else WARN
         items.append(
             _item(
                 "dmarc",
                 title,
                 status,
                 f"p={dmarc.policy} at _dmarc.{dmarc.found_at}"
-                + ("" if status == PASS else f" ({dmarc.status})"),
+                + ("" if status is PASS else f" ({dmarc.status})"),
             )
         )
 
     al = auth.alignment
     title = "From domain aligned with SPF or DKIM"
-    if dmarc.status in ("missing", "temperror") or dmarc.policy is None:
+    if dmarc.status in (CheckStatus.MISSING, CheckStatus.TEMPERROR) or dmarc.policy is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no usable DMARC record"))
-    elif al.status == "ok":
+    elif al.status is CheckStatus.OK:
         which = " and ".join(
             n for n, ok in (("SPF", al.spf_aligned), ("DKIM", al.dkim_aligned)) if ok
         )
         items.append(_item("alignment", title, PASS, f"{which} aligned with {al.from_domain}"))
     elif al.spf_aligned is None and al.dkim_aligned is None:
         items.append(_item("alignment", title, NOT_CHECKED, "no envelope or DKIM domain known"))
-    elif al.status == "unknown":
+    elif al.status is CheckStatus.UNKNOWN:
         items.append(
             _item(
                 "alignment",
@@ -473,7 +480,7 @@ def build_items(
     by = ("gmail", "yahoo")
     if not auth.ptr:
         items.append(_item("fcrdns", title, NOT_CHECKED, "no sending IP given", by))
-    elif all(p.status == "pass" for p in auth.ptr):
+    elif all(p.status is CheckStatus.PASS for p in auth.ptr):
         items.append(
             _item(
                 "fcrdns",
@@ -483,13 +490,13 @@ def build_items(
                 by,
             )
         )
-    elif any(p.status in ("fail", "missing") for p in auth.ptr):
+    elif any(p.status in (CheckStatus.FAIL, CheckStatus.MISSING) for p in auth.ptr):
         items.append(
             _item(
                 "fcrdns",
                 title,
                 FAIL,
-                ", ".join(f"{p.ip}: {p.status}" for p in auth.ptr if p.status != "pass"),
+                ", ".join(f"{p.ip}: {p.status}" for p in auth.ptr if p.status is not PASS),
                 by,
             )
         )

@@ -10,7 +10,8 @@ import urllib.parse
 import attrs
 
 from mailscale.auth._args import opt_str, str_arg
-from mailscale.auth._dns import DNSClient, Lookup
+from mailscale.auth._dns import DNSClient, Lookup, LookupStatus
+from mailscale.auth._model import SPFResult
 from mailscale.auth._spf_record import (
     MACRO_RE,
     MAX_LOOKUPS,
@@ -131,11 +132,12 @@ async def check_host_async(
     *,
     sender: str | None = None,
     helo: str | None = None,
-) -> tuple[str, str]:
+) -> tuple[SPFResult, str]:
     """Evaluate SPF for ``ip`` sending as ``sender`` (default ``postmaster@domain``).
 
     Returns:
-        (result, reason): the RFC 7208 result and a short explanation.
+        (result, reason): the RFC 7208 result, an :class:`SPFResult` (equal to its
+        old string: ``"pass"``, ``"fail"``...), and a short explanation.
     """
     try:
         addr = ipaddress.ip_address(str_arg(ip, "ip"))
@@ -151,23 +153,23 @@ async def check_host_async(
     try:
         result = await _check(ev, domain)
     except _PermError as exc:
-        return "permerror", str(exc)
+        return SPFResult.PERMERROR, str(exc)
     except _TempError as exc:
-        return "temperror", str(exc)
+        return SPFResult.TEMPERROR, str(exc)
     return result, ev.reason
 
 
-async def _check(ev: _Evaluation, domain: str) -> str:
+async def _check(ev: _Evaluation, domain: str) -> SPFResult:
     labels = domain.rstrip(".").split(".")
     if len(labels) < 2 or any(not x or len(x) > 63 for x in labels):
         ev.reason = f"{domain!r} is not a valid domain"
-        return "none"
+        return SPFResult.NONE
     lookup, records = await fetch_spf_async(ev.dns, domain)
     if lookup.temporary:
         raise _TempError(lookup.describe())
     if not records:
         ev.reason = f"no SPF record at {domain}"
-        return "none"
+        return SPFResult.NONE
     if len(records) > 1:
         raise _PermError(f"{len(records)} SPF records at {domain}")
     try:
@@ -183,11 +185,11 @@ async def _check(ev: _Evaluation, domain: str) -> str:
         ev.count()
         target = expand_macros(target, ev.ctx, domain=domain)
         result = await _check(ev, target)
-        if result == "none":
+        if result is SPFResult.NONE:
             raise _PermError(f"redirect target {target} has no SPF record")
         return result
     ev.reason = f"no term matched at {domain}"
-    return "neutral"
+    return SPFResult.NEUTRAL
 
 
 async def _addresses(ev: _Evaluation, name: str, *, count_void: bool) -> list[str]:
@@ -195,7 +197,7 @@ async def _addresses(ev: _Evaluation, name: str, *, count_void: bool) -> list[st
     lookup = await ev.dns.query(name, rdtype)
     if lookup.temporary:
         raise _TempError(lookup.describe())
-    if lookup.status == "invalid_name":
+    if lookup.status is LookupStatus.INVALID_NAME:
         return []  # no such name can exist: no match, never temperror (see exists below)
     if count_void:
         ev.note_void(lookup)
@@ -234,12 +236,12 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
     target = expand_macros(term.value, ev.ctx, domain=domain) if term.value else domain
     if name == "include":
         result = await _check(ev, target)
-        if result == "pass":
+        if result is SPFResult.PASS:
             return True
-        if result == "none":
+        if result is SPFResult.NONE:
             raise _PermError(f"include:{target} has no SPF record")
-        if result in ("permerror", "temperror"):  # pragma: no cover - raised, not returned
-            raise _PermError(result)
+        if result in (SPFResult.PERMERROR, SPFResult.TEMPERROR):  # pragma: no cover - raised
+            raise _PermError(result.value)
         return False
     if name == "a":
         return any(_in_network(ip, a, term) for a in await _addresses(ev, target, count_void=True))
@@ -247,7 +249,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "MX")
         if lookup.temporary:
             raise _TempError(lookup.describe())
-        if lookup.status == "invalid_name":
+        if lookup.status is LookupStatus.INVALID_NAME:
             return False  # as for exists below
         ev.note_void(lookup)
         hosts = [h for h in lookup.records if h]
@@ -259,7 +261,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "A")
         if lookup.temporary:
             raise _TempError(lookup.describe())
-        if lookup.status == "invalid_name":
+        if lookup.status is LookupStatus.INVALID_NAME:
             # A macro-expanded name DNS cannot carry (a label over 63 octets): no such
             # name can exist, so the mechanism does not match (RFC 7208 4.3 treats a
             # malformed domain as having no records); asking again would not help, so
@@ -267,7 +269,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
             # hence permerror.
             return False
         ev.note_void(lookup)
-        return lookup.status == "ok"
+        return lookup.status is LookupStatus.OK
     if name == "ptr":
         lookup = await ev.dns.query(ip.reverse_pointer, "PTR")
         if lookup.temporary:

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from mailscale.auth._dns import DNSClient
-from mailscale.auth._model import Finding, Severity, SPFReport
+from mailscale.auth._model import CheckStatus, Finding, Severity, SPFReport, SPFResult
 from mailscale.auth._spf_eval import check_host_async, fetch_spf_async
 from mailscale.auth._spf_record import (
     ESP_INCLUDES,
@@ -308,14 +308,14 @@ async def analyze_spf_async(
                 domain,
             ),
         )
-        return SPFReport(None, "temperror", results=results, findings=findings)
+        return SPFReport(None, CheckStatus.TEMPERROR, results=results, findings=findings)
     if not records:
         findings.insert(
             0, Finding(Severity.ERROR, "spf.missing", f"no SPF record: {lookup.describe()}", domain)
         )
         return SPFReport(
             None,
-            "missing",
+            CheckStatus.MISSING,
             results=results,
             esp_include=False if esp_key else None,
             findings=findings,
@@ -331,13 +331,13 @@ async def analyze_spf_async(
                 " | ".join(records),
             ),
         )
-        return SPFReport(records[0], "invalid", results=results, findings=findings)
+        return SPFReport(records[0], CheckStatus.INVALID, results=results, findings=findings)
     text = records[0]
     try:
         record = parse_spf(text)
     except AuthCheckError as exc:
         findings.insert(0, Finding(Severity.ERROR, "spf.syntax", str(exc), text))
-        return SPFReport(text, "invalid", results=results, findings=findings)
+        return SPFReport(text, CheckStatus.INVALID, results=results, findings=findings)
     walk = _Walk(dns)
     lookups, void4, void6 = await _walk(walk, domain, record, (domain,))
     # The report gives the worse family's count; receivers count only the sender's.
@@ -408,18 +408,18 @@ async def analyze_spf_async(
                     text,
                 )
             )
-    status = "ok"
+    status = CheckStatus.OK
     if walk.temporary:
-        status = "temperror"
+        status = CheckStatus.TEMPERROR
     elif (
         lookups > MAX_LOOKUPS
         or void > MAX_VOID_LOOKUPS
         or any(f.severity is Severity.ERROR for f in walk.findings)
-        or "permerror" in results.values()
+        or SPFResult.PERMERROR in results.values()
     ):
         # A permerror for a sending IP (limits hit through macros, say) breaks SPF as
         # surely as one the walk finds.
-        status = "invalid"
+        status = CheckStatus.INVALID
     return SPFReport(
         text,
         status,
@@ -433,15 +433,15 @@ async def analyze_spf_async(
 
 def _ip_findings(
     findings: list[Finding],
-    results: dict[str, str],
+    results: dict[str, SPFResult],
     reasons: dict[str, str],
     domain: str,
     record: str | None,
 ) -> None:
     for ip, result in results.items():
-        if result == "pass":
+        if result is SPFResult.PASS:
             continue
-        if result == "temperror":
+        if result is SPFResult.TEMPERROR:
             findings.append(
                 Finding(
                     Severity.ERROR,

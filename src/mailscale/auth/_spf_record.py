@@ -8,6 +8,7 @@ import re
 import attrs
 
 from mailscale.auth._args import str_arg
+from mailscale.auth._model import SPFResult
 from mailscale.errors import AuthCheckError
 
 __all__ = [
@@ -36,7 +37,13 @@ MAX_VOID_LOOKUPS = 2
 MAX_MX_PTR_NAMES = 10
 _LOOKUP_TERMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 _MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
-QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
+#: The result a matching mechanism gives, by its qualifier (RFC 7208 section 4.6.2).
+QUALIFIERS = {
+    "+": SPFResult.PASS,
+    "-": SPFResult.FAIL,
+    "~": SPFResult.SOFTFAIL,
+    "?": SPFResult.NEUTRAL,
+}
 _MODIFIER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9\-_.]*)=(.*)$")
 _CIDR_RE = re.compile(r"^(.*?)(?:/([0-9]+))?(?://([0-9]+))?$", re.S)
 # RFC 7208 7.1: the ABNF is case-insensitive, so letters and the "r" transformer take

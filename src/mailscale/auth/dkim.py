@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailscale._deprecation import deprecated_aliases
-from mailscale.auth._dns import DNSClient
-from mailscale.auth._model import DKIMReport, Finding, Severity
+from mailscale.auth._dns import DNSClient, LookupStatus
+from mailscale.auth._model import CheckStatus, DKIMReport, Finding, Severity
 from mailscale.errors import AuthCheckError, InvalidKey, UnsupportedAlgorithm
 from mailscale.signing.keys import PrivateKey, PublicKey, parse_key_record
 
@@ -58,16 +58,20 @@ async def analyze_dkim_async(
     name = selector_name(selector, domain)
     lookup = await dns.query(name, "TXT")
 
-    def report(status: str, record: str | None, *findings: Finding, **kw: object) -> DKIMReport:
+    def report(
+        status: CheckStatus, record: str | None, *findings: Finding, **kw: object
+    ) -> DKIMReport:
         return DKIMReport(selector, name, record, status, findings=findings, **kw)  # type: ignore[arg-type]
 
-    if lookup.status == "invalid_name":
+    if lookup.status is LookupStatus.INVALID_NAME:
         return report(
-            "invalid", None, Finding(Severity.ERROR, "dkim.invalid_name", lookup.describe(), name)
+            CheckStatus.INVALID,
+            None,
+            Finding(Severity.ERROR, "dkim.invalid_name", lookup.describe(), name),
         )
     if lookup.temporary:
         return report(
-            "temperror",
+            CheckStatus.TEMPERROR,
             None,
             Finding(
                 Severity.ERROR,
@@ -79,7 +83,7 @@ async def analyze_dkim_async(
         )
     if not lookup.records:
         return report(
-            "missing",
+            CheckStatus.MISSING,
             None,
             Finding(
                 Severity.ERROR, "dkim.missing", f"no DKIM key at {name} ({lookup.describe()})", name
@@ -87,7 +91,7 @@ async def analyze_dkim_async(
         )
     if len(lookup.records) > 1:
         return report(
-            "invalid",
+            CheckStatus.INVALID,
             lookup.records[0],
             Finding(
                 Severity.ERROR,
@@ -100,11 +104,13 @@ async def analyze_dkim_async(
     try:
         key = parse_key_record(list(lookup.strings[0]))
     except (InvalidKey, UnsupportedAlgorithm) as exc:
-        return report("invalid", text, Finding(Severity.ERROR, "dkim.syntax", str(exc), text))
+        return report(
+            CheckStatus.INVALID, text, Finding(Severity.ERROR, "dkim.syntax", str(exc), text)
+        )
     findings: list[Finding] = []
     if key.revoked:
         return report(
-            "revoked",
+            CheckStatus.REVOKED,
             text,
             Finding(
                 Severity.ERROR,
@@ -190,7 +196,11 @@ async def analyze_dkim_async(
                     text,
                 )
             )
-    status = "invalid" if any(f.severity is Severity.ERROR for f in findings) else "ok"
+    status = (
+        CheckStatus.INVALID
+        if any(f.severity is Severity.ERROR for f in findings)
+        else CheckStatus.OK
+    )
     return DKIMReport(
         selector, name, text, status, key.key_type, bits, key.testing, matches, findings=findings
     )

@@ -8,8 +8,8 @@ import re
 
 from mailscale._deprecation import deprecated_aliases
 from mailscale.auth._args import str_arg
-from mailscale.auth._dns import DNSClient, Lookup
-from mailscale.auth._model import DMARCReport, Finding, Policy, Severity
+from mailscale.auth._dns import DNSClient, Lookup, LookupStatus
+from mailscale.auth._model import CheckStatus, DMARCReport, Finding, Policy, Severity
 from mailscale.errors import AuthCheckError
 
 __all__ = [
@@ -245,7 +245,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
     if lookup.temporary:
         return DMARCReport(
             None,
-            "temperror",
+            CheckStatus.TEMPERROR,
             findings=[
                 Finding(
                     Severity.ERROR,
@@ -264,7 +264,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
         if lookup.temporary:
             return DMARCReport(
                 None,
-                "temperror",
+                CheckStatus.TEMPERROR,
                 findings=[
                     Finding(
                         Severity.ERROR,
@@ -290,7 +290,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
         where = f"_dmarc.{domain}" + (f" or _dmarc.{org}" if org != domain else "")
         return DMARCReport(
             None,
-            "missing",
+            CheckStatus.MISSING,
             findings=[
                 *findings,
                 Finding(
@@ -304,7 +304,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
     if len(records) > 1:
         return DMARCReport(
             records[0],
-            "invalid",
+            CheckStatus.INVALID,
             found_at=found_at,
             findings=[
                 *findings,
@@ -323,7 +323,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
     except AuthCheckError as exc:
         return DMARCReport(
             text,
-            "invalid",
+            CheckStatus.INVALID,
             found_at=found_at,
             findings=[*findings, Finding(Severity.ERROR, "dmarc.syntax", str(exc), text)],
         )
@@ -334,7 +334,7 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
         # RFC 7489 6.6.3 step 6.2: no valid policy and no valid rua: no DMARC processing.
         return DMARCReport(
             text,
-            "invalid",
+            CheckStatus.INVALID,
             found_at=found_at,
             tags=tags,
             policy=None,
@@ -402,9 +402,13 @@ async def analyze_dmarc_async(dns: DNSClient, domain: str) -> DMARCReport:
             )
         )
     findings.extend(await _authorizations(dns, found_at, tags, text))
-    status = "invalid" if any(f.severity is Severity.ERROR for f in findings) else "ok"
+    status = (
+        CheckStatus.INVALID
+        if any(f.severity is Severity.ERROR for f in findings)
+        else CheckStatus.OK
+    )
     if any(f.code == "dmarc.temperror" for f in findings):
-        status = "temperror"
+        status = CheckStatus.TEMPERROR
     return DMARCReport(
         text, status, found_at=found_at, tags=tags, findings=findings, policy=applied
     )
@@ -449,7 +453,7 @@ async def _authorizations(
     lookups = await asyncio.gather(*(dns.query(n, "TXT") for n in names.values()))
     for (dest, tag_list), lookup in zip(destinations.items(), lookups, strict=True):
         tag = "/".join(sorted(set(tag_list)))
-        if lookup.status == "invalid_name":
+        if lookup.status is LookupStatus.INVALID_NAME:
             findings.append(
                 Finding(
                     Severity.ERROR,

@@ -4,13 +4,15 @@
 record-wide analysis (``_spf_lint``) walks include and redirect recursively,
 counting the DNS-querying terms (limit 10) and void lookups (limit 2) and
 finding loops. :func:`check_host_async` (``_spf_eval``) evaluates the record for
-one IP address, macros included, and returns one of ``pass``, ``fail``,
-``softfail``, ``neutral``, ``none``, ``permerror`` or ``temperror``.
+one IP address, macros included, and returns an :class:`SPFResult`: ``pass``,
+``fail``, ``softfail``, ``neutral``, ``none``, ``permerror`` or ``temperror`` (a
+``str`` enum, so each member equals its string).
 """
 
 from __future__ import annotations
 
 from mailscale._deprecation import deprecated_aliases
+from mailscale.auth._model import SPFResult
 from mailscale.auth._spf_eval import check_host_async, expand_macros, fetch_spf_async
 from mailscale.auth._spf_lint import analyze_spf_async
 from mailscale.auth._spf_record import (
@@ -30,6 +32,7 @@ __all__ = [
     "MAX_MX_PTR_NAMES",
     "MAX_VOID_LOOKUPS",
     "SPFRecord",
+    "SPFResult",
     "SPFTerm",
     "analyze_spf_async",
     "check_host_async",
