@@ -96,6 +96,31 @@ class TestTransportURL:
             TransportURL.parse(text)
         assert SECRET not in str(info.value)
 
+    @pytest.mark.parametrize(
+        ("text", "problem"),
+        [
+            (f"a:b://u:{SECRET}@host", "':' in its scheme"),
+            (f"smtp:x://u:{SECRET}@host", "':' in its scheme"),
+            (f"smtp:/u:{SECRET}@host://x", "':' in its scheme"),
+            (f"1smtp://u:{SECRET}@host", "scheme starting with '1'"),
+            (f"+smtp://u:{SECRET}@host", "scheme starting with '\\+'"),
+            (f"sm_tp://u:{SECRET}@host", "'_' in its scheme"),
+            (f"\u212asmtp://u:{SECRET}@host", "scheme starting with"),  # the Kelvin sign
+            (f"://u:{SECRET}@host", "no scheme"),
+        ],
+    )
+    def test_scheme_is_rfc3986(self, text: str, problem: str) -> None:
+        """A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) before "://" (RFC 3986 3.1);
+        anything else is refused, naming the problem and never showing the URL."""
+        with pytest.raises(ConfigurationError, match=problem) as info:
+            TransportURL.parse(text)
+        assert SECRET not in str(info.value)
+        assert "RFC 3986" in str(info.value)
+
+    def test_scheme_characters_allowed(self) -> None:
+        """Letters, digits, '+', '-' and '.' after the first letter; case is folded."""
+        assert "x.y-z+1" == TransportURL.parse("X.Y-z+1://host").scheme
+
     def test_typed_options(self) -> None:
         """Options read as bool, int and float, with defaults and clear errors."""
         url = TransportURL.parse("x://h?a=yes&b=0&n=12&f=1.5&bad=maybe")

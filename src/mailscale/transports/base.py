@@ -39,7 +39,10 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^\s/?#]*)@")
 # A scheme that starts a URL (at the start of the text or after a separator of a
 # composite expression): the text up to the next one is that URL's "authority-ish" part.
 _URL_START = re.compile(r"(?i)(?:^|(?<=[\s,(]))[a-z][a-z0-9+.\-]*://")
-_SCHEME_PREFIX = re.compile(r"(?i)^\s*([a-z][a-z0-9+.\-]*)://")
+_SCHEME_PREFIX = re.compile(r"(?ai)^\s*([a-z][a-z0-9+.\-]*)://")
+# RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), ASCII only
+# (no re.IGNORECASE: with it, [a-z] also takes the Kelvin sign and the long s).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 _URL_SECRET_OPTION = re.compile(
     r"(?i)([?&][^=&\s#()]*(?:pass|secret|token|key|auth|credential|signature)[^=&\s#()]*=)"
     r"[^&\s#()]*"
@@ -323,6 +326,14 @@ class TransportURL:
                 f"transport URL {_scheme_only(url)!r} (not shown) contains whitespace or a "
                 "control character"
             )
+        scheme_problem = _scheme_problem(url.partition("://")[0])
+        if scheme_problem is not None:
+            # What precedes "://" is not a scheme, so where a credential starts is unknown.
+            raise ConfigurationError(
+                f"transport URL {_scheme_only(url)!r} (not shown) {scheme_problem}: a scheme "
+                "is a letter followed by letters, digits, '+', '-' or '.', then '://' "
+                "(RFC 3986 section 3.1)"
+            )
         bad_port: str | None = None
         try:
             parts = urlsplit(url)
@@ -354,8 +365,6 @@ class TransportURL:
                 "the host; percent-encode '@' in a user name or password as %40 "
                 "(postmaster%40mg.example.com)"
             )
-        if not parts.scheme:
-            raise ConfigurationError(f"transport URL {redact_url(url)!r} has no scheme")
         query: dict[str, str] = {}
         for k, v in parse_qsl(parts.query, keep_blank_values=True):
             if _CONTROL.search(k):
@@ -487,6 +496,19 @@ def _control_error(url: str, part: str) -> ConfigurationError:
         f"transport URL {_scheme_only(url)!r} (not shown) has a control character or line "
         f"break in {part} (after percent-decoding)"
     )
+
+
+def _scheme_problem(scheme: str) -> str | None:
+    """What makes *scheme* (the text before ``://``) not an RFC 3986 scheme, or None."""
+    if not scheme:
+        return "has no scheme"
+    if _SCHEME.fullmatch(scheme):
+        return None
+    if not _SCHEME.fullmatch(scheme[0]):
+        # One character is shown: never enough of a credential to matter.
+        return f"has a scheme starting with {scheme[0]!r}"
+    bad = next(ch for ch in scheme if not _SCHEME.fullmatch("a" + ch))
+    return f"has {bad!r} in its scheme"
 
 
 def _scheme_only(url: str) -> str:
