@@ -177,10 +177,21 @@ def _unsent(
     A 250 to RCPT only says the server would take the message for that
     recipient; the recipient is accepted when the server took the message after DATA.
     """
+    return _settle_accepted(results, SendStatus.DEFERRED, code, text, enhanced)
+
+
+def _settle_accepted(
+    results: Sequence[RecipientResult],
+    status: SendStatus,
+    code: int | None,
+    text: str,
+    enhanced: str | None,
+) -> list[RecipientResult]:
+    """*results* with every RCPT-accepted recipient given *status*; the others kept."""
     return [
         RecipientResult(
             recipient=r.recipient,
-            status=SendStatus.DEFERRED,
+            status=status,
             status_code=code,
             status_text=text,
             enhanced_status=enhanced,
@@ -189,6 +200,35 @@ def _unsent(
         else r
         for r in results
     ]
+
+
+def _each(
+    recipients: Sequence[str],
+    status: SendStatus,
+    code: int,
+    text: str,
+    enhanced: str | None,
+) -> list[RecipientResult]:
+    """The same result for every recipient of *recipients*."""
+    return [
+        RecipientResult(
+            recipient=r,
+            status=status,
+            status_code=code,
+            status_text=text,
+            enhanced_status=enhanced,
+        )
+        for r in recipients
+    ]
+
+
+@attrs.define
+class _Step:
+    """How far one transaction got: the stage a broken connection is reported at, and
+    the RCPT replies received so far."""
+
+    stage: str = "MAIL"
+    results: list[RecipientResult] = attrs.field(factory=list)
 
 
 class Connection:
@@ -225,8 +265,44 @@ class Connection:
             Dropped: the connection was lost or timed out, the server answered
                 421 to RSET or MAIL, or its replies were out of step.
         """
-        smtp = self.smtp
         self.last_used = time.monotonic()
+        options = self._mail_options(sender, recipients, data)
+        if options is None:
+            text = "5.6.7 the server does not support SMTPUTF8 (internationalized address)"
+            return _each(recipients, SendStatus.REJECTED, 553, text, "5.6.7"), None
+        step = _Step()
+        try:
+            if self.dirty:
+                self._rset(step)
+            refused = self._mail(step, sender, options, recipients)
+            if refused is not None:
+                return refused, None
+            closed = self._rcpt(step, recipients)
+            if closed is not None:
+                return closed, None
+            if not any(r.status is SendStatus.ACCEPTED for r in step.results):
+                return step.results, None
+            return step.results, self._data(step, data)
+        except smtplib.SMTPResponseException as exc:
+            self.alive = False
+            raise Dropped(
+                step.stage, f"{exc.smtp_code} {_text(exc.smtp_error)}", partial=step.results
+            ) from None
+        except TimeoutError:
+            self.alive = False
+            raise Dropped(step.stage, "timed out", timed_out=True, partial=step.results) from None
+        except OSError as exc:  # includes SMTPServerDisconnected
+            self.alive = False
+            raise Dropped(
+                step.stage, str(exc) or type(exc).__name__, partial=step.results
+            ) from None
+
+    def _mail_options(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> list[str] | None:
+        """The MAIL FROM parameters for this message; None when it needs SMTPUTF8 and the
+        server does not offer it."""
+        smtp = self.smtp
         options: list[str] = []
         if smtp.has_extn("size"):
             options.append(f"SIZE={len(data)}")
@@ -234,112 +310,87 @@ class Connection:
             options.append("BODY=8BITMIME")
         if not (sender.isascii() and all(r.isascii() for r in recipients)):
             if not smtp.has_extn("smtputf8"):
-                text = "5.6.7 the server does not support SMTPUTF8 (internationalized address)"
-                return [
-                    RecipientResult(
-                        recipient=r,
-                        status=SendStatus.REJECTED,
-                        status_code=553,
-                        status_text=text,
-                        enhanced_status="5.6.7",
-                    )
-                    for r in recipients
-                ], None
+                return None
             options.append("SMTPUTF8")
-        stage = "MAIL"
-        results: list[RecipientResult] = []
-        try:
-            if self.dirty:
-                stage = "RSET"
-                code, reply = smtp.rset()
-                if not 200 <= code < 300:
-                    # The session is in an unknown state: replace the connection.
-                    self.alive = False
-                    raise Dropped("RSET", _text(reply), code=code)
-                self.dirty = False
-            stage = "MAIL"
-            code, reply = smtp.mail(sender, options)
+        return options
+
+    def _rset(self, step: _Step) -> None:
+        """RSET after an earlier transaction; a refusal leaves the session in an unknown
+        state, so the connection is replaced."""
+        step.stage = "RSET"
+        code, reply = self.smtp.rset()
+        if not 200 <= code < 300:
+            self.alive = False
+            raise Dropped("RSET", _text(reply), code=code)
+        self.dirty = False
+
+    def _mail(
+        self, step: _Step, sender: str, options: list[str], recipients: Sequence[str]
+    ) -> list[RecipientResult] | None:
+        """MAIL FROM; every recipient's result when the server refuses it, else None."""
+        step.stage = "MAIL"
+        code, reply = self.smtp.mail(sender, options)
+        if code == 421:
+            self.alive = False
+            raise Dropped("MAIL", _text(reply), code=421)
+        self.dirty = True
+        if 200 <= code < 300:
+            return None
+        text = _text(reply)
+        return _each(
+            recipients, status_for_reply(code), code, f"MAIL FROM: {text}", _enhanced(text)
+        )
+
+    def _rcpt(self, step: _Step, recipients: Sequence[str]) -> list[RecipientResult] | None:
+        """RCPT TO for each recipient, into ``step.results``; every recipient's result
+        when the server closes the session (421), else None."""
+        step.stage = "RCPT"
+        for i, rcpt in enumerate(recipients):
+            code, reply = self.smtp.rcpt(rcpt)
+            text = _text(reply)
+            if code == 421:
+                # The server is closing: this and the remaining recipients wait,
+                # and so do the ones it accepted: DATA was never sent.
+                self.alive = False
+                enhanced = _enhanced(text)
+                step.results.extend(_each(recipients[i:], SendStatus.DEFERRED, 421, text, enhanced))
+                unsent = f"the server closed the session before DATA: {text}"
+                return _unsent(step.results, 421, unsent, enhanced)
+            step.results.append(
+                RecipientResult(
+                    recipient=rcpt,
+                    status=status_for_reply(code),
+                    status_code=code,
+                    status_text=text,
+                    enhanced_status=_enhanced(text),
+                )
+            )
+        return None
+
+    def _data(self, step: _Step, data: bytes) -> tuple[int, str]:
+        """DATA, the message and the final dot; the reply to the final dot, or the
+        refusal of the DATA command (which the RCPT-accepted recipients share)."""
+        smtp = self.smtp
+        step.stage = "DATA"
+        code, reply = smtp.docmd("DATA")
+        if code != 354:
+            text = _text(reply)
+            if not 400 <= code < 600:
+                # Neither "go ahead" nor a refusal: the session is out of step.
+                self.alive = False
+                raise Dropped("DATA", f"unexpected reply {code} {text}")
             if code == 421:
                 self.alive = False
-                raise Dropped("MAIL", _text(reply), code=421)
-            if not 200 <= code < 300:
-                self.dirty = True
-                text = _text(reply)
-                return [
-                    RecipientResult(
-                        recipient=r,
-                        status=status_for_reply(code),
-                        status_code=code,
-                        status_text=f"MAIL FROM: {text}",
-                        enhanced_status=_enhanced(text),
-                    )
-                    for r in recipients
-                ], None
-            self.dirty = True
-            stage = "RCPT"
-            for i, rcpt in enumerate(recipients):
-                code, reply = smtp.rcpt(rcpt)
-                text = _text(reply)
-                if code == 421:
-                    # The server is closing: this and the remaining recipients wait,
-                    # and so do the ones it accepted: DATA was never sent.
-                    self.alive = False
-                    enhanced = _enhanced(text)
-                    results.extend(
-                        RecipientResult(
-                            recipient=r,
-                            status=SendStatus.DEFERRED,
-                            status_code=421,
-                            status_text=text,
-                            enhanced_status=enhanced,
-                        )
-                        for r in recipients[i:]
-                    )
-                    unsent = f"the server closed the session before DATA: {text}"
-                    return _unsent(results, 421, unsent, enhanced), None
-                results.append(
-                    RecipientResult(
-                        recipient=rcpt,
-                        status=status_for_reply(code),
-                        status_code=code,
-                        status_text=text,
-                        enhanced_status=_enhanced(text),
-                    )
-                )
-            if not any(r.status is SendStatus.ACCEPTED for r in results):
-                return results, None
-            stage = "DATA"
-            code, reply = smtp.docmd("DATA")
-            if code != 354:
-                text = _text(reply)
-                if not 400 <= code < 600:
-                    # Neither "go ahead" nor a refusal: the session is out of step.
-                    self.alive = False
-                    raise Dropped("DATA", f"unexpected reply {code} {text}")
-                if code == 421:
-                    self.alive = False
-                # DATA refused: the recipients RCPT accepted share its answer.
-                self.transactions += 1
-                return results, (code, text)
-            smtp.send(_wire_data(data))
-            stage = "final dot"
-            code, reply = smtp.getreply()
-            self.dirty = not 200 <= code < 300
-            if code == 421 or not 200 <= code < 600:
-                self.alive = False
             self.transactions += 1
-            return results, (code, _text(reply))
-        except smtplib.SMTPResponseException as exc:
+            return code, text
+        smtp.send(_wire_data(data))
+        step.stage = "final dot"
+        code, reply = smtp.getreply()
+        self.dirty = not 200 <= code < 300
+        if code == 421 or not 200 <= code < 600:
             self.alive = False
-            raise Dropped(
-                stage, f"{exc.smtp_code} {_text(exc.smtp_error)}", partial=results
-            ) from None
-        except TimeoutError:
-            self.alive = False
-            raise Dropped(stage, "timed out", timed_out=True, partial=results) from None
-        except OSError as exc:  # includes SMTPServerDisconnected
-            self.alive = False
-            raise Dropped(stage, str(exc) or type(exc).__name__, partial=results) from None
+        self.transactions += 1
+        return code, _text(reply)
 
 
 @attrs.frozen
@@ -720,18 +771,7 @@ def build_result(
         possibly = not (200 <= code < 300 or 400 <= code < 600)
         if final is not SendStatus.ACCEPTED:
             # DATA refused: every recipient RCPT accepted shares DATA's fate.
-            rcpt_results = [
-                RecipientResult(
-                    recipient=r.recipient,
-                    status=final,
-                    status_code=code,
-                    status_text=text,
-                    enhanced_status=_enhanced(text),
-                )
-                if r.status is SendStatus.ACCEPTED
-                else r
-                for r in rcpt_results
-            ]
+            rcpt_results = _settle_accepted(rcpt_results, final, code, text, _enhanced(text))
         match = _QUEUED_AS.search(text) if final is SendStatus.ACCEPTED else None
         return SendResult(
             status=overall_status(r.status for r in rcpt_results),
