@@ -1,7 +1,9 @@
-"""SMTP servers on loopback for transport tests: aiosmtpd with a scripted handler, a
-tiny hand-written server that drops the connection in the middle of DATA, and
-:class:`FaultyServer`, which misbehaves on purpose at any stage of a session and
-keeps its own log of what it accepted (the truth tests compare results with).
+"""SMTP servers on loopback for the transport and pipeline tests: aiosmtpd with a
+scripted handler, and :class:`FaultyServer`, the one fault-injecting peer: it
+misbehaves on purpose at any stage of a session (a refusing greeting, a stall, a
+hang-up, odd replies) and keeps its own log of what it accepted (the truth tests
+compare results with). :class:`DroppingServer` is its preset that hangs up in the
+middle of every DATA.
 
 The scripted handler answers each RCPT by the recipient's local part:
 ``defer@…`` → 451, ``closing@…`` → 421, ``reject@…`` → 550 (with enhanced
@@ -175,62 +177,6 @@ def start_peer(
     )
     controller.start()
     return SMTPPeer(controller=controller, handler=handler, host=host, port=controller.port)
-
-
-class _DroppingHandler(socketserver.StreamRequestHandler):
-    """Speaks just enough SMTP to reach DATA, then hangs up after some message bytes."""
-
-    def handle(self) -> None:
-        server: DroppingServer = self.server  # type: ignore[assignment]
-        server.connections += 1
-        self.wfile.write(b"220 drop.test ESMTP\r\n")
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250-drop.test\r\n250 8BITMIME\r\n")
-            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                self.wfile.write(b"250 2.0.0 Ok\r\n")
-            elif verb == b"DATA":
-                self.wfile.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                self.rfile.read(server.drop_after)
-                server.dropped += 1
-                self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 Bye\r\n")
-                return
-            else:
-                self.wfile.write(b"502 5.5.2 Command not recognized\r\n")
-
-
-class DroppingServer(socketserver.ThreadingTCPServer):
-    """An SMTP server that closes the connection in the middle of every DATA."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, drop_after: int = 10) -> None:
-        super().__init__(("127.0.0.1", 0), _DroppingHandler)
-        self.drop_after = drop_after
-        self.connections = 0
-        self.dropped = 0
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[DroppingServer]:
-        thread = threading.Thread(target=self.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.shutdown()
-            self.server_close()
 
 
 #: Stages at which :class:`FaultyServer` can stop answering (``stall_at``).
@@ -521,6 +467,20 @@ class FaultyServer(socketserver.ThreadingTCPServer):
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
             self.server_close()
+
+
+class DroppingServer(FaultyServer):
+    """A :class:`FaultyServer` that hangs up in the middle of every DATA, after
+    ``drop_after`` bytes of the message (``drop_at="message"``)."""
+
+    def __init__(self, drop_after: int = 10) -> None:
+        super().__init__(drop_at="message", drop_after=drop_after)
+
+    @property
+    def dropped(self) -> int:
+        """How many messages it hung up in the middle of."""
+        with self.lock:
+            return sum(1 for _, event in self.events if event == "drop message")
 
 
 @contextlib.contextmanager

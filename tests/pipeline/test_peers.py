@@ -25,10 +25,9 @@ from mailscale.shaping import Limit, Shaper
 from mailscale.signing import DKIMSigner, DKIMVerifier, dns_record, generate_key
 from peers.esp_base import ESPPeer, Reply
 from peers.postmark_peer import PostmarkPeer
-from peers.smtp_peer import DroppingServer, SMTPPeer, free_port, start_peer
+from peers.smtp_peer import FaultyServer, SMTPPeer, free_port, start_peer
 
 from .conftest import Clock
-from .fault_server import FaultServer
 from .helpers import envelope, of_kind
 
 SCHEDULE = DeliverySchedule(first=60, factor=2, max_interval=3600, max_age=86400)
@@ -112,7 +111,7 @@ class TestFaults:
         sender.close()
 
     def test_421_on_connect(self, clock: Clock) -> None:
-        with FaultServer("greet421").running() as server:
+        with FaultyServer(greeting="421 4.3.2 Too busy, try again later").running() as server:
             sender, events, ids = self._run(
                 clock, smtp(server.port), [envelope(i) for i in range(5)]
             )
@@ -124,7 +123,7 @@ class TestFaults:
         sender.close()
 
     def test_drop_mid_data(self, clock: Clock) -> None:
-        with DroppingServer(drop_after=20).running() as server:
+        with FaultyServer(drop_at="message", drop_after=20).running() as server:
             sender, events, ids = self._run(
                 clock, smtp(server.port), [envelope(i) for i in range(3)]
             )
@@ -139,9 +138,9 @@ class TestFaults:
         assert {True} == {x.last_reason.startswith("possibly delivered: ") for x in leases}
         sender.close()
 
-    @pytest.mark.parametrize("mode", ["stall_greeting", "stall_data"])
-    def test_stall_past_the_timeout(self, clock: Clock, mode: str) -> None:
-        with FaultServer(mode).running() as server:
+    @pytest.mark.parametrize("stall_at", ["greeting", "final dot"])
+    def test_stall_past_the_timeout(self, clock: Clock, stall_at: str) -> None:
+        with FaultyServer(stall_at=stall_at).running() as server:
             sender, events, ids = self._run(
                 clock, smtp(server.port, timeout=0.3), [envelope(i) for i in range(2)]
             )
