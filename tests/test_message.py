@@ -380,7 +380,7 @@ class TestStatusForm:
 
     def test_every_status_type(self) -> None:
         """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy,
-        SPFResult and the DNS lookups' LookupStatus."""
+        SPFResult."""
         import json
 
         from mailscale.auth import (
@@ -391,7 +391,6 @@ class TestStatusForm:
             Severity,
             SPFResult,
         )
-        from mailscale.auth._dns import LookupStatus
         from mailscale.signing import VerifyStatus
 
         for kind in (
@@ -403,7 +402,6 @@ class TestStatusForm:
             Severity,
             Policy,
             SPFResult,
-            LookupStatus,
         ):
             assert issubclass(kind, ValueEnum)
             for member in kind:
@@ -413,8 +411,8 @@ class TestStatusForm:
 
     def test_status_fields_convert(self) -> None:
         """A status field built from its string holds the enum member."""
-        from mailscale.auth import CheckStatus, SPFReport, SPFResult
-        from mailscale.auth._dns import Lookup, LookupStatus
+        from mailscale.auth import CheckStatus, HostStatus, SPFReport, SPFResult
+        from mailscale.auth._dns import Lookup
         from mailscale.auth._readiness import ReadinessItem
         from mailscale.signing import VerifyResult, VerifyStatus
 
@@ -423,7 +421,7 @@ class TestStatusForm:
         results = SPFReport(None, "ok", results={"192.0.2.1": "softfail"}).results
         assert {"192.0.2.1": SPFResult.SOFTFAIL} == results
         assert SPFResult.SOFTFAIL is results["192.0.2.1"]
-        assert LookupStatus.NXDOMAIN is Lookup("x.example", "A", "nxdomain").status
+        assert HostStatus.NXDOMAIN is Lookup("x.example", "A", "nxdomain").status
         assert CheckStatus.NOT_CHECKED is ReadinessItem("tls", "TLS", "not checked", "", ()).status
         with pytest.raises(ValueError, match="'passed' is not a valid VerifyStatus"):
             VerifyResult("passed")

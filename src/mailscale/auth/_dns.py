@@ -33,42 +33,28 @@ import dns.rdatatype
 import dns.resolver
 
 from mailscale.auth._args import opt_number
+from mailscale.auth._model import HostStatus
 from mailscale.errors import AuthCheckError
-from mailscale.message import ValueEnum
 
 __all__ = [
     "DNSBudget",
     "DNSClient",
     "Lookup",
-    "LookupStatus",
     "ResolverLike",
     "make_resolver",
     "parse_nameserver",
 ]
 
 
-class LookupStatus(ValueEnum):
-    """What DNS said to one query (see the module's docstring)."""
-
-    OK = "ok"
-    NODATA = "nodata"
-    NXDOMAIN = "nxdomain"
-    SERVFAIL = "servfail"
-    TIMEOUT = "timeout"
-    ERROR = "error"
-    INVALID_NAME = "invalid_name"
-    BUDGET = "budget"
-
-
 #: What ``resolver=`` accepts: a configured dnspython resolver (sync or async),
 #: ``"host"`` / ``"host:port"`` / ``"[v6]:port"``, or a list of those strings.
 ResolverLike = dns.asyncresolver.Resolver | dns.resolver.Resolver | str | Sequence[str] | None
 
-TEMPORARY: frozenset[LookupStatus] = frozenset(
-    {LookupStatus.SERVFAIL, LookupStatus.TIMEOUT, LookupStatus.ERROR, LookupStatus.BUDGET}
+TEMPORARY: frozenset[HostStatus] = frozenset(
+    {HostStatus.SERVFAIL, HostStatus.TIMEOUT, HostStatus.ERROR, HostStatus.BUDGET}
 )
 #: No records: NXDOMAIN or no data (a void lookup, RFC 7208 4.6.4).
-VOID: frozenset[LookupStatus] = frozenset({LookupStatus.NODATA, LookupStatus.NXDOMAIN})
+VOID: frozenset[HostStatus] = frozenset({HostStatus.NODATA, HostStatus.NXDOMAIN})
 
 
 def _digits(text: str) -> bool:
@@ -83,9 +69,11 @@ class Lookup:
     Attributes:
         name: the name asked about (without the final dot).
         rdtype: the record type (``"TXT"``, ``"A"``...).
-        status: a :class:`LookupStatus`: ``ok``, ``nodata``, ``nxdomain``, ``servfail``,
-            ``timeout``, ``error``, ``invalid_name`` (not a valid DNS name; nothing was
-            sent) or ``budget`` (the budget was used up; nothing was sent).
+        status: a :class:`~mailscale.auth.HostStatus`, the one enum of DNS outcomes:
+            ``ok``, ``nodata``, ``nxdomain``, ``servfail``, ``timeout``, ``error``,
+            ``invalid_name`` (not a valid DNS name; nothing was sent) or ``budget`` (the
+            budget was used up; nothing was sent); never ``none`` or ``not checked``,
+            which only an MX host has.
         records: presentation-form values for A/AAAA/MX/PTR/CNAME; for TXT,
             each record's character-strings joined (RFC 7208 section 3.3).
         strings: for TXT, each record's character-strings as sent.
@@ -94,7 +82,7 @@ class Lookup:
 
     name: str
     rdtype: str
-    status: LookupStatus = attrs.field(converter=LookupStatus)
+    status: HostStatus = attrs.field(converter=HostStatus)
     records: tuple[str, ...] = ()
     strings: tuple[tuple[bytes, ...], ...] = ()
     mx: tuple[tuple[int, str], ...] = ()
@@ -112,19 +100,19 @@ class Lookup:
 
     def describe(self) -> str:
         """A short phrase for messages: ``SERVFAIL at x`` / ``no TXT record at x``."""
-        if self.status is LookupStatus.SERVFAIL:
+        if self.status is HostStatus.SERVFAIL:
             return f"SERVFAIL for {self.rdtype} at {self.name} (temporary DNS error)"
-        if self.status is LookupStatus.TIMEOUT:
+        if self.status is HostStatus.TIMEOUT:
             return f"time-out for {self.rdtype} at {self.name} (temporary DNS error)"
-        if self.status is LookupStatus.ERROR:
+        if self.status is HostStatus.ERROR:
             return f"DNS failure for {self.rdtype} at {self.name}: {self.detail}"
-        if self.status is LookupStatus.INVALID_NAME:
+        if self.status is HostStatus.INVALID_NAME:
             return f"{self.name} is not a valid DNS name ({self.detail})"
-        if self.status is LookupStatus.BUDGET:
+        if self.status is HostStatus.BUDGET:
             return f"{self.rdtype} at {self.name} not looked up: {self.detail}"
-        if self.status is LookupStatus.NXDOMAIN:
+        if self.status is HostStatus.NXDOMAIN:
             return f"{self.name} does not exist (NXDOMAIN)"
-        if self.status is LookupStatus.NODATA:
+        if self.status is HostStatus.NODATA:
             return f"no {self.rdtype} record at {self.name}"
         return f"{len(self.records)} {self.rdtype} record(s) at {self.name}"
 
@@ -319,7 +307,7 @@ class DNSClient:
             reason = self._refusal()
             if reason is not None:
                 self.refused += 1
-                return Lookup(key[0], key[1], LookupStatus.BUDGET, detail=reason)
+                return Lookup(key[0], key[1], HostStatus.BUDGET, detail=reason)
             self.queries += 1  # counted here: the task starts later
             task = asyncio.ensure_future(self._query(*key))
             self._cache[key] = task
@@ -340,37 +328,37 @@ class DNSClient:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
             # RFC 1035 2.3.4: labels of at most 63 octets, names of at most 255.
-            return Lookup(name, rdtype, LookupStatus.INVALID_NAME, detail=str(exc).rstrip("."))
+            return Lookup(name, rdtype, HostStatus.INVALID_NAME, detail=str(exc).rstrip("."))
         try:
             answer = await self.resolver.resolve(
                 qname, rdtype, raise_on_no_answer=False, search=False
             )
         except dns.resolver.NXDOMAIN:
-            return Lookup(name, rdtype, LookupStatus.NXDOMAIN)
+            return Lookup(name, rdtype, HostStatus.NXDOMAIN)
         except dns.resolver.NoNameservers as exc:
             return Lookup(name, rdtype, _failure_status(exc), detail=_first_error(exc))
         except dns.exception.Timeout:
-            return Lookup(name, rdtype, LookupStatus.TIMEOUT, detail="no answer in time")
+            return Lookup(name, rdtype, HostStatus.TIMEOUT, detail="no answer in time")
         except dns.exception.DNSException as exc:
-            return Lookup(name, rdtype, LookupStatus.ERROR, detail=str(exc))
+            return Lookup(name, rdtype, HostStatus.ERROR, detail=str(exc))
         except OSError as exc:
-            return Lookup(name, rdtype, LookupStatus.ERROR, detail=str(exc))
+            return Lookup(name, rdtype, HostStatus.ERROR, detail=str(exc))
         rrset = answer.rrset
         if rrset is None or len(rrset) == 0:
-            return Lookup(name, rdtype, LookupStatus.NODATA)
+            return Lookup(name, rdtype, HostStatus.NODATA)
         return _to_lookup(name, rdtype, rrset)
 
 
-def _failure_status(exc: dns.resolver.NoNameservers) -> LookupStatus:
+def _failure_status(exc: dns.resolver.NoNameservers) -> HostStatus:
     errors: list[Any] = exc.kwargs.get("errors", []) if exc.kwargs else []
     texts = [str(e[3]) for e in errors if len(e) > 3]
     if texts and all("SERVFAIL" in t for t in texts):
-        return LookupStatus.SERVFAIL
+        return HostStatus.SERVFAIL
     if texts and all("timed out" in t for t in texts):
-        return LookupStatus.TIMEOUT
+        return HostStatus.TIMEOUT
     if any("SERVFAIL" in t for t in texts):
-        return LookupStatus.SERVFAIL
-    return LookupStatus.ERROR
+        return HostStatus.SERVFAIL
+    return HostStatus.ERROR
 
 
 def _first_error(exc: dns.resolver.NoNameservers) -> str:
@@ -383,13 +371,13 @@ def _to_lookup(name: str, rdtype: str, rrset: Any) -> Lookup:
     if kind == "TXT":
         strings = tuple(tuple(rd.strings) for rd in rrset)
         records = tuple(b"".join(s).decode("utf-8", "replace") for s in strings)
-        return Lookup(name, rdtype, LookupStatus.OK, records=records, strings=strings)
+        return Lookup(name, rdtype, HostStatus.OK, records=records, strings=strings)
     if kind == "MX":
         mx = tuple(
             sorted((rd.preference, rd.exchange.to_text().rstrip(".").lower()) for rd in rrset)
         )
-        return Lookup(name, rdtype, LookupStatus.OK, records=tuple(h for _, h in mx), mx=mx)
+        return Lookup(name, rdtype, HostStatus.OK, records=tuple(h for _, h in mx), mx=mx)
     if kind in ("PTR", "CNAME"):
         targets = tuple(rd.target.to_text().rstrip(".").lower() for rd in rrset)
-        return Lookup(name, rdtype, LookupStatus.OK, records=targets)
-    return Lookup(name, rdtype, LookupStatus.OK, records=tuple(rd.to_text() for rd in rrset))
+        return Lookup(name, rdtype, HostStatus.OK, records=targets)
+    return Lookup(name, rdtype, HostStatus.OK, records=tuple(rd.to_text() for rd in rrset))

@@ -39,7 +39,7 @@ async def _addresses(dns: DNSClient, host: str) -> tuple[HostStatus, tuple[str, 
         return HostStatus.OK, addrs
     temp = next((x for x in (a, aaaa) if x.temporary), None)
     if temp is not None:
-        return HostStatus(temp.status.value), ()
+        return temp.status, ()
     return HostStatus.NONE, ()
 
 

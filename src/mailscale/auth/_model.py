@@ -54,8 +54,14 @@ class CheckStatus(ValueEnum):
 
 
 class HostStatus(ValueEnum):
-    """Whether an MX host resolved: ``ok``, ``none`` (no address), the DNS failure, or
-    ``not checked`` (past the first ten hosts)."""
+    """What DNS said about a name, and so whether an MX host resolved.
+
+    An MX host is ``ok``, ``none`` (no address), the temporary DNS failure
+    (``servfail``, ``timeout``, ``error``, ``budget``) or ``not checked`` (past the
+    first ten hosts). The same enum is the status of every DNS lookup of a check
+    (``ok``, ``nodata``, ``nxdomain``, a failure, or ``invalid_name``): one home for
+    DNS outcomes.
+    """
 
     OK = "ok"
     NONE = "none"

@@ -10,8 +10,8 @@ import urllib.parse
 import attrs
 
 from mailscale.auth._args import opt_str, str_arg
-from mailscale.auth._dns import DNSClient, Lookup, LookupStatus
-from mailscale.auth._model import SPFResult
+from mailscale.auth._dns import DNSClient, Lookup
+from mailscale.auth._model import HostStatus, SPFResult
 from mailscale.auth._spf_record import (
     MACRO_RE,
     MAX_LOOKUPS,
@@ -197,7 +197,7 @@ async def _addresses(ev: _Evaluation, name: str, *, count_void: bool) -> list[st
     lookup = await ev.dns.query(name, rdtype)
     if lookup.temporary:
         raise _TempError(lookup.describe())
-    if lookup.status is LookupStatus.INVALID_NAME:
+    if lookup.status is HostStatus.INVALID_NAME:
         return []  # no such name can exist: no match, never temperror (see exists below)
     if count_void:
         ev.note_void(lookup)
@@ -249,7 +249,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "MX")
         if lookup.temporary:
             raise _TempError(lookup.describe())
-        if lookup.status is LookupStatus.INVALID_NAME:
+        if lookup.status is HostStatus.INVALID_NAME:
             return False  # as for exists below
         ev.note_void(lookup)
         hosts = [h for h in lookup.records if h]
@@ -261,7 +261,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
         lookup = await ev.dns.query(target, "A")
         if lookup.temporary:
             raise _TempError(lookup.describe())
-        if lookup.status is LookupStatus.INVALID_NAME:
+        if lookup.status is HostStatus.INVALID_NAME:
             # A macro-expanded name DNS cannot carry (a label over 63 octets): no such
             # name can exist, so the mechanism does not match (RFC 7208 4.3 treats a
             # malformed domain as having no records); asking again would not help, so
@@ -269,7 +269,7 @@ async def _matches(ev: _Evaluation, term: SPFTerm, domain: str) -> bool:
             # hence permerror.
             return False
         ev.note_void(lookup)
-        return lookup.status is LookupStatus.OK
+        return lookup.status is HostStatus.OK
     if name == "ptr":
         lookup = await ev.dns.query(ip.reverse_pointer, "PTR")
         if lookup.temporary:

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailscale._deprecation import deprecated_aliases
-from mailscale.auth._dns import DNSClient, LookupStatus
-from mailscale.auth._model import CheckStatus, DKIMReport, Finding, Severity
+from mailscale.auth._dns import DNSClient
+from mailscale.auth._model import CheckStatus, DKIMReport, Finding, HostStatus, Severity
 from mailscale.errors import AuthCheckError, InvalidKey, UnsupportedAlgorithm
 from mailscale.signing.keys import PrivateKey, PublicKey, parse_key_record
 
@@ -63,7 +63,7 @@ async def analyze_dkim_async(
     ) -> DKIMReport:
         return DKIMReport(selector, name, record, status, findings=findings, **kw)  # type: ignore[arg-type]
 
-    if lookup.status is LookupStatus.INVALID_NAME:
+    if lookup.status is HostStatus.INVALID_NAME:
         return report(
             CheckStatus.INVALID,
             None,

@@ -8,8 +8,8 @@ import re
 
 from mailscale._deprecation import deprecated_aliases
 from mailscale.auth._args import str_arg
-from mailscale.auth._dns import DNSClient, Lookup, LookupStatus
-from mailscale.auth._model import CheckStatus, DMARCReport, Finding, Policy, Severity
+from mailscale.auth._dns import DNSClient, Lookup
+from mailscale.auth._model import CheckStatus, DMARCReport, Finding, HostStatus, Policy, Severity
 from mailscale.errors import AuthCheckError
 
 __all__ = [
@@ -453,7 +453,7 @@ async def _authorizations(
     lookups = await asyncio.gather(*(dns.query(n, "TXT") for n in names.values()))
     for (dest, tag_list), lookup in zip(destinations.items(), lookups, strict=True):
         tag = "/".join(sorted(set(tag_list)))
-        if lookup.status is LookupStatus.INVALID_NAME:
+        if lookup.status is HostStatus.INVALID_NAME:
             findings.append(
                 Finding(
                     Severity.ERROR,
