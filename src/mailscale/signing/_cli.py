@@ -18,7 +18,7 @@ from typing import Any
 
 from mailscale.errors import MailscaleError, SigningError
 from mailscale.signing._signer import DKIMSigner, parse_canonicalization
-from mailscale.signing._verify import DKIMVerifier, VerifyResult
+from mailscale.signing._verify import DKIMVerifier, VerifyResult, VerifyStatus
 from mailscale.signing._wire import check_dns_name, check_identity
 from mailscale.signing.keys import (
     dns_record,
@@ -223,7 +223,8 @@ def _verify(args: argparse.Namespace) -> int:
     # No verdict (status 3, docs/cli.md) when a key could not be fetched and nothing
     # else failed: the same message may pass once DNS answers.
     statuses = {r.status for r in results}
-    incomplete = "temperror" in statuses and statuses <= {"temperror", "pass"}
+    no_verdict = {VerifyStatus.TEMPERROR, VerifyStatus.PASS}
+    incomplete = VerifyStatus.TEMPERROR in statuses and statuses <= no_verdict
     code = 0 if ok else (3 if incomplete else 1)
     if args.json:
         status = (
