@@ -394,12 +394,12 @@ class TestCliHints:
 class TestInfrastructureNote:
     def test_one_figure_within_the_tier_range(self) -> None:
         """250K/month managed: one infrastructure figure, the recommended option's
-        (2 Vultr servers $40 + SendGrid Pro $239.95), its servers within $20-120."""
+        (2 Vultr servers $40 + SendGrid Pro $254.95), its servers within $20-120."""
         p = plan(Workload(monthly_volume=250_000))
-        assert pytest.approx(279.95) == p.infrastructure_usd
+        assert pytest.approx(294.95) == p.infrastructure_usd
         assert (p.infrastructure_usd, p.infrastructure_usd) == p.recommended.infrastructure_usd
         assert p.infrastructure_note == (
-            "Infrastructure: $280/month for managed ESP SendGrid: servers $40 + SendGrid $240; "
+            "Infrastructure: $295/month for managed ESP SendGrid: servers $40 + SendGrid $255; "
             "the servers are within the guide's 100K-1M tier range $20-120."
         )
 

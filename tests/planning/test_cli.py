@@ -36,7 +36,7 @@ class TestTables:
             "$900-1,200",
             "$500-2,000",
             "Why: SendGrid",
-            "Infrastructure: $280/month",
+            "Infrastructure: $295/month",
             "KPI targets",
             "< 1%",
             "Roadmap",

@@ -41,7 +41,7 @@ class TestCompare:
         )
         data = json.loads(out)
         assert 0 == code
-        assert 2 == data["schema_version"]
+        assert 3 == data["schema_version"]
         expected = [
             plan(Workload(monthly_volume=v, team_expertise="strong")).to_dict() for v in VOLUMES
         ]

@@ -87,13 +87,13 @@ class TestTco:
 
     def test_prices_at_the_volume(self) -> None:
         """250K/month from the price lists: SES 250 x $0.10; Mailgun Scale $90 + 150 x $0.80;
-        SendGrid Pro $89.95 + 150 x $1.00; Postmark Platform $18 + 240 x $1.20; plus the
+        SendGrid Pro $89.95 + 150 x $1.10; Postmark Platform $18 + 240 x $1.20; plus the
         pipeline's 2 Vultr servers ($40); self-hosted: the servers alone."""
         p = plan(Workload(monthly_volume=250_000))
         esp = {o.option: o.esp_usd for o in p.tco}
         assert (
             pytest.approx(
-                {"self_hosted": 0, "ses": 25, "mailgun": 210, "sendgrid": 239.95, "postmark": 306}
+                {"self_hosted": 0, "ses": 25, "mailgun": 210, "sendgrid": 254.95, "postmark": 306}
             )
             == esp
         )
@@ -122,7 +122,7 @@ class TestTco:
         p = plan(Workload(monthly_volume=250_000))
         assert ["sendgrid"] == [o.option for o in p.tco if o.recommended]
         assert p.recommendation_note == (
-            "SendGrid ($930-1,230/month) is recommended over the cheaper Mailgun ($900-1,200): "
+            "SendGrid ($945-1,245/month) is recommended over the cheaper Mailgun ($900-1,200): "
             "the guide's choice: the volume band 200K-500K picks SendGrid; the bulk marketing "
             "use case follows the volume band."
         )

@@ -59,12 +59,12 @@ class TestExplain:
         assert "Hosting: managed (0 of 4 self-hosting criteria met, 4 required)." in text
         assert "  not met: 500,000+ emails/month (250,000/month)." in lines
         assert (
-            "Cost Mailgun (cheapest): $900-1,200/month = infrastructure $250 (Mailgun "
-            "Scale 100K + 2 servers of 2 vCPU / 4 GB at Vultr) + 6 h x $75 + compliance "
-            "$200-500; the guide's view $500-2,000."
+            "Cost Mailgun (cheapest, estimated prices): $900-1,200/month = infrastructure "
+            "$250 (Mailgun Scale 100K + 2 servers of 2 vCPU / 4 GB at Vultr) + 6 h x $75 + "
+            "compliance $200-500; the guide's view $500-2,000."
         ) in lines
-        assert "Cost SendGrid (recommended): " in text
-        assert any(line.startswith("Why: SendGrid ($930-1,230/month)") for line in lines)
+        assert "Cost SendGrid (recommended, estimated prices): " in text
+        assert any(line.startswith("Why: SendGrid ($945-1,245/month)") for line in lines)
         assert "KPI bounce rate: < 1%." in lines
         assert "Phase foundation (months 1-3):" in lines
         assert all(line and "\n" not in line for line in lines)
@@ -91,7 +91,7 @@ class TestExplain:
         assert len(p.vps) == sum(line.startswith("VPS ") for line in lines)
         assert len(p.feasibility) == sum(line.startswith("Rate limit ") for line in lines)
         assert len(p.tco) == sum(line.startswith("Cost ") for line in lines)
-        assert 1 == sum("cheapest)" in line for line in lines)
+        assert 1 == sum("(cheapest" in line or ", cheapest" in line for line in lines)
         assert 1 == sum("(recommended" in line for line in lines)
 
     def test_library_prints_nothing(self, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,9 +125,18 @@ class TestToDict:
     def test_content(self) -> None:
         """The dict holds the plan's decisions under stable names."""
         data = plan(WORKLOADS[0]).to_dict()
-        assert 2 == data["schema_version"]
+        assert 3 == data["schema_version"]
         assert ("managed", "sendgrid") == (data["setup"]["kind"], data["setup"]["esp"])
-        assert "planning_guide" == data["per_core_rate_source"]
+        assert "documented" == data["per_core_rate_source"]
+        assert "measured" == data["fleet"]["worker_cpu_origin"].split(":")[0]
+        origins = {a["key"]: a["origin"] for a in data["assumptions"]}
+        assert ("measured", "assumed", "assumed", "assumed", "measured") == (
+            origins["outbox_overhead_bytes"],
+            origins["emails_per_ip_per_hour"],
+            origins["server_upkeep_hours"],
+            origins["hybrid_transactional_share"],
+            origins["worker_cpu_ms"],
+        )
         assert ("100K-1M", "sendgrid", "mailgun") == (
             data["tier"]["label"],
             data["esp"]["chosen"],
@@ -138,10 +147,12 @@ class TestToDict:
         assert [True] == [o["cheapest"] for o in data["tco"] if o["option"] == "mailgun"]
         assert ["foundation", "optimization", "scale"] == [p["key"] for p in data["roadmap"]]
         assert sorted(data) == [
+            "assumptions",
             "dedicated_ips",
             "derived",
             "esp",
             "feasibility",
+            "fleet",
             "guide_per_core_rate",
             "hosting",
             "infrastructure_note",

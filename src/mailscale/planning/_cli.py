@@ -370,6 +370,13 @@ def render(p: Plan, console: Any = None) -> None:
             f"({p.measurement_method}); the planning guide's figure is "
             f"{number(p.guide_per_core_rate)}."
         )
+    elif p.per_core_rate_source == "documented" and p.fleet is not None:
+        console.print(
+            f"Per-core rate: {p.per_core_rate:,.0f} emails/minute "
+            f"({number(p.fleet.worker_cpu_ms, 4)} ms CPU per email, "
+            f"{p.fleet.worker_cpu_origin}); the planning guide's figure is "
+            f"{number(p.guide_per_core_rate)}."
+        )
     band = "below the smallest tier: " if t.below_smallest else ""
     console.print(
         _table(
@@ -415,7 +422,7 @@ def render(p: Plan, console: Any = None) -> None:
                     f"{q.servers:,} x {q.vcpu} vCPU / {number(q.ram_gb)} GB"
                     + (f" + {q.extra_storage_gb:,} GB" if q.extra_storage_gb else "")
                     + (f" + {plural(q.extra_ips, 'IP')}" if q.extra_ips else ""),
-                    money(q.total_usd),
+                    money(q.total_usd) + (" est." if q.estimated else ""),
                     money_range(*q.monthly_usd, open_ended=q.open_ended),
                 )
                 for q in p.vps
@@ -423,6 +430,8 @@ def render(p: Plan, console: Any = None) -> None:
             width,
         )
     )
+    if p.fleet is not None:
+        console.print(f"Capacity: {p.fleet.rule}.")
 
     e = p.esp
     if p.setup.kind == "managed":
@@ -475,7 +484,7 @@ def render(p: Plan, console: Any = None) -> None:
                     dollars(o.infrastructure_usd[0]),
                     f"{number(o.engineering_hours)} h {dollars(o.engineering_usd)}",
                     money_range(*o.compliance_usd),
-                    dollars(*o.total_usd),
+                    dollars(*o.total_usd) + (" est." if o.estimated else ""),
                     "-" if o.guide_total_usd is None else money_range(*o.guide_total_usd),
                 )
                 for o in p.tco
@@ -483,9 +492,32 @@ def render(p: Plan, console: Any = None) -> None:
             width,
         )
     )
+    if any(o.estimated for o in p.tco) or any(q.estimated for q in p.vps):
+        console.print(
+            "est. = a price in it is estimated, not from a published price list "
+            "(see data/pricing.toml and data/vps.toml)."
+        )
     if p.recommendation_note is not None:
         console.print(f"Why: {p.recommendation_note}")
     console.print(p.infrastructure_note)
+
+    console.print(
+        _table(
+            "Assumptions (origin: planning guide, measured, assumed, ...)",
+            ("figure", "value", "origin"),
+            [(a.label, a.value, a.origin.replace("_", " ")) for a in p.assumptions],
+            width,
+        )
+    )
+    sources = Table.grid(padding=(0, 1))
+    sources.add_column(no_wrap=True)
+    sources.add_column()
+    for a in p.assumptions:
+        if a.origin in ("measured", "calibrated"):
+            sources.add_row(f"{a.label}:", a.source)
+    if sources.row_count:
+        console.print("Measured figures:")
+        console.print(sources)
 
     console.print(
         _table(

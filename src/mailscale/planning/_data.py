@@ -41,6 +41,8 @@ __all__ = [
     "Hosting",
     "IpRules",
     "KpiSpec",
+    "Measured",
+    "MeasuredFigure",
     "PhaseSpec",
     "PlanningData",
     "PricePlan",
@@ -54,7 +56,26 @@ __all__ = [
     "read_overrides",
 ]
 
-SECTIONS = ("capacity", "esp", "hosting", "ips", "kpi", "pricing", "roadmap", "tco", "tiers", "vps")
+SECTIONS = (
+    "capacity",
+    "esp",
+    "hosting",
+    "ips",
+    "kpi",
+    "measured",
+    "pricing",
+    "roadmap",
+    "tco",
+    "tiers",
+    "vps",
+)
+MEASURED_KEYS = (
+    "worker_cpu_ms",
+    "shaper_cpu_us",
+    "redis_messages_per_second",
+    "redis_batch_messages",
+    "outbox_overhead_bytes",
+)
 CRITERIA = ("volume", "team", "custom_integration", "compliance")
 TEAM_LEVELS = ("none", "some", "strong")
 USE_CASES = ("transactional", "cold_outreach", "bulk_marketing", "enterprise")
@@ -127,7 +148,7 @@ class Capacity:
     db_queries_per_message: float
     max_vcpu_per_server: int
     max_ram_gb_per_server: int
-    stored_overhead_bytes_per_message: float
+    stored_overhead_bytes_per_message: float | None
     server_upkeep_hours: float = 0.0
 
 
@@ -141,13 +162,47 @@ class VpsSize:
 
 
 @attrs.frozen
+class MeasuredFigure:
+    """A per-message cost measured on this stack, with where and when it was measured.
+
+    Attributes:
+        source: the document and section that records the measurement and its command.
+        date: the date it was measured there.
+        detail: what was measured, in a few words.
+    """
+
+    key: str
+    value: float
+    unit: str
+    source: str
+    date: str
+    detail: str
+
+
+@attrs.frozen
+class Measured:
+    """The stack's measured per-message costs (``data/measured.toml``)."""
+
+    worker_cpu_ms: MeasuredFigure
+    shaper_cpu_us: MeasuredFigure
+    redis_messages_per_second: MeasuredFigure
+    redis_batch_messages: MeasuredFigure
+    outbox_overhead_bytes: MeasuredFigure
+
+
+@attrs.frozen
 class VpsShape:
-    """A server shape a provider sells: vCPU, RAM, included SSD and monthly price."""
+    """A server shape a provider sells: vCPU, RAM, included SSD and monthly price.
+
+    Attributes:
+        estimated: the price is mailscale's estimate, not read from a published list.
+    """
 
     vcpu: int
     ram_gb: float
     ssd_gb: float
     usd: float
+    estimated: bool = False
 
 
 @attrs.frozen
@@ -160,6 +215,8 @@ class VpsProvider:
         storage_usd_per_gb: block storage beyond a shape's SSD, per GB and month.
         ips_per_server: the most public IPs one server can have (the first is included).
         extra_ip_usd: each IP beyond the first on a server, per month.
+        source_date: the date of the source as found ("" when unknown).
+        note: how the prices were found, and what is estimated.
     """
 
     key: str
@@ -172,6 +229,8 @@ class VpsProvider:
     storage_usd_per_gb: float = 0.0
     ips_per_server: int = 1
     extra_ip_usd: float = 0.0
+    source_date: str = ""
+    note: str = ""
 
     def price(self, size: str) -> Pair:
         """The monthly [low, high] USD price of one server of ``size``."""
@@ -211,13 +270,18 @@ class Hosting:
 
 @attrs.frozen
 class PricePlan:
-    """One plan of an ESP's price list: a monthly base with included emails, then overage."""
+    """One plan of an ESP's price list: a monthly base with included emails, then overage.
+
+    Attributes:
+        estimated: a figure of the plan is mailscale's estimate, not from a published list.
+    """
 
     name: str
     base_usd: float
     included: int
     per_1000_usd: float
     max_volume: int | None = None
+    estimated: bool = False
 
     def cost(self, volume: int) -> float | None:
         """The plan's monthly cost at ``volume``; None when the plan does not go that high."""
@@ -229,12 +293,21 @@ class PricePlan:
 
 @attrs.frozen
 class EspPricing:
-    """An ESP's published price list (see ``data/pricing.toml``)."""
+    """An ESP's price list (see ``data/pricing.toml``).
+
+    Attributes:
+        source_date: the date of the source as found ("" when unknown).
+        note: how the prices were found, and what is estimated.
+        dedicated_ip_estimated: the dedicated-IP price is an estimate.
+    """
 
     key: str
     source: str
     dedicated_ip_usd: float
     plans: tuple[PricePlan, ...]
+    source_date: str = ""
+    note: str = ""
+    dedicated_ip_estimated: bool = False
 
     def cheapest(self, volume: int) -> tuple[PricePlan, float]:
         """The cheapest plan covering ``volume`` and its monthly cost."""
@@ -320,6 +393,8 @@ class PlanningData:
     pricing_checked: str = ""
     vps_checked: str = ""
     ips: IpRules = IpRules(25_000, 2, (1_000_000,))
+    measured: Measured | None = None
+    overridden: frozenset[str] = frozenset()
 
     def esp_pricing(self, key: str) -> EspPricing:
         """The price list of the ESP named ``key``."""
@@ -384,6 +459,16 @@ class _Table:
 
     def text(self, key: str) -> str:
         return check_text(self.get(key), self.field(key))
+
+    def optional_text(self, key: str) -> str:
+        """A string that may be empty or absent ("")."""
+        if not self.has(key):
+            return ""
+        value = self.get(key)
+        if not isinstance(value, str):
+            field = self.field(key)
+            raise PlanningError(f"{field} must be a string, got {value!r}", field=field)
+        return value
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str:
         return check_choice(self.get(key), self.field(key), choices)
@@ -470,8 +555,12 @@ def _capacity(c: _Table) -> Capacity:
         db_queries_per_message=c.number("db_queries_per_message", zero=True),
         max_vcpu_per_server=c.integer("max_vcpu_per_server"),
         max_ram_gb_per_server=c.integer("max_ram_gb_per_server"),
-        stored_overhead_bytes_per_message=c.number(
-            "stored_overhead_bytes_per_message", zero=True, maximum=10**8
+        # Read for one release: the measured figure (measured.outbox_overhead_bytes)
+        # replaced it; when given it still wins.
+        stored_overhead_bytes_per_message=(
+            c.number("stored_overhead_bytes_per_message", zero=True, maximum=10**8)
+            if c.has("stored_overhead_bytes_per_message")
+            else None
         ),
         server_upkeep_hours=c.number("server_upkeep_hours", zero=True, maximum=1_000),
     )
@@ -516,6 +605,8 @@ def _vps(v: _Table, capacity: Capacity) -> tuple[tuple[VpsSize, ...], tuple[VpsP
                 prices=prices,
                 open_ended=frozenset(open_ended),
                 source=p.text("source"),
+                source_date=p.optional_text("source_date"),
+                note=p.optional_text("note"),
                 shapes=_shapes(p),
                 storage_usd_per_gb=p.number("storage_usd_per_gb", zero=True, maximum=1_000),
                 ips_per_server=p.integer("ips_per_server"),
@@ -546,6 +637,7 @@ def _shapes(p: _Table) -> tuple[VpsShape, ...]:
                 ram_gb=s.number("ram_gb"),
                 ssd_gb=s.number("ssd_gb", zero=True),
                 usd=s.number("usd", maximum=_MAX_MONEY),
+                estimated=s.flag("estimated") if s.has("estimated") else False,
             )
         )
         s.done()
@@ -571,6 +663,7 @@ def _pricing(t: _Table, esp_keys: tuple[str, ...]) -> tuple[str, tuple[EspPricin
                     included=row.integer("included", zero=True),
                     per_1000_usd=row.number("per_1000_usd", zero=True, maximum=_MAX_MONEY),
                     max_volume=row.integer("max_volume") if row.has("max_volume") else None,
+                    estimated=row.flag("estimated") if row.has("estimated") else False,
                 )
             )
             row.done()
@@ -585,12 +678,34 @@ def _pricing(t: _Table, esp_keys: tuple[str, ...]) -> tuple[str, tuple[EspPricin
                 source=e.text("source"),
                 dedicated_ip_usd=e.number("dedicated_ip_usd", zero=True, maximum=_MAX_MONEY),
                 plans=tuple(plans),
+                source_date=e.optional_text("source_date"),
+                note=e.optional_text("note"),
+                dedicated_ip_estimated=(
+                    e.flag("dedicated_ip_estimated") if e.has("dedicated_ip_estimated") else False
+                ),
             )
         )
         e.done()
     esp_table.done()
     t.done()
     return checked, tuple(prices)
+
+
+def _measured(m: _Table) -> Measured:
+    figures = {}
+    for key in MEASURED_KEYS:
+        f = m.table(key)
+        figures[key] = MeasuredFigure(
+            key=key,
+            value=f.number("value", maximum=10**9),
+            unit=f.text("unit"),
+            source=f.text("source"),
+            date=f.text("date"),
+            detail=f.text("detail"),
+        )
+        f.done()
+    m.done()
+    return Measured(**figures)
 
 
 def _ips(t: _Table) -> IpRules:
@@ -812,6 +927,8 @@ def _build(raw: Mapping[str, Any], changed: frozenset[str] = frozenset()) -> Pla
         pricing_checked=pricing_checked,
         vps_checked=vps_checked,
         ips=_ips(root.table("ips")),
+        measured=_measured(root.table("measured")),
+        overridden=changed,
     )
     root.done()
     return data

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailscale.planning._data import Capacity
+from mailscale.planning._data import Capacity, Measured
 from mailscale.planning._format import (
     dollars,
     kpi_value,
@@ -12,13 +12,14 @@ from mailscale.planning._format import (
     plural,
     quantity,
 )
-from mailscale.planning._model import Derived, Plan, VpsQuote
+from mailscale.planning._model import Derived, Fleet, Plan, VpsQuote
 from mailscale.planning._sizing import Sizing
 from mailscale.planning._workload import Workload
 
 __all__ = [
     "derived_figures",
     "explain_lines",
+    "fleet_rule",
     "infrastructure_note",
     "recommendation_note",
     "servers_rule",
@@ -34,12 +35,40 @@ _USE_CASE_WORDS = {
 
 
 def _rate_words(s: Sizing, capacity: Capacity) -> str:
+    guide = f"the planning guide's figure is {number(capacity.emails_per_minute_per_core)}"
     if s.rate_source == "measured":
-        return (
-            f"measured; the planning guide's figure is "
-            f"{number(capacity.emails_per_minute_per_core)}"
-        )
+        return f"measured; {guide}"
+    if s.rate_source == "documented":
+        return f"{number(s.worker_ms, 4)} ms CPU per email measured (docs/performance.md); {guide}"
     return s.rate_source.replace("_", " ")
+
+
+def fleet_rule(f: Fleet, measured: Measured | None) -> str:
+    """The fleet's capacity at the peak in words, each per-message cost with its source."""
+    cpu = f"worker CPU {number(f.worker_cpu_ms, 4)} ms/email ({f.worker_cpu_origin})"
+    if f.shared_redis and measured is not None:
+        m = measured.shaper_cpu_us
+        cpu += (
+            f" + Redis shaper {number(f.shaper_cpu_us)} us/email (measured: {m.source}, {m.date})"
+        )
+    text = (
+        f"{cpu}; peak {number(f.peak_per_second, 3)}/s -> {number(f.cores, 3)} cores, "
+        f"{plural(f.sending_servers, 'sending server')} by CPU; "
+        f"{plural(f.servers, 'server')} x {f.vcpu_per_server} vCPU take "
+        f"{number(round(f.capacity_per_second))}/s ({number(round(f.headroom))}x the peak)"
+    )
+    if f.shared_redis and measured is not None:
+        text += (
+            f"; shared Redis for shaping ({plural(f.servers, 'server')}): "
+            f"{number(f.redis_round_trips_per_second, 3)} round trips/s of "
+            f"{number(measured.redis_batch_messages.value)} emails, "
+            f"{number(f.redis_load * 100, 3)}% of one client's measured "
+            f"{number(measured.redis_messages_per_second.value)}/s, "
+            f"{plural(f.redis_instances, 'Redis instance')}"
+        )
+    elif not f.shared_redis:
+        text += "; one server: shaping in process, no shared Redis"
+    return text
 
 
 def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived, ...]:
@@ -62,7 +91,7 @@ def derived_figures(w: Workload, s: Sizing, capacity: Capacity) -> tuple[Derived
             "sending_cores",
             float(s.sending_cores),
             "cores",
-            f"{number(s.per_minute)}/minute / {number(s.rate)} emails/minute/core "
+            f"{number(s.per_minute)}/minute / {round(s.rate):,} emails/minute/core "
             f"({_rate_words(s, capacity)})",
         ),
         Derived(
@@ -98,9 +127,14 @@ def sizing_rules(w: Workload, s: Sizing, capacity: Capacity) -> dict[str, str]:
             f"{number(w.sends_per_address_per_month)} sends per address per month)"
         )
     )
+    overhead_origin = {
+        "measured": "measured",
+        "override": "your override",
+        "none": "not counted",
+    }[s.overhead_source]
     size_note = (
         f"{number(w.message_size_bytes)} bytes + "
-        f"{number(capacity.stored_overhead_bytes_per_message)} bytes outbox overhead "
+        f"{number(s.overhead_bytes)} bytes outbox overhead ({overhead_origin}) "
         f"per stored email; the guide's rule of thumb, 1 GB per "
         f"{number(capacity.stored_emails_per_gb)} stored emails, gives "
         f"{s.guide_storage_gb:,} GB"
@@ -255,8 +289,9 @@ def explain_lines(p: Plan) -> list[str]:
         lines.append(f"Dedicated IPs: {ips.reason}.")
     for q in p.vps:
         mark = " (chosen)" if q.chosen else ""
+        est = " (estimated price)" if q.estimated else ""
         lines.append(
-            f"VPS {q.name}{mark}: {money(q.total_usd)}/month for {_shape_words(q)} "
+            f"VPS {q.name}{mark}: {money(q.total_usd)}/month{est} for {_shape_words(q)} "
             f"({money(q.shape_usd)} each"
             + (
                 f", {q.extra_storage_gb:,} GB block storage {money(q.storage_usd)}"
@@ -268,6 +303,8 @@ def explain_lines(p: Plan) -> list[str]:
             f"{money_range(*q.monthly_usd, open_ended=q.open_ended)}/month; "
             f"strengths: {', '.join(q.strengths)}."
         )
+    if p.fleet is not None:
+        lines.append(f"Capacity: {p.fleet.rule}.")
     lines.append(f"Setup: {p.setup.summary}.")
     e = p.esp
     if p.setup.kind == "managed":
@@ -303,7 +340,15 @@ def explain_lines(p: Plan) -> list[str]:
     for c in h.criteria:
         lines.append(f"  {'met' if c.met else 'not met'}: {c.label} ({c.detail}).")
     for o in p.tco:
-        marks = [m for m, on in (("recommended", o.recommended), ("cheapest", o.cheapest)) if on]
+        marks = [
+            m
+            for m, on in (
+                ("recommended", o.recommended),
+                ("cheapest", o.cheapest),
+                ("estimated prices", o.estimated),
+            )
+            if on
+        ]
         mark = f" ({', '.join(marks)})" if marks else ""
         guide = (
             "the guide gives none"
@@ -319,6 +364,8 @@ def explain_lines(p: Plan) -> list[str]:
     if p.recommendation_note is not None:
         lines.append(f"Why: {p.recommendation_note}")
     lines.append(p.infrastructure_note)
+    for a in p.assumptions:
+        lines.append(f"Assumption {a.label}: {a.value} ({a.origin.replace('_', ' ')}: {a.source}).")
     for k in p.kpis:
         source = "" if k.source == "planning_guide" else f" (raised to the {k.source})"
         lines.append(f"KPI {k.label}: {k.comparator} {kpi_value(k.target, k.unit)}{source}.")

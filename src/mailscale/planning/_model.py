@@ -13,11 +13,13 @@ from mailscale.planning._kpi import HealthReport, KpiTarget, evaluate_kpis
 from mailscale.planning._workload import Workload
 
 __all__ = [
+    "Assumption",
     "Criterion",
     "DedicatedIps",
     "Derived",
     "EspChoice",
     "Feasibility",
+    "Fleet",
     "HostingDecision",
     "Phase",
     "Plan",
@@ -28,7 +30,7 @@ __all__ = [
     "VpsQuote",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @attrs.frozen
@@ -107,6 +109,7 @@ class VpsQuote:
         upkeep_hours: the servers' upkeep (capacity.server_upkeep_hours each), which the
             cost options add to the guide's engineering hours.
         chosen: the cheapest provider: its servers are the plan's.
+        estimated: the shape's price is an estimate, not from a published list.
         size: the guide's size (small, medium, large) that holds the shape.
         per_server_usd, monthly_usd: the guide's band for that size (per server,
             and times ``servers``): its view, shown for comparison.
@@ -133,6 +136,7 @@ class VpsQuote:
     upkeep_hours: float
     chosen: bool
     source: str
+    estimated: bool = False
 
 
 @attrs.frozen
@@ -215,6 +219,7 @@ class TcoEstimate:
             it gives none: its view, for comparison.
         recommended: the option of the plan's setup.
         cheapest: the lowest total (midpoint, then low end).
+        estimated: a price in it (ESP plan, dedicated IPs, servers) is an estimate.
     """
 
     option: str
@@ -232,6 +237,7 @@ class TcoEstimate:
     guide_infrastructure_usd: tuple[float, float] | None
     guide_total_usd: tuple[float, float] | None
     recommended: bool
+    estimated: bool = False
 
 
 @attrs.frozen
@@ -280,6 +286,67 @@ class DedicatedIps:
     schedule: tuple[tuple[int, int], ...]
     guide_band: tuple[float, float]
     reason: str
+
+
+@attrs.frozen
+class Fleet:
+    """The sending fleet's capacity at the peak, from the stack's per-message costs.
+
+    Attributes:
+        worker_cpu_ms: CPU per message of the sending path (measured: documented in
+            docs/performance.md, or calibrated on this machine, or given).
+        worker_cpu_source: ``documented``, ``measured`` (calibrated or given) or
+            ``planning_guide`` (the guide's per-core rate, when no measurement exists).
+        worker_cpu_origin: where the figure comes from, in words.
+        shared_redis: the fleet has more than one server, so shaping goes through one
+            shared Redis (limits hold across servers).
+        shaper_cpu_us: the Redis shaper's client CPU per message (0 without Redis).
+        cpu_ms: CPU per message on a sending server: worker + shaper.
+        cores: cores busy at the peak, ``peak_per_second x cpu_ms / 1000``.
+        sending_servers: servers the peak needs by CPU, ``ceil(cores / vCPU per server)``.
+        capacity_per_second: what the plan's servers take at ``cpu_ms``.
+        headroom: ``capacity_per_second / peak_per_second``.
+        redis_round_trips_per_second: shaping round trips at the peak (batches).
+        redis_load: the peak's share of one Redis client's measured rate.
+        redis_instances: Redis instances the peak needs (0 without a shared Redis).
+        rule: the derivation in words, with the figures' sources.
+    """
+
+    worker_cpu_ms: float
+    worker_cpu_source: str
+    worker_cpu_origin: str
+    shared_redis: bool
+    shaper_cpu_us: float
+    cpu_ms: float
+    peak_per_second: float
+    cores: float
+    servers: int
+    vcpu_per_server: int
+    sending_servers: int
+    capacity_per_second: float
+    headroom: float
+    redis_round_trips_per_second: float
+    redis_load: float
+    redis_instances: int
+    rule: str
+
+
+@attrs.frozen
+class Assumption:
+    """A figure the plan rests on, with its origin.
+
+    Attributes:
+        origin: ``planning_guide``, ``measured`` (docs/performance.md), ``calibrated``
+            (measured on this machine), ``given`` (a workload field you set),
+            ``assumed`` (mailscale's assumption) or ``override`` (your data override).
+        source: where it comes from, in words (document and section, data file).
+    """
+
+    key: str
+    label: str
+    value: str
+    origin: str
+    source: str
 
 
 @attrs.frozen
@@ -338,6 +405,8 @@ class Plan:
     infrastructure_usd: float
     infrastructure_note: str
     recommendation_note: str | None
+    fleet: Fleet | None = None
+    assumptions: tuple[Assumption, ...] = ()
 
     def requirement(self, resource: str) -> Requirement:
         """The requirement for ``resource`` (``vcpu``, ``ram_gb``, ...), else `PlanningError`."""

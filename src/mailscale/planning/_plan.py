@@ -20,6 +20,7 @@ from mailscale.planning._data import (
 )
 from mailscale.planning._explain import (
     derived_figures,
+    fleet_rule,
     infrastructure_note,
     recommendation_note,
     servers_rule,
@@ -29,10 +30,12 @@ from mailscale.planning._format import compact, number, plural, plurals
 from mailscale.planning._kpi import KpiTarget
 from mailscale.planning._measurements import Measurements
 from mailscale.planning._model import (
+    Assumption,
     Criterion,
     DedicatedIps,
     EspChoice,
     Feasibility,
+    Fleet,
     HostingDecision,
     Phase,
     Plan,
@@ -47,6 +50,7 @@ from mailscale.planning._sizing import (
     Sizing,
     esp_cost,
     fit_servers,
+    fleet_load,
     ip_need,
 )
 from mailscale.planning._sizing import ceil as _ceil
@@ -365,6 +369,7 @@ def _quotes(data: PlanningData, fits: list[ServerFit]) -> tuple[VpsQuote, ...]:
                 upkeep_hours=float(fit.upkeep_hours),
                 chosen=i == best,
                 source=provider.source,
+                estimated=fit.shape.estimated,
             )
         )
     return tuple(quotes)
@@ -379,6 +384,7 @@ def _option(
     servers: VpsQuote,
     detail: str,
     hours_from: tuple[str, ...],
+    estimated: bool = False,
 ) -> TcoEstimate:
     specs = [spec for k in hours_from if (spec := data.tco_spec(k)) is not None]
     hours = sum((_exact(spec.engineering_hours) for spec in specs), _exact(servers.upkeep_hours))
@@ -409,6 +415,7 @@ def _option(
         guide_infrastructure_usd=None if own is None else own.infrastructure_usd,
         guide_total_usd=None if own is None else own.guide_total_usd,
         recommended=False,
+        estimated=estimated or servers.estimated,
     )
 
 
@@ -449,7 +456,7 @@ def _tco(
     ]
     esp_ips = need_ips if workload.esp_dedicated_ips else 0
     for esp in data.esps:
-        plan_name, cost = esp_cost(data.esp_pricing(esp.key), volume, esp_ips)
+        plan_name, cost, estimated = esp_cost(data.esp_pricing(esp.key), volume, esp_ips)
         ip_words = f" + {plural(esp_ips, 'dedicated IP')}" if esp_ips else ""
         rows.append(
             _option(
@@ -461,13 +468,14 @@ def _tco(
                 pipeline,
                 f"{esp.name} {plan_name}{ip_words} + {_servers_words(pipeline)}",
                 (esp.key,),
+                estimated,
             )
         )
     if setup.kind == "hybrid":
         assert setup.esp is not None and setup.esp_name is not None
         share = _exact(data.hosting.hybrid_transactional_share)
         transactional = _ceil(volume * share)
-        plan_name, cost = esp_cost(data.esp_pricing(setup.esp), transactional, 0)
+        plan_name, cost, estimated = esp_cost(data.esp_pricing(setup.esp), transactional, 0)
         rows.append(
             _option(
                 "hybrid",
@@ -479,6 +487,7 @@ def _tco(
                 f"{_servers_words(hosted)} + {setup.esp_name} {plan_name} for "
                 f"{plural(transactional, 'transactional email')}",
                 ("self_hosted", setup.esp),
+                estimated,
             )
         )
     # Cheapest: lowest midpoint, then lowest low end, then the setup's own option (a tie is
@@ -496,6 +505,181 @@ def _tco(
         attrs.evolve(row, cheapest=i == best, recommended=row.option == setup.option)
         for i, row in enumerate(rows)
     )
+
+
+def _worker_origin(sizing: Sizing, data: PlanningData, method: str | None) -> str:
+    """Where the plan's CPU per message comes from, in words."""
+    if sizing.rate_source == "documented" and data.measured is not None:
+        m = data.measured.worker_cpu_ms
+        return f"measured: {m.source}, {m.date}"
+    if sizing.rate_source == "measured":
+        if method == "given":
+            return "given (per_core_rate)"
+        return f"calibrated on this machine: {method}"
+    return "the planning guide's per-core rate"
+
+
+def _fleet(sizing: Sizing, data: PlanningData, chosen: VpsQuote, method: str | None) -> Fleet:
+    shared = chosen.servers >= 2
+    load = fleet_load(
+        sizing.peak_hour, sizing.worker_ms, chosen.servers, chosen.vcpu, data.measured, shared
+    )
+    shaper_us = data.measured.shaper_cpu_us.value if shared and data.measured is not None else 0.0
+    fleet = Fleet(
+        worker_cpu_ms=float(sizing.worker_ms),
+        worker_cpu_source=sizing.rate_source,
+        worker_cpu_origin=_worker_origin(sizing, data, method),
+        shared_redis=shared,
+        shaper_cpu_us=shaper_us,
+        cpu_ms=float(load.cpu_ms),
+        peak_per_second=float(load.peak_per_second),
+        cores=float(load.cores),
+        servers=chosen.servers,
+        vcpu_per_server=chosen.vcpu,
+        sending_servers=load.sending_servers,
+        capacity_per_second=float(load.capacity_per_second),
+        headroom=float(load.capacity_per_second / load.peak_per_second),
+        redis_round_trips_per_second=float(load.redis_round_trips),
+        redis_load=float(load.redis_load),
+        redis_instances=load.redis_instances,
+        rule="",
+    )
+    return attrs.evolve(fleet, rule=fleet_rule(fleet, data.measured))
+
+
+def _origin(data: PlanningData, path: str, default: str) -> str:
+    return "override" if path in data.overridden else default
+
+
+def _assumptions(
+    workload: Workload, sizing: Sizing, data: PlanningData, fleet: Fleet
+) -> tuple[Assumption, ...]:
+    """Every figure the plan rests on that the workload does not give, with its origin."""
+    capacity, m = data.capacity, data.measured
+    rate_origin = {
+        "documented": "measured",
+        "measured": "given" if fleet.worker_cpu_origin.startswith("given") else "calibrated",
+        "planning_guide": _origin(data, "capacity.emails_per_minute_per_core", "planning_guide"),
+    }[sizing.rate_source]
+    if sizing.rate_source == "documented":
+        rate_origin = _origin(data, "measured.worker_cpu_ms.value", rate_origin)
+    if sizing.rate_source == "documented" and m is not None:
+        w = m.worker_cpu_ms
+        rate_source = f"{w.source}, {w.date}: {w.detail}"
+    elif rate_origin == "given":
+        rate_source = "the workload's per_core_rate"
+    elif rate_origin == "calibrated":
+        rate_source = fleet.worker_cpu_origin.removeprefix("calibrated on this machine: ")
+    else:
+        rate_source = "capacity.toml"
+    rows = [
+        Assumption(
+            "worker_cpu_ms",
+            "CPU per email (sending path)",
+            f"{number(sizing.worker_ms, 4)} ms = {round(sizing.rate):,} emails/minute/core",
+            rate_origin,
+            f"{rate_source}; the planning guide's figure: "
+            f"{number(capacity.emails_per_minute_per_core)} emails/minute/core",
+        ),
+    ]
+    if sizing.overhead_source == "override":
+        rows.append(
+            Assumption(
+                "outbox_overhead_bytes",
+                "outbox bytes per stored email",
+                f"{number(sizing.overhead_bytes)} bytes",
+                "override",
+                "capacity.stored_overhead_bytes_per_message",
+            )
+        )
+    elif m is not None:
+        o = m.outbox_overhead_bytes
+        rows.append(
+            Assumption(
+                "outbox_overhead_bytes",
+                "outbox bytes per stored email",
+                f"{number(o.value)} bytes",
+                _origin(data, "measured.outbox_overhead_bytes.value", "measured"),
+                f"{o.source}, {o.date}: {o.detail}",
+            )
+        )
+    if fleet.shared_redis and m is not None:
+        rows.append(
+            Assumption(
+                "redis_shaper",
+                "shared Redis shaper",
+                f"{number(m.shaper_cpu_us.value)} us client CPU/email; "
+                f"{number(m.redis_messages_per_second.value)} emails/s per client; "
+                f"{number(m.redis_batch_messages.value)} per round trip",
+                "measured",
+                f"{m.shaper_cpu_us.source}, {m.shaper_cpu_us.date}",
+            )
+        )
+    rows += [
+        Assumption(
+            "db_queries",
+            "database queries",
+            f"{number(capacity.db_queries_per_message)} per email at "
+            f"{number(capacity.db_queries_per_second_per_core)}/s per core",
+            _origin(data, "capacity.db_queries_per_message", "assumed"),
+            "4 per email (enqueue, lease, acknowledge, outcome): mailscale's assumption; "
+            "500 queries/s per core: the planning guide",
+        ),
+        Assumption(
+            "ram_per_address",
+            "RAM per active address",
+            f"1 GB per {number(capacity.active_addresses_per_gb_ram)}",
+            _origin(data, "capacity.active_addresses_per_gb_ram", "planning_guide"),
+            "capacity.toml",
+        ),
+        Assumption(
+            "sends_per_address",
+            "emails per address per month",
+            "-"
+            if workload.active_addresses is not None
+            else number(workload.sends_per_address_per_month),
+            "given"
+            if workload.active_addresses is not None or workload.sends_per_address_per_month != 4
+            else "assumed",
+            "used for the active addresses when they are not given (a weekly newsletter)",
+        ),
+        Assumption(
+            "emails_per_ip_per_hour",
+            "emails per warm IP per hour",
+            number(data.ips.emails_per_ip_per_hour),
+            _origin(data, "ips.emails_per_ip_per_hour", "assumed"),
+            "ips.toml: under the big mailbox providers' per-IP throttling",
+        ),
+        Assumption(
+            "min_ips",
+            "dedicated IPs at least",
+            f"{data.ips.min_ips:,}",
+            _origin(data, "ips.min_ips", "assumed"),
+            "ips.toml: one spare for failover",
+        ),
+        Assumption(
+            "server_upkeep_hours",
+            "upkeep per server per month",
+            f"{number(capacity.server_upkeep_hours)} h",
+            _origin(data, "capacity.server_upkeep_hours", "assumed"),
+            "capacity.toml: patching and monitoring, added to the guide's hours",
+        ),
+        Assumption(
+            "hybrid_transactional_share",
+            "transactional share (hybrid)",
+            f"{number(data.hosting.hybrid_transactional_share * 100)}%",
+            _origin(data, "hosting.hybrid_transactional_share", "assumed"),
+            "hosting.toml: priced at the transactional ESP in a hybrid setup",
+        ),
+        Assumption(
+            "largest_server",
+            "largest server",
+            f"{capacity.max_vcpu_per_server} vCPU / {capacity.max_ram_gb_per_server} GB",
+            _origin(data, "capacity.max_vcpu_per_server", "planning_guide"),
+            "the planning guide's largest tier figures",
+        ),
+    ]
+    return tuple(rows)
 
 
 def _kpi_targets(peak_per_minute: Fraction, data: PlanningData) -> tuple[KpiTarget, ...]:
@@ -602,6 +786,8 @@ def plan(
         workload,
         capacity,
         None if measurements is None else measurements.emails_per_minute_per_core,
+        data.measured,
+        "capacity.emails_per_minute_per_core" in data.overridden,
     )
     rules = sizing_rules(workload, sizing, capacity)
     vcpu = _requirement("vcpu", "vCPU", tier.vcpu[1], sizing.cores, rules["vcpu"])
@@ -715,8 +901,11 @@ def plan(
         recommendation_note=None,
     )
     recommended = draft.recommended
+    fleet = _fleet(sizing, data, chosen, draft.measurement_method)
     draft = attrs.evolve(
         draft,
+        fleet=fleet,
+        assumptions=_assumptions(workload, sizing, data, fleet),
         infrastructure_usd=recommended.infrastructure_usd[0],
         infrastructure_note=infrastructure_note(draft),
         recommendation_note=recommendation_note(draft),

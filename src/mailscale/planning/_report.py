@@ -216,15 +216,19 @@ def html_report(p: Plan, *, data: PlanningData | None = None) -> str:
     w = p.workload
     curves = [plan_(attrs.evolve(w, monthly_volume=v), data=data) for v in COST_VOLUMES]
     chosen = next(q for q in p.vps if q.chosen)
-    cores = p.requirement("vcpu").recommended
-    capacity = cores * p.per_core_rate
+    cores = chosen.servers * chosen.vcpu
     peak = p.derived_value("peak_per_minute")
-    rate_words = (
-        f"measured ({p.measurement_method}); the planning guide's figure is "
-        f"{number(p.guide_per_core_rate)}"
-        if p.per_core_rate_source == "measured"
-        else "the planning guide's figure"
-    )
+    fleet = p.fleet
+    if fleet is not None:
+        capacity = fleet.capacity_per_second * 60
+        rate_words = (
+            f"{number(fleet.cpu_ms, 4)} ms CPU per email, {fleet.worker_cpu_origin}; the "
+            f"planning guide's figure is {number(p.guide_per_core_rate)} emails/minute/core"
+        )
+    else:
+        capacity = cores * p.per_core_rate
+        rate_words = "the planning guide's figure"
+    estimated = any(o.estimated for o in p.tco)
     sections = [
         f"<h1>Email infrastructure plan: {_e(quantity(w.monthly_volume, 'emails/month'))}, "
         f"{_e(w.use_case.replace('_', ' '))}</h1>",
@@ -246,16 +250,24 @@ def html_report(p: Plan, *, data: PlanningData | None = None) -> str:
                     dollars(o.infrastructure_usd[0]),
                     f"{number(o.engineering_hours)} h = {dollars(o.engineering_usd)}",
                     dollars(*o.compliance_usd),
-                    dollars(*o.total_usd),
+                    dollars(*o.total_usd) + (" (estimated)" if o.estimated else ""),
                     "-" if o.guide_total_usd is None else dollars(*o.guide_total_usd),
                 )
                 for o in p.tco
             ],
         ),
+        (
+            "<p>(estimated): a price in the option (ESP plan, dedicated IPs or servers) is "
+            "mailscale's estimate, not read from a published price list; the data files "
+            "pricing.toml and vps.toml give each price's source and date.</p>"
+            if estimated
+            else ""
+        ),
         "</section><section><h2>Capacity headroom at the peak</h2>",
-        f"<p>{_e(plural(cores, 'vCPU'))} at {_e(number(p.per_core_rate))} "
+        f"<p>{_e(plural(cores, 'vCPU'))} at {_e(f'{p.per_core_rate:,.0f}')} "
         f"emails/minute/core ({_e(rate_words)}) on {_e(plural(chosen.servers, 'server'))} of "
         f"{chosen.vcpu} vCPU / {_e(number(chosen.ram_gb))} GB at {_e(chosen.name)}.</p>",
+        "" if fleet is None else f"<p>{_e(fleet.rule)}.</p>",
         _bars(
             [("peak rate", peak, _COLOURS[1]), ("capacity", capacity, _COLOURS[0])],
             "Peak rate against capacity",
@@ -284,6 +296,11 @@ def html_report(p: Plan, *, data: PlanningData | None = None) -> str:
         ),
         "</section><section><h2>IP warm-up</h2>",
         _warmup_chart(p),
+        "</section><section><h2>Assumptions</h2>",
+        _table(
+            ("figure", "value", "origin", "source"),
+            [(a.label, a.value, a.origin.replace("_", " "), a.source) for a in p.assumptions],
+        ),
         "</section><section><h2>KPI thresholds</h2>",
         _table(
             ("KPI", "target", "source"),

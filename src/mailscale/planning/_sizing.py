@@ -12,10 +12,11 @@ from fractions import Fraction
 
 import attrs
 
-from mailscale.planning._data import Capacity, EspPricing, VpsProvider, VpsShape
+from mailscale.planning._data import Capacity, EspPricing, Measured, VpsProvider, VpsShape
 from mailscale.planning._workload import Workload
 
 __all__ = [
+    "FleetLoad",
     "IpNeed",
     "ServerFit",
     "Sizing",
@@ -23,6 +24,7 @@ __all__ = [
     "esp_cost",
     "exact",
     "fit_servers",
+    "fleet_load",
     "ip_need",
     "size",
 ]
@@ -47,6 +49,9 @@ class Sizing:
 
     rate: float
     rate_source: str
+    worker_ms: Fraction
+    overhead_bytes: Fraction
+    overhead_source: str
     daily: Fraction
     share: Fraction
     peak_hour: int
@@ -64,31 +69,52 @@ class Sizing:
     guide_storage_gb: int
 
 
-def size(workload: Workload, capacity: Capacity, measured_rate: float | None = None) -> Sizing:
-    """The derived figures of ``workload`` with ``capacity``'s per-core figures, or the
-    measured rate (``measured_rate``, else ``workload.per_core_rate``) when there is one."""
+def size(
+    workload: Workload,
+    capacity: Capacity,
+    measured_rate: float | None = None,
+    measured: Measured | None = None,
+    guide_rate_overridden: bool = False,
+) -> Sizing:
+    """The derived figures of ``workload``.
+
+    The per-core rate is, first found: ``measured_rate`` (a calibration), the workload's
+    ``per_core_rate``, ``capacity``'s per-core figure when an override set it
+    (``guide_rate_overridden``), the stack's documented worker CPU per message
+    (``measured``), the planning guide's per-core figure. The outbox's bytes per stored
+    message are ``capacity``'s when an override set them, else the measured figure.
+    """
     if measured_rate is not None:
-        rate, rate_source = measured_rate, "measured"
-    elif workload.per_core_rate is None:
-        rate, rate_source = capacity.emails_per_minute_per_core, "planning_guide"
+        rate, rate_source = exact(measured_rate), "measured"
+    elif workload.per_core_rate is not None:
+        rate, rate_source = exact(workload.per_core_rate), "measured"
+    elif measured is not None and not guide_rate_overridden:
+        rate, rate_source = 60_000 / exact(measured.worker_cpu_ms.value), "documented"
     else:
-        rate, rate_source = workload.per_core_rate, "measured"
+        rate, rate_source = exact(capacity.emails_per_minute_per_core), "planning_guide"
+    if capacity.stored_overhead_bytes_per_message is not None:
+        overhead, overhead_source = exact(capacity.stored_overhead_bytes_per_message), "override"
+    elif measured is not None:
+        overhead, overhead_source = exact(measured.outbox_overhead_bytes.value), "measured"
+    else:
+        overhead, overhead_source = Fraction(0), "none"
     share = exact(workload.peak_hour_share)
     daily = Fraction(workload.monthly_volume * MONTHS_PER_YEAR, DAYS_PER_YEAR)
     peak_hour = ceil(daily * share)
     per_minute = Fraction(peak_hour, 60)
-    sending_cores = per_minute / exact(rate)
+    sending_cores = per_minute / rate
     qps = peak_hour * exact(capacity.db_queries_per_message) / 3600
     db_cores = qps / exact(capacity.db_queries_per_second_per_core)
     addresses = workload.addresses
     stored = ceil(daily * workload.retention_days)
     guide_gb_per_email = 1 / exact(capacity.stored_emails_per_gb)
-    gb_per_email = (
-        workload.message_size_bytes + exact(capacity.stored_overhead_bytes_per_message)
-    ) / BYTES_PER_GB
+    gb_per_email = (workload.message_size_bytes + overhead) / BYTES_PER_GB
     return Sizing(
-        rate=rate,
+        rate=float(rate),
         rate_source=rate_source,
+        worker_ms=60_000 / rate,
+        overhead_bytes=overhead,
+        overhead_source=overhead_source,
         daily=daily,
         share=share,
         peak_hour=peak_hour,
@@ -214,8 +240,9 @@ def fit_servers(
     return best[2]
 
 
-def esp_cost(pricing: EspPricing, volume: int, ips: int) -> tuple[str, Fraction]:
-    """The cheapest plan of an ESP's price list at ``volume``, plus ``ips`` dedicated IPs."""
+def esp_cost(pricing: EspPricing, volume: int, ips: int) -> tuple[str, Fraction, bool]:
+    """The cheapest plan of an ESP's price list at ``volume``, plus ``ips`` dedicated IPs,
+    and whether a price in it is an estimate."""
     costs = []
     for i, plan in enumerate(pricing.plans):
         if plan.max_volume is not None and volume > plan.max_volume:
@@ -223,4 +250,64 @@ def esp_cost(pricing: EspPricing, volume: int, ips: int) -> tuple[str, Fraction]
         extra = max(0, volume - plan.included)
         costs.append((exact(plan.base_usd) + extra * exact(plan.per_1000_usd) / 1000, i))
     cost, index = min(costs)
-    return pricing.plans[index].name, cost + ips * exact(pricing.dedicated_ip_usd)
+    chosen = pricing.plans[index]
+    estimated = chosen.estimated or (ips > 0 and pricing.dedicated_ip_estimated)
+    return chosen.name, cost + ips * exact(pricing.dedicated_ip_usd), estimated
+
+
+@attrs.frozen
+class FleetLoad:
+    """The sending fleet's load at the peak from the per-message costs.
+
+    Attributes:
+        cpu_ms: CPU per message on a sending server: the worker's, plus the Redis
+            shaper's client CPU when the fleet shares a Redis.
+        cores: ``peak per second x cpu_ms / 1000``.
+        sending_servers: ``ceil(cores / vCPU per server)``, at least 1.
+        capacity_per_second: messages per second the fleet's vCPUs take at ``cpu_ms``.
+        redis_round_trips: Redis round trips per second at the peak (0 without one).
+        redis_load: the peak's share of one Redis client's measured rate.
+    """
+
+    peak_per_second: Fraction
+    cpu_ms: Fraction
+    cores: Fraction
+    sending_servers: int
+    capacity_per_second: Fraction
+    redis_round_trips: Fraction
+    redis_load: Fraction
+    redis_instances: int
+
+
+def fleet_load(
+    peak_hour: int,
+    worker_ms: Fraction,
+    servers: int,
+    vcpu_per_server: int,
+    measured: Measured | None,
+    shared_redis: bool,
+) -> FleetLoad:
+    """The fleet's load at the peak hour: cores, capacity and the shared Redis's share."""
+    peak = Fraction(peak_hour, 3600)
+    shaper_ms = (
+        exact(measured.shaper_cpu_us.value) / 1000
+        if shared_redis and measured is not None
+        else Fraction(0)
+    )
+    cpu_ms = worker_ms + shaper_ms
+    cores = peak * cpu_ms / 1000
+    if shared_redis and measured is not None:
+        round_trips = peak / exact(measured.redis_batch_messages.value)
+        load = peak / exact(measured.redis_messages_per_second.value)
+    else:
+        round_trips = load = Fraction(0)
+    return FleetLoad(
+        peak_per_second=peak,
+        cpu_ms=cpu_ms,
+        cores=cores,
+        sending_servers=max(1, ceil(cores / vcpu_per_server)),
+        capacity_per_second=servers * vcpu_per_server * 1000 / cpu_ms,
+        redis_round_trips=round_trips,
+        redis_load=load,
+        redis_instances=max(1, ceil(load)) if shared_redis else 0,
+    )
