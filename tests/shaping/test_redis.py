@@ -229,12 +229,13 @@ class TestSharedBackoff:
         assert 0 == client.dbsize()
 
     def test_learned_limit_is_local(self, client: Any) -> None:
-        """X-RateLimit-Limit changes the observing client's configuration only."""
-        limits = {"sendgrid:*": Limit(1000, 3600.0)}
+        """X-RateLimit-Limit changes the observing client's configuration only (the
+        learned limit counts what the configured one counted)."""
+        limits = {"sendgrid:*": Limit(1000, 3600.0, unit="request")}
         one, two = RedisShaper(client, limits), RedisShaper(client, limits)
         one.observe_headers("sendgrid:k", [("X-RateLimit-Limit", "600")])
-        assert Limit(600, 3600.0, burst=6) == one.limit_for("sendgrid:k")
-        assert Limit(1000, 3600.0) == two.limit_for("sendgrid:k")
+        assert Limit(600, 3600.0, burst=6, unit="request") == one.limit_for("sendgrid:k")
+        assert Limit(1000, 3600.0, unit="request") == two.limit_for("sendgrid:k")
 
 
 class TestFailures:

@@ -8,7 +8,7 @@ from types import ModuleType
 import pytest
 
 from mailscale.errors import ShapingError
-from mailscale.shaping import Limit, Shaper, parse_rate_headers, presets
+from mailscale.shaping import Limit, Shaper, Unit, parse_rate_headers, presets
 
 from ._clock import FakeClock
 
@@ -97,8 +97,22 @@ class TestPresets:
 
     def test_overridable(self) -> None:
         """Every figure can be overridden."""
-        assert Limit(300, 60.0, burst=3) == presets.postmark(count=300, burst=3)
-        assert Limit(5, 1.0, burst=5) == presets.ses(5, 100, rate_burst=5).rate
+        assert Limit(300, 60.0, burst=3, unit="request") == presets.postmark(count=300, burst=3)
+        assert Limit(5, 1.0, burst=5, unit="recipient") == presets.ses(5, 100, rate_burst=5).rate
+
+    def test_units(self) -> None:
+        """The ESPs' API presets count requests; SES counts recipients (a message to 10
+        recipients counts 10); a Limit counts messages unless it says otherwise."""
+        assert {Unit.REQUEST} == {
+            presets.sendgrid().unit,
+            presets.mailgun().unit,
+            presets.postmark().unit,
+        }
+        ses = presets.ses(14, 50_000)
+        assert (Unit.RECIPIENT, Unit.RECIPIENT) == (ses.rate.unit, ses.daily.unit)
+        assert Unit.MESSAGE == Limit(10, 1.0).unit
+        with pytest.raises(ShapingError, match="unit must be one of message, request"):
+            Limit(10, 1.0, unit="parcel")
 
 
 class TestRules:
@@ -338,12 +352,13 @@ class TestBackoff:
         assert 12.0 == pytest.approx(shaper.acquire("api:k").retry_after, abs=0.02)
 
     def test_learns_limit_from_headers(self, core_impl: ModuleType, clock: FakeClock) -> None:
-        """X-RateLimit-Limit different from the configured count becomes the key's limit."""
+        """X-RateLimit-Limit different from the configured count becomes the key's limit
+        (counting what the configured limit counted)."""
         shaper = Shaper({"sendgrid:*": presets.sendgrid()}, clock=clock, implementation=core_impl)
         shaper.observe_headers(
             "sendgrid:k1", {"x-ratelimit-limit": "600", "x-ratelimit-remaining": "599"}
         )
-        assert Limit(600, 3600.0, burst=6) == shaper.limit_for("sendgrid:k1")
+        assert Limit(600, 3600.0, burst=6, unit="request") == shaper.limit_for("sendgrid:k1")
         assert presets.sendgrid() == shaper.limit_for("sendgrid:k2")
         assert 6 == _burst_size(shaper, "sendgrid:k1")
         assert 10 == _burst_size(shaper, "sendgrid:k2")

@@ -9,7 +9,7 @@ spread new sending IPs.
 from __future__ import annotations
 
 from mailscale.shaping import presets
-from mailscale.shaping._limit import Limit
+from mailscale.shaping._limit import Limit, Unit
 from mailscale.shaping._redis import RedisShaper
 from mailscale.shaping._shaper import Decision, Shaper, parse_rate_headers
 from mailscale.shaping._warmup import DEFAULT_RAMP, IPPool, PoolChoice, WarmupSchedule
@@ -22,6 +22,7 @@ __all__ = [
     "PoolChoice",
     "RedisShaper",
     "Shaper",
+    "Unit",
     "WarmupSchedule",
     "parse_rate_headers",
     "presets",

@@ -8,8 +8,9 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from mailscale.errors import ShapingError
+from mailscale.message import ValueEnum
 
-__all__ = ["MAX_PER", "Limit", "RuleTable", "default_burst"]
+__all__ = ["MAX_PER", "Limit", "RuleTable", "Unit", "default_burst"]
 
 MAX_PER = 366 * 86400.0
 _MAX_TOLERANCE_NS = 1 << 55
@@ -52,6 +53,29 @@ def _check_per(_inst: Any, _attr: Any, value: Any) -> None:
         raise ShapingError(f"Limit per must be at least 1 ns, got {value!r}")
 
 
+class Unit(ValueEnum):
+    """What one unit of a :class:`Limit` is: what a caller charges per unit.
+
+    The shaper only counts; the caller (the ``Sender``) reads the unit to decide how
+    much to charge: one per provider request, per message or per recipient.
+    """
+
+    MESSAGE = "message"
+    """One message, whatever its recipients (a destination domain, an IP's budget)."""
+    REQUEST = "request"
+    """One provider API request, whatever it carries (SendGrid, Mailgun, Postmark)."""
+    RECIPIENT = "recipient"
+    """One recipient of a message (Amazon SES's sending rate and quota)."""
+
+
+def _to_unit(value: Any) -> Unit:
+    try:
+        return Unit(value)
+    except ValueError:
+        known = ", ".join(u.value for u in Unit)
+        raise ShapingError(f"Limit unit must be one of {known}, got {value!r}") from None
+
+
 @attrs.frozen
 class Limit:
     """At most ``count`` units in any window of ``per`` seconds.
@@ -69,9 +93,13 @@ class Limit:
         burst: units that may go back to back after a quiet period; default
             ``default_burst(count, per)`` (1% of count or 20 ms of jitter at
             the limit's rate, at most 10 and at most count / 10).
+        unit: what a unit is (keyword only): :attr:`Unit.MESSAGE` (the default),
+            :attr:`Unit.REQUEST` or :attr:`Unit.RECIPIENT`. The shaper counts
+            units alike; the ``Sender`` charges a key per message, per provider
+            request or per recipient according to its limit's unit.
 
     Raises:
-        ShapingError: a count, window or burst out of range.
+        ShapingError: a count, window or burst out of range, or an unknown unit.
 
     Example:
         >>> from mailscale.shaping import Limit
@@ -84,6 +112,7 @@ class Limit:
     burst: int = attrs.field(
         default=attrs.Factory(lambda self: default_burst(self.count, self.per), takes_self=True)
     )
+    unit: Unit = attrs.field(default=Unit.MESSAGE, converter=_to_unit, kw_only=True)
 
     @burst.validator
     def _check_burst(self, _attr: Any, value: Any) -> None:

@@ -483,7 +483,7 @@ class RedisShaper(WaitingBase):
             count = int(info["limit"])
             if current is not None and count != current.count:
                 burst = min(current.burst, default_burst(count, current.per))
-                self.set_limit(key, Limit(count, current.per, burst=burst))
+                self.set_limit(key, Limit(count, current.per, burst=burst, unit=current.unit))
         block = info.get("retry_after", 0.0)
         if info.get("remaining") == 0 and "reset" in info:
             block = max(block, info["reset"])

@@ -220,7 +220,7 @@ class Shaper(WaitingBase):
             count = int(info["limit"])
             if current is not None and count != current.count:
                 burst = min(current.burst, default_burst(count, current.per))
-                self.set_limit(key, Limit(count, current.per, burst=burst))
+                self.set_limit(key, Limit(count, current.per, burst=burst, unit=current.unit))
         block = 0.0
         if "retry_after" in info:
             block = info["retry_after"]
