@@ -365,7 +365,9 @@ class SendResult:
         status_text: the provider's words (never a secret).
         enhanced_status: RFC 3463 enhanced status code (``"5.1.1"``), when known.
         retry_after: seconds to wait before retrying a deferred message, when known.
-        latency: seconds the call took.
+        latency: seconds the provider exchange that carried the message took: its HTTP
+            request (until the whole answer was read), or its SMTP transaction (MAIL FROM
+            to the answer after the final dot); 0.0 when the transport does not time it.
         recipient_results: per-recipient outcomes, where the provider tells them.
         rate_limit: rate-limit response headers (``X-RateLimit-*``, ``Retry-After``) for the shaper.
         idempotency_key: the envelope's key, echoed.
@@ -375,6 +377,9 @@ class SendResult:
             message may have been delivered. Retry it at most once, later, with the
             same Message-ID, and never through another transport (see
             docs/transports.md). After a merge it stays True: a copy may exist.
+        exchange: set when one provider request carried several messages: results
+            with the same number came from that one request and share its
+            ``latency`` (count it once). None when the latency is the message's own.
     """
 
     status: SendStatus
@@ -390,6 +395,7 @@ class SendResult:
     rate_limit: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
     idempotency_key: str | None = None
     possibly_delivered: bool = False
+    exchange: int | None = None
 
     @property
     def accepted(self) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import os
 import ssl
 import time
@@ -78,6 +79,9 @@ Exchange: TypeAlias = "Generator[list[Call], list[Outcome], list[SendResult]]"
 
 #: Connect 5 s, write 30 s, read 30 s, wait for a pooled connection 10 s.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
+
+#: Numbers the requests that answered for several messages (``SendResult.exchange``).
+_EXCHANGES = itertools.count(1)
 
 _RATE_HEADER_PREFIXES = ("x-ratelimit-", "ratelimit-")
 _RATE_HEADER_NAMES = frozenset({"retry-after", "ratelimit"})
@@ -395,6 +399,15 @@ class HTTPTransportBase(TransportBase):
     # results, without doing any I/O. send() and send_async() only perform the
     # requests it yields, on httpx.Client or httpx.AsyncClient.
 
+    def plan_requests(self, batch: Sequence[Envelope]) -> list[tuple[int, ...]]:
+        """The provider requests :meth:`send` would make for *batch*, without sending:
+        for each request, the indices of the envelopes it carries (an envelope refused
+        before any request is in none). A shaper whose limit counts requests is charged
+        with it before the call. A second round (SendGrid re-sending what another's 400
+        held back) is not foreseen."""
+        calls, _local = self._plan(batch)
+        return [call.indices for call in calls]
+
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send *batch*; one result per envelope, in order."""
         exchange = self._exchange(batch)
@@ -513,6 +526,13 @@ class HTTPTransportBase(TransportBase):
         for call, outcome, latency in outcomes:
             if isinstance(outcome, httpx.Response):
                 self._apply(call, outcome, latency, batch, results, raise_auth=not any_ok)
+                if len(call.indices) > 1:
+                    # One request answered for several messages: its latency is one sample.
+                    exchange = next(_EXCHANGES)
+                    for i in call.indices:
+                        found = results[i]
+                        if found is not None and found.latency:
+                            results[i] = attrs.evolve(found, exchange=exchange)
             else:
                 self._network_failure(outcome, call, batch, results, raise_it=not any_ok)
 

@@ -44,7 +44,10 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
     possibly = previous.possibly_delivered or retry.possibly_delivered
     if not pending or set(retry.recipients) >= set(previous.recipients):
         return attrs.evolve(
-            retry, latency=previous.latency + retry.latency, possibly_delivered=possibly
+            retry,
+            latency=previous.latency + retry.latency,
+            possibly_delivered=possibly,
+            exchange=None,  # the summed latency is no longer one request's
         )
     kept = [r for r in per_recipient(previous) if r.recipient not in pending]
     fresh = list(per_recipient(retry))
@@ -57,6 +60,7 @@ def merge(previous: SendResult | None, retry: SendResult) -> SendResult:
         message_id=retry.message_id or previous.message_id,
         latency=previous.latency + retry.latency,
         possibly_delivered=possibly,
+        exchange=None,
     )
 
 

@@ -300,6 +300,11 @@ class SESTransport(TransportBase):
             params["ConfigurationSetName"] = self.configuration_set
         return params
 
+    def plan_requests(self, batch: Sequence[Envelope]) -> list[tuple[int, ...]]:
+        """The ``SendEmail`` calls :meth:`send` would make for *batch*: one per envelope
+        within SES's recipient limit (see ``HTTPTransportBase.plan_requests``)."""
+        return [(i,) for i, env in enumerate(batch) if len(env.recipients) <= MAX_RECIPIENTS]
+
     def send(self, batch: Sequence[Envelope]) -> list[SendResult]:
         """Send each envelope with one ``SendEmail`` call (``concurrency`` at once), in order."""
         from botocore.exceptions import BotoCoreError, ClientError
