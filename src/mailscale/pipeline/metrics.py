@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
@@ -44,8 +44,12 @@ class RouteMetrics:
         failed_calls: whole transport calls that failed (the batch is retried).
         refused: messages the shaper sent back to wait (not attempts).
         calls: transport calls made.
+        responses: provider response times measured (HTTP requests, SMTP transactions;
+            one per call from a transport that times nothing).
         delivery_p50, delivery_p95: seconds from submit to acceptance, recent messages.
-        response_p95: seconds per transport call, recent calls.
+        response_p95: the provider's response time, recent samples: per HTTP request,
+            per SMTP transaction (MAIL FROM to the answer after the final dot); a
+            transport that does not time its exchanges gives one sample per call.
         processing_rate_per_minute: messages settled (done or given up) per minute over
             the trailing minute (over the time since the first settlement, when shorter).
     """
@@ -59,6 +63,7 @@ class RouteMetrics:
     failed_calls: int = 0
     refused: int = 0
     calls: int = 0
+    responses: int = 0
     delivery_p50: float | None = None
     delivery_p95: float | None = None
     response_p95: float | None = None
@@ -141,6 +146,7 @@ class _Counts:
         "refused",
         "rejected",
         "response",
+        "responses",
         "sent",
         "settled",
     )
@@ -148,7 +154,7 @@ class _Counts:
     def __init__(self) -> None:
         self.accepted = self.deferred = self.rejected = 0
         self.sent = self.bounced = self.expired = 0
-        self.failed_calls = self.refused = self.calls = 0
+        self.failed_calls = self.refused = self.calls = self.responses = 0
         self.delivery: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
         self.response: collections.deque[float] = collections.deque(maxlen=_SAMPLES)
         # [second, messages settled in it], oldest first, over the trailing window
@@ -188,6 +194,7 @@ class _Counts:
             failed_calls=self.failed_calls,
             refused=self.refused,
             calls=self.calls,
+            responses=self.responses,
             delivery_p50=quantile(delivery, 0.5),
             delivery_p95=quantile(delivery, 0.95),
             response_p95=quantile(list(self.response), 0.95),
@@ -216,12 +223,29 @@ class Metrics:
             counts = self._routes[route] = _Counts()
         return self._total, counts
 
-    def record_call(self, route: str, seconds: float, *, failed: bool = False) -> None:
-        """Count one transport call on *route* taking *seconds* (a failed call when *failed*)."""
+    def record_call(
+        self,
+        route: str,
+        seconds: float,
+        *,
+        failed: bool = False,
+        responses: Sequence[float] | None = None,
+    ) -> None:
+        """Count one transport call on *route* taking *seconds* (a failed call when *failed*).
+
+        *responses* are the provider's response times within the call (one per HTTP
+        request, one per SMTP transaction), the samples of ``response_p95``; without
+        them the whole call is one sample.
+        """
         with self._lock:
             for c in self._both(route):
                 c.calls += 1
-                c.response.append(seconds)
+                if responses:
+                    c.response.extend(responses)
+                    c.responses += len(responses)
+                else:
+                    c.response.append(seconds)
+                    c.responses += 1
                 if failed:
                     c.failed_calls += 1
 

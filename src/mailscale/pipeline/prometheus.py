@@ -94,7 +94,8 @@ class SenderCollector(Collector):
         )
         response = GaugeMetricFamily(
             f"{_PREFIX}_transport_response_time_seconds",
-            "Seconds per transport call, quantile over recent calls.",
+            "Provider response time in seconds (per HTTP request, per SMTP transaction), "
+            "quantile over recent responses.",
             labels=["route", "quantile"],
         )
         for name, r in snap.routes.items():
