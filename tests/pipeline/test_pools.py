@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from mailscale.errors import ConfigurationError
 from mailscale.pipeline import Event, EventKind, Route, Sender
-from mailscale.shaping import IPPool, Limit, WarmupSchedule
+from mailscale.shaping import IPPool, Limit, Shaper, WarmupSchedule
 from peers.dns_server import DNSServer, Zone
-from peers.smtp_peer import SMTPPeer, start_peer
+from peers.smtp_peer import ScriptedHandler, SMTPPeer, start_peer
 
 from .conftest import Clock
 from .helpers import envelope, of_kind
@@ -145,3 +146,80 @@ def test_pool_route_needs_a_url() -> None:
 
     with pytest.raises(ConfigurationError, match="as a URL"):
         Sender(routes={"mx": Route(transport=MemoryTransport(), ip_pool=IPPool([WARM]))})
+
+
+class _ByIP(ScriptedHandler):
+    """Defers every recipient of mail from *slowed* with a rate (4.7.x) answer."""
+
+    def __init__(self, slowed: str) -> None:
+        super().__init__()
+        self.slowed = slowed
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if session.peer[0] == self.slowed:
+            return "451 4.7.28 Unusual rate of mail from your IP address, try again later"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+def test_a_rate_deferral_throttles_the_sending_ip(clock: Clock, dns_zone: DNSServer) -> None:
+    """A receiver deferring mail from one pool IP with 4.7.x slows that IP (the Sender's
+    ``ip:ADDRESS`` key and the pool's key for the IP at that domain) and the domain, not
+    the pool's other IP."""
+    throttled: list[tuple[str, str]] = []
+
+    class Spy(Shaper):
+        def throttle(self, key: str, factor: float, duration: float) -> None:
+            throttled.append((self.name, key))
+            super().throttle(key, factor, duration)
+
+    sender_shaper, pool_shaper = Spy(strict=False, clock=clock), Spy(clock=clock)
+    sender_shaper.name, pool_shaper.name = "sender", "pool"
+    sender_shaper.set_limit("ip:*", Limit(100, 1.0))
+    sender_shaper.set_limit("domain:*", Limit(100, 1.0))
+    pool = IPPool(
+        [WARMING, WARM],
+        per_domain=Limit(1000, 60.0),
+        shaper=pool_shaper,
+        today=lambda: TODAY,
+        clock=clock,
+    )
+    peer = start_peer(host="127.0.0.1", handler=_ByIP(WARMING))
+    route = Route(
+        transport=f"mx://?port={peer.port}&tls=none&timeout=5",
+        options={"resolver": dns_zone.client()},
+        ip_pool=pool,
+    )
+    sender = Sender(routes={"mx": route}, shaper=sender_shaper, clock=clock, sleep=clock.advance)
+    try:
+        sender.submit([envelope(i, [f"reader{i}@news.test"]) for i in range(4)])
+        assert sender.drain(timeout=60)
+        assert 4 == len(peer.received) + sender.metrics().queue_depth  # deferred: retried later
+    finally:
+        sender.close()
+        peer.stop()
+    assert {WARM} == {r.peer_ip for r in peer.received}
+    assert {
+        ("sender", f"ip:{WARMING}"),
+        ("pool", f"ipdomain:{WARMING}:news.test"),
+        ("sender", "domain:news.test"),
+    } == set(throttled)
+
+
+def test_the_sender_charges_the_chosen_ip(
+    clock: Clock, dns_zone: DNSServer, mx_peer: SMTPPeer
+) -> None:
+    """A pool route's messages are charged on the key of the IP chosen for them
+    (``ip:ADDRESS``), the key a deferral throttles: 2 a day from it, the third waits."""
+    shaper = Shaper({"ip:*": Limit(2, 86400.0, burst=2)}, strict=False, clock=clock)
+    pool = IPPool([WARMING], today=lambda: TODAY, clock=clock)
+    route = pool_route(clock, dns_zone, mx_peer.port, pool)
+    sender = Sender(routes={"mx": route}, shaper=shaper, clock=clock)
+    try:
+        sender.submit([envelope(i, [f"reader{i}@news.test"]) for i in range(3)])
+        assert 3 == sender.step()
+        assert (1, 1) == (sender.metrics().queue_depth, sender.metrics().total.refused)
+    finally:
+        sender.close()
+    assert [WARMING] * 2 == [r.peer_ip for r in mx_peer.received]

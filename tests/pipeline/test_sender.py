@@ -425,7 +425,7 @@ class TestShaping:
             rate_preset = "postmark"
 
         sender = make(clock, Preset())
-        assert Limit(500, 60.0) == sender.shaper.limit_for("route:default")
+        assert Limit(500, 60.0, unit="request") == sender.shaper.limit_for("route:default")
         assert None is make(clock).shaper
 
 

@@ -46,7 +46,13 @@ from mailscale.errors import (
     ShapingError,
     TransportError,
 )
-from mailscale.message import Envelope, SendResult, SendStatus, ensure_message_id
+from mailscale.message import (
+    Envelope,
+    RecipientResult,
+    SendResult,
+    SendStatus,
+    ensure_message_id,
+)
 from mailscale.pipeline._prepare import at_index, to_envelope, wire_form
 from mailscale.pipeline.events import Event, EventKind, EventStream
 from mailscale.pipeline.memory import MemoryOutbox
@@ -77,6 +83,9 @@ _MIN_WAIT = 0.001
 _MAYBE = "possibly delivered: "
 _THROTTLE_FACTOR = 0.5
 _THROTTLE_SECONDS = 60.0
+# What a limit counts (mailscale.shaping.Unit's values; a limit without a unit counts messages).
+_MESSAGE, _REQUEST, _RECIPIENT = "message", "request", "recipient"
+_UNSEEN = object()
 # Which class leads each lease: transactional every other batch, normal and bulk in turn.
 _ROTATION = (Priority.TRANSACTIONAL, Priority.NORMAL, Priority.TRANSACTIONAL, Priority.BULK)
 
@@ -102,7 +111,9 @@ class _Route:
         "options",
         "owned",
         "pool",
+        "requests_held",
         "signer",
+        "source_ip",
         "transport",
         "url",
     )
@@ -155,6 +166,9 @@ class _Route:
         if route.source_ip:
             keys = (*keys, f"ip:{route.source_ip}")
         self.keys: tuple[str, ...] = tuple(keys)
+        self.source_ip = route.source_ip or None
+        # Until when the route's per-request keys refuse (new messages wait, uncharged).
+        self.requests_held = 0.0
         self.mime = getattr(transport, "payload", "mime") == "mime"
         self.signer = route.signer if route.signer is not None else signer
         self.max_batch = max(1, int(getattr(transport, "max_batch", 1) or 1))
@@ -315,7 +329,7 @@ class Sender:
         self._threads: list[threading.Thread] = []
         self._inflight = 0
         self._cycle = 0
-        self._limit_cache: dict[str, bool] = {}
+        self._limit_cache: dict[str, str | None] = {}
         self._closed = False
 
     # -- configuration helpers ---------------------------------------------
@@ -555,31 +569,112 @@ class Sender:
                 route = self._routes[self._default]
             self._deliver(route, group)
 
-    def _has_limit(self, key: str) -> bool:
-        hit = self._limit_cache.get(key)
-        if hit is None:
+    def _unit(self, key: str) -> str | None:
+        """What *key*'s limit counts (``"message"``, ``"request"`` or ``"recipient"``),
+        or None when the shaper has no limit for it."""
+        hit = self._limit_cache.get(key, _UNSEEN)
+        if hit is _UNSEEN:
             limit_for = getattr(self._shaper, "limit_for", None)
             try:
-                hit = True if limit_for is None else limit_for(key) is not None
+                limit = True if limit_for is None else limit_for(key)
             except ShapingError:
-                hit = False
+                limit = None
+            hit = None if limit is None else str(getattr(limit, "unit", _MESSAGE))
             if len(self._limit_cache) > 100_000:
                 self._limit_cache.clear()
             self._limit_cache[key] = hit
-        return hit
+        return hit  # type: ignore[return-value]
 
-    def _keys(self, route: _Route, lease: Lease) -> tuple[str, ...]:
-        keys = [k for k in route.keys if self._has_limit(k)]
-        if route.domain_keys:
-            seen: set[str] = set()
-            for rcpt in lease.recipients:
+    def _has_limit(self, key: str) -> bool:
+        return self._unit(key) is not None
+
+    def _charges(
+        self, keys: Sequence[str], lease: Lease, domains: bool
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        """What admitting *lease* costs: ``(units, keys)`` pairs. A key counting messages
+        is charged 1; one counting recipients, one per recipient (for a domain key, per
+        recipient at that domain). Keys counting requests are left to the call
+        (:meth:`_charge_call`); a domain key counting requests counts messages (one
+        transaction each at the domain)."""
+        ones: list[str] = []
+        more: dict[int, list[str]] | None = None
+        recipients = lease.recipients
+        for key in keys:
+            unit = self._unit(key)
+            if unit is None or unit == _REQUEST:
+                continue
+            if unit == _RECIPIENT and len(recipients) > 1:
+                more = more or {}
+                more.setdefault(len(recipients), []).append(key)
+            else:
+                ones.append(key)
+        if domains:
+            at: dict[str, int] = {}
+            for rcpt in recipients:
                 domain = rcpt.rpartition("@")[2].lower()
-                if domain not in seen:
-                    seen.add(domain)
-                    key = "domain:" + domain
-                    if self._has_limit(key):
-                        keys.append(key)
-        return tuple(keys[:_MAX_KEYS])
+                at[domain] = at.get(domain, 0) + 1
+            for domain, n in at.items():
+                key = "domain:" + domain
+                unit = self._unit(key)
+                if unit is None:
+                    continue
+                if unit == _RECIPIENT and n > 1:
+                    more = more or {}
+                    more.setdefault(n, []).append(key)
+                else:
+                    ones.append(key)
+        out = [(1, tuple(ones[:_MAX_KEYS]))] if ones else []
+        if more:
+            out.extend((n, tuple(ks[:_MAX_KEYS])) for n, ks in sorted(more.items()))
+        return out
+
+    def _decide(
+        self, charges: list[list[tuple[int, tuple[str, ...]]]]
+    ) -> dict[int, tuple[float, int, tuple[str, ...]]]:
+        """Decide every item's charges: single units in one ``acquire_many``, larger
+        charges (recipients) one by one after them. Returns the refused items:
+        index → (wait, units, keys)."""
+        refused: dict[int, tuple[float, int, tuple[str, ...]]] = {}
+        ones = [(i, ks) for i, items in enumerate(charges) for n, ks in items if n == 1]
+        if ones:
+            decisions = self._shaper.acquire_many([ks for _, ks in ones])
+            for (i, ks), decision in zip(ones, decisions, strict=True):
+                if not decision.allowed:
+                    refused[i] = (decision.retry_after, 1, ks)
+        for i, items in enumerate(charges):
+            for n, ks in items:
+                if n > 1 and i not in refused:
+                    wait = self._acquire_units(ks, n)
+                    if wait > 0:
+                        refused[i] = (wait, n, ks)
+        return refused
+
+    def _acquire_units(self, keys: tuple[str, ...], n: int) -> float:
+        """Charge *n* units on *keys*, or none; return the wait (0.0 when admitted).
+
+        A charge larger than a key's burst can never be admitted whole: it is admitted
+        on the burst, and the rest is charged after it (``reserve``), so the messages
+        after it wait for it (SES, too, lets a message to more recipients than its rate
+        through, then counts them all)."""
+        limit_for = getattr(self._shaper, "limit_for", None)
+        bursts: dict[str, int] = {}
+        for key in keys:
+            try:
+                limit = limit_for(key) if limit_for is not None else None
+            except ShapingError:
+                limit = None
+            bursts[key] = int(getattr(limit, "burst", n) or n)
+        first = min(n, *bursts.values())
+        decision = self._shaper.acquire(keys, first)
+        if not decision.allowed:
+            return float(decision.retry_after)
+        for key, burst in bursts.items():
+            left = n - first
+            while left > 0:
+                step = min(left, burst)
+                self._shaper.reserve(key, step)
+                left -= step
+        return 0.0
 
     def _spacing(self, keys: tuple[str, ...]) -> float:
         """The emission interval of the slowest of *keys* (to spread refused messages)."""
@@ -628,56 +723,125 @@ class Sender:
     def _shape(
         self, route: _Route, group: list[Lease], now: float
     ) -> tuple[list[Lease], list[Lease]]:
-        """Decide the shaper for the group in one ``acquire_many``.
+        """Decide the shaper for the group's per-message and per-recipient keys (one
+        ``acquire_many`` for the single units).
 
         Returns the admitted messages in two lists: those on a key at its limit
         (another message on it was refused), sent first in a call of their own so the
         peer sees them spaced as admitted; and the rest. Refused messages go back to
-        the outbox with a not-before time from the decision (not an attempt).
+        the outbox with a not-before time from the decision (not an attempt). Keys
+        counting provider requests are charged per call, in :meth:`_charge_call`.
         """
         if self._shaper is None:
             return [], group
-        keysets = [self._keys(route, lease) for lease in group]
-        shaped = [i for i, ks in enumerate(keysets) if ks]
-        if not shaped:
+        charges = [self._charges(route.keys, lease, route.domain_keys) for lease in group]
+        if not any(charges):
             return [], group
-        decisions = self._shaper.acquire_many([keysets[i] for i in shaped])
-        refused: dict[int, float] = {}
-        waiting: dict[tuple[str, ...], int] = {}
-        for i, decision in zip(shaped, decisions, strict=True):
-            if not decision.allowed:
-                ks = keysets[i]
-                # Refused messages sharing keys are spread one interval apart, so
-                # they do not all come back at the same instant to be refused again.
-                k = waiting.get(ks, 0)
-                waiting[ks] = k + 1
-                # A millisecond more than the decision: at epoch magnitudes a float holds
-                # no finer time, and a message back exactly on the boundary is refused again.
-                refused[i] = decision.retry_after + _MIN_WAIT + k * self._spacing(ks)
+        refused = self._decide(charges)
         if not refused:
             return [], group
-        # drain() waits these out: a shaper's wait is not a retry.
-        self._held_until = max(self._held_until, now + max(refused.values()))
+        waiting: dict[tuple[str, ...], int] = {}
+        waits: dict[int, float] = {}
+        for i, (wait, n, ks) in refused.items():
+            # Refused messages sharing keys are spread one interval apart, so
+            # they do not all come back at the same instant to be refused again.
+            k = waiting.get(ks, 0)
+            waiting[ks] = k + 1
+            waits[i] = wait + k * n * self._spacing(ks)
+        self._send_back(route, group, waits, now)
+        hot = {key for i in refused for _, ks in charges[i] for key in ks}
+        paced: list[Lease] = []
+        rest: list[Lease] = []
+        for i, lease in enumerate(group):
+            if i not in refused:
+                keys = [key for _, ks in charges[i] for key in ks]
+                (paced if hot.intersection(keys) else rest).append(lease)
+        return paced, rest
+
+    def _send_back(
+        self, route: _Route, group: list[Lease], waits: Mapping[int, float], now: float
+    ) -> None:
+        """Return refused messages to the outbox, each not before ``now + waits[i]``
+        (not an attempt); ``drain`` waits these out: a shaper's wait is not a retry."""
+        # A millisecond more than the decision: at epoch magnitudes a float holds
+        # no finer time, and a message back exactly on the boundary is refused again.
+        self._held_until = max(self._held_until, now + max(waits.values()) + _MIN_WAIT)
         self._outbox.settle(
             [
                 Settlement(
                     id=group[i].id,
                     token=group[i].token,
                     action=Settle.RELEASE,
-                    not_before=now + wait,
+                    not_before=now + wait + _MIN_WAIT,
                     reason=group[i].last_reason,
                 )
-                for i, wait in refused.items()
+                for i, wait in waits.items()
             ]
         )
-        self._metrics.record_refused(route.name, len(refused))
-        hot = {key for i in refused for key in keysets[i]}
-        paced: list[Lease] = []
-        rest: list[Lease] = []
-        for i, lease in enumerate(group):
-            if i not in refused:
-                (paced if hot.intersection(keysets[i]) else rest).append(lease)
-        return paced, rest
+        self._metrics.record_refused(route.name, len(waits))
+
+    def _charge_call(
+        self, route: _Route, transport: Transport, ip: str | None, chunk: list[Lease], now: float
+    ) -> list[Lease]:
+        """Charge, just before a call, what only the call knows: the chosen pool IP's key
+        (``ip:ADDRESS``, per message or recipient), and every key counting provider
+        requests, once per request the transport will make (its ``plan_requests``; one
+        per call for a transport that cannot say). What is refused goes back to the
+        outbox (not an attempt); returns what may go."""
+        if self._shaper is None or not chunk:
+            return chunk
+        per_request = [k for k in route.keys if self._unit(k) == _REQUEST]
+        if ip is not None and route.pool is not None:
+            key = "ip:" + ip
+            if self._unit(key) == _REQUEST:
+                per_request.append(key)
+            else:
+                charges = [self._charges((key,), lease, False) for lease in chunk]
+                refused = self._decide(charges) if any(charges) else {}
+                if refused:
+                    spacing = self._spacing((key,))
+                    ip_waits = {
+                        i: wait + k * n * spacing
+                        for k, (i, (wait, n, _)) in enumerate(refused.items())
+                    }
+                    self._send_back(route, chunk, ip_waits, now)
+                    chunk = [lease for i, lease in enumerate(chunk) if i not in refused]
+        if not per_request or not chunk:
+            return chunk
+        keys = tuple(per_request[:_MAX_KEYS])
+        requests = self._plan_requests(transport, chunk)
+        if not requests:
+            return chunk
+        decisions = self._shaper.acquire_many([keys] * len(requests))
+        waits: dict[int, float] = {}
+        refusals = 0
+        spacing = self._spacing(keys)
+        for members, decision in zip(requests, decisions, strict=True):
+            if not decision.allowed:
+                # Refused requests come back one interval apart, each with its messages.
+                wait = decision.retry_after + refusals * spacing
+                refusals += 1
+                for i in members:
+                    waits[i] = wait
+        if not waits:
+            return chunk
+        first = min(waits.values())
+        route.requests_held = max(route.requests_held, now + first)
+        self._send_back(route, chunk, waits, now)
+        return [lease for i, lease in enumerate(chunk) if i not in waits]
+
+    @staticmethod
+    def _plan_requests(transport: Transport, chunk: list[Lease]) -> list[tuple[int, ...]]:
+        """The requests *transport* will make for *chunk*: the indices each carries (a
+        message in none is refused by the transport before any request)."""
+        plan = getattr(transport, "plan_requests", None)
+        if plan is None:
+            return [tuple(range(len(chunk)))]
+        try:
+            return [tuple(r) for r in plan([_envelope(lease, lease.body) for lease in chunk])]
+        except Exception as exc:  # a plugin's bug: count a request per message (the safe side)
+            _log.warning("pipeline.plan_failed", error=type(exc).__name__)
+            return [(i,) for i in range(len(chunk))]
 
     def _sign(
         self, route: _Route, group: list[Lease], now: float
@@ -775,22 +939,33 @@ class Sender:
                 ]
             )
             return
+        if route.requests_held > now:
+            # The route's per-request keys refused a moment ago: wait without charging
+            # the messages' other keys again and again.
+            self._send_back(
+                route, live, dict.fromkeys(range(len(live)), route.requests_held - now), now
+            )
+            return
         paced, rest = self._shape(route, live, now)
         for admitted in (paced, rest):
+            sends: Sequence[tuple[str | None, Transport, list[Lease]]]
             if route.pool is None:
-                sends = [(route.transport, admitted)]
+                sends = [(route.source_ip, route.transport, admitted)]
             else:
                 sends = self._choose_ips(route, admitted, now)
-            for transport, leases in sends:
+            for ip, transport, leases in sends:
                 for start in range(0, len(leases), route.max_batch):
                     chunk = leases[start : start + route.max_batch]
+                    chunk = self._charge_call(route, transport, ip, chunk, now)
+                    if not chunk:
+                        continue
                     chunk, bodies = self._sign(route, chunk, now)
                     if chunk:
-                        self._send(route, chunk, bodies, transport)
+                        self._send(route, chunk, bodies, transport, ip)
 
     def _choose_ips(
         self, route: _Route, group: list[Lease], now: float
-    ) -> list[tuple[Transport, list[Lease]]]:
+    ) -> list[tuple[str, Transport, list[Lease]]]:
         """Pick each message's source IP from the route's pool (charging its budgets once,
         for the first recipient's domain) and group the messages by IP. A message the
         pool has no capacity for goes back to the outbox not before the pool's
@@ -825,22 +1000,17 @@ class Sender:
         if back:
             self._outbox.settle(back)
             self._metrics.record_refused(route.name, len(back))
-        return [(route.for_ip(ip), leases) for ip, leases in by_ip.items()]
+        return [(ip, route.for_ip(ip), leases) for ip, leases in by_ip.items()]
 
     def _send(
-        self, route: _Route, chunk: list[Lease], bodies: list[bytes], transport: Transport
+        self,
+        route: _Route,
+        chunk: list[Lease],
+        bodies: list[bytes],
+        transport: Transport,
+        ip: str | None = None,
     ) -> None:
-        envelopes = [
-            _stored_envelope(
-                sender=lease.sender,
-                recipients=lease.recipients,
-                message=body,
-                tags=lease.tags,
-                metadata=lease.metadata,
-                idempotency_key=lease.idempotency_key,
-            )
-            for lease, body in zip(chunk, bodies, strict=True)
-        ]
+        envelopes = [_envelope(lease, body) for lease, body in zip(chunk, bodies, strict=True)]
         started = time.perf_counter()
         error: BaseException | None = None
         results: list[SendResult] = []
@@ -854,12 +1024,61 @@ class Sender:
         except Exception as exc:  # a whole-call failure, or a plugin's bug: never lost
             error = exc
         elapsed = time.perf_counter() - started
-        self._metrics.record_call(route.name, elapsed, failed=error is not None)
+        self._metrics.record_call(
+            route.name,
+            elapsed,
+            failed=error is not None,
+            responses=_response_times(results) if error is None else None,
+        )
         now = self._clock()
+        if ip is not None and self._shaper is not None:
+            self._throttle_ip(route, ip, chunk, results, error)
         if error is not None:
             self._call_failed(route, chunk, error, now)
             return
         self._record_results(route, chunk, results, now)
+
+    def _throttle_ip(
+        self,
+        route: _Route,
+        ip: str,
+        chunk: list[Lease],
+        results: list[SendResult],
+        error: BaseException | None,
+    ) -> None:
+        """A 421 or 4.7.x answer to mail sent from *ip* slows that IP: its key
+        ``ip:ADDRESS`` and, on a pool route, the pool's own per-(IP, domain) key for the
+        domain that answered (``ipdomain:ADDRESS:DOMAIN``, when the pool limits it).
+        The destination domain or the route is throttled too, as for any route."""
+        domains: set[str] = set()
+        if error is not None:
+            if isinstance(error, TransportError) and str(error.status) == "421":
+                domains.update(r.rpartition("@")[2].lower() for x in chunk for r in x.recipients)
+        else:
+            for result in results:
+                if result.status is SendStatus.ACCEPTED:
+                    continue
+                answers = result.recipient_results or (result,)
+                for a in answers:
+                    if a.status is not SendStatus.DEFERRED:
+                        continue
+                    code = a.status_code
+                    enhanced = a.enhanced_status or ""
+                    if code == 421 or str(code) == "421" or enhanced.startswith("4.7."):
+                        rcpts = (a.recipient,) if isinstance(a, RecipientResult) else a.recipients
+                        domains.update(r.rpartition("@")[2].lower() for r in rcpts)
+        if not domains:
+            return
+        self._throttle(("ip:" + ip,))
+        pool_shaper = getattr(route.pool, "shaper", None) if route.pool is not None else None
+        if pool_shaper is not None:
+            for domain in domains:
+                key = f"ipdomain:{ip}:{domain}"
+                try:
+                    if pool_shaper.limit_for(key) is not None:
+                        pool_shaper.throttle(key, _THROTTLE_FACTOR, _THROTTLE_SECONDS)
+                except ShapingError:
+                    pass
 
     def _call_failed(
         self, route: _Route, chunk: list[Lease], error: BaseException, now: float
@@ -1361,6 +1580,36 @@ class Sender:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _envelope(lease: Lease, body: bytes) -> Envelope:
+    """The envelope of a leased message with *body* (signed or not)."""
+    return _stored_envelope(
+        sender=lease.sender,
+        recipients=lease.recipients,
+        message=body,
+        tags=lease.tags,
+        metadata=lease.metadata,
+        idempotency_key=lease.idempotency_key,
+    )
+
+
+def _response_times(results: Sequence[SendResult]) -> list[float]:
+    """The provider's response times in a call's results: each result's own latency,
+    and once per request for results sharing one (``SendResult.exchange``). Empty
+    when the transport times nothing (the whole call is then the sample)."""
+    out: list[float] = []
+    seen: set[int] = set()
+    for r in results:
+        latency = r.latency
+        if latency > 0:
+            exchange = r.exchange
+            if exchange is None:
+                out.append(latency)
+            elif exchange not in seen:
+                seen.add(exchange)
+                out.append(latency)
+    return out
 
 
 _ENVELOPE_FIELDS = attrs.fields(Envelope)
