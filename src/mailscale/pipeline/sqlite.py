@@ -63,6 +63,7 @@ __all__ = ["SQLiteOutbox"]
 
 # Message states as stored (done messages are deleted, so they have no code).
 _QUEUED, _LEASED, _DEAD = 0, 1, 3
+_PRIORITIES = tuple(sorted(Priority))  # stored value -> member, without Enum's lookup
 _STATE_NAMES = {_QUEUED: MessageState.QUEUED.value, _LEASED: MessageState.LEASED.value}
 
 _SCHEMA = """
@@ -124,17 +125,32 @@ def path_of(url: str) -> str:
     return path
 
 
+# One encoder for every call: json.dumps with an option builds a new encoder each time,
+# which cost more than the encoding of a message's few short fields.
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+_decode = json.JSONDecoder().decode
+
+
+def _json_list(value: Sequence[str]) -> str:
+    return _dumps(value) if value else "[]"
+
+
+def _json_dict(value: Mapping[str, str]) -> str:
+    return _dumps(dict(value)) if value else "{}"
+
+
+def _strings_of(text: str) -> tuple[str, ...]:
+    return tuple(_decode(text)) if text != "[]" else ()
+
+
 def _outcomes_json(outcomes: Sequence[RecipientOutcome]) -> str:
-    return json.dumps(
-        [[o.recipient, o.status, o.code, o.text, o.enhanced] for o in outcomes],
-        ensure_ascii=False,
-    )
+    return _dumps([[o.recipient, o.status, o.code, o.text, o.enhanced] for o in outcomes])
 
 
 def _outcomes_of(text: str) -> tuple[RecipientOutcome, ...]:
     return tuple(
         RecipientOutcome(recipient=r, status=s, code=c, text=t, enhanced=e)
-        for r, s, c, t, e in json.loads(text)
+        for r, s, c, t, e in _decode(text)
     )
 
 
@@ -284,10 +300,10 @@ class SQLiteOutbox:
                         now if msg.not_before is None else msg.not_before,
                         now,
                         msg.sender,
-                        json.dumps(msg.recipients, ensure_ascii=False),
+                        _json_list(msg.recipients),
                         msg.message_id,
-                        json.dumps(msg.tags, ensure_ascii=False),
-                        json.dumps(dict(msg.metadata), ensure_ascii=False),
+                        _json_list(msg.tags),
+                        _json_dict(msg.metadata),
                         key,
                     )
                 )
@@ -340,21 +356,26 @@ class SQLiteOutbox:
             if not rows:
                 return []
             until = now + visibility
-            tokens = {row[0]: secrets.token_hex(8) for row in rows}
-            db.executemany(
-                "UPDATE messages SET state = ?, token = ?, leased_until = ? WHERE id = ?",
-                [(_LEASED, token, until, id) for id, token in tokens.items()],
-            )
-            marks = ",".join("?" * len(tokens))
-            found = {
-                r[0]: r
+            # One random value per call, the id appended: every lease's token is new and
+            # unguessable, and one statement per chunk marks the whole batch leased.
+            prefix = secrets.token_hex(8) + "."
+            ids = [row[0] for row in rows]
+            found: dict[int, Sequence[Any]] = {}
+            for i in range(0, len(ids), _CHUNK):
+                part = ids[i : i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                db.execute(
+                    f"UPDATE messages SET state = {_LEASED}, token = ? || id, leased_until = ?"
+                    f" WHERE id IN ({marks})",
+                    (prefix, until, *part),
+                )
                 for r in db.execute(
                     f"SELECT {_LEASE_COLUMNS} FROM messages m JOIN bodies b ON b.id = m.id"
                     f" WHERE m.id IN ({marks})",
-                    tuple(tokens),
-                )
-            }
-        return [_lease_of(found[r[0]], tokens[r[0]], until) for r in rows]
+                    part,
+                ):
+                    found[r[0]] = r
+        return [_lease_of(found[id], f"{prefix}{id}", until) for id in ids]
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Apply *settlements* in one transaction; True for each applied (see ``Outbox.settle``)."""
@@ -371,7 +392,7 @@ class SQLiteOutbox:
                     current.append(None)
                     continue
                 if s.action is Settle.RETRY:
-                    extra = set(s.pending) - set(json.loads(row[1]))
+                    extra = set(s.pending) - set(_strings_of(row[1]))
                     if extra:
                         raise ValueError(
                             f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
@@ -379,7 +400,7 @@ class SQLiteOutbox:
                         )
                 current.append((int(s.id), row[1]))
             applied: list[bool] = []
-            done: list[tuple[int]] = []
+            done: list[int] = []
             for s, found in zip(settlements, current, strict=True):
                 if found is None:
                     applied.append(False)
@@ -390,7 +411,7 @@ class SQLiteOutbox:
                 if action is Settle.RETRY and not s.pending:
                     action = Settle.DONE
                 if action is Settle.DONE:
-                    done.append((id,))
+                    done.append(id)
                     continue
                 sets = ["token = NULL"]
                 args: list[Any] = []
@@ -412,19 +433,22 @@ class SQLiteOutbox:
                     args += [_DEAD, now, seq]
                     if s.pending:
                         sets.append("recipients = ?")
-                        args.append(json.dumps(s.pending, ensure_ascii=False))
+                        args.append(_json_list(s.pending))
                 else:
                     if action is Settle.RETRY:
                         sets.append("recipients = ?")
-                        args.append(json.dumps(s.pending, ensure_ascii=False))
+                        args.append(_json_list(s.pending))
                         if s.attempt:
                             sets.append("attempts = attempts + 1")
                     sets += ["state = ?", "not_before = ?"]
                     args += [_QUEUED, now if s.not_before is None else s.not_before]
                 db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, id))
             if done:
-                db.executemany("DELETE FROM messages WHERE id = ?", done)
-                db.executemany("DELETE FROM bodies WHERE id = ?", done)
+                for i in range(0, len(done), _CHUNK):
+                    part = done[i : i + _CHUNK]
+                    marks = ",".join("?" * len(part))
+                    db.execute(f"DELETE FROM messages WHERE id IN ({marks})", part)
+                    db.execute(f"DELETE FROM bodies WHERE id IN ({marks})", part)
                 db.execute(
                     "UPDATE counters SET value = value + ? WHERE name = 'done'", (len(done),)
                 )
@@ -583,17 +607,17 @@ def _leased_rows(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str,
 def _lease_of(row: Sequence[Any], token: str, until: float) -> Lease:
     (id, sender, recipients, message_id, priority, route, tags, metadata, key, attempts,
      created_at, last_reason, body) = row  # fmt: skip
-    meta: Mapping[str, str] = json.loads(metadata)
+    meta: Mapping[str, str] = _decode(metadata) if metadata != "{}" else {}
     return Lease(
         id=str(id),
         token=token,
         sender=sender,
-        recipients=tuple(json.loads(recipients)),
+        recipients=_strings_of(recipients),
         body=bytes(body),
         message_id=message_id,
-        priority=Priority(priority),
+        priority=_PRIORITIES[priority],
         route=route,
-        tags=tuple(json.loads(tags)),
+        tags=_strings_of(tags),
         metadata=meta,
         idempotency_key=key,
         attempts=attempts,
@@ -609,7 +633,7 @@ def _dead_of(row: Sequence[Any]) -> DeadLetter:
     return DeadLetter(
         id=str(id),
         sender=sender,
-        recipients=tuple(json.loads(recipients)),
+        recipients=_strings_of(recipients),
         message_id=message_id,
         priority=Priority(priority),
         route=route,
