@@ -372,6 +372,19 @@ class TestDeadLetters:
         assert [] == outbox.dead_letters()
         assert 0 == outbox.stats().by_state["dead"]
 
+    def test_an_id_given_twice_counts_once(self, outbox: Outbox, clock: Clock) -> None:
+        """retry_dead and purge_dead act once on a repeated id; unknown ids are skipped."""
+        a = self._kill(outbox, clock, 1)
+        b = self._kill(outbox, clock, 2)
+        assert 1 == outbox.retry_dead([a, a, "no-such-id"])
+        assert 1 == outbox.purge_dead([b, b, "12345678"])
+        assert [] == outbox.dead_letters()
+
+    def test_negative_page_bounds_read_as_zero(self, outbox: Outbox, clock: Clock) -> None:
+        ids = [self._kill(outbox, clock, i) for i in range(2)]
+        assert ids == [d.id for d in outbox.dead_letters(offset=-3)]
+        assert [] == outbox.dead_letters(limit=-1)
+
 
 class TestStats:
     def test_depth_by_priority_and_route_and_age(self, outbox: Outbox, clock: Clock) -> None:

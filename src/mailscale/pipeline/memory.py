@@ -28,6 +28,8 @@ from mailscale.pipeline.outbox import (
     RecipientOutcome,
     Settle,
     Settlement,
+    chosen_dead,
+    dead_page,
 )
 
 __all__ = ["MemoryOutbox"]
@@ -97,7 +99,7 @@ class MemoryOutbox:
         self._keys: dict[str, str] = {}
         self._ready: dict[tuple[int, str | None], list[tuple[float, int, str, int]]] = {}
         self._leases: list[tuple[float, str, str]] = []
-        self._dead: dict[str, None] = {}  # ids in the order they died
+        self._dead: dict[str, float] = {}  # id -> when it died, in the order they died
         self._seq = itertools.count(1)
         self._tokens = itertools.count(1)
         self._done = 0
@@ -249,7 +251,7 @@ class MemoryOutbox:
                     if s.pending:
                         m.recipients = s.pending
                     m.ver += 1
-                    self._dead[m.id] = None
+                    self._dead[m.id] = now
                 else:
                     if action is Settle.RETRY:
                         m.recipients = s.pending
@@ -312,14 +314,14 @@ class MemoryOutbox:
     def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
         with self._lock:
-            ids = list(itertools.islice(self._dead, offset, offset + limit))
-            return [_dead_of(self._msgs[i]) for i in ids]
+            start, stop = dead_page(limit, offset)
+            return [_dead_of(self._msgs[i]) for i in itertools.islice(self._dead, start, stop)]
 
     def retry_dead(self, ids: Sequence[MessageId] | None = None) -> int:
         """Queue dead letters again (all when *ids* is None), ready now; return how many."""
         with self._lock:
             now = self._clock()
-            chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
+            chosen = chosen_dead(self._dead, ids)
             for i in chosen:
                 del self._dead[i]
                 m = self._msgs[i]
@@ -337,9 +339,8 @@ class MemoryOutbox:
         """Delete dead letters (all, in *ids*, or dead longer than *older_than* s); how many."""
         with self._lock:
             now = self._clock()
-            chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
-            if older_than is not None:
-                chosen = [i for i in chosen if now - self._msgs[i].died_at > older_than]
+            before = None if older_than is None else now - older_than
+            chosen = chosen_dead(self._dead, ids, died_before=before)
             for i in chosen:
                 del self._dead[i]
                 m = self._msgs.pop(i)

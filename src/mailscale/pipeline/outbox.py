@@ -367,6 +367,36 @@ class Outbox(Protocol):
         ...
 
 
+# -- helpers for the stores' dead-letter calls --------------------------------------
+
+
+def dead_page(limit: int, offset: int) -> tuple[int, int]:
+    """``(start, stop)`` of the dead letters ``dead_letters(limit=, offset=)`` returns,
+    in oldest-first order (negative values count as 0)."""
+    start = max(0, offset)
+    return start, start + max(0, limit)
+
+
+def chosen_dead(
+    dead: Mapping[MessageId, float],
+    ids: Iterable[MessageId] | None,
+    *,
+    died_before: float | None = None,
+) -> list[MessageId]:
+    """The dead letters a ``retry_dead`` or ``purge_dead`` call acts on.
+
+    Args:
+        dead: every dead letter's id -> the time it died, oldest first.
+        ids: the ids asked for (None: all); ids that are not dead letters are skipped,
+            and an id given twice counts once.
+        died_before: when given, only those that died before this time.
+    """
+    chosen = list(dead) if ids is None else list(dict.fromkeys(i for i in ids if i in dead))
+    if died_before is not None:
+        chosen = [i for i in chosen if dead[i] < died_before]
+    return chosen
+
+
 # scheme -> "module:Class"; the class provides ``from_url(url: str, **options)``.
 _STORES: dict[str, str] = {
     "memory": "mailscale.pipeline.memory:MemoryOutbox",

@@ -57,6 +57,8 @@ from mailscale.pipeline.outbox import (
     RecipientOutcome,
     Settle,
     Settlement,
+    chosen_dead,
+    dead_page,
 )
 
 __all__ = ["SQLiteOutbox"]
@@ -506,30 +508,27 @@ class SQLiteOutbox:
 
     def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
+        start, stop = dead_page(limit, offset)
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {_DEAD_COLUMNS} FROM messages WHERE state = ?"
                 " ORDER BY dead_seq LIMIT ? OFFSET ?",
-                (_DEAD, max(0, limit), max(0, offset)),
+                (_DEAD, stop - start, start),
             ).fetchall()
         return [_dead_of(row) for row in rows]
 
+    @staticmethod
     def _dead_ids(
-        self,
-        db: sqlite3.Connection,
-        ids: Sequence[MessageId] | None,
-        died_before: float | None = None,
+        db: sqlite3.Connection, ids: Sequence[MessageId] | None, died_before: float | None = None
     ) -> list[tuple[int]]:
-        """The dead letters among *ids* (all when None), dead since before *died_before*."""
-        query = "SELECT id FROM messages WHERE state = ?"
-        args: list[Any] = [_DEAD]
-        if died_before is not None:
-            query += " AND died_at < ?"
-            args.append(died_before)
-        dead = {row[0] for row in db.execute(query, args)}
-        if ids is None:
-            return [(i,) for i in sorted(dead)]
-        return [(int(i),) for i in ids if isinstance(i, str) and i.isdigit() and int(i) in dead]
+        """The dead letters *ids* choose (see ``chosen_dead``), as rows of their ids."""
+        dead = {
+            str(id): died_at
+            for id, died_at in db.execute(
+                "SELECT id, died_at FROM messages WHERE state = ? ORDER BY dead_seq", (_DEAD,)
+            )
+        }
+        return [(int(i),) for i in chosen_dead(dead, ids, died_before=died_before)]
 
     def retry_dead(self, ids: Sequence[MessageId] | None = None) -> int:
         """Queue dead letters again (all when *ids* is None), ready now; return how many."""
