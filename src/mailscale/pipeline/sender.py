@@ -1134,45 +1134,69 @@ class Sender:
                 )
                 if due is None:
                     expired += 1
-                    why = _expiry_reason(attempts, reason)
-                    settlements.append(
-                        Settlement(
-                            id=lease.id,
-                            token=lease.token,
-                            action=Settle.DEAD,
-                            pending=lease.recipients,
-                            reason=why,
-                            outcomes=outcomes,
-                        )
-                    )
-                    events.append(
-                        self._event(EventKind.EXPIRED, lease, now, attempts=attempts, text=why)
-                    )
-                else:
-                    settlements.append(
-                        Settlement(
-                            id=lease.id,
-                            token=lease.token,
-                            action=Settle.RETRY,
-                            pending=lease.recipients,
-                            not_before=due,
-                            reason=reason,
-                            outcomes=outcomes,
-                        )
-                    )
-                    events.append(
-                        self._event(
-                            EventKind.FAILED,
-                            lease,
-                            now,
-                            attempts=attempts,
-                            text=reason,
-                            retry_at=due,
-                        )
-                    )
+                self._retry_or_expire(
+                    lease,
+                    now,
+                    settlements,
+                    events,
+                    pending=lease.recipients,
+                    due=due,
+                    reason=reason,
+                    why="" if due is not None else _expiry_reason(attempts, reason),
+                    outcomes=outcomes,
+                    retry_kind=EventKind.FAILED,
+                    retry_text=reason,
+                )
             self._metrics.record_outcomes(route.name, expired=expired, settled=expired)
         self._outbox.settle(settlements)
         self._emit(events)
+
+    def _retry_or_expire(
+        self,
+        lease: Lease,
+        now: float,
+        settlements: list[Settlement],
+        events: list[Event],
+        *,
+        pending: tuple[str, ...],
+        due: float | None,
+        reason: str,
+        why: str,
+        outcomes: tuple[RecipientOutcome, ...],
+        retry_kind: EventKind,
+        retry_text: str,
+        first: RecipientOutcome | None = None,
+        retry_event: bool = True,
+    ) -> None:
+        """Settle an attempt that left *pending* recipients: retried at *due* (an event of
+        *retry_kind* when *retry_event*), or, when *due* is None, a dead letter for *why*
+        (always an ``EXPIRED`` event). *first* is the outcome whose code the events carry."""
+        dead = due is None
+        settlements.append(
+            Settlement(
+                id=lease.id,
+                token=lease.token,
+                action=Settle.DEAD if dead else Settle.RETRY,
+                pending=pending,
+                not_before=due,
+                reason=why if dead else reason,
+                outcomes=outcomes,
+            )
+        )
+        if dead or retry_event:
+            events.append(
+                self._event(
+                    EventKind.EXPIRED if dead else retry_kind,
+                    lease,
+                    now,
+                    recipients=pending,
+                    attempts=lease.attempts + 1,
+                    code=None if first is None else first.code,
+                    text=why if dead else retry_text,
+                    enhanced=None if first is None else first.enhanced,
+                    retry_at=due,
+                )
+            )
 
     def _throttle(self, keys: Iterable[str]) -> None:
         shaper = self._shaper
@@ -1298,54 +1322,21 @@ class Sender:
                 expired_n += 1
                 settled_n += 1
                 why = why or _expiry_reason(attempts, reason)
-                settlements.append(
-                    Settlement(
-                        id=lease.id,
-                        token=lease.token,
-                        action=Settle.DEAD,
-                        pending=pending,
-                        reason=why,
-                        outcomes=outcomes,
-                    )
-                )
-                events.append(
-                    self._event(
-                        EventKind.EXPIRED,
-                        lease,
-                        now,
-                        recipients=pending,
-                        attempts=attempts,
-                        code=first.code,
-                        text=why,
-                        enhanced=first.enhanced,
-                    )
-                )
-            else:
-                settlements.append(
-                    Settlement(
-                        id=lease.id,
-                        token=lease.token,
-                        action=Settle.RETRY,
-                        pending=pending,
-                        not_before=due,
-                        reason=reason,
-                        outcomes=outcomes,
-                    )
-                )
-                if want_events:
-                    events.append(
-                        self._event(
-                            EventKind.DEFERRED,
-                            lease,
-                            now,
-                            recipients=pending,
-                            attempts=attempts,
-                            code=first.code,
-                            text=first.text,
-                            enhanced=first.enhanced,
-                            retry_at=due,
-                        )
-                    )
+            self._retry_or_expire(
+                lease,
+                now,
+                settlements,
+                events,
+                pending=pending,
+                due=due,
+                reason=reason,
+                why=why,
+                outcomes=outcomes,
+                retry_kind=EventKind.DEFERRED,
+                retry_text=first.text,
+                first=first,
+                retry_event=want_events,
+            )
         self._outbox.settle(settlements)
         if self._dest_backoff > 0 and (unreachable or self._held_domains):
             for domain in reached:
