@@ -5,15 +5,21 @@ or ``python -m benchmarks.bench_pipeline`` (figures only).
 
 Reference, measured in the same run on the same messages: ``DKIMSigner.sign_batch``
 alone on the messages' wire bytes, in one thread. The pipeline runs in one thread too
-(``drain`` without workers), so the ratio end-to-end / sign-only is the share of the
-signing rate the rest of the pipeline (validation, Message-ID, outbox, leases,
-settlements, shaping decisions, metrics) leaves. Target for RSA-2048 and 20 KB
-messages with the memory outbox: >= 0.9. Ed25519 signing is much cheaper, so the
-same overhead is a larger share of it: its ratio is reported, not gated.
+(``drain`` without workers), or with ``workers=1`` (submit in the calling thread, delivery
+in one worker thread: the figure a running Sender gives), so the ratio end-to-end /
+sign-only is the share of the signing rate the rest of the pipeline (validation,
+Message-ID, outbox, leases, settlements, shaping decisions, metrics) leaves. Targets for
+RSA-2048 and 20 KB messages: >= 0.9 with the memory outbox, >= 0.8 with the SQLite
+outbox. Ed25519 signing is much cheaper, so the same overhead is a larger share of it:
+its ratio is reported, not gated.
+
+CPU time is the process's (``time.process_time``: every thread, SQLite's work included),
+so work moved to another thread is still counted.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import time
@@ -53,23 +59,31 @@ def _envelopes(n: int) -> list[Envelope]:
 
 
 def _timed(fn: Callable[[], None]) -> tuple[float, float]:
-    """Wall and CPU seconds of one call (CPU time of this thread, where all the work runs)."""
-    wall, cpu = time.perf_counter(), time.thread_time()
+    """Wall and CPU seconds of one call (CPU time of the process: every thread)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - wall, time.thread_time() - cpu
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure(
-    kind: str, *, shaped: bool = False, n: int = N, outbox: str = "memory"
+    kind: str,
+    *,
+    shaped: bool = False,
+    n: int = N,
+    outbox: str = "memory",
+    workers: int = 0,
 ) -> dict[str, float]:
     """Messages/s of sign_batch alone and of the pipeline end to end, interleaved.
 
-    *outbox* is ``"memory"`` or ``"sqlite"`` (a new file per round, ``synchronous=full``:
-    every submit and settlement fsynced, so the wall-time ratio is the one that counts).
+    *outbox* is ``"memory"`` or ``"sqlite"`` (a new, empty file per round, created before
+    the clock starts; ``synchronous=full``: every submit and settlement fsynced; the
+    clock stops after ``close``, which checkpoints the WAL into the file, so every body
+    written twice is counted). *workers*: 0 delivers in this thread (``drain`` without
+    workers), 1 in one worker thread started before the submit.
 
-    Both run entirely in this thread. The best of ``ROUNDS`` interleaved rounds of each
-    is kept, by wall time and by this thread's CPU time; the CPU-time ratio is the one
-    other processes on a loaded machine disturb least.
+    The best of ``ROUNDS`` interleaved rounds of each is kept, by wall time and by the
+    process's CPU time; the CPU-time ratio is the one other processes on a loaded
+    machine disturb least.
     """
     key = generate_key("rsa", 2048) if kind == "rsa" else generate_key("ed25519")
     signer = DKIMSigner("example.com", "bench", key)
@@ -80,28 +94,34 @@ def measure(
     def sign_only() -> None:
         signer.sign_batch(bodies)
 
-    def end_to_end() -> None:
+    def end_to_end(store: Outbox) -> None:
         shaper = (
             Shaper({"domain:*": Limit(10**9, 1.0, burst=10**6)}, strict=False) if shaped else None
         )
-        tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-        store: Outbox = MemoryOutbox() if outbox == "memory" else SQLiteOutbox(tmp / "o.db")
         try:
-            sender = Sender("null://", outbox=store, signer=signer, shaper=shaper)
+            sender = Sender(
+                "null://", outbox=store, signer=signer, shaper=shaper, workers=max(1, workers)
+            )
+            if workers:
+                sender.start()
             sender.submit(envelopes)
             sender.drain()
             assert n == sender.metrics().total.sent
             sender.close()
         finally:
             store.close()
-            shutil.rmtree(tmp, ignore_errors=True)
 
     inf = float("inf")
     sign_wall, sign_cpu, e2e_wall, e2e_cpu = inf, inf, inf, inf
     for _ in range(ROUNDS):  # interleaved, so both see the same machine load
         wall, cpu = _timed(sign_only)
         sign_wall, sign_cpu = min(sign_wall, wall), min(sign_cpu, cpu)
-        wall, cpu = _timed(end_to_end)
+        tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+        try:
+            store: Outbox = MemoryOutbox() if outbox == "memory" else SQLiteOutbox(tmp / "o.db")
+            wall, cpu = _timed(functools.partial(end_to_end, store))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         e2e_wall, e2e_cpu = min(e2e_wall, wall), min(e2e_cpu, cpu)
     return {
         "sign_rate": n / sign_wall,
@@ -115,7 +135,7 @@ def _report(label: str, figures: dict[str, float]) -> None:
     print(
         f"\n{label}: sign_batch only {figures['sign_rate']:,.0f} msg/s, "
         f"pipeline end to end {figures['e2e_rate']:,.0f} msg/s, "
-        f"ratio {figures['ratio']:.3f}; by CPU time of the thread {figures['cpu_ratio']:.3f}"
+        f"ratio {figures['ratio']:.3f}; by CPU time of the process {figures['cpu_ratio']:.3f}"
     )
 
 
@@ -206,20 +226,30 @@ def test_gate_rsa2048_end_to_end_with_the_sqlite_outbox() -> None:
     """RSA-2048, 20 KB, SQLite outbox (fsynced), null transport: target ratio >= 0.8.
 
     Gated on the CPU-time ratio: the wall-time one also waits for fsync and, on a loaded
-    machine, for the disk shared with other processes (it read 0.13-0.58 under load)."""
+    machine, for the disk shared with other processes. The floor is below the target:
+    SQLite's own writes and reads of the 20 KB bodies cost about a fifth of an RSA-2048
+    signature here (docs/performance.md, "Outbox (SQLite)")."""
     figures = measure("rsa", outbox="sqlite")
     _report("RSA-2048 20 KB, SQLite outbox", figures)
-    assert figures["cpu_ratio"] >= 0.4
+    assert figures["cpu_ratio"] >= 0.5
 
 
 def test_figure_ed25519_end_to_end_sqlite() -> None:
     _report("Ed25519 20 KB, SQLite outbox", measure("ed25519", outbox="sqlite"))
 
 
+def test_figure_one_worker_thread() -> None:
+    """Delivery in one worker thread (a running Sender), both outboxes: reported."""
+    _report("RSA-2048 20 KB, SQLite outbox, 1 worker", measure("rsa", outbox="sqlite", workers=1))
+    _report("RSA-2048 20 KB, memory outbox, 1 worker", measure("rsa", workers=1))
+
+
 if __name__ == "__main__":
     _report("RSA-2048 20 KB, SQLite outbox", measure("rsa", outbox="sqlite"))
+    _report("RSA-2048 20 KB, SQLite outbox, 1 worker", measure("rsa", outbox="sqlite", workers=1))
     _report("Ed25519 20 KB, SQLite outbox", measure("ed25519", outbox="sqlite"))
     _report("RSA-2048 20 KB, memory outbox", measure("rsa"))
+    _report("RSA-2048 20 KB, memory outbox, 1 worker", measure("rsa", workers=1))
     _report("RSA-2048 20 KB, memory outbox, shaped per domain", measure("rsa", shaped=True))
     _report("Ed25519 20 KB, memory outbox", measure("ed25519"))
     late = transactional_latency()
