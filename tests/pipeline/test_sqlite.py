@@ -136,6 +136,41 @@ class TestDurability:
         box.close()
         assert grown < 400_000
 
+    def test_leased_bodies_are_the_added_ones(self, tmp_path: Path) -> None:
+        """More bodies than the instance keeps in memory (16 MB): the older ones are read
+        back from the file, the newer ones kept; every lease carries its own body."""
+        box = SQLiteOutbox(tmp_path / "o.db")
+        added = [new(i, size=20_000) for i in range(1000)]
+        ids = box.add(added)
+        leases = box.lease(1000, visibility=60)
+        box.close()
+        assert [(i, m.body) for i, m in zip(ids, added, strict=True)] == [
+            (x.id, x.body) for x in leases
+        ]
+
+    def test_a_rolled_back_add_leaves_no_body_behind(self, tmp_path: Path) -> None:
+        """An add that failed gave no id for good: the bodies another instance adds next
+        under the same ids are the ones leased."""
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON bodies WHEN length(NEW.body) > 5000"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        with pytest.raises(sqlite3.IntegrityError):
+            box.add([new(1, size=10), new(2, size=9000)])
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute("DROP TRIGGER refuse")
+        other = SQLiteOutbox(path)
+        ids = other.add([new(3, size=10), new(4, size=10)])
+        other.close()
+        leases = box.lease(5, visibility=60)
+        box.close()
+        assert [(ids[0], new(3, size=10).body), (ids[1], new(4, size=10).body)] == [
+            (x.id, x.body) for x in leases
+        ]
+
     def test_a_lease_leaves_the_connection_fsyncing(self, tmp_path: Path) -> None:
         """A lease commits without an fsync; every call after it is fsynced again."""
         box = SQLiteOutbox(tmp_path / "o.db")

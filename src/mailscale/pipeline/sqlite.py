@@ -20,6 +20,10 @@ What it guarantees, beyond :mod:`mailscale.pipeline.outbox`'s contract:
   would write every body a second time).
 - Group commit: each ``add``, ``lease`` and ``settle`` call is one
   transaction, whatever the size of its batch.
+- An instance keeps the bodies it added (up to 16 MB, the oldest dropped
+  first) until their messages are done or dead, and its leases take them
+  from there instead of reading them back; bodies are never rewritten and
+  ids never reused, so a kept body is the stored one.
 - Several processes on one host may share the file. Writes take SQLite's
   write lock up front (``BEGIN IMMEDIATE``), so two workers never lease the
   same message while its lease is live; a writer waits up to ``busy_timeout``
@@ -42,7 +46,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,8 +109,8 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('done', 0), ('dead_seq', 0)
 """
 
 _LEASE_COLUMNS = (
-    "m.id, m.sender, m.recipients, m.message_id, m.priority, m.route, m.tags, m.metadata,"
-    " m.idempotency_key, m.attempts, m.created_at, m.last_reason, b.body"
+    "id, sender, recipients, message_id, priority, route, tags, metadata,"
+    " idempotency_key, attempts, created_at, last_reason"
 )
 _DEAD_COLUMNS = (
     "id, sender, recipients, message_id, priority, route, attempts, created_at, died_at,"
@@ -114,6 +118,9 @@ _DEAD_COLUMNS = (
 )
 _SYNCHRONOUS = ("full", "normal")
 _PAGE_SIZE = 16384
+# Bodies this instance added, kept for its own leases until done (bodies are never
+# rewritten and ids never reused, so a kept body cannot go stale), up to this many bytes.
+_KEPT_BYTES = 16 * 1024 * 1024
 
 
 def path_of(url: str) -> str:
@@ -192,6 +199,8 @@ class SQLiteOutbox:
         self._full = synchronous == "full"
         self._clock = clock
         self._lock = threading.Lock()
+        self._kept: dict[int, bytes] = {}  # id -> body, oldest first
+        self._kept_bytes = 0
         try:
             self._db = sqlite3.connect(
                 str(self._path),
@@ -335,7 +344,26 @@ class SQLiteOutbox:
             )
             db.executemany("INSERT INTO bodies (id, body) VALUES (?, ?)", bodies)
             db.executemany("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", keys)
-            return ids
+        # Committed: only now are the ids this batch's for good (a rollback gives them again).
+        with self._lock:
+            self._keep(bodies)
+        return ids
+
+    def _keep(self, bodies: list[tuple[int, bytes]]) -> None:
+        """Keep *bodies* for this instance's leases, the oldest dropped past the budget."""
+        kept = self._kept
+        for id, body in bodies:
+            kept[id] = body
+            self._kept_bytes += len(body)
+        while self._kept_bytes > _KEPT_BYTES and kept:
+            self._kept_bytes -= len(kept.pop(next(iter(kept))))
+
+    def _forget(self, ids: Iterable[int]) -> None:
+        kept = self._kept
+        for id in ids:
+            body = kept.pop(id, None)
+            if body is not None:
+                self._kept_bytes -= len(body)
 
     def lease(
         self,
@@ -377,6 +405,8 @@ class SQLiteOutbox:
             prefix = secrets.token_hex(8) + "."
             ids = [row[0] for row in rows]
             found: dict[int, Sequence[Any]] = {}
+            bodies: dict[int, bytes] = {}
+            kept = self._kept
             for i in range(0, len(ids), _CHUNK):
                 part = ids[i : i + _CHUNK]
                 marks = ",".join("?" * len(part))
@@ -386,12 +416,21 @@ class SQLiteOutbox:
                     (prefix, until, *part),
                 )
                 for r in db.execute(
-                    f"SELECT {_LEASE_COLUMNS} FROM messages m JOIN bodies b ON b.id = m.id"
-                    f" WHERE m.id IN ({marks})",
-                    part,
+                    f"SELECT {_LEASE_COLUMNS} FROM messages WHERE id IN ({marks})", part
                 ):
                     found[r[0]] = r
-        return [_lease_of(found[id], f"{prefix}{id}", until) for id in ids]
+                # Bodies this instance added are in memory; the others are read back.
+                missing = [id for id in part if id not in kept]
+                if missing:
+                    marks = ",".join("?" * len(missing))
+                    bodies.update(
+                        db.execute(f"SELECT id, body FROM bodies WHERE id IN ({marks})", missing)
+                    )
+            leases = [
+                _lease_of(found[id], kept[id] if id in kept else bodies[id], f"{prefix}{id}", until)
+                for id in ids
+            ]
+        return leases
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Apply *settlements* in one transaction; True for each applied (see ``Outbox.settle``)."""
@@ -446,6 +485,7 @@ class SQLiteOutbox:
                         "SELECT value FROM counters WHERE name = 'dead_seq'"
                     ).fetchone()[0]
                     sets += ["state = ?", "died_at = ?", "dead_seq = ?"]
+                    self._forget((id,))
                     args += [_DEAD, now, seq]
                     if s.pending:
                         sets.append("recipients = ?")
@@ -460,6 +500,7 @@ class SQLiteOutbox:
                     args += [_QUEUED, now if s.not_before is None else s.not_before]
                 db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, id))
             if done:
+                self._forget(done)
                 for i in range(0, len(done), _CHUNK):
                     part = done[i : i + _CHUNK]
                     marks = ",".join("?" * len(part))
@@ -617,9 +658,9 @@ def _leased_rows(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str,
     return found
 
 
-def _lease_of(row: Sequence[Any], token: str, until: float) -> Lease:
+def _lease_of(row: Sequence[Any], body: bytes, token: str, until: float) -> Lease:
     (id, sender, recipients, message_id, priority, route, tags, metadata, key, attempts,
-     created_at, last_reason, body) = row  # fmt: skip
+     created_at, last_reason) = row  # fmt: skip
     meta: Mapping[str, str] = _decode(metadata) if metadata != "{}" else {}
     return Lease(
         id=str(id),
