@@ -379,8 +379,8 @@ class TestStatusForm:
     """Every status type is a ``ValueEnum``: equal to, printed as and serialized as its value."""
 
     def test_every_status_type(self) -> None:
-        """SendStatus, VerifyStatus, CheckStatus, HostStatus, ReadinessStatus, Severity, Policy,
-        SPFResult."""
+        """SendStatus, the pipeline's states, VerifyStatus, CheckStatus, HostStatus,
+        ReadinessStatus, Severity, Policy, SPFResult."""
         import json
 
         from mailscale.auth import (
@@ -391,10 +391,15 @@ class TestStatusForm:
             Severity,
             SPFResult,
         )
+        from mailscale.pipeline import EventKind, MessageState, OutcomeStatus, Settle
         from mailscale.signing import VerifyStatus
 
         for kind in (
             SendStatus,
+            OutcomeStatus,
+            MessageState,
+            EventKind,
+            Settle,
             VerifyStatus,
             CheckStatus,
             HostStatus,
@@ -425,3 +430,13 @@ class TestStatusForm:
         assert CheckStatus.NOT_CHECKED is ReadinessItem("tls", "TLS", "not checked", "", ()).status
         with pytest.raises(ValueError, match="'passed' is not a valid VerifyStatus"):
             VerifyResult("passed")
+
+    def test_recipient_outcome_status(self) -> None:
+        """A recipient outcome's status is an ``OutcomeStatus``; an unknown one is refused."""
+        from mailscale.errors import ConfigurationError
+        from mailscale.pipeline import OutcomeStatus, RecipientOutcome
+
+        outcome = RecipientOutcome(recipient="a@example.com", status="failed")
+        assert OutcomeStatus.FAILED is outcome.status
+        with pytest.raises(ConfigurationError, match="must be one of accepted, .*got 'bounced'"):
+            RecipientOutcome(recipient="a@example.com", status="bounced")

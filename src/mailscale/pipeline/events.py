@@ -14,17 +14,18 @@ iterator for code that prefers pulling.
 from __future__ import annotations
 
 import collections
-import enum
 import threading
 from collections.abc import Iterator
 from types import TracebackType
 
 import attrs
 
+from mailscale.message import ValueEnum
+
 __all__ = ["Event", "EventKind", "EventStream"]
 
 
-class EventKind(enum.Enum):
+class EventKind(ValueEnum):
     """What happened to a message."""
 
     QUEUED = "queued"

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from mailscale.errors import ConfigurationError
-from mailscale.message import Envelope
+from mailscale.message import Envelope, ValueEnum
 
 __all__ = [
     "DeadLetter",
@@ -45,6 +45,7 @@ __all__ = [
     "NewMessage",
     "Outbox",
     "OutboxStats",
+    "OutcomeStatus",
     "Priority",
     "RecipientOutcome",
     "Settle",
@@ -79,7 +80,7 @@ class Priority(enum.IntEnum):
             raise ConfigurationError(f"priority {value!r} is not one of {names}") from None
 
 
-class MessageState(enum.Enum):
+class MessageState(ValueEnum):
     """Where a stored message is in its life."""
 
     QUEUED = "queued"
@@ -144,21 +145,45 @@ class NewMessage:
     not_before: float | None = None
 
 
+class OutcomeStatus(ValueEnum):
+    """The last word about one recipient (a member equals its string value)."""
+
+    ACCEPTED = "accepted"
+    """The receiving server or API accepted it."""
+    DEFERRED = "deferred"
+    """A transient answer: tried again later."""
+    REJECTED = "rejected"
+    """A permanent answer: done, with its reason."""
+    FAILED = "failed"
+    """The whole call failed: no answer about this recipient."""
+
+
+def _outcome_status(value: OutcomeStatus | str) -> OutcomeStatus:
+    try:
+        return OutcomeStatus(value)
+    except ValueError:
+        known = ", ".join(s.value for s in OutcomeStatus)
+        raise ConfigurationError(
+            f"recipient outcome status must be one of {known}, got {value!r}"
+        ) from None
+
+
 @attrs.frozen(kw_only=True)
 class RecipientOutcome:
     """The last word about one recipient (kept with dead letters and in events).
 
     Attributes:
         recipient: the address.
-        status: ``"accepted"``, ``"deferred"``, ``"rejected"`` or ``"failed"``
-            (the whole call failed; no answer about this recipient).
+        status: an :class:`OutcomeStatus` (a string given is converted): accepted,
+            deferred, rejected, or failed (the whole call failed; no answer about
+            this recipient).
         code: the provider's status (SMTP reply code, HTTP status), when known.
         text: the provider's words (never a secret, never message content).
         enhanced: RFC 3463 enhanced status code, when known.
     """
 
     recipient: str
-    status: str
+    status: OutcomeStatus = attrs.field(converter=_outcome_status)
     code: int | str | None = None
     text: str = ""
     enhanced: str | None = None
@@ -210,7 +235,7 @@ class Lease:
         )
 
 
-class Settle(enum.Enum):
+class Settle(ValueEnum):
     """What a :class:`Settlement` does with its leased message."""
 
     DONE = "done"

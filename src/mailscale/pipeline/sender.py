@@ -62,6 +62,7 @@ from mailscale.pipeline.outbox import (
     MessageId,
     NewMessage,
     Outbox,
+    OutcomeStatus,
     Priority,
     RecipientOutcome,
     Settle,
@@ -1129,7 +1130,7 @@ class Sender:
                     attempts=attempts, created_at=lease.created_at, now=now
                 )
                 outcomes = tuple(
-                    RecipientOutcome(recipient=r, status="failed", text=reason)
+                    RecipientOutcome(recipient=r, status=OutcomeStatus.FAILED, text=reason)
                     for r in lease.recipients
                 )
                 if due is None:
@@ -1231,9 +1232,11 @@ class Sender:
                 deferred: list[RecipientOutcome] = []
             else:
                 outcomes = _outcomes(lease.recipients, result)
-                accepted = tuple(o.recipient for o in outcomes if o.status == "accepted")
-                rejected = [o for o in outcomes if o.status == "rejected"]
-                deferred = [o for o in outcomes if o.status == "deferred"]
+                accepted = tuple(
+                    o.recipient for o in outcomes if o.status is OutcomeStatus.ACCEPTED
+                )
+                rejected = [o for o in outcomes if o.status is OutcomeStatus.REJECTED]
+                deferred = [o for o in outcomes if o.status is OutcomeStatus.DEFERRED]
             accepted_n += len(accepted)
             rejected_n += len(rejected)
             deferred_n += len(deferred)
@@ -1632,9 +1635,9 @@ def _expiry_reason(attempts: int, last: str) -> str:
 
 
 _STATUS = {
-    SendStatus.ACCEPTED: "accepted",
-    SendStatus.DEFERRED: "deferred",
-    SendStatus.REJECTED: "rejected",
+    SendStatus.ACCEPTED: OutcomeStatus.ACCEPTED,
+    SendStatus.DEFERRED: OutcomeStatus.DEFERRED,
+    SendStatus.REJECTED: OutcomeStatus.REJECTED,
 }
 
 
@@ -1649,7 +1652,9 @@ def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientO
             if r is None:
                 out.append(
                     RecipientOutcome(
-                        recipient=rcpt, status="deferred", text="no result for this recipient"
+                        recipient=rcpt,
+                        status=OutcomeStatus.DEFERRED,
+                        text="no result for this recipient",
                     )
                 )
             else:
