@@ -327,6 +327,29 @@ class TestBodyHash:
         with pytest.raises(CanonicalizationError, match="outside the message"):
             core_impl.body_hash(MESSAGE, start, True)
 
+    @pytest.mark.parametrize("relaxed", [True, False])
+    @pytest.mark.parametrize(
+        ("body", "crlf"),
+        [
+            (b"", True),
+            (b"a\r\n", True),
+            (b"a  \r\n\r\n", True),
+            (b"no end", True),
+            (b"a\nb\r\n", False),
+            (b"a\rb\r\n", False),
+            (b"a\r\n\r", False),
+            (b"a\r\n\n", False),
+            (b"  \t\n", False),
+        ],
+    )
+    def test_check_finds_bare_line_ends(
+        self, core_impl: ModuleType, relaxed: bool, body: bytes, crlf: bool
+    ) -> None:
+        """With check, None when the body has a bare CR or LF, else the same hash."""
+        data = b"From: a\r\n\r\n" + body
+        expected = core_impl.body_hash(data, 11, relaxed) if crlf else None
+        assert expected == core_impl.body_hash(data, 11, relaxed, check=True)
+
     @pytest.mark.parametrize(("start", "limit"), [(1.0, -1), (0, 2.5), ("1", -1), (0, None)])
     def test_non_integers_refused(
         self, core_impl: ModuleType, start: object, limit: object
@@ -787,6 +810,14 @@ class TestBufferShapes:
             )
 
 
+def _header_crlf(core: ModuleType, data: bytes) -> object:
+    """``split_header(data).crlf()``, or the error's type and text."""
+    try:
+        return core.split_header(data).crlf()
+    except CanonicalizationError as exc:
+        return (type(exc), str(exc))
+
+
 def _scan_levels() -> list[str]:
     if not _hot.USING_EXTENSIONS:
         return []
@@ -837,6 +868,10 @@ class TestScanLevels:
         with _at_level(level):
             assert _core_py._canon_body_relaxed(data) == core._canon_body_relaxed(data)
             assert _core_py.body_hash(data, 0, True, limit) == core.body_hash(data, 0, True, limit)
+            for relaxed in (True, False):
+                assert _core_py.body_hash(data, 0, relaxed, limit, check=True) == core.body_hash(
+                    data, 0, relaxed, limit, check=True
+                )
             hasher = core._BodyHasher(True)
             hasher.update(data[:cut])
             hasher.update(data[cut:])
@@ -857,5 +892,10 @@ class TestScanLevels:
         with _at_level(level):
             assert _core_py.normalize_line_endings(body) == core.normalize_line_endings(body)
             assert _core_py.body_hash(body, 0, True) == core.body_hash(body, 0, True)
+            assert _core_py.body_hash(body, 0, True, check=True) == core.body_hash(
+                body, 0, True, check=True
+            )
+            head = b"From: a\r\n " + data + b"\r\n\r\n"
+            assert _header_crlf(_core_py, head) == _header_crlf(core, head)
             assert _core_py._canon_body_relaxed(body) == core._canon_body_relaxed(body)
             assert plans[0].prepare(message, b"") == plans[1].prepare(message, b"")

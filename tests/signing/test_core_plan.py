@@ -114,6 +114,21 @@ class TestSplitHeader:
         with pytest.raises(IndexError, match="no header field"):
             header.digest([0, index], b"s:", True)
 
+    @pytest.mark.parametrize(
+        ("data", "crlf"),
+        [
+            (MESSAGE, True),
+            (b"\r\nbody\n", True),
+            (b"From: a\r\n", True),
+            (b"From: a\nb\r\nTo: c\r\n\r\nbody", False),
+            (b"From: a\rb\r\n\r\n", False),
+            (b"From: a\r\n\r\nbare\nbody\r", True),
+        ],
+    )
+    def test_crlf(self, core_impl: ModuleType, data: bytes, crlf: bool) -> None:
+        """crlf() tells whether the header section (not the body) has only CRLF line ends."""
+        assert crlf == core_impl.split_header(data).crlf()
+
     def test_same_errors_as_split_message(self, core_impl: ModuleType) -> None:
         """A message that cannot be split raises what _split_message raises."""
         for data in (b"", b"From: a", b"From: a\r\nbad\r\n\r\n", b" x: 1\r\n\r\n"):
@@ -303,7 +318,7 @@ class TestBothAgree:
 
         def view(core: ModuleType) -> object:
             header = core.split_header(data)
-            return (header.fields(), header.names, header.body_start, header.count)
+            return (header.fields(), header.names, header.body_start, header.count, header.crlf())
 
         assert _outcome(view, _core_py) == _outcome(view, _hot.core)
 

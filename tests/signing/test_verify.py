@@ -351,6 +351,58 @@ class TestMalformedSignatures:
         assert ["permerror"] == _statuses(signed, _lookup(ed_key))
 
 
+class TestLineEnds:
+    """Bytes with CRLF throughout are verified without a separate pass over their line
+    ends; any other line ends give what the message read as received gives."""
+
+    @pytest.mark.parametrize("simple", [False, True])
+    @pytest.mark.parametrize(
+        ("label", "change", "status"),
+        [
+            ("all LF", lambda m: m.replace(b"\r\n", b"\n"), "pass"),
+            ("bare LF in the body", lambda m: m.replace(b"the news.\r\n", b"the news.\n"), "pass"),
+            (
+                "bare LF in the header",
+                lambda m: m.replace(b"Weekly news\r\n", b"Weekly news\n"),
+                "pass",
+            ),
+            (
+                "bare CR in the body",
+                lambda m: m.replace(b"Hello reader,", b"Hello\rreader,"),
+                "fail",
+            ),
+            ("no final line end", lambda m: m[:-2], "pass"),
+            ("last line ends in LF", lambda m: m[:-2] + b"\n", "pass"),
+        ],
+    )
+    def test_other_line_ends(
+        self,
+        key: PrivateKey,
+        simple: bool,
+        label: str,
+        change: Callable[[bytes], bytes],
+        status: str,
+    ) -> None:
+        """Each result is the one for the message as _received_bytes reads it."""
+        canon = "simple/simple" if simple else "relaxed/relaxed"
+        signed = _signed(key, canonicalization=canon)
+        changed = change(signed)
+        assert changed != signed, label
+        if simple and label == "bare CR in the body":
+            status = "fail"
+        assert [status] == _statuses(changed, _lookup(key)), label
+        # The same result as the bytes read as received, given as a bytearray (which
+        # does not take the fast path).
+        assert _statuses(bytearray(changed), _lookup(key)) == _statuses(changed, _lookup(key))
+
+    def test_two_signatures_one_check(self, rsa_key: rsa.RSAPrivateKey) -> None:
+        """Two signatures over a body with a bare LF both see it read as CRLF."""
+        once = _signed(rsa_key)
+        twice = DKIMSigner("example.com", "s", rsa_key, clock=lambda: NOW).sign(once)
+        stored = twice.replace(b"the news.\r\n", b"the news.\n")
+        assert ["pass", "pass"] == _statuses(stored, _lookup(rsa_key))
+
+
 class TestReusedVerifier:
     def test_caches_give_the_fresh_results(
         self, rsa_key: rsa.RSAPrivateKey, ed_key: ed25519.Ed25519PrivateKey

@@ -235,8 +235,10 @@ def _canon_body_relaxed(const unsigned char[::1] data not None):
         free(buf)
 
 
-def body_hash(const unsigned char[::1] data not None, start, bint relaxed, limit=-1):
-    """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
+def body_hash(const unsigned char[::1] data not None, start, bint relaxed, limit=-1,
+              bint check=False):
+    """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length;
+    with ``check``, None when the body has a bare CR or LF (see the twin).
 
     Relaxed canonicalization of a large body runs without the GIL; hashlib
     releases it while hashing large buffers, so threads sign in parallel.
@@ -256,7 +258,8 @@ def body_hash(const unsigned char[::1] data not None, start, bint relaxed, limit
         limit = n + 2
     elif limit < 0:
         limit = -1
-    return _body_digest(data, _ptr(data), n, <Py_ssize_t> start, relaxed, <Py_ssize_t> limit)
+    return _body_digest(data, _ptr(data), n, <Py_ssize_t> start, relaxed, <Py_ssize_t> limit,
+                        check)
 
 
 cdef inline object _view(const unsigned char* p, Py_ssize_t n):

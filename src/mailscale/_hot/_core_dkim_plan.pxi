@@ -166,6 +166,11 @@ cdef class Header:
         finally:
             free(chosen)
 
+    def crlf(self):
+        """True when every line of the header section ends in CRLF; see the twin."""
+        return bool(_all_crlf(<const unsigned char*> PyBytes_AS_STRING(self.data),
+                              self.body_start))
+
     cdef bytes _digest(self, const int* chosen, Py_ssize_t k, const unsigned char* tail,
                        Py_ssize_t tail_n, bint relaxed):
         # The fields at chosen[:k] (valid indices) and the tail, canonicalized, hashed.

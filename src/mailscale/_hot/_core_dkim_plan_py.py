@@ -103,6 +103,12 @@ class Header:
         parts.append(_canon_header_relaxed(last)[:-2] if relaxed else last)
         return hashlib.sha256(b"".join(parts)).digest()
 
+    def crlf(self) -> bool:
+        """True when every line of the header section ends in CRLF: no bare CR or LF
+        before the body (a header with bare line ends splits, but is not CRLF)."""
+        head = self.data[: self.body_start]
+        return normalize_line_endings(head) == head
+
 
 def _index(index: int, count: int) -> int:
     if type(index) is not int or not 0 <= index < count:

@@ -18,6 +18,7 @@ import hashlib
 import operator
 import re
 from collections.abc import Sequence
+from typing import Literal, overload
 
 from mailscale.errors import CanonicalizationError
 
@@ -233,12 +234,25 @@ def _select(names: Sequence[bytes], wanted: Sequence[bytes]) -> tuple[int, ...]:
     return tuple(chosen)
 
 
-def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[bytes, int]:
+@overload
+def body_hash(
+    data: bytes, start: int, relaxed: bool, limit: int = -1, check: Literal[False] = False
+) -> tuple[bytes, int]: ...
+@overload
+def body_hash(
+    data: bytes, start: int, relaxed: bool, limit: int = -1, *, check: bool
+) -> tuple[bytes, int] | None: ...
+def body_hash(
+    data: bytes, start: int, relaxed: bool, limit: int = -1, check: bool = False
+) -> tuple[bytes, int] | None:
     """SHA-256 of the canonicalized body ``data[start:]``, and the canonical length.
 
     ``limit`` >= 0 hashes only that many canonical bytes (the l= tag); the
     returned length is always the whole canonical body's. ``start`` and
     ``limit`` are ints of any size (``operator.index``; TypeError otherwise).
+    With ``check``, None when the body has a bare CR or a bare LF (the
+    compiled core proves the line ends in the same pass as the hash, so a
+    caller need not scan the body beforehand); never None without it.
 
     Raises:
         CanonicalizationError: ``start`` is outside the message.
@@ -248,6 +262,8 @@ def body_hash(data: bytes, start: int, relaxed: bool, limit: int = -1) -> tuple[
     if not 0 <= start <= len(msg):
         raise CanonicalizationError(f"body offset {start} is outside the message")
     body = msg[start:]
+    if check and normalize_line_endings(body) != body:
+        return None
     canon = _canon_body_relaxed(body) if relaxed else _canon_body_simple(body)
     length = len(canon)
     if 0 <= limit < length:

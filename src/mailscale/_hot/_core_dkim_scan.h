@@ -276,9 +276,38 @@ __attribute__((target("avx512bw")))
 static int ms_all_crlf_avx512(const unsigned char* p, Py_ssize_t n) { MS_ALL_CRLF_BODY(ms_masks64_avx512) }
 __attribute__((target("avx512bw")))
 static Py_ssize_t ms_clean_avx512(const unsigned char* p, Py_ssize_t n) { MS_CLEAN_BODY(ms_masks64_avx512) }
-__attribute__((target("avx2")))
+/* AVX2 has no byte compress: each 8-byte group of a block is packed by one
+   SSSE3 shuffle whose control comes from a table indexed by the group's 8 keep
+   bits, and stored as 8 bytes (the bytes past the kept ones are overwritten by
+   the next group; dst has room for a whole block). HTAB is made SP first by one
+   blend per 16 bytes (an HTAB that is not kept is dropped anyway). */
+static unsigned char ms_pack_table[256][8];
+static void ms_pack_init(void) {
+    for (int m = 0; m < 256; m++) {
+        int o = 0;
+        for (int b = 0; b < 8; b++)
+            if (m & (1 << b)) ms_pack_table[m][o++] = (unsigned char) b;
+        while (o < 8) ms_pack_table[m][o++] = 0x80;
+    }
+}
+#define MS_EMIT_PACK8                                                         \
+    for (int g = 0; g < 64; g += 16) {                                        \
+        __m128i v = _mm_loadu_si128((const __m128i*) (blk + g));              \
+        v = _mm_blendv_epi8(v, _mm_set1_epi8(32),                             \
+                            _mm_cmpeq_epi8(v, _mm_set1_epi8(9)));             \
+        unsigned int lo = (unsigned int) (keep >> g) & 0xFFu;                 \
+        unsigned int hi = (unsigned int) (keep >> (g + 8)) & 0xFFu;           \
+        __m128i c = _mm_loadl_epi64((const __m128i*) ms_pack_table[lo]);      \
+        _mm_storel_epi64((__m128i*) (dst + o), _mm_shuffle_epi8(v, c));       \
+        o += __builtin_popcount(lo);                                          \
+        c = _mm_loadl_epi64((const __m128i*) ms_pack_table[hi]);              \
+        _mm_storel_epi64((__m128i*) (dst + o),                                \
+                         _mm_shuffle_epi8(_mm_srli_si128(v, 8), c));          \
+        o += __builtin_popcount(hi);                                          \
+    }
+__attribute__((target("avx2,popcnt")))
 static Py_ssize_t ms_relaxed_avx2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
-    MS_RELAXED_BODY(ms_masks64_avx2, MS_EMIT_SPANS)
+    MS_RELAXED_BODY(ms_masks64_avx2, MS_EMIT_PACK8)
 }
 __attribute__((target("avx512bw")))
 static Py_ssize_t ms_relaxed_avx512(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
@@ -299,6 +328,7 @@ static Py_ssize_t ms_relaxed_vbmi2(const unsigned char* src, Py_ssize_t n, unsig
 static int ms_max_level(void) {
     static int best = -1;
     if (best < 0) {
+        ms_pack_init();
         __builtin_cpu_init();
         best = __builtin_cpu_supports("avx512bw")
             ? (__builtin_cpu_supports("avx512vbmi2") ? 3 : 2)

@@ -15,7 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mailscale._hot import body_hash, normalize_line_endings, parse_signature, split_header
-from mailscale.errors import InvalidDomain, MailscaleError, UnsupportedAlgorithm
+from mailscale.errors import (
+    CanonicalizationError,
+    InvalidDomain,
+    MailscaleError,
+    UnsupportedAlgorithm,
+)
 from mailscale.message import ValueEnum
 from mailscale.signing._signer import MessageInput, parse_canonicalization
 from mailscale.signing._wire import check_dns_name, wire_bytes
@@ -45,8 +50,6 @@ PASS, FAIL, PERMERROR, TEMPERROR = (
 )
 _REQUIRED = ("v", "a", "b", "bh", "d", "h", "s")
 _REQUIRED_SET = frozenset(_REQUIRED)
-# The tags whose checks do not depend on the message: their outcome is cached.
-_STATIC = ("v", "a", "c", "d", "s", "h", "i", "q")
 _parse_signature = parse_signature
 _normalize = normalize_line_endings
 _split_header = split_header
@@ -167,6 +170,10 @@ class _Outcome(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class _BareLineEnd(Exception):
+    """The body has a bare CR or LF: verify the message as _received_bytes reads it."""
 
 
 def _received_bytes(message: MessageInput) -> bytes:
@@ -342,21 +349,44 @@ class DKIMVerifier:
         Raises:
             CanonicalizationError: the message cannot be split into header and body.
         """
+        when = self.clock() if now is None else now
+        if type(message) is bytes:
+            # The common case, bytes with CRLF line ends throughout, needs no pass
+            # over the message for its line ends: the header is checked here and
+            # the body by its first hash (None on a bare CR or LF), and anything
+            # else is verified again from the bytes as _received_bytes reads them.
+            data = message if message[-2:] == b"\r\n" or not message else message + b"\r\n"
+            try:
+                header = _split_header(data)
+            except CanonicalizationError:
+                header = None
+            if header is not None and header.crlf():
+                try:
+                    return self._verify_header(header, when, True)
+                except _BareLineEnd:
+                    pass
         data = _received_bytes(message)
         if data and data[-2:] != b"\r\n":
             # An unterminated last line reads as ended, as the signer's wire form
             # has it: the canonical body is the same, and a header with no body
             # keeps its last field whole.
             data += b"\r\n"
-        header = _split_header(data)
-        when = self.clock() if now is None else now
+        return self._verify_header(_split_header(data), when, False)
+
+    def _verify_header(self, header: Any, when: float, check: bool) -> list[VerifyResult]:
+        """The results for a split message; with ``check``, _BareLineEnd when its body
+        turns out to have a bare CR or LF (found by the first body hash)."""
+        names = header.names
+        found: tuple[int, ...] | None = self._shapes.get(names)
+        if found is None:
+            found = self._signature_fields(names)
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
         results = []
-        for count, index in enumerate(self._signature_fields(header.names)):
+        for count, index in enumerate(found):
             if count >= self.max_signatures:
                 results.append(VerifyResult(PERMERROR, reason="too many signatures"))
                 continue
-            results.append(self._verify_one(header, header.field(index), when, body_hashes))
+            results.append(self._verify_one(header, header.field(index), when, body_hashes, check))
         return results
 
     def _signature_fields(self, names: bytes) -> tuple[int, ...]:
@@ -375,21 +405,26 @@ class DKIMVerifier:
         raw: bytes,
         now: float,
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
+        check: bool = False,
     ) -> VerifyResult:
+        # The per-signature path, in one frame: every message passes here, so the
+        # checks that do not depend on the message are cached (static tags, key
+        # records, the fields h= signs) and the common case makes no other call
+        # in Python than the key lookup.
         info: dict[str, str] = {}
         try:
             if not raw.isascii():
                 raise _Outcome(PERMERROR, "the signature contains non-ASCII bytes")
             try:
-                parsed = _parse_signature(raw)
+                tags, unsigned, signature, expected_bh = _parse_signature(raw)
             except ValueError as exc:
                 raise _Outcome(PERMERROR, f"malformed signature: {exc}") from None
-            tags = parsed[0]
             if not _REQUIRED_SET.issubset(tags):
                 info = _info(tags)
                 missing = next(tag for tag in _REQUIRED if tag not in tags)
                 raise _Outcome(PERMERROR, f"the signature has no {missing}= tag")
-            key = tuple(map(tags.get, _STATIC))
+            get = tags.get
+            key = (get("v"), get("a"), get("c"), get("d"), get("s"), get("h"), get("i"), get("q"))
             static = self._static.get(key)
             if static is None:
                 static = _check_static(tags)
@@ -400,87 +435,83 @@ class DKIMVerifier:
             if len(static) == 3:
                 info = static[2]
                 raise _Outcome(static[0], static[1])
-            info = static[0]
-            testing = self._check(header, parsed, static, now, body_hashes)
+            info, algorithm, header_relaxed, body_relaxed, names, identity_domain, passes = static
+            # l= and x= are rare: no call for an absent tag.
+            length = _int_tag(tags, "l") if "l" in tags else None
+            signed_at = _int_tag(tags, "t") if "t" in tags else None
+            if "x" in tags:
+                expires = _int_tag(tags, "x")
+                if expires is not None:
+                    if signed_at is not None and expires < signed_at:
+                        raise _Outcome(PERMERROR, "x= is earlier than t=")
+                    if now > expires:
+                        raise _Outcome(FAIL, "the signature has expired (x=)")
+            if signed_at is not None and signed_at > now + self.max_skew:
+                raise _Outcome(FAIL, "the signature timestamp t= is in the future")
+            # FWS may fold b= and bh= anywhere (RFC 6376 section 3.5); both were
+            # decoded with the tag list, None when not exactly base64.
+            if expected_bh is None:
+                raise _Outcome(PERMERROR, "bh= is not valid base64")
+            if signature is None:
+                raise _Outcome(PERMERROR, "b= is not valid base64")
+
+            domain = info["domain"]
+            record = self._key_record(info["selector"], domain)
+            # The record's checks depend only on it, the algorithm and whether i= is
+            # in exactly the d= domain: done once per record and signature shape.
+            shape_key = (id(record), algorithm, identity_domain == domain)
+            checked = self._checked.get(shape_key)
+            if checked is None or checked[0] is not record:
+                checked = (record, *_check_record(record, algorithm, shape_key[2]))
+                self._checked.pop(shape_key, None)
+                self._checked.put(shape_key, checked, _record_size(record))
+            if checked[1] is None:
+                raise _Outcome(checked[2], checked[3])
+            _, public_key, is_rsa, testing = checked
+            testing = bool(testing)
+
+            body_key = (body_relaxed, -1 if length is None else length)
+            found = body_hashes.get(body_key)
+            if found is None:
+                if check and not body_hashes:
+                    # The first hash of the body also proves its line ends.
+                    found = _body_hash(header.data, header.body_start, *body_key, check=True)
+                    if found is None:
+                        raise _BareLineEnd
+                else:
+                    found = _body_hash(header.data, header.body_start, *body_key)
+                body_hashes[body_key] = found
+            if length is not None and length > found[1]:
+                raise _Outcome(FAIL, "l= is longer than the body")
+            if found[0] != expected_bh:
+                raise _Outcome(FAIL, "the body hash does not match (body changed)")
+
+            # The signed fields depend only on h= and the header's field names:
+            # chosen once per shape. b= is present (a required tag), so it has a
+            # value to empty.
+            shape = (tags["h"], header.names)
+            indices = self._selected.get(shape)
+            if indices is None:
+                indices = header.select(names)
+                size = len(shape[0]) + len(shape[1]) + _indices_size(indices)
+                self._selected.put(shape, indices, size)
+            digest = header.digest(indices, unsigned, header_relaxed)
+            try:
+                if is_rsa:
+                    public_key.verify(signature, digest, _PKCS1, _PREHASHED)
+                else:
+                    public_key.verify(signature, digest)
+            except InvalidSignature:
+                raise _Outcome(
+                    FAIL, "the signature does not verify (signed headers changed)"
+                ) from None
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
         # Results are frozen: one pass result per signature shape is shared.
-        passes = static[6]
-        found: VerifyResult | None = passes.get(testing)
-        if found is None:
-            found = passes[testing] = VerifyResult(PASS, testing=testing, **info)
-        return found
-
-    def _check(
-        self,
-        header: Any,
-        parsed: tuple[dict[str, str], bytes | None, bytes | None, bytes | None],
-        static: tuple[Any, ...],
-        now: float,
-        body_hashes: dict[tuple[bool, int], tuple[bytes, int]],
-    ) -> bool:
-        info, algorithm, header_relaxed, body_relaxed, names, identity_domain, _ = static
-        tags, unsigned, signature, expected_bh = parsed
-        domain = info["domain"]
-        # l= and x= are rare: no call for an absent tag.
-        length = _int_tag(tags, "l") if "l" in tags else None
-        signed_at = _int_tag(tags, "t") if "t" in tags else None
-        expires = _int_tag(tags, "x") if "x" in tags else None
-        if expires is not None:
-            if signed_at is not None and expires < signed_at:
-                raise _Outcome(PERMERROR, "x= is earlier than t=")
-            if now > expires:
-                raise _Outcome(FAIL, "the signature has expired (x=)")
-        if signed_at is not None and signed_at > now + self.max_skew:
-            raise _Outcome(FAIL, "the signature timestamp t= is in the future")
-        # FWS may fold b= and bh= anywhere (RFC 6376 section 3.5); both were decoded
-        # with the tag list, None when not exactly base64.
-        if expected_bh is None:
-            raise _Outcome(PERMERROR, "bh= is not valid base64")
-        if signature is None:
-            raise _Outcome(PERMERROR, "b= is not valid base64")
-
-        record = self._key_record(info["selector"], domain)
-        # The record's checks depend only on it, the algorithm and whether i= is
-        # in exactly the d= domain: done once per record and signature shape.
-        exact = identity_domain == domain
-        checked = self._checked.get((id(record), algorithm, exact))
-        if checked is None or checked[0] is not record:
-            checked = (record, *_check_record(record, algorithm, exact))
-            self._checked.pop((id(record), algorithm, exact), None)
-            self._checked.put((id(record), algorithm, exact), checked, _record_size(record))
-        if checked[1] is None:
-            raise _Outcome(checked[2], checked[3])
-        _, public_key, is_rsa, testing = checked
-        testing = bool(testing)
-
-        key = (body_relaxed, -1 if length is None else length)
-        found = body_hashes.get(key)
-        if found is None:
-            found = body_hashes[key] = _body_hash(header.data, header.body_start, *key)
-        body_digest, canonical_length = found
-        if length is not None and length > canonical_length:
-            raise _Outcome(FAIL, "l= is longer than the body")
-        if body_digest != expected_bh:
-            raise _Outcome(FAIL, "the body hash does not match (body changed)")
-
-        # The signed fields depend only on h= and the header's field names: chosen
-        # once per shape. b= is present (a required tag), so it has a value to empty.
-        shape = (tags["h"], header.names)
-        indices = self._selected.get(shape)
-        if indices is None:
-            indices = header.select(names)
-            size = len(shape[0]) + len(shape[1]) + _indices_size(indices)
-            self._selected.put(shape, indices, size)
-        digest = header.digest(indices, unsigned, header_relaxed)
-        try:
-            if is_rsa:
-                public_key.verify(signature, digest, _PKCS1, _PREHASHED)
-            else:
-                public_key.verify(signature, digest)
-        except InvalidSignature:
-            raise _Outcome(FAIL, "the signature does not verify (signed headers changed)") from None
-        return testing
+        result: VerifyResult | None = passes.get(testing)
+        if result is None:
+            result = passes[testing] = VerifyResult(PASS, testing=testing, **info)
+        return result
 
     def _key_record(self, selector: str, domain: str) -> KeyRecord:
         name = f"{selector}._domainkey.{domain}"
