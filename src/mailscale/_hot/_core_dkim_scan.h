@@ -219,7 +219,7 @@ static inline int ms_high64(uint64_t m) {
     if (crlf) *crlf = !(eol_bad | carry);                                     \
     return o;
 
-/* Without a compress instruction: the kept spans one by one (HTAB made SP). */
+/* The kept spans one by one (HTAB made SP): the portable path. */
 #define MS_EMIT_SPANS                                                         \
     unsigned char fixed[64]; uint64_t k = keep, h = ht & keep; int s, len;    \
     if (h) {                                                                  \
@@ -309,9 +309,9 @@ __attribute__((target("avx2,popcnt")))
 static Py_ssize_t ms_relaxed_avx2(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
     MS_RELAXED_BODY(ms_masks64_avx2, MS_EMIT_PACK8)
 }
-__attribute__((target("avx512bw")))
+__attribute__((target("avx512bw,popcnt")))
 static Py_ssize_t ms_relaxed_avx512(const unsigned char* src, Py_ssize_t n, unsigned char* dst, int* crlf) {
-    MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_SPANS)
+    MS_RELAXED_BODY(ms_masks64_avx512, MS_EMIT_PACK8)
 }
 /* AVX-512 VBMI2: the kept bytes of a block packed by one compress, HTAB made
    SP by one blend, stored whole. */
