@@ -7,7 +7,9 @@ ratio gates and prints the measured figures.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -265,3 +267,123 @@ class TestRedis:
             ("redis batched vs limits RedisStorage", r_batched, 4.32),
             ("redis one at a time vs limits RedisStorage", r_single, 0.63),
         )
+
+
+# -- Redis from several processes ------------------------------------------------
+
+#: Processes acquiring at once, and messages (3 keys each) per process per round.
+PROCS = 4
+PER_PROC = 300
+#: Rounds of the multi-process gate (each runs both sides once, alternating which first).
+PROC_ROUNDS = 5
+
+
+def _proc_worker(url: str, index: int, conn: Any) -> None:
+    """One acquiring process: on ``(side, n)`` from the parent, acquire ``n`` messages
+    (three keys each) one at a time, and send back (start, end) on the monotonic clock,
+    which is the same in every process of the machine; ``None`` ends it."""
+    import redis
+    from limits import RateLimitItemPerHour, storage, strategies
+
+    client = redis.Redis.from_url(url)
+    shaper = _redis_shaper(client)
+    limiter = strategies.MovingWindowRateLimiter(storage.RedisStorage(url))
+    item = RateLimitItemPerHour(10**9)
+    hit = limiter.hit
+    acquire = shaper.acquire
+    # Each process its own messages (its own domains, the shared account and IP keys),
+    # as senders of one account on several hosts would have.
+    messages = [
+        ("sendgrid:key1", "ip:203.0.113.7", f"domain:p{index}-d{i % 50}.example")
+        for i in range(PER_PROC)
+    ]
+    conn.send("ready")
+    while (order := conn.recv()) is not None:
+        side, n = order
+        start = time.perf_counter()
+        if side == "mailscale":
+            for keys in messages[:n]:
+                if not acquire(keys).allowed:
+                    raise AssertionError("the generous limit refused a message")
+        else:
+            for a, b, c in messages[:n]:
+                if not (hit(item, a) and hit(item, b) and hit(item, c)):
+                    raise AssertionError("the generous limit refused a message")
+        conn.send((start, time.perf_counter()))
+    client.close()
+
+
+class _Procs:
+    """``PROCS`` acquiring processes (spawned, so they share nothing with this one)."""
+
+    def __init__(self, url: str, count: int = PROCS) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes = []
+        self.procs = []
+        for index in range(count):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_proc_worker, args=(url, index, child), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+        for pipe in self.pipes:
+            if not pipe.poll(120) or pipe.recv() != "ready":
+                self.close()
+                raise RuntimeError("an acquiring process did not start")
+
+    def rate(self, side: str, n: int = PER_PROC) -> float:
+        """Messages per second of all processes acquiring ``n`` messages each at once:
+        from the first start to the last end (wall clock)."""
+        for pipe in self.pipes:
+            pipe.send((side, n))
+        spans = []
+        for pipe in self.pipes:
+            if not pipe.poll(300):
+                raise RuntimeError("an acquiring process did not answer")
+            spans.append(pipe.recv())
+        return len(self.pipes) * n / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(None)
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
+
+def multiprocess_ratio(url: str, rounds: int = PROC_ROUNDS) -> tuple[float, float, float]:
+    """The median per-round ratio of mailscale's rate over `limits`' rate, with the
+    median rates (messages/s) of each side: ``PROCS`` processes at once, sides
+    alternating which goes first."""
+    procs = _Procs(url)
+    try:
+        procs.rate("mailscale", 50)  # warm up: scripts loaded, connections open
+        procs.rate("limits", 50)
+        ours, theirs = [], []
+        for i in range(rounds):
+            if i % 2:
+                theirs.append(procs.rate("limits"))
+                ours.append(procs.rate("mailscale"))
+            else:
+                ours.append(procs.rate("mailscale"))
+                theirs.append(procs.rate("limits"))
+    finally:
+        procs.close()
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return statistics.median(ratios), statistics.median(ours), statistics.median(theirs)
+
+
+@pytest.mark.gate
+def test_multiprocess_vs_limits(redis_client: Any) -> None:
+    """Four processes acquiring one message (three keys) at a time through RedisShaper on
+    one redis-server beat four processes making the same checks through `limits`'
+    RedisStorage with its moving window (exact over any window, as GCRA is)."""
+    kw = redis_client.connection_pool.connection_kwargs
+    r, ours, theirs = multiprocess_ratio(f"redis://{kw['host']}:{kw['port']}/0")
+    print(f"\nredis {PROCS} processes: mailscale {ours:,.0f} vs limits {theirs:,.0f} messages/s")
+    gate(f"redis {PROCS} processes vs limits moving window", r, 0.8)
