@@ -9,6 +9,12 @@ from ._ratio import ratio, ratios
 pytestmark = pytest.mark.gate
 
 
+@pytest.fixture(autouse=True)
+def _no_slowdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The harness is tested without an injected slowdown, whatever the run sets."""
+    monkeypatch.delenv("MAILSCALE_BENCH_SLOWDOWN", raising=False)
+
+
 class FakeClock:
     """A clock that advances only when a timed callable says it spent time."""
 
