@@ -48,4 +48,4 @@ def test_gate_relaxed_canonicalization_vs_twin() -> None:
         rounds=5,
         clock="cpu",
     )
-    gate("core canonicalization", r, 230.0)
+    gate("core canonicalization", r, 175.0)

@@ -305,38 +305,42 @@ def own_work(msgs: list[bytes]) -> Callable[[], object]:
     return run
 
 
-#: Floors: 0.85x the lowest ratio seen in the seven runs docs/performance.md records (CPU
-#: time, medians of interleaved rounds, on a loaded 2-core machine), so that a sound
-#: build passes and doubling the canonicalization and hashing fails the gates where
-#: that work is a visible share (Ed25519, verification, 100 KB).
+#: Floors (docs/performance.md, "Ratio gates", gives each one's measured range): about
+#: 0.85x the lowest ratio of eight normal runs of the gate suite on a loaded 2-core machine
+#: (CPU time, medians of interleaved rounds), raised into the gap above the highest ratio
+#: of seven ``MAILSCALE_BENCH_SLOWDOWN=2`` runs where that gap is wide enough (Ed25519 at
+#: 20 and 100 KB, RSA at 100 KB plain text, RSA verification). The stage gates (mailscale's
+#: own work against SHA-256 of the same messages) halve under that slowdown at every size,
+#: so their floors sit at about 0.7x their lowest normal ratio: they catch it where the
+#: signature hides it from the gates above (RSA at 2 and 20 KB, Ed25519 at 2 KB).
 FLOORS: dict[str, float] = {
     "rsa 2kb text": 0.78,
     "rsa 20kb text": 0.79,
-    "rsa 100kb text": 0.76,
+    "rsa 100kb text": 0.79,
     "rsa 2kb html": 0.77,
     "rsa 20kb html": 0.76,
     "rsa 100kb html": 0.78,
     "ed25519 2kb text": 0.75,
-    "ed25519 20kb text": 0.69,
+    "ed25519 20kb text": 0.7,
     "ed25519 100kb text": 0.63,
     "ed25519 2kb html": 0.7,
-    "ed25519 20kb html": 0.7,
+    "ed25519 20kb html": 0.71,
     "ed25519 100kb html": 0.71,
     "dkimpy rsa": 22.0,
-    "dkimpy ed25519": 22.0,
+    "dkimpy ed25519": 19.0,
     "verify rsa text": 0.57,
     "verify rsa html": 0.57,
     "verify ed25519 text": 0.72,
     "verify ed25519 html": 0.69,
-    "module verify rsa": 0.54,
-    "compiled canonicalization": 270.0,
-    "sign stage 2kb text": 0.25,
-    "sign stage 20kb text": 0.55,
-    "sign stage 100kb text": 0.6,
+    "module verify rsa": 0.5,
+    "compiled canonicalization": 200.0,
+    "sign stage 2kb text": 0.26,
+    "sign stage 20kb text": 0.5,
+    "sign stage 100kb text": 0.58,
     "sign stage 2kb html": 0.28,
-    "sign stage 20kb html": 0.55,
-    "sign stage 100kb html": 0.65,
-    "verify stage text": 0.4,
+    "sign stage 20kb html": 0.5,
+    "sign stage 100kb html": 0.62,
+    "verify stage text": 0.36,
     "verify stage html": 0.4,
 }
 
