@@ -438,5 +438,5 @@ class TestStatusForm:
 
         outcome = RecipientOutcome(recipient="a@example.com", status="failed")
         assert OutcomeStatus.FAILED is outcome.status
-        with pytest.raises(ConfigurationError, match="must be one of accepted, .*got 'bounced'"):
+        with pytest.raises(ConfigurationError, match=r"must be one of accepted, .*got 'bounced'"):
             RecipientOutcome(recipient="a@example.com", status="bounced")
