@@ -683,6 +683,32 @@ class HTTPTransportBase(TransportBase):
         what = str(exc) if isinstance(exc, MailscaleError) else type(exc).__name__
         return self._local_reject(index, env, f"message cannot be prepared: {what}")
 
+    def _over_limits(
+        self,
+        index: int,
+        env: Envelope,
+        provider: str,
+        recipients: tuple[int, str],
+        tags: int | None = None,
+    ) -> LocalResult | None:
+        """A local rejection of *env* when it has more recipients (at most
+        ``recipients[0]`` per ``recipients[1]``) or tags than *provider* takes, else None.
+
+        Rejected rather than split or trimmed: the caller's message is never changed
+        behind its back."""
+        most, per = recipients
+        if len(env.recipients) > most:
+            return self._local_reject(
+                index,
+                env,
+                f"{len(env.recipients)} recipients; {provider} takes at most {most} per {per}",
+            )
+        if tags is not None and len(env.tags) > tags:
+            return self._local_reject(
+                index, env, f"{len(env.tags)} tags; {provider} keeps at most {tags} per message"
+            )
+        return None
+
     def _local_reject(self, index: int, env: Envelope, reason: str) -> LocalResult:
         return LocalResult(
             index=index,

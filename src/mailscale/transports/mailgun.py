@@ -122,24 +122,9 @@ class MailgunTransport(HTTPTransportBase):
         local: list[LocalResult] = []
         path = f"/v3/{self.domain}/messages.mime"
         for i, env in enumerate(batch):
-            if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(
-                    self._local_reject(
-                        i,
-                        env,
-                        f"{len(env.recipients)} recipients; Mailgun takes at most "
-                        f"{MAX_RECIPIENTS} per call",
-                    )
-                )
-                continue
-            if len(env.tags) > MAX_TAGS:
-                local.append(
-                    self._local_reject(
-                        i,
-                        env,
-                        f"{len(env.tags)} tags; Mailgun keeps at most {MAX_TAGS} per message",
-                    )
-                )
+            rejected = self._over_limits(i, env, "Mailgun", (MAX_RECIPIENTS, "call"), tags=MAX_TAGS)
+            if rejected is not None:
+                local.append(rejected)
                 continue
             try:
                 fields, files = self.build_payload(env)

@@ -171,25 +171,12 @@ class PostmarkTransport(HTTPTransportBase):
         planned: list[tuple[int, list[tuple[str, ...]], list[bytes]]] = []
         limit = self.max_request_bytes
         for i, env in enumerate(batch):
-            if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(
-                    self._local_reject(
-                        i,
-                        env,
-                        f"{len(env.recipients)} recipients; Postmark takes at most "
-                        f"{MAX_RECIPIENTS} per message",
-                    )
-                )
-                continue
-            if len(env.tags) > MAX_TAGS:
-                # Like Mailgun's limit: rejected rather than silently dropping tags.
-                local.append(
-                    self._local_reject(
-                        i,
-                        env,
-                        f"{len(env.tags)} tags; Postmark keeps at most {MAX_TAGS} per message",
-                    )
-                )
+            # Rejected rather than silently dropping recipients or tags.
+            rejected = self._over_limits(
+                i, env, "Postmark", (MAX_RECIPIENTS, "message"), tags=MAX_TAGS
+            )
+            if rejected is not None:
+                local.append(rejected)
                 continue
             try:
                 msgs = self._messages(env)

@@ -168,15 +168,9 @@ class SendGridTransport(HTTPTransportBase):
         local: list[LocalResult] = []
         groups: dict[Hashable, tuple[dict[str, Any], list[tuple[int, list[dict[str, Any]]]]]] = {}
         for i, env in enumerate(batch):
-            if len(env.recipients) > MAX_RECIPIENTS:
-                local.append(
-                    self._local_reject(
-                        i,
-                        env,
-                        f"{len(env.recipients)} recipients; SendGrid takes at most "
-                        f"{MAX_RECIPIENTS} per request",
-                    )
-                )
+            rejected = self._over_limits(i, env, "SendGrid", (MAX_RECIPIENTS, "request"))
+            if rejected is not None:
+                local.append(rejected)
                 continue
             try:
                 parts = decompose(env, self._bodies)
