@@ -214,8 +214,8 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
     """Check the tags that do not depend on the message (RFC 6376 section 6.1.1).
 
     Returns (info, algorithm, header relaxed, body relaxed, h= names as bytes,
-    identity domain, pass results by testing flag), or (status, reason, info) for
-    a permerror.
+    i= in exactly the d= domain, pass results by testing flag, the key record's
+    name), or (status, reason, info) for a permerror.
     """
     info = _info(tags)
     try:
@@ -257,8 +257,9 @@ def _check_static(tags: dict[str, str]) -> tuple[Any, ...]:
         header_relaxed,
         body_relaxed,
         tuple([n.encode() for n in names]),
-        identity_domain,
+        identity_domain == domain,
         {},
+        f"{info['selector']}._domainkey.{domain}",
     )
 
 
@@ -279,7 +280,7 @@ def _check_record(record: KeyRecord, algorithm: str, exact: bool) -> tuple[Any, 
     bits = record.bits if is_rsa else 0
     if is_rsa and bits < MIN_RSA_BITS:
         return (None, FAIL, f"RSA key of {bits} bits is below {MIN_RSA_BITS}")
-    return (record.public_key, is_rsa, record.testing)
+    return (record.public_key, is_rsa, bool(record.testing))
 
 
 class DKIMVerifier:
@@ -419,26 +420,34 @@ class DKIMVerifier:
                 tags, unsigned, signature, expected_bh = _parse_signature(raw)
             except ValueError as exc:
                 raise _Outcome(PERMERROR, f"malformed signature: {exc}") from None
-            if not _REQUIRED_SET.issubset(tags):
-                info = _info(tags)
-                missing = next(tag for tag in _REQUIRED if tag not in tags)
-                raise _Outcome(PERMERROR, f"the signature has no {missing}= tag")
             get = tags.get
             key = (get("v"), get("a"), get("c"), get("d"), get("s"), get("h"), get("i"), get("q"))
             static = self._static.get(key)
-            if static is None:
-                static = _check_static(tags)
-                size = 3 * sum(len(v) for v in key if v is not None)
-                if len(static) != 3:
-                    size += 48 * len(static[4])
-                self._static.put(key, static, size)
+            # A cached shape has v=, a=, d=, h= and s= (only complete tag sets are
+            # cached): b= and bh= are all that is left to find.
+            if static is None or "b" not in tags or "bh" not in tags:
+                if not _REQUIRED_SET.issubset(tags):
+                    info = _info(tags)
+                    missing = next(tag for tag in _REQUIRED if tag not in tags)
+                    raise _Outcome(PERMERROR, f"the signature has no {missing}= tag")
+                if static is None:
+                    static = _check_static(tags)
+                    size = 3 * sum(len(v) for v in key if v is not None)
+                    if len(static) != 3:
+                        size += 48 * len(static[4]) + 2 * len(static[7])
+                    self._static.put(key, static, size)
             if len(static) == 3:
                 info = static[2]
                 raise _Outcome(static[0], static[1])
-            info, algorithm, header_relaxed, body_relaxed, names, identity_domain, passes = static
-            # l= and x= are rare: no call for an absent tag.
+            info, algorithm, header_relaxed, body_relaxed, names, exact, passes, name = static
+            # l= and x= are rare: no call for an absent tag; t= is read inline.
             length = _int_tag(tags, "l") if "l" in tags else None
-            signed_at = _int_tag(tags, "t") if "t" in tags else None
+            signed_at = None
+            value = get("t")
+            if value is not None:
+                if not (value.isdigit() and len(value) <= 76):
+                    raise _Outcome(PERMERROR, "t= is not a number")
+                signed_at = int(value)
             if "x" in tags:
                 expires = _int_tag(tags, "x")
                 if expires is not None:
@@ -455,20 +464,18 @@ class DKIMVerifier:
             if signature is None:
                 raise _Outcome(PERMERROR, "b= is not valid base64")
 
-            domain = info["domain"]
-            record = self._key_record(info["selector"], domain)
+            record = self._key_record(name)
             # The record's checks depend only on it, the algorithm and whether i= is
             # in exactly the d= domain: done once per record and signature shape.
-            shape_key = (id(record), algorithm, identity_domain == domain)
+            shape_key = (id(record), algorithm, exact)
             checked = self._checked.get(shape_key)
             if checked is None or checked[0] is not record:
-                checked = (record, *_check_record(record, algorithm, shape_key[2]))
+                checked = (record, *_check_record(record, algorithm, exact))
                 self._checked.pop(shape_key, None)
                 self._checked.put(shape_key, checked, _record_size(record))
             if checked[1] is None:
                 raise _Outcome(checked[2], checked[3])
             _, public_key, is_rsa, testing = checked
-            testing = bool(testing)
 
             body_key = (body_relaxed, -1 if length is None else length)
             found = body_hashes.get(body_key)
@@ -513,8 +520,8 @@ class DKIMVerifier:
             result = passes[testing] = VerifyResult(PASS, testing=testing, **info)
         return result
 
-    def _key_record(self, selector: str, domain: str) -> KeyRecord:
-        name = f"{selector}._domainkey.{domain}"
+    def _key_record(self, name: str) -> KeyRecord:
+        """The key record at ``name`` (``selector._domainkey.domain``)."""
         try:
             if self.key_lookup is not None:
                 found = self.key_lookup(name)
