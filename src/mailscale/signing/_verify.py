@@ -356,7 +356,7 @@ class DKIMVerifier:
             # over the message for its line ends: the header is checked here and
             # the body by its first hash (None on a bare CR or LF), and anything
             # else is verified again from the bytes as _received_bytes reads them.
-            data = message if message[-2:] == b"\r\n" or not message else message + b"\r\n"
+            data = message if message.endswith(b"\r\n") or not message else message + b"\r\n"
             try:
                 header = _split_header(data)
             except CanonicalizationError:
@@ -381,6 +381,9 @@ class DKIMVerifier:
         found: tuple[int, ...] | None = self._shapes.get(names)
         if found is None:
             found = self._signature_fields(names)
+        if len(found) == 1 and self.max_signatures >= 1:
+            # The common case, one signature: no loop.
+            return [self._verify_one(header, header.field(found[0]), when, {}, check)]
         body_hashes: dict[tuple[bool, int], tuple[bytes, int]] = {}
         results = []
         for count, index in enumerate(found):
