@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +41,7 @@ from mailscale.signing import DKIMSigner, generate_key
 
 SIZE = 20 * 1024
 N = 300
-ROUNDS = 8
+ROUNDS = 9  # odd, so the median is one round
 
 
 def _message(i: int) -> bytes:
@@ -86,9 +87,10 @@ def measure(
     written twice is counted). *workers*: 0 delivers in this thread (``drain`` without
     workers), 1 in one worker thread started before the submit.
 
-    The best of ``ROUNDS`` interleaved rounds of each is kept, by wall time and by the
-    process's CPU time; the CPU-time ratio is the one other processes on a loaded
-    machine disturb least.
+    ``ROUNDS`` interleaved rounds, the order flipping every round; the ratios are the
+    median of the per-round ratios, by wall time and by the process's CPU time (the
+    CPU-time ratio is the one other processes on a loaded machine disturb least); the
+    rates are each side's best round.
     """
     key = generate_key("rsa", 2048) if kind == "rsa" else generate_key("ed25519")
     signer = DKIMSigner("example.com", "bench", key)
@@ -116,23 +118,28 @@ def measure(
         finally:
             store.close()
 
-    inf = float("inf")
-    sign_wall, sign_cpu, e2e_wall, e2e_cpu = inf, inf, inf, inf
-    for _ in range(ROUNDS):  # interleaved, so both see the same machine load
-        wall, cpu = _timed(sign_only)
-        sign_wall, sign_cpu = min(sign_wall, wall), min(sign_cpu, cpu)
+    rounds: list[tuple[float, float, float, float]] = []
+    for i in range(ROUNDS):  # interleaved, so both see the same machine load
         tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
         try:
             store: Outbox = MemoryOutbox() if outbox == "memory" else SQLiteOutbox(tmp / "o.db")
-            wall, cpu = _timed(functools.partial(end_to_end, store))
+            if i % 2:  # the order flips every round: neither side always runs second
+                e2e = _timed(functools.partial(end_to_end, store))
+                sign = _timed(sign_only)
+            else:
+                sign = _timed(sign_only)
+                e2e = _timed(functools.partial(end_to_end, store))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        e2e_wall, e2e_cpu = min(e2e_wall, wall), min(e2e_cpu, cpu)
+        rounds.append((*sign, *e2e))
+    # Rates: the best round of each side. Ratios: the median of the per-round ratios
+    # (benchmarks/_ratio.py's statistic), so a burst that hits one side of one round
+    # does not decide the figure.
     return {
-        "sign_rate": n / sign_wall,
-        "e2e_rate": n / e2e_wall,
-        "ratio": sign_wall / e2e_wall,
-        "cpu_ratio": sign_cpu / e2e_cpu,
+        "sign_rate": n / min(r[0] for r in rounds),
+        "e2e_rate": n / min(r[2] for r in rounds),
+        "ratio": statistics.median(r[0] / r[2] for r in rounds),
+        "cpu_ratio": statistics.median(r[1] / r[3] for r in rounds),
     }
 
 
@@ -150,7 +157,7 @@ def test_gate_rsa2048_end_to_end_keeps_the_signing_rate() -> None:
     floor is lower because a loaded shared machine moves single runs by 10 % or more."""
     figures = measure("rsa")
     _report("RSA-2048 20 KB, memory outbox", figures)
-    assert figures["cpu_ratio"] >= 0.8
+    assert figures["cpu_ratio"] >= 0.75
 
 
 @pytest.mark.gate
@@ -236,7 +243,7 @@ def test_gate_rsa2048_end_to_end_with_the_sqlite_outbox() -> None:
     signature here (docs/performance.md, "Outbox (SQLite)")."""
     figures = measure("rsa", outbox="sqlite")
     _report("RSA-2048 20 KB, SQLite outbox", figures)
-    assert figures["cpu_ratio"] >= 0.5
+    assert figures["cpu_ratio"] >= 0.6
 
 
 def test_figure_ed25519_end_to_end_sqlite() -> None:
