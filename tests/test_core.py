@@ -45,6 +45,7 @@ class TestExtensionGuard:
             "normalize_line_endings",
             "parse_signature",
             "split_header",
+            "verify_step",
         } == public
 
     def test_same_public_names(self) -> None:

@@ -111,6 +111,8 @@ def test_swap_reaches_the_verifier() -> None:
         ("mailscale.signing._verify", "normalize_line_endings"),
         ("mailscale.signing._verify", "split_header"),
         ("mailscale.signing._verify", "body_hash"),
+        ("mailscale.signing._verify", "_verify_step"),
+        ("mailscale.signing._verify", "verify_step"),
         ("mailscale.signing._signer", "SignPlan"),
         ("mailscale.signing._wire", "normalize_line_endings"),
     } == names
@@ -119,21 +121,29 @@ def test_swap_reaches_the_verifier() -> None:
         assert getattr(twin, "__module__", "").startswith("mailscale._hot._core_")
 
 
-def _outcome(data: bytes, lookup: Callable[[str], object]) -> object:
+def _outcome(data: bytes, lookup: Callable[[str], object], warm: bytes | None = None) -> object:
+    """The results of ``data`` on a new verifier; with ``warm``, on a verifier that
+    verified ``warm`` first, and then again (shapes met before: verify_step's path)."""
     verifier = DKIMVerifier(key_lookup=lookup, clock=lambda: NOW)  # type: ignore[arg-type]
     try:
+        if warm is not None:
+            verifier.verify(warm)
+        runs = [verifier.verify(data) for _ in range(1 if warm is None else 2)]
         return [
             (r.status, r.reason, r.domain, r.selector, r.algorithm, r.identity, r.testing)
-            for r in verifier.verify(data)
+            for results in runs
+            for r in results
         ]
     except Exception as exc:  # both sides must raise the same
         return (type(exc).__name__, str(exc))
 
 
-def _both(data: bytes, lookup: Callable[[str], object]) -> tuple[object, object]:
-    compiled = _outcome(data, lookup)
+def _both(
+    data: bytes, lookup: Callable[[str], object], warm: bytes | None = None
+) -> tuple[object, object]:
+    compiled = _outcome(data, lookup, warm)
     with _on_twin():
-        twin = _outcome(data, lookup)
+        twin = _outcome(data, lookup, warm)
     return compiled, twin
 
 
@@ -158,6 +168,10 @@ def corpus(
                 expire_after=3600 if i < 2 else None,
             )
             signed.append(signer.sign(HEADER + body))
+    # Relaxed/relaxed with neither l= nor x= (the shape verify_step takes), both keys.
+    for sel, key in keys.items():
+        signer = DKIMSigner("example.com", sel, key, clock=lambda: NOW)
+        signed.append(signer.sign(HEADER + BODIES[1]))
     # Two signatures on one message: a bad one must not cost the other its result.
     rsa_signer = DKIMSigner("example.com", "rsa", rsa_key, clock=lambda: NOW)
     ed_signer = DKIMSigner("example.com", "ed", ed_key, clock=lambda: NOW, body_length=True)
@@ -247,12 +261,17 @@ def test_mutated_signed_messages_agree(
     """Any mutation of a signed message verifies to the same results (status, reason
     and the rest) on the compiled core and the twin, or raises the same error."""
     messages, lookup = corpus
-    data = messages[pick % len(messages)]
+    original = data = messages[pick % len(messages)]
     for mutation, where in mutations:
         data = _mutate(data, mutation, where)
     compiled, twin = _both(data, lookup)
     assert twin == compiled
     assert not (isinstance(compiled, tuple) and compiled[0] == "OverflowError")
+    # Verified again after the original (its shape cached), twice: the same results.
+    warmed, warmed_twin = _both(data, lookup, warm=original)
+    assert warmed_twin == warmed
+    if isinstance(compiled, list):
+        assert compiled + compiled == warmed
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -264,8 +283,52 @@ def test_random_bytes_in_a_signed_message_agree(
     messages, lookup = corpus
     data = messages[where % len(messages)]
     pos = where % (len(data) + 1)
-    compiled, twin = _both(data[:pos] + junk + data[pos:], lookup)
+    spliced = data[:pos] + junk + data[pos:]
+    compiled, twin = _both(spliced, lookup)
     assert twin == compiled
+    warmed, warmed_twin = _both(spliced, lookup, warm=data)
+    assert warmed_twin == warmed
+
+
+def _step(
+    core: ModuleType, data: bytes, static: dict[object, object], selected: dict[object, object]
+) -> object:
+    try:
+        header = core.split_header(data)
+        index = header.names.split(b":").index(b"dkim-signature")
+        return [core.verify_step(header, index, static, selected, check) for check in (0, 1)]
+    except Exception as exc:  # both sides must raise the same
+        return (type(exc).__name__, str(exc))
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.integers(0, 64),
+    st.lists(st.tuples(_MUTATION, st.integers(0, 10_000)), min_size=0, max_size=3),
+)
+def test_verify_step_agrees(
+    corpus: tuple[list[bytes], Callable[[str], object]],
+    pick: int,
+    mutations: list[tuple[tuple[str, bytes, object], int]],
+) -> None:
+    """verify_step on a mutated message, with the caches a verifier filled from the
+    original: the same result (or error) on the compiled core and the twin."""
+    messages, lookup = corpus
+    original = data = messages[pick % len(messages)]
+    verifier = DKIMVerifier(key_lookup=lookup, clock=lambda: NOW)  # type: ignore[arg-type]
+    verifier.verify(original)
+    for mutation, where in mutations:
+        data = _mutate(data, mutation, where)
+    static, selected = dict(verifier._static), dict(verifier._selected)
+    compiled = _step(_hot.core, data, static, selected)
+    assert _step(_core_py, data, static, selected) == compiled
+    if not mutations and pick % len(messages) in (len(messages) - 3, len(messages) - 2):
+        # The relaxed/relaxed messages with neither l= nor x=: the one-call path.
+        assert isinstance(compiled, list) and compiled[0] is not None and compiled[0][3] is True
 
 
 class TestIntegerTagsAtLimits:
@@ -316,3 +379,25 @@ class TestIntegerTagsAtLimits:
         compiled, twin = _both(data[: data.find(b"\r\n\r\n") + 2], lookup)
         assert twin == compiled
         assert isinstance(compiled, list) and "fail" == compiled[0][0]
+
+
+def test_verify_step_takes_a_known_shape(
+    corpus: tuple[list[bytes], Callable[[str], object]],
+) -> None:
+    """A message of a shape the verifier met is verify_step's on both cores: the body
+    hash matches and the digest is that of the header hash input; a changed body
+    reads False, an unknown shape None."""
+    messages, lookup = corpus
+    for data in messages[-3:-1]:
+        verifier = DKIMVerifier(key_lookup=lookup, clock=lambda: NOW)  # type: ignore[arg-type]
+        assert [True] == [r.ok for r in verifier.verify(data)]
+        static, selected = dict(verifier._static), dict(verifier._selected)
+        changed = data.replace(b"cell", b"sell")
+        for core in (_hot.core, _core_py):
+            step = core.verify_step(core.split_header(data), 0, static, selected, True)
+            assert step is not None and step[0] in static.values()
+            assert (NOW, True) == (step[1], step[3]) and isinstance(step[4], bytes)
+            step = core.verify_step(core.split_header(changed), 0, static, selected)
+            assert step is not None and (False, None) == step[3:]
+            assert core.verify_step(core.split_header(data), 0, {}, selected) is None
+            assert core.verify_step(core.split_header(data), 0, static, {}) is None

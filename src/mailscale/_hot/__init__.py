@@ -50,6 +50,7 @@ __all__ = [
     "parse_signature",
     "parse_tags",
     "split_header",
+    "verify_step",
 ]
 
 NO_EXTENSIONS: bool = bool(os.environ.get("MAILSCALE_NO_EXTENSIONS")) or (
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
         normalize_line_endings,
         parse_signature,
         split_header,
+        verify_step,
     )
 else:
     GCRATable = core.GCRATable
@@ -86,3 +88,4 @@ else:
     normalize_line_endings = core.normalize_line_endings
     parse_signature = core.parse_signature
     split_header = core.split_header
+    verify_step = core.verify_step

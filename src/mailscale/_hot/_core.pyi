@@ -6,7 +6,7 @@ It describes the same names and signatures as the pure-Python twin
 also take any C-contiguous one-dimensional buffer of bytes.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 from mailscale._hot._decision import Decision
@@ -64,6 +64,13 @@ class Header:
     def crlf(self) -> bool: ...
 
 def split_header(data: bytes) -> Header: ...
+def verify_step(
+    header: Header,
+    index: int,
+    static: Mapping[Any, Any],
+    selected: Mapping[Any, Any],
+    check: bool = False,
+) -> tuple[tuple[Any, ...], int | None, bytes, bool | None, bytes | None] | None: ...
 
 class SignPlan:
     @property

@@ -929,7 +929,11 @@ cdef object _b64_decode(const unsigned char* p, Py_ssize_t n):
 def parse_signature(field):
     """A DKIM-Signature field read in one call: its tags, the field with b= emptied,
     and the decoded b= and bh= values; see the twin."""
-    cdef bytes raw = _as_bytes(field)
+    return _parse_signature(_as_bytes(field))
+
+
+cdef tuple _parse_signature(bytes raw):
+    # parse_signature of a bytes object.
     cdef const unsigned char* p = <const unsigned char*> PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), start, stop, a_end
     cdef const unsigned char* q = <const unsigned char*> memchr(p, 58, n)

@@ -217,6 +217,59 @@ cdef tuple _known_body(object found):
     return <tuple> found
 
 
+def verify_step(Header header not None, index, static, selected, bint check=False):
+    """The per-signature work of verification for a signature of a known shape, in
+    one call; see the twin."""
+    cdef Py_ssize_t i = header._index(index), a, j, k
+    cdef bytes raw
+    cdef tuple parsed, chosen_at
+    cdef dict tags
+    cdef object known, value, signed_at = None, indices, found
+    cdef const unsigned char* q
+    cdef int chosen[64]
+    a = header._starts[i]
+    raw = PyBytes_FromStringAndSize(PyBytes_AS_STRING(header.data) + a, header._end(i) - a)
+    if not raw.isascii():
+        return None
+    try:
+        parsed = _parse_signature(raw)
+    except ValueError:
+        return None
+    tags = <dict> parsed[0]
+    if parsed[1] is None or parsed[2] is None or parsed[3] is None:
+        return None
+    if "l" in tags or "x" in tags:
+        return None
+    known = static.get((tags.get("v"), tags.get("a"), tags.get("c"), tags.get("d"),
+                        tags.get("s"), tags.get("h"), tags.get("i"), tags.get("q")))
+    if type(known) is not tuple or len(<tuple> known) != 8:
+        return None
+    value = tags.get("t")
+    if value is not None:
+        # An ASCII field: isdigit() is true of ASCII digits only.
+        k = len(<str> value)
+        if not 0 < k <= 76 or not (<str> value).isdigit():
+            return None
+        signed_at = int(value)
+    indices = selected.get((tags["h"], header.names))
+    if type(indices) is not tuple or len(<tuple> indices) > 64:
+        return None
+    chosen_at = <tuple> indices
+    for j in range(len(chosen_at)):
+        chosen[j] = <int> header._index(chosen_at[j])
+    found = _body_digest(header.data, <const unsigned char*> PyBytes_AS_STRING(header.data),
+                         PyBytes_GET_SIZE(header.data), header.body_start,
+                         bool(known[3]), -1, check)
+    if found is None:
+        return (known, signed_at, parsed[2], None, None)
+    if (<tuple> found)[0] != parsed[3]:
+        return (known, signed_at, parsed[2], False, None)
+    return (known, signed_at, parsed[2], True,
+            header._digest(chosen, len(chosen_at),
+                           <const unsigned char*> PyBytes_AS_STRING(parsed[1]),
+                           PyBytes_GET_SIZE(parsed[1]), bool(known[2])))
+
+
 def split_header(data):
     """Split the message ``data`` (CRLF line ends) into a ``Header``."""
     cdef Header header = Header.__new__(Header)

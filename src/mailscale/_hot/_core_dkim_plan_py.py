@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mailscale._hot._core_dkim_py import (
     _as_bytes,
@@ -20,10 +21,11 @@ from mailscale._hot._core_dkim_py import (
     _split_message,
     body_hash,
     normalize_line_endings,
+    parse_signature,
 )
 from mailscale.errors import CanonicalizationError
 
-__all__ = ["Header", "SignPlan", "_fold_tag_list", "split_header"]
+__all__ = ["Header", "SignPlan", "_fold_tag_list", "split_header", "verify_step"]
 
 #: Signature field lines are folded before they pass this many characters.
 _WIDTH = 76
@@ -130,6 +132,72 @@ def _known_body(found: object) -> tuple[bytes, int] | None:
     ):
         raise TypeError("known holds (32-byte SHA-256 digest, length) pairs")
     return found
+
+
+#: verify_step signs at most this many fields (h= longer takes the general path).
+_STEP_FIELDS = 64
+
+
+def verify_step(
+    header: Header,
+    index: int,
+    static: Mapping[Any, Any],
+    selected: Mapping[Any, Any],
+    check: bool = False,
+) -> tuple[tuple[Any, ...], int | None, bytes, bool | None, bytes | None] | None:
+    """The per-signature work of verification for a signature of a known shape, in
+    one call: read the field ``index`` of ``header``, parse it, find its shape,
+    hash the body and compare bh=, and hash the header hash input.
+
+    ``static`` maps the signature's tags (v, a, c, d, s, h, i, q; None when absent)
+    to its checked 8-tuple, whose items 2 and 3 are header and body relaxed;
+    ``selected`` maps (h= value, ``header.names``) to the indices of the fields h=
+    signs. Returns None (the caller takes the general path) unless the field is
+    ASCII, parses, has b= and bh= of exact base64, no l= or x=, a t= of at most 76
+    digits if any, a tuple of 8 in ``static`` and a tuple of at most 64 indices in
+    ``selected``. Otherwise (the static tuple, t= as an int or None, the decoded
+    b=, body ok, digest): body ok is True when the body hash matches bh= (digest is
+    then the SHA-256 of the header hash input), False when not, None (with
+    ``check``) when the body has a bare CR or LF (``body_hash``); digest is None
+    unless body ok is True.
+
+    Raises:
+        IndexError: ``index`` or a selected index is not a field of ``header``.
+    """
+    raw = header.field(index)
+    if not raw.isascii():
+        return None
+    try:
+        tags, unsigned, signature, expected = parse_signature(raw)
+    except ValueError:
+        return None
+    if unsigned is None or signature is None or expected is None:
+        return None
+    if "l" in tags or "x" in tags:
+        return None
+    get = tags.get
+    known = static.get(
+        (get("v"), get("a"), get("c"), get("d"), get("s"), get("h"), get("i"), get("q"))
+    )
+    if type(known) is not tuple or len(known) != 8:
+        return None
+    signed_at = None
+    value = get("t")
+    if value is not None:
+        if not (0 < len(value) <= 76 and value.isdigit()):
+            return None
+        signed_at = int(value)
+    indices = selected.get((tags["h"], header.names))
+    if type(indices) is not tuple or len(indices) > _STEP_FIELDS:
+        return None
+    for at in indices:
+        _index(at, header.count)
+    found = body_hash(header.data, header.body_start, bool(known[3]), -1, check=check)
+    if found is None:
+        return (known, signed_at, signature, None, None)
+    if found[0] != expected:
+        return (known, signed_at, signature, False, None)
+    return (known, signed_at, signature, True, header.digest(indices, unsigned, bool(known[2])))
 
 
 def split_header(data: bytes) -> Header:

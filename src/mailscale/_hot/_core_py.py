@@ -9,7 +9,13 @@ not called by the library: tests and benchmarks compare them between the two.
 
 from __future__ import annotations
 
-from mailscale._hot._core_dkim_plan_py import Header, SignPlan, _fold_tag_list, split_header
+from mailscale._hot._core_dkim_plan_py import (
+    Header,
+    SignPlan,
+    _fold_tag_list,
+    split_header,
+    verify_step,
+)
 from mailscale._hot._core_dkim_py import (
     _b64_value,
     _BodyHasher,
@@ -36,6 +42,7 @@ __all__ = [
     "normalize_line_endings",
     "parse_signature",
     "split_header",
+    "verify_step",
     "_BodyHasher",
     "_b64_value",
     "_canon_body_relaxed",
