@@ -6,10 +6,11 @@ Command (the figure `mailscale plan` reads from ``planning/data/measured.toml``)
 
 Adds the messages to a new `SQLiteOutbox` in batches of 256 (one recipient each, a
 Message-ID each, bodies of ``--size`` bytes of random printable text, which SQLite stores
-as is), checkpoints the WAL into the database file, and prints the file's bytes per
-message and the bytes beyond the message. Then leases and settles every message as
-delivered and prints the file's size again (the outbox frees a delivered body's pages
-for reuse; the file does not shrink).
+as is), checkpoints the WAL into the database file, and prints the bytes on disk per
+message (the database and the segment files of the bodies) and the bytes beyond the
+message. Then leases and settles every message as delivered, closes the outbox (which
+seals its last segment) and prints the bytes on disk again: the segment files of
+delivered messages are deleted; the database keeps its pages for the next rows.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def _file_bytes(path: Path) -> int:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    # The database, its WAL and index, and the segment files of the bodies beside it.
+    files = [*path.parent.glob(path.name + "*"), *path.parent.glob(path.name + "-bodies/*")]
+    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 def measure(messages: int, size: int) -> dict[str, float]:
@@ -68,8 +71,8 @@ def measure(messages: int, size: int) -> dict[str, float]:
         queued = _file_bytes(path)
         while leases := outbox.lease(BATCH, visibility=60):
             outbox.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
-        settled = _file_bytes(path)
         outbox.close()
+        settled = _file_bytes(path)
     return {
         "messages": messages,
         "body_bytes_per_message": body_bytes / messages,

@@ -27,10 +27,41 @@ from mailscale.pipeline import (
     SQLiteOutbox,
     outbox_from_url,
 )
+from mailscale.pipeline import sqlite as sqlite_module
 
 from .conftest import Clock
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+# The tables of a file written when every body was a row of the bodies table.
+EARLIER_LAYOUT = """
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, state INTEGER NOT NULL, priority INTEGER NOT NULL,
+    route TEXT, not_before REAL NOT NULL, leased_until REAL NOT NULL DEFAULT 0, token TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL, sender TEXT NOT NULL,
+    recipients TEXT NOT NULL, message_id TEXT NOT NULL, tags TEXT NOT NULL,
+    metadata TEXT NOT NULL, idempotency_key TEXT, last_reason TEXT NOT NULL DEFAULT '',
+    outcomes TEXT NOT NULL DEFAULT '[]', died_at REAL, dead_seq INTEGER
+);
+CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('done', 0), ('dead_seq', 0);
+"""
+
+
+def segment_files(path: Path) -> dict[str, bytes]:
+    """The outbox's segment files (name -> content)."""
+    folder = path.with_name(path.name + "-bodies")
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.seg"))}
+
+
+def _segment_of(path: Path, id: str) -> str:
+    with closing(sqlite3.connect(path)) as db, db:
+        (name,) = db.execute(
+            "SELECT s.name FROM messages m JOIN segments s ON s.id = m.seg WHERE m.id = ?", (id,)
+        ).fetchone()
+    return str(name)
 
 
 def new(i: int, *, size: int = 0, key: str | None = None) -> NewMessage:
@@ -80,16 +111,18 @@ class TestDurability:
 
     def test_bodies_are_never_rewritten_by_state_changes(self, tmp_path: Path) -> None:
         """Lease, retry, release, dead letter and its retry touch only the message row:
-        a trigger that aborts any UPDATE of a body never fires."""
+        a trigger that aborts any change of where a body is stored never fires, and the
+        segment file holding the body keeps its bytes."""
         clock = Clock()
         path = tmp_path / "o.db"
         box = SQLiteOutbox(path, clock=clock)
         with closing(sqlite3.connect(path)) as db, db:
             db.execute(
-                "CREATE TRIGGER no_body_rewrite BEFORE UPDATE ON bodies"
+                "CREATE TRIGGER no_body_rewrite BEFORE UPDATE OF seg, off, len ON messages"
                 " BEGIN SELECT RAISE(ABORT, 'body rewritten'); END"
             )
         (mid,) = box.add([new(1, size=1000)])
+        files = segment_files(path)
         (lease,) = box.lease(1, visibility=60)
         retry = Settlement(
             id=mid, token=lease.token, action=Settle.RETRY, pending=("b@example.org",)
@@ -107,19 +140,107 @@ class TestDurability:
         (lease,) = box.lease(1, visibility=60)
         assert (("b@example.org",), 0) == (lease.recipients, lease.attempts)
         assert lease.body.endswith(b"x" * 1000)
+        assert files == segment_files(path)
+        assert [new(1, size=1000).body] == list(files.values())
+
+    def test_bodies_are_in_segment_files_not_in_the_database(self, tmp_path: Path) -> None:
+        """5 MB of bodies: the database and its WAL hold the rows only (a few KB per
+        message would be far less than 5 MB), the segment file every body once."""
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        added = [new(i, size=50_000) for i in range(100)]
+        box.add(added)
+        in_db = sum(p.stat().st_size for p in tmp_path.glob("o.db*") if p.is_file())
+        (content,) = segment_files(path).values()
+        box.close()
+        assert in_db < 1_000_000, f"the database holds {in_db:,} bytes"
+        assert b"".join(m.body for m in added) == content
 
     def test_done_messages_leave_no_body_behind(self, tmp_path: Path) -> None:
+        """Once its messages are done, a segment file is deleted: at once when it is
+        sealed (it was full, or its instance closed), at the sealing otherwise."""
         path = tmp_path / "o.db"
         box = SQLiteOutbox(path)
         box.add([new(i, size=100) for i in range(5)])
         leases = box.lease(5, visibility=60)
         box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        assert 1 == len(segment_files(path))  # still the instance's active segment
+        box.close()
         with closing(sqlite3.connect(path)) as db, db:
-            assert (0, 0) == (
+            assert (0, 0, 0) == (
                 db.execute("SELECT count(*) FROM bodies").fetchone()[0],
                 db.execute("SELECT count(*) FROM messages").fetchone()[0],
+                db.execute("SELECT count(*) FROM segments").fetchone()[0],
             )
-        assert 5 == box.stats().by_state["done"]
+        assert {} == segment_files(path)
+        reopened = SQLiteOutbox(path)
+        assert 5 == reopened.stats().by_state["done"]
+        reopened.close()
+
+    def test_full_segments_are_deleted_as_their_messages_are_done(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With segments of 10 KB, ten adds of 20 KB fill ten segment files; delivering
+        the first half deletes their (sealed) files and keeps the others' bodies intact."""
+        monkeypatch.setattr(sqlite_module, "_SEGMENT_BYTES", 10_000)
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        for i in range(10):
+            box.add([new(i, size=20_000)])
+        assert 10 == len(segment_files(path))
+        first = box.lease(5, visibility=60)
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in first])
+        assert 5 == len(segment_files(path))
+        box.close()
+        other = SQLiteOutbox(path)  # nothing kept in memory: every body read from its file
+        rest = other.lease(10, visibility=60)
+        assert [new(i, size=20_000).body for i in range(5, 10)] == [x.body for x in rest]
+        other.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in rest])
+        other.close()
+        assert {} == segment_files(path)
+
+    def test_an_unreadable_body_makes_a_dead_letter_not_a_failed_lease(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A segment file deleted behind the outbox's back: its messages become dead
+        letters naming the reason; the other messages are leased as usual."""
+        monkeypatch.setattr(sqlite_module, "_SEGMENT_BYTES", 1)
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        (lost,) = box.add([new(1, size=10)])
+        kept_ids = box.add([new(2, size=10)])
+        box.close()
+        (tmp_path / "o.db-bodies" / _segment_of(path, lost)).unlink()
+        box = SQLiteOutbox(path)
+        assert kept_ids == [x.id for x in box.lease(10, visibility=60)]
+        (dead,) = box.dead_letters()
+        box.close()
+        assert (lost, "its body cannot be read from the outbox's files") == (dead.id, dead.reason)
+
+    def test_a_file_of_the_earlier_layout_is_read_and_emptied(self, tmp_path: Path) -> None:
+        """A file written when bodies lived in the bodies table: its messages are leased
+        with their bodies, done ones are deleted from that table, new ones go to files."""
+        path = tmp_path / "o.db"
+        with closing(sqlite3.connect(path)) as db, db:
+            db.executescript(EARLIER_LAYOUT)
+            db.execute(
+                "INSERT INTO messages (id, state, priority, not_before, created_at, sender,"
+                " recipients, message_id, tags, metadata)"
+                " VALUES (7, 0, 1, 0, 0, 'a@example.com', '[\"b@example.org\"]', '<7@x>',"
+                " '[]', '{}')"
+            )
+            db.execute("INSERT INTO bodies (id, body) VALUES (7, X'5375626a6563743a20370d0a0d0a')")
+        box = SQLiteOutbox(path)
+        (late,) = box.add([new(8, size=10)])
+        leases = box.lease(10, visibility=60)
+        assert [("7", b"Subject: 7\r\n\r\n"), (late, new(8, size=10).body)] == [
+            (x.id, x.body) for x in leases
+        ]
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        box.close()
+        with closing(sqlite3.connect(path)) as db, db:
+            assert 0 == db.execute("SELECT count(*) FROM bodies").fetchone()[0]
+        assert {} == segment_files(path)
 
     def test_settling_a_done_message_does_not_write_its_body_again(self, tmp_path: Path) -> None:
         """Freed body pages are not overwritten with zeros (secure_delete=fast): the WAL
@@ -155,13 +276,14 @@ class TestDurability:
         box = SQLiteOutbox(path)
         with closing(sqlite3.connect(path)) as db, db:
             db.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON bodies WHEN length(NEW.body) > 5000"
+                "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.len > 5000"
                 " BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
         with pytest.raises(sqlite3.IntegrityError):
             box.add([new(1, size=10), new(2, size=9000)])
         with closing(sqlite3.connect(path)) as db, db:
             db.execute("DROP TRIGGER refuse")
+        assert {} == segment_files(path)  # the failed add's new segment file is gone
         other = SQLiteOutbox(path)
         ids = other.add([new(3, size=10), new(4, size=10)])
         other.close()
@@ -221,9 +343,16 @@ class TestCrash:
         returned += proc.stdout.read().split()
         proc.stdout.close()
         box = SQLiteOutbox(path)
-        stored = {x.id for x in box.lease(1_000_000, visibility=60)}
+        leases = box.lease(1_000_000, visibility=60)
+        stored = {x.id for x in leases}
         assert set() == set(returned) - stored
         assert len(stored) >= len(returned)
+        assert all(x.body.endswith(b"y" * 2000) for x in leases)
+        # The killed process's segment file is taken over: sealed, then deleted once its
+        # messages are done.
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        assert {} == segment_files(path)
+        box.close()
 
 
 def _lease_all(path: str, out: multiprocessing.Queue[list[str]]) -> None:

@@ -10,14 +10,22 @@ What it guarantees, beyond :mod:`mailscale.pipeline.outbox`'s contract:
   committed without waiting for an fsync in either mode: a lease lost to a
   power cut leaves its messages ready again, as an expired lease would (the
   next fsynced commit makes it durable along with its own changes).
-- Bodies are stored once, in their own table, when the message is added; a
-  state change (lease, retry, release, dead letter) updates only the small
-  row of the message and never rewrites the body. A done message's row and
-  body are deleted; its idempotency key is kept, so a repeated submit stays a
-  no-op. A deleted body's pages go to the file's free list, where the next
-  messages added reuse them; they are not overwritten with zeros first
-  (``secure_delete=fast``, whatever the SQLite build's default: overwriting
-  would write every body a second time).
+- Bodies are stored once, when the message is added, appended to a segment
+  file in the folder ``<database>-bodies/`` beside the database and flushed
+  to disk (fdatasync) before the transaction that records them commits; the
+  row records the segment, offset and length. A state change (lease, retry,
+  release, dead letter) updates only the small row of the message and never
+  rewrites the body; a body is written to disk once (as a BLOB it would go to
+  the WAL and again to the database at the checkpoint). A done message's row
+  is deleted; its idempotency key is kept, so a repeated submit stays a no-op.
+- Each instance appends to its own segment, locked with ``flock`` while open,
+  until it holds 32 MB; then it is sealed and a new one begins. A sealed
+  segment none of whose messages is left (done or purged) is deleted. An
+  instance seals, when it opens, the segments whose writer is gone (crashed or
+  dropped without ``close``) and deletes files no committed row names. A body
+  that cannot be read back makes its message a dead letter with that reason.
+- A file of the earlier layout (bodies in a ``bodies`` table) keeps working:
+  those bodies are read from the table; new ones go to segments.
 - Group commit: each ``add``, ``lease`` and ``settle`` call is one
   transaction, whatever the size of its batch.
 - An instance keeps the bodies it added (up to 16 MB, the oldest dropped
@@ -40,6 +48,7 @@ options ``synchronous`` (``full`` or ``normal``) and ``busy_timeout``
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -51,6 +60,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: a crashed owner's segment is never swept
+    fcntl = None  # type: ignore[assignment]
 
 from mailscale.errors import ConfigurationError
 from mailscale.pipeline.outbox import (
@@ -95,12 +109,21 @@ CREATE TABLE IF NOT EXISTS messages (
     last_reason TEXT NOT NULL DEFAULT '',
     outcomes TEXT NOT NULL DEFAULT '[]',
     died_at REAL,
-    dead_seq INTEGER
+    dead_seq INTEGER,
+    seg INTEGER,
+    off INTEGER,
+    len INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (state, priority, not_before, id);
 CREATE INDEX IF NOT EXISTS messages_leases ON messages (state, leased_until);
 CREATE INDEX IF NOT EXISTS messages_dead ON messages (dead_seq) WHERE dead_seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    live INTEGER NOT NULL DEFAULT 0,
+    sealed INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY, id INTEGER NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)
@@ -110,7 +133,7 @@ INSERT OR IGNORE INTO counters (name, value) VALUES ('done', 0), ('dead_seq', 0)
 
 _LEASE_COLUMNS = (
     "id, sender, recipients, message_id, priority, route, tags, metadata,"
-    " idempotency_key, attempts, created_at, last_reason"
+    " idempotency_key, attempts, created_at, last_reason, seg, off, len"
 )
 _DEAD_COLUMNS = (
     "id, sender, recipients, message_id, priority, route, attempts, created_at, died_at,"
@@ -121,6 +144,14 @@ _PAGE_SIZE = 16384
 # Bodies this instance added, kept for its own leases until done (bodies are never
 # rewritten and ids never reused, so a kept body cannot go stale), up to this many bytes.
 _KEPT_BYTES = 16 * 1024 * 1024
+# A segment file takes new bodies until it holds this many bytes; then the instance
+# starts a new one. A segment is deleted once it is sealed and none of its messages is
+# left (done or purged), so this is also the granularity at which disk space comes back.
+_SEGMENT_BYTES = 32 * 1024 * 1024
+# Segment files kept open for reading by one instance (the others are reopened on demand).
+_READERS = 64
+# os.writev takes at most IOV_MAX buffers per call (1,024 on Linux).
+_IOV = 512
 
 
 def path_of(url: str) -> str:
@@ -201,6 +232,11 @@ class SQLiteOutbox:
         self._lock = threading.Lock()
         self._kept: dict[int, bytes] = {}  # id -> body, oldest first
         self._kept_bytes = 0
+        # The segment files of the bodies: beside the database, in <name>-bodies/.
+        self._dir = self._path.with_name(self._path.name + "-bodies")
+        self._active: _Segment | None = None  # the segment this instance appends to
+        self._readers: dict[int, int] = {}  # segment id -> file descriptor, oldest first
+        self._closed = False
         try:
             self._db = sqlite3.connect(
                 str(self._path),
@@ -211,8 +247,9 @@ class SQLiteOutbox:
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the outbox {str(path)!r}: {exc}") from None
         try:
-            # Bodies of 20 KB fill one or two 16 KB pages instead of a chain of five 4 KB
-            # overflow pages: about four times the write rate. Only a new file takes it.
+            # 16 KB pages: a body in the bodies table of the earlier layout (20 KB) fills
+            # one or two pages instead of a chain of five 4 KB overflow pages. Only a
+            # new file takes it.
             self._db.execute(f"PRAGMA page_size={_PAGE_SIZE}")
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -226,9 +263,28 @@ class SQLiteOutbox:
             self._db.execute("PRAGMA secure_delete=FAST")
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            if "seg" not in columns:
+                # A file of the earlier layout (every body in the bodies table): its
+                # messages keep their bodies there; new ones go to segment files.
+                self._db.executescript(
+                    "BEGIN IMMEDIATE;"
+                    "ALTER TABLE messages ADD COLUMN seg INTEGER;"
+                    "ALTER TABLE messages ADD COLUMN off INTEGER;"
+                    "ALTER TABLE messages ADD COLUMN len INTEGER;"
+                    "COMMIT;"
+                )
+            self._dir.mkdir(exist_ok=True)
+            self._sweep()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise ConfigurationError(f"{str(path)!r} is not a usable outbox: {exc}") from None
+        except OSError as exc:
+            self._db.close()
+            raise ConfigurationError(
+                f"cannot use the body directory {str(self._dir)!r} of the outbox: "
+                f"{exc.strerror or exc}"
+            ) from None
         except ConfigurationError:
             self._db.close()
             raise
@@ -293,61 +349,165 @@ class SQLiteOutbox:
     # -- the contract ---------------------------------------------------------
 
     def add(self, messages: Sequence[NewMessage]) -> list[MessageId]:
-        """Store *messages* in one transaction; return their ids, in order (see ``Outbox.add``)."""
+        """Store *messages* in one transaction; return their ids, in order (see ``Outbox.add``).
+
+        The new bodies are appended to this instance's segment file and flushed to disk
+        before the transaction that records them commits: a row never names a body
+        that is not on disk."""
         if not messages:
             return []
-        with self._lock, self._write() as db:
-            now = self._clock()
-            wanted = {m.idempotency_key for m in messages if m.idempotency_key is not None}
-            known = _known_keys(db, wanted)
-            # Rows get consecutive ids after the largest ever given: the write lock is held,
-            # and AUTOINCREMENT never goes back below what sqlite_sequence records.
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
-            next_id = (row[0] if row else 0) + 1
-            ids: list[str] = []
-            rows: list[tuple[Any, ...]] = []
-            bodies: list[tuple[int, bytes]] = []
-            keys: list[tuple[str, int]] = []
-            for msg in messages:
-                key = msg.idempotency_key
-                if key is not None and key in known:
-                    ids.append(known[key])
-                    continue
-                id = next_id
-                next_id += 1
-                rows.append(
-                    (
-                        id,
-                        _QUEUED,
-                        int(msg.priority),
-                        msg.route,
-                        now if msg.not_before is None else msg.not_before,
-                        now,
-                        msg.sender,
-                        _json_list(msg.recipients),
-                        msg.message_id,
-                        _json_list(msg.tags),
-                        _json_dict(msg.metadata),
-                        key,
-                    )
-                )
-                bodies.append((id, msg.body))
-                if key is not None:
-                    keys.append((key, id))
-                    known[key] = str(id)
-                ids.append(str(id))
-            db.executemany(
-                "INSERT INTO messages (id, state, priority, route, not_before, created_at,"
-                " sender, recipients, message_id, tags, metadata, idempotency_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            db.executemany("INSERT INTO bodies (id, body) VALUES (?, ?)", bodies)
-            db.executemany("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", keys)
-        # Committed: only now are the ids this batch's for good (a rollback gives them again).
         with self._lock:
-            self._keep(bodies)
+            created: _Segment | None = None
+            try:
+                with self._write() as db:
+                    now = self._clock()
+                    wanted = {m.idempotency_key for m in messages if m.idempotency_key is not None}
+                    known = _known_keys(db, wanted)
+                    # Rows get consecutive ids after the largest ever given: the write lock
+                    # is held, and AUTOINCREMENT never goes back below sqlite_sequence.
+                    row = db.execute(
+                        "SELECT seq FROM sqlite_sequence WHERE name = 'messages'"
+                    ).fetchone()
+                    next_id = (row[0] if row else 0) + 1
+                    ids: list[str] = []
+                    new: list[NewMessage] = []
+                    new_ids: list[int] = []
+                    keys: list[tuple[str, int]] = []
+                    for msg in messages:
+                        key = msg.idempotency_key
+                        if key is not None and key in known:
+                            ids.append(known[key])
+                            continue
+                        new.append(msg)
+                        new_ids.append(next_id)
+                        if key is not None:
+                            keys.append((key, next_id))
+                            known[key] = str(next_id)
+                        ids.append(str(next_id))
+                        next_id += 1
+                    if not new:
+                        return ids
+                    if self._active is None or self._active.size >= _SEGMENT_BYTES:
+                        created = self._new_segment(db)
+                    segment = self._active
+                    assert segment is not None
+                    offsets = segment.append([m.body for m in new])
+                    db.executemany(
+                        "INSERT INTO messages (id, state, priority, route, not_before,"
+                        " created_at, sender, recipients, message_id, tags, metadata,"
+                        " idempotency_key, seg, off, len)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (
+                                id,
+                                _QUEUED,
+                                int(msg.priority),
+                                msg.route,
+                                now if msg.not_before is None else msg.not_before,
+                                now,
+                                msg.sender,
+                                _json_list(msg.recipients),
+                                msg.message_id,
+                                _json_list(msg.tags),
+                                _json_dict(msg.metadata),
+                                msg.idempotency_key,
+                                segment.id,
+                                off,
+                                len(msg.body),
+                            )
+                            for id, msg, off in zip(new_ids, new, offsets, strict=True)
+                        ],
+                    )
+                    db.execute(
+                        "UPDATE segments SET live = live + ? WHERE id = ?", (len(new), segment.id)
+                    )
+                    db.executemany("INSERT INTO idempotency_keys (key, id) VALUES (?, ?)", keys)
+            except BaseException:
+                if created is not None:  # its row was rolled back: the file is nobody's
+                    self._active = created.previous
+                    created.discard()
+                raise
+            # Committed: only now are the ids this batch's for good (a rollback gives
+            # them again).
+            if created is not None and created.previous is not None:
+                self._retire(created.previous)
+            self._keep([(id, m.body) for id, m in zip(new_ids, new, strict=True)])
         return ids
+
+    def _new_segment(self, db: sqlite3.Connection) -> _Segment:
+        """Create, lock and register a new segment file inside the open transaction *db*;
+        it becomes the active one (the previous one is sealed in the same transaction)."""
+        previous = self._active
+        name = f"{secrets.token_hex(8)}.seg"
+        segment = _Segment.create(self._dir / name, previous=previous)
+        try:
+            segment.id = int(
+                db.execute("INSERT INTO segments (name) VALUES (?)", (name,)).lastrowid or 0
+            )
+            if previous is not None:
+                db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (previous.id,))
+        except BaseException:
+            segment.discard()
+            raise
+        self._active = segment
+        return segment
+
+    def _retire(self, segment: _Segment) -> None:
+        """*segment* was sealed by a committed transaction: stop writing to it, and
+        delete it now if none of its messages is left."""
+        segment.close()
+        with self._write(durable=False) as db:
+            gone = _collect(db, [segment.id])
+        self._unlink(gone)
+
+    def _unlink(self, gone: Iterable[tuple[int, str]]) -> None:
+        """Delete the files of the segments *gone* (their rows are already deleted)."""
+        for id, name in gone:
+            fd = self._readers.pop(id, None)
+            if fd is not None:
+                os.close(fd)
+            try:
+                os.unlink(self._dir / name)
+            except FileNotFoundError:
+                pass
+
+    def _read(self, seg: int, name: str | None, off: int, length: int) -> bytes | None:
+        """The body at *off* in segment *seg*, or None when the file or the bytes are gone."""
+        fd = self._readers.pop(seg, None)
+        if fd is None:
+            if name is None:
+                return None
+            try:
+                fd = os.open(self._dir / name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                return None
+            if len(self._readers) >= _READERS:
+                os.close(self._readers.pop(next(iter(self._readers))))
+        self._readers[seg] = fd  # most recently used last
+        body = os.pread(fd, length, off)
+        return body if len(body) == length else None
+
+    def _sweep(self) -> None:
+        """Seal the segments whose owner is gone (its lock on the file is released: it
+        closed without sealing, or crashed) and delete those with no message left, and
+        files that no row names (a crash between creating a file and committing it)."""
+        with self._lock, self._write(durable=False) as db:
+            rows = db.execute("SELECT id, name, sealed, live FROM segments").fetchall()
+            known = {name for _, name, _, _ in rows}
+            orphaned = []
+            for id, name, sealed, live in rows:
+                if sealed or _owned(self._dir / name):
+                    continue
+                db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (id,))
+                if not live:
+                    orphaned.append(id)
+            gone = _collect(db, orphaned)
+            # Files no row names, and nobody holds: their rows never committed.
+            for entry in os.scandir(self._dir):
+                if entry.name.endswith(".seg") and entry.name not in known:
+                    if not _owned(Path(entry.path)):
+                        gone.append((-1, entry.name))
+        self._unlink(gone)
 
     def _keep(self, bodies: list[tuple[int, bytes]]) -> None:
         """Keep *bodies* for this instance's leases, the oldest dropped past the budget."""
@@ -406,6 +566,7 @@ class SQLiteOutbox:
             ids = [row[0] for row in rows]
             found: dict[int, Sequence[Any]] = {}
             bodies: dict[int, bytes] = {}
+            names: dict[int, str] = {}  # segment id -> file name, read when first needed
             kept = self._kept
             for i in range(0, len(ids), _CHUNK):
                 part = ids[i : i + _CHUNK]
@@ -419,97 +580,138 @@ class SQLiteOutbox:
                     f"SELECT {_LEASE_COLUMNS} FROM messages WHERE id IN ({marks})", part
                 ):
                     found[r[0]] = r
-                # Bodies this instance added are in memory; the others are read back.
-                missing = [id for id in part if id not in kept]
-                if missing:
-                    marks = ",".join("?" * len(missing))
+                # Bodies this instance added are in memory; the others are read back,
+                # from their segment file (or the bodies table of the earlier layout).
+                inline = []
+                for id in part:
+                    if id in kept:
+                        continue
+                    row = found[id]
+                    seg = row[-3]
+                    if seg is None:
+                        inline.append(id)
+                        continue
+                    if seg not in self._readers and seg not in names:
+                        names.update(db.execute("SELECT id, name FROM segments"))
+                    body = self._read(seg, names.get(seg), row[-2], row[-1])
+                    if body is not None:
+                        bodies[id] = body
+                if inline:
+                    marks = ",".join("?" * len(inline))
                     bodies.update(
-                        db.execute(f"SELECT id, body FROM bodies WHERE id IN ({marks})", missing)
+                        db.execute(f"SELECT id, body FROM bodies WHERE id IN ({marks})", inline)
                     )
-            leases = [
-                _lease_of(found[id], kept[id] if id in kept else bodies[id], f"{prefix}{id}", until)
-                for id in ids
-            ]
+            leases = []
+            lost: list[int] = []
+            for id in ids:
+                body = kept.get(id)
+                if body is None:
+                    body = bodies.get(id)
+                if body is None:
+                    lost.append(id)
+                else:
+                    leases.append(_lease_of(found[id], body, f"{prefix}{id}", until))
+            if lost:
+                # A body that cannot be read (its segment file deleted or cut short by
+                # hand, a disk error): the message cannot be sent; it becomes a dead
+                # letter that says so instead of failing every lease after it.
+                self._bury(db, lost, now, "its body cannot be read from the outbox's files")
         return leases
 
     def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
         """Apply *settlements* in one transaction; True for each applied (see ``Outbox.settle``)."""
         if not settlements:
             return []
-        with self._lock, self._write() as db:
-            now = self._clock()
-            numeric = [int(x.id) for x in settlements if x.id.isdigit()]
-            leased = _leased_rows(db, numeric)
-            current: list[tuple[int, str] | None] = []
-            for s in settlements:
-                row = leased.get(int(s.id)) if s.id.isdigit() else None
-                if row is None or row[0] != s.token:
-                    current.append(None)
-                    continue
-                if s.action is Settle.RETRY:
-                    extra = set(s.pending) - set(_strings_of(row[1]))
-                    if extra:
-                        raise ValueError(
-                            f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
-                            "not among the leased message's recipients"
+        with self._lock:
+            with self._write() as db:
+                now = self._clock()
+                numeric = [int(x.id) for x in settlements if x.id.isdigit()]
+                leased = _leased_rows(db, numeric)
+                current: list[tuple[int, int | None] | None] = []
+                for s in settlements:
+                    row = leased.get(int(s.id)) if s.id.isdigit() else None
+                    if row is None or row[0] != s.token:
+                        current.append(None)
+                        continue
+                    if s.action is Settle.RETRY:
+                        extra = set(s.pending) - set(_strings_of(row[1]))
+                        if extra:
+                            raise ValueError(
+                                f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
+                                "not among the leased message's recipients"
+                            )
+                    current.append((int(s.id), row[2]))
+                applied: list[bool] = []
+                done: list[tuple[int, int | None]] = []
+                for s, found in zip(settlements, current, strict=True):
+                    if found is None:
+                        applied.append(False)
+                        continue
+                    applied.append(True)
+                    id = found[0]
+                    action = s.action
+                    if action is Settle.RETRY and not s.pending:
+                        action = Settle.DONE
+                    if action is Settle.DONE:
+                        done.append(found)
+                        continue
+                    sets = ["token = NULL"]
+                    args: list[Any] = []
+                    if s.route is not None:
+                        sets.append("route = ?")
+                        args.append(s.route)
+                    if s.reason:
+                        sets.append("last_reason = ?")
+                        args.append(s.reason)
+                    if s.outcomes:
+                        sets.append("outcomes = ?")
+                        args.append(_outcomes_json(s.outcomes))
+                    if action is Settle.DEAD:
+                        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
+                        seq = db.execute(
+                            "SELECT value FROM counters WHERE name = 'dead_seq'"
+                        ).fetchone()[0]
+                        sets += ["state = ?", "died_at = ?", "dead_seq = ?"]
+                        self._forget((id,))
+                        args += [_DEAD, now, seq]
+                        if s.pending:
+                            sets.append("recipients = ?")
+                            args.append(_json_list(s.pending))
+                    else:
+                        if action is Settle.RETRY:
+                            sets.append("recipients = ?")
+                            args.append(_json_list(s.pending))
+                            if s.attempt:
+                                sets.append("attempts = attempts + 1")
+                        sets += ["state = ?", "not_before = ?"]
+                        args += [_QUEUED, now if s.not_before is None else s.not_before]
+                    db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, id))
+                gone: list[tuple[int, str]] = []
+                if done:
+                    ids = [id for id, _ in done]
+                    self._forget(ids)
+                    for i in range(0, len(ids), _CHUNK):
+                        part = ids[i : i + _CHUNK]
+                        db.execute(
+                            f"DELETE FROM messages WHERE id IN ({','.join('?' * len(part))})", part
                         )
-                current.append((int(s.id), row[1]))
-            applied: list[bool] = []
-            done: list[int] = []
-            for s, found in zip(settlements, current, strict=True):
-                if found is None:
-                    applied.append(False)
-                    continue
-                applied.append(True)
-                id = found[0]
-                action = s.action
-                if action is Settle.RETRY and not s.pending:
-                    action = Settle.DONE
-                if action is Settle.DONE:
-                    done.append(id)
-                    continue
-                sets = ["token = NULL"]
-                args: list[Any] = []
-                if s.route is not None:
-                    sets.append("route = ?")
-                    args.append(s.route)
-                if s.reason:
-                    sets.append("last_reason = ?")
-                    args.append(s.reason)
-                if s.outcomes:
-                    sets.append("outcomes = ?")
-                    args.append(_outcomes_json(s.outcomes))
-                if action is Settle.DEAD:
-                    db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
-                    seq = db.execute(
-                        "SELECT value FROM counters WHERE name = 'dead_seq'"
-                    ).fetchone()[0]
-                    sets += ["state = ?", "died_at = ?", "dead_seq = ?"]
-                    self._forget((id,))
-                    args += [_DEAD, now, seq]
-                    if s.pending:
-                        sets.append("recipients = ?")
-                        args.append(_json_list(s.pending))
-                else:
-                    if action is Settle.RETRY:
-                        sets.append("recipients = ?")
-                        args.append(_json_list(s.pending))
-                        if s.attempt:
-                            sets.append("attempts = attempts + 1")
-                    sets += ["state = ?", "not_before = ?"]
-                    args += [_QUEUED, now if s.not_before is None else s.not_before]
-                db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id = ?", (*args, id))
-            if done:
-                self._forget(done)
-                for i in range(0, len(done), _CHUNK):
-                    part = done[i : i + _CHUNK]
-                    marks = ",".join("?" * len(part))
-                    db.execute(f"DELETE FROM messages WHERE id IN ({marks})", part)
-                    db.execute(f"DELETE FROM bodies WHERE id IN ({marks})", part)
-                db.execute(
-                    "UPDATE counters SET value = value + ? WHERE name = 'done'", (len(done),)
-                )
-            return applied
+                    gone = _collect(db, _release_bodies(db, done))
+                    db.execute(
+                        "UPDATE counters SET value = value + ? WHERE name = 'done'", (len(done),)
+                    )
+            self._unlink(gone)
+        return applied
+
+    def _bury(self, db: sqlite3.Connection, ids: Sequence[int], now: float, reason: str) -> None:
+        """Make messages *ids* dead letters with *reason*, inside the transaction *db*."""
+        for id in ids:
+            db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
+            (seq,) = db.execute("SELECT value FROM counters WHERE name = 'dead_seq'").fetchone()
+            db.execute(
+                "UPDATE messages SET state = ?, token = NULL, died_at = ?, dead_seq = ?,"
+                " last_reason = ? WHERE id = ?",
+                (_DEAD, now, seq, reason, id),
+            )
 
     def next_due(self) -> float | None:
         """The earliest time a queued or leased message becomes ready, or None when empty."""
@@ -601,32 +803,181 @@ class SQLiteOutbox:
         self, ids: Sequence[MessageId] | None = None, *, older_than: float | None = None
     ) -> int:
         """Delete dead letters (all, in *ids*, or dead longer than *older_than* s); how many."""
-        with self._lock, self._write() as db:
-            now = self._clock()
-            chosen = self._dead_ids(db, ids, None if older_than is None else now - older_than)
-            db.executemany("DELETE FROM idempotency_keys WHERE id = ?", chosen)
-            db.executemany("DELETE FROM bodies WHERE id = ?", chosen)
-            db.executemany("DELETE FROM messages WHERE id = ?", chosen)
+        with self._lock:
+            with self._write() as db:
+                now = self._clock()
+                chosen = self._dead_ids(db, ids, None if older_than is None else now - older_than)
+                stored = [
+                    db.execute("SELECT id, seg FROM messages WHERE id = ?", row).fetchone()
+                    for row in chosen
+                ]
+                db.executemany("DELETE FROM idempotency_keys WHERE id = ?", chosen)
+                db.executemany("DELETE FROM messages WHERE id = ?", chosen)
+                gone = _collect(db, _release_bodies(db, stored))
+            self._unlink(gone)
             return len(chosen)
 
     def __del__(self) -> None:
-        # An outbox dropped without close() releases its connection here (Python 3.13
-        # warns about a connection collected open); every commit is already durable.
+        # An outbox dropped without close() releases its connection and files here
+        # (Python 3.13 warns about a connection collected open); every commit is already
+        # durable, and the segment left unsealed is sealed by the next instance's sweep.
+        try:
+            self._release()
+        except Exception:  # interpreter shutdown: nothing left to release
+            pass
+
+    def _release(self) -> None:
+        active = getattr(self, "_active", None)
+        if active is not None:
+            active.close()
+        for fd in getattr(self, "_readers", {}).values():
+            os.close(fd)
+        self._readers = {}
         db = getattr(self, "_db", None)
         if db is not None:
-            try:
-                db.close()
-            except Exception:  # interpreter shutdown: nothing left to release
-                pass
+            db.close()
 
     def close(self) -> None:
-        """Close the database connection (idempotent)."""
+        """Seal this instance's segment file (deleting it when none of its messages is
+        left), then close the database connection and the files (idempotent)."""
         with self._lock:
-            self._db.close()
+            if self._closed:
+                return
+            self._closed = True
+            active, self._active = self._active, None
+            try:
+                if active is not None:
+                    active.close()
+                    with self._write(durable=False) as db:
+                        db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (active.id,))
+                        gone = _collect(db, [active.id])
+                    self._unlink(gone)
+            finally:
+                self._release()
 
 
 # SQLite's default limit on bound parameters is 32,766 (999 before 3.32): stay well below.
 _CHUNK = 500
+
+_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+class _Segment:
+    """A segment file this instance appends bodies to, locked (``flock``) while open so
+    that other instances can tell a live owner from a crashed one."""
+
+    def __init__(self, path: Path, fd: int, previous: _Segment | None) -> None:
+        self.path = path
+        self.fd = fd
+        self.id = 0  # the row's id, set once it is inserted
+        self.size = 0
+        self.previous = previous  # the segment this one replaces, sealed with its creation
+
+    @classmethod
+    def create(cls, path: Path, *, previous: _Segment | None) -> _Segment:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        )
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The new name must survive a power cut along with the rows that use it.
+            dirfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return cls(path, fd, previous)
+
+    def append(self, bodies: list[bytes]) -> list[int]:
+        """Append *bodies* and flush them to disk; return the offset of each."""
+        fd = self.fd
+        start = os.fstat(fd).st_size  # O_APPEND: every write lands at the end
+        offsets = []
+        end = start
+        for body in bodies:
+            offsets.append(end)
+            end += len(body)
+        for i in range(0, len(bodies), _IOV):
+            part = bodies[i : i + _IOV]
+            written = os.writev(fd, part)
+            want = sum(len(b) for b in part)
+            while written < want:  # a short write (a signal, a full disk): the rest
+                rest = b"".join(part)[written:]
+                n = os.write(fd, rest)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"could not append to {self.path}")
+                written += n
+        _sync_data(fd)
+        self.size = end
+        return offsets
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # releases the lock
+            self.fd = -1
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _owned(path: Path) -> bool:
+    """Whether a live instance holds *path* (its segment file) open for appending."""
+    if fcntl is None:
+        return True  # no way to tell: never take a file from a possibly live owner
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _collect(db: sqlite3.Connection, ids: Iterable[int]) -> list[tuple[int, str]]:
+    """Delete the rows of those segments among *ids* that are sealed and hold no message;
+    return their (id, file name), for their files to be deleted after the commit."""
+    wanted = sorted(set(ids))
+    gone: list[tuple[int, str]] = []
+    for i in range(0, len(wanted), _CHUNK):
+        part = wanted[i : i + _CHUNK]
+        marks = ",".join("?" * len(part))
+        gone += db.execute(
+            f"SELECT id, name FROM segments WHERE id IN ({marks}) AND sealed = 1 AND live <= 0",
+            part,
+        ).fetchall()
+    db.executemany("DELETE FROM segments WHERE id = ?", [(id,) for id, _ in gone])
+    return gone
+
+
+def _release_bodies(db: sqlite3.Connection, stored: Iterable[tuple[int, int | None]]) -> list[int]:
+    """Take the bodies of the messages about to be deleted, given as (id, segment) pairs,
+    off their segments' counts; delete those stored in the bodies table (a segment of
+    None: files of the earlier layout). Return the segments touched."""
+    per_segment: dict[int, int] = {}
+    inline: list[int] = []
+    for id, seg in stored:
+        if seg is None:
+            inline.append(id)
+        else:
+            per_segment[seg] = per_segment.get(seg, 0) + 1
+    db.executemany(
+        "UPDATE segments SET live = live - ? WHERE id = ?",
+        [(n, seg) for seg, n in per_segment.items()],
+    )
+    for i in range(0, len(inline), _CHUNK):
+        part = inline[i : i + _CHUNK]
+        db.execute(f"DELETE FROM bodies WHERE id IN ({','.join('?' * len(part))})", part)
+    return list(per_segment)
 
 
 def _known_keys(db: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
@@ -643,24 +994,25 @@ def _known_keys(db: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
     return found
 
 
-def _leased_rows(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """id -> (lease token, recipients as stored) for those of *ids* that are leased."""
-    found: dict[int, tuple[str, str]] = {}
+def _leased_rows(db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str, int | None]]:
+    """id -> (lease token, recipients as stored, body segment) for those of *ids* that
+    are leased."""
+    found: dict[int, tuple[str, str, int | None]] = {}
     for i in range(0, len(ids), _CHUNK):
         part = ids[i : i + _CHUNK]
         marks = ",".join("?" * len(part))
-        for id, token, recipients in db.execute(
-            f"SELECT id, token, recipients FROM messages WHERE state = {_LEASED}"
+        for id, token, recipients, seg in db.execute(
+            f"SELECT id, token, recipients, seg FROM messages WHERE state = {_LEASED}"
             f" AND id IN ({marks})",
             part,
         ):
-            found[id] = (token, recipients)
+            found[id] = (token, recipients, seg)
     return found
 
 
 def _lease_of(row: Sequence[Any], body: bytes, token: str, until: float) -> Lease:
     (id, sender, recipients, message_id, priority, route, tags, metadata, key, attempts,
-     created_at, last_reason) = row  # fmt: skip
+     created_at, last_reason, _seg, _off, _len) = row  # fmt: skip
     meta: Mapping[str, str] = _decode(metadata) if metadata != "{}" else {}
     return Lease(
         id=str(id),
