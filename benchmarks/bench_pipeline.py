@@ -237,13 +237,13 @@ def test_figure_transactional_during_bulk() -> None:
 def test_gate_rsa2048_end_to_end_with_the_sqlite_outbox() -> None:
     """RSA-2048, 20 KB, SQLite outbox (fsynced), null transport: target ratio >= 0.8.
 
-    Gated on the CPU-time ratio: the wall-time one also waits for fsync and, on a loaded
-    machine, for the disk shared with other processes. The floor is below the target:
-    SQLite's own writes and reads of the 20 KB bodies cost about a fifth of an RSA-2048
-    signature here (docs/performance.md, "Outbox (SQLite)")."""
+    Gated on the CPU-time ratio: the wall-time one also waits for the bodies' flush to
+    disk and, on a loaded machine, for the disk shared with other processes. The floor
+    is below the target (0.84-0.85 measured on a quiet machine, docs/performance.md)
+    because a loaded shared machine moves single runs by 10 % or more."""
     figures = measure("rsa", outbox="sqlite")
     _report("RSA-2048 20 KB, SQLite outbox", figures)
-    assert figures["cpu_ratio"] >= 0.6
+    assert figures["cpu_ratio"] >= 0.7
 
 
 def test_figure_ed25519_end_to_end_sqlite() -> None:

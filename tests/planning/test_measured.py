@@ -127,7 +127,7 @@ class TestAssumptions:
         p = plan(Workload(monthly_volume=250_000))
         rows = {a.key: (a.value, a.origin) for a in p.assumptions}
         assert ("25,000", "assumed") == rows["emails_per_ip_per_hour"]
-        assert ("718 bytes", "measured") == rows["outbox_overhead_bytes"]
+        assert ("270 bytes", "measured") == rows["outbox_overhead_bytes"]
         assert ("0.5 h", "assumed") == rows["server_upkeep_hours"]
         assert ("10%", "assumed") == rows["hybrid_transactional_share"]
         assert "1 GB per 10,000" == rows["ram_per_address"][0]

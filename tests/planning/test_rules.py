@@ -181,7 +181,7 @@ class TestMemory:
 
 class TestStorage:
     def test_worked_example(self) -> None:
-        """250K/month kept 30 days: 246,576 stored emails x (50,000 + 718 bytes) → 13 GB,
+        """250K/month kept 30 days: 246,576 stored emails x (50,000 + 270 bytes) → 13 GB,
         below the tier's 160 GB; the guide's rule of thumb (247 GB) is named in the rule."""
         p = plan(Workload(monthly_volume=250_000))
         assert 246_576 == p.derived_value("stored_emails")
@@ -200,9 +200,9 @@ class TestStorage:
         assert max(80, req.derived or 0) == req.recommended
 
     def test_large_messages_scale_storage(self) -> None:
-        """5 MB messages: 246,576 stored x 5,000,718 bytes → 1,234 GB."""
+        """5 MB messages: 246,576 stored x 5,000,270 bytes → 1,233 GB."""
         p = plan(Workload(monthly_volume=250_000, message_size_bytes=5_000_000))
-        assert math.ceil(Fraction(246_576 * 5_000_718, 10**9)) == (
+        assert math.ceil(Fraction(246_576 * 5_000_270, 10**9)) == (
             p.requirement("storage_gb").derived
         )
 
@@ -312,7 +312,7 @@ class TestMeasuredOverhead:
         assert math.ceil(Fraction(int(stored) * (1_000 + STORED_OVERHEAD_BYTES), 10**9)) == (
             p.requirement("storage_gb").derived
         )
-        assert "718 bytes outbox overhead (measured)" in p.requirement("storage_gb").rule
+        assert "270 bytes outbox overhead (measured)" in p.requirement("storage_gb").rule
 
     def test_a_larger_measured_overhead_grows_storage(self) -> None:
         """The measured figure is read from the data: a larger one gives more storage."""
