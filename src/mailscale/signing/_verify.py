@@ -507,22 +507,10 @@ class DKIMVerifier:
                 size = len(shape[0]) + len(shape[1]) + _indices_size(indices)
                 self._selected.put(shape, indices, size)
             digest = header.digest(indices, unsigned, header_relaxed)
-            try:
-                if is_rsa:
-                    public_key.verify(signature, digest, _PKCS1, _PREHASHED)
-                else:
-                    public_key.verify(signature, digest)
-            except InvalidSignature:
-                raise _Outcome(
-                    FAIL, "the signature does not verify (signed headers changed)"
-                ) from None
+            _check_signature(public_key, is_rsa, signature, digest)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)  # type: ignore[arg-type]
-        # Results are frozen: one pass result per signature shape is shared.
-        result: VerifyResult | None = passes.get(testing)
-        if result is None:
-            result = passes[testing] = VerifyResult(PASS, testing=testing, **info)
-        return result
+        return _passed(passes, testing, info)
 
     def _verify_step(self, step: tuple[Any, ...], now: float) -> VerifyResult:
         """The rest of _verify_one for what ``verify_step`` found, in the same order:
@@ -537,21 +525,10 @@ class DKIMVerifier:
                 raise _BareLineEnd  # only in the check mode
             if not body_ok:
                 raise _Outcome(FAIL, "the body hash does not match (body changed)")
-            try:
-                if is_rsa:
-                    public_key.verify(signature, digest, _PKCS1, _PREHASHED)
-                else:
-                    public_key.verify(signature, digest)
-            except InvalidSignature:
-                raise _Outcome(
-                    FAIL, "the signature does not verify (signed headers changed)"
-                ) from None
+            _check_signature(public_key, is_rsa, signature, digest)
         except _Outcome as out:
             return VerifyResult(out.status, reason=out.reason, **info)
-        result: VerifyResult | None = passes.get(testing)
-        if result is None:
-            result = passes[testing] = VerifyResult(PASS, testing=testing, **info)
-        return result
+        return _passed(passes, testing, info)
 
     def _public_key(self, name: str, algorithm: str, exact: bool) -> tuple[Any, bool, bool]:
         """(public key, is RSA, testing) of the key record at ``name`` for a signature
@@ -650,6 +627,25 @@ class DKIMVerifier:
 #: The caches behind the module-level ``verify()``, shared by all its calls; its own
 #: resolver (and that resolver's TXT answers) serves only calls that pass none.
 _SHARED = DKIMVerifier()
+
+
+def _check_signature(public_key: Any, is_rsa: bool, signature: bytes, digest: bytes) -> None:
+    """Check b= over the header hash; a mismatch is a FAIL outcome."""
+    try:
+        if is_rsa:
+            public_key.verify(signature, digest, _PKCS1, _PREHASHED)
+        else:
+            public_key.verify(signature, digest)
+    except InvalidSignature:
+        raise _Outcome(FAIL, "the signature does not verify (signed headers changed)") from None
+
+
+def _passed(passes: dict[bool, VerifyResult], testing: bool, info: Any) -> VerifyResult:
+    """The pass result of a signature shape: results are frozen, so one is shared per shape."""
+    result = passes.get(testing)
+    if result is None:
+        result = passes[testing] = VerifyResult(PASS, testing=testing, **info)
+    return result
 
 
 def verify(
