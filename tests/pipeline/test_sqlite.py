@@ -367,7 +367,64 @@ def _lease_all(path: str, out: multiprocessing.Queue[list[str]]) -> None:
     out.put(got)
 
 
+def _add_and_deliver(
+    path: str, worker: int, rounds: int, out: multiprocessing.Queue[tuple[int, int, int]]
+) -> None:
+    """Add batches and deliver whatever is ready, from any process's segments, checking
+    that every leased body is its own message's; segments of 40 KB roll often."""
+    sqlite_module._SEGMENT_BYTES = 40_000
+    box = SQLiteOutbox(path)
+    added = delivered = wrong = 0
+    for r in range(rounds):
+        batch = []
+        for j in range(10):
+            mid = f"<{worker}.{r}.{j}@example.com>"
+            body = f"Message-ID: {mid}\r\n\r\n".encode() + mid.encode() * (100 * (j + 1))
+            batch.append(
+                NewMessage(
+                    sender="a@example.com", recipients=("b@example.org",), body=body,
+                    message_id=mid,
+                )
+            )  # fmt: skip
+        box.add(batch)
+        added += len(batch)
+        leases = box.lease(8, visibility=3600)
+        for x in leases:
+            expected = f"Message-ID: {x.message_id}\r\n\r\n".encode()
+            if not x.body.startswith(expected) or x.body.count(x.message_id.encode()) < 101:
+                wrong += 1
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        delivered += len(leases)
+    box.close()
+    out.put((added, delivered, wrong))
+
+
 class TestSharedFile:
+    def test_processes_adding_and_delivering_share_segments(self, tmp_path: Path) -> None:
+        """Three processes add and deliver at once on one file, each leasing bodies from
+        the others' segments as they roll: every body leased is its message's, every
+        message is delivered once, and when all are done no segment file is left."""
+        path = tmp_path / "o.db"
+        SQLiteOutbox(path).close()
+        ctx = multiprocessing.get_context("spawn")
+        queue: multiprocessing.Queue[tuple[int, int, int]] = ctx.Queue()
+        procs = [
+            ctx.Process(target=_add_and_deliver, args=(str(path), w, 40, queue)) for w in range(3)
+        ]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        box = SQLiteOutbox(path)
+        rest = box.lease(10_000, visibility=60)
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in rest])
+        done = box.stats().by_state["done"]
+        box.close()
+        added = sum(r[0] for r in results)
+        assert (0, 1200, 1200) == (sum(r[2] for r in results), added, done)
+        assert {} == segment_files(path)
+
     def test_processes_never_lease_the_same_message(self, tmp_path: Path) -> None:
         """Three processes lease from one file until it is empty: every message goes to
         exactly one of them."""
