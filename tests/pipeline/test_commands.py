@@ -370,6 +370,10 @@ class TestOutbox:
         stats = json.loads(out)
         assert stats["by_state"] == {"queued": 1, "leased": 0, "done": 0, "dead": 2}
         assert stats["depth"] == 1
+        # The files after the command closed the outbox (it read them open, with its
+        # WAL and shared-memory index beside them).
+        on_disk = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+        assert stats["disk_bytes"] >= on_disk > 0
 
         code, out, _ = _run(capsys, "outbox", "dead", url, "--json")
         letters = json.loads(out)
@@ -395,6 +399,7 @@ class TestOutbox:
         assert _run(capsys, "outbox", "purge", url, "--all", "--json") == (0, '{"purged": 1}\n', "")
         code, out, _ = _run(capsys, "outbox", "stats", url)
         assert out.splitlines()[0] == f"{url}: 2 queued"
+        assert out.splitlines()[-1].startswith("on disk: ")
 
     def test_a_missing_file_is_not_created(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path

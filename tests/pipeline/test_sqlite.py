@@ -177,6 +177,24 @@ class TestDurability:
         assert 5 == reopened.stats().by_state["done"]
         reopened.close()
 
+    def test_stats_count_the_bytes_on_disk(self, tmp_path: Path) -> None:
+        """``disk_bytes``: the database files and the segments, growing with the bodies
+        added and shrinking when delivered segments are deleted."""
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        empty = box.stats().disk_bytes
+        box.add([new(i, size=100_000) for i in range(10)])
+        full = box.stats().disk_bytes
+        assert full == sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+        leases = box.lease(10, visibility=60)
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        box.close()
+        reopened = SQLiteOutbox(path)
+        after = reopened.stats().disk_bytes
+        reopened.close()
+        assert empty is not None and full is not None and after is not None
+        assert full - empty >= 1_000_000 > after - empty
+
     def test_full_segments_are_deleted_as_their_messages_are_done(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

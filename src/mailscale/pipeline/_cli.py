@@ -442,6 +442,7 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
         "depth": stats.depth,
         "oldest_age_seconds": stats.oldest_age,
         "next_due": stats.next_due,
+        "disk_bytes": stats.disk_bytes,
     }
 
 
@@ -500,6 +501,8 @@ def _outbox(args: argparse.Namespace) -> int:
                 )
             if data["oldest_age_seconds"] is not None:
                 console.print(f"oldest waiting: {data['oldest_age_seconds']:,.0f} s")
+            if data["disk_bytes"] is not None:
+                console.print(f"on disk: {data['disk_bytes'] / 1e6:,.1f} MB")
             return 0
         if action == "dead":
             letters = box.dead_letters(limit=args.limit, offset=args.offset)

@@ -314,6 +314,8 @@ class OutboxStats:
         by_route: queued and leased messages per route (``""`` for the default route).
         oldest_age: seconds since the oldest queued or leased message was added, or None.
         next_due: the earliest ``not_before`` of a queued message, or None.
+        disk_bytes: bytes the store takes on disk (for SQLite: the database, its WAL
+            and the body segment files), or None for a store that keeps nothing on disk.
     """
 
     by_state: Mapping[str, int] = attrs.field(converter=_frozen_counts)
@@ -321,6 +323,7 @@ class OutboxStats:
     by_route: Mapping[str, int] = attrs.field(converter=_frozen_counts)
     oldest_age: float | None = None
     next_due: float | None = None
+    disk_bytes: int | None = None
 
     @property
     def depth(self) -> int:

@@ -761,7 +761,24 @@ class SQLiteOutbox:
             by_route=by_route,
             oldest_age=None if oldest is None else max(0.0, now - oldest),
             next_due=next_due,
+            disk_bytes=self._disk_bytes(),
         )
+
+    def _disk_bytes(self) -> int:
+        """Bytes of the database, its WAL and shared-memory index, and the segments."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                total += os.stat(f"{self._path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        with os.scandir(self._dir) as entries:
+            for entry in entries:
+                try:
+                    total += entry.stat().st_size
+                except FileNotFoundError:  # deleted by another process meanwhile
+                    pass
+        return total
 
     def dead_letters(self, *, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         """Dead letters, oldest first."""
