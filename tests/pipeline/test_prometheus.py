@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +82,35 @@ def test_scrape_reports_outcomes_by_route_and_status(peer: SMTPPeer) -> None:
     assert value("mailscale_outbox_messages", state="done") == 6
     assert value("mailscale_outbox_messages", state="queued") == 1  # the deferred one
     assert value("mailscale_queue_depth") == 1
+    assert ("mailscale_outbox_disk_bytes", ()) not in got  # the memory outbox: nothing on disk
     assert value("mailscale_delivery_time_seconds", route="default", quantile="0.95") >= 0
     assert value("mailscale_transport_response_time_seconds", route="bulk", quantile="0.95") > 0
     # bounce rate 1 / 6 settled recipients is far above 1 %: unhealthy.
     assert value("mailscale_healthy") == 0
+
+
+def test_an_outbox_on_disk_reports_its_bytes(tmp_path: Path) -> None:
+    """A SQLite outbox: the gauge is what the outbox's stats say, the body included."""
+    sender = Sender("null://", outbox=f"sqlite:///{tmp_path}/o.db")
+    try:
+        sender.submit(_env("ok", 1))
+        assert sender.drain(timeout=60)
+        sender.submit(
+            Envelope(
+                sender="s@example.com",
+                recipients=("later@example.org",),
+                message=b"Subject: later\r\n\r\n" + b"x" * 200_000,
+            ),
+            not_before=time.time() + 3600,
+        )
+        server, _ = serve(sender)
+        try:
+            got = _scrape(server.server_port)
+        finally:
+            server.shutdown()
+            server.server_close()
+        stats = sender.outbox.stats()
+    finally:
+        sender.close()
+    assert stats.disk_bytes is not None and stats.disk_bytes > 200_000
+    assert abs(got[("mailscale_outbox_disk_bytes", ())] - stats.disk_bytes) < 100_000

@@ -95,6 +95,7 @@ class MetricsSnapshot:
         queue_depth: messages in the outbox not yet settled, when known.
         by_state: the outbox's counts by state, when known.
         queue_by_route: messages not yet settled per route, when known.
+        outbox_disk_bytes: bytes the outbox takes on disk, when it keeps any.
     """
 
     at: float
@@ -104,6 +105,7 @@ class MetricsSnapshot:
     queue_depth: int | None = None
     by_state: Mapping[str, int] = attrs.field(factory=dict)
     queue_by_route: Mapping[str, int] = attrs.field(factory=dict)
+    outbox_disk_bytes: int | None = None
 
     def kpis(self, route: str | None = None) -> dict[str, float]:
         """The planning KPIs (``mailscale.planning.evaluate_kpis``'s keys) measured so far,
@@ -289,6 +291,7 @@ class Metrics:
         queue_depth: int | None = None,
         by_state: Mapping[str, int] | None = None,
         queue_by_route: Mapping[str, int] | None = None,
+        outbox_disk_bytes: int | None = None,
     ) -> MetricsSnapshot:
         """The counters and rates now, overall and per route, with the given queue figures."""
         now = self._clock()
@@ -303,4 +306,5 @@ class Metrics:
                 queue_depth=queue_depth,
                 by_state=dict(by_state or {}),
                 queue_by_route=dict(queue_by_route or {}),
+                outbox_disk_bytes=outbox_disk_bytes,
             )

@@ -19,6 +19,8 @@ metric                                                 type     labels
 ``mailscale_outbox_messages``                          gauge    state: queued, leased, done,
                                                                 dead
 ``mailscale_queue_depth``                              gauge    (none)
+``mailscale_outbox_disk_bytes``                        gauge    (none): only for an outbox
+                                                                on disk (SQLite)
 ``mailscale_processing_rate_per_minute``               gauge    (none)
 ``mailscale_healthy``                                  gauge    (none): 1 when every measured
                                                                 KPI meets the planning
@@ -123,6 +125,12 @@ class SenderCollector(Collector):
                 f"{_PREFIX}_queue_depth",
                 "Messages not yet settled (queued plus leased).",
                 value=snap.queue_depth,
+            )
+        if snap.outbox_disk_bytes is not None:
+            yield GaugeMetricFamily(
+                f"{_PREFIX}_outbox_disk_bytes",
+                "Bytes the outbox takes on disk (database, WAL and body segments).",
+                value=snap.outbox_disk_bytes,
             )
         if snap.processing_rate_per_minute is not None:
             yield GaugeMetricFamily(

@@ -1527,7 +1527,11 @@ class Sender:
         # The outbox names the default route "" when a message was stored without one.
         by_route = {name or self._default: n for name, n in stats.by_route.items()}
         return self._metrics.snapshot(
-            queue_depth=stats.depth, by_state=stats.by_state, queue_by_route=by_route
+            queue_depth=stats.depth,
+            by_state=stats.by_state,
+            queue_by_route=by_route,
+            # A third-party store written before the field existed may not have it.
+            outbox_disk_bytes=getattr(stats, "disk_bytes", None),
         )
 
     def kpis(self, route: str | None = None) -> dict[str, float]:
