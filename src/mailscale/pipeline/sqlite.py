@@ -263,17 +263,13 @@ class SQLiteOutbox:
             self._db.execute("PRAGMA secure_delete=FAST")
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
-            if "seg" not in columns:
-                # A file of the earlier layout (every body in the bodies table): its
-                # messages keep their bodies there; new ones go to segment files.
-                self._db.executescript(
-                    "BEGIN IMMEDIATE;"
-                    "ALTER TABLE messages ADD COLUMN seg INTEGER;"
-                    "ALTER TABLE messages ADD COLUMN off INTEGER;"
-                    "ALTER TABLE messages ADD COLUMN len INTEGER;"
-                    "COMMIT;"
-                )
+            with self._write() as db:  # under the write lock: one process migrates
+                columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+                if "seg" not in columns:
+                    # A file of the earlier layout (every body in the bodies table): its
+                    # messages keep their bodies there; new ones go to segment files.
+                    for column in ("seg", "off", "len"):
+                        db.execute(f"ALTER TABLE messages ADD COLUMN {column} INTEGER")
             self._dir.mkdir(exist_ok=True)
             self._sweep()
         except sqlite3.DatabaseError as exc:
