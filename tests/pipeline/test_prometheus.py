@@ -45,6 +45,16 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
+def _serve_and_scrape(sender: Sender) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Serve *sender*'s metrics on loopback, scrape them once, stop the server."""
+    server, _ = serve(sender)
+    try:
+        return _scrape(server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_scrape_reports_outcomes_by_route_and_status(peer: SMTPPeer) -> None:
     url = f"smtp://127.0.0.1:{peer.port}?tls=none"
     sender = Sender(
@@ -57,12 +67,7 @@ def test_scrape_reports_outcomes_by_route_and_status(peer: SMTPPeer) -> None:
         sender.submit([_env("ok", i) for i in range(4)] + [_env("reject", 9)])
         sender.submit([_env("defer", 5), _env("ok", 6)], route="bulk")
         assert sender.drain(timeout=60)
-        server, _ = serve(sender)
-        try:
-            got = _scrape(server.server_port)
-        finally:
-            server.shutdown()
-            server.server_close()
+        got = _serve_and_scrape(sender)
     finally:
         sender.close()
 
@@ -103,12 +108,7 @@ def test_an_outbox_on_disk_reports_its_bytes(tmp_path: Path) -> None:
             ),
             not_before=time.time() + 3600,
         )
-        server, _ = serve(sender)
-        try:
-            got = _scrape(server.server_port)
-        finally:
-            server.shutdown()
-            server.server_close()
+        got = _serve_and_scrape(sender)
         stats = sender.outbox.stats()
     finally:
         sender.close()

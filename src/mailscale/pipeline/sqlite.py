@@ -663,13 +663,9 @@ class SQLiteOutbox:
                         sets.append("outcomes = ?")
                         args.append(_outcomes_json(s.outcomes))
                     if action is Settle.DEAD:
-                        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
-                        seq = db.execute(
-                            "SELECT value FROM counters WHERE name = 'dead_seq'"
-                        ).fetchone()[0]
                         sets += ["state = ?", "died_at = ?", "dead_seq = ?"]
                         self._forget((id,))
-                        args += [_DEAD, now, seq]
+                        args += [_DEAD, now, _next_dead_seq(db)]
                         if s.pending:
                             sets.append("recipients = ?")
                             args.append(_json_list(s.pending))
@@ -701,12 +697,10 @@ class SQLiteOutbox:
     def _bury(self, db: sqlite3.Connection, ids: Sequence[int], now: float, reason: str) -> None:
         """Make messages *ids* dead letters with *reason*, inside the transaction *db*."""
         for id in ids:
-            db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
-            (seq,) = db.execute("SELECT value FROM counters WHERE name = 'dead_seq'").fetchone()
             db.execute(
                 "UPDATE messages SET state = ?, token = NULL, died_at = ?, dead_seq = ?,"
                 " last_reason = ? WHERE id = ?",
-                (_DEAD, now, seq, reason, id),
+                (_DEAD, now, _next_dead_seq(db), reason, id),
             )
 
     def next_due(self) -> float | None:
@@ -991,6 +985,12 @@ def _release_bodies(db: sqlite3.Connection, stored: Iterable[tuple[int, int | No
         part = inline[i : i + _CHUNK]
         db.execute(f"DELETE FROM bodies WHERE id IN ({','.join('?' * len(part))})", part)
     return list(per_segment)
+
+
+def _next_dead_seq(db: sqlite3.Connection) -> int:
+    """The next dead letter's place in the dead-letter order (inside a write transaction)."""
+    db.execute("UPDATE counters SET value = value + 1 WHERE name = 'dead_seq'")
+    return int(db.execute("SELECT value FROM counters WHERE name = 'dead_seq'").fetchone()[0])
 
 
 def _known_keys(db: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
