@@ -311,6 +311,27 @@ class TestDurability:
             (x.id, x.body) for x in leases
         ]
 
+    def test_a_settlement_given_twice_in_a_batch_applies_once(self, tmp_path: Path) -> None:
+        """The same DONE twice in one settle call: the second is not applied, the message
+        counts once as done, and its sealed segment, still holding another message, keeps
+        that message's body."""
+        path = tmp_path / "o.db"
+        box = SQLiteOutbox(path)
+        (a, b) = box.add([new(1, size=100), new(2, size=100)])
+        box.close()  # seals the segment holding both
+        box = SQLiteOutbox(path)
+        (lease,) = box.lease(1, visibility=60)
+        twice = [Settlement(id=a, token=lease.token, action=Settle.DONE)] * 2
+        assert [True, False] == box.settle(twice)
+        leases = box.lease(10, visibility=60)
+        stats = box.stats()
+        box.close()
+        assert ([(b, new(2, size=100).body)], 1, 0) == (
+            [(x.id, x.body) for x in leases],
+            stats.by_state["done"],
+            stats.by_state["dead"],
+        )
+
     def test_a_lease_leaves_the_connection_fsyncing(self, tmp_path: Path) -> None:
         """A lease commits without an fsync; every call after it is fsynced again."""
         box = SQLiteOutbox(tmp_path / "o.db")

@@ -629,6 +629,11 @@ class SQLiteOutbox:
                     if row is None or row[0] != s.token:
                         current.append(None)
                         continue
+                    # Settled once per call: a second settlement of the same lease in the
+                    # batch is not applied (applied twice, a DONE would take its body off
+                    # its segment's count twice, and the segment could be deleted while
+                    # other messages still have their bodies in it).
+                    del leased[int(s.id)]
                     if s.action is Settle.RETRY:
                         extra = set(s.pending) - set(_strings_of(row[1]))
                         if extra:
