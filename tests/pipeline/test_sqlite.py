@@ -362,6 +362,28 @@ _ADDER = textwrap.dedent(
 )
 
 
+# Every add starts a segment; the first one's message is done while it is still the
+# active segment; the process is killed (SIGKILL) when the next add, having committed
+# the seal of that segment, stops writing to it.
+_KILLED_AT_THE_SEAL = textwrap.dedent(
+    """
+    import os, signal, sys
+    from mailscale.pipeline import NewMessage, Settle, Settlement, SQLiteOutbox
+    from mailscale.pipeline import sqlite as sqlite_module
+    sqlite_module._SEGMENT_BYTES = 1
+    box = SQLiteOutbox(sys.argv[1])
+    def message(i):
+        return NewMessage(sender="a@example.com", recipients=("b@example.org",),
+                          body=b"Subject: %d\\r\\n\\r\\n" % i, message_id=f"<{i}@x>")
+    box.add([message(1)])
+    (lease,) = box.lease(1, visibility=60)
+    box.settle([Settlement(id=lease.id, token=lease.token, action=Settle.DONE)])
+    sqlite_module._Segment.close = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+    box.add([message(2)])
+    """
+)
+
+
 class TestCrash:
     def test_kill_9_never_loses_a_returned_add(self, tmp_path: Path) -> None:
         """A process adding batches is killed with SIGKILL mid-stream; every id whose add()
@@ -392,6 +414,23 @@ class TestCrash:
         box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
         assert {} == segment_files(path)
         box.close()
+
+    def test_kill_9_after_sealing_a_segment_leaves_no_file_behind(self, tmp_path: Path) -> None:
+        """Killed right after the add that sealed its empty segment committed: the next
+        instance takes over, and once the last message is done no segment file is left."""
+        path = tmp_path / "o.db"
+        env = {**os.environ, "PYTHONPATH": SRC}
+        proc = subprocess.run(
+            [sys.executable, "-c", _KILLED_AT_THE_SEAL, str(path)], env=env, timeout=60
+        )
+        assert -signal.SIGKILL == proc.returncode
+        assert 2 == len(segment_files(path))
+        box = SQLiteOutbox(path)
+        leases = box.lease(10, visibility=60)
+        assert [b"Subject: 2\r\n\r\n"] == [x.body for x in leases]
+        box.settle([Settlement(id=x.id, token=x.token, action=Settle.DONE) for x in leases])
+        box.close()
+        assert {} == segment_files(path)
 
 
 def _lease_all(path: str, out: multiprocessing.Queue[list[str]]) -> None:

@@ -354,6 +354,7 @@ class SQLiteOutbox:
             return []
         with self._lock:
             created: _Segment | None = None
+            gone: list[tuple[int, str]] = []
             try:
                 with self._write() as db:
                     now = self._clock()
@@ -385,6 +386,11 @@ class SQLiteOutbox:
                         return ids
                     if self._active is None or self._active.size >= _SEGMENT_BYTES:
                         created = self._new_segment(db)
+                        if created.previous is not None:
+                            # Sealed by this transaction: its row goes with it when none of
+                            # its messages is left (a crash after the commit leaves a file
+                            # no row names, which the next instance's sweep deletes).
+                            gone = _collect(db, [created.previous.id])
                     segment = self._active
                     assert segment is not None
                     offsets = segment.append([m.body for m in new])
@@ -426,7 +432,9 @@ class SQLiteOutbox:
             # Committed: only now are the ids this batch's for good (a rollback gives
             # them again).
             if created is not None and created.previous is not None:
-                self._retire(created.previous)
+                created.previous.close()  # sealed: no longer written to
+                created.previous = None
+                self._unlink(gone)
             self._keep([(id, m.body) for id, m in zip(new_ids, new, strict=True)])
         return ids
 
@@ -447,14 +455,6 @@ class SQLiteOutbox:
             raise
         self._active = segment
         return segment
-
-    def _retire(self, segment: _Segment) -> None:
-        """*segment* was sealed by a committed transaction: stop writing to it, and
-        delete it now if none of its messages is left."""
-        segment.close()
-        with self._write(durable=False) as db:
-            gone = _collect(db, [segment.id])
-        self._unlink(gone)
 
     def _unlink(self, gone: Iterable[tuple[int, str]]) -> None:
         """Delete the files of the segments *gone* (their rows are already deleted)."""
@@ -492,10 +492,11 @@ class SQLiteOutbox:
             known = {name for _, name, _, _ in rows}
             orphaned = []
             for id, name, sealed, live in rows:
-                if sealed or _owned(self._dir / name):
-                    continue
-                db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (id,))
-                if not live:
+                if not sealed:
+                    if _owned(self._dir / name):
+                        continue
+                    db.execute("UPDATE segments SET sealed = 1 WHERE id = ?", (id,))
+                if live <= 0:  # also one sealed and emptied that a crash left behind
                     orphaned.append(id)
             gone = _collect(db, orphaned)
             # Files no row names, and nobody holds: their rows never committed.
