@@ -332,6 +332,23 @@ class TestDurability:
             stats.by_state["dead"],
         )
 
+    def test_an_id_too_large_for_sqlite_is_not_applied(self, tmp_path: Path) -> None:
+        """A settlement naming an id of digits beyond SQLite's integers (or digits that are
+        not decimal ones) is an unknown id: not applied, and the rest of its batch is."""
+        box = SQLiteOutbox(tmp_path / "o.db")
+        box.add([new(1)])
+        (lease,) = box.lease(1, visibility=60)
+        assert [False, False, False, True] == box.settle(
+            [
+                Settlement(id="9" * 30, token=lease.token, action=Settle.DONE),
+                Settlement(id="9" * 5000, token=lease.token, action=Settle.DONE),
+                Settlement(id="\u00b2", token=lease.token, action=Settle.DONE),
+                Settlement(id=lease.id, token=lease.token, action=Settle.DONE),
+            ]
+        )
+        assert 1 == box.stats().by_state["done"]
+        box.close()
+
     def test_a_lease_leaves_the_connection_fsyncing(self, tmp_path: Path) -> None:
         """A lease commits without an fsync; every call after it is fsynced again."""
         box = SQLiteOutbox(tmp_path / "o.db")

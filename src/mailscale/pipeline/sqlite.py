@@ -622,19 +622,19 @@ class SQLiteOutbox:
         with self._lock:
             with self._write() as db:
                 now = self._clock()
-                numeric = [int(x.id) for x in settlements if x.id.isdigit()]
-                leased = _leased_rows(db, numeric)
+                numbers = [_row_id(x.id) for x in settlements]
+                leased = _leased_rows(db, [i for i in numbers if i is not None])
                 current: list[tuple[int, int | None] | None] = []
-                for s in settlements:
-                    row = leased.get(int(s.id)) if s.id.isdigit() else None
-                    if row is None or row[0] != s.token:
+                for s, number in zip(settlements, numbers, strict=True):
+                    row = None if number is None else leased.get(number)
+                    if number is None or row is None or row[0] != s.token:
                         current.append(None)
                         continue
                     # Settled once per call: a second settlement of the same lease in the
                     # batch is not applied (applied twice, a DONE would take its body off
                     # its segment's count twice, and the segment could be deleted while
                     # other messages still have their bodies in it).
-                    del leased[int(s.id)]
+                    del leased[number]
                     if s.action is Settle.RETRY:
                         extra = set(s.pending) - set(_strings_of(row[1]))
                         if extra:
@@ -642,7 +642,7 @@ class SQLiteOutbox:
                                 f"settlement of message {s.id}: {len(extra)} pending recipient(s) "
                                 "not among the leased message's recipients"
                             )
-                    current.append((int(s.id), row[2]))
+                    current.append((number, row[2]))
                 applied: list[bool] = []
                 done: list[tuple[int, int | None]] = []
                 for s, found in zip(settlements, current, strict=True):
@@ -991,6 +991,15 @@ def _release_bodies(db: sqlite3.Connection, stored: Iterable[tuple[int, int | No
         part = inline[i : i + _CHUNK]
         db.execute(f"DELETE FROM bodies WHERE id IN ({','.join('?' * len(part))})", part)
     return list(per_segment)
+
+
+def _row_id(id: MessageId) -> int | None:
+    """The row id that *id* names, or None when no row can have it (not ASCII digits, or
+    beyond SQLite's 64-bit integers)."""
+    if not (id.isascii() and id.isdigit()) or len(id) > 19:
+        return None
+    number = int(id)
+    return number if number < 2**63 else None
 
 
 def _next_dead_seq(db: sqlite3.Connection) -> int:
