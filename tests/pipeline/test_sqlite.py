@@ -349,6 +349,26 @@ class TestDurability:
         assert 1 == box.stats().by_state["done"]
         box.close()
 
+    @pytest.mark.parametrize("priority", [7, -1, "urgent"])
+    def test_a_priority_that_is_not_one_is_refused(self, tmp_path: Path, priority: object) -> None:
+        """A message whose priority is not a Priority is refused with ConfigurationError,
+        nothing of its batch stored; stored, it failed every lease batch and every stats
+        call that reached it (or, at -1, was served as bulk)."""
+        box = SQLiteOutbox(tmp_path / "o.db")
+        bad = NewMessage(
+            sender="a@example.com",
+            recipients=("b@example.org",),
+            body=b"Subject: x\r\n\r\n",
+            message_id="<x@example.com>",
+            priority=priority,  # type: ignore[arg-type]
+        )
+        with pytest.raises(ConfigurationError, match="priority"):
+            box.add([new(1), bad])
+        (good,) = box.add([new(2)])
+        assert [good] == [x.id for x in box.lease(10, visibility=60)]
+        assert 1 == box.stats().depth
+        box.close()
+
     def test_a_lease_leaves_the_connection_fsyncing(self, tmp_path: Path) -> None:
         """A lease commits without an fsync; every call after it is fsynced again."""
         box = SQLiteOutbox(tmp_path / "o.db")

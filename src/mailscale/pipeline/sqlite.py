@@ -370,13 +370,19 @@ class SQLiteOutbox:
                     new: list[NewMessage] = []
                     new_ids: list[int] = []
                     keys: list[tuple[str, int]] = []
+                    priorities: list[int] = []
                     for msg in messages:
+                        # Stored as its number and read back as a member: a value that is
+                        # not a Priority would fail every lease and stats call reaching it.
+                        prio = msg.priority
+                        prio = prio if type(prio) is Priority else Priority.parse(prio)
                         key = msg.idempotency_key
                         if key is not None and key in known:
                             ids.append(known[key])
                             continue
                         new.append(msg)
                         new_ids.append(next_id)
+                        priorities.append(int(prio))
                         if key is not None:
                             keys.append((key, next_id))
                             known[key] = str(next_id)
@@ -403,7 +409,7 @@ class SQLiteOutbox:
                             (
                                 id,
                                 _QUEUED,
-                                int(msg.priority),
+                                prio,
                                 msg.route,
                                 now if msg.not_before is None else msg.not_before,
                                 now,
@@ -417,7 +423,9 @@ class SQLiteOutbox:
                                 off,
                                 len(msg.body),
                             )
-                            for id, msg, off in zip(new_ids, new, offsets, strict=True)
+                            for id, msg, prio, off in zip(
+                                new_ids, new, priorities, offsets, strict=True
+                            )
                         ],
                     )
                     db.execute(
