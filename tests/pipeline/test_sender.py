@@ -6,6 +6,7 @@ import asyncio
 import email.policy
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import pytest
@@ -19,7 +20,7 @@ from mailscale.errors import (
     TransportAuthError,
     TransportConnectionError,
 )
-from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
 from mailscale.pipeline import (
     DeliverySchedule,
     Event,
@@ -55,6 +56,21 @@ class Failing(TransportBase):
             raise self.error
         self.sent.extend(batch)
         return [SendResult(status=SendStatus.ACCEPTED, recipients=e.recipients) for e in batch]
+
+
+class Answering(TransportBase):
+    """A plugin transport answering each envelope of a call with ``answer(envelope)``."""
+
+    name = "answering"
+    max_batch = 100
+
+    def __init__(self, answer: Callable[[Envelope], object]) -> None:
+        self.answer = answer
+        self.calls: list[list[Envelope]] = []
+
+    def send(self, batch):  # type: ignore[no-untyped-def]
+        self.calls.append(list(batch))
+        return [self.answer(e) for e in batch]
 
 
 def make(
@@ -323,6 +339,58 @@ class TestOutcomes:
         (failed,) = of_kind(events, EventKind.FAILED)
         assert "default: KeyError" == failed.text
         assert 1 == sender.outbox.stats().depth
+
+    def test_a_status_it_does_not_know_stays_pending_with_a_reason(self, clock: Clock) -> None:
+        """A status that is none of accepted, deferred and rejected (the message's or a
+        recipient's) is never taken for accepted and does not stop the call's other
+        messages settling: that recipient is retried, the status named as the reason."""
+
+        def answer(env: Envelope) -> SendResult:
+            first = env.recipients[0]
+            if first.startswith("odd"):
+                return SendResult(status="queued", recipients=env.recipients)  # type: ignore[arg-type]
+            if first.startswith("mixed"):
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    recipient_results=(
+                        RecipientResult(recipient=first, status=SendStatus.ACCEPTED),
+                        RecipientResult(recipient=env.recipients[1], status=None),  # type: ignore[arg-type]
+                    ),
+                )
+            return SendResult(status=SendStatus.ACCEPTED, recipients=env.recipients)
+
+        transport = Answering(answer)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(
+            [
+                envelope(0),
+                envelope(1, ("odd@example.org",)),
+                envelope(2, ("mixed@example.org", "other@example.net")),
+            ]
+        )
+        assert sender.drain()
+        assert [("rcpt@example.org",), ("mixed@example.org",)] == [
+            e.recipients for e in of_kind(events, EventKind.SENT)
+        ]
+        assert [
+            (("odd@example.org",), "unrecognised status 'queued'", clock.now + 60),
+            (("other@example.net",), "unrecognised status None", clock.now + 60),
+        ] == [(e.recipients, e.text, e.retry_at) for e in of_kind(events, EventKind.DEFERRED)]
+        assert {"queued": 2, "leased": 0, "done": 1, "dead": 0} == dict(
+            sender.outbox.stats().by_state
+        )
+
+    def test_a_result_that_is_not_a_send_result_is_a_failed_call(self, clock: Clock) -> None:
+        transport = Answering(lambda env: None)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        ids = sender.submit([envelope(0), envelope(1)])
+        assert sender.drain()
+        assert ids == [e.id for e in of_kind(events, EventKind.FAILED)]
+        assert [] == of_kind(events, EventKind.SENT)
+        assert 2 == sender.outbox.stats().by_state["queued"]
 
     def test_unsignable_message_is_dead_with_reason(self, clock: Clock) -> None:
         class Signer:

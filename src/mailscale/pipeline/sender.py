@@ -1022,6 +1022,11 @@ class Sender:
                     f"{len(results)} results for {len(envelopes)} messages",
                     provider=getattr(transport, "name", None),
                 )
+            if not all(isinstance(r, SendResult) for r in results):
+                raise TransportError(
+                    "a result that is not a SendResult",
+                    provider=getattr(transport, "name", None),
+                )
         except Exception as exc:  # a whole-call failure, or a plugin's bug: never lost
             error = exc
         elapsed = time.perf_counter() - started
@@ -1663,23 +1668,32 @@ def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientO
                 )
             else:
                 out.append(
-                    RecipientOutcome(
-                        recipient=rcpt,
-                        status=_STATUS[r.status],
-                        code=r.status_code,
-                        text=r.status_text,
-                        enhanced=r.enhanced_status,
-                    )
+                    _outcome(rcpt, r.status, r.status_code, r.status_text, r.enhanced_status)
                 )
         return tuple(out)
-    status = _STATUS[result.status]
     return tuple(
-        RecipientOutcome(
-            recipient=rcpt,
-            status=status,
-            code=result.status_code,
-            text=result.status_text,
-            enhanced=result.enhanced_status,
+        _outcome(
+            rcpt, result.status, result.status_code, result.status_text, result.enhanced_status
         )
         for rcpt in recipients
     )
+
+
+def _outcome(
+    rcpt: str, status: object, code: int | str | None, text: str, enhanced: str | None
+) -> RecipientOutcome:
+    """A recipient's outcome; a status the pipeline does not know is deferred with that
+    reason (never taken for accepted, never a crash that leaves the batch unsettled)."""
+    try:
+        known = _STATUS.get(status)  # type: ignore[call-overload]
+    except TypeError:  # unhashable
+        known = None
+    if known is None:
+        return RecipientOutcome(
+            recipient=rcpt,
+            status=OutcomeStatus.DEFERRED,
+            code=code,
+            text=f"unrecognised status {status!r}" + (f": {text}" if text else ""),
+            enhanced=enhanced,
+        )
+    return RecipientOutcome(recipient=rcpt, status=known, code=code, text=text, enhanced=enhanced)
