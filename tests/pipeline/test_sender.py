@@ -807,6 +807,37 @@ class TestRunning:
         assert (0, 0) == (len(a.outbox), len(b.outbox))
         assert 2 == sender.outbox.stats().by_state["queued"]
 
+    def test_stop_releases_the_calls_not_yet_made(self, clock: Clock) -> None:
+        """A non-graceful stop during a batch of several calls on one route: the call in
+        progress finishes and is recorded, the calls not yet made go back at once."""
+
+        class OneAtATime(TransportBase):
+            name = "one"
+            max_batch = 1
+
+            def __init__(self) -> None:
+                self.sent: list[Envelope] = []
+                self.sender: Sender | None = None
+
+            def send(self, batch):  # type: ignore[no-untyped-def]
+                self.sent.extend(batch)
+                assert self.sender is not None
+                self.sender.stop(graceful=False)  # as from another thread, mid-batch
+                return [
+                    SendResult(status=SendStatus.ACCEPTED, recipients=e.recipients) for e in batch
+                ]
+
+        transport = OneAtATime()
+        sender = make(clock, transport, batch_size=5)
+        transport.sender = sender
+        sender.submit([envelope(i) for i in range(5)])
+        assert 5 == sender.step()
+        assert 1 == len(transport.sent)
+        assert {"queued": 4, "leased": 0, "done": 1, "dead": 0} == dict(
+            sender.outbox.stats().by_state
+        )
+        assert clock.now == sender.outbox.next_due()
+
     def test_logs_carry_no_content(self, clock: Clock) -> None:
         transport = Failing(TransportConnectionError("refused", provider="failing"))
         sender = make(clock, transport)

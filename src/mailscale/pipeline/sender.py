@@ -957,6 +957,15 @@ class Sender:
             for ip, transport, leases in sends:
                 for start in range(0, len(leases), route.max_batch):
                     chunk = leases[start : start + route.max_batch]
+                    if self._stopping and not self._graceful:
+                        # Stopped at once: what no transport has been handed goes back now.
+                        self._outbox.settle(
+                            [
+                                Settlement(id=x.id, token=x.token, action=Settle.RELEASE)
+                                for x in chunk
+                            ]
+                        )
+                        continue
                     chunk = self._charge_call(route, transport, ip, chunk, now)
                     if not chunk:
                         continue
