@@ -648,6 +648,30 @@ class TestRoutes:
         assert 1 == primary.calls
         assert "new@example.org" == backup.outbox[-1].recipients[0]
 
+    def test_routes_failing_over_to_each_other_both_down(self, clock: Clock) -> None:
+        """Two routes failing over to each other, both unreachable: the message moves once,
+        then waits on the schedule (an attempt), never passed back and forth at once."""
+        a = Failing(TransportConnectionError("connection refused", provider="failing"))
+        b = Failing(TransportConnectionError("connection refused", provider="failing"))
+        events: list[Event] = []
+        sender = Sender(
+            routes={"a": Route(transport=a, failover="b"), "b": Route(transport=b, failover="a")},
+            clock=clock,
+            retry=SCHEDULE,
+            on_event=events.append,
+        )
+        sender.submit(envelope())
+        for _ in range(10):
+            if not sender.step():
+                break
+        else:
+            pytest.fail("the message is still passed between the routes")
+        assert (1, 1) == (a.calls, b.calls)
+        moved, failed = of_kind(events, EventKind.FAILED)
+        assert "moved to route b" in moved.text
+        assert ("b", 1, clock.now + 60) == (failed.route, failed.attempts, failed.retry_at)
+        assert clock.now + 60 == sender.outbox.next_due()
+
 
 class TestKPIs:
     def test_kpis_speak_the_planning_keys(self, clock: Clock) -> None:

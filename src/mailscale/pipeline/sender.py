@@ -932,7 +932,7 @@ class Sender:
             live = self._hold_for_destinations(route, live, now)
             if not live:
                 return
-        if route.down_until > now and route.failover is not None:
+        if route.down_until > now and self._can_fail_over(route, now):
             self._outbox.settle(
                 [
                     Settlement(id=x.id, token=x.token, action=Settle.RELEASE, route=route.failover)
@@ -1115,8 +1115,9 @@ class Sender:
             self._throttle(route.keys)  # the whole peer said "too many": slow the route
         settlements: list[Settlement] = []
         events: list[Event] = []
-        if transient and route.failover is not None:
+        if transient:
             route.down_until = now + self._cooldown
+        if transient and self._can_fail_over(route, now):
             for lease in chunk:
                 settlements.append(
                     Settlement(
@@ -1165,6 +1166,14 @@ class Sender:
             self._metrics.record_outcomes(route.name, expired=expired, settled=expired)
         self._outbox.settle(settlements)
         self._emit(events)
+
+    def _can_fail_over(self, route: _Route, now: float) -> bool:
+        """True when *route* has a failover route that is not cooling down itself (two
+        routes failing over to each other while both are down would otherwise pass
+        their messages back and forth without an attempt)."""
+        if route.failover is None:
+            return False
+        return self._routes[route.failover].down_until <= now
 
     def _retry_or_expire(
         self,
