@@ -25,6 +25,7 @@ from mailscale.pipeline import (
     DeliverySchedule,
     Event,
     EventKind,
+    MemoryOutbox,
     Route,
     RouteRule,
     Sender,
@@ -785,6 +786,32 @@ class TestRunning:
         assert 400 == len(transport.outbox)
         assert (400, {1}, 58) == (len(seen), set(seen.values()), len(deferred_once))
         assert [] == [x for x in logs if x["event"] == "pipeline.worker_error"]
+
+    def test_a_worker_outlives_a_store_error(self) -> None:
+        """A store that fails once while a worker looks for the next due message: the
+        worker logs it and goes on (a dead worker would leave drain() waiting forever)."""
+
+        class FailsOnce(MemoryOutbox):
+            def __init__(self) -> None:
+                super().__init__()
+                self.failed = threading.Event()
+
+            def next_due(self) -> float | None:
+                worker = threading.current_thread().name.startswith("mailscale-sender")
+                if worker and not self.failed.is_set():
+                    self.failed.set()
+                    raise OSError("the store is unavailable")
+                return super().next_due()
+
+        store = FailsOnce()
+        transport = MemoryTransport()
+        with structlog.testing.capture_logs() as logs:
+            with Sender(transport, outbox=store, poll_interval=0.05) as sender:
+                assert store.failed.wait(30)
+                sender.submit(envelope())
+                assert sender.drain(timeout=30)
+        assert 1 == len(transport.outbox)
+        assert ["OSError"] == [x["error"] for x in logs if x["event"] == "pipeline.worker_error"]
 
     def test_send_waits_for_the_first_outcome(self, clock: Clock) -> None:
         transport = MemoryTransport(outcome=by_local_part({"gone": REJECT}))

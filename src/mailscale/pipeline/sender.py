@@ -1414,14 +1414,16 @@ class Sender:
 
     def _worker(self) -> None:
         while not self._stopping:
+            due = None
             try:
                 leased = self.step()
+                if not leased and not self._stopping:
+                    due = self._outbox.next_due()
             except Exception as exc:  # the store failed: log, wait, try again
                 _log.error("pipeline.worker_error", error=type(exc).__name__, detail=str(exc))
                 leased = 0
             if leased:
                 continue
-            due = self._outbox.next_due() if not self._stopping else None
             wait = self._poll
             if due is not None:
                 wait = min(wait, max(0.001, due - self._clock()))
