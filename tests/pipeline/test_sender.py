@@ -726,6 +726,26 @@ class TestKPIs:
         assert ["bounce_rate"] == [r.key for r in sender.health(route="a").failed]
         assert sender.health(route="b").healthy
 
+    def test_a_message_delivered_over_two_attempts_is_sent_once(self, clock: Clock) -> None:
+        """One recipient accepted, the other deferred then accepted on the retry: one
+        message sent, one delivery time (the last acceptance), two recipients accepted."""
+        transport = MemoryTransport(outcome=by_local_part({"later": BUSY}))
+        sender = make(clock, transport)
+        sender.submit(envelope(1, ("now@a.example", "later@b.example")))
+        sender.drain()
+        partial = sender.metrics().total
+        assert (1, 1, 0, None) == (
+            partial.accepted,
+            partial.deferred,
+            partial.sent,
+            partial.delivery_p95,
+        )
+        transport._outcome = None  # the mailbox is free again
+        clock.advance(60)
+        sender.drain()
+        total = sender.metrics().total
+        assert (2, 1, 1, 60.0) == (total.accepted, total.deferred, total.sent, total.delivery_p95)
+
     def test_nothing_measured_yet(self, clock: Clock) -> None:
         sender = make(clock)
         assert {"queue_depth": 0.0} == sender.kpis()

@@ -1285,8 +1285,6 @@ class Sender:
                         else:
                             throttle.update(route.keys)
             if accepted:
-                sent_n += 1
-                delivery_times.append(max(0.0, now - lease.created_at))
                 if want_events:
                     events.append(
                         self._event(
@@ -1318,6 +1316,12 @@ class Sender:
                     )
             if not deferred:
                 settled_n += 1
+                if accepted:
+                    # A message counts as sent (and gives a delivery time) once, when it
+                    # is done: recipients deferred and accepted on a retry do not count
+                    # it again.
+                    sent_n += 1
+                    delivery_times.append(max(0.0, now - lease.created_at))
                 settlements.append(
                     Settlement(
                         id=lease.id, token=lease.token, action=Settle.DONE, outcomes=outcomes
