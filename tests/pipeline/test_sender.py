@@ -909,6 +909,27 @@ class TestRunning:
         )
         assert clock.now == sender.outbox.next_due()
 
+    def test_a_listener_that_raises_still_gets_every_event(self, clock: Clock) -> None:
+        """A listener raising on one event is logged once for the batch and still gets
+        the batch's other events; delivery goes on."""
+        got: list[str] = []
+
+        def listener(event: Event) -> None:
+            got.append(f"{event.kind.value} {event.id}")
+            if event.kind is EventKind.SENT and len(got) == 4:
+                raise RuntimeError("the listener's own bug")
+
+        sender = make(clock)
+        sender.add_listener(listener)
+        ids = sender.submit([envelope(i) for i in range(3)])
+        with structlog.testing.capture_logs() as logs:
+            assert sender.drain()
+        assert [f"sent {i}" for i in ids] == got[3:]
+        assert [("RuntimeError", "sent")] == [
+            (x["error"], x["kind"]) for x in logs if x["event"] == "pipeline.listener_failed"
+        ]
+        assert 0 == sender.outbox.stats().depth
+
     def test_logs_carry_no_content(self, clock: Clock) -> None:
         transport = Failing(TransportConnectionError("refused", provider="failing"))
         sender = make(clock, transport)

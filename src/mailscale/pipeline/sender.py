@@ -512,14 +512,18 @@ class Sender:
                 for e in events:
                     stream.put(e)
         for listener in list(self._listeners):
+            failed: tuple[BaseException, Event] | None = None
             for e in events:
                 try:
                     listener(e)
                 except Exception as exc:  # a listener never stops delivery
-                    _log.warning(
-                        "pipeline.listener_failed", error=type(exc).__name__, kind=e.kind.value
-                    )
-                    break
+                    failed = failed or (exc, e)  # (it still gets the batch's other events)
+            if failed is not None:
+                _log.warning(
+                    "pipeline.listener_failed",
+                    error=type(failed[0]).__name__,
+                    kind=failed[1].kind.value,
+                )
 
     # -- the worker ----------------------------------------------------------------
 
