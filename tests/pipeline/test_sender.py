@@ -383,6 +383,35 @@ class TestOutcomes:
             sender.outbox.stats().by_state
         )
 
+    def test_a_result_naming_fewer_recipients_covers_only_those(self, clock: Clock) -> None:
+        """An accepted result whose recipients leave one of the message's out: that one
+        is not reported accepted but retried (a result naming no recipients covers all)."""
+
+        def answer(env: Envelope) -> SendResult:
+            if env.recipients[0].startswith("all"):
+                return SendResult(status=SendStatus.ACCEPTED)
+            return SendResult(status=SendStatus.ACCEPTED, recipients=env.recipients[:1])
+
+        transport = Answering(answer)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(
+            [
+                envelope(1, ("one@a.example", "two@b.example")),
+                envelope(2, ("all@a.example", "also@b.example")),
+            ]
+        )
+        assert sender.drain()
+        assert [("one@a.example",), ("all@a.example", "also@b.example")] == [
+            e.recipients for e in of_kind(events, EventKind.SENT)
+        ]
+        (deferred,) = of_kind(events, EventKind.DEFERRED)
+        assert (("two@b.example",), "no result for this recipient") == (
+            deferred.recipients,
+            deferred.text,
+        )
+        assert (3, 1) == (sender.metrics().total.accepted, sender.outbox.stats().depth)
+
     def test_a_result_that_is_not_a_send_result_is_a_failed_call(self, clock: Clock) -> None:
         transport = Answering(lambda env: None)
         events: list[Event] = []

@@ -1251,7 +1251,11 @@ class Sender:
         reached: set[str] = set()  # destinations that answered (accepted or rejected)
         unreachable: set[str] = set()  # destinations deferred with no answer, or 421
         for lease, result in zip(chunk, results, strict=True):
-            if result.status is SendStatus.ACCEPTED and not result.recipient_results:
+            if (
+                result.status is SendStatus.ACCEPTED
+                and not result.recipient_results
+                and (not result.recipients or result.recipients == lease.recipients)
+            ):
                 # The common case, without per-recipient objects: all accepted.
                 outcomes: tuple[RecipientOutcome, ...] = ()
                 accepted = lease.recipients
@@ -1679,8 +1683,9 @@ _STATUS = {
 
 
 def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientOutcome, ...]:
-    """One outcome per leased recipient. A recipient the result does not mention is
-    deferred when the result gives per-recipient detail (never assumed accepted)."""
+    """One outcome per leased recipient. A recipient the result does not mention (in
+    its per-recipient detail, or in its recipients when it names them) is deferred,
+    never assumed accepted."""
     if result.recipient_results:
         by = {r.recipient: r for r in result.recipient_results}
         out = []
@@ -1699,9 +1704,14 @@ def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientO
                     _outcome(rcpt, r.status, r.status_code, r.status_text, r.enhanced_status)
                 )
         return tuple(out)
+    covered = set(result.recipients) if result.recipients else None
     return tuple(
         _outcome(
             rcpt, result.status, result.status_code, result.status_text, result.enhanced_status
+        )
+        if covered is None or rcpt in covered
+        else RecipientOutcome(
+            recipient=rcpt, status=OutcomeStatus.DEFERRED, text="no result for this recipient"
         )
         for rcpt in recipients
     )
