@@ -702,6 +702,51 @@ class TestRoutes:
         assert ("b", 1, clock.now + 60) == (failed.route, failed.attempts, failed.retry_at)
         assert clock.now + 60 == sender.outbox.next_due()
 
+    def test_an_unknown_outcome_is_never_retried_on_the_failover_route(self, clock: Clock) -> None:
+        """A message possibly delivered by its route is retried there only: a transient
+        failure of that retry does not move it to the failover route (a copy may exist),
+        and a second unknown outcome after it still gives it up."""
+        answers: list[object] = [
+            SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=("rcpt@example.org",),
+                status_text="connection lost after the final dot",
+                possibly_delivered=True,
+            ),
+            TransportConnectionError("connection refused", provider="answering"),
+            SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=("rcpt@example.org",),
+                status_text="connection lost after the final dot",
+                possibly_delivered=True,
+            ),
+        ]
+
+        def answer(env: Envelope) -> object:
+            given = answers.pop(0)
+            if isinstance(given, Exception):
+                raise given
+            return given
+
+        primary, backup = Answering(answer), MemoryTransport()
+        events: list[Event] = []
+        sender = Sender(
+            routes={"primary": Route(transport=primary, failover="backup"), "backup": backup},
+            rule=RouteRule(default="primary"),
+            clock=clock,
+            retry=SCHEDULE,
+            on_event=events.append,
+        )
+        sender.submit(envelope())
+        for _ in range(3):
+            sender.drain()
+            clock.advance(3600)
+        assert ([], []) == (answers, backup.outbox)
+        assert ["deferred", "failed", "expired"] == kinds(events)[1:]
+        assert {"primary"} == {e.route for e in events}
+        (dead,) = sender.outbox.dead_letters()
+        assert dead.reason.startswith("not retried: the outcome was unknown twice")
+
 
 class TestKPIs:
     def test_kpis_speak_the_planning_keys(self, clock: Clock) -> None:

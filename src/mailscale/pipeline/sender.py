@@ -937,13 +937,17 @@ class Sender:
             if not live:
                 return
         if route.down_until > now and self._can_fail_over(route, now):
+            # (a message whose last outcome was unknown stays on its route)
             self._outbox.settle(
                 [
                     Settlement(id=x.id, token=x.token, action=Settle.RELEASE, route=route.failover)
                     for x in live
+                    if not x.last_reason.startswith(_MAYBE)
                 ]
             )
-            return
+            live = [x for x in live if x.last_reason.startswith(_MAYBE)]
+            if not live:
+                return
         if route.requests_held > now:
             # The route's per-request keys refused a moment ago: wait without charging
             # the messages' other keys again and again.
@@ -1121,8 +1125,14 @@ class Sender:
         events: list[Event] = []
         if transient:
             route.down_until = now + self._cooldown
+        stay = chunk
         if transient and self._can_fail_over(route, now):
+            # A message whose last outcome was unknown (a copy may exist) is retried on
+            # its own route only, never through another transport.
+            stay = [x for x in chunk if x.last_reason.startswith(_MAYBE)]
             for lease in chunk:
+                if lease.last_reason.startswith(_MAYBE):
+                    continue
                 settlements.append(
                     Settlement(
                         id=lease.id,
@@ -1141,9 +1151,9 @@ class Sender:
                         retry_at=now,
                     )
                 )
-        else:
+        if stay:
             expired = 0
-            for lease in chunk:
+            for lease in stay:
                 attempts = lease.attempts + 1
                 due = self._schedule.next_attempt(
                     attempts=attempts, created_at=lease.created_at, now=now
@@ -1154,6 +1164,7 @@ class Sender:
                 )
                 if due is None:
                     expired += 1
+                maybe = _MAYBE if lease.last_reason.startswith(_MAYBE) else ""
                 self._retry_or_expire(
                     lease,
                     now,
@@ -1161,7 +1172,7 @@ class Sender:
                     events,
                     pending=lease.recipients,
                     due=due,
-                    reason=reason,
+                    reason=maybe + reason,  # (an unknown outcome stays known as one)
                     why="" if due is not None else _expiry_reason(attempts, reason),
                     outcomes=outcomes,
                     retry_kind=EventKind.FAILED,
