@@ -6,6 +6,7 @@ import asyncio
 import email.policy
 import threading
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 
 import pytest
@@ -19,11 +20,12 @@ from mailscale.errors import (
     TransportAuthError,
     TransportConnectionError,
 )
-from mailscale.message import Envelope, SendResult, SendStatus
+from mailscale.message import Envelope, RecipientResult, SendResult, SendStatus
 from mailscale.pipeline import (
     DeliverySchedule,
     Event,
     EventKind,
+    MemoryOutbox,
     Route,
     RouteRule,
     Sender,
@@ -55,6 +57,21 @@ class Failing(TransportBase):
             raise self.error
         self.sent.extend(batch)
         return [SendResult(status=SendStatus.ACCEPTED, recipients=e.recipients) for e in batch]
+
+
+class Answering(TransportBase):
+    """A plugin transport answering each envelope of a call with ``answer(envelope)``."""
+
+    name = "answering"
+    max_batch = 100
+
+    def __init__(self, answer: Callable[[Envelope], object]) -> None:
+        self.answer = answer
+        self.calls: list[list[Envelope]] = []
+
+    def send(self, batch):  # type: ignore[no-untyped-def]
+        self.calls.append(list(batch))
+        return [self.answer(e) for e in batch]
 
 
 def make(
@@ -324,6 +341,87 @@ class TestOutcomes:
         assert "default: KeyError" == failed.text
         assert 1 == sender.outbox.stats().depth
 
+    def test_a_status_it_does_not_know_stays_pending_with_a_reason(self, clock: Clock) -> None:
+        """A status that is none of accepted, deferred and rejected (the message's or a
+        recipient's) is never taken for accepted and does not stop the call's other
+        messages settling: that recipient is retried, the status named as the reason."""
+
+        def answer(env: Envelope) -> SendResult:
+            first = env.recipients[0]
+            if first.startswith("odd"):
+                return SendResult(status="queued", recipients=env.recipients)  # type: ignore[arg-type]
+            if first.startswith("mixed"):
+                return SendResult(
+                    status=SendStatus.DEFERRED,
+                    recipients=env.recipients,
+                    recipient_results=(
+                        RecipientResult(recipient=first, status=SendStatus.ACCEPTED),
+                        RecipientResult(recipient=env.recipients[1], status=None),  # type: ignore[arg-type]
+                    ),
+                )
+            return SendResult(status=SendStatus.ACCEPTED, recipients=env.recipients)
+
+        transport = Answering(answer)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(
+            [
+                envelope(0),
+                envelope(1, ("odd@example.org",)),
+                envelope(2, ("mixed@example.org", "other@example.net")),
+            ]
+        )
+        assert sender.drain()
+        assert [("rcpt@example.org",), ("mixed@example.org",)] == [
+            e.recipients for e in of_kind(events, EventKind.SENT)
+        ]
+        assert [
+            (("odd@example.org",), "unrecognised status 'queued'", clock.now + 60),
+            (("other@example.net",), "unrecognised status None", clock.now + 60),
+        ] == [(e.recipients, e.text, e.retry_at) for e in of_kind(events, EventKind.DEFERRED)]
+        assert {"queued": 2, "leased": 0, "done": 1, "dead": 0} == dict(
+            sender.outbox.stats().by_state
+        )
+
+    def test_a_result_naming_fewer_recipients_covers_only_those(self, clock: Clock) -> None:
+        """An accepted result whose recipients leave one of the message's out: that one
+        is not reported accepted but retried (a result naming no recipients covers all)."""
+
+        def answer(env: Envelope) -> SendResult:
+            if env.recipients[0].startswith("all"):
+                return SendResult(status=SendStatus.ACCEPTED)
+            return SendResult(status=SendStatus.ACCEPTED, recipients=env.recipients[:1])
+
+        transport = Answering(answer)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        sender.submit(
+            [
+                envelope(1, ("one@a.example", "two@b.example")),
+                envelope(2, ("all@a.example", "also@b.example")),
+            ]
+        )
+        assert sender.drain()
+        assert [("one@a.example",), ("all@a.example", "also@b.example")] == [
+            e.recipients for e in of_kind(events, EventKind.SENT)
+        ]
+        (deferred,) = of_kind(events, EventKind.DEFERRED)
+        assert (("two@b.example",), "no result for this recipient") == (
+            deferred.recipients,
+            deferred.text,
+        )
+        assert (3, 1) == (sender.metrics().total.accepted, sender.outbox.stats().depth)
+
+    def test_a_result_that_is_not_a_send_result_is_a_failed_call(self, clock: Clock) -> None:
+        transport = Answering(lambda env: None)
+        events: list[Event] = []
+        sender = make(clock, transport, events)
+        ids = sender.submit([envelope(0), envelope(1)])
+        assert sender.drain()
+        assert ids == [e.id for e in of_kind(events, EventKind.FAILED)]
+        assert [] == of_kind(events, EventKind.SENT)
+        assert 2 == sender.outbox.stats().by_state["queued"]
+
     def test_unsignable_message_is_dead_with_reason(self, clock: Clock) -> None:
         class Signer:
             def sign(self, data: bytes) -> bytes:
@@ -580,6 +678,75 @@ class TestRoutes:
         assert 1 == primary.calls
         assert "new@example.org" == backup.outbox[-1].recipients[0]
 
+    def test_routes_failing_over_to_each_other_both_down(self, clock: Clock) -> None:
+        """Two routes failing over to each other, both unreachable: the message moves once,
+        then waits on the schedule (an attempt), never passed back and forth at once."""
+        a = Failing(TransportConnectionError("connection refused", provider="failing"))
+        b = Failing(TransportConnectionError("connection refused", provider="failing"))
+        events: list[Event] = []
+        sender = Sender(
+            routes={"a": Route(transport=a, failover="b"), "b": Route(transport=b, failover="a")},
+            clock=clock,
+            retry=SCHEDULE,
+            on_event=events.append,
+        )
+        sender.submit(envelope())
+        for _ in range(10):
+            if not sender.step():
+                break
+        else:
+            pytest.fail("the message is still passed between the routes")
+        assert (1, 1) == (a.calls, b.calls)
+        moved, failed = of_kind(events, EventKind.FAILED)
+        assert "moved to route b" in moved.text
+        assert ("b", 1, clock.now + 60) == (failed.route, failed.attempts, failed.retry_at)
+        assert clock.now + 60 == sender.outbox.next_due()
+
+    def test_an_unknown_outcome_is_never_retried_on_the_failover_route(self, clock: Clock) -> None:
+        """A message possibly delivered by its route is retried there only: a transient
+        failure of that retry does not move it to the failover route (a copy may exist),
+        and a second unknown outcome after it still gives it up."""
+        answers: list[object] = [
+            SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=("rcpt@example.org",),
+                status_text="connection lost after the final dot",
+                possibly_delivered=True,
+            ),
+            TransportConnectionError("connection refused", provider="answering"),
+            SendResult(
+                status=SendStatus.DEFERRED,
+                recipients=("rcpt@example.org",),
+                status_text="connection lost after the final dot",
+                possibly_delivered=True,
+            ),
+        ]
+
+        def answer(env: Envelope) -> object:
+            given = answers.pop(0)
+            if isinstance(given, Exception):
+                raise given
+            return given
+
+        primary, backup = Answering(answer), MemoryTransport()
+        events: list[Event] = []
+        sender = Sender(
+            routes={"primary": Route(transport=primary, failover="backup"), "backup": backup},
+            rule=RouteRule(default="primary"),
+            clock=clock,
+            retry=SCHEDULE,
+            on_event=events.append,
+        )
+        sender.submit(envelope())
+        for _ in range(3):
+            sender.drain()
+            clock.advance(3600)
+        assert ([], []) == (answers, backup.outbox)
+        assert ["deferred", "failed", "expired"] == kinds(events)[1:]
+        assert {"primary"} == {e.route for e in events}
+        (dead,) = sender.outbox.dead_letters()
+        assert dead.reason.startswith("not retried: the outcome was unknown twice")
+
 
 class TestKPIs:
     def test_kpis_speak_the_planning_keys(self, clock: Clock) -> None:
@@ -632,6 +799,26 @@ class TestKPIs:
         )
         assert ["bounce_rate"] == [r.key for r in sender.health(route="a").failed]
         assert sender.health(route="b").healthy
+
+    def test_a_message_delivered_over_two_attempts_is_sent_once(self, clock: Clock) -> None:
+        """One recipient accepted, the other deferred then accepted on the retry: one
+        message sent, one delivery time (the last acceptance), two recipients accepted."""
+        transport = MemoryTransport(outcome=by_local_part({"later": BUSY}))
+        sender = make(clock, transport)
+        sender.submit(envelope(1, ("now@a.example", "later@b.example")))
+        sender.drain()
+        partial = sender.metrics().total
+        assert (1, 1, 0, None) == (
+            partial.accepted,
+            partial.deferred,
+            partial.sent,
+            partial.delivery_p95,
+        )
+        transport._outcome = None  # the mailbox is free again
+        clock.advance(60)
+        sender.drain()
+        total = sender.metrics().total
+        assert (2, 1, 1, 60.0) == (total.accepted, total.deferred, total.sent, total.delivery_p95)
 
     def test_nothing_measured_yet(self, clock: Clock) -> None:
         sender = make(clock)
@@ -694,6 +881,32 @@ class TestRunning:
         assert (400, {1}, 58) == (len(seen), set(seen.values()), len(deferred_once))
         assert [] == [x for x in logs if x["event"] == "pipeline.worker_error"]
 
+    def test_a_worker_outlives_a_store_error(self) -> None:
+        """A store that fails once while a worker looks for the next due message: the
+        worker logs it and goes on (a dead worker would leave drain() waiting forever)."""
+
+        class FailsOnce(MemoryOutbox):
+            def __init__(self) -> None:
+                super().__init__()
+                self.failed = threading.Event()
+
+            def next_due(self) -> float | None:
+                worker = threading.current_thread().name.startswith("mailscale-sender")
+                if worker and not self.failed.is_set():
+                    self.failed.set()
+                    raise OSError("the store is unavailable")
+                return super().next_due()
+
+        store = FailsOnce()
+        transport = MemoryTransport()
+        with structlog.testing.capture_logs() as logs:
+            with Sender(transport, outbox=store, poll_interval=0.05) as sender:
+                assert store.failed.wait(30)
+                sender.submit(envelope())
+                assert sender.drain(timeout=30)
+        assert 1 == len(transport.outbox)
+        assert ["OSError"] == [x["error"] for x in logs if x["event"] == "pipeline.worker_error"]
+
     def test_send_waits_for_the_first_outcome(self, clock: Clock) -> None:
         transport = MemoryTransport(outcome=by_local_part({"gone": REJECT}))
         sender = make(clock, transport)
@@ -738,6 +951,58 @@ class TestRunning:
         sender.step()
         assert (0, 0) == (len(a.outbox), len(b.outbox))
         assert 2 == sender.outbox.stats().by_state["queued"]
+
+    def test_stop_releases_the_calls_not_yet_made(self, clock: Clock) -> None:
+        """A non-graceful stop during a batch of several calls on one route: the call in
+        progress finishes and is recorded, the calls not yet made go back at once."""
+
+        class OneAtATime(TransportBase):
+            name = "one"
+            max_batch = 1
+
+            def __init__(self) -> None:
+                self.sent: list[Envelope] = []
+                self.sender: Sender | None = None
+
+            def send(self, batch):  # type: ignore[no-untyped-def]
+                self.sent.extend(batch)
+                assert self.sender is not None
+                self.sender.stop(graceful=False)  # as from another thread, mid-batch
+                return [
+                    SendResult(status=SendStatus.ACCEPTED, recipients=e.recipients) for e in batch
+                ]
+
+        transport = OneAtATime()
+        sender = make(clock, transport, batch_size=5)
+        transport.sender = sender
+        sender.submit([envelope(i) for i in range(5)])
+        assert 5 == sender.step()
+        assert 1 == len(transport.sent)
+        assert {"queued": 4, "leased": 0, "done": 1, "dead": 0} == dict(
+            sender.outbox.stats().by_state
+        )
+        assert clock.now == sender.outbox.next_due()
+
+    def test_a_listener_that_raises_still_gets_every_event(self, clock: Clock) -> None:
+        """A listener raising on one event is logged once for the batch and still gets
+        the batch's other events; delivery goes on."""
+        got: list[str] = []
+
+        def listener(event: Event) -> None:
+            got.append(f"{event.kind.value} {event.id}")
+            if event.kind is EventKind.SENT and len(got) == 4:
+                raise RuntimeError("the listener's own bug")
+
+        sender = make(clock)
+        sender.add_listener(listener)
+        ids = sender.submit([envelope(i) for i in range(3)])
+        with structlog.testing.capture_logs() as logs:
+            assert sender.drain()
+        assert [f"sent {i}" for i in ids] == got[3:]
+        assert [("RuntimeError", "sent")] == [
+            (x["error"], x["kind"]) for x in logs if x["event"] == "pipeline.listener_failed"
+        ]
+        assert 0 == sender.outbox.stats().depth
 
     def test_logs_carry_no_content(self, clock: Clock) -> None:
         transport = Failing(TransportConnectionError("refused", provider="failing"))

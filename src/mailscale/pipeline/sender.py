@@ -512,14 +512,18 @@ class Sender:
                 for e in events:
                     stream.put(e)
         for listener in list(self._listeners):
+            failed: tuple[BaseException, Event] | None = None
             for e in events:
                 try:
                     listener(e)
                 except Exception as exc:  # a listener never stops delivery
-                    _log.warning(
-                        "pipeline.listener_failed", error=type(exc).__name__, kind=e.kind.value
-                    )
-                    break
+                    failed = failed or (exc, e)  # (it still gets the batch's other events)
+            if failed is not None:
+                _log.warning(
+                    "pipeline.listener_failed",
+                    error=type(failed[0]).__name__,
+                    kind=failed[1].kind.value,
+                )
 
     # -- the worker ----------------------------------------------------------------
 
@@ -932,14 +936,18 @@ class Sender:
             live = self._hold_for_destinations(route, live, now)
             if not live:
                 return
-        if route.down_until > now and route.failover is not None:
+        if route.down_until > now and self._can_fail_over(route, now):
+            # (a message whose last outcome was unknown stays on its route)
             self._outbox.settle(
                 [
                     Settlement(id=x.id, token=x.token, action=Settle.RELEASE, route=route.failover)
                     for x in live
+                    if not x.last_reason.startswith(_MAYBE)
                 ]
             )
-            return
+            live = [x for x in live if x.last_reason.startswith(_MAYBE)]
+            if not live:
+                return
         if route.requests_held > now:
             # The route's per-request keys refused a moment ago: wait without charging
             # the messages' other keys again and again.
@@ -957,6 +965,15 @@ class Sender:
             for ip, transport, leases in sends:
                 for start in range(0, len(leases), route.max_batch):
                     chunk = leases[start : start + route.max_batch]
+                    if self._stopping and not self._graceful:
+                        # Stopped at once: what no transport has been handed goes back now.
+                        self._outbox.settle(
+                            [
+                                Settlement(id=x.id, token=x.token, action=Settle.RELEASE)
+                                for x in chunk
+                            ]
+                        )
+                        continue
                     chunk = self._charge_call(route, transport, ip, chunk, now)
                     if not chunk:
                         continue
@@ -1020,6 +1037,11 @@ class Sender:
             if len(results) != len(envelopes):
                 raise TransportError(
                     f"{len(results)} results for {len(envelopes)} messages",
+                    provider=getattr(transport, "name", None),
+                )
+            if not all(isinstance(r, SendResult) for r in results):
+                raise TransportError(
+                    "a result that is not a SendResult",
                     provider=getattr(transport, "name", None),
                 )
         except Exception as exc:  # a whole-call failure, or a plugin's bug: never lost
@@ -1101,9 +1123,16 @@ class Sender:
             self._throttle(route.keys)  # the whole peer said "too many": slow the route
         settlements: list[Settlement] = []
         events: list[Event] = []
-        if transient and route.failover is not None:
+        if transient:
             route.down_until = now + self._cooldown
+        stay = chunk
+        if transient and self._can_fail_over(route, now):
+            # A message whose last outcome was unknown (a copy may exist) is retried on
+            # its own route only, never through another transport.
+            stay = [x for x in chunk if x.last_reason.startswith(_MAYBE)]
             for lease in chunk:
+                if lease.last_reason.startswith(_MAYBE):
+                    continue
                 settlements.append(
                     Settlement(
                         id=lease.id,
@@ -1122,9 +1151,9 @@ class Sender:
                         retry_at=now,
                     )
                 )
-        else:
+        if stay:
             expired = 0
-            for lease in chunk:
+            for lease in stay:
                 attempts = lease.attempts + 1
                 due = self._schedule.next_attempt(
                     attempts=attempts, created_at=lease.created_at, now=now
@@ -1135,6 +1164,7 @@ class Sender:
                 )
                 if due is None:
                     expired += 1
+                maybe = _MAYBE if lease.last_reason.startswith(_MAYBE) else ""
                 self._retry_or_expire(
                     lease,
                     now,
@@ -1142,7 +1172,7 @@ class Sender:
                     events,
                     pending=lease.recipients,
                     due=due,
-                    reason=reason,
+                    reason=maybe + reason,  # (an unknown outcome stays known as one)
                     why="" if due is not None else _expiry_reason(attempts, reason),
                     outcomes=outcomes,
                     retry_kind=EventKind.FAILED,
@@ -1151,6 +1181,14 @@ class Sender:
             self._metrics.record_outcomes(route.name, expired=expired, settled=expired)
         self._outbox.settle(settlements)
         self._emit(events)
+
+    def _can_fail_over(self, route: _Route, now: float) -> bool:
+        """True when *route* has a failover route that is not cooling down itself (two
+        routes failing over to each other while both are down would otherwise pass
+        their messages back and forth without an attempt)."""
+        if route.failover is None:
+            return False
+        return self._routes[route.failover].down_until <= now
 
     def _retry_or_expire(
         self,
@@ -1224,7 +1262,11 @@ class Sender:
         reached: set[str] = set()  # destinations that answered (accepted or rejected)
         unreachable: set[str] = set()  # destinations deferred with no answer, or 421
         for lease, result in zip(chunk, results, strict=True):
-            if result.status is SendStatus.ACCEPTED and not result.recipient_results:
+            if (
+                result.status is SendStatus.ACCEPTED
+                and not result.recipient_results
+                and (not result.recipients or result.recipients == lease.recipients)
+            ):
                 # The common case, without per-recipient objects: all accepted.
                 outcomes: tuple[RecipientOutcome, ...] = ()
                 accepted = lease.recipients
@@ -1262,8 +1304,6 @@ class Sender:
                         else:
                             throttle.update(route.keys)
             if accepted:
-                sent_n += 1
-                delivery_times.append(max(0.0, now - lease.created_at))
                 if want_events:
                     events.append(
                         self._event(
@@ -1295,6 +1335,12 @@ class Sender:
                     )
             if not deferred:
                 settled_n += 1
+                if accepted:
+                    # A message counts as sent (and gives a delivery time) once, when it
+                    # is done: recipients deferred and accepted on a retry do not count
+                    # it again.
+                    sent_n += 1
+                    delivery_times.append(max(0.0, now - lease.created_at))
                 settlements.append(
                     Settlement(
                         id=lease.id, token=lease.token, action=Settle.DONE, outcomes=outcomes
@@ -1391,14 +1437,16 @@ class Sender:
 
     def _worker(self) -> None:
         while not self._stopping:
+            due = None
             try:
                 leased = self.step()
+                if not leased and not self._stopping:
+                    due = self._outbox.next_due()
             except Exception as exc:  # the store failed: log, wait, try again
                 _log.error("pipeline.worker_error", error=type(exc).__name__, detail=str(exc))
                 leased = 0
             if leased:
                 continue
-            due = self._outbox.next_due() if not self._stopping else None
             wait = self._poll
             if due is not None:
                 wait = min(wait, max(0.001, due - self._clock()))
@@ -1646,8 +1694,9 @@ _STATUS = {
 
 
 def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientOutcome, ...]:
-    """One outcome per leased recipient. A recipient the result does not mention is
-    deferred when the result gives per-recipient detail (never assumed accepted)."""
+    """One outcome per leased recipient. A recipient the result does not mention (in
+    its per-recipient detail, or in its recipients when it names them) is deferred,
+    never assumed accepted."""
     if result.recipient_results:
         by = {r.recipient: r for r in result.recipient_results}
         out = []
@@ -1663,23 +1712,37 @@ def _outcomes(recipients: Sequence[str], result: SendResult) -> tuple[RecipientO
                 )
             else:
                 out.append(
-                    RecipientOutcome(
-                        recipient=rcpt,
-                        status=_STATUS[r.status],
-                        code=r.status_code,
-                        text=r.status_text,
-                        enhanced=r.enhanced_status,
-                    )
+                    _outcome(rcpt, r.status, r.status_code, r.status_text, r.enhanced_status)
                 )
         return tuple(out)
-    status = _STATUS[result.status]
+    covered = set(result.recipients) if result.recipients else None
     return tuple(
-        RecipientOutcome(
-            recipient=rcpt,
-            status=status,
-            code=result.status_code,
-            text=result.status_text,
-            enhanced=result.enhanced_status,
+        _outcome(
+            rcpt, result.status, result.status_code, result.status_text, result.enhanced_status
+        )
+        if covered is None or rcpt in covered
+        else RecipientOutcome(
+            recipient=rcpt, status=OutcomeStatus.DEFERRED, text="no result for this recipient"
         )
         for rcpt in recipients
     )
+
+
+def _outcome(
+    rcpt: str, status: object, code: int | str | None, text: str, enhanced: str | None
+) -> RecipientOutcome:
+    """A recipient's outcome; a status the pipeline does not know is deferred with that
+    reason (never taken for accepted, never a crash that leaves the batch unsettled)."""
+    try:
+        known = _STATUS.get(status)  # type: ignore[call-overload]
+    except TypeError:  # unhashable
+        known = None
+    if known is None:
+        return RecipientOutcome(
+            recipient=rcpt,
+            status=OutcomeStatus.DEFERRED,
+            code=code,
+            text=f"unrecognised status {status!r}" + (f": {text}" if text else ""),
+            enhanced=enhanced,
+        )
+    return RecipientOutcome(recipient=rcpt, status=known, code=code, text=text, enhanced=enhanced)
