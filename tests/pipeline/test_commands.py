@@ -300,6 +300,44 @@ class TestSend:
         assert code == 2
         assert "no .eml files in" in err
 
+    @pytest.mark.parametrize(
+        ("line", "lines"),
+        [
+            (b"x" * 998 + b"\r\n", 27_000),  # over the limit as it is on disk
+            (b"x\n", 9_000_000),  # under it on disk, over it once bare LFs become CRLF
+        ],
+    )
+    def test_a_file_over_the_size_limit_stops_send_before_anything_is_submitted(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        mail: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        line: bytes,
+        lines: int,
+    ) -> None:
+        from mailscale.pipeline import _cli
+
+        monkeypatch.setattr(_cli, "_SUBMIT_CHUNK", 1)  # the good files would go first
+        with open(mail / "sub" / "z.eml", "wb") as f:
+            f.write(b"From: a@example.com\r\nTo: big@example.org\r\nSubject: big\r\n\r\n")
+            f.write(line * lines)
+        db = mail.parent / "o.db"
+        code, out, err = _run(
+            capsys, "send", "--via", _smtp(peer), "--outbox", f"sqlite:///{db}", str(mail)
+        )
+        assert (code, out) == (2, "")
+        assert "z.eml: 27000058 bytes, more than the limit of 26214400" in err
+        assert peer.received == []
+        assert not db.exists()
+
+    @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux /proc")
+    def test_a_file_that_fails_to_read_is_named(self, capsys: pytest.CaptureFixture[str]) -> None:
+        # Reading /proc/self/mem at offset 0 fails with EIO: the read names no file.
+        code, out, err = _run(capsys, "send", "--via", "null://", "/proc/self/mem")
+        assert (code, out) == (2, "")
+        assert err == "mailscale: error: /proc/self/mem: Input/output error\n"
+
 
 def _dead_outbox(path: Path) -> tuple[SQLiteOutbox, list[str]]:
     box = SQLiteOutbox(path)

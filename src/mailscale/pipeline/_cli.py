@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailscale.errors import ConfigurationError, InvalidMessage
+from mailscale.errors import ConfigurationError, InvalidMessage, MessageTooLarge
 
 __all__ = ["SEND_EXIT", "register"]
 
@@ -180,14 +180,31 @@ def _eml_files(paths: Sequence[str]) -> list[Path]:
 
 
 def _headers_envelopes(files: Sequence[Path], sender: str | None) -> list[tuple[Path, Any]]:
-    """Every file's envelope from its headers, all checked before anything is submitted."""
+    """Every file's envelope from its headers, and its size, all checked before anything
+    is submitted."""
+    from mailscale._hot import normalize_line_endings
     from mailscale.message import Envelope
+    from mailscale.pipeline.sender import DEFAULT_MAX_SIZE
 
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
     out = []
     for path in files:
-        with open(path, "rb") as f:
-            head = f.read(1 << 20)  # headers are in the first MiB or the message is broken
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)  # headers are in the first MiB or the message is broken
+                size = os.fstat(f.fileno()).st_size
+                # The Sender refuses it at submit otherwise, after earlier files went out.
+                # Bare LFs become CRLF on the way, so a file over half the limit is measured.
+                if DEFAULT_MAX_SIZE // 2 < size <= DEFAULT_MAX_SIZE:
+                    size = len(normalize_line_endings(head + f.read()))
+        except OSError as exc:
+            if exc.filename is None:  # a failed read names no file (EIO)
+                exc.filename = str(path)
+            raise
+        if size > DEFAULT_MAX_SIZE:
+            raise MessageTooLarge(
+                f"{path}: {size} bytes, more than the limit of {DEFAULT_MAX_SIZE}"
+            )
         end = head.find(b"\n\r\n") if b"\r\n" in head else head.find(b"\n\n")
         try:
             headers = parser.parsebytes(head if end < 0 else head[: end + 1])
