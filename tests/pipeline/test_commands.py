@@ -519,6 +519,35 @@ class TestWorker:
         finally:
             box.close()
 
+    def test_credentials_in_a_composite_url_are_not_shown(
+        self, peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        SQLiteOutbox(tmp_path / "shared.db").close()
+        via = (
+            f"failover(smtp://u:s3cretA@127.0.0.1:{peer.port}?tls=none, "
+            f"smtp://u:s3cretB@127.0.0.1:{free_port()}?tls=none)"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via", via],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        try:
+            assert proc.stderr is not None
+            banner = proc.stderr.readline()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert banner.startswith(f"worker: delivering from {url} via failover(smtp://***@")
+        assert "s3cret" not in banner + out + err
+
 
 def _envelope(i: int) -> object:
     from mailscale.message import Envelope

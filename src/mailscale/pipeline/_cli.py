@@ -370,6 +370,7 @@ def _worker_dict(sender: Any) -> dict[str, Any]:
 def _worker(args: argparse.Namespace) -> int:
     from mailscale.cli import make_console
     from mailscale.pipeline._report import render_health
+    from mailscale.transports import redact_url
 
     sender = _make_sender(args)
     server = None
@@ -379,7 +380,7 @@ def _worker(args: argparse.Namespace) -> int:
             sender.start()
             if not args.json:
                 print(
-                    f"worker: delivering from {args.outbox} via {_redacted(args.via)} "
+                    f"worker: delivering from {args.outbox} via {redact_url(args.via)} "
                     f"(SIGTERM or Ctrl-C stops)",
                     file=sys.stderr,
                     flush=True,
@@ -421,17 +422,6 @@ def _status_line(data: dict[str, Any]) -> str:
         f"{r['deferred']:,} deferred; messages {m['expired']:,} expired; "
         f"{rate:,.0f}/min; queue {data['queue_depth']:,}"
     )
-
-
-def _redacted(url: str) -> str:
-    """The URL without its credentials (user info)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # -- outbox -------------------------------------------------------------------------
