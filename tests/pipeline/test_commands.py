@@ -247,6 +247,8 @@ class TestSend:
             (("--dkim-key", "k.pem"), "--dkim-key, --selector and --domain go together"),
             (("/nonexistent/x.eml",), "/nonexistent/x.eml: No such file or directory"),
             (("--outbox", "nosuch://x"), "outbox URL scheme 'nosuch' is unknown"),
+            (("--metrics-port", "99999"), "--metrics-port: a port is 0 to 65535, got '99999'"),
+            (("--metrics-port", "-1"), "--metrics-port: a port is 0 to 65535, got '-1'"),
         ],
     )
     def test_usage_errors_exit_2(
@@ -262,6 +264,17 @@ class TestSend:
         assert out == ""
         assert message in err
         assert len(err.splitlines()) == 1
+
+    def test_a_metrics_port_in_use_is_named(
+        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, mail: Path
+    ) -> None:
+        port = str(peer.port)
+        code, out, err = _run(
+            capsys, "send", "--via", _smtp(peer), "--metrics-port", port, str(mail)
+        )
+        assert (code, out) == (2, "")
+        assert err == f"mailscale: error: 127.0.0.1:{port}: Address already in use\n"
+        assert peer.received == []
 
     def test_a_message_without_recipients_is_an_input_error(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -59,6 +59,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -101,7 +111,7 @@ def _add_delivery_options(parser: argparse.ArgumentParser, *, outbox_required: b
     parser.add_argument("--no-progress", action="store_true", help="show no progress")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (needs the mailscale[prometheus] extra)",
     )
@@ -133,7 +143,11 @@ def _serve_metrics(args: argparse.Namespace, sender: Any) -> Any:
         return None
     from mailscale.pipeline.prometheus import serve
 
-    server, _ = serve(sender, port=args.metrics_port)
+    try:
+        server, _ = serve(sender, port=args.metrics_port)
+    except OSError as exc:  # the port is taken: the error names no address
+        exc.filename = exc.filename or f"127.0.0.1:{args.metrics_port}"
+        raise
     print(f"metrics: http://127.0.0.1:{server.server_port}/metrics", file=sys.stderr)
     return server
 
