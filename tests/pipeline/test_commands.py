@@ -452,6 +452,21 @@ class TestOutbox:
         assert out.splitlines()[0] == f"{url}: 2 queued"
         assert out.splitlines()[-1].startswith("on disk: ")
 
+    @pytest.mark.parametrize(("action", "done"), [("retry", "retried"), ("purge", "purged")])
+    def test_ids_that_are_not_dead_letters_are_named_and_nothing_is_done(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, action: str, done: str
+    ) -> None:
+        db = tmp_path / "o.db"
+        box, dead = _dead_outbox(db)
+        box.close()
+        url = f"sqlite:///{db}"
+        code, out, err = _run(capsys, "outbox", action, url, dead[0], "nosuch", "--json")
+        assert (code, out) == (2, "")
+        assert err == "mailscale: error: no dead letter with id nosuch\n"
+        code, out, _ = _run(capsys, "outbox", "stats", url, "--json")
+        assert json.loads(out)["by_state"]["dead"] == 2
+        assert _run(capsys, "outbox", action, url, *dead, "--json")[:2] == (0, f'{{"{done}": 2}}\n')
+
     def test_a_missing_file_is_not_created(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:

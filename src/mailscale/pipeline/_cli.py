@@ -492,6 +492,19 @@ def _dead_dict(d: Any) -> dict[str, Any]:
     }
 
 
+def _not_dead(box: Any, ids: Sequence[str]) -> list[str]:
+    """Those of *ids* that are not dead letters of *box*."""
+    wanted = set(ids)
+    offset = 0
+    while wanted:
+        page = box.dead_letters(limit=1000, offset=offset)
+        wanted.difference_update(d.id for d in page)
+        if len(page) < 1000:
+            break
+        offset += len(page)
+    return [i for i in dict.fromkeys(ids) if i in wanted]
+
+
 def _outbox(args: argparse.Namespace) -> int:
     from mailscale.cli import make_console
 
@@ -541,6 +554,10 @@ def _outbox(args: argparse.Namespace) -> int:
                 )
             return 0
         ids = list(args.ids) or None
+        if ids is not None:
+            missing = _not_dead(box, ids)
+            if missing:  # a mistyped id would otherwise be "retried 0", exit 0
+                raise ConfigurationError(f"no dead letter with id {', '.join(missing)}")
         if action == "retry":
             n = box.retry_dead(ids)
             result = {"retried": n}
