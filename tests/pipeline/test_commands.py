@@ -155,6 +155,21 @@ class TestSend:
         assert ("\x1b[38;" in bar.decode()) is not no_color  # colour only without NO_COLOR
         assert "messages: 3 submitted, 3 accepted" in out
 
+    def test_bcc_recipients_get_the_message_without_the_bcc_field(
+        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        head = b"From: s@example.com\r\nTo: to@example.org\r\n"
+        rest = b"Subject: x\r\n\r\nBcc: in the body stays\r\n"
+        (tmp_path / "b.eml").write_bytes(
+            head + b"BCC: one@example.org,\r\n two@example.net\r\n" + rest
+        )
+        code, _, err = _run(capsys, "send", "--via", _smtp(peer), str(tmp_path / "b.eml"))
+        assert code == 0, err
+        [received] = peer.received
+        assert received.rcpt_tos == ("to@example.org", "one@example.org", "two@example.net")
+        assert received.content.endswith(head + rest)
+        assert b"one@" not in received.content
+
     def test_rejected_recipients_exit_1_and_are_named(
         self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
     ) -> None:

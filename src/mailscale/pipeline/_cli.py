@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -231,11 +232,25 @@ def _headers_envelopes(files: Sequence[Path], sender: str | None) -> list[tuple[
     return out
 
 
+_BCC = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n|\r)?(?:[ \t].*(?:\r?\n|\r)?)*")
+
+
+def _without_bcc(data: bytes) -> bytes:
+    """*data* without its Bcc fields (folded lines too), as ``sendmail -t`` and
+    ``Envelope.to_bytes`` send: every recipient would see the blind copies otherwise."""
+    end = data.find(b"\n\r\n") if b"\r\n" in data else data.find(b"\n\n")
+    head, body = (data, b"") if end < 0 else (data[: end + 1], data[end + 1 :])
+    return _BCC.sub(b"", head) + body
+
+
 def _read_envelopes(checked: Sequence[tuple[Path, Any]]) -> Iterator[Any]:
     from mailscale.message import Envelope
 
     for path, found in checked:
-        yield Envelope(sender=found.sender, recipients=found.recipients, message=path.read_bytes())
+        data = path.read_bytes()
+        if "Bcc" in found.message:
+            data = _without_bcc(data)
+        yield Envelope(sender=found.sender, recipients=found.recipients, message=data)
 
 
 def _send_status(counts: dict[str, int]) -> int:
@@ -620,7 +635,7 @@ def register(subparsers: Any) -> None:
         description="Submit .eml files into an outbox and deliver them (DKIM-signed when a "
         "key is given), with progress, then the KPIs and the health verdict. "
         "Envelope sender and recipients come from From and To/Cc/Bcc; the file's "
-        "bytes are sent as they are.",
+        "bytes are sent as they are, less any Bcc field.",
     )
     send.add_argument("paths", nargs="+", metavar="PATH", help=".eml files or directories")
     _add_delivery_options(send, outbox_required=False)
