@@ -194,6 +194,23 @@ class TestSend:
         assert failure["enhanced"] == "5.1.1"
         assert failure["message_id"] == "<r.eml@example.com>"
 
+    def test_summary_and_rejection_lines_are_whole_however_narrow_the_output(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "40")
+        _eml(tmp_path, "r.eml", "reject@example.org")
+        code, out, _ = _run(capsys, "send", "--via", _smtp(peer), str(tmp_path))
+        assert code == 1
+        lines = out.splitlines()
+        assert "messages: 1 submitted, 0 accepted, 1 rejected, 0 expired, 0 pending" in lines
+        assert "  rejected: reject@example.org: 550 5.1.1 No such user here" in lines
+        [health] = [line for line in lines if line.startswith("health: ")]
+        assert health.startswith("health: unhealthy (") and health.endswith("bounce rate)")
+
     def test_deferred_messages_are_pending_exit_3_and_stay_in_a_durable_outbox(
         self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
     ) -> None:
@@ -482,6 +499,20 @@ class TestOutbox:
         assert json.loads(out)["by_state"]["dead"] == 2
         assert _run(capsys, "outbox", action, url, *dead, "--json")[:2] == (0, f'{{"{done}": 2}}\n')
 
+    def test_a_dead_letter_is_one_line_however_narrow_the_output(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "40")
+        box, dead = _dead_outbox(tmp_path / "o.db")
+        box.close()
+        code, out, _ = _run(capsys, "outbox", "dead", f"sqlite:///{tmp_path / 'o.db'}")
+        assert code == 0
+        assert out.splitlines() == [
+            f"{dead[i]} <m{i}@example.com> to r{i}@example.org: "
+            "expired after 9 attempts: 451 try later (0 attempts)"
+            for i in range(2)
+        ]
+
     def test_a_missing_file_is_not_created(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:
@@ -561,6 +592,32 @@ class TestWorker:
             assert box.stats().by_state == {"queued": 0, "leased": 0, "done": 30, "dead": 0}
         finally:
             box.close()
+
+    def test_the_status_line_is_one_line_however_narrow_the_output(
+        self, peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        SQLiteOutbox(tmp_path / "shared.db").close()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via", _smtp(peer)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_env(), "COLUMNS": "40"},
+        )
+        try:
+            assert proc.stderr is not None
+            proc.stderr.readline()  # the banner: the signal handlers are in place
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert out.splitlines()[0] == (
+            "recipients 0 accepted, 0 rejected, 0 deferred; messages 0 expired; 0/min; queue 0"
+        )
 
     def test_credentials_in_a_composite_url_are_not_shown(
         self, peer: SMTPPeer, tmp_path: Path

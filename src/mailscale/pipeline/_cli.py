@@ -352,6 +352,7 @@ def _send(args: argparse.Namespace) -> int:
                     f"  {f['outcome']}: {', '.join(f['recipients'])}: "
                     f"{f['code'] or ''} {f['text']}".rstrip(),
                     markup=False,
+                    soft_wrap=True,
                 )
             if counts["pending"]:
                 where = (
@@ -433,7 +434,7 @@ def _worker(args: argparse.Namespace) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
         else:
             console = make_console()
-            console.print(_status_line(data), markup=False)
+            console.print(_status_line(data), markup=False, soft_wrap=True)
             render_health(console, sender.health())
         return 0
     finally:
@@ -539,6 +540,7 @@ def _outbox(args: argparse.Namespace) -> int:
                     "waiting by priority: "
                     + ", ".join(f"{n:,} {p}" for p, n in sorted(data["by_priority"].items())),
                     markup=False,
+                    soft_wrap=True,
                 )
             if data["by_route"]:
                 console.print(
@@ -547,6 +549,7 @@ def _outbox(args: argparse.Namespace) -> int:
                         f"{n:,} {r or 'default'}" for r, n in sorted(data["by_route"].items())
                     ),
                     markup=False,
+                    soft_wrap=True,
                 )
             if data["oldest_age_seconds"] is not None:
                 console.print(f"oldest waiting: {data['oldest_age_seconds']:,.0f} s")
@@ -566,6 +569,7 @@ def _outbox(args: argparse.Namespace) -> int:
                     f"{d.id} {d.message_id} to {', '.join(d.recipients)}: "
                     f"{d.reason} ({d.attempts} attempts)",
                     markup=False,
+                    soft_wrap=True,
                 )
             return 0
         ids = list(args.ids) or None
