@@ -593,6 +593,13 @@ class TestWorker:
         finally:
             box.close()
 
+    def test_a_memory_outbox_is_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out, err = _run(capsys, "worker", "--outbox", "memory://", "--via", "null://")
+        assert (code, out) == (2, "")
+        assert err == (
+            "mailscale: error: a memory:// outbox lives in one process: give a sqlite:/// URL\n"
+        )
+
     def test_the_status_line_is_one_line_however_narrow_the_output(
         self, peer: SMTPPeer, tmp_path: Path
     ) -> None:

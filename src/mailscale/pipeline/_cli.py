@@ -402,6 +402,8 @@ def _worker(args: argparse.Namespace) -> int:
     from mailscale.pipeline._report import render_health
     from mailscale.transports import redact_url
 
+    if args.outbox.startswith("memory:"):  # no other process can submit into it
+        raise ConfigurationError("a memory:// outbox lives in one process: give a sqlite:/// URL")
     sender = _make_sender(args)
     server = None
     try:
