@@ -155,6 +155,21 @@ class TestSend:
         assert ("\x1b[38;" in bar.decode()) is not no_color  # colour only without NO_COLOR
         assert "messages: 3 submitted, 3 accepted" in out
 
+    def test_bcc_recipients_get_the_message_without_the_bcc_field(
+        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        head = b"From: s@example.com\r\nTo: to@example.org\r\n"
+        rest = b"Subject: x\r\n\r\nBcc: in the body stays\r\n"
+        (tmp_path / "b.eml").write_bytes(
+            head + b"BCC: one@example.org,\r\n two@example.net\r\n" + rest
+        )
+        code, _, err = _run(capsys, "send", "--via", _smtp(peer), str(tmp_path / "b.eml"))
+        assert code == 0, err
+        [received] = peer.received
+        assert received.rcpt_tos == ("to@example.org", "one@example.org", "two@example.net")
+        assert received.content.endswith(head + rest)
+        assert b"one@" not in received.content
+
     def test_rejected_recipients_exit_1_and_are_named(
         self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
     ) -> None:
@@ -178,6 +193,23 @@ class TestSend:
         assert failure["code"] == 550
         assert failure["enhanced"] == "5.1.1"
         assert failure["message_id"] == "<r.eml@example.com>"
+
+    def test_summary_and_rejection_lines_are_whole_however_narrow_the_output(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "40")
+        _eml(tmp_path, "r.eml", "reject@example.org")
+        code, out, _ = _run(capsys, "send", "--via", _smtp(peer), str(tmp_path))
+        assert code == 1
+        lines = out.splitlines()
+        assert "messages: 1 submitted, 0 accepted, 1 rejected, 0 expired, 0 pending" in lines
+        assert "  rejected: reject@example.org: 550 5.1.1 No such user here" in lines
+        [health] = [line for line in lines if line.startswith("health: ")]
+        assert health.startswith("health: unhealthy (") and health.endswith("bounce rate)")
 
     def test_deferred_messages_are_pending_exit_3_and_stay_in_a_durable_outbox(
         self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, tmp_path: Path
@@ -247,6 +279,8 @@ class TestSend:
             (("--dkim-key", "k.pem"), "--dkim-key, --selector and --domain go together"),
             (("/nonexistent/x.eml",), "/nonexistent/x.eml: No such file or directory"),
             (("--outbox", "nosuch://x"), "outbox URL scheme 'nosuch' is unknown"),
+            (("--metrics-port", "99999"), "--metrics-port: a port is 0 to 65535, got '99999'"),
+            (("--metrics-port", "-1"), "--metrics-port: a port is 0 to 65535, got '-1'"),
         ],
     )
     def test_usage_errors_exit_2(
@@ -262,6 +296,17 @@ class TestSend:
         assert out == ""
         assert message in err
         assert len(err.splitlines()) == 1
+
+    def test_a_metrics_port_in_use_is_named(
+        self, capsys: pytest.CaptureFixture[str], peer: SMTPPeer, mail: Path
+    ) -> None:
+        port = str(peer.port)
+        code, out, err = _run(
+            capsys, "send", "--via", _smtp(peer), "--metrics-port", port, str(mail)
+        )
+        assert (code, out) == (2, "")
+        assert err == f"mailscale: error: 127.0.0.1:{port}: Address already in use\n"
+        assert peer.received == []
 
     def test_a_message_without_recipients_is_an_input_error(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
@@ -299,6 +344,44 @@ class TestSend:
         code, _, err = _run(capsys, "send", "--via", "null://", str(tmp_path))
         assert code == 2
         assert "no .eml files in" in err
+
+    @pytest.mark.parametrize(
+        ("line", "lines"),
+        [
+            (b"x" * 998 + b"\r\n", 27_000),  # over the limit as it is on disk
+            (b"x\n", 9_000_000),  # under it on disk, over it once bare LFs become CRLF
+        ],
+    )
+    def test_a_file_over_the_size_limit_stops_send_before_anything_is_submitted(
+        self,
+        capsys: pytest.CaptureFixture[str],
+        peer: SMTPPeer,
+        mail: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        line: bytes,
+        lines: int,
+    ) -> None:
+        from mailscale.pipeline import _cli
+
+        monkeypatch.setattr(_cli, "_SUBMIT_CHUNK", 1)  # the good files would go first
+        with open(mail / "sub" / "z.eml", "wb") as f:
+            f.write(b"From: a@example.com\r\nTo: big@example.org\r\nSubject: big\r\n\r\n")
+            f.write(line * lines)
+        db = mail.parent / "o.db"
+        code, out, err = _run(
+            capsys, "send", "--via", _smtp(peer), "--outbox", f"sqlite:///{db}", str(mail)
+        )
+        assert (code, out) == (2, "")
+        assert "z.eml: 27000058 bytes, more than the limit of 26214400" in err
+        assert peer.received == []
+        assert not db.exists()
+
+    @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux /proc")
+    def test_a_file_that_fails_to_read_is_named(self, capsys: pytest.CaptureFixture[str]) -> None:
+        # Reading /proc/self/mem at offset 0 fails with EIO: the read names no file.
+        code, out, err = _run(capsys, "send", "--via", "null://", "/proc/self/mem")
+        assert (code, out) == (2, "")
+        assert err == "mailscale: error: /proc/self/mem: Input/output error\n"
 
 
 def _dead_outbox(path: Path) -> tuple[SQLiteOutbox, list[str]]:
@@ -401,6 +484,35 @@ class TestOutbox:
         assert out.splitlines()[0] == f"{url}: 2 queued"
         assert out.splitlines()[-1].startswith("on disk: ")
 
+    @pytest.mark.parametrize(("action", "done"), [("retry", "retried"), ("purge", "purged")])
+    def test_ids_that_are_not_dead_letters_are_named_and_nothing_is_done(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, action: str, done: str
+    ) -> None:
+        db = tmp_path / "o.db"
+        box, dead = _dead_outbox(db)
+        box.close()
+        url = f"sqlite:///{db}"
+        code, out, err = _run(capsys, "outbox", action, url, dead[0], "nosuch", "--json")
+        assert (code, out) == (2, "")
+        assert err == "mailscale: error: no dead letter with id nosuch\n"
+        code, out, _ = _run(capsys, "outbox", "stats", url, "--json")
+        assert json.loads(out)["by_state"]["dead"] == 2
+        assert _run(capsys, "outbox", action, url, *dead, "--json")[:2] == (0, f'{{"{done}": 2}}\n')
+
+    def test_a_dead_letter_is_one_line_however_narrow_the_output(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "40")
+        box, dead = _dead_outbox(tmp_path / "o.db")
+        box.close()
+        code, out, _ = _run(capsys, "outbox", "dead", f"sqlite:///{tmp_path / 'o.db'}")
+        assert code == 0
+        assert out.splitlines() == [
+            f"{dead[i]} <m{i}@example.com> to r{i}@example.org: "
+            "expired after 9 attempts: 451 try later (0 attempts)"
+            for i in range(2)
+        ]
+
     def test_a_missing_file_is_not_created(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:
@@ -480,6 +592,68 @@ class TestWorker:
             assert box.stats().by_state == {"queued": 0, "leased": 0, "done": 30, "dead": 0}
         finally:
             box.close()
+
+    def test_a_memory_outbox_is_refused(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out, err = _run(capsys, "worker", "--outbox", "memory://", "--via", "null://")
+        assert (code, out) == (2, "")
+        assert err == (
+            "mailscale: error: a memory:// outbox lives in one process: give a sqlite:/// URL\n"
+        )
+
+    def test_the_status_line_is_one_line_however_narrow_the_output(
+        self, peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        SQLiteOutbox(tmp_path / "shared.db").close()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via", _smtp(peer)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_env(), "COLUMNS": "40"},
+        )
+        try:
+            assert proc.stderr is not None
+            proc.stderr.readline()  # the banner: the signal handlers are in place
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert out.splitlines()[0] == (
+            "recipients 0 accepted, 0 rejected, 0 deferred; messages 0 expired; 0/min; queue 0"
+        )
+
+    def test_credentials_in_a_composite_url_are_not_shown(
+        self, peer: SMTPPeer, tmp_path: Path
+    ) -> None:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        SQLiteOutbox(tmp_path / "shared.db").close()
+        via = (
+            f"failover(smtp://u:s3cretA@127.0.0.1:{peer.port}?tls=none, "
+            f"smtp://u:s3cretB@127.0.0.1:{free_port()}?tls=none)"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailscale", "worker", "--outbox", url, "--via", via],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        try:
+            assert proc.stderr is not None
+            banner = proc.stderr.readline()
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert banner.startswith(f"worker: delivering from {url} via failover(smtp://***@")
+        assert "s3cret" not in banner + out + err
 
 
 def _envelope(i: int) -> object:

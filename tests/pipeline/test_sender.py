@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 import structlog.testing
@@ -25,6 +26,7 @@ from mailscale.pipeline import (
     DeliverySchedule,
     Event,
     EventKind,
+    Lease,
     MemoryOutbox,
     Route,
     RouteRule,
@@ -836,6 +838,24 @@ class TestRunning:
             assert sender.running
         assert not sender.running
         assert 50 == len(transport.outbox)
+
+    def test_idle_workers_sleep_instead_of_waking_each_other(self) -> None:
+        """Four workers with nothing to do look about once a poll interval each (a look
+        that found nothing used to wake the others, which looked and woke it again)."""
+
+        class Counting(MemoryOutbox):
+            looks = 0
+
+            def lease(self, n: int, **options: Any) -> list[Lease]:
+                with lock:
+                    Counting.looks += 1
+                return super().lease(n, **options)
+
+        lock = threading.Lock()
+        with Sender(MemoryTransport(), outbox=Counting(), workers=4, poll_interval=1.0):
+            time.sleep(1.5)
+        # At most two looks a second per worker, two lease calls each (lead priority, rest).
+        assert Counting.looks <= 4 * 2 * 2 * 2
 
     def test_many_workers_deliver_everything_once(self) -> None:
         """Four workers, a shaper, deferrals and retries on the real clock: every message

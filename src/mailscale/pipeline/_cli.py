@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailscale.errors import ConfigurationError, InvalidMessage
+from mailscale.errors import ConfigurationError, InvalidMessage, MessageTooLarge
 
 __all__ = ["SEND_EXIT", "register"]
 
@@ -56,6 +57,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text!r}")
     return value
 
 
@@ -101,7 +112,7 @@ def _add_delivery_options(parser: argparse.ArgumentParser, *, outbox_required: b
     parser.add_argument("--no-progress", action="store_true", help="show no progress")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="serve Prometheus metrics on 127.0.0.1:PORT (needs the mailscale[prometheus] extra)",
     )
@@ -133,7 +144,11 @@ def _serve_metrics(args: argparse.Namespace, sender: Any) -> Any:
         return None
     from mailscale.pipeline.prometheus import serve
 
-    server, _ = serve(sender, port=args.metrics_port)
+    try:
+        server, _ = serve(sender, port=args.metrics_port)
+    except OSError as exc:  # the port is taken: the error names no address
+        exc.filename = exc.filename or f"127.0.0.1:{args.metrics_port}"
+        raise
     print(f"metrics: http://127.0.0.1:{server.server_port}/metrics", file=sys.stderr)
     return server
 
@@ -180,14 +195,31 @@ def _eml_files(paths: Sequence[str]) -> list[Path]:
 
 
 def _headers_envelopes(files: Sequence[Path], sender: str | None) -> list[tuple[Path, Any]]:
-    """Every file's envelope from its headers, all checked before anything is submitted."""
+    """Every file's envelope from its headers, and its size, all checked before anything
+    is submitted."""
+    from mailscale._hot import normalize_line_endings
     from mailscale.message import Envelope
+    from mailscale.pipeline.sender import DEFAULT_MAX_SIZE
 
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
     out = []
     for path in files:
-        with open(path, "rb") as f:
-            head = f.read(1 << 20)  # headers are in the first MiB or the message is broken
+        try:
+            with open(path, "rb") as f:
+                head = f.read(1 << 20)  # headers are in the first MiB or the message is broken
+                size = os.fstat(f.fileno()).st_size
+                # The Sender refuses it at submit otherwise, after earlier files went out.
+                # Bare LFs become CRLF on the way, so a file over half the limit is measured.
+                if DEFAULT_MAX_SIZE // 2 < size <= DEFAULT_MAX_SIZE:
+                    size = len(normalize_line_endings(head + f.read()))
+        except OSError as exc:
+            if exc.filename is None:  # a failed read names no file (EIO)
+                exc.filename = str(path)
+            raise
+        if size > DEFAULT_MAX_SIZE:
+            raise MessageTooLarge(
+                f"{path}: {size} bytes, more than the limit of {DEFAULT_MAX_SIZE}"
+            )
         end = head.find(b"\n\r\n") if b"\r\n" in head else head.find(b"\n\n")
         try:
             headers = parser.parsebytes(head if end < 0 else head[: end + 1])
@@ -200,11 +232,25 @@ def _headers_envelopes(files: Sequence[Path], sender: str | None) -> list[tuple[
     return out
 
 
+_BCC = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n|\r)?(?:[ \t].*(?:\r?\n|\r)?)*")
+
+
+def _without_bcc(data: bytes) -> bytes:
+    """*data* without its Bcc fields (folded lines too), as ``sendmail -t`` and
+    ``Envelope.to_bytes`` send: every recipient would see the blind copies otherwise."""
+    end = data.find(b"\n\r\n") if b"\r\n" in data else data.find(b"\n\n")
+    head, body = (data, b"") if end < 0 else (data[: end + 1], data[end + 1 :])
+    return _BCC.sub(b"", head) + body
+
+
 def _read_envelopes(checked: Sequence[tuple[Path, Any]]) -> Iterator[Any]:
     from mailscale.message import Envelope
 
     for path, found in checked:
-        yield Envelope(sender=found.sender, recipients=found.recipients, message=path.read_bytes())
+        data = path.read_bytes()
+        if "Bcc" in found.message:
+            data = _without_bcc(data)
+        yield Envelope(sender=found.sender, recipients=found.recipients, message=data)
 
 
 def _send_status(counts: dict[str, int]) -> int:
@@ -306,6 +352,7 @@ def _send(args: argparse.Namespace) -> int:
                     f"  {f['outcome']}: {', '.join(f['recipients'])}: "
                     f"{f['code'] or ''} {f['text']}".rstrip(),
                     markup=False,
+                    soft_wrap=True,
                 )
             if counts["pending"]:
                 where = (
@@ -353,7 +400,10 @@ def _worker_dict(sender: Any) -> dict[str, Any]:
 def _worker(args: argparse.Namespace) -> int:
     from mailscale.cli import make_console
     from mailscale.pipeline._report import render_health
+    from mailscale.transports import redact_url
 
+    if args.outbox.startswith("memory:"):  # no other process can submit into it
+        raise ConfigurationError("a memory:// outbox lives in one process: give a sqlite:/// URL")
     sender = _make_sender(args)
     server = None
     try:
@@ -362,7 +412,7 @@ def _worker(args: argparse.Namespace) -> int:
             sender.start()
             if not args.json:
                 print(
-                    f"worker: delivering from {args.outbox} via {_redacted(args.via)} "
+                    f"worker: delivering from {args.outbox} via {redact_url(args.via)} "
                     f"(SIGTERM or Ctrl-C stops)",
                     file=sys.stderr,
                     flush=True,
@@ -386,7 +436,7 @@ def _worker(args: argparse.Namespace) -> int:
             print(json.dumps(data, indent=2, sort_keys=True))
         else:
             console = make_console()
-            console.print(_status_line(data), markup=False)
+            console.print(_status_line(data), markup=False, soft_wrap=True)
             render_health(console, sender.health())
         return 0
     finally:
@@ -404,17 +454,6 @@ def _status_line(data: dict[str, Any]) -> str:
         f"{r['deferred']:,} deferred; messages {m['expired']:,} expired; "
         f"{rate:,.0f}/min; queue {data['queue_depth']:,}"
     )
-
-
-def _redacted(url: str) -> str:
-    """The URL without its credentials (user info)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 # -- outbox -------------------------------------------------------------------------
@@ -471,6 +510,19 @@ def _dead_dict(d: Any) -> dict[str, Any]:
     }
 
 
+def _not_dead(box: Any, ids: Sequence[str]) -> list[str]:
+    """Those of *ids* that are not dead letters of *box*."""
+    wanted = set(ids)
+    offset = 0
+    while wanted:
+        page = box.dead_letters(limit=1000, offset=offset)
+        wanted.difference_update(d.id for d in page)
+        if len(page) < 1000:
+            break
+        offset += len(page)
+    return [i for i in dict.fromkeys(ids) if i in wanted]
+
+
 def _outbox(args: argparse.Namespace) -> int:
     from mailscale.cli import make_console
 
@@ -490,6 +542,7 @@ def _outbox(args: argparse.Namespace) -> int:
                     "waiting by priority: "
                     + ", ".join(f"{n:,} {p}" for p, n in sorted(data["by_priority"].items())),
                     markup=False,
+                    soft_wrap=True,
                 )
             if data["by_route"]:
                 console.print(
@@ -498,6 +551,7 @@ def _outbox(args: argparse.Namespace) -> int:
                         f"{n:,} {r or 'default'}" for r, n in sorted(data["by_route"].items())
                     ),
                     markup=False,
+                    soft_wrap=True,
                 )
             if data["oldest_age_seconds"] is not None:
                 console.print(f"oldest waiting: {data['oldest_age_seconds']:,.0f} s")
@@ -517,9 +571,14 @@ def _outbox(args: argparse.Namespace) -> int:
                     f"{d.id} {d.message_id} to {', '.join(d.recipients)}: "
                     f"{d.reason} ({d.attempts} attempts)",
                     markup=False,
+                    soft_wrap=True,
                 )
             return 0
         ids = list(args.ids) or None
+        if ids is not None:
+            missing = _not_dead(box, ids)
+            if missing:  # a mistyped id would otherwise be "retried 0", exit 0
+                raise ConfigurationError(f"no dead letter with id {', '.join(missing)}")
         if action == "retry":
             n = box.retry_dead(ids)
             result = {"retried": n}
@@ -582,7 +641,7 @@ def register(subparsers: Any) -> None:
         description="Submit .eml files into an outbox and deliver them (DKIM-signed when a "
         "key is given), with progress, then the KPIs and the health verdict. "
         "Envelope sender and recipients come from From and To/Cc/Bcc; the file's "
-        "bytes are sent as they are.",
+        "bytes are sent as they are, less any Bcc field.",
     )
     send.add_argument("paths", nargs="+", metavar="PATH", help=".eml files or directories")
     _add_delivery_options(send, outbox_required=False)

@@ -260,10 +260,11 @@ def render_summary(
     console.print(
         f"messages: {counts['submitted']:,} submitted, {counts['accepted']:,} accepted, "
         f"{counts['rejected']:,} rejected, {counts['expired']:,} expired, "
-        f"{counts['pending']:,} pending"
+        f"{counts['pending']:,} pending",
+        soft_wrap=True,
     )
     for label, text in extra or []:
-        console.print(f"{label}: {text}")
+        console.print(f"{label}: {text}", soft_wrap=True)
     render_health(console, report)
 
 
@@ -286,8 +287,9 @@ def render_health(console: Any, report: Any) -> None:
     console.print(table)
     if report.healthy:
         console.print(
-            "health: [bold green]healthy[/bold green] (every measured KPI meets its target)"
+            "health: [bold green]healthy[/bold green] (every measured KPI meets its target)",
+            soft_wrap=True,
         )
     else:
         failed = ", ".join(r.label for r in report.failed)
-        console.print(f"health: [bold red]unhealthy[/bold red] ({failed})")
+        console.print(f"health: [bold red]unhealthy[/bold red] ({failed})", soft_wrap=True)

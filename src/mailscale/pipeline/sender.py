@@ -546,6 +546,7 @@ class Sender:
         were leased (0 when nothing was ready)."""
         with self._cond:
             self._inflight += 1
+        leases: list[Lease] = []
         try:
             leases = self._lease()
             if leases:
@@ -554,7 +555,10 @@ class Sender:
         finally:
             with self._cond:
                 self._inflight -= 1
-                self._cond.notify_all()
+                # Only after work: idle workers woken by a look that found nothing would
+                # look and wake each other again, a busy loop (drain polls on its own).
+                if leases:
+                    self._cond.notify_all()
 
     def _process(self, leases: list[Lease]) -> None:
         groups: dict[str, list[Lease]] = {}
